@@ -1,0 +1,208 @@
+// fastconv._cpu: the CPU kernels for NumPy arrays.
+// Python (functional.py) validates arguments and allocates outputs; this file re-checks only
+// what would make a pointer unsafe (dtype, contiguity, element counts), releases the GIL and
+// calls the kernel table of the ISA in effect.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <cstdio>
+#include <stdexcept>
+#include <string>
+
+#include "../cpu/kernels.h"
+#include "params_from_python.h"
+
+namespace py = pybind11;
+using namespace fastconv;
+
+namespace {
+
+enum class DType { f32, f64 };
+
+DType dtype_of(const py::array& a, const char* name) {
+  if (a.dtype().is(py::dtype::of<float>())) return DType::f32;
+  if (a.dtype().is(py::dtype::of<double>())) return DType::f64;
+  throw std::invalid_argument(std::string(name) + ": expected float32 or float64");
+}
+
+// Pointer to a C-contiguous array of `count` elements of dtype T (checked).
+template <typename T>
+T* data_of(const py::array& a, int64_t count, const char* name, bool writable) {
+  if (!a.dtype().is(py::dtype::of<T>()))
+    throw std::invalid_argument(std::string(name) + ": dtype does not match the other arrays");
+  if (!(a.flags() & py::array::c_style))
+    throw std::invalid_argument(std::string(name) + ": must be C-contiguous");
+  if (a.size() != count)
+    throw std::invalid_argument(std::string(name) + ": has " + std::to_string(a.size()) +
+                                " elements, expected " + std::to_string(count));
+  if (writable && !a.writeable()) throw std::invalid_argument(std::string(name) + ": not writable");
+  return static_cast<T*>(const_cast<void*>(a.data()));
+}
+
+template <typename T>
+const CpuOps<T>& ops() {
+  if constexpr (sizeof(T) == 4) return cpu_kernels().f32;
+  else return cpu_kernels().f64;
+}
+
+void log_kernel(const char* op, const Conv2dParams& p, DType dt) {
+  if (!verbose()) return;
+  std::fprintf(stderr,
+               "fastconv: %s %s %s isa=%s x=(%lld,%lld,%lld,%lld) K=%lld RxS=%lldx%lld "
+               "stride=%lldx%lld dil=%lldx%lld -> PxQ=%lldx%lld threads=%d\n",
+               op, dt == DType::f32 ? "f32" : "f64", p.layout == Layout::NCHW ? "NCHW" : "NHWC",
+               isa_name(current_isa()), (long long)p.N, (long long)p.C, (long long)p.H,
+               (long long)p.W, (long long)p.K, (long long)p.R, (long long)p.S,
+               (long long)p.stride_h, (long long)p.stride_w, (long long)p.dil_h,
+               (long long)p.dil_w, (long long)p.P, (long long)p.Q, num_threads());
+}
+
+template <typename T>
+void conv2d_forward_t(const Conv2dParams& p, const py::array& x, const py::array& w,
+                      const py::object& bias, const py::array& y) {
+  const T* xp = data_of<T>(x, p.x_size(), "x", false);
+  const T* wp = data_of<T>(w, p.w_size(), "weight", false);
+  const T* bp = bias.is_none() ? nullptr : data_of<T>(bias.cast<py::array>(), p.K, "bias", false);
+  T* yp = data_of<T>(y, p.y_size(), "y", true);
+  auto fn = ops<T>().conv2d_fwd;
+  py::gil_scoped_release release;
+  fn(p, xp, wp, bp, yp);
+}
+
+template <typename T>
+void conv2d_backward_data_t(const Conv2dParams& p, const py::array& gy, const py::array& w,
+                            const py::array& gx) {
+  const T* gyp = data_of<T>(gy, p.y_size(), "grad_y", false);
+  const T* wp = data_of<T>(w, p.w_size(), "weight", false);
+  T* gxp = data_of<T>(gx, p.x_size(), "grad_x", true);
+  auto fn = ops<T>().conv2d_bwd_data;
+  py::gil_scoped_release release;
+  fn(p, gyp, wp, gxp);
+}
+
+template <typename T>
+void conv2d_backward_weight_t(const Conv2dParams& p, const py::array& gy, const py::array& x,
+                              const py::array& gw, const py::object& gb) {
+  const T* gyp = data_of<T>(gy, p.y_size(), "grad_y", false);
+  const T* xp = data_of<T>(x, p.x_size(), "x", false);
+  T* gwp = data_of<T>(gw, p.w_size(), "grad_weight", true);
+  T* gbp = gb.is_none() ? nullptr : data_of<T>(gb.cast<py::array>(), p.K, "grad_bias", true);
+  auto fn = ops<T>().conv2d_bwd_weight;
+  py::gil_scoped_release release;
+  fn(p, gyp, xp, gwp, gbp);
+}
+
+template <typename T>
+void maxpool2d_forward_t(const Pool2dParams& p, const py::array& x, const py::array& y,
+                         const py::array& idx) {
+  const T* xp = data_of<T>(x, p.x_size(), "x", false);
+  T* yp = data_of<T>(y, p.y_size(), "y", true);
+  int64_t* ip = data_of<int64_t>(idx, p.y_size(), "indices", true);
+  auto fn = ops<T>().maxpool2d_fwd;
+  py::gil_scoped_release release;
+  fn(p, xp, yp, ip);
+}
+
+template <typename T>
+void maxpool2d_backward_t(const Pool2dParams& p, const py::array& gy, const py::array& idx,
+                          const py::array& gx) {
+  const T* gyp = data_of<T>(gy, p.y_size(), "grad_y", false);
+  const int64_t* ip = data_of<int64_t>(idx, p.y_size(), "indices", false);
+  T* gxp = data_of<T>(gx, p.x_size(), "grad_x", true);
+  auto fn = ops<T>().maxpool2d_bwd;
+  bool ok;
+  {
+    py::gil_scoped_release release;
+    ok = fn(p, gyp, ip, gxp);
+  }
+  if (!ok)
+    throw std::invalid_argument("indices: an index lies outside [0, H*W) = [0, " +
+                                std::to_string(p.H * p.W) + ")");
+}
+
+template <typename T>
+void relu_forward_t(const py::array& x, const py::array& y) {
+  const int64_t n = x.size();
+  const T* xp = data_of<T>(x, n, "x", false);
+  T* yp = data_of<T>(y, n, "y", true);
+  auto fn = ops<T>().relu_fwd;
+  py::gil_scoped_release release;
+  fn(n, xp, yp);
+}
+
+template <typename T>
+void relu_backward_t(const py::array& gy, const py::array& y, const py::array& gx) {
+  const int64_t n = gy.size();
+  const T* gyp = data_of<T>(gy, n, "grad_y", false);
+  const T* yp = data_of<T>(y, n, "y", false);
+  T* gxp = data_of<T>(gx, n, "grad_x", true);
+  auto fn = ops<T>().relu_bwd;
+  py::gil_scoped_release release;
+  fn(n, gyp, yp, gxp);
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_cpu, m) {
+  m.doc() = "fastconv CPU kernels (private: use the fastconv package)";
+
+  m.def("conv2d_forward", [](py::tuple params, py::array x, py::array w, py::object bias, py::array y) {
+    const Conv2dParams p = conv_params_from_tuple(params);
+    const DType dt = dtype_of(x, "x");
+    log_kernel("conv2d_fwd", p, dt);
+    if (dt == DType::f32) conv2d_forward_t<float>(p, x, w, bias, y);
+    else conv2d_forward_t<double>(p, x, w, bias, y);
+  });
+  m.def("conv2d_backward_data", [](py::tuple params, py::array gy, py::array w, py::array gx) {
+    const Conv2dParams p = conv_params_from_tuple(params);
+    const DType dt = dtype_of(gy, "grad_y");
+    log_kernel("conv2d_bwd_data", p, dt);
+    if (dt == DType::f32) conv2d_backward_data_t<float>(p, gy, w, gx);
+    else conv2d_backward_data_t<double>(p, gy, w, gx);
+  });
+  m.def("conv2d_backward_weight",
+        [](py::tuple params, py::array gy, py::array x, py::array gw, py::object gb) {
+          const Conv2dParams p = conv_params_from_tuple(params);
+          const DType dt = dtype_of(gy, "grad_y");
+          log_kernel("conv2d_bwd_weight", p, dt);
+          if (dt == DType::f32) conv2d_backward_weight_t<float>(p, gy, x, gw, gb);
+          else conv2d_backward_weight_t<double>(p, gy, x, gw, gb);
+        });
+  m.def("maxpool2d_forward", [](py::tuple params, py::array x, py::array y, py::array idx) {
+    const Pool2dParams p = pool_params_from_tuple(params);
+    if (dtype_of(x, "x") == DType::f32) maxpool2d_forward_t<float>(p, x, y, idx);
+    else maxpool2d_forward_t<double>(p, x, y, idx);
+  });
+  m.def("maxpool2d_backward", [](py::tuple params, py::array gy, py::array idx, py::array gx) {
+    const Pool2dParams p = pool_params_from_tuple(params);
+    if (dtype_of(gy, "grad_y") == DType::f32) maxpool2d_backward_t<float>(p, gy, idx, gx);
+    else maxpool2d_backward_t<double>(p, gy, idx, gx);
+  });
+  m.def("relu_forward", [](py::array x, py::array y) {
+    if (dtype_of(x, "x") == DType::f32) relu_forward_t<float>(x, y);
+    else relu_forward_t<double>(x, y);
+  });
+  m.def("relu_backward", [](py::array gy, py::array y, py::array gx) {
+    if (dtype_of(gy, "grad_y") == DType::f32) relu_backward_t<float>(gy, y, gx);
+    else relu_backward_t<double>(gy, y, gx);
+  });
+
+  m.def("set_num_threads", [](int n) {
+    if (n < 1) throw std::invalid_argument("n: the thread count must be >= 1, got " + std::to_string(n));
+    set_num_threads(n);
+  });
+  m.def("get_num_threads", &num_threads);
+  m.def("cpu_isa", [] { return std::string(isa_name(current_isa())); });
+  m.def("best_cpu_isa", [] { return std::string(isa_name(best_supported_isa())); });
+  m.def("set_cpu_isa", [](const std::string& name) {
+    Isa requested;
+    if (!parse_isa(name, &requested))
+      throw std::invalid_argument("isa: expected 'avx512', 'avx2' or 'scalar', got '" + name + "'");
+    return std::string(isa_name(set_isa(requested)));
+  });
+#ifdef _OPENMP
+  m.attr("openmp") = true;
+#else
+  m.attr("openmp") = false;
+#endif
+}

@@ -1,0 +1,41 @@
+// Builds one kernel table per ISA: the portable kernels first, then whatever the ISA files
+// provide on top. cpu_kernels() picks the table of the ISA in effect (runtime.h).
+#include "kernels.h"
+
+namespace fastconv {
+namespace {
+
+template <typename T>
+CpuOps<T> portable_ops() {
+  return CpuOps<T>{ref::conv2d_fwd<T>,    ref::conv2d_bwd_data<T>, ref::conv2d_bwd_weight<T>,
+                   ref::maxpool2d_fwd<T>, ref::maxpool2d_bwd<T>,   ref::relu_fwd<T>,
+                   ref::relu_bwd<T>};
+}
+
+CpuKernelTable make_table(Isa isa) {
+  CpuKernelTable t{isa, portable_ops<float>(), portable_ops<double>()};
+  if (isa == Isa::avx2) {
+    t.f32.relu_fwd = avx2::relu_fwd_f32;
+    t.f32.relu_bwd = avx2::relu_bwd_f32;
+    t.f64.relu_fwd = avx2::relu_fwd_f64;
+    t.f64.relu_bwd = avx2::relu_bwd_f64;
+  } else if (isa == Isa::avx512) {
+    t.f32.relu_fwd = avx512::relu_fwd_f32;
+    t.f32.relu_bwd = avx512::relu_bwd_f32;
+    t.f64.relu_fwd = avx512::relu_fwd_f64;
+    t.f64.relu_bwd = avx512::relu_bwd_f64;
+  }
+  return t;
+}
+
+}  // namespace
+
+const CpuKernelTable& cpu_kernels_for(Isa isa) {
+  static const CpuKernelTable tables[] = {make_table(Isa::scalar), make_table(Isa::avx2),
+                                          make_table(Isa::avx512)};
+  return tables[static_cast<int>(isa)];
+}
+
+const CpuKernelTable& cpu_kernels() { return cpu_kernels_for(current_isa()); }
+
+}  // namespace fastconv

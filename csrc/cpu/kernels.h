@@ -1,0 +1,65 @@
+// CPU kernel entry points and the per-ISA dispatch table.
+//
+// Every operation has a portable implementation in namespace fastconv::ref (conv2d_ref.cpp,
+// pool_ref.cpp, relu_ref.cpp): the `scalar` path, the fallback on any CPU and the baseline every
+// SIMD kernel is tested against. ISA files (…_avx2.cpp, …_avx512.cpp) live in their own
+// namespaces and override table entries; anything they do not provide stays the portable kernel.
+#pragma once
+#include <cstdint>
+
+#include "../common/params.h"
+#include "runtime.h"
+
+namespace fastconv {
+
+template <typename T>
+struct CpuOps {
+  // x, w, bias (nullable) -> y; applies p.relu
+  void (*conv2d_fwd)(const Conv2dParams& p, const T* x, const T* w, const T* bias, T* y);
+  // grad_y, w -> grad_x (overwritten)
+  void (*conv2d_bwd_data)(const Conv2dParams& p, const T* gy, const T* w, T* gx);
+  // grad_y, x -> grad_w (overwritten), grad_bias (nullable, overwritten)
+  void (*conv2d_bwd_weight)(const Conv2dParams& p, const T* gy, const T* x, T* gw, T* gb);
+  // x -> y, indices (flat h*W+w inside each (n, c) plane)
+  void (*maxpool2d_fwd)(const Pool2dParams& p, const T* x, T* y, int64_t* indices);
+  // grad_y, indices -> grad_x (overwritten); false when an index is outside [0, H*W)
+  bool (*maxpool2d_bwd)(const Pool2dParams& p, const T* gy, const int64_t* indices, T* gx);
+  void (*relu_fwd)(int64_t n, const T* x, T* y);                        // y may alias x
+  void (*relu_bwd)(int64_t n, const T* gy, const T* y, T* gx);          // gx may alias gy
+};
+
+struct CpuKernelTable {
+  Isa isa;
+  CpuOps<float> f32;
+  CpuOps<double> f64;
+};
+
+// The table for the ISA currently in effect (current_isa()).
+const CpuKernelTable& cpu_kernels();
+const CpuKernelTable& cpu_kernels_for(Isa isa);
+
+namespace ref {
+template <typename T> void conv2d_fwd(const Conv2dParams&, const T*, const T*, const T*, T*);
+template <typename T> void conv2d_bwd_data(const Conv2dParams&, const T*, const T*, T*);
+template <typename T> void conv2d_bwd_weight(const Conv2dParams&, const T*, const T*, T*, T*);
+template <typename T> void maxpool2d_fwd(const Pool2dParams&, const T*, T*, int64_t*);
+template <typename T> bool maxpool2d_bwd(const Pool2dParams&, const T*, const int64_t*, T*);
+template <typename T> void relu_fwd(int64_t, const T*, T*);
+template <typename T> void relu_bwd(int64_t, const T*, const T*, T*);
+}  // namespace ref
+
+namespace avx2 {
+void relu_fwd_f32(int64_t n, const float* x, float* y);
+void relu_bwd_f32(int64_t n, const float* gy, const float* y, float* gx);
+void relu_fwd_f64(int64_t n, const double* x, double* y);
+void relu_bwd_f64(int64_t n, const double* gy, const double* y, double* gx);
+}  // namespace avx2
+
+namespace avx512 {
+void relu_fwd_f32(int64_t n, const float* x, float* y);
+void relu_bwd_f32(int64_t n, const float* gy, const float* y, float* gx);
+void relu_fwd_f64(int64_t n, const double* x, double* y);
+void relu_bwd_f64(int64_t n, const double* gy, const double* y, double* gx);
+}  // namespace avx512
+
+}  // namespace fastconv

@@ -1,0 +1,22 @@
+// Small helpers shared by the portable CPU kernels.
+#pragma once
+#include <algorithm>
+#include <cstdint>
+
+namespace fastconv {
+
+inline int64_t floor_div(int64_t a, int64_t b) {  // b > 0
+  return a >= 0 ? a / b : -((-a + b - 1) / b);
+}
+
+// Output positions o in [0, out) whose input position o*stride + offset lies in [0, in):
+// returns the half-open range [*lo, *hi) (empty when *lo >= *hi). Hoisting this out of the
+// inner loops keeps them free of bounds checks.
+inline void valid_output_range(int64_t out, int64_t in, int64_t stride, int64_t offset,
+                               int64_t* lo, int64_t* hi) {
+  *lo = std::max<int64_t>(0, floor_div(-offset + stride - 1, stride));
+  *hi = std::min<int64_t>(out, floor_div(in - 1 - offset, stride) + 1);
+  if (*hi < *lo) *hi = *lo;
+}
+
+}  // namespace fastconv

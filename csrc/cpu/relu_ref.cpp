@@ -1,0 +1,26 @@
+// Portable ReLU forward/backward. NaN propagates through the forward pass (like PyTorch);
+// the backward pass lets the gradient through where y > 0.
+#include "kernels.h"
+
+namespace fastconv {
+namespace ref {
+
+template <typename T>
+void relu_fwd(int64_t n, const T* x, T* y) {
+#pragma omp parallel for num_threads(num_threads()) schedule(static)
+  for (int64_t i = 0; i < n; ++i) y[i] = x[i] > T(0) || x[i] != x[i] ? x[i] : T(0);
+}
+
+template <typename T>
+void relu_bwd(int64_t n, const T* gy, const T* y, T* gx) {
+#pragma omp parallel for num_threads(num_threads()) schedule(static)
+  for (int64_t i = 0; i < n; ++i) gx[i] = y[i] > T(0) ? gy[i] : T(0);
+}
+
+template void relu_fwd<float>(int64_t, const float*, float*);
+template void relu_fwd<double>(int64_t, const double*, double*);
+template void relu_bwd<float>(int64_t, const float*, const float*, float*);
+template void relu_bwd<double>(int64_t, const double*, const double*, double*);
+
+}  // namespace ref
+}  // namespace fastconv

@@ -1,0 +1,107 @@
+#include "runtime.h"
+
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
+
+#if defined(__x86_64__) || defined(_M_X64)
+#include <cpuid.h>
+#define FASTCONV_X86 1
+#endif
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+namespace fastconv {
+namespace {
+
+int default_threads() {
+#ifdef _OPENMP
+  return omp_get_max_threads();  // honours OMP_NUM_THREADS, else the core count
+#else
+  return 1;
+#endif
+}
+
+// A process-wide count rather than omp_set_num_threads(), whose setting is per calling thread:
+// every Python thread must see the value set_num_threads() stored.
+std::atomic<int> g_threads{default_threads()};
+
+#ifdef FASTCONV_X86
+unsigned long long xgetbv0() {
+  unsigned eax, edx;
+  __asm__ volatile("xgetbv" : "=a"(eax), "=d"(edx) : "c"(0));
+  return (static_cast<unsigned long long>(edx) << 32) | eax;
+}
+#endif
+
+Isa detect_isa() {
+#ifdef FASTCONV_X86
+  unsigned a, b, c, d;
+  if (!__get_cpuid(1, &a, &b, &c, &d)) return Isa::scalar;
+  const bool osxsave = c & (1u << 27), avx = c & (1u << 28), fma = c & (1u << 12);
+  if (!osxsave || !avx) return Isa::scalar;
+  const unsigned long long xcr0 = xgetbv0();
+  const bool os_ymm = (xcr0 & 0x6) == 0x6;            // XMM + YMM state saved by the OS
+  const bool os_zmm = (xcr0 & 0xe6) == 0xe6;          // + opmask, ZMM_Hi256, Hi16_ZMM
+  if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return Isa::scalar;
+  const bool avx2 = b & (1u << 5);
+  const bool avx512 = (b & (1u << 16)) && (b & (1u << 17)) && (b & (1u << 30)) && (b & (1u << 31));  // F DQ BW VL
+  if (avx512 && avx2 && fma && os_zmm) return Isa::avx512;
+  if (avx2 && fma && os_ymm) return Isa::avx2;
+#endif
+  return Isa::scalar;
+}
+
+Isa initial_isa() {
+  Isa isa = detect_isa();
+  if (const char* env = std::getenv("FASTCONV_ISA")) {
+    Isa requested;
+    if (parse_isa(env, &requested) && requested < isa) isa = requested;
+  }
+  return isa;
+}
+
+std::atomic<int> g_isa{static_cast<int>(initial_isa())};
+
+}  // namespace
+
+int num_threads() { return g_threads.load(std::memory_order_relaxed); }
+void set_num_threads(int n) { g_threads.store(n < 1 ? 1 : n, std::memory_order_relaxed); }
+
+Isa best_supported_isa() {
+  static const Isa best = detect_isa();
+  return best;
+}
+Isa current_isa() { return static_cast<Isa>(g_isa.load(std::memory_order_relaxed)); }
+Isa set_isa(Isa requested) {
+  const Isa isa = requested < best_supported_isa() ? requested : best_supported_isa();
+  g_isa.store(static_cast<int>(isa), std::memory_order_relaxed);
+  return isa;
+}
+
+const char* isa_name(Isa isa) {
+  switch (isa) {
+    case Isa::avx512: return "avx512";
+    case Isa::avx2: return "avx2";
+    default: return "scalar";
+  }
+}
+
+bool parse_isa(const std::string& name, Isa* out) {
+  if (name == "avx512") { *out = Isa::avx512; return true; }
+  if (name == "avx2") { *out = Isa::avx2; return true; }
+  if (name == "scalar") { *out = Isa::scalar; return true; }
+  return false;
+}
+
+bool verbose() {
+  static const bool on = [] {
+    const char* env = std::getenv("FASTCONV_VERBOSE");
+    return env && *env && std::strcmp(env, "0") != 0;
+  }();
+  return on;
+}
+
+}  // namespace fastconv

@@ -1,0 +1,20 @@
+// CPU runtime state: thread count and instruction-set selection.
+#pragma once
+#include <string>
+
+namespace fastconv {
+
+enum class Isa : int { scalar = 0, avx2 = 1, avx512 = 2 };
+
+int num_threads();               // threads every kernel's parallel region uses
+void set_num_threads(int n);     // n >= 1
+
+Isa best_supported_isa();        // what this CPU and OS can run (cpuid + xgetbv)
+Isa current_isa();               // FASTCONV_ISA (capped) at start-up, or set_isa()
+Isa set_isa(Isa requested);      // caps to the supported ISA, returns what is in effect
+const char* isa_name(Isa isa);
+bool parse_isa(const std::string& name, Isa* out);
+
+bool verbose();                  // FASTCONV_VERBOSE=1: print which kernel ran
+
+}  // namespace fastconv

@@ -1,0 +1,85 @@
+"""fastconv: hand-written C++/CUDA kernels for CNN building blocks with a NumPy-friendly API.
+
+    import fastconv as fc
+    y = fc.conv2d(x, w, b, padding="same", activation="relu")   # NumPy -> CPU, CuPy -> CUDA
+
+See README.md and shared/API.md for the contract.
+"""
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from . import _cpu
+from .functional import (
+    conv2d,
+    conv2d_backward,
+    conv2d_backward_data,
+    conv2d_backward_weight,
+    max_pool2d,
+    max_pool2d_backward,
+    relu,
+    relu_backward,
+)
+
+_ISAS = ("scalar", "avx2", "avx512")
+
+
+def set_num_threads(n: int) -> None:
+    """Threads used by the CPU kernels (process-wide)."""
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"n must be a positive int, got {n!r}")
+    _cpu.set_num_threads(n)
+
+
+def get_num_threads() -> int:
+    """Threads used by the CPU kernels (default: OMP_NUM_THREADS or the core count)."""
+    return _cpu.get_num_threads()
+
+
+def cpu_isa() -> str:
+    """The CPU instruction set in use: "avx512", "avx2" or "scalar"."""
+    return _cpu.cpu_isa()
+
+
+def available_cpu_isas() -> list[str]:
+    """Every ISA this CPU can run, from "scalar" up to the best it supports."""
+    return list(_ISAS[: _ISAS.index(_cpu.best_cpu_isa()) + 1])
+
+
+def set_cpu_isa(name: str) -> str:
+    """Force a CPU path (capped to what the CPU supports); returns the ISA now in effect.
+    The environment variable FASTCONV_ISA does the same at import time."""
+    if name not in _ISAS:
+        raise ValueError(f"isa must be one of {_ISAS}, got {name!r}")
+    return _cpu.set_cpu_isa(name)
+
+
+def cuda_available() -> bool:
+    """True when the CUDA kernels are built, CuPy imports and a CUDA device is usable."""
+    try:
+        from . import _cuda  # noqa: PLC0415
+    except ImportError:
+        return False
+    if _cuda.device_count() < 1:
+        return False
+    try:
+        import cupy  # noqa: F401, PLC0415
+    except ImportError:
+        return False
+    return True
+
+
+def cuda_built() -> bool:
+    """True when this installation includes the CUDA module (it may still see no device)."""
+    try:
+        from . import _cuda  # noqa: F401, PLC0415
+    except ImportError:
+        return False
+    return True
+
+
+__all__ = [
+    "__version__", "conv2d", "conv2d_backward", "conv2d_backward_data", "conv2d_backward_weight",
+    "max_pool2d", "max_pool2d_backward", "relu", "relu_backward", "set_num_threads",
+    "get_num_threads", "cpu_isa", "available_cpu_isas", "set_cpu_isa", "cuda_available", "cuda_built",
+]

@@ -1,0 +1,80 @@
+"""Argument normalization and output-size arithmetic shared by every backend and the reference.
+
+All functions raise ValueError/TypeError whose message names the offending argument.
+"""
+from __future__ import annotations
+
+import numbers
+
+LAYOUTS = ("NCHW", "NHWC")
+
+
+def pair(value, name: str) -> tuple[int, int]:
+    """int or (h, w) pair of positive ints -> (h, w)."""
+    if isinstance(value, bool):
+        raise TypeError(f"{name} must be an int or a pair of ints, got {value!r}")
+    if isinstance(value, numbers.Integral):
+        h = w = int(value)
+    elif isinstance(value, (tuple, list)) and len(value) == 2 and all(
+        isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in value
+    ):
+        h, w = int(value[0]), int(value[1])
+    else:
+        raise TypeError(f"{name} must be an int or a pair of ints, got {value!r}")
+    if h < 1 or w < 1:
+        raise ValueError(f"{name} must be positive, got {value!r}")
+    return h, w
+
+
+def check_layout(layout) -> str:
+    if layout not in LAYOUTS:
+        raise ValueError(f"layout must be 'NCHW' or 'NHWC', got {layout!r}")
+    return layout
+
+
+def _same_padding(size: int, kernel: int, stride: int, dilation: int) -> tuple[int, int]:
+    """Keras 'same': output ceil(size/stride); an odd total puts the extra cell at the end."""
+    effective = dilation * (kernel - 1) + 1
+    out = -(-size // stride)
+    total = max((out - 1) * stride + effective - size, 0)
+    return total // 2, total - total // 2
+
+
+def resolve_padding(padding, in_hw, kernel_hw, stride_hw, dilation_hw=(1, 1)):
+    """Any padding form of the API -> (top, bottom, left, right) of non-negative ints.
+
+    Accepts int, (ph, pw), ((top, bottom), (left, right)), "valid" or "same".
+    """
+    if isinstance(padding, str):
+        mode = padding.lower()
+        if mode == "valid":
+            return 0, 0, 0, 0
+        if mode == "same":
+            top, bottom = _same_padding(in_hw[0], kernel_hw[0], stride_hw[0], dilation_hw[0])
+            left, right = _same_padding(in_hw[1], kernel_hw[1], stride_hw[1], dilation_hw[1])
+            return top, bottom, left, right
+        raise ValueError(f"padding must be 'valid', 'same', an int or pairs, got {padding!r}")
+
+    def _int(v):
+        if isinstance(v, bool) or not isinstance(v, numbers.Integral):
+            raise TypeError(f"padding must be 'valid', 'same', an int or pairs of ints, got {padding!r}")
+        if v < 0:
+            raise ValueError(f"padding must be non-negative, got {padding!r}")
+        return int(v)
+
+    if isinstance(padding, (tuple, list)) and len(padding) == 2:
+        first, second = padding
+        if isinstance(first, (tuple, list)) and isinstance(second, (tuple, list)):
+            if len(first) != 2 or len(second) != 2:
+                raise ValueError(f"padding pairs must be ((top, bottom), (left, right)), got {padding!r}")
+            return _int(first[0]), _int(first[1]), _int(second[0]), _int(second[1])
+        ph, pw = _int(first), _int(second)
+        return ph, ph, pw, pw
+    p = _int(padding)
+    return p, p, p, p
+
+
+def conv_output_size(size: int, kernel: int, stride: int, pad_begin: int, pad_end: int,
+                     dilation: int = 1) -> int:
+    """floor((size + pads - dilation*(kernel-1) - 1) / stride) + 1 (may be < 1: caller checks)."""
+    return (size + pad_begin + pad_end - dilation * (kernel - 1) - 1) // stride + 1

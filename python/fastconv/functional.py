@@ -1,0 +1,258 @@
+"""The functional API (see shared/API.md): validation in one place, then routing to a backend.
+
+Every public function checks its arguments before any pointer reaches C++: wrong types,
+dtypes, ranks, shapes, channel counts, devices and hyper-parameters raise TypeError/ValueError
+naming the argument and the shapes. Non-contiguous inputs are copied to contiguous ones.
+NumPy arrays run on the CPU kernels (fastconv._cpu), CuPy arrays on the CUDA kernels.
+"""
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from . import _backend_cpu
+from ._shapes import check_layout, conv_output_size, pair, resolve_padding
+from ._spec import Conv2dSpec, Pool2dSpec
+
+__all__ = [
+    "conv2d", "conv2d_backward", "conv2d_backward_data", "conv2d_backward_weight",
+    "max_pool2d", "max_pool2d_backward", "relu", "relu_backward",
+]
+
+_FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+_INDEX_DTYPES = (np.dtype(np.int32), np.dtype(np.int64))
+
+
+# ----------------------------------------------------------------------------- array checks
+
+def _is_cupy(a) -> bool:
+    return type(a).__module__.split(".")[0] == "cupy"
+
+
+def _backend(**arrays):
+    """The backend for a call's arrays (all NumPy or all CuPy), else TypeError/ValueError."""
+    kinds = {}
+    for name, a in arrays.items():
+        if a is None:
+            continue
+        if isinstance(a, np.ndarray):
+            kinds[name] = "numpy"
+        elif _is_cupy(a):
+            kinds[name] = "cupy"
+        else:
+            raise TypeError(f"{name} must be a NumPy or CuPy array, got {type(a).__name__}")
+    if len(set(kinds.values())) > 1:
+        where = ", ".join(f"{n} on {'the GPU (CuPy)' if k == 'cupy' else 'the CPU (NumPy)'}" for n, k in kinds.items())
+        raise ValueError(f"all arrays of one call must live on the same device: {where}")
+    if "cupy" in kinds.values():
+        from . import _backend_cuda
+
+        return _backend_cuda
+    return _backend_cpu
+
+
+def _float_dtype(name, a):
+    if a.dtype not in _FLOAT_DTYPES:
+        raise TypeError(f"{name} has dtype {a.dtype}; fastconv supports float32 and float64")
+    return a.dtype
+
+
+def _same_dtype(**arrays):
+    """All arrays share one float dtype; returns it."""
+    dtypes = {name: _float_dtype(name, a) for name, a in arrays.items() if a is not None}
+    if len(set(dtypes.values())) > 1:
+        listing = ", ".join(f"{n} is {d}" for n, d in dtypes.items())
+        raise TypeError(f"mixed dtypes in one call ({listing}); cast them to one of float32/float64")
+    return next(iter(dtypes.values()))
+
+
+def _check_ndim(name, a, ndim, layout_axes):
+    if a.ndim != ndim:
+        raise ValueError(f"{name} must be {ndim}-D {layout_axes}, got shape {tuple(a.shape)}")
+
+
+def _shape4(name, shape):
+    if (not isinstance(shape, (tuple, list)) or len(shape) != 4
+            or not all(isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= 1 for v in shape)):
+        raise ValueError(f"{name} must be a tuple of 4 positive ints, got {shape!r}")
+    return tuple(int(v) for v in shape)
+
+
+def _axes(layout, what):
+    if what == "x":
+        return "(N, C, H, W)" if layout == "NCHW" else "(N, H, W, C)"
+    if what == "w":
+        return "(K, C, R, S)" if layout == "NCHW" else "(R, S, C, K)"
+    return "(N, K, P, Q)" if layout == "NCHW" else "(N, P, Q, K)"
+
+
+# ----------------------------------------------------------------------------- specs
+
+def _conv_spec(x_shape, w_shape, stride, padding, dilation, layout, relu=False) -> Conv2dSpec:
+    """Shapes as given (in `layout`) + hyper-parameters -> a validated Conv2dSpec."""
+    if layout == "NCHW":
+        N, C, H, W = x_shape
+        K, Cw, R, S = w_shape
+    else:
+        N, H, W, C = x_shape
+        R, S, Cw, K = w_shape
+    if C != Cw:
+        raise ValueError(
+            f"x has {C} input channels but weight expects {Cw}: x {tuple(x_shape)} {_axes(layout, 'x')}, "
+            f"weight {tuple(w_shape)} {_axes(layout, 'w')}")
+    sh, sw = pair(stride, "stride")
+    dh, dw = pair(dilation, "dilation")
+    pt, pb, pl, pr = resolve_padding(padding, (H, W), (R, S), (sh, sw), (dh, dw))
+    P = conv_output_size(H, R, sh, pt, pb, dh)
+    Q = conv_output_size(W, S, sw, pl, pr, dw)
+    if P < 1 or Q < 1:
+        raise ValueError(
+            f"output size {P}x{Q} < 1: x {tuple(x_shape)}, weight {tuple(w_shape)}, stride {(sh, sw)}, "
+            f"padding {(pt, pb, pl, pr)}, dilation {(dh, dw)} (the dilated kernel is larger than the padded input)")
+    return Conv2dSpec(N, C, H, W, K, R, S, P, Q, (sh, sw), (pt, pb, pl, pr), (dh, dw), layout, relu)
+
+
+def _pool_spec(x_shape, kernel_size, stride, padding, layout) -> Pool2dSpec:
+    if layout == "NCHW":
+        N, C, H, W = x_shape
+    else:
+        N, H, W, C = x_shape
+    R, S = pair(kernel_size, "kernel_size")
+    sh, sw = (R, S) if stride is None else pair(stride, "stride")
+    pt, pb, pl, pr = resolve_padding(padding, (H, W), (R, S), (sh, sw))
+    if max(pt, pb) >= R or max(pl, pr) >= S:
+        raise ValueError(
+            f"padding {(pt, pb, pl, pr)} must be smaller than kernel_size {(R, S)} on every side "
+            f"(a window made only of padding has no maximum)")
+    P = conv_output_size(H, R, sh, pt, pb)
+    Q = conv_output_size(W, S, sw, pl, pr)
+    if P < 1 or Q < 1:
+        raise ValueError(
+            f"output size {P}x{Q} < 1: x {tuple(x_shape)}, kernel_size {(R, S)}, stride {(sh, sw)}, "
+            f"padding {(pt, pb, pl, pr)}")
+    return Pool2dSpec(N, C, H, W, R, S, P, Q, (sh, sw), (pt, pb, pl, pr), layout)
+
+
+def _check_grad_y(grad_y, expected_shape, layout):
+    if tuple(grad_y.shape) != tuple(expected_shape):
+        raise ValueError(
+            f"grad_y has shape {tuple(grad_y.shape)} but the forward output is {tuple(expected_shape)} "
+            f"{_axes(layout, 'y')}")
+
+
+# ----------------------------------------------------------------------------- convolution
+
+def conv2d(x, weight, bias=None, *, stride=1, padding=0, dilation=1, layout="NCHW", activation=None):
+    """2-D convolution (cross-correlation, like PyTorch and Keras).
+
+    NCHW: x (N, C, H, W), weight (K, C, R, S) -> y (N, K, P, Q).
+    NHWC: x (N, H, W, C), weight (R, S, C, K) -> y (N, P, Q, K).
+    `activation="relu"` applies ReLU in the kernel's epilogue (fused with the bias).
+    """
+    layout = check_layout(layout)
+    be = _backend(x=x, weight=weight, bias=bias)
+    _same_dtype(x=x, weight=weight, bias=bias)
+    _check_ndim("x", x, 4, _axes(layout, "x"))
+    _check_ndim("weight", weight, 4, _axes(layout, "w"))
+    if activation not in (None, "relu", "linear"):
+        raise ValueError(f"activation must be None or 'relu', got {activation!r}")
+    spec = _conv_spec(x.shape, weight.shape, stride, padding, dilation, layout, activation == "relu")
+    if bias is not None and tuple(bias.shape) != (spec.K,):
+        raise ValueError(f"bias must have shape ({spec.K},) (one per output channel), got {tuple(bias.shape)}")
+    return be.conv2d_forward(spec, be.contiguous(x), be.contiguous(weight),
+                             None if bias is None else be.contiguous(bias))
+
+
+def conv2d_backward_data(grad_y, weight, x_shape, *, stride=1, padding=0, dilation=1, layout="NCHW"):
+    """Gradient of conv2d with respect to its input: grad_y, weight -> grad_x of shape x_shape."""
+    layout = check_layout(layout)
+    be = _backend(grad_y=grad_y, weight=weight)
+    _same_dtype(grad_y=grad_y, weight=weight)
+    _check_ndim("grad_y", grad_y, 4, _axes(layout, "y"))
+    _check_ndim("weight", weight, 4, _axes(layout, "w"))
+    spec = _conv_spec(_shape4("x_shape", x_shape), weight.shape, stride, padding, dilation, layout)
+    _check_grad_y(grad_y, spec.y_shape, layout)
+    return be.conv2d_backward_data(spec, be.contiguous(grad_y), be.contiguous(weight))
+
+
+def conv2d_backward_weight(grad_y, x, weight_shape, *, stride=1, padding=0, dilation=1, layout="NCHW",
+                           bias=True):
+    """Gradient of conv2d with respect to weight (and bias): -> (grad_weight, grad_bias or None)."""
+    layout = check_layout(layout)
+    be = _backend(grad_y=grad_y, x=x)
+    _same_dtype(grad_y=grad_y, x=x)
+    _check_ndim("grad_y", grad_y, 4, _axes(layout, "y"))
+    _check_ndim("x", x, 4, _axes(layout, "x"))
+    spec = _conv_spec(x.shape, _shape4("weight_shape", weight_shape), stride, padding, dilation, layout)
+    _check_grad_y(grad_y, spec.y_shape, layout)
+    return be.conv2d_backward_weight(spec, be.contiguous(grad_y), be.contiguous(x), bool(bias))
+
+
+def conv2d_backward(grad_y, x, weight, *, stride=1, padding=0, dilation=1, layout="NCHW", bias=True):
+    """All gradients of conv2d: -> (grad_x, grad_weight, grad_bias or None)."""
+    layout = check_layout(layout)
+    be = _backend(grad_y=grad_y, x=x, weight=weight)
+    _same_dtype(grad_y=grad_y, x=x, weight=weight)
+    _check_ndim("grad_y", grad_y, 4, _axes(layout, "y"))
+    _check_ndim("x", x, 4, _axes(layout, "x"))
+    _check_ndim("weight", weight, 4, _axes(layout, "w"))
+    spec = _conv_spec(x.shape, weight.shape, stride, padding, dilation, layout)
+    _check_grad_y(grad_y, spec.y_shape, layout)
+    gy = be.contiguous(grad_y)
+    gx = be.conv2d_backward_data(spec, gy, be.contiguous(weight))
+    gw, gb = be.conv2d_backward_weight(spec, gy, be.contiguous(x), bool(bias))
+    return gx, gw, gb
+
+
+# ----------------------------------------------------------------------------- pooling
+
+def max_pool2d(x, kernel_size=2, *, stride=None, padding=0, layout="NCHW"):
+    """Max pooling -> (y, indices). indices (int64, y's shape) holds the flat h*W+w of each
+    winner inside its (n, c) plane; ties go to the first element, padded cells never win."""
+    layout = check_layout(layout)
+    be = _backend(x=x)
+    _float_dtype("x", x)
+    _check_ndim("x", x, 4, _axes(layout, "x"))
+    spec = _pool_spec(x.shape, kernel_size, stride, padding, layout)
+    return be.max_pool2d_forward(spec, be.contiguous(x))
+
+
+def max_pool2d_backward(grad_y, indices, x_shape, kernel_size=2, *, stride=None, padding=0, layout="NCHW"):
+    """Gradient of max_pool2d: scatters grad_y to the winners recorded in indices."""
+    layout = check_layout(layout)
+    be = _backend(grad_y=grad_y, indices=indices)
+    _float_dtype("grad_y", grad_y)
+    if indices.dtype not in _INDEX_DTYPES:
+        raise TypeError(f"indices has dtype {indices.dtype}; expected int32 or int64 (from max_pool2d)")
+    spec = _pool_spec(_shape4("x_shape", x_shape), kernel_size, stride, padding, layout)
+    _check_grad_y(grad_y, spec.y_shape, layout)
+    if tuple(indices.shape) != spec.y_shape:
+        raise ValueError(f"indices has shape {tuple(indices.shape)} but grad_y has {tuple(grad_y.shape)}")
+    idx = be.contiguous(indices)
+    if idx.dtype != np.int64:
+        idx = idx.astype(np.int64)
+    return be.max_pool2d_backward(spec, be.contiguous(grad_y), idx)
+
+
+# ----------------------------------------------------------------------------- relu
+
+def relu(x, *, out=None):
+    """max(x, 0) elementwise (NaN propagates). `out=x` computes in place."""
+    be = _backend(x=x, out=out)
+    _float_dtype("x", x)
+    if out is not None:
+        if out.shape != x.shape or out.dtype != x.dtype:
+            raise ValueError(f"out must match x: x {tuple(x.shape)} {x.dtype}, out {tuple(out.shape)} {out.dtype}")
+        if not out.flags.c_contiguous:
+            raise ValueError("out must be C-contiguous")
+    return be.relu_forward(be.contiguous(x), out)
+
+
+def relu_backward(grad_y, y):
+    """grad_y where y > 0, else 0."""
+    be = _backend(grad_y=grad_y, y=y)
+    _same_dtype(grad_y=grad_y, y=y)
+    if tuple(grad_y.shape) != tuple(y.shape):
+        raise ValueError(f"grad_y has shape {tuple(grad_y.shape)} but y has {tuple(y.shape)}")
+    return be.relu_backward(be.contiguous(grad_y), be.contiguous(y))

@@ -1,0 +1,245 @@
+"""float64 NumPy oracles for every op of the functional API (same names, same signatures).
+
+Written to be obviously right, not fast: inputs are converted to float64 and to NCHW, the
+padded input is cut into windows with ``sliding_window_view`` and contracted with ``einsum``,
+and results are converted back to the caller's layout. Every result is a new float64 array.
+
+    conv2d                  x (N,C,H,W), w (K,C,R,S), b (K,)       -> y (N,K,P,Q)
+    conv2d_backward         gy (N,K,P,Q), x, w                     -> gx, gw, gb | None
+    conv2d_backward_data    gy (N,K,P,Q), w, x_shape               -> gx (N,C,H,W)
+    conv2d_backward_weight  gy (N,K,P,Q), x, w_shape               -> gw (K,C,R,S), gb | None
+    max_pool2d              x (N,C,H,W)                            -> y (N,C,P,Q), indices int64
+    max_pool2d_backward     gy (N,C,P,Q), indices, x_shape         -> gx (N,C,H,W)
+    relu / relu_backward    elementwise
+
+(with layout="NHWC": x (N,H,W,C), w (R,S,C,K), y (N,P,Q,K)). This module imports only NumPy
+and the shared shape helpers, never the compiled extension.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from ._shapes import check_layout, conv_output_size, pair, resolve_padding
+
+__all__ = [
+    "conv2d", "conv2d_backward", "conv2d_backward_data", "conv2d_backward_weight",
+    "max_pool2d", "max_pool2d_backward", "relu", "relu_backward",
+]
+
+
+# ----------------------------------------------------------------------------- layout helpers
+
+def _f64(a, name):
+    a = np.asarray(a, dtype=np.float64)
+    if a.ndim != 4:
+        raise ValueError(f"{name} must be 4-D, got shape {a.shape}")
+    return a
+
+
+def _x_to_nchw(x, layout):                    # (N,H,W,C) -> (N,C,H,W)
+    return x if layout == "NCHW" else x.transpose(0, 3, 1, 2)
+
+
+def _x_from_nchw(x, layout):                  # (N,C,H,W) -> (N,H,W,C)
+    return np.ascontiguousarray(x if layout == "NCHW" else x.transpose(0, 2, 3, 1))
+
+
+def _w_to_kcrs(w, layout):                    # (R,S,C,K) -> (K,C,R,S)
+    return w if layout == "NCHW" else w.transpose(3, 2, 0, 1)
+
+
+def _w_from_kcrs(w, layout):                  # (K,C,R,S) -> (R,S,C,K)
+    return np.ascontiguousarray(w if layout == "NCHW" else w.transpose(2, 3, 1, 0))
+
+
+def _nchw_shape(shape, layout):
+    shape = tuple(int(d) for d in shape)
+    if len(shape) != 4:
+        raise ValueError(f"x_shape must have 4 entries, got {shape}")
+    return shape if layout == "NCHW" else (shape[0], shape[3], shape[1], shape[2])
+
+
+def _kcrs_shape(shape, layout):
+    shape = tuple(int(d) for d in shape)
+    if len(shape) != 4:
+        raise ValueError(f"weight_shape must have 4 entries, got {shape}")
+    return shape if layout == "NCHW" else (shape[3], shape[2], shape[0], shape[1])
+
+
+# ----------------------------------------------------------------------------- conv geometry
+
+def _conv_geometry(hw, rs, stride, padding, dilation):
+    """-> (stride, dilation, (top, bottom, left, right), (P, Q)); ValueError when P or Q < 1."""
+    stride, dilation = pair(stride, "stride"), pair(dilation, "dilation")
+    pads = resolve_padding(padding, hw, rs, stride, dilation)
+    P = conv_output_size(hw[0], rs[0], stride[0], pads[0], pads[1], dilation[0])
+    Q = conv_output_size(hw[1], rs[1], stride[1], pads[2], pads[3], dilation[1])
+    if P < 1 or Q < 1:
+        raise ValueError(f"output size {P}x{Q} < 1 for input {hw}, kernel {rs}, stride {stride}, "
+                         f"padding {pads}, dilation {dilation}")
+    return stride, dilation, pads, (P, Q)
+
+
+def _windows(xp, rs, stride, dilation, pq):
+    """padded (N,C,Hp,Wp) -> view (N,C,P,Q,R,S): [n,c,p,q,r,s] = xp[n,c,p*sh+r*dh,q*sw+s*dw]."""
+    (R, S), (sh, sw), (dh, dw), (P, Q) = rs, stride, dilation, pq
+    win = sliding_window_view(xp, (dh * (R - 1) + 1, dw * (S - 1) + 1), axis=(2, 3))
+    return win[:, :, ::sh, ::sw, ::dh, ::dw][:, :, :P, :Q]
+
+
+def _pad(x, pads, value=0.0):
+    top, bottom, left, right = pads
+    return np.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)), constant_values=value)
+
+
+# ----------------------------------------------------------------------------- convolution
+
+def conv2d(x, weight, bias=None, *, stride=1, padding=0, dilation=1, layout="NCHW",
+           activation=None):
+    """y[n,k,p,q] = b[k] + sum_{c,r,s} xpad[n,c,p*sh+r*dh,q*sw+s*dw] * w[k,c,r,s], then activation."""
+    layout = check_layout(layout)
+    if activation not in (None, "relu"):
+        raise ValueError(f"activation must be None or 'relu', got {activation!r}")
+    x = _x_to_nchw(_f64(x, "x"), layout)
+    w = _w_to_kcrs(_f64(weight, "weight"), layout)
+    if x.shape[1] != w.shape[1]:
+        raise ValueError(f"x has {x.shape[1]} channels but weight expects {w.shape[1]}")
+    stride, dilation, pads, pq = _conv_geometry(x.shape[2:], w.shape[2:], stride, padding, dilation)
+    y = np.einsum("ncpqrs,kcrs->nkpq", _windows(_pad(x, pads), w.shape[2:], stride, dilation, pq), w)
+    if bias is not None:
+        b = np.asarray(bias, dtype=np.float64)
+        if b.shape != (w.shape[0],):
+            raise ValueError(f"bias must have shape ({w.shape[0]},), got {b.shape}")
+        y = y + b[None, :, None, None]
+    if activation == "relu":
+        y = relu(y)
+    return _x_from_nchw(y, layout)
+
+
+def conv2d_backward_data(grad_y, weight, x_shape, *, stride=1, padding=0, dilation=1,
+                         layout="NCHW"):
+    """The adjoint of conv2d in x: scatter-add gy[n,k,p,q]*w[k,c,r,s] into xpad, then crop."""
+    layout = check_layout(layout)
+    N, C, H, W = _nchw_shape(x_shape, layout)
+    w = _w_to_kcrs(_f64(weight, "weight"), layout)
+    gy = _x_to_nchw(_f64(grad_y, "grad_y"), layout)
+    K, _, R, S = w.shape
+    (sh, sw), (dh, dw), pads, (P, Q) = _conv_geometry((H, W), (R, S), stride, padding, dilation)
+    if gy.shape != (N, K, P, Q):
+        raise ValueError(f"grad_y must have shape {(N, K, P, Q)} (NCHW), got {gy.shape}")
+    top, bottom, left, right = pads
+    gxp = np.zeros((N, C, H + top + bottom, W + left + right))
+    for r in range(R):
+        for s in range(S):
+            rows = slice(r * dh, r * dh + sh * (P - 1) + 1, sh)      # p*sh + r*dh, p < P
+            cols = slice(s * dw, s * dw + sw * (Q - 1) + 1, sw)      # q*sw + s*dw, q < Q
+            gxp[:, :, rows, cols] += np.einsum("nkpq,kc->ncpq", gy, w[:, :, r, s])
+    return _x_from_nchw(gxp[:, :, top:top + H, left:left + W], layout)
+
+
+def conv2d_backward_weight(grad_y, x, weight_shape, *, stride=1, padding=0, dilation=1,
+                           layout="NCHW", bias=True):
+    """gw[k,c,r,s] = sum_{n,p,q} gy[n,k,p,q] * xpad[n,c,p*sh+r*dh,q*sw+s*dw]; gb[k] = sum gy."""
+    layout = check_layout(layout)
+    K, C, R, S = _kcrs_shape(weight_shape, layout)
+    x = _x_to_nchw(_f64(x, "x"), layout)
+    gy = _x_to_nchw(_f64(grad_y, "grad_y"), layout)
+    if x.shape[1] != C:
+        raise ValueError(f"x has {x.shape[1]} channels but weight_shape expects {C}")
+    stride, dilation, pads, (P, Q) = _conv_geometry(x.shape[2:], (R, S), stride, padding, dilation)
+    if gy.shape != (x.shape[0], K, P, Q):
+        raise ValueError(f"grad_y must have shape {(x.shape[0], K, P, Q)} (NCHW), got {gy.shape}")
+    win = _windows(_pad(x, pads), (R, S), stride, dilation, (P, Q))
+    gw = _w_from_kcrs(np.einsum("nkpq,ncpqrs->kcrs", gy, win), layout)
+    return gw, (gy.sum(axis=(0, 2, 3)) if bias else None)
+
+
+def conv2d_backward(grad_y, x, weight, *, stride=1, padding=0, dilation=1, layout="NCHW",
+                    bias=True):
+    """-> (grad_x, grad_weight, grad_bias or None)."""
+    weight = np.asarray(weight)
+    kw = dict(stride=stride, padding=padding, dilation=dilation, layout=layout)
+    gx = conv2d_backward_data(grad_y, weight, np.shape(x), **kw)
+    gw, gb = conv2d_backward_weight(grad_y, x, weight.shape, bias=bias, **kw)
+    return gx, gw, gb
+
+
+# ----------------------------------------------------------------------------- max pooling
+
+def _pool_geometry(hw, kernel_size, stride, padding):
+    kernel = pair(kernel_size, "kernel_size")
+    stride = kernel if stride is None else pair(stride, "stride")
+    pads = resolve_padding(padding, hw, kernel, stride)
+    P = conv_output_size(hw[0], kernel[0], stride[0], pads[0], pads[1])
+    Q = conv_output_size(hw[1], kernel[1], stride[1], pads[2], pads[3])
+    if P < 1 or Q < 1:
+        raise ValueError(f"pooled size {P}x{Q} < 1 for input {hw}, kernel_size {kernel}, "
+                         f"stride {stride}, padding {pads}")
+    return kernel, stride, pads, (P, Q)
+
+
+def max_pool2d(x, kernel_size=2, *, stride=None, padding=0, layout="NCHW"):
+    """-> (y, indices int64): max over each window (NaN wins, first max in row-major order wins,
+    padded cells never win); indices[n,c,p,q] = h*W + w of the winner in the (n,c) plane."""
+    layout = check_layout(layout)
+    x = _x_to_nchw(_f64(x, "x"), layout)
+    N, C, H, W = x.shape
+    (kh, kw), stride, pads, (P, Q) = _pool_geometry((H, W), kernel_size, stride, padding)
+    top, left = pads[0], pads[2]
+
+    vals = _windows(_pad(x, pads, -np.inf), (kh, kw), stride, (1, 1), (P, Q))
+    valid = _windows(_pad(np.ones((1, 1, H, W), bool), pads, False), (kh, kw), stride, (1, 1), (P, Q))
+    vals = vals.reshape(N, C, P, Q, kh * kw)
+    valid = valid.reshape(1, 1, P, Q, kh * kw)
+    if not valid.any(axis=-1).all():
+        raise ValueError(f"padding {pads} leaves a pooling window with no input cell")
+
+    # np.argmax returns the first NaN if there is one, else the first maximum. It can only pick a
+    # padded cell (-inf) when every real cell of the window is -inf too: take the first real one.
+    j = np.argmax(vals, axis=-1)
+    picked_valid = np.take_along_axis(np.broadcast_to(valid, vals.shape), j[..., None], -1)[..., 0]
+    j = np.where(picked_valid, j, np.argmax(valid, axis=-1))
+    y = np.take_along_axis(vals, j[..., None], -1)[..., 0]
+
+    h = np.arange(P)[:, None] * stride[0] - top + j // kw          # (N,C,P,Q) input row
+    w = np.arange(Q)[None, :] * stride[1] - left + j % kw          # input column
+    indices = (h * W + w).astype(np.int64)
+    return _x_from_nchw(y, layout), _x_from_nchw(indices, layout)
+
+
+def max_pool2d_backward(grad_y, indices, x_shape, kernel_size=2, *, stride=None, padding=0,
+                        layout="NCHW"):
+    """gx[n,c].flat[indices[n,c,p,q]] += gy[n,c,p,q] (overlapping windows accumulate)."""
+    layout = check_layout(layout)
+    N, C, H, W = _nchw_shape(x_shape, layout)
+    _, _, _, (P, Q) = _pool_geometry((H, W), kernel_size, stride, padding)
+    gy = _x_to_nchw(_f64(grad_y, "grad_y"), layout)
+    idx = _x_to_nchw(np.asarray(indices), layout)
+    if gy.shape != (N, C, P, Q) or idx.shape != (N, C, P, Q):
+        raise ValueError(f"grad_y and indices must have shape {(N, C, P, Q)} (NCHW), "
+                         f"got {gy.shape} and {idx.shape}")
+    if not np.issubdtype(idx.dtype, np.integer):
+        raise TypeError(f"indices must be an integer array, got {idx.dtype}")
+    if idx.size and (idx.min() < 0 or idx.max() >= H * W):
+        raise ValueError(f"indices must lie in [0, {H * W}), got [{idx.min()}, {idx.max()}]")
+    gx = np.zeros((N * C, H * W))
+    rows = np.arange(N * C)[:, None]
+    np.add.at(gx, (rows, idx.reshape(N * C, P * Q)), gy.reshape(N * C, P * Q))
+    return _x_from_nchw(gx.reshape(N, C, H, W), layout)
+
+
+# ----------------------------------------------------------------------------- relu
+
+def relu(x):
+    """max(x, 0) elementwise; NaN stays NaN."""
+    x = np.asarray(x, dtype=np.float64)
+    return np.where(x > 0, x, np.where(np.isnan(x), x, 0.0))
+
+
+def relu_backward(grad_y, y):
+    """grad_y where y > 0, else 0 (NaN in y gives 0: NaN > 0 is False)."""
+    grad_y, y = np.asarray(grad_y, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    if grad_y.shape != y.shape:
+        raise ValueError(f"grad_y shape {grad_y.shape} does not match y shape {y.shape}")
+    return np.where(y > 0, grad_y, 0.0)

@@ -1,0 +1,31 @@
+"""pytest configuration: make tests/helpers.py importable and provide the `isa` fixture."""
+from __future__ import annotations
+
+import os
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(__file__))  # `import helpers` under any --import-mode
+
+
+def _available_isas():
+    try:
+        import fastconv
+        return list(fastconv.available_cpu_isas())
+    except Exception:  # package not built: tests that need an ISA are skipped (empty parameter set)
+        return []
+
+
+@pytest.fixture(params=_available_isas())
+def isa(request):
+    """Run the test once per CPU path this machine supports, restoring the previous one after."""
+    import fastconv as fc
+
+    previous = fc.cpu_isa()
+    fc.set_cpu_isa(request.param)
+    assert fc.cpu_isa() == request.param
+    try:
+        yield request.param
+    finally:
+        fc.set_cpu_isa(previous)
