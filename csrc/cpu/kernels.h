@@ -53,6 +53,13 @@ void relu_fwd_f32(int64_t n, const float* x, float* y);
 void relu_bwd_f32(int64_t n, const float* gy, const float* y, float* gx);
 void relu_fwd_f64(int64_t n, const double* x, double* y);
 void relu_bwd_f64(int64_t n, const double* gy, const double* y, double* gx);
+// conv2d_{fwd,bwd_data,bwd_weight}_<isa>.cpp (templates in conv2d_simd.h)
+void conv2d_fwd_f32(const Conv2dParams& p, const float* x, const float* w, const float* bias, float* y);
+void conv2d_fwd_f64(const Conv2dParams& p, const double* x, const double* w, const double* bias, double* y);
+void conv2d_bwd_data_f32(const Conv2dParams& p, const float* gy, const float* w, float* gx);
+void conv2d_bwd_data_f64(const Conv2dParams& p, const double* gy, const double* w, double* gx);
+void conv2d_bwd_weight_f32(const Conv2dParams& p, const float* gy, const float* x, float* gw, float* gb);
+void conv2d_bwd_weight_f64(const Conv2dParams& p, const double* gy, const double* x, double* gw, double* gb);
 }  // namespace avx2
 
 namespace avx512 {
@@ -60,6 +67,13 @@ void relu_fwd_f32(int64_t n, const float* x, float* y);
 void relu_bwd_f32(int64_t n, const float* gy, const float* y, float* gx);
 void relu_fwd_f64(int64_t n, const double* x, double* y);
 void relu_bwd_f64(int64_t n, const double* gy, const double* y, double* gx);
+// conv2d_{fwd,bwd_data,bwd_weight}_<isa>.cpp (templates in conv2d_simd.h)
+void conv2d_fwd_f32(const Conv2dParams& p, const float* x, const float* w, const float* bias, float* y);
+void conv2d_fwd_f64(const Conv2dParams& p, const double* x, const double* w, const double* bias, double* y);
+void conv2d_bwd_data_f32(const Conv2dParams& p, const float* gy, const float* w, float* gx);
+void conv2d_bwd_data_f64(const Conv2dParams& p, const double* gy, const double* w, double* gx);
+void conv2d_bwd_weight_f32(const Conv2dParams& p, const float* gy, const float* x, float* gw, float* gb);
+void conv2d_bwd_weight_f64(const Conv2dParams& p, const double* gy, const double* x, double* gw, double* gb);
 }  // namespace avx512
 
 }  // namespace fastconv

@@ -1,0 +1,18 @@
+// conv2d backward-data, avx512: grad_y, w -> grad_x (both layouts).
+// The forward direct kernel of conv2d_simd.h on flipped, transposed weights; reference:
+// ref::conv2d_bwd_data in conv2d_ref.cpp.
+#include "simd_avx512.h"
+#include "conv2d_simd.h"
+
+namespace fastconv {
+namespace avx512 {
+
+void conv2d_bwd_data_f32(const Conv2dParams& p, const float* gy, const float* w, float* gx) {
+  conv2d_bwd_data<VecF32>(p, gy, w, gx);
+}
+void conv2d_bwd_data_f64(const Conv2dParams& p, const double* gy, const double* w, double* gx) {
+  conv2d_bwd_data<VecF64>(p, gy, w, gx);
+}
+
+}  // namespace avx512
+}  // namespace fastconv

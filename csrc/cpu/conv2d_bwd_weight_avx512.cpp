@@ -1,0 +1,19 @@
+// conv2d backward-weight, avx512: grad_y, x -> grad_w, grad_bias (both layouts, deterministic).
+// The pixel-reduction kernel of conv2d_simd.h; reference: ref::conv2d_bwd_weight in
+// conv2d_ref.cpp.
+#include "simd_avx512.h"
+#include "conv2d_simd.h"
+
+namespace fastconv {
+namespace avx512 {
+
+void conv2d_bwd_weight_f32(const Conv2dParams& p, const float* gy, const float* x, float* gw, float* gb) {
+  conv2d_bwd_weight<VecF32>(p, gy, x, gw, gb);
+}
+void conv2d_bwd_weight_f64(const Conv2dParams& p, const double* gy, const double* x, double* gw,
+                           double* gb) {
+  conv2d_bwd_weight<VecF64>(p, gy, x, gw, gb);
+}
+
+}  // namespace avx512
+}  // namespace fastconv

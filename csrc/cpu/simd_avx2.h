@@ -1,0 +1,71 @@
+// AVX2 + FMA vector traits for the templated conv2d kernels (conv2d_simd.h).
+// Only included by the *_avx2.cpp files, which are compiled with -mavx2 -mfma.
+//
+// Register tile: 6 broadcast rows x 2 ymm = 12 accumulators + 2 weight vectors + 1 broadcast
+// = 15 of the 16 ymm registers (fp32: 6 pixels x 16 channels; fp64: 6 x 8).
+#pragma once
+#include <immintrin.h>
+
+#include <cstdint>
+#include <cstring>
+
+namespace fastconv {
+namespace avx2 {
+
+#define FASTCONV_VEC_INLINE static inline __attribute__((always_inline))
+
+// Lane masks for maskload/maskstore: the first n lanes set.
+alignas(32) static const int32_t kLaneMask32[16] = {-1, -1, -1, -1, -1, -1, -1, -1,
+                                                    0,  0,  0,  0,  0,  0,  0,  0};
+alignas(32) static const int64_t kLaneMask64[8] = {-1, -1, -1, -1, 0, 0, 0, 0};
+
+struct VecF32 {
+  using T = float;
+  using reg = __m256;
+  static constexpr int W = 8;
+  static constexpr int NJ = 6;
+  static constexpr int NV = 2;
+  static constexpr const char* name = "f32";
+  FASTCONV_VEC_INLINE __m256i mask(int n) {
+    return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(kLaneMask32 + 8 - n));
+  }
+  FASTCONV_VEC_INLINE reg zero() { return _mm256_setzero_ps(); }
+  FASTCONV_VEC_INLINE reg load(const T* p) { return _mm256_loadu_ps(p); }
+  FASTCONV_VEC_INLINE reg load_n(const T* p, int n) { return _mm256_maskload_ps(p, mask(n)); }
+  FASTCONV_VEC_INLINE reg set1(T v) { return _mm256_set1_ps(v); }
+  FASTCONV_VEC_INLINE reg fma(reg a, reg b, reg c) { return _mm256_fmadd_ps(a, b, c); }
+  FASTCONV_VEC_INLINE reg add(reg a, reg b) { return _mm256_add_ps(a, b); }
+  // max(0, a) returns `a` when it is NaN (second operand), so NaN propagates like the reference.
+  FASTCONV_VEC_INLINE reg relu(reg a) { return _mm256_max_ps(_mm256_setzero_ps(), a); }
+  FASTCONV_VEC_INLINE void store(T* p, reg v) { _mm256_storeu_ps(p, v); }
+  FASTCONV_VEC_INLINE void store_n(T* p, reg v, int n) { _mm256_maskstore_ps(p, mask(n), v); }
+};
+
+struct VecF64 {
+  using T = double;
+  using reg = __m256d;
+  static constexpr int W = 4;
+  static constexpr int NJ = 6;
+  static constexpr int NV = 2;
+  static constexpr const char* name = "f64";
+  FASTCONV_VEC_INLINE __m256i mask(int n) {
+    return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(kLaneMask64 + 4 - n));
+  }
+  FASTCONV_VEC_INLINE reg zero() { return _mm256_setzero_pd(); }
+  FASTCONV_VEC_INLINE reg load(const T* p) { return _mm256_loadu_pd(p); }
+  FASTCONV_VEC_INLINE reg load_n(const T* p, int n) { return _mm256_maskload_pd(p, mask(n)); }
+  FASTCONV_VEC_INLINE reg set1(T v) { return _mm256_set1_pd(v); }
+  FASTCONV_VEC_INLINE reg fma(reg a, reg b, reg c) { return _mm256_fmadd_pd(a, b, c); }
+  FASTCONV_VEC_INLINE reg add(reg a, reg b) { return _mm256_add_pd(a, b); }
+  FASTCONV_VEC_INLINE reg relu(reg a) { return _mm256_max_pd(_mm256_setzero_pd(), a); }
+  FASTCONV_VEC_INLINE void store(T* p, reg v) { _mm256_storeu_pd(p, v); }
+  FASTCONV_VEC_INLINE void store_n(T* p, reg v, int n) { _mm256_maskstore_pd(p, mask(n), v); }
+};
+
+#undef FASTCONV_VEC_INLINE
+
+}  // namespace avx2
+}  // namespace fastconv
+
+#define FASTCONV_SIMD_NS avx2
+#define FASTCONV_SIMD_NAME "avx2"

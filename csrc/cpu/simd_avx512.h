@@ -1,0 +1,68 @@
+// AVX-512 vector traits for the templated conv2d kernels (conv2d_simd.h).
+// Only included by the *_avx512.cpp files, which are compiled with -mavx512f/bw/vl/dq.
+//
+// Register tile (conv2d_simd.h, `tile_kernel`): NJ broadcast rows x NV vectors of output
+// channels. fp32: 14 x 2 zmm = 14 pixels x 32 channels = 28 accumulators + 2 weight vectors
+// + 1 broadcast = 31 of the 32 zmm registers. fp64 uses the same 14 x 2 shape (16 channels).
+#pragma once
+#include <immintrin.h>
+
+#include <cstdint>
+
+namespace fastconv {
+namespace avx512 {
+
+#define FASTCONV_VEC_INLINE static inline __attribute__((always_inline))
+
+struct VecF32 {
+  using T = float;
+  using reg = __m512;
+  static constexpr int W = 16;   // lanes
+  static constexpr int NJ = 14;  // broadcast rows in the register tile
+  static constexpr int NV = 2;   // vectors per row
+  static constexpr const char* name = "f32";
+  FASTCONV_VEC_INLINE reg zero() { return _mm512_setzero_ps(); }
+  FASTCONV_VEC_INLINE reg load(const T* p) { return _mm512_loadu_ps(p); }
+  FASTCONV_VEC_INLINE reg load_n(const T* p, int n) {
+    return _mm512_maskz_loadu_ps((__mmask16)((1u << n) - 1), p);
+  }
+  FASTCONV_VEC_INLINE reg set1(T v) { return _mm512_set1_ps(v); }
+  FASTCONV_VEC_INLINE reg fma(reg a, reg b, reg c) { return _mm512_fmadd_ps(a, b, c); }
+  FASTCONV_VEC_INLINE reg add(reg a, reg b) { return _mm512_add_ps(a, b); }
+  // max(0, a) returns `a` when it is NaN (second operand), so NaN propagates like the reference.
+  FASTCONV_VEC_INLINE reg relu(reg a) { return _mm512_max_ps(_mm512_setzero_ps(), a); }
+  FASTCONV_VEC_INLINE void store(T* p, reg v) { _mm512_storeu_ps(p, v); }
+  FASTCONV_VEC_INLINE void store_n(T* p, reg v, int n) {
+    _mm512_mask_storeu_ps(p, (__mmask16)((1u << n) - 1), v);
+  }
+};
+
+struct VecF64 {
+  using T = double;
+  using reg = __m512d;
+  static constexpr int W = 8;
+  static constexpr int NJ = 14;
+  static constexpr int NV = 2;
+  static constexpr const char* name = "f64";
+  FASTCONV_VEC_INLINE reg zero() { return _mm512_setzero_pd(); }
+  FASTCONV_VEC_INLINE reg load(const T* p) { return _mm512_loadu_pd(p); }
+  FASTCONV_VEC_INLINE reg load_n(const T* p, int n) {
+    return _mm512_maskz_loadu_pd((__mmask8)((1u << n) - 1), p);
+  }
+  FASTCONV_VEC_INLINE reg set1(T v) { return _mm512_set1_pd(v); }
+  FASTCONV_VEC_INLINE reg fma(reg a, reg b, reg c) { return _mm512_fmadd_pd(a, b, c); }
+  FASTCONV_VEC_INLINE reg add(reg a, reg b) { return _mm512_add_pd(a, b); }
+  FASTCONV_VEC_INLINE reg relu(reg a) { return _mm512_max_pd(_mm512_setzero_pd(), a); }
+  FASTCONV_VEC_INLINE void store(T* p, reg v) { _mm512_storeu_pd(p, v); }
+  FASTCONV_VEC_INLINE void store_n(T* p, reg v, int n) {
+    _mm512_mask_storeu_pd(p, (__mmask8)((1u << n) - 1), v);
+  }
+};
+
+#undef FASTCONV_VEC_INLINE
+
+}  // namespace avx512
+}  // namespace fastconv
+
+#define FASTCONV_SIMD_NS avx512
+#define FASTCONV_SIMD_NAME "avx512"
