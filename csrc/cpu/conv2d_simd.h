@@ -15,7 +15,8 @@
 //                   channels, u = (r, s) taps; the input is first copied into a zero-padded
 //                   "row-channel-column" layout (N, Hb, C, stride_w, Wb/stride_w) in which the
 //                   14 pixels a tap reads are adjacent even for stride 2 (columns split by
-//                   phase). Weights are packed once per call as (R, S, C, K padded).
+//                   phase). Weights are packed once per call as (K/KB, R, S, C, KB), one contiguous
+//                   stream per register tile of KB = NV*W output channels.
 //   backward-data   the forward driver on grad_y with flipped, transposed weights (R, S, K, C)
 //                   (a stride-1 "full" convolution). For stride > 1 the row-channel-column copy
 //                   of grad_y interleaves zeros (correct; does stride_h*stride_w more FMAs).
@@ -34,6 +35,7 @@
 
 #include <algorithm>
 #include <array>
+#include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -78,9 +80,9 @@ enum class Init { zero, bias, load };
 
 template <typename T>
 struct TileArgs {
-  const T* A = nullptr;          // broadcast operand: A[aoff[u] + j + t*a_ts]
+  const T* A = nullptr;          // broadcast operand: A[aoff[u] + j*a_js + t*a_ts]
   const int64_t* aoff = nullptr;
-  int64_t a_ts = 0;
+  int64_t a_js = 1, a_ts = 0;
   const T* B = nullptr;          // vector operand: B[boff[u] + t*ldb + lane]
   const int64_t* boff = nullptr;
   int64_t ldb = 0;
@@ -94,12 +96,16 @@ struct TileArgs {
   int kvalid = 0;                // lanes of the tile that exist in `out` (<= NV*W)
 };
 
-// NJ broadcast rows x NV vectors, accumulated over (u, t); then bias/ReLU and the store.
-template <class V, int NJ, int NV>
+// NJ broadcast rows x NV vectors, accumulated over (u, t); then ReLU and the store.
+// STRIDED = false: the NJ broadcast values are adjacent (a_js = 1, constant displacements).
+// STRIDED = true: they are a_js apart (NHWC pixels); addresses come from one pointer per three
+// rows plus a_js*{0,1,2}, which x86 addressing encodes without extra instructions.
+template <class V, int NJ, int NV, bool STRIDED>
 void tile_kernel(const TileArgs<typename V::T>& g) {
   using T = typename V::T;
   using reg = typename V::reg;
   constexpr int W = V::W;
+  constexpr int NP = STRIDED ? (NJ + 2) / 3 : 1;
   reg acc[NJ][NV];
   if (g.init == Init::load) {
 #pragma GCC unroll 16
@@ -116,20 +122,29 @@ void tile_kernel(const TileArgs<typename V::T>& g) {
       for (int v = 0; v < NV; ++v) acc[j][v] = b[v];
   }
 
+  const int64_t js = g.a_js;
   for (int64_t u = 0; u < g.U; ++u) {
     const T* a = g.A + g.aoff[u];
     const T* b = g.B + g.boff[u];
+    const T* ap[NP];
+#pragma GCC unroll 8
+    for (int q = 0; q < NP; ++q) ap[q] = a + 3 * q * js;
     for (int64_t t = 0; t < g.Tn; ++t) {
       reg w[NV];
 #pragma GCC unroll 4
       for (int v = 0; v < NV; ++v) w[v] = V::load(b + v * W);
 #pragma GCC unroll 16
       for (int j = 0; j < NJ; ++j) {
-        const reg x = V::set1(a[j]);
+        const reg x = STRIDED ? V::set1(ap[j / 3][(j % 3) * js]) : V::set1(a[j]);
 #pragma GCC unroll 4
         for (int v = 0; v < NV; ++v) acc[j][v] = V::fma(x, w[v], acc[j][v]);
       }
-      a += g.a_ts;
+      if (STRIDED) {
+#pragma GCC unroll 8
+        for (int q = 0; q < NP; ++q) ap[q] += g.a_ts;
+      } else {
+        a += g.a_ts;
+      }
       b += g.ldb;
     }
   }
@@ -166,21 +181,24 @@ void tile_kernel(const TileArgs<typename V::T>& g) {
 
 template <class V>
 using TileFn = void (*)(const TileArgs<typename V::T>&);
-
-template <class V, int NJ, size_t... I>
-constexpr std::array<TileFn<V>, V::NV> tile_row(std::index_sequence<I...>) {
-  return {{&tile_kernel<V, NJ, static_cast<int>(I) + 1>...}};
-}
-template <class V, size_t... J>
-constexpr std::array<std::array<TileFn<V>, V::NV>, V::NJ> tile_table(std::index_sequence<J...>) {
-  return {{tile_row<V, static_cast<int>(J) + 1>(std::make_index_sequence<V::NV>())...}};
-}
-
-// The tile kernel for nj broadcast rows (1..NJ) and nv vectors (1..NV).
 template <class V>
-TileFn<V> tile_fn(int64_t nj, int64_t nv) {
-  static constexpr auto table = tile_table<V>(std::make_index_sequence<V::NJ>());
-  return table[nj - 1][nv - 1];
+using TileTable = std::array<std::array<TileFn<V>, V::NV>, V::NJ>;
+
+template <class V, bool ST, int NJ, size_t... I>
+constexpr std::array<TileFn<V>, V::NV> tile_row(std::index_sequence<I...>) {
+  return {{&tile_kernel<V, NJ, static_cast<int>(I) + 1, ST>...}};
+}
+template <class V, bool ST, size_t... J>
+constexpr TileTable<V> tile_table(std::index_sequence<J...>) {
+  return {{tile_row<V, ST, static_cast<int>(J) + 1>(std::make_index_sequence<V::NV>())...}};
+}
+
+// The tile kernel for nj broadcast rows (1..NJ), nv vectors (1..NV), adjacent or strided rows.
+template <class V>
+TileFn<V> tile_fn(int64_t nj, int64_t nv, bool strided) {
+  static constexpr TileTable<V> adjacent = tile_table<V, false>(std::make_index_sequence<V::NJ>());
+  static constexpr TileTable<V> apart = tile_table<V, true>(std::make_index_sequence<V::NJ>());
+  return (strided ? apart : adjacent)[nj - 1][nv - 1];
 }
 
 // ------------------------------------------------------------------------------ data movement
@@ -192,90 +210,88 @@ inline int64_t source_index(int64_t i, int64_t off, int64_t up, int64_t n) {
   return d / up < n ? d / up : -1;
 }
 
-// Geometry of the "row-channel-column" copy the forward microkernel reads:
-// src (N,C,Hs,Ws) | (N,Hs,Ws,C) -> dst (N, Hb, C, sw, Wph); dst(n, i, c, phase, pos) holds
-// src(n, c, source_index(i, off_h, up_h), source_index(pos*sw + phase, off_w, up_w)).
-struct RowChannelCol {
+// A zero-padded copy of an activation tensor src (N,C,Hs,Ws) | (N,Hs,Ws,C): buffer position
+// (i, col) holds src(source_index(i, off_h, up_h, Hs), source_index(col, off_w, up_w, Ws)) or 0.
+struct Padded {
   int64_t N = 0, C = 0, Hs = 0, Ws = 0;
   Layout layout = Layout::NCHW;
-  int64_t Hb = 0, sw = 1, Wph = 0;
+  int64_t Hb = 0, Wb = 0;                     // buffer rows and columns
   int64_t off_h = 0, off_w = 0, up_h = 1, up_w = 1;
-  int64_t chan() const { return sw * Wph; }   // elements between channels
-  int64_t row() const { return C * chan(); }  // elements per (n, i) row
-  int64_t size() const { return N * Hb * row(); }
 };
 
+// NCHW source -> "row-channel-column" buffer (N, Hb, C, sw, Wph), columns split by phase
+// col = pos*sw + phase so that output pixels ow, ow+1, ... of one tap are adjacent for any
+// stride. Each (n, i, c) row is a shifted copy of a source row (no transpose).
 template <typename T>
-void to_row_channel_col(const RowChannelCol& g, const T* src, T* dst) {
-  const int64_t L = g.chan(), row = g.row();
+void to_row_channel_col(const Padded& g, int64_t sw, int64_t Wph, const T* src, T* dst) {
+  const int64_t L = sw * Wph, row = g.C * L;
   std::vector<int64_t> col(L);
-  for (int64_t ph = 0; ph < g.sw; ++ph)
-    for (int64_t pos = 0; pos < g.Wph; ++pos)
-      col[ph * g.Wph + pos] = source_index(pos * g.sw + ph, g.off_w, g.up_w, g.Ws);
-  // Plain shifted copy when columns are neither split by phase nor interleaved with zeros.
-  const bool shifted = g.sw == 1 && g.up_w == 1;
+  for (int64_t ph = 0; ph < sw; ++ph)
+    for (int64_t pos = 0; pos < Wph; ++pos)
+      col[ph * Wph + pos] = source_index(pos * sw + ph, g.off_w, g.up_w, g.Ws);
+  const bool shifted = sw == 1 && g.up_w == 1;  // a plain shifted copy
   const int64_t lo = std::clamp<int64_t>(g.off_w, 0, L);
   const int64_t hi = std::clamp<int64_t>(g.off_w + g.Ws, lo, L);
 #pragma omp parallel for num_threads(num_threads()) schedule(static)
   for (int64_t ni = 0; ni < g.N * g.Hb; ++ni) {
-    const int64_t n = ni / g.Hb, i = ni % g.Hb;
+    const int64_t n = ni / g.Hb;
     T* d = dst + ni * row;
-    const int64_t hs = source_index(i, g.off_h, g.up_h, g.Hs);
+    const int64_t hs = source_index(ni % g.Hb, g.off_h, g.up_h, g.Hs);
     if (hs < 0) {
       std::fill(d, d + row, T(0));
       continue;
     }
-    if (g.layout == Layout::NCHW) {
-      for (int64_t c = 0; c < g.C; ++c) {
-        const T* s = src + ((n * g.C + c) * g.Hs + hs) * g.Ws;
-        T* dr = d + c * L;
-        if (shifted) {
-          std::fill(dr, dr + lo, T(0));
-          std::memcpy(dr + lo, s + (lo - g.off_w), (hi - lo) * sizeof(T));
-          std::fill(dr + hi, dr + L, T(0));
-        } else {
-          for (int64_t k = 0; k < L; ++k) dr[k] = col[k] >= 0 ? s[col[k]] : T(0);
-        }
-      }
-    } else {
-      // (Ws, C) -> (C, L) transpose in blocks of 16 columns: reads stay within 16 pixels.
-      const T* s = src + (n * g.Hs + hs) * g.Ws * g.C;
-      for (int64_t k0 = 0; k0 < L; k0 += 16) {
-        const int64_t k1 = std::min(L, k0 + 16);
-        for (int64_t c = 0; c < g.C; ++c) {
-          T* dr = d + c * L;
-          for (int64_t k = k0; k < k1; ++k) dr[k] = col[k] >= 0 ? s[col[k] * g.C + c] : T(0);
-        }
+    for (int64_t c = 0; c < g.C; ++c) {
+      const T* s = src + ((n * g.C + c) * g.Hs + hs) * g.Ws;
+      T* dr = d + c * L;
+      if (shifted) {
+        std::fill(dr, dr + lo, T(0));
+        std::memcpy(dr + lo, s + (lo - g.off_w), (hi - lo) * sizeof(T));
+        std::fill(dr + hi, dr + L, T(0));
+      } else {
+        for (int64_t k = 0; k < L; ++k) dr[k] = col[k] >= 0 ? s[col[k]] : T(0);
       }
     }
   }
 }
 
-// src (N,C,H,W) | (N,H,W,C) -> dst (N, Hb, Wb, C), dst(n, i, jw, c) = src(n, c, i - pt, jw - pl)
-// or 0 outside.
+// Any source -> padded NHWC buffer (N, Hb, Wb, C). From NHWC it is row copies; from NCHW a
+// transpose in blocks of 16 columns (reads stay within 16 pixels of each channel row).
 template <typename T>
-void to_padded_nhwc(const T* src, Layout layout, int64_t N, int64_t C, int64_t H, int64_t W,
-                    int64_t Hb, int64_t Wb, int64_t pt, int64_t pl, T* dst) {
-  const int64_t row = Wb * C;
-  const int64_t lo = std::clamp<int64_t>(pl, 0, Wb), hi = std::clamp<int64_t>(pl + W, lo, Wb);
+void to_padded_nhwc(const Padded& g, const T* src, T* dst) {
+  const int64_t C = g.C, row = g.Wb * C;
+  std::vector<int64_t> col(g.Wb);
+  for (int64_t k = 0; k < g.Wb; ++k) col[k] = source_index(k, g.off_w, g.up_w, g.Ws);
+  const bool shifted = g.up_w == 1;
+  const int64_t lo = std::clamp<int64_t>(g.off_w, 0, g.Wb);
+  const int64_t hi = std::clamp<int64_t>(g.off_w + g.Ws, lo, g.Wb);
 #pragma omp parallel for num_threads(num_threads()) schedule(static)
-  for (int64_t ni = 0; ni < N * Hb; ++ni) {
-    const int64_t n = ni / Hb, h = ni % Hb - pt;
+  for (int64_t ni = 0; ni < g.N * g.Hb; ++ni) {
+    const int64_t n = ni / g.Hb;
     T* d = dst + ni * row;
-    if (h < 0 || h >= H) {
+    const int64_t hs = source_index(ni % g.Hb, g.off_h, g.up_h, g.Hs);
+    if (hs < 0) {
       std::fill(d, d + row, T(0));
       continue;
     }
-    std::fill(d, d + lo * C, T(0));
-    std::fill(d + hi * C, d + row, T(0));
-    if (layout == Layout::NHWC) {
-      std::memcpy(d + lo * C, src + ((n * H + h) * W + (lo - pl)) * C, (hi - lo) * C * sizeof(T));
+    if (g.layout == Layout::NHWC) {
+      const T* s = src + (n * g.Hs + hs) * g.Ws * C;
+      if (shifted) {
+        std::fill(d, d + lo * C, T(0));
+        std::memcpy(d + lo * C, s + (lo - g.off_w) * C, (hi - lo) * C * sizeof(T));
+        std::fill(d + hi * C, d + row, T(0));
+      } else {
+        for (int64_t k = 0; k < g.Wb; ++k) {
+          if (col[k] >= 0) std::memcpy(d + k * C, s + col[k] * C, C * sizeof(T));
+          else std::fill(d + k * C, d + (k + 1) * C, T(0));
+        }
+      }
     } else {
-      for (int64_t w0 = lo; w0 < hi; w0 += 16) {  // (C, W) -> (W, C) in blocks of 16 columns
-        const int64_t w1 = std::min(hi, w0 + 16);
+      for (int64_t k0 = 0; k0 < g.Wb; k0 += 16) {
+        const int64_t k1 = std::min(g.Wb, k0 + 16);
         for (int64_t c = 0; c < C; ++c) {
-          const T* s = src + ((n * C + c) * H + h) * W - pl;
-          for (int64_t jw = w0; jw < w1; ++jw) d[jw * C + c] = s[jw];
+          const T* s = src + ((n * C + c) * g.Hs + hs) * g.Ws;
+          for (int64_t k = k0; k < k1; ++k) d[k * C + c] = col[k] >= 0 ? s[col[k]] : T(0);
         }
       }
     }
@@ -286,87 +302,164 @@ void to_padded_nhwc(const T* src, Layout layout, int64_t N, int64_t C, int64_t H
 template <typename T>
 void to_pixel_rows(const T* src, Layout layout, int64_t N, int64_t K, int64_t PQ, int64_t ldk,
                    T* dst) {
+  const int64_t nb = ceil_div(PQ, 16);
 #pragma omp parallel for num_threads(num_threads()) schedule(static)
-  for (int64_t b = 0; b < N * ceil_div(PQ, 16); ++b) {
-    const int64_t n = b / ceil_div(PQ, 16), i0 = (b % ceil_div(PQ, 16)) * 16;
-    const int64_t i1 = std::min(PQ, i0 + 16);
+  for (int64_t b = 0; b < N * nb; ++b) {
+    const int64_t n = b / nb, i0 = (b % nb) * 16, i1 = std::min(PQ, i0 + 16);
     T* d = dst + (n * PQ) * ldk;
     if (layout == Layout::NHWC) {
-      for (int64_t i = i0; i < i1; ++i) {
-        std::memcpy(d + i * ldk, src + (n * PQ + i) * K, K * sizeof(T));
-        std::fill(d + i * ldk + K, d + (i + 1) * ldk, T(0));
-      }
+      for (int64_t i = i0; i < i1; ++i) std::memcpy(d + i * ldk, src + (n * PQ + i) * K, K * sizeof(T));
     } else {
       for (int64_t k = 0; k < K; ++k) {
         const T* s = src + (n * K + k) * PQ;
         for (int64_t i = i0; i < i1; ++i) d[i * ldk + k] = s[i];
       }
-      for (int64_t i = i0; i < i1; ++i) std::fill(d + i * ldk + K, d + (i + 1) * ldk, T(0));
+    }
+    for (int64_t i = i0; i < i1; ++i) std::fill(d + i * ldk + K, d + (i + 1) * ldk, T(0));
+  }
+}
+
+// ------------------------------------------------------------------------------ weight packing
+// Forward weights (K,C,R,S) | (R,S,C,K) -> (K/KB, R*S, C, KB): each register tile's weights are
+// one contiguous stream (prefetch- and TLB-friendly), zero-padded past K. Loops follow the
+// source's contiguous dimension; the scattered side stays within one L1-sized block.
+template <typename T>
+void pack_fwd_weights(const T* w, Layout layout, int64_t K, int64_t C, int64_t RS, int64_t KB,
+                      T* dst) {
+  const int64_t nkb = ceil_div(K, KB);
+  if (layout == Layout::NCHW) {
+    const int64_t ncb = ceil_div(C, 16);
+#pragma omp parallel for num_threads(num_threads()) schedule(static)
+    for (int64_t blk = 0; blk < nkb * ncb; ++blk) {
+      const int64_t kb = blk / ncb, c0 = (blk % ncb) * 16, c1 = std::min(C, c0 + 16);
+      T* d = dst + kb * RS * C * KB;
+      for (int64_t kk = 0; kk < KB; ++kk) {
+        const int64_t k = kb * KB + kk;
+        for (int64_t c = c0; c < c1; ++c)
+          for (int64_t rs = 0; rs < RS; ++rs)
+            d[(rs * C + c) * KB + kk] = k < K ? w[(k * C + c) * RS + rs] : T(0);
+      }
+    }
+  } else {
+#pragma omp parallel for num_threads(num_threads()) schedule(static)
+    for (int64_t blk = 0; blk < nkb * RS; ++blk) {
+      const int64_t kb = blk / RS, rs = blk % RS, k0 = kb * KB, nk = std::min(KB, K - k0);
+      for (int64_t c = 0; c < C; ++c) {
+        T* d = dst + ((kb * RS + rs) * C + c) * KB;
+        std::memcpy(d, w + (rs * C + c) * K + k0, nk * sizeof(T));
+        std::fill(d + nk, d + KB, T(0));
+      }
     }
   }
 }
 
-// Weight packing: dst[(rs*A + a)*ldd + b] = src[rs*sr + a*sa + b*sb] for rs < RS, a < A,
-// b < B, zeros in columns [B, ldd). Blocks of 16 x 16 keep the strided side in cache.
+// Backward-data weights: (K,C,R,S) | (R,S,C,K) -> (C/KB, R*S, K, KB) with the taps flipped:
+// dst[cb][r'*S + s'][k][cc] = w at (k, c = cb*KB + cc, R-1-r', S-1-s').
 template <typename T>
-void pack_rows(const T* src, int64_t RS, int64_t A, int64_t B, int64_t sr, int64_t sa,
-               int64_t sb, int64_t ldd, T* dst) {
-  const int64_t nab = ceil_div(A, 16);
+void pack_bwd_data_weights(const T* w, Layout layout, int64_t K, int64_t C, int64_t RS,
+                           int64_t KB, T* dst) {
+  const int64_t ncb = ceil_div(C, KB);
+  if (layout == Layout::NCHW) {
+    const int64_t nkb16 = ceil_div(K, 16);
 #pragma omp parallel for num_threads(num_threads()) schedule(static)
-  for (int64_t blk = 0; blk < RS * nab; ++blk) {
-    const int64_t rs = blk / nab, a0 = (blk % nab) * 16, a1 = std::min(A, a0 + 16);
-    for (int64_t b0 = 0; b0 < B; b0 += 16) {
-      const int64_t b1 = std::min(B, b0 + 16);
-      for (int64_t a = a0; a < a1; ++a) {
-        const T* s = src + rs * sr + a * sa;
-        T* d = dst + (rs * A + a) * ldd;
-        for (int64_t b = b0; b < b1; ++b) d[b] = s[b * sb];
+    for (int64_t blk = 0; blk < ncb * nkb16; ++blk) {
+      const int64_t cb = blk / nkb16, k0 = (blk % nkb16) * 16, k1 = std::min(K, k0 + 16);
+      T* d = dst + cb * RS * K * KB;
+      for (int64_t k = k0; k < k1; ++k)
+        for (int64_t cc = 0; cc < KB; ++cc) {
+          const int64_t c = cb * KB + cc;
+          for (int64_t rs = 0; rs < RS; ++rs)
+            d[(rs * K + k) * KB + cc] = c < C ? w[(k * C + c) * RS + (RS - 1 - rs)] : T(0);
+        }
+    }
+  } else {
+#pragma omp parallel for num_threads(num_threads()) schedule(static)
+    for (int64_t blk = 0; blk < ncb * RS; ++blk) {
+      const int64_t cb = blk / RS, rs = blk % RS;
+      T* d = dst + (cb * RS + rs) * K * KB;
+      const T* s = w + (RS - 1 - rs) * C * K;
+      for (int64_t k0 = 0; k0 < K; k0 += 16) {
+        const int64_t k1 = std::min(K, k0 + 16);
+        for (int64_t cc = 0; cc < KB; ++cc) {
+          const int64_t c = cb * KB + cc;
+          for (int64_t k = k0; k < k1; ++k) d[k * KB + cc] = c < C ? s[c * K + k] : T(0);
+        }
       }
     }
-    for (int64_t a = a0; a < a1; ++a)
-      std::fill(dst + (rs * A + a) * ldd + B, dst + (rs * A + a + 1) * ldd, T(0));
   }
 }
 
 // ------------------------------------------------------------------------------ forward driver
-// out[n, k, oh, ow] = bias[k] + sum_{r,s,c} in[n, oh*sh + r*dh, c, ow*sw + s*dw] * w[r, s, c, k]
-// (then ReLU), `in` in row-channel-column form, w packed (R, S, C, ldw), out NCHW or NHWC.
+// out[n, k, oh, ow] = bias[k] + sum_{r,s,c} in(n, oh*sh + r*dh, ow*sw + s*dw, c) * w[r, s, c, k]
+// (then ReLU). `in` is a padded buffer: the element for buffer row i, output column ow, tap u
+// and channel c sits at in + i*row + ow*js + aoff[u] + c*a_ts. w is packed (K/KB, R*S, C, KB).
 struct DirectConv {
-  int64_t N = 0, C = 0, K = 0, P = 0, Q = 0, R = 0, S = 0;
-  int64_t sh = 1, sw = 1, dh = 1, dw = 1;
-  RowChannelCol in;
-  int64_t ldw = 0;
+  int64_t N = 0, C = 0, K = 0, P = 0, Q = 0, RS = 0, sh = 1;
+  int64_t Hb = 0, row = 0, js = 1, a_ts = 1;
+  std::vector<int64_t> aoff;   // per tap u = r*S + s
   Layout out_layout = Layout::NCHW;
   bool relu = false;
 };
+
+// The padded input for the forward driver: NCHW sources become the row-channel-column buffer
+// (adjacent pixels: js = 1); NHWC sources stay NHWC (pixels js = sw*C apart) and are used in
+// place when no padding is needed.
+template <typename T>
+const T* prepare_input(const Padded& g, int64_t R, int64_t S, int64_t sw, int64_t dh, int64_t dw,
+                       const T* src, DirectConv* d) {
+  d->Hb = g.Hb;
+  d->aoff.resize(R * S);
+  if (g.layout == Layout::NCHW) {
+    const int64_t Wph = ceil_div(g.Wb, sw);
+    d->row = g.C * sw * Wph;
+    d->js = 1;
+    d->a_ts = sw * Wph;
+    for (int64_t r = 0; r < R; ++r)
+      for (int64_t s = 0; s < S; ++s)
+        d->aoff[r * S + s] = r * dh * d->row + (s * dw) % sw * Wph + (s * dw) / sw;
+    T* buf = scratch<T>(0, g.N * g.Hb * d->row);
+    to_row_channel_col(g, sw, Wph, src, buf);
+    return buf;
+  }
+  const bool in_place = g.off_h == 0 && g.off_w == 0 && g.up_h == 1 && g.up_w == 1 &&
+                        g.Hb <= g.Hs && g.Wb <= g.Ws;
+  const int64_t Wb = in_place ? g.Ws : g.Wb;
+  d->Hb = in_place ? g.Hs : g.Hb;
+  d->row = Wb * g.C;
+  d->js = sw * g.C;
+  d->a_ts = 1;
+  for (int64_t r = 0; r < R; ++r)
+    for (int64_t s = 0; s < S; ++s) d->aoff[r * S + s] = (r * dh * Wb + s * dw) * g.C;
+  if (in_place) return src;
+  T* buf = scratch<T>(0, g.N * g.Hb * g.Wb * g.C);
+  to_padded_nhwc(g, src, buf);
+  return buf;
+}
 
 template <class V>
 void direct_conv(const DirectConv& d, const typename V::T* xt, const typename V::T* wp,
                  const typename V::T* bias, typename V::T* y) {
   using T = typename V::T;
   constexpr int64_t KB = V::NV * V::W;  // output channels per register tile
-  const int64_t nkb = ceil_div(d.K, KB), row = d.in.row();
-  std::vector<int64_t> aoff(d.R * d.S), boff(d.R * d.S);
-  for (int64_t r = 0; r < d.R; ++r)
-    for (int64_t s = 0; s < d.S; ++s) {
-      const int64_t u = r * d.S + s;
-      aoff[u] = r * d.dh * row + (s * d.dw) % d.sw * d.in.Wph + (s * d.dw) / d.sw;
-      boff[u] = u * d.C * d.ldw;
-    }
+  const int64_t nkb = ceil_div(d.K, KB);
+  std::vector<int64_t> boff(d.RS);
+  for (int64_t u = 0; u < d.RS; ++u) boff[u] = u * d.C * KB;
+  const bool strided = d.js != 1;
   // Work items (k-block, n, oh), k-block outermost: with a static split each thread keeps
-  // the packed weights of its own k-blocks hot in L2 while it walks the rows.
+  // the packed weights of its own k-blocks (R*S*C*KB values, contiguous) hot in L2.
   const int64_t items = nkb * d.N * d.P;
 #pragma omp parallel for num_threads(num_threads()) schedule(static)
   for (int64_t it = 0; it < items; ++it) {
     const int64_t kb = it / (d.N * d.P), np = it % (d.N * d.P);
     const int64_t n = np / d.P, oh = np % d.P, k0 = kb * KB;
     TileArgs<T> g;
-    g.aoff = aoff.data();
-    g.a_ts = d.in.chan();
-    g.B = wp + k0;
+    g.aoff = d.aoff.data();
+    g.a_js = d.js;
+    g.a_ts = d.a_ts;
+    g.B = wp + kb * d.RS * d.C * KB;
     g.boff = boff.data();
-    g.ldb = d.ldw;
-    g.U = d.R * d.S;
+    g.ldb = KB;
+    g.U = d.RS;
     g.Tn = d.C;
     g.init = bias ? Init::bias : Init::zero;
     g.bias = bias ? bias + k0 : nullptr;
@@ -375,22 +468,42 @@ void direct_conv(const DirectConv& d, const typename V::T* xt, const typename V:
     g.out_transposed = d.out_layout == Layout::NCHW;
     g.ldo = g.out_transposed ? d.P * d.Q : d.K;
     const int64_t nv = ceil_div(g.kvalid, V::W);
-    const T* arow = xt + (n * d.in.Hb + oh * d.sh) * row;
+    const T* arow = xt + (n * d.Hb + oh * d.sh) * d.row;
     for (int64_t ow0 = 0; ow0 < d.Q; ow0 += V::NJ) {
       const int64_t nj = std::min<int64_t>(V::NJ, d.Q - ow0);
-      g.A = arow + ow0;
+      g.A = arow + ow0 * d.js;
       g.out = g.out_transposed ? y + ((n * d.K + k0) * d.P + oh) * d.Q + ow0
                                : y + ((n * d.P + oh) * d.Q + ow0) * d.K + k0;
-      tile_fn<V>(nj, nv)(g);
+      tile_fn<V>(nj, nv, strided)(g);
     }
   }
 }
 
-inline void log_tile(const char* op, const char* dtype, const char* how, int nj, int kb) {
-  if (verbose())
-    std::fprintf(stderr, "fastconv:   kernel %s_%s_%dx%d_%s (%s)\n", dtype, op, nj, kb,
-                 FASTCONV_SIMD_NAME, how);
-}
+// FASTCONV_VERBOSE=1: which kernel ran and how long each phase (packing, layout copies, the
+// register-tile loop) took.
+class KernelLog {
+ public:
+  KernelLog() : on_(verbose()), last_(std::chrono::steady_clock::now()) {}
+  void lap(const char* phase) {
+    if (!on_) return;
+    const auto now = std::chrono::steady_clock::now();
+    const double ms = std::chrono::duration<double, std::milli>(now - last_).count();
+    last_ = now;
+    const int n = std::snprintf(buf_ + len_, sizeof(buf_) - len_, " %s %.3f ms", phase, ms);
+    if (n > 0) len_ = std::min<int>(sizeof(buf_) - 1, len_ + n);
+  }
+  void print(const char* op, const char* dtype, const char* how, int nj, int kb) const {
+    if (on_)
+      std::fprintf(stderr, "fastconv:   kernel %s_%s_%dx%d_%s (%s):%s\n", dtype, op, nj, kb,
+                   FASTCONV_SIMD_NAME, how, buf_);
+  }
+
+ private:
+  bool on_;
+  std::chrono::steady_clock::time_point last_;
+  char buf_[256] = {0};
+  int len_ = 0;
+};
 
 // ------------------------------------------------------------------------------ entry points
 // x (N,C,H,W) | (N,H,W,C), w (K,C,R,S) | (R,S,C,K), bias (K) or null -> y (N,K,P,Q) | (N,P,Q,K)
@@ -398,41 +511,36 @@ template <class V>
 void conv2d_fwd(const Conv2dParams& p, const typename V::T* x, const typename V::T* w,
                 const typename V::T* bias, typename V::T* y) {
   using T = typename V::T;
-  DirectConv d;
-  d.N = p.N; d.C = p.C; d.K = p.K; d.P = p.P; d.Q = p.Q; d.R = p.R; d.S = p.S;
-  d.sh = p.stride_h; d.sw = p.stride_w; d.dh = p.dil_h; d.dw = p.dil_w;
-  d.out_layout = p.layout;
-  d.relu = p.relu;
-  d.in.N = p.N; d.in.C = p.C; d.in.Hs = p.H; d.in.Ws = p.W; d.in.layout = p.layout;
-  d.in.Hb = (p.P - 1) * p.stride_h + (p.R - 1) * p.dil_h + 1;
-  d.in.sw = p.stride_w;
-  d.in.Wph = ceil_div((p.Q - 1) * p.stride_w + (p.S - 1) * p.dil_w + 1, p.stride_w);
-  d.in.off_h = p.pad_top;
-  d.in.off_w = p.pad_left;
-
-  // NHWC weights (R,S,C,K) already are the packed layout when K fills whole vectors.
-  const bool direct_w = p.layout == Layout::NHWC && p.K % V::W == 0;
-  d.ldw = direct_w ? p.K : round_up(p.K, V::W);
-  const T* wp = w;
-  if (!direct_w) {
-    T* buf = scratch<T>(1, p.R * p.S * p.C * d.ldw);
-    if (p.layout == Layout::NCHW)   // (K,C,R,S) -> (R,S,C,ldw)
-      pack_rows(w, p.R * p.S, p.C, p.K, 1, p.R * p.S, p.C * p.R * p.S, d.ldw, buf);
-    else                            // (R,S,C,K) -> (R,S,C,ldw)
-      pack_rows(w, p.R * p.S, p.C, p.K, p.C * p.K, p.K, 1, d.ldw, buf);
-    wp = buf;
-  }
+  KernelLog log;
+  constexpr int64_t KB = V::NV * V::W;
+  const int64_t Kp = round_up(p.K, KB), RS = p.R * p.S;
+  T* wp = scratch<T>(1, RS * p.C * Kp);
+  pack_fwd_weights(w, p.layout, p.K, p.C, RS, KB, wp);
   T* bp = nullptr;
   if (bias) {
-    bp = scratch<T>(2, d.ldw);
+    bp = scratch<T>(2, Kp);
     std::copy(bias, bias + p.K, bp);
-    std::fill(bp + p.K, bp + d.ldw, T(0));
+    std::fill(bp + p.K, bp + Kp, T(0));
   }
-  T* xt = scratch<T>(0, d.in.size());
-  to_row_channel_col(d.in, x, xt);
-  log_tile(p.relu ? "conv2d_fwd_relu" : "conv2d_fwd", V::name, "direct, row-channel-column input",
-           V::NJ, V::NV * V::W);
+  log.lap("pack");
+
+  DirectConv d;
+  d.N = p.N; d.C = p.C; d.K = p.K; d.P = p.P; d.Q = p.Q; d.RS = RS; d.sh = p.stride_h;
+  d.out_layout = p.layout;
+  d.relu = p.relu;
+  Padded g;
+  g.N = p.N; g.C = p.C; g.Hs = p.H; g.Ws = p.W; g.layout = p.layout;
+  g.Hb = (p.P - 1) * p.stride_h + (p.R - 1) * p.dil_h + 1;
+  g.Wb = (p.Q - 1) * p.stride_w + (p.S - 1) * p.dil_w + 1;
+  g.off_h = p.pad_top;
+  g.off_w = p.pad_left;
+  const T* xt = prepare_input(g, p.R, p.S, p.stride_w, p.dil_h, p.dil_w, x, &d);
+  log.lap("input-copy");
   direct_conv<V>(d, xt, wp, bp, y);
+  log.lap("tiles");
+  log.print(p.relu ? "conv2d_fwd_relu" : "conv2d_fwd", V::name,
+            p.layout == Layout::NCHW ? "direct, row-channel-column input" : "direct, NHWC input",
+            V::NJ, KB);
 }
 
 // grad_y (N,K,P,Q) | (N,P,Q,K), w -> grad_x (N,C,H,W) | (N,H,W,C)
@@ -442,35 +550,33 @@ void conv2d_bwd_data(const Conv2dParams& p, const typename V::T* gy, const typen
   using T = typename V::T;
   // grad_x[ih, iw, c] = sum_{r', s', k} gy_up[ih + r'*dh, iw + s'*dw, k] * w[R-1-r', S-1-s', c, k]
   // where gy_up is grad_y with (stride-1) zeros between rows/columns, shifted by
-  // (R-1)*dh - pad_top rows and (S-1)*dw - pad_left columns.
-  DirectConv d;
-  d.N = p.N; d.C = p.K; d.K = p.C; d.P = p.H; d.Q = p.W; d.R = p.R; d.S = p.S;
-  d.sh = 1; d.sw = 1; d.dh = p.dil_h; d.dw = p.dil_w;
-  d.out_layout = p.layout;
-  d.in.N = p.N; d.in.C = p.K; d.in.Hs = p.P; d.in.Ws = p.Q; d.in.layout = p.layout;
-  d.in.Hb = p.H + (p.R - 1) * p.dil_h;
-  d.in.sw = 1;
-  d.in.Wph = p.W + (p.S - 1) * p.dil_w;
-  d.in.off_h = (p.R - 1) * p.dil_h - p.pad_top;
-  d.in.off_w = (p.S - 1) * p.dil_w - p.pad_left;
-  d.in.up_h = p.stride_h;
-  d.in.up_w = p.stride_w;
-
-  d.ldw = round_up(p.C, V::W);
-  T* wp = scratch<T>(1, p.R * p.S * p.K * d.ldw);
+  // (R-1)*dh - pad_top rows and (S-1)*dw - pad_left columns: a stride-1 forward convolution.
+  KernelLog log;
+  constexpr int64_t KB = V::NV * V::W;
   const int64_t RS = p.R * p.S;
-  // rows (r', s', k), columns c; the source tap is (R-1-r', S-1-s') = RS-1 - (r'*S + s').
-  if (p.layout == Layout::NCHW)   // w (K,C,R,S)
-    pack_rows(w + (RS - 1), RS, p.K, p.C, -1, p.C * RS, RS, d.ldw, wp);
-  else                            // w (R,S,C,K)
-    pack_rows(w + (RS - 1) * p.C * p.K, RS, p.K, p.C, -p.C * p.K, 1, p.K, d.ldw, wp);
-  T* gyt = scratch<T>(0, d.in.size());
-  to_row_channel_col(d.in, gy, gyt);
-  log_tile("conv2d_bwd_data", V::name,
-           p.stride_h * p.stride_w > 1 ? "direct on zero-interleaved grad_y, flipped weights"
-                                       : "direct, flipped weights",
-           V::NJ, V::NV * V::W);
+  T* wp = scratch<T>(1, RS * p.K * round_up(p.C, KB));
+  pack_bwd_data_weights(w, p.layout, p.K, p.C, RS, KB, wp);
+  log.lap("pack");
+
+  DirectConv d;
+  d.N = p.N; d.C = p.K; d.K = p.C; d.P = p.H; d.Q = p.W; d.RS = RS; d.sh = 1;
+  d.out_layout = p.layout;
+  Padded g;
+  g.N = p.N; g.C = p.K; g.Hs = p.P; g.Ws = p.Q; g.layout = p.layout;
+  g.Hb = p.H + (p.R - 1) * p.dil_h;
+  g.Wb = p.W + (p.S - 1) * p.dil_w;
+  g.off_h = (p.R - 1) * p.dil_h - p.pad_top;
+  g.off_w = (p.S - 1) * p.dil_w - p.pad_left;
+  g.up_h = p.stride_h;
+  g.up_w = p.stride_w;
+  const T* gyt = prepare_input(g, p.R, p.S, 1, p.dil_h, p.dil_w, gy, &d);
+  log.lap("input-copy");
   direct_conv<V>(d, gyt, wp, nullptr, gx);
+  log.lap("tiles");
+  log.print("conv2d_bwd_data", V::name,
+            p.stride_h * p.stride_w > 1 ? "direct on zero-interleaved grad_y, flipped weights"
+                                        : "direct, flipped weights",
+            V::NJ, KB);
 }
 
 // grad_y (N,K,P,Q) | (N,P,Q,K), x -> grad_w (K,C,R,S) | (R,S,C,K), grad_bias (K) or null
@@ -481,18 +587,24 @@ void conv2d_bwd_weight(const Conv2dParams& p, const typename V::T* gy, const typ
   using reg = typename V::reg;
   constexpr int64_t W = V::W, KB = V::NV * V::W;
   const int64_t RS = p.R * p.S, PQ = p.P * p.Q;
+  KernelLog log;
 
   // x as zero-padded NHWC (N, xH, xW, C); NHWC input without padding is used in place.
-  const int64_t Hb = (p.P - 1) * p.stride_h + (p.R - 1) * p.dil_h + 1;
-  const int64_t Wb = (p.Q - 1) * p.stride_w + (p.S - 1) * p.dil_w + 1;
+  Padded g;
+  g.N = p.N; g.C = p.C; g.Hs = p.H; g.Ws = p.W; g.layout = p.layout;
+  g.Hb = (p.P - 1) * p.stride_h + (p.R - 1) * p.dil_h + 1;
+  g.Wb = (p.Q - 1) * p.stride_w + (p.S - 1) * p.dil_w + 1;
+  g.off_h = p.pad_top;
+  g.off_w = p.pad_left;
   const T* xb = x;
   int64_t xH = p.H, xW = p.W;
-  if (!(p.layout == Layout::NHWC && p.pad_top == 0 && p.pad_left == 0 && Hb <= p.H && Wb <= p.W)) {
-    T* buf = scratch<T>(0, p.N * Hb * Wb * p.C);
-    to_padded_nhwc(x, p.layout, p.N, p.C, p.H, p.W, Hb, Wb, p.pad_top, p.pad_left, buf);
+  if (!(p.layout == Layout::NHWC && p.pad_top == 0 && p.pad_left == 0 && g.Hb <= p.H &&
+        g.Wb <= p.W)) {
+    T* buf = scratch<T>(0, p.N * g.Hb * g.Wb * p.C);
+    to_padded_nhwc(g, x, buf);
     xb = buf;
-    xH = Hb;
-    xW = Wb;
+    xH = g.Hb;
+    xW = g.Wb;
   }
   // grad_y as pixel rows of ldg channels (zero-padded to whole vectors).
   const bool direct_gy = p.layout == Layout::NHWC && p.K % W == 0;
@@ -507,16 +619,17 @@ void conv2d_bwd_weight(const Conv2dParams& p, const typename V::T* gy, const typ
   const bool direct_gw = p.layout == Layout::NHWC && p.K % W == 0;
   const int64_t ldo = direct_gw ? p.K : round_up(p.K, W);
   T* gwt = direct_gw ? gw : scratch<T>(2, RS * p.C * ldo);
+  log.lap("input-copy");
 
   // Filter rows grouped so that one group's entries are contiguous in xb: with dilation_w 1
-  // the (s, c) pairs of a filter row r are (x[ih, iw .. iw+S-1, :]), else one (r, s) per group.
+  // the (s, c) pairs of a filter row r are x[ih, iw .. iw+S-1, :], else one (r, s) per group.
   const bool fuse_s = p.dil_w == 1;
   const int64_t G = fuse_s ? p.R : RS, J = fuse_s ? p.S * p.C : p.C;
   std::vector<int64_t> g_a(G), g_row(G);
-  for (int64_t g = 0; g < G; ++g) {
-    const int64_t r = fuse_s ? g : g / p.S, s = fuse_s ? 0 : g % p.S;
-    g_a[g] = (r * p.dil_h * xW + s * p.dil_w) * p.C;
-    g_row[g] = (r * p.S + s) * p.C;
+  for (int64_t q = 0; q < G; ++q) {
+    const int64_t r = fuse_s ? q : q / p.S, s = fuse_s ? 0 : q % p.S;
+    g_a[q] = (r * p.dil_h * xW + s * p.dil_w) * p.C;
+    g_row[q] = (r * p.S + s) * p.C;
   }
   const int64_t njb = ceil_div(J, V::NJ), nkb = ceil_div(p.K, KB);
   const int64_t items = G * njb * nkb;
@@ -533,18 +646,16 @@ void conv2d_bwd_weight(const Conv2dParams& p, const typename V::T* gy, const typ
   const int64_t row_bytes = (p.Q * ldg + p.stride_h * xW * p.C) * int64_t(sizeof(T));
   const int64_t chunk = std::max<int64_t>(1, (int64_t(1) << 20) / row_bytes);
 
-  log_tile("conv2d_bwd_weight", V::name,
-           fuse_s ? "pixel-reduction, (s,c) rows fused" : "pixel-reduction", V::NJ, KB);
 #pragma omp parallel num_threads(num_threads())
   {
     for (int64_t u0 = 0; u0 < NP; u0 += chunk) {
       // Same iteration count and static schedule every chunk: each thread owns the same tiles.
 #pragma omp for schedule(static) nowait
       for (int64_t it = 0; it < items; ++it) {
-        const int64_t kb = it % nkb, jb = (it / nkb) % njb, g = it / (nkb * njb);
+        const int64_t kb = it % nkb, jb = (it / nkb) % njb, q = it / (nkb * njb);
         const int64_t j0 = jb * V::NJ, k0 = kb * KB;
         TileArgs<T> t;
-        t.A = xb + g_a[g] + j0;
+        t.A = xb + g_a[q] + j0;
         t.aoff = aoff.data() + u0;
         t.a_ts = p.stride_w * p.C;
         t.B = gyb + k0;
@@ -553,22 +664,30 @@ void conv2d_bwd_weight(const Conv2dParams& p, const typename V::T* gy, const typ
         t.U = std::min(chunk, NP - u0);
         t.Tn = p.Q;
         t.init = u0 == 0 ? Init::zero : Init::load;
-        t.out = gwt + (g_row[g] + j0) * ldo + k0;
+        t.out = gwt + (g_row[q] + j0) * ldo + k0;
         t.ldo = ldo;
         t.kvalid = static_cast<int>(std::min(KB, ldo - k0));
-        tile_fn<V>(std::min<int64_t>(V::NJ, J - j0), ceil_div(t.kvalid, W))(t);
+        tile_fn<V>(std::min<int64_t>(V::NJ, J - j0), ceil_div(t.kvalid, W), false)(t);
       }
     }
   }
+  log.lap("tiles");
 
   if (!direct_gw) {
     if (p.layout == Layout::NHWC) {   // (R,S,C,ldo) -> (R,S,C,K)
 #pragma omp parallel for num_threads(num_threads()) schedule(static)
       for (int64_t i = 0; i < RS * p.C; ++i) std::copy(gwt + i * ldo, gwt + i * ldo + p.K, gw + i * p.K);
-    } else {                          // (R,S,C,ldo) -> (K,C,R,S)
-      pack_rows(gwt, p.K, p.C, RS, 1, ldo, p.C * ldo, RS, gw);  // rows (k, c), columns rs
+    } else {                          // (R,S,C,ldo) -> (K,C,R,S), blocks of 16 k per c
+      const int64_t nk16 = ceil_div(p.K, 16);
+#pragma omp parallel for num_threads(num_threads()) schedule(static)
+      for (int64_t blk = 0; blk < p.C * nk16; ++blk) {
+        const int64_t c = blk / nk16, k0 = (blk % nk16) * 16, k1 = std::min(p.K, k0 + 16);
+        for (int64_t k = k0; k < k1; ++k)
+          for (int64_t rs = 0; rs < RS; ++rs) gw[(k * p.C + c) * RS + rs] = gwt[(rs * p.C + c) * ldo + k];
+      }
     }
   }
+  log.lap("unpack");
 
   if (gb) {
     // grad_bias[k] = sum over pixels: each thread owns whole vectors of channels and sums the
@@ -588,6 +707,9 @@ void conv2d_bwd_weight(const Conv2dParams& p, const typename V::T* gy, const typ
       else V::store_n(gb + kv * W, total, static_cast<int>(left));
     }
   }
+  log.lap("grad-bias");
+  log.print("conv2d_bwd_weight", V::name,
+            fuse_s ? "pixel-reduction, (s,c) rows fused" : "pixel-reduction", V::NJ, KB);
 }
 
 }  // namespace

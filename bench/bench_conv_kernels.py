@@ -1,0 +1,135 @@
+"""Time fastconv's conv2d kernels against PyTorch (CPU, oneDNN) on the VGG16 conv layers.
+
+    python bench/bench_conv_kernels.py --batch 1 --threads 2 [--passes fwd,bwd_data,bwd_weight]
+        [--layers 0,1,5] [--reps 7] [--isa avx512] [--dtype float32]
+
+For each layer and pass it times fastconv NCHW/NHWC and PyTorch NCHW/channels_last interleaved
+(one call of each per round, median over rounds), checks fastconv against PyTorch first, and prints
+GFLOP/s plus the ratio of fastconv's best layout to PyTorch's best layout. A small script of the
+convolution-kernel work; the package benchmark is `python -m fastconv.bench`.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import numpy as np
+
+import fastconv as fc
+
+# (C, K, H=W) of VGG16's 13 conv layers at 224x224, all 3x3 pad 1 stride 1.
+VGG16 = [(3, 64, 224), (64, 64, 224), (64, 128, 112), (128, 128, 112), (128, 256, 56),
+         (256, 256, 56), (256, 256, 56), (256, 512, 28), (512, 512, 28), (512, 512, 28),
+         (512, 512, 14), (512, 512, 14), (512, 512, 14)]
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--batch", type=int, default=1)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--passes", default="fwd,bwd_data,bwd_weight")
+    ap.add_argument("--layers", default=None, help="comma-separated indices into VGG16")
+    ap.add_argument("--reps", type=int, default=7)
+    ap.add_argument("--isa", default=None)
+    ap.add_argument("--dtype", default="float32")
+    ap.add_argument("--no-torch", action="store_true")
+    ap.add_argument("--cpu-time", action="store_true",
+                    help="time with process CPU time (robust on a shared machine; use with --threads 1)")
+    args = ap.parse_args()
+
+    fc.set_num_threads(args.threads)
+    if args.isa:
+        fc.set_cpu_isa(args.isa)
+    torch = None
+    if not args.no_torch:
+        import torch  # noqa: PLC0415
+        torch.set_num_threads(args.threads)
+    dt = np.dtype(args.dtype)
+    tdt = None if torch is None else {np.float32: torch.float32, np.float64: torch.float64}[dt.type]
+    layers = range(len(VGG16)) if args.layers is None else [int(i) for i in args.layers.split(",")]
+    passes = args.passes.split(",")
+    print(f"fastconv isa={fc.cpu_isa()} threads={args.threads} batch={args.batch} dtype={dt}"
+          f" clock={'cpu' if args.cpu_time else 'wall'}"
+          + ("" if torch is None else f" torch={torch.__version__}"))
+    rng = np.random.default_rng(0)
+    summary = {ps: [] for ps in passes}
+    for li in layers:
+        C, K, H = VGG16[li]
+        N = args.batch
+        x = rng.standard_normal((N, C, H, H)).astype(dt)
+        w = (rng.standard_normal((K, C, 3, 3)) * 0.1).astype(dt)
+        b = rng.standard_normal(K).astype(dt)
+        gy = rng.standard_normal((N, K, H, H)).astype(dt)
+        xh, wh, gyh = (np.ascontiguousarray(x.transpose(0, 2, 3, 1)), np.ascontiguousarray(w.transpose(2, 3, 1, 0)),
+                       np.ascontiguousarray(gy.transpose(0, 2, 3, 1)))
+        flops = 2.0 * N * K * C * 9 * H * H
+        for ps in passes:
+            fns = {}
+            if ps == "fwd":
+                fns["fc NCHW"] = lambda: fc.conv2d(x, w, b, padding=1)
+                fns["fc NHWC"] = lambda: fc.conv2d(xh, wh, b, padding=1, layout="NHWC")
+            elif ps == "bwd_data":
+                fns["fc NCHW"] = lambda: fc.conv2d_backward_data(gy, w, x.shape, padding=1)
+                fns["fc NHWC"] = lambda: fc.conv2d_backward_data(gyh, wh, xh.shape, padding=1, layout="NHWC")
+            else:
+                fns["fc NCHW"] = lambda: fc.conv2d_backward_weight(gy, x, w.shape, padding=1)
+                fns["fc NHWC"] = lambda: fc.conv2d_backward_weight(gyh, xh, wh.shape, padding=1, layout="NHWC")
+            if torch is not None:
+                tx, tw, tb, tgy = (torch.from_numpy(a) for a in (x, w, b, gy))
+                cl = torch.channels_last
+                tx2, tw2, tgy2 = (t.contiguous(memory_format=cl) for t in (tx, tw, tgy))
+                conv_bwd = torch.ops.aten.convolution_backward
+                for name, (X, Wt, GY) in {"pt NCHW": (tx, tw, tgy), "pt CL": (tx2, tw2, tgy2)}.items():
+                    if ps == "fwd":
+                        fns[name] = (lambda X=X, Wt=Wt: torch.nn.functional.conv2d(X, Wt, tb, padding=1))
+                    elif ps == "bwd_data":
+                        fns[name] = (lambda X=X, Wt=Wt, GY=GY: conv_bwd(GY, X, Wt, [K], [1, 1], [1, 1], [1, 1],
+                                                                     False, [0, 0], 1, [True, False, False]))
+                    else:
+                        fns[name] = (lambda X=X, Wt=Wt, GY=GY: conv_bwd(GY, X, Wt, [K], [1, 1], [1, 1], [1, 1],
+                                                                     False, [0, 0], 1, [False, True, True]))
+            times = {k: [] for k in fns}
+            with (torch.no_grad() if torch is not None else _null()):
+                for f in fns.values():
+                    f()   # warm-up (scratch buffers, oneDNN primitives)
+                reps = args.reps if flops * args.reps < 4e11 else max(3, args.reps // 2)
+                clock = time.process_time if args.cpu_time else time.perf_counter
+                for _ in range(reps):
+                    for k, f in fns.items():
+                        t0 = clock()
+                        f()
+                        times[k].append(clock() - t0)
+            med = {k: statistics.median(v) for k, v in times.items()}
+            gf = {k: flops / v / 1e9 for k, v in med.items()}
+            fc_best = max(gf["fc NCHW"], gf["fc NHWC"])
+            line = f"{ps:10s} L{li:<2d} C={C:<3d} K={K:<3d} H={H:<3d} " + " ".join(
+                f"{k}={gf[k]:6.1f}" for k in gf)
+            if torch is not None:
+                pt_best = max(gf["pt NCHW"], gf["pt CL"])
+                ratio = fc_best / pt_best
+                ratio_nchw = gf["fc NCHW"] / gf["pt NCHW"]
+                ratio_nhwc = gf["fc NHWC"] / gf["pt CL"]
+                summary[ps].append((ratio, ratio_nchw, ratio_nhwc, fc_best))
+                line += f"  best/best={ratio:5.2f} (NCHW {ratio_nchw:4.2f}, NHWC/CL {ratio_nhwc:4.2f})"
+            else:
+                summary[ps].append((1.0, 1.0, 1.0, fc_best))
+            print(line + f"  [{med['fc NHWC']*1e3:.2f} ms]", flush=True)
+    if torch is not None:
+        for ps, rows in summary.items():
+            if rows:
+                g = [float(np.exp(np.mean(np.log([r[i] for r in rows])))) for i in range(3)]
+                print(f"{ps:10s} geomean ratio fc-best/pt-best {g[0]:.3f}  NCHW/NCHW {g[1]:.3f}  "
+                      f"NHWC/CL {g[2]:.3f}  min {min(r[0] for r in rows):.3f}")
+
+
+class _null:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *a):
+        return False
+
+
+if __name__ == "__main__":
+    main()
