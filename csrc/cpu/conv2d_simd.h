@@ -77,6 +77,8 @@ T* scratch(int slot, int64_t count) {
 
 // ------------------------------------------------------------------------------ microkernel
 enum class Init { zero, bias, load };
+constexpr bool PF = true;
+constexpr int kPrefetchSteps = 8;
 
 template <typename T>
 struct TileArgs {
@@ -87,8 +89,10 @@ struct TileArgs {
   const int64_t* boff = nullptr;
   int64_t ldb = 0;
   int64_t U = 0, Tn = 0;         // reduction extents
-  Init init = Init::zero;        // accumulators start at 0, bias[lane], or out (row-major)
+  Init init = Init::zero;        // accumulators start at 0, bias[lane] or partial sums
   const T* bias = nullptr;       // NV*W values
+  const T* partial = nullptr;    // Init::load: partial[j*ldp + lane]
+  int64_t ldp = 0;
   bool relu = false;
   T* out = nullptr;
   bool out_transposed = false;   // false: out[j*ldo + lane]; true: out[lane*ldo + j]
@@ -106,12 +110,13 @@ void tile_kernel(const TileArgs<typename V::T>& g) {
   using reg = typename V::reg;
   constexpr int W = V::W;
   constexpr int NP = STRIDED ? (NJ + 2) / 3 : 1;
+  constexpr int kLines = (NV * W * int(sizeof(T)) + 63) / 64;
   reg acc[NJ][NV];
   if (g.init == Init::load) {
 #pragma GCC unroll 16
     for (int j = 0; j < NJ; ++j)
 #pragma GCC unroll 4
-      for (int v = 0; v < NV; ++v) acc[j][v] = V::load(g.out + j * g.ldo + v * W);
+      for (int v = 0; v < NV; ++v) acc[j][v] = V::load(g.partial + j * g.ldp + v * W);
   } else {
     reg b[NV];
 #pragma GCC unroll 4
@@ -133,6 +138,13 @@ void tile_kernel(const TileArgs<typename V::T>& g) {
       reg w[NV];
 #pragma GCC unroll 4
       for (int v = 0; v < NV; ++v) w[v] = V::load(b + v * W);
+      if (PF) {
+        // The vector operand streams from L2 (a k-block of packed weights is larger than L1):
+        // fetch it kPrefetchSteps steps ahead, one 64-byte line at a time.
+#pragma GCC unroll 4
+        for (int l = 0; l < kLines; ++l)
+          __builtin_prefetch(b + kPrefetchSteps * g.ldb + l * (64 / int(sizeof(T))));
+      }
 #pragma GCC unroll 16
       for (int j = 0; j < NJ; ++j) {
         const reg x = STRIDED ? V::set1(ap[j / 3][(j % 3) * js]) : V::set1(a[j]);
@@ -436,45 +448,80 @@ const T* prepare_input(const Padded& g, int64_t R, int64_t S, int64_t sw, int64_
   return buf;
 }
 
+// Input channels per reduction block: the block's packed weights, R*S*cb*KB values, stay in
+// L1 (about 20 KiB) while a group of tiles along the row reuses them.
+template <class V>
+int64_t channel_block(int64_t C, int64_t RS) {
+  constexpr int64_t KB = V::NV * V::W;
+  const int64_t cb = std::max<int64_t>(4, (20 << 10) / (RS * KB * int64_t(sizeof(typename V::T))));
+  if (C <= cb) return C;
+  return ceil_div(C, ceil_div(C, cb));  // equal blocks
+}
+
 template <class V>
 void direct_conv(const DirectConv& d, const typename V::T* xt, const typename V::T* wp,
                  const typename V::T* bias, typename V::T* y) {
   using T = typename V::T;
-  constexpr int64_t KB = V::NV * V::W;  // output channels per register tile
-  const int64_t nkb = ceil_div(d.K, KB);
+  constexpr int64_t KB = V::NV * V::W;                 // output channels per register tile
+  constexpr int64_t kGroup = (64 + V::NJ - 1) / V::NJ;  // tiles sharing one weight block
+  const int64_t nkb = ceil_div(d.K, KB), cb = channel_block<V>(d.C, d.RS);
   std::vector<int64_t> boff(d.RS);
   for (int64_t u = 0; u < d.RS; ++u) boff[u] = u * d.C * KB;
   const bool strided = d.js != 1;
   // Work items (k-block, n, oh), k-block outermost: with a static split each thread keeps
   // the packed weights of its own k-blocks (R*S*C*KB values, contiguous) hot in L2.
   const int64_t items = nkb * d.N * d.P;
-#pragma omp parallel for num_threads(num_threads()) schedule(static)
-  for (int64_t it = 0; it < items; ++it) {
-    const int64_t kb = it / (d.N * d.P), np = it % (d.N * d.P);
-    const int64_t n = np / d.P, oh = np % d.P, k0 = kb * KB;
-    TileArgs<T> g;
-    g.aoff = d.aoff.data();
-    g.a_js = d.js;
-    g.a_ts = d.a_ts;
-    g.B = wp + kb * d.RS * d.C * KB;
-    g.boff = boff.data();
-    g.ldb = KB;
-    g.U = d.RS;
-    g.Tn = d.C;
-    g.init = bias ? Init::bias : Init::zero;
-    g.bias = bias ? bias + k0 : nullptr;
-    g.relu = d.relu;
-    g.kvalid = static_cast<int>(std::min(KB, d.K - k0));
-    g.out_transposed = d.out_layout == Layout::NCHW;
-    g.ldo = g.out_transposed ? d.P * d.Q : d.K;
-    const int64_t nv = ceil_div(g.kvalid, V::W);
-    const T* arow = xt + (n * d.Hb + oh * d.sh) * d.row;
-    for (int64_t ow0 = 0; ow0 < d.Q; ow0 += V::NJ) {
-      const int64_t nj = std::min<int64_t>(V::NJ, d.Q - ow0);
-      g.A = arow + ow0 * d.js;
-      g.out = g.out_transposed ? y + ((n * d.K + k0) * d.P + oh) * d.Q + ow0
-                               : y + ((n * d.P + oh) * d.Q + ow0) * d.K + k0;
-      tile_fn<V>(nj, nv, strided)(g);
+#pragma omp parallel num_threads(num_threads())
+  {
+    // Partial sums of one tile group while the channel blocks go by (row-major, KB wide).
+    std::vector<T, std::allocator<T>> partial(kGroup * V::NJ * KB);
+#pragma omp for schedule(static)
+    for (int64_t it = 0; it < items; ++it) {
+      const int64_t kb = it / (d.N * d.P), np = it % (d.N * d.P);
+      const int64_t n = np / d.P, oh = np % d.P, k0 = kb * KB;
+      TileArgs<T> g;
+      g.aoff = d.aoff.data();
+      g.a_js = d.js;
+      g.a_ts = d.a_ts;
+      g.boff = boff.data();
+      g.ldb = KB;
+      g.U = d.RS;
+      g.bias = bias ? bias + k0 : nullptr;
+      const int kvalid = static_cast<int>(std::min(KB, d.K - k0));
+      const int64_t nv = ceil_div(kvalid, V::W);
+      const bool nchw = d.out_layout == Layout::NCHW;
+      const T* arow = xt + (n * d.Hb + oh * d.sh) * d.row;
+      const T* wkb = wp + kb * d.RS * d.C * KB;
+      for (int64_t q0 = 0; q0 < d.Q; q0 += kGroup * V::NJ) {
+        const int64_t q1 = std::min(d.Q, q0 + kGroup * V::NJ);
+        for (int64_t c0 = 0; c0 < d.C; c0 += cb) {
+          const bool first = c0 == 0, last = c0 + cb >= d.C;
+          g.B = wkb + c0 * KB;
+          g.Tn = std::min(cb, d.C - c0);
+          g.init = !first ? Init::load : bias ? Init::bias : Init::zero;
+          g.relu = last && d.relu;
+          for (int64_t ow0 = q0; ow0 < q1; ow0 += V::NJ) {
+            const int64_t nj = std::min<int64_t>(V::NJ, q1 - ow0);
+            T* part = partial.data() + (ow0 - q0) * KB;
+            g.A = arow + ow0 * d.js + c0 * d.a_ts;
+            g.partial = part;
+            g.ldp = KB;
+            if (last) {
+              g.out_transposed = nchw;
+              g.ldo = nchw ? d.P * d.Q : d.K;
+              g.out = nchw ? y + ((n * d.K + k0) * d.P + oh) * d.Q + ow0
+                           : y + ((n * d.P + oh) * d.Q + ow0) * d.K + k0;
+              g.kvalid = kvalid;
+            } else {
+              g.out_transposed = false;
+              g.out = part;
+              g.ldo = KB;
+              g.kvalid = static_cast<int>(nv * V::W);
+            }
+            tile_fn<V>(nj, nv, strided)(g);
+          }
+        }
+      }
     }
   }
 }
@@ -666,6 +713,8 @@ void conv2d_bwd_weight(const Conv2dParams& p, const typename V::T* gy, const typ
         t.init = u0 == 0 ? Init::zero : Init::load;
         t.out = gwt + (g_row[q] + j0) * ldo + k0;
         t.ldo = ldo;
+        t.partial = t.out;
+        t.ldp = ldo;
         t.kvalid = static_cast<int>(std::min(KB, ldo - k0));
         tile_fn<V>(std::min<int64_t>(V::NJ, J - j0), ceil_div(t.kvalid, W), false)(t);
       }

@@ -1,0 +1,172 @@
+"""The SIMD conv2d kernels (csrc/cpu/conv2d_simd.h via conv2d_*_avx512.cpp / *_avx2.cpp) against
+the portable kernels (the `scalar` path) and the float64 reference.
+
+Every case runs forward (bias + optional fused ReLU), backward-data and backward-weight (+ bias
+gradient) in both layouts and both dtypes on every SIMD path this CPU has, forced through
+fastconv.set_cpu_isa. The case list is an edge-case grid around the register tiles
+(AVX-512: 14 pixels x 32 fp32 / 16 fp64 channels; AVX2: 6 pixels x 16 / 8), not a cartesian
+product: channel counts 1, 15, 16, 17, 33, 64, 65; output widths tile-1, tile, tile+1; stride
+1/2/3; padding 0/1/2 and asymmetric; 1x1, 3x3, 5x5, even kernels; dilation; batch 1/2/3.
+
+- exact: values in -2..2 make every partial sum exact in float32, so any blocking order must
+  give bit-identical results to the reference and to the scalar kernels;
+- random: standard-normal data within the float tolerance of tests/helpers.py;
+- outputs are poisoned with NaN before each kernel (FASTCONV_POISON), so an unwritten element
+  fails; the bias gradient and weight gradient must not depend on the thread count.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import fastconv as fc
+from fastconv import _backend_cpu
+from fastconv import reference as ref
+from helpers import RTOL, assert_close
+
+SIMD_ISAS = [i for i in fc.available_cpu_isas() if i != "scalar"]
+
+# (N, C, H, W, K, R, S, stride, padding, dilation, relu)
+CASES = [
+    (1, 3, 9, 16, 64, 3, 3, 1, 1, 1, True),              # first layer: C=3, Q=16
+    (3, 1, 7, 14, 1, 3, 3, 1, 1, 1, False),              # C=K=1, Q=14 (one AVX-512 tile)
+    (1, 15, 6, 13, 17, 3, 3, 1, 1, 1, True),             # Q=13, K=17 (one lane past a vector)
+    (1, 16, 5, 15, 16, 3, 3, 1, 1, 1, False),            # Q=15
+    (1, 17, 5, 29, 33, 3, 3, 2, 1, 1, True),             # stride 2, Q=15, K=33
+    (3, 33, 4, 7, 15, 1, 1, 1, 0, 1, False),             # 1x1, Q=7 (AVX2 tile+1), in-place NHWC
+    (1, 64, 4, 6, 64, 1, 1, 1, 0, 1, True),              # 1x1, Q=6 (AVX2 tile)
+    (1, 5, 11, 17, 7, 5, 5, 1, 2, 1, False),             # 5x5 pad 2
+    (1, 16, 10, 30, 16, 5, 5, 2, 2, 1, True),            # 5x5 stride 2
+    (2, 7, 9, 12, 9, 3, 3, 1, ((0, 2), (1, 0)), (2, 1), True),  # asymmetric padding, dilation
+    (1, 4, 12, 28, 5, 3, 3, 1, 0, (1, 2), False),        # dilation_w 2 (unfused weight-grad rows)
+    (1, 6, 8, 8, 6, 3, 3, 2, 0, 1, False),               # stride 2, no padding
+    (1, 8, 6, 9, 8, 2, 2, (1, 2), 1, 1, True),           # even kernel, unequal strides
+    (2, 33, 5, 5, 65, 3, 3, 1, 1, 1, False),             # K=65: a 1-lane last tile
+    (1, 2, 3, 40, 3, 1, 3, 1, (0, 1), 1, True),          # wide row: 3 AVX-512 tiles
+    (1, 9, 7, 7, 31, 3, 3, 3, 2, 1, False),              # stride 3
+    (1, 15, 6, 5, 16, 3, 3, 1, 2, 1, True),              # padding 2 on a 3x3
+    (1, 3, 4, 4, 4, 3, 3, 1, 3, 1, False),               # padding wider than the kernel
+    (1, 64, 3, 14, 32, 3, 3, 1, 1, 1, False),            # C=64: several channel blocks
+]
+IDS = [f"N{c[0]}C{c[1]}H{c[2]}W{c[3]}K{c[4]}R{c[5]}S{c[6]}st{c[7]}p{c[8]}d{c[9]}{'relu' if c[10] else ''}"
+       .replace(" ", "") for c in CASES]
+
+
+@pytest.fixture(autouse=True)
+def poison_outputs(monkeypatch):
+    monkeypatch.setattr(_backend_cpu, "POISON", True)
+
+
+@pytest.fixture
+def restore_cpu_state():
+    isa, threads = fc.cpu_isa(), fc.get_num_threads()
+    yield
+    fc.set_cpu_isa(isa)
+    fc.set_num_threads(threads)
+
+
+def make_data(case, layout, dtype, exact, seed):
+    N, C, H, W, K, R, S, stride, padding, dilation, relu = case
+    rng = np.random.default_rng(seed)
+    draw = ((lambda shape: rng.integers(-2, 3, size=shape).astype(dtype)) if exact
+            else (lambda shape: rng.standard_normal(shape).astype(dtype)))
+    x, w, b = draw((N, C, H, W)), draw((K, C, R, S)), draw((K,))
+    kw = dict(stride=stride, padding=padding, dilation=dilation, layout=layout)
+    if layout == "NHWC":
+        x, w = np.ascontiguousarray(x.transpose(0, 2, 3, 1)), np.ascontiguousarray(w.transpose(2, 3, 1, 0))
+    y_shape = ref.conv2d(x, w, **kw).shape
+    gy = draw(y_shape)
+    return x, w, b, gy, kw, relu
+
+
+def run_fastconv(x, w, b, gy, kw, relu):
+    y = fc.conv2d(x, w, b, activation="relu" if relu else None, **kw)
+    gx = fc.conv2d_backward_data(gy, w, x.shape, **kw)
+    gw, gb = fc.conv2d_backward_weight(gy, x, w.shape, **kw)
+    return {"y": y, "grad_x": gx, "grad_weight": gw, "grad_bias": gb}
+
+
+def run_reference(x, w, b, gy, kw, relu):
+    y = ref.conv2d(x, w, b, activation="relu" if relu else None, **kw)
+    gx = ref.conv2d_backward_data(gy, w, x.shape, **kw)
+    gw, gb = ref.conv2d_backward_weight(gy, x, w.shape, **kw)
+    return {"y": y, "grad_x": gx, "grad_weight": gw, "grad_bias": gb}
+
+
+@pytest.mark.skipif(not SIMD_ISAS, reason="this CPU has no AVX2/AVX-512 path")
+@pytest.mark.parametrize("case", CASES, ids=IDS)
+def test_exact_small_integers(case, restore_cpu_state):
+    """Bit-identical to the reference and to the portable kernels, every ISA, layout, dtype."""
+    for layout in ("NCHW", "NHWC"):
+        for dtype in (np.float32, np.float64):
+            data = make_data(case, layout, dtype, exact=True, seed=1)
+            want = run_reference(*data)
+            fc.set_cpu_isa("scalar")
+            portable = run_fastconv(*data)
+            for isa in SIMD_ISAS:
+                assert fc.set_cpu_isa(isa) == isa
+                got = run_fastconv(*data)
+                for name, g in got.items():
+                    label = f"{isa} {layout} {np.dtype(dtype).name} {name}"
+                    assert_close(g, want[name], dtype=dtype, name=label, exact=True)
+                    assert np.array_equal(g, portable[name]), f"{label}: differs from the scalar kernel"
+
+
+@pytest.mark.skipif(not SIMD_ISAS, reason="this CPU has no AVX2/AVX-512 path")
+@pytest.mark.parametrize("case", CASES[::2], ids=IDS[::2])
+def test_random_normal(case, restore_cpu_state):
+    """Random data within tolerance of the float64 reference."""
+    for layout in ("NCHW", "NHWC"):
+        for dtype in (np.float32, np.float64):
+            data = make_data(case, layout, dtype, exact=False, seed=2)
+            want = run_reference(*data)
+            for isa in SIMD_ISAS:
+                fc.set_cpu_isa(isa)
+                got = run_fastconv(*data)
+                for name, g in got.items():
+                    assert_close(g, want[name], dtype=dtype, name=f"{isa} {layout} {name}",
+                                 rtol=RTOL[np.dtype(dtype)])
+
+
+@pytest.mark.skipif(not SIMD_ISAS, reason="this CPU has no AVX2/AVX-512 path")
+@pytest.mark.parametrize("layout", ["NCHW", "NHWC"])
+def test_weight_gradient_is_deterministic_across_threads(layout, restore_cpu_state):
+    """Fixed partitioning and summation order: 1 and 2 threads give the same bits."""
+    case = (3, 24, 20, 21, 40, 3, 3, 1, 1, 1, False)
+    x, w, b, gy, kw, _ = make_data(case, layout, np.float32, exact=False, seed=3)
+    for isa in SIMD_ISAS:
+        fc.set_cpu_isa(isa)
+        results = []
+        for threads in (1, 2, 3):
+            fc.set_num_threads(threads)
+            results.append(fc.conv2d_backward_weight(gy, x, w.shape, **kw))
+        for gw, gb in results[1:]:
+            assert np.array_equal(gw, results[0][0]), f"{isa}: grad_weight depends on the thread count"
+            assert np.array_equal(gb, results[0][1]), f"{isa}: grad_bias depends on the thread count"
+
+
+@pytest.mark.skipif(not SIMD_ISAS, reason="this CPU has no AVX2/AVX-512 path")
+def test_vgg_like_layer_float32(restore_cpu_state):
+    """A VGG-shaped layer (many channel blocks, several k-blocks) against the reference."""
+    case = (1, 128, 10, 28, 96, 3, 3, 1, 1, 1, True)
+    for layout in ("NCHW", "NHWC"):
+        data = make_data(case, layout, np.float32, exact=False, seed=4)
+        want = run_reference(*data)
+        for isa in SIMD_ISAS:
+            fc.set_cpu_isa(isa)
+            got = run_fastconv(*data)
+            for name, g in got.items():
+                assert_close(g, want[name], dtype=np.float32, name=f"{isa} {layout} {name}")
+
+
+@pytest.mark.skipif(not SIMD_ISAS, reason="this CPU has no AVX2/AVX-512 path")
+def test_nan_propagates_through_fused_relu(restore_cpu_state):
+    """ReLU keeps NaN like the reference (max(0, NaN) must not turn into 0)."""
+    x = np.ones((1, 2, 5, 5), np.float32)
+    x[0, 1, 2, 2] = np.nan
+    w = np.ones((3, 2, 3, 3), np.float32)
+    for isa in SIMD_ISAS:
+        fc.set_cpu_isa(isa)
+        y = fc.conv2d(x, w, padding=1, activation="relu")
+        want = ref.conv2d(x, w, padding=1, activation="relu")
+        assert np.array_equal(np.isnan(y), np.isnan(want)), isa
