@@ -39,6 +39,7 @@ CASES = [
     (1, 16, 10, 30, 16, 5, 5, 2, 2, 1, True),            # 5x5 stride 2
     (2, 7, 9, 12, 9, 3, 3, 1, ((0, 2), (1, 0)), (2, 1), True),  # asymmetric padding, dilation
     (1, 4, 12, 28, 5, 3, 3, 1, 0, (1, 2), False),        # dilation_w 2 (unfused weight-grad rows)
+    (2, 8, 6, 50, 9, 3, 3, 2, 1, 1, False),              # C=8 (pixel-vector grad_x tiles), stride 2
     (1, 6, 8, 8, 6, 3, 3, 2, 0, 1, False),               # stride 2, no padding
     (1, 8, 6, 9, 8, 2, 2, (1, 2), 1, 1, True),           # even kernel, unequal strides
     (2, 33, 5, 5, 65, 3, 3, 1, 1, 1, False),             # K=65: a 1-lane last tile

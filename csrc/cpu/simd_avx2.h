@@ -25,6 +25,7 @@ struct VecF32 {
   static constexpr int W = 8;
   static constexpr int NJ = 6;
   static constexpr int NV = 2;
+  static constexpr int REGS = 16;
   static constexpr const char* name = "f32";
   FASTCONV_VEC_INLINE __m256i mask(int n) {
     return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(kLaneMask32 + 8 - n));
@@ -47,6 +48,7 @@ struct VecF64 {
   static constexpr int W = 4;
   static constexpr int NJ = 6;
   static constexpr int NV = 2;
+  static constexpr int REGS = 16;
   static constexpr const char* name = "f64";
   FASTCONV_VEC_INLINE __m256i mask(int n) {
     return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(kLaneMask64 + 4 - n));

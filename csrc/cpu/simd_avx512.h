@@ -20,6 +20,7 @@ struct VecF32 {
   static constexpr int W = 16;   // lanes
   static constexpr int NJ = 14;  // broadcast rows in the register tile
   static constexpr int NV = 2;   // vectors per row
+  static constexpr int REGS = 32;  // vector registers
   static constexpr const char* name = "f32";
   FASTCONV_VEC_INLINE reg zero() { return _mm512_setzero_ps(); }
   FASTCONV_VEC_INLINE reg load(const T* p) { return _mm512_loadu_ps(p); }
@@ -43,6 +44,7 @@ struct VecF64 {
   static constexpr int W = 8;
   static constexpr int NJ = 14;
   static constexpr int NV = 2;
+  static constexpr int REGS = 32;
   static constexpr const char* name = "f64";
   FASTCONV_VEC_INLINE reg zero() { return _mm512_setzero_pd(); }
   FASTCONV_VEC_INLINE reg load(const T* p) { return _mm512_loadu_pd(p); }
