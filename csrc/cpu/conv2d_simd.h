@@ -462,7 +462,11 @@ void pack_bwd_data_weights(const T* w, Layout layout, int64_t K, int64_t C, int6
 struct DirectConv {
   int64_t N = 0, C = 0, K = 0, P = 0, Q = 0, RS = 0, sh = 1;
   int64_t Hb = 0, row = 0, js = 1, a_ts = 1;
-  std::vector<int64_t> aoff;   // per tap u = r*S + s
+  // Reduction as U x Tn steps: A at aoff[u] + t*a_ts, packed weights at boff[u] + t*KB.
+  // (R*S taps x C channels; NHWC with dilation_w 1 fuses each filter row's (s, c) pairs,
+  // which are contiguous in both operands: R x S*C, fewer and longer inner loops.)
+  int64_t U = 0, Tn = 0;
+  std::vector<int64_t> aoff, boff;
   Layout out_layout = Layout::NCHW;
   bool relu = false;
 };
@@ -472,9 +476,13 @@ struct DirectConv {
 // place when no padding is needed.
 template <typename T>
 const T* prepare_input(const Padded& g, int64_t R, int64_t S, int64_t sw, int64_t dh, int64_t dw,
-                       const T* src, DirectConv* d) {
+                       int64_t KB, const T* src, DirectConv* d) {
   d->Hb = g.Hb;
+  d->U = R * S;
+  d->Tn = g.C;
   d->aoff.resize(R * S);
+  d->boff.resize(R * S);
+  for (int64_t u = 0; u < R * S; ++u) d->boff[u] = u * g.C * KB;
   if (g.layout == Layout::NCHW) {
     const int64_t Wph = ceil_div(g.Wb, sw);
     d->row = g.C * sw * Wph;
@@ -494,25 +502,37 @@ const T* prepare_input(const Padded& g, int64_t R, int64_t S, int64_t sw, int64_
   d->row = Wb * g.C;
   d->js = sw * g.C;
   d->a_ts = 1;
-  for (int64_t r = 0; r < R; ++r)
-    for (int64_t s = 0; s < S; ++s) d->aoff[r * S + s] = (r * dh * Wb + s * dw) * g.C;
+  if (dw == 1) {  // fuse (s, c): x[.., col + s, c] is contiguous over (s, c)
+    d->U = R;
+    d->Tn = S * g.C;
+    d->aoff.resize(R);
+    d->boff.resize(R);
+    for (int64_t r = 0; r < R; ++r) {
+      d->aoff[r] = r * dh * Wb * g.C;
+      d->boff[r] = r * S * g.C * KB;
+    }
+  } else {
+    for (int64_t r = 0; r < R; ++r)
+      for (int64_t s = 0; s < S; ++s) d->aoff[r * S + s] = (r * dh * Wb + s * dw) * g.C;
+  }
   if (in_place) return src;
   T* buf = scratch<T>(0, g.N * g.Hb * g.Wb * g.C);
   to_padded_nhwc(g, src, buf);
   return buf;
 }
 
-// Input channels per reduction block: the block's packed weights, R*S*cb*KB values, stay in
+// Reduction steps t per block (input channels, or (s, c) pairs): the block's packed weights,
+// U*tb*KB values, stay in
 // L2 (1 MiB) while a group of tiles along the row reuses them. (Blocking for L1 instead, about
 // 20 KiB of weights, measured 10% slower on VGG16 layers: the extra partial-sum traffic costs
 // more than the L2 weight stream, which the hardware prefetcher keeps up with.) All VGG16
 // layers fit in one block.
 template <class V>
-int64_t channel_block(int64_t C, int64_t RS) {
+int64_t reduction_block(int64_t Tn, int64_t U) {
   constexpr int64_t KB = V::NV * V::W;
-  const int64_t cb = std::max<int64_t>(4, (1 << 20) / (RS * KB * int64_t(sizeof(typename V::T))));
-  if (C <= cb) return C;
-  return ceil_div(C, ceil_div(C, cb));  // equal blocks
+  const int64_t tb = std::max<int64_t>(4, (1 << 20) / (U * KB * int64_t(sizeof(typename V::T))));
+  if (Tn <= tb) return Tn;
+  return ceil_div(Tn, ceil_div(Tn, tb));  // equal blocks
 }
 
 template <class V>
@@ -521,9 +541,7 @@ void direct_conv(const DirectConv& d, const typename V::T* xt, const typename V:
   using T = typename V::T;
   constexpr int64_t KB = V::NV * V::W;                 // output channels per register tile
   constexpr int64_t kGroup = (64 + V::NJ - 1) / V::NJ;  // tiles sharing one weight block
-  const int64_t nkb = ceil_div(d.K, KB), cb = channel_block<V>(d.C, d.RS);
-  std::vector<int64_t> boff(d.RS);
-  for (int64_t u = 0; u < d.RS; ++u) boff[u] = u * d.C * KB;
+  const int64_t nkb = ceil_div(d.K, KB), tb = reduction_block<V>(d.Tn, d.U);
   const bool strided = d.js != 1;
   // Work items (k-block group, n, oh), each running the k-blocks of its group over one output
   // row. A group's packed weights (R*S*C*KB values per k-block, contiguous) are at most
@@ -548,9 +566,9 @@ void direct_conv(const DirectConv& d, const typename V::T* xt, const typename V:
         g.aoff = d.aoff.data();
         g.a_js = d.js;
         g.a_ts = d.a_ts;
-        g.boff = boff.data();
+        g.boff = d.boff.data();
         g.ldb = KB;
-        g.U = d.RS;
+        g.U = d.U;
         g.bias = bias ? bias + k0 : nullptr;
         const int kvalid = static_cast<int>(std::min(KB, d.K - k0));
         const int64_t nv = ceil_div(kvalid, V::W);
@@ -559,16 +577,16 @@ void direct_conv(const DirectConv& d, const typename V::T* xt, const typename V:
         const T* wkb = wp + kb * d.RS * d.C * KB;
         for (int64_t q0 = 0; q0 < d.Q; q0 += kGroup * V::NJ) {
           const int64_t q1 = std::min(d.Q, q0 + kGroup * V::NJ);
-          for (int64_t c0 = 0; c0 < d.C; c0 += cb) {
-            const bool first = c0 == 0, last = c0 + cb >= d.C;
-            g.B = wkb + c0 * KB;
-            g.Tn = std::min(cb, d.C - c0);
+          for (int64_t t0 = 0; t0 < d.Tn; t0 += tb) {
+            const bool first = t0 == 0, last = t0 + tb >= d.Tn;
+            g.B = wkb + t0 * KB;
+            g.Tn = std::min(tb, d.Tn - t0);
             g.init = !first ? Init::load : bias ? Init::bias : Init::zero;
             g.relu = last && d.relu;
             for (int64_t ow0 = q0; ow0 < q1; ow0 += V::NJ) {
               const int64_t nj = std::min<int64_t>(V::NJ, q1 - ow0);
               T* part = partial.data() + (ow0 - q0) * KB;
-              g.A = arow + ow0 * d.js + c0 * d.a_ts;
+              g.A = arow + ow0 * d.js + t0 * d.a_ts;
               g.partial = part;
               g.ldp = KB;
               if (last) {
@@ -647,7 +665,7 @@ void conv2d_fwd(const Conv2dParams& p, const typename V::T* x, const typename V:
   g.Wb = (p.Q - 1) * p.stride_w + (p.S - 1) * p.dil_w + 1;
   g.off_h = p.pad_top;
   g.off_w = p.pad_left;
-  const T* xt = prepare_input(g, p.R, p.S, p.stride_w, p.dil_h, p.dil_w, x, &d);
+  const T* xt = prepare_input(g, p.R, p.S, p.stride_w, p.dil_h, p.dil_w, KB, x, &d);
   log.lap("input-copy");
   direct_conv<V>(d, xt, wp, bp, y);
   log.lap("tiles");
@@ -746,7 +764,7 @@ void conv2d_bwd_data(const Conv2dParams& p, const typename V::T* gy, const typen
   g.off_w = (p.S - 1) * p.dil_w - p.pad_left;
   g.up_h = p.stride_h;
   g.up_w = p.stride_w;
-  const T* gyt = prepare_input(g, p.R, p.S, 1, p.dil_h, p.dil_w, gy, &d);
+  const T* gyt = prepare_input(g, p.R, p.S, 1, p.dil_h, p.dil_w, KB, gy, &d);
   log.lap("input-copy");
   direct_conv<V>(d, gyt, wp, nullptr, gx);
   log.lap("tiles");
