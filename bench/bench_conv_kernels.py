@@ -34,6 +34,8 @@ def main():
     ap.add_argument("--isa", default=None)
     ap.add_argument("--dtype", default="float32")
     ap.add_argument("--no-torch", action="store_true")
+    ap.add_argument("--stat", choices=["median", "min"], default="median",
+                    help="statistic over the rounds (min is more robust on a shared machine)")
     ap.add_argument("--cpu-time", action="store_true",
                     help="time with process CPU time (robust on a shared machine; use with --threads 1)")
     args = ap.parse_args()
@@ -50,7 +52,7 @@ def main():
     layers = range(len(VGG16)) if args.layers is None else [int(i) for i in args.layers.split(",")]
     passes = args.passes.split(",")
     print(f"fastconv isa={fc.cpu_isa()} threads={args.threads} batch={args.batch} dtype={dt}"
-          f" clock={'cpu' if args.cpu_time else 'wall'}"
+          f" clock={'cpu' if args.cpu_time else 'wall'} stat={args.stat}"
           + ("" if torch is None else f" torch={torch.__version__}"))
     rng = np.random.default_rng(0)
     summary = {ps: [] for ps in passes}
@@ -100,7 +102,8 @@ def main():
                         t0 = clock()
                         f()
                         times[k].append(clock() - t0)
-            med = {k: statistics.median(v) for k, v in times.items()}
+            stat = statistics.median if args.stat == "median" else min
+            med = {k: stat(v) for k, v in times.items()}
             gf = {k: flops / v / 1e9 for k, v in med.items()}
             fc_best = max(gf["fc NCHW"], gf["fc NHWC"])
             line = f"{ps:10s} L{li:<2d} C={C:<3d} K={K:<3d} H={H:<3d} " + " ".join(

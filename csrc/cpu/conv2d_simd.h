@@ -23,9 +23,9 @@
 //   backward-weight j = 14 consecutive (s, c) entries of one filter row (the input is made
 //                   zero-padded NHWC, where x[ih, iw+s, c] is contiguous over (s, c) when
 //                   dilation_w = 1), lanes = output channels, t = output pixels of a row,
-//                   u = (n, output row). The pixel reduction is cut into chunks that fit L2;
-//                   each thread owns a fixed set of output tiles for every chunk, so the
-//                   summation order is fixed and the result deterministic for any thread count.
+//                   u = (n, output row). The pixel reduction is cut into chunks that fit L2,
+//                   processed in order (a barrier between chunks); every tile adds its chunks
+//                   in that order, so the result is the same for any thread count.
 //
 // The portable kernels in conv2d_ref.cpp compute the same thing with plain loops; the tests
 // compare both (exactly, with small-integer data).
@@ -50,6 +50,13 @@ namespace FASTCONV_SIMD_NS {
 namespace {
 
 inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+// OpenMP chunk for `items` work items: about 8 contiguous chunks per thread, handed out
+// dynamically. Contiguous rows keep input reuse within a core; dynamic hand-out keeps both
+// cores busy when one of them is slowed down (a shared machine, uneven rows).
+inline int64_t dynamic_chunk(int64_t items) {
+  return std::max<int64_t>(1, items / (8 * int64_t(num_threads())));
+}
 inline int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
 
 // ------------------------------------------------------------------------------ scratch
@@ -551,12 +558,12 @@ void direct_conv(const DirectConv& d, const typename V::T* xt, const typename V:
   const int64_t kb_bytes = d.RS * d.C * KB * int64_t(sizeof(T));
   const int64_t kbg = std::clamp<int64_t>((320 << 10) / kb_bytes, 1, nkb);
   const int64_t ngroups = ceil_div(nkb, kbg);
-  const int64_t items = ngroups * d.N * d.P;
+  const int64_t items = ngroups * d.N * d.P, chunk = dynamic_chunk(items);
 #pragma omp parallel num_threads(num_threads())
   {
     // Partial sums of one tile group while the channel blocks go by (row-major, KB wide).
     std::vector<T, std::allocator<T>> partial(kGroup * V::NJ * KB);
-#pragma omp for schedule(static)
+#pragma omp for schedule(dynamic, chunk)
     for (int64_t it = 0; it < items; ++it) {
       const int64_t grp = it / (d.N * d.P), np = it % (d.N * d.P);
       const int64_t n = np / d.P, oh = np % d.P;
@@ -710,8 +717,8 @@ void conv2d_bwd_data_small_c(const Conv2dParams& p, const typename V::T* gy,
       boff[r * p.S + s] = r * p.dil_h * row + s * p.dil_w;
     }
   const bool nchw = p.layout == Layout::NCHW;
-  const int64_t items = p.N * p.H;
-#pragma omp parallel for num_threads(num_threads()) schedule(static)
+  const int64_t items = p.N * p.H, chunk = dynamic_chunk(items);
+#pragma omp parallel for num_threads(num_threads()) schedule(dynamic, chunk)
   for (int64_t it = 0; it < items; ++it) {
     const int64_t n = it / p.H, ih = it % p.H;
     TileArgs<T> t;
@@ -841,11 +848,13 @@ void conv2d_bwd_weight(const Conv2dParams& p, const typename V::T* gy, const typ
   const int64_t row_bytes = (p.Q * ldg + p.stride_h * xW * p.C) * int64_t(sizeof(T));
   const int64_t chunk = std::max<int64_t>(1, (int64_t(1) << 20) / row_bytes);
 
+  const int64_t tiles_chunk = dynamic_chunk(items);
 #pragma omp parallel num_threads(num_threads())
   {
     for (int64_t u0 = 0; u0 < NP; u0 += chunk) {
-      // Same iteration count and static schedule every chunk: each thread owns the same tiles.
-#pragma omp for schedule(static) nowait
+      // Every tile of one pixel chunk before any tile of the next (the barrier at the end of
+      // the loop): each tile sums its chunks in order, whichever thread runs it.
+#pragma omp for schedule(dynamic, tiles_chunk)
       for (int64_t it = 0; it < items; ++it) {
         const int64_t kb = it % nkb, jb = (it / nkb) % njb, q = it / (nkb * njb);
         const int64_t j0 = jb * V::NJ, k0 = kb * KB;
