@@ -5,30 +5,37 @@
 // namespace fastconv::<isa> with that file's flags, so no AVX-512 code can leak into the AVX2 or
 // portable paths through a shared inline function.
 //
-// One microkernel does all three passes. It keeps an NJ x NV register tile of accumulators
-//   acc[j][v] += sum_u sum_t A[aoff[u] + j + t*a_ts] * B[boff[u] + t*ldb + v*W .. +W)
+// One microkernel (tile_kernel) does all three passes. It keeps an NJ x NV register tile
+//   acc[j][v] += sum_u sum_t A[aoff[u] + j*a_js + t*a_ts] * B[boff[u] + t*ldb + v*W .. +W)
 // i.e. an outer product of NJ broadcast scalars and NV vectors of W lanes per step t.
-// (AVX-512: NJ=14, NV=2 -> 28 zmm accumulators; AVX2: 6 x 2 -> 12 ymm.) The broadcast
-// operand is contiguous in j, so its addresses are constant offsets from one pointer.
+// AVX-512: NJ=14, NV=2 -> 28 zmm accumulators (14 pixels x 32 fp32 / 16 fp64 channels);
+// AVX2: 6 x 2 -> 12 ymm. Name of a tile in FASTCONV_VERBOSE output:
+// <dtype>_<op>_<NJ>x<NV*W>_<isa>, e.g. f32_conv2d_fwd_relu_14x32_avx512.
 //
-//   forward         j = 14 output pixels of one row, lanes = output channels, t = input
-//                   channels, u = (r, s) taps; the input is first copied into a zero-padded
-//                   "row-channel-column" layout (N, Hb, C, stride_w, Wb/stride_w) in which the
-//                   14 pixels a tap reads are adjacent even for stride 2 (columns split by
-//                   phase). Weights are packed once per call as (K/KB, R, S, C, KB), one contiguous
-//                   stream per register tile of KB = NV*W output channels.
+//   forward         j = 14 output pixels of one row, lanes = 32 output channels, the
+//                   reduction runs over (r, s, c). Weights are packed once per call as
+//                   (K/KB, R, S, C, KB): one contiguous stream per register tile of KB = NV*W
+//                   output channels. Input: NHWC is zero-padded (or used in place when no
+//                   padding is needed) and each filter row's (s, c) pairs form one contiguous
+//                   loop; NCHW is copied row by row into a padded "row-channel-column" layout
+//                   (N, Hb, C, stride_w, Wb/stride_w) where the pixels of one tap are adjacent
+//                   even for stride 2 (columns split by phase). Bias and ReLU are applied to the
+//                   accumulators; NCHW output is transposed through the stack on the store.
 //   backward-data   the forward driver on grad_y with flipped, transposed weights (R, S, K, C)
-//                   (a stride-1 "full" convolution). For stride > 1 the row-channel-column copy
-//                   of grad_y interleaves zeros (correct; does stride_h*stride_w more FMAs).
+//                   (a stride-1 "full" convolution). For stride > 1 the copy of grad_y
+//                   interleaves zeros (correct, but stride_h*stride_w times the FMAs). For C <= 8
+//                   (first layers) lanes run along a row of grad_x instead of over channels.
 //   backward-weight j = 14 consecutive (s, c) entries of one filter row (the input is made
 //                   zero-padded NHWC, where x[ih, iw+s, c] is contiguous over (s, c) when
 //                   dilation_w = 1), lanes = output channels, t = output pixels of a row,
 //                   u = (n, output row). The pixel reduction is cut into chunks that fit L2,
 //                   processed in order (a barrier between chunks); every tile adds its chunks
 //                   in that order, so the result is the same for any thread count.
+// Threads: OpenMP over (k-block group, n, output row) items for forward/backward-data (batch 1
+// splits rows, so both cores work) and over output tiles for backward-weight.
 //
 // The portable kernels in conv2d_ref.cpp compute the same thing with plain loops; the tests
-// compare both (exactly, with small-integer data).
+// (tests/test_conv_simd.py) compare both, exactly with small-integer data.
 #ifndef FASTCONV_SIMD_NS
 #error "include simd_avx512.h or simd_avx2.h before conv2d_simd.h"
 #endif
@@ -50,6 +57,7 @@ namespace FASTCONV_SIMD_NS {
 namespace {
 
 inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+inline int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
 
 // OpenMP chunk for `items` work items: about 8 contiguous chunks per thread, handed out
 // dynamically. Contiguous rows keep input reuse within a core; dynamic hand-out keeps both
@@ -57,7 +65,6 @@ inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 inline int64_t dynamic_chunk(int64_t items) {
   return std::max<int64_t>(1, items / (8 * int64_t(num_threads())));
 }
-inline int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
 
 // ------------------------------------------------------------------------------ scratch
 // Per-calling-thread buffers that grow and are kept between calls: re-allocating tens of MB
@@ -371,24 +378,30 @@ void to_padded_nhwc(const Padded& g, const T* src, T* dst) {
   }
 }
 
-// grad_y (N,K,P,Q) | (N,P,Q,K) -> dst (N*P*Q, ldk) with zeros in columns [K, ldk).
+// grad_y (N,K,P,Q) | (N,P,Q,K) -> dst (K/KB, N*P*Q, KB): each k-block of KB channels is one
+// contiguous stream of pixels (zero lanes past K), the vector operand of the weight-gradient
+// tiles. From NHWC it is 4*KB-byte copies, from NCHW a transpose in blocks of 16 pixels.
 template <typename T>
-void to_pixel_rows(const T* src, Layout layout, int64_t N, int64_t K, int64_t PQ, int64_t ldk,
-                   T* dst) {
-  const int64_t nb = ceil_div(PQ, 16);
+void to_kblocked_pixels(const T* src, Layout layout, int64_t N, int64_t K, int64_t PQ,
+                        int64_t KB, T* dst) {
+  const int64_t nb = ceil_div(PQ, 16), nkb = ceil_div(K, KB), NPQ = N * PQ;
 #pragma omp parallel for num_threads(num_threads()) schedule(static)
   for (int64_t b = 0; b < N * nb; ++b) {
     const int64_t n = b / nb, i0 = (b % nb) * 16, i1 = std::min(PQ, i0 + 16);
-    T* d = dst + (n * PQ) * ldk;
-    if (layout == Layout::NHWC) {
-      for (int64_t i = i0; i < i1; ++i) std::memcpy(d + i * ldk, src + (n * PQ + i) * K, K * sizeof(T));
-    } else {
-      for (int64_t k = 0; k < K; ++k) {
-        const T* s = src + (n * K + k) * PQ;
-        for (int64_t i = i0; i < i1; ++i) d[i * ldk + k] = s[i];
+    for (int64_t kb = 0; kb < nkb; ++kb) {
+      const int64_t k0 = kb * KB, nk = std::min(KB, K - k0);
+      T* d = dst + (kb * NPQ + n * PQ) * KB;
+      if (layout == Layout::NHWC) {
+        for (int64_t i = i0; i < i1; ++i) std::memcpy(d + i * KB, src + (n * PQ + i) * K + k0, nk * sizeof(T));
+      } else {
+        for (int64_t kk = 0; kk < nk; ++kk) {
+          const T* s = src + (n * K + k0 + kk) * PQ;
+          for (int64_t i = i0; i < i1; ++i) d[i * KB + kk] = s[i];
+        }
       }
+      if (nk < KB)
+        for (int64_t i = i0; i < i1; ++i) std::fill(d + i * KB + nk, d + (i + 1) * KB, T(0));
     }
-    for (int64_t i = i0; i < i1; ++i) std::fill(d + i * ldk + K, d + (i + 1) * ldk, T(0));
   }
 }
 
@@ -808,15 +821,10 @@ void conv2d_bwd_weight(const Conv2dParams& p, const typename V::T* gy, const typ
     xH = g.Hb;
     xW = g.Wb;
   }
-  // grad_y as pixel rows of ldg channels (zero-padded to whole vectors).
-  const bool direct_gy = p.layout == Layout::NHWC && p.K % W == 0;
-  const int64_t ldg = direct_gy ? p.K : round_up(p.K, W);
-  const T* gyb = gy;
-  if (!direct_gy) {
-    T* buf = scratch<T>(1, p.N * PQ * ldg);
-    to_pixel_rows(gy, p.layout, p.N, p.K, PQ, ldg, buf);
-    gyb = buf;
-  }
+  // grad_y in k-blocks (K/KB, N*P*Q, KB): the tiles stream it contiguously.
+  const int64_t NPQ = p.N * PQ;
+  T* gyb = scratch<T>(1, ceil_div(p.K, KB) * NPQ * KB);
+  to_kblocked_pixels(gy, p.layout, p.N, p.K, PQ, KB, gyb);
   // grad_w accumulates as (R, S, C, ldo); in place when that is the caller's layout.
   const bool direct_gw = p.layout == Layout::NHWC && p.K % W == 0;
   const int64_t ldo = direct_gw ? p.K : round_up(p.K, W);
@@ -842,10 +850,10 @@ void conv2d_bwd_weight(const Conv2dParams& p, const typename V::T* gy, const typ
   for (int64_t u = 0; u < NP; ++u) {
     const int64_t n = u / p.P, oh = u % p.P;
     aoff[u] = (n * xH + oh * p.stride_h) * xW * p.C;
-    boff[u] = u * p.Q * ldg;
+    boff[u] = u * p.Q * KB;
   }
   // Rows per chunk: about 1 MiB of grad_y and x per chunk stays in L2 across all tiles.
-  const int64_t row_bytes = (p.Q * ldg + p.stride_h * xW * p.C) * int64_t(sizeof(T));
+  const int64_t row_bytes = (p.Q * round_up(p.K, KB) + p.stride_h * xW * p.C) * int64_t(sizeof(T));
   const int64_t chunk = std::max<int64_t>(1, (int64_t(1) << 20) / row_bytes);
 
   const int64_t tiles_chunk = dynamic_chunk(items);
@@ -862,9 +870,9 @@ void conv2d_bwd_weight(const Conv2dParams& p, const typename V::T* gy, const typ
         t.A = xb + g_a[q] + j0;
         t.aoff = aoff.data() + u0;
         t.a_ts = p.stride_w * p.C;
-        t.B = gyb + k0;
+        t.B = gyb + kb * NPQ * KB;
         t.boff = boff.data() + u0;
-        t.ldb = ldg;
+        t.ldb = KB;
         t.U = std::min(chunk, NP - u0);
         t.Tn = p.Q;
         t.init = u0 == 0 ? Init::zero : Init::load;
@@ -898,15 +906,15 @@ void conv2d_bwd_weight(const Conv2dParams& p, const typename V::T* gy, const typ
   if (gb) {
     // grad_bias[k] = sum over pixels: each thread owns whole vectors of channels and sums the
     // pixels in a fixed order (4 interleaved partial sums, then combined): deterministic.
-    const int64_t pixels = p.N * PQ, nvec = ceil_div(p.K, W);
+    const int64_t nvec = ceil_div(p.K, W);
 #pragma omp parallel for num_threads(num_threads()) schedule(static)
     for (int64_t kv = 0; kv < nvec; ++kv) {
-      const T* col = gyb + kv * W;
+      const T* col = gyb + (kv / V::NV) * NPQ * KB + (kv % V::NV) * W;
       reg s[4] = {V::zero(), V::zero(), V::zero(), V::zero()};
       int64_t i = 0;
-      for (; i + 4 <= pixels; i += 4)
-        for (int q = 0; q < 4; ++q) s[q] = V::add(s[q], V::load(col + (i + q) * ldg));
-      for (; i < pixels; ++i) s[0] = V::add(s[0], V::load(col + i * ldg));
+      for (; i + 4 <= NPQ; i += 4)
+        for (int q = 0; q < 4; ++q) s[q] = V::add(s[q], V::load(col + (i + q) * KB));
+      for (; i < NPQ; ++i) s[0] = V::add(s[0], V::load(col + i * KB));
       const reg total = V::add(V::add(s[0], s[1]), V::add(s[2], s[3]));
       const int64_t left = p.K - kv * W;
       if (left >= W) V::store(gb + kv * W, total);
