@@ -13,9 +13,9 @@
 // <dtype>_<op>_<NJ>x<NV*W>_<isa>, e.g. f32_conv2d_fwd_relu_14x32_avx512.
 //
 //   forward         j = 14 output pixels of one row, lanes = 32 output channels, the
-//                   reduction runs over (r, s, c). Weights are packed once per call as
-//                   (K/KB, R, S, C, KB): one contiguous stream per register tile of KB = NV*W
-//                   output channels. Input: NHWC is zero-padded (or used in place when no
+//                   reduction runs over (r, s, c). Weights are packed per k-block as
+//                   (R, S, C, KB), by the thread that uses them, into an L2-resident buffer:
+//                   one contiguous stream per register tile of KB = NV*W output channels. Input: NHWC is zero-padded (or used in place when no
 //                   padding is needed) and each filter row's (s, c) pairs form one contiguous
 //                   loop; NCHW is copied row by row into a padded "row-channel-column" layout
 //                   (N, Hb, C, stride_w, Wb/stride_w) where the pixels of one tap are adjacent
@@ -406,74 +406,67 @@ void to_kblocked_pixels(const T* src, Layout layout, int64_t N, int64_t K, int64
 }
 
 // ------------------------------------------------------------------------------ weight packing
-// Forward weights (K,C,R,S) | (R,S,C,K) -> (K/KB, R*S, C, KB): each register tile's weights are
-// one contiguous stream (prefetch- and TLB-friendly), zero-padded past K. Loops follow the
-// source's contiguous dimension; the scattered side stays within one L1-sized block.
+// The direct driver packs weights one block of KB output channels at a time, inside the worker
+// that uses them, into a per-thread buffer that stays in L2: each block is one contiguous stream
+// for the register tiles (prefetch- and TLB-friendly), and the packed copy never goes to memory.
+
+// Forward: k-block kb of w (K,C,R,S) | (R,S,C,K) -> (R*S, C, KB), zero lanes past K.
 template <typename T>
-void pack_fwd_weights(const T* w, Layout layout, int64_t K, int64_t C, int64_t RS, int64_t KB,
-                      T* dst) {
-  const int64_t nkb = ceil_div(K, KB);
+void pack_fwd_kblock(const T* w, Layout layout, int64_t K, int64_t C, int64_t RS, int64_t KB,
+                     int64_t kb, T* d) {
+  const int64_t k0 = kb * KB, nk = std::min(KB, K - k0);
   if (layout == Layout::NCHW) {
-    const int64_t ncb = ceil_div(C, 16);
-#pragma omp parallel for num_threads(num_threads()) schedule(static)
-    for (int64_t blk = 0; blk < nkb * ncb; ++blk) {
-      const int64_t kb = blk / ncb, c0 = (blk % ncb) * 16, c1 = std::min(C, c0 + 16);
-      T* d = dst + kb * RS * C * KB;
-      for (int64_t kk = 0; kk < KB; ++kk) {
-        const int64_t k = kb * KB + kk;
+    for (int64_t c0 = 0; c0 < C; c0 += 16) {   // reads (c, rs) runs, writes stay in 16 rows
+      const int64_t c1 = std::min(C, c0 + 16);
+      for (int64_t kk = 0; kk < KB; ++kk)
         for (int64_t c = c0; c < c1; ++c)
           for (int64_t rs = 0; rs < RS; ++rs)
-            d[(rs * C + c) * KB + kk] = k < K ? w[(k * C + c) * RS + rs] : T(0);
-      }
+            d[(rs * C + c) * KB + kk] = kk < nk ? w[((k0 + kk) * C + c) * RS + rs] : T(0);
     }
   } else {
-#pragma omp parallel for num_threads(num_threads()) schedule(static)
-    for (int64_t blk = 0; blk < nkb * RS; ++blk) {
-      const int64_t kb = blk / RS, rs = blk % RS, k0 = kb * KB, nk = std::min(KB, K - k0);
-      for (int64_t c = 0; c < C; ++c) {
-        T* d = dst + ((kb * RS + rs) * C + c) * KB;
-        std::memcpy(d, w + (rs * C + c) * K + k0, nk * sizeof(T));
-        std::fill(d + nk, d + KB, T(0));
+    for (int64_t rc = 0; rc < RS * C; ++rc) {
+      std::memcpy(d + rc * KB, w + rc * K + k0, nk * sizeof(T));
+      std::fill(d + rc * KB + nk, d + (rc + 1) * KB, T(0));
+    }
+  }
+}
+
+// Backward-data: c-block cb of w (K,C,R,S) | (R,S,C,K) -> (R*S, K, KB) with the taps flipped:
+// d[r'*S + s'][k][cc] = w at (k, c = cb*KB + cc, R-1-r', S-1-s'), zero lanes past C.
+template <typename T>
+void pack_bwd_data_cblock(const T* w, Layout layout, int64_t K, int64_t C, int64_t RS,
+                          int64_t KB, int64_t cb, T* d) {
+  const int64_t c0 = cb * KB, nc = std::min(KB, C - c0);
+  if (layout == Layout::NCHW) {
+    for (int64_t k = 0; k < K; ++k)
+      for (int64_t cc = 0; cc < KB; ++cc)
+        for (int64_t rs = 0; rs < RS; ++rs)
+          d[(rs * K + k) * KB + cc] = cc < nc ? w[(k * C + c0 + cc) * RS + (RS - 1 - rs)] : T(0);
+  } else {
+    for (int64_t rs = 0; rs < RS; ++rs) {
+      const T* s = w + (RS - 1 - rs) * C * K;
+      for (int64_t k1 = 0; k1 < K; k1 += 16) {   // (C, K) -> (K, KB) in blocks of 16 k
+        const int64_t k2 = std::min(K, k1 + 16);
+        for (int64_t cc = 0; cc < KB; ++cc)
+          for (int64_t k = k1; k < k2; ++k)
+            d[(rs * K + k) * KB + cc] = cc < nc ? s[(c0 + cc) * K + k] : T(0);
       }
     }
   }
 }
 
-// Backward-data weights: (K,C,R,S) | (R,S,C,K) -> (C/KB, R*S, K, KB) with the taps flipped:
-// dst[cb][r'*S + s'][k][cc] = w at (k, c = cb*KB + cc, R-1-r', S-1-s').
+// The caller's weights and which packing the direct driver needs (K, C: the layer's sizes).
 template <typename T>
-void pack_bwd_data_weights(const T* w, Layout layout, int64_t K, int64_t C, int64_t RS,
-                           int64_t KB, T* dst) {
-  const int64_t ncb = ceil_div(C, KB);
-  if (layout == Layout::NCHW) {
-    const int64_t nkb16 = ceil_div(K, 16);
-#pragma omp parallel for num_threads(num_threads()) schedule(static)
-    for (int64_t blk = 0; blk < ncb * nkb16; ++blk) {
-      const int64_t cb = blk / nkb16, k0 = (blk % nkb16) * 16, k1 = std::min(K, k0 + 16);
-      T* d = dst + cb * RS * K * KB;
-      for (int64_t k = k0; k < k1; ++k)
-        for (int64_t cc = 0; cc < KB; ++cc) {
-          const int64_t c = cb * KB + cc;
-          for (int64_t rs = 0; rs < RS; ++rs)
-            d[(rs * K + k) * KB + cc] = c < C ? w[(k * C + c) * RS + (RS - 1 - rs)] : T(0);
-        }
-    }
-  } else {
-#pragma omp parallel for num_threads(num_threads()) schedule(static)
-    for (int64_t blk = 0; blk < ncb * RS; ++blk) {
-      const int64_t cb = blk / RS, rs = blk % RS;
-      T* d = dst + (cb * RS + rs) * K * KB;
-      const T* s = w + (RS - 1 - rs) * C * K;
-      for (int64_t k0 = 0; k0 < K; k0 += 16) {
-        const int64_t k1 = std::min(K, k0 + 16);
-        for (int64_t cc = 0; cc < KB; ++cc) {
-          const int64_t c = cb * KB + cc;
-          for (int64_t k = k0; k < k1; ++k) d[k * KB + cc] = c < C ? s[c * K + k] : T(0);
-        }
-      }
-    }
+struct WeightBlocks {
+  const T* w = nullptr;
+  Layout layout = Layout::NCHW;
+  int64_t K = 0, C = 0, RS = 0;
+  bool bwd_data = false;
+  void pack(int64_t blk, int64_t KB, T* dst) const {
+    if (bwd_data) pack_bwd_data_cblock(w, layout, K, C, RS, KB, blk, dst);
+    else pack_fwd_kblock(w, layout, K, C, RS, KB, blk, dst);
   }
-}
+};
 
 // ------------------------------------------------------------------------------ forward driver
 // out[n, k, oh, ow] = bias[k] + sum_{r,s,c} in(n, oh*sh + r*dh, ow*sw + s*dw, c) * w[r, s, c, k]
@@ -556,8 +549,9 @@ int64_t reduction_block(int64_t Tn, int64_t U) {
 }
 
 template <class V>
-void direct_conv(const DirectConv& d, const typename V::T* xt, const typename V::T* wp,
-                 const typename V::T* bias, typename V::T* y) {
+void direct_conv(const DirectConv& d, const typename V::T* xt,
+                 const WeightBlocks<typename V::T>& weights, const typename V::T* bias,
+                 typename V::T* y) {
   using T = typename V::T;
   constexpr int64_t KB = V::NV * V::W;                 // output channels per register tile
   constexpr int64_t kGroup = (64 + V::NJ - 1) / V::NJ;  // tiles sharing one weight block
@@ -568,7 +562,7 @@ void direct_conv(const DirectConv& d, const typename V::T* xt, const typename V:
   // 320 KiB, so they stay in L2 while a thread walks the rows, and the few input rows an item
   // reads are reused from L2 by every k-block of the group: the 224x224 VGG16 layers read their
   // input from memory once instead of once per k-block (+8%); larger groups measured slower.
-  const int64_t kb_bytes = d.RS * d.C * KB * int64_t(sizeof(T));
+  const int64_t kb_elems = d.RS * d.C * KB, kb_bytes = kb_elems * int64_t(sizeof(T));
   const int64_t kbg = std::clamp<int64_t>((320 << 10) / kb_bytes, 1, nkb);
   const int64_t ngroups = ceil_div(nkb, kbg);
   const int64_t items = ngroups * d.N * d.P, chunk = dynamic_chunk(items);
@@ -576,10 +570,18 @@ void direct_conv(const DirectConv& d, const typename V::T* xt, const typename V:
   {
     // Partial sums of one tile group while the channel blocks go by (row-major, KB wide).
     std::vector<T, std::allocator<T>> partial(kGroup * V::NJ * KB);
+    // This thread's packed weights of one k-block group (kept between calls).
+    T* wbuf = scratch<T>(3, kbg * kb_elems);
+    int64_t packed_group = -1;
 #pragma omp for schedule(dynamic, chunk)
     for (int64_t it = 0; it < items; ++it) {
       const int64_t grp = it / (d.N * d.P), np = it % (d.N * d.P);
       const int64_t n = np / d.P, oh = np % d.P;
+      if (grp != packed_group) {
+        for (int64_t kb = grp * kbg; kb < std::min(nkb, (grp + 1) * kbg); ++kb)
+          weights.pack(kb, KB, wbuf + (kb - grp * kbg) * kb_elems);
+        packed_group = grp;
+      }
       for (int64_t kb = grp * kbg; kb < std::min(nkb, (grp + 1) * kbg); ++kb) {
         const int64_t k0 = kb * KB;
         TileArgs<T> g;
@@ -594,7 +596,7 @@ void direct_conv(const DirectConv& d, const typename V::T* xt, const typename V:
         const int64_t nv = ceil_div(kvalid, V::W);
         const bool nchw = d.out_layout == Layout::NCHW;
         const T* arow = xt + (n * d.Hb + oh * d.sh) * d.row;
-        const T* wkb = wp + kb * d.RS * d.C * KB;
+        const T* wkb = wbuf + (kb - grp * kbg) * kb_elems;
         for (int64_t q0 = 0; q0 < d.Q; q0 += kGroup * V::NJ) {
           const int64_t q1 = std::min(d.Q, q0 + kGroup * V::NJ);
           for (int64_t t0 = 0; t0 < d.Tn; t0 += tb) {
@@ -665,16 +667,14 @@ void conv2d_fwd(const Conv2dParams& p, const typename V::T* x, const typename V:
   KernelLog log;
   constexpr int64_t KB = V::NV * V::W;
   const int64_t Kp = round_up(p.K, KB), RS = p.R * p.S;
-  T* wp = scratch<T>(1, RS * p.C * Kp);
-  pack_fwd_weights(w, p.layout, p.K, p.C, RS, KB, wp);
+  WeightBlocks<T> wb;
+  wb.w = w; wb.layout = p.layout; wb.K = p.K; wb.C = p.C; wb.RS = RS;
   T* bp = nullptr;
   if (bias) {
     bp = scratch<T>(2, Kp);
     std::copy(bias, bias + p.K, bp);
     std::fill(bp + p.K, bp + Kp, T(0));
   }
-  log.lap("pack");
-
   DirectConv d;
   d.N = p.N; d.C = p.C; d.K = p.K; d.P = p.P; d.Q = p.Q; d.RS = RS; d.sh = p.stride_h;
   d.out_layout = p.layout;
@@ -687,8 +687,8 @@ void conv2d_fwd(const Conv2dParams& p, const typename V::T* x, const typename V:
   g.off_w = p.pad_left;
   const T* xt = prepare_input(g, p.R, p.S, p.stride_w, p.dil_h, p.dil_w, KB, x, &d);
   log.lap("input-copy");
-  direct_conv<V>(d, xt, wp, bp, y);
-  log.lap("tiles");
+  direct_conv<V>(d, xt, wb, bp, y);
+  log.lap("pack+tiles");
   log.print(p.relu ? "conv2d_fwd_relu" : "conv2d_fwd", V::name,
             p.layout == Layout::NCHW ? "direct, row-channel-column input" : "direct, NHWC input",
             V::NJ, KB);
@@ -705,7 +705,7 @@ void conv2d_bwd_data_small_c(const Conv2dParams& p, const typename V::T* gy,
   using T = typename V::T;
   const int64_t RS = p.R * p.S, nvmax = small_nv_max<V>(p.C), PW = nvmax * V::W;
   T* wp = scratch<T>(1, RS * p.K * p.C);
-  pack_bwd_data_weights(w, p.layout, p.K, p.C, RS, p.C, wp);   // (R*S, K, C)
+  pack_bwd_data_cblock(w, p.layout, p.K, p.C, RS, p.C, 0, wp);   // (R*S, K, C)
   log.lap("pack");
 
   Padded g;
@@ -769,9 +769,8 @@ void conv2d_bwd_data(const Conv2dParams& p, const typename V::T* gy, const typen
   if (p.C <= kSmallC) return conv2d_bwd_data_small_c<V>(p, gy, w, gx, log);
   constexpr int64_t KB = V::NV * V::W;
   const int64_t RS = p.R * p.S;
-  T* wp = scratch<T>(1, RS * p.K * round_up(p.C, KB));
-  pack_bwd_data_weights(w, p.layout, p.K, p.C, RS, KB, wp);
-  log.lap("pack");
+  WeightBlocks<T> wb;
+  wb.w = w; wb.layout = p.layout; wb.K = p.K; wb.C = p.C; wb.RS = RS; wb.bwd_data = true;
 
   DirectConv d;
   d.N = p.N; d.C = p.K; d.K = p.C; d.P = p.H; d.Q = p.W; d.RS = RS; d.sh = 1;
@@ -786,8 +785,8 @@ void conv2d_bwd_data(const Conv2dParams& p, const typename V::T* gy, const typen
   g.up_w = p.stride_w;
   const T* gyt = prepare_input(g, p.R, p.S, 1, p.dil_h, p.dil_w, KB, gy, &d);
   log.lap("input-copy");
-  direct_conv<V>(d, gyt, wp, nullptr, gx);
-  log.lap("tiles");
+  direct_conv<V>(d, gyt, wb, nullptr, gx);
+  log.lap("pack+tiles");
   log.print("conv2d_bwd_data", V::name,
             p.stride_h * p.stride_w > 1 ? "direct on zero-interleaved grad_y, flipped weights"
                                         : "direct, flipped weights",
