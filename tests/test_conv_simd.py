@@ -47,7 +47,8 @@ CASES = [
     (1, 9, 7, 7, 31, 3, 3, 3, 2, 1, False),              # stride 3
     (1, 15, 6, 5, 16, 3, 3, 1, 2, 1, True),              # padding 2 on a 3x3
     (1, 3, 4, 4, 4, 3, 3, 1, 3, 1, False),               # padding wider than the kernel
-    (1, 64, 3, 14, 32, 3, 3, 1, 1, 1, False),            # C=64: several channel blocks
+    (1, 64, 3, 14, 32, 3, 3, 1, 1, 1, False),            # C=64
+    (1, 1900, 3, 4, 20, 3, 3, 1, 1, 1, True),            # several L2 reduction blocks (partial sums)
 ]
 IDS = [f"N{c[0]}C{c[1]}H{c[2]}W{c[3]}K{c[4]}R{c[5]}S{c[6]}st{c[7]}p{c[8]}d{c[9]}{'relu' if c[10] else ''}"
        .replace(" ", "") for c in CASES]

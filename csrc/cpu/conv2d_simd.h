@@ -366,6 +366,16 @@ void to_padded_nhwc(const Padded& g, const T* src, T* dst) {
           else std::fill(d + k * C, d + (k + 1) * C, T(0));
         }
       }
+    } else if (shifted) {   // (C, Ws) -> (Wb, C): zero borders, then blocks of 16 columns
+      std::fill(d, d + lo * C, T(0));
+      std::fill(d + hi * C, d + row, T(0));
+      for (int64_t k0 = lo; k0 < hi; k0 += 16) {
+        const int64_t k1 = std::min(hi, k0 + 16);
+        for (int64_t c = 0; c < C; ++c) {
+          const T* s = src + ((n * C + c) * g.Hs + hs) * g.Ws - g.off_w;
+          for (int64_t k = k0; k < k1; ++k) d[k * C + c] = s[k];
+        }
+      }
     } else {
       for (int64_t k0 = 0; k0 < g.Wb; k0 += 16) {
         const int64_t k1 = std::min(g.Wb, k0 + 16);
@@ -890,13 +900,20 @@ void conv2d_bwd_weight(const Conv2dParams& p, const typename V::T* gy, const typ
     if (p.layout == Layout::NHWC) {   // (R,S,C,ldo) -> (R,S,C,K)
 #pragma omp parallel for num_threads(num_threads()) schedule(static)
       for (int64_t i = 0; i < RS * p.C; ++i) std::copy(gwt + i * ldo, gwt + i * ldo + p.K, gw + i * p.K);
-    } else {                          // (R,S,C,ldo) -> (K,C,R,S), blocks of 16 k per c
-      const int64_t nk16 = ceil_div(p.K, 16);
+    } else {  // (R,S,C,ldo) -> (K,C,R,S): 16 k x 16 c blocks, taps innermost so that each
+              // block reads 16*RS source lines and fills 16 runs of 16*RS destination values.
+              // (Storing the tiles straight into (K,C,R,S) instead measured 2x slower tiles.)
+      const int64_t nk16 = ceil_div(p.K, 16), nc16 = ceil_div(p.C, 16);
 #pragma omp parallel for num_threads(num_threads()) schedule(static)
-      for (int64_t blk = 0; blk < p.C * nk16; ++blk) {
-        const int64_t c = blk / nk16, k0 = (blk % nk16) * 16, k1 = std::min(p.K, k0 + 16);
+      for (int64_t blk = 0; blk < nk16 * nc16; ++blk) {
+        const int64_t k0 = (blk / nc16) * 16, k1 = std::min(p.K, k0 + 16);
+        const int64_t c0 = (blk % nc16) * 16, c1 = std::min(p.C, c0 + 16);
         for (int64_t k = k0; k < k1; ++k)
-          for (int64_t rs = 0; rs < RS; ++rs) gw[(k * p.C + c) * RS + rs] = gwt[(rs * p.C + c) * ldo + k];
+          for (int64_t c = c0; c < c1; ++c) {
+            T* d = gw + (k * p.C + c) * RS;
+            const T* src = gwt + c * ldo + k;
+            for (int64_t rs = 0; rs < RS; ++rs) d[rs] = src[rs * p.C * ldo];
+          }
       }
     }
   }
