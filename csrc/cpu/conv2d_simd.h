@@ -300,6 +300,18 @@ void to_row_channel_col(const Padded& g, int64_t sw, int64_t Wph, const T* src, 
   const bool shifted = sw == 1 && g.up_w == 1;  // a plain shifted copy
   const int64_t lo = std::clamp<int64_t>(g.off_w, 0, L);
   const int64_t hi = std::clamp<int64_t>(g.off_w + g.Ws, lo, L);
+  // Phase split (up_w == 1): positions [ph_lo, ph_hi) of phase ph read source columns.
+  std::vector<int64_t> ph_lo(sw), ph_hi(sw);
+  for (int64_t ph = 0; ph < sw; ++ph) {
+    int64_t p0 = Wph, p1 = 0;
+    for (int64_t pos = 0; pos < Wph; ++pos)
+      if (col[ph * Wph + pos] >= 0) { p0 = std::min(p0, pos); p1 = pos + 1; }
+    ph_lo[ph] = std::min(p0, p1);
+    ph_hi[ph] = p1;
+  }
+  // Zero interleave (sw == 1, up_w > 1): source columns whose slot off_w + i*up_w is in [0, L).
+  const int64_t src_lo = g.up_w > 1 ? std::max<int64_t>(0, ceil_div(std::max<int64_t>(-g.off_w, 0), g.up_w)) : 0;
+  const int64_t src_hi = g.up_w > 1 ? std::clamp<int64_t>(ceil_div(L - g.off_w, g.up_w), src_lo, g.Ws) : 0;
 #pragma omp parallel for num_threads(num_threads()) schedule(static)
   for (int64_t ni = 0; ni < g.N * g.Hb; ++ni) {
     const int64_t n = ni / g.Hb;
@@ -328,8 +340,18 @@ void to_row_channel_col(const Padded& g, int64_t sw, int64_t Wph, const T* src, 
         std::fill(dr, dr + lo, T(0));
         std::memcpy(dr + lo, s + (lo - g.off_w), (hi - lo) * sizeof(T));
         std::fill(dr + hi, dr + L, T(0));
-      } else {
-        for (int64_t k = 0; k < L; ++k) dr[k] = col[k] >= 0 ? s[col[k]] : T(0);
+      } else if (g.up_w > 1) {  // zero-interleaved (backward-data with stride; sw == 1 here)
+        std::fill(dr, dr + L, T(0));
+        for (int64_t i = src_lo; i < src_hi; ++i) dr[g.off_w + i * g.up_w] = s[i];
+      } else {                  // columns split by phase: strided copies
+        for (int64_t ph = 0; ph < sw; ++ph) {
+          T* dp = dr + ph * Wph;
+          const int64_t p0 = ph_lo[ph], p1 = ph_hi[ph];
+          const T* sp = s + ph - g.off_w;
+          std::fill(dp, dp + p0, T(0));
+          for (int64_t pos = p0; pos < p1; ++pos) dp[pos] = sp[pos * sw];
+          std::fill(dp + p1, dp + Wph, T(0));
+        }
       }
     }
   }
