@@ -28,9 +28,9 @@
 //   backward-weight j = 14 consecutive (s, c) entries of one filter row (the input is made
 //                   zero-padded NHWC, where x[ih, iw+s, c] is contiguous over (s, c) when
 //                   dilation_w = 1), lanes = output channels, t = output pixels of a row,
-//                   u = (n, output row). The pixel reduction is cut into chunks that fit L2,
-//                   processed in order (a barrier between chunks); every tile adds its chunks
-//                   in that order, so the result is the same for any thread count.
+//                   u = (n, output row). The pixel reduction is cut into chunks that fit L2;
+//                   each thread owns a fixed set of output tiles (static schedule) and adds
+//                   their chunks in order, so the result is the same for any thread count.
 // Threads: OpenMP over (k-block group, n, output row) items for forward/backward-data (batch 1
 // splits rows, so both cores work) and over output tiles for backward-weight.
 //
@@ -887,13 +887,13 @@ void conv2d_bwd_weight(const Conv2dParams& p, const typename V::T* gy, const typ
   const int64_t row_bytes = (p.Q * round_up(p.K, KB) + p.stride_h * xW * p.C) * int64_t(sizeof(T));
   const int64_t chunk = std::max<int64_t>(1, (int64_t(1) << 20) / row_bytes);
 
-  const int64_t tiles_chunk = dynamic_chunk(items);
 #pragma omp parallel num_threads(num_threads())
   {
     for (int64_t u0 = 0; u0 < NP; u0 += chunk) {
-      // Every tile of one pixel chunk before any tile of the next (the barrier at the end of
-      // the loop): each tile sums its chunks in order, whichever thread runs it.
-#pragma omp for schedule(dynamic, tiles_chunk)
+      // Same iteration count and static schedule for every chunk: each thread owns the same
+      // tiles throughout and adds their chunks in order, so no barrier is needed between
+      // chunks (a barrier costs a scheduler time slice when the other core is busy).
+#pragma omp for schedule(static) nowait
       for (int64_t it = 0; it < items; ++it) {
         const int64_t kb = it % nkb, jb = (it / nkb) % njb, q = it / (nkb * njb);
         const int64_t j0 = jb * V::NJ, k0 = kb * KB;
