@@ -77,7 +77,7 @@ struct ScratchSlot {
 
 template <typename T>
 T* scratch(int slot, int64_t count) {
-  static thread_local ScratchSlot slots[4];
+  static thread_local ScratchSlot slots[5];
   const size_t bytes = static_cast<size_t>(round_up(std::max<int64_t>(count, 1) * sizeof(T), 64));
   ScratchSlot& s = slots[slot];
   if (s.bytes < bytes) {
@@ -286,109 +286,98 @@ struct Padded {
   int64_t off_h = 0, off_w = 0, up_h = 1, up_w = 1;
 };
 
-// Source -> "row-channel-column" buffer (N, Hb, C, sw, Wph), columns split by phase
-// col = pos*sw + phase so that output pixels ow, ow+1, ... of one tap are adjacent for any
-// stride. From NCHW each (n, i, c) row is a shifted copy of a source row (no transpose); from
-// NHWC (only the small-channel backward-data path) it is a transpose.
+// How to produce one row of a padded buffer from the source: either a "row-channel-column"
+// row (C, sw, Wph) whose columns are split by phase, col = pos*sw + phase, so that output
+// pixels ow, ow+1, ... of one tap are adjacent for any stride (rcc = true), or a padded NHWC
+// row (Wb, C). From an NCHW source an rcc row is C shifted copies (no transpose); the other
+// two combinations are transposes in blocks of 16 columns.
 template <typename T>
-void to_row_channel_col(const Padded& g, int64_t sw, int64_t Wph, const T* src, T* dst) {
-  const int64_t L = sw * Wph, row = g.C * L;
-  std::vector<int64_t> col(L);
-  for (int64_t ph = 0; ph < sw; ++ph)
-    for (int64_t pos = 0; pos < Wph; ++pos)
-      col[ph * Wph + pos] = source_index(pos * sw + ph, g.off_w, g.up_w, g.Ws);
-  const bool shifted = sw == 1 && g.up_w == 1;  // a plain shifted copy
-  const int64_t lo = std::clamp<int64_t>(g.off_w, 0, L);
-  const int64_t hi = std::clamp<int64_t>(g.off_w + g.Ws, lo, L);
-  // Phase split (up_w == 1): positions [ph_lo, ph_hi) of phase ph read source columns.
-  std::vector<int64_t> ph_lo(sw), ph_hi(sw);
-  for (int64_t ph = 0; ph < sw; ++ph) {
-    int64_t p0 = Wph, p1 = 0;
-    for (int64_t pos = 0; pos < Wph; ++pos)
-      if (col[ph * Wph + pos] >= 0) { p0 = std::min(p0, pos); p1 = pos + 1; }
-    ph_lo[ph] = std::min(p0, p1);
-    ph_hi[ph] = p1;
+struct RowPlan {
+  Padded g;
+  bool rcc = false;
+  int64_t sw = 1, Wph = 0, L = 0, row = 0;  // rcc: L = sw*Wph columns per channel
+  std::vector<int64_t> col;                // source column of each buffer column, or -1
+  int64_t lo = 0, hi = 0;                  // shifted copy: buffer columns [lo, hi) are source
+  std::vector<int64_t> ph_lo, ph_hi;       // phase split: positions [ph_lo, ph_hi) are source
+  int64_t src_lo = 0, src_hi = 0;          // zero interleave: source columns that land inside
+
+  RowPlan(const Padded& pad, bool rcc_layout, int64_t stride_w) : g(pad), rcc(rcc_layout) {
+    sw = rcc ? stride_w : 1;
+    Wph = ceil_div(g.Wb, sw);
+    L = rcc ? sw * Wph : g.Wb;
+    row = g.C * L;
+    col.resize(L);
+    for (int64_t ph = 0; ph < sw; ++ph)
+      for (int64_t pos = 0; pos < Wph; ++pos)
+        if (ph * Wph + pos < L) col[ph * Wph + pos] = source_index(pos * sw + ph, g.off_w, g.up_w, g.Ws);
+    lo = std::clamp<int64_t>(g.off_w, 0, L);
+    hi = std::clamp<int64_t>(g.off_w + g.Ws, lo, L);
+    ph_lo.assign(sw, 0);
+    ph_hi.assign(sw, 0);
+    for (int64_t ph = 0; ph < sw; ++ph) {
+      int64_t p0 = Wph, p1 = 0;
+      for (int64_t pos = 0; pos < Wph; ++pos)
+        if (col[ph * Wph + pos] >= 0) { p0 = std::min(p0, pos); p1 = pos + 1; }
+      ph_lo[ph] = std::min(p0, p1);
+      ph_hi[ph] = p1;
+    }
+    if (g.up_w > 1) {
+      src_lo = ceil_div(std::max<int64_t>(-g.off_w, 0), g.up_w);
+      src_hi = std::clamp<int64_t>(ceil_div(L - g.off_w, g.up_w), src_lo, g.Ws);
+    }
   }
-  // Zero interleave (sw == 1, up_w > 1): source columns whose slot off_w + i*up_w is in [0, L).
-  const int64_t src_lo = g.up_w > 1 ? std::max<int64_t>(0, ceil_div(std::max<int64_t>(-g.off_w, 0), g.up_w)) : 0;
-  const int64_t src_hi = g.up_w > 1 ? std::clamp<int64_t>(ceil_div(L - g.off_w, g.up_w), src_lo, g.Ws) : 0;
-#pragma omp parallel for num_threads(num_threads()) schedule(static)
-  for (int64_t ni = 0; ni < g.N * g.Hb; ++ni) {
-    const int64_t n = ni / g.Hb;
-    T* d = dst + ni * row;
-    const int64_t hs = source_index(ni % g.Hb, g.off_h, g.up_h, g.Hs);
+
+  // Buffer row i of image n -> d (row elements).
+  void fill(const T* src, int64_t n, int64_t i, T* d) const {
+    const int64_t hs = source_index(i, g.off_h, g.up_h, g.Hs), C = g.C;
     if (hs < 0) {
       std::fill(d, d + row, T(0));
-      continue;
+      return;
     }
-    if (g.layout == Layout::NHWC) {
-      // (Ws, C) -> (C, L) transpose in blocks of 16 columns: reads stay within 16 pixels.
-      const T* s = src + (n * g.Hs + hs) * g.Ws * g.C;
+    const bool shifted = sw == 1 && g.up_w == 1;
+    if (rcc && g.layout == Layout::NCHW) {
+      for (int64_t c = 0; c < C; ++c) {
+        const T* s = src + ((n * C + c) * g.Hs + hs) * g.Ws;
+        T* dr = d + c * L;
+        if (shifted) {
+          std::fill(dr, dr + lo, T(0));
+          std::memcpy(dr + lo, s + (lo - g.off_w), (hi - lo) * sizeof(T));
+          std::fill(dr + hi, dr + L, T(0));
+        } else if (g.up_w > 1) {  // zero-interleaved (backward-data with stride; sw == 1)
+          std::fill(dr, dr + L, T(0));
+          for (int64_t x = src_lo; x < src_hi; ++x) dr[g.off_w + x * g.up_w] = s[x];
+        } else {                  // columns split by phase: strided copies
+          for (int64_t ph = 0; ph < sw; ++ph) {
+            T* dp = dr + ph * Wph;
+            const T* sp = s + ph - g.off_w;
+            std::fill(dp, dp + ph_lo[ph], T(0));
+            for (int64_t pos = ph_lo[ph]; pos < ph_hi[ph]; ++pos) dp[pos] = sp[pos * sw];
+            std::fill(dp + ph_hi[ph], dp + Wph, T(0));
+          }
+        }
+      }
+    } else if (rcc) {             // NHWC source: (Ws, C) -> (C, L)
+      const T* s = src + (n * g.Hs + hs) * g.Ws * C;
       for (int64_t k0 = 0; k0 < L; k0 += 16) {
         const int64_t k1 = std::min(L, k0 + 16);
-        for (int64_t c = 0; c < g.C; ++c) {
+        for (int64_t c = 0; c < C; ++c) {
           T* dr = d + c * L;
-          for (int64_t k = k0; k < k1; ++k) dr[k] = col[k] >= 0 ? s[col[k] * g.C + c] : T(0);
+          for (int64_t k = k0; k < k1; ++k) dr[k] = col[k] >= 0 ? s[col[k] * C + c] : T(0);
         }
       }
-      continue;
-    }
-    for (int64_t c = 0; c < g.C; ++c) {
-      const T* s = src + ((n * g.C + c) * g.Hs + hs) * g.Ws;
-      T* dr = d + c * L;
-      if (shifted) {
-        std::fill(dr, dr + lo, T(0));
-        std::memcpy(dr + lo, s + (lo - g.off_w), (hi - lo) * sizeof(T));
-        std::fill(dr + hi, dr + L, T(0));
-      } else if (g.up_w > 1) {  // zero-interleaved (backward-data with stride; sw == 1 here)
-        std::fill(dr, dr + L, T(0));
-        for (int64_t i = src_lo; i < src_hi; ++i) dr[g.off_w + i * g.up_w] = s[i];
-      } else {                  // columns split by phase: strided copies
-        for (int64_t ph = 0; ph < sw; ++ph) {
-          T* dp = dr + ph * Wph;
-          const int64_t p0 = ph_lo[ph], p1 = ph_hi[ph];
-          const T* sp = s + ph - g.off_w;
-          std::fill(dp, dp + p0, T(0));
-          for (int64_t pos = p0; pos < p1; ++pos) dp[pos] = sp[pos * sw];
-          std::fill(dp + p1, dp + Wph, T(0));
-        }
-      }
-    }
-  }
-}
-
-// Any source -> padded NHWC buffer (N, Hb, Wb, C). From NHWC it is row copies; from NCHW a
-// transpose in blocks of 16 columns (reads stay within 16 pixels of each channel row).
-template <typename T>
-void to_padded_nhwc(const Padded& g, const T* src, T* dst) {
-  const int64_t C = g.C, row = g.Wb * C;
-  std::vector<int64_t> col(g.Wb);
-  for (int64_t k = 0; k < g.Wb; ++k) col[k] = source_index(k, g.off_w, g.up_w, g.Ws);
-  const bool shifted = g.up_w == 1;
-  const int64_t lo = std::clamp<int64_t>(g.off_w, 0, g.Wb);
-  const int64_t hi = std::clamp<int64_t>(g.off_w + g.Ws, lo, g.Wb);
-#pragma omp parallel for num_threads(num_threads()) schedule(static)
-  for (int64_t ni = 0; ni < g.N * g.Hb; ++ni) {
-    const int64_t n = ni / g.Hb;
-    T* d = dst + ni * row;
-    const int64_t hs = source_index(ni % g.Hb, g.off_h, g.up_h, g.Hs);
-    if (hs < 0) {
-      std::fill(d, d + row, T(0));
-      continue;
-    }
-    if (g.layout == Layout::NHWC) {
+    } else if (g.layout == Layout::NHWC) {   // padded NHWC row from NHWC
       const T* s = src + (n * g.Hs + hs) * g.Ws * C;
-      if (shifted) {
+      if (g.up_w == 1) {
         std::fill(d, d + lo * C, T(0));
         std::memcpy(d + lo * C, s + (lo - g.off_w) * C, (hi - lo) * C * sizeof(T));
         std::fill(d + hi * C, d + row, T(0));
       } else {
-        for (int64_t k = 0; k < g.Wb; ++k) {
+        for (int64_t k = 0; k < L; ++k) {
           if (col[k] >= 0) std::memcpy(d + k * C, s + col[k] * C, C * sizeof(T));
           else std::fill(d + k * C, d + (k + 1) * C, T(0));
         }
       }
-    } else if (shifted) {   // (C, Ws) -> (Wb, C): zero borders, then blocks of 16 columns
+    } else if (g.up_w == 1) {     // padded NHWC row from NCHW: (C, Ws) -> (Wb, C)
       std::fill(d, d + lo * C, T(0));
       std::fill(d + hi * C, d + row, T(0));
       for (int64_t k0 = lo; k0 < hi; k0 += 16) {
@@ -399,8 +388,8 @@ void to_padded_nhwc(const Padded& g, const T* src, T* dst) {
         }
       }
     } else {
-      for (int64_t k0 = 0; k0 < g.Wb; k0 += 16) {
-        const int64_t k1 = std::min(g.Wb, k0 + 16);
+      for (int64_t k0 = 0; k0 < L; k0 += 16) {
+        const int64_t k1 = std::min(L, k0 + 16);
         for (int64_t c = 0; c < C; ++c) {
           const T* s = src + ((n * C + c) * g.Hs + hs) * g.Ws;
           for (int64_t k = k0; k < k1; ++k) d[k * C + c] = col[k] >= 0 ? s[col[k]] : T(0);
@@ -408,7 +397,13 @@ void to_padded_nhwc(const Padded& g, const T* src, T* dst) {
       }
     }
   }
-}
+
+  // The whole buffer (N, Hb, row), rows in parallel.
+  void fill_all(const T* src, T* dst) const {
+#pragma omp parallel for num_threads(num_threads()) schedule(static)
+    for (int64_t ni = 0; ni < g.N * g.Hb; ++ni) fill(src, ni / g.Hb, ni % g.Hb, dst + ni * row);
+  }
+};
 
 // grad_y (N,K,P,Q) | (N,P,Q,K) -> dst (K/KB, N*P*Q, KB): each k-block of KB channels is one
 // contiguous stream of pixels (zero lanes past K), the vector operand of the weight-gradient
@@ -502,68 +497,68 @@ struct WeightBlocks {
 
 // ------------------------------------------------------------------------------ forward driver
 // out[n, k, oh, ow] = bias[k] + sum_{r,s,c} in(n, oh*sh + r*dh, ow*sw + s*dw, c) * w[r, s, c, k]
-// (then ReLU). `in` is a padded buffer: the element for buffer row i, output column ow, tap u
-// and channel c sits at in + i*row + ow*js + aoff[u] + c*a_ts. w is packed (K/KB, R*S, C, KB).
+// (then ReLU). `in` is a padded buffer of rows; the element for output column ow, reduction
+// step (u, t) sits at row(oh*sh + u_row[u]*dh) + ow*js + aoff[u] + t*a_ts. Weights are packed
+// per k-block as (U, Tn, KB).
 struct DirectConv {
-  int64_t N = 0, C = 0, K = 0, P = 0, Q = 0, RS = 0, sh = 1;
+  int64_t N = 0, C = 0, K = 0, P = 0, Q = 0, RS = 0, sh = 1, dh = 1;
   int64_t Hb = 0, row = 0, js = 1, a_ts = 1;
-  // Reduction as U x Tn steps: A at aoff[u] + t*a_ts, packed weights at boff[u] + t*KB.
-  // (R*S taps x C channels; NHWC with dilation_w 1 fuses each filter row's (s, c) pairs,
-  // which are contiguous in both operands: R x S*C, fewer and longer inner loops.)
+  // Reduction as U x Tn steps: A at aoff[u] + t*a_ts in input row u_row[u], packed weights at
+  // boff[u] + t*KB. (R*S taps x C channels; NHWC with dilation_w 1 fuses each filter row's
+  // (s, c) pairs, which are contiguous in both operands: R x S*C, fewer and longer loops.)
   int64_t U = 0, Tn = 0;
-  std::vector<int64_t> aoff, boff;
+  std::vector<int64_t> aoff, boff, u_row;
   Layout out_layout = Layout::NCHW;
   bool relu = false;
 };
 
-// The padded input for the forward driver: NCHW sources become the row-channel-column buffer
-// (adjacent pixels: js = 1); NHWC sources stay NHWC (pixels js = sw*C apart) and are used in
-// place when no padding is needed.
-template <typename T>
-const T* prepare_input(const Padded& g, int64_t R, int64_t S, int64_t sw, int64_t dh, int64_t dw,
-                       int64_t KB, const T* src, DirectConv* d) {
+// Geometry of the forward driver's input: NCHW sources become row-channel-column rows (adjacent
+// pixels: js = 1); NHWC sources padded NHWC rows (pixels js = sw*C apart). Returns true when
+// the NHWC source can be read in place (no padding needed); otherwise the driver builds the
+// padded rows on demand with `plan`.
+inline bool describe_input(const Padded& g, int64_t R, int64_t S, int64_t sw, int64_t dh,
+                           int64_t dw, int64_t KB, int64_t Wph, DirectConv* d) {
   d->Hb = g.Hb;
+  d->dh = dh;
   d->U = R * S;
   d->Tn = g.C;
   d->aoff.resize(R * S);
   d->boff.resize(R * S);
-  for (int64_t u = 0; u < R * S; ++u) d->boff[u] = u * g.C * KB;
+  d->u_row.resize(R * S);
+  for (int64_t u = 0; u < R * S; ++u) {
+    d->boff[u] = u * g.C * KB;
+    d->u_row[u] = u / S;
+  }
   if (g.layout == Layout::NCHW) {
-    const int64_t Wph = ceil_div(g.Wb, sw);
     d->row = g.C * sw * Wph;
     d->js = 1;
     d->a_ts = sw * Wph;
     for (int64_t r = 0; r < R; ++r)
-      for (int64_t s = 0; s < S; ++s)
-        d->aoff[r * S + s] = r * dh * d->row + (s * dw) % sw * Wph + (s * dw) / sw;
-    T* buf = scratch<T>(0, g.N * g.Hb * d->row);
-    to_row_channel_col(g, sw, Wph, src, buf);
-    return buf;
+      for (int64_t s = 0; s < S; ++s) d->aoff[r * S + s] = (s * dw) % sw * Wph + (s * dw) / sw;
+    return false;
   }
   const bool in_place = g.off_h == 0 && g.off_w == 0 && g.up_h == 1 && g.up_w == 1 &&
                         g.Hb <= g.Hs && g.Wb <= g.Ws;
   const int64_t Wb = in_place ? g.Ws : g.Wb;
-  d->Hb = in_place ? g.Hs : g.Hb;
+  if (in_place) d->Hb = g.Hs;
   d->row = Wb * g.C;
   d->js = sw * g.C;
   d->a_ts = 1;
   if (dw == 1) {  // fuse (s, c): x[.., col + s, c] is contiguous over (s, c)
     d->U = R;
     d->Tn = S * g.C;
-    d->aoff.resize(R);
+    d->aoff.assign(R, 0);
     d->boff.resize(R);
+    d->u_row.resize(R);
     for (int64_t r = 0; r < R; ++r) {
-      d->aoff[r] = r * dh * Wb * g.C;
       d->boff[r] = r * S * g.C * KB;
+      d->u_row[r] = r;
     }
   } else {
     for (int64_t r = 0; r < R; ++r)
-      for (int64_t s = 0; s < S; ++s) d->aoff[r * S + s] = (r * dh * Wb + s * dw) * g.C;
+      for (int64_t s = 0; s < S; ++s) d->aoff[r * S + s] = s * dw * g.C;
   }
-  if (in_place) return src;
-  T* buf = scratch<T>(0, g.N * g.Hb * g.Wb * g.C);
-  to_padded_nhwc(g, src, buf);
-  return buf;
+  return in_place;
 }
 
 // Reduction steps t per block (input channels, or (s, c) pairs): the block's packed weights,
@@ -580,8 +575,12 @@ int64_t reduction_block(int64_t Tn, int64_t U) {
   return ceil_div(Tn, ceil_div(Tn, tb));  // equal blocks
 }
 
+// `src` is the caller's input; with `plan` its padded rows are built on demand, by the thread
+// that needs them, into a small per-thread ring of rows that stays in L2 (consecutive output
+// rows of a work chunk reuse R-1 of their R input rows); without, src already is the buffer.
 template <class V>
-void direct_conv(const DirectConv& d, const typename V::T* xt,
+void direct_conv(const DirectConv& d, const typename V::T* src,
+                 const RowPlan<typename V::T>* plan,
                  const WeightBlocks<typename V::T>& weights, const typename V::T* bias,
                  typename V::T* y) {
   using T = typename V::T;
@@ -598,6 +597,7 @@ void direct_conv(const DirectConv& d, const typename V::T* xt,
   const int64_t kbg = std::clamp<int64_t>((320 << 10) / kb_bytes, 1, nkb);
   const int64_t ngroups = ceil_div(nkb, kbg);
   const int64_t items = ngroups * d.N * d.P, chunk = dynamic_chunk(items);
+  const int64_t max_row = *std::max_element(d.u_row.begin(), d.u_row.end());
 #pragma omp parallel num_threads(num_threads())
   {
     // Partial sums of one tile group while the channel blocks go by (row-major, KB wide).
@@ -605,6 +605,12 @@ void direct_conv(const DirectConv& d, const typename V::T* xt,
     // This thread's packed weights of one k-block group (kept between calls).
     T* wbuf = scratch<T>(3, kbg * kb_elems);
     int64_t packed_group = -1;
+    // This thread's ring of padded input rows, tagged with n*Hb + i.
+    const int64_t span = (max_row + 1) * d.dh;            // rows one output row can touch
+    const int64_t ring_rows = plan ? span + d.sh : 0;
+    T* ring = plan ? scratch<T>(4, ring_rows * d.row) : nullptr;
+    std::vector<int64_t> ring_tag(ring_rows, -1), aoff_item(d.U);
+    std::vector<int64_t> rowoff(max_row + 1);
 #pragma omp for schedule(dynamic, chunk)
     for (int64_t it = 0; it < items; ++it) {
       const int64_t grp = it / (d.N * d.P), np = it % (d.N * d.P);
@@ -614,10 +620,26 @@ void direct_conv(const DirectConv& d, const typename V::T* xt,
           weights.pack(kb, KB, wbuf + (kb - grp * kbg) * kb_elems);
         packed_group = grp;
       }
+      // Offsets of this output row's input rows from `base`, then of every reduction step u.
+      const T* base = plan ? ring : src;
+      for (int64_t r = 0; r <= max_row; ++r) {
+        const int64_t i = oh * d.sh + r * d.dh;
+        if (plan) {
+          const int64_t slot = i % ring_rows;
+          if (ring_tag[slot] != n * d.Hb + i) {
+            plan->fill(src, n, i, ring + slot * d.row);
+            ring_tag[slot] = n * d.Hb + i;
+          }
+          rowoff[r] = slot * d.row;
+        } else {
+          rowoff[r] = (n * d.Hb + i) * d.row;
+        }
+      }
+      for (int64_t u = 0; u < d.U; ++u) aoff_item[u] = rowoff[d.u_row[u]] + d.aoff[u];
       for (int64_t kb = grp * kbg; kb < std::min(nkb, (grp + 1) * kbg); ++kb) {
         const int64_t k0 = kb * KB;
         TileArgs<T> g;
-        g.aoff = d.aoff.data();
+        g.aoff = aoff_item.data();
         g.a_js = d.js;
         g.a_ts = d.a_ts;
         g.boff = d.boff.data();
@@ -627,7 +649,7 @@ void direct_conv(const DirectConv& d, const typename V::T* xt,
         const int kvalid = static_cast<int>(std::min(KB, d.K - k0));
         const int64_t nv = ceil_div(kvalid, V::W);
         const bool nchw = d.out_layout == Layout::NCHW;
-        const T* arow = xt + (n * d.Hb + oh * d.sh) * d.row;
+        const T* arow = base;
         const T* wkb = wbuf + (kb - grp * kbg) * kb_elems;
         for (int64_t q0 = 0; q0 < d.Q; q0 += kGroup * V::NJ) {
           const int64_t q1 = std::min(d.Q, q0 + kGroup * V::NJ);
@@ -717,12 +739,14 @@ void conv2d_fwd(const Conv2dParams& p, const typename V::T* x, const typename V:
   g.Wb = (p.Q - 1) * p.stride_w + (p.S - 1) * p.dil_w + 1;
   g.off_h = p.pad_top;
   g.off_w = p.pad_left;
-  const T* xt = prepare_input(g, p.R, p.S, p.stride_w, p.dil_h, p.dil_w, KB, x, &d);
-  log.lap("input-copy");
-  direct_conv<V>(d, xt, wb, bp, y);
-  log.lap("pack+tiles");
+  const RowPlan<T> plan(g, p.layout == Layout::NCHW, p.stride_w);
+  const bool in_place = describe_input(g, p.R, p.S, p.stride_w, p.dil_h, p.dil_w, KB, plan.Wph, &d);
+  direct_conv<V>(d, x, in_place ? nullptr : &plan, wb, bp, y);
+  log.lap("input-rows+pack+tiles");
   log.print(p.relu ? "conv2d_fwd_relu" : "conv2d_fwd", V::name,
-            p.layout == Layout::NCHW ? "direct, row-channel-column input" : "direct, NHWC input",
+            p.layout == Layout::NCHW ? "direct, row-channel-column input rows"
+                                     : in_place ? "direct, NHWC input in place"
+                                                : "direct, padded NHWC input rows",
             V::NJ, KB);
 }
 
@@ -751,7 +775,7 @@ void conv2d_bwd_data_small_c(const Conv2dParams& p, const typename V::T* gy,
   const int64_t row = p.K * g.Wb;
   // + PW: the last tile's vectors may read past the final row (those lanes are not stored).
   T* gyt = scratch<T>(0, p.N * g.Hb * row + PW);
-  to_row_channel_col(g, 1, g.Wb, gy, gyt);
+  RowPlan<T>(g, true, 1).fill_all(gy, gyt);
   std::fill(gyt + p.N * g.Hb * row, gyt + p.N * g.Hb * row + PW, T(0));
   log.lap("input-copy");
 
@@ -815,10 +839,10 @@ void conv2d_bwd_data(const Conv2dParams& p, const typename V::T* gy, const typen
   g.off_w = (p.S - 1) * p.dil_w - p.pad_left;
   g.up_h = p.stride_h;
   g.up_w = p.stride_w;
-  const T* gyt = prepare_input(g, p.R, p.S, 1, p.dil_h, p.dil_w, KB, gy, &d);
-  log.lap("input-copy");
-  direct_conv<V>(d, gyt, wb, nullptr, gx);
-  log.lap("pack+tiles");
+  const RowPlan<T> plan(g, p.layout == Layout::NCHW, 1);
+  const bool in_place = describe_input(g, p.R, p.S, 1, p.dil_h, p.dil_w, KB, plan.Wph, &d);
+  direct_conv<V>(d, gy, in_place ? nullptr : &plan, wb, nullptr, gx);
+  log.lap("input-rows+pack+tiles");
   log.print("conv2d_bwd_data", V::name,
             p.stride_h * p.stride_w > 1 ? "direct on zero-interleaved grad_y, flipped weights"
                                         : "direct, flipped weights",
@@ -847,7 +871,7 @@ void conv2d_bwd_weight(const Conv2dParams& p, const typename V::T* gy, const typ
   if (!(p.layout == Layout::NHWC && p.pad_top == 0 && p.pad_left == 0 && g.Hb <= p.H &&
         g.Wb <= p.W)) {
     T* buf = scratch<T>(0, p.N * g.Hb * g.Wb * p.C);
-    to_padded_nhwc(g, x, buf);
+    RowPlan<T>(g, false, 1).fill_all(x, buf);
     xb = buf;
     xH = g.Hb;
     xW = g.Wb;
