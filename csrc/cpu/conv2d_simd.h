@@ -15,15 +15,17 @@
 //   forward         j = 14 output pixels of one row, lanes = 32 output channels, the
 //                   reduction runs over (r, s, c). Weights are packed per k-block as
 //                   (R, S, C, KB), by the thread that uses them, into an L2-resident buffer:
-//                   one contiguous stream per register tile of KB = NV*W output channels. Input: NHWC is zero-padded (or used in place when no
-//                   padding is needed) and each filter row's (s, c) pairs form one contiguous
-//                   loop; NCHW is copied row by row into a padded "row-channel-column" layout
-//                   (N, Hb, C, stride_w, Wb/stride_w) where the pixels of one tap are adjacent
-//                   even for stride 2 (columns split by phase). Bias and ReLU are applied to the
+//                   one contiguous stream per register tile of KB = NV*W output channels.
+//                   Input: NHWC is read in place when no padding is needed, else its
+//                   zero-padded rows are built on demand into a per-thread ring of rows that
+//                   stays in L2; each filter row's (s, c) pairs form one contiguous loop. NCHW
+//                   rows are built the same way in a "row-channel-column" layout
+//                   (C, stride_w, Wb/stride_w) where the pixels of one tap are adjacent even
+//                   for stride 2 (columns split by phase). Bias and ReLU are applied to the
 //                   accumulators; NCHW output is transposed through the stack on the store.
 //   backward-data   the forward driver on grad_y with flipped, transposed weights (R, S, K, C)
-//                   (a stride-1 "full" convolution). For stride > 1 the copy of grad_y
-//                   interleaves zeros (correct, but stride_h*stride_w times the FMAs). For C <= 8
+//                   (a stride-1 "full" convolution). For stride > 1 the rows of grad_y get
+//                   zeros interleaved (correct, but stride_h*stride_w times the FMAs). For C <= 8
 //                   (first layers) lanes run along a row of grad_x instead of over channels.
 //   backward-weight j = 14 consecutive (s, c) entries of one filter row (the input is made
 //                   zero-padded NHWC, where x[ih, iw+s, c] is contiguous over (s, c) when
