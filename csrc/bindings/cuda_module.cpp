@@ -17,6 +17,7 @@
 #include "params_from_python.h"
 
 #ifdef FASTCONV_CUDA_EMU
+#include "../cuda/emu/emu_selftest.h"
 #define FASTCONV_CUDA_MODULE _cuda_emu
 #else
 #define FASTCONV_CUDA_MODULE _cuda
@@ -37,9 +38,11 @@ bool verbose() {
 
 void check(cudaError_t err, const char* op) {
   const std::string kernel = cuda::last_kernel();
+  if (err != cudaSuccess && kernel.empty())  // refused before any launch (bad sizes/workspace)
+    throw std::runtime_error(std::string("fastconv CUDA ") + op + ": no kernel launched: " +
+                             cudaGetErrorString(err));
   if (err != cudaSuccess)
-    throw std::runtime_error(std::string("fastconv CUDA kernel ") +
-                             (kernel.empty() ? op : kernel.c_str()) + " (" + op +
+    throw std::runtime_error(std::string("fastconv CUDA kernel ") + kernel + " (" + op +
                              ") failed: " + cudaGetErrorString(err));
   if (verbose()) std::fprintf(stderr, "fastconv: cuda %s ran %s\n", op, kernel.c_str());
 }
@@ -71,6 +74,21 @@ PYBIND11_MODULE(FASTCONV_CUDA_MODULE, m) {
   m.def("device_count", [] { return 0; });
   m.def("set_workers", &cuda_emu::set_workers, "host threads that run emulated blocks concurrently");
   m.def("workers", &cuda_emu::workers);
+  m.def("selftest_reverse_in_block", [](std::uintptr_t in, std::uintptr_t out, int blocks, int threads) {
+    run("selftest_reverse_in_block", [&] {
+      return cuda::emu_selftest::reverse_in_block(ptr<const int32_t>(in), ptr<int32_t>(out), blocks, threads);
+    });
+  });
+  m.def("selftest_divergent_barrier", [](std::uintptr_t out, int threads) {
+    run("selftest_divergent_barrier",
+        [&] { return cuda::emu_selftest::divergent_barrier(ptr<int32_t>(out), threads); });
+  });
+  m.def("fast_divmod", [](int64_t d, int32_t n) {
+    if (d < 1 || d > INT32_MAX || n < 0) throw std::invalid_argument("fast_divmod: need 1 <= d < 2**31, n >= 0");
+    int32_t q, r;
+    cuda::emu_selftest::fast_divmod(d, n, &q, &r);
+    return py::make_tuple(q, r);
+  });
 #else
   m.attr("emulated") = false;
   m.def("device_count", [] {
