@@ -330,3 +330,102 @@ def test_kernel_errors_name_the_kernel():
     with pytest.raises(RuntimeError, match=r"f32_conv2d_bwd_weight_nchw_kernel3_regtile|conv2d_backward_weight"):
         _cuda_emu.conv2d_backward_weight(spec.as_tuple(), a.ctypes.data, a.ctypes.data, a.ctypes.data, 0,
                                          0, 0, False, 3, 0, 0)
+
+
+# ----------------------------------------------------------------------------- the CuPy glue
+
+class _StubDevice:
+    def __init__(self, id=0):
+        self.id = id
+
+
+class _StubCupyArray(np.ndarray):
+    """A NumPy array with the few CuPy attributes _backend_cuda.py reads (data.ptr, device, get)."""
+
+    class _Mem:
+        def __init__(self, ptr):
+            self.ptr = ptr
+
+    @property
+    def data(self):
+        return self._Mem(self.ctypes.data)
+
+    @property
+    def device(self):
+        return _StubDevice(getattr(self, "_device_id", 0))
+
+    def get(self):
+        return np.asarray(self).copy()
+
+
+def _stub_cupy():
+    import types
+
+    def wrap(fn):
+        return lambda *a, **k: fn(*a, **k).view(_StubCupyArray)
+
+    cupy = types.ModuleType("cupy")
+    cupy.empty, cupy.full, cupy.zeros = wrap(np.empty), wrap(np.full), wrap(np.zeros)
+    cupy.ascontiguousarray = wrap(np.ascontiguousarray)
+    cupy.float64 = np.float64
+    streams = []
+
+    class _Stream:
+        ptr = 0
+
+    def get_current_stream():
+        streams.append(1)
+        return _Stream()
+
+    cupy.cuda = types.SimpleNamespace(get_current_stream=get_current_stream, Device=_StubDevice)
+    return cupy, streams
+
+
+def test_cuda_backend_glue_with_a_stub_cupy(monkeypatch):
+    """_backend_cuda.py end to end (pointers, stream handle, workspace, bad-index flag readback,
+    device check) with CuPy stubbed by NumPy and fastconv._cuda replaced by its emulation."""
+    import sys
+
+    from fastconv import _backend_cuda
+
+    cupy, streams = _stub_cupy()
+    monkeypatch.setitem(sys.modules, "cupy", cupy)
+    monkeypatch.setitem(sys.modules, "fastconv._cuda", _cuda_emu)
+    monkeypatch.setattr(_backend_cuda, "_runner", None)
+    monkeypatch.setattr(_cuda_runner, "POISON", True)
+    rng = np.random.default_rng(8)
+    x = randn(rng, (2, 9, 7, 5)).view(_StubCupyArray)     # NHWC
+    w = randn(rng, (3, 3, 5, 6)).view(_StubCupyArray)
+    b = randn(rng, (6,)).view(_StubCupyArray)
+    kw = dict(stride=(2, 1), padding=1, dilation=1, layout="NHWC")
+    spec = functional._conv_spec(x.shape, w.shape, kw["stride"], kw["padding"], 1, "NHWC", True)
+    y = _backend_cuda.conv2d_forward(spec, x, w, b)
+    assert type(y) is _StubCupyArray
+    assert_close(np.asarray(y), ref.conv2d(x, w, b, activation="relu", **kw), dtype=np.float32, name="y")
+    spec = functional._conv_spec(x.shape, w.shape, kw["stride"], kw["padding"], 1, "NHWC")
+    gy = randn(rng, spec.y_shape).view(_StubCupyArray)
+    gx = _backend_cuda.conv2d_backward_data(spec, gy, w)
+    gw, gb = _backend_cuda.conv2d_backward_weight(spec, gy, x, True)
+    want = ref.conv2d_backward(gy, x, w, **kw)
+    for name, g, wnt in zip(("grad_x", "grad_weight", "grad_bias"), (gx, gw, gb), want):
+        assert_close(np.asarray(g), wnt, dtype=np.float32, name=name)
+    pspec = functional._pool_spec(x.shape, 3, 2, 1, "NHWC")
+    py, idx = _backend_cuda.max_pool2d_forward(pspec, x)
+    want_y, want_idx = ref.max_pool2d(x, 3, stride=2, padding=1, layout="NHWC")
+    assert np.array_equal(py, want_y) and np.array_equal(idx, want_idx)
+    g = _backend_cuda.max_pool2d_backward(pspec, py, idx)
+    assert_close(np.asarray(g), ref.max_pool2d_backward(py, want_idx, x.shape, 3, stride=2, padding=1,
+                                                        layout="NHWC"), dtype=np.float32, name="pool grad")
+    bad = idx.copy()
+    bad.flat[3] = -5
+    with pytest.raises(ValueError, match="indices"):
+        _backend_cuda.max_pool2d_backward(pspec, py, bad)
+    r = _backend_cuda.relu_forward(x)
+    assert_close(np.asarray(r), ref.relu(x), dtype=np.float32, exact=True, name="relu")
+    assert_close(np.asarray(_backend_cuda.relu_backward(gy[..., :1].copy(), gy[..., :1].copy())),
+                 ref.relu_backward(gy[..., :1], gy[..., :1]), dtype=np.float32, exact=True, name="relu bwd")
+    assert len(streams) >= 8  # every launch asked CuPy for its current stream
+    other = x.copy()
+    other._device_id = 1
+    with pytest.raises(ValueError, match="current CuPy device"):
+        _backend_cuda.relu_forward(other)
