@@ -48,6 +48,8 @@ class Sequential:
         self.built = False
         for layer in layers or []:
             self.add(layer)
+        if self.input_shape is not None:
+            self.build()
 
     # ------------------------------------------------------------------ construction
     def add(self, layer):
@@ -126,6 +128,8 @@ class Sequential:
     # ------------------------------------------------------------------ parameters
     def parameters(self):
         """ParamRef list (name "<layer>/<param>", .value, .grad) for the optimizers."""
+        if not self.built and self.input_shape is not None:
+            self.build()
         return [ref for layer in self.layers for ref in layer.parameters()]
 
     def count_params(self):
