@@ -213,3 +213,18 @@ def test_optimizer_argument_errors():
         fc.SGD(nesterov=True)
     with pytest.raises(ValueError, match="betas"):
         fc.Adam(betas=(1.0, 0.9))
+
+
+def test_convert_script_writes_a_loadable_file(tmp_path):
+    import sys
+    examples = os.path.join(os.path.dirname(__file__), os.pardir, "examples")
+    sys.path.insert(0, examples)
+    try:
+        import convert_vgg16_weights
+    finally:
+        sys.path.remove(examples)
+    state = _fake_vgg16_arrays(np.random.default_rng(6))
+    np.savez(tmp_path / "sd.npz", **state)
+    convert_vgg16_weights.main(["--torch-npz", str(tmp_path / "sd.npz"), "-o", str(tmp_path / "out.npz")])
+    model = fc.models.vgg16_base((3, 32, 32), data_format="channels_first", weights=tmp_path / "out.npz")
+    np.testing.assert_array_equal(model.layers[-2].params["kernel"], state["features.28.weight"])
