@@ -107,6 +107,28 @@ def test_example_trains_on_the_digits(tmp_path):
     assert (tmp_path / "w.npz").exists()
 
 
+def test_example_reads_the_keras_mnist_file_format(tmp_path, capsys):
+    """The --data path on a small stand-in with the Keras mnist.npz layout (MNIST itself is not
+    available offline)."""
+    sys.path.insert(0, EXAMPLES)
+    try:
+        import train_cnn
+    finally:
+        sys.path.remove(EXAMPLES)
+    rng = np.random.default_rng(4)
+    np.savez(tmp_path / "mnist.npz", x_train=rng.integers(0, 256, (64, 28, 28), dtype=np.uint8),
+             y_train=rng.integers(0, 10, 64, dtype=np.uint8),
+             x_test=rng.integers(0, 256, (16, 28, 28), dtype=np.uint8), y_test=rng.integers(0, 10, 16, dtype=np.uint8))
+    threads = fc.get_num_threads()
+    try:
+        history = train_cnn.main(["--data", str(tmp_path / "mnist.npz"), "--epochs", "1", "--plot", ""])
+    finally:
+        fc.set_num_threads(threads)
+    out = capsys.readouterr().out
+    assert "Total params: 93,322" in out and "(None, 3, 3, 64)" in out
+    assert len(history["loss"]) == 1 and np.isfinite(history["loss"][0])
+
+
 # ----------------------------------------------------------------------------- CuPy
 
 def _cupy_or_skip():
