@@ -307,3 +307,17 @@ def test_gradient_checker_catches_a_wrong_backward():
 
     with pytest.raises(AssertionError, match="bias"):
         check_layer_gradients(Wrong(3, seed=0), np.random.default_rng(0).standard_normal((2, 4)))
+
+
+def test_inputs_take_the_layer_dtype_like_keras():
+    rng = np.random.default_rng(11)
+    conv = Conv2D(2, 3, seed=0)
+    x64 = rng.standard_normal((2, 5, 5, 1))
+    y = conv.forward(x64)                         # float32 layer: the float64 input is cast
+    assert y.dtype == np.float32 and conv.params["kernel"].dtype == np.float32
+    close(y, ref.conv2d(x64.astype(np.float32), conv.params["kernel"], conv.params["bias"], layout="NHWC"),
+          np.float32)
+    assert conv.backward(np.ones_like(y)).dtype == np.float32
+    u8 = rng.integers(0, 255, (2, 5, 5, 1), dtype=np.uint8)
+    assert Conv2D(2, 3, seed=0).forward(u8).dtype == np.float32
+    assert Dense(3, dtype=np.float64).forward(np.ones((2, 4), np.float32)).dtype == np.float64

@@ -146,11 +146,17 @@ class Layer:
         return tuple(input_shape)
 
     def _ensure_built(self, x):
+        """Build at the first call; keep the parameters where x lives (NumPy or CuPy) and give x
+        the parameters' dtype (like Keras, which casts inputs to the layer's dtype). Returns x."""
         if not self.built:
             self.build(x.shape[1:])
+        if self.params:
             xp = array_module(x)
-            if xp is not np:
+            if array_module(next(iter(self.params.values()))) is not xp:
                 self.to(xp)
+            if x.dtype != self.dtype:
+                x = x.astype(self.dtype)
+        return x
 
     # -- parameters
     def count_params(self):
@@ -298,7 +304,7 @@ class Conv2D(Layer):
                     layout=self.layout)
 
     def forward(self, x, training=True):
-        self._ensure_built(x)
+        x = self._ensure_built(x)
         y = F.conv2d(x, self.params["kernel"], self.params.get("bias"), activation=self.activation,
                      **self._kw())
         if training:
@@ -355,7 +361,7 @@ class MaxPooling2D(Layer):
         return dict(stride=self.strides, padding=self.padding, layout=self.layout)
 
     def forward(self, x, training=True):
-        self._ensure_built(x)
+        x = self._ensure_built(x)
         y, indices = F.max_pool2d(x, self.pool_size, **self._kw())
         if training and self.needs_input_grad:
             self._indices, self._x_shape = indices, tuple(x.shape)
@@ -381,7 +387,7 @@ class ReLU(Layer):
         self._y = None
 
     def forward(self, x, training=True):
-        self._ensure_built(x)
+        x = self._ensure_built(x)
         y = F.relu(x)
         if training and self.needs_input_grad:
             self._y = y
@@ -408,7 +414,7 @@ class Flatten(Layer):
         return (int(np.prod(input_shape)),)
 
     def forward(self, x, training=True):
-        self._ensure_built(x)
+        x = self._ensure_built(x)
         self._x_shape = tuple(x.shape)
         return x.reshape(x.shape[0], -1)
 
@@ -468,7 +474,7 @@ class Dense(Layer):
         return (self.units,)
 
     def forward(self, x, training=True):
-        self._ensure_built(x)
+        x = self._ensure_built(x)
         if x.ndim != 2 or x.shape[1] != self.params["kernel"].shape[0]:
             raise ValueError(f"{self.name or 'Dense'} expects x of shape (N, {self.params['kernel'].shape[0]}), "
                              f"got {tuple(x.shape)}")
@@ -515,7 +521,7 @@ class Dropout(Layer):
         self._mask = None
 
     def forward(self, x, training=True):
-        self._ensure_built(x)
+        x = self._ensure_built(x)
         if not training or self.rate == 0.0:
             self._mask = None
             return x
@@ -543,7 +549,7 @@ class Softmax(Layer):
         self._s = None
 
     def forward(self, x, training=True):
-        self._ensure_built(x)
+        x = self._ensure_built(x)
         s = _softmax(x)
         if training:
             self._s = s

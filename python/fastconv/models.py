@@ -95,10 +95,7 @@ class Sequential:
 
     def _ensure_built(self, x):
         if not self.built or tuple(x.shape[1:]) != self.input_shape:
-            self.build(x.shape[1:])
-            xp = array_module(x)
-            if xp is not np:
-                self.to(xp)
+            self.build(x.shape[1:])       # layers move their parameters to x's device themselves
 
     # ------------------------------------------------------------------ compute
     def forward(self, x, training=True):
