@@ -9,7 +9,7 @@ The NumPy baseline below is written after the course's fast_layers.py:
   max pooling    max_pool_forward_reshape / max_pool_backward_reshape (square, tiling windows)
   relu           np.maximum / dout * (x > 0)
 Every result is checked against the baseline before it is timed; medians of --repeat runs
-after one warm-up. The ratio is NumPy time / fastconv time (> 1: fastconv is faster).
+after one warm-up, the two sides interleaved. The ratio is NumPy time / fastconv time (> 1: fastconv is faster).
 """
 from __future__ import annotations
 
@@ -113,14 +113,18 @@ def np_conv_relu_pool_backward(dout, cache):
 
 # ----------------------------------------------------------------------------- harness
 
-def median_time(fn, repeat):
-    fn()                                            # warm-up
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
+def median_times(fns, repeat):
+    """Median seconds of each fn; the runs are interleaved (a, b, a, b, ...) so that load from
+    other processes hits both sides alike. One warm-up run each."""
+    for fn in fns:
         fn()
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times))
+    times = [[] for _ in fns]
+    for _ in range(repeat):
+        for fn, t in zip(fns, times):
+            t0 = time.perf_counter()
+            fn()
+            t.append(time.perf_counter() - t0)
+    return [float(np.median(t)) for t in times]
 
 
 def assert_close(name, got, want, dtype):
@@ -189,9 +193,12 @@ def _fwd_bwd(np_fwd, np_bwd, fc_fwd, fc_bwd, args, rng, dtype):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--repeat", type=int, default=7)
+    ap.add_argument("--threads", type=int, default=0, help="fastconv CPU threads (default: all)")
     ap.add_argument("--dtype", nargs="+", default=["float32", "float64"], choices=["float32", "float64"])
     args = ap.parse_args()
+    if args.threads:
+        fc.set_num_threads(args.threads)
     print(f"fastconv {fc.__version__}  isa={fc.cpu_isa()}  threads={fc.get_num_threads()}  "
           f"numpy {np.__version__}  repeat={args.repeat} (median)")
     print(f"{'case':<58} {'dtype':<8} {'numpy ms':>10} {'fastconv ms':>12} {'ratio':>7}")
@@ -201,8 +208,7 @@ def main():
         for name, np_fn, fc_fn in cases(rng, dtype):
             want = [np.asarray(a, dtype=np.float64) for a in np_fn()]
             assert_close(name, fc_fn(), want, dtype)    # random data: no ties in max pooling
-            t_np = median_time(np_fn, args.repeat)
-            t_fc = median_time(fc_fn, args.repeat)
+            t_np, t_fc = median_times([np_fn, fc_fn], args.repeat)
             print(f"{name:<58} {dtype_name:<8} {t_np * 1e3:>10.2f} {t_fc * 1e3:>12.2f} {t_np / t_fc:>6.2f}x",
                   flush=True)
 
