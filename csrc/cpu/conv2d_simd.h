@@ -49,10 +49,12 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <new>
 #include <utility>
 #include <vector>
 
 #include "kernels.h"
+#include "loops.h"
 
 namespace fastconv {
 namespace FASTCONV_SIMD_NS {
@@ -64,9 +66,11 @@ inline int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
 // OpenMP chunk for `items` work items: about 8 contiguous chunks per thread, handed out
 // dynamically. Contiguous rows keep input reuse within a core; dynamic hand-out keeps both
 // cores busy when one of them is slowed down (a shared machine, uneven rows).
-inline int64_t dynamic_chunk(int64_t items) {
-  return std::max<int64_t>(1, items / (8 * int64_t(num_threads())));
+inline int64_t dynamic_chunk(int64_t items, int threads) {
+  return std::max<int64_t>(1, items / (8 * int64_t(threads)));
 }
+// Every parallel region of one convolution uses threads_for(p.macs()) threads (loops.h):
+// problems too small to pay for waking the team run on the calling thread.
 
 // ------------------------------------------------------------------------------ scratch
 // Per-calling-thread buffers that grow and are kept between calls: re-allocating tens of MB
@@ -401,8 +405,8 @@ struct RowPlan {
   }
 
   // The whole buffer (N, Hb, row), rows in parallel.
-  void fill_all(const T* src, T* dst) const {
-#pragma omp parallel for num_threads(num_threads()) schedule(static)
+  void fill_all(const T* src, T* dst, int threads) const {
+#pragma omp parallel for num_threads(threads) schedule(static)
     for (int64_t ni = 0; ni < g.N * g.Hb; ++ni) fill(src, ni / g.Hb, ni % g.Hb, dst + ni * row);
   }
 };
@@ -412,9 +416,9 @@ struct RowPlan {
 // tiles. From NHWC it is 4*KB-byte copies, from NCHW a transpose in blocks of 16 pixels.
 template <typename T>
 void to_kblocked_pixels(const T* src, Layout layout, int64_t N, int64_t K, int64_t PQ,
-                        int64_t KB, T* dst) {
+                        int64_t KB, T* dst, int threads) {
   const int64_t nb = ceil_div(PQ, 16), nkb = ceil_div(K, KB), NPQ = N * PQ;
-#pragma omp parallel for num_threads(num_threads()) schedule(static)
+#pragma omp parallel for num_threads(threads) schedule(static)
   for (int64_t b = 0; b < N * nb; ++b) {
     const int64_t n = b / nb, i0 = (b % nb) * 16, i1 = std::min(PQ, i0 + 16);
     for (int64_t kb = 0; kb < nkb; ++kb) {
@@ -512,6 +516,7 @@ struct DirectConv {
   std::vector<int64_t> aoff, boff, u_row;
   Layout out_layout = Layout::NCHW;
   bool relu = false;
+  int threads = 1;
 };
 
 // Geometry of the forward driver's input: NCHW sources become row-channel-column rows (adjacent
@@ -598,9 +603,9 @@ void direct_conv(const DirectConv& d, const typename V::T* src,
   const int64_t kb_elems = d.RS * d.C * KB, kb_bytes = kb_elems * int64_t(sizeof(T));
   const int64_t kbg = std::clamp<int64_t>((320 << 10) / kb_bytes, 1, nkb);
   const int64_t ngroups = ceil_div(nkb, kbg);
-  const int64_t items = ngroups * d.N * d.P, chunk = dynamic_chunk(items);
+  const int64_t items = ngroups * d.N * d.P, chunk = dynamic_chunk(items, d.threads);
   const int64_t max_row = *std::max_element(d.u_row.begin(), d.u_row.end());
-#pragma omp parallel num_threads(num_threads())
+#pragma omp parallel num_threads(d.threads)
   {
     // Partial sums of one tile group while the channel blocks go by (row-major, KB wide).
     std::vector<T, std::allocator<T>> partial(kGroup * V::NJ * KB);
@@ -732,6 +737,7 @@ void conv2d_fwd(const Conv2dParams& p, const typename V::T* x, const typename V:
     std::fill(bp + p.K, bp + Kp, T(0));
   }
   DirectConv d;
+  d.threads = threads_for(p.macs());
   d.N = p.N; d.C = p.C; d.K = p.K; d.P = p.P; d.Q = p.Q; d.RS = RS; d.sh = p.stride_h;
   d.out_layout = p.layout;
   d.relu = p.relu;
@@ -777,7 +783,8 @@ void conv2d_bwd_data_small_c(const Conv2dParams& p, const typename V::T* gy,
   const int64_t row = p.K * g.Wb;
   // + PW: the last tile's vectors may read past the final row (those lanes are not stored).
   T* gyt = scratch<T>(0, p.N * g.Hb * row + PW);
-  RowPlan<T>(g, true, 1).fill_all(gy, gyt);
+  const int threads = threads_for(p.macs());
+  RowPlan<T>(g, true, 1).fill_all(gy, gyt, threads);
   std::fill(gyt + p.N * g.Hb * row, gyt + p.N * g.Hb * row + PW, T(0));
   log.lap("input-copy");
 
@@ -788,8 +795,8 @@ void conv2d_bwd_data_small_c(const Conv2dParams& p, const typename V::T* gy,
       boff[r * p.S + s] = r * p.dil_h * row + s * p.dil_w;
     }
   const bool nchw = p.layout == Layout::NCHW;
-  const int64_t items = p.N * p.H, chunk = dynamic_chunk(items);
-#pragma omp parallel for num_threads(num_threads()) schedule(dynamic, chunk)
+  const int64_t items = p.N * p.H, chunk = dynamic_chunk(items, threads);
+#pragma omp parallel for num_threads(threads) schedule(dynamic, chunk)
   for (int64_t it = 0; it < items; ++it) {
     const int64_t n = it / p.H, ih = it % p.H;
     TileArgs<T> t;
@@ -831,6 +838,7 @@ void conv2d_bwd_data(const Conv2dParams& p, const typename V::T* gy, const typen
   wb.w = w; wb.layout = p.layout; wb.K = p.K; wb.C = p.C; wb.RS = RS; wb.bwd_data = true;
 
   DirectConv d;
+  d.threads = threads_for(p.macs());
   d.N = p.N; d.C = p.K; d.K = p.C; d.P = p.H; d.Q = p.W; d.RS = RS; d.sh = 1;
   d.out_layout = p.layout;
   Padded g;
@@ -860,6 +868,7 @@ void conv2d_bwd_weight(const Conv2dParams& p, const typename V::T* gy, const typ
   constexpr int64_t W = V::W, KB = V::NV * V::W;
   const int64_t RS = p.R * p.S, PQ = p.P * p.Q;
   KernelLog log;
+  const int threads = threads_for(p.macs());
 
   // x as zero-padded NHWC (N, xH, xW, C); NHWC input without padding is used in place.
   Padded g;
@@ -873,7 +882,7 @@ void conv2d_bwd_weight(const Conv2dParams& p, const typename V::T* gy, const typ
   if (!(p.layout == Layout::NHWC && p.pad_top == 0 && p.pad_left == 0 && g.Hb <= p.H &&
         g.Wb <= p.W)) {
     T* buf = scratch<T>(0, p.N * g.Hb * g.Wb * p.C);
-    RowPlan<T>(g, false, 1).fill_all(x, buf);
+    RowPlan<T>(g, false, 1).fill_all(x, buf, threads);
     xb = buf;
     xH = g.Hb;
     xW = g.Wb;
@@ -881,7 +890,7 @@ void conv2d_bwd_weight(const Conv2dParams& p, const typename V::T* gy, const typ
   // grad_y in k-blocks (K/KB, N*P*Q, KB): the tiles stream it contiguously.
   const int64_t NPQ = p.N * PQ;
   T* gyb = scratch<T>(1, ceil_div(p.K, KB) * NPQ * KB);
-  to_kblocked_pixels(gy, p.layout, p.N, p.K, PQ, KB, gyb);
+  to_kblocked_pixels(gy, p.layout, p.N, p.K, PQ, KB, gyb, threads);
   // grad_w accumulates as (R, S, C, ldo); in place when that is the caller's layout.
   const bool direct_gw = p.layout == Layout::NHWC && p.K % W == 0;
   const int64_t ldo = direct_gw ? p.K : round_up(p.K, W);
@@ -913,7 +922,7 @@ void conv2d_bwd_weight(const Conv2dParams& p, const typename V::T* gy, const typ
   const int64_t row_bytes = (p.Q * round_up(p.K, KB) + p.stride_h * xW * p.C) * int64_t(sizeof(T));
   const int64_t chunk = std::max<int64_t>(1, (int64_t(1) << 20) / row_bytes);
 
-#pragma omp parallel num_threads(num_threads())
+#pragma omp parallel num_threads(threads)
   {
     for (int64_t u0 = 0; u0 < NP; u0 += chunk) {
       // Same iteration count and static schedule for every chunk: each thread owns the same
@@ -946,13 +955,13 @@ void conv2d_bwd_weight(const Conv2dParams& p, const typename V::T* gy, const typ
 
   if (!direct_gw) {
     if (p.layout == Layout::NHWC) {   // (R,S,C,ldo) -> (R,S,C,K)
-#pragma omp parallel for num_threads(num_threads()) schedule(static)
+#pragma omp parallel for num_threads(threads) schedule(static)
       for (int64_t i = 0; i < RS * p.C; ++i) std::copy(gwt + i * ldo, gwt + i * ldo + p.K, gw + i * p.K);
     } else {  // (R,S,C,ldo) -> (K,C,R,S): 16 k x 16 c blocks, taps innermost so that each
               // block reads 16*RS source lines and fills 16 runs of 16*RS destination values.
               // (Storing the tiles straight into (K,C,R,S) instead measured 2x slower tiles.)
       const int64_t nk16 = ceil_div(p.K, 16), nc16 = ceil_div(p.C, 16);
-#pragma omp parallel for num_threads(num_threads()) schedule(static)
+#pragma omp parallel for num_threads(threads) schedule(static)
       for (int64_t blk = 0; blk < nk16 * nc16; ++blk) {
         const int64_t k0 = (blk / nc16) * 16, k1 = std::min(p.K, k0 + 16);
         const int64_t c0 = (blk % nc16) * 16, c1 = std::min(p.C, c0 + 16);
@@ -971,7 +980,7 @@ void conv2d_bwd_weight(const Conv2dParams& p, const typename V::T* gy, const typ
     // grad_bias[k] = sum over pixels: each thread owns whole vectors of channels and sums the
     // pixels in a fixed order (4 interleaved partial sums, then combined): deterministic.
     const int64_t nvec = ceil_div(p.K, W);
-#pragma omp parallel for num_threads(num_threads()) schedule(static)
+#pragma omp parallel for num_threads(threads) schedule(static)
     for (int64_t kv = 0; kv < nvec; ++kv) {
       const T* col = gyb + (kv / V::NV) * NPQ * KB + (kv % V::NV) * W;
       reg s[4] = {V::zero(), V::zero(), V::zero(), V::zero()};
