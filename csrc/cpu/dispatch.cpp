@@ -1,6 +1,7 @@
 // Builds one kernel table per ISA: the portable kernels first, then whatever the ISA files
 // provide on top. cpu_kernels() picks the table of the ISA in effect (runtime.h).
 #include "kernels.h"
+#include "pool_relu_simd.h"
 
 namespace fastconv {
 namespace {
@@ -12,19 +13,33 @@ CpuOps<T> portable_ops() {
                    ref::relu_bwd<T>};
 }
 
+// ---- pooling + ReLU entries (maxpool_*.cpp, relu_*.cpp); the conv entries are set below.
+void set_pool_relu_entries(Isa isa, CpuKernelTable* t) {
+  if (isa == Isa::avx2) {
+    t->f32.maxpool2d_fwd = avx2::maxpool2d_fwd_f32;
+    t->f32.maxpool2d_bwd = avx2::maxpool2d_bwd_f32;
+    t->f64.maxpool2d_fwd = avx2::maxpool2d_fwd_f64;
+    t->f64.maxpool2d_bwd = avx2::maxpool2d_bwd_f64;
+    t->f32.relu_fwd = avx2::relu_fwd_f32;
+    t->f32.relu_bwd = avx2::relu_bwd_f32;
+    t->f64.relu_fwd = avx2::relu_fwd_f64;
+    t->f64.relu_bwd = avx2::relu_bwd_f64;
+  } else if (isa == Isa::avx512) {
+    t->f32.maxpool2d_fwd = avx512::maxpool2d_fwd_f32;
+    t->f32.maxpool2d_bwd = avx512::maxpool2d_bwd_f32;
+    t->f64.maxpool2d_fwd = avx512::maxpool2d_fwd_f64;
+    t->f64.maxpool2d_bwd = avx512::maxpool2d_bwd_f64;
+    t->f32.relu_fwd = avx512::relu_fwd_f32;
+    t->f32.relu_bwd = avx512::relu_bwd_f32;
+    t->f64.relu_fwd = avx512::relu_fwd_f64;
+    t->f64.relu_bwd = avx512::relu_bwd_f64;
+  }
+}
+// ---- end of pooling + ReLU entries
+
 CpuKernelTable make_table(Isa isa) {
   CpuKernelTable t{isa, portable_ops<float>(), portable_ops<double>()};
-  if (isa == Isa::avx2) {
-    t.f32.relu_fwd = avx2::relu_fwd_f32;
-    t.f32.relu_bwd = avx2::relu_bwd_f32;
-    t.f64.relu_fwd = avx2::relu_fwd_f64;
-    t.f64.relu_bwd = avx2::relu_bwd_f64;
-  } else if (isa == Isa::avx512) {
-    t.f32.relu_fwd = avx512::relu_fwd_f32;
-    t.f32.relu_bwd = avx512::relu_bwd_f32;
-    t.f64.relu_fwd = avx512::relu_fwd_f64;
-    t.f64.relu_bwd = avx512::relu_bwd_f64;
-  }
+  set_pool_relu_entries(isa, &t);
   return t;
 }
 
