@@ -146,7 +146,8 @@ def chart(result, path) -> str | None:
     net = rows[0]["network"]
     batch = rows[0]["batch"]
     threads = max(r["threads"] for r in rows if r["network"] == net)
-    rows = [r for r in rows if r["network"] == net and r["batch"] == batch and r["threads"] == threads]
+    rows = [r for r in rows if r["network"] == net and r["batch"] == batch and r["threads"] == threads
+            and r["dtype"] == rows[0]["dtype"]]
     passes = [p for p in ("fwd", "bwd_data", "bwd_weight") if any(r["pass"] == p for r in rows)]
     fig, axes = plt.subplots(len(passes), 1, figsize=(max(8, 0.75 * len(rows) / len(passes) + 3), 3.2 * len(passes)),
                              squeeze=False)
