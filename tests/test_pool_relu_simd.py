@@ -42,11 +42,18 @@ def on_isa(isa, fn, *args, **kwargs):
     return fn(*args, **kwargs)
 
 
-def assert_same(got, want, what):
-    """Bit-identical arrays (NaN == NaN), with the first differing index in the message."""
+def assert_same(got, want, what, bitwise=False):
+    """Equal arrays (NaN == NaN; with bitwise=True also -0.0 != +0.0 and NaN payloads), with the
+    first differing index in the message."""
     got, want = np.asarray(got), np.asarray(want)
     assert got.shape == want.shape, f"{what}: shape {got.shape} != {want.shape}"
-    same = (got == want) | (np.isnan(got) & np.isnan(want)) if got.dtype.kind == "f" else got == want
+    if bitwise and got.dtype.kind == "f":
+        assert got.dtype == want.dtype
+        same = got.view(f"u{got.itemsize}") == want.view(f"u{want.itemsize}")
+    elif got.dtype.kind == "f":
+        same = (got == want) | (np.isnan(got) & np.isnan(want))
+    else:
+        same = got == want
     if not same.all():
         first = tuple(int(i) for i in np.argwhere(~same)[0])
         raise AssertionError(f"{what}: {int((~same).sum())} elements differ, first at {first}: "
@@ -70,7 +77,7 @@ def check_pool(isa, rng, N, C, H, W, k, stride, padding, layout, dtype, nan=Fals
     y0, idx0 = on_isa("scalar", fc.max_pool2d, x, **kw)
     yr, idxr = ref.max_pool2d(x, **kw)
     assert y.dtype == dtype and idx.dtype == np.int64
-    assert_same(y, y0, f"forward y vs portable, {tag}")
+    assert_same(y, y0, f"forward y vs portable, {tag}", bitwise=True)
     assert_same(idx, idx0, f"forward indices vs portable, {tag}")
     assert_same(y, yr.astype(dtype), f"forward y vs reference, {tag}")
     assert_same(idx, idxr, f"forward indices vs reference, {tag}")
@@ -79,7 +86,7 @@ def check_pool(isa, rng, N, C, H, W, k, stride, padding, layout, dtype, nan=Fals
     gx = on_isa(isa, fc.max_pool2d_backward, gy, idx, shape, **kw)
     gx0 = on_isa("scalar", fc.max_pool2d_backward, gy, idx, shape, **kw)
     assert gx.dtype == dtype
-    assert_same(gx, gx0, f"backward vs portable, {tag}")
+    assert_same(gx, gx0, f"backward vs portable, {tag}", bitwise=True)
     assert_same(gx, ref.max_pool2d_backward(gy, idx, shape, **kw).astype(dtype), f"backward vs reference, {tag}")
 
 
@@ -153,8 +160,25 @@ def test_max_pool_backward_any_in_range_indices(isa, layout, dtype):
         for name, ind in [("from max_pool2d", idx), ("a few strays", stray), ("random", everywhere)]:
             gx = on_isa(isa, fc.max_pool2d_backward, gy, ind, shape, **kw)
             gx0 = on_isa("scalar", fc.max_pool2d_backward, gy, ind, shape, **kw)
-            assert_same(gx, gx0, f"{isa} {layout} {name} x{shape} k{k} s{s}")
+            assert_same(gx, gx0, f"{isa} {layout} {name} x{shape} k{k} s{s}", bitwise=True)
             assert_same(gx, ref.max_pool2d_backward(gy, ind, shape, **kw).astype(dtype), f"{isa} {name} vs reference")
+
+
+@pytest.mark.parametrize("isa", SIMD_ISAS)
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_max_pool_backward_negative_zero_and_nan_gradients(isa, layout, dtype):
+    """grad_x = 0 + grad_y like the scatter-add: -0.0 becomes +0.0, NaN stays NaN."""
+    rng = np.random.default_rng(11)
+    for k, s, pad in [(2, 2, 0), (2, 3, 1), (3, 3, 0)]:
+        shape = (2, 17, 9, 20) if layout == "NCHW" else (2, 9, 20, 17)
+        x = make_x(rng, shape, dtype)
+        kw = dict(kernel_size=k, stride=s, padding=pad, layout=layout)
+        _, idx = fc.max_pool2d(x, **kw)
+        gy = np.where(rng.random(idx.shape) < 0.5, -0.0, np.nan).astype(dtype)
+        gx = on_isa(isa, fc.max_pool2d_backward, gy, idx, shape, **kw)
+        assert_same(gx, on_isa("scalar", fc.max_pool2d_backward, gy, idx, shape, **kw), f"{isa} k{k} s{s}", bitwise=True)
+        assert not np.signbit(gx).any()
 
 
 @pytest.mark.parametrize("isa", fc.available_cpu_isas())
@@ -211,10 +235,10 @@ def test_relu_forward_backward_sizes(isa, dtype):
             x[1], x[2], x[3] = 0.0, -0.0, np.inf
         gy = rng.standard_normal(n).astype(dtype)
         y = on_isa(isa, fc.relu, x)
-        assert_same(y, on_isa("scalar", fc.relu, x), f"relu {isa} n={n}")
+        assert_same(y, on_isa("scalar", fc.relu, x), f"relu {isa} n={n}", bitwise=True)
         assert_same(y, ref.relu(x).astype(dtype), f"relu vs reference {isa} n={n}")
         gx = on_isa(isa, fc.relu_backward, gy, y)
-        assert_same(gx, on_isa("scalar", fc.relu_backward, gy, y), f"relu_backward {isa} n={n}")
+        assert_same(gx, on_isa("scalar", fc.relu_backward, gy, y), f"relu_backward {isa} n={n}", bitwise=True)
         assert_same(gx, ref.relu_backward(gy, y).astype(dtype), f"relu_backward vs reference {isa} n={n}")
 
 

@@ -73,6 +73,28 @@ struct F32x8 {
     _mm256_maskstore_epi64((long long*)p, widen_lo(mi), widen_lo(i));
     _mm256_maskstore_epi64((long long*)(p + 4), widen_hi(mi), widen_hi(i));
   }
+  struct LI { __m256i lo, hi; };  // 4 + 4 int64 indices
+  static LI load_index(const int64_t* p) {
+    return {_mm256_loadu_si256((const __m256i*)p), _mm256_loadu_si256((const __m256i*)(p + 4))};
+  }
+  static LI load_index(const int64_t* p, M m) {
+    const __m256i mi = _mm256_castps_si256(m);
+    return {_mm256_maskload_epi64((const long long*)p, widen_lo(mi)),
+            _mm256_maskload_epi64((const long long*)(p + 4), widen_hi(mi))};
+  }
+  // 64-bit compares, then the low dword of each 64-bit lane mask, lo half then hi half.
+  static M index_eq(const LI& li, int64_t i) {
+    const __m256i v = _mm256_set1_epi64x(i), pick = _mm256_setr_epi32(0, 2, 4, 6, 0, 2, 4, 6);
+    const __m256i lo = _mm256_permutevar8x32_epi32(_mm256_cmpeq_epi64(li.lo, v), pick);
+    const __m256i hi = _mm256_permutevar8x32_epi32(_mm256_cmpeq_epi64(li.hi, v), pick);
+    return _mm256_castsi256_ps(_mm256_blend_epi32(lo, hi, 0xF0));
+  }
+  static M none() { return _mm256_setzero_ps(); }
+  static M either(M a, M b) { return _mm256_or_ps(a, b); }
+  static M both(M a, M b) { return _mm256_and_ps(a, b); }
+  static bool same(M a, M b) { return _mm256_movemask_ps(a) == _mm256_movemask_ps(b); }
+  static Vec keep(M m, Vec v) { return _mm256_and_ps(m, v); }
+  static Vec plus_zero(Vec v) { return _mm256_add_ps(zero(), v); }
 };
 
 // 4 doubles; winner indices in 4 int64 lanes.
@@ -114,6 +136,16 @@ struct F64x4 {
   static void store(T* p, Vec v, M m) { _mm256_maskstore_pd(p, _mm256_castpd_si256(m), v); }
   static void store_index(int64_t* p, I i) { _mm256_storeu_si256((__m256i*)p, i); }
   static void store_index(int64_t* p, I i, M m) { _mm256_maskstore_epi64((long long*)p, _mm256_castpd_si256(m), i); }
+  using LI = __m256i;
+  static LI load_index(const int64_t* p) { return _mm256_loadu_si256((const __m256i*)p); }
+  static LI load_index(const int64_t* p, M m) { return _mm256_maskload_epi64((const long long*)p, _mm256_castpd_si256(m)); }
+  static M index_eq(LI li, int64_t i) { return _mm256_castsi256_pd(_mm256_cmpeq_epi64(li, _mm256_set1_epi64x(i))); }
+  static M none() { return _mm256_setzero_pd(); }
+  static M either(M a, M b) { return _mm256_or_pd(a, b); }
+  static M both(M a, M b) { return _mm256_and_pd(a, b); }
+  static bool same(M a, M b) { return _mm256_movemask_pd(a) == _mm256_movemask_pd(b); }
+  static Vec keep(M m, Vec v) { return _mm256_and_pd(m, v); }
+  static Vec plus_zero(Vec v) { return _mm256_add_pd(zero(), v); }
 };
 
 #include "maxpool_simd.inl"
@@ -127,10 +159,10 @@ void maxpool2d_fwd_f64(const Pool2dParams& p, const double* x, double* y, int64_
   maxpool2d_fwd_simd<F64x4>(p, x, y, indices);
 }
 bool maxpool2d_bwd_f32(const Pool2dParams& p, const float* gy, const int64_t* indices, float* gx) {
-  return maxpool2d_bwd_simd<float>(p, gy, indices, gx);
+  return maxpool2d_bwd_simd<F32x8>(p, gy, indices, gx);
 }
 bool maxpool2d_bwd_f64(const Pool2dParams& p, const double* gy, const int64_t* indices, double* gx) {
-  return maxpool2d_bwd_simd<double>(p, gy, indices, gx);
+  return maxpool2d_bwd_simd<F64x4>(p, gy, indices, gx);
 }
 
 }  // namespace avx2

@@ -66,6 +66,21 @@ struct F32x16 {
     _mm512_mask_storeu_epi64(p, (__mmask8)(m & 0xFF), _mm512_cvtepi32_epi64(_mm512_castsi512_si256(i)));
     _mm512_mask_storeu_epi64(p + 8, (__mmask8)(m >> 8), _mm512_cvtepi32_epi64(_mm512_extracti64x4_epi64(i, 1)));
   }
+  using LI = __m512i;  // int32 lanes, saturated: an index >= 2^31 or < 0 matches nothing
+  static LI narrow(__m512i lo, __m512i hi) {
+    return _mm512_inserti64x4(_mm512_castsi256_si512(_mm512_cvtsepi64_epi32(lo)), _mm512_cvtsepi64_epi32(hi), 1);
+  }
+  static LI load_index(const int64_t* p) { return narrow(_mm512_loadu_si512(p), _mm512_loadu_si512(p + 8)); }
+  static LI load_index(const int64_t* p, M m) {
+    return narrow(_mm512_maskz_loadu_epi64((__mmask8)(m & 0xFF), p), _mm512_maskz_loadu_epi64((__mmask8)(m >> 8), p + 8));
+  }
+  static M index_eq(LI li, int64_t i) { return _mm512_cmpeq_epi32_mask(li, _mm512_set1_epi32((int)i)); }
+  static M none() { return 0; }
+  static M either(M a, M b) { return a | b; }
+  static M both(M a, M b) { return a & b; }
+  static bool same(M a, M b) { return a == b; }
+  static Vec keep(M m, Vec v) { return _mm512_maskz_mov_ps(m, v); }
+  static Vec plus_zero(Vec v) { return _mm512_add_ps(zero(), v); }
 };
 
 // 8 doubles; winner indices in 8 int64 lanes.
@@ -110,6 +125,16 @@ struct F64x8 {
   static void store(T* p, Vec v, M m) { _mm512_mask_storeu_pd(p, m, v); }
   static void store_index(int64_t* p, I i) { _mm512_storeu_si512(p, i); }
   static void store_index(int64_t* p, I i, M m) { _mm512_mask_storeu_epi64(p, m, i); }
+  using LI = __m512i;
+  static LI load_index(const int64_t* p) { return _mm512_loadu_si512(p); }
+  static LI load_index(const int64_t* p, M m) { return _mm512_maskz_loadu_epi64(m, p); }
+  static M index_eq(LI li, int64_t i) { return _mm512_cmpeq_epi64_mask(li, _mm512_set1_epi64(i)); }
+  static M none() { return 0; }
+  static M either(M a, M b) { return a | b; }
+  static M both(M a, M b) { return a & b; }
+  static bool same(M a, M b) { return a == b; }
+  static Vec keep(M m, Vec v) { return _mm512_maskz_mov_pd(m, v); }
+  static Vec plus_zero(Vec v) { return _mm512_add_pd(zero(), v); }
 };
 
 #include "maxpool_simd.inl"
@@ -123,10 +148,10 @@ void maxpool2d_fwd_f64(const Pool2dParams& p, const double* x, double* y, int64_
   maxpool2d_fwd_simd<F64x8>(p, x, y, indices);
 }
 bool maxpool2d_bwd_f32(const Pool2dParams& p, const float* gy, const int64_t* indices, float* gx) {
-  return maxpool2d_bwd_simd<float>(p, gy, indices, gx);
+  return maxpool2d_bwd_simd<F32x16>(p, gy, indices, gx);
 }
 bool maxpool2d_bwd_f64(const Pool2dParams& p, const double* gy, const int64_t* indices, double* gx) {
-  return maxpool2d_bwd_simd<double>(p, gy, indices, gx);
+  return maxpool2d_bwd_simd<F64x8>(p, gy, indices, gx);
 }
 
 }  // namespace avx512

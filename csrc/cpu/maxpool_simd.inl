@@ -25,6 +25,10 @@
 //   iota(base, step)      base + step * lane (I)
 //   broadcast_index(i)    i in every lane (I)
 //   store(p, v[, m]), store_index(p, i[, m])   indices are widened to int64 on store
+//   LI, load_index(p[, m]), index_eq(li, i)     int64 indices loaded for comparison (lanes
+//                                              that cannot be an in-range index never compare equal)
+//   none(), either(a, b), both(a, b), same(a, b), keep(m, v), plus_zero(v)   mask algebra; keep = v where m else 0;
+//                                              plus_zero(v) = 0 + v (turns -0 into +0 like the scatter-add)
 // Indices are held in 32-bit lanes for float (16 per zmm); the entry points fall back to the
 // portable kernel when a plane has 2^31 elements or more.
 
@@ -242,6 +246,60 @@ bool maxpool_bwd_nchw_bands(const Pool2dParams& p, const T* gy, const int64_t* i
   return ok;
 }
 
+// grad_y, indices (N,P,Q,C) -> grad_x (N,H,W,C) when windows overlap in neither direction
+// (stride >= window): every grad_x cell belongs to at most one window, so instead of scattering
+// it is computed directly: cell (h, w) of the window of output (oh, q) gets grad_y where the
+// index equals h*W + w, else 0 (one compare and one vector store per cell and channel vector).
+// Work item = one output row (n, oh) and its row band; cells outside every window (borders,
+// gaps when stride > window) are zeroed first. An index outside its window leaves some lane
+// unmatched: the caller then falls back to the plane-wise scatter.
+template <class V>
+bool maxpool_bwd_nhwc_tiles(const Pool2dParams& p, const typename V::T* gy, const int64_t* idx, typename V::T* gx) {
+  using T = typename V::T;
+  const int64_t C = p.C, W = p.W;
+  const bool tiled_exactly = p.stride_h == p.R && p.stride_w == p.S && p.pad_top == 0 && p.pad_left == 0 &&
+                             p.P * p.R == p.H && p.Q * p.S == p.W;
+  bool ok = true;
+  split_range(p.N * p.P, [&](int64_t begin, int64_t end) {
+    bool mine = true;
+    for (int64_t row = begin; row < end && mine; ++row) {
+      const int64_t n = row / p.P, oh = row % p.P;
+      int64_t b0, b1;
+      row_band(p, oh, &b0, &b1);
+      T* gxn = gx + n * p.H * W * C;
+      if (!tiled_exactly) std::memset(gxn + b0 * W * C, 0, sizeof(T) * (b1 - b0) * W * C);
+      const int64_t h0 = clamp64(oh * p.stride_h - p.pad_top, 0, p.H);
+      const int64_t h1 = clamp64(oh * p.stride_h - p.pad_top + p.R, 0, p.H);
+      for (int64_t q = 0; q < p.Q && mine; ++q) {
+        const int64_t w0 = clamp64(q * p.stride_w - p.pad_left, 0, W);
+        const int64_t w1 = clamp64(q * p.stride_w - p.pad_left + p.S, 0, W);
+        const int64_t o = (row * p.Q + q) * C;
+        for (int64_t c = 0; c < C; c += V::L) {
+          const bool full = C - c >= V::L;
+          const typename V::M m = full ? V::ones() : V::tail(C - c);
+          const typename V::LI li = full ? V::load_index(idx + o + c) : V::load_index(idx + o + c, m);
+          const typename V::Vec g = V::plus_zero(full ? V::load(gy + o + c) : V::load(gy + o + c, m));
+          typename V::M found = V::none();
+          for (int64_t h = h0; h < h1; ++h)
+            for (int64_t w = w0; w < w1; ++w) {
+              const typename V::M hit = V::index_eq(li, h * W + w);
+              T* dst = gxn + (h * W + w) * C + c;
+              if (full) V::store(dst, V::keep(hit, g));
+              else V::store(dst, V::keep(hit, g), m);
+              found = V::either(found, hit);
+            }
+          if (!V::same(V::both(found, m), m)) { mine = false; break; }
+        }
+      }
+    }
+    if (!mine) {
+#pragma omp atomic write
+      ok = false;
+    }
+  });
+  return ok;
+}
+
 // grad_y, indices (N,P,Q,C) -> grad_x (N,H,W,C); work item = one output row (n, oh), all channels.
 template <class T>
 bool maxpool_bwd_nhwc_bands(const Pool2dParams& p, const T* gy, const int64_t* idx, T* gx) {
@@ -340,10 +398,12 @@ void maxpool2d_fwd_simd(const Pool2dParams& p, const typename V::T* x, typename 
   else maxpool_fwd_nhwc<V>(p, x, y, idx);
 }
 
-template <class T>
-bool maxpool2d_bwd_simd(const Pool2dParams& p, const T* gy, const int64_t* idx, T* gx) {
+template <class V>
+bool maxpool2d_bwd_simd(const Pool2dParams& p, const typename V::T* gy, const int64_t* idx, typename V::T* gx) {
   const bool nchw = p.layout == Layout::NCHW;
-  if (p.stride_h >= p.R) {
+  if (!nchw && p.stride_h >= p.R && p.stride_w >= p.S && p.H * p.W <= int64_t(0x7fffffff)) {
+    if (maxpool_bwd_nhwc_tiles<V>(p, gy, idx, gx)) return true;
+  } else if (p.stride_h >= p.R) {
     const bool ok = nchw ? maxpool_bwd_nchw_bands(p, gy, idx, gx) : maxpool_bwd_nhwc_bands(p, gy, idx, gx);
     if (ok) return true;
   }

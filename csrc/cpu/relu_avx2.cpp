@@ -43,7 +43,8 @@ struct F32 {
   static V load(const T* p) { return _mm256_loadu_ps(p); }
   static void store(T* p, V v) { _mm256_storeu_ps(p, v); }
   static void stream(T* p, V v) { _mm256_stream_ps(p, v); }
-  static V max0(V x) { return _mm256_max_ps(_mm256_setzero_ps(), x); }  // max(0, NaN) = NaN
+  // x where x > 0 or x is NaN, else +0 (not max(0, x): vmaxps(0, -0) returns -0)
+  static V max0(V x) { return _mm256_and_ps(_mm256_cmp_ps(x, _mm256_setzero_ps(), _CMP_NLE_UQ), x); }
   static V pass_if_positive(V g, V y) { return _mm256_and_ps(_mm256_cmp_ps(y, _mm256_setzero_ps(), _CMP_GT_OQ), g); }
 };
 struct F64 {
@@ -53,7 +54,7 @@ struct F64 {
   static V load(const T* p) { return _mm256_loadu_pd(p); }
   static void store(T* p, V v) { _mm256_storeu_pd(p, v); }
   static void stream(T* p, V v) { _mm256_stream_pd(p, v); }
-  static V max0(V x) { return _mm256_max_pd(_mm256_setzero_pd(), x); }
+  static V max0(V x) { return _mm256_and_pd(_mm256_cmp_pd(x, _mm256_setzero_pd(), _CMP_NLE_UQ), x); }
   static V pass_if_positive(V g, V y) { return _mm256_and_pd(_mm256_cmp_pd(y, _mm256_setzero_pd(), _CMP_GT_OQ), g); }
 };
 

@@ -56,7 +56,8 @@ struct F32 {
   static void store(T* p, V v) { _mm512_storeu_ps(p, v); }
   static void stream(T* p, V v) { _mm512_stream_ps(p, v); }
   static void store(T* p, V v, M m) { _mm512_mask_storeu_ps(p, m, v); }
-  static V max0(V x) { return _mm512_max_ps(zero(), x); }  // max(0, NaN) = NaN: NaN propagates
+  // x where x > 0 or x is NaN, else +0 (not max(0, x): vmaxps(0, -0) returns -0)
+  static V max0(V x) { return _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(x, zero(), _CMP_NLE_UQ), x); }
   static V pass_if_positive(V g, V y) { return _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(y, zero(), _CMP_GT_OQ), g); }
 };
 struct F64 {
@@ -71,7 +72,7 @@ struct F64 {
   static void store(T* p, V v) { _mm512_storeu_pd(p, v); }
   static void stream(T* p, V v) { _mm512_stream_pd(p, v); }
   static void store(T* p, V v, M m) { _mm512_mask_storeu_pd(p, m, v); }
-  static V max0(V x) { return _mm512_max_pd(zero(), x); }
+  static V max0(V x) { return _mm512_maskz_mov_pd(_mm512_cmp_pd_mask(x, zero(), _CMP_NLE_UQ), x); }
   static V pass_if_positive(V g, V y) { return _mm512_maskz_mov_pd(_mm512_cmp_pd_mask(y, zero(), _CMP_GT_OQ), g); }
 };
 
