@@ -20,8 +20,10 @@ import fastconv as fc
 from . import harness, libs, machine, networks, report, shapes
 from .libs import FASTCONV, NUMPY, PASSES, TORCH
 
-QUICK_LAYERS = {"vgg16": {"conv1_2", "conv3_1", "conv5_1", "relu1_2", "pool1", "pool2"},
-                "mnist": {"conv2", "relu1", "pool1"}, "cs231n": {"conv_fast_test"}}
+# --quick: layers whose float64 reference check is cheap, still covering C,K >= 64 (conv3_1,
+# conv5_1), the large memory-bound shapes (relu1_2, pool1, pool2) and every network file.
+QUICK_LAYERS = {"vgg16": {"conv3_1", "conv5_1", "relu1_2", "pool1", "pool2"},
+                "mnist": {"conv2", "relu1", "pool1"}, "cs231n": {"conv_naive_test"}}
 
 
 def parse_args(argv):
@@ -111,6 +113,7 @@ def main(argv=None) -> int:
     isas = [i for i in ("avx2", "avx512") if i in fc.available_cpu_isas()]
     say(f"fastconv {fc.__version__}, ISA {fc.cpu_isa()}, threads {threads_list}, batches {batches}, "
         f"repeats {repeats}; " + (f"PyTorch {torch.__version__}" if torch else "PyTorch not installed (pip install torch)"))
+    load_before = os.getloadavg() if hasattr(os, "getloadavg") else None
     say("measuring the FMA peak and the copy bandwidth ...")
     mach = machine.measure(threads_list, isas, 64 << 20 if args.smoke else args.copy_mib << 20, args.quick or args.smoke)
     best_isa = isas[-1] if isas else None
@@ -186,7 +189,8 @@ def main(argv=None) -> int:
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "command": "python -m fastconv.bench " + " ".join(shlex.quote(a) for a in argv),
         "torch_version": torch.__version__ if torch else None, "numpy_version": np.__version__,
-        "machine": mach,
+        "machine": {**mach, "loadavg_1min_before_after": [load_before[0] if load_before else None,
+                                                           os.getloadavg()[0] if load_before else None]},
         "config": {"threads": threads_list, "batches": batches, "networks": nets, "repeats": repeats,
                    "quick": args.quick, "smoke": args.smoke},
         "results": rows, "networks": nets_rows,

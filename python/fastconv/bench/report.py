@@ -72,6 +72,9 @@ def markdown(result) -> str:
              + " (float64 peak = half)",
              "- Measured copy bandwidth (GB/s, read + write, {:.0f} MiB): ".format(m["copy_bytes"] / 2**20) + "; ".join(
                  f"{t} thr {m['copy_gbps'][t]:.1f} (streaming stores {m['copy_gbps_streaming'][t]:.1f})" for t in m["copy_gbps"]),
+             "- Load average (1 min) before / after the run: " + " / ".join(
+                 _f(v, "{:.1f}") for v in m.get("loadavg_1min_before_after", [None, None]))
+             + f" on {m['logical_cpus']} CPUs (other processes make multi-thread timings noisy)",
              f"- Repeats {cfg['repeats']} (median, interleaved round-robin); verification: "
              f"{result['verification']['checked']} checks, {len(result['verification']['failed'])} failed", ""]
     s = result["summary"]
