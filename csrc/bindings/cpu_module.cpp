@@ -206,8 +206,12 @@ PYBIND11_MODULE(_cpu, m) {
     Isa i;
     if (!parse_isa(isa, &i)) throw std::invalid_argument("isa: expected 'avx512' or 'avx2'");
     if (threads < 1 || iters < 1) throw std::invalid_argument("threads and iters must be >= 1");
-    py::gil_scoped_release release;
-    return probe::fma_peak_gflops(i, threads, iters);
+    probe::PeakResult r;
+    {
+      py::gil_scoped_release release;
+      r = probe::fma_peak_gflops(i, threads, iters);
+    }
+    return py::make_tuple(r.wall_gflops, r.cpu_gflops);  // (wall-time rate, CPU-time rate)
   });
   m.def("copy_gbps", [](int64_t bytes, int threads, bool streaming, int repeats) {
     if (threads < 1 || repeats < 1 || bytes < 4096) throw std::invalid_argument("copy_gbps: bad arguments");

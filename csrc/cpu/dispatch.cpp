@@ -1,7 +1,7 @@
 // Builds one kernel table per ISA: the portable kernels first, then whatever the ISA files
 // provide on top. cpu_kernels() picks the table of the ISA in effect (runtime.h).
 #include "kernels.h"
-#include "pool_relu_simd.h"
+#include "maxpool_simd.h"
 
 namespace fastconv {
 namespace {

@@ -12,7 +12,7 @@
 #include <cstring>
 
 #include "kernels.h"
-#include "pool_relu_simd.h"
+#include "maxpool_simd.h"
 
 namespace fastconv {
 namespace avx2 {

@@ -13,6 +13,19 @@
 //   * backward scatters grad_y to indices with +=, in ascending output order per plane, and
 //     returns false when an index lies outside [0, H*W).
 //
+// Kernels (picked per call from layout, window and stride):
+//   forward NCHW   maxpool_fwd_nchw_row<V, mode>: lanes along output columns of one output row;
+//                  modes kPair2x2 (window width 2, stride 2: VGG; 2 loads + 2 permutes per
+//                  window row), kStride1, kStride2, kAnyStride (gathers); border outputs whose
+//                  window is clipped run the scalar loop.
+//   forward NHWC   maxpool_fwd_nhwc<V>: lanes along channels, one output pixel per work item.
+//   backward NHWC, windows overlapping in neither direction: maxpool_bwd_nhwc_tiles<V>
+//                  (grad_x computed cell by cell with vector compares, no scatter).
+//   backward, windows not overlapping vertically: maxpool_bwd_{nchw,nhwc}_bands (zero one
+//                  row band of grad_x in cache, scatter the output row into it).
+//   backward otherwise, or when an index is not where max_pool2d would have put it:
+//                  maxpool_bwd_{nchw,nhwc}_planes (zero + ordered scatter-add per plane).
+//
 // The vector type V provides (L lanes of T; M a lane mask; I the L lane indices):
 //   L, T, Vec, M, I       types and lane count
 //   ones(), tail(n)       all lanes / the first n < L lanes

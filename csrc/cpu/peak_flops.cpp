@@ -4,6 +4,10 @@
 // really delivers. Not used by any kernel.
 //
 // Peak: every thread runs kChains independent FMA chains on registers (no memory traffic).
+// Two rates come back: flops / wall time of the whole parallel region, and the sum over threads
+// of flops / that thread's CPU time. On a machine shared with other processes the wall-time
+// rate drops whenever a thread waits for a core; the CPU-time rate is what the cores deliver
+// while running (it may read a little high if turbo clocks are higher with one core busy).
 // 16 chains cover the FMA latency (4 cycles) times two FMA ports with room to spare; the ISA
 // is picked per function with target attributes, so this file needs no ISA flags.
 #include <immintrin.h>
@@ -12,6 +16,7 @@
 #endif
 
 #include <chrono>
+#include <ctime>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -57,22 +62,33 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
+
+double thread_cpu_seconds() {
+  timespec ts;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return double(ts.tv_sec) + 1e-9 * double(ts.tv_nsec);
+}
+
 }  // namespace
 
-double fma_peak_gflops(Isa isa, int threads, int64_t iters) {
+PeakResult fma_peak_gflops(Isa isa, int threads, int64_t iters) {
   if (isa > best_supported_isa()) throw std::invalid_argument("isa: not supported by this CPU");
   if (isa == Isa::scalar) throw std::invalid_argument("isa: the FMA probe needs avx2 or avx512");
   const int lanes = isa == Isa::avx512 ? 16 : 8;
+  const double flops_per_thread = 2.0 * kChains * lanes * double(iters);
   volatile float sink = 0.f;
+  double cpu_rate_sum = 0.0;
   const auto t0 = std::chrono::steady_clock::now();
-#pragma omp parallel num_threads(threads)
+#pragma omp parallel num_threads(threads) reduction(+ : cpu_rate_sum)
   {
+    const double c0 = thread_cpu_seconds();
     const float r = isa == Isa::avx512 ? chains_avx512(iters) : chains_avx2(iters);
+    cpu_rate_sum += flops_per_thread / (thread_cpu_seconds() - c0);
     if (r == 12345.f) sink = r;  // never true; keeps the result alive
   }
   const double s = seconds_since(t0);
   (void)sink;
-  return 2.0 * kChains * lanes * double(iters) * threads / s / 1e9;
+  return {flops_per_thread * threads / s / 1e9, cpu_rate_sum / 1e9};
 }
 
 double copy_gbps(int64_t bytes, int threads, bool streaming, int repeats) {

@@ -18,7 +18,7 @@ import numpy as np
 import fastconv as fc
 
 from . import harness, libs, machine, networks, report, shapes
-from .libs import FASTCONV, NUMPY, PASSES, TORCH
+from .libs import FASTCONV, NUMPY, PASSES, TORCH  # noqa: F401
 
 # --quick: layers whose float64 reference check is cheap, still covering C,K >= 64 (conv3_1,
 # conv5_1), the large memory-bound shapes (relu1_2, pool1, pool2) and every network file.
@@ -154,6 +154,8 @@ def main(argv=None) -> int:
                 ok, _ = verified[vkey][layout]
                 if ok:
                     fns[f"fastconv {layout}"] = libs.fastconv_op(problem, pass_, layout)
+                    if L.kind != "conv" and L.dtype == "float32":
+                        fns[f"fastconv {layout} kernel"] = libs.fastconv_kernel_op(problem, pass_, layout)
                 else:
                     skipped[f"fastconv {layout}"] = "failed verification"
             if torch:

@@ -16,6 +16,9 @@ NUMPY_MAX_BYTES = 1 << 30   # skip the NumPy baseline when its im2col matrix wou
 PASSES = {"conv": ("fwd", "bwd_data", "bwd_weight"), "pool": ("fwd", "bwd"), "relu": ("fwd", "bwd")}
 
 FASTCONV = ("fastconv NCHW", "fastconv NHWC")
+# Pooling and ReLU also timed with outputs allocated once, outside the timed call: the kernel
+# alone, without the page faults of a fresh 100 MB output (which every allocating API pays).
+KERNEL_ONLY = ("fastconv NCHW kernel", "fastconv NHWC kernel")
 TORCH = ("torch NCHW", "torch channels_last")
 NUMPY = "numpy"
 
@@ -93,6 +96,30 @@ def fastconv_op(problem, pass_, layout):
         return lambda: fc.relu(x)
     y = fc.relu(x)
     return lambda: fc.relu_backward(gy, y)
+
+
+def fastconv_kernel_op(problem, pass_, layout):
+    """Pooling/ReLU: the CPU kernel through fastconv._cpu with outputs allocated up front."""
+    from .. import _cpu  # noqa: PLC0415
+    from ..functional import _pool_spec  # noqa: PLC0415
+
+    L = problem.layer
+    nhwc = layout == "NHWC"
+    x = to_nhwc(problem.x) if nhwc else problem.x
+    gy = to_nhwc(problem.gy) if nhwc else problem.gy
+    if L.kind == "relu":
+        y = fc.relu(x)
+        out = np.empty_like(x)
+        if pass_ == "fwd":
+            return lambda: _cpu.relu_forward(x, out)
+        return lambda: _cpu.relu_backward(gy, y, out)
+    spec = _pool_spec(x.shape, L.R, L.stride, L.pad, layout)
+    params = spec.as_tuple()
+    y, idx = fc.max_pool2d(x, L.R, stride=L.stride, padding=L.pad, layout=layout)
+    if pass_ == "fwd":
+        return lambda: _cpu.maxpool2d_forward(params, x, y, idx)
+    gx = np.empty_like(x)
+    return lambda: _cpu.maxpool2d_backward(params, gy, idx, gx)
 
 
 def fastconv_result_nchw(problem, pass_, layout):

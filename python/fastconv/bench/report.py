@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import math
 
-from .libs import FASTCONV, TORCH
+from .libs import FASTCONV, KERNEL_ONLY, TORCH
 
 
 def _geomean(values):
@@ -46,7 +46,8 @@ def summarize(rows, networks):
                 "network": r["network"], "layer": r["layer"], "pass": r["pass"], "batch": r["batch"],
                 "threads": r["threads"], "MB": r["bytes"] / 1e6,
                 **{f"{name} GB/s": r["gbps"].get(name) for name in FASTCONV + TORCH},
-                **{f"{name} % copy": r["pct_copy"].get(name) for name in FASTCONV}})
+                **{f"{name} GB/s": r["gbps"].get(name) for name in KERNEL_ONLY},
+                **{f"{name} % copy": r["pct_copy"].get(name) for name in FASTCONV + KERNEL_ONLY}})
     for n in networks:
         lay, ms = best_fastconv(n)
         out["networks"].append({"name": n["name"], "batch": n["batch"], "threads": n["threads"],
@@ -69,7 +70,7 @@ def markdown(result) -> str:
              f"ISA {result['isa']}; PyTorch {result['torch_version'] or 'not installed'}; NumPy {result['numpy_version']}",
              "- Measured FP32 FMA peak (GFLOP/s): " + "; ".join(
                  f"{isa} " + ", ".join(f"{t} thr {v:.0f}" for t, v in per.items()) for isa, per in m["peak_gflops_f32"].items())
-             + " (float64 peak = half)",
+             + " (float64 peak = half; the larger of the wall-time and the per-thread CPU-time rate, see machine.py)",
              "- Measured copy bandwidth (GB/s, read + write, {:.0f} MiB): ".format(m["copy_bytes"] / 2**20) + "; ".join(
                  f"{t} thr {m['copy_gbps'][t]:.1f} (streaming stores {m['copy_gbps_streaming'][t]:.1f})" for t in m["copy_gbps"]),
              "- Load average (1 min) before / after the run: " + " / ".join(
@@ -115,16 +116,21 @@ def markdown(result) -> str:
     mem_rows = [r for r in result["results"] if r["kind"] != "conv"]
     if mem_rows:
         lines += ["## Max pooling and ReLU (GB/s = bytes read + written / time; % of the measured copy bandwidth)", "",
-                  "| network | layer | pass | batch | thr | MB | fastconv NCHW GB/s (% copy) | fastconv NHWC GB/s (% copy) | "
-                  "PyTorch NCHW GB/s | PyTorch CL GB/s | NumPy GB/s | × vs PyTorch | check |",
+                  "fastconv as called (a new output per call) and, in brackets, its kernel alone with outputs "
+                  "allocated once (no page faults of a fresh output).", "",
+                  "| network | layer | pass | batch | thr | MB | fastconv NCHW GB/s (% copy) [kernel] | "
+                  "fastconv NHWC GB/s (% copy) [kernel] | PyTorch NCHW GB/s | PyTorch CL GB/s | NumPy GB/s | "
+                  "× vs PyTorch | check |",
                   "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for r in mem_rows:
             lay, ms = best_fastconv(r)
             g, pc = r["gbps"], r["pct_copy"]
             lines.append(
                 f"| {r['network']} | {r['layer']} | {r['pass']} | {r['batch']} | {r['threads']} | {r['bytes'] / 1e6:.1f} | "
-                f"{_f(g.get('fastconv NCHW'), '{:.1f}')} ({_f(pc.get('fastconv NCHW'), '{:.0f}')}%) | "
-                f"{_f(g.get('fastconv NHWC'), '{:.1f}')} ({_f(pc.get('fastconv NHWC'), '{:.0f}')}%) | "
+                f"{_f(g.get('fastconv NCHW'), '{:.1f}')} ({_f(pc.get('fastconv NCHW'), '{:.0f}')}%) "
+                f"[{_f(g.get('fastconv NCHW kernel'), '{:.1f}')} ({_f(pc.get('fastconv NCHW kernel'), '{:.0f}')}%)] | "
+                f"{_f(g.get('fastconv NHWC'), '{:.1f}')} ({_f(pc.get('fastconv NHWC'), '{:.0f}')}%) "
+                f"[{_f(g.get('fastconv NHWC kernel'), '{:.1f}')} ({_f(pc.get('fastconv NHWC kernel'), '{:.0f}')}%)] | "
                 f"{_f(g.get('torch NCHW'), '{:.1f}')} | {_f(g.get('torch channels_last'), '{:.1f}')} | "
                 f"{_f(g.get('numpy'), '{:.1f}')} | {_f(r['torch_best_ms'] / ms if ms and r.get('torch_best_ms') else None)} | "
                 f"{'ok' if r['verified'] else 'FAIL'} |")
