@@ -296,3 +296,22 @@ def test_relu_large_streaming_stores(isa, dtype):
     fc.set_cpu_isa(isa)
     fc.relu(xc, out=xc)
     assert_same(xc, want, "in place")
+
+
+@pytest.mark.parametrize("isa", SIMD_ISAS)
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_max_pool_large_streaming_paths(isa, layout, dtype):
+    """Outputs over 16 MiB take the non-temporal-store paths (NHWC forward, NHWC tiles and NCHW
+    bands backward); they must give the portable kernel's bits, and stray indices still fall back."""
+    rng = np.random.default_rng(12)
+    shape = (1, 64, 300, 300) if layout == "NCHW" else (1, 300, 300, 64)
+    x = make_x(rng, shape, dtype, nan=True)
+    y, idx = on_isa(isa, fc.max_pool2d, x, 2, layout=layout)
+    y0, idx0 = on_isa("scalar", fc.max_pool2d, x, 2, layout=layout)
+    assert_same(y, y0, "forward", bitwise=True)
+    assert_same(idx, idx0, "forward indices")
+    gy = rng.integers(-8, 9, size=y.shape).astype(dtype)
+    for name, ind in [("own", idx), ("stray", np.where(rng.random(idx.shape) < 1e-4, 0, idx))]:
+        gx = on_isa(isa, fc.max_pool2d_backward, gy, ind, shape, 2, layout=layout)
+        assert_same(gx, on_isa("scalar", fc.max_pool2d_backward, gy, ind, shape, 2, layout=layout), name, bitwise=True)

@@ -9,6 +9,7 @@
 #endif
 
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 
 #include "kernels.h"
@@ -72,6 +73,11 @@ struct F32x8 {
     const __m256i mi = _mm256_castps_si256(m);  // sign-extending -1 / 0 gives 64-bit lane masks
     _mm256_maskstore_epi64((long long*)p, widen_lo(mi), widen_lo(i));
     _mm256_maskstore_epi64((long long*)(p + 4), widen_hi(mi), widen_hi(i));
+  }
+  static void stream(T* p, Vec v) { _mm256_stream_ps(p, v); }
+  static void stream_index(int64_t* p, I i) {
+    _mm256_stream_si256((__m256i*)p, widen_lo(i));
+    _mm256_stream_si256((__m256i*)(p + 4), widen_hi(i));
   }
   struct LI { __m256i lo, hi; };  // 4 + 4 int64 indices
   static LI load_index(const int64_t* p) {
@@ -146,6 +152,8 @@ struct F64x4 {
   static bool same(M a, M b) { return _mm256_movemask_pd(a) == _mm256_movemask_pd(b); }
   static Vec keep(M m, Vec v) { return _mm256_and_pd(m, v); }
   static Vec plus_zero(Vec v) { return _mm256_add_pd(zero(), v); }
+  static void stream(T* p, Vec v) { _mm256_stream_pd(p, v); }
+  static void stream_index(int64_t* p, I i) { _mm256_stream_si256((__m256i*)p, i); }
 };
 
 #include "maxpool_simd.inl"

@@ -8,6 +8,7 @@
 #endif
 
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 
 #include "kernels.h"
@@ -81,6 +82,11 @@ struct F32x16 {
   static bool same(M a, M b) { return a == b; }
   static Vec keep(M m, Vec v) { return _mm512_maskz_mov_ps(m, v); }
   static Vec plus_zero(Vec v) { return _mm512_add_ps(zero(), v); }
+  static void stream(T* p, Vec v) { _mm512_stream_ps(p, v); }
+  static void stream_index(int64_t* p, I i) {
+    _mm512_stream_si512((__m512i*)p, _mm512_cvtepi32_epi64(_mm512_castsi512_si256(i)));
+    _mm512_stream_si512((__m512i*)(p + 8), _mm512_cvtepi32_epi64(_mm512_extracti64x4_epi64(i, 1)));
+  }
 };
 
 // 8 doubles; winner indices in 8 int64 lanes.
@@ -135,6 +141,8 @@ struct F64x8 {
   static bool same(M a, M b) { return a == b; }
   static Vec keep(M m, Vec v) { return _mm512_maskz_mov_pd(m, v); }
   static Vec plus_zero(Vec v) { return _mm512_add_pd(zero(), v); }
+  static void stream(T* p, Vec v) { _mm512_stream_pd(p, v); }
+  static void stream_index(int64_t* p, I i) { _mm512_stream_si512((__m512i*)p, i); }
 };
 
 #include "maxpool_simd.inl"

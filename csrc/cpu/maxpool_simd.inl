@@ -3,7 +3,7 @@
 // then #include this file INSIDE their own anonymous namespace, so every function here gets
 // internal linkage and the linker can never hand an AVX-512 copy to an AVX2 caller.
 // This file therefore includes nothing itself; the including file provides <cstring>,
-// <cstdint>, <omp.h> (when _OPENMP) and kernels.h.
+// <cstdlib>, <cstdint>, <omp.h> (when _OPENMP) and kernels.h.
 //
 // Semantics are those of csrc/cpu/pool_ref.cpp, bit for bit:
 //   * each window is scanned in row-major order; a later element wins only when strictly
@@ -38,6 +38,8 @@
 //   iota(base, step)      base + step * lane (I)
 //   broadcast_index(i)    i in every lane (I)
 //   store(p, v[, m]), store_index(p, i[, m])   indices are widened to int64 on store
+//   stream(p, v), stream_index(p, i)            the same with non-temporal stores (p aligned
+//                                              to sizeof(Vec); the caller issues the sfence)
 //   LI, load_index(p[, m]), index_eq(li, i)     int64 indices loaded for comparison (lanes
 //                                              that cannot be an in-range index never compare equal)
 //   none(), either(a, b), both(a, b), same(a, b), keep(m, v), plus_zero(v)   mask algebra; keep = v where m else 0;
@@ -66,6 +68,15 @@ void split_range(int64_t total, const Body& body) {
 }
 
 inline int64_t clamp64(int64_t v, int64_t lo, int64_t hi) { return v < lo ? lo : (v > hi ? hi : v); }
+
+// Outputs at least this large are written with non-temporal stores where the layout keeps
+// every vector store aligned: no read-for-ownership of lines that are fully overwritten, and the
+// result does not evict the input from cache. Smaller outputs (VGG16 at batch 1) stay in cache
+// for the next layer. Same threshold as the ReLU kernels.
+constexpr int64_t kStreamBytes = int64_t(16) << 20;
+
+template <class V>
+inline bool vector_aligned(const void* p) { return (reinterpret_cast<uintptr_t>(p) & (sizeof(typename V::Vec) - 1)) == 0; }
 
 // Output positions o whose whole window [o*stride - pad, o*stride - pad + k) lies inside [0, in).
 inline void full_window_range(int64_t out, int64_t in, int64_t k, int64_t stride, int64_t pad,
@@ -180,8 +191,8 @@ void maxpool_fwd_nchw(const Pool2dParams& p, const typename V::T* x, typename V:
 
 // x (N,H,W,C) -> y, indices (N,P,Q,C). Work items are output pixels (so batch 1 splits well);
 // lanes run along channels, where the winning index of a window cell is the same for every lane.
-template <class V>
-void maxpool_fwd_nhwc(const Pool2dParams& p, const typename V::T* x, typename V::T* y, int64_t* idx) {
+template <class V, bool kStream>
+void maxpool_fwd_nhwc_impl(const Pool2dParams& p, const typename V::T* x, typename V::T* y, int64_t* idx) {
   using T = typename V::T;
   const int64_t C = p.C;
   split_range(p.N * p.P * p.Q, [&](int64_t begin, int64_t end) {
@@ -208,11 +219,23 @@ void maxpool_fwd_nhwc(const Pool2dParams& p, const typename V::T* x, typename V:
             best = V::select(r, best, v);
             best_i = V::select(r, best_i, V::broadcast_index(h * p.W + w));
           }
-        if (full) { V::store(yv + c, best); V::store_index(iv + c, best_i); }
+        if (kStream) { V::stream(yv + c, best); V::stream_index(iv + c, best_i); }  // C % L == 0
+        else if (full) { V::store(yv + c, best); V::store_index(iv + c, best_i); }
         else { V::store(yv + c, best, m); V::store_index(iv + c, best_i, m); }
       }
     }
+    if (kStream) _mm_sfence();
   });
+}
+
+// x (N,H,W,C) -> y, indices (N,P,Q,C); streaming stores for large outputs when C is a multiple
+// of the vector width (then every store of y and indices is aligned like the arrays).
+template <class V>
+void maxpool_fwd_nhwc(const Pool2dParams& p, const typename V::T* x, typename V::T* y, int64_t* idx) {
+  const bool stream = p.y_size() * int64_t(sizeof(typename V::T) + sizeof(int64_t)) >= kStreamBytes &&
+                      p.C % V::L == 0 && vector_aligned<V>(y) && vector_aligned<V>(idx);
+  if (stream) maxpool_fwd_nhwc_impl<V, true>(p, x, y, idx);
+  else maxpool_fwd_nhwc_impl<V, false>(p, x, y, idx);
 }
 
 // ------------------------------------------------------------------ backward
@@ -230,27 +253,51 @@ inline void row_band(const Pool2dParams& p, int64_t oh, int64_t* b0, int64_t* b1
   *b1 = oh == p.P - 1 ? p.H : clamp64((oh + 1) * p.stride_h - p.pad_top, 0, p.H);
 }
 
+// dst[0, n) = src[0, n) with streaming stores once dst is vector-aligned (scalar head and tail).
+template <class V>
+void stream_copy(typename V::T* dst, const typename V::T* src, int64_t n) {
+  int64_t i = 0;
+  for (; i < n && !vector_aligned<V>(dst + i); ++i) dst[i] = src[i];
+  for (; i + V::L <= n; i += V::L) V::stream(dst + i, V::load(src + i));
+  for (; i < n; ++i) dst[i] = src[i];
+}
+
 // grad_y, indices (N,C,P,Q) -> grad_x (N,C,H,W); work item = one output row (n, c, oh).
-template <class T>
-bool maxpool_bwd_nchw_bands(const Pool2dParams& p, const T* gy, const int64_t* idx, T* gx) {
+// Large outputs: the band is built in a small per-thread buffer (L1) and streamed out, so
+// grad_x lines are written once without being read first.
+template <class V>
+bool maxpool_bwd_nchw_bands(const Pool2dParams& p, const typename V::T* gy, const int64_t* idx, typename V::T* gx) {
+  using T = typename V::T;
+  const bool stream = p.x_size() * int64_t(sizeof(T)) >= kStreamBytes;
+  int64_t band_max = 0;
+  for (int64_t oh = 0; oh < p.P; ++oh) {
+    int64_t b0, b1;
+    row_band(p, oh, &b0, &b1);
+    band_max = b1 - b0 > band_max ? b1 - b0 : band_max;
+  }
   bool ok = true;
   split_range(p.N * p.C * p.P, [&](int64_t begin, int64_t end) {
     bool mine = true;
+    T* buffer = stream ? static_cast<T*>(std::malloc(sizeof(T) * band_max * p.W)) : nullptr;
+    if (stream && !buffer) mine = false;  // no memory: let the plane-wise path do it in place
     for (int64_t row = begin; row < end && mine; ++row) {
       const int64_t nc = row / p.P, oh = row % p.P;
       int64_t b0, b1;
       row_band(p, oh, &b0, &b1);
       T* gxp = gx + nc * p.H * p.W;
-      std::memset(gxp + b0 * p.W, 0, sizeof(T) * (b1 - b0) * p.W);
+      T* band = stream ? buffer : gxp + b0 * p.W;      // band[0] is cell (b0, 0)
+      std::memset(band, 0, sizeof(T) * (b1 - b0) * p.W);
       const int64_t lo = b0 * p.W, hi = b1 * p.W;
       const T* g = gy + row * p.Q;
       const int64_t* ix = idx + row * p.Q;
       for (int64_t q = 0; q < p.Q; ++q) {
         const int64_t i = ix[q];
         if (i < lo || i >= hi) { mine = false; break; }
-        gxp[i] += g[q];
+        band[i - lo] += g[q];
       }
+      if (stream && mine) stream_copy<V>(gxp + lo, band, hi - lo);
     }
+    if (stream) { _mm_sfence(); std::free(buffer); }
     if (!mine) {
 #pragma omp atomic write
       ok = false;
@@ -272,6 +319,9 @@ bool maxpool_bwd_nhwc_tiles(const Pool2dParams& p, const typename V::T* gy, cons
   const int64_t C = p.C, W = p.W;
   const bool tiled_exactly = p.stride_h == p.R && p.stride_w == p.S && p.pad_top == 0 && p.pad_left == 0 &&
                              p.P * p.R == p.H && p.Q * p.S == p.W;
+  // Exact tiling writes every grad_x cell exactly once, so large outputs can stream.
+  const bool stream = tiled_exactly && p.x_size() * int64_t(sizeof(T)) >= kStreamBytes && C % V::L == 0 &&
+                      vector_aligned<V>(gx);
   bool ok = true;
   split_range(p.N * p.P, [&](int64_t begin, int64_t end) {
     bool mine = true;
@@ -297,7 +347,8 @@ bool maxpool_bwd_nhwc_tiles(const Pool2dParams& p, const typename V::T* gy, cons
             for (int64_t w = w0; w < w1; ++w) {
               const typename V::M hit = V::index_eq(li, h * W + w);
               T* dst = gxn + (h * W + w) * C + c;
-              if (full) V::store(dst, V::keep(hit, g));
+              if (stream) V::stream(dst, V::keep(hit, g));
+              else if (full) V::store(dst, V::keep(hit, g));
               else V::store(dst, V::keep(hit, g), m);
               found = V::either(found, hit);
             }
@@ -305,6 +356,7 @@ bool maxpool_bwd_nhwc_tiles(const Pool2dParams& p, const typename V::T* gy, cons
         }
       }
     }
+    if (stream) _mm_sfence();
     if (!mine) {
 #pragma omp atomic write
       ok = false;
@@ -417,7 +469,7 @@ bool maxpool2d_bwd_simd(const Pool2dParams& p, const typename V::T* gy, const in
   if (!nchw && p.stride_h >= p.R && p.stride_w >= p.S && p.H * p.W <= int64_t(0x7fffffff)) {
     if (maxpool_bwd_nhwc_tiles<V>(p, gy, idx, gx)) return true;
   } else if (p.stride_h >= p.R) {
-    const bool ok = nchw ? maxpool_bwd_nchw_bands(p, gy, idx, gx) : maxpool_bwd_nhwc_bands(p, gy, idx, gx);
+    const bool ok = nchw ? maxpool_bwd_nchw_bands<V>(p, gy, idx, gx) : maxpool_bwd_nhwc_bands(p, gy, idx, gx);
     if (ok) return true;
   }
   return nchw ? maxpool_bwd_nchw_planes(p, gy, idx, gx) : maxpool_bwd_nhwc_planes(p, gy, idx, gx);
