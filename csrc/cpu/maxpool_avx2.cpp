@@ -74,10 +74,18 @@ struct F32x8 {
     _mm256_maskstore_epi64((long long*)p, widen_lo(mi), widen_lo(i));
     _mm256_maskstore_epi64((long long*)(p + 4), widen_hi(mi), widen_hi(i));
   }
-  static void stream(T* p, Vec v) { _mm256_stream_ps(p, v); }
+  // Non-temporal stores in 16-byte pieces (NumPy arrays are 16-byte aligned).
+  static void stream(T* p, Vec v) {
+    _mm_stream_ps(p, _mm256_castps256_ps128(v));
+    _mm_stream_ps(p + 4, _mm256_extractf128_ps(v, 1));
+  }
+  static void stream64(int64_t* p, __m256i v) {
+    _mm_stream_si128((__m128i*)p, _mm256_castsi256_si128(v));
+    _mm_stream_si128((__m128i*)(p + 2), _mm256_extracti128_si256(v, 1));
+  }
   static void stream_index(int64_t* p, I i) {
-    _mm256_stream_si256((__m256i*)p, widen_lo(i));
-    _mm256_stream_si256((__m256i*)(p + 4), widen_hi(i));
+    stream64(p, widen_lo(i));
+    stream64(p + 4, widen_hi(i));
   }
   struct LI { __m256i lo, hi; };  // 4 + 4 int64 indices
   static LI load_index(const int64_t* p) {
@@ -152,8 +160,11 @@ struct F64x4 {
   static bool same(M a, M b) { return _mm256_movemask_pd(a) == _mm256_movemask_pd(b); }
   static Vec keep(M m, Vec v) { return _mm256_and_pd(m, v); }
   static Vec plus_zero(Vec v) { return _mm256_add_pd(zero(), v); }
-  static void stream(T* p, Vec v) { _mm256_stream_pd(p, v); }
-  static void stream_index(int64_t* p, I i) { _mm256_stream_si256((__m256i*)p, i); }
+  static void stream(T* p, Vec v) {  // 16-byte pieces, see F32x8
+    _mm_stream_pd(p, _mm256_castpd256_pd128(v));
+    _mm_stream_pd(p + 2, _mm256_extractf128_pd(v, 1));
+  }
+  static void stream_index(int64_t* p, I i) { F32x8::stream64(p, i); }
 };
 
 #include "maxpool_simd.inl"

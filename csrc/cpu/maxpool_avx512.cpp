@@ -82,10 +82,23 @@ struct F32x16 {
   static bool same(M a, M b) { return a == b; }
   static Vec keep(M m, Vec v) { return _mm512_maskz_mov_ps(m, v); }
   static Vec plus_zero(Vec v) { return _mm512_add_ps(zero(), v); }
-  static void stream(T* p, Vec v) { _mm512_stream_ps(p, v); }
+  // Non-temporal stores in 16-byte pieces: NumPy arrays are 16-byte, not 64-byte, aligned; the
+  // four pieces of a line meet in one write-combining buffer.
+  static void stream(T* p, Vec v) {
+    _mm_stream_ps(p, _mm512_castps512_ps128(v));
+    _mm_stream_ps(p + 4, _mm512_extractf32x4_ps(v, 1));
+    _mm_stream_ps(p + 8, _mm512_extractf32x4_ps(v, 2));
+    _mm_stream_ps(p + 12, _mm512_extractf32x4_ps(v, 3));
+  }
+  static void stream64(int64_t* p, __m512i v) {
+    _mm_stream_si128((__m128i*)p, _mm512_castsi512_si128(v));
+    _mm_stream_si128((__m128i*)(p + 2), _mm512_extracti32x4_epi32(v, 1));
+    _mm_stream_si128((__m128i*)(p + 4), _mm512_extracti32x4_epi32(v, 2));
+    _mm_stream_si128((__m128i*)(p + 6), _mm512_extracti32x4_epi32(v, 3));
+  }
   static void stream_index(int64_t* p, I i) {
-    _mm512_stream_si512((__m512i*)p, _mm512_cvtepi32_epi64(_mm512_castsi512_si256(i)));
-    _mm512_stream_si512((__m512i*)(p + 8), _mm512_cvtepi32_epi64(_mm512_extracti64x4_epi64(i, 1)));
+    stream64(p, _mm512_cvtepi32_epi64(_mm512_castsi512_si256(i)));
+    stream64(p + 8, _mm512_cvtepi32_epi64(_mm512_extracti64x4_epi64(i, 1)));
   }
 };
 
@@ -141,8 +154,13 @@ struct F64x8 {
   static bool same(M a, M b) { return a == b; }
   static Vec keep(M m, Vec v) { return _mm512_maskz_mov_pd(m, v); }
   static Vec plus_zero(Vec v) { return _mm512_add_pd(zero(), v); }
-  static void stream(T* p, Vec v) { _mm512_stream_pd(p, v); }
-  static void stream_index(int64_t* p, I i) { _mm512_stream_si512((__m512i*)p, i); }
+  static void stream(T* p, Vec v) {  // 16-byte pieces, see F32x16
+    _mm_stream_pd(p, _mm512_castpd512_pd128(v));
+    _mm_stream_pd(p + 2, _mm512_extractf64x2_pd(v, 1));
+    _mm_stream_pd(p + 4, _mm512_extractf64x2_pd(v, 2));
+    _mm_stream_pd(p + 6, _mm512_extractf64x2_pd(v, 3));
+  }
+  static void stream_index(int64_t* p, I i) { F32x16::stream64(p, i); }
 };
 
 #include "maxpool_simd.inl"

@@ -38,8 +38,8 @@
 //   iota(base, step)      base + step * lane (I)
 //   broadcast_index(i)    i in every lane (I)
 //   store(p, v[, m]), store_index(p, i[, m])   indices are widened to int64 on store
-//   stream(p, v), stream_index(p, i)            the same with non-temporal stores (p aligned
-//                                              to sizeof(Vec); the caller issues the sfence)
+//   stream(p, v), stream_index(p, i)            the same with non-temporal stores in 16-byte
+//                                              pieces (p 16-byte aligned; the caller issues the sfence)
 //   LI, load_index(p[, m]), index_eq(li, i)     int64 indices loaded for comparison (lanes
 //                                              that cannot be an in-range index never compare equal)
 //   none(), either(a, b), both(a, b), same(a, b), keep(m, v), plus_zero(v)   mask algebra; keep = v where m else 0;
@@ -75,8 +75,8 @@ inline int64_t clamp64(int64_t v, int64_t lo, int64_t hi) { return v < lo ? lo :
 // for the next layer. Same threshold as the ReLU kernels.
 constexpr int64_t kStreamBytes = int64_t(16) << 20;
 
-template <class V>
-inline bool vector_aligned(const void* p) { return (reinterpret_cast<uintptr_t>(p) & (sizeof(typename V::Vec) - 1)) == 0; }
+// V::stream writes 16-byte pieces, so 16-byte alignment (what NumPy's allocator gives) suffices.
+inline bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15) == 0; }
 
 // Output positions o whose whole window [o*stride - pad, o*stride - pad + k) lies inside [0, in).
 inline void full_window_range(int64_t out, int64_t in, int64_t k, int64_t stride, int64_t pad,
@@ -229,11 +229,11 @@ void maxpool_fwd_nhwc_impl(const Pool2dParams& p, const typename V::T* x, typena
 }
 
 // x (N,H,W,C) -> y, indices (N,P,Q,C); streaming stores for large outputs when C is a multiple
-// of the vector width (then every store of y and indices is aligned like the arrays).
+// of the vector width (then every store of y and indices is 16-byte aligned like the arrays).
 template <class V>
 void maxpool_fwd_nhwc(const Pool2dParams& p, const typename V::T* x, typename V::T* y, int64_t* idx) {
   const bool stream = p.y_size() * int64_t(sizeof(typename V::T) + sizeof(int64_t)) >= kStreamBytes &&
-                      p.C % V::L == 0 && vector_aligned<V>(y) && vector_aligned<V>(idx);
+                      p.C % V::L == 0 && aligned16(y) && aligned16(idx);
   if (stream) maxpool_fwd_nhwc_impl<V, true>(p, x, y, idx);
   else maxpool_fwd_nhwc_impl<V, false>(p, x, y, idx);
 }
@@ -257,7 +257,7 @@ inline void row_band(const Pool2dParams& p, int64_t oh, int64_t* b0, int64_t* b1
 template <class V>
 void stream_copy(typename V::T* dst, const typename V::T* src, int64_t n) {
   int64_t i = 0;
-  for (; i < n && !vector_aligned<V>(dst + i); ++i) dst[i] = src[i];
+  for (; i < n && !aligned16(dst + i); ++i) dst[i] = src[i];
   for (; i + V::L <= n; i += V::L) V::stream(dst + i, V::load(src + i));
   for (; i < n; ++i) dst[i] = src[i];
 }
@@ -321,7 +321,7 @@ bool maxpool_bwd_nhwc_tiles(const Pool2dParams& p, const typename V::T* gy, cons
                              p.P * p.R == p.H && p.Q * p.S == p.W;
   // Exact tiling writes every grad_x cell exactly once, so large outputs can stream.
   const bool stream = tiled_exactly && p.x_size() * int64_t(sizeof(T)) >= kStreamBytes && C % V::L == 0 &&
-                      vector_aligned<V>(gx);
+                      aligned16(gx);
   bool ok = true;
   split_range(p.N * p.P, [&](int64_t begin, int64_t end) {
     bool mine = true;
