@@ -32,6 +32,11 @@ CONV_CASES = {
     "q16": (1, 16, 16, 3, 16, 3, 3, 1, 1, 1),
     "q17": (1, 17, 16, 4, 19, 3, 3, 1, 0, 1),
     "q33": (1, 16, 16, 3, 35, 3, 3, 1, 0, 1),
+    "q7_k48": (2, 8, 48, 5, 9, 3, 3, 1, 0, 1),
+    "q8_k32": (1, 16, 32, 6, 8, 3, 3, 1, 1, 1),
+    "q14_k16": (1, 3, 16, 4, 14, 3, 3, 1, "same", 1),
+    "q28_k33": (1, 16, 33, 3, 30, 3, 3, 1, 0, 1),
+    "first_layer_c3_k64": (3, 3, 64, 16, 16, 3, 3, 1, 1, 1),
     "k64_c32": (2, 32, 64, 12, 12, 3, 3, 1, 1, 1),
     "s2_d2_p3": (1, 15, 16, 13, 12, 3, 3, 2, 3, 2),
 }
@@ -214,7 +219,12 @@ def test_max_pool2d_default_stride(isa):
 # ----------------------------------------------------------------------------- relu
 
 
-@pytest.mark.parametrize("shape", [(1,), (7,), (2, 3, 5, 5), (3, 17, 9, 11), (1, 33, 16, 16)])
+# 1-D sizes around the SIMD widths (tails), and 4-D sizes spanning several 16K-element work chunks.
+RELU_SHAPES = [(1,), (7,), (15,), (16,), (17,), (31,), (33,), (2, 3, 5, 5), (3, 17, 9, 11),
+               (1, 33, 16, 16), (3, 17, 31, 29), (2, 16, 32, 32)]
+
+
+@pytest.mark.parametrize("shape", RELU_SHAPES)
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_relu(isa, shape, dtype):
     rng = np.random.default_rng(11)

@@ -23,7 +23,8 @@ def _work(seed):
     gx, gw, gb = fc.conv2d_backward(gy, x, w, **kw)
     p, idx = fc.max_pool2d(y, 3, stride=2, padding=1, layout=layout)
     gp = fc.max_pool2d_backward(p, idx, y.shape, 3, stride=2, padding=1, layout=layout)
-    return [y, gy, gx, gw, gb, p, idx, gp, fc.relu(x)]
+    big = randn(rng, (3, 17, 31, 29))                       # several relu work chunks
+    return [y, gy, gx, gw, gb, p, idx, gp, fc.relu(x), fc.relu(big), fc.relu_backward(big, big)]
 
 
 def test_concurrent_calls_match_serial():

@@ -1,24 +1,50 @@
-// fastconv._cuda: CUDA kernels for CuPy arrays (private: use the fastconv package).
-// Arrays arrive as raw device pointers (ints) with the CuPy stream handle; Python checks
-// shapes and dtypes and allocates outputs. Every failure becomes a RuntimeError naming the kernel.
-#include <cuda_runtime.h>
+// fastconv._cuda: the CUDA kernels for CuPy arrays (private: use the fastconv package).
+// Built a second time with -DFASTCONV_CUDA_EMU as fastconv._cuda_emu, the same kernels compiled as
+// host C++ (csrc/cuda/emu/cuda_emu.h) and called on NumPy arrays' host pointers by the tests.
+//
+// Arrays arrive as raw pointers (ints) with CuPy's current stream handle; python/fastconv/
+// _cuda_runner.py checks shapes, dtypes and contiguity and allocates outputs and workspaces. Every
+// launch failure becomes a RuntimeError naming the kernel. Nothing here synchronizes.
 #include <pybind11/pybind11.h>
 
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 #include <stdexcept>
 #include <string>
 
 #include "../cuda/kernels.h"
+#include "params_from_python.h"
+
+#ifdef FASTCONV_CUDA_EMU
+#include "../cuda/emu/emu_selftest.h"
+#define FASTCONV_CUDA_MODULE _cuda_emu
+#else
+#define FASTCONV_CUDA_MODULE _cuda
+#endif
 
 namespace py = pybind11;
 using namespace fastconv;
 
 namespace {
 
-void check(cudaError_t err, const char* kernel) {
-  if (err != cudaSuccess)
-    throw std::runtime_error(std::string("fastconv CUDA kernel ") + kernel + " failed: " +
+bool verbose() {
+  static const bool on = [] {
+    const char* v = std::getenv("FASTCONV_VERBOSE");
+    return v != nullptr && v[0] != '\0' && v[0] != '0';
+  }();
+  return on;
+}
+
+void check(cudaError_t err, const char* op) {
+  const std::string kernel = cuda::last_kernel();
+  if (err != cudaSuccess && kernel.empty())  // refused before any launch (bad sizes/workspace)
+    throw std::runtime_error(std::string("fastconv CUDA ") + op + ": no kernel launched: " +
                              cudaGetErrorString(err));
+  if (err != cudaSuccess)
+    throw std::runtime_error(std::string("fastconv CUDA kernel ") + kernel + " (" + op +
+                             ") failed: " + cudaGetErrorString(err));
+  if (verbose()) std::fprintf(stderr, "fastconv: cuda %s ran %s\n", op, kernel.c_str());
 }
 
 template <typename T>
@@ -26,11 +52,45 @@ T* ptr(std::uintptr_t p) { return reinterpret_cast<T*>(p); }
 
 cudaStream_t stream_of(std::uintptr_t s) { return reinterpret_cast<cudaStream_t>(s); }
 
+// Runs fn() without the GIL, names the op in errors. cuda::last_kernel() is per host thread and
+// the call stays on this thread, so the name read in check() is that of this call's kernels.
+template <typename Fn>
+void run(const char* op, Fn&& fn) {
+  cuda::clear_last_kernel();
+  cudaError_t err;
+  {
+    py::gil_scoped_release release;
+    err = fn();
+  }
+  check(err, op);
+}
+
 }  // namespace
 
-PYBIND11_MODULE(_cuda, m) {
+PYBIND11_MODULE(FASTCONV_CUDA_MODULE, m) {
   m.doc() = "fastconv CUDA kernels (private: use the fastconv package)";
-
+#ifdef FASTCONV_CUDA_EMU
+  m.attr("emulated") = true;
+  m.def("device_count", [] { return 0; });
+  m.def("set_workers", &cuda_emu::set_workers, "host threads that run emulated blocks concurrently");
+  m.def("workers", &cuda_emu::workers);
+  m.def("selftest_reverse_in_block", [](std::uintptr_t in, std::uintptr_t out, int blocks, int threads) {
+    run("selftest_reverse_in_block", [&] {
+      return cuda::emu_selftest::reverse_in_block(ptr<const int32_t>(in), ptr<int32_t>(out), blocks, threads);
+    });
+  });
+  m.def("selftest_divergent_barrier", [](std::uintptr_t out, int threads) {
+    run("selftest_divergent_barrier",
+        [&] { return cuda::emu_selftest::divergent_barrier(ptr<int32_t>(out), threads); });
+  });
+  m.def("fast_divmod", [](int64_t d, int32_t n) {
+    if (d < 1 || d > INT32_MAX || n < 0) throw std::invalid_argument("fast_divmod: need 1 <= d < 2**31, n >= 0");
+    int32_t q, r;
+    cuda::emu_selftest::fast_divmod(d, n, &q, &r);
+    return py::make_tuple(q, r);
+  });
+#else
+  m.attr("emulated") = false;
   m.def("device_count", [] {
     int n = 0;
     if (cudaGetDeviceCount(&n) != cudaSuccess) {
@@ -39,26 +99,87 @@ PYBIND11_MODULE(_cuda, m) {
     }
     return n;
   });
+#endif
 
-  m.def("relu_forward", [](std::uintptr_t x, std::uintptr_t y, int64_t n, bool f64, std::uintptr_t stream) {
-    cudaError_t err;
-    {
-      py::gil_scoped_release release;
-      err = f64 ? cuda::relu_forward_f64(ptr<const double>(x), ptr<double>(y), n, stream_of(stream))
-                : cuda::relu_forward_f32(ptr<const float>(x), ptr<float>(y), n, stream_of(stream));
-    }
-    check(err, f64 ? "relu_forward_f64" : "relu_forward_f32");
+  m.def("conv2d_forward", [](py::tuple params, std::uintptr_t x, std::uintptr_t w, std::uintptr_t bias,
+                             std::uintptr_t y, bool f64, int version, std::uintptr_t stream) {
+    const Conv2dParams p = conv_params_from_tuple(params);
+    run("conv2d_forward", [&] {
+      return f64 ? cuda::conv2d_fwd(p, ptr<const double>(x), ptr<const double>(w), ptr<const double>(bias),
+                                    ptr<double>(y), version, stream_of(stream))
+                 : cuda::conv2d_fwd(p, ptr<const float>(x), ptr<const float>(w), ptr<const float>(bias),
+                                    ptr<float>(y), version, stream_of(stream));
+    });
   });
+  m.def("conv2d_backward_data", [](py::tuple params, std::uintptr_t gy, std::uintptr_t w, std::uintptr_t gx,
+                                   bool f64, int version, std::uintptr_t stream) {
+    const Conv2dParams p = conv_params_from_tuple(params);
+    run("conv2d_backward_data", [&] {
+      return f64 ? cuda::conv2d_bwd_data(p, ptr<const double>(gy), ptr<const double>(w), ptr<double>(gx),
+                                         version, stream_of(stream))
+                 : cuda::conv2d_bwd_data(p, ptr<const float>(gy), ptr<const float>(w), ptr<float>(gx),
+                                         version, stream_of(stream));
+    });
+  });
+  m.def("conv2d_backward_weight_workspace_bytes",
+        [](py::tuple params, bool f64, bool with_bias, int version, int splits) {
+          return cuda::conv2d_bwd_weight_workspace_bytes(conv_params_from_tuple(params), f64 ? 8 : 4,
+                                                         with_bias, version, splits);
+        });
+  m.def("conv2d_backward_weight",
+        [](py::tuple params, std::uintptr_t gy, std::uintptr_t x, std::uintptr_t gw, std::uintptr_t gb,
+           std::uintptr_t ws, int64_t ws_bytes, bool f64, int version, int splits, std::uintptr_t stream) {
+          const Conv2dParams p = conv_params_from_tuple(params);
+          run("conv2d_backward_weight", [&] {
+            return f64 ? cuda::conv2d_bwd_weight(p, ptr<const double>(gy), ptr<const double>(x),
+                                                 ptr<double>(gw), ptr<double>(gb), ptr<void>(ws), ws_bytes,
+                                                 version, splits, stream_of(stream))
+                       : cuda::conv2d_bwd_weight(p, ptr<const float>(gy), ptr<const float>(x),
+                                                 ptr<float>(gw), ptr<float>(gb), ptr<void>(ws), ws_bytes,
+                                                 version, splits, stream_of(stream));
+          });
+        });
+  m.def("maxpool2d_forward", [](py::tuple params, std::uintptr_t x, std::uintptr_t y, std::uintptr_t idx,
+                                bool f64, int version, std::uintptr_t stream) {
+    const Pool2dParams p = pool_params_from_tuple(params);
+    run("max_pool2d", [&] {
+      return f64 ? cuda::maxpool2d_fwd(p, ptr<const double>(x), ptr<double>(y), ptr<int64_t>(idx), version,
+                                       stream_of(stream))
+                 : cuda::maxpool2d_fwd(p, ptr<const float>(x), ptr<float>(y), ptr<int64_t>(idx), version,
+                                       stream_of(stream));
+    });
+  });
+  m.def("maxpool2d_backward", [](py::tuple params, std::uintptr_t gy, std::uintptr_t idx, std::uintptr_t gx,
+                                 std::uintptr_t bad_index, bool f64, int version, std::uintptr_t stream) {
+    const Pool2dParams p = pool_params_from_tuple(params);
+    run("max_pool2d_backward", [&] {
+      return f64 ? cuda::maxpool2d_bwd(p, ptr<const double>(gy), ptr<const int64_t>(idx), ptr<double>(gx),
+                                       ptr<int>(bad_index), version, stream_of(stream))
+                 : cuda::maxpool2d_bwd(p, ptr<const float>(gy), ptr<const int64_t>(idx), ptr<float>(gx),
+                                       ptr<int>(bad_index), version, stream_of(stream));
+    });
+  });
+  m.def("relu_forward", [](std::uintptr_t x, std::uintptr_t y, int64_t n, bool f64, std::uintptr_t stream,
+                           int version) {
+    run("relu", [&] {
+      return f64 ? cuda::relu_fwd(ptr<const double>(x), ptr<double>(y), n, version, stream_of(stream))
+                 : cuda::relu_fwd(ptr<const float>(x), ptr<float>(y), n, version, stream_of(stream));
+    });
+  }, py::arg("x"), py::arg("y"), py::arg("n"), py::arg("f64"), py::arg("stream"), py::arg("version") = 0);
   m.def("relu_backward", [](std::uintptr_t gy, std::uintptr_t y, std::uintptr_t gx, int64_t n, bool f64,
-                            std::uintptr_t stream) {
-    cudaError_t err;
-    {
-      py::gil_scoped_release release;
-      err = f64 ? cuda::relu_backward_f64(ptr<const double>(gy), ptr<const double>(y), ptr<double>(gx), n,
-                                          stream_of(stream))
-                : cuda::relu_backward_f32(ptr<const float>(gy), ptr<const float>(y), ptr<float>(gx), n,
-                                          stream_of(stream));
-    }
-    check(err, f64 ? "relu_backward_f64" : "relu_backward_f32");
-  });
+                            std::uintptr_t stream, int version) {
+    run("relu_backward", [&] {
+      return f64 ? cuda::relu_bwd(ptr<const double>(gy), ptr<const double>(y), ptr<double>(gx), n, version,
+                                  stream_of(stream))
+                 : cuda::relu_bwd(ptr<const float>(gy), ptr<const float>(y), ptr<float>(gx), n, version,
+                                  stream_of(stream));
+    });
+  }, py::arg("gy"), py::arg("y"), py::arg("gx"), py::arg("n"), py::arg("f64"), py::arg("stream"),
+     py::arg("version") = 0);
+
+  m.def("last_kernel", [] { return cuda::last_kernel(); },
+        "the kernel most recently launched from this thread");
+  m.def("set_max_launch_elements", &cuda::set_max_launch_elements,
+        "testing knob: split launches above this many elements (default 2**31 - 1)");
+  m.def("max_launch_elements", &cuda::max_launch_elements);
 }

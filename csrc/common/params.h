@@ -22,6 +22,7 @@ struct Conv2dParams {
   int64_t x_size() const { return N * C * H * W; }
   int64_t w_size() const { return K * C * R * S; }
   int64_t y_size() const { return N * K * P * Q; }
+  int64_t macs() const { return N * K * P * Q * C * R * S; }  // multiply-adds of one pass
 };
 
 // x (N,C,H,W) | (N,H,W,C) -> y, indices (N,C,P,Q) | (N,P,Q,C)

@@ -21,7 +21,7 @@ void apply_relu(int64_t n, T* y) {
 template <typename T>
 void conv2d_fwd_nchw(const Conv2dParams& p, const T* x, const T* w, const T* bias, T* y) {
   const int64_t plane = p.P * p.Q;
-#pragma omp parallel for num_threads(num_threads()) schedule(static)
+#pragma omp parallel for num_threads(threads_for(p.macs())) schedule(static)
   for (int64_t nk = 0; nk < p.N * p.K; ++nk) {
     const int64_t n = nk / p.K, k = nk % p.K;
     T* yp = y + nk * plane;
@@ -52,7 +52,7 @@ void conv2d_fwd_nchw(const Conv2dParams& p, const T* x, const T* w, const T* bia
 // x (N,H,W,C), w (R,S,C,K), bias (K) -> y (N,P,Q,K); one (n, output row) per iteration.
 template <typename T>
 void conv2d_fwd_nhwc(const Conv2dParams& p, const T* x, const T* w, const T* bias, T* y) {
-#pragma omp parallel for num_threads(num_threads()) schedule(static)
+#pragma omp parallel for num_threads(threads_for(p.macs())) schedule(static)
   for (int64_t np = 0; np < p.N * p.P; ++np) {
     const int64_t n = np / p.P, oh = np % p.P;
     for (int64_t q = 0; q < p.Q; ++q) {
@@ -82,7 +82,7 @@ void conv2d_fwd_nhwc(const Conv2dParams& p, const T* x, const T* w, const T* bia
 // grad_x and scatters every grad_y element that reads it.
 template <typename T>
 void conv2d_bwd_data_nchw(const Conv2dParams& p, const T* gy, const T* w, T* gx) {
-#pragma omp parallel for num_threads(num_threads()) schedule(static)
+#pragma omp parallel for num_threads(threads_for(p.macs())) schedule(static)
   for (int64_t nc = 0; nc < p.N * p.C; ++nc) {
     const int64_t n = nc / p.C, c = nc % p.C;
     T* gxp = gx + nc * p.H * p.W;
@@ -113,7 +113,7 @@ void conv2d_bwd_data_nchw(const Conv2dParams& p, const T* gy, const T* w, T* gx)
 // pixels whose window covers it; one (n, input row) per iteration.
 template <typename T>
 void conv2d_bwd_data_nhwc(const Conv2dParams& p, const T* gy, const T* w, T* gx) {
-#pragma omp parallel for num_threads(num_threads()) schedule(static)
+#pragma omp parallel for num_threads(threads_for(p.macs())) schedule(static)
   for (int64_t nh = 0; nh < p.N * p.H; ++nh) {
     const int64_t n = nh / p.H, h = nh % p.H;
     for (int64_t iw = 0; iw < p.W; ++iw) {
@@ -147,7 +147,7 @@ void conv2d_bwd_data_nhwc(const Conv2dParams& p, const T* gy, const T* w, T* gx)
 // iteration, each tap a full reduction over (n, p, q).
 template <typename T>
 void conv2d_bwd_weight_nchw(const Conv2dParams& p, const T* gy, const T* x, T* gw, T* gb) {
-#pragma omp parallel for num_threads(num_threads()) schedule(static)
+#pragma omp parallel for num_threads(threads_for(p.macs())) schedule(static)
   for (int64_t kc = 0; kc < p.K * p.C; ++kc) {
     const int64_t k = kc / p.C, c = kc % p.C;
     for (int64_t r = 0; r < p.R; ++r) {
@@ -172,7 +172,7 @@ void conv2d_bwd_weight_nchw(const Conv2dParams& p, const T* gy, const T* x, T* g
     }
   }
   if (gb) {
-#pragma omp parallel for num_threads(num_threads()) schedule(static)
+#pragma omp parallel for num_threads(threads_for(p.N * p.K * p.P * p.Q)) schedule(static)
     for (int64_t k = 0; k < p.K; ++k) {
       T acc = 0;
       for (int64_t n = 0; n < p.N; ++n) {
@@ -188,7 +188,7 @@ void conv2d_bwd_weight_nchw(const Conv2dParams& p, const T* gy, const T* x, T* g
 // weights per iteration.
 template <typename T>
 void conv2d_bwd_weight_nhwc(const Conv2dParams& p, const T* gy, const T* x, T* gw, T* gb) {
-#pragma omp parallel for num_threads(num_threads()) schedule(static)
+#pragma omp parallel for num_threads(threads_for(p.macs())) schedule(static)
   for (int64_t rsc = 0; rsc < p.R * p.S * p.C; ++rsc) {
     const int64_t r = rsc / (p.S * p.C), s = (rsc / p.C) % p.S, c = rsc % p.C;
     T* gwrow = gw + rsc * p.K;

@@ -3,7 +3,15 @@
 #include <algorithm>
 #include <cstdint>
 
+#include "runtime.h"
+
 namespace fastconv {
+
+// Threads for a parallel region doing `work` multiply-adds or element visits. Small problems run
+// on the calling thread: waking the team costs microseconds when idle and milliseconds when the
+// cores are oversubscribed (libgomp spin-waits), far more than a tiny kernel takes.
+constexpr int64_t kMinParallelWork = int64_t(1) << 15;
+inline int threads_for(int64_t work) { return work < kMinParallelWork ? 1 : num_threads(); }
 
 inline int64_t floor_div(int64_t a, int64_t b) {  // b > 0
   return a >= 0 ? a / b : -((-a + b - 1) / b);

@@ -20,7 +20,7 @@ inline bool replaces(T candidate, T best) {
 // x (N,C,H,W) -> y, indices (N,C,P,Q); one (n, c) plane per iteration.
 template <typename T>
 void maxpool2d_fwd_nchw(const Pool2dParams& p, const T* x, T* y, int64_t* idx) {
-#pragma omp parallel for num_threads(num_threads()) schedule(static)
+#pragma omp parallel for num_threads(threads_for(p.y_size() * p.R * p.S)) schedule(static)
   for (int64_t nc = 0; nc < p.N * p.C; ++nc) {
     const T* xp = x + nc * p.H * p.W;
     for (int64_t oh = 0; oh < p.P; ++oh) {
@@ -45,7 +45,7 @@ void maxpool2d_fwd_nchw(const Pool2dParams& p, const T* x, T* y, int64_t* idx) {
 // x (N,H,W,C) -> y, indices (N,P,Q,C); one (n, output row) per iteration, channels innermost.
 template <typename T>
 void maxpool2d_fwd_nhwc(const Pool2dParams& p, const T* x, T* y, int64_t* idx) {
-#pragma omp parallel for num_threads(num_threads()) schedule(static)
+#pragma omp parallel for num_threads(threads_for(p.y_size() * p.R * p.S)) schedule(static)
   for (int64_t np = 0; np < p.N * p.P; ++np) {
     const int64_t n = np / p.P, oh = np % p.P;
     const int64_t h0 = std::max<int64_t>(oh * p.stride_h - p.pad_top, 0);
@@ -73,7 +73,7 @@ template <typename T>
 bool maxpool2d_bwd_nchw(const Pool2dParams& p, const T* gy, const int64_t* idx, T* gx) {
   const int64_t plane = p.H * p.W, out_plane = p.P * p.Q;
   std::atomic<bool> ok{true};
-#pragma omp parallel for num_threads(num_threads()) schedule(static)
+#pragma omp parallel for num_threads(threads_for(p.x_size())) schedule(static)
   for (int64_t nc = 0; nc < p.N * p.C; ++nc) {
     T* gxp = gx + nc * plane;
     std::fill(gxp, gxp + plane, T(0));
@@ -92,7 +92,7 @@ template <typename T>
 bool maxpool2d_bwd_nhwc(const Pool2dParams& p, const T* gy, const int64_t* idx, T* gx) {
   const int64_t plane = p.H * p.W;
   std::atomic<bool> ok{true};
-#pragma omp parallel for num_threads(num_threads()) schedule(static)
+#pragma omp parallel for num_threads(threads_for(p.x_size())) schedule(static)
   for (int64_t n = 0; n < p.N; ++n) {
     T* gxn = gx + n * plane * p.C;
     std::fill(gxn, gxn + plane * p.C, T(0));

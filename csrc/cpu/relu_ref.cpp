@@ -1,19 +1,20 @@
 // Portable ReLU forward/backward. NaN propagates through the forward pass (like PyTorch);
 // the backward pass lets the gradient through where y > 0.
 #include "kernels.h"
+#include "loops.h"
 
 namespace fastconv {
 namespace ref {
 
 template <typename T>
 void relu_fwd(int64_t n, const T* x, T* y) {
-#pragma omp parallel for num_threads(num_threads()) schedule(static)
+#pragma omp parallel for num_threads(threads_for(n)) schedule(static)
   for (int64_t i = 0; i < n; ++i) y[i] = x[i] > T(0) || x[i] != x[i] ? x[i] : T(0);
 }
 
 template <typename T>
 void relu_bwd(int64_t n, const T* gy, const T* y, T* gx) {
-#pragma omp parallel for num_threads(num_threads()) schedule(static)
+#pragma omp parallel for num_threads(threads_for(n)) schedule(static)
   for (int64_t i = 0; i < n; ++i) gx[i] = y[i] > T(0) ? gy[i] : T(0);
 }
 

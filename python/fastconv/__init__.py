@@ -83,3 +83,18 @@ __all__ = [
     "max_pool2d", "max_pool2d_backward", "relu", "relu_backward", "set_num_threads",
     "get_num_threads", "cpu_isa", "available_cpu_isas", "set_cpu_isa", "cuda_available", "cuda_built",
 ]
+
+# ----------------------------------------------------------------------------- layer API (issue 6)
+from . import layers, models, optim, testing  # noqa: E402
+from .models import Sequential  # noqa: E402
+from .optim import SGD, Adam  # noqa: E402
+
+__all__ += ["layers", "models", "optim", "testing", "compat", "Sequential", "SGD", "Adam"]
+
+
+def __getattr__(name):  # fastconv.compat (the cs231n drop-in) loads on first use
+    if name == "compat":
+        import importlib  # noqa: PLC0415
+
+        return importlib.import_module(".compat", __name__)
+    raise AttributeError(f"module 'fastconv' has no attribute {name!r}")

@@ -1,11 +1,17 @@
 """CUDA backend: CuPy arrays in, CuPy arrays out, kernels in fastconv._cuda.
 
-CuPy is imported lazily (only when a CuPy array shows up). Outputs are allocated by CuPy and
-every launch goes on CuPy's current stream.
+CuPy is imported lazily (only when a CuPy array shows up). Outputs and workspaces are allocated
+by CuPy, every launch goes on CuPy's current stream, nothing synchronizes the device (the one
+stream synchronization, reading max_pool2d_backward's bad-index flag, is explained in
+_cuda_runner.py). The logic shared with the CPU emulation lives in _cuda_runner.KernelRunner.
 """
 from __future__ import annotations
 
 import importlib
+
+from ._cuda_runner import KernelRunner
+
+_runner = None
 
 
 def _modules():
@@ -21,49 +27,57 @@ def _modules():
     return cupy, cuda
 
 
-def _stream(cupy):
-    return cupy.cuda.get_current_stream().ptr
+def runner() -> KernelRunner:
+    """The KernelRunner over CuPy and fastconv._cuda (created on first use)."""
+    global _runner
+    if _runner is None:
+        cupy, cuda = _modules()
+
+        def device_check(name, a):
+            current = cupy.cuda.Device().id
+            if a.device.id != current:
+                raise ValueError(f"{name} lives on GPU {a.device.id} but the current CuPy device is "
+                                 f"GPU {current}; use `with cupy.cuda.Device({a.device.id}):`")
+
+        _runner = KernelRunner(
+            cupy, cuda,
+            ptr=lambda a: a.data.ptr,
+            stream=lambda: cupy.cuda.get_current_stream().ptr,
+            to_host=lambda a: a.get(),  # copies on the current stream and waits for that stream
+            device_check=device_check,
+        )
+    return _runner
 
 
 def contiguous(a):
-    import cupy
+    import cupy  # noqa: PLC0415
 
     return cupy.ascontiguousarray(a)
 
 
-def _not_yet(op):
-    raise NotImplementedError(f"fastconv.{op} has no CUDA kernel yet; pass NumPy arrays")
-
-
 def conv2d_forward(spec, x, w, bias):
-    _not_yet("conv2d")
+    return runner().conv2d_forward(spec, x, w, bias)
 
 
 def conv2d_backward_data(spec, gy, w):
-    _not_yet("conv2d_backward_data")
+    return runner().conv2d_backward_data(spec, gy, w)
 
 
 def conv2d_backward_weight(spec, gy, x, with_bias):
-    _not_yet("conv2d_backward_weight")
+    return runner().conv2d_backward_weight(spec, gy, x, with_bias)
 
 
 def max_pool2d_forward(spec, x):
-    _not_yet("max_pool2d")
+    return runner().max_pool2d_forward(spec, x)
 
 
 def max_pool2d_backward(spec, gy, indices):
-    _not_yet("max_pool2d_backward")
+    return runner().max_pool2d_backward(spec, gy, indices)
 
 
 def relu_forward(x, out=None):
-    cupy, cuda = _modules()
-    y = cupy.empty_like(x) if out is None else out
-    cuda.relu_forward(x.data.ptr, y.data.ptr, x.size, x.dtype == cupy.float64, _stream(cupy))
-    return y
+    return runner().relu_forward(x, out)
 
 
 def relu_backward(gy, y):
-    cupy, cuda = _modules()
-    gx = cupy.empty_like(gy)
-    cuda.relu_backward(gy.data.ptr, y.data.ptr, gx.data.ptr, gy.size, gy.dtype == cupy.float64, _stream(cupy))
-    return gx
+    return runner().relu_backward(gy, y)

@@ -84,6 +84,8 @@ def _axes(layout, what):
         return "(N, C, H, W)" if layout == "NCHW" else "(N, H, W, C)"
     if what == "w":
         return "(K, C, R, S)" if layout == "NCHW" else "(R, S, C, K)"
+    if what == "pool_y":
+        return "(N, C, P, Q)" if layout == "NCHW" else "(N, P, Q, C)"
     return "(N, K, P, Q)" if layout == "NCHW" else "(N, P, Q, K)"
 
 
@@ -134,11 +136,10 @@ def _pool_spec(x_shape, kernel_size, stride, padding, layout) -> Pool2dSpec:
     return Pool2dSpec(N, C, H, W, R, S, P, Q, (sh, sw), (pt, pb, pl, pr), layout)
 
 
-def _check_grad_y(grad_y, expected_shape, layout):
+def _check_grad_y(grad_y, expected_shape, axes):
     if tuple(grad_y.shape) != tuple(expected_shape):
         raise ValueError(
-            f"grad_y has shape {tuple(grad_y.shape)} but the forward output is {tuple(expected_shape)} "
-            f"{_axes(layout, 'y')}")
+            f"grad_y has shape {tuple(grad_y.shape)} but the forward output is {tuple(expected_shape)} {axes}")
 
 
 # ----------------------------------------------------------------------------- convolution
@@ -172,7 +173,7 @@ def conv2d_backward_data(grad_y, weight, x_shape, *, stride=1, padding=0, dilati
     _check_ndim("grad_y", grad_y, 4, _axes(layout, "y"))
     _check_ndim("weight", weight, 4, _axes(layout, "w"))
     spec = _conv_spec(_shape4("x_shape", x_shape), weight.shape, stride, padding, dilation, layout)
-    _check_grad_y(grad_y, spec.y_shape, layout)
+    _check_grad_y(grad_y, spec.y_shape, _axes(layout, "y"))
     return be.conv2d_backward_data(spec, be.contiguous(grad_y), be.contiguous(weight))
 
 
@@ -185,7 +186,7 @@ def conv2d_backward_weight(grad_y, x, weight_shape, *, stride=1, padding=0, dila
     _check_ndim("grad_y", grad_y, 4, _axes(layout, "y"))
     _check_ndim("x", x, 4, _axes(layout, "x"))
     spec = _conv_spec(x.shape, _shape4("weight_shape", weight_shape), stride, padding, dilation, layout)
-    _check_grad_y(grad_y, spec.y_shape, layout)
+    _check_grad_y(grad_y, spec.y_shape, _axes(layout, "y"))
     return be.conv2d_backward_weight(spec, be.contiguous(grad_y), be.contiguous(x), bool(bias))
 
 
@@ -198,7 +199,7 @@ def conv2d_backward(grad_y, x, weight, *, stride=1, padding=0, dilation=1, layou
     _check_ndim("x", x, 4, _axes(layout, "x"))
     _check_ndim("weight", weight, 4, _axes(layout, "w"))
     spec = _conv_spec(x.shape, weight.shape, stride, padding, dilation, layout)
-    _check_grad_y(grad_y, spec.y_shape, layout)
+    _check_grad_y(grad_y, spec.y_shape, _axes(layout, "y"))
     gy = be.contiguous(grad_y)
     gx = be.conv2d_backward_data(spec, gy, be.contiguous(weight))
     gw, gb = be.conv2d_backward_weight(spec, gy, be.contiguous(x), bool(bias))
@@ -226,7 +227,7 @@ def max_pool2d_backward(grad_y, indices, x_shape, kernel_size=2, *, stride=None,
     if indices.dtype not in _INDEX_DTYPES:
         raise TypeError(f"indices has dtype {indices.dtype}; expected int32 or int64 (from max_pool2d)")
     spec = _pool_spec(_shape4("x_shape", x_shape), kernel_size, stride, padding, layout)
-    _check_grad_y(grad_y, spec.y_shape, layout)
+    _check_grad_y(grad_y, spec.y_shape, _axes(layout, "pool_y"))
     if tuple(indices.shape) != spec.y_shape:
         raise ValueError(f"indices has shape {tuple(indices.shape)} but grad_y has {tuple(grad_y.shape)}")
     idx = be.contiguous(indices)

@@ -1,0 +1,163 @@
+"""Python side of the CUDA kernels, shared by the GPU backend and its CPU emulation.
+
+`KernelRunner` takes validated specs (from functional.py) and contiguous arrays, allocates the
+outputs and workspaces with the array module `xp` and hands raw pointers plus the stream to a
+kernel module with the interface of csrc/bindings/cuda_module.cpp:
+
+    GPU:        KernelRunner(cupy,  fastconv._cuda,     ...)  -> _backend_cuda.py
+    emulation:  KernelRunner(numpy, fastconv._cuda_emu, ...)  -> _backend_cuda_emu.py
+
+so the tests run this exact code, pointer handling included, through the emulated kernels.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+
+import numpy as np
+
+# FASTCONV_POISON=1: outputs start as NaN (indices as -1), so an element a kernel forgets to
+# write fails the tests instead of passing on stale memory.
+POISON = os.environ.get("FASTCONV_POISON", "0") not in ("", "0")
+
+# Kernel version for every op (see csrc/cuda/kernels.h): 0 = best for the shape, 1 = naive,
+# 2 = smem tiled / vectorized, 3 = register-tiled implicit GEMM.
+DEFAULT_VERSION = int(os.environ.get("FASTCONV_CUDA_KERNEL", "0") or 0)
+
+
+class KernelRunner:
+    """Calls one kernel module on arrays of one array module (see the module docstring).
+
+    ptr(a) -> int address of a's first element; stream() -> the stream handle to launch on;
+    to_host(a) -> NumPy copy (for the bad-index flag); device_check(a) raises ValueError when a is
+    not on the current device (None: nothing to check).
+    """
+
+    def __init__(self, xp, module, *, ptr, stream, to_host, device_check=None):
+        self.xp = xp
+        self.module = module
+        self.ptr = ptr
+        self.stream = stream
+        self.to_host = to_host
+        self.device_check = device_check
+        self.version = DEFAULT_VERSION
+        self.bwd_weight_splits = 0  # 0: the launcher picks
+
+    @contextlib.contextmanager
+    def using(self, version=None, splits=None):
+        """Temporarily force a kernel version (and the backward-weight split count)."""
+        saved = self.version, self.bwd_weight_splits
+        if version is not None:
+            self.version = int(version)
+        if splits is not None:
+            self.bwd_weight_splits = int(splits)
+        try:
+            yield self
+        finally:
+            self.version, self.bwd_weight_splits = saved
+
+    # ------------------------------------------------------------------ helpers
+    def empty(self, shape, dtype):
+        xp = self.xp
+        if POISON:
+            return xp.full(shape, -1 if np.dtype(dtype).kind == "i" else np.nan, dtype=dtype)
+        return xp.empty(shape, dtype=dtype)
+
+    def contiguous(self, a):
+        return self.xp.ascontiguousarray(a)
+
+    def _arg(self, name, a, shape=None, dtype=None):
+        """Pointer of a C-contiguous array of the expected shape/dtype (else ValueError/TypeError)."""
+        if self.device_check is not None:
+            self.device_check(name, a)
+        if shape is not None and tuple(a.shape) != tuple(shape):
+            raise ValueError(f"{name} has shape {tuple(a.shape)}, expected {tuple(shape)}")
+        if dtype is not None and a.dtype != dtype:
+            raise TypeError(f"{name} has dtype {a.dtype}, expected {np.dtype(dtype)}")
+        if not a.flags.c_contiguous:
+            raise ValueError(f"{name} must be C-contiguous")
+        return self.ptr(a)
+
+    @staticmethod
+    def _f64(dtype):
+        return np.dtype(dtype) == np.float64
+
+    # ------------------------------------------------------------------ convolution
+    def conv2d_forward(self, spec, x, w, bias):
+        dt = x.dtype
+        y = self.empty(spec.y_shape, dt)
+        self.module.conv2d_forward(
+            spec.as_tuple(), self._arg("x", x, spec.x_shape, dt), self._arg("weight", w, spec.w_shape, dt),
+            0 if bias is None else self._arg("bias", bias, (spec.K,), dt), self.ptr(y),
+            self._f64(dt), self.version, self.stream())
+        return y
+
+    def conv2d_backward_data(self, spec, gy, w):
+        dt = gy.dtype
+        gx = self.empty(spec.x_shape, dt)
+        self.module.conv2d_backward_data(
+            spec.as_tuple(), self._arg("grad_y", gy, spec.y_shape, dt),
+            self._arg("weight", w, spec.w_shape, dt), self.ptr(gx), self._f64(dt), self.version,
+            self.stream())
+        return gx
+
+    def conv2d_backward_weight(self, spec, gy, x, with_bias):
+        dt = gy.dtype
+        gw = self.empty(spec.w_shape, dt)
+        gb = self.empty((spec.K,), dt) if with_bias else None
+        params, f64 = spec.as_tuple(), self._f64(dt)
+        nbytes = self.module.conv2d_backward_weight_workspace_bytes(
+            params, f64, bool(with_bias), self.version, self.bwd_weight_splits)
+        # Partial sums of the split reduction; freed (back to CuPy's pool) when this returns,
+        # which is safe: the pool is stream-ordered and later users are queued behind the kernels.
+        ws = self.xp.empty(nbytes, dtype=np.uint8) if nbytes else None
+        self.module.conv2d_backward_weight(
+            params, self._arg("grad_y", gy, spec.y_shape, dt), self._arg("x", x, spec.x_shape, dt),
+            self.ptr(gw), 0 if gb is None else self.ptr(gb), 0 if ws is None else self.ptr(ws), nbytes,
+            f64, self.version, self.bwd_weight_splits, self.stream())
+        return gw, gb
+
+    # ------------------------------------------------------------------ pooling
+    def max_pool2d_forward(self, spec, x):
+        dt = x.dtype
+        y = self.empty(spec.y_shape, dt)
+        indices = self.empty(spec.y_shape, np.int64)
+        self.module.maxpool2d_forward(spec.as_tuple(), self._arg("x", x, spec.x_shape, dt), self.ptr(y),
+                                      self.ptr(indices), self._f64(dt), self.version, self.stream())
+        return y, indices
+
+    def max_pool2d_backward(self, spec, gy, indices):
+        dt = gy.dtype
+        gx = self.empty(spec.x_shape, dt)
+        bad = self.xp.zeros(1, dtype=np.int32)
+        self.module.maxpool2d_backward(
+            spec.as_tuple(), self._arg("grad_y", gy, spec.y_shape, dt),
+            self._arg("indices", indices, spec.y_shape, np.int64), self.ptr(gx), self.ptr(bad),
+            self._f64(dt), self.version, self.stream())
+        # Reading the flag back waits for this stream only (not the device): the one synchronizing
+        # step of the CUDA backend, accepted here so that a bad index is a ValueError, as on the CPU.
+        if int(self.to_host(bad)[0]) != 0:
+            plane = spec.H * spec.W
+            raise ValueError(
+                f"indices: an index lies outside its pooling window (valid flat indices are in "
+                f"[0, H*W) = [0, {plane}) and inside the window of their output)")
+        return gx
+
+    # ------------------------------------------------------------------ relu
+    def relu_forward(self, x, out=None):
+        y = self.empty(x.shape, x.dtype) if out is None else out
+        self.module.relu_forward(self._arg("x", x), self._arg("out", y, x.shape, x.dtype), x.size,
+                                 self._f64(x.dtype), self.stream(), self.version)
+        return y
+
+    def relu_backward(self, gy, y):
+        gx = self.empty(gy.shape, gy.dtype)
+        self.module.relu_backward(self._arg("grad_y", gy), self._arg("y", y, gy.shape, gy.dtype),
+                                  self.ptr(gx), gy.size, self._f64(gy.dtype), self.stream(), self.version)
+        return gx
+
+
+BACKEND_FUNCTIONS = (
+    "conv2d_forward", "conv2d_backward_data", "conv2d_backward_weight", "max_pool2d_forward",
+    "max_pool2d_backward", "relu_forward", "relu_backward", "contiguous",
+)

@@ -1,0 +1,154 @@
+"""The cs231n layer functions (fast_layers.py, layers.py, layer_utils.py) on fastconv kernels.
+
+Change one import line and an existing NumPy training loop runs on the compiled kernels:
+
+    # from cs231n.fast_layers import conv_forward_fast, conv_backward_fast, ...
+    from fastconv.compat.cs231n import conv_forward_fast, conv_backward_fast, ...
+
+Contract (the course's):
+    conv_forward_fast(x, w, b, conv_param) -> out, cache
+        x (N, C, H, W), w (F, C, HH, WW), b (F,)
+        conv_param: {'stride': int, 'pad': int} (zero padding on every side)
+        out (N, F, H', W'), H' = 1 + (H + 2 * pad - HH) // stride, W' likewise
+    conv_backward_fast(dout, cache) -> dx, dw, db          (shapes of x, w, b)
+    max_pool_forward_fast(x, pool_param) -> out, cache
+        pool_param: {'pool_height': int, 'pool_width': int, 'stride': int}
+        out (N, C, H', W'), H' = 1 + (H - pool_height) // stride
+    max_pool_backward_fast(dout, cache) -> dx
+    relu_forward(x) -> out, cache;  relu_backward(dout, cache) -> dx
+    conv_relu_forward(x, w, b, conv_param) -> out, cache
+    conv_relu_backward(dout, cache) -> dx, dw, db
+    conv_relu_pool_forward(x, w, b, conv_param, pool_param) -> out, cache
+    conv_relu_pool_backward(dout, cache) -> dx, dw, db
+
+Differences from the course code, none of which changes a gradient check:
+- The caller's dtype is kept: float64 stays float64 (so numeric gradient checks still pass),
+  float32 stays float32 (the fast path). Mixed inputs use their common type; integer inputs
+  are computed in float64.
+- Sizes need not divide evenly (the course's im2col asserts (H + 2 pad - HH) % stride == 0;
+  here the output size is floored like the naive version).
+- In max pooling backward a tie sends the gradient to the first maximum in row-major order (the
+  course's reshape path gives it to every tied element).
+- Caches are tuples of arrays and dicts like the course's, but their items differ (do not
+  unpack them; pass them back to the matching backward function).
+- CuPy arrays work as well (on the CUDA kernels).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import functional as F
+from ..layers import array_module
+
+__all__ = [
+    "conv_forward_fast", "conv_backward_fast", "max_pool_forward_fast", "max_pool_backward_fast",
+    "relu_forward", "relu_backward", "conv_relu_forward", "conv_relu_backward",
+    "conv_relu_pool_forward", "conv_relu_pool_backward",
+]
+
+
+def _common_float(*arrays):
+    """The arrays in their common float dtype (float32 only when every float input is float32)."""
+    xp = array_module(arrays[0])
+    dtype = np.result_type(*[a.dtype for a in arrays])
+    if dtype not in (np.float32, np.float64):
+        dtype = np.dtype(np.float64)
+    return [xp.asarray(a, dtype=dtype) for a in arrays]
+
+
+def _conv_args(conv_param):
+    try:
+        stride, pad = conv_param["stride"], conv_param["pad"]
+    except (KeyError, TypeError):
+        raise ValueError(f"conv_param must be a dict with keys 'stride' and 'pad', got {conv_param!r}") from None
+    return dict(stride=stride, padding=pad, layout="NCHW")
+
+
+def _pool_args(pool_param):
+    try:
+        ph, pw, stride = pool_param["pool_height"], pool_param["pool_width"], pool_param["stride"]
+    except (KeyError, TypeError):
+        raise ValueError("pool_param must be a dict with keys 'pool_height', 'pool_width' and 'stride', "
+                         f"got {pool_param!r}") from None
+    return (ph, pw), dict(stride=stride, padding=0, layout="NCHW")
+
+
+# ----------------------------------------------------------------------------- convolution
+
+def conv_forward_fast(x, w, b, conv_param):
+    """Convolution: x (N, C, H, W), w (F, C, HH, WW), b (F,), conv_param {'stride', 'pad'}
+    -> out (N, F, H', W') with H' = 1 + (H + 2 pad - HH) // stride, and a cache for backward."""
+    x, w, b = _common_float(x, w, b)
+    out = F.conv2d(x, w, b, **_conv_args(conv_param))
+    return out, (x, w, b, conv_param)
+
+
+def conv_backward_fast(dout, cache):
+    """Backward of conv_forward_fast: dout (N, F, H', W') -> dx (N, C, H, W), dw (F, C, HH, WW), db (F,)."""
+    x, w, b, conv_param = cache
+    dout = array_module(x).asarray(dout, dtype=x.dtype)
+    dx, dw, db = F.conv2d_backward(dout, x, w, bias=True, **_conv_args(conv_param))
+    return dx, dw, db
+
+
+# ----------------------------------------------------------------------------- max pooling
+
+def max_pool_forward_fast(x, pool_param):
+    """Max pooling: x (N, C, H, W), pool_param {'pool_height', 'pool_width', 'stride'}
+    -> out (N, C, H', W') with H' = 1 + (H - pool_height) // stride, and a cache for backward."""
+    (x,) = _common_float(x)
+    kernel, kw = _pool_args(pool_param)
+    out, indices = F.max_pool2d(x, kernel, **kw)
+    return out, (x.shape, indices, pool_param)
+
+
+def max_pool_backward_fast(dout, cache):
+    """Backward of max_pool_forward_fast: dout (N, C, H', W') -> dx (N, C, H, W)."""
+    x_shape, indices, pool_param = cache
+    kernel, kw = _pool_args(pool_param)
+    (dout,) = _common_float(dout)
+    return F.max_pool2d_backward(dout, indices, x_shape, kernel, **kw)
+
+
+# ----------------------------------------------------------------------------- relu
+
+def relu_forward(x):
+    """ReLU: x (any shape) -> out = max(x, 0), cache = x."""
+    (x,) = _common_float(x)
+    return F.relu(x), x
+
+
+def relu_backward(dout, cache):
+    """Backward of relu_forward: dout -> dx = dout where x > 0, else 0."""
+    x = cache
+    dout = array_module(x).asarray(dout, dtype=x.dtype)
+    return F.relu_backward(dout, x)          # x > 0 exactly where relu(x) > 0
+
+
+# ----------------------------------------------------------------------------- sandwich layers
+
+def conv_relu_forward(x, w, b, conv_param):
+    """Convolution followed by ReLU (fused in one kernel) -> out (N, F, H', W'), cache."""
+    x, w, b = _common_float(x, w, b)
+    out = F.conv2d(x, w, b, activation="relu", **_conv_args(conv_param))
+    return out, ((x, w, b, conv_param), out)
+
+
+def conv_relu_backward(dout, cache):
+    """Backward of conv_relu_forward -> dx, dw, db."""
+    conv_cache, out = cache
+    dout = array_module(out).asarray(dout, dtype=out.dtype)
+    return conv_backward_fast(F.relu_backward(dout, out), conv_cache)
+
+
+def conv_relu_pool_forward(x, w, b, conv_param, pool_param):
+    """Convolution, ReLU (fused), then max pooling -> out (N, F, H'', W''), cache."""
+    a, conv_relu_cache = conv_relu_forward(x, w, b, conv_param)
+    out, pool_cache = max_pool_forward_fast(a, pool_param)
+    return out, (conv_relu_cache, pool_cache)
+
+
+def conv_relu_pool_backward(dout, cache):
+    """Backward of conv_relu_pool_forward -> dx, dw, db."""
+    conv_relu_cache, pool_cache = cache
+    return conv_relu_backward(max_pool_backward_fast(dout, pool_cache), conv_relu_cache)

@@ -1,0 +1,289 @@
+"""Models: `Sequential` (a stack of fastconv.layers) and the VGG16 convolutional base.
+
+    model = fc.Sequential([
+        fc.layers.Conv2D(32, 3, activation="relu", input_shape=(28, 28, 1)),
+        fc.layers.MaxPooling2D(),
+        fc.layers.Flatten(),
+        fc.layers.Dense(10),
+    ])
+    model.summary()
+    logits = model.forward(x)                  # x (N, 28, 28, 1) float32
+    model.backward(loss_fn.backward())         # fills every layer's .grads
+    opt.step(model.parameters())
+
+Weight files (`save_weights` / `load_weights`, and the VGG16 `weights=` argument) are NumPy
+`.npz` archives with one entry per parameter named "<layer name>/<parameter>", e.g.
+"block1_conv1/kernel", always in the Keras order whatever the model's data_format:
+    Conv2D kernel (R, S, C, K), Conv2D bias (K,), Dense kernel (in, units), Dense bias (units,).
+So a file written by a channels_first model loads into a channels_last one and vice versa
+(Dense layers after a Flatten excepted: the flattened order differs between the two formats).
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from .layers import Conv2D, Layer, MaxPooling2D, _to_numpy, array_module
+
+__all__ = [
+    "Sequential", "vgg16_base", "VGG16_LAYERS", "vgg16_weights_from_torch",
+    "vgg16_weights_from_keras",
+]
+
+
+class Sequential:
+    """A linear stack of layers with forward/backward, parameters(), summary() and weight files.
+
+    input_shape (batch axis excluded) may be given here or by the first layer; otherwise the
+    model is built at the first forward. The input gradient of the model is not computed (the
+    first trainable layer skips its data gradient) unless `input_grad=True`.
+    """
+
+    def __init__(self, layers=None, *, input_shape=None, name="sequential", input_grad=False):
+        self.name = name
+        self.layers: list[Layer] = []
+        self.input_grad = bool(input_grad)
+        self.input_shape = None if input_shape is None else tuple(int(d) for d in input_shape)
+        self.built = False
+        for layer in layers or []:
+            self.add(layer)
+        if self.input_shape is not None:
+            self.build()
+
+    # ------------------------------------------------------------------ construction
+    def add(self, layer):
+        if not isinstance(layer, Layer):
+            raise TypeError(f"Sequential takes fastconv.layers.Layer objects, got {type(layer).__name__}")
+        names = {lyr.name for lyr in self.layers}
+        if layer.name is None:
+            base = layer.default_name
+            layer.name, i = base, 0
+            while layer.name in names:
+                i += 1
+                layer.name = f"{base}_{i}"
+        elif layer.name in names:
+            raise ValueError(f"two layers are named {layer.name!r}; layer names must be unique")
+        if not self.layers and self.input_shape is None and layer.input_shape is not None:
+            self.input_shape = layer.input_shape
+        self.layers.append(layer)
+        self.built = False
+        return self
+
+    def build(self, input_shape=None):
+        """Build every layer for inputs of shape `input_shape` (batch axis excluded)."""
+        shape = self.input_shape if input_shape is None else tuple(int(d) for d in input_shape)
+        if shape is None:
+            raise ValueError(f"model {self.name!r} has no input shape: pass input_shape to the first "
+                             "layer or to Sequential, call build(input_shape), or call forward once")
+        self.input_shape = shape
+        self._shapes = []
+        for layer in self.layers:
+            if not layer.built:        # a built layer keeps its parameters (a conv takes any H, W)
+                layer.build(shape)
+            shape = tuple(layer.output_shape(shape))
+            self._shapes.append(shape)
+        self._mark_input_grads()
+        self.built = True
+        return self
+
+    def _mark_input_grads(self):
+        """Layers up to and including the first one with parameters need no input gradient."""
+        first = next((i for i, lyr in enumerate(self.layers) if lyr.count_params()), len(self.layers))
+        for i, layer in enumerate(self.layers):
+            layer.needs_input_grad = self.input_grad or i > first
+
+    def _ensure_built(self, x):
+        if not self.built or tuple(x.shape[1:]) != self.input_shape:
+            self.build(x.shape[1:])       # layers move their parameters to x's device themselves
+
+    # ------------------------------------------------------------------ compute
+    def forward(self, x, training=True):
+        self._ensure_built(x)
+        for layer in self.layers:
+            x = layer.forward(x, training=training)
+        return x
+
+    __call__ = forward
+
+    def backward(self, grad_y):
+        """Back-propagate dL/d(output); fills each layer's .grads. Returns dL/dx when
+        input_grad=True, else None."""
+        g = grad_y
+        for layer in reversed(self.layers):
+            g = layer.backward(g)
+            if g is None:
+                break
+        return g
+
+    def predict(self, x, batch_size=256):
+        """forward(training=False) in batches; returns the concatenated outputs."""
+        xp = array_module(x)
+        outs = [self.forward(x[i:i + batch_size], training=False) for i in range(0, x.shape[0], batch_size)]
+        return xp.concatenate(outs, axis=0)
+
+    # ------------------------------------------------------------------ parameters
+    def parameters(self):
+        """ParamRef list (name "<layer>/<param>", .value, .grad) for the optimizers."""
+        if not self.built and self.input_shape is not None:
+            self.build()
+        return [ref for layer in self.layers for ref in layer.parameters()]
+
+    def count_params(self):
+        return sum(layer.count_params() for layer in self.layers)
+
+    def output_shape(self):
+        if not self.built:
+            self.build()
+        return self._shapes[-1]
+
+    def to(self, device):
+        for layer in self.layers:
+            layer.to(device)
+        return self
+
+    def astype(self, dtype):
+        for layer in self.layers:
+            layer.astype(dtype)
+        return self
+
+    # ------------------------------------------------------------------ summary
+    def summary(self, print_fn=print, line_length=65):
+        """Print a Keras-style table (layer (type), output shape, param #, totals); returns it."""
+        if not self.built:
+            self.build()
+        names = [f"{layer.name} ({type(layer).__name__})" for layer in self.layers]
+        cols = (max([29] + [len(n) + 2 for n in names]), 26, 12)
+        line_length = max(line_length, sum(cols))
+        sep = "_" * line_length
+
+        def row(a, b, c):
+            return f" {a:<{cols[0] - 1}}{b:<{cols[1]}}{c:<{cols[2]}}".rstrip()
+
+        lines = [f'Model: "{self.name}"', sep, row("Layer (type)", "Output Shape", "Param #"), "=" * line_length]
+        for i, (layer, shape) in enumerate(zip(self.layers, self._shapes)):
+            lines.append(row(names[i], str((None, *shape)), f"{layer.count_params():,}"))
+            lines.append("" if i + 1 < len(self.layers) else "=" * line_length)
+        total = self.count_params()
+        lines += [f"Total params: {total:,}", f"Trainable params: {total:,}", "Non-trainable params: 0", sep]
+        text = "\n".join(lines)
+        if print_fn is not None:
+            print_fn(text)
+        return text
+
+    # ------------------------------------------------------------------ weight files
+    def save_weights(self, path):
+        """Write every parameter to an .npz ("<layer>/<param>", Keras order; see module doc)."""
+        if not self.built:
+            self.build()
+        arrays = {f"{layer.name}/{k}": _to_numpy(layer._export(k, v))
+                  for layer in self.layers for k, v in layer.params.items()}
+        np.savez(path, **arrays)
+
+    def load_weights(self, path):
+        """Load an .npz written by save_weights (or the converters) into the parameters, in place.
+
+        Every entry is checked before any is copied: a missing or unexpected entry, or a shape
+        that differs, raises ValueError naming the layer, the parameter and both shapes."""
+        if not self.built:
+            self.build()
+        with np.load(os.fspath(path)) as data:
+            stored = {k: data[k] for k in data.files}
+        expected = {f"{layer.name}/{k}": (layer, k) for layer in self.layers for k in layer.params}
+        missing = [k for k in expected if k not in stored]
+        extra = [k for k in stored if k not in expected]
+        if missing or extra:
+            raise ValueError(f"{os.fspath(path)} does not match model {self.name!r}: "
+                             f"missing {missing or 'none'}, unexpected {extra or 'none'}")
+        for key, (layer, k) in expected.items():
+            want = tuple(layer._export(k, layer.params[k]).shape)
+            if tuple(stored[key].shape) != want:
+                raise ValueError(f"layer {layer.name!r} parameter {k!r}: the file holds shape "
+                                 f"{tuple(stored[key].shape)} but the model expects {want}")
+        for key, (layer, k) in expected.items():
+            p = layer.params[k]
+            xp = array_module(p)
+            p[...] = xp.asarray(layer._import(k, stored[key]).astype(p.dtype))
+        return self
+
+
+# ----------------------------------------------------------------------------- VGG16
+
+# (block name, filters, number of 3x3 convolutions) of the VGG16 convolutional base.
+VGG16_LAYERS = ((1, 64, 2), (2, 128, 2), (3, 256, 3), (4, 512, 3), (5, 512, 3))
+
+
+def vgg16_base(input_shape=(224, 224, 3), data_format="channels_last", weights=None, seed=None,
+               dtype="float32"):
+    """The VGG16 convolutional base (Keras `VGG16(include_top=False)`): 13 conv 3x3 'same' + ReLU
+    layers in 5 blocks, each block closed by a 2x2 max pooling; 14,714,688 parameters.
+
+    input_shape excludes the batch axis: (H, W, C) for channels_last, (C, H, W) for channels_first.
+    weights: None (Glorot-uniform init, `seed`) or the path of an .npz with entries
+    "block{b}_conv{i}/kernel" (3, 3, C, K) and "block{b}_conv{i}/bias" (K,), float32, as written
+    by examples/convert_vgg16_weights.py (from a torchvision state_dict or a Keras weight list).
+    Pretrained weights expect the preprocessing of their source (torchvision: RGB in [0, 1]
+    normalized by the ImageNet mean/std; Keras: BGR minus the ImageNet pixel mean).
+    """
+    layers = []
+    rng = np.random.default_rng(seed)
+    for block, filters, convs in VGG16_LAYERS:
+        for i in range(1, convs + 1):
+            layers.append(Conv2D(filters, 3, padding="same", activation="relu", data_format=data_format,
+                                 seed=int(rng.integers(2**31)), name=f"block{block}_conv{i}", dtype=dtype))
+        layers.append(MaxPooling2D(2, data_format=data_format, name=f"block{block}_pool"))
+    model = Sequential(layers, input_shape=input_shape, name="vgg16")
+    model.build()
+    if weights is not None:
+        model.load_weights(weights)
+    return model
+
+
+def _vgg16_conv_names():
+    return [f"block{b}_conv{i}" for b, _, n in VGG16_LAYERS for i in range(1, n + 1)]
+
+
+# torchvision vgg16().features indices of the 13 Conv2d modules (ReLU/MaxPool in between).
+_TORCH_FEATURE_INDICES = (0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28)
+
+
+def vgg16_weights_from_torch(state_dict):
+    """torchvision vgg16 state_dict ("features.{i}.weight" (K, C, 3, 3), "features.{i}.bias")
+    -> {"block1_conv1/kernel": (3, 3, C, K) float32, ...}. Tensors or arrays; classifier.* is ignored."""
+    out = {}
+    for name, idx in zip(_vgg16_conv_names(), _TORCH_FEATURE_INDICES):
+        try:
+            w, b = state_dict[f"features.{idx}.weight"], state_dict[f"features.{idx}.bias"]
+        except KeyError as exc:
+            raise ValueError(f"state_dict has no {exc.args[0]!r}: expected torchvision vgg16 naming "
+                             "(features.0.weight, features.2.weight, ..., features.28.bias)") from None
+        w, b = _as_array(w), _as_array(b)
+        if w.ndim != 4 or w.shape[2:] != (3, 3):
+            raise ValueError(f"features.{idx}.weight has shape {w.shape}, expected (K, C, 3, 3)")
+        out[f"{name}/kernel"] = np.ascontiguousarray(w.transpose(2, 3, 1, 0), dtype=np.float32)
+        out[f"{name}/bias"] = b.astype(np.float32)
+    return out
+
+
+def vgg16_weights_from_keras(weight_list):
+    """Keras `VGG16(include_top=False).get_weights()` (26 arrays: kernel (3, 3, C, K), bias (K,)
+    per conv layer, in order) -> {"block1_conv1/kernel": ..., "block1_conv1/bias": ..., ...}."""
+    weight_list = [_as_array(a) for a in weight_list]
+    names = _vgg16_conv_names()
+    if len(weight_list) != 2 * len(names):
+        raise ValueError(f"expected {2 * len(names)} arrays (kernel, bias for 13 conv layers), got {len(weight_list)}")
+    out = {}
+    for i, name in enumerate(names):
+        w, b = weight_list[2 * i], weight_list[2 * i + 1]
+        if w.ndim != 4 or w.shape[:2] != (3, 3) or b.shape != (w.shape[3],):
+            raise ValueError(f"array {2 * i} / {2 * i + 1} ({name}) have shapes {w.shape} / {b.shape}, "
+                             "expected (3, 3, C, K) / (K,)")
+        out[f"{name}/kernel"] = w.astype(np.float32)
+        out[f"{name}/bias"] = b.astype(np.float32)
+    return out
+
+
+def _as_array(t):
+    if hasattr(t, "detach"):                     # torch.Tensor
+        t = t.detach().cpu().numpy()
+    return np.asarray(t)
