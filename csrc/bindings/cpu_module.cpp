@@ -10,6 +10,7 @@
 #include <string>
 
 #include "../cpu/kernels.h"
+#include "../cpu/peak_flops.h"
 #include "params_from_python.h"
 
 namespace py = pybind11;
@@ -199,6 +200,23 @@ PYBIND11_MODULE(_cpu, m) {
     if (!parse_isa(name, &requested))
       throw std::invalid_argument("isa: expected 'avx512', 'avx2' or 'scalar', got '" + name + "'");
     return std::string(isa_name(set_isa(requested)));
+  });
+  // Machine probes for python -m fastconv.bench (csrc/cpu/peak_flops.cpp).
+  m.def("fma_peak_gflops", [](const std::string& isa, int threads, int64_t iters) {
+    Isa i;
+    if (!parse_isa(isa, &i)) throw std::invalid_argument("isa: expected 'avx512' or 'avx2'");
+    if (threads < 1 || iters < 1) throw std::invalid_argument("threads and iters must be >= 1");
+    probe::PeakResult r;
+    {
+      py::gil_scoped_release release;
+      r = probe::fma_peak_gflops(i, threads, iters);
+    }
+    return py::make_tuple(r.wall_gflops, r.cpu_gflops);  // (wall-time rate, CPU-time rate)
+  });
+  m.def("copy_gbps", [](int64_t bytes, int threads, bool streaming, int repeats) {
+    if (threads < 1 || repeats < 1 || bytes < 4096) throw std::invalid_argument("copy_gbps: bad arguments");
+    py::gil_scoped_release release;
+    return probe::copy_gbps(bytes, threads, streaming, repeats);
   });
 #ifdef _OPENMP
   m.attr("openmp") = true;

@@ -1,6 +1,7 @@
 // Builds one kernel table per ISA: the portable kernels first, then whatever the ISA files
 // provide on top. cpu_kernels() picks the table of the ISA in effect (runtime.h).
 #include "kernels.h"
+#include "maxpool_simd.h"
 
 namespace fastconv {
 namespace {
@@ -12,13 +13,34 @@ CpuOps<T> portable_ops() {
                    ref::relu_bwd<T>};
 }
 
+// ---- pooling + ReLU entries (maxpool_*.cpp, relu_*.cpp); the conv entries are set below.
+void set_pool_relu_entries(Isa isa, CpuKernelTable* t) {
+  if (isa == Isa::avx2) {
+    t->f32.maxpool2d_fwd = avx2::maxpool2d_fwd_f32;
+    t->f32.maxpool2d_bwd = avx2::maxpool2d_bwd_f32;
+    t->f64.maxpool2d_fwd = avx2::maxpool2d_fwd_f64;
+    t->f64.maxpool2d_bwd = avx2::maxpool2d_bwd_f64;
+    t->f32.relu_fwd = avx2::relu_fwd_f32;
+    t->f32.relu_bwd = avx2::relu_bwd_f32;
+    t->f64.relu_fwd = avx2::relu_fwd_f64;
+    t->f64.relu_bwd = avx2::relu_bwd_f64;
+  } else if (isa == Isa::avx512) {
+    t->f32.maxpool2d_fwd = avx512::maxpool2d_fwd_f32;
+    t->f32.maxpool2d_bwd = avx512::maxpool2d_bwd_f32;
+    t->f64.maxpool2d_fwd = avx512::maxpool2d_fwd_f64;
+    t->f64.maxpool2d_bwd = avx512::maxpool2d_bwd_f64;
+    t->f32.relu_fwd = avx512::relu_fwd_f32;
+    t->f32.relu_bwd = avx512::relu_bwd_f32;
+    t->f64.relu_fwd = avx512::relu_fwd_f64;
+    t->f64.relu_bwd = avx512::relu_bwd_f64;
+  }
+}
+// ---- end of pooling + ReLU entries
+
 CpuKernelTable make_table(Isa isa) {
   CpuKernelTable t{isa, portable_ops<float>(), portable_ops<double>()};
+  set_pool_relu_entries(isa, &t);
   if (isa == Isa::avx2) {
-    t.f32.relu_fwd = avx2::relu_fwd_f32;
-    t.f32.relu_bwd = avx2::relu_bwd_f32;
-    t.f64.relu_fwd = avx2::relu_fwd_f64;
-    t.f64.relu_bwd = avx2::relu_bwd_f64;
     t.f32.conv2d_fwd = avx2::conv2d_fwd_f32;
     t.f64.conv2d_fwd = avx2::conv2d_fwd_f64;
     t.f32.conv2d_bwd_data = avx2::conv2d_bwd_data_f32;
@@ -26,10 +48,6 @@ CpuKernelTable make_table(Isa isa) {
     t.f32.conv2d_bwd_weight = avx2::conv2d_bwd_weight_f32;
     t.f64.conv2d_bwd_weight = avx2::conv2d_bwd_weight_f64;
   } else if (isa == Isa::avx512) {
-    t.f32.relu_fwd = avx512::relu_fwd_f32;
-    t.f32.relu_bwd = avx512::relu_bwd_f32;
-    t.f64.relu_fwd = avx512::relu_fwd_f64;
-    t.f64.relu_bwd = avx512::relu_bwd_f64;
     t.f32.conv2d_fwd = avx512::conv2d_fwd_f32;
     t.f64.conv2d_fwd = avx512::conv2d_fwd_f64;
     t.f32.conv2d_bwd_data = avx512::conv2d_bwd_data_f32;

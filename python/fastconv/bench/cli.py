@@ -1,0 +1,244 @@
+"""`python -m fastconv.bench`: fastconv vs PyTorch vs plain NumPy on VGG16, the MNIST CNN and
+the cs231n shapes. See fastconv/bench/__init__.py for what it measures."""
+from __future__ import annotations
+
+import argparse
+import datetime
+import importlib
+import importlib.util
+import json
+import os
+import re
+import shlex
+import sys
+from pathlib import Path
+
+import numpy as np
+
+import fastconv as fc
+
+from . import harness, libs, machine, networks, report, shapes
+from .libs import FASTCONV, NUMPY, PASSES, TORCH  # noqa: F401
+
+# --quick: layers whose float64 reference check is cheap, still covering C,K >= 64 (conv3_1,
+# conv5_1), the large memory-bound shapes (relu1_2, pool1, pool2) and every network file.
+QUICK_LAYERS = {"vgg16": {"conv3_1", "conv5_1", "relu1_2", "pool1", "pool2"},
+                "mnist": {"conv2", "relu1", "pool1"}, "cs231n": {"conv_naive_test"}}
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(prog="python -m fastconv.bench", description=__doc__)
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                   help="cuda hands over to fastconv.bench.cuda.main(argv) when it is installed")
+    p.add_argument("--quick", action="store_true", help="a one-minute subset (2 threads, batch 1, 6 VGG16 layers)")
+    p.add_argument("--smoke", action="store_true", help="a tiny network in seconds (for tests)")
+    p.add_argument("--threads", default=None, help="comma list of thread counts (default 1,2)")
+    p.add_argument("--batch", default=None, help="comma list of VGG16 batch sizes (default 1,8)")
+    p.add_argument("--networks", default=None, help="comma list of shape files (default vgg16,mnist,cs231n)")
+    p.add_argument("--layers", default=None, help="regular expression on layer names")
+    p.add_argument("--repeats", type=int, default=None, help="timed repeats per contender (default 5; quick 3)")
+    p.add_argument("--no-torch", action="store_true", help="leave PyTorch out even when installed")
+    p.add_argument("--no-networks", action="store_true", help="skip the whole-network rows")
+    p.add_argument("--copy-mib", type=int, default=512, help="size of the copy-bandwidth probe (MiB)")
+    p.add_argument("--out", default="bench-results", help="directory for bench.json, bench.md, bench.png")
+    return p.parse_args(argv)
+
+
+def _ints(text, default):
+    return [int(t) for t in text.split(",") if t.strip()] if text else default
+
+
+def run_cuda(argv) -> int:
+    rest, skip = [], False
+    for i, a in enumerate(argv):
+        if skip:
+            skip = False
+            continue
+        if a == "--device":
+            skip = True
+            continue
+        if a.startswith("--device="):
+            continue
+        rest.append(a)
+    if importlib.util.find_spec("fastconv.bench.cuda") is None:
+        print("fastconv.bench: the CUDA benchmark (module fastconv.bench.cuda) is not part of this "
+              "installation; run without --device for the CPU benchmark.", file=sys.stderr)
+        return 2
+    return importlib.import_module("fastconv.bench.cuda").main(rest) or 0
+
+
+def config(args):
+    cpus = os.cpu_count() or 1
+    threads = _ints(args.threads, [t for t in (1, 2) if t <= cpus] or [1])
+    batches = _ints(args.batch, [1, 8])
+    nets = args.networks.split(",") if args.networks else ["vgg16", "mnist", "cs231n"]
+    repeats = args.repeats or 5
+    layer_ok = (lambda net, name: True)
+    whole = [] if args.no_networks else [("vgg16 conv base forward", "vgg16", "forward", 1),
+                                         ("mnist CNN training step", "mnist", "train_step", 64)]
+    if args.quick:
+        threads = _ints(args.threads, [max(threads)])
+        batches = _ints(args.batch, [1])
+        repeats = args.repeats or 3
+        layer_ok = (lambda net, name: name in QUICK_LAYERS.get(net, ()))
+        whole = [w for w in whole if w[1] == "mnist"]
+    if args.smoke:
+        threads = _ints(args.threads, [1])
+        batches = _ints(args.batch, [1])
+        nets = args.networks.split(",") if args.networks else ["smoke"]
+        repeats = args.repeats or 2
+        whole = [] if args.no_networks else [("mnist CNN training step", "mnist", "train_step", 2)]
+    if args.layers:
+        rx = re.compile(args.layers)
+        prev = layer_ok
+        layer_ok = (lambda net, name: prev(net, name) and bool(rx.search(name)))
+    return threads, batches, nets, repeats, layer_ok, whole
+
+
+def verify_batch(layer, batch):
+    return min(batch, 2) if layer.batch else 1
+
+
+def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parse_args(argv)
+    if args.device == "cuda":
+        return run_cuda(argv)
+    threads_list, batches, nets, repeats, layer_ok, whole = config(args)
+    torch = None if args.no_torch else libs.torch_module()
+    out_dir = Path(args.out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    say = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
+
+    isas = [i for i in ("avx2", "avx512") if i in fc.available_cpu_isas()]
+    say(f"fastconv {fc.__version__}, ISA {fc.cpu_isa()}, threads {threads_list}, batches {batches}, "
+        f"repeats {repeats}; " + (f"PyTorch {torch.__version__}" if torch else "PyTorch not installed (pip install torch)"))
+    load_before = os.getloadavg() if hasattr(os, "getloadavg") else None
+    say("measuring the FMA peak and the copy bandwidth ...")
+    mach = machine.measure(threads_list, isas, 64 << 20 if args.smoke else args.copy_mib << 20, args.quick or args.smoke)
+    best_isa = isas[-1] if isas else None
+
+    layers = [L for net in nets for L in shapes.load(net) if layer_ok(net, L.name)]
+    plan = []                                     # (layer, batch, pass, threads)
+    for L in layers:
+        for N in ([L.batch] if L.batch else batches):
+            for pass_ in PASSES[L.kind]:
+                for t in threads_list:
+                    plan.append((L, N, pass_, t))
+    whole_plan = [(w, t) for w in whole for t in threads_list]
+    progress = harness.Progress(len(plan) + len(whole_plan))
+
+    rows, failed, checked, verified = [], [], 0, {}
+    problem_key, problem = None, None
+    saved_threads = fc.get_num_threads()
+    saved_torch_threads = torch.get_num_threads() if torch else None
+    try:
+        for L, N, pass_, t in plan:
+            progress.step(f"{L.network} {L.name} {pass_} b{N} t{t}")
+            vkey = (L.network, L.name, pass_)
+            if vkey not in verified:
+                fc.set_num_threads(max(threads_list))
+                verified[vkey] = harness_verify(L, pass_, verify_batch(L, N))
+                for layout, (ok, err) in verified[vkey].items():
+                    checked += 1
+                    if not ok:
+                        failed.append(f"{L.network} {L.name} {pass_} fastconv {layout}: error {err}")
+            if problem_key != (L, N):
+                problem_key, problem = (L, N), None
+                problem = libs.Problem(L, N)
+            fc.set_num_threads(t)
+            if torch:
+                torch.set_num_threads(t)
+            fns, skipped = {}, {}
+            for layout in ("NCHW", "NHWC"):
+                ok, _ = verified[vkey][layout]
+                if ok:
+                    fns[f"fastconv {layout}"] = libs.fastconv_op(problem, pass_, layout)
+                    if L.kind != "conv" and L.dtype == "float32":
+                        fns[f"fastconv {layout} kernel"] = libs.fastconv_kernel_op(problem, pass_, layout)
+                else:
+                    skipped[f"fastconv {layout}"] = "failed verification"
+            if torch:
+                fns["torch NCHW"] = libs.torch_op(torch, problem, pass_, False)
+                fns["torch channels_last"] = libs.torch_op(torch, problem, pass_, True)
+            np_fn = libs.numpy_op(problem, pass_)
+            if callable(np_fn):
+                fns[NUMPY] = np_fn
+            else:
+                skipped[NUMPY] = np_fn
+            med = harness.time_interleaved(fns, repeats)
+            rows.append(result_row(L, N, pass_, t, problem, med, skipped, verified[vkey], mach, best_isa))
+        nets_rows = []
+        for (title, net, kind, N), t in whole_plan:
+            progress.step(f"{title} b{N} t{t}")
+            fc.set_num_threads(t)
+            if torch:
+                torch.set_num_threads(t)
+            fns = networks.build(kind, shapes.load(net), N, torch, with_numpy=True)
+            med = harness.time_interleaved(fns, max(3, repeats - 2))
+            ms = {k: v * 1e3 for k, v in med.items()}
+            tb = [ms[k] for k in TORCH if k in ms]
+            nets_rows.append({"name": title, "network": net, "kind": kind, "batch": N, "threads": t,
+                              "ms": ms, "torch_best_ms": min(tb) if tb else None})
+    finally:
+        fc.set_num_threads(saved_threads)
+        if torch:
+            torch.set_num_threads(saved_torch_threads)
+    progress.close()
+
+    result = {
+        "fastconv_version": fc.__version__, "isa": fc.cpu_isa(),
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "command": "python -m fastconv.bench " + " ".join(shlex.quote(a) for a in argv),
+        "torch_version": torch.__version__ if torch else None, "numpy_version": np.__version__,
+        "machine": {**mach, "loadavg_1min_before_after": [load_before[0] if load_before else None,
+                                                           os.getloadavg()[0] if load_before else None]},
+        "config": {"threads": threads_list, "batches": batches, "networks": nets, "repeats": repeats,
+                   "quick": args.quick, "smoke": args.smoke},
+        "results": rows, "networks": nets_rows,
+        "verification": {"checked": checked, "failed": failed},
+        "ok": not failed,
+    }
+    result["summary"] = report.summarize(rows, nets_rows)
+    (out_dir / "bench.json").write_text(json.dumps(result, indent=1))
+    md = report.markdown(result)
+    (out_dir / "bench.md").write_text(md)
+    note = report.chart(result, out_dir / "bench.png")
+    print(md)
+    say(f"wrote {out_dir / 'bench.json'}, {out_dir / 'bench.md'}" + (f"; {note}" if note else f", {out_dir / 'bench.png'}"))
+    if failed:
+        say("VERIFICATION FAILED (fastconv results differ from fastconv.reference):\n  " + "\n  ".join(failed))
+        return 1
+    return 0
+
+
+def harness_verify(L, pass_, batch):
+    from .verify import verify  # noqa: PLC0415  (imports the reference only when needed)
+    return verify(L, pass_, ("NCHW", "NHWC"), batch)
+
+
+def result_row(L, N, pass_, t, problem, med, skipped, vres, mach, best_isa):
+    ms = {k: v * 1e3 for k, v in med.items()}
+    peak32 = mach["peak_gflops_f32"].get(best_isa, {}).get(str(t)) if best_isa else None
+    peak = (peak32 / 2 if L.dtype == "float64" else peak32) if peak32 else None
+    copy_ref = max(mach["copy_gbps"][str(t)], mach["copy_gbps_streaming"][str(t)])
+    flops = L.flops(N)
+    nbytes = problem.bytes_moved(pass_)
+    gflops = {k: flops / v / 1e6 for k, v in ms.items()} if flops else {}
+    gbps = {k: nbytes / v / 1e6 for k, v in ms.items()} if nbytes else {}
+    tb = [ms[k] for k in TORCH if k in ms]
+    return {
+        "network": L.network, "layer": L.name, "kind": L.kind, "pass": pass_, "batch": N, "threads": t,
+        "dtype": L.dtype,
+        "shape": {"C": L.C, "H": L.H, "W": L.W, "K": L.K, "R": L.R, "S": L.S, "stride": L.stride, "pad": L.pad},
+        "flops": flops, "bytes": nbytes, "ms": ms, "gflops": gflops, "gbps": gbps,
+        "peak_gflops": peak, "copy_gbps": copy_ref,
+        "pct_peak": {k: 100 * v / peak for k, v in gflops.items()} if peak else {},
+        "pct_copy": {k: 100 * v / copy_ref for k, v in gbps.items()},
+        "torch_best_ms": min(tb) if tb else None,
+        "x_vs_torch_best": {k: min(tb) / ms[k] for k in FASTCONV if k in ms} if tb else {},
+        "x_vs_numpy": {k: ms[NUMPY] / ms[k] for k in FASTCONV if k in ms} if NUMPY in ms else {},
+        "skipped": skipped,
+        "verified": all(ok for ok, _ in vres.values()),
+        "verify_error": {k: err for k, (_, err) in vres.items()},
+    }

@@ -1,0 +1,217 @@
+"""The contenders, each as zero-argument callables over prepared inputs: fastconv (NCHW and
+NHWC), PyTorch (NCHW and channels_last, when installed) and the plain-NumPy baseline.
+
+Every variant gets the same data (NCHW arrays made once per layer and batch, converted to its
+layout up front), so a timed call runs the operation and its output allocation only."""
+from __future__ import annotations
+
+import numpy as np
+
+import fastconv as fc
+
+from . import numpy_baseline as npb
+
+NUMPY_MAX_BYTES = 1 << 30   # skip the NumPy baseline when its im2col matrix would exceed this
+
+PASSES = {"conv": ("fwd", "bwd_data", "bwd_weight"), "pool": ("fwd", "bwd"), "relu": ("fwd", "bwd")}
+
+FASTCONV = ("fastconv NCHW", "fastconv NHWC")
+# Pooling and ReLU also timed with outputs allocated once, outside the timed call: the kernel
+# alone, without the page faults of a fresh 100 MB output (which every allocating API pays).
+KERNEL_ONLY = ("fastconv NCHW kernel", "fastconv NHWC kernel")
+TORCH = ("torch NCHW", "torch channels_last")
+NUMPY = "numpy"
+
+
+def torch_module():
+    """torch, or None when it is not installed (the benchmark then says so and goes on)."""
+    try:
+        import torch  # noqa: PLC0415
+    except ImportError:
+        return None
+    return torch
+
+
+def to_nhwc(a):
+    return np.ascontiguousarray(a.transpose(0, 2, 3, 1))
+
+
+def w_to_rsck(w):
+    return np.ascontiguousarray(w.transpose(2, 3, 1, 0))
+
+
+class Problem:
+    """Random inputs of one layer at one batch (NCHW, the layer's dtype)."""
+
+    def __init__(self, layer, N, seed=0):
+        rng = np.random.default_rng(seed)
+        dt = np.dtype(layer.dtype)
+        self.layer, self.N, self.dtype = layer, N, dt
+        L = layer
+        self.x = rng.standard_normal((N, L.C, L.H, L.W), dtype=np.float32).astype(dt, copy=False)
+        if L.kind == "conv":
+            scale = 1.0 / np.sqrt(L.C * L.R * L.S)
+            self.w = (rng.standard_normal((L.K, L.C, L.R, L.S)) * scale).astype(dt)
+            self.gy = rng.standard_normal((N, L.K, L.P, L.Q), dtype=np.float32).astype(dt, copy=False)
+        elif L.kind == "pool":
+            self.gy = rng.standard_normal((N, L.C, L.P, L.Q), dtype=np.float32).astype(dt, copy=False)
+        else:
+            self.gy = rng.standard_normal(self.x.shape, dtype=np.float32).astype(dt, copy=False)
+
+    def bytes_moved(self, pass_):
+        """Bytes a pooling/ReLU pass must read and write (indices are int64)."""
+        L, isz = self.layer, self.dtype.itemsize
+        nx = self.x.size
+        if L.kind == "relu":
+            return (2 if pass_ == "fwd" else 3) * nx * isz
+        if L.kind == "pool":
+            ny = self.gy.size
+            return nx * isz + ny * isz + ny * 8
+        return 0
+
+
+# ----------------------------------------------------------------------------- fastconv
+
+def fastconv_op(problem, pass_, layout):
+    """A callable running fastconv's pass on `problem` in `layout` (inputs converted once)."""
+    L = problem.layer
+    nhwc = layout == "NHWC"
+    x = to_nhwc(problem.x) if nhwc else problem.x
+    gy = to_nhwc(problem.gy) if nhwc else problem.gy
+    if L.kind == "conv":
+        w = w_to_rsck(problem.w) if nhwc else problem.w
+        kw = dict(stride=L.stride, padding=L.pad, layout=layout)
+        if pass_ == "fwd":
+            return lambda: fc.conv2d(x, w, **kw)
+        if pass_ == "bwd_data":
+            return lambda: fc.conv2d_backward_data(gy, w, x.shape, **kw)
+        return lambda: fc.conv2d_backward_weight(gy, x, w.shape, bias=False, **kw)
+    if L.kind == "pool":
+        kw = dict(kernel_size=L.R, stride=L.stride, padding=L.pad, layout=layout)
+        if pass_ == "fwd":
+            return lambda: fc.max_pool2d(x, **kw)
+        _, idx = fc.max_pool2d(x, **kw)
+        return lambda: fc.max_pool2d_backward(gy, idx, x.shape, **kw)
+    if pass_ == "fwd":
+        return lambda: fc.relu(x)
+    y = fc.relu(x)
+    return lambda: fc.relu_backward(gy, y)
+
+
+def fastconv_kernel_op(problem, pass_, layout):
+    """Pooling/ReLU: the CPU kernel through fastconv._cpu with outputs allocated up front."""
+    from .. import _cpu  # noqa: PLC0415
+    from ..functional import _pool_spec  # noqa: PLC0415
+
+    L = problem.layer
+    nhwc = layout == "NHWC"
+    x = to_nhwc(problem.x) if nhwc else problem.x
+    gy = to_nhwc(problem.gy) if nhwc else problem.gy
+    if L.kind == "relu":
+        y = fc.relu(x)
+        out = np.empty_like(x)
+        if pass_ == "fwd":
+            return lambda: _cpu.relu_forward(x, out)
+        return lambda: _cpu.relu_backward(gy, y, out)
+    spec = _pool_spec(x.shape, L.R, L.stride, L.pad, layout)
+    params = spec.as_tuple()
+    y, idx = fc.max_pool2d(x, L.R, stride=L.stride, padding=L.pad, layout=layout)
+    if pass_ == "fwd":
+        return lambda: _cpu.maxpool2d_forward(params, x, y, idx)
+    gx = np.empty_like(x)
+    return lambda: _cpu.maxpool2d_backward(params, gy, idx, gx)
+
+
+def fastconv_result_nchw(problem, pass_, layout):
+    """fastconv's output(s) for the check against the reference, back in NCHW."""
+    out = fastconv_op(problem, pass_, layout)()
+    L = problem.layer
+    if layout == "NCHW":
+        return out
+    if L.kind == "pool" and pass_ == "fwd":
+        return tuple(np.ascontiguousarray(a.transpose(0, 3, 1, 2)) for a in out)
+    if L.kind == "conv" and pass_ == "bwd_weight":
+        gw, _ = out
+        return np.ascontiguousarray(gw.transpose(3, 2, 0, 1)), None
+    return np.ascontiguousarray(out.transpose(0, 3, 1, 2))
+
+
+# ----------------------------------------------------------------------------- PyTorch
+
+def torch_op(torch, problem, pass_, channels_last):
+    L = problem.layer
+    F = torch.nn.functional
+    mf = torch.channels_last if channels_last else torch.contiguous_format
+
+    def t(a):
+        return torch.from_numpy(a).contiguous(memory_format=mf)
+
+    x, gy = t(problem.x), t(problem.gy)
+    no_grad = torch.no_grad
+    if L.kind == "conv":
+        w = t(problem.w)
+        s, p = [L.stride] * 2, [L.pad] * 2
+        if pass_ == "fwd":
+            def run():
+                with no_grad():
+                    return F.conv2d(x, w, None, L.stride, L.pad)
+            return run
+        mask = [True, False, False] if pass_ == "bwd_data" else [False, True, False]
+        conv_bwd = torch.ops.aten.convolution_backward
+
+        def run():
+            with no_grad():
+                return conv_bwd(gy, x, w, None, s, p, [1, 1], False, [0, 0], 1, mask)
+        return run
+    if L.kind == "pool":
+        k, s, p = [L.R] * 2, [L.stride] * 2, [L.pad] * 2
+        if pass_ == "fwd":
+            def run():
+                with no_grad():
+                    return F.max_pool2d(x, k, s, p, return_indices=True)
+            return run
+        with no_grad():
+            _, idx = F.max_pool2d(x, k, s, p, return_indices=True)
+        pool_bwd = torch.ops.aten.max_pool2d_with_indices_backward
+
+        def run():
+            with no_grad():
+                return pool_bwd(gy, x, k, s, p, [1, 1], False, idx)
+        return run
+    if pass_ == "fwd":
+        def run():
+            with no_grad():
+                return torch.relu(x)
+        return run
+    y = torch.relu(x)
+    thr_bwd = torch.ops.aten.threshold_backward
+    return lambda: thr_bwd(gy, y, 0)
+
+
+# ----------------------------------------------------------------------------- NumPy
+
+def numpy_op(problem, pass_):
+    """The NumPy baseline's callable, or a string saying why there is none."""
+    L = problem.layer
+    x, gy = problem.x, problem.gy
+    if L.kind == "conv":
+        need = npb.im2col_bytes(x.shape, L.R, L.S, L.stride, L.pad, x.itemsize)
+        if need > NUMPY_MAX_BYTES:
+            return f"im2col matrix would take {need / 2**30:.1f} GiB"
+        w = problem.w
+        if pass_ == "fwd":
+            return lambda: npb.conv2d(x, w, L.stride, L.pad)
+        if pass_ == "bwd_data":
+            return lambda: npb.conv2d_backward_data(gy, w, x.shape, L.stride, L.pad)
+        return lambda: npb.conv2d_backward_weight(gy, x, w.shape, L.stride, L.pad)
+    if L.kind == "pool":
+        if L.R != L.stride or L.pad:
+            return "only kernel == stride, no padding"
+        if pass_ == "fwd":
+            return lambda: npb.max_pool2d(x, L.R)
+        _, j = npb.max_pool2d(x, L.R)
+        return lambda: npb.max_pool2d_backward(gy, j, x.shape, L.R)
+    if pass_ == "fwd":
+        return lambda: npb.relu(x)
+    y = npb.relu(x)
+    return lambda: npb.relu_backward(gy, y)

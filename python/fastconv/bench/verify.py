@@ -1,0 +1,69 @@
+"""Each fastconv result is checked against the float64 NumPy oracle (fastconv.reference)
+before it is timed: convolution within a relative Frobenius error, pooling and ReLU exactly."""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import reference as ref
+from .libs import Problem, fastconv_result_nchw
+
+CONV_TOLERANCE = {"float32": 1e-4, "float64": 1e-10}   # ||got - want||_F / ||want||_F
+
+
+def reference_result(problem, pass_):
+    L, x, gy = problem.layer, problem.x, problem.gy
+    if L.kind == "conv":
+        kw = dict(stride=L.stride, padding=L.pad)
+        if pass_ == "fwd":
+            return ref.conv2d(x, problem.w, **kw)
+        if pass_ == "bwd_data":
+            return ref.conv2d_backward_data(gy, problem.w, x.shape, **kw)
+        return ref.conv2d_backward_weight(gy, x, problem.w.shape, bias=False, **kw)
+    if L.kind == "pool":
+        kw = dict(kernel_size=L.R, stride=L.stride, padding=L.pad)
+        y, idx = ref.max_pool2d(x, **kw)
+        return (y, idx) if pass_ == "fwd" else ref.max_pool2d_backward(gy, idx, x.shape, **kw)
+    if pass_ == "fwd":
+        return ref.relu(x)
+    return ref.relu_backward(gy, ref.relu(x))
+
+
+def _first(a):
+    return a[0] if isinstance(a, tuple) else a
+
+
+def compare(problem, pass_, got, want):
+    """-> (ok, error): relative Frobenius error for conv, number of differing elements otherwise."""
+    kind = problem.layer.kind
+    if kind == "conv":
+        g, w = np.asarray(_first(got), np.float64), np.asarray(_first(want), np.float64)
+        if g.shape != w.shape:
+            return False, float("inf")
+        err = float(np.linalg.norm(g - w) / max(np.linalg.norm(w), 1e-300))
+        return bool(err <= CONV_TOLERANCE[problem.layer.dtype]), err
+    gots = got if isinstance(got, tuple) else (got,)
+    wants = want if isinstance(want, tuple) else (want,)
+    bad = 0
+    for g, w in zip(gots, wants):
+        g = np.asarray(g)
+        w = np.asarray(w).astype(g.dtype) if g.dtype.kind == "f" else np.asarray(w)
+        if g.shape != w.shape:
+            return False, float("inf")
+        same = (g == w) | (np.isnan(g) & np.isnan(w)) if g.dtype.kind == "f" else (g == w)
+        bad += int((~same).sum())
+    return bad == 0, float(bad)
+
+
+def verify(layer, pass_, layouts, batch):
+    """{layout: (ok, error)} for fastconv at `batch` on `layer` against the reference."""
+    problem = Problem(layer, batch, seed=1)
+    want = reference_result(problem, pass_)
+    out = {}
+    for layout in layouts:
+        try:
+            got = fastconv_result_nchw(problem, pass_, layout)
+        except Exception as exc:  # a crash is a failed check, reported with the rest
+            out[layout] = (False, f"{type(exc).__name__}: {exc}")
+            continue
+        out[layout] = compare(problem, pass_, got, want)
+    return out
