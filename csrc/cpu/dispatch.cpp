@@ -1,6 +1,7 @@
 // Builds one kernel table per ISA: the portable kernels first, then whatever the ISA files
 // provide on top. cpu_kernels() picks the table of the ISA in effect (runtime.h).
 #include "kernels.h"
+#include "conv2d_winograd.h"
 
 namespace fastconv {
 namespace {
@@ -30,7 +31,7 @@ CpuKernelTable make_table(Isa isa) {
     t.f32.relu_bwd = avx512::relu_bwd_f32;
     t.f64.relu_fwd = avx512::relu_fwd_f64;
     t.f64.relu_bwd = avx512::relu_bwd_f64;
-    t.f32.conv2d_fwd = avx512::conv2d_fwd_f32;
+    t.f32.conv2d_fwd = avx512::conv2d_fwd_f32_auto;  // Winograd where eligible, else direct
     t.f64.conv2d_fwd = avx512::conv2d_fwd_f64;
     t.f32.conv2d_bwd_data = avx512::conv2d_bwd_data_f32;
     t.f64.conv2d_bwd_data = avx512::conv2d_bwd_data_f64;

@@ -1,0 +1,319 @@
+// Winograd F(4x4, 3x3) conv2d forward, avx512, fp32 (both layouts, fused bias + ReLU).
+//
+//   y = A^T [ (G g G^T) .* (B^T d B) ] A     per 6x6 input tile d -> 4x4 output tile
+//
+// (Lavin & Gray, "Fast Algorithms for Convolutional Neural Networks", interpolation points
+// 0, +-1, +-2, inf.) Per output tile of 4x4 pixels the 36 element-wise products summed over the
+// input channels are 36 independent GEMMs, (tiles x C) @ (C x K): 36*C*K multiply-adds per 16
+// output pixels instead of 16*9*C*K, a 4x reduction, paid for by the transforms.
+//
+// Phases of one call:
+//   1. weights  U[xi][c][k] = (G g_kc G^T)[xi], xi in 0..35, k padded to Kp = 16*ceil(K/16) with
+//      zeros; vectorized over 16 output channels (NCHW weights are gathered).
+//   2. NCHW input is transposed to NHWC once (the input transform reads channel vectors).
+//   3. OpenMP over (tile block of up to kTB tiles) x (group of 32-channel k-blocks) items:
+//      a. input transform V[xi][j][c] = (B^T d_j B)[xi] of the block's tiles into a per-thread
+//         buffer (zero outside the image: this is where any padding, and the ragged bottom/right
+//         tiles, are handled);
+//      b. for xi, for k-block, for 14 tiles: the register-tile microkernel of conv2d_simd.h
+//         (tile_kernel, 14 tiles x 2 zmm = 14 x 32 channels, reduction over c) writes
+//         M[xi][j][k]. Loop order: the U slice (C x 32) of one (xi, k-block) is reused by every
+//         register tile of the block from L1/L2, V[xi] (tiles x C) by every k-block from L2;
+//      c. output transform A^T M A + bias, ReLU, stored to y (pixels past P, Q dropped).
+//   Blocking: kTB = 112 tiles = 8 register tiles; V[xi] of one block is 112*C*4 bytes
+//   (229 KB at C = 512) and sits in the 2 MB L2 while the k-blocks run over it.
+//
+// Reference: ref::conv2d_fwd (conv2d_ref.cpp). Error vs the float64 oracle measured on VGG16
+// layers (random normal data): see tests/test_winograd.py and the report in the README.
+#include "simd_avx512.h"
+#include "conv2d_simd.h"
+#include "conv2d_winograd.h"
+
+namespace fastconv {
+namespace avx512 {
+namespace {
+
+using V = VecF32;
+constexpr int kA = 6;             // input tile side (alpha = m + r - 1 = 4 + 3 - 1)
+constexpr int kM = 4;             // output tile side
+constexpr int kXi = kA * kA;      // 36 GEMMs
+constexpr int64_t kKB = V::NV * V::W;   // 32 output channels per register tile
+constexpr int64_t kTB = 8 * V::NJ;      // 112 tiles per block
+
+using zmm = __m512;
+static inline zmm mul(zmm a, float s) { return _mm512_mul_ps(a, _mm512_set1_ps(s)); }
+static inline zmm fmadd(zmm a, float s, zmm c) { return _mm512_fmadd_ps(a, _mm512_set1_ps(s), c); }
+static inline zmm fnmadd(zmm a, float s, zmm c) { return _mm512_fnmadd_ps(a, _mm512_set1_ps(s), c); }
+static inline zmm add(zmm a, zmm b) { return _mm512_add_ps(a, b); }
+static inline zmm sub(zmm a, zmm b) { return _mm512_sub_ps(a, b); }
+
+// o = B^T d (6 -> 6), B^T = [4 0 -5 0 1 0; 0 -4 -4 1 1 0; 0 4 -4 -1 1 0;
+//                            0 -2 -1 2 1 0; 0 2 -1 -2 1 0; 0 4 0 -5 0 1]
+static inline void input_1d(const zmm d0, const zmm d1, const zmm d2, const zmm d3, const zmm d4,
+                            const zmm d5, zmm o[6]) {
+  const zmm t0 = fnmadd(d2, 4.f, d4), t1 = fnmadd(d1, 4.f, d3);
+  const zmm t2 = sub(d4, d2), t3 = mul(sub(d3, d1), 2.f);
+  o[0] = fmadd(d0, 4.f, fnmadd(d2, 5.f, d4));
+  o[1] = add(t0, t1);
+  o[2] = sub(t0, t1);
+  o[3] = add(t2, t3);
+  o[4] = sub(t2, t3);
+  o[5] = fmadd(d1, 4.f, fnmadd(d3, 5.f, d5));
+}
+
+// o = G g (3 -> 6), G = [1/4 0 0; -1/6 -1/6 -1/6; -1/6 1/6 -1/6; 1/24 1/12 1/6; 1/24 -1/12 1/6; 0 0 1]
+static inline void weight_1d(const zmm g0, const zmm g1, const zmm g2, zmm o[6]) {
+  const zmm s02 = add(g0, g2);
+  const zmm a = fmadd(g0, 1.f / 24, mul(g2, 1.f / 6));
+  const zmm b = mul(g1, 1.f / 12);
+  o[0] = mul(g0, 0.25f);
+  o[1] = mul(add(s02, g1), -1.f / 6);
+  o[2] = mul(sub(s02, g1), -1.f / 6);
+  o[3] = add(a, b);
+  o[4] = sub(a, b);
+  o[5] = g2;
+}
+
+// o = A^T m (6 -> 4), A^T = [1 1 1 1 1 0; 0 1 -1 2 -2 0; 0 1 1 4 4 0; 0 1 -1 8 -8 1]
+static inline void output_1d(const zmm m0, const zmm m1, const zmm m2, const zmm m3, const zmm m4,
+                             const zmm m5, zmm o[4]) {
+  const zmm a = add(m1, m2), b = sub(m1, m2), c = add(m3, m4), e = sub(m3, m4);
+  o[0] = add(add(m0, a), c);
+  o[1] = fmadd(e, 2.f, b);
+  o[2] = fmadd(c, 4.f, a);
+  o[3] = add(fmadd(e, 8.f, b), m5);
+}
+
+struct Plan {
+  int64_t N, C, H, W, K, Kp, P, Q, TH, TW, T;   // T = N*TH*TW tiles of 4x4 output pixels
+  int64_t pad_top, pad_left;
+};
+
+// 1. w (K,C,3,3) | (3,3,C,K) -> u (36, C, Kp)
+void transform_weights(const Plan& pl, Layout layout, const float* w, float* u, int threads) {
+  const int64_t C = pl.C, K = pl.K, Kp = pl.Kp;
+#pragma omp parallel for num_threads(threads) schedule(static)
+  for (int64_t c = 0; c < C; ++c) {
+    for (int64_t k0 = 0; k0 < Kp; k0 += V::W) {
+      const int nk = static_cast<int>(std::min<int64_t>(V::W, K - k0));
+      const __mmask16 mask = static_cast<__mmask16>((1u << nk) - 1);
+      zmm g[9];
+      if (layout == Layout::NHWC) {
+        for (int rs = 0; rs < 9; ++rs) g[rs] = _mm512_maskz_loadu_ps(mask, w + (rs * C + c) * K + k0);
+      } else {
+        // lanes are k: w[(k0 + lane)*C*9 + c*9 + rs]
+        const __m512i idx = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+                                               _mm512_set1_epi32(static_cast<int>(C * 9)));
+        const float* base = w + (k0 * C + c) * 9;
+        for (int rs = 0; rs < 9; ++rs)
+          g[rs] = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), mask, idx, base + rs, 4);
+      }
+      zmm t[6][3];   // G g along r, one column s at a time
+      for (int s = 0; s < 3; ++s) {
+        zmm o[6];
+        weight_1d(g[s], g[3 + s], g[6 + s], o);
+        for (int i = 0; i < 6; ++i) t[i][s] = o[i];
+      }
+      for (int i = 0; i < 6; ++i) {
+        zmm o[6];
+        weight_1d(t[i][0], t[i][1], t[i][2], o);
+        for (int j = 0; j < 6; ++j) _mm512_storeu_ps(u + ((i * 6 + j) * C + c) * Kp + k0, o[j]);
+      }
+    }
+  }
+}
+
+// 3a. tiles [t0, t0 + nt) of x (N,H,W,C) -> v (36, ldv, C): v[xi][j][c] = (B^T d_j B)[xi]
+void transform_input_block(const Plan& pl, const float* x, int64_t t0, int64_t nt, int64_t ldv,
+                           float* v) {
+  const int64_t C = pl.C;
+  const zmm zero = _mm512_setzero_ps();
+  for (int64_t j = 0; j < nt; ++j) {
+    const int64_t t = t0 + j, n = t / (pl.TH * pl.TW), th = (t / pl.TW) % pl.TH, tw = t % pl.TW;
+    const int64_t ih0 = th * kM - pl.pad_top, iw0 = tw * kM - pl.pad_left;
+    bool row_in[kA], col_in[kA];
+    for (int r = 0; r < kA; ++r) row_in[r] = ih0 + r >= 0 && ih0 + r < pl.H;
+    for (int s = 0; s < kA; ++s) col_in[s] = iw0 + s >= 0 && iw0 + s < pl.W;
+    const int64_t base = ((n * pl.H + ih0) * pl.W + iw0) * C;   // only in-image pixels are read
+    for (int64_t c0 = 0; c0 < C; c0 += V::W) {
+      const int nc = static_cast<int>(std::min<int64_t>(V::W, C - c0));
+      const __mmask16 mask = static_cast<__mmask16>((1u << nc) - 1);
+      zmm tmp[kA][kA];  // B^T d: columns first
+      for (int s = 0; s < kA; ++s) {
+        zmm d[kA];
+        for (int r = 0; r < kA; ++r)
+          d[r] = row_in[r] && col_in[s] ? _mm512_maskz_loadu_ps(mask, x + base + (r * pl.W + s) * C + c0) : zero;
+        zmm o[kA];
+        input_1d(d[0], d[1], d[2], d[3], d[4], d[5], o);
+        for (int i = 0; i < kA; ++i) tmp[i][s] = o[i];
+      }
+      for (int i = 0; i < kA; ++i) {
+        zmm o[kA];
+        input_1d(tmp[i][0], tmp[i][1], tmp[i][2], tmp[i][3], tmp[i][4], tmp[i][5], o);
+        for (int jj = 0; jj < kA; ++jj)
+          _mm512_mask_storeu_ps(v + ((i * kA + jj) * ldv + j) * C + c0, mask, o[jj]);
+      }
+    }
+  }
+}
+
+// 3c. m (36, ldm, Kp) channels [k0, k1) of tiles [t0, t0 + nt) -> y, + bias, ReLU
+void transform_output_block(const Plan& pl, Layout layout, bool relu, const float* m,
+                            int64_t ldm, const float* bias, int64_t t0, int64_t nt, int64_t k0,
+                            int64_t k1, float* y) {
+  const int64_t Kp = pl.Kp, K = pl.K, P = pl.P, Q = pl.Q;
+  for (int64_t j = 0; j < nt; ++j) {
+    const int64_t t = t0 + j, n = t / (pl.TH * pl.TW), th = (t / pl.TW) % pl.TH, tw = t % pl.TW;
+    const int64_t oh0 = th * kM, ow0 = tw * kM;
+    const int rows = static_cast<int>(std::min<int64_t>(kM, P - oh0));
+    const int cols = static_cast<int>(std::min<int64_t>(kM, Q - ow0));
+    for (int64_t kk = k0; kk < k1; kk += V::W) {
+      const int nk = static_cast<int>(std::min<int64_t>(V::W, K - kk));
+      if (nk <= 0) break;
+      const float* mt = m + j * Kp + kk;
+      zmm tmp[kM][kA];  // A^T m: columns first
+      for (int s = 0; s < kA; ++s) {
+        zmm o[kM];
+        output_1d(_mm512_loadu_ps(mt + (0 * kA + s) * ldm * Kp), _mm512_loadu_ps(mt + (1 * kA + s) * ldm * Kp),
+                  _mm512_loadu_ps(mt + (2 * kA + s) * ldm * Kp), _mm512_loadu_ps(mt + (3 * kA + s) * ldm * Kp),
+                  _mm512_loadu_ps(mt + (4 * kA + s) * ldm * Kp), _mm512_loadu_ps(mt + (5 * kA + s) * ldm * Kp), o);
+        for (int i = 0; i < kM; ++i) tmp[i][s] = o[i];
+      }
+      const zmm b = _mm512_loadu_ps(bias + kk);   // padded to Kp
+      alignas(64) float buf[kM * kM][V::W];
+      for (int i = 0; i < rows; ++i) {
+        zmm o[kM];
+        output_1d(tmp[i][0], tmp[i][1], tmp[i][2], tmp[i][3], tmp[i][4], tmp[i][5], o);
+        for (int jj = 0; jj < cols; ++jj) {
+          zmm r = add(o[jj], b);
+          if (relu) r = V::relu(r);
+          if (layout == Layout::NHWC) {
+            float* dst = y + ((n * P + oh0 + i) * Q + ow0 + jj) * K + kk;
+            if (nk == V::W) _mm512_storeu_ps(dst, r);
+            else V::store_n(dst, r, nk);
+          } else {
+            _mm512_store_ps(buf[i * kM + jj], r);
+          }
+        }
+      }
+      if (layout == Layout::NCHW) {
+        for (int l = 0; l < nk; ++l) {
+          float* dst = y + ((n * K + kk + l) * P + oh0) * Q + ow0;
+          for (int i = 0; i < rows; ++i)
+            for (int jj = 0; jj < cols; ++jj) dst[i * Q + jj] = buf[i * kM + jj][l];
+        }
+      }
+    }
+  }
+}
+
+// 2. x (N,C,H,W) -> xt (N,H,W,C)
+void nchw_to_nhwc(const float* x, int64_t N, int64_t C, int64_t H, int64_t W, float* xt,
+                  int threads) {
+#pragma omp parallel for num_threads(threads) schedule(static)
+  for (int64_t nh = 0; nh < N * H; ++nh) {
+    const int64_t n = nh / H, h = nh % H;
+    float* d = xt + nh * W * C;
+    for (int64_t w0 = 0; w0 < W; w0 += 16) {
+      const int64_t w1 = std::min(W, w0 + 16);
+      for (int64_t c = 0; c < C; ++c) {
+        const float* s = x + ((n * C + c) * H + h) * W;
+        for (int64_t ww = w0; ww < w1; ++ww) d[ww * C + c] = s[ww];
+      }
+    }
+  }
+}
+
+}  // namespace
+
+void conv2d_fwd_f32_winograd(const Conv2dParams& p, const float* x, const float* w,
+                             const float* bias, float* y) {
+  KernelLog log;
+  Plan pl;
+  pl.N = p.N; pl.C = p.C; pl.H = p.H; pl.W = p.W; pl.K = p.K; pl.P = p.P; pl.Q = p.Q;
+  pl.Kp = round_up(p.K, V::W);
+  pl.TH = ceil_div(p.P, kM);
+  pl.TW = ceil_div(p.Q, kM);
+  pl.T = p.N * pl.TH * pl.TW;
+  pl.pad_top = p.pad_top;
+  pl.pad_left = p.pad_left;
+  const int threads = threads_for(p.macs());
+
+  float* u = scratch<float>(0, kXi * p.C * pl.Kp);
+  transform_weights(pl, p.layout, w, u, threads);
+  float* bp = scratch<float>(2, pl.Kp);
+  for (int64_t k = 0; k < pl.Kp; ++k) bp[k] = bias && k < p.K ? bias[k] : 0.f;
+  const float* xs = x;
+  if (p.layout == Layout::NCHW) {
+    float* xt = scratch<float>(1, p.x_size());
+    nchw_to_nhwc(x, p.N, p.C, p.H, p.W, xt, threads);
+    xs = xt;
+  }
+  log.lap("weights+input-layout");
+
+  // Work items: tile blocks x k-groups. Few tiles (small images at batch 1) would leave a core
+  // idle, so the 32-channel k-blocks are then split into groups, each item redoing its block's
+  // (cheap) input transform.
+  const int64_t nkb = ceil_div(pl.Kp, kKB);
+  const int64_t TB = std::min(kTB, pl.T);
+  const int64_t nblocks = ceil_div(pl.T, TB);
+  int64_t nkg = 1;
+  if (nblocks < 4 * threads) nkg = std::min(nkb, ceil_div(4 * threads, nblocks));
+  const int64_t kbs_per_group = ceil_div(nkb, nkg);
+  nkg = ceil_div(nkb, kbs_per_group);
+  const int64_t items = nblocks * nkg;
+
+#pragma omp parallel for num_threads(threads) schedule(dynamic, 1)
+  for (int64_t it = 0; it < items; ++it) {
+    const int64_t blk = it / nkg, kg = it % nkg;
+    const int64_t t0 = blk * TB, nt = std::min(TB, pl.T - t0);
+    const int64_t kb0 = kg * kbs_per_group, kb1 = std::min(nkb, kb0 + kbs_per_group);
+    float* vbuf = scratch<float>(3, kXi * TB * p.C);
+    float* mbuf = scratch<float>(4, kXi * TB * pl.Kp);
+    transform_input_block(pl, xs, t0, nt, TB, vbuf);
+
+    TileArgs<float> g;
+    const int64_t zero_off = 0;
+    g.aoff = &zero_off;
+    g.boff = &zero_off;
+    g.U = 1;
+    g.a_js = p.C;      // tile j's channels are C apart
+    g.a_ts = 1;        // reduction over c
+    g.ldb = pl.Kp;
+    g.Tn = p.C;
+    g.init = Init::zero;
+    g.ldo = pl.Kp;
+    for (int64_t xi = 0; xi < kXi; ++xi) {
+      for (int64_t kb = kb0; kb < kb1; ++kb) {
+        const int64_t k0 = kb * kKB, nv = ceil_div(std::min(kKB, pl.Kp - k0), V::W);
+        g.B = u + xi * p.C * pl.Kp + k0;
+        g.kvalid = static_cast<int>(nv * V::W);
+        for (int64_t j0 = 0; j0 < nt; j0 += V::NJ) {
+          const int64_t nj = std::min<int64_t>(V::NJ, nt - j0);
+          g.A = vbuf + (xi * TB + j0) * p.C;
+          g.out = mbuf + (xi * TB + j0) * pl.Kp + k0;
+          tile_fn<V>(nj, nv, true)(g);
+        }
+      }
+    }
+    transform_output_block(pl, p.layout, p.relu, mbuf, TB, bp, t0, nt, kb0 * kKB,
+                           std::min(pl.Kp, kb1 * kKB), y);
+  }
+  log.lap("tiles(input-transform+gemm+output-transform)");
+  log.print(p.relu ? "conv2d_fwd_relu" : "conv2d_fwd", "f32",
+            "winograd F(4x4,3x3), 36 GEMMs of 112 tiles x C x 32 channels", V::NJ, kKB);
+}
+
+void conv2d_fwd_f32_auto(const Conv2dParams& p, const float* x, const float* w, const float* bias,
+                         float* y) {
+  if (winograd_enabled() && winograd_fwd_eligible(p)) {
+    set_last_conv2d_fwd_path("winograd_f4x4_3x3");
+    conv2d_fwd_f32_winograd(p, x, w, bias, y);
+  } else {
+    set_last_conv2d_fwd_path("direct");
+    conv2d_fwd_f32(p, x, w, bias, y);
+  }
+}
+
+}  // namespace avx512
+}  // namespace fastconv
