@@ -6,6 +6,7 @@ relative Frobenius error ||y - y_ref||_F / ||y_ref||_F <= 1e-5 on random normal 
 on VGG16 layers: 3.5e-7 .. 4.5e-6; the direct kernel: 1.3e-7 .. 1.2e-6), plus an element-wise
 check against the reference scaled by max|y_ref| so a single wrong tile cannot hide in the norm.
 
+Both drivers are covered: channels-outer (<= 256 tiles) and tiles-outer (more tiles).
 The size rule (winograd_fwd_eligible) sends only large layers to Winograd; the small shapes here
 run it through the private forcing switch fastconv._cpu._set_winograd_forced(True), and every
 test checks which path ran through fastconv._cpu._last_conv2d_fwd_path().
@@ -41,6 +42,9 @@ CASES = [
     (1, 48, 30, 31, 70, 1, "NHWC", True, True),          # > 112 tiles: two tile blocks, 3 k-blocks
     (3, 16, 17, 15, 16, (1, 0), "NCHW", False, True),    # tile blocks spanning images
     (1, 8, 5, 40, 96, 3, "NHWC", False, True),           # padding wider than the kernel
+    # > 256 tiles: the tiles-outer driver (blocks of 112 tiles, weights transformed up front)
+    (3, 20, 40, 39, 40, 1, "NHWC", True, True),          # 3*10*10 = 300 tiles
+    (1, 17, 70, 65, 33, (0, 1), "NCHW", False, True),    # 17*16 = 272 tiles, ragged right edge
 ]
 IDS = [f"N{c[0]}C{c[1]}H{c[2]}W{c[3]}K{c[4]}p{c[5]}{c[6]}{'relu' if c[7] else ''}{'b' if c[8] else ''}"
        .replace(" ", "") for c in CASES]

@@ -29,6 +29,10 @@
 #include "conv2d_simd.h"
 #include "conv2d_winograd.h"
 
+#ifndef FASTCONV_WINO_CO_TILES
+#define FASTCONV_WINO_CO_TILES 256
+#endif
+
 namespace fastconv {
 namespace avx512 {
 namespace {
@@ -39,6 +43,7 @@ constexpr int kM = 4;             // output tile side
 constexpr int kXi = kA * kA;      // 36 GEMMs
 constexpr int64_t kKB = V::NV * V::W;   // 32 output channels per register tile
 constexpr int64_t kTB = 8 * V::NJ;      // 112 tiles per block
+constexpr int64_t kChannelsOuterMaxTiles = FASTCONV_WINO_CO_TILES;
 
 using zmm = __m512;
 static inline zmm mul(zmm a, float s) { return _mm512_mul_ps(a, _mm512_set1_ps(s)); }
@@ -89,38 +94,43 @@ struct Plan {
   int64_t pad_top, pad_left;
 };
 
-// 1. w (K,C,3,3) | (3,3,C,K) -> u (36, C, Kp)
-void transform_weights(const Plan& pl, Layout layout, const float* w, float* u, int threads) {
-  const int64_t C = pl.C, K = pl.K, Kp = pl.Kp;
-#pragma omp parallel for num_threads(threads) schedule(static)
-  for (int64_t c = 0; c < C; ++c) {
-    for (int64_t k0 = 0; k0 < Kp; k0 += V::W) {
-      const int nk = static_cast<int>(std::min<int64_t>(V::W, K - k0));
-      const __mmask16 mask = static_cast<__mmask16>((1u << nk) - 1);
-      zmm g[9];
-      if (layout == Layout::NHWC) {
-        for (int rs = 0; rs < 9; ++rs) g[rs] = _mm512_maskz_loadu_ps(mask, w + (rs * C + c) * K + k0);
-      } else {
-        // lanes are k: w[(k0 + lane)*C*9 + c*9 + rs]
-        const __m512i idx = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
-                                               _mm512_set1_epi32(static_cast<int>(C * 9)));
-        const float* base = w + (k0 * C + c) * 9;
-        for (int rs = 0; rs < 9; ++rs)
-          g[rs] = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), mask, idx, base + rs, 4);
-      }
-      zmm t[6][3];   // G g along r, one column s at a time
-      for (int s = 0; s < 3; ++s) {
-        zmm o[6];
-        weight_1d(g[s], g[3 + s], g[6 + s], o);
-        for (int i = 0; i < 6; ++i) t[i][s] = o[i];
-      }
-      for (int i = 0; i < 6; ++i) {
-        zmm o[6];
-        weight_1d(t[i][0], t[i][1], t[i][2], o);
-        for (int j = 0; j < 6; ++j) _mm512_storeu_ps(u + ((i * 6 + j) * C + c) * Kp + k0, o[j]);
-      }
-    }
+// 1. One input channel c and 16 output channels [k, k+16) of w (K,C,3,3) | (3,3,C,K):
+// U[xi][c][k..k+16) = (G g G^T)[xi] stored at u + xi*ldxi (lanes past K are zero).
+static inline void transform_weight_vector(const Plan& pl, Layout layout, const float* w,
+                                           int64_t c, int64_t k, float* u, int64_t ldxi) {
+  const int64_t C = pl.C, K = pl.K;
+  const int nk = static_cast<int>(std::clamp<int64_t>(K - k, 0, V::W));
+  const __mmask16 mask = static_cast<__mmask16>((1u << nk) - 1);
+  zmm g[9];
+  if (layout == Layout::NHWC) {
+    for (int rs = 0; rs < 9; ++rs) g[rs] = _mm512_maskz_loadu_ps(mask, w + (rs * C + c) * K + k);
+  } else {  // lanes are k: w[(k + lane)*C*9 + c*9 + rs], gathered
+    const __m512i idx = _mm512_mullo_epi32(
+        _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+        _mm512_set1_epi32(static_cast<int>(C * 9)));
+    const float* base = w + (std::min(k, K - 1) * C + c) * 9;
+    for (int rs = 0; rs < 9; ++rs)
+      g[rs] = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), mask, idx, base + rs, 4);
   }
+  zmm t[6][3];   // G g along r, one column s at a time
+  for (int s = 0; s < 3; ++s) {
+    zmm o[6];
+    weight_1d(g[s], g[3 + s], g[6 + s], o);
+    for (int i = 0; i < 6; ++i) t[i][s] = o[i];
+  }
+  for (int i = 0; i < 6; ++i) {
+    zmm o[6];
+    weight_1d(t[i][0], t[i][1], t[i][2], o);
+    for (int j = 0; j < 6; ++j) _mm512_storeu_ps(u + (i * 6 + j) * ldxi, o[j]);
+  }
+}
+
+// All weights -> u (36, C, Kp), parallel over c.
+void transform_weights(const Plan& pl, Layout layout, const float* w, float* u, int threads) {
+#pragma omp parallel for num_threads(threads) schedule(static)
+  for (int64_t c = 0; c < pl.C; ++c)
+    for (int64_t k0 = 0; k0 < pl.Kp; k0 += V::W)
+      transform_weight_vector(pl, layout, w, c, k0, u + c * pl.Kp + k0, pl.C * pl.Kp);
 }
 
 // 3a. tiles [t0, t0 + nt) of x (N,H,W,C) -> v (36, ldv, C): v[xi][j][c] = (B^T d_j B)[xi]
@@ -158,10 +168,11 @@ void transform_input_block(const Plan& pl, const float* x, int64_t t0, int64_t n
 }
 
 // 3c. m (36, ldm, Kp) channels [k0, k1) of tiles [t0, t0 + nt) -> y, + bias, ReLU
+// m[(xi*ldm + j)*ldk + k - mk0] holds channel k of tile t0 + j.
 void transform_output_block(const Plan& pl, Layout layout, bool relu, const float* m,
-                            int64_t ldm, const float* bias, int64_t t0, int64_t nt, int64_t k0,
-                            int64_t k1, float* y) {
-  const int64_t Kp = pl.Kp, K = pl.K, P = pl.P, Q = pl.Q;
+                            int64_t ldm, int64_t ldk, int64_t mk0, const float* bias, int64_t t0,
+                            int64_t nt, int64_t k0, int64_t k1, float* y) {
+  const int64_t Kp = ldk, K = pl.K, P = pl.P, Q = pl.Q;
   for (int64_t j = 0; j < nt; ++j) {
     const int64_t t = t0 + j, n = t / (pl.TH * pl.TW), th = (t / pl.TW) % pl.TH, tw = t % pl.TW;
     const int64_t oh0 = th * kM, ow0 = tw * kM;
@@ -170,7 +181,7 @@ void transform_output_block(const Plan& pl, Layout layout, bool relu, const floa
     for (int64_t kk = k0; kk < k1; kk += V::W) {
       const int nk = static_cast<int>(std::min<int64_t>(V::W, K - kk));
       if (nk <= 0) break;
-      const float* mt = m + j * Kp + kk;
+      const float* mt = m + j * Kp + kk - mk0;
       zmm tmp[kM][kA];  // A^T m: columns first
       for (int s = 0; s < kA; ++s) {
         zmm o[kM];
@@ -224,36 +235,42 @@ void nchw_to_nhwc(const float* x, int64_t N, int64_t C, int64_t H, int64_t W, fl
   }
 }
 
-}  // namespace
+// The register-tile GEMM of one (xi, 32-channel k-block) over nt tiles:
+// m[j*ldm + 0..nv*16) (+)= sum_c a[j*lda + c] * b[c*ldb + 0..nv*16), in rows of 14 tiles.
+void gemm_tiles(const float* a, int64_t lda, int64_t nt, int64_t nc, const float* b, int64_t ldb,
+                int64_t nv, bool accumulate, float* m, int64_t ldm) {
+  TileArgs<float> g;
+  static const int64_t zero_off = 0;
+  g.aoff = &zero_off;
+  g.boff = &zero_off;
+  g.U = 1;
+  g.a_js = lda;      // tile j's channels are lda apart
+  g.a_ts = 1;        // reduction over c
+  g.B = b;
+  g.ldb = ldb;
+  g.Tn = nc;
+  g.init = accumulate ? Init::load : Init::zero;
+  g.ldo = g.ldp = ldm;
+  g.kvalid = static_cast<int>(nv * V::W);
+  for (int64_t j0 = 0; j0 < nt; j0 += V::NJ) {
+    g.A = a + j0 * lda;
+    g.out = m + j0 * ldm;
+    g.partial = g.out;
+    tile_fn<V>(std::min<int64_t>(V::NJ, nt - j0), nv, true)(g);
+  }
+}
 
-void conv2d_fwd_f32_winograd(const Conv2dParams& p, const float* x, const float* w,
-                             const float* bias, float* y) {
-  KernelLog log;
-  Plan pl;
-  pl.N = p.N; pl.C = p.C; pl.H = p.H; pl.W = p.W; pl.K = p.K; pl.P = p.P; pl.Q = p.Q;
-  pl.Kp = round_up(p.K, V::W);
-  pl.TH = ceil_div(p.P, kM);
-  pl.TW = ceil_div(p.Q, kM);
-  pl.T = p.N * pl.TH * pl.TW;
-  pl.pad_top = p.pad_top;
-  pl.pad_left = p.pad_left;
-  const int threads = threads_for(p.macs());
-
+// Many tiles (large images or batches): weights transformed once into u (36, C, Kp), then
+// OpenMP over (block of up to kTB tiles) x (group of k-blocks): each item transforms its tiles'
+// input into a per-thread V (36, TB, C), runs the 36 GEMMs (U slices reused by the whole tile
+// block) into a per-thread M (36, TB, Kp) and transforms M into y.
+void winograd_tiles_outer(const Conv2dParams& p, const Plan& pl, const float* xs, const float* w,
+                          const float* bp, float* y, int threads) {
   float* u = scratch<float>(0, kXi * p.C * pl.Kp);
   transform_weights(pl, p.layout, w, u, threads);
-  float* bp = scratch<float>(2, pl.Kp);
-  for (int64_t k = 0; k < pl.Kp; ++k) bp[k] = bias && k < p.K ? bias[k] : 0.f;
-  const float* xs = x;
-  if (p.layout == Layout::NCHW) {
-    float* xt = scratch<float>(1, p.x_size());
-    nchw_to_nhwc(x, p.N, p.C, p.H, p.W, xt, threads);
-    xs = xt;
-  }
-  log.lap("weights+input-layout");
 
-  // Work items: tile blocks x k-groups. Few tiles (small images at batch 1) would leave a core
-  // idle, so the 32-channel k-blocks are then split into groups, each item redoing its block's
-  // (cheap) input transform.
+  // Few tile blocks would leave a core idle: the k-blocks are then split into groups, each item
+  // redoing its block's (cheap) input transform.
   const int64_t nkb = ceil_div(pl.Kp, kKB);
   const int64_t TB = std::min(kTB, pl.T);
   const int64_t nblocks = ceil_div(pl.T, TB);
@@ -271,37 +288,90 @@ void conv2d_fwd_f32_winograd(const Conv2dParams& p, const float* x, const float*
     float* vbuf = scratch<float>(3, kXi * TB * p.C);
     float* mbuf = scratch<float>(4, kXi * TB * pl.Kp);
     transform_input_block(pl, xs, t0, nt, TB, vbuf);
-
-    TileArgs<float> g;
-    const int64_t zero_off = 0;
-    g.aoff = &zero_off;
-    g.boff = &zero_off;
-    g.U = 1;
-    g.a_js = p.C;      // tile j's channels are C apart
-    g.a_ts = 1;        // reduction over c
-    g.ldb = pl.Kp;
-    g.Tn = p.C;
-    g.init = Init::zero;
-    g.ldo = pl.Kp;
-    for (int64_t xi = 0; xi < kXi; ++xi) {
+    for (int64_t xi = 0; xi < kXi; ++xi)
       for (int64_t kb = kb0; kb < kb1; ++kb) {
         const int64_t k0 = kb * kKB, nv = ceil_div(std::min(kKB, pl.Kp - k0), V::W);
-        g.B = u + xi * p.C * pl.Kp + k0;
-        g.kvalid = static_cast<int>(nv * V::W);
-        for (int64_t j0 = 0; j0 < nt; j0 += V::NJ) {
-          const int64_t nj = std::min<int64_t>(V::NJ, nt - j0);
-          g.A = vbuf + (xi * TB + j0) * p.C;
-          g.out = mbuf + (xi * TB + j0) * pl.Kp + k0;
-          tile_fn<V>(nj, nv, true)(g);
-        }
+        gemm_tiles(vbuf + xi * TB * p.C, p.C, nt, p.C, u + xi * p.C * pl.Kp + k0, pl.Kp, nv, false,
+                   mbuf + xi * TB * pl.Kp + k0, pl.Kp);
       }
-    }
-    transform_output_block(pl, p.layout, p.relu, mbuf, TB, bp, t0, nt, kb0 * kKB,
+    transform_output_block(pl, p.layout, p.relu, mbuf, TB, pl.Kp, 0, bp, t0, nt, kb0 * kKB,
                            std::min(pl.Kp, kb1 * kKB), y);
   }
-  log.lap("tiles(input-transform+gemm+output-transform)");
+}
+
+// Few tiles (small images at batch 1): U (36*C*K values, 38 MB at C = K = 512) would be
+// written to memory and read back for only a few dozen tiles. Instead the input of all tiles is
+// transformed once into V (36, T, C), and OpenMP runs over groups of KG output channels: each
+// item transforms its weights chunk by chunk (kCc input channels: (36, kCc, KG) stays in L2),
+// accumulates the 36 GEMMs into a per-thread M (36, T, KG) and transforms it into y.
+constexpr int64_t kCc = 64;
+void winograd_channels_outer(const Conv2dParams& p, const Plan& pl, const float* xs,
+                             const float* w, const float* bp, float* y, int threads) {
+  const int64_t T = pl.T, C = p.C;
+  float* v = scratch<float>(3, kXi * T * C);
+  const int64_t nrows = ceil_div(T, V::NJ);
+#pragma omp parallel for num_threads(threads) schedule(static)
+  for (int64_t r = 0; r < nrows; ++r) {
+    const int64_t t0 = r * V::NJ;
+    transform_input_block(pl, xs, t0, std::min<int64_t>(V::NJ, T - t0), T, v + t0 * C);
+  }
+  const int64_t KG = ceil_div(pl.Kp, 2 * kKB) >= 2 * threads ? 2 * kKB : kKB;
+  const int64_t items = ceil_div(pl.Kp, KG);
+#pragma omp parallel for num_threads(threads) schedule(dynamic, 1)
+  for (int64_t it = 0; it < items; ++it) {
+    const int64_t k0 = it * KG, kg = std::min(KG, pl.Kp - k0);
+    float* ub = scratch<float>(0, kXi * kCc * KG);
+    float* mb = scratch<float>(4, kXi * T * KG);
+    for (int64_t c0 = 0; c0 < C; c0 += kCc) {
+      const int64_t nc = std::min(kCc, C - c0);
+      for (int64_t c = c0; c < c0 + nc; ++c)
+        for (int64_t k = k0; k < k0 + kg; k += V::W)
+          transform_weight_vector(pl, p.layout, w, c, k, ub + (c - c0) * KG + (k - k0), nc * KG);
+      for (int64_t xi = 0; xi < kXi; ++xi)
+        for (int64_t kb = 0; kb < kg; kb += kKB) {
+          const int64_t nv = ceil_div(std::min(kKB, kg - kb), V::W);
+          gemm_tiles(v + xi * T * C + c0, C, T, nc, ub + xi * nc * KG + kb, KG, nv, c0 > 0,
+                     mb + xi * T * KG + kb, KG);
+        }
+    }
+    transform_output_block(pl, p.layout, p.relu, mb, T, KG, k0, bp, 0, T, k0, k0 + kg, y);
+  }
+}
+
+}  // namespace
+
+void conv2d_fwd_f32_winograd(const Conv2dParams& p, const float* x, const float* w,
+                             const float* bias, float* y) {
+  KernelLog log;
+  Plan pl;
+  pl.N = p.N; pl.C = p.C; pl.H = p.H; pl.W = p.W; pl.K = p.K; pl.P = p.P; pl.Q = p.Q;
+  pl.Kp = round_up(p.K, V::W);
+  pl.TH = ceil_div(p.P, kM);
+  pl.TW = ceil_div(p.Q, kM);
+  pl.T = p.N * pl.TH * pl.TW;
+  pl.pad_top = p.pad_top;
+  pl.pad_left = p.pad_left;
+  const int threads = threads_for(p.macs());
+
+  float* bp = scratch<float>(2, pl.Kp);
+  for (int64_t k = 0; k < pl.Kp; ++k) bp[k] = bias && k < p.K ? bias[k] : 0.f;
+  const float* xs = x;
+  if (p.layout == Layout::NCHW) {
+    float* xt = scratch<float>(1, p.x_size());
+    nchw_to_nhwc(x, p.N, p.C, p.H, p.W, xt, threads);
+    xs = xt;
+  }
+  log.lap("input-layout");
+  // Tiles-outer re-reads U once per block of kTB tiles; channels-outer re-reads V once per
+  // group of 64 output channels. Measured: channels-outer wins below ~2 blocks per thread.
+  const bool channels_outer = pl.T <= kChannelsOuterMaxTiles;
+  if (channels_outer) winograd_channels_outer(p, pl, xs, w, bp, y, threads);
+  else winograd_tiles_outer(p, pl, xs, w, bp, y, threads);
+  log.lap("transforms+gemm");
   log.print(p.relu ? "conv2d_fwd_relu" : "conv2d_fwd", "f32",
-            "winograd F(4x4,3x3), 36 GEMMs of 112 tiles x C x 32 channels", V::NJ, kKB);
+            channels_outer ? "winograd F(4x4,3x3), channels outer: 36 GEMMs of all tiles x 64 c x 32 k"
+                           : "winograd F(4x4,3x3), tiles outer: 36 GEMMs of 112 tiles x C x 32 k",
+            V::NJ, kKB);
 }
 
 void conv2d_fwd_f32_auto(const Conv2dParams& p, const float* x, const float* w, const float* bias,
