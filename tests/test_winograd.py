@@ -6,7 +6,7 @@ relative Frobenius error ||y - y_ref||_F / ||y_ref||_F <= 1e-5 on random normal 
 on VGG16 layers: 3.5e-7 .. 4.5e-6; the direct kernel: 1.3e-7 .. 1.2e-6), plus an element-wise
 check against the reference scaled by max|y_ref| so a single wrong tile cannot hide in the norm.
 
-Both drivers are covered: channels-outer (<= 256 tiles) and tiles-outer (more tiles).
+Both drivers are covered: channels-outer (tiles <= K rounded up to 16) and tiles-outer.
 The size rule (winograd_fwd_eligible) sends only large layers to Winograd; the small shapes here
 run it through the private forcing switch fastconv._cpu._set_winograd_forced(True), and every
 test checks which path ran through fastconv._cpu._last_conv2d_fwd_path().
@@ -31,6 +31,7 @@ FROB_TOL = 1e-5
 # (N, C, H, W, K, padding, layout, relu, bias)
 CASES = [
     (1, 17, 9, 11, 33, 1, "NCHW", False, True),          # odd H/W, C/K not multiples of 16
+    (1, 70, 9, 11, 100, 1, "NHWC", True, True),          # channels-outer: 2 c-chunks, 2 k-groups
     (1, 17, 9, 11, 33, 1, "NHWC", True, True),
     (3, 33, 10, 7, 17, 0, "NHWC", False, True),          # batch 3, no padding: P=8, Q=5 (ragged)
     (3, 33, 10, 7, 17, 0, "NCHW", True, False),
@@ -39,10 +40,10 @@ CASES = [
     (2, 20, 8, 9, 40, ((0, 2), (1, 0)), "NHWC", False, True),   # asymmetric padding
     (2, 20, 8, 9, 40, ((2, 1), (0, 2)), "NCHW", True, True),
     (1, 3, 6, 6, 5, 1, "NCHW", False, False),            # tiny: one tile row, K < 16
-    (1, 48, 30, 31, 70, 1, "NHWC", True, True),          # > 112 tiles: two tile blocks, 3 k-blocks
+    (1, 48, 30, 31, 70, 1, "NHWC", True, True),          # 64 tiles <= 80: channels-outer, K tail
     (3, 16, 17, 15, 16, (1, 0), "NCHW", False, True),    # tile blocks spanning images
     (1, 8, 5, 40, 96, 3, "NHWC", False, True),           # padding wider than the kernel
-    # > 256 tiles: the tiles-outer driver (blocks of 112 tiles, weights transformed up front)
+    # tiles > K: the tiles-outer driver (blocks of 112 tiles, weights transformed up front)
     (3, 20, 40, 39, 40, 1, "NHWC", True, True),          # 3*10*10 = 300 tiles
     (1, 17, 70, 65, 33, (0, 1), "NCHW", False, True),    # 17*16 = 272 tiles, ragged right edge
 ]
