@@ -7,9 +7,10 @@ For each layer and pass it times fastconv NCHW/NHWC and PyTorch NCHW/channels_la
 (one call of each per round, median over rounds), checks fastconv against PyTorch first, and prints
 GFLOP/s plus the ratio of fastconv's best layout to PyTorch's best layout. GFLOP/s are always
 direct-convolution FLOPs (2*N*K*C*9*H*W) per second, also for the Winograd path.
---winograd both (forward only): times the Winograd path (forced on every layer) as "fc NCHW/NHWC"
-and the direct kernel as "fcd NCHW/NHWC" side by side, and prints the Winograd error
-||y - y_ref||_F / ||y_ref||_F against the float64 reference (fastconv.reference, batch 1 data). A small script of the
+--winograd both (forward only): times the default path (Winograd where its size rule says so) as
+"fc NCHW/NHWC" and the direct kernel as "fcd NCHW/NHWC" side by side, and prints the error
+||y - y_ref||_F / ||y_ref||_F of both against the float64 reference (fastconv.reference, on the
+first image). --winograd force: Winograd on every 3x3 stride-1 layer. A small script of the
 convolution-kernel work; the package benchmark is `python -m fastconv.bench`.
 """
 from __future__ import annotations
@@ -49,7 +50,7 @@ def main():
 
     fc.set_num_threads(args.threads)
     fc.set_winograd(args.winograd != "off")
-    fc._cpu._set_winograd_forced(args.winograd in ("force", "both"))
+    fc._cpu._set_winograd_forced(args.winograd == "force")
     if args.isa:
         fc.set_cpu_isa(args.isa)
     torch = None
@@ -91,7 +92,9 @@ def main():
                                 np.linalg.norm(fc.conv2d(xh[:1], wh, b, padding=1, layout="NHWC")
                                                .transpose(0, 3, 1, 2) - yr),
                                 np.linalg.norm(_direct(lambda: fc.conv2d(x[:1], w, b, padding=1)) - yr)]
-                        print(f"  L{li} error vs float64 (Frobenius, relative): winograd NCHW "
+                        fc.conv2d(x[:1], w, b, padding=1)
+                        path = fc._cpu._last_conv2d_fwd_path()
+                        print(f"  L{li} error vs float64 (Frobenius, relative): {path} NCHW "
                               f"{errs[0] / np.linalg.norm(yr):.2e} NHWC {errs[1] / np.linalg.norm(yr):.2e}"
                               f"  direct {errs[2] / np.linalg.norm(yr):.2e}", flush=True)
             elif ps == "bwd_data":

@@ -207,3 +207,18 @@ def test_environment_switch_is_read_at_import():
         out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
                              check=True).stdout.strip()
         assert out == want, (value, out)
+
+
+def test_verbose_names_the_winograd_kernel():
+    import subprocess
+    import sys
+    code = ("import numpy as np, fastconv as fc; fc.set_cpu_isa('avx512');"
+            "x = np.random.default_rng(0).standard_normal((1, 64, 20, 20)).astype(np.float32);"
+            "w = np.random.default_rng(1).standard_normal((64, 64, 3, 3)).astype(np.float32);"
+            "fc.conv2d(x, w, padding=1); fc.set_winograd(False); fc.conv2d(x, w, padding=1)")
+    env = dict(os.environ, FASTCONV_VERBOSE="1")
+    err = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         check=True).stderr
+    kernels = [line for line in err.splitlines() if "kernel" in line]
+    assert len(kernels) == 2, err
+    assert "winograd F(4x4,3x3)" in kernels[0] and "winograd" not in kernels[1], err

@@ -7,21 +7,27 @@
 // input channels are 36 independent GEMMs, (tiles x C) @ (C x K): 36*C*K multiply-adds per 16
 // output pixels instead of 16*9*C*K, a 4x reduction, paid for by the transforms.
 //
-// Phases of one call:
-//   1. weights  U[xi][c][k] = (G g_kc G^T)[xi], xi in 0..35, k padded to Kp = 16*ceil(K/16) with
-//      zeros; vectorized over 16 output channels (NCHW weights are gathered).
-//   2. NCHW input is transposed to NHWC once (the input transform reads channel vectors).
-//   3. OpenMP over (tile block of up to kTB tiles) x (group of 32-channel k-blocks) items:
-//      a. input transform V[xi][j][c] = (B^T d_j B)[xi] of the block's tiles into a per-thread
-//         buffer (zero outside the image: this is where any padding, and the ragged bottom/right
-//         tiles, are handled);
-//      b. for xi, for k-block, for 14 tiles: the register-tile microkernel of conv2d_simd.h
-//         (tile_kernel, 14 tiles x 2 zmm = 14 x 32 channels, reduction over c) writes
-//         M[xi][j][k]. Loop order: the U slice (C x 32) of one (xi, k-block) is reused by every
-//         register tile of the block from L1/L2, V[xi] (tiles x C) by every k-block from L2;
-//      c. output transform A^T M A + bias, ReLU, stored to y (pixels past P, Q dropped).
-//   Blocking: kTB = 112 tiles = 8 register tiles; V[xi] of one block is 112*C*4 bytes
-//   (229 KB at C = 512) and sits in the 2 MB L2 while the k-blocks run over it.
+// Phases of one call (T = N * ceil(P/4) * ceil(Q/4) output tiles):
+//   - NCHW input is transposed to NHWC once (the input transform reads channel vectors).
+//   - input transform  V[xi][j][c] = (B^T d_j B)[xi], 16 channels a vector; zero outside the
+//     image, which is where any padding and the ragged bottom/right tiles are handled;
+//   - weight transform U[xi][c][k] = (G g_kc G^T)[xi], 16 output channels a vector (NCHW
+//     weights gathered), k padded with zeros to Kp = 16*ceil(K/16);
+//   - 36 GEMMs M[xi] = V[xi] (tiles x C) @ U[xi] (C x Kp) with the register-tile microkernel of
+//     conv2d_simd.h (tile_kernel: 14 tiles x 2 zmm = 14 x 32 channels = 28 accumulators,
+//     broadcast V, vectors of U);
+//   - output transform A^T M_j A + bias, ReLU, stored to y (pixels past P, Q dropped).
+// Two drivers, picked by which operand is bigger (both in OpenMP, batch 1 uses both cores):
+//   tiles-outer (T > Kp):    U for all channels first; items = blocks of kTB = 112 tiles
+//                            (x groups of k-blocks when blocks are few). Per item: V and M of
+//                            its block in per-thread buffers; loop xi, k-block, 14-tile rows,
+//                            so one (xi, k-block) U slice (C x 32, 64 KB at C = 512) is reused
+//                            by all 8 register tiles and V[xi] (112 x C, 229 KB) by every
+//                            k-block from the 2 MB L2.
+//   channels-outer (T <= Kp): V for all tiles first; items = groups of 64 (or 32) output
+//                            channels; per item the weights are transformed 64 input channels
+//                            at a time into an L2 buffer (36 x 64 x 64 floats = 590 KB) and
+//                            accumulated into M (36, T, 64): U never goes to memory.
 //
 // Reference: ref::conv2d_fwd (conv2d_ref.cpp). Error vs the float64 oracle measured on VGG16
 // layers (random normal data): see tests/test_winograd.py and the report in the README.
