@@ -1,5 +1,6 @@
-"""The Winograd F(4x4,3x3) forward path (csrc/cpu/conv2d_winograd_avx512.cpp) against the float64
-reference, the on/off switch, and the shapes it must leave to the direct kernel.
+"""The Winograd F(4x4,3x3) forward path (csrc/cpu/conv2d_winograd_simd.h, AVX-512 and AVX2)
+against the float64 reference, the on/off switch, and the shapes it must leave to the direct
+kernel.
 
 Winograd is not bit-exact: its transforms round differently from a direct sum. The bound is the
 relative Frobenius error ||y - y_ref||_F / ||y_ref||_F <= 1e-5 on random normal data (measured
@@ -22,8 +23,8 @@ import fastconv as fc
 from fastconv import _backend_cpu
 from fastconv import reference as ref
 
-pytestmark = pytest.mark.skipif("avx512" not in fc.available_cpu_isas(),
-                                reason="the Winograd path is AVX-512 only")
+SIMD_ISAS = [i for i in fc.available_cpu_isas() if i != "scalar"]
+pytestmark = pytest.mark.skipif(not SIMD_ISAS, reason="the Winograd path needs AVX2 or AVX-512")
 
 WINO = "winograd_f4x4_3x3"
 FROB_TOL = 1e-5
@@ -51,12 +52,12 @@ IDS = [f"N{c[0]}C{c[1]}H{c[2]}W{c[3]}K{c[4]}p{c[5]}{c[6]}{'relu' if c[7] else ''
        .replace(" ", "") for c in CASES]
 
 
-@pytest.fixture(autouse=True)
-def avx512_forced_winograd(monkeypatch):
-    """AVX-512, Winograd on and forced for every eligible shape, NaN-poisoned outputs."""
+@pytest.fixture(autouse=True, params=SIMD_ISAS)
+def simd_isa_forced_winograd(request, monkeypatch):
+    """Each SIMD ISA, Winograd on and forced for every eligible shape, NaN-poisoned outputs."""
     monkeypatch.setattr(_backend_cpu, "POISON", True)
     isa, on, forced = fc.cpu_isa(), fc.get_winograd(), fc._cpu._get_winograd_forced()
-    fc.set_cpu_isa("avx512")
+    fc.set_cpu_isa(request.param)
     fc.set_winograd(True)
     fc._cpu._set_winograd_forced(True)
     yield
@@ -170,18 +171,22 @@ def test_ineligible_shapes_take_the_direct_kernel(kw, layout):
     assert np.linalg.norm(y - y_ref) / np.linalg.norm(y_ref) <= 1e-6
 
 
-def test_float64_and_other_isas_never_take_winograd():
+def test_float64_never_takes_winograd():
     x, w, b = _data(1, 64, 12, 12, 64, seed=4)
+    fc.conv2d(x, w, b, padding=1)
+    assert fc._cpu._last_conv2d_fwd_path() == WINO
     y64 = fc.conv2d(x.astype(np.float64), w.astype(np.float64), b.astype(np.float64), padding=1)
     y_ref = ref.conv2d(x.astype(np.float64), w.astype(np.float64), b.astype(np.float64), padding=1)
     assert np.abs(y64 - y_ref).max() <= 1e-12 * np.abs(y_ref).max()
-    if "avx2" in fc.available_cpu_isas():
-        fc.set_cpu_isa("avx2")
-        fc.set_winograd(False)
-        y_off = fc.conv2d(x, w, b, padding=1)
-        fc.set_winograd(True)
-        y_on = fc.conv2d(x, w, b, padding=1)
-        assert np.array_equal(y_on, y_off)   # the AVX2 table has no Winograd entry
+
+
+def test_scalar_isa_never_takes_winograd():
+    x, w, b = _data(1, 64, 12, 12, 64, seed=4)
+    fc.set_cpu_isa("scalar")
+    y_on = fc.conv2d(x, w, b, padding=1)
+    fc.set_winograd(False)
+    y_off = fc.conv2d(x, w, b, padding=1)
+    assert np.array_equal(y_on, y_off)   # the portable table has no Winograd entry
 
 
 def test_threads_do_not_change_the_result():
@@ -212,7 +217,7 @@ def test_environment_switch_is_read_at_import():
 def test_verbose_names_the_winograd_kernel():
     import subprocess
     import sys
-    code = ("import numpy as np, fastconv as fc; fc.set_cpu_isa('avx512');"
+    code = ("import numpy as np, fastconv as fc; fc.set_cpu_isa('" + fc.cpu_isa() + "');"
             "x = np.random.default_rng(0).standard_normal((1, 64, 20, 20)).astype(np.float32);"
             "w = np.random.default_rng(1).standard_normal((64, 64, 3, 3)).astype(np.float32);"
             "fc.conv2d(x, w, padding=1); fc.set_winograd(False); fc.conv2d(x, w, padding=1)")

@@ -1,6 +1,6 @@
 // Winograd F(4x4, 3x3) forward convolution for 3x3, stride-1, dilation-1, fp32 layers.
 //
-// The kernel (conv2d_winograd_avx512.cpp) is used only where it beats the direct kernel of
+// The kernel (conv2d_winograd_simd.h, compiled per ISA) is used only where it beats the direct kernel of
 // conv2d_simd.h (winograd_fwd_eligible below, from measurements with
 // bench/bench_conv_kernels.py --winograd on/off); everything else takes the direct kernel.
 // Reference: ref::conv2d_fwd (conv2d_ref.cpp) computes the same convolution; Winograd is not
@@ -30,12 +30,21 @@ bool winograd_fwd_eligible(const Conv2dParams& p);
 const char* last_conv2d_fwd_path();
 void set_last_conv2d_fwd_path(const char* name);
 
+// Both ISAs (conv2d_winograd_avx512.cpp, conv2d_winograd_avx2.cpp; template in
+// conv2d_winograd_simd.h):
+namespace avx2 {
+void conv2d_fwd_f32_winograd(const Conv2dParams& p, const float* x, const float* w,
+                             const float* bias, float* y);
+void conv2d_fwd_f32_auto(const Conv2dParams& p, const float* x, const float* w,
+                         const float* bias, float* y);
+}  // namespace avx2
+
 namespace avx512 {
 // x (N,C,H,W) | (N,H,W,C), w (K,C,3,3) | (3,3,C,K), bias (K) or null -> y (N,K,P,Q) | (N,P,Q,K)
 // Requires R = S = 3, stride 1, dilation 1 (any padding).
 void conv2d_fwd_f32_winograd(const Conv2dParams& p, const float* x, const float* w,
                              const float* bias, float* y);
-// The AVX-512 f32 forward entry of the dispatch table: Winograd when enabled and eligible,
+// The f32 forward entry of the ISA's dispatch table: Winograd when enabled and eligible,
 // else the direct kernel (conv2d_fwd_f32).
 void conv2d_fwd_f32_auto(const Conv2dParams& p, const float* x, const float* w,
                          const float* bias, float* y);

@@ -20,7 +20,7 @@ CpuKernelTable make_table(Isa isa) {
     t.f32.relu_bwd = avx2::relu_bwd_f32;
     t.f64.relu_fwd = avx2::relu_fwd_f64;
     t.f64.relu_bwd = avx2::relu_bwd_f64;
-    t.f32.conv2d_fwd = avx2::conv2d_fwd_f32;
+    t.f32.conv2d_fwd = avx2::conv2d_fwd_f32_auto;  // Winograd where eligible, else direct
     t.f64.conv2d_fwd = avx2::conv2d_fwd_f64;
     t.f32.conv2d_bwd_data = avx2::conv2d_bwd_data_f32;
     t.f64.conv2d_bwd_data = avx2::conv2d_bwd_data_f64;
