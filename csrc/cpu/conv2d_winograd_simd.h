@@ -215,10 +215,22 @@ void transform_output_block(const Plan& pl, Layout layout, bool relu, const floa
         }
       }
       if (layout == Layout::NCHW) {
-        for (int l = 0; l < nk; ++l) {
-          float* dst = y + ((n * K + kk + l) * P + oh0) * Q + ow0;
-          for (int i = 0; i < rows; ++i)
-            for (int jj = 0; jj < cols; ++jj) dst[i * Q + jj] = buf[i * kM + jj][l];
+        // buf (4x4 pixels, lanes = k) -> y rows of 4 pixels per channel: 4 x 4 transposes.
+        for (int i = 0; i < rows; ++i) {
+          float* dst = y + ((n * K + kk) * P + oh0 + i) * Q + ow0;
+          int l = 0;
+          if (cols == kM)
+            for (; l + 4 <= nk; l += 4) {
+              __m128 c0 = _mm_load_ps(&buf[i * kM + 0][l]), c1 = _mm_load_ps(&buf[i * kM + 1][l]);
+              __m128 c2 = _mm_load_ps(&buf[i * kM + 2][l]), c3 = _mm_load_ps(&buf[i * kM + 3][l]);
+              _MM_TRANSPOSE4_PS(c0, c1, c2, c3);
+              _mm_storeu_ps(dst + (l + 0) * P * Q, c0);
+              _mm_storeu_ps(dst + (l + 1) * P * Q, c1);
+              _mm_storeu_ps(dst + (l + 2) * P * Q, c2);
+              _mm_storeu_ps(dst + (l + 3) * P * Q, c3);
+            }
+          for (; l < nk; ++l)
+            for (int jj = 0; jj < cols; ++jj) dst[l * P * Q + jj] = buf[i * kM + jj][l];
         }
       }
     }
@@ -226,19 +238,39 @@ void transform_output_block(const Plan& pl, Layout layout, bool relu, const floa
 }
 
 // 2. x (N,C,H,W) -> xt (N,H,W,C)
+// 8 rows of 8 floats (src + i*lds) -> 8 columns (dst + j*ldd): unpack, shuffle, lane swap.
+static inline void transpose_8x8(const float* src, int64_t lds, float* dst, int64_t ldd) {
+  __m256 r[8], t[8], q[8];
+  for (int i = 0; i < 8; ++i) r[i] = _mm256_loadu_ps(src + i * lds);
+  for (int i = 0; i < 8; i += 2) {
+    t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+    t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+  }
+  for (int i = 0; i < 8; i += 4) {
+    q[i] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(1, 0, 1, 0));
+    q[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(3, 2, 3, 2));
+    q[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(1, 0, 1, 0));
+    q[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(3, 2, 3, 2));
+  }
+  for (int i = 0; i < 4; ++i) {
+    _mm256_storeu_ps(dst + i * ldd, _mm256_permute2f128_ps(q[i], q[i + 4], 0x20));
+    _mm256_storeu_ps(dst + (i + 4) * ldd, _mm256_permute2f128_ps(q[i], q[i + 4], 0x31));
+  }
+}
+
+// 2. x (N,C,H,W) -> xt (N,H,W,C), one image row at a time in 8 x 8 blocks (scalar edges).
 void nchw_to_nhwc(const float* x, int64_t N, int64_t C, int64_t H, int64_t W, float* xt,
                   int threads) {
+  const int64_t C8 = C / 8 * 8, W8 = W / 8 * 8, HW = H * W;
 #pragma omp parallel for num_threads(threads) schedule(static)
   for (int64_t nh = 0; nh < N * H; ++nh) {
     const int64_t n = nh / H, h = nh % H;
-    float* d = xt + nh * W * C;
-    for (int64_t w0 = 0; w0 < W; w0 += 16) {
-      const int64_t w1 = std::min(W, w0 + 16);
-      for (int64_t c = 0; c < C; ++c) {
-        const float* s = x + ((n * C + c) * H + h) * W;
-        for (int64_t ww = w0; ww < w1; ++ww) d[ww * C + c] = s[ww];
-      }
-    }
+    const float* s = x + n * C * HW + h * W;   // s[c*HW + w]
+    float* d = xt + nh * W * C;                // d[w*C + c]
+    for (int64_t w0 = 0; w0 < W8; w0 += 8)
+      for (int64_t c0 = 0; c0 < C8; c0 += 8) transpose_8x8(s + c0 * HW + w0, HW, d + w0 * C + c0, C);
+    for (int64_t ww = 0; ww < W; ++ww)
+      for (int64_t c = (ww < W8 ? C8 : 0); c < C; ++c) d[ww * C + c] = s[c * HW + ww];
   }
 }
 
