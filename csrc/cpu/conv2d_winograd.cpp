@@ -37,9 +37,10 @@ bool winograd_fwd_eligible(const Conv2dParams& p) {
     return false;
   if (winograd_forced()) return true;
   // Measured with bench/bench_conv_kernels.py --winograd both (VGG16 layers, batch 1 and 8):
-  // Winograd was 1.3-2.8x faster than the direct kernel on every VGG16 layer with C, K >= 64
-  // (1 thread, process time; batch 1 and 8), the smallest being 14x14 at batch 1 (16 tiles of
-  // 4x4 outputs). Smaller channel counts or fewer tiles were not measured: direct kernel.
+  // Winograd was 1.2-2.9x faster than the direct kernel on every VGG16 layer with C, K >= 64
+  // (AVX-512 and AVX2, 1 and 2 threads, batch 1 and 8; bench/results/winograd_fwd_*.txt), the
+  // least at 14x14, batch 1 (16 tiles of 4x4 outputs). Smaller channel counts or fewer tiles
+  // were not measured: the direct kernel keeps them.
   const int64_t tiles = p.N * ((p.P + 3) / 4) * ((p.Q + 3) / 4);
   return p.C >= 64 && p.K >= 64 && tiles >= 16;
 }
