@@ -1,11 +1,16 @@
 """Time fastconv's conv2d kernels against PyTorch (CPU, oneDNN) on the VGG16 conv layers.
 
     python bench/bench_conv_kernels.py --batch 1 --threads 2 [--passes fwd,bwd_data,bwd_weight]
-        [--layers 0,1,5] [--reps 7] [--isa avx512] [--dtype float32]
+        [--layers 0,1,5] [--reps 7] [--isa avx512] [--dtype float32] [--winograd on|off|force|both]
 
 For each layer and pass it times fastconv NCHW/NHWC and PyTorch NCHW/channels_last interleaved
 (one call of each per round, median over rounds), checks fastconv against PyTorch first, and prints
-GFLOP/s plus the ratio of fastconv's best layout to PyTorch's best layout. A small script of the
+GFLOP/s plus the ratio of fastconv's best layout to PyTorch's best layout. GFLOP/s are always
+direct-convolution FLOPs (2*N*K*C*9*H*W) per second, also for the Winograd path.
+--winograd both (forward only): times the default path (Winograd where its size rule says so) as
+"fc NCHW/NHWC" and the direct kernel as "fcd NCHW/NHWC" side by side, and prints the error
+||y - y_ref||_F / ||y_ref||_F of both against the float64 reference (fastconv.reference, on the
+first image). --winograd force: Winograd on every 3x3 stride-1 layer. A small script of the
 convolution-kernel work; the package benchmark is `python -m fastconv.bench`.
 """
 from __future__ import annotations
@@ -34,6 +39,9 @@ def main():
     ap.add_argument("--isa", default=None)
     ap.add_argument("--dtype", default="float32")
     ap.add_argument("--no-torch", action="store_true")
+    ap.add_argument("--winograd", choices=["on", "off", "force", "both"], default="on",
+                    help="Winograd forward path: default rule (on), disabled, forced on every 3x3 "
+                         "stride-1 layer, or forced and direct side by side")
     ap.add_argument("--stat", choices=["median", "min"], default="median",
                     help="statistic over the rounds (min is more robust on a shared machine)")
     ap.add_argument("--cpu-time", action="store_true",
@@ -41,6 +49,8 @@ def main():
     args = ap.parse_args()
 
     fc.set_num_threads(args.threads)
+    fc.set_winograd(args.winograd != "off")
+    fc._cpu._set_winograd_forced(args.winograd == "force")
     if args.isa:
         fc.set_cpu_isa(args.isa)
     torch = None
@@ -71,6 +81,22 @@ def main():
             if ps == "fwd":
                 fns["fc NCHW"] = lambda: fc.conv2d(x, w, b, padding=1)
                 fns["fc NHWC"] = lambda: fc.conv2d(xh, wh, b, padding=1, layout="NHWC")
+                if args.winograd == "both":
+                    fns["fcd NCHW"] = lambda: _direct(lambda: fc.conv2d(x, w, b, padding=1))
+                    fns["fcd NHWC"] = lambda: _direct(lambda: fc.conv2d(xh, wh, b, padding=1, layout="NHWC"))
+                    if dt == np.float32:
+                        import fastconv.reference as ref  # noqa: PLC0415
+                        x1 = x[:1].astype(np.float64)
+                        yr = ref.conv2d(x1, w.astype(np.float64), b.astype(np.float64), padding=1)
+                        errs = [np.linalg.norm(fc.conv2d(x[:1], w, b, padding=1) - yr),
+                                np.linalg.norm(fc.conv2d(xh[:1], wh, b, padding=1, layout="NHWC")
+                                               .transpose(0, 3, 1, 2) - yr),
+                                np.linalg.norm(_direct(lambda: fc.conv2d(x[:1], w, b, padding=1)) - yr)]
+                        fc.conv2d(x[:1], w, b, padding=1)
+                        path = fc._cpu._last_conv2d_fwd_path()
+                        print(f"  L{li} error vs float64 (Frobenius, relative): {path} NCHW "
+                              f"{errs[0] / np.linalg.norm(yr):.2e} NHWC {errs[1] / np.linalg.norm(yr):.2e}"
+                              f"  direct {errs[2] / np.linalg.norm(yr):.2e}", flush=True)
             elif ps == "bwd_data":
                 fns["fc NCHW"] = lambda: fc.conv2d_backward_data(gy, w, x.shape, padding=1)
                 fns["fc NHWC"] = lambda: fc.conv2d_backward_data(gyh, wh, xh.shape, padding=1, layout="NHWC")
@@ -106,6 +132,12 @@ def main():
             med = {k: stat(v) for k, v in times.items()}
             gf = {k: flops / v / 1e9 for k, v in med.items()}
             fc_best = max(gf["fc NCHW"], gf["fc NHWC"])
+            if "fcd NCHW" in gf:
+                summary.setdefault("fwd direct", []).append(
+                    max(gf["fcd NCHW"], gf["fcd NHWC"]) / max(gf.get("pt NCHW", 1), gf.get("pt CL", 1)))
+                line_extra = f" wino/direct={fc_best / max(gf['fcd NCHW'], gf['fcd NHWC']):4.2f}"
+            else:
+                line_extra = ""
             line = f"{ps:10s} L{li:<2d} C={C:<3d} K={K:<3d} H={H:<3d} " + " ".join(
                 f"{k}={gf[k]:6.1f}" for k in gf)
             if torch is not None:
@@ -117,13 +149,26 @@ def main():
                 line += f"  best/best={ratio:5.2f} (NCHW {ratio_nchw:4.2f}, NHWC/CL {ratio_nhwc:4.2f})"
             else:
                 summary[ps].append((1.0, 1.0, 1.0, fc_best))
-            print(line + f"  [{med['fc NHWC']*1e3:.2f} ms]", flush=True)
+            print(line + line_extra + f"  [{med['fc NHWC']*1e3:.2f} ms]", flush=True)
     if torch is not None:
         for ps, rows in summary.items():
+            if ps == "fwd direct":
+                g = float(np.exp(np.mean(np.log(rows))))
+                print(f"fwd direct geomean ratio fcd-best/pt-best {g:.3f}  min {min(rows):.3f}")
+                continue
             if rows:
                 g = [float(np.exp(np.mean(np.log([r[i] for r in rows])))) for i in range(3)]
                 print(f"{ps:10s} geomean ratio fc-best/pt-best {g[0]:.3f}  NCHW/NCHW {g[1]:.3f}  "
                       f"NHWC/CL {g[2]:.3f}  min {min(r[0] for r in rows):.3f}")
+
+
+def _direct(f):
+    """f() with the Winograd path off (the direct kernel)."""
+    fc.set_winograd(False)
+    try:
+        return f()
+    finally:
+        fc.set_winograd(True)
 
 
 class _null:

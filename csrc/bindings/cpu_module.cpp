@@ -9,6 +9,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "../cpu/conv2d_winograd.h"
 #include "../cpu/kernels.h"
 #include "../cpu/peak_flops.h"
 #include "params_from_python.h"
@@ -193,6 +194,13 @@ PYBIND11_MODULE(_cpu, m) {
     set_num_threads(n);
   });
   m.def("get_num_threads", &num_threads);
+  m.def("set_winograd", [](bool on) { set_winograd_enabled(on); });
+  m.def("get_winograd", &winograd_enabled);
+  m.def("_set_winograd_forced", [](bool on) { set_winograd_forced(on); },
+        "testing aid: Winograd for every 3x3 stride-1 f32 forward, ignoring the size rule");
+  m.def("_get_winograd_forced", &winograd_forced);
+  m.def("_last_conv2d_fwd_path", [] { return std::string(last_conv2d_fwd_path()); },
+        "path of the last f32 forward conv on this thread (AVX-512): winograd_f4x4_3x3 or direct");
   m.def("cpu_isa", [] { return std::string(isa_name(current_isa())); });
   m.def("best_cpu_isa", [] { return std::string(isa_name(best_supported_isa())); });
   m.def("set_cpu_isa", [](const std::string& name) {

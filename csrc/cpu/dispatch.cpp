@@ -2,6 +2,7 @@
 // provide on top. cpu_kernels() picks the table of the ISA in effect (runtime.h).
 #include "kernels.h"
 #include "maxpool_simd.h"
+#include "conv2d_winograd.h"
 
 namespace fastconv {
 namespace {
@@ -41,14 +42,14 @@ CpuKernelTable make_table(Isa isa) {
   CpuKernelTable t{isa, portable_ops<float>(), portable_ops<double>()};
   set_pool_relu_entries(isa, &t);
   if (isa == Isa::avx2) {
-    t.f32.conv2d_fwd = avx2::conv2d_fwd_f32;
+    t.f32.conv2d_fwd = avx2::conv2d_fwd_f32_auto;  // Winograd where eligible, else direct
     t.f64.conv2d_fwd = avx2::conv2d_fwd_f64;
     t.f32.conv2d_bwd_data = avx2::conv2d_bwd_data_f32;
     t.f64.conv2d_bwd_data = avx2::conv2d_bwd_data_f64;
     t.f32.conv2d_bwd_weight = avx2::conv2d_bwd_weight_f32;
     t.f64.conv2d_bwd_weight = avx2::conv2d_bwd_weight_f64;
   } else if (isa == Isa::avx512) {
-    t.f32.conv2d_fwd = avx512::conv2d_fwd_f32;
+    t.f32.conv2d_fwd = avx512::conv2d_fwd_f32_auto;  // Winograd where eligible, else direct
     t.f64.conv2d_fwd = avx512::conv2d_fwd_f64;
     t.f32.conv2d_bwd_data = avx512::conv2d_bwd_data_f32;
     t.f64.conv2d_bwd_data = avx512::conv2d_bwd_data_f64;

@@ -1,0 +1,53 @@
+// Winograd F(4x4, 3x3) forward convolution for 3x3, stride-1, dilation-1, fp32 layers.
+//
+// The kernel (conv2d_winograd_simd.h, compiled per ISA) is used only where it beats the direct kernel of
+// conv2d_simd.h (winograd_fwd_eligible below, from measurements with
+// bench/bench_conv_kernels.py --winograd on/off); everything else takes the direct kernel.
+// Reference: ref::conv2d_fwd (conv2d_ref.cpp) computes the same convolution; Winograd is not
+// bit-exact (its transforms round differently), tests/test_winograd.py bounds the error
+// against the float64 oracle in Frobenius norm.
+//
+// Switch: FASTCONV_WINOGRAD=0 (off) | force at start-up, or set_winograd_enabled(false) (fc.set_winograd).
+#pragma once
+#include "kernels.h"
+
+namespace fastconv {
+
+bool winograd_enabled();
+void set_winograd_enabled(bool on);
+// Testing/benchmarking aid: when forced (FASTCONV_WINOGRAD=force or set_winograd_forced(true)),
+// every enabled 3x3 stride-1 dilation-1 f32 forward takes the Winograd path, ignoring the
+// size rule below.
+bool winograd_forced();
+void set_winograd_forced(bool on);
+
+// True when the Winograd path applies to this shape (3x3, stride 1, dilation 1) and, from the
+// measurements, is faster than the direct kernel. Does not look at the switch.
+bool winograd_fwd_eligible(const Conv2dParams& p);
+
+// Name of the kernel family the last f32 forward convolution on this thread went through:
+// "winograd_f4x4_3x3" or "direct" (a debugging aid for the tests).
+const char* last_conv2d_fwd_path();
+void set_last_conv2d_fwd_path(const char* name);
+
+// Both ISAs (conv2d_winograd_avx512.cpp, conv2d_winograd_avx2.cpp; template in
+// conv2d_winograd_simd.h):
+namespace avx2 {
+void conv2d_fwd_f32_winograd(const Conv2dParams& p, const float* x, const float* w,
+                             const float* bias, float* y);
+void conv2d_fwd_f32_auto(const Conv2dParams& p, const float* x, const float* w,
+                         const float* bias, float* y);
+}  // namespace avx2
+
+namespace avx512 {
+// x (N,C,H,W) | (N,H,W,C), w (K,C,3,3) | (3,3,C,K), bias (K) or null -> y (N,K,P,Q) | (N,P,Q,K)
+// Requires R = S = 3, stride 1, dilation 1 (any padding).
+void conv2d_fwd_f32_winograd(const Conv2dParams& p, const float* x, const float* w,
+                             const float* bias, float* y);
+// The f32 forward entry of the ISA's dispatch table: Winograd when enabled and eligible,
+// else the direct kernel (conv2d_fwd_f32).
+void conv2d_fwd_f32_auto(const Conv2dParams& p, const float* x, const float* w,
+                         const float* bias, float* y);
+}  // namespace avx512
+
+}  // namespace fastconv

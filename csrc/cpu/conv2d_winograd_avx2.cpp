@@ -1,0 +1,42 @@
+// Winograd F(4x4,3x3) conv2d forward, avx2, fp32: the template of conv2d_winograd_simd.h
+// compiled with this file's flags. Reference: ref::conv2d_fwd (conv2d_ref.cpp).
+#include "simd_avx2.h"
+
+namespace fastconv {
+namespace avx2 {
+namespace {
+// g[rs] lane l = base[l*stride + rs] for lanes l < n (0 elsewhere): NCHW weights of 8 k's.
+inline void gather_taps(const float* base, int64_t stride, int n, __m256 g[9]) {
+  const __m256 mask = _mm256_castsi256_ps(VecF32::mask(n));
+  const __m256i idx = _mm256_mullo_epi32(_mm256_set_epi32(7, 6, 5, 4, 3, 2, 1, 0),
+                                         _mm256_set1_epi32(static_cast<int>(stride)));
+  for (int rs = 0; rs < 9; ++rs)
+    g[rs] = _mm256_mask_i32gather_ps(_mm256_setzero_ps(), base + rs, idx, mask, 4);
+}
+}  // namespace
+}  // namespace avx2
+}  // namespace fastconv
+
+#include "conv2d_winograd_simd.h"
+
+namespace fastconv {
+namespace avx2 {
+
+void conv2d_fwd_f32_winograd(const Conv2dParams& p, const float* x, const float* w,
+                             const float* bias, float* y) {
+  conv2d_fwd_winograd<VecF32>(p, x, w, bias, y);
+}
+
+void conv2d_fwd_f32_auto(const Conv2dParams& p, const float* x, const float* w, const float* bias,
+                         float* y) {
+  if (winograd_enabled() && winograd_fwd_eligible(p)) {
+    set_last_conv2d_fwd_path("winograd_f4x4_3x3");
+    conv2d_fwd_f32_winograd(p, x, w, bias, y);
+  } else {
+    set_last_conv2d_fwd_path("direct");
+    conv2d_fwd_f32(p, x, w, bias, y);
+  }
+}
+
+}  // namespace avx2
+}  // namespace fastconv

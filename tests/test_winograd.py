@@ -1,0 +1,229 @@
+"""The Winograd F(4x4,3x3) forward path (csrc/cpu/conv2d_winograd_simd.h, AVX-512 and AVX2)
+against the float64 reference, the on/off switch, and the shapes it must leave to the direct
+kernel.
+
+Winograd is not bit-exact: its transforms round differently from a direct sum. The bound is the
+relative Frobenius error ||y - y_ref||_F / ||y_ref||_F <= 1e-5 on random normal data (measured
+on VGG16 layers: 3.5e-7 .. 4.5e-6; the direct kernel: 1.3e-7 .. 1.2e-6), plus an element-wise
+check against the reference scaled by max|y_ref| so a single wrong tile cannot hide in the norm.
+
+Both drivers are covered: channels-outer (tiles <= K rounded up to 16) and tiles-outer.
+The size rule (winograd_fwd_eligible) sends only large layers to Winograd; the small shapes here
+run it through the private forcing switch fastconv._cpu._set_winograd_forced(True), and every
+test checks which path ran through fastconv._cpu._last_conv2d_fwd_path().
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+import fastconv as fc
+from fastconv import _backend_cpu
+from fastconv import reference as ref
+
+SIMD_ISAS = [i for i in fc.available_cpu_isas() if i != "scalar"]
+pytestmark = pytest.mark.skipif(not SIMD_ISAS, reason="the Winograd path needs AVX2 or AVX-512")
+
+WINO = "winograd_f4x4_3x3"
+FROB_TOL = 1e-5
+
+# (N, C, H, W, K, padding, layout, relu, bias)
+CASES = [
+    (1, 17, 9, 11, 33, 1, "NCHW", False, True),          # odd H/W, C/K not multiples of 16
+    (1, 70, 9, 11, 100, 1, "NHWC", True, True),          # channels-outer: 2 c-chunks, 2 k-groups
+    (1, 17, 9, 11, 33, 1, "NHWC", True, True),
+    (3, 33, 10, 7, 17, 0, "NHWC", False, True),          # batch 3, no padding: P=8, Q=5 (ragged)
+    (3, 33, 10, 7, 17, 0, "NCHW", True, False),
+    (1, 64, 13, 13, 64, 2, "NHWC", True, True),          # padding 2: P=Q=15
+    (1, 64, 13, 13, 64, 2, "NCHW", False, True),
+    (2, 20, 8, 9, 40, ((0, 2), (1, 0)), "NHWC", False, True),   # asymmetric padding
+    (2, 20, 8, 9, 40, ((2, 1), (0, 2)), "NCHW", True, True),
+    (1, 3, 6, 6, 5, 1, "NCHW", False, False),            # tiny: one tile row, K < 16
+    (1, 48, 30, 31, 70, 1, "NHWC", True, True),          # 64 tiles <= 80: channels-outer, K tail
+    (3, 16, 17, 15, 16, (1, 0), "NCHW", False, True),    # tile blocks spanning images
+    (1, 8, 5, 40, 96, 3, "NHWC", False, True),           # padding wider than the kernel
+    # tiles > K: the tiles-outer driver (blocks of 112 tiles, weights transformed up front)
+    (3, 20, 40, 39, 40, 1, "NHWC", True, True),          # 3*10*10 = 300 tiles
+    (1, 17, 70, 65, 33, (0, 1), "NCHW", False, True),    # 17*16 = 272 tiles, ragged right edge
+]
+IDS = [f"N{c[0]}C{c[1]}H{c[2]}W{c[3]}K{c[4]}p{c[5]}{c[6]}{'relu' if c[7] else ''}{'b' if c[8] else ''}"
+       .replace(" ", "") for c in CASES]
+
+
+@pytest.fixture(autouse=True, params=SIMD_ISAS)
+def simd_isa_forced_winograd(request, monkeypatch):
+    """Each SIMD ISA, Winograd on and forced for every eligible shape, NaN-poisoned outputs."""
+    monkeypatch.setattr(_backend_cpu, "POISON", True)
+    isa, on, forced = fc.cpu_isa(), fc.get_winograd(), fc._cpu._get_winograd_forced()
+    fc.set_cpu_isa(request.param)
+    fc.set_winograd(True)
+    fc._cpu._set_winograd_forced(True)
+    yield
+    fc.set_cpu_isa(isa)
+    fc.set_winograd(on)
+    fc._cpu._set_winograd_forced(forced)
+
+
+def _data(N, C, H, W, K, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((N, C, H, W)).astype(np.float32)
+    w = rng.standard_normal((K, C, 3, 3)).astype(np.float32)
+    b = rng.standard_normal(K).astype(np.float32)
+    return x, w, b
+
+
+def _to_layout(x, w, layout):
+    if layout == "NCHW":
+        return x, w
+    return np.ascontiguousarray(x.transpose(0, 2, 3, 1)), np.ascontiguousarray(w.transpose(2, 3, 1, 0))
+
+
+def _conv(x, w, b, layout, **kw):
+    xl, wl = _to_layout(x, w, layout)
+    y = fc.conv2d(xl, wl, b, layout=layout, **kw)
+    return y if layout == "NCHW" else y.transpose(0, 3, 1, 2)
+
+
+def _check(y, y_ref):
+    assert y.dtype == np.float32
+    assert y.shape == y_ref.shape
+    assert np.isfinite(y).all(), "unwritten (NaN-poisoned) or non-finite outputs"
+    err = np.linalg.norm(y - y_ref) / np.linalg.norm(y_ref)
+    assert err <= FROB_TOL, f"relative Frobenius error {err:.3g} > {FROB_TOL}"
+    worst = np.abs(y - y_ref).max() / np.abs(y_ref).max()
+    assert worst <= 2e-5, f"max element error {worst:.3g} of max|y_ref|"
+    return err
+
+
+@pytest.mark.parametrize("case", CASES, ids=IDS)
+def test_winograd_against_reference(case):
+    N, C, H, W, K, pad, layout, relu, with_bias = case
+    x, w, b = _data(N, C, H, W, K)
+    b = b if with_bias else None
+    act = "relu" if relu else None
+    y = _conv(x, w, b, layout, padding=pad, activation=act)
+    assert fc._cpu._last_conv2d_fwd_path() == WINO
+    y_ref = ref.conv2d(x.astype(np.float64), w.astype(np.float64),
+                       None if b is None else b.astype(np.float64), padding=pad, activation=act)
+    _check(y, y_ref)
+
+
+def test_winograd_vgg_like_layer():
+    """A VGG16-shaped layer (C = K = 64, 'same' padding) under the default size rule (not
+    forced) takes Winograd and stays within the bound."""
+    fc._cpu._set_winograd_forced(False)
+    x, w, b = _data(1, 64, 56, 56, 64, seed=1)
+    for layout in ("NCHW", "NHWC"):
+        y = _conv(x, w, b, layout, padding="same")
+        assert fc._cpu._last_conv2d_fwd_path() == WINO, layout
+        _check(y, ref.conv2d(x.astype(np.float64), w.astype(np.float64), b.astype(np.float64),
+                             padding=1))
+
+
+@pytest.mark.parametrize("layout", ["NCHW", "NHWC"])
+def test_switch_off_is_the_direct_kernel(layout):
+    """Off -> the direct kernel, bit for bit (compared with the direct kernel on a shape that
+    Winograd never takes: the same data, split so the direct kernel runs either way)."""
+    x, w, b = _data(2, 33, 11, 13, 40, seed=2)
+    fc.set_winograd(False)
+    assert fc.get_winograd() is False
+    y_off = _conv(x, w, b, layout, padding=1, activation="relu")
+    assert fc._cpu._last_conv2d_fwd_path() == "direct"
+    fc.set_winograd(True)
+    y_on = _conv(x, w, b, layout, padding=1, activation="relu")
+    assert fc._cpu._last_conv2d_fwd_path() == WINO
+    assert not np.array_equal(y_on, y_off), "Winograd rounds differently; equal means it did not run"
+    # Switch on, but the size rule excludes C = 33 when not forced: the direct kernel again.
+    fc._cpu._set_winograd_forced(False)
+    y_direct = _conv(x, w, b, layout, padding=1, activation="relu")   # C=33: below the rule
+    assert fc._cpu._last_conv2d_fwd_path() == "direct"
+    assert np.array_equal(y_off, y_direct)
+
+
+def test_set_winograd_validates():
+    with pytest.raises(ValueError):
+        fc.set_winograd(1)
+    fc.set_winograd(False)
+    assert fc.get_winograd() is False
+    fc.set_winograd(True)
+    assert fc.get_winograd() is True
+
+
+@pytest.mark.parametrize("kw", [dict(stride=2, padding=1), dict(dilation=2, padding=2),
+                                dict(padding=2, ksize=5), dict(stride=(1, 2), padding=1)],
+                         ids=["stride2", "dilation2", "5x5", "stride1x2"])
+@pytest.mark.parametrize("layout", ["NCHW", "NHWC"])
+def test_ineligible_shapes_take_the_direct_kernel(kw, layout):
+    kw = dict(kw)
+    ksize = kw.pop("ksize", 3)
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((1, 64, 12, 13)).astype(np.float32)
+    w = rng.standard_normal((64, 64, ksize, ksize)).astype(np.float32)
+    b = rng.standard_normal(64).astype(np.float32)
+    y = _conv(x, w, b, layout, **kw)
+    assert fc._cpu._last_conv2d_fwd_path() == "direct"
+    fc.set_winograd(False)
+    y_off = _conv(x, w, b, layout, **kw)
+    assert np.array_equal(y, y_off)
+    y_ref = ref.conv2d(x.astype(np.float64), w.astype(np.float64), b.astype(np.float64), **kw)
+    assert np.linalg.norm(y - y_ref) / np.linalg.norm(y_ref) <= 1e-6
+
+
+def test_float64_never_takes_winograd():
+    x, w, b = _data(1, 64, 12, 12, 64, seed=4)
+    fc.conv2d(x, w, b, padding=1)
+    assert fc._cpu._last_conv2d_fwd_path() == WINO
+    y64 = fc.conv2d(x.astype(np.float64), w.astype(np.float64), b.astype(np.float64), padding=1)
+    y_ref = ref.conv2d(x.astype(np.float64), w.astype(np.float64), b.astype(np.float64), padding=1)
+    assert np.abs(y64 - y_ref).max() <= 1e-12 * np.abs(y_ref).max()
+
+
+def test_scalar_isa_never_takes_winograd():
+    x, w, b = _data(1, 64, 12, 12, 64, seed=4)
+    fc.set_cpu_isa("scalar")
+    y_on = fc.conv2d(x, w, b, padding=1)
+    fc.set_winograd(False)
+    y_off = fc.conv2d(x, w, b, padding=1)
+    assert np.array_equal(y_on, y_off)   # the portable table has no Winograd entry
+
+
+def test_threads_do_not_change_the_result():
+    """Work items own whole output tiles and channel blocks: same result for 1 and 2 threads."""
+    x, w, b = _data(1, 40, 33, 29, 72, seed=5)
+    n = fc.get_num_threads()
+    try:
+        fc.set_num_threads(1)
+        y1 = _conv(x, w, b, "NHWC", padding=1)
+        fc.set_num_threads(2)
+        y2 = _conv(x, w, b, "NHWC", padding=1)
+    finally:
+        fc.set_num_threads(n)
+    assert np.array_equal(y1, y2)
+
+
+def test_environment_switch_is_read_at_import():
+    import subprocess
+    import sys
+    code = ("import fastconv as fc; print(fc.get_winograd(), fc._cpu._get_winograd_forced())")
+    for value, want in (("0", "False False"), ("1", "True False"), ("force", "True True")):
+        env = dict(os.environ, FASTCONV_WINOGRAD=value)
+        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                             check=True).stdout.strip()
+        assert out == want, (value, out)
+
+
+def test_verbose_names_the_winograd_kernel():
+    import subprocess
+    import sys
+    code = ("import numpy as np, fastconv as fc; fc.set_cpu_isa('" + fc.cpu_isa() + "');"
+            "x = np.random.default_rng(0).standard_normal((1, 64, 20, 20)).astype(np.float32);"
+            "w = np.random.default_rng(1).standard_normal((64, 64, 3, 3)).astype(np.float32);"
+            "fc.conv2d(x, w, padding=1); fc.set_winograd(False); fc.conv2d(x, w, padding=1)")
+    env = dict(os.environ, FASTCONV_VERBOSE="1")
+    err = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         check=True).stderr
+    kernels = [line for line in err.splitlines() if "kernel" in line]
+    assert len(kernels) == 2, err
+    assert "winograd F(4x4,3x3)" in kernels[0] and "winograd" not in kernels[1], err
