@@ -70,6 +70,8 @@ def _same_dtype(**arrays):
 def _check_ndim(name, a, ndim, layout_axes):
     if a.ndim != ndim:
         raise ValueError(f"{name} must be {ndim}-D {layout_axes}, got shape {tuple(a.shape)}")
+    if 0 in a.shape:
+        raise ValueError(f"{name} {layout_axes} has an empty dimension: shape {tuple(a.shape)}")
 
 
 def _shape4(name, shape):
