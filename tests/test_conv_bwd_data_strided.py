@@ -1,10 +1,10 @@
-"""conv2d backward-data with stride > 1 on the SIMD paths (conv2d_bwd_data_gather_simd.h):
-the stride-phase pixel-vector kernel (C <= 8) and the k-lane gather (C <= 64, K <= 256), against
-the float64 reference and the portable (`scalar`) kernels.
+"""conv2d backward-data with stride > 1 on the SIMD paths (the stride-phase kernel of
+csrc/cpu/conv2d_bwd_data_strided_simd.h) against the float64 reference and the portable
+(`scalar`) kernels.
 
-Grid: strides 2, 3, (2, 3), (3, 2); dilation 1/2; padding 0/1/2 and asymmetric; kernels 1x1,
+Grid: strides 2, 3, (2, 3), (3, 2), (2, 1), (1, 2); dilation 1/2; padding 0/1/2 and asymmetric; kernels 1x1,
 2x2, 3x3, 5x5 (including stride > kernel, where some grad_x pixels receive no tap and must be
-written as zeros); C in {1, 3, 5, 8, 9, 17}; K in {1, 16, 25, 33}; odd H/W; batch 1/3;
+written as zeros); C in {1, 3, 5, 8, 9, 17, 64} (channel blocks of 8 and a tail); K in {1, 16, 25, 33}; odd H/W; batch 1/3;
 both layouts, float32/float64, every SIMD ISA this CPU has.
 - exact: integers in -2..2 make every partial sum exact, so results are bit-identical to the
   reference and to the portable kernel;
@@ -33,16 +33,19 @@ CASES = [
     (1, 1, 9, 13, 1, 3, 3, 2, 0, 1),                        # C=K=1
     (1, 5, 11, 17, 16, 5, 5, 2, 2, 1),                      # 5x5 pad 2
     (3, 3, 13, 11, 33, 3, 3, 3, 1, 1),                      # stride 3, K=33
-    (1, 17, 9, 15, 25, 3, 3, 2, 1, 1),                      # C=17: k-lane gather
-    (1, 17, 7, 9, 16, 3, 3, 3, 2, 2),                       # gather, stride 3, dilation 2
+    (1, 17, 9, 15, 25, 3, 3, 2, 1, 1),                      # C=17: 8 + 8 + 1 channel blocks
+    (1, 17, 7, 9, 16, 3, 3, 3, 2, 2),                       # C=17, stride 3, dilation 2
+    (2, 64, 9, 9, 33, 3, 3, 2, 1, 1),                       # C=64: 8 full channel blocks
     (1, 3, 10, 15, 25, 3, 3, (2, 3), 1, 1),                 # unequal strides
     (1, 5, 15, 10, 33, 3, 3, (3, 2), ((0, 2), (1, 0)), 1),  # asymmetric padding
+    (1, 5, 9, 11, 16, 3, 3, (2, 1), 1, 1),                  # stride 1 along W: one column phase
+    (3, 3, 9, 11, 16, 3, 3, (1, 2), 1, (2, 1)),             # stride 1 along H
     (3, 9, 8, 9, 1, 3, 3, 2, ((2, 1), (0, 2)), (2, 1)),     # C=9 (two channel blocks), dilation
     (1, 3, 12, 13, 16, 3, 3, 2, 0, 2),                      # dilation 2, no padding
     (1, 8, 9, 9, 25, 1, 1, 2, 0, 1),                        # 1x1 stride 2: odd pixels get zeros
     (1, 3, 11, 11, 16, 2, 2, 3, 0, 1),                      # stride > kernel: zero pixels
     (1, 5, 47, 41, 16, 3, 3, 2, 1, 1),                      # rows past one pixel tile
-    (1, 17, 11, 10, 33, 2, 2, 3, 1, 1),                     # gather with pixels without taps
+    (1, 17, 11, 10, 33, 2, 2, 3, 1, 1),                     # C=17 with pixels without taps
 ]
 IDS = [f"N{c[0]}C{c[1]}H{c[2]}W{c[3]}K{c[4]}R{c[5]}S{c[6]}st{c[7]}p{c[8]}d{c[9]}".replace(" ", "")
        for c in CASES]
