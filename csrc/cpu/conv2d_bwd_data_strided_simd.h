@@ -18,7 +18,9 @@ namespace FASTCONV_SIMD_NS {
 namespace {
 
 // The zero-interleaving driver costs sh*sw x the useful work; the phase kernel does none of it
-// and measured faster for every stride-2 shape tried, C = 3..256 (bench in the commit message).
+// and measured faster on every stride-2 shape tried (AVX-512, 1 thread, NCHW, 3x3 pad 1):
+// C=3 K=25 31x31 N=100 f64 5.5 -> 1.3 ms; C=64 K=128 32x32 N=16 f64 32 -> 9 ms;
+// C=256 K=256 28x28 N=4 f64 50 -> 27 ms, f32 24 -> 13 ms.
 inline bool use_bwd_data_phase(const Conv2dParams& p) { return p.stride_h * p.stride_w > 1; }
 
 // Valid taps of one grad_x coordinate (row or column): taps t with
