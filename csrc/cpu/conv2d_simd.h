@@ -24,9 +24,11 @@
 //                   for stride 2 (columns split by phase). Bias and ReLU are applied to the
 //                   accumulators; NCHW output is transposed through the stack on the store.
 //   backward-data   the forward driver on grad_y with flipped, transposed weights (R, S, K, C)
-//                   (a stride-1 "full" convolution). For stride > 1 the rows of grad_y get
-//                   zeros interleaved (correct, but stride_h*stride_w times the FMAs). For C <= 8
-//                   (first layers) lanes run along a row of grad_x instead of over channels.
+//                   (a stride-1 "full" convolution). For C <= 8 (first layers) lanes run
+//                   along a row of grad_x instead of over channels. Stride > 1 does not come
+//                   here: the entry points send it to the stride-phase kernel in
+//                   conv2d_bwd_data_strided_simd.h (this driver would interleave zeros into
+//                   grad_y and do stride_h*stride_w times the FMAs).
 //   backward-weight j = 14 consecutive (s, c) entries of one filter row (the input is made
 //                   zero-padded NHWC, where x[ih, iw+s, c] is contiguous over (s, c) when
 //                   dilation_w = 1), lanes = output channels, t = output pixels of a row,
