@@ -1,5 +1,5 @@
-"""The Winograd F(4x4,3x3) forward path (csrc/cpu/conv2d_winograd_simd.h, AVX-512 and AVX2)
-against the float64 reference, the on/off switch, and the shapes it must leave to the direct
+"""The Winograd F(4x4,3x3) forward and backward-data paths (csrc/cpu/conv2d_winograd_simd.h,
+AVX-512 and AVX2) against the float64 reference, the on/off switch, and the shapes it must leave to the direct
 kernel.
 
 Winograd is not bit-exact: its transforms round differently from a direct sum. The bound is the
@@ -10,7 +10,8 @@ check against the reference scaled by max|y_ref| so a single wrong tile cannot h
 Both drivers are covered: channels-outer (tiles <= K rounded up to 16) and tiles-outer.
 The size rule (winograd_fwd_eligible) sends only large layers to Winograd; the small shapes here
 run it through the private forcing switch fastconv._cpu._set_winograd_forced(True), and every
-test checks which path ran through fastconv._cpu._last_conv2d_fwd_path().
+test checks which path ran through fastconv._cpu._last_conv2d_fwd_path() (or
+_last_conv2d_bwd_data_path()).
 """
 from __future__ import annotations
 
@@ -227,3 +228,103 @@ def test_verbose_names_the_winograd_kernel():
     kernels = [line for line in err.splitlines() if "kernel" in line]
     assert len(kernels) == 2, err
     assert "winograd F(4x4,3x3)" in kernels[0] and "winograd" not in kernels[1], err
+
+
+# ---------------------------------------------------------------------------- backward-data
+# grad_x of a 3x3 stride-1 layer is the forward convolution of grad_y with the flipped,
+# transposed filter and padding 2 - pad; the same Winograd kernel runs it, reading the weights
+# in place through strides (conv2d_winograd_simd.h: backward_data_weights).
+
+# (N, C, H, W, K, padding): C is grad_x's channel count (the Winograd output), K grad_y's.
+BWD_CASES = [
+    (1, 17, 9, 11, 33, 1),                 # C, K not multiples of 16, odd H, W
+    (2, 20, 8, 9, 40, ((0, 2), (1, 0))),   # asymmetric padding -> equivalent padding (2,0),(1,2)
+    (3, 33, 10, 7, 17, 0),                 # no padding: grad_y 8x5 padded by 2
+    (1, 70, 30, 31, 100, 2),               # padding 2: equivalent padding 0
+    (1, 100, 9, 11, 70, 1),                # channels-outer driver (few tiles), C tail
+    (3, 20, 40, 39, 40, 1),                # tiles-outer driver
+]
+BWD_IDS = [f"N{c[0]}C{c[1]}H{c[2]}W{c[3]}K{c[4]}p{c[5]}".replace(" ", "") for c in BWD_CASES]
+
+
+def _bwd_data(gy, w, x_shape, layout, **kw):
+    """grad_x through fastconv in `layout`, returned as NCHW (inputs given as NCHW)."""
+    if layout == "NCHW":
+        return fc.conv2d_backward_data(gy, w, x_shape, layout=layout, **kw)
+    N, C, H, W = x_shape
+    gx = fc.conv2d_backward_data(np.ascontiguousarray(gy.transpose(0, 2, 3, 1)),
+                                 np.ascontiguousarray(w.transpose(2, 3, 1, 0)), (N, H, W, C),
+                                 layout=layout, **kw)
+    return gx.transpose(0, 3, 1, 2)
+
+
+def _bwd_data_case(N, C, H, W, K, pad, seed=0):
+    rng = np.random.default_rng(seed)
+    w = rng.standard_normal((K, C, 3, 3)).astype(np.float32)
+    P, Q = ref.conv2d(np.zeros((1, C, H, W)), np.zeros((K, C, 3, 3)), padding=pad).shape[2:]
+    gy = rng.standard_normal((N, K, P, Q)).astype(np.float32)
+    return gy, w
+
+
+@pytest.mark.parametrize("layout", ["NCHW", "NHWC"])
+@pytest.mark.parametrize("case", BWD_CASES, ids=BWD_IDS)
+def test_winograd_backward_data_against_reference(case, layout):
+    N, C, H, W, K, pad = case
+    gy, w = _bwd_data_case(N, C, H, W, K, pad)
+    gx = _bwd_data(gy, w, (N, C, H, W), layout, padding=pad)
+    assert fc._cpu._last_conv2d_bwd_data_path() == WINO
+    _check(gx, ref.conv2d_backward_data(gy.astype(np.float64), w.astype(np.float64),
+                                        (N, C, H, W), padding=pad))
+
+
+@pytest.mark.parametrize("layout", ["NCHW", "NHWC"])
+def test_winograd_backward_data_vgg_like_layer(layout):
+    """Under the default size rule a VGG16-shaped layer takes Winograd for grad_x too."""
+    fc._cpu._set_winograd_forced(False)
+    gy, w = _bwd_data_case(1, 64, 28, 28, 128, 1, seed=6)
+    gx = _bwd_data(gy, w, (1, 64, 28, 28), layout, padding="same")
+    assert fc._cpu._last_conv2d_bwd_data_path() == WINO
+    _check(gx, ref.conv2d_backward_data(gy.astype(np.float64), w.astype(np.float64),
+                                        (1, 64, 28, 28), padding=1))
+    fc.set_winograd(False)
+    gx_direct = _bwd_data(gy, w, (1, 64, 28, 28), layout, padding="same")
+    assert fc._cpu._last_conv2d_bwd_data_path() == "direct"
+    assert not np.array_equal(gx, gx_direct), "Winograd rounds differently; equal means it did not run"
+
+
+@pytest.mark.parametrize("kw", [dict(stride=2, padding=1), dict(dilation=2, padding=2),
+                                dict(padding=3), dict(padding=2, ksize=5)],
+                         ids=["stride2", "dilation2", "pad3", "5x5"])
+def test_winograd_backward_data_ineligible_shapes(kw):
+    """Stride, dilation, a padding wider than 2 (a negative equivalent padding) and other filter
+    sizes keep the direct (or stride-phase) kernel, even when forced."""
+    kw = dict(kw)
+    ksize = kw.pop("ksize", 3)
+    rng = np.random.default_rng(7)
+    x_shape = (1, 64, 12, 13)
+    w = rng.standard_normal((64, 64, ksize, ksize)).astype(np.float32)
+    y_shape = ref.conv2d(np.zeros(x_shape), w.astype(np.float64), **kw).shape
+    gy = rng.standard_normal(y_shape).astype(np.float32)
+    gx = fc.conv2d_backward_data(gy, w, x_shape, **kw)
+    assert fc._cpu._last_conv2d_bwd_data_path() == "direct"
+    gx_ref = ref.conv2d_backward_data(gy.astype(np.float64), w.astype(np.float64), x_shape, **kw)
+    assert np.linalg.norm(gx - gx_ref) / np.linalg.norm(gx_ref) <= 1e-6
+
+
+def test_winograd_backward_data_threads_and_float64():
+    """Same result for 1 and 2 threads; float64 keeps the direct kernel (exact to 1e-12)."""
+    gy, w = _bwd_data_case(2, 48, 21, 19, 72, 1, seed=8)
+    n = fc.get_num_threads()
+    try:
+        fc.set_num_threads(1)
+        g1 = _bwd_data(gy, w, (2, 48, 21, 19), "NHWC", padding=1)
+        fc.set_num_threads(2)
+        g2 = _bwd_data(gy, w, (2, 48, 21, 19), "NHWC", padding=1)
+    finally:
+        fc.set_num_threads(n)
+    assert np.array_equal(g1, g2)
+    g64 = fc.conv2d_backward_data(gy.astype(np.float64), w.astype(np.float64), (2, 48, 21, 19),
+                                  padding=1)
+    g_ref = ref.conv2d_backward_data(gy.astype(np.float64), w.astype(np.float64), (2, 48, 21, 19),
+                                     padding=1)
+    assert np.abs(g64 - g_ref).max() <= 1e-12 * np.abs(g_ref).max()

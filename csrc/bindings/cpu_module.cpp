@@ -200,7 +200,9 @@ PYBIND11_MODULE(_cpu, m) {
         "testing aid: Winograd for every 3x3 stride-1 f32 forward, ignoring the size rule");
   m.def("_get_winograd_forced", &winograd_forced);
   m.def("_last_conv2d_fwd_path", [] { return std::string(last_conv2d_fwd_path()); },
-        "path of the last f32 forward conv on this thread (AVX-512): winograd_f4x4_3x3 or direct");
+        "path of the last f32 forward conv on this thread: winograd_f4x4_3x3 or direct");
+  m.def("_last_conv2d_bwd_data_path", [] { return std::string(last_conv2d_bwd_data_path()); },
+        "path of the last f32 backward-data conv on this thread: winograd_f4x4_3x3 or direct");
   m.def("cpu_isa", [] { return std::string(isa_name(current_isa())); });
   m.def("best_cpu_isa", [] { return std::string(isa_name(best_supported_isa())); });
   m.def("set_cpu_isa", [](const std::string& name) {

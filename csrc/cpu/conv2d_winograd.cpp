@@ -1,5 +1,5 @@
-// Portable side of the Winograd path: the on/off switch, the eligibility rule and the name of
-// the last forward path taken. The kernel itself is conv2d_winograd_avx512.cpp.
+// Portable side of the Winograd path: the on/off switch, the eligibility rules and the name of
+// the last forward / backward-data path taken. The kernel itself is conv2d_winograd_avx512.cpp.
 #include "conv2d_winograd.h"
 
 #include <atomic>
@@ -21,6 +21,7 @@ bool initial_force() {
 std::atomic<bool> g_winograd{initial_winograd()};
 std::atomic<bool> g_force{initial_force()};
 thread_local const char* t_last_path = "none";
+thread_local const char* t_last_bwd_data_path = "none";
 
 }  // namespace
 
@@ -31,6 +32,8 @@ void set_winograd_forced(bool on) { g_force.store(on, std::memory_order_relaxed)
 
 const char* last_conv2d_fwd_path() { return t_last_path; }
 void set_last_conv2d_fwd_path(const char* name) { t_last_path = name; }
+const char* last_conv2d_bwd_data_path() { return t_last_bwd_data_path; }
+void set_last_conv2d_bwd_data_path(const char* name) { t_last_bwd_data_path = name; }
 
 bool winograd_fwd_eligible(const Conv2dParams& p) {
   if (p.R != 3 || p.S != 3 || p.stride_h != 1 || p.stride_w != 1 || p.dil_h != 1 || p.dil_w != 1)
@@ -43,6 +46,25 @@ bool winograd_fwd_eligible(const Conv2dParams& p) {
   // were not measured: the direct kernel keeps them.
   const int64_t tiles = p.N * ((p.P + 3) / 4) * ((p.Q + 3) / 4);
   return p.C >= 64 && p.K >= 64 && tiles >= 16;
+}
+
+Conv2dParams winograd_bwd_data_as_fwd(const Conv2dParams& p) {
+  // grad_x[ih, iw] = sum_{r,s} grad_y[ih + pad_top - r, iw + pad_left - s] w[r, s]
+  //               = sum_{r',s'} grad_y[ih + r' - (2 - pad_top), ...] w[2 - r', 2 - s']
+  Conv2dParams f = p;
+  f.C = p.K; f.H = p.P; f.W = p.Q;
+  f.K = p.C; f.P = p.H; f.Q = p.W;
+  f.pad_top = p.R - 1 - p.pad_top;
+  f.pad_left = p.S - 1 - p.pad_left;
+  f.relu = false;
+  return f;
+}
+
+bool winograd_bwd_data_eligible(const Conv2dParams& p) {
+  // A padding above 2 would make the equivalent padding negative (a crop), which the kernel's
+  // tile loop is not written for: those rare layers keep the direct kernel.
+  return p.pad_top <= p.R - 1 && p.pad_left <= p.S - 1 &&
+         winograd_fwd_eligible(winograd_bwd_data_as_fwd(p));
 }
 
 }  // namespace fastconv

@@ -1,4 +1,5 @@
-// Winograd F(4x4, 3x3) forward convolution for 3x3, stride-1, dilation-1, fp32 layers.
+// Winograd F(4x4, 3x3) forward and backward-data convolution for 3x3, stride-1, dilation-1,
+// fp32 layers. Backward-data runs as the forward convolution winograd_bwd_data_as_fwd(p).
 //
 // The kernel (conv2d_winograd_simd.h, compiled per ISA) is used only where it beats the direct kernel of
 // conv2d_simd.h (winograd_fwd_eligible below, from measurements with
@@ -25,10 +26,19 @@ void set_winograd_forced(bool on);
 // measurements, is faster than the direct kernel. Does not look at the switch.
 bool winograd_fwd_eligible(const Conv2dParams& p);
 
-// Name of the kernel family the last f32 forward convolution on this thread went through:
-// "winograd_f4x4_3x3" or "direct" (a debugging aid for the tests).
+// grad_x of a 3x3 stride-1 dilation-1 layer p is the forward convolution of grad_y (p.K
+// channels in, p.C out, P x Q -> H x W) with the flipped, transposed filter and padding
+// 2 - pad: the parameters of that convolution.
+Conv2dParams winograd_bwd_data_as_fwd(const Conv2dParams& p);
+// winograd_fwd_eligible of that convolution.
+bool winograd_bwd_data_eligible(const Conv2dParams& p);
+
+// Name of the kernel family the last f32 forward / backward-data convolution on this thread
+// went through: "winograd_f4x4_3x3" or "direct" (a debugging aid for the tests).
 const char* last_conv2d_fwd_path();
 void set_last_conv2d_fwd_path(const char* name);
+const char* last_conv2d_bwd_data_path();
+void set_last_conv2d_bwd_data_path(const char* name);
 
 // Both ISAs (conv2d_winograd_avx512.cpp, conv2d_winograd_avx2.cpp; template in
 // conv2d_winograd_simd.h):
@@ -37,6 +47,8 @@ void conv2d_fwd_f32_winograd(const Conv2dParams& p, const float* x, const float*
                              const float* bias, float* y);
 void conv2d_fwd_f32_auto(const Conv2dParams& p, const float* x, const float* w,
                          const float* bias, float* y);
+void conv2d_bwd_data_f32_winograd(const Conv2dParams& p, const float* gy, const float* w, float* gx);
+void conv2d_bwd_data_f32_auto(const Conv2dParams& p, const float* gy, const float* w, float* gx);
 }  // namespace avx2
 
 namespace avx512 {
@@ -48,6 +60,8 @@ void conv2d_fwd_f32_winograd(const Conv2dParams& p, const float* x, const float*
 // else the direct kernel (conv2d_fwd_f32).
 void conv2d_fwd_f32_auto(const Conv2dParams& p, const float* x, const float* w,
                          const float* bias, float* y);
+void conv2d_bwd_data_f32_winograd(const Conv2dParams& p, const float* gy, const float* w, float* gx);
+void conv2d_bwd_data_f32_auto(const Conv2dParams& p, const float* gy, const float* w, float* gx);
 }  // namespace avx512
 
 }  // namespace fastconv

@@ -1,17 +1,19 @@
-// Winograd F(4x4,3x3) conv2d forward, avx2, fp32: the template of conv2d_winograd_simd.h
-// compiled with this file's flags. Reference: ref::conv2d_fwd (conv2d_ref.cpp).
+// Winograd F(4x4,3x3) conv2d forward and backward-data, avx2, fp32: the template of
+// conv2d_winograd_simd.h compiled with this file's flags. Reference: ref::conv2d_fwd and
+// ref::conv2d_bwd_data (conv2d_ref.cpp).
 #include "simd_avx2.h"
 
 namespace fastconv {
 namespace avx2 {
 namespace {
-// g[rs] lane l = base[l*stride + rs] for lanes l < n (0 elsewhere): NCHW weights of 8 k's.
-inline void gather_taps(const float* base, int64_t stride, int n, __m256 g[9]) {
+// g[rs] lane l = base[l*stride + tap[rs]] for lanes l < n (0 elsewhere): 8 output channels
+// that are not adjacent in the weights.
+inline void gather_taps(const float* base, int64_t stride, const int64_t tap[9], int n, __m256 g[9]) {
   const __m256 mask = _mm256_castsi256_ps(VecF32::mask(n));
   const __m256i idx = _mm256_mullo_epi32(_mm256_set_epi32(7, 6, 5, 4, 3, 2, 1, 0),
                                          _mm256_set1_epi32(static_cast<int>(stride)));
   for (int rs = 0; rs < 9; ++rs)
-    g[rs] = _mm256_mask_i32gather_ps(_mm256_setzero_ps(), base + rs, idx, mask, 4);
+    g[rs] = _mm256_mask_i32gather_ps(_mm256_setzero_ps(), base + tap[rs], idx, mask, 4);
 }
 }  // namespace
 }  // namespace avx2
@@ -35,6 +37,20 @@ void conv2d_fwd_f32_auto(const Conv2dParams& p, const float* x, const float* w, 
   } else {
     set_last_conv2d_fwd_path("direct");
     conv2d_fwd_f32(p, x, w, bias, y);
+  }
+}
+
+void conv2d_bwd_data_f32_winograd(const Conv2dParams& p, const float* gy, const float* w, float* gx) {
+  conv2d_bwd_data_winograd<VecF32>(p, gy, w, gx);
+}
+
+void conv2d_bwd_data_f32_auto(const Conv2dParams& p, const float* gy, const float* w, float* gx) {
+  if (winograd_enabled() && winograd_bwd_data_eligible(p)) {
+    set_last_conv2d_bwd_data_path("winograd_f4x4_3x3");
+    conv2d_bwd_data_f32_winograd(p, gy, w, gx);
+  } else {
+    set_last_conv2d_bwd_data_path("direct");
+    conv2d_bwd_data_f32(p, gy, w, gx);
   }
 }
 

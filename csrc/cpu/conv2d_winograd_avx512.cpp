@@ -1,18 +1,20 @@
-// Winograd F(4x4,3x3) conv2d forward, avx512, fp32: the template of conv2d_winograd_simd.h
-// compiled with this file's flags. Reference: ref::conv2d_fwd (conv2d_ref.cpp).
+// Winograd F(4x4,3x3) conv2d forward and backward-data, avx512, fp32: the template of
+// conv2d_winograd_simd.h compiled with this file's flags. Reference: ref::conv2d_fwd and
+// ref::conv2d_bwd_data (conv2d_ref.cpp).
 #include "simd_avx512.h"
 
 namespace fastconv {
 namespace avx512 {
 namespace {
-// g[rs] lane l = base[l*stride + rs] for lanes l < n (0 elsewhere): NCHW weights of 16 k's.
-inline void gather_taps(const float* base, int64_t stride, int n, __m512 g[9]) {
+// g[rs] lane l = base[l*stride + tap[rs]] for lanes l < n (0 elsewhere): 16 output channels
+// that are not adjacent in the weights.
+inline void gather_taps(const float* base, int64_t stride, const int64_t tap[9], int n, __m512 g[9]) {
   const __mmask16 mask = static_cast<__mmask16>((1u << n) - 1);
   const __m512i idx = _mm512_mullo_epi32(
       _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
       _mm512_set1_epi32(static_cast<int>(stride)));
   for (int rs = 0; rs < 9; ++rs)
-    g[rs] = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), mask, idx, base + rs, 4);
+    g[rs] = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), mask, idx, base + tap[rs], 4);
 }
 }  // namespace
 }  // namespace avx512
@@ -36,6 +38,20 @@ void conv2d_fwd_f32_auto(const Conv2dParams& p, const float* x, const float* w, 
   } else {
     set_last_conv2d_fwd_path("direct");
     conv2d_fwd_f32(p, x, w, bias, y);
+  }
+}
+
+void conv2d_bwd_data_f32_winograd(const Conv2dParams& p, const float* gy, const float* w, float* gx) {
+  conv2d_bwd_data_winograd<VecF32>(p, gy, w, gx);
+}
+
+void conv2d_bwd_data_f32_auto(const Conv2dParams& p, const float* gy, const float* w, float* gx) {
+  if (winograd_enabled() && winograd_bwd_data_eligible(p)) {
+    set_last_conv2d_bwd_data_path("winograd_f4x4_3x3");
+    conv2d_bwd_data_f32_winograd(p, gy, w, gx);
+  } else {
+    set_last_conv2d_bwd_data_path("direct");
+    conv2d_bwd_data_f32(p, gy, w, gx);
   }
 }
 

@@ -1,6 +1,12 @@
-// Winograd F(4x4, 3x3) conv2d forward, fp32 (both layouts, fused bias + ReLU), templated on the
+// Winograd F(4x4, 3x3) conv2d forward and backward-data, fp32 (both layouts, fused bias + ReLU
+// on the forward pass), templated on the
 // vector traits like conv2d_simd.h: conv2d_winograd_avx512.cpp and conv2d_winograd_avx2.cpp
-// include it after their traits header and a gather_taps() for NCHW weights.
+// include it after their traits header and a gather_taps() for weights whose output channels are
+// not adjacent (NCHW forward, both layouts on backward-data).
+//
+// Backward-data of a 3x3 stride-1 layer is itself a 3x3 stride-1 convolution (of grad_y, with
+// the filter flipped and its channel axes swapped, padding 2 - pad): the same kernel runs it,
+// reading the weights through WinogradWeights strides.
 //
 //   y = A^T [ (G g G^T) .* (B^T d B) ] A     per 6x6 input tile d -> 4x4 output tile
 //
@@ -103,19 +109,54 @@ struct Plan {
   int64_t pad_top, pad_left;
 };
 
-// 1. One input channel c and W output channels [k, k+W) of w (K,C,3,3) | (3,3,C,K):
+// Where the 9 taps of the filter (input channel c, output channel k) of the convolution being
+// computed live in the caller's weights: w + c*c_stride + k*k_stride + tap[r*3 + s].
+//   forward        w (K,C,3,3) | (3,3,C,K) as given;
+//   backward-data  grad_x is the forward convolution of grad_y (K channels in, C out) with the
+//                  flipped, transposed filter w'[c'=k][k'=c][r][s] = w[k][c][2-r][2-s], which is
+//                  read in place through these strides (no transposed copy of the weights).
+struct WinogradWeights {
+  const float* w = nullptr;
+  int64_t k_stride = 1;   // between output channels (the vector lanes); 1: contiguous loads
+  int64_t c_stride = 1;   // between input channels
+  int64_t tap[9] = {};
+};
+
+inline WinogradWeights forward_weights(const float* w, Layout layout, int64_t C, int64_t K) {
+  WinogradWeights v;
+  v.w = w;
+  const bool nhwc = layout == Layout::NHWC;
+  v.k_stride = nhwc ? 1 : C * 9;
+  v.c_stride = nhwc ? K : 9;
+  for (int rs = 0; rs < 9; ++rs) v.tap[rs] = nhwc ? rs * C * K : rs;
+  return v;
+}
+
+// C, K: the layer's own sizes (w is (K,C,3,3) | (3,3,C,K)).
+inline WinogradWeights backward_data_weights(const float* w, Layout layout, int64_t C, int64_t K) {
+  WinogradWeights v;
+  v.w = w;
+  const bool nhwc = layout == Layout::NHWC;
+  v.k_stride = nhwc ? K : 9;        // lanes run over the layer's input channels c
+  v.c_stride = nhwc ? 1 : C * 9;    // the reduction over its output channels k
+  for (int rs = 0; rs < 9; ++rs) v.tap[rs] = nhwc ? (8 - rs) * C * K : 8 - rs;
+  return v;
+}
+
+// 1. One input channel c and W output channels [k, k+W) of the filter:
 // U[xi][c][k..k+W) = (G g G^T)[xi] stored at u + xi*ldxi (lanes past K are zero).
-// gather_taps (defined by the ISA file) loads w[(k + lane)*C*9 + rs] for the NCHW weights.
+// gather_taps (defined by the ISA file) loads base[lane*k_stride + tap[rs]] when the lanes are
+// not contiguous.
 template <class V>
-static inline void transform_weight_vector(const Plan& pl, Layout layout, const float* w,
-                                           int64_t c, int64_t k, float* u, int64_t ldxi) {
-  const int64_t C = pl.C, K = pl.K;
-  const int nk = static_cast<int>(std::clamp<int64_t>(K - k, 0, V::W));
+static inline void transform_weight_vector(const Plan& pl, const WinogradWeights& ww, int64_t c,
+                                           int64_t k, float* u, int64_t ldxi) {
+  const int nk = static_cast<int>(std::clamp<int64_t>(pl.K - k, 0, V::W));
+  const float* base = ww.w + c * ww.c_stride + std::min(k, pl.K - 1) * ww.k_stride;
   Reg<V> g[9];
-  if (layout == Layout::NHWC) {
-    for (int rs = 0; rs < 9; ++rs) g[rs] = V::load_n(w + (rs * C + c) * K + k, nk);
+  if (ww.k_stride == 1) {
+    for (int rs = 0; rs < 9; ++rs) g[rs] = V::load_n(base + ww.tap[rs], nk);
   } else {
-    gather_taps(w + (std::min(k, K - 1) * C + c) * 9, C * 9, nk, g);
+    gather_taps(base, ww.k_stride, ww.tap, nk, g);
   }
   Reg<V> t[6][3];   // G g along r, one column s at a time
   for (int s = 0; s < 3; ++s) {
@@ -132,11 +173,11 @@ static inline void transform_weight_vector(const Plan& pl, Layout layout, const 
 
 // All weights -> u (36, C, Kp), parallel over c.
 template <class V>
-void transform_weights(const Plan& pl, Layout layout, const float* w, float* u, int threads) {
+void transform_weights(const Plan& pl, const WinogradWeights& ww, float* u, int threads) {
 #pragma omp parallel for num_threads(threads) schedule(static)
   for (int64_t c = 0; c < pl.C; ++c)
     for (int64_t k0 = 0; k0 < pl.Kp; k0 += V::W)
-      transform_weight_vector<V>(pl, layout, w, c, k0, u + c * pl.Kp + k0, pl.C * pl.Kp);
+      transform_weight_vector<V>(pl, ww, c, k0, u + c * pl.Kp + k0, pl.C * pl.Kp);
 }
 
 // 3a. tiles [t0, t0 + nt) of x (N,H,W,C) -> v (36, ldv, C): v[xi][j][c] = (B^T d_j B)[xi]
@@ -305,10 +346,10 @@ void gemm_tiles(const float* a, int64_t lda, int64_t nt, int64_t nc, const float
 // input into a per-thread V (36, TB, C), runs the 36 GEMMs (U slices reused by the whole tile
 // block) into a per-thread M (36, TB, Kp) and transforms M into y.
 template <class V>
-void winograd_tiles_outer(const Conv2dParams& p, const Plan& pl, const float* xs, const float* w,
-                          const float* bp, float* y, int threads) {
+void winograd_tiles_outer(const Conv2dParams& p, const Plan& pl, const float* xs,
+                          const WinogradWeights& ww, const float* bp, float* y, int threads) {
   float* u = scratch<float>(0, kXi * p.C * pl.Kp);
-  transform_weights<V>(pl, p.layout, w, u, threads);
+  transform_weights<V>(pl, ww, u, threads);
 
   // Few tile blocks would leave a core idle: the k-blocks are then split into groups, each item
   // redoing its block's (cheap) input transform.
@@ -348,7 +389,7 @@ void winograd_tiles_outer(const Conv2dParams& p, const Plan& pl, const float* xs
 constexpr int64_t kCc = 64;
 template <class V>
 void winograd_channels_outer(const Conv2dParams& p, const Plan& pl, const float* xs,
-                             const float* w, const float* bp, float* y, int threads) {
+                             const WinogradWeights& ww, const float* bp, float* y, int threads) {
   const int64_t T = pl.T, C = p.C;
   float* v = scratch<float>(3, kXi * T * C);
   const int64_t nrows = ceil_div(T, V::NJ);
@@ -368,7 +409,7 @@ void winograd_channels_outer(const Conv2dParams& p, const Plan& pl, const float*
       const int64_t nc = std::min(kCc, C - c0);
       for (int64_t c = c0; c < c0 + nc; ++c)
         for (int64_t k = k0; k < k0 + kg; k += V::W)
-          transform_weight_vector<V>(pl, p.layout, w, c, k, ub + (c - c0) * KG + (k - k0), nc * KG);
+          transform_weight_vector<V>(pl, ww, c, k, ub + (c - c0) * KG + (k - k0), nc * KG);
       for (int64_t xi = 0; xi < kXi; ++xi)
         for (int64_t kb = 0; kb < kg; kb += kKB<V>) {
           const int64_t nv = ceil_div(std::min(kKB<V>, kg - kb), V::W);
@@ -380,10 +421,11 @@ void winograd_channels_outer(const Conv2dParams& p, const Plan& pl, const float*
   }
 }
 
-// x (N,C,H,W) | (N,H,W,C), w (K,C,3,3) | (3,3,C,K), bias (K) or null -> y (N,K,P,Q) | (N,P,Q,K)
+// The Winograd convolution x (N,C,H,W) | (N,H,W,C) -> y (N,K,P,Q) | (N,P,Q,K) of p, with the
+// filter read through ww, + bias (K or null), ReLU when p.relu. `op` names it in the log.
 template <class V>
-void conv2d_fwd_winograd(const Conv2dParams& p, const float* x, const float* w, const float* bias,
-                         float* y) {
+void winograd_conv(const Conv2dParams& p, const float* x, const WinogradWeights& ww,
+                   const float* bias, float* y, const char* op) {
   KernelLog log;
   Plan pl;
   pl.N = p.N; pl.C = p.C; pl.H = p.H; pl.W = p.W; pl.K = p.K; pl.P = p.P; pl.Q = p.Q;
@@ -410,13 +452,30 @@ void conv2d_fwd_winograd(const Conv2dParams& p, const float* x, const float* w, 
   // with K = 512 (V <= U), tiles-outer 1.3-1.8x faster at T = 784..3136 with K <= 256 (V > U):
   // pick the driver whose big operand is the smaller one.
   const bool channels_outer = pl.T <= pl.Kp;
-  if (channels_outer) winograd_channels_outer<V>(p, pl, xs, w, bp, y, threads);
-  else winograd_tiles_outer<V>(p, pl, xs, w, bp, y, threads);
+  if (channels_outer) winograd_channels_outer<V>(p, pl, xs, ww, bp, y, threads);
+  else winograd_tiles_outer<V>(p, pl, xs, ww, bp, y, threads);
   log.lap("transforms+gemm");
-  log.print(p.relu ? "conv2d_fwd_relu" : "conv2d_fwd", "f32",
+  log.print(op, "f32",
             channels_outer ? "winograd F(4x4,3x3), channels outer: 36 GEMMs of all tiles x 64 c x KB k"
                            : "winograd F(4x4,3x3), tiles outer: 36 GEMMs of 8*NJ tiles x C x KB k",
             V::NJ, kKB<V>);
+}
+
+// x (N,C,H,W) | (N,H,W,C), w (K,C,3,3) | (3,3,C,K), bias (K) or null -> y (N,K,P,Q) | (N,P,Q,K)
+template <class V>
+void conv2d_fwd_winograd(const Conv2dParams& p, const float* x, const float* w, const float* bias,
+                         float* y) {
+  winograd_conv<V>(p, x, forward_weights(w, p.layout, p.C, p.K), bias, y,
+                   p.relu ? "conv2d_fwd_relu" : "conv2d_fwd");
+}
+
+// grad_y (N,K,P,Q) | (N,P,Q,K), w -> grad_x (N,C,H,W) | (N,H,W,C): the forward convolution of
+// winograd_bwd_data_as_fwd(p) (conv2d_winograd.cpp) on grad_y with the flipped, transposed
+// filter.
+template <class V>
+void conv2d_bwd_data_winograd(const Conv2dParams& p, const float* gy, const float* w, float* gx) {
+  winograd_conv<V>(winograd_bwd_data_as_fwd(p), gy, backward_data_weights(w, p.layout, p.C, p.K),
+                   nullptr, gx, "conv2d_bwd_data");
 }
 
 }  // namespace

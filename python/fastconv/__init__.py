@@ -55,8 +55,8 @@ def set_cpu_isa(name: str) -> str:
 
 
 def set_winograd(enabled: bool) -> None:
-    """Turn the Winograd F(4x4,3x3) forward path (AVX-512, float32, 3x3 stride-1 layers where it
-    is faster than the direct kernel) on or off, process-wide. FASTCONV_WINOGRAD=0 turns it off
+    """Turn the Winograd F(4x4,3x3) path (AVX-512 and AVX2, float32, forward and backward-data of
+    3x3 stride-1 layers where it is faster than the direct kernel) on or off, process-wide. FASTCONV_WINOGRAD=0 turns it off
     at import time. Winograd is not bit-exact: its error vs float64 stays within ~1e-5 relative."""
     if not isinstance(enabled, bool):
         raise ValueError(f"enabled must be a bool, got {enabled!r}")
@@ -64,7 +64,7 @@ def set_winograd(enabled: bool) -> None:
 
 
 def get_winograd() -> bool:
-    """Whether the Winograd forward path may be used (see set_winograd)."""
+    """Whether the Winograd path may be used (see set_winograd)."""
     return _cpu.get_winograd()
 
 
