@@ -7,10 +7,10 @@ For each layer and pass it times fastconv NCHW/NHWC and PyTorch NCHW/channels_la
 (one call of each per round, median over rounds), checks fastconv against PyTorch first, and prints
 GFLOP/s plus the ratio of fastconv's best layout to PyTorch's best layout. GFLOP/s are always
 direct-convolution FLOPs (2*N*K*C*9*H*W) per second, also for the Winograd path.
---winograd both (forward only): times the default path (Winograd where its size rule says so) as
-"fc NCHW/NHWC" and the direct kernel as "fcd NCHW/NHWC" side by side, and prints the error
-||y - y_ref||_F / ||y_ref||_F of both against the float64 reference (fastconv.reference, on the
-first image). --winograd force: Winograd on every 3x3 stride-1 layer. A small script of the
+--winograd both: times the default path (Winograd where its size rule says so) as
+"fc NCHW/NHWC" and the direct kernel as "fcd NCHW/NHWC" side by side, for every pass, and prints
+the error ||got - want||_F / ||want||_F of both against the float64 reference
+(fastconv.reference, on the first image). --winograd force: Winograd on every 3x3 stride-1 layer. A small script of the
 convolution-kernel work; the package benchmark is `python -m fastconv.bench`.
 """
 from __future__ import annotations
@@ -40,7 +40,7 @@ def main():
     ap.add_argument("--dtype", default="float32")
     ap.add_argument("--no-torch", action="store_true")
     ap.add_argument("--winograd", choices=["on", "off", "force", "both"], default="on",
-                    help="Winograd forward path: default rule (on), disabled, forced on every 3x3 "
+                    help="Winograd path: default rule (on), disabled, forced on every 3x3 "
                          "stride-1 layer, or forced and direct side by side")
     ap.add_argument("--stat", choices=["median", "min"], default="median",
                     help="statistic over the rounds (min is more robust on a shared machine)")
@@ -81,28 +81,17 @@ def main():
             if ps == "fwd":
                 fns["fc NCHW"] = lambda: fc.conv2d(x, w, b, padding=1)
                 fns["fc NHWC"] = lambda: fc.conv2d(xh, wh, b, padding=1, layout="NHWC")
-                if args.winograd == "both":
-                    fns["fcd NCHW"] = lambda: _direct(lambda: fc.conv2d(x, w, b, padding=1))
-                    fns["fcd NHWC"] = lambda: _direct(lambda: fc.conv2d(xh, wh, b, padding=1, layout="NHWC"))
-                    if dt == np.float32:
-                        import fastconv.reference as ref  # noqa: PLC0415
-                        x1 = x[:1].astype(np.float64)
-                        yr = ref.conv2d(x1, w.astype(np.float64), b.astype(np.float64), padding=1)
-                        errs = [np.linalg.norm(fc.conv2d(x[:1], w, b, padding=1) - yr),
-                                np.linalg.norm(fc.conv2d(xh[:1], wh, b, padding=1, layout="NHWC")
-                                               .transpose(0, 3, 1, 2) - yr),
-                                np.linalg.norm(_direct(lambda: fc.conv2d(x[:1], w, b, padding=1)) - yr)]
-                        fc.conv2d(x[:1], w, b, padding=1)
-                        path = fc._cpu._last_conv2d_fwd_path()
-                        print(f"  L{li} error vs float64 (Frobenius, relative): {path} NCHW "
-                              f"{errs[0] / np.linalg.norm(yr):.2e} NHWC {errs[1] / np.linalg.norm(yr):.2e}"
-                              f"  direct {errs[2] / np.linalg.norm(yr):.2e}", flush=True)
             elif ps == "bwd_data":
                 fns["fc NCHW"] = lambda: fc.conv2d_backward_data(gy, w, x.shape, padding=1)
                 fns["fc NHWC"] = lambda: fc.conv2d_backward_data(gyh, wh, xh.shape, padding=1, layout="NHWC")
             else:
                 fns["fc NCHW"] = lambda: fc.conv2d_backward_weight(gy, x, w.shape, padding=1)
                 fns["fc NHWC"] = lambda: fc.conv2d_backward_weight(gyh, xh, wh.shape, padding=1, layout="NHWC")
+            if args.winograd == "both":
+                fns["fcd NCHW"] = lambda f=fns["fc NCHW"]: _direct(f)
+                fns["fcd NHWC"] = lambda f=fns["fc NHWC"]: _direct(f)
+                if dt == np.float32:
+                    _print_errors(li, ps, x, w, b, gy)
             if torch is not None:
                 tx, tw, tb, tgy = (torch.from_numpy(a) for a in (x, w, b, gy))
                 cl = torch.channels_last
@@ -133,7 +122,7 @@ def main():
             gf = {k: flops / v / 1e9 for k, v in med.items()}
             fc_best = max(gf["fc NCHW"], gf["fc NHWC"])
             if "fcd NCHW" in gf:
-                summary.setdefault("fwd direct", []).append(
+                summary.setdefault(f"{ps} direct", []).append(
                     max(gf["fcd NCHW"], gf["fcd NHWC"]) / max(gf.get("pt NCHW", 1), gf.get("pt CL", 1)))
                 line_extra = f" wino/direct={fc_best / max(gf['fcd NCHW'], gf['fcd NHWC']):4.2f}"
             else:
@@ -152,14 +141,49 @@ def main():
             print(line + line_extra + f"  [{med['fc NHWC']*1e3:.2f} ms]", flush=True)
     if torch is not None:
         for ps, rows in summary.items():
-            if ps == "fwd direct":
+            if ps.endswith(" direct"):
                 g = float(np.exp(np.mean(np.log(rows))))
-                print(f"fwd direct geomean ratio fcd-best/pt-best {g:.3f}  min {min(rows):.3f}")
+                print(f"{ps} geomean ratio fcd-best/pt-best {g:.3f}  min {min(rows):.3f}")
                 continue
             if rows:
                 g = [float(np.exp(np.mean(np.log([r[i] for r in rows])))) for i in range(3)]
                 print(f"{ps:10s} geomean ratio fc-best/pt-best {g[0]:.3f}  NCHW/NCHW {g[1]:.3f}  "
                       f"NHWC/CL {g[2]:.3f}  min {min(r[0] for r in rows):.3f}")
+
+
+def _print_errors(li, ps, x, w, b, gy):
+    """||got - want||_F / ||want||_F of the default path (both layouts) and of the direct kernel
+    against the float64 reference, on the first image."""
+    import fastconv.reference as ref  # noqa: PLC0415
+    x1, gy1, w64 = x[:1], gy[:1], w.astype(np.float64)
+    nhwc = (lambda a: np.ascontiguousarray(a.transpose(0, 2, 3, 1)))
+    if ps == "fwd":
+        want = ref.conv2d(x1.astype(np.float64), w64, b.astype(np.float64), padding=1)
+        calls = [lambda: fc.conv2d(x1, w, b, padding=1),
+                 lambda: fc.conv2d(nhwc(x1), w.transpose(2, 3, 1, 0).copy(), b, padding=1,
+                                   layout="NHWC").transpose(0, 3, 1, 2)]
+        path = fc._cpu._last_conv2d_fwd_path
+    elif ps == "bwd_data":
+        want = ref.conv2d_backward_data(gy1.astype(np.float64), w64, x1.shape, padding=1)
+        calls = [lambda: fc.conv2d_backward_data(gy1, w, x1.shape, padding=1),
+                 lambda: fc.conv2d_backward_data(nhwc(gy1), w.transpose(2, 3, 1, 0).copy(),
+                                                 nhwc(x1).shape, padding=1,
+                                                 layout="NHWC").transpose(0, 3, 1, 2)]
+        path = fc._cpu._last_conv2d_bwd_data_path
+    else:
+        want = ref.conv2d_backward_weight(gy1.astype(np.float64), x1.astype(np.float64), w.shape,
+                                          padding=1)[0]
+        calls = [lambda: fc.conv2d_backward_weight(gy1, x1, w.shape, padding=1)[0],
+                 lambda: fc.conv2d_backward_weight(nhwc(gy1), nhwc(x1), w.transpose(2, 3, 1, 0).shape,
+                                                   padding=1, layout="NHWC")[0].transpose(3, 2, 0, 1)]
+        path = fc._cpu._last_conv2d_bwd_weight_path
+    norm = np.linalg.norm(want)
+    errs = [np.linalg.norm(f() - want) / norm for f in calls]
+    calls[0]()
+    name = path()
+    err_direct = np.linalg.norm(_direct(calls[0]) - want) / norm
+    print(f"  {ps} L{li} error vs float64 (Frobenius, relative): {name} NCHW {errs[0]:.2e} "
+          f"NHWC {errs[1]:.2e}  direct {err_direct:.2e}", flush=True)
 
 
 def _direct(f):

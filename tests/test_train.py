@@ -99,11 +99,13 @@ def test_example_trains_on_the_digits(tmp_path):
     try:
         from threadpoolctl import threadpool_limits
         with threadpool_limits(limits=None):            # restores the BLAS threads the example sets
-            history = train_cnn.main(["--epochs", "3", "--plot", "", "--save", str(tmp_path / "w.npz")])
+            history = train_cnn.main(["--epochs", "8", "--plot", "", "--save", str(tmp_path / "w.npz")])
     finally:
         fc.set_num_threads(threads)
     assert history["loss"][-1] < 0.5 * history["loss"][0]
-    assert history["test_acc"][-1] > 0.85
+    # 3 epochs ended anywhere in 0.83-0.94 depending on rounding (seeds 0-2, Winograd on or
+    # off): too close to a fixed bar. 8 epochs measured 0.95-0.97 either way.
+    assert history["test_acc"][-1] > 0.9
     assert (tmp_path / "w.npz").exists()
 
 

@@ -203,6 +203,8 @@ PYBIND11_MODULE(_cpu, m) {
         "path of the last f32 forward conv on this thread: winograd_f4x4_3x3 or direct");
   m.def("_last_conv2d_bwd_data_path", [] { return std::string(last_conv2d_bwd_data_path()); },
         "path of the last f32 backward-data conv on this thread: winograd_f4x4_3x3 or direct");
+  m.def("_last_conv2d_bwd_weight_path", [] { return std::string(last_conv2d_bwd_weight_path()); },
+        "path of the last f32 backward-weight conv on this thread: winograd_f4x4_3x3 or direct");
   m.def("cpu_isa", [] { return std::string(isa_name(current_isa())); });
   m.def("best_cpu_isa", [] { return std::string(isa_name(best_supported_isa())); });
   m.def("set_cpu_isa", [](const std::string& name) {

@@ -38,8 +38,12 @@
 // Threads: OpenMP over (k-block group, n, output row) items for forward/backward-data (batch 1
 // splits rows, so both cores work) and over output tiles for backward-weight.
 //
+// float32 3x3 stride-1 layers with C, K >= 64 do not come here when Winograd is on: see
+// conv2d_winograd.h (all three passes).
+//
 // The portable kernels in conv2d_ref.cpp compute the same thing with plain loops; the tests
 // (tests/test_conv_simd.py) compare both, exactly with small-integer data.
+#pragma once  // once per translation unit: each ISA file includes it for its own ISA
 #ifndef FASTCONV_SIMD_NS
 #error "include simd_avx512.h or simd_avx2.h before conv2d_simd.h"
 #endif
@@ -85,7 +89,7 @@ struct ScratchSlot {
 
 template <typename T>
 T* scratch(int slot, int64_t count) {
-  static thread_local ScratchSlot slots[5];
+  static thread_local ScratchSlot slots[8];
   const size_t bytes = static_cast<size_t>(round_up(std::max<int64_t>(count, 1) * sizeof(T), 64));
   ScratchSlot& s = slots[slot];
   if (s.bytes < bytes) {

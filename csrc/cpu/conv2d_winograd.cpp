@@ -22,6 +22,7 @@ std::atomic<bool> g_winograd{initial_winograd()};
 std::atomic<bool> g_force{initial_force()};
 thread_local const char* t_last_path = "none";
 thread_local const char* t_last_bwd_data_path = "none";
+thread_local const char* t_last_bwd_weight_path = "none";
 
 }  // namespace
 
@@ -34,6 +35,8 @@ const char* last_conv2d_fwd_path() { return t_last_path; }
 void set_last_conv2d_fwd_path(const char* name) { t_last_path = name; }
 const char* last_conv2d_bwd_data_path() { return t_last_bwd_data_path; }
 void set_last_conv2d_bwd_data_path(const char* name) { t_last_bwd_data_path = name; }
+const char* last_conv2d_bwd_weight_path() { return t_last_bwd_weight_path; }
+void set_last_conv2d_bwd_weight_path(const char* name) { t_last_bwd_weight_path = name; }
 
 bool winograd_fwd_eligible(const Conv2dParams& p) {
   if (p.R != 3 || p.S != 3 || p.stride_h != 1 || p.stride_w != 1 || p.dil_h != 1 || p.dil_w != 1)
@@ -65,6 +68,13 @@ bool winograd_bwd_data_eligible(const Conv2dParams& p) {
   // tile loop is not written for: those rare layers keep the direct kernel.
   return p.pad_top <= p.R - 1 && p.pad_left <= p.S - 1 &&
          winograd_fwd_eligible(winograd_bwd_data_as_fwd(p));
+}
+
+bool winograd_bwd_weight_eligible(const Conv2dParams& p) {
+  // The forward rule (3x3 stride 1, C, K >= 64, >= 16 tiles): measured 1.7-2.6x faster than
+  // the direct kernel on the VGG16 layers at batch 8 and 1.3-2.9x at batch 1, 14x14 included
+  // (16 tiles); smaller layers were not measured and keep the direct kernel.
+  return winograd_fwd_eligible(p);
 }
 
 }  // namespace fastconv

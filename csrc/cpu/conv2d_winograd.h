@@ -1,5 +1,7 @@
-// Winograd F(4x4, 3x3) forward and backward-data convolution for 3x3, stride-1, dilation-1,
-// fp32 layers. Backward-data runs as the forward convolution winograd_bwd_data_as_fwd(p).
+// Winograd F(4x4, 3x3) forward, backward-data and backward-weight convolution for 3x3, stride-1,
+// dilation-1, fp32 layers. Backward-data runs as the forward convolution
+// winograd_bwd_data_as_fwd(p); backward-weight has its own driver
+// (conv2d_winograd_bwd_weight_simd.h).
 //
 // The kernel (conv2d_winograd_simd.h, compiled per ISA) is used only where it beats the direct kernel of
 // conv2d_simd.h (winograd_fwd_eligible below, from measurements with
@@ -32,13 +34,17 @@ bool winograd_fwd_eligible(const Conv2dParams& p);
 Conv2dParams winograd_bwd_data_as_fwd(const Conv2dParams& p);
 // winograd_fwd_eligible of that convolution.
 bool winograd_bwd_data_eligible(const Conv2dParams& p);
+// True when the Winograd backward-weight path applies and, from the measurements, is faster.
+bool winograd_bwd_weight_eligible(const Conv2dParams& p);
 
-// Name of the kernel family the last f32 forward / backward-data convolution on this thread
+// Name of the kernel family the last f32 forward / backward-data / backward-weight pass on this thread
 // went through: "winograd_f4x4_3x3" or "direct" (a debugging aid for the tests).
 const char* last_conv2d_fwd_path();
 void set_last_conv2d_fwd_path(const char* name);
 const char* last_conv2d_bwd_data_path();
 void set_last_conv2d_bwd_data_path(const char* name);
+const char* last_conv2d_bwd_weight_path();
+void set_last_conv2d_bwd_weight_path(const char* name);
 
 // Both ISAs (conv2d_winograd_avx512.cpp, conv2d_winograd_avx2.cpp; template in
 // conv2d_winograd_simd.h):
@@ -49,6 +55,10 @@ void conv2d_fwd_f32_auto(const Conv2dParams& p, const float* x, const float* w,
                          const float* bias, float* y);
 void conv2d_bwd_data_f32_winograd(const Conv2dParams& p, const float* gy, const float* w, float* gx);
 void conv2d_bwd_data_f32_auto(const Conv2dParams& p, const float* gy, const float* w, float* gx);
+void conv2d_bwd_weight_f32_winograd(const Conv2dParams& p, const float* gy, const float* x,
+                                    float* gw, float* gb);
+void conv2d_bwd_weight_f32_auto(const Conv2dParams& p, const float* gy, const float* x, float* gw,
+                                float* gb);
 }  // namespace avx2
 
 namespace avx512 {
@@ -62,6 +72,10 @@ void conv2d_fwd_f32_auto(const Conv2dParams& p, const float* x, const float* w,
                          const float* bias, float* y);
 void conv2d_bwd_data_f32_winograd(const Conv2dParams& p, const float* gy, const float* w, float* gx);
 void conv2d_bwd_data_f32_auto(const Conv2dParams& p, const float* gy, const float* w, float* gx);
+void conv2d_bwd_weight_f32_winograd(const Conv2dParams& p, const float* gy, const float* x,
+                                    float* gw, float* gb);
+void conv2d_bwd_weight_f32_auto(const Conv2dParams& p, const float* gy, const float* x, float* gw,
+                                float* gb);
 }  // namespace avx512
 
 }  // namespace fastconv

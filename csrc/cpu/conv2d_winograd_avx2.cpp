@@ -1,6 +1,6 @@
-// Winograd F(4x4,3x3) conv2d forward and backward-data, avx2, fp32: the template of
-// conv2d_winograd_simd.h compiled with this file's flags. Reference: ref::conv2d_fwd and
-// ref::conv2d_bwd_data (conv2d_ref.cpp).
+// Winograd F(4x4,3x3) conv2d forward, backward-data and backward-weight, avx2, fp32: the template of
+// conv2d_winograd_simd.h compiled with this file's flags. References: ref::conv2d_fwd,
+// ref::conv2d_bwd_data and ref::conv2d_bwd_weight (conv2d_ref.cpp).
 #include "simd_avx2.h"
 
 namespace fastconv {
@@ -19,40 +19,4 @@ inline void gather_taps(const float* base, int64_t stride, const int64_t tap[9],
 }  // namespace avx2
 }  // namespace fastconv
 
-#include "conv2d_winograd_simd.h"
-
-namespace fastconv {
-namespace avx2 {
-
-void conv2d_fwd_f32_winograd(const Conv2dParams& p, const float* x, const float* w,
-                             const float* bias, float* y) {
-  conv2d_fwd_winograd<VecF32>(p, x, w, bias, y);
-}
-
-void conv2d_fwd_f32_auto(const Conv2dParams& p, const float* x, const float* w, const float* bias,
-                         float* y) {
-  if (winograd_enabled() && winograd_fwd_eligible(p)) {
-    set_last_conv2d_fwd_path("winograd_f4x4_3x3");
-    conv2d_fwd_f32_winograd(p, x, w, bias, y);
-  } else {
-    set_last_conv2d_fwd_path("direct");
-    conv2d_fwd_f32(p, x, w, bias, y);
-  }
-}
-
-void conv2d_bwd_data_f32_winograd(const Conv2dParams& p, const float* gy, const float* w, float* gx) {
-  conv2d_bwd_data_winograd<VecF32>(p, gy, w, gx);
-}
-
-void conv2d_bwd_data_f32_auto(const Conv2dParams& p, const float* gy, const float* w, float* gx) {
-  if (winograd_enabled() && winograd_bwd_data_eligible(p)) {
-    set_last_conv2d_bwd_data_path("winograd_f4x4_3x3");
-    conv2d_bwd_data_f32_winograd(p, gy, w, gx);
-  } else {
-    set_last_conv2d_bwd_data_path("direct");
-    conv2d_bwd_data_f32(p, gy, w, gx);
-  }
-}
-
-}  // namespace avx2
-}  // namespace fastconv
+#include "conv2d_winograd_entries.inl"

@@ -39,6 +39,7 @@
 //
 // Reference: ref::conv2d_fwd (conv2d_ref.cpp). Error vs the float64 oracle measured on VGG16
 // layers (random normal data): see tests/test_winograd.py and the report in the README.
+#pragma once  // once per translation unit: each ISA file includes it for its own ISA
 #ifndef FASTCONV_SIMD_NS
 #error "include simd_avx512.h or simd_avx2.h (and define gather_taps) before conv2d_winograd_simd.h"
 #endif
@@ -108,6 +109,19 @@ struct Plan {
   int64_t N, C, H, W, K, Kp, P, Q, TH, TW, T;   // T = N*TH*TW tiles of 4x4 output pixels
   int64_t pad_top, pad_left;
 };
+
+// The tiling of convolution p for vectors of W lanes.
+inline Plan make_plan(const Conv2dParams& p, int64_t W) {
+  Plan pl;
+  pl.N = p.N; pl.C = p.C; pl.H = p.H; pl.W = p.W; pl.K = p.K; pl.P = p.P; pl.Q = p.Q;
+  pl.Kp = (p.K + W - 1) / W * W;
+  pl.TH = (p.P + kM - 1) / kM;
+  pl.TW = (p.Q + kM - 1) / kM;
+  pl.T = p.N * pl.TH * pl.TW;
+  pl.pad_top = p.pad_top;
+  pl.pad_left = p.pad_left;
+  return pl;
+}
 
 // Where the 9 taps of the filter (input channel c, output channel k) of the convolution being
 // computed live in the caller's weights: w + c*c_stride + k*k_stride + tap[r*3 + s].
@@ -180,10 +194,11 @@ void transform_weights(const Plan& pl, const WinogradWeights& ww, float* u, int 
       transform_weight_vector<V>(pl, ww, c, k0, u + c * pl.Kp + k0, pl.C * pl.Kp);
 }
 
-// 3a. tiles [t0, t0 + nt) of x (N,H,W,C) -> v (36, ldv, C): v[xi][j][c] = (B^T d_j B)[xi]
+// 3a. tiles [t0, t0 + nt), channels [c0, c0 + nc) of x (N,H,W,C) -> v (36, ldv, ldc):
+// v[(xi*ldv + j)*ldc + c - c0] = (B^T d_j B)[xi]
 template <class V>
-void transform_input_block(const Plan& pl, const float* x, int64_t t0, int64_t nt, int64_t ldv,
-                           float* v) {
+void transform_input_channels(const Plan& pl, const float* x, int64_t t0, int64_t nt, int64_t c0,
+                              int64_t nc, int64_t ldv, int64_t ldc, float* v) {
   const int64_t C = pl.C;
   const Reg<V> zero = V::zero();
   for (int64_t j = 0; j < nt; ++j) {
@@ -193,13 +208,13 @@ void transform_input_block(const Plan& pl, const float* x, int64_t t0, int64_t n
     for (int r = 0; r < kA; ++r) row_in[r] = ih0 + r >= 0 && ih0 + r < pl.H;
     for (int s = 0; s < kA; ++s) col_in[s] = iw0 + s >= 0 && iw0 + s < pl.W;
     const int64_t base = ((n * pl.H + ih0) * pl.W + iw0) * C;   // only in-image pixels are read
-    for (int64_t c0 = 0; c0 < C; c0 += V::W) {
-      const int nc = static_cast<int>(std::min<int64_t>(V::W, C - c0));
+    for (int64_t cv = 0; cv < nc; cv += V::W) {
+      const int nl = static_cast<int>(std::min<int64_t>(V::W, nc - cv));
       Reg<V> tmp[kA][kA];  // B^T d: columns first
       for (int s = 0; s < kA; ++s) {
         Reg<V> d[kA];
         for (int r = 0; r < kA; ++r)
-          d[r] = row_in[r] && col_in[s] ? V::load_n(x + base + (r * pl.W + s) * C + c0, nc) : zero;
+          d[r] = row_in[r] && col_in[s] ? V::load_n(x + base + (r * pl.W + s) * C + c0 + cv, nl) : zero;
         Reg<V> o[kA];
         input_1d<V>(d[0], d[1], d[2], d[3], d[4], d[5], o);
         for (int i = 0; i < kA; ++i) tmp[i][s] = o[i];
@@ -208,10 +223,17 @@ void transform_input_block(const Plan& pl, const float* x, int64_t t0, int64_t n
         Reg<V> o[kA];
         input_1d<V>(tmp[i][0], tmp[i][1], tmp[i][2], tmp[i][3], tmp[i][4], tmp[i][5], o);
         for (int jj = 0; jj < kA; ++jj)
-          V::store_n(v + ((i * kA + jj) * ldv + j) * C + c0, o[jj], nc);
+          V::store_n(v + ((i * kA + jj) * ldv + j) * ldc + cv, o[jj], nl);
       }
     }
   }
+}
+
+// All channels: v (36, ldv, C).
+template <class V>
+void transform_input_block(const Plan& pl, const float* x, int64_t t0, int64_t nt, int64_t ldv,
+                           float* v) {
+  transform_input_channels<V>(pl, x, t0, nt, 0, pl.C, ldv, pl.C, v);
 }
 
 // 3c. m (36, ldm, Kp) channels [k0, k1) of tiles [t0, t0 + nt) -> y, + bias, ReLU
@@ -427,14 +449,7 @@ template <class V>
 void winograd_conv(const Conv2dParams& p, const float* x, const WinogradWeights& ww,
                    const float* bias, float* y, const char* op) {
   KernelLog log;
-  Plan pl;
-  pl.N = p.N; pl.C = p.C; pl.H = p.H; pl.W = p.W; pl.K = p.K; pl.P = p.P; pl.Q = p.Q;
-  pl.Kp = round_up(p.K, V::W);
-  pl.TH = ceil_div(p.P, kM);
-  pl.TW = ceil_div(p.Q, kM);
-  pl.T = p.N * pl.TH * pl.TW;
-  pl.pad_top = p.pad_top;
-  pl.pad_left = p.pad_left;
+  const Plan pl = make_plan(p, V::W);
   const int threads = threads_for(p.macs());
 
   float* bp = scratch<float>(2, pl.Kp);

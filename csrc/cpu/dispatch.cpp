@@ -46,14 +46,14 @@ CpuKernelTable make_table(Isa isa) {
     t.f64.conv2d_fwd = avx2::conv2d_fwd_f64;
     t.f32.conv2d_bwd_data = avx2::conv2d_bwd_data_f32_auto;  // Winograd where eligible
     t.f64.conv2d_bwd_data = avx2::conv2d_bwd_data_f64;
-    t.f32.conv2d_bwd_weight = avx2::conv2d_bwd_weight_f32;
+    t.f32.conv2d_bwd_weight = avx2::conv2d_bwd_weight_f32_auto;  // Winograd where eligible
     t.f64.conv2d_bwd_weight = avx2::conv2d_bwd_weight_f64;
   } else if (isa == Isa::avx512) {
     t.f32.conv2d_fwd = avx512::conv2d_fwd_f32_auto;  // Winograd where eligible, else direct
     t.f64.conv2d_fwd = avx512::conv2d_fwd_f64;
     t.f32.conv2d_bwd_data = avx512::conv2d_bwd_data_f32_auto;  // Winograd where eligible
     t.f64.conv2d_bwd_data = avx512::conv2d_bwd_data_f64;
-    t.f32.conv2d_bwd_weight = avx512::conv2d_bwd_weight_f32;
+    t.f32.conv2d_bwd_weight = avx512::conv2d_bwd_weight_f32_auto;  // Winograd where eligible
     t.f64.conv2d_bwd_weight = avx512::conv2d_bwd_weight_f64;
   }
   return t;
