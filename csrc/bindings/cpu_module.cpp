@@ -4,6 +4,7 @@
 // calls the kernel table of the ISA in effect.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
 
 #include <cstdio>
 #include <stdexcept>
@@ -12,6 +13,7 @@
 #include "../cpu/conv2d_winograd.h"
 #include "../cpu/kernels.h"
 #include "../cpu/peak_flops.h"
+#include "output_cache.h"
 #include "params_from_python.h"
 
 namespace py = pybind11;
@@ -189,6 +191,21 @@ PYBIND11_MODULE(_cpu, m) {
     else relu_backward_t<double>(gy, y, gx);
   });
 
+  m.def("cached_empty", [](const std::vector<int64_t>& shape, const py::dtype& dt) {
+    size_t bytes = static_cast<size_t>(dt.itemsize());
+    for (int64_t d : shape) {
+      if (d < 0) throw std::invalid_argument("cached_empty: negative dimension");
+      bytes *= static_cast<size_t>(d);
+    }
+    void* p = output_cache_take(bytes > 0 ? bytes : 1);
+    py::capsule owner(p, [](void* q) { output_cache_give(q); });
+    return py::array(dt, shape, p, owner);
+  }, "uninitialized C-contiguous array whose memory comes from the output cache (output_cache.h)");
+  m.def("output_cache_set_limit", [](size_t bytes) { output_cache_set_limit(bytes); });
+  m.def("output_cache_limit", &output_cache_limit);
+  m.def("output_cache_free_bytes", &output_cache_free_bytes);
+  m.def("output_cache_used_bytes", &output_cache_used_bytes);
+  m.def("output_cache_clear", &output_cache_clear);
   m.def("set_num_threads", [](int n) {
     if (n < 1) throw std::invalid_argument("n: the thread count must be >= 1, got " + std::to_string(n));
     set_num_threads(n);

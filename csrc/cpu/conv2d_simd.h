@@ -870,7 +870,6 @@ template <class V>
 void conv2d_bwd_weight(const Conv2dParams& p, const typename V::T* gy, const typename V::T* x,
                        typename V::T* gw, typename V::T* gb) {
   using T = typename V::T;
-  using reg = typename V::reg;
   constexpr int64_t W = V::W, KB = V::NV * V::W;
   const int64_t RS = p.R * p.S, PQ = p.P * p.Q;
   KernelLog log;
@@ -893,10 +892,19 @@ void conv2d_bwd_weight(const Conv2dParams& p, const typename V::T* gy, const typ
     xH = g.Hb;
     xW = g.Wb;
   }
-  // grad_y in k-blocks (K/KB, N*P*Q, KB): the tiles stream it contiguously.
+  // grad_y as the tiles' vector operand, pixel t of reduction row u at boff[u] + t*gy_ld.
+  // NHWC is used in place (k-block kb at column kb*KB, pixels K apart) when whole vectors never
+  // run past K; otherwise (NCHW, K % W != 0) it is copied in k-blocks (K/KB, N*P*Q, KB).
+  // (The copy used to be made for NHWC too: on conv1_1 at batch 8 it cost as much as the tiles.)
   const int64_t NPQ = p.N * PQ;
-  T* gyb = scratch<T>(1, ceil_div(p.K, KB) * NPQ * KB);
-  to_kblocked_pixels(gy, p.layout, p.N, p.K, PQ, KB, gyb, threads);
+  const bool gy_in_place = p.layout == Layout::NHWC && p.K % W == 0;
+  const T* gyb = gy;
+  const int64_t gy_ld = gy_in_place ? p.K : KB, gy_kb_stride = gy_in_place ? KB : NPQ * KB;
+  if (!gy_in_place) {
+    T* buf = scratch<T>(1, ceil_div(p.K, KB) * NPQ * KB);
+    to_kblocked_pixels(gy, p.layout, p.N, p.K, PQ, KB, buf, threads);
+    gyb = buf;
+  }
   // grad_w accumulates as (R, S, C, ldo); in place when that is the caller's layout.
   const bool direct_gw = p.layout == Layout::NHWC && p.K % W == 0;
   const int64_t ldo = direct_gw ? p.K : round_up(p.K, W);
@@ -915,16 +923,24 @@ void conv2d_bwd_weight(const Conv2dParams& p, const typename V::T* gy, const typ
   }
   const int64_t njb = ceil_div(J, V::NJ), nkb = ceil_div(p.K, KB);
   const int64_t items = G * njb * nkb;
+  // grad_bias rides along as nkb more items: 1 x KB tiles whose broadcast operand is the
+  // constant 1 (a_ts = 0), so the pixel sums are taken from the same L2-resident chunks of
+  // grad_y instead of another pass over it through memory. Like the weight tiles, each is
+  // owned by one thread and adds the chunks in order: deterministic.
+  const int64_t bias_items = gb ? nkb : 0;
+  T* gbt = gb ? scratch<T>(3, nkb * KB) : nullptr;
+  static const T kOne = T(1);
 
   // Reduction rows u = (n, oh) and their operand offsets.
   const int64_t NP = p.N * p.P;
-  std::vector<int64_t> aoff(NP), boff(NP);
+  std::vector<int64_t> aoff(NP), boff(NP), no_off(NP, 0);
   for (int64_t u = 0; u < NP; ++u) {
     const int64_t n = u / p.P, oh = u % p.P;
     aoff[u] = (n * xH + oh * p.stride_h) * xW * p.C;
-    boff[u] = u * p.Q * KB;
+    boff[u] = u * p.Q * gy_ld;
   }
   // Rows per chunk: about 1 MiB of grad_y and x per chunk stays in L2 across all tiles.
+  // (Measured with grad_y in place: its rows carry all K channels, hence round_up(K, KB).)
   const int64_t row_bytes = (p.Q * round_up(p.K, KB) + p.stride_h * xW * p.C) * int64_t(sizeof(T));
   const int64_t chunk = std::max<int64_t>(1, (int64_t(1) << 20) / row_bytes);
 
@@ -935,25 +951,34 @@ void conv2d_bwd_weight(const Conv2dParams& p, const typename V::T* gy, const typ
       // tiles throughout and adds their chunks in order, so no barrier is needed between
       // chunks (a barrier costs a scheduler time slice when the other core is busy).
 #pragma omp for schedule(static) nowait
-      for (int64_t it = 0; it < items; ++it) {
-        const int64_t kb = it % nkb, jb = (it / nkb) % njb, q = it / (nkb * njb);
-        const int64_t j0 = jb * V::NJ, k0 = kb * KB;
+      for (int64_t it = 0; it < items + bias_items; ++it) {
+        const bool bias_item = it >= items;
+        const int64_t kb = bias_item ? it - items : it % nkb, k0 = kb * KB;
+        const int64_t jb = (it / nkb) % njb, q = it / (nkb * njb), j0 = jb * V::NJ;
         TileArgs<T> t;
-        t.A = xb + g_a[q] + j0;
-        t.aoff = aoff.data() + u0;
-        t.a_ts = p.stride_w * p.C;
-        t.B = gyb + kb * NPQ * KB;
+        t.B = gyb + kb * gy_kb_stride;
         t.boff = boff.data() + u0;
-        t.ldb = KB;
+        t.ldb = gy_ld;
         t.U = std::min(chunk, NP - u0);
         t.Tn = p.Q;
         t.init = u0 == 0 ? Init::zero : Init::load;
-        t.out = gwt + (g_row[q] + j0) * ldo + k0;
+        if (bias_item) {
+          t.A = &kOne;
+          t.aoff = no_off.data() + u0;
+          t.a_ts = 0;
+          t.out = gbt + k0;
+          t.kvalid = static_cast<int>(std::min(KB, round_up(p.K, W) - k0));
+        } else {
+          t.A = xb + g_a[q] + j0;
+          t.aoff = aoff.data() + u0;
+          t.a_ts = p.stride_w * p.C;
+          t.out = gwt + (g_row[q] + j0) * ldo + k0;
+          t.kvalid = static_cast<int>(std::min(KB, ldo - k0));
+        }
         t.ldo = ldo;
         t.partial = t.out;
         t.ldp = ldo;
-        t.kvalid = static_cast<int>(std::min(KB, ldo - k0));
-        tile_fn<V>(std::min<int64_t>(V::NJ, J - j0), ceil_div(t.kvalid, W), false)(t);
+        tile_fn<V>(bias_item ? 1 : std::min<int64_t>(V::NJ, J - j0), ceil_div(t.kvalid, W), false)(t);
       }
     }
   }
@@ -982,24 +1007,7 @@ void conv2d_bwd_weight(const Conv2dParams& p, const typename V::T* gy, const typ
   }
   log.lap("unpack");
 
-  if (gb) {
-    // grad_bias[k] = sum over pixels: each thread owns whole vectors of channels and sums the
-    // pixels in a fixed order (4 interleaved partial sums, then combined): deterministic.
-    const int64_t nvec = ceil_div(p.K, W);
-#pragma omp parallel for num_threads(threads) schedule(static)
-    for (int64_t kv = 0; kv < nvec; ++kv) {
-      const T* col = gyb + (kv / V::NV) * NPQ * KB + (kv % V::NV) * W;
-      reg s[4] = {V::zero(), V::zero(), V::zero(), V::zero()};
-      int64_t i = 0;
-      for (; i + 4 <= NPQ; i += 4)
-        for (int q = 0; q < 4; ++q) s[q] = V::add(s[q], V::load(col + (i + q) * KB));
-      for (; i < NPQ; ++i) s[0] = V::add(s[0], V::load(col + i * KB));
-      const reg total = V::add(V::add(s[0], s[1]), V::add(s[2], s[3]));
-      const int64_t left = p.K - kv * W;
-      if (left >= W) V::store(gb + kv * W, total);
-      else V::store_n(gb + kv * W, total, static_cast<int>(left));
-    }
-  }
+  if (gb) std::copy(gbt, gbt + p.K, gb);
   log.lap("grad-bias");
   log.print("conv2d_bwd_weight", V::name,
             fuse_s ? "pixel-reduction, (s,c) rows fused" : "pixel-reduction", V::NJ, KB);

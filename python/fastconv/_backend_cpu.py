@@ -13,9 +13,20 @@ POISON = os.environ.get("FASTCONV_POISON", "0") not in ("", "0")
 
 
 def empty(shape, dtype):
+    """An uninitialized output array. Large ones (>= 1 MiB) come from the output cache
+    (csrc/bindings/output_cache.h): memory whose pages are already mapped, so the kernel does
+    not pay a page fault per 4 KiB on its first write."""
+    dtype = np.dtype(dtype)
+    if int(np.prod(shape, dtype=np.int64)) * dtype.itemsize >= _CACHE_MIN_BYTES:
+        a = _cpu.cached_empty(tuple(int(d) for d in shape), dtype)
+    else:
+        a = np.empty(shape, dtype=dtype)
     if POISON:
-        return np.full(shape, -1 if np.dtype(dtype).kind == "i" else np.nan, dtype=dtype)
-    return np.empty(shape, dtype=dtype)
+        a.fill(-1 if dtype.kind == "i" else np.nan)
+    return a
+
+
+_CACHE_MIN_BYTES = 1 << 20
 
 
 def contiguous(a):
