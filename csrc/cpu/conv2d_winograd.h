@@ -1,5 +1,5 @@
 // Winograd F(4x4, 3x3) forward, backward-data and backward-weight convolution for 3x3, stride-1,
-// dilation-1, fp32 layers. Backward-data runs as the forward convolution
+// dilation-1, fp32 and fp64 layers. Backward-data runs as the forward convolution
 // winograd_bwd_data_as_fwd(p); backward-weight has its own driver
 // (conv2d_winograd_bwd_weight_simd.h).
 //
@@ -46,36 +46,33 @@ void set_last_conv2d_bwd_data_path(const char* name);
 const char* last_conv2d_bwd_weight_path();
 void set_last_conv2d_bwd_weight_path(const char* name);
 
-// Both ISAs (conv2d_winograd_avx512.cpp, conv2d_winograd_avx2.cpp; template in
-// conv2d_winograd_simd.h):
+// The f32 and f64 entries of each SIMD ISA's dispatch table (conv2d_winograd_entries.inl,
+// compiled by conv2d_winograd_avx512.cpp and conv2d_winograd_avx2.cpp): the Winograd kernel
+// when enabled and eligible, else the direct kernels of conv2d_simd.h.
+// Layouts: x (N,C,H,W) | (N,H,W,C), w (K,C,3,3) | (3,3,C,K), y (N,K,P,Q) | (N,P,Q,K).
 namespace avx2 {
-void conv2d_fwd_f32_winograd(const Conv2dParams& p, const float* x, const float* w,
-                             const float* bias, float* y);
-void conv2d_fwd_f32_auto(const Conv2dParams& p, const float* x, const float* w,
-                         const float* bias, float* y);
-void conv2d_bwd_data_f32_winograd(const Conv2dParams& p, const float* gy, const float* w, float* gx);
+void conv2d_fwd_f32_auto(const Conv2dParams& p, const float* x, const float* w, const float* bias,
+                         float* y);
+void conv2d_fwd_f64_auto(const Conv2dParams& p, const double* x, const double* w,
+                         const double* bias, double* y);
 void conv2d_bwd_data_f32_auto(const Conv2dParams& p, const float* gy, const float* w, float* gx);
-void conv2d_bwd_weight_f32_winograd(const Conv2dParams& p, const float* gy, const float* x,
-                                    float* gw, float* gb);
+void conv2d_bwd_data_f64_auto(const Conv2dParams& p, const double* gy, const double* w, double* gx);
 void conv2d_bwd_weight_f32_auto(const Conv2dParams& p, const float* gy, const float* x, float* gw,
                                 float* gb);
+void conv2d_bwd_weight_f64_auto(const Conv2dParams& p, const double* gy, const double* x,
+                                double* gw, double* gb);
 }  // namespace avx2
-
 namespace avx512 {
-// x (N,C,H,W) | (N,H,W,C), w (K,C,3,3) | (3,3,C,K), bias (K) or null -> y (N,K,P,Q) | (N,P,Q,K)
-// Requires R = S = 3, stride 1, dilation 1 (any padding).
-void conv2d_fwd_f32_winograd(const Conv2dParams& p, const float* x, const float* w,
-                             const float* bias, float* y);
-// The f32 forward entry of the ISA's dispatch table: Winograd when enabled and eligible,
-// else the direct kernel (conv2d_fwd_f32).
-void conv2d_fwd_f32_auto(const Conv2dParams& p, const float* x, const float* w,
-                         const float* bias, float* y);
-void conv2d_bwd_data_f32_winograd(const Conv2dParams& p, const float* gy, const float* w, float* gx);
+void conv2d_fwd_f32_auto(const Conv2dParams& p, const float* x, const float* w, const float* bias,
+                         float* y);
+void conv2d_fwd_f64_auto(const Conv2dParams& p, const double* x, const double* w,
+                         const double* bias, double* y);
 void conv2d_bwd_data_f32_auto(const Conv2dParams& p, const float* gy, const float* w, float* gx);
-void conv2d_bwd_weight_f32_winograd(const Conv2dParams& p, const float* gy, const float* x,
-                                    float* gw, float* gb);
+void conv2d_bwd_data_f64_auto(const Conv2dParams& p, const double* gy, const double* w, double* gx);
 void conv2d_bwd_weight_f32_auto(const Conv2dParams& p, const float* gy, const float* x, float* gw,
                                 float* gb);
+void conv2d_bwd_weight_f64_auto(const Conv2dParams& p, const double* gy, const double* x,
+                                double* gw, double* gb);
 }  // namespace avx512
 
 }  // namespace fastconv

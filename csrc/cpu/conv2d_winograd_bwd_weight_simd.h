@@ -36,14 +36,15 @@ namespace {
 
 constexpr int64_t kBwCB = 64;   // input channels per work item (4-5 register tiles of 14)
 constexpr int64_t kBwKB = 64;   // output channels per work item (2 register tiles of 32)
-constexpr int64_t kBwTC = 32;   // tiles per chunk: V and M chunks 2 x 295 KB + dU 590 KB in L2
+// tiles per chunk: V and M chunks 2 x 295 KB + dU 590 KB in L2 (float; half the tiles for double)
+template <class V> constexpr int64_t kBwTC = 128 / int64_t(sizeof(typename V::T));
 
 // o = A m (4 -> 6), A = (A^T)^T = [1 0 0 0; 1 1 1 1; 1 -1 1 -1; 1 2 4 8; 1 -2 4 -8; 0 0 0 1]
 template <class V>
 static inline void grad_output_1d(const Reg<V> m0, const Reg<V> m1, const Reg<V> m2, const Reg<V> m3,
                                   Reg<V> o[6]) {
   const Reg<V> e = add<V>(m0, m2), f = add<V>(m1, m3);
-  const Reg<V> g = fmadd<V>(m2, 4.f, m0), h = fmadd<V>(m3, 8.f, mul<V>(m1, 2.f));
+  const Reg<V> g = fmadd<V>(m2, 4.0, m0), h = fmadd<V>(m3, 8.0, mul<V>(m1, 2.0));
   o[0] = m0;
   o[1] = add<V>(e, f);
   o[2] = sub<V>(e, f);
@@ -58,16 +59,16 @@ template <class V>
 static inline void grad_weight_1d(const Reg<V> u0, const Reg<V> u1, const Reg<V> u2, const Reg<V> u3,
                                   const Reg<V> u4, const Reg<V> u5, Reg<V> o[3]) {
   const Reg<V> a = add<V>(u1, u2), b = sub<V>(u1, u2), c = add<V>(u3, u4), d = sub<V>(u3, u4);
-  o[0] = fmadd<V>(u0, 0.25f, fmadd<V>(a, -1.f / 6, mul<V>(c, 1.f / 24)));
-  o[1] = fmadd<V>(b, -1.f / 6, mul<V>(d, 1.f / 12));
-  o[2] = add<V>(fmadd<V>(a, -1.f / 6, mul<V>(c, 1.f / 6)), u5);
+  o[0] = fmadd<V>(u0, 0.25, fmadd<V>(a, -1.0 / 6, mul<V>(c, 1.0 / 24)));
+  o[1] = fmadd<V>(b, -1.0 / 6, mul<V>(d, 1.0 / 12));
+  o[2] = add<V>(fmadd<V>(a, -1.0 / 6, mul<V>(c, 1.0 / 6)), u5);
 }
 
 // Tiles [t0, t0 + nt), output channels [k0, k0 + nk) of grad_y (N,P,Q,K) -> m (36, ldm, ldk):
 // m[(xi*ldm + j)*ldk + k - k0] = (A dY_j A^T)[xi]; lanes up to the next vector boundary are 0.
 template <class V>
-void transform_grad_output_channels(const Plan& pl, const float* gy, int64_t t0, int64_t nt,
-                                    int64_t k0, int64_t nk, int64_t ldm, int64_t ldk, float* m) {
+void transform_grad_output_channels(const Plan& pl, const Elem<V>* gy, int64_t t0, int64_t nt,
+                                    int64_t k0, int64_t nk, int64_t ldm, int64_t ldk, Elem<V>* m) {
   const int64_t K = pl.K, P = pl.P, Q = pl.Q;
   const Reg<V> zero = V::zero();
   for (int64_t j = 0; j < nt; ++j) {
@@ -75,7 +76,7 @@ void transform_grad_output_channels(const Plan& pl, const float* gy, int64_t t0,
     const int64_t oh0 = th * kM, ow0 = tw * kM;
     const int rows = static_cast<int>(std::min<int64_t>(kM, P - oh0));
     const int cols = static_cast<int>(std::min<int64_t>(kM, Q - ow0));
-    const float* base = gy + ((n * P + oh0) * Q + ow0) * K + k0;
+    const Elem<V>* base = gy + ((n * P + oh0) * Q + ow0) * K + k0;
     for (int64_t kv = 0; kv < nk; kv += V::W) {
       const int nl = static_cast<int>(std::min<int64_t>(V::W, nk - kv));
       Reg<V> tmp[kA][kM];  // A dY: columns first
@@ -99,9 +100,9 @@ void transform_grad_output_channels(const Plan& pl, const float* gy, int64_t t0,
 // Channels [c0, c0 + nc) x [k0, k0 + nk) of dU, the sum of `nparts` partial blocks
 // du + part*part_stride, each (36, kBwCB, kBwKB) -> grad_w (K,C,3,3) | (3,3,C,K) = G^T dU G.
 template <class V>
-void transform_weight_grad_block(const Conv2dParams& p, const float* du, int64_t nparts,
+void transform_weight_grad_block(const Conv2dParams& p, const Elem<V>* du, int64_t nparts,
                                  int64_t part_stride, int64_t c0, int64_t nc, int64_t k0,
-                                 int64_t nk, float* gw) {
+                                 int64_t nk, Elem<V>* gw) {
   constexpr int64_t ldxi = kBwCB * kBwKB;
   for (int64_t c = 0; c < nc; ++c)
     for (int64_t kv = 0; kv < nk; kv += V::W) {
@@ -110,7 +111,7 @@ void transform_weight_grad_block(const Conv2dParams& p, const float* du, int64_t
       for (int s = 0; s < kA; ++s) {
         Reg<V> u[kA];
         for (int r = 0; r < kA; ++r) {
-          const float* src = du + (r * kA + s) * ldxi + c * kBwKB + kv;
+          const Elem<V>* src = du + (r * kA + s) * ldxi + c * kBwKB + kv;
           u[r] = V::load(src);
           for (int64_t q = 1; q < nparts; ++q) u[r] = add<V>(u[r], V::load(src + q * part_stride));
         }
@@ -118,7 +119,7 @@ void transform_weight_grad_block(const Conv2dParams& p, const float* du, int64_t
         grad_weight_1d<V>(u[0], u[1], u[2], u[3], u[4], u[5], o);
         for (int i = 0; i < 3; ++i) t[i][s] = o[i];
       }
-      alignas(64) float buf[9][V::W];
+      alignas(64) Elem<V> buf[9][V::W];
       for (int i = 0; i < 3; ++i) {
         Reg<V> o[3];
         grad_weight_1d<V>(t[i][0], t[i][1], t[i][2], t[i][3], t[i][4], t[i][5], o);
@@ -129,7 +130,7 @@ void transform_weight_grad_block(const Conv2dParams& p, const float* du, int64_t
       }
       if (p.layout == Layout::NCHW)   // (K,C,3,3): 9 taps contiguous per (k, c)
         for (int l = 0; l < nl; ++l) {
-          float* d = gw + ((k0 + kv + l) * p.C + c0 + c) * 9;
+          Elem<V>* d = gw + ((k0 + kv + l) * p.C + c0 + c) * 9;
           for (int rs = 0; rs < 9; ++rs) d[rs] = buf[rs][l];
         }
     }
@@ -138,12 +139,12 @@ void transform_weight_grad_block(const Conv2dParams& p, const float* du, int64_t
 // grad_bias[k] = sum over all pixels of grad_y (N,P,Q,K): threads own whole vectors of
 // channels and add the pixels in a fixed order (deterministic).
 template <class V>
-void grad_bias_nhwc(const float* gy, int64_t pixels, int64_t K, float* gb, int threads) {
+void grad_bias_nhwc(const Elem<V>* gy, int64_t pixels, int64_t K, Elem<V>* gb, int threads) {
   const int64_t nvec = ceil_div(K, V::W);
 #pragma omp parallel for num_threads(threads) schedule(static)
   for (int64_t kv = 0; kv < nvec; ++kv) {
     const int nl = static_cast<int>(std::min<int64_t>(V::W, K - kv * V::W));
-    const float* col = gy + kv * V::W;
+    const Elem<V>* col = gy + kv * V::W;
     Reg<V> s[4] = {V::zero(), V::zero(), V::zero(), V::zero()};
     int64_t i = 0;
     for (; i + 4 <= pixels; i += 4)
@@ -156,18 +157,18 @@ void grad_bias_nhwc(const float* gy, int64_t pixels, int64_t K, float* gb, int t
 // grad_y (N,K,P,Q) | (N,P,Q,K), x (N,C,H,W) | (N,H,W,C) -> grad_w (K,C,3,3) | (3,3,C,K),
 // grad_bias (K) or null. Requires 3x3, stride 1, dilation 1 (any padding).
 template <class V>
-void conv2d_bwd_weight_winograd(const Conv2dParams& p, const float* gy, const float* x, float* gw,
-                                float* gb) {
+void conv2d_bwd_weight_winograd(const Conv2dParams& p, const Elem<V>* gy, const Elem<V>* x, Elem<V>* gw,
+                                Elem<V>* gb) {
   KernelLog log;
   const Plan pl = make_plan(p, V::W);
   const int threads = threads_for(p.macs());
 
-  const float* xs = x;
-  const float* gys = gy;
+  const Elem<V>* xs = x;
+  const Elem<V>* gys = gy;
   if (p.layout == Layout::NCHW) {   // the transforms read channel vectors
-    float* xt = scratch<float>(1, p.x_size());
+    Elem<V>* xt = scratch<Elem<V>>(1, p.x_size());
     nchw_to_nhwc(x, p.N, p.C, p.H, p.W, xt, threads);
-    float* gt = scratch<float>(5, p.y_size());
+    Elem<V>* gt = scratch<Elem<V>>(5, p.y_size());
     nchw_to_nhwc(gy, p.N, p.K, p.P, p.Q, gt, threads);
     xs = xt;
     gys = gt;
@@ -181,7 +182,7 @@ void conv2d_bwd_weight_winograd(const Conv2dParams& p, const float* gy, const fl
   const int64_t split_len = ceil_div(pl.T, std::clamp<int64_t>(want, 1, std::max<int64_t>(1, pl.T / 64)));
   const int64_t nsplit = ceil_div(pl.T, split_len);
   constexpr int64_t block_elems = kXi * kBwCB * kBwKB;
-  float* parts = nsplit > 1 ? scratch<float>(6, nsplit * blocks * block_elems) : nullptr;
+  Elem<V>* parts = nsplit > 1 ? scratch<Elem<V>>(6, nsplit * blocks * block_elems) : nullptr;
   const int64_t items = nsplit * blocks;
 
 #pragma omp parallel for num_threads(threads) schedule(dynamic, 1)
@@ -189,30 +190,30 @@ void conv2d_bwd_weight_winograd(const Conv2dParams& p, const float* gy, const fl
     const int64_t split = it / blocks, b = it % blocks, cb = b / nkb, kb = b % nkb;
     const int64_t c0 = cb * kBwCB, nc = std::min(kBwCB, p.C - c0);
     const int64_t k0 = kb * kBwKB, nk = std::min(kBwKB, p.K - k0), nkv = ceil_div(nk, V::W);
-    float* du = parts ? parts + it * block_elems : scratch<float>(0, block_elems);
-    float* vb = scratch<float>(3, kXi * kBwTC * kBwCB);
-    float* mb = scratch<float>(4, kXi * kBwTC * kBwKB);
+    Elem<V>* du = parts ? parts + it * block_elems : scratch<Elem<V>>(0, block_elems);
+    Elem<V>* vb = scratch<Elem<V>>(3, kXi * kBwTC<V> * kBwCB);
+    Elem<V>* mb = scratch<Elem<V>>(4, kXi * kBwTC<V> * kBwKB);
     const int64_t t_begin = split * split_len, t_end = std::min(pl.T, t_begin + split_len);
     static const int64_t zero_off = 0;
-    TileArgs<float> g;
+    TileArgs<Elem<V>> g;
     g.aoff = g.boff = &zero_off;
     g.U = 1;
     g.a_js = 1;           // 14 adjacent input channels of one tile
     g.a_ts = kBwCB;       // next tile
     g.ldb = kBwKB;
     g.ldo = g.ldp = kBwKB;
-    for (int64_t t0 = t_begin; t0 < t_end; t0 += kBwTC) {
-      const int64_t nt = std::min(kBwTC, t_end - t0);
-      transform_input_channels<V>(pl, xs, t0, nt, c0, nc, kBwTC, kBwCB, vb);
-      transform_grad_output_channels<V>(pl, gys, t0, nt, k0, nk, kBwTC, kBwKB, mb);
+    for (int64_t t0 = t_begin; t0 < t_end; t0 += kBwTC<V>) {
+      const int64_t nt = std::min(kBwTC<V>, t_end - t0);
+      transform_input_channels<V>(pl, xs, t0, nt, c0, nc, kBwTC<V>, kBwCB, vb);
+      transform_grad_output_channels<V>(pl, gys, t0, nt, k0, nk, kBwTC<V>, kBwKB, mb);
       g.Tn = nt;
       g.init = t0 == t_begin ? Init::zero : Init::load;
       for (int64_t xi = 0; xi < kXi; ++xi)
         for (int64_t j0 = 0; j0 < nc; j0 += V::NJ)
           for (int64_t v0 = 0; v0 < nkv; v0 += V::NV) {
             const int64_t nv = std::min<int64_t>(V::NV, nkv - v0);
-            g.A = vb + xi * kBwTC * kBwCB + j0;
-            g.B = mb + xi * kBwTC * kBwKB + v0 * V::W;
+            g.A = vb + xi * kBwTC<V> * kBwCB + j0;
+            g.B = mb + xi * kBwTC<V> * kBwKB + v0 * V::W;
             g.out = du + (xi * kBwCB + j0) * kBwKB + v0 * V::W;
             g.partial = g.out;
             g.kvalid = static_cast<int>(nv * V::W);
@@ -232,7 +233,7 @@ void conv2d_bwd_weight_winograd(const Conv2dParams& p, const float* gy, const fl
   log.lap("transforms+gemm");
   if (gb) grad_bias_nhwc<V>(gys, p.N * p.P * p.Q, p.K, gb, threads);
   log.lap("grad-bias");
-  log.print("conv2d_bwd_weight", "f32", "winograd F(4x4,3x3): 36 GEMMs over tiles, 64 c x 64 k blocks",
+  log.print("conv2d_bwd_weight", V::name, "winograd F(4x4,3x3): 36 GEMMs over tiles, 64 c x 64 k blocks",
             V::NJ, V::NV * V::W);
 }
 

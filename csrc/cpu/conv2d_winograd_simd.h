@@ -43,6 +43,8 @@
 #ifndef FASTCONV_SIMD_NS
 #error "include simd_avx512.h or simd_avx2.h (and define gather_taps) before conv2d_winograd_simd.h"
 #endif
+#include <type_traits>
+
 #include "conv2d_simd.h"
 #include "conv2d_winograd.h"
 
@@ -58,37 +60,40 @@ template <class V> constexpr int64_t kTB = 8 * V::NJ;     // tiles per block (11
 
 // Arithmetic on V's registers with a scalar constant. a - b is fma(-1, b, a): exact, so the
 // transforms round the same on every ISA.
+// The constants are given in double and rounded once to the element type.
 template <class V> using Reg = typename V::reg;
-template <class V> static inline Reg<V> mul(Reg<V> a, float s) { return V::fma(a, V::set1(s), V::zero()); }
-template <class V> static inline Reg<V> fmadd(Reg<V> a, float s, Reg<V> c) { return V::fma(a, V::set1(s), c); }
-template <class V> static inline Reg<V> fnmadd(Reg<V> a, float s, Reg<V> c) { return V::fma(a, V::set1(-s), c); }
+template <class V> using Elem = typename V::T;   // float or double
+template <class V> static inline Reg<V> cst(double s) { return V::set1(static_cast<Elem<V>>(s)); }
+template <class V> static inline Reg<V> mul(Reg<V> a, double s) { return V::fma(a, cst<V>(s), V::zero()); }
+template <class V> static inline Reg<V> fmadd(Reg<V> a, double s, Reg<V> c) { return V::fma(a, cst<V>(s), c); }
+template <class V> static inline Reg<V> fnmadd(Reg<V> a, double s, Reg<V> c) { return V::fma(a, cst<V>(-s), c); }
 template <class V> static inline Reg<V> add(Reg<V> a, Reg<V> b) { return V::add(a, b); }
-template <class V> static inline Reg<V> sub(Reg<V> a, Reg<V> b) { return V::fma(V::set1(-1.f), b, a); }
+template <class V> static inline Reg<V> sub(Reg<V> a, Reg<V> b) { return V::fma(cst<V>(-1.0), b, a); }
 
 // o = B^T d (6 -> 6), B^T = [4 0 -5 0 1 0; 0 -4 -4 1 1 0; 0 4 -4 -1 1 0;
 //                            0 -2 -1 2 1 0; 0 2 -1 -2 1 0; 0 4 0 -5 0 1]
 template <class V>
 static inline void input_1d(const Reg<V> d0, const Reg<V> d1, const Reg<V> d2, const Reg<V> d3, const Reg<V> d4,
                             const Reg<V> d5, Reg<V> o[6]) {
-  const Reg<V> t0 = fnmadd<V>(d2, 4.f, d4), t1 = fnmadd<V>(d1, 4.f, d3);
-  const Reg<V> t2 = sub<V>(d4, d2), t3 = mul<V>(sub<V>(d3, d1), 2.f);
-  o[0] = fmadd<V>(d0, 4.f, fnmadd<V>(d2, 5.f, d4));
+  const Reg<V> t0 = fnmadd<V>(d2, 4.0, d4), t1 = fnmadd<V>(d1, 4.0, d3);
+  const Reg<V> t2 = sub<V>(d4, d2), t3 = mul<V>(sub<V>(d3, d1), 2.0);
+  o[0] = fmadd<V>(d0, 4.0, fnmadd<V>(d2, 5.0, d4));
   o[1] = add<V>(t0, t1);
   o[2] = sub<V>(t0, t1);
   o[3] = add<V>(t2, t3);
   o[4] = sub<V>(t2, t3);
-  o[5] = fmadd<V>(d1, 4.f, fnmadd<V>(d3, 5.f, d5));
+  o[5] = fmadd<V>(d1, 4.0, fnmadd<V>(d3, 5.0, d5));
 }
 
 // o = G g (3 -> 6), G = [1/4 0 0; -1/6 -1/6 -1/6; -1/6 1/6 -1/6; 1/24 1/12 1/6; 1/24 -1/12 1/6; 0 0 1]
 template <class V>
 static inline void weight_1d(const Reg<V> g0, const Reg<V> g1, const Reg<V> g2, Reg<V> o[6]) {
   const Reg<V> s02 = add<V>(g0, g2);
-  const Reg<V> a = fmadd<V>(g0, 1.f / 24, mul<V>(g2, 1.f / 6));
-  const Reg<V> b = mul<V>(g1, 1.f / 12);
-  o[0] = mul<V>(g0, 0.25f);
-  o[1] = mul<V>(add<V>(s02, g1), -1.f / 6);
-  o[2] = mul<V>(sub<V>(s02, g1), -1.f / 6);
+  const Reg<V> a = fmadd<V>(g0, 1.0 / 24, mul<V>(g2, 1.0 / 6));
+  const Reg<V> b = mul<V>(g1, 1.0 / 12);
+  o[0] = mul<V>(g0, 0.25);
+  o[1] = mul<V>(add<V>(s02, g1), -1.0 / 6);
+  o[2] = mul<V>(sub<V>(s02, g1), -1.0 / 6);
   o[3] = add<V>(a, b);
   o[4] = sub<V>(a, b);
   o[5] = g2;
@@ -100,9 +105,9 @@ static inline void output_1d(const Reg<V> m0, const Reg<V> m1, const Reg<V> m2, 
                              const Reg<V> m5, Reg<V> o[4]) {
   const Reg<V> a = add<V>(m1, m2), b = sub<V>(m1, m2), c = add<V>(m3, m4), e = sub<V>(m3, m4);
   o[0] = add<V>(add<V>(m0, a), c);
-  o[1] = fmadd<V>(e, 2.f, b);
-  o[2] = fmadd<V>(c, 4.f, a);
-  o[3] = add<V>(fmadd<V>(e, 8.f, b), m5);
+  o[1] = fmadd<V>(e, 2.0, b);
+  o[2] = fmadd<V>(c, 4.0, a);
+  o[3] = add<V>(fmadd<V>(e, 8.0, b), m5);
 }
 
 struct Plan {
@@ -129,15 +134,17 @@ inline Plan make_plan(const Conv2dParams& p, int64_t W) {
 //   backward-data  grad_x is the forward convolution of grad_y (K channels in, C out) with the
 //                  flipped, transposed filter w'[c'=k][k'=c][r][s] = w[k][c][2-r][2-s], which is
 //                  read in place through these strides (no transposed copy of the weights).
+template <typename T>
 struct WinogradWeights {
-  const float* w = nullptr;
+  const T* w = nullptr;
   int64_t k_stride = 1;   // between output channels (the vector lanes); 1: contiguous loads
   int64_t c_stride = 1;   // between input channels
   int64_t tap[9] = {};
 };
 
-inline WinogradWeights forward_weights(const float* w, Layout layout, int64_t C, int64_t K) {
-  WinogradWeights v;
+template <typename T>
+WinogradWeights<T> forward_weights(const T* w, Layout layout, int64_t C, int64_t K) {
+  WinogradWeights<T> v;
   v.w = w;
   const bool nhwc = layout == Layout::NHWC;
   v.k_stride = nhwc ? 1 : C * 9;
@@ -147,8 +154,9 @@ inline WinogradWeights forward_weights(const float* w, Layout layout, int64_t C,
 }
 
 // C, K: the layer's own sizes (w is (K,C,3,3) | (3,3,C,K)).
-inline WinogradWeights backward_data_weights(const float* w, Layout layout, int64_t C, int64_t K) {
-  WinogradWeights v;
+template <typename T>
+WinogradWeights<T> backward_data_weights(const T* w, Layout layout, int64_t C, int64_t K) {
+  WinogradWeights<T> v;
   v.w = w;
   const bool nhwc = layout == Layout::NHWC;
   v.k_stride = nhwc ? K : 9;        // lanes run over the layer's input channels c
@@ -162,10 +170,10 @@ inline WinogradWeights backward_data_weights(const float* w, Layout layout, int6
 // gather_taps (defined by the ISA file) loads base[lane*k_stride + tap[rs]] when the lanes are
 // not contiguous.
 template <class V>
-static inline void transform_weight_vector(const Plan& pl, const WinogradWeights& ww, int64_t c,
-                                           int64_t k, float* u, int64_t ldxi) {
+static inline void transform_weight_vector(const Plan& pl, const WinogradWeights<Elem<V>>& ww, int64_t c,
+                                           int64_t k, Elem<V>* u, int64_t ldxi) {
   const int nk = static_cast<int>(std::clamp<int64_t>(pl.K - k, 0, V::W));
-  const float* base = ww.w + c * ww.c_stride + std::min(k, pl.K - 1) * ww.k_stride;
+  const Elem<V>* base = ww.w + c * ww.c_stride + std::min(k, pl.K - 1) * ww.k_stride;
   Reg<V> g[9];
   if (ww.k_stride == 1) {
     for (int rs = 0; rs < 9; ++rs) g[rs] = V::load_n(base + ww.tap[rs], nk);
@@ -187,7 +195,7 @@ static inline void transform_weight_vector(const Plan& pl, const WinogradWeights
 
 // All weights -> u (36, C, Kp), parallel over c.
 template <class V>
-void transform_weights(const Plan& pl, const WinogradWeights& ww, float* u, int threads) {
+void transform_weights(const Plan& pl, const WinogradWeights<Elem<V>>& ww, Elem<V>* u, int threads) {
 #pragma omp parallel for num_threads(threads) schedule(static)
   for (int64_t c = 0; c < pl.C; ++c)
     for (int64_t k0 = 0; k0 < pl.Kp; k0 += V::W)
@@ -197,8 +205,8 @@ void transform_weights(const Plan& pl, const WinogradWeights& ww, float* u, int 
 // 3a. tiles [t0, t0 + nt), channels [c0, c0 + nc) of x (N,H,W,C) -> v (36, ldv, ldc):
 // v[(xi*ldv + j)*ldc + c - c0] = (B^T d_j B)[xi]
 template <class V>
-void transform_input_channels(const Plan& pl, const float* x, int64_t t0, int64_t nt, int64_t c0,
-                              int64_t nc, int64_t ldv, int64_t ldc, float* v) {
+void transform_input_channels(const Plan& pl, const Elem<V>* x, int64_t t0, int64_t nt, int64_t c0,
+                              int64_t nc, int64_t ldv, int64_t ldc, Elem<V>* v) {
   const int64_t C = pl.C;
   const Reg<V> zero = V::zero();
   for (int64_t j = 0; j < nt; ++j) {
@@ -231,17 +239,17 @@ void transform_input_channels(const Plan& pl, const float* x, int64_t t0, int64_
 
 // All channels: v (36, ldv, C).
 template <class V>
-void transform_input_block(const Plan& pl, const float* x, int64_t t0, int64_t nt, int64_t ldv,
-                           float* v) {
+void transform_input_block(const Plan& pl, const Elem<V>* x, int64_t t0, int64_t nt, int64_t ldv,
+                           Elem<V>* v) {
   transform_input_channels<V>(pl, x, t0, nt, 0, pl.C, ldv, pl.C, v);
 }
 
 // 3c. m (36, ldm, Kp) channels [k0, k1) of tiles [t0, t0 + nt) -> y, + bias, ReLU
 // m[(xi*ldm + j)*ldk + k - mk0] holds channel k of tile t0 + j.
 template <class V>
-void transform_output_block(const Plan& pl, Layout layout, bool relu, const float* m,
-                            int64_t ldm, int64_t ldk, int64_t mk0, const float* bias, int64_t t0,
-                            int64_t nt, int64_t k0, int64_t k1, float* y) {
+void transform_output_block(const Plan& pl, Layout layout, bool relu, const Elem<V>* m,
+                            int64_t ldm, int64_t ldk, int64_t mk0, const Elem<V>* bias, int64_t t0,
+                            int64_t nt, int64_t k0, int64_t k1, Elem<V>* y) {
   const int64_t Kp = ldk, K = pl.K, P = pl.P, Q = pl.Q;
   for (int64_t j = 0; j < nt; ++j) {
     const int64_t t = t0 + j, n = t / (pl.TH * pl.TW), th = (t / pl.TW) % pl.TH, tw = t % pl.TW;
@@ -251,7 +259,7 @@ void transform_output_block(const Plan& pl, Layout layout, bool relu, const floa
     for (int64_t kk = k0; kk < k1; kk += V::W) {
       const int nk = static_cast<int>(std::min<int64_t>(V::W, K - kk));
       if (nk <= 0) break;
-      const float* mt = m + j * Kp + kk - mk0;
+      const Elem<V>* mt = m + j * Kp + kk - mk0;
       Reg<V> tmp[kM][kA];  // A^T m: columns first
       for (int s = 0; s < kA; ++s) {
         Reg<V> o[kM];
@@ -261,7 +269,7 @@ void transform_output_block(const Plan& pl, Layout layout, bool relu, const floa
         for (int i = 0; i < kM; ++i) tmp[i][s] = o[i];
       }
       const Reg<V> b = V::load(bias + kk);   // padded to Kp
-      alignas(64) float buf[kM * kM][V::W];
+      alignas(64) Elem<V> buf[kM * kM][V::W];
       for (int i = 0; i < rows; ++i) {
         Reg<V> o[kM];
         output_1d<V>(tmp[i][0], tmp[i][1], tmp[i][2], tmp[i][3], tmp[i][4], tmp[i][5], o);
@@ -269,7 +277,7 @@ void transform_output_block(const Plan& pl, Layout layout, bool relu, const floa
           Reg<V> r = add<V>(o[jj], b);
           if (relu) r = V::relu(r);
           if (layout == Layout::NHWC) {
-            float* dst = y + ((n * P + oh0 + i) * Q + ow0 + jj) * K + kk;
+            Elem<V>* dst = y + ((n * P + oh0 + i) * Q + ow0 + jj) * K + kk;
             if (nk == V::W) V::store(dst, r);
             else V::store_n(dst, r, nk);
           } else {
@@ -280,18 +288,20 @@ void transform_output_block(const Plan& pl, Layout layout, bool relu, const floa
       if (layout == Layout::NCHW) {
         // buf (4x4 pixels, lanes = k) -> y rows of 4 pixels per channel: 4 x 4 transposes.
         for (int i = 0; i < rows; ++i) {
-          float* dst = y + ((n * K + kk) * P + oh0 + i) * Q + ow0;
+          Elem<V>* dst = y + ((n * K + kk) * P + oh0 + i) * Q + ow0;
           int l = 0;
-          if (cols == kM)
-            for (; l + 4 <= nk; l += 4) {
-              __m128 c0 = _mm_load_ps(&buf[i * kM + 0][l]), c1 = _mm_load_ps(&buf[i * kM + 1][l]);
-              __m128 c2 = _mm_load_ps(&buf[i * kM + 2][l]), c3 = _mm_load_ps(&buf[i * kM + 3][l]);
-              _MM_TRANSPOSE4_PS(c0, c1, c2, c3);
-              _mm_storeu_ps(dst + (l + 0) * P * Q, c0);
-              _mm_storeu_ps(dst + (l + 1) * P * Q, c1);
-              _mm_storeu_ps(dst + (l + 2) * P * Q, c2);
-              _mm_storeu_ps(dst + (l + 3) * P * Q, c3);
-            }
+          if constexpr (std::is_same_v<Elem<V>, float>) {   // double: the scalar loop below
+            if (cols == kM)
+              for (; l + 4 <= nk; l += 4) {
+                __m128 c0 = _mm_load_ps(&buf[i * kM + 0][l]), c1 = _mm_load_ps(&buf[i * kM + 1][l]);
+                __m128 c2 = _mm_load_ps(&buf[i * kM + 2][l]), c3 = _mm_load_ps(&buf[i * kM + 3][l]);
+                _MM_TRANSPOSE4_PS(c0, c1, c2, c3);
+                _mm_storeu_ps(dst + (l + 0) * P * Q, c0);
+                _mm_storeu_ps(dst + (l + 1) * P * Q, c1);
+                _mm_storeu_ps(dst + (l + 2) * P * Q, c2);
+                _mm_storeu_ps(dst + (l + 3) * P * Q, c3);
+              }
+          }
           for (; l < nk; ++l)
             for (int jj = 0; jj < cols; ++jj) dst[l * P * Q + jj] = buf[i * kM + jj][l];
         }
@@ -321,28 +331,44 @@ static inline void transpose_8x8(const float* src, int64_t lds, float* dst, int6
   }
 }
 
-// 2. x (N,C,H,W) -> xt (N,H,W,C), one image row at a time in 8 x 8 blocks (scalar edges).
-void nchw_to_nhwc(const float* x, int64_t N, int64_t C, int64_t H, int64_t W, float* xt,
-                  int threads) {
-  const int64_t C8 = C / 8 * 8, W8 = W / 8 * 8, HW = H * W;
+// 4 rows of 4 doubles -> 4 columns.
+static inline void transpose_4x4(const double* src, int64_t lds, double* dst, int64_t ldd) {
+  const __m256d r0 = _mm256_loadu_pd(src), r1 = _mm256_loadu_pd(src + lds);
+  const __m256d r2 = _mm256_loadu_pd(src + 2 * lds), r3 = _mm256_loadu_pd(src + 3 * lds);
+  const __m256d t0 = _mm256_unpacklo_pd(r0, r1), t1 = _mm256_unpackhi_pd(r0, r1);
+  const __m256d t2 = _mm256_unpacklo_pd(r2, r3), t3 = _mm256_unpackhi_pd(r2, r3);
+  _mm256_storeu_pd(dst, _mm256_permute2f128_pd(t0, t2, 0x20));
+  _mm256_storeu_pd(dst + ldd, _mm256_permute2f128_pd(t1, t3, 0x20));
+  _mm256_storeu_pd(dst + 2 * ldd, _mm256_permute2f128_pd(t0, t2, 0x31));
+  _mm256_storeu_pd(dst + 3 * ldd, _mm256_permute2f128_pd(t1, t3, 0x31));
+}
+
+// One image row at a time in B x B blocks (8 floats, 4 doubles), scalar edges.
+template <typename T>
+void nchw_to_nhwc(const T* x, int64_t N, int64_t C, int64_t H, int64_t W, T* xt, int threads) {
+  constexpr int64_t B = 32 / sizeof(T);
+  const int64_t CB = C / B * B, WB = W / B * B, HW = H * W;
 #pragma omp parallel for num_threads(threads) schedule(static)
   for (int64_t nh = 0; nh < N * H; ++nh) {
     const int64_t n = nh / H, h = nh % H;
-    const float* s = x + n * C * HW + h * W;   // s[c*HW + w]
-    float* d = xt + nh * W * C;                // d[w*C + c]
-    for (int64_t w0 = 0; w0 < W8; w0 += 8)
-      for (int64_t c0 = 0; c0 < C8; c0 += 8) transpose_8x8(s + c0 * HW + w0, HW, d + w0 * C + c0, C);
+    const T* s = x + n * C * HW + h * W;   // s[c*HW + w]
+    T* d = xt + nh * W * C;                // d[w*C + c]
+    for (int64_t w0 = 0; w0 < WB; w0 += B)
+      for (int64_t c0 = 0; c0 < CB; c0 += B) {
+        if constexpr (sizeof(T) == 4) transpose_8x8(s + c0 * HW + w0, HW, d + w0 * C + c0, C);
+        else transpose_4x4(s + c0 * HW + w0, HW, d + w0 * C + c0, C);
+      }
     for (int64_t ww = 0; ww < W; ++ww)
-      for (int64_t c = (ww < W8 ? C8 : 0); c < C; ++c) d[ww * C + c] = s[c * HW + ww];
+      for (int64_t c = (ww < WB ? CB : 0); c < C; ++c) d[ww * C + c] = s[c * HW + ww];
   }
 }
 
 // The register-tile GEMM of one (xi, 32-channel k-block) over nt tiles:
 // m[j*ldm + 0..nv*16) (+)= sum_c a[j*lda + c] * b[c*ldb + 0..nv*16), in rows of 14 tiles.
 template <class V>
-void gemm_tiles(const float* a, int64_t lda, int64_t nt, int64_t nc, const float* b, int64_t ldb,
-                int64_t nv, bool accumulate, float* m, int64_t ldm) {
-  TileArgs<float> g;
+void gemm_tiles(const Elem<V>* a, int64_t lda, int64_t nt, int64_t nc, const Elem<V>* b, int64_t ldb,
+                int64_t nv, bool accumulate, Elem<V>* m, int64_t ldm) {
+  TileArgs<Elem<V>> g;
   static const int64_t zero_off = 0;
   g.aoff = &zero_off;
   g.boff = &zero_off;
@@ -368,9 +394,9 @@ void gemm_tiles(const float* a, int64_t lda, int64_t nt, int64_t nc, const float
 // input into a per-thread V (36, TB, C), runs the 36 GEMMs (U slices reused by the whole tile
 // block) into a per-thread M (36, TB, Kp) and transforms M into y.
 template <class V>
-void winograd_tiles_outer(const Conv2dParams& p, const Plan& pl, const float* xs,
-                          const WinogradWeights& ww, const float* bp, float* y, int threads) {
-  float* u = scratch<float>(0, kXi * p.C * pl.Kp);
+void winograd_tiles_outer(const Conv2dParams& p, const Plan& pl, const Elem<V>* xs,
+                          const WinogradWeights<Elem<V>>& ww, const Elem<V>* bp, Elem<V>* y, int threads) {
+  Elem<V>* u = scratch<Elem<V>>(0, kXi * p.C * pl.Kp);
   transform_weights<V>(pl, ww, u, threads);
 
   // Few tile blocks would leave a core idle: the k-blocks are then split into groups, each item
@@ -389,8 +415,8 @@ void winograd_tiles_outer(const Conv2dParams& p, const Plan& pl, const float* xs
     const int64_t blk = it / nkg, kg = it % nkg;
     const int64_t t0 = blk * TB, nt = std::min(TB, pl.T - t0);
     const int64_t kb0 = kg * kbs_per_group, kb1 = std::min(nkb, kb0 + kbs_per_group);
-    float* vbuf = scratch<float>(3, kXi * TB * p.C);
-    float* mbuf = scratch<float>(4, kXi * TB * pl.Kp);
+    Elem<V>* vbuf = scratch<Elem<V>>(3, kXi * TB * p.C);
+    Elem<V>* mbuf = scratch<Elem<V>>(4, kXi * TB * pl.Kp);
     transform_input_block<V>(pl, xs, t0, nt, TB, vbuf);
     for (int64_t xi = 0; xi < kXi; ++xi)
       for (int64_t kb = kb0; kb < kb1; ++kb) {
@@ -410,10 +436,10 @@ void winograd_tiles_outer(const Conv2dParams& p, const Plan& pl, const float* xs
 // accumulates the 36 GEMMs into a per-thread M (36, T, KG) and transforms it into y.
 constexpr int64_t kCc = 64;
 template <class V>
-void winograd_channels_outer(const Conv2dParams& p, const Plan& pl, const float* xs,
-                             const WinogradWeights& ww, const float* bp, float* y, int threads) {
+void winograd_channels_outer(const Conv2dParams& p, const Plan& pl, const Elem<V>* xs,
+                             const WinogradWeights<Elem<V>>& ww, const Elem<V>* bp, Elem<V>* y, int threads) {
   const int64_t T = pl.T, C = p.C;
-  float* v = scratch<float>(3, kXi * T * C);
+  Elem<V>* v = scratch<Elem<V>>(3, kXi * T * C);
   const int64_t nrows = ceil_div(T, V::NJ);
 #pragma omp parallel for num_threads(threads) schedule(static)
   for (int64_t r = 0; r < nrows; ++r) {
@@ -425,8 +451,8 @@ void winograd_channels_outer(const Conv2dParams& p, const Plan& pl, const float*
 #pragma omp parallel for num_threads(threads) schedule(dynamic, 1)
   for (int64_t it = 0; it < items; ++it) {
     const int64_t k0 = it * KG, kg = std::min(KG, pl.Kp - k0);
-    float* ub = scratch<float>(0, kXi * kCc * KG);
-    float* mb = scratch<float>(4, kXi * T * KG);
+    Elem<V>* ub = scratch<Elem<V>>(0, kXi * kCc * KG);
+    Elem<V>* mb = scratch<Elem<V>>(4, kXi * T * KG);
     for (int64_t c0 = 0; c0 < C; c0 += kCc) {
       const int64_t nc = std::min(kCc, C - c0);
       for (int64_t c = c0; c < c0 + nc; ++c)
@@ -446,17 +472,17 @@ void winograd_channels_outer(const Conv2dParams& p, const Plan& pl, const float*
 // The Winograd convolution x (N,C,H,W) | (N,H,W,C) -> y (N,K,P,Q) | (N,P,Q,K) of p, with the
 // filter read through ww, + bias (K or null), ReLU when p.relu. `op` names it in the log.
 template <class V>
-void winograd_conv(const Conv2dParams& p, const float* x, const WinogradWeights& ww,
-                   const float* bias, float* y, const char* op) {
+void winograd_conv(const Conv2dParams& p, const Elem<V>* x, const WinogradWeights<Elem<V>>& ww,
+                   const Elem<V>* bias, Elem<V>* y, const char* op) {
   KernelLog log;
   const Plan pl = make_plan(p, V::W);
   const int threads = threads_for(p.macs());
 
-  float* bp = scratch<float>(2, pl.Kp);
-  for (int64_t k = 0; k < pl.Kp; ++k) bp[k] = bias && k < p.K ? bias[k] : 0.f;
-  const float* xs = x;
+  Elem<V>* bp = scratch<Elem<V>>(2, pl.Kp);
+  for (int64_t k = 0; k < pl.Kp; ++k) bp[k] = bias && k < p.K ? bias[k] : 0.0;
+  const Elem<V>* xs = x;
   if (p.layout == Layout::NCHW) {
-    float* xt = scratch<float>(1, p.x_size());
+    Elem<V>* xt = scratch<Elem<V>>(1, p.x_size());
     nchw_to_nhwc(x, p.N, p.C, p.H, p.W, xt, threads);
     xs = xt;
   }
@@ -470,7 +496,7 @@ void winograd_conv(const Conv2dParams& p, const float* x, const WinogradWeights&
   if (channels_outer) winograd_channels_outer<V>(p, pl, xs, ww, bp, y, threads);
   else winograd_tiles_outer<V>(p, pl, xs, ww, bp, y, threads);
   log.lap("transforms+gemm");
-  log.print(op, "f32",
+  log.print(op, V::name,
             channels_outer ? "winograd F(4x4,3x3), channels outer: 36 GEMMs of all tiles x 64 c x KB k"
                            : "winograd F(4x4,3x3), tiles outer: 36 GEMMs of 8*NJ tiles x C x KB k",
             V::NJ, kKB<V>);
@@ -478,8 +504,8 @@ void winograd_conv(const Conv2dParams& p, const float* x, const WinogradWeights&
 
 // x (N,C,H,W) | (N,H,W,C), w (K,C,3,3) | (3,3,C,K), bias (K) or null -> y (N,K,P,Q) | (N,P,Q,K)
 template <class V>
-void conv2d_fwd_winograd(const Conv2dParams& p, const float* x, const float* w, const float* bias,
-                         float* y) {
+void conv2d_fwd_winograd(const Conv2dParams& p, const Elem<V>* x, const Elem<V>* w, const Elem<V>* bias,
+                         Elem<V>* y) {
   winograd_conv<V>(p, x, forward_weights(w, p.layout, p.C, p.K), bias, y,
                    p.relu ? "conv2d_fwd_relu" : "conv2d_fwd");
 }
@@ -488,7 +514,7 @@ void conv2d_fwd_winograd(const Conv2dParams& p, const float* x, const float* w, 
 // winograd_bwd_data_as_fwd(p) (conv2d_winograd.cpp) on grad_y with the flipped, transposed
 // filter.
 template <class V>
-void conv2d_bwd_data_winograd(const Conv2dParams& p, const float* gy, const float* w, float* gx) {
+void conv2d_bwd_data_winograd(const Conv2dParams& p, const Elem<V>* gy, const Elem<V>* w, Elem<V>* gx) {
   winograd_conv<V>(winograd_bwd_data_as_fwd(p), gy, backward_data_weights(w, p.layout, p.C, p.K),
                    nullptr, gx, "conv2d_bwd_data");
 }

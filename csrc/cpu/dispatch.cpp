@@ -42,19 +42,19 @@ CpuKernelTable make_table(Isa isa) {
   CpuKernelTable t{isa, portable_ops<float>(), portable_ops<double>()};
   set_pool_relu_entries(isa, &t);
   if (isa == Isa::avx2) {
-    t.f32.conv2d_fwd = avx2::conv2d_fwd_f32_auto;  // Winograd where eligible, else direct
-    t.f64.conv2d_fwd = avx2::conv2d_fwd_f64;
+    t.f32.conv2d_fwd = avx2::conv2d_fwd_f32_auto;  // Winograd where eligible, else direct (f32 and f64)
+    t.f64.conv2d_fwd = avx2::conv2d_fwd_f64_auto;
     t.f32.conv2d_bwd_data = avx2::conv2d_bwd_data_f32_auto;  // Winograd where eligible
-    t.f64.conv2d_bwd_data = avx2::conv2d_bwd_data_f64;
+    t.f64.conv2d_bwd_data = avx2::conv2d_bwd_data_f64_auto;
     t.f32.conv2d_bwd_weight = avx2::conv2d_bwd_weight_f32_auto;  // Winograd where eligible
-    t.f64.conv2d_bwd_weight = avx2::conv2d_bwd_weight_f64;
+    t.f64.conv2d_bwd_weight = avx2::conv2d_bwd_weight_f64_auto;
   } else if (isa == Isa::avx512) {
     t.f32.conv2d_fwd = avx512::conv2d_fwd_f32_auto;  // Winograd where eligible, else direct
-    t.f64.conv2d_fwd = avx512::conv2d_fwd_f64;
+    t.f64.conv2d_fwd = avx512::conv2d_fwd_f64_auto;
     t.f32.conv2d_bwd_data = avx512::conv2d_bwd_data_f32_auto;  // Winograd where eligible
-    t.f64.conv2d_bwd_data = avx512::conv2d_bwd_data_f64;
+    t.f64.conv2d_bwd_data = avx512::conv2d_bwd_data_f64_auto;
     t.f32.conv2d_bwd_weight = avx512::conv2d_bwd_weight_f32_auto;  // Winograd where eligible
-    t.f64.conv2d_bwd_weight = avx512::conv2d_bwd_weight_f64;
+    t.f64.conv2d_bwd_weight = avx512::conv2d_bwd_weight_f64_auto;
   }
   return t;
 }
