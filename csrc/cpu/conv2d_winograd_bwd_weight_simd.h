@@ -136,21 +136,46 @@ void transform_weight_grad_block(const Conv2dParams& p, const Elem<V>* du, int64
     }
 }
 
-// grad_bias[k] = sum over all pixels of grad_y (N,P,Q,K): threads own whole vectors of
-// channels and add the pixels in a fixed order (deterministic).
+// grad_bias[k] = sum over all pixels of grad_y, deterministic (fixed order per channel).
+// NHWC (pixels, K): threads own ranges of channel vectors and walk the pixels once, adding each
+// row's vectors to per-thread accumulators. NCHW: each channel's planes are contiguous.
 template <class V>
-void grad_bias_nhwc(const Elem<V>* gy, int64_t pixels, int64_t K, Elem<V>* gb, int threads) {
-  const int64_t nvec = ceil_div(K, V::W);
+void grad_bias(const Elem<V>* gy, Layout layout, int64_t N, int64_t PQ, int64_t K, Elem<V>* gb,
+               int threads) {
+  using T = Elem<V>;
+  if (layout == Layout::NCHW) {
 #pragma omp parallel for num_threads(threads) schedule(static)
-  for (int64_t kv = 0; kv < nvec; ++kv) {
-    const int nl = static_cast<int>(std::min<int64_t>(V::W, K - kv * V::W));
-    const Elem<V>* col = gy + kv * V::W;
-    Reg<V> s[4] = {V::zero(), V::zero(), V::zero(), V::zero()};
-    int64_t i = 0;
-    for (; i + 4 <= pixels; i += 4)
-      for (int q = 0; q < 4; ++q) s[q] = add<V>(s[q], V::load_n(col + (i + q) * K, nl));
-    for (; i < pixels; ++i) s[0] = add<V>(s[0], V::load_n(col + i * K, nl));
-    V::store_n(gb + kv * V::W, add<V>(add<V>(s[0], s[1]), add<V>(s[2], s[3])), nl);
+    for (int64_t k = 0; k < K; ++k) {
+      Reg<V> s = V::zero();
+      for (int64_t n = 0; n < N; ++n) {
+        const T* plane = gy + (n * K + k) * PQ;
+        int64_t i = 0;
+        for (; i + V::W <= PQ; i += V::W) s = add<V>(s, V::load(plane + i));
+        if (i < PQ) s = add<V>(s, V::load_n(plane + i, static_cast<int>(PQ - i)));
+      }
+      alignas(64) T lanes[V::W];
+      V::store(lanes, s);
+      T total = 0;
+      for (int l = 0; l < V::W; ++l) total += lanes[l];
+      gb[k] = total;
+    }
+    return;
+  }
+  const int64_t nvec = ceil_div(K, V::W), pixels = N * PQ;
+  const int chunks = static_cast<int>(std::min<int64_t>(threads, nvec));
+#pragma omp parallel for num_threads(threads) schedule(static)
+  for (int ch = 0; ch < chunks; ++ch) {
+    const int64_t v0 = nvec * ch / chunks, v1 = nvec * (ch + 1) / chunks;
+    std::vector<Reg<V>> acc(v1 - v0, V::zero());
+    for (int64_t i = 0; i < pixels; ++i) {
+      const T* row = gy + i * K;
+      for (int64_t v = v0; v < v1; ++v) {
+        const int nl = static_cast<int>(std::min<int64_t>(V::W, K - v * V::W));
+        acc[v - v0] = add<V>(acc[v - v0], nl == V::W ? V::load(row + v * V::W) : V::load_n(row + v * V::W, nl));
+      }
+    }
+    for (int64_t v = v0; v < v1; ++v)
+      V::store_n(gb + v * V::W, acc[v - v0], static_cast<int>(std::min<int64_t>(V::W, K - v * V::W)));
   }
 }
 
@@ -231,7 +256,7 @@ void conv2d_bwd_weight_winograd(const Conv2dParams& p, const Elem<V>* gy, const 
     }
   }
   log.lap("transforms+gemm");
-  if (gb) grad_bias_nhwc<V>(gys, p.N * p.P * p.Q, p.K, gb, threads);
+  if (gb) grad_bias<V>(p.layout == Layout::NCHW ? gy : gys, p.layout, p.N, p.P * p.Q, p.K, gb, threads);
   log.lap("grad-bias");
   log.print("conv2d_bwd_weight", V::name, "winograd F(4x4,3x3): 36 GEMMs over tiles, 64 c x 64 k blocks",
             V::NJ, V::NV * V::W);
