@@ -475,3 +475,21 @@ def test_winograd_float64_all_passes(case, layout):
     gw_ref, gb_ref = ref.conv2d_backward_weight(gy, x, w.shape, padding=pad)
     _check64(gw, gw_ref)
     np.testing.assert_allclose(gb, gb_ref, rtol=1e-12, atol=1e-12 * np.abs(gb_ref).max())
+
+
+def test_size_rule_wants_mostly_real_tile_outputs():
+    """Not forced: MNIST's conv3 (64 -> 64, 5x5 -> 3x3, batch 64) takes Winograd for its 3x3
+    output and weight gradient (9 of 16 tile outputs real), the direct kernel for its 5x5
+    grad_x (25 of 64)."""
+    fc._cpu._set_winograd_forced(False)
+    rng = np.random.default_rng(14)
+    x = rng.standard_normal((64, 64, 5, 5)).astype(np.float32)
+    w = rng.standard_normal((64, 64, 3, 3)).astype(np.float32)
+    gy = rng.standard_normal((64, 64, 3, 3)).astype(np.float32)
+    fc.conv2d(x, w)
+    assert fc._cpu._last_conv2d_fwd_path() == WINO
+    fc.conv2d_backward_weight(gy, x, w.shape)
+    assert fc._cpu._last_conv2d_bwd_weight_path() == WINO
+    gx = fc.conv2d_backward_data(gy, w, x.shape)
+    assert fc._cpu._last_conv2d_bwd_data_path() == "direct"
+    _check(gx, ref.conv2d_backward_data(gy.astype(np.float64), w.astype(np.float64), x.shape))
