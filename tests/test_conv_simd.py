@@ -172,3 +172,29 @@ def test_nan_propagates_through_fused_relu(restore_cpu_state):
         y = fc.conv2d(x, w, padding=1, activation="relu")
         want = ref.conv2d(x, w, padding=1, activation="relu")
         assert np.array_equal(np.isnan(y), np.isnan(want)), isa
+
+
+@pytest.mark.parametrize("isa", SIMD_ISAS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_large_nhwc_output_written_with_streaming_stores(isa, dtype, monkeypatch):
+    """NHWC outputs of 16 MiB or more (C = 3: the direct kernel) take the non-temporal store
+    path of the register tile; with K = 144 the last AVX-512 float32 tile is one vector wide
+    and keeps plain stores. Both against the float64 reference, outputs poisoned first."""
+    monkeypatch.setattr(_backend_cpu, "POISON", True)
+    old = fc.cpu_isa()
+    fc.set_cpu_isa(isa)
+    try:
+        rng = np.random.default_rng(21)
+        for K in (128, 144):
+            x = rng.standard_normal((2, 3, 130, 128)).astype(dtype)
+            w = rng.standard_normal((K, 3, 3, 3)).astype(dtype)
+            b = rng.standard_normal(K).astype(dtype)
+            y = fc.conv2d(np.ascontiguousarray(x.transpose(0, 2, 3, 1)),
+                          np.ascontiguousarray(w.transpose(2, 3, 1, 0)), b, padding=1, layout="NHWC",
+                          activation="relu")
+            assert y.nbytes >= 16 << 20
+            want = ref.conv2d(x.astype(np.float64), w.astype(np.float64), b.astype(np.float64),
+                              padding=1, activation="relu").transpose(0, 2, 3, 1)
+            assert_close(y, want, dtype=np.dtype(dtype))
+    finally:
+        fc.set_cpu_isa(old)

@@ -120,6 +120,8 @@ struct TileArgs {
   bool relu = false;
   T* out = nullptr;
   bool out_transposed = false;   // false: out[j*ldo + lane]; true: out[lane*ldo + j]
+  bool out_stream = false;       // non-transposed, all lanes valid, out and ldo vector-aligned:
+                                 // non-temporal stores (the caller issues the sfence)
   int64_t ldo = 0;
   int kvalid = 0;                // lanes of the tile that exist in `out` (<= NV*W)
 };
@@ -204,7 +206,12 @@ void tile_kernel(const TileArgs<typename V::T>& g) {
       for (int v = 0; v < NV; ++v) acc[j][v] = V::relu(acc[j][v]);
   }
 
-  if (!g.out_transposed) {
+  if (g.out_stream) {
+#pragma GCC unroll 16
+    for (int j = 0; j < NJ; ++j)
+#pragma GCC unroll 8
+      for (int v = 0; v < NV; ++v) V::stream(g.out + j * g.ldo + v * W, acc[j][v]);
+  } else if (!g.out_transposed) {
 #pragma GCC unroll 16
     for (int j = 0; j < NJ; ++j)
 #pragma GCC unroll 8
@@ -522,6 +529,7 @@ struct DirectConv {
   std::vector<int64_t> aoff, boff, u_row;
   Layout out_layout = Layout::NCHW;
   bool relu = false;
+  bool stream_out = false;   // NHWC output written with non-temporal stores (see kStreamOutBytes)
   int threads = 1;
 };
 
@@ -684,7 +692,10 @@ void direct_conv(const DirectConv& d, const typename V::T* src,
                 g.out = nchw ? y + ((n * d.K + k0) * d.P + oh) * d.Q + ow0
                              : y + ((n * d.P + oh) * d.Q + ow0) * d.K + k0;
                 g.kvalid = kvalid;
+                g.out_stream = d.stream_out && kvalid == KB &&
+                               reinterpret_cast<uintptr_t>(g.out) % (V::W * sizeof(T)) == 0;
               } else {
+                g.out_stream = false;
                 g.out_transposed = false;
                 g.out = part;
                 g.ldo = KB;
@@ -696,6 +707,7 @@ void direct_conv(const DirectConv& d, const typename V::T* src,
         }
       }
     }
+    if (d.stream_out) _mm_sfence();
   }
 }
 
@@ -726,6 +738,18 @@ class KernelLog {
 };
 
 // ------------------------------------------------------------------------------ entry points
+// Large NHWC outputs whose rows keep every full register tile vector-aligned are written with
+// non-temporal stores: a store-bound layer (VGG16 conv1_1: 27 multiply-adds per output value)
+// then does not read each output line before overwriting it. Smaller outputs stay in cache for
+// the next layer. Threshold: FASTCONV_STREAM_OUT_MB (default below).
+inline bool stream_output(Layout layout, int64_t K, int64_t out_bytes, int W) {
+  static const int64_t threshold = [] {
+    const char* e = std::getenv("FASTCONV_STREAM_OUT_MB");
+    return (e && *e ? std::atoll(e) : 16) << 20;
+  }();
+  return layout == Layout::NHWC && K % W == 0 && out_bytes >= threshold;
+}
+
 // x (N,C,H,W) | (N,H,W,C), w (K,C,R,S) | (R,S,C,K), bias (K) or null -> y (N,K,P,Q) | (N,P,Q,K)
 template <class V>
 void conv2d_fwd(const Conv2dParams& p, const typename V::T* x, const typename V::T* w,
@@ -747,6 +771,7 @@ void conv2d_fwd(const Conv2dParams& p, const typename V::T* x, const typename V:
   d.N = p.N; d.C = p.C; d.K = p.K; d.P = p.P; d.Q = p.Q; d.RS = RS; d.sh = p.stride_h;
   d.out_layout = p.layout;
   d.relu = p.relu;
+  d.stream_out = stream_output(p.layout, p.K, p.y_size() * int64_t(sizeof(T)), V::W);
   Padded g;
   g.N = p.N; g.C = p.C; g.Hs = p.H; g.Ws = p.W; g.layout = p.layout;
   g.Hb = (p.P - 1) * p.stride_h + (p.R - 1) * p.dil_h + 1;

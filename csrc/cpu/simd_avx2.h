@@ -39,6 +39,7 @@ struct VecF32 {
   // max(0, a) returns `a` when it is NaN (second operand), so NaN propagates like the reference.
   FASTCONV_VEC_INLINE reg relu(reg a) { return _mm256_max_ps(_mm256_setzero_ps(), a); }
   FASTCONV_VEC_INLINE void store(T* p, reg v) { _mm256_storeu_ps(p, v); }
+  FASTCONV_VEC_INLINE void stream(T* p, reg v) { _mm256_stream_ps(p, v); }   // p 32-byte aligned
   FASTCONV_VEC_INLINE void store_n(T* p, reg v, int n) { _mm256_maskstore_ps(p, mask(n), v); }
 };
 
@@ -61,6 +62,7 @@ struct VecF64 {
   FASTCONV_VEC_INLINE reg add(reg a, reg b) { return _mm256_add_pd(a, b); }
   FASTCONV_VEC_INLINE reg relu(reg a) { return _mm256_max_pd(_mm256_setzero_pd(), a); }
   FASTCONV_VEC_INLINE void store(T* p, reg v) { _mm256_storeu_pd(p, v); }
+  FASTCONV_VEC_INLINE void stream(T* p, reg v) { _mm256_stream_pd(p, v); }   // p 32-byte aligned
   FASTCONV_VEC_INLINE void store_n(T* p, reg v, int n) { _mm256_maskstore_pd(p, mask(n), v); }
 };
 

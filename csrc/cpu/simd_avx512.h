@@ -33,6 +33,7 @@ struct VecF32 {
   // max(0, a) returns `a` when it is NaN (second operand), so NaN propagates like the reference.
   FASTCONV_VEC_INLINE reg relu(reg a) { return _mm512_max_ps(_mm512_setzero_ps(), a); }
   FASTCONV_VEC_INLINE void store(T* p, reg v) { _mm512_storeu_ps(p, v); }
+  FASTCONV_VEC_INLINE void stream(T* p, reg v) { _mm512_stream_ps(p, v); }   // p 64-byte aligned
   FASTCONV_VEC_INLINE void store_n(T* p, reg v, int n) {
     _mm512_mask_storeu_ps(p, (__mmask16)((1u << n) - 1), v);
   }
@@ -56,6 +57,7 @@ struct VecF64 {
   FASTCONV_VEC_INLINE reg add(reg a, reg b) { return _mm512_add_pd(a, b); }
   FASTCONV_VEC_INLINE reg relu(reg a) { return _mm512_max_pd(_mm512_setzero_pd(), a); }
   FASTCONV_VEC_INLINE void store(T* p, reg v) { _mm512_storeu_pd(p, v); }
+  FASTCONV_VEC_INLINE void stream(T* p, reg v) { _mm512_stream_pd(p, v); }   // p 64-byte aligned
   FASTCONV_VEC_INLINE void store_n(T* p, reg v, int n) {
     _mm512_mask_storeu_pd(p, (__mmask8)((1u << n) - 1), v);
   }
