@@ -375,6 +375,19 @@ struct RowPlan {
           }
         }
       }
+    } else if (rcc && shifted) {  // NHWC source, columns [lo, hi) shifted: (Ws, C) -> (C, L)
+      const T* s = src + ((n * g.Hs + hs) * g.Ws - g.off_w) * C;
+      for (int64_t c = 0; c < C; ++c) {
+        std::fill(d + c * L, d + c * L + lo, T(0));
+        std::fill(d + c * L + hi, d + (c + 1) * L, T(0));
+      }
+      for (int64_t k0 = lo; k0 < hi; k0 += 16) {   // 16 columns x all channels per block
+        const int64_t k1 = std::min(hi, k0 + 16);
+        for (int64_t c = 0; c < C; ++c) {
+          T* dr = d + c * L;
+          for (int64_t k = k0; k < k1; ++k) dr[k] = s[k * C + c];
+        }
+      }
     } else if (rcc) {             // NHWC source: (Ws, C) -> (C, L)
       const T* s = src + (n * g.Hs + hs) * g.Ws * C;
       for (int64_t k0 = 0; k0 < L; k0 += 16) {
@@ -794,6 +807,7 @@ void conv2d_fwd(const Conv2dParams& p, const typename V::T* x, const typename V:
 // than the channel-lane tiles for C = 3..5).
 //   acc[c][lanes] += w'[r', s', k, c] (broadcast) * gy_up[ih + r'*dh, k, iw + s'*dw + lanes]
 // with gy_up in row-channel-column form (rows of pixels contiguous) and w' flipped as (R*S, K, C).
+// Rows of gy_up are built per thread on demand (a ring of R rows), not for the whole tensor.
 template <class V>
 void conv2d_bwd_data_small_c(const Conv2dParams& p, const typename V::T* gy,
                              const typename V::T* w, typename V::T* gx, KernelLog& log) {
@@ -812,43 +826,54 @@ void conv2d_bwd_data_small_c(const Conv2dParams& p, const typename V::T* gy,
   g.up_h = p.stride_h;
   g.up_w = p.stride_w;
   const int64_t row = p.K * g.Wb;
-  // + PW: the last tile's vectors may read past the final row (those lanes are not stored).
-  T* gyt = scratch<T>(0, p.N * g.Hb * row + PW);
   const int threads = threads_for(p.macs());
-  RowPlan<T>(g, true, 1).fill_all(gy, gyt, threads);
-  std::fill(gyt + p.N * g.Hb * row, gyt + p.N * g.Hb * row + PW, T(0));
-  log.lap("input-copy");
-
-  std::vector<int64_t> aoff(RS), boff(RS);
-  for (int64_t r = 0; r < p.R; ++r)
-    for (int64_t s = 0; s < p.S; ++s) {
-      aoff[r * p.S + s] = (r * p.S + s) * p.K * p.C;
-      boff[r * p.S + s] = r * p.dil_h * row + s * p.dil_w;
-    }
+  const RowPlan<T> plan(g, true, 1);
   const bool nchw = p.layout == Layout::NCHW;
   const int64_t items = p.N * p.H, chunk = dynamic_chunk(items, threads);
-#pragma omp parallel for num_threads(threads) schedule(dynamic, chunk)
-  for (int64_t it = 0; it < items; ++it) {
-    const int64_t n = it / p.H, ih = it % p.H;
-    TileArgs<T> t;
-    t.A = wp;
-    t.aoff = aoff.data();
-    t.a_ts = p.C;
-    t.boff = boff.data();
-    t.ldb = g.Wb;
-    t.U = RS;
-    t.Tn = p.K;
-    t.out_transposed = !nchw;
-    t.ldo = nchw ? p.H * p.W : p.C;
-    for (int64_t iw0 = 0; iw0 < p.W; iw0 += PW) {
-      const int64_t left = std::min(PW, p.W - iw0);
-      t.B = gyt + (n * g.Hb + ih) * row + iw0;
-      t.kvalid = static_cast<int>(left);
-      t.out = nchw ? gx + (n * p.C * p.H + ih) * p.W + iw0 : gx + ((n * p.H + ih) * p.W + iw0) * p.C;
-      small_tile_fn<V>(p.C, ceil_div(left, V::W))(t);
+  const int64_t span = (p.R - 1) * p.dil_h + 1;   // grad_y rows one grad_x row reads
+  std::vector<int64_t> aoff(RS);
+  for (int64_t u = 0; u < RS; ++u) aoff[u] = u * p.K * p.C;
+#pragma omp parallel num_threads(threads)
+  {
+    // This thread's ring of zero-padded grad_y rows in row-channel-column form, built on demand
+    // (consecutive grad_x rows of a work chunk reuse span - 1 of their rows): grad_y is read
+    // from memory once and never copied whole (a full copy cost as much as the tiles on
+    // VGG16's conv1_1 at batch 8). + PW: the last tile's vectors may read past the last row
+    // (those lanes are not stored).
+    T* ring = scratch<T>(0, span * row + PW);
+    std::fill(ring + span * row, ring + span * row + PW, T(0));
+    std::vector<int64_t> tag(span, -1), boff(RS);
+#pragma omp for schedule(dynamic, chunk)
+    for (int64_t it = 0; it < items; ++it) {
+      const int64_t n = it / p.H, ih = it % p.H;
+      for (int64_t r = 0; r < p.R; ++r) {
+        const int64_t i = ih + r * p.dil_h, slot = i % span;
+        if (tag[slot] != n * g.Hb + i) {
+          plan.fill(gy, n, i, ring + slot * row);
+          tag[slot] = n * g.Hb + i;
+        }
+        for (int64_t sc = 0; sc < p.S; ++sc) boff[r * p.S + sc] = slot * row + sc * p.dil_w;
+      }
+      TileArgs<T> t;
+      t.A = wp;
+      t.aoff = aoff.data();
+      t.a_ts = p.C;
+      t.boff = boff.data();
+      t.ldb = g.Wb;
+      t.U = RS;
+      t.Tn = p.K;
+      t.out_transposed = !nchw;
+      t.ldo = nchw ? p.H * p.W : p.C;
+      for (int64_t iw0 = 0; iw0 < p.W; iw0 += PW) {
+        const int64_t left = std::min(PW, p.W - iw0);
+        t.B = ring + iw0;
+        t.kvalid = static_cast<int>(left);
+        t.out = nchw ? gx + (n * p.C * p.H + ih) * p.W + iw0 : gx + ((n * p.H + ih) * p.W + iw0) * p.C;
+        small_tile_fn<V>(p.C, ceil_div(left, V::W))(t);
+      }
     }
   }
-  log.lap("tiles");
+  log.lap("grad_y-rows+tiles");
   log.print("conv2d_bwd_data", V::name, "pixel-vector tiles for few channels", int(p.C),
             int(PW));
 }
