@@ -38,8 +38,8 @@
 // Threads: OpenMP over (k-block group, n, output row) items for forward/backward-data (batch 1
 // splits rows, so both cores work) and over output tiles for backward-weight.
 //
-// float32 3x3 stride-1 layers with C, K >= 64 do not come here when Winograd is on: see
-// conv2d_winograd.h (all three passes).
+// 3x3 stride-1 layers with C, K >= 64 (float32 and float64) do not come here when Winograd is
+// on: see conv2d_winograd.h (all three passes).
 //
 // The portable kernels in conv2d_ref.cpp compute the same thing with plain loops; the tests
 // (tests/test_conv_simd.py) compare both, exactly with small-integer data.
@@ -542,7 +542,7 @@ struct DirectConv {
   std::vector<int64_t> aoff, boff, u_row;
   Layout out_layout = Layout::NCHW;
   bool relu = false;
-  bool stream_out = false;   // NHWC output written with non-temporal stores (see kStreamOutBytes)
+  bool stream_out = false;   // NHWC output written with non-temporal stores (see stream_output)
   int threads = 1;
 };
 

@@ -19,7 +19,7 @@ namespace fastconv {
 bool winograd_enabled();
 void set_winograd_enabled(bool on);
 // Testing/benchmarking aid: when forced (FASTCONV_WINOGRAD=force or set_winograd_forced(true)),
-// every enabled 3x3 stride-1 dilation-1 f32 forward takes the Winograd path, ignoring the
+// every enabled 3x3 stride-1 dilation-1 pass takes the Winograd path, ignoring the
 // size rule below.
 bool winograd_forced();
 void set_winograd_forced(bool on);
@@ -37,7 +37,7 @@ bool winograd_bwd_data_eligible(const Conv2dParams& p);
 // True when the Winograd backward-weight path applies and, from the measurements, is faster.
 bool winograd_bwd_weight_eligible(const Conv2dParams& p);
 
-// Name of the kernel family the last f32 forward / backward-data / backward-weight pass on this thread
+// Name of the kernel family the last SIMD forward / backward-data / backward-weight pass on this thread
 // went through: "winograd_f4x4_3x3" or "direct" (a debugging aid for the tests).
 const char* last_conv2d_fwd_path();
 void set_last_conv2d_fwd_path(const char* name);

@@ -1,4 +1,4 @@
-// Winograd F(4x4, 3x3) conv2d backward-weight, fp32, both layouts; templated on the vector
+// Winograd F(4x4, 3x3) conv2d backward-weight, fp32 and fp64, both layouts; templated on the vector
 // traits and compiled per ISA by conv2d_winograd_avx512.cpp / conv2d_winograd_avx2.cpp.
 //
 // The forward pass computes, per 4x4 output tile, y = A^T [ U .* V ] A with U = G g G^T (the

@@ -1,8 +1,8 @@
-// Winograd F(4x4, 3x3) conv2d forward and backward-data, fp32 (both layouts, fused bias + ReLU
-// on the forward pass), templated on the
-// vector traits like conv2d_simd.h: conv2d_winograd_avx512.cpp and conv2d_winograd_avx2.cpp
-// include it after their traits header and a gather_taps() for weights whose output channels are
-// not adjacent (NCHW forward, both layouts on backward-data).
+// Winograd F(4x4, 3x3) conv2d forward and backward-data, fp32 and fp64 (both layouts, fused
+// bias + ReLU on the forward pass), templated on the vector traits like conv2d_simd.h:
+// conv2d_winograd_avx512.cpp and conv2d_winograd_avx2.cpp include it after their traits header
+// and a gather_taps() for weights whose output channels are not adjacent (NCHW forward, both
+// layouts on backward-data).
 //
 // Backward-data of a 3x3 stride-1 layer is itself a 3x3 stride-1 convolution (of grad_y, with
 // the filter flipped and its channel axes swapped, padding 2 - pad): the same kernel runs it,
