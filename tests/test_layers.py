@@ -178,7 +178,7 @@ def test_relu_and_flatten():
 
 # ----------------------------------------------------------------------------- dense, dropout, softmax
 
-@pytest.mark.parametrize("activation", [None, "relu", "softmax"])
+@pytest.mark.parametrize("activation", [None, "relu", "sigmoid", "softmax"])
 def test_dense_vs_numpy(activation):
     rng = np.random.default_rng(5)
     layer = Dense(7, activation=activation, seed=1, input_shape=(11,), dtype=np.float64)
@@ -187,12 +187,22 @@ def test_dense_vs_numpy(activation):
     z = x @ layer.params["kernel"] + layer.params["bias"]
     if activation == "relu":
         want = np.maximum(z, 0)
+    elif activation == "sigmoid":
+        want = 1 / (1 + np.exp(-z))
     elif activation == "softmax":
         want = np.exp(z) / np.exp(z).sum(1, keepdims=True)
     else:
         want = z
     close(layer.forward(x), want, np.float64, "y")
     assert layer.count_params() == 11 * 7 + 7
+
+
+def test_dense_sigmoid_does_not_overflow():
+    layer = Dense(1, activation="sigmoid", kernel_initializer=lambda shape: np.ones(shape), input_shape=(1,))
+    with np.errstate(over="raise"):
+        y = layer.forward(np.array([[-1000.0], [-20.0], [0.0], [1000.0]], np.float32))
+    assert y.dtype == np.float32
+    np.testing.assert_allclose(y[:, 0], [0.0, 1 / (1 + np.exp(20.0)), 0.5, 1.0], rtol=1e-6)
 
 
 def test_dense_needs_flat_input():
@@ -265,6 +275,7 @@ GRAD_LAYERS = {
     "dense": (lambda: Dense(5, seed=1), (3, 6)),
     "dense_relu": (lambda: Dense(4, activation="relu", seed=1), (3, 6)),
     "dense_softmax": (lambda: Dense(4, activation="softmax", seed=1), (3, 6)),
+    "dense_sigmoid": (lambda: Dense(4, activation="sigmoid", seed=1), (3, 6)),
     "dropout": (lambda: Dropout(0.4, seed=3), (4, 7)),
     "softmax": (lambda: Softmax(), (3, 5)),
 }

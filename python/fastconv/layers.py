@@ -4,6 +4,8 @@ Every layer has
     forward(x, training=True) -> y       keeps only what backward needs
     backward(grad_y) -> grad_x           fills .grads; returns None when .needs_input_grad is False
     params / grads                       dicts name -> array (grads filled by backward)
+    trainable                            False freezes the layer (Keras): backward computes no
+                                         weight gradient and parameters() leaves it out
     build(input_shape)                   input_shape without the batch axis; called on the first
                                          forward when not given (input channels are inferred)
 
@@ -14,6 +16,8 @@ Every layer has
 Weights follow the array layout the kernels use: `data_format="channels_last"` (default, NHWC)
 holds the kernel as (R, S, C, K) like Keras, `"channels_first"` (NCHW) as (K, C, R, S) like
 PyTorch. Files written by `Sequential.save_weights` always hold the Keras order (see models.py).
+
+`layer(x)` is the inference call (`training=False`: Dropout off), as in Keras; `forward(x)` trains.
 
 Layers work unchanged on CuPy arrays: array operations go through the module of the input
 (NumPy or CuPy, found without importing CuPy unless the input is a CuPy array) and parameters
@@ -91,7 +95,7 @@ def _float_dtype(dtype):
 
 
 class ParamRef:
-    """One trainable array of a layer as optimizers see it: .value (updated in place), .grad."""
+    """One array of a layer as optimizers see it: .value (updated in place), .grad, .trainable."""
 
     __slots__ = ("name", "layer", "key")
 
@@ -106,6 +110,10 @@ class ParamRef:
     def grad(self):
         return self.layer.grads.get(self.key)
 
+    @property
+    def trainable(self):
+        return self.layer.trainable
+
     def __repr__(self):
         return f"ParamRef({self.name!r}, shape={tuple(self.value.shape)})"
 
@@ -116,14 +124,33 @@ class Layer:
     """Base class: parameters, naming, device/dtype moves. Subclasses implement _build (create
     params from the input shape), output_shape, forward and backward."""
 
-    def __init__(self, *, name=None, input_shape=None, dtype="float32"):
+    def __init__(self, *, name=None, input_shape=None, dtype="float32", trainable=True):
         self.name = name
         self.params: dict = {}
         self.grads: dict = {}
-        self.needs_input_grad = True       # Sequential clears it for the first trainable layer
+        self.needs_input_grad = True       # Sequential clears it up to the first trainable layer
+        self.trainable = trainable
         self.built = False
         self.input_shape = None if input_shape is None else tuple(int(d) for d in input_shape)
         self.dtype = _float_dtype(dtype)
+
+    @property
+    def trainable(self):
+        """Keras' flag. A frozen layer (False) computes no weight gradient (its .grads stay
+        empty), is left out of parameters() so optimizers skip it, and counts as non-trainable
+        in summary(); it still passes the input gradient on when a layer below it trains."""
+        return self._trainable
+
+    @trainable.setter
+    def trainable(self, value):
+        self._trainable = bool(value)
+        if not self._trainable:
+            self.grads = {}
+
+    def _keeps_for_backward(self, training):
+        """Whether forward keeps what backward needs: in training, for the input gradient or for
+        the weight gradient of a trainable layer."""
+        return training and (self.needs_input_grad or (self.trainable and bool(self.params)))
 
     # -- naming and shapes
     @property
@@ -163,6 +190,18 @@ class Layer:
         return int(sum(int(np.prod(p.shape)) for p in self.params.values()))
 
     def parameters(self, prefix=None):
+        """ParamRefs of the parameters optimizers update: all of them, none when frozen."""
+        return self._refs(prefix) if self.trainable else []
+
+    @property
+    def trainable_weights(self):
+        return self.parameters()
+
+    @property
+    def non_trainable_weights(self):
+        return [] if self.trainable else self._refs()
+
+    def _refs(self, prefix=None):
         prefix = self.name or self.default_name if prefix is None else prefix
         return [ParamRef(f"{prefix}/{k}", self, k) for k in self.params]
 
@@ -190,7 +229,8 @@ class Layer:
     def _import(self, key, array):
         return array
 
-    def __call__(self, x, training=True):
+    def __call__(self, x, training=False):
+        """layer(x) is inference, as in Keras (Dropout off); forward(x) is the training call."""
         return self.forward(x, training=training)
 
     def __repr__(self):
@@ -236,13 +276,14 @@ class Conv2D(Layer):
     channels_first: x (N, C, H, W), kernel (K, C, R, S) -> y (N, K, P, Q)
     bias (K,). Keeps x (for the weight gradient) and, with ReLU, y (for the ReLU gradient).
     When needs_input_grad is False (the first layer of a Sequential) backward computes only the
-    weight and bias gradients.
+    weight and bias gradients; when trainable is False, only the input gradient.
     """
 
     def __init__(self, filters, kernel_size, strides=1, padding="valid", dilation_rate=1,
                  activation=None, use_bias=True, data_format="channels_last", input_shape=None,
-                 kernel_initializer="glorot_uniform", seed=None, *, name=None, dtype="float32"):
-        super().__init__(name=name, input_shape=input_shape, dtype=dtype)
+                 kernel_initializer="glorot_uniform", seed=None, *, name=None, dtype="float32",
+                 trainable=True):
+        super().__init__(name=name, input_shape=input_shape, dtype=dtype, trainable=trainable)
         if isinstance(filters, bool) or not isinstance(filters, (int, np.integer)) or filters < 1:
             raise ValueError(f"filters must be a positive int, got {filters!r}")
         if activation not in (None, "linear", "relu"):
@@ -307,7 +348,7 @@ class Conv2D(Layer):
         x = self._ensure_built(x)
         y = F.conv2d(x, self.params["kernel"], self.params.get("bias"), activation=self.activation,
                      **self._kw())
-        if training:
+        if self._keeps_for_backward(training):
             self._x = x
             self._y = y if self.activation == "relu" else None
         return y
@@ -318,10 +359,12 @@ class Conv2D(Layer):
         if self._y is not None:
             grad_y = F.relu_backward(grad_y, self._y)
         kernel = self.params["kernel"]
-        gw, gb = F.conv2d_backward_weight(grad_y, self._x, kernel.shape, bias=self.use_bias, **self._kw())
-        self.grads = {"kernel": gw}
-        if self.use_bias:
-            self.grads["bias"] = gb
+        self.grads = {}
+        if self.trainable:
+            gw, gb = F.conv2d_backward_weight(grad_y, self._x, kernel.shape, bias=self.use_bias, **self._kw())
+            self.grads["kernel"] = gw
+            if self.use_bias:
+                self.grads["bias"] = gb
         gx = None
         if self.needs_input_grad:
             gx = F.conv2d_backward_data(grad_y, kernel, self._x.shape, **self._kw())
@@ -363,7 +406,7 @@ class MaxPooling2D(Layer):
     def forward(self, x, training=True):
         x = self._ensure_built(x)
         y, indices = F.max_pool2d(x, self.pool_size, **self._kw())
-        if training and self.needs_input_grad:
+        if self._keeps_for_backward(training):
             self._indices, self._x_shape = indices, tuple(x.shape)
         return y
 
@@ -389,7 +432,7 @@ class ReLU(Layer):
     def forward(self, x, training=True):
         x = self._ensure_built(x)
         y = F.relu(x)
-        if training and self.needs_input_grad:
+        if self._keeps_for_backward(training):
             self._y = y
         return y
 
@@ -434,19 +477,28 @@ def _softmax_backward(grad_y, s, axis=-1):
     return s * (grad_y - (grad_y * s).sum(axis=axis, keepdims=True))
 
 
+def _sigmoid(z):
+    """1 / (1 + exp(-z)) without overflow: only exp(-|z|) is taken."""
+    xp = array_module(z)
+    e = xp.exp(-xp.abs(z))
+    return xp.where(z >= 0, 1, e) / (1 + e)
+
+
 class Dense(Layer):
-    """y = x @ kernel + bias, kernel (in, units) like Keras; activation None, 'relu' or 'softmax'.
+    """y = x @ kernel + bias, kernel (in, units) like Keras; activation None, 'relu', 'sigmoid'
+    or 'softmax'.
 
     x (N, in) -> y (N, units). Keeps x (for the kernel gradient) and the activated output.
     """
 
     def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
-                 seed=None, *, name=None, input_shape=None, dtype="float32"):
-        super().__init__(name=name, input_shape=input_shape, dtype=dtype)
+                 seed=None, *, name=None, input_shape=None, dtype="float32", trainable=True):
+        super().__init__(name=name, input_shape=input_shape, dtype=dtype, trainable=trainable)
         if isinstance(units, bool) or not isinstance(units, (int, np.integer)) or units < 1:
             raise ValueError(f"units must be a positive int, got {units!r}")
-        if activation not in (None, "linear", "relu", "softmax"):
-            raise ValueError(f"Dense activation must be None, 'linear', 'relu' or 'softmax', got {activation!r}")
+        if activation not in (None, "linear", "relu", "sigmoid", "softmax"):
+            raise ValueError("Dense activation must be None, 'linear', 'relu', 'sigmoid' or 'softmax', "
+                             f"got {activation!r}")
         self.units = int(units)
         self.activation = None if activation == "linear" else activation
         self.use_bias = bool(use_bias)
@@ -483,9 +535,11 @@ class Dense(Layer):
             y += self.params["bias"]
         if self.activation == "relu":
             y = F.relu(y, out=y)
+        elif self.activation == "sigmoid":
+            y = _sigmoid(y)
         elif self.activation == "softmax":
             y = _softmax(y)
-        if training:
+        if self._keeps_for_backward(training):
             self._x = x
             self._y = y if self.activation else None
         return y
@@ -495,11 +549,15 @@ class Dense(Layer):
             raise RuntimeError(f"{self.name or 'Dense'}.backward called before forward(training=True)")
         if self.activation == "relu":
             grad_y = F.relu_backward(grad_y, self._y)
+        elif self.activation == "sigmoid":
+            grad_y = grad_y * self._y * (1 - self._y)
         elif self.activation == "softmax":
             grad_y = _softmax_backward(grad_y, self._y)
-        self.grads = {"kernel": self._x.T @ grad_y}
-        if self.use_bias:
-            self.grads["bias"] = grad_y.sum(axis=0)
+        self.grads = {}
+        if self.trainable:
+            self.grads["kernel"] = self._x.T @ grad_y
+            if self.use_bias:
+                self.grads["bias"] = grad_y.sum(axis=0)
         gx = grad_y @ self.params["kernel"].T if self.needs_input_grad else None
         self._x = self._y = None
         return gx

@@ -8,8 +8,16 @@
     ])
     model.summary()
     logits = model.forward(x)                  # x (N, 28, 28, 1) float32
-    model.backward(loss_fn.backward())         # fills every layer's .grads
-    opt.step(model.parameters())
+    model.backward(loss_fn.backward())         # fills every trainable layer's .grads
+    opt.step(model.parameters())               # the trainable parameters
+    probs = model(x_test)                      # inference: Dropout off (model.predict batches it)
+
+Freezing (Keras): `layer.trainable = False`, `model.trainable = False` (every layer) or
+`vgg16_base(..., trainable=False)`. Frozen layers compute no weight gradient, parameters() and
+trainable_weights leave them out, summary() counts them as non-trainable, and backward stops at
+the lowest trainable layer (layers below it get no backward call and keep nothing in forward).
+A Sequential passed to Sequential/add contributes its layers (shared, not copied):
+    model = fc.Sequential([vgg16_base((150, 150, 3), trainable=False), Flatten(), Dense(1, "sigmoid")])
 
 Weight files (`save_weights` / `load_weights`, and the VGG16 `weights=` argument) are NumPy
 `.npz` archives with one entry per parameter named "<layer name>/<parameter>", e.g.
@@ -37,7 +45,9 @@ class Sequential:
 
     input_shape (batch axis excluded) may be given here or by the first layer; otherwise the
     model is built at the first forward. The input gradient of the model is not computed (the
-    first trainable layer skips its data gradient) unless `input_grad=True`.
+    lowest trainable layer skips its data gradient, the layers below it get no backward call)
+    unless `input_grad=True`. Changes of `trainable` take effect at the next forward(training=True)
+    and backward (a layer unfrozen between a forward and its backward has kept nothing and raises).
     """
 
     def __init__(self, layers=None, *, input_shape=None, name="sequential", input_grad=False):
@@ -46,6 +56,7 @@ class Sequential:
         self.input_grad = bool(input_grad)
         self.input_shape = None if input_shape is None else tuple(int(d) for d in input_shape)
         self.built = False
+        self._marked, self._first = None, 0
         for layer in layers or []:
             self.add(layer)
         if self.input_shape is not None:
@@ -53,8 +64,15 @@ class Sequential:
 
     # ------------------------------------------------------------------ construction
     def add(self, layer):
+        """Append a layer, or the layers of a Sequential (shared: its `trainable` still reaches them)."""
+        if isinstance(layer, Sequential):
+            if not self.layers and self.input_shape is None:
+                self.input_shape = layer.input_shape
+            for inner in layer.layers:
+                self.add(inner)
+            return self
         if not isinstance(layer, Layer):
-            raise TypeError(f"Sequential takes fastconv.layers.Layer objects, got {type(layer).__name__}")
+            raise TypeError(f"Sequential takes fastconv.layers.Layer or Sequential objects, got {type(layer).__name__}")
         names = {lyr.name for lyr in self.layers}
         if layer.name is None:
             base = layer.default_name
@@ -87,11 +105,33 @@ class Sequential:
         self.built = True
         return self
 
+    @property
+    def trainable(self):
+        """True when any layer is trainable; setting it sets every layer's flag (Keras)."""
+        return any(layer.trainable for layer in self.layers)
+
+    @trainable.setter
+    def trainable(self, value):
+        for layer in self.layers:
+            layer.trainable = value
+
+    def _marks_key(self):
+        return self.input_grad, tuple(layer.trainable for layer in self.layers)
+
     def _mark_input_grads(self):
-        """Layers up to and including the first one with parameters need no input gradient."""
-        first = next((i for i, lyr in enumerate(self.layers) if lyr.count_params()), len(self.layers))
+        """Layers up to and including the lowest trainable one with parameters need no input
+        gradient, and backward starts no layer below it (self._first)."""
+        first = next((i for i, lyr in enumerate(self.layers) if lyr.trainable and lyr.count_params()),
+                     len(self.layers))
         for i, layer in enumerate(self.layers):
             layer.needs_input_grad = self.input_grad or i > first
+        self._first = 0 if self.input_grad else first
+        self._marked = self._marks_key()
+
+    def _refresh_marks(self):
+        """Re-mark when a trainable flag or input_grad changed since the last marks."""
+        if self._marked != self._marks_key():
+            self._mark_input_grads()
 
     def _ensure_built(self, x):
         if not self.built or tuple(x.shape[1:]) != self.input_shape:
@@ -99,22 +139,25 @@ class Sequential:
 
     # ------------------------------------------------------------------ compute
     def forward(self, x, training=True):
+        """The training call by default (Dropout on, layers keep what backward needs)."""
         self._ensure_built(x)
+        self._refresh_marks()
         for layer in self.layers:
             x = layer.forward(x, training=training)
         return x
 
-    __call__ = forward
+    def __call__(self, x, training=False):
+        """model(x) is inference, as in Keras (Dropout off); forward(x) is the training call."""
+        return self.forward(x, training=training)
 
     def backward(self, grad_y):
-        """Back-propagate dL/d(output); fills each layer's .grads. Returns dL/dx when
-        input_grad=True, else None."""
+        """Back-propagate dL/d(output) down to the lowest trainable layer; fills each trainable
+        layer's .grads. Returns dL/dx when input_grad=True, else None."""
+        self._refresh_marks()
         g = grad_y
-        for layer in reversed(self.layers):
+        for layer in reversed(self.layers[self._first:]):
             g = layer.backward(g)
-            if g is None:
-                break
-        return g
+        return g if self.input_grad else None
 
     def predict(self, x, batch_size=256):
         """forward(training=False) in batches; returns the concatenated outputs."""
@@ -124,13 +167,27 @@ class Sequential:
 
     # ------------------------------------------------------------------ parameters
     def parameters(self):
-        """ParamRef list (name "<layer>/<param>", .value, .grad) for the optimizers."""
+        """ParamRefs (name "<layer>/<param>", .value, .grad) of the trainable layers: what the
+        optimizers update (Keras' trainable_weights)."""
+        return [ref for layer in self._built_layers() for ref in layer.parameters()]
+
+    @property
+    def trainable_weights(self):
+        return self.parameters()
+
+    @property
+    def non_trainable_weights(self):
+        return [ref for layer in self._built_layers() for ref in layer.non_trainable_weights]
+
+    def _built_layers(self):
         if not self.built and self.input_shape is not None:
             self.build()
-        return [ref for layer in self.layers for ref in layer.parameters()]
+        return self.layers
 
-    def count_params(self):
-        return sum(layer.count_params() for layer in self.layers)
+    def count_params(self, trainable=None):
+        """Number of parameters: all, or only those of (non-)trainable layers."""
+        return sum(layer.count_params() for layer in self.layers
+                   if trainable is None or layer.trainable == trainable)
 
     def output_shape(self):
         if not self.built:
@@ -164,8 +221,9 @@ class Sequential:
         for i, (layer, shape) in enumerate(zip(self.layers, self._shapes)):
             lines.append(row(names[i], str((None, *shape)), f"{layer.count_params():,}"))
             lines.append("" if i + 1 < len(self.layers) else "=" * line_length)
-        total = self.count_params()
-        lines += [f"Total params: {total:,}", f"Trainable params: {total:,}", "Non-trainable params: 0", sep]
+        lines += [f"Total params: {self.count_params():,}",
+                  f"Trainable params: {self.count_params(trainable=True):,}",
+                  f"Non-trainable params: {self.count_params(trainable=False):,}", sep]
         text = "\n".join(lines)
         if print_fn is not None:
             print_fn(text)
@@ -214,7 +272,7 @@ VGG16_LAYERS = ((1, 64, 2), (2, 128, 2), (3, 256, 3), (4, 512, 3), (5, 512, 3))
 
 
 def vgg16_base(input_shape=(224, 224, 3), data_format="channels_last", weights=None, seed=None,
-               dtype="float32"):
+               dtype="float32", trainable=True):
     """The VGG16 convolutional base (Keras `VGG16(include_top=False)`): 13 conv 3x3 'same' + ReLU
     layers in 5 blocks, each block closed by a 2x2 max pooling; 14,714,688 parameters.
 
@@ -224,6 +282,7 @@ def vgg16_base(input_shape=(224, 224, 3), data_format="channels_last", weights=N
     by examples/convert_vgg16_weights.py (from a torchvision state_dict or a Keras weight list).
     Pretrained weights expect the preprocessing of their source (torchvision: RGB in [0, 1]
     normalized by the ImageNet mean/std; Keras: BGR minus the ImageNet pixel mean).
+    trainable=False freezes every layer (the transfer-learning base: forward-pass cost only).
     """
     layers = []
     rng = np.random.default_rng(seed)
@@ -234,6 +293,7 @@ def vgg16_base(input_shape=(224, 224, 3), data_format="channels_last", weights=N
         layers.append(MaxPooling2D(2, data_format=data_format, name=f"block{block}_pool"))
     model = Sequential(layers, input_shape=input_shape, name="vgg16")
     model.build()
+    model.trainable = trainable
     if weights is not None:
         model.load_weights(weights)
     return model

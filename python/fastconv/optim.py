@@ -6,10 +6,11 @@
     opt.step(model.parameters())        # or opt.step(model)
 
 `step` takes ParamRef objects (from `model.parameters()` / `layer.parameters()`) or anything with
-a `.parameters()` method. Arrays are updated in place (p -= ...), so references to them stay
-valid; optimizer state (velocity, moments) is kept per parameter name and created on the first
-step with the parameter's array module (NumPy or CuPy) and dtype. The update rules are
-PyTorch's (documented on each class).
+a `.parameters()` method; parameters of frozen layers (`trainable = False`) are left as they are.
+Arrays are updated in place (p -= ...), so references to them stay valid; optimizer state
+(velocity, moments) is kept per parameter name and created on the first step with the
+parameter's array module (NumPy or CuPy) and dtype. The update rules are PyTorch's (documented
+on each class).
 """
 from __future__ import annotations
 
@@ -33,11 +34,11 @@ class Optimizer:
         return list(params)
 
     def step(self, params):
-        """Apply one update to every parameter that has a gradient."""
+        """Apply one update to every trainable parameter that has a gradient."""
         self.iterations += 1
         for ref in self._refs(params):
             g = ref.grad
-            if g is None:
+            if g is None or not ref.trainable:
                 continue
             p = ref.value
             if tuple(g.shape) != tuple(p.shape):
