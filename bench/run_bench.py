@@ -26,9 +26,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    import os
-
-    if "OPENBLAS_THREAD_TIMEOUT" not in os.environ:   # see fastconv/bench/__main__.py
-        os.environ["OPENBLAS_THREAD_TIMEOUT"] = "4"
-        os.execv(sys.executable, [sys.executable, *sys.argv])
     sys.exit(main())

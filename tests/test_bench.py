@@ -1,9 +1,12 @@
 """`python -m fastconv.bench` in its smallest configuration (--smoke): it runs, writes the
-JSON/markdown it promises, and its verification step catches a kernel that returns wrong
-values (the contender is then not timed and the exit status is 1)."""
+JSON/markdown it promises (training-loop rows first), runs in the environment it is started in
+(no re-exec), and its verification step catches a kernel that returns wrong values (the
+contender is then not timed and the exit status is 1)."""
 from __future__ import annotations
 
 import json
+import os
+import runpy
 import subprocess
 import sys
 
@@ -11,8 +14,8 @@ import numpy as np
 import pytest
 
 import fastconv as fc
-from fastconv import bench
-from fastconv.bench import shapes
+from fastconv import _cpu, bench
+from fastconv.bench import libs, loops, machine, shapes
 
 ROW_KEYS = {"network", "layer", "kind", "pass", "batch", "threads", "dtype", "shape", "flops", "bytes", "ms",
             "gflops", "gbps", "pct_peak", "pct_copy", "torch_best_ms", "x_vs_torch_best", "x_vs_numpy",
@@ -28,7 +31,7 @@ def test_smoke_run_writes_json_and_markdown(tmp_path, capsys):
     code, res = run_smoke(tmp_path)
     assert code == 0 and res["ok"] is True
     assert {"machine", "config", "results", "networks", "summary", "verification", "command",
-            "fastconv_version", "isa", "torch_version", "numpy_version"} <= set(res)
+            "fastconv_version", "isa", "torch_version", "numpy_version", "loops", "thread_settings"} <= set(res)
     m = res["machine"]
     assert all(v > 0 for per in m["peak_gflops_f32"].values() for v in per.values())
     assert m["copy_gbps"]["1"] > 0 and m["copy_gbps_streaming"]["1"] > 0
@@ -46,10 +49,95 @@ def test_smoke_run_writes_json_and_markdown(tmp_path, capsys):
             assert r["gbps"]["fastconv NCHW kernel"] > 0 and r["pct_copy"]["fastconv NHWC kernel"] > 0
         if res["torch_version"]:
             assert r["ms"]["torch NCHW"] > 0 and r["x_vs_torch_best"]["fastconv NCHW"] > 0
-    assert res["verification"]["checked"] == 2 * len(res["results"]) and not res["verification"]["failed"]
+    assert res["verification"]["checked"] == 2 * len(res["results"]) + len(res["loops"])
+    assert not res["verification"]["failed"]
     assert [n["name"] for n in res["networks"]] == ["mnist CNN training step"]
+    assert [r["key"] for r in res["loops"]] == ["a", "d"]            # --smoke: the two small rows
+    for r in res["loops"]:
+        check_loop_row(r, torch=bool(res["torch_version"]))
+    assert res["loops"][1]["dtype"] == "float64" and res["loops"][1]["ms"]["numpy"] > 0
+    assert res["loops"][1]["kernels_ms_by_group"]["numpy"] > 0      # the course's affine layers
     md = (tmp_path / "bench.md").read_text()
     assert "## Convolution layers" in md and "## Max pooling and ReLU" in md and "FAIL" not in md
+    assert md.index("## Training loops") < md.index("## Convolution summary")
+    assert "| a | MNIST CNN training step" in md and "| d | cs231n ThreeLayerConvNet.loss" in md
+    capsys.readouterr()
+
+
+def check_loop_row(r, torch):
+    assert r["skipped"] is None and r["check"]["ok"], r
+    assert r["ms"]["fastconv"] > 0 and r["kernels_ms"] > 0 and r["step_over_kernels"] > 0
+    assert r["kernel_calls"]["conv2d_forward"] >= 1 and r["kernel_calls"]["conv2d_backward_weight"] >= 1
+    if torch:
+        assert r["ms"]["torch"] > 0 and r["x_vs_torch"] > 0
+
+
+def test_runs_in_its_environment_without_reexec(tmp_path, monkeypatch, capsys):
+    """The entry point neither re-executes itself nor sets thread variables; it reports them."""
+    def no_exec(*args):
+        raise AssertionError(f"the benchmark re-executed itself: {args}")
+
+    monkeypatch.delenv("OPENBLAS_THREAD_TIMEOUT", raising=False)
+    monkeypatch.setenv("FASTCONV_BENCH_TEST", "1")
+    monkeypatch.setattr(os, "execv", no_exec)
+    monkeypatch.setattr(sys, "argv", ["fastconv.bench", "--smoke", "--no-loops", "--no-networks", "--layers", "conv_a",
+                                      "--out", str(tmp_path)])
+    with pytest.raises(SystemExit) as exit_:
+        runpy.run_module("fastconv.bench", run_name="__main__")
+    assert exit_.value.code == 0 and "OPENBLAS_THREAD_TIMEOUT" not in os.environ
+    ts = json.loads((tmp_path / "bench.json").read_text())["thread_settings"]
+    assert ts["env"]["OPENBLAS_THREAD_TIMEOUT"] is None and ts["env"]["FASTCONV_BENCH_TEST"] == "1"
+    assert set(machine.THREAD_ENV_VARS) <= set(ts["env"])
+    assert ts["fastconv_threads"] == fc.get_num_threads() and ts["numpy_blas"]["name"]
+    assert "OPENBLAS_THREAD_TIMEOUT unset" in capsys.readouterr().err
+    assert "OPENBLAS_THREAD_TIMEOUT unset" in (tmp_path / "bench.md").read_text()
+
+
+def test_thread_settings_without_threadpoolctl(monkeypatch):
+    monkeypatch.setattr(machine, "_thread_pools", lambda: None)
+    ts = machine.thread_settings()
+    assert ts["thread_pools"] is None and ts["numpy_blas"]["threads"] is None and ts["torch_threads"] is None
+    assert "threads unknown" in machine.describe_threads(ts)
+
+
+@pytest.mark.parametrize("key", ["b", "c"])
+def test_vgg16_loop_rows_in_smoke_form(key):
+    """Rows b and c through fastconv.bench.loops (tiny inputs): the transfer row's frozen base
+    computes no conv gradient, the full row computes them all (the first conv no input grad).
+    Row c leaves PyTorch out (its mirror is checked in rows a and b; this keeps the test short)."""
+    torch = libs.torch_module() if key == "b" else None
+    row = loops.run(key, torch, "smoke")
+    if key == "b" and row["skipped"]:
+        assert "trainable=False" in row["skipped"]                  # freezing not in this build yet
+        return
+    calls = row["kernel_calls"]
+    if key == "b":
+        assert row["skipped"] is None and row["check"]["ok"] and row["frozen_layers_with_params"] == 13
+        assert calls["conv2d_forward"] == 13 and "conv2d_backward_weight" not in calls
+        assert "conv2d_backward_data" not in calls
+    else:
+        check_loop_row(row, torch=torch is not None)
+        assert calls["conv2d_forward"] == 13 and calls["conv2d_backward_weight"] == 13
+        assert calls["conv2d_backward_data"] == 12
+
+
+def test_kernel_recorder_restores_the_kernels():
+    before = _cpu.conv2d_forward
+    x, w = np.ones((1, 1, 4, 4), np.float32), np.ones((1, 1, 3, 3), np.float32)
+    with pytest.raises(RuntimeError):
+        with loops.KernelRecorder() as rec:
+            fc.conv2d(x, w)
+            raise RuntimeError
+    assert _cpu.conv2d_forward is before
+    assert [(g, n) for g, n, *_ in rec.calls] == [("fastconv", "conv2d_forward")]
+
+
+def test_loop_selection(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        bench.main(["--smoke", "--loops", "a,x", "--out", str(tmp_path)])
+    assert "unknown row(s) ['x']" in capsys.readouterr().err
+    code, res = run_smoke(tmp_path, "--no-loops", "--no-networks", "--layers", "conv_a")
+    assert code == 0 and res["loops"] == [] and "## Training loops" not in (tmp_path / "bench.md").read_text()
     capsys.readouterr()
 
 
@@ -61,7 +149,7 @@ def test_verification_catches_a_wrong_kernel(tmp_path, monkeypatch, capsys):
         return y + np.asarray(1, y.dtype), idx
 
     monkeypatch.setattr(fc, "max_pool2d", off_by_one)
-    code, res = run_smoke(tmp_path, "--no-networks")
+    code, res = run_smoke(tmp_path, "--no-networks", "--no-loops")
     assert code == 1 and res["ok"] is False
     assert any("pool_a fwd fastconv NCHW" in f for f in res["verification"]["failed"])
     pool = [r for r in res["results"] if r["layer"] == "pool_a" and r["pass"] == "fwd"][0]
@@ -79,7 +167,7 @@ def test_verification_catches_a_wrong_convolution(tmp_path, monkeypatch, capsys)
         return gw * np.asarray(1.001, gw.dtype), gb
 
     monkeypatch.setattr(fc, "conv2d_backward_weight", scaled)
-    code, res = run_smoke(tmp_path, "--no-networks")
+    code, res = run_smoke(tmp_path, "--no-networks", "--no-loops")
     assert code == 1
     assert {f.split(" fastconv")[0] for f in res["verification"]["failed"]} == {
         "smoke conv_a bwd_weight", "smoke conv_b bwd_weight"}
@@ -118,11 +206,10 @@ def test_device_cuda_says_clearly_when_missing_or_delegates(monkeypatch, capsys)
 def test_module_entry_point_help():
     out = subprocess.run([sys.executable, "-m", "fastconv.bench", "--help"], capture_output=True, text=True,
                          timeout=60)
-    assert out.returncode == 0 and "--quick" in out.stdout and "--device" in out.stdout
+    assert out.returncode == 0 and "--quick" in out.stdout and "--device" in out.stdout and "--loops" in out.stdout
 
 
 def test_runs_without_pytorch(tmp_path, monkeypatch, capsys):
-    from fastconv.bench import libs
     monkeypatch.setattr(libs, "torch_module", lambda: None)
     code, res = run_smoke(tmp_path)
     assert code == 0 and res["torch_version"] is None
@@ -131,3 +218,4 @@ def test_runs_without_pytorch(tmp_path, monkeypatch, capsys):
         assert not any(k.startswith("torch") for k in r["ms"]) and r["torch_best_ms"] is None
         assert {"fastconv NCHW", "fastconv NHWC", "numpy"} <= set(r["ms"])
     assert set(res["networks"][0]["ms"]) == {"fastconv NCHW", "fastconv NHWC", "numpy"}
+    assert [set(r["ms"]) for r in res["loops"]] == [{"fastconv"}, {"fastconv", "numpy"}]

@@ -17,31 +17,45 @@ import numpy as np
 
 import fastconv as fc
 
-from . import harness, libs, machine, networks, report, shapes
+from . import harness, libs, loops, machine, networks, report, shapes
 from .libs import FASTCONV, NUMPY, PASSES, TORCH  # noqa: F401
 
 # --quick: layers whose float64 reference check is cheap, still covering C,K >= 64 (conv3_1,
 # conv5_1), the large memory-bound shapes (relu1_2, pool1, pool2) and every network file.
 QUICK_LAYERS = {"vgg16": {"conv3_1", "conv5_1", "relu1_2", "pool1", "pool2"},
                 "mnist": {"conv2", "relu1", "pool1"}, "cs231n": {"conv_naive_test"}}
+# --smoke: the training-loop rows that take well under a second in their tiny form.
+SMOKE_LOOPS = ["a", "d"]
 
 
 def parse_args(argv):
     p = argparse.ArgumentParser(prog="python -m fastconv.bench", description=__doc__)
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
                    help="cuda hands over to fastconv.bench.cuda.main(argv) when it is installed")
-    p.add_argument("--quick", action="store_true", help="a one-minute subset (2 threads, batch 1, 6 VGG16 layers)")
+    p.add_argument("--quick", action="store_true",
+                   help="a subset (2 threads, batch 1, 6 VGG16 layers; with the training loops, fewer repeats)")
     p.add_argument("--smoke", action="store_true", help="a tiny network in seconds (for tests)")
     p.add_argument("--threads", default=None, help="comma list of thread counts (default 1,2)")
     p.add_argument("--batch", default=None, help="comma list of VGG16 batch sizes (default 1,8)")
     p.add_argument("--networks", default=None, help="comma list of shape files (default vgg16,mnist,cs231n)")
     p.add_argument("--layers", default=None, help="regular expression on layer names")
-    p.add_argument("--repeats", type=int, default=None, help="timed repeats per contender (default 5; quick 3)")
+    p.add_argument("--repeats", type=int, default=None,
+                   help="timed repeats per contender (default 5; quick 3; training loops: per row, see loops.SPECS)")
     p.add_argument("--no-torch", action="store_true", help="leave PyTorch out even when installed")
     p.add_argument("--no-networks", action="store_true", help="skip the whole-network rows")
+    p.add_argument("--no-loops", action="store_true", help="skip the whole training-loop rows")
+    p.add_argument("--loops", default=None,
+                   help="comma list of training-loop rows (default a,b,c,d; --smoke a,d): a MNIST CNN, "
+                        "b VGG16 transfer learning, c VGG16 full training, d cs231n three-layer convnet")
     p.add_argument("--copy-mib", type=int, default=512, help="size of the copy-bandwidth probe (MiB)")
     p.add_argument("--out", default="bench-results", help="directory for bench.json, bench.md, bench.png")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if args.loops is not None:
+        args.loops = [k.strip() for k in args.loops.split(",") if k.strip()]
+    unknown = [k for k in args.loops or () if k not in loops.SPECS]
+    if unknown:
+        p.error(f"--loops: unknown row(s) {unknown}; choose from {','.join(loops.SPECS)}")
+    return args
 
 
 def _ints(text, default):
@@ -95,6 +109,16 @@ def config(args):
     return threads, batches, nets, repeats, layer_ok, whole
 
 
+def loop_config(args, threads_list):
+    """(row keys, thread counts, mode) of the training-loop rows. They run at the thread count
+    the environment gives (fastconv's default: OMP_NUM_THREADS or the core count) unless
+    --threads says otherwise; --smoke runs tiny versions (of a and d unless --loops names others)."""
+    keys = [] if args.no_loops else args.loops or (SMOKE_LOOPS if args.smoke else list(loops.SPECS))
+    if args.smoke:
+        return keys, threads_list, "smoke"
+    return keys, _ints(args.threads, [fc.get_num_threads()]), "quick" if args.quick else "full"
+
+
 def verify_batch(layer, batch):
     return min(batch, 2) if layer.batch else 1
 
@@ -105,7 +129,9 @@ def main(argv=None) -> int:
     if args.device == "cuda":
         return run_cuda(argv)
     threads_list, batches, nets, repeats, layer_ok, whole = config(args)
+    loop_keys, loop_threads, loop_mode = loop_config(args, threads_list)
     torch = None if args.no_torch else libs.torch_module()
+    threads_found = machine.thread_settings(torch)
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
     say = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
@@ -113,6 +139,7 @@ def main(argv=None) -> int:
     isas = [i for i in ("avx2", "avx512") if i in fc.available_cpu_isas()]
     say(f"fastconv {fc.__version__}, ISA {fc.cpu_isa()}, threads {threads_list}, batches {batches}, "
         f"repeats {repeats}; " + (f"PyTorch {torch.__version__}" if torch else "PyTorch not installed (pip install torch)"))
+    say("thread settings found: " + machine.describe_threads(threads_found))
     load_before = os.getloadavg() if hasattr(os, "getloadavg") else None
     say("measuring the FMA peak and the copy bandwidth ...")
     mach = machine.measure(threads_list, isas, 64 << 20 if args.smoke else args.copy_mib << 20, args.quick or args.smoke)
@@ -126,13 +153,19 @@ def main(argv=None) -> int:
                 for t in threads_list:
                     plan.append((L, N, pass_, t))
     whole_plan = [(w, t) for w in whole for t in threads_list]
-    progress = harness.Progress(len(plan) + len(whole_plan))
+    loop_plan = [(k, t) for k in loop_keys for t in loop_threads]
+    progress = harness.Progress(len(plan) + len(whole_plan) + len(loop_plan))
 
-    rows, failed, checked, verified = [], [], 0, {}
+    rows, loop_rows, failed, checked, verified = [], [], [], 0, {}
     problem_key, problem = None, None
     saved_threads = fc.get_num_threads()
     saved_torch_threads = torch.get_num_threads() if torch else None
     try:
+        for key, t in loop_plan:
+            progress.step(f"loop {key} t{t}")
+            row = run_loop(key, t, torch, loop_mode, args.repeats, failed)
+            checked += 1 if row.get("check") else 0
+            loop_rows.append(row)
         for L, N, pass_, t in plan:
             progress.step(f"{L.network} {L.name} {pass_} b{N} t{t}")
             vkey = (L.network, L.name, pass_)
@@ -193,9 +226,10 @@ def main(argv=None) -> int:
         "torch_version": torch.__version__ if torch else None, "numpy_version": np.__version__,
         "machine": {**mach, "loadavg_1min_before_after": [load_before[0] if load_before else None,
                                                            os.getloadavg()[0] if load_before else None]},
+        "thread_settings": threads_found,
         "config": {"threads": threads_list, "batches": batches, "networks": nets, "repeats": repeats,
-                   "quick": args.quick, "smoke": args.smoke},
-        "results": rows, "networks": nets_rows,
+                   "quick": args.quick, "smoke": args.smoke, "loops": loop_keys, "loop_threads": loop_threads},
+        "loops": loop_rows, "results": rows, "networks": nets_rows,
         "verification": {"checked": checked, "failed": failed},
         "ok": not failed,
     }
@@ -210,6 +244,25 @@ def main(argv=None) -> int:
         say("VERIFICATION FAILED (fastconv results differ from fastconv.reference):\n  " + "\n  ".join(failed))
         return 1
     return 0
+
+
+def run_loop(key, threads, torch, mode, repeats, failed):
+    """Training-loop row `key` at `threads` (fastconv and PyTorch alike); a crash or a failed
+    check is reported in the row and in `failed` (exit status 1), the run goes on."""
+    fc.set_num_threads(threads)
+    if torch:
+        torch.set_num_threads(threads)
+    try:
+        row = loops.run(key, torch, mode, repeats)
+    except Exception as exc:  # noqa: BLE001  (reported like a failed verification)
+        error = f"{type(exc).__name__}: {exc}"
+        row = {"key": key, "name": loops.SPECS[key].title, "ms": {}, "skipped": f"error: {error}"}
+        failed.append(f"loop {key}: {error}")
+    else:
+        if row.get("check") and not row["check"]["ok"]:
+            failed.append(f"loop {key}: {row['check']['what']}: error {row['check']['error']}")
+    row["threads"] = threads
+    return row
 
 
 def harness_verify(L, pass_, batch):

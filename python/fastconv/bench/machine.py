@@ -1,12 +1,20 @@
 """What this machine delivers, measured by the benchmark itself: the FMA peak (csrc/cpu/
 peak_flops.cpp: independent FMA chains per thread, no memory traffic) and the copy bandwidth
-(a C++ copy split over the same threads, with ordinary and with streaming stores)."""
+(a C++ copy split over the same threads, with ordinary and with streaming stores); and the
+BLAS/OpenMP thread settings the run found (the benchmark runs in the environment it is started
+in, as users' training loops do, and says what that environment was)."""
 from __future__ import annotations
 
 import os
 import platform
 
+import numpy as np
+
 from .. import _cpu
+
+# Environment variables that change how NumPy's BLAS, PyTorch and fastconv use threads.
+THREAD_ENV_VARS = ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "OMP_PROC_BIND", "GOMP_SPINCOUNT",
+                   "OPENBLAS_NUM_THREADS", "OPENBLAS_THREAD_TIMEOUT", "MKL_NUM_THREADS")
 
 
 def cpu_model() -> str:
@@ -53,3 +61,55 @@ def measure(threads_list, isas, copy_bytes: int, quick: bool) -> dict:
         out["copy_gbps"][str(t)] = copy_gbps(t, copy_bytes, False, 2 if quick else 3)
         out["copy_gbps_streaming"][str(t)] = copy_gbps(t, copy_bytes, True, 2 if quick else 3)
     return out
+
+
+def _thread_pools():
+    """threadpoolctl's view of the loaded BLAS and OpenMP libraries (None without threadpoolctl)."""
+    try:
+        from threadpoolctl import threadpool_info  # noqa: PLC0415  (optional)
+    except ImportError:
+        return None
+    keys = ("user_api", "internal_api", "prefix", "version", "num_threads", "threading_layer", "filepath")
+    return [{k: d.get(k) for k in keys} for d in threadpool_info()]
+
+
+def _numpy_blas(pools):
+    """{"name", "version", "threads", "threading_layer"} of NumPy's BLAS (threads None when unknown)."""
+    blas = [p for p in pools or () if p["user_api"] == "blas"]
+    mine = [p for p in blas if "numpy" in (p["filepath"] or "")] or blas
+    if mine:
+        p = mine[0]
+        return {"name": p["internal_api"], "version": p["version"], "threads": p["num_threads"],
+                "threading_layer": p["threading_layer"]}
+    try:
+        dep = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
+        return {"name": dep.get("name"), "version": dep.get("version"), "threads": None, "threading_layer": None}
+    except Exception:  # noqa: BLE001  (show_config's layout differs between NumPy versions)
+        return {"name": None, "version": None, "threads": None, "threading_layer": None}
+
+
+def thread_settings(torch=None) -> dict:
+    """The thread settings this process runs with: THREAD_ENV_VARS and FASTCONV_* (value, or
+    None when unset), NumPy's BLAS and its thread count, torch.get_num_threads(), fastconv's
+    threads, and every BLAS/OpenMP pool threadpoolctl sees (when it is installed)."""
+    names = list(THREAD_ENV_VARS) + sorted(k for k in os.environ if k.startswith("FASTCONV_"))
+    pools = _thread_pools()
+    return {"env": {k: os.environ.get(k) for k in names},
+            "numpy_blas": _numpy_blas(pools),
+            "torch_threads": torch.get_num_threads() if torch else None,
+            "fastconv_threads": _cpu.get_num_threads(),
+            "thread_pools": pools}
+
+
+def describe_threads(ts) -> str:
+    """One line: `fastconv 2 threads; NumPy BLAS openblas 0.3.31 (pthreads) 2 threads; ...`."""
+    b = ts["numpy_blas"]
+    blas = " ".join(str(v) for v in (b["name"], b["version"]) if v) or "unknown"
+    if b["threading_layer"]:
+        blas += f" ({b['threading_layer']})"
+    blas_threads = f"{b['threads']} threads" if b["threads"] else "threads unknown (no threadpoolctl)"
+    parts = [f"fastconv {ts['fastconv_threads']} threads", f"NumPy BLAS {blas} {blas_threads}"]
+    if ts["torch_threads"] is not None:
+        parts.append(f"PyTorch {ts['torch_threads']} threads")
+    env = ", ".join(f"{k}={v}" if v is not None else f"{k} unset" for k, v in ts["env"].items())
+    return "; ".join(parts) + f"; environment: {env}"

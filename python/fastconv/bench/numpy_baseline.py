@@ -23,18 +23,24 @@ def im2col_bytes(x_shape, R, S, stride, pad, itemsize):
     return C * R * S * N * P * Q * itemsize
 
 
-def conv2d(x, w, stride, pad):
-    """x (N,C,H,W), w (K,C,R,S) -> y (N,K,P,Q)."""
+def conv2d_cols(x, w, stride, pad):
+    """x (N,C,H,W), w (K,C,R,S) -> (y (N,K,P,Q), cols): the course keeps cols for backward."""
     K, _, R, S = w.shape
     cols, P, Q = im2col(x, R, S, stride, pad)
     y = (w.reshape(K, -1) @ cols).reshape(K, x.shape[0], P, Q)
-    return np.ascontiguousarray(y.transpose(1, 0, 2, 3))
+    return np.ascontiguousarray(y.transpose(1, 0, 2, 3)), cols
 
 
-def conv2d_backward_weight(gy, x, w_shape, stride, pad):
-    """grad_y (N,K,P,Q), x -> grad_w (K,C,R,S)."""
+def conv2d(x, w, stride, pad):
+    """x (N,C,H,W), w (K,C,R,S) -> y (N,K,P,Q)."""
+    return conv2d_cols(x, w, stride, pad)[0]
+
+
+def conv2d_backward_weight(gy, x, w_shape, stride, pad, cols=None):
+    """grad_y (N,K,P,Q), x -> grad_w (K,C,R,S); `cols` from conv2d_cols saves the im2col."""
     K, _, R, S = w_shape
-    cols, _, _ = im2col(x, R, S, stride, pad)
+    if cols is None:
+        cols, _, _ = im2col(x, R, S, stride, pad)
     return (gy.transpose(1, 0, 2, 3).reshape(K, -1) @ cols.T).reshape(w_shape)
 
 

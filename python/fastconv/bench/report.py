@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 
 from .libs import FASTCONV, KERNEL_ONLY, TORCH
+from .machine import describe_threads
 
 
 def _geomean(values):
@@ -76,8 +77,11 @@ def markdown(result) -> str:
              "- Load average (1 min) before / after the run: " + " / ".join(
                  _f(v, "{:.1f}") for v in m.get("loadavg_1min_before_after", [None, None]))
              + f" on {m['logical_cpus']} CPUs (other processes make multi-thread timings noisy)",
+             f"- Thread settings found (the benchmark runs in the environment it was started in): "
+             f"{describe_threads(result['thread_settings'])}",
              f"- Repeats {cfg['repeats']} (median, interleaved round-robin); verification: "
              f"{result['verification']['checked']} checks, {len(result['verification']['failed'])} failed", ""]
+    lines += loops_markdown(result["loops"])
     s = result["summary"]
     if s["conv_vs_torch"]:
         lines += ["## Convolution summary (× = PyTorch best layout ms / fastconv best layout ms; > 1 is faster)", "",
@@ -138,6 +142,40 @@ def markdown(result) -> str:
     if result["verification"]["failed"]:
         lines += ["## Verification failures", ""] + [f"- {f}" for f in result["verification"]["failed"]] + [""]
     return "\n".join(lines)
+
+
+def loops_markdown(rows) -> list:
+    """The training-loop table (fastconv/bench/loops.py), first in bench.md."""
+    if not rows:
+        return []
+    lines = ["## Training loops (one step through the public API, as users run it)", "",
+             "Medians, fastconv and the other contenders interleaved in one process, same threads. "
+             "× = other ms / fastconv ms (> 1: fastconv is faster). Kernels = the sum of the standalone "
+             "times of the kernel calls one fastconv step makes (row d: also the course's NumPy affine, ReLU "
+             "and loss calls); step / kernels - 1 is the step's overhead (Python, copies, NumPy calls: loss, "
+             "optimizer, Dense matmuls where Dense runs on NumPy).", "",
+             "| row | step | batch | input | dtype | thr | fastconv ms | PyTorch ms | × vs PyTorch | NumPy ms | "
+             "× vs NumPy | kernels ms | step / kernels | check |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    notes = []
+    for r in rows:
+        ms = r["ms"]
+        check = r.get("check") or {}
+        ok = "—" if not check else ("ok" if check["ok"] else "FAIL")
+        lines.append(f"| {r['key']} | {r['name']} | {r.get('batch', '—')} | {r.get('input', '—')} | "
+                     f"{r.get('dtype', '—')} | {r['threads']} | {_f(ms.get('fastconv'))} | {_f(ms.get('torch'))} | "
+                     f"{_f(r.get('x_vs_torch'))} | {_f(ms.get('numpy'))} | {_f(r.get('x_vs_numpy'))} | "
+                     f"{_f(r.get('kernels_ms'))} | {_f(r.get('step_over_kernels'))} | {ok} |")
+        if r.get("skipped"):
+            notes.append(f"- {r['key']}: not timed: {r['skipped']}")
+            continue
+        what = [f"head {r['head']}"] if r.get("head") else []
+        what += [r["loss"], r["optimizer"]]
+        if r.get("frozen_layers_with_params"):
+            what.append(f"{r['frozen_layers_with_params']} frozen layers with parameters")
+        calls = ", ".join(f"{n} {c}" for n, c in r.get("kernel_calls", {}).items())
+        notes.append(f"- {r['key']}: {'; '.join(what)}; kernel calls per step: {calls or 'none recorded'}")
+    return lines + [""] + notes + ([""] if notes else [])
 
 
 def chart(result, path) -> str | None:
