@@ -21,6 +21,10 @@ OUTPUTS = {
     "max_pool2d_backward": ("grad_x",),
     "relu": ("y",),
     "relu_backward": ("grad_x",),
+    "linear": ("y",),
+    "linear_backward": ("grad_x", "grad_weight", "grad_bias"),
+    "linear_backward_data": ("grad_x",),
+    "linear_backward_weight": ("grad_weight", "grad_bias"),
 }
 
 

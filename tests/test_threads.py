@@ -73,3 +73,138 @@ def test_one_thread_matches_many(restore_threads):
             assert np.array_equal(a, b), f"output {j}"
         else:
             assert_close(a, b.astype(np.float64), dtype=a.dtype, name=f"output {j}", rtol=1e-5)
+
+
+@pytest.mark.parametrize("bad", [1025, 40000, 2**31, 2.0, True])
+def test_num_threads_rejects_absurd_counts(restore_threads, bad):
+    with pytest.raises(ValueError, match=r"n must be an int in \[1, 1024\]"):
+        fc.set_num_threads(bad)
+    assert fc.get_num_threads() == restore_threads
+
+
+def test_more_threads_than_cores_still_correct(restore_threads):
+    """The pool starts workers on demand; 8 threads on a 2-core machine give the same results."""
+    fc.set_num_threads(1)
+    one = _work(3)
+    fc.set_num_threads(8)
+    many = _work(3)
+    assert fc._cpu.pool_workers() >= 1
+    for a, b in zip(one, many):
+        assert_close(a, b.astype(np.float64) if b.dtype.kind == "f" else b, dtype=a.dtype, rtol=1e-5)
+
+
+@pytest.fixture
+def restore_spin():
+    previous = fc.get_worker_spin_us()
+    yield
+    fc.set_worker_spin_us(previous)
+
+
+@pytest.mark.parametrize("spin", [0, 100, 1_000_000])
+def test_worker_spin_does_not_change_results(restore_spin, spin):
+    want = _work(6)
+    fc.set_worker_spin_us(spin)
+    assert fc.get_worker_spin_us() == spin
+    for a, b in zip(_work(6), want):
+        assert np.array_equal(a, b)
+
+
+@pytest.mark.parametrize("bad", [-1, 1_000_001, 1.5, None])
+def test_worker_spin_rejects_bad_values(restore_spin, bad):
+    with pytest.raises(ValueError, match="us must be an int"):
+        fc.set_worker_spin_us(bad)
+
+
+def test_forked_child_runs_its_own_pool():
+    """A child forked after the parent's workers started (a data-loader process) gets a fresh pool."""
+    import os
+
+    if not hasattr(os, "fork"):
+        pytest.skip("no fork on this platform")
+    want = _work(2)                                  # the parent's workers are running now
+    pid = os.fork()
+    if pid == 0:                                     # child: exit code says whether it matched
+        try:
+            ok = all(np.array_equal(a, b) for a, b in zip(_work(2), want))
+        finally:
+            os._exit(0 if ok else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+
+
+# ----------------------------------------------------------------------------- NumPy's BLAS threads
+
+def _matmul_then_conv(rng):
+    a, b = randn(rng, (50, 1024), np.float64), randn(rng, (1024, 100), np.float64)
+    x, w = randn(rng, (4, 32, 20, 20)), randn(rng, (32, 32, 3, 3))
+    out = []
+    for _ in range(3):
+        out.append(a @ b)                            # wakes OpenBLAS's threads
+        out.append(fc.conv2d(x, w, padding=1))       # parks them first (when enabled and safe)
+    return out
+
+
+@pytest.fixture
+def restore_parking():
+    previous = fc.get_blas_parking()
+    yield
+    fc.set_blas_parking(previous)
+
+
+def test_blas_parking_on_and_off_give_identical_results(restore_parking):
+    fc.set_blas_parking(True)
+    on = _matmul_then_conv(np.random.default_rng(9))
+    fc.set_blas_parking(False)
+    off = _matmul_then_conv(np.random.default_rng(9))
+    for a, b in zip(on, off):
+        assert np.array_equal(a, b)
+
+
+def test_blas_parking_stops_openblas_threads_and_they_restart(restore_parking, restore_threads):
+    from fastconv import _blas
+
+    if _blas.parkable_libraries() == 0:
+        pytest.skip("NumPy's BLAS is not an OpenBLAS with a pthreads server here")
+    fc.set_blas_parking(True)
+    fc.set_num_threads(2)
+    rng = np.random.default_rng(10)
+    a, b = randn(rng, (200, 800), np.float64), randn(rng, (800, 300), np.float64)
+    want = a @ b
+    _blas.park()
+    assert all(running.value == 0 for _, running in _blas._find())
+    assert np.array_equal(a @ b, want)               # the next BLAS call restarts its threads
+    fc.set_blas_parking(False)
+    _blas.park()                                     # disabled: leaves them alone
+    assert np.array_equal(a @ b, want)
+
+
+def test_blas_parking_is_skipped_while_other_python_threads_run(restore_parking):
+    """Another thread could be inside a BLAS call: parking must not pull its threads away."""
+    import threading
+
+    from fastconv import _blas
+
+    if _blas.parkable_libraries() == 0:
+        pytest.skip("NumPy's BLAS is not an OpenBLAS with a pthreads server here")
+    fc.set_blas_parking(True)
+    rng = np.random.default_rng(11)
+    a, b = randn(rng, (300, 600), np.float64), randn(rng, (600, 300), np.float64)
+    want = a @ b
+    stop = threading.Event()
+    errors = []
+
+    def busy_blas():
+        while not stop.is_set():
+            if not np.array_equal(a @ b, want):
+                errors.append("wrong matmul")
+
+    t = threading.Thread(target=busy_blas)
+    t.start()
+    try:
+        for _ in range(20):
+            _matmul_then_conv(rng)
+            _blas.park()
+    finally:
+        stop.set()
+        t.join(timeout=60)
+    assert not t.is_alive() and not errors

@@ -12,7 +12,9 @@
 
 #include "../cpu/conv2d_winograd.h"
 #include "../cpu/kernels.h"
+#include "../cpu/loops.h"
 #include "../cpu/peak_flops.h"
+#include "../cpu/thread_pool.h"
 #include "output_cache.h"
 #include "params_from_python.h"
 
@@ -145,6 +147,34 @@ void relu_backward_t(const py::array& gy, const py::array& y, const py::array& g
   fn(n, gyp, yp, gxp);
 }
 
+// A (M,K) is `a` stored (M,K) C-contiguous, or its transpose stored (K,M) when a_t; B (K,N) is
+// `b` stored (K,N), or (N,K) when b_t. Transposed operands are read in place (GemmParams strides).
+template <typename T>
+void gemm_t(const py::array& a, bool a_t, const py::array& b, bool b_t, int64_t M, int64_t N,
+            int64_t K, const py::object& bias, bool relu, const py::array& c) {
+  if (M < 1 || N < 1 || K < 1) throw std::invalid_argument("gemm: empty dimension");
+  GemmParams g;
+  g.M = M; g.N = N; g.K = K; g.relu = relu;
+  g.a_rs = a_t ? 1 : K; g.a_cs = a_t ? M : 1;
+  g.b_rs = b_t ? 1 : N; g.b_cs = b_t ? K : 1;
+  const T* ap = data_of<T>(a, M * K, "a", false);
+  const T* bp = data_of<T>(b, K * N, "b", false);
+  const T* biasp = bias.is_none() ? nullptr : data_of<T>(bias.cast<py::array>(), N, "bias", false);
+  T* cp = data_of<T>(c, M * N, "out", true);
+  auto fn = ops<T>().gemm;
+  py::gil_scoped_release release;
+  fn(g, ap, bp, biasp, cp);
+}
+
+template <typename T>
+void column_sums_t(const py::array& x, int64_t M, int64_t N, const py::array& sums) {
+  const T* xp = data_of<T>(x, M * N, "grad_y", false);
+  T* sp = data_of<T>(sums, N, "grad_bias", true);
+  auto fn = ops<T>().column_sums;
+  py::gil_scoped_release release;
+  fn(M, N, xp, sp);
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_cpu, m) {
@@ -190,6 +220,15 @@ PYBIND11_MODULE(_cpu, m) {
     if (dtype_of(gy, "grad_y") == DType::f32) relu_backward_t<float>(gy, y, gx);
     else relu_backward_t<double>(gy, y, gx);
   });
+  m.def("gemm", [](py::array a, bool a_t, py::array b, bool b_t, int64_t M, int64_t N, int64_t K,
+                   py::object bias, bool relu, py::array c) {
+    if (dtype_of(a, "a") == DType::f32) gemm_t<float>(a, a_t, b, b_t, M, N, K, bias, relu, c);
+    else gemm_t<double>(a, a_t, b, b_t, M, N, K, bias, relu, c);
+  });
+  m.def("column_sums", [](py::array x, int64_t M, int64_t N, py::array sums) {
+    if (dtype_of(x, "grad_y") == DType::f32) column_sums_t<float>(x, M, N, sums);
+    else column_sums_t<double>(x, M, N, sums);
+  });
 
   m.def("cached_empty", [](const std::vector<int64_t>& shape, const py::dtype& dt) {
     size_t bytes = static_cast<size_t>(dt.itemsize());
@@ -211,6 +250,14 @@ PYBIND11_MODULE(_cpu, m) {
     set_num_threads(n);
   });
   m.def("get_num_threads", &num_threads);
+  m.def("set_spin_us", [](int us) {
+    if (us < 0) throw std::invalid_argument("us: the spin time must be >= 0, got " + std::to_string(us));
+    pool::set_spin_us(us);
+  });
+  m.def("get_spin_us", &pool::spin_us);
+  m.def("min_parallel_work", [] { return kMinParallelWork; },
+        "kernels doing less work (multiply-adds or element visits) run on the calling thread");
+  m.def("pool_workers", &pool::workers_started, "worker threads the CPU thread pool has started");
   m.def("set_winograd", [](bool on) { set_winograd_enabled(on); });
   m.def("get_winograd", &winograd_enabled);
   m.def("_set_winograd_forced", [](bool on) { set_winograd_forced(on); },
@@ -247,9 +294,4 @@ PYBIND11_MODULE(_cpu, m) {
     py::gil_scoped_release release;
     return probe::copy_gbps(bytes, threads, streaming, repeats);
   });
-#ifdef _OPENMP
-  m.attr("openmp") = true;
-#else
-  m.attr("openmp") = false;
-#endif
 }

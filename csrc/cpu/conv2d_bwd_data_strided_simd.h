@@ -85,73 +85,73 @@ void conv2d_bwd_data_phase(const Conv2dParams& p, const typename V::T* gy,
   // past the last row (those lanes are not stored).
   const int64_t rows_total = p.N * p.P * p.K;
   T* gyr = scratch<T>(0, rows_total * Qb + PW);
-#pragma omp parallel for num_threads(threads) schedule(static)
-  for (int64_t row = 0; row < rows_total; ++row) {
-    const int64_t k = row % p.K, np = row / p.K, n = np / p.P, pp = np % p.P;
-    T* dst = gyr + row * Qb;
-    std::fill(dst, dst + padL, T(0));
-    std::fill(dst + padL + p.Q, dst + Qb, T(0));
-    if (nchw) {
-      const T* src = gy + ((n * p.K + k) * p.P + pp) * p.Q;
-      std::copy(src, src + p.Q, dst + padL);
-    } else {
-      const T* src = gy + (n * p.P + pp) * p.Q * p.K + k;
-      for (int64_t q = 0; q < p.Q; ++q) dst[padL + q] = src[q * p.K];
+  parallel_for(threads, rows_total, [&](int64_t row_begin, int64_t row_end) {
+    for (int64_t row = row_begin; row < row_end; ++row) {
+      const int64_t k = row % p.K, np = row / p.K, n = np / p.P, pp = np % p.P;
+      T* dst = gyr + row * Qb;
+      std::fill(dst, dst + padL, T(0));
+      std::fill(dst + padL + p.Q, dst + Qb, T(0));
+      if (nchw) {
+        const T* src = gy + ((n * p.K + k) * p.P + pp) * p.Q;
+        std::copy(src, src + p.Q, dst + padL);
+      } else {
+        const T* src = gy + (n * p.P + pp) * p.Q * p.K + k;
+        for (int64_t q = 0; q < p.Q; ++q) dst[padL + q] = src[q * p.K];
+      }
     }
-  }
+  });
   std::fill(gyr + rows_total * Qb, gyr + rows_total * Qb + PW, T(0));
   log.lap("pack");
 
   const TapList rows(p.H, p.R, p.P, p.stride_h, p.pad_top, p.dil_h);
-  const int64_t items = p.N * p.H, chunk = dynamic_chunk(items, threads);
-#pragma omp parallel num_threads(threads)
-  {
+  const int64_t items = p.N * p.H, chunk = default_grain(items, threads);
+  parallel_team(threads, items, chunk, [&](ChunkQueue& queue) {
     std::vector<int64_t> aoff(RS), boff(RS);
     std::vector<T> tmp(CB * PW);  // NCHW: one tile's channels, lanes contiguous
-#pragma omp for schedule(dynamic, chunk)
-    for (int64_t it = 0; it < items; ++it) {
-      const int64_t n = it / p.H, h = it % p.H;
-      for (int64_t b = 0; b < sw; ++b) {
-        int64_t U = 0;
-        for (int64_t i = rows.start[h]; i < rows.start[h + 1]; ++i)
-          for (int64_t e = tstart[b]; e < tstart[b + 1]; ++e, ++U) {
-            aoff[U] = (rows.tap[i] * p.S + tap_s[e]) * p.K * p.C;
-            boff[U] = (n * p.P + rows.src[i]) * p.K * Qb + padL + tap_q0[e];
-          }
-        for (int64_t c0 = 0; c0 < p.C; c0 += CB) {
-          const int64_t cb = std::min(CB, p.C - c0);
-          for (int64_t j0 = 0; j0 < J[b]; j0 += PW) {
-            const int64_t left = std::min(PW, J[b] - j0);
-            TileArgs<T> t;
-            t.A = wk + c0;
-            t.aoff = aoff.data();
-            t.a_ts = p.C;
-            t.B = gyr + j0;
-            t.boff = boff.data();
-            t.ldb = Qb;
-            t.U = U;  // 0 when no tap reaches these pixels: the tile stores zeros
-            t.Tn = p.K;
-            t.kvalid = static_cast<int>(left);
-            const int64_t x0 = b + sw * j0;
-            if (nchw) {
-              t.out = tmp.data();
-              t.ldo = PW;
-            } else {
-              t.out = gx + ((n * p.H + h) * p.W + x0) * p.C + c0;
-              t.out_transposed = true;
-              t.ldo = sw * p.C;
+    for (int64_t it_begin, it_end; queue.next(&it_begin, &it_end);)
+      for (int64_t it = it_begin; it < it_end; ++it) {
+        const int64_t n = it / p.H, h = it % p.H;
+        for (int64_t b = 0; b < sw; ++b) {
+          int64_t U = 0;
+          for (int64_t i = rows.start[h]; i < rows.start[h + 1]; ++i)
+            for (int64_t e = tstart[b]; e < tstart[b + 1]; ++e, ++U) {
+              aoff[U] = (rows.tap[i] * p.S + tap_s[e]) * p.K * p.C;
+              boff[U] = (n * p.P + rows.src[i]) * p.K * Qb + padL + tap_q0[e];
             }
-            small_tile_fn<V>(cb, ceil_div(left, V::W))(t);
-            if (nchw)
-              for (int64_t c = 0; c < cb; ++c) {
-                T* o = gx + ((n * p.C + c0 + c) * p.H + h) * p.W + x0;
-                for (int64_t l = 0; l < left; ++l) o[l * sw] = tmp[c * PW + l];
+          for (int64_t c0 = 0; c0 < p.C; c0 += CB) {
+            const int64_t cb = std::min(CB, p.C - c0);
+            for (int64_t j0 = 0; j0 < J[b]; j0 += PW) {
+              const int64_t left = std::min(PW, J[b] - j0);
+              TileArgs<T> t;
+              t.A = wk + c0;
+              t.aoff = aoff.data();
+              t.a_ts = p.C;
+              t.B = gyr + j0;
+              t.boff = boff.data();
+              t.ldb = Qb;
+              t.U = U;  // 0 when no tap reaches these pixels: the tile stores zeros
+              t.Tn = p.K;
+              t.kvalid = static_cast<int>(left);
+              const int64_t x0 = b + sw * j0;
+              if (nchw) {
+                t.out = tmp.data();
+                t.ldo = PW;
+              } else {
+                t.out = gx + ((n * p.H + h) * p.W + x0) * p.C + c0;
+                t.out_transposed = true;
+                t.ldo = sw * p.C;
               }
+              small_tile_fn<V>(cb, ceil_div(left, V::W))(t);
+              if (nchw)
+                for (int64_t c = 0; c < cb; ++c) {
+                  T* o = gx + ((n * p.C + c0 + c) * p.H + h) * p.W + x0;
+                  for (int64_t l = 0; l < left; ++l) o[l * sw] = tmp[c * PW + l];
+                }
+            }
           }
         }
       }
-    }
-  }
+  });
   log.lap("tiles");
   log.print("conv2d_bwd_data", V::name, "stride phases, pixel-vector tiles", int(CB), int(PW));
 }

@@ -33,9 +33,9 @@
 //                   zero-padded NHWC, where x[ih, iw+s, c] is contiguous over (s, c) when
 //                   dilation_w = 1), lanes = output channels, t = output pixels of a row,
 //                   u = (n, output row). The pixel reduction is cut into chunks that fit L2;
-//                   each thread owns a fixed set of output tiles (static schedule) and adds
+//                   each thread slice owns a fixed set of output tiles and adds
 //                   their chunks in order, so the result is the same for any thread count.
-// Threads: OpenMP over (k-block group, n, output row) items for forward/backward-data (batch 1
+// Threads (thread_pool.h): chunks of (k-block group, n, output row) items for forward/backward-data (batch 1
 // splits rows, so both cores work) and over output tiles for backward-weight.
 //
 // 3x3 stride-1 layers with C, K >= 64 (float32 and float64) do not come here when Winograd is
@@ -69,12 +69,6 @@ namespace {
 inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 inline int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
 
-// OpenMP chunk for `items` work items: about 8 contiguous chunks per thread, handed out
-// dynamically. Contiguous rows keep input reuse within a core; dynamic hand-out keeps both
-// cores busy when one of them is slowed down (a shared machine, uneven rows).
-inline int64_t dynamic_chunk(int64_t items, int threads) {
-  return std::max<int64_t>(1, items / (8 * int64_t(threads)));
-}
 // Every parallel region of one convolution uses threads_for(p.macs()) threads (loops.h):
 // problems too small to pay for waking the team run on the calling thread.
 
@@ -432,8 +426,9 @@ struct RowPlan {
 
   // The whole buffer (N, Hb, row), rows in parallel.
   void fill_all(const T* src, T* dst, int threads) const {
-#pragma omp parallel for num_threads(threads) schedule(static)
-    for (int64_t ni = 0; ni < g.N * g.Hb; ++ni) fill(src, ni / g.Hb, ni % g.Hb, dst + ni * row);
+    parallel_for(threads, g.N * g.Hb, [&](int64_t ni_begin, int64_t ni_end) {
+      for (int64_t ni = ni_begin; ni < ni_end; ++ni) fill(src, ni / g.Hb, ni % g.Hb, dst + ni * row);
+    });
   }
 };
 
@@ -444,24 +439,25 @@ template <typename T>
 void to_kblocked_pixels(const T* src, Layout layout, int64_t N, int64_t K, int64_t PQ,
                         int64_t KB, T* dst, int threads) {
   const int64_t nb = ceil_div(PQ, 16), nkb = ceil_div(K, KB), NPQ = N * PQ;
-#pragma omp parallel for num_threads(threads) schedule(static)
-  for (int64_t b = 0; b < N * nb; ++b) {
-    const int64_t n = b / nb, i0 = (b % nb) * 16, i1 = std::min(PQ, i0 + 16);
-    for (int64_t kb = 0; kb < nkb; ++kb) {
-      const int64_t k0 = kb * KB, nk = std::min(KB, K - k0);
-      T* d = dst + (kb * NPQ + n * PQ) * KB;
-      if (layout == Layout::NHWC) {
-        for (int64_t i = i0; i < i1; ++i) std::memcpy(d + i * KB, src + (n * PQ + i) * K + k0, nk * sizeof(T));
-      } else {
-        for (int64_t kk = 0; kk < nk; ++kk) {
-          const T* s = src + (n * K + k0 + kk) * PQ;
-          for (int64_t i = i0; i < i1; ++i) d[i * KB + kk] = s[i];
+  parallel_for(threads, N * nb, [&](int64_t b_begin, int64_t b_end) {
+    for (int64_t b = b_begin; b < b_end; ++b) {
+      const int64_t n = b / nb, i0 = (b % nb) * 16, i1 = std::min(PQ, i0 + 16);
+      for (int64_t kb = 0; kb < nkb; ++kb) {
+        const int64_t k0 = kb * KB, nk = std::min(KB, K - k0);
+        T* d = dst + (kb * NPQ + n * PQ) * KB;
+        if (layout == Layout::NHWC) {
+          for (int64_t i = i0; i < i1; ++i) std::memcpy(d + i * KB, src + (n * PQ + i) * K + k0, nk * sizeof(T));
+        } else {
+          for (int64_t kk = 0; kk < nk; ++kk) {
+            const T* s = src + (n * K + k0 + kk) * PQ;
+            for (int64_t i = i0; i < i1; ++i) d[i * KB + kk] = s[i];
+          }
         }
+        if (nk < KB)
+          for (int64_t i = i0; i < i1; ++i) std::fill(d + i * KB + nk, d + (i + 1) * KB, T(0));
       }
-      if (nk < KB)
-        for (int64_t i = i0; i < i1; ++i) std::fill(d + i * KB + nk, d + (i + 1) * KB, T(0));
     }
-  }
+  });
 }
 
 // ------------------------------------------------------------------------------ weight packing
@@ -630,10 +626,9 @@ void direct_conv(const DirectConv& d, const typename V::T* src,
   const int64_t kb_elems = d.RS * d.C * KB, kb_bytes = kb_elems * int64_t(sizeof(T));
   const int64_t kbg = std::clamp<int64_t>((320 << 10) / kb_bytes, 1, nkb);
   const int64_t ngroups = ceil_div(nkb, kbg);
-  const int64_t items = ngroups * d.N * d.P, chunk = dynamic_chunk(items, d.threads);
+  const int64_t items = ngroups * d.N * d.P, chunk = default_grain(items, d.threads);
   const int64_t max_row = *std::max_element(d.u_row.begin(), d.u_row.end());
-#pragma omp parallel num_threads(d.threads)
-  {
+  parallel_team(d.threads, items, chunk, [&](ChunkQueue& queue) {
     // Partial sums of one tile group while the channel blocks go by (row-major, KB wide).
     std::vector<T, std::allocator<T>> partial(kGroup * V::NJ * KB);
     // This thread's packed weights of one k-block group (kept between calls).
@@ -645,83 +640,83 @@ void direct_conv(const DirectConv& d, const typename V::T* src,
     T* ring = plan ? scratch<T>(4, ring_rows * d.row) : nullptr;
     std::vector<int64_t> ring_tag(ring_rows, -1), aoff_item(d.U);
     std::vector<int64_t> rowoff(max_row + 1);
-#pragma omp for schedule(dynamic, chunk)
-    for (int64_t it = 0; it < items; ++it) {
-      const int64_t grp = it / (d.N * d.P), np = it % (d.N * d.P);
-      const int64_t n = np / d.P, oh = np % d.P;
-      if (grp != packed_group) {
-        for (int64_t kb = grp * kbg; kb < std::min(nkb, (grp + 1) * kbg); ++kb)
-          weights.pack(kb, KB, wbuf + (kb - grp * kbg) * kb_elems);
-        packed_group = grp;
-      }
-      // Offsets of this output row's input rows from `base`, then of every reduction step u.
-      const T* base = plan ? ring : src;
-      for (int64_t r = 0; r <= max_row; ++r) {
-        const int64_t i = oh * d.sh + r * d.dh;
-        if (plan) {
-          const int64_t slot = i % ring_rows;
-          if (ring_tag[slot] != n * d.Hb + i) {
-            plan->fill(src, n, i, ring + slot * d.row);
-            ring_tag[slot] = n * d.Hb + i;
-          }
-          rowoff[r] = slot * d.row;
-        } else {
-          rowoff[r] = (n * d.Hb + i) * d.row;
+    for (int64_t it_begin, it_end; queue.next(&it_begin, &it_end);)
+      for (int64_t it = it_begin; it < it_end; ++it) {
+        const int64_t grp = it / (d.N * d.P), np = it % (d.N * d.P);
+        const int64_t n = np / d.P, oh = np % d.P;
+        if (grp != packed_group) {
+          for (int64_t kb = grp * kbg; kb < std::min(nkb, (grp + 1) * kbg); ++kb)
+            weights.pack(kb, KB, wbuf + (kb - grp * kbg) * kb_elems);
+          packed_group = grp;
         }
-      }
-      for (int64_t u = 0; u < d.U; ++u) aoff_item[u] = rowoff[d.u_row[u]] + d.aoff[u];
-      for (int64_t kb = grp * kbg; kb < std::min(nkb, (grp + 1) * kbg); ++kb) {
-        const int64_t k0 = kb * KB;
-        TileArgs<T> g;
-        g.aoff = aoff_item.data();
-        g.a_js = d.js;
-        g.a_ts = d.a_ts;
-        g.boff = d.boff.data();
-        g.ldb = KB;
-        g.U = d.U;
-        g.bias = bias ? bias + k0 : nullptr;
-        const int kvalid = static_cast<int>(std::min(KB, d.K - k0));
-        const int64_t nv = ceil_div(kvalid, V::W);
-        const bool nchw = d.out_layout == Layout::NCHW;
-        const T* arow = base;
-        const T* wkb = wbuf + (kb - grp * kbg) * kb_elems;
-        for (int64_t q0 = 0; q0 < d.Q; q0 += kGroup * V::NJ) {
-          const int64_t q1 = std::min(d.Q, q0 + kGroup * V::NJ);
-          for (int64_t t0 = 0; t0 < d.Tn; t0 += tb) {
-            const bool first = t0 == 0, last = t0 + tb >= d.Tn;
-            g.B = wkb + t0 * KB;
-            g.Tn = std::min(tb, d.Tn - t0);
-            g.init = !first ? Init::load : bias ? Init::bias : Init::zero;
-            g.relu = last && d.relu;
-            for (int64_t ow0 = q0; ow0 < q1; ow0 += V::NJ) {
-              const int64_t nj = std::min<int64_t>(V::NJ, q1 - ow0);
-              T* part = partial.data() + (ow0 - q0) * KB;
-              g.A = arow + ow0 * d.js + t0 * d.a_ts;
-              g.partial = part;
-              g.ldp = KB;
-              if (last) {
-                g.out_transposed = nchw;
-                g.ldo = nchw ? d.P * d.Q : d.K;
-                g.out = nchw ? y + ((n * d.K + k0) * d.P + oh) * d.Q + ow0
-                             : y + ((n * d.P + oh) * d.Q + ow0) * d.K + k0;
-                g.kvalid = kvalid;
-                g.out_stream = d.stream_out && kvalid == KB &&
-                               reinterpret_cast<uintptr_t>(g.out) % (V::W * sizeof(T)) == 0;
-              } else {
-                g.out_stream = false;
-                g.out_transposed = false;
-                g.out = part;
-                g.ldo = KB;
-                g.kvalid = static_cast<int>(nv * V::W);
+        // Offsets of this output row's input rows from `base`, then of every reduction step u.
+        const T* base = plan ? ring : src;
+        for (int64_t r = 0; r <= max_row; ++r) {
+          const int64_t i = oh * d.sh + r * d.dh;
+          if (plan) {
+            const int64_t slot = i % ring_rows;
+            if (ring_tag[slot] != n * d.Hb + i) {
+              plan->fill(src, n, i, ring + slot * d.row);
+              ring_tag[slot] = n * d.Hb + i;
+            }
+            rowoff[r] = slot * d.row;
+          } else {
+            rowoff[r] = (n * d.Hb + i) * d.row;
+          }
+        }
+        for (int64_t u = 0; u < d.U; ++u) aoff_item[u] = rowoff[d.u_row[u]] + d.aoff[u];
+        for (int64_t kb = grp * kbg; kb < std::min(nkb, (grp + 1) * kbg); ++kb) {
+          const int64_t k0 = kb * KB;
+          TileArgs<T> g;
+          g.aoff = aoff_item.data();
+          g.a_js = d.js;
+          g.a_ts = d.a_ts;
+          g.boff = d.boff.data();
+          g.ldb = KB;
+          g.U = d.U;
+          g.bias = bias ? bias + k0 : nullptr;
+          const int kvalid = static_cast<int>(std::min(KB, d.K - k0));
+          const int64_t nv = ceil_div(kvalid, V::W);
+          const bool nchw = d.out_layout == Layout::NCHW;
+          const T* arow = base;
+          const T* wkb = wbuf + (kb - grp * kbg) * kb_elems;
+          for (int64_t q0 = 0; q0 < d.Q; q0 += kGroup * V::NJ) {
+            const int64_t q1 = std::min(d.Q, q0 + kGroup * V::NJ);
+            for (int64_t t0 = 0; t0 < d.Tn; t0 += tb) {
+              const bool first = t0 == 0, last = t0 + tb >= d.Tn;
+              g.B = wkb + t0 * KB;
+              g.Tn = std::min(tb, d.Tn - t0);
+              g.init = !first ? Init::load : bias ? Init::bias : Init::zero;
+              g.relu = last && d.relu;
+              for (int64_t ow0 = q0; ow0 < q1; ow0 += V::NJ) {
+                const int64_t nj = std::min<int64_t>(V::NJ, q1 - ow0);
+                T* part = partial.data() + (ow0 - q0) * KB;
+                g.A = arow + ow0 * d.js + t0 * d.a_ts;
+                g.partial = part;
+                g.ldp = KB;
+                if (last) {
+                  g.out_transposed = nchw;
+                  g.ldo = nchw ? d.P * d.Q : d.K;
+                  g.out = nchw ? y + ((n * d.K + k0) * d.P + oh) * d.Q + ow0
+                               : y + ((n * d.P + oh) * d.Q + ow0) * d.K + k0;
+                  g.kvalid = kvalid;
+                  g.out_stream = d.stream_out && kvalid == KB &&
+                                 reinterpret_cast<uintptr_t>(g.out) % (V::W * sizeof(T)) == 0;
+                } else {
+                  g.out_stream = false;
+                  g.out_transposed = false;
+                  g.out = part;
+                  g.ldo = KB;
+                  g.kvalid = static_cast<int>(nv * V::W);
+                }
+                tile_fn<V>(nj, nv, strided)(g);
               }
-              tile_fn<V>(nj, nv, strided)(g);
             }
           }
         }
       }
-    }
     if (d.stream_out) _mm_sfence();
-  }
+  });
 }
 
 // FASTCONV_VERBOSE=1: which kernel ran and how long each phase (packing, layout copies, the
@@ -829,12 +824,11 @@ void conv2d_bwd_data_small_c(const Conv2dParams& p, const typename V::T* gy,
   const int threads = threads_for(p.macs());
   const RowPlan<T> plan(g, true, 1);
   const bool nchw = p.layout == Layout::NCHW;
-  const int64_t items = p.N * p.H, chunk = dynamic_chunk(items, threads);
+  const int64_t items = p.N * p.H, chunk = default_grain(items, threads);
   const int64_t span = (p.R - 1) * p.dil_h + 1;   // grad_y rows one grad_x row reads
   std::vector<int64_t> aoff(RS);
   for (int64_t u = 0; u < RS; ++u) aoff[u] = u * p.K * p.C;
-#pragma omp parallel num_threads(threads)
-  {
+  parallel_team(threads, items, chunk, [&](ChunkQueue& queue) {
     // This thread's ring of zero-padded grad_y rows in row-channel-column form, built on demand
     // (consecutive grad_x rows of a work chunk reuse span - 1 of their rows): grad_y is read
     // from memory once and never copied whole (a full copy cost as much as the tiles on
@@ -843,36 +837,36 @@ void conv2d_bwd_data_small_c(const Conv2dParams& p, const typename V::T* gy,
     T* ring = scratch<T>(0, span * row + PW);
     std::fill(ring + span * row, ring + span * row + PW, T(0));
     std::vector<int64_t> tag(span, -1), boff(RS);
-#pragma omp for schedule(dynamic, chunk)
-    for (int64_t it = 0; it < items; ++it) {
-      const int64_t n = it / p.H, ih = it % p.H;
-      for (int64_t r = 0; r < p.R; ++r) {
-        const int64_t i = ih + r * p.dil_h, slot = i % span;
-        if (tag[slot] != n * g.Hb + i) {
-          plan.fill(gy, n, i, ring + slot * row);
-          tag[slot] = n * g.Hb + i;
+    for (int64_t it_begin, it_end; queue.next(&it_begin, &it_end);)
+      for (int64_t it = it_begin; it < it_end; ++it) {
+        const int64_t n = it / p.H, ih = it % p.H;
+        for (int64_t r = 0; r < p.R; ++r) {
+          const int64_t i = ih + r * p.dil_h, slot = i % span;
+          if (tag[slot] != n * g.Hb + i) {
+            plan.fill(gy, n, i, ring + slot * row);
+            tag[slot] = n * g.Hb + i;
+          }
+          for (int64_t sc = 0; sc < p.S; ++sc) boff[r * p.S + sc] = slot * row + sc * p.dil_w;
         }
-        for (int64_t sc = 0; sc < p.S; ++sc) boff[r * p.S + sc] = slot * row + sc * p.dil_w;
+        TileArgs<T> t;
+        t.A = wp;
+        t.aoff = aoff.data();
+        t.a_ts = p.C;
+        t.boff = boff.data();
+        t.ldb = g.Wb;
+        t.U = RS;
+        t.Tn = p.K;
+        t.out_transposed = !nchw;
+        t.ldo = nchw ? p.H * p.W : p.C;
+        for (int64_t iw0 = 0; iw0 < p.W; iw0 += PW) {
+          const int64_t left = std::min(PW, p.W - iw0);
+          t.B = ring + iw0;
+          t.kvalid = static_cast<int>(left);
+          t.out = nchw ? gx + (n * p.C * p.H + ih) * p.W + iw0 : gx + ((n * p.H + ih) * p.W + iw0) * p.C;
+          small_tile_fn<V>(p.C, ceil_div(left, V::W))(t);
+        }
       }
-      TileArgs<T> t;
-      t.A = wp;
-      t.aoff = aoff.data();
-      t.a_ts = p.C;
-      t.boff = boff.data();
-      t.ldb = g.Wb;
-      t.U = RS;
-      t.Tn = p.K;
-      t.out_transposed = !nchw;
-      t.ldo = nchw ? p.H * p.W : p.C;
-      for (int64_t iw0 = 0; iw0 < p.W; iw0 += PW) {
-        const int64_t left = std::min(PW, p.W - iw0);
-        t.B = ring + iw0;
-        t.kvalid = static_cast<int>(left);
-        t.out = nchw ? gx + (n * p.C * p.H + ih) * p.W + iw0 : gx + ((n * p.H + ih) * p.W + iw0) * p.C;
-        small_tile_fn<V>(p.C, ceil_div(left, V::W))(t);
-      }
-    }
-  }
+  });
   log.lap("grad_y-rows+tiles");
   log.print("conv2d_bwd_data", V::name, "pixel-vector tiles for few channels", int(p.C),
             int(PW));
@@ -994,65 +988,67 @@ void conv2d_bwd_weight(const Conv2dParams& p, const typename V::T* gy, const typ
   const int64_t row_bytes = (p.Q * round_up(p.K, KB) + p.stride_h * xW * p.C) * int64_t(sizeof(T));
   const int64_t chunk = std::max<int64_t>(1, (int64_t(1) << 20) / row_bytes);
 
-#pragma omp parallel num_threads(threads)
-  {
-    for (int64_t u0 = 0; u0 < NP; u0 += chunk) {
-      // Same iteration count and static schedule for every chunk: each thread owns the same
-      // tiles throughout and adds their chunks in order, so no barrier is needed between
-      // chunks (a barrier costs a scheduler time slice when the other core is busy).
-#pragma omp for schedule(static) nowait
-      for (int64_t it = 0; it < items + bias_items; ++it) {
-        const bool bias_item = it >= items;
-        const int64_t kb = bias_item ? it - items : it % nkb, k0 = kb * KB;
-        const int64_t jb = (it / nkb) % njb, q = it / (nkb * njb), j0 = jb * V::NJ;
-        TileArgs<T> t;
-        t.B = gyb + kb * gy_kb_stride;
-        t.boff = boff.data() + u0;
-        t.ldb = gy_ld;
-        t.U = std::min(chunk, NP - u0);
-        t.Tn = p.Q;
-        t.init = u0 == 0 ? Init::zero : Init::load;
-        if (bias_item) {
-          t.A = &kOne;
-          t.aoff = no_off.data() + u0;
-          t.a_ts = 0;
-          t.out = gbt + k0;
-          t.kvalid = static_cast<int>(std::min(KB, round_up(p.K, W) - k0));
-        } else {
-          t.A = xb + g_a[q] + j0;
-          t.aoff = aoff.data() + u0;
-          t.a_ts = p.stride_w * p.C;
-          t.out = gwt + (g_row[q] + j0) * ldo + k0;
-          t.kvalid = static_cast<int>(std::min(KB, ldo - k0));
+  // Tiles are split into one fixed slice per thread; a slice runs every pixel chunk u0 in order
+  // over its tiles (each tile adds its chunks in order, so the result is the same for any
+  // thread count, and no barrier is needed between chunks: a barrier costs a scheduler time
+  // slice when the other core is busy). A slice whose thread is late is run by another thread.
+  const int64_t tiles = items + bias_items, slices = std::min<int64_t>(threads, tiles);
+  parallel_for(threads, slices, 1, [&](int64_t s_begin, int64_t s_end) {
+    for (int64_t sl = s_begin; sl < s_end; ++sl)
+      for (int64_t u0 = 0; u0 < NP; u0 += chunk)
+        for (int64_t it = tiles * sl / slices; it < tiles * (sl + 1) / slices; ++it) {
+          const bool bias_item = it >= items;
+          const int64_t kb = bias_item ? it - items : it % nkb, k0 = kb * KB;
+          const int64_t jb = (it / nkb) % njb, q = it / (nkb * njb), j0 = jb * V::NJ;
+          TileArgs<T> t;
+          t.B = gyb + kb * gy_kb_stride;
+          t.boff = boff.data() + u0;
+          t.ldb = gy_ld;
+          t.U = std::min(chunk, NP - u0);
+          t.Tn = p.Q;
+          t.init = u0 == 0 ? Init::zero : Init::load;
+          if (bias_item) {
+            t.A = &kOne;
+            t.aoff = no_off.data() + u0;
+            t.a_ts = 0;
+            t.out = gbt + k0;
+            t.kvalid = static_cast<int>(std::min(KB, round_up(p.K, W) - k0));
+          } else {
+            t.A = xb + g_a[q] + j0;
+            t.aoff = aoff.data() + u0;
+            t.a_ts = p.stride_w * p.C;
+            t.out = gwt + (g_row[q] + j0) * ldo + k0;
+            t.kvalid = static_cast<int>(std::min(KB, ldo - k0));
+          }
+          t.ldo = ldo;
+          t.partial = t.out;
+          t.ldp = ldo;
+          tile_fn<V>(bias_item ? 1 : std::min<int64_t>(V::NJ, J - j0), ceil_div(t.kvalid, W), false)(t);
         }
-        t.ldo = ldo;
-        t.partial = t.out;
-        t.ldp = ldo;
-        tile_fn<V>(bias_item ? 1 : std::min<int64_t>(V::NJ, J - j0), ceil_div(t.kvalid, W), false)(t);
-      }
-    }
-  }
+  });
   log.lap("tiles");
 
   if (!direct_gw) {
     if (p.layout == Layout::NHWC) {   // (R,S,C,ldo) -> (R,S,C,K)
-#pragma omp parallel for num_threads(threads) schedule(static)
-      for (int64_t i = 0; i < RS * p.C; ++i) std::copy(gwt + i * ldo, gwt + i * ldo + p.K, gw + i * p.K);
+      parallel_for(threads, RS * p.C, [&](int64_t i_begin, int64_t i_end) {
+        for (int64_t i = i_begin; i < i_end; ++i) std::copy(gwt + i * ldo, gwt + i * ldo + p.K, gw + i * p.K);
+      });
     } else {  // (R,S,C,ldo) -> (K,C,R,S): 16 k x 16 c blocks, taps innermost so that each
               // block reads 16*RS source lines and fills 16 runs of 16*RS destination values.
               // (Storing the tiles straight into (K,C,R,S) instead measured 2x slower tiles.)
       const int64_t nk16 = ceil_div(p.K, 16), nc16 = ceil_div(p.C, 16);
-#pragma omp parallel for num_threads(threads) schedule(static)
-      for (int64_t blk = 0; blk < nk16 * nc16; ++blk) {
-        const int64_t k0 = (blk / nc16) * 16, k1 = std::min(p.K, k0 + 16);
-        const int64_t c0 = (blk % nc16) * 16, c1 = std::min(p.C, c0 + 16);
-        for (int64_t k = k0; k < k1; ++k)
-          for (int64_t c = c0; c < c1; ++c) {
-            T* d = gw + (k * p.C + c) * RS;
-            const T* src = gwt + c * ldo + k;
-            for (int64_t rs = 0; rs < RS; ++rs) d[rs] = src[rs * p.C * ldo];
-          }
-      }
+      parallel_for(threads, nk16 * nc16, [&](int64_t blk_begin, int64_t blk_end) {
+        for (int64_t blk = blk_begin; blk < blk_end; ++blk) {
+          const int64_t k0 = (blk / nc16) * 16, k1 = std::min(p.K, k0 + 16);
+          const int64_t c0 = (blk % nc16) * 16, c1 = std::min(p.C, c0 + 16);
+          for (int64_t k = k0; k < k1; ++k)
+            for (int64_t c = c0; c < c1; ++c) {
+              T* d = gw + (k * p.C + c) * RS;
+              const T* src = gwt + c * ldo + k;
+              for (int64_t rs = 0; rs < RS; ++rs) d[rs] = src[rs * p.C * ldo];
+            }
+        }
+      });
     }
   }
   log.lap("unpack");

@@ -144,39 +144,41 @@ void grad_bias(const Elem<V>* gy, Layout layout, int64_t N, int64_t PQ, int64_t 
                int threads) {
   using T = Elem<V>;
   if (layout == Layout::NCHW) {
-#pragma omp parallel for num_threads(threads) schedule(static)
-    for (int64_t k = 0; k < K; ++k) {
-      Reg<V> s = V::zero();
-      for (int64_t n = 0; n < N; ++n) {
-        const T* plane = gy + (n * K + k) * PQ;
-        int64_t i = 0;
-        for (; i + V::W <= PQ; i += V::W) s = add<V>(s, V::load(plane + i));
-        if (i < PQ) s = add<V>(s, V::load_n(plane + i, static_cast<int>(PQ - i)));
+    parallel_for(threads, K, [&](int64_t k_begin, int64_t k_end) {
+      for (int64_t k = k_begin; k < k_end; ++k) {
+        Reg<V> s = V::zero();
+        for (int64_t n = 0; n < N; ++n) {
+          const T* plane = gy + (n * K + k) * PQ;
+          int64_t i = 0;
+          for (; i + V::W <= PQ; i += V::W) s = add<V>(s, V::load(plane + i));
+          if (i < PQ) s = add<V>(s, V::load_n(plane + i, static_cast<int>(PQ - i)));
+        }
+        alignas(64) T lanes[V::W];
+        V::store(lanes, s);
+        T total = 0;
+        for (int l = 0; l < V::W; ++l) total += lanes[l];
+        gb[k] = total;
       }
-      alignas(64) T lanes[V::W];
-      V::store(lanes, s);
-      T total = 0;
-      for (int l = 0; l < V::W; ++l) total += lanes[l];
-      gb[k] = total;
-    }
+    });
     return;
   }
   const int64_t nvec = ceil_div(K, V::W), pixels = N * PQ;
   const int chunks = static_cast<int>(std::min<int64_t>(threads, nvec));
-#pragma omp parallel for num_threads(threads) schedule(static)
-  for (int ch = 0; ch < chunks; ++ch) {
-    const int64_t v0 = nvec * ch / chunks, v1 = nvec * (ch + 1) / chunks;
-    std::vector<Reg<V>> acc(v1 - v0, V::zero());
-    for (int64_t i = 0; i < pixels; ++i) {
-      const T* row = gy + i * K;
-      for (int64_t v = v0; v < v1; ++v) {
-        const int nl = static_cast<int>(std::min<int64_t>(V::W, K - v * V::W));
-        acc[v - v0] = add<V>(acc[v - v0], nl == V::W ? V::load(row + v * V::W) : V::load_n(row + v * V::W, nl));
+  parallel_for(threads, chunks, [&](int64_t ch_begin, int64_t ch_end) {
+    for (int64_t ch = ch_begin; ch < ch_end; ++ch) {
+      const int64_t v0 = nvec * ch / chunks, v1 = nvec * (ch + 1) / chunks;
+      std::vector<Reg<V>> acc(v1 - v0, V::zero());
+      for (int64_t i = 0; i < pixels; ++i) {
+        const T* row = gy + i * K;
+        for (int64_t v = v0; v < v1; ++v) {
+          const int nl = static_cast<int>(std::min<int64_t>(V::W, K - v * V::W));
+          acc[v - v0] = add<V>(acc[v - v0], nl == V::W ? V::load(row + v * V::W) : V::load_n(row + v * V::W, nl));
+        }
       }
+      for (int64_t v = v0; v < v1; ++v)
+        V::store_n(gb + v * V::W, acc[v - v0], static_cast<int>(std::min<int64_t>(V::W, K - v * V::W)));
     }
-    for (int64_t v = v0; v < v1; ++v)
-      V::store_n(gb + v * V::W, acc[v - v0], static_cast<int>(std::min<int64_t>(V::W, K - v * V::W)));
-  }
+  });
 }
 
 // grad_y (N,K,P,Q) | (N,P,Q,K), x (N,C,H,W) | (N,H,W,C) -> grad_w (K,C,3,3) | (3,3,C,K),
@@ -210,50 +212,52 @@ void conv2d_bwd_weight_winograd(const Conv2dParams& p, const Elem<V>* gy, const 
   Elem<V>* parts = nsplit > 1 ? scratch<Elem<V>>(6, nsplit * blocks * block_elems) : nullptr;
   const int64_t items = nsplit * blocks;
 
-#pragma omp parallel for num_threads(threads) schedule(dynamic, 1)
-  for (int64_t it = 0; it < items; ++it) {
-    const int64_t split = it / blocks, b = it % blocks, cb = b / nkb, kb = b % nkb;
-    const int64_t c0 = cb * kBwCB, nc = std::min(kBwCB, p.C - c0);
-    const int64_t k0 = kb * kBwKB, nk = std::min(kBwKB, p.K - k0), nkv = ceil_div(nk, V::W);
-    Elem<V>* du = parts ? parts + it * block_elems : scratch<Elem<V>>(0, block_elems);
-    Elem<V>* vb = scratch<Elem<V>>(3, kXi * kBwTC<V> * kBwCB);
-    Elem<V>* mb = scratch<Elem<V>>(4, kXi * kBwTC<V> * kBwKB);
-    const int64_t t_begin = split * split_len, t_end = std::min(pl.T, t_begin + split_len);
-    static const int64_t zero_off = 0;
-    TileArgs<Elem<V>> g;
-    g.aoff = g.boff = &zero_off;
-    g.U = 1;
-    g.a_js = 1;           // 14 adjacent input channels of one tile
-    g.a_ts = kBwCB;       // next tile
-    g.ldb = kBwKB;
-    g.ldo = g.ldp = kBwKB;
-    for (int64_t t0 = t_begin; t0 < t_end; t0 += kBwTC<V>) {
-      const int64_t nt = std::min(kBwTC<V>, t_end - t0);
-      transform_input_channels<V>(pl, xs, t0, nt, c0, nc, kBwTC<V>, kBwCB, vb);
-      transform_grad_output_channels<V>(pl, gys, t0, nt, k0, nk, kBwTC<V>, kBwKB, mb);
-      g.Tn = nt;
-      g.init = t0 == t_begin ? Init::zero : Init::load;
-      for (int64_t xi = 0; xi < kXi; ++xi)
-        for (int64_t j0 = 0; j0 < nc; j0 += V::NJ)
-          for (int64_t v0 = 0; v0 < nkv; v0 += V::NV) {
-            const int64_t nv = std::min<int64_t>(V::NV, nkv - v0);
-            g.A = vb + xi * kBwTC<V> * kBwCB + j0;
-            g.B = mb + xi * kBwTC<V> * kBwKB + v0 * V::W;
-            g.out = du + (xi * kBwCB + j0) * kBwKB + v0 * V::W;
-            g.partial = g.out;
-            g.kvalid = static_cast<int>(nv * V::W);
-            tile_fn<V>(std::min<int64_t>(V::NJ, nc - j0), nv, false)(g);
-          }
+  parallel_for(threads, items, 1, [&](int64_t it_begin, int64_t it_end) {
+    for (int64_t it = it_begin; it < it_end; ++it) {
+      const int64_t split = it / blocks, b = it % blocks, cb = b / nkb, kb = b % nkb;
+      const int64_t c0 = cb * kBwCB, nc = std::min(kBwCB, p.C - c0);
+      const int64_t k0 = kb * kBwKB, nk = std::min(kBwKB, p.K - k0), nkv = ceil_div(nk, V::W);
+      Elem<V>* du = parts ? parts + it * block_elems : scratch<Elem<V>>(0, block_elems);
+      Elem<V>* vb = scratch<Elem<V>>(3, kXi * kBwTC<V> * kBwCB);
+      Elem<V>* mb = scratch<Elem<V>>(4, kXi * kBwTC<V> * kBwKB);
+      const int64_t t_begin = split * split_len, t_end = std::min(pl.T, t_begin + split_len);
+      static const int64_t zero_off = 0;
+      TileArgs<Elem<V>> g;
+      g.aoff = g.boff = &zero_off;
+      g.U = 1;
+      g.a_js = 1;           // 14 adjacent input channels of one tile
+      g.a_ts = kBwCB;       // next tile
+      g.ldb = kBwKB;
+      g.ldo = g.ldp = kBwKB;
+      for (int64_t t0 = t_begin; t0 < t_end; t0 += kBwTC<V>) {
+        const int64_t nt = std::min(kBwTC<V>, t_end - t0);
+        transform_input_channels<V>(pl, xs, t0, nt, c0, nc, kBwTC<V>, kBwCB, vb);
+        transform_grad_output_channels<V>(pl, gys, t0, nt, k0, nk, kBwTC<V>, kBwKB, mb);
+        g.Tn = nt;
+        g.init = t0 == t_begin ? Init::zero : Init::load;
+        for (int64_t xi = 0; xi < kXi; ++xi)
+          for (int64_t j0 = 0; j0 < nc; j0 += V::NJ)
+            for (int64_t v0 = 0; v0 < nkv; v0 += V::NV) {
+              const int64_t nv = std::min<int64_t>(V::NV, nkv - v0);
+              g.A = vb + xi * kBwTC<V> * kBwCB + j0;
+              g.B = mb + xi * kBwTC<V> * kBwKB + v0 * V::W;
+              g.out = du + (xi * kBwCB + j0) * kBwKB + v0 * V::W;
+              g.partial = g.out;
+              g.kvalid = static_cast<int>(nv * V::W);
+              tile_fn<V>(std::min<int64_t>(V::NJ, nc - j0), nv, false)(g);
+            }
+      }
+      if (!parts) transform_weight_grad_block<V>(p, du, 1, 0, c0, nc, k0, nk, gw);
     }
-    if (!parts) transform_weight_grad_block<V>(p, du, 1, 0, c0, nc, k0, nk, gw);
-  }
+  });
   if (parts) {
-#pragma omp parallel for num_threads(threads) schedule(dynamic, 1)
-    for (int64_t b = 0; b < blocks; ++b) {
-      const int64_t c0 = (b / nkb) * kBwCB, k0 = (b % nkb) * kBwKB;
-      transform_weight_grad_block<V>(p, parts + b * block_elems, nsplit, blocks * block_elems, c0,
-                                     std::min(kBwCB, p.C - c0), k0, std::min(kBwKB, p.K - k0), gw);
-    }
+    parallel_for(threads, blocks, 1, [&](int64_t b_begin, int64_t b_end) {
+      for (int64_t b = b_begin; b < b_end; ++b) {
+        const int64_t c0 = (b / nkb) * kBwCB, k0 = (b % nkb) * kBwKB;
+        transform_weight_grad_block<V>(p, parts + b * block_elems, nsplit, blocks * block_elems, c0,
+                                       std::min(kBwCB, p.C - c0), k0, std::min(kBwKB, p.K - k0), gw);
+      }
+    });
   }
   log.lap("transforms+gemm");
   if (gb) grad_bias<V>(p.layout == Layout::NCHW ? gy : gys, p.layout, p.N, p.P * p.Q, p.K, gb, threads);

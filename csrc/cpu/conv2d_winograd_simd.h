@@ -196,10 +196,11 @@ static inline void transform_weight_vector(const Plan& pl, const WinogradWeights
 // All weights -> u (36, C, Kp), parallel over c.
 template <class V>
 void transform_weights(const Plan& pl, const WinogradWeights<Elem<V>>& ww, Elem<V>* u, int threads) {
-#pragma omp parallel for num_threads(threads) schedule(static)
-  for (int64_t c = 0; c < pl.C; ++c)
-    for (int64_t k0 = 0; k0 < pl.Kp; k0 += V::W)
-      transform_weight_vector<V>(pl, ww, c, k0, u + c * pl.Kp + k0, pl.C * pl.Kp);
+  parallel_for(threads, pl.C, [&](int64_t c_begin, int64_t c_end) {
+    for (int64_t c = c_begin; c < c_end; ++c)
+      for (int64_t k0 = 0; k0 < pl.Kp; k0 += V::W)
+        transform_weight_vector<V>(pl, ww, c, k0, u + c * pl.Kp + k0, pl.C * pl.Kp);
+  });
 }
 
 // Register transposes for NCHW input (2.) and the NCHW float output (3c.).
@@ -348,19 +349,20 @@ template <typename T>
 void nchw_to_nhwc(const T* x, int64_t N, int64_t C, int64_t H, int64_t W, T* xt, int threads) {
   constexpr int64_t B = 32 / sizeof(T);
   const int64_t CB = C / B * B, WB = W / B * B, HW = H * W;
-#pragma omp parallel for num_threads(threads) schedule(static)
-  for (int64_t nh = 0; nh < N * H; ++nh) {
-    const int64_t n = nh / H, h = nh % H;
-    const T* s = x + n * C * HW + h * W;   // s[c*HW + w]
-    T* d = xt + nh * W * C;                // d[w*C + c]
-    for (int64_t w0 = 0; w0 < WB; w0 += B)
-      for (int64_t c0 = 0; c0 < CB; c0 += B) {
-        if constexpr (sizeof(T) == 4) transpose_8x8(s + c0 * HW + w0, HW, d + w0 * C + c0, C);
-        else transpose_4x4(s + c0 * HW + w0, HW, d + w0 * C + c0, C);
-      }
-    for (int64_t ww = 0; ww < W; ++ww)
-      for (int64_t c = (ww < WB ? CB : 0); c < C; ++c) d[ww * C + c] = s[c * HW + ww];
-  }
+  parallel_for(threads, N * H, [&](int64_t nh_begin, int64_t nh_end) {
+    for (int64_t nh = nh_begin; nh < nh_end; ++nh) {
+      const int64_t n = nh / H, h = nh % H;
+      const T* s = x + n * C * HW + h * W;   // s[c*HW + w]
+      T* d = xt + nh * W * C;                // d[w*C + c]
+      for (int64_t w0 = 0; w0 < WB; w0 += B)
+        for (int64_t c0 = 0; c0 < CB; c0 += B) {
+          if constexpr (sizeof(T) == 4) transpose_8x8(s + c0 * HW + w0, HW, d + w0 * C + c0, C);
+          else transpose_4x4(s + c0 * HW + w0, HW, d + w0 * C + c0, C);
+        }
+      for (int64_t ww = 0; ww < W; ++ww)
+        for (int64_t c = (ww < WB ? CB : 0); c < C; ++c) d[ww * C + c] = s[c * HW + ww];
+    }
+  });
 }
 
 // The register-tile GEMM of one (xi, 32-channel k-block) over nt tiles:
@@ -410,23 +412,24 @@ void winograd_tiles_outer(const Conv2dParams& p, const Plan& pl, const Elem<V>* 
   nkg = ceil_div(nkb, kbs_per_group);
   const int64_t items = nblocks * nkg;
 
-#pragma omp parallel for num_threads(threads) schedule(dynamic, 1)
-  for (int64_t it = 0; it < items; ++it) {
-    const int64_t blk = it / nkg, kg = it % nkg;
-    const int64_t t0 = blk * TB, nt = std::min(TB, pl.T - t0);
-    const int64_t kb0 = kg * kbs_per_group, kb1 = std::min(nkb, kb0 + kbs_per_group);
-    Elem<V>* vbuf = scratch<Elem<V>>(3, kXi * TB * p.C);
-    Elem<V>* mbuf = scratch<Elem<V>>(4, kXi * TB * pl.Kp);
-    transform_input_block<V>(pl, xs, t0, nt, TB, vbuf);
-    for (int64_t xi = 0; xi < kXi; ++xi)
-      for (int64_t kb = kb0; kb < kb1; ++kb) {
-        const int64_t k0 = kb * kKB<V>, nv = ceil_div(std::min(kKB<V>, pl.Kp - k0), V::W);
-        gemm_tiles<V>(vbuf + xi * TB * p.C, p.C, nt, p.C, u + xi * p.C * pl.Kp + k0, pl.Kp, nv, false,
-                   mbuf + xi * TB * pl.Kp + k0, pl.Kp);
-      }
-    transform_output_block<V>(pl, p.layout, p.relu, mbuf, TB, pl.Kp, 0, bp, t0, nt, kb0 * kKB<V>,
-                           std::min(pl.Kp, kb1 * kKB<V>), y);
-  }
+  parallel_for(threads, items, 1, [&](int64_t it_begin, int64_t it_end) {
+    for (int64_t it = it_begin; it < it_end; ++it) {
+      const int64_t blk = it / nkg, kg = it % nkg;
+      const int64_t t0 = blk * TB, nt = std::min(TB, pl.T - t0);
+      const int64_t kb0 = kg * kbs_per_group, kb1 = std::min(nkb, kb0 + kbs_per_group);
+      Elem<V>* vbuf = scratch<Elem<V>>(3, kXi * TB * p.C);
+      Elem<V>* mbuf = scratch<Elem<V>>(4, kXi * TB * pl.Kp);
+      transform_input_block<V>(pl, xs, t0, nt, TB, vbuf);
+      for (int64_t xi = 0; xi < kXi; ++xi)
+        for (int64_t kb = kb0; kb < kb1; ++kb) {
+          const int64_t k0 = kb * kKB<V>, nv = ceil_div(std::min(kKB<V>, pl.Kp - k0), V::W);
+          gemm_tiles<V>(vbuf + xi * TB * p.C, p.C, nt, p.C, u + xi * p.C * pl.Kp + k0, pl.Kp, nv, false,
+                     mbuf + xi * TB * pl.Kp + k0, pl.Kp);
+        }
+      transform_output_block<V>(pl, p.layout, p.relu, mbuf, TB, pl.Kp, 0, bp, t0, nt, kb0 * kKB<V>,
+                             std::min(pl.Kp, kb1 * kKB<V>), y);
+    }
+  });
 }
 
 // Few tiles (small images at batch 1): U (36*C*K values, 38 MB at C = K = 512) would be
@@ -441,32 +444,34 @@ void winograd_channels_outer(const Conv2dParams& p, const Plan& pl, const Elem<V
   const int64_t T = pl.T, C = p.C;
   Elem<V>* v = scratch<Elem<V>>(3, kXi * T * C);
   const int64_t nrows = ceil_div(T, V::NJ);
-#pragma omp parallel for num_threads(threads) schedule(static)
-  for (int64_t r = 0; r < nrows; ++r) {
-    const int64_t t0 = r * V::NJ;
-    transform_input_block<V>(pl, xs, t0, std::min<int64_t>(V::NJ, T - t0), T, v + t0 * C);
-  }
+  parallel_for(threads, nrows, [&](int64_t r_begin, int64_t r_end) {
+    for (int64_t r = r_begin; r < r_end; ++r) {
+      const int64_t t0 = r * V::NJ;
+      transform_input_block<V>(pl, xs, t0, std::min<int64_t>(V::NJ, T - t0), T, v + t0 * C);
+    }
+  });
   const int64_t KG = ceil_div(pl.Kp, 2 * kKB<V>) >= 2 * threads ? 2 * kKB<V> : kKB<V>;
   const int64_t items = ceil_div(pl.Kp, KG);
-#pragma omp parallel for num_threads(threads) schedule(dynamic, 1)
-  for (int64_t it = 0; it < items; ++it) {
-    const int64_t k0 = it * KG, kg = std::min(KG, pl.Kp - k0);
-    Elem<V>* ub = scratch<Elem<V>>(0, kXi * kCc * KG);
-    Elem<V>* mb = scratch<Elem<V>>(4, kXi * T * KG);
-    for (int64_t c0 = 0; c0 < C; c0 += kCc) {
-      const int64_t nc = std::min(kCc, C - c0);
-      for (int64_t c = c0; c < c0 + nc; ++c)
-        for (int64_t k = k0; k < k0 + kg; k += V::W)
-          transform_weight_vector<V>(pl, ww, c, k, ub + (c - c0) * KG + (k - k0), nc * KG);
-      for (int64_t xi = 0; xi < kXi; ++xi)
-        for (int64_t kb = 0; kb < kg; kb += kKB<V>) {
-          const int64_t nv = ceil_div(std::min(kKB<V>, kg - kb), V::W);
-          gemm_tiles<V>(v + xi * T * C + c0, C, T, nc, ub + xi * nc * KG + kb, KG, nv, c0 > 0,
-                     mb + xi * T * KG + kb, KG);
-        }
+  parallel_for(threads, items, 1, [&](int64_t it_begin, int64_t it_end) {
+    for (int64_t it = it_begin; it < it_end; ++it) {
+      const int64_t k0 = it * KG, kg = std::min(KG, pl.Kp - k0);
+      Elem<V>* ub = scratch<Elem<V>>(0, kXi * kCc * KG);
+      Elem<V>* mb = scratch<Elem<V>>(4, kXi * T * KG);
+      for (int64_t c0 = 0; c0 < C; c0 += kCc) {
+        const int64_t nc = std::min(kCc, C - c0);
+        for (int64_t c = c0; c < c0 + nc; ++c)
+          for (int64_t k = k0; k < k0 + kg; k += V::W)
+            transform_weight_vector<V>(pl, ww, c, k, ub + (c - c0) * KG + (k - k0), nc * KG);
+        for (int64_t xi = 0; xi < kXi; ++xi)
+          for (int64_t kb = 0; kb < kg; kb += kKB<V>) {
+            const int64_t nv = ceil_div(std::min(kKB<V>, kg - kb), V::W);
+            gemm_tiles<V>(v + xi * T * C + c0, C, T, nc, ub + xi * nc * KG + kb, KG, nv, c0 > 0,
+                       mb + xi * T * KG + kb, KG);
+          }
+      }
+      transform_output_block<V>(pl, p.layout, p.relu, mb, T, KG, k0, bp, 0, T, k0, k0 + kg, y);
     }
-    transform_output_block<V>(pl, p.layout, p.relu, mb, T, KG, k0, bp, 0, T, k0, k0 + kg, y);
-  }
+  });
 }
 
 // The Winograd convolution x (N,C,H,W) | (N,H,W,C) -> y (N,K,P,Q) | (N,P,Q,K) of p, with the

@@ -11,7 +11,7 @@ template <typename T>
 CpuOps<T> portable_ops() {
   return CpuOps<T>{ref::conv2d_fwd<T>,    ref::conv2d_bwd_data<T>, ref::conv2d_bwd_weight<T>,
                    ref::maxpool2d_fwd<T>, ref::maxpool2d_bwd<T>,   ref::relu_fwd<T>,
-                   ref::relu_bwd<T>};
+                   ref::relu_bwd<T>,      ref::gemm<T>,            ref::column_sums<T>};
 }
 
 // ---- pooling + ReLU entries (maxpool_*.cpp, relu_*.cpp); the conv entries are set below.
@@ -48,6 +48,10 @@ CpuKernelTable make_table(Isa isa) {
     t.f64.conv2d_bwd_data = avx2::conv2d_bwd_data_f64_auto;
     t.f32.conv2d_bwd_weight = avx2::conv2d_bwd_weight_f32_auto;  // Winograd where eligible
     t.f64.conv2d_bwd_weight = avx2::conv2d_bwd_weight_f64_auto;
+    t.f32.gemm = avx2::gemm_f32;
+    t.f64.gemm = avx2::gemm_f64;
+    t.f32.column_sums = avx2::column_sums_f32;
+    t.f64.column_sums = avx2::column_sums_f64;
   } else if (isa == Isa::avx512) {
     t.f32.conv2d_fwd = avx512::conv2d_fwd_f32_auto;  // Winograd where eligible, else direct
     t.f64.conv2d_fwd = avx512::conv2d_fwd_f64_auto;
@@ -55,6 +59,10 @@ CpuKernelTable make_table(Isa isa) {
     t.f64.conv2d_bwd_data = avx512::conv2d_bwd_data_f64_auto;
     t.f32.conv2d_bwd_weight = avx512::conv2d_bwd_weight_f32_auto;  // Winograd where eligible
     t.f64.conv2d_bwd_weight = avx512::conv2d_bwd_weight_f64_auto;
+    t.f32.gemm = avx512::gemm_f32;
+    t.f64.gemm = avx512::gemm_f64;
+    t.f32.column_sums = avx512::column_sums_f32;
+    t.f64.column_sums = avx512::column_sums_f64;
   }
   return t;
 }

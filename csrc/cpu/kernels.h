@@ -12,6 +12,16 @@
 
 namespace fastconv {
 
+// C (M,N), row-major = A (M,K) B (K,N) [+ bias (N)] [ReLU], with A[i][k] = a[i*a_rs + k*a_cs] and
+// B[k][j] = b[k*b_rs + j*b_cs]: the three passes of a dense layer (linear_simd.inl) read their
+// operands in place whether they are stored as given or transposed.
+struct GemmParams {
+  int64_t M = 0, N = 0, K = 0;
+  int64_t a_rs = 0, a_cs = 1, b_rs = 0, b_cs = 1;
+  bool relu = false;
+  int64_t macs() const { return M * N * K; }
+};
+
 template <typename T>
 struct CpuOps {
   // x, w, bias (nullable) -> y; applies p.relu
@@ -26,6 +36,10 @@ struct CpuOps {
   bool (*maxpool2d_bwd)(const Pool2dParams& p, const T* gy, const int64_t* indices, T* gx);
   void (*relu_fwd)(int64_t n, const T* x, T* y);                        // y may alias x
   void (*relu_bwd)(int64_t n, const T* gy, const T* y, T* gx);          // gx may alias gy
+  // a, b, bias (nullable) -> c (overwritten); applies g.relu
+  void (*gemm)(const GemmParams& g, const T* a, const T* b, const T* bias, T* c);
+  // x (M,N) row-major -> sums (N) of its M rows, in row order (a dense layer's grad_bias)
+  void (*column_sums)(int64_t M, int64_t N, const T* x, T* sums);
 };
 
 struct CpuKernelTable {
@@ -46,6 +60,8 @@ template <typename T> void maxpool2d_fwd(const Pool2dParams&, const T*, T*, int6
 template <typename T> bool maxpool2d_bwd(const Pool2dParams&, const T*, const int64_t*, T*);
 template <typename T> void relu_fwd(int64_t, const T*, T*);
 template <typename T> void relu_bwd(int64_t, const T*, const T*, T*);
+template <typename T> void gemm(const GemmParams&, const T*, const T*, const T*, T*);
+template <typename T> void column_sums(int64_t, int64_t, const T*, T*);
 }  // namespace ref
 
 namespace avx2 {
@@ -60,6 +76,11 @@ void conv2d_bwd_data_f32(const Conv2dParams& p, const float* gy, const float* w,
 void conv2d_bwd_data_f64(const Conv2dParams& p, const double* gy, const double* w, double* gx);
 void conv2d_bwd_weight_f32(const Conv2dParams& p, const float* gy, const float* x, float* gw, float* gb);
 void conv2d_bwd_weight_f64(const Conv2dParams& p, const double* gy, const double* x, double* gw, double* gb);
+// linear_avx2.cpp (template in linear_simd.inl)
+void gemm_f32(const GemmParams& g, const float* a, const float* b, const float* bias, float* c);
+void gemm_f64(const GemmParams& g, const double* a, const double* b, const double* bias, double* c);
+void column_sums_f32(int64_t M, int64_t N, const float* x, float* sums);
+void column_sums_f64(int64_t M, int64_t N, const double* x, double* sums);
 }  // namespace avx2
 
 namespace avx512 {
@@ -74,6 +95,11 @@ void conv2d_bwd_data_f32(const Conv2dParams& p, const float* gy, const float* w,
 void conv2d_bwd_data_f64(const Conv2dParams& p, const double* gy, const double* w, double* gx);
 void conv2d_bwd_weight_f32(const Conv2dParams& p, const float* gy, const float* x, float* gw, float* gb);
 void conv2d_bwd_weight_f64(const Conv2dParams& p, const double* gy, const double* x, double* gw, double* gb);
+// linear_avx512.cpp (template in linear_simd.inl)
+void gemm_f32(const GemmParams& g, const float* a, const float* b, const float* bias, float* c);
+void gemm_f64(const GemmParams& g, const double* a, const double* b, const double* bias, double* c);
+void column_sums_f32(int64_t M, int64_t N, const float* x, float* sums);
+void column_sums_f64(int64_t M, int64_t N, const double* x, double* sums);
 }  // namespace avx512
 
 }  // namespace fastconv

@@ -4,6 +4,7 @@
 #include <cstdint>
 
 #include "runtime.h"
+#include "thread_pool.h"
 
 namespace fastconv {
 
@@ -12,6 +13,15 @@ namespace fastconv {
 // cores are oversubscribed (libgomp spin-waits), far more than a tiny kernel takes.
 constexpr int64_t kMinParallelWork = int64_t(1) << 15;
 inline int threads_for(int64_t work) { return work < kMinParallelWork ? 1 : num_threads(); }
+
+// body(begin, end) over chunks of [0, n) elements cut at multiples of 64 elements: no two
+// threads write the same cache line, and a chunk starts where its first vector store is as
+// aligned as the array itself (the streaming stores of the elementwise kernels rely on it).
+template <class Body>
+void parallel_for_lines(int64_t n, Body&& body) {
+  const int64_t lines = (n + 63) / 64;
+  parallel_for(threads_for(n), lines, [&](int64_t b, int64_t e) { body(b * 64, std::min(n, e * 64)); });
+}
 
 inline int64_t floor_div(int64_t a, int64_t b) {  // b > 0
   return a >= 0 ? a / b : -((-a + b - 1) / b);

@@ -4,15 +4,14 @@
 // maxpool_avx512.cpp); this file defines the vector operations they use.
 // Reference: csrc/cpu/pool_ref.cpp.
 #include <immintrin.h>
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
+#include <atomic>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
 
 #include "kernels.h"
+#include "loops.h"
 #include "maxpool_simd.h"
 
 namespace fastconv {

@@ -3,7 +3,7 @@
 // then #include this file INSIDE their own anonymous namespace, so every function here gets
 // internal linkage and the linker can never hand an AVX-512 copy to an AVX2 caller.
 // This file therefore includes nothing itself; the including file provides <cstring>,
-// <cstdlib>, <cstdint>, <omp.h> (when _OPENMP) and kernels.h.
+// <cstdlib>, <cstdint>, <atomic> and loops.h.
 //
 // Semantics are those of csrc/cpu/pool_ref.cpp, bit for bit:
 //   * each window is scanned in row-major order; a later element wins only when strictly
@@ -49,22 +49,11 @@
 
 // ------------------------------------------------------------------ work splitting
 
-// Calls body(begin, end) once per thread on contiguous, nearly equal slices of [0, total):
-// neighbouring work items touch neighbouring memory, so each thread streams one region.
+// Calls body(begin, end) on chunks of contiguous items of [0, total) (thread_pool.h): neighbouring
+// items touch neighbouring memory. `work` (element visits) decides whether threads pay off.
 template <class Body>
-void split_range(int64_t total, const Body& body) {
-  const int threads = (int)(total < num_threads() ? (total < 1 ? 1 : total) : num_threads());
-  if (threads == 1) { body(int64_t(0), total); return; }
-#ifdef _OPENMP
-#pragma omp parallel num_threads(threads)
-  {
-    const int64_t t = omp_get_thread_num(), nt = omp_get_num_threads();
-    const int64_t begin = total * t / nt, end = total * (t + 1) / nt;
-    if (begin < end) body(begin, end);
-  }
-#else
-  body(int64_t(0), total);
-#endif
+void split_range(int64_t total, int64_t work, const Body& body) {
+  parallel_for(threads_for(work), total, body);
 }
 
 inline int64_t clamp64(int64_t v, int64_t lo, int64_t hi) { return v < lo ? lo : (v > hi ? hi : v); }
@@ -170,7 +159,7 @@ template <class V, int kMode>
 void maxpool_fwd_nchw_mode(const Pool2dParams& p, const typename V::T* x, typename V::T* y, int64_t* idx) {
   int64_t qlo, qhi;
   full_window_range(p.Q, p.W, p.S, p.stride_w, p.pad_left, &qlo, &qhi);
-  split_range(p.N * p.C * p.P, [&](int64_t begin, int64_t end) {
+  split_range(p.N * p.C * p.P, p.y_size() * p.R * p.S, [&](int64_t begin, int64_t end) {
     for (int64_t row = begin; row < end; ++row) {
       const int64_t nc = row / p.P, oh = row % p.P;
       maxpool_fwd_nchw_row<V, kMode>(p, x + nc * p.H * p.W, y + row * p.Q, idx + row * p.Q, oh, qlo, qhi);
@@ -195,7 +184,7 @@ template <class V, bool kStream>
 void maxpool_fwd_nhwc_impl(const Pool2dParams& p, const typename V::T* x, typename V::T* y, int64_t* idx) {
   using T = typename V::T;
   const int64_t C = p.C;
-  split_range(p.N * p.P * p.Q, [&](int64_t begin, int64_t end) {
+  split_range(p.N * p.P * p.Q, p.y_size() * p.R * p.S, [&](int64_t begin, int64_t end) {
     for (int64_t pix = begin; pix < end; ++pix) {
       const int64_t q = pix % p.Q, oh = (pix / p.Q) % p.P, n = pix / (p.Q * p.P);
       const int64_t h0 = clamp64(oh * p.stride_h - p.pad_top, 0, p.H);
@@ -275,8 +264,8 @@ bool maxpool_bwd_nchw_bands(const Pool2dParams& p, const typename V::T* gy, cons
     row_band(p, oh, &b0, &b1);
     band_max = b1 - b0 > band_max ? b1 - b0 : band_max;
   }
-  bool ok = true;
-  split_range(p.N * p.C * p.P, [&](int64_t begin, int64_t end) {
+  std::atomic<bool> ok{true};
+  split_range(p.N * p.C * p.P, p.x_size(), [&](int64_t begin, int64_t end) {
     bool mine = true;
     T* buffer = stream ? static_cast<T*>(std::malloc(sizeof(T) * band_max * p.W)) : nullptr;
     if (stream && !buffer) mine = false;  // no memory: let the plane-wise path do it in place
@@ -299,11 +288,10 @@ bool maxpool_bwd_nchw_bands(const Pool2dParams& p, const typename V::T* gy, cons
     }
     if (stream) { _mm_sfence(); std::free(buffer); }
     if (!mine) {
-#pragma omp atomic write
-      ok = false;
+      ok.store(false, std::memory_order_relaxed);
     }
   });
-  return ok;
+  return ok.load();
 }
 
 // grad_y, indices (N,P,Q,C) -> grad_x (N,H,W,C) when windows overlap in neither direction
@@ -322,8 +310,8 @@ bool maxpool_bwd_nhwc_tiles(const Pool2dParams& p, const typename V::T* gy, cons
   // Exact tiling writes every grad_x cell exactly once, so large outputs can stream.
   const bool stream = tiled_exactly && p.x_size() * int64_t(sizeof(T)) >= kStreamBytes && C % V::L == 0 &&
                       aligned16(gx);
-  bool ok = true;
-  split_range(p.N * p.P, [&](int64_t begin, int64_t end) {
+  std::atomic<bool> ok{true};
+  split_range(p.N * p.P, p.x_size(), [&](int64_t begin, int64_t end) {
     bool mine = true;
     for (int64_t row = begin; row < end && mine; ++row) {
       const int64_t n = row / p.P, oh = row % p.P;
@@ -358,19 +346,18 @@ bool maxpool_bwd_nhwc_tiles(const Pool2dParams& p, const typename V::T* gy, cons
     }
     if (stream) _mm_sfence();
     if (!mine) {
-#pragma omp atomic write
-      ok = false;
+      ok.store(false, std::memory_order_relaxed);
     }
   });
-  return ok;
+  return ok.load();
 }
 
 // grad_y, indices (N,P,Q,C) -> grad_x (N,H,W,C); work item = one output row (n, oh), all channels.
 template <class T>
 bool maxpool_bwd_nhwc_bands(const Pool2dParams& p, const T* gy, const int64_t* idx, T* gx) {
   const int64_t C = p.C;
-  bool ok = true;
-  split_range(p.N * p.P, [&](int64_t begin, int64_t end) {
+  std::atomic<bool> ok{true};
+  split_range(p.N * p.P, p.x_size(), [&](int64_t begin, int64_t end) {
     bool mine = true;
     for (int64_t row = begin; row < end && mine; ++row) {
       const int64_t n = row / p.P, oh = row % p.P;
@@ -389,19 +376,18 @@ bool maxpool_bwd_nhwc_bands(const Pool2dParams& p, const T* gy, const int64_t* i
         }
     }
     if (!mine) {
-#pragma omp atomic write
-      ok = false;
+      ok.store(false, std::memory_order_relaxed);
     }
   });
-  return ok;
+  return ok.load();
 }
 
 // Any indices: zero, then scatter-add in ascending output order, one (n, c) plane per work item.
 template <class T>
 bool maxpool_bwd_nchw_planes(const Pool2dParams& p, const T* gy, const int64_t* idx, T* gx) {
   const int64_t plane = p.H * p.W, out_plane = p.P * p.Q;
-  bool ok = true;
-  split_range(p.N * p.C, [&](int64_t begin, int64_t end) {
+  std::atomic<bool> ok{true};
+  split_range(p.N * p.C, p.x_size(), [&](int64_t begin, int64_t end) {
     bool mine = true;
     for (int64_t nc = begin; nc < end; ++nc) {
       T* gxp = gx + nc * plane;
@@ -413,11 +399,10 @@ bool maxpool_bwd_nchw_planes(const Pool2dParams& p, const T* gy, const int64_t* 
       }
     }
     if (!mine) {
-#pragma omp atomic write
-      ok = false;
+      ok.store(false, std::memory_order_relaxed);
     }
   });
-  return ok;
+  return ok.load();
 }
 
 // Any indices, NHWC: work item = (image, block of channels), so batch 1 still splits.
@@ -430,8 +415,8 @@ bool maxpool_bwd_nhwc_planes(const Pool2dParams& p, const T* gy, const int64_t* 
   int64_t cb = (C + want_blocks - 1) / want_blocks;
   cb = (cb + 15) / 16 * 16;
   const int64_t blocks = (C + cb - 1) / cb;
-  bool ok = true;
-  split_range(p.N * blocks, [&](int64_t begin, int64_t end) {
+  std::atomic<bool> ok{true};
+  split_range(p.N * blocks, p.x_size(), [&](int64_t begin, int64_t end) {
     bool mine = true;
     for (int64_t item = begin; item < end; ++item) {
       const int64_t n = item / blocks, c0 = (item % blocks) * cb, c1 = c0 + cb < C ? c0 + cb : C;
@@ -447,11 +432,10 @@ bool maxpool_bwd_nhwc_planes(const Pool2dParams& p, const T* gy, const int64_t* 
         }
     }
     if (!mine) {
-#pragma omp atomic write
-      ok = false;
+      ok.store(false, std::memory_order_relaxed);
     }
   });
-  return ok;
+  return ok.load();
 }
 
 // ------------------------------------------------------------------ entry points

@@ -11,10 +11,9 @@
 // 16 chains cover the FMA latency (4 cycles) times two FMA ports with room to spare; the ISA
 // is picked per function with target attributes, so this file needs no ISA flags.
 #include <immintrin.h>
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
+#include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <ctime>
 #include <cstdint>
@@ -22,6 +21,8 @@
 #include <cstring>
 #include <stdexcept>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "peak_flops.h"
 #include "runtime.h"
@@ -69,6 +70,35 @@ double thread_cpu_seconds() {
   return double(ts.tv_sec) + 1e-9 * double(ts.tv_nsec);
 }
 
+// Runs body(t) on `threads` threads at once (t = 0 is the caller). The probes need every thread
+// running at the same time, which the kernels' chunk pool (thread_pool.h) does not promise.
+template <class Body>
+void run_together(int threads, const Body& body) {
+  std::vector<std::thread> team;
+  for (int t = 1; t < threads; ++t) team.emplace_back([&body, t] { body(t); });
+  body(0);
+  for (auto& th : team) th.join();
+}
+
+// All `threads` threads wait here until the last one arrives (spinning: the probes time it).
+class SpinBarrier {
+ public:
+  explicit SpinBarrier(int threads) : threads_(threads) {}
+  void wait() {
+    const int gen = generation_.load(std::memory_order_acquire);
+    if (arrived_.fetch_add(1, std::memory_order_acq_rel) + 1 == threads_) {
+      arrived_.store(0, std::memory_order_relaxed);
+      generation_.fetch_add(1, std::memory_order_release);
+      return;
+    }
+    while (generation_.load(std::memory_order_acquire) == gen) _mm_pause();
+  }
+
+ private:
+  const int threads_;
+  std::atomic<int> arrived_{0}, generation_{0};
+};
+
 }  // namespace
 
 PeakResult fma_peak_gflops(Isa isa, int threads, int64_t iters) {
@@ -76,18 +106,18 @@ PeakResult fma_peak_gflops(Isa isa, int threads, int64_t iters) {
   if (isa == Isa::scalar) throw std::invalid_argument("isa: the FMA probe needs avx2 or avx512");
   const int lanes = isa == Isa::avx512 ? 16 : 8;
   const double flops_per_thread = 2.0 * kChains * lanes * double(iters);
-  volatile float sink = 0.f;
-  double cpu_rate_sum = 0.0;
+  std::vector<double> cpu_rate(threads, 0.0);
+  std::atomic<float> sink{0.f};
   const auto t0 = std::chrono::steady_clock::now();
-#pragma omp parallel num_threads(threads) reduction(+ : cpu_rate_sum)
-  {
+  run_together(threads, [&](int t) {
     const double c0 = thread_cpu_seconds();
     const float r = isa == Isa::avx512 ? chains_avx512(iters) : chains_avx2(iters);
-    cpu_rate_sum += flops_per_thread / (thread_cpu_seconds() - c0);
-    if (r == 12345.f) sink = r;  // never true; keeps the result alive
-  }
+    cpu_rate[t] = flops_per_thread / (thread_cpu_seconds() - c0);
+    if (r == 12345.f) sink.store(r);  // never true; keeps the result alive
+  });
   const double s = seconds_since(t0);
-  (void)sink;
+  double cpu_rate_sum = 0.0;
+  for (double r : cpu_rate) cpu_rate_sum += r;
   return {flops_per_thread * threads / s / 1e9, cpu_rate_sum / 1e9};
 }
 
@@ -97,34 +127,23 @@ double copy_gbps(int64_t bytes, int threads, bool streaming, int repeats) {
   float* dst = static_cast<float*>(std::aligned_alloc(64, n * sizeof(float)));
   if (!src || !dst) { std::free(src); std::free(dst); throw std::bad_alloc(); }
   double best = 1e30;
-#pragma omp parallel num_threads(threads)
-  {
-#ifdef _OPENMP
-    const int64_t t = omp_get_thread_num(), nt = omp_get_num_threads();
-#else
-    const int64_t t = 0, nt = 1;
-#endif
-    const int64_t b = n / 16 * t / nt * 16, e = n / 16 * (t + 1) / nt * 16;
+  SpinBarrier barrier(threads);
+  run_together(threads, [&](int t) {
+    const int64_t b = n / 16 * t / threads * 16, e = n / 16 * (t + 1) / threads * 16;
     for (int64_t i = b; i < e; ++i) { src[i] = float(i & 255); dst[i] = 0.f; }  // first touch
     for (int r = 0; r < repeats; ++r) {
-#pragma omp barrier
-      std::chrono::steady_clock::time_point t0;
-#pragma omp master
-      t0 = std::chrono::steady_clock::now();
+      barrier.wait();
+      const auto t0 = std::chrono::steady_clock::now();
       if (streaming) {
         for (int64_t i = b; i < e; i += 4) _mm_stream_ps(dst + i, _mm_load_ps(src + i));
         _mm_sfence();
       } else {
         for (int64_t i = b; i < e; i += 4) _mm_store_ps(dst + i, _mm_load_ps(src + i));
       }
-#pragma omp barrier
-#pragma omp master
-      {
-        const double s = seconds_since(t0);
-        if (s < best) best = s;
-      }
+      barrier.wait();
+      if (t == 0) best = std::min(best, seconds_since(t0));
     }
-  }
+  });
   const bool ok = dst[n - 1] == src[n - 1];
   std::free(src);
   std::free(dst);

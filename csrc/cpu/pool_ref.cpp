@@ -20,52 +20,54 @@ inline bool replaces(T candidate, T best) {
 // x (N,C,H,W) -> y, indices (N,C,P,Q); one (n, c) plane per iteration.
 template <typename T>
 void maxpool2d_fwd_nchw(const Pool2dParams& p, const T* x, T* y, int64_t* idx) {
-#pragma omp parallel for num_threads(threads_for(p.y_size() * p.R * p.S)) schedule(static)
-  for (int64_t nc = 0; nc < p.N * p.C; ++nc) {
-    const T* xp = x + nc * p.H * p.W;
-    for (int64_t oh = 0; oh < p.P; ++oh) {
-      const int64_t h0 = std::max<int64_t>(oh * p.stride_h - p.pad_top, 0);
-      const int64_t h1 = std::min<int64_t>(oh * p.stride_h - p.pad_top + p.R, p.H);
-      for (int64_t q = 0; q < p.Q; ++q) {
-        const int64_t w0 = std::max<int64_t>(q * p.stride_w - p.pad_left, 0);
-        const int64_t w1 = std::min<int64_t>(q * p.stride_w - p.pad_left + p.S, p.W);
-        int64_t best_i = h0 * p.W + w0;
-        T best = xp[best_i];
-        for (int64_t h = h0; h < h1; ++h)
-          for (int64_t iw = w0; iw < w1; ++iw)
-            if (replaces(xp[h * p.W + iw], best)) { best = xp[h * p.W + iw]; best_i = h * p.W + iw; }
-        const int64_t o = (nc * p.P + oh) * p.Q + q;
-        y[o] = best;
-        idx[o] = best_i;
+  parallel_for(threads_for(p.y_size() * p.R * p.S), p.N * p.C, [&](int64_t nc_begin, int64_t nc_end) {
+    for (int64_t nc = nc_begin; nc < nc_end; ++nc) {
+      const T* xp = x + nc * p.H * p.W;
+      for (int64_t oh = 0; oh < p.P; ++oh) {
+        const int64_t h0 = std::max<int64_t>(oh * p.stride_h - p.pad_top, 0);
+        const int64_t h1 = std::min<int64_t>(oh * p.stride_h - p.pad_top + p.R, p.H);
+        for (int64_t q = 0; q < p.Q; ++q) {
+          const int64_t w0 = std::max<int64_t>(q * p.stride_w - p.pad_left, 0);
+          const int64_t w1 = std::min<int64_t>(q * p.stride_w - p.pad_left + p.S, p.W);
+          int64_t best_i = h0 * p.W + w0;
+          T best = xp[best_i];
+          for (int64_t h = h0; h < h1; ++h)
+            for (int64_t iw = w0; iw < w1; ++iw)
+              if (replaces(xp[h * p.W + iw], best)) { best = xp[h * p.W + iw]; best_i = h * p.W + iw; }
+          const int64_t o = (nc * p.P + oh) * p.Q + q;
+          y[o] = best;
+          idx[o] = best_i;
+        }
       }
     }
-  }
+  });
 }
 
 // x (N,H,W,C) -> y, indices (N,P,Q,C); one (n, output row) per iteration, channels innermost.
 template <typename T>
 void maxpool2d_fwd_nhwc(const Pool2dParams& p, const T* x, T* y, int64_t* idx) {
-#pragma omp parallel for num_threads(threads_for(p.y_size() * p.R * p.S)) schedule(static)
-  for (int64_t np = 0; np < p.N * p.P; ++np) {
-    const int64_t n = np / p.P, oh = np % p.P;
-    const int64_t h0 = std::max<int64_t>(oh * p.stride_h - p.pad_top, 0);
-    const int64_t h1 = std::min<int64_t>(oh * p.stride_h - p.pad_top + p.R, p.H);
-    for (int64_t q = 0; q < p.Q; ++q) {
-      const int64_t w0 = std::max<int64_t>(q * p.stride_w - p.pad_left, 0);
-      const int64_t w1 = std::min<int64_t>(q * p.stride_w - p.pad_left + p.S, p.W);
-      T* yv = y + (np * p.Q + q) * p.C;
-      int64_t* iv = idx + (np * p.Q + q) * p.C;
-      const T* first = x + ((n * p.H + h0) * p.W + w0) * p.C;
-      std::copy(first, first + p.C, yv);
-      std::fill(iv, iv + p.C, h0 * p.W + w0);
-      for (int64_t h = h0; h < h1; ++h)
-        for (int64_t iw = w0; iw < w1; ++iw) {
-          const T* xv = x + ((n * p.H + h) * p.W + iw) * p.C;
-          for (int64_t c = 0; c < p.C; ++c)
-            if (replaces(xv[c], yv[c])) { yv[c] = xv[c]; iv[c] = h * p.W + iw; }
-        }
+  parallel_for(threads_for(p.y_size() * p.R * p.S), p.N * p.P, [&](int64_t np_begin, int64_t np_end) {
+    for (int64_t np = np_begin; np < np_end; ++np) {
+      const int64_t n = np / p.P, oh = np % p.P;
+      const int64_t h0 = std::max<int64_t>(oh * p.stride_h - p.pad_top, 0);
+      const int64_t h1 = std::min<int64_t>(oh * p.stride_h - p.pad_top + p.R, p.H);
+      for (int64_t q = 0; q < p.Q; ++q) {
+        const int64_t w0 = std::max<int64_t>(q * p.stride_w - p.pad_left, 0);
+        const int64_t w1 = std::min<int64_t>(q * p.stride_w - p.pad_left + p.S, p.W);
+        T* yv = y + (np * p.Q + q) * p.C;
+        int64_t* iv = idx + (np * p.Q + q) * p.C;
+        const T* first = x + ((n * p.H + h0) * p.W + w0) * p.C;
+        std::copy(first, first + p.C, yv);
+        std::fill(iv, iv + p.C, h0 * p.W + w0);
+        for (int64_t h = h0; h < h1; ++h)
+          for (int64_t iw = w0; iw < w1; ++iw) {
+            const T* xv = x + ((n * p.H + h) * p.W + iw) * p.C;
+            for (int64_t c = 0; c < p.C; ++c)
+              if (replaces(xv[c], yv[c])) { yv[c] = xv[c]; iv[c] = h * p.W + iw; }
+          }
+      }
     }
-  }
+  });
 }
 
 // grad_y, indices (N,C,P,Q) -> grad_x (N,C,H,W); one plane per iteration (no write races).
@@ -73,16 +75,17 @@ template <typename T>
 bool maxpool2d_bwd_nchw(const Pool2dParams& p, const T* gy, const int64_t* idx, T* gx) {
   const int64_t plane = p.H * p.W, out_plane = p.P * p.Q;
   std::atomic<bool> ok{true};
-#pragma omp parallel for num_threads(threads_for(p.x_size())) schedule(static)
-  for (int64_t nc = 0; nc < p.N * p.C; ++nc) {
-    T* gxp = gx + nc * plane;
-    std::fill(gxp, gxp + plane, T(0));
-    for (int64_t o = nc * out_plane; o < (nc + 1) * out_plane; ++o) {
-      const int64_t i = idx[o];
-      if (i < 0 || i >= plane) { ok.store(false, std::memory_order_relaxed); continue; }
-      gxp[i] += gy[o];
+  parallel_for(threads_for(p.x_size()), p.N * p.C, [&](int64_t nc_begin, int64_t nc_end) {
+    for (int64_t nc = nc_begin; nc < nc_end; ++nc) {
+      T* gxp = gx + nc * plane;
+      std::fill(gxp, gxp + plane, T(0));
+      for (int64_t o = nc * out_plane; o < (nc + 1) * out_plane; ++o) {
+        const int64_t i = idx[o];
+        if (i < 0 || i >= plane) { ok.store(false, std::memory_order_relaxed); continue; }
+        gxp[i] += gy[o];
+      }
     }
-  }
+  });
   return ok.load();
 }
 
@@ -92,17 +95,18 @@ template <typename T>
 bool maxpool2d_bwd_nhwc(const Pool2dParams& p, const T* gy, const int64_t* idx, T* gx) {
   const int64_t plane = p.H * p.W;
   std::atomic<bool> ok{true};
-#pragma omp parallel for num_threads(threads_for(p.x_size())) schedule(static)
-  for (int64_t n = 0; n < p.N; ++n) {
-    T* gxn = gx + n * plane * p.C;
-    std::fill(gxn, gxn + plane * p.C, T(0));
-    const int64_t o0 = n * p.P * p.Q * p.C, o1 = (n + 1) * p.P * p.Q * p.C;
-    for (int64_t o = o0; o < o1; ++o) {
-      const int64_t i = idx[o], c = o % p.C;
-      if (i < 0 || i >= plane) { ok.store(false, std::memory_order_relaxed); continue; }
-      gxn[i * p.C + c] += gy[o];
+  parallel_for(threads_for(p.x_size()), p.N, [&](int64_t n_begin, int64_t n_end) {
+    for (int64_t n = n_begin; n < n_end; ++n) {
+      T* gxn = gx + n * plane * p.C;
+      std::fill(gxn, gxn + plane * p.C, T(0));
+      const int64_t o0 = n * p.P * p.Q * p.C, o1 = (n + 1) * p.P * p.Q * p.C;
+      for (int64_t o = o0; o < o1; ++o) {
+        const int64_t i = idx[o], c = o % p.C;
+        if (i < 0 || i >= plane) { ok.store(false, std::memory_order_relaxed); continue; }
+        gxn[i * p.C + c] += gy[o];
+      }
     }
-  }
+  });
   return ok.load();
 }
 

@@ -1,40 +1,21 @@
 // ReLU forward/backward with AVX2 (8 floats / 4 doubles per ymm). Compiled with -mavx2 -mfma
 // and only called after the runtime check says the CPU supports it. Reference: relu_ref.cpp.
 //
-// Same plan as relu_avx512.cpp: one contiguous slice per thread, 4 vectors per loop trip,
+// Same plan as relu_avx512.cpp: large contiguous chunks per thread, 4 vectors per loop trip,
 // streaming (non-temporal) stores when the output exceeds kStreamBytes, after a scalar head
 // that brings the output to a 32-byte boundary. y may alias x.
 #include <immintrin.h>
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 #include <cstdint>
 
 #include "kernels.h"
+#include "loops.h"
 
 namespace fastconv {
 namespace avx2 {
 namespace {
 
 constexpr int64_t kStreamBytes = int64_t(16) << 20;  // VGG16 batch-1 activations (<= 12.8 MB) stay cached
-
-template <class Body>
-void per_thread_slices(int64_t n, const Body& body) {
-  const int64_t lines = (n + 63) / 64;  // cut at multiples of 64 elements: no shared cache lines
-  const int threads = (int)(lines < num_threads() ? (lines < 1 ? 1 : lines) : num_threads());
-  if (threads == 1) { body(int64_t(0), n); return; }
-#pragma omp parallel num_threads(threads)
-  {
-#ifdef _OPENMP
-    const int64_t t = omp_get_thread_num(), nt = omp_get_num_threads();
-#else
-    const int64_t t = 0, nt = 1;
-#endif
-    const int64_t b = lines * t / nt * 64, e = lines * (t + 1) / nt * 64;
-    if (b < n) body(b, e < n ? e : n);
-  }
-}
 
 struct F32 {
   using T = float;
@@ -84,7 +65,7 @@ template <class F, class Op, class ScalarOp>
 void elementwise(int64_t n, const typename F::T* a, const typename F::T* b, typename F::T* out,
                  const Op& op, const ScalarOp& scalar) {
   const bool stream = n * (int64_t)sizeof(typename F::T) >= kStreamBytes;
-  per_thread_slices(n, [&](int64_t begin, int64_t end) {
+  parallel_for_lines(n, [&](int64_t begin, int64_t end) {
     if (stream) elementwise_slice<F, true>(a, b, out, begin, end, op, scalar);
     else elementwise_slice<F, false>(a, b, out, begin, end, op, scalar);
   });

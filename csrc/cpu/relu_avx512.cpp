@@ -2,7 +2,7 @@
 // Compiled with -mavx512f -mavx512bw -mavx512vl -mavx512dq, called only on CPUs that have them.
 // Reference: relu_ref.cpp.
 //
-// Memory speed: each thread streams one contiguous slice (no interleaved chunks), the loop
+// Memory speed: each thread streams large contiguous chunks (parallel_for_lines), the loop
 // moves 4 vectors per trip, and when the output is larger than kStreamBytes it is written with
 // non-temporal stores (no read-for-ownership of the output lines, which saves a third of the
 // traffic; below that size the output is better left in cache for the next layer). The output
@@ -10,38 +10,17 @@
 // need aligned addresses. y may alias x (fc.relu(x, out=x)): every element is read before the
 // store that overwrites it.
 #include <immintrin.h>
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 #include <cstdint>
 
 #include "kernels.h"
+#include "loops.h"
 
 namespace fastconv {
 namespace avx512 {
 namespace {
 
 constexpr int64_t kStreamBytes = int64_t(16) << 20;  // VGG16 batch-1 activations (<= 12.8 MB) stay cached
-
-// Calls body(begin, end) on one contiguous slice of [0, n) per thread; slices are cut at
-// multiples of 64 elements so no two threads write the same cache line.
-template <class Body>
-void per_thread_slices(int64_t n, const Body& body) {
-  const int64_t lines = (n + 63) / 64;
-  const int threads = (int)(lines < num_threads() ? (lines < 1 ? 1 : lines) : num_threads());
-  if (threads == 1) { body(int64_t(0), n); return; }
-#pragma omp parallel num_threads(threads)
-  {
-#ifdef _OPENMP
-    const int64_t t = omp_get_thread_num(), nt = omp_get_num_threads();
-#else
-    const int64_t t = 0, nt = 1;
-#endif
-    const int64_t b = lines * t / nt * 64, e = lines * (t + 1) / nt * 64;
-    if (b < n) body(b, e < n ? e : n);
-  }
-}
 
 // Float and double flavours of the few operations the loops need.
 struct F32 {
@@ -112,7 +91,7 @@ void elementwise_slice(const typename F::T* a, const typename F::T* b, typename 
 template <class F, class Op>
 void elementwise(int64_t n, const typename F::T* a, const typename F::T* b, typename F::T* out, const Op& op) {
   const bool stream = n * (int64_t)sizeof(typename F::T) >= kStreamBytes;
-  per_thread_slices(n, [&](int64_t begin, int64_t end) {
+  parallel_for_lines(n, [&](int64_t begin, int64_t end) {
     if (stream) elementwise_slice<F, true>(a, b, out, begin, end, op);
     else elementwise_slice<F, false>(a, b, out, begin, end, op);
   });

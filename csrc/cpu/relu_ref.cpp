@@ -8,14 +8,16 @@ namespace ref {
 
 template <typename T>
 void relu_fwd(int64_t n, const T* x, T* y) {
-#pragma omp parallel for num_threads(threads_for(n)) schedule(static)
-  for (int64_t i = 0; i < n; ++i) y[i] = x[i] > T(0) || x[i] != x[i] ? x[i] : T(0);
+  parallel_for(threads_for(n), n, [&](int64_t i_begin, int64_t i_end) {
+    for (int64_t i = i_begin; i < i_end; ++i) y[i] = x[i] > T(0) || x[i] != x[i] ? x[i] : T(0);
+  });
 }
 
 template <typename T>
 void relu_bwd(int64_t n, const T* gy, const T* y, T* gx) {
-#pragma omp parallel for num_threads(threads_for(n)) schedule(static)
-  for (int64_t i = 0; i < n; ++i) gx[i] = y[i] > T(0) ? gy[i] : T(0);
+  parallel_for(threads_for(n), n, [&](int64_t i_begin, int64_t i_end) {
+    for (int64_t i = i_begin; i < i_end; ++i) gx[i] = y[i] > T(0) ? gy[i] : T(0);
+  });
 }
 
 template void relu_fwd<float>(int64_t, const float*, float*);

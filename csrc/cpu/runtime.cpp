@@ -1,5 +1,6 @@
 #include "runtime.h"
 
+#include <algorithm>
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
@@ -9,19 +10,23 @@
 #define FASTCONV_X86 1
 #endif
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
+#include <sched.h>
+
+#include <thread>
 
 namespace fastconv {
 namespace {
 
+// OMP_NUM_THREADS when set (users set it to limit every library), else the cores this process
+// may run on (its affinity mask: a container or taskset may allow fewer than the machine has).
 int default_threads() {
-#ifdef _OPENMP
-  return omp_get_max_threads();  // honours OMP_NUM_THREADS, else the core count
-#else
-  return 1;
-#endif
+  if (const char* env = std::getenv("OMP_NUM_THREADS")) {
+    const long n = std::strtol(env, nullptr, 10);  // "4" or the first of a nested list "4,2"
+    if (n >= 1) return static_cast<int>(std::min<long>(n, kMaxThreads));
+  }
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof(set), &set) == 0) return std::max(1, CPU_COUNT(&set));
+  return std::max(1u, std::thread::hardware_concurrency());
 }
 
 // A process-wide count rather than omp_set_num_threads(), whose setting is per calling thread:
@@ -68,7 +73,7 @@ std::atomic<int> g_isa{static_cast<int>(initial_isa())};
 }  // namespace
 
 int num_threads() { return g_threads.load(std::memory_order_relaxed); }
-void set_num_threads(int n) { g_threads.store(n < 1 ? 1 : n, std::memory_order_relaxed); }
+void set_num_threads(int n) { g_threads.store(std::clamp(n, 1, kMaxThreads), std::memory_order_relaxed); }
 
 Isa best_supported_isa() {
   static const Isa best = detect_isa();

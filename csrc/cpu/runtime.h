@@ -6,8 +6,9 @@ namespace fastconv {
 
 enum class Isa : int { scalar = 0, avx2 = 1, avx512 = 2 };
 
+constexpr int kMaxThreads = 1024;  // more would only oversubscribe: no machine we target has more cores
 int num_threads();               // threads every kernel's parallel region uses
-void set_num_threads(int n);     // n >= 1
+void set_num_threads(int n);     // clamped to [1, kMaxThreads]
 
 Isa best_supported_isa();        // what this CPU and OS can run (cpuid + xgetbv)
 Isa current_isa();               // FASTCONV_ISA (capped) at start-up, or set_isa()

@@ -9,12 +9,16 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from . import _cpu
+from . import _blas, _cpu
 from .functional import (
     conv2d,
     conv2d_backward,
     conv2d_backward_data,
     conv2d_backward_weight,
+    linear,
+    linear_backward,
+    linear_backward_data,
+    linear_backward_weight,
     max_pool2d,
     max_pool2d_backward,
     relu,
@@ -24,11 +28,43 @@ from .functional import (
 _ISAS = ("scalar", "avx2", "avx512")
 
 
+_MAX_THREADS = 1024
+
+
 def set_num_threads(n: int) -> None:
-    """Threads used by the CPU kernels (process-wide)."""
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"n must be a positive int, got {n!r}")
+    """Threads used by the CPU kernels (process-wide), 1 to 1024."""
+    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= _MAX_THREADS:
+        raise ValueError(f"n must be an int in [1, {_MAX_THREADS}] (more threads than cores only "
+                         f"oversubscribe them), got {n!r}")
     _cpu.set_num_threads(n)
+
+
+def set_worker_spin_us(us: int) -> None:
+    """How long (microseconds) an idle CPU worker thread keeps polling for the next kernel before
+    it sleeps (process-wide; FASTCONV_SPIN_US sets it at import). Short (the default) leaves the
+    cores to NumPy's BLAS and to other processes almost at once after a kernel; 0 sleeps at once;
+    a long spin saves a wake-up per kernel when nothing else runs between kernels."""
+    if isinstance(us, bool) or not isinstance(us, int) or not 0 <= us <= 1_000_000:
+        raise ValueError(f"us must be an int in [0, 1000000], got {us!r}")
+    _cpu.set_spin_us(us)
+
+
+def set_blas_parking(enabled: bool) -> None:
+    """Before a multithreaded CPU kernel, stop the threads NumPy's OpenBLAS leaves spinning after
+    each call (about 0.1 s), so they do not take cores from the kernel; the next BLAS call starts
+    them again. On by default; FASTCONV_PARK_BLAS=0 turns it off at import. Acts only on OpenBLAS
+    >= 0.3 with its pthreads server and while one Python thread runs. NumPy's results do not change."""
+    _blas.set_enabled(enabled)
+
+
+def get_blas_parking() -> bool:
+    """Whether set_blas_parking is on."""
+    return _blas.enabled()
+
+
+def get_worker_spin_us() -> int:
+    """The idle spin of the CPU worker threads in microseconds (see set_worker_spin_us)."""
+    return _cpu.get_spin_us()
 
 
 def get_num_threads() -> int:
@@ -120,6 +156,8 @@ def cuda_built() -> bool:
 __all__ = [
     "__version__", "conv2d", "conv2d_backward", "conv2d_backward_data", "conv2d_backward_weight",
     "max_pool2d", "max_pool2d_backward", "relu", "relu_backward", "set_num_threads",
+    "linear", "linear_backward", "linear_backward_data", "linear_backward_weight",
+    "set_worker_spin_us", "get_worker_spin_us", "set_blas_parking", "get_blas_parking",
     "get_num_threads", "cpu_isa", "available_cpu_isas", "set_cpu_isa", "set_winograd", "get_winograd", "cuda_available", "cuda_built",
     "set_output_cache_limit", "output_cache_info", "clear_output_cache",
 ]

@@ -5,7 +5,7 @@ import os
 
 import numpy as np
 
-from . import _cpu
+from . import _blas, _cpu
 
 # FASTCONV_POISON=1 fills every output with NaN (indices with -1) before the kernel runs, so a
 # kernel that leaves an element unwritten fails the tests instead of passing on stale memory.
@@ -33,14 +33,26 @@ def contiguous(a):
     return np.ascontiguousarray(a)
 
 
+def _before_parallel(work):
+    """A kernel doing `work` multiply-adds or element visits is about to run: when it will use
+    several threads, NumPy's idle BLAS threads must not hold the cores (_blas.park)."""
+    if work >= _PARALLEL_WORK and _cpu.get_num_threads() > 1:
+        _blas.park()
+
+
+_PARALLEL_WORK = _cpu.min_parallel_work()
+
+
 def conv2d_forward(spec, x, w, bias):
     y = empty(spec.y_shape, x.dtype)
+    _before_parallel(spec.flops // 2)
     _cpu.conv2d_forward(spec.as_tuple(), x, w, bias, y)
     return y
 
 
 def conv2d_backward_data(spec, gy, w):
     gx = empty(spec.x_shape, gy.dtype)
+    _before_parallel(spec.flops // 2)
     _cpu.conv2d_backward_data(spec.as_tuple(), gy, w, gx)
     return gx
 
@@ -48,6 +60,7 @@ def conv2d_backward_data(spec, gy, w):
 def conv2d_backward_weight(spec, gy, x, with_bias):
     gw = empty(spec.w_shape, gy.dtype)
     gb = empty((spec.K,), gy.dtype) if with_bias else None
+    _before_parallel(spec.flops // 2)
     _cpu.conv2d_backward_weight(spec.as_tuple(), gy, x, gw, gb)
     return gw, gb
 
@@ -55,23 +68,53 @@ def conv2d_backward_weight(spec, gy, x, with_bias):
 def max_pool2d_forward(spec, x):
     y = empty(spec.y_shape, x.dtype)
     indices = empty(spec.y_shape, np.int64)
+    _before_parallel(y.size * spec.R * spec.S)
     _cpu.maxpool2d_forward(spec.as_tuple(), x, y, indices)
     return y, indices
 
 
 def max_pool2d_backward(spec, gy, indices):
     gx = empty(spec.x_shape, gy.dtype)
+    _before_parallel(gx.size)
     _cpu.maxpool2d_backward(spec.as_tuple(), gy, indices, gx)
     return gx
 
 
 def relu_forward(x, out=None):
     y = empty(x.shape, x.dtype) if out is None else out
+    _before_parallel(x.size)
     _cpu.relu_forward(x, y)
     return y
 
 
 def relu_backward(gy, y):
     gx = empty(gy.shape, gy.dtype)
+    _before_parallel(gx.size)
     _cpu.relu_backward(gy, y, gx)
     return gx
+
+
+def _stored(a):
+    """(C-contiguous memory of a, whether a is its transpose): a `.T` view is read in place."""
+    if a.flags.c_contiguous:
+        return a, False
+    if a.flags.f_contiguous:
+        return a.T, True
+    return np.ascontiguousarray(a), False
+
+
+def matmul(a, b, bias=None, relu=False):
+    """a (M, K) @ b (K, N) [+ bias] [ReLU] on the dense-layer GEMM kernel."""
+    (M, K), N = a.shape, b.shape[1]
+    sa, a_t = _stored(a)
+    sb, b_t = _stored(b)
+    c = empty((M, N), a.dtype)
+    _before_parallel(M * N * K)
+    _cpu.gemm(sa, a_t, sb, b_t, M, N, K, bias, relu, c)
+    return c
+
+
+def column_sums(g):
+    sums = empty((g.shape[1],), g.dtype)
+    _cpu.column_sums(contiguous(g), g.shape[0], g.shape[1], sums)
+    return sums

@@ -81,3 +81,19 @@ def relu_forward(x, out=None):
 
 def relu_backward(gy, y):
     return runner().relu_backward(gy, y)
+
+
+def matmul(a, b, bias=None, relu=False):
+    """a (M, K) @ b (K, N) [+ bias] [ReLU] through CuPy (cuBLAS), on the current stream."""
+    import cupy  # noqa: PLC0415
+
+    c = a @ b
+    if bias is not None:
+        c += bias
+    if relu:
+        cupy.maximum(c, 0, out=c)   # NaN propagates like the CPU kernels
+    return c
+
+
+def column_sums(g):
+    return g.sum(axis=0)

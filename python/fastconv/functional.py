@@ -18,6 +18,7 @@ from ._spec import Conv2dSpec, Pool2dSpec
 __all__ = [
     "conv2d", "conv2d_backward", "conv2d_backward_data", "conv2d_backward_weight",
     "max_pool2d", "max_pool2d_backward", "relu", "relu_backward",
+    "linear", "linear_backward", "linear_backward_data", "linear_backward_weight",
 ]
 
 _FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
@@ -259,3 +260,77 @@ def relu_backward(grad_y, y):
     if tuple(grad_y.shape) != tuple(y.shape):
         raise ValueError(f"grad_y has shape {tuple(grad_y.shape)} but y has {tuple(y.shape)}")
     return be.relu_backward(be.contiguous(grad_y), be.contiguous(y))
+
+
+# ----------------------------------------------------------------------------- linear (dense)
+
+_X2, _W2, _Y2 = "(N, in_features)", "(out_features, in_features)", "(N, out_features)"
+
+
+def _check_linear(x, weight):
+    _check_ndim("x", x, 2, _X2)
+    _check_ndim("weight", weight, 2, _W2)
+    if x.shape[1] != weight.shape[1]:
+        raise ValueError(f"x has {x.shape[1]} features but weight expects {weight.shape[1]}: "
+                         f"x {tuple(x.shape)} {_X2}, weight {tuple(weight.shape)} {_W2}")
+
+
+def linear(x, weight, bias=None, *, activation=None):
+    """Dense layer, PyTorch's convention: x (N, in), weight (out, in), bias (out,) ->
+    y = x @ weight.T + bias, (N, out). `activation="relu"` is fused into the kernel.
+    A transposed weight view (e.g. a Keras kernel (in, out) passed as kernel.T) is read in place."""
+    be = _backend(x=x, weight=weight, bias=bias)
+    _same_dtype(x=x, weight=weight, bias=bias)
+    _check_linear(x, weight)
+    if activation not in (None, "relu", "linear"):
+        raise ValueError(f"activation must be None or 'relu', got {activation!r}")
+    if bias is not None and tuple(bias.shape) != (weight.shape[0],):
+        raise ValueError(f"bias must have shape ({weight.shape[0]},) (one per output feature), "
+                         f"got {tuple(bias.shape)}")
+    return be.matmul(x, weight.T, None if bias is None else be.contiguous(bias), activation == "relu")
+
+
+def _check_linear_grad_y(grad_y, n, out):
+    """grad_y is (n, out); n or out None: that axis is free (given by grad_y itself)."""
+    _check_ndim("grad_y", grad_y, 2, _Y2)
+    want = (grad_y.shape[0] if n is None else n, grad_y.shape[1] if out is None else out)
+    if tuple(grad_y.shape) != want:
+        raise ValueError(f"grad_y has shape {tuple(grad_y.shape)} but the forward output is {want} {_Y2}")
+
+
+def linear_backward_data(grad_y, weight):
+    """Gradient of linear with respect to x: grad_y (N, out), weight (out, in) -> grad_x (N, in)."""
+    be = _backend(grad_y=grad_y, weight=weight)
+    _same_dtype(grad_y=grad_y, weight=weight)
+    _check_ndim("weight", weight, 2, _W2)
+    _check_linear_grad_y(grad_y, None, weight.shape[0])
+    return be.matmul(grad_y, weight)
+
+
+def linear_backward_weight(grad_y, x, *, bias=True):
+    """Gradient of linear with respect to weight (and bias): grad_y (N, out), x (N, in) ->
+    (grad_weight (out, in), grad_bias (out,) or None)."""
+    be = _backend(grad_y=grad_y, x=x)
+    _same_dtype(grad_y=grad_y, x=x)
+    _check_ndim("x", x, 2, _X2)
+    _check_linear_grad_y(grad_y, x.shape[0], None)
+    return be.matmul(grad_y.T, x), (be.column_sums(grad_y) if bias else None)
+
+
+def linear_backward(grad_y, x, weight, *, bias=True):
+    """All gradients of linear: -> (grad_x, grad_weight, grad_bias or None)."""
+    be = _backend(grad_y=grad_y, x=x, weight=weight)
+    _same_dtype(grad_y=grad_y, x=x, weight=weight)
+    _check_linear(x, weight)
+    _check_linear_grad_y(grad_y, x.shape[0], weight.shape[0])
+    return (be.matmul(grad_y, weight), be.matmul(grad_y.T, x),
+            be.column_sums(grad_y) if bias else None)
+
+
+def _dense_kernel_grad(grad_y, x):
+    """x.T @ grad_y: the gradient of a Keras Dense kernel (in, out), in that layout (layers.Dense)."""
+    return _backend(grad_y=grad_y, x=x).matmul(x.T, grad_y)
+
+
+def _column_sums(g):
+    return _backend(g=g).column_sums(g)

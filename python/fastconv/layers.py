@@ -486,7 +486,7 @@ def _sigmoid(z):
 
 class Dense(Layer):
     """y = x @ kernel + bias, kernel (in, units) like Keras; activation None, 'relu', 'sigmoid'
-    or 'softmax'.
+    or 'softmax'. All three passes run on fastconv's GEMM kernel (fc.linear), never NumPy's BLAS.
 
     x (N, in) -> y (N, units). Keeps x (for the kernel gradient) and the activated output.
     """
@@ -530,12 +530,10 @@ class Dense(Layer):
         if x.ndim != 2 or x.shape[1] != self.params["kernel"].shape[0]:
             raise ValueError(f"{self.name or 'Dense'} expects x of shape (N, {self.params['kernel'].shape[0]}), "
                              f"got {tuple(x.shape)}")
-        y = x @ self.params["kernel"]
-        if self.use_bias:
-            y += self.params["bias"]
-        if self.activation == "relu":
-            y = F.relu(y, out=y)
-        elif self.activation == "sigmoid":
+        # the kernel (in, units) is the transposed PyTorch weight: read in place, no copy
+        y = F.linear(x, self.params["kernel"].T, self.params["bias"] if self.use_bias else None,
+                     activation="relu" if self.activation == "relu" else None)
+        if self.activation == "sigmoid":
             y = _sigmoid(y)
         elif self.activation == "softmax":
             y = _softmax(y)
@@ -555,10 +553,10 @@ class Dense(Layer):
             grad_y = _softmax_backward(grad_y, self._y)
         self.grads = {}
         if self.trainable:
-            self.grads["kernel"] = self._x.T @ grad_y
+            self.grads["kernel"] = F._dense_kernel_grad(grad_y, self._x)
             if self.use_bias:
-                self.grads["bias"] = grad_y.sum(axis=0)
-        gx = grad_y @ self.params["kernel"].T if self.needs_input_grad else None
+                self.grads["bias"] = F._column_sums(grad_y)
+        gx = F.linear_backward_data(grad_y, self.params["kernel"].T) if self.needs_input_grad else None
         self._x = self._y = None
         return gx
 

@@ -25,6 +25,7 @@ from ._shapes import check_layout, conv_output_size, pair, resolve_padding
 __all__ = [
     "conv2d", "conv2d_backward", "conv2d_backward_data", "conv2d_backward_weight",
     "max_pool2d", "max_pool2d_backward", "relu", "relu_backward",
+    "linear", "linear_backward", "linear_backward_data", "linear_backward_weight",
 ]
 
 
@@ -243,3 +244,39 @@ def relu_backward(grad_y, y):
     if grad_y.shape != y.shape:
         raise ValueError(f"grad_y shape {grad_y.shape} does not match y shape {y.shape}")
     return np.where(y > 0, grad_y, 0.0)
+
+
+# ----------------------------------------------------------------------------- linear
+
+def _matrix(a, name, ndim=2):
+    a = np.asarray(a, dtype=np.float64)
+    if a.ndim != ndim:
+        raise ValueError(f"{name} must be {ndim}-D, got shape {a.shape}")
+    return a
+
+
+def _dot(a, b):
+    """a @ b in float64 with an explicit sum (not BLAS): the oracle must not share the kernel's
+    blocking, and rows of products summed by NumPy are exact enough for these sizes."""
+    return np.einsum("ik,kj->ij", a, b, optimize=False)
+
+
+def linear(x, weight, bias=None, *, activation=None):
+    """x (N, in), weight (out, in) -> x @ weight.T + bias (N, out); activation None or 'relu'."""
+    y = _dot(_matrix(x, "x"), _matrix(weight, "weight").T)
+    if bias is not None:
+        y = y + _matrix(bias, "bias", 1)
+    return relu(y) if activation == "relu" else y
+
+
+def linear_backward_data(grad_y, weight):
+    return _dot(_matrix(grad_y, "grad_y"), _matrix(weight, "weight"))
+
+
+def linear_backward_weight(grad_y, x, *, bias=True):
+    grad_y = _matrix(grad_y, "grad_y")
+    return _dot(grad_y.T, _matrix(x, "x")), (grad_y.sum(axis=0) if bias else None)
+
+
+def linear_backward(grad_y, x, weight, *, bias=True):
+    return (linear_backward_data(grad_y, weight), *linear_backward_weight(grad_y, x, bias=bias))

@@ -10,7 +10,7 @@ import platform
 
 import numpy as np
 
-from .. import _cpu
+from .. import _blas, _cpu
 
 # Environment variables that change how NumPy's BLAS, PyTorch and fastconv use threads.
 THREAD_ENV_VARS = ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "OMP_PROC_BIND", "GOMP_SPINCOUNT",
@@ -98,6 +98,8 @@ def thread_settings(torch=None) -> dict:
             "numpy_blas": _numpy_blas(pools),
             "torch_threads": torch.get_num_threads() if torch else None,
             "fastconv_threads": _cpu.get_num_threads(),
+            "fastconv_worker_spin_us": _cpu.get_spin_us(),
+            "fastconv_blas_parking": _blas.enabled() and _blas.parkable_libraries() > 0,
             "thread_pools": pools}
 
 
@@ -108,7 +110,9 @@ def describe_threads(ts) -> str:
     if b["threading_layer"]:
         blas += f" ({b['threading_layer']})"
     blas_threads = f"{b['threads']} threads" if b["threads"] else "threads unknown (no threadpoolctl)"
-    parts = [f"fastconv {ts['fastconv_threads']} threads", f"NumPy BLAS {blas} {blas_threads}"]
+    parts = [f"fastconv {ts['fastconv_threads']} threads (worker spin {ts['fastconv_worker_spin_us']} us, "
+             f"BLAS parking {'on' if ts['fastconv_blas_parking'] else 'off'})",
+             f"NumPy BLAS {blas} {blas_threads}"]
     if ts["torch_threads"] is not None:
         parts.append(f"PyTorch {ts['torch_threads']} threads")
     env = ", ".join(f"{k}={v}" if v is not None else f"{k} unset" for k, v in ts["env"].items())

@@ -1,0 +1,39 @@
+// Portable dense-layer kernels: the GEMM behind fc.linear and its backward passes, and the
+// column sums that give grad_bias. The `scalar` path and the baseline the SIMD GEMM
+// (linear_simd.inl) is tested against; each output element sums over k in increasing order.
+#include "kernels.h"
+#include "loops.h"
+
+namespace fastconv {
+namespace ref {
+
+// a (M,K), b (K,N) by strides (GemmParams), bias (N) or null -> c (M,N) row-major
+template <typename T>
+void gemm(const GemmParams& g, const T* a, const T* b, const T* bias, T* c) {
+  parallel_for(threads_for(g.macs()), g.M, [&](int64_t i_begin, int64_t i_end) {
+    for (int64_t i = i_begin; i < i_end; ++i)
+      for (int64_t j = 0; j < g.N; ++j) {
+        T acc = bias ? bias[j] : T(0);
+        for (int64_t k = 0; k < g.K; ++k) acc += a[i * g.a_rs + k * g.a_cs] * b[k * g.b_rs + j * g.b_cs];
+        c[i * g.N + j] = g.relu && !(acc > T(0)) && acc == acc ? T(0) : acc;  // NaN propagates
+      }
+  });
+}
+
+// x (M,N) row-major -> sums (N), rows added in order
+template <typename T>
+void column_sums(int64_t M, int64_t N, const T* x, T* sums) {
+  parallel_for(threads_for(M * N), N, [&](int64_t j_begin, int64_t j_end) {
+    for (int64_t j = j_begin; j < j_end; ++j) sums[j] = T(0);
+    for (int64_t i = 0; i < M; ++i)
+      for (int64_t j = j_begin; j < j_end; ++j) sums[j] += x[i * N + j];
+  });
+}
+
+template void gemm<float>(const GemmParams&, const float*, const float*, const float*, float*);
+template void gemm<double>(const GemmParams&, const double*, const double*, const double*, double*);
+template void column_sums<float>(int64_t, int64_t, const float*, float*);
+template void column_sums<double>(int64_t, int64_t, const double*, double*);
+
+}  // namespace ref
+}  // namespace fastconv
