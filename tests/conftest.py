@@ -12,6 +12,16 @@ sys.path.insert(0, os.path.dirname(__file__))  # `import helpers` under any --im
 os.environ.setdefault("FASTCONV_POISON", "1")
 
 
+def pytest_configure(config):
+    """The test shapes are small: let problems from 4096 multiply-adds up use the threads (the
+    default threshold would run nearly every test call on one thread)."""
+    try:
+        from fastconv import _cpu
+    except ImportError:
+        return
+    _cpu.set_min_parallel_work(1 << 12)
+
+
 def _available_isas():
     try:
         import fastconv

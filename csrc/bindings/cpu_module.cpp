@@ -255,8 +255,10 @@ PYBIND11_MODULE(_cpu, m) {
     pool::set_spin_us(us);
   });
   m.def("get_spin_us", &pool::spin_us);
-  m.def("min_parallel_work", [] { return kMinParallelWork; },
+  m.def("min_parallel_work", &min_parallel_work,
         "kernels doing less work (multiply-adds or element visits) run on the calling thread");
+  m.def("set_min_parallel_work", &set_min_parallel_work,
+        "for tests: let small problems use the threads too (default kMinParallelWork)");
   m.def("pool_workers", &pool::workers_started, "worker threads the CPU thread pool has started");
   m.def("set_winograd", [](bool on) { set_winograd_enabled(on); });
   m.def("get_winograd", &winograd_enabled);

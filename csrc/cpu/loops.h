@@ -8,11 +8,14 @@
 
 namespace fastconv {
 
-// Threads for a parallel region doing `work` multiply-adds or element visits. Small problems run
-// on the calling thread: waking the team costs microseconds when idle and milliseconds when the
-// cores are oversubscribed (libgomp spin-waits), far more than a tiny kernel takes.
-constexpr int64_t kMinParallelWork = int64_t(1) << 15;
-inline int threads_for(int64_t work) { return work < kMinParallelWork ? 1 : num_threads(); }
+// Threads for a parallel region doing `work` multiply-adds or element visits. Smaller problems
+// run on the calling thread. Measured on 2 cores (bench/results/coexist_*.txt, conv2d of x
+// (N,3,16,16) with 3 and 16 filters): idle, 2 threads save 5-15% from 1.6e5 MACs (~90 us);
+// with one busy neighbour process, 2 threads are 1.8-2.2x slower up to 4.4e5 MACs (waking a
+// worker and waiting for its chunk costs a scheduler slice) and faster from 6.6e5.
+// (The tests lower it with set_min_parallel_work so that small shapes exercise the threads too.)
+constexpr int64_t kMinParallelWork = int64_t(1) << 19;
+inline int threads_for(int64_t work) { return work < min_parallel_work() ? 1 : num_threads(); }
 
 // body(begin, end) over chunks of [0, n) elements cut at multiples of 64 elements: no two
 // threads write the same cache line, and a chunk starts where its first vector store is as

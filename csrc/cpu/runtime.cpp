@@ -1,5 +1,7 @@
 #include "runtime.h"
 
+#include "loops.h"
+
 #include <algorithm>
 #include <atomic>
 #include <cstdlib>
@@ -73,6 +75,10 @@ std::atomic<int> g_isa{static_cast<int>(initial_isa())};
 }  // namespace
 
 int num_threads() { return g_threads.load(std::memory_order_relaxed); }
+std::atomic<int64_t> g_min_parallel_work{kMinParallelWork};
+int64_t min_parallel_work() { return g_min_parallel_work.load(std::memory_order_relaxed); }
+void set_min_parallel_work(int64_t work) { g_min_parallel_work.store(work < 0 ? 0 : work, std::memory_order_relaxed); }
+
 void set_num_threads(int n) { g_threads.store(std::clamp(n, 1, kMaxThreads), std::memory_order_relaxed); }
 
 Isa best_supported_isa() {

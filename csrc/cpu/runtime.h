@@ -1,5 +1,6 @@
 // CPU runtime state: thread count and instruction-set selection.
 #pragma once
+#include <cstdint>
 #include <string>
 
 namespace fastconv {
@@ -9,6 +10,8 @@ enum class Isa : int { scalar = 0, avx2 = 1, avx512 = 2 };
 constexpr int kMaxThreads = 1024;  // more would only oversubscribe: no machine we target has more cores
 int num_threads();               // threads every kernel's parallel region uses
 void set_num_threads(int n);     // clamped to [1, kMaxThreads]
+int64_t min_parallel_work();     // below this much work a kernel runs on the calling thread (loops.h)
+void set_min_parallel_work(int64_t work);
 
 Isa best_supported_isa();        // what this CPU and OS can run (cpuid + xgetbv)
 Isa current_isa();               // FASTCONV_ISA (capped) at start-up, or set_isa()

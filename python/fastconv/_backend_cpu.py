@@ -1,6 +1,7 @@
 """CPU backend: NumPy arrays in, NumPy arrays out, kernels in fastconv._cpu."""
 from __future__ import annotations
 
+import math
 import os
 
 import numpy as np
@@ -17,7 +18,7 @@ def empty(shape, dtype):
     (csrc/bindings/output_cache.h): memory whose pages are already mapped, so the kernel does
     not pay a page fault per 4 KiB on its first write."""
     dtype = np.dtype(dtype)
-    if int(np.prod(shape, dtype=np.int64)) * dtype.itemsize >= _CACHE_MIN_BYTES:
+    if math.prod(shape) * dtype.itemsize >= _CACHE_MIN_BYTES:
         a = _cpu.cached_empty(tuple(int(d) for d in shape), dtype)
     else:
         a = np.empty(shape, dtype=dtype)
@@ -36,11 +37,8 @@ def contiguous(a):
 def _before_parallel(work):
     """A kernel doing `work` multiply-adds or element visits is about to run: when it will use
     several threads, NumPy's idle BLAS threads must not hold the cores (_blas.park)."""
-    if work >= _PARALLEL_WORK and _cpu.get_num_threads() > 1:
+    if work >= _cpu.min_parallel_work() and _cpu.get_num_threads() > 1:
         _blas.park()
-
-
-_PARALLEL_WORK = _cpu.min_parallel_work()
 
 
 def conv2d_forward(spec, x, w, bias):

@@ -7,6 +7,7 @@ NumPy arrays run on the CPU kernels (fastconv._cpu), CuPy arrays on the CUDA ker
 """
 from __future__ import annotations
 
+import functools
 import numbers
 
 import numpy as np
@@ -94,6 +95,27 @@ def _axes(layout, what):
 
 # ----------------------------------------------------------------------------- specs
 
+def _plain(v):
+    """Exactly an int, str or None, or a tuple of those: values whose equality means the same
+    hyper-parameter (True == 1 and 1.0 == 1 must not share a cached spec: they are errors)."""
+    return type(v) in (int, str) or v is None or (type(v) is tuple and all(map(_plain, v)))
+
+
+def _cached(spec_fn):
+    """spec_fn memoized on its arguments: a training loop asks for the same few specs every step,
+    and working one out (padding rules, output sizes, checks) costs more than a small kernel.
+    Other argument types take the uncached path; errors are never cached."""
+    cached = functools.lru_cache(maxsize=512, typed=True)(spec_fn)
+
+    @functools.wraps(spec_fn)
+    def spec(*args):
+        if all(_plain(a) or type(a) is bool for a in args):
+            return cached(*args)
+        return spec_fn(*args)
+    return spec
+
+
+@_cached
 def _conv_spec(x_shape, w_shape, stride, padding, dilation, layout, relu=False) -> Conv2dSpec:
     """Shapes as given (in `layout`) + hyper-parameters -> a validated Conv2dSpec."""
     if layout == "NCHW":
@@ -118,6 +140,7 @@ def _conv_spec(x_shape, w_shape, stride, padding, dilation, layout, relu=False) 
     return Conv2dSpec(N, C, H, W, K, R, S, P, Q, (sh, sw), (pt, pb, pl, pr), (dh, dw), layout, relu)
 
 
+@_cached
 def _pool_spec(x_shape, kernel_size, stride, padding, layout) -> Pool2dSpec:
     if layout == "NCHW":
         N, C, H, W = x_shape
