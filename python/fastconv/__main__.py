@@ -12,6 +12,34 @@ import fastconv as fc
 from fastconv import reference as ref
 
 
+def _conv_cases(layout, dtype, x, w, b, gy, gpy, idx, kw, pool_kw):
+    """The conv, pooling and ReLU checks of one layout and dtype (a function of its own, so that
+    each lambda keeps its own arrays)."""
+    xd, wd, bd, gyd, gpyd = (a.astype(dtype) for a in (x, w, b, gy, gpy))
+    tag = f"{layout} {np.dtype(dtype).name}"
+    return [
+        (f"conv2d {tag}", lambda: fc.conv2d(xd, wd, bd, activation="relu", **kw),
+         lambda: ref.conv2d(x, w, b, activation="relu", **kw)),
+        (f"conv2d_backward {tag}", lambda: fc.conv2d_backward(gyd, xd, wd, **kw),
+         lambda: ref.conv2d_backward(gy, x, w, **kw)),
+        (f"max_pool2d {tag}", lambda: fc.max_pool2d(xd, **pool_kw), lambda: ref.max_pool2d(x, **pool_kw)),
+        (f"max_pool2d_backward {tag}", lambda: fc.max_pool2d_backward(gpyd, idx, x.shape, **pool_kw),
+         lambda: ref.max_pool2d_backward(gpy, idx, x.shape, **pool_kw)),
+        (f"relu {tag}", lambda: fc.relu(xd), lambda: ref.relu(x)),
+        (f"relu_backward {tag}", lambda: fc.relu_backward(xd, xd), lambda: ref.relu_backward(x, x)),
+    ]
+
+
+def _linear_cases(dtype, x, w, b, gy):
+    xd, wd, bd, gyd = (a.astype(dtype) for a in (x, w, b, gy))
+    tag = np.dtype(dtype).name
+    return [
+        (f"linear {tag}", lambda: fc.linear(xd, wd, bd, activation="relu"),
+         lambda: ref.linear(x, w, b, activation="relu")),
+        (f"linear_backward {tag}", lambda: fc.linear_backward(gyd, xd, wd), lambda: ref.linear_backward(gy, x, w)),
+    ]
+
+
 def _cases(rng):
     """(name, fastconv callable, reference callable) on small random problems, both layouts."""
     cases = []
@@ -27,19 +55,10 @@ def _cases(rng):
         py, idx = ref.max_pool2d(x, **pool_kw)
         gpy = rng.standard_normal(py.shape)
         for dtype in (np.float32, np.float64):
-            xd, wd, bd, gyd, gpyd = (a.astype(dtype) for a in (x, w, b, gy, gpy))
-            tag = f"{layout} {np.dtype(dtype).name}"
-            cases += [
-                (f"conv2d {tag}", lambda: fc.conv2d(xd, wd, bd, activation="relu", **kw),
-                 lambda: ref.conv2d(x, w, b, activation="relu", **kw)),
-                (f"conv2d_backward {tag}", lambda: fc.conv2d_backward(gyd, xd, wd, **kw),
-                 lambda: ref.conv2d_backward(gy, x, w, **kw)),
-                (f"max_pool2d {tag}", lambda: fc.max_pool2d(xd, **pool_kw), lambda: ref.max_pool2d(x, **pool_kw)),
-                (f"max_pool2d_backward {tag}", lambda: fc.max_pool2d_backward(gpyd, idx, x.shape, **pool_kw),
-                 lambda: ref.max_pool2d_backward(gpy, idx, x.shape, **pool_kw)),
-                (f"relu {tag}", lambda: fc.relu(xd), lambda: ref.relu(x)),
-                (f"relu_backward {tag}", lambda: fc.relu_backward(xd, xd), lambda: ref.relu_backward(x, x)),
-            ]
+            cases += _conv_cases(layout, dtype, x, w, b, gy, gpy, idx, kw, pool_kw)
+    lx, lw, lb, lgy = (rng.standard_normal(s) for s in ((9, 300), (37, 300), (37,), (9, 37)))
+    for dtype in (np.float32, np.float64):
+        cases += _linear_cases(dtype, lx, lw, lb, lgy)
     return cases
 
 
@@ -84,7 +103,8 @@ def main(argv=None) -> int:
 
     print(f"fastconv {fc.__version__}")
     print(f"  CPU ISA in use : {fc.cpu_isa()} (this CPU supports: {', '.join(fc.available_cpu_isas())})")
-    print(f"  CPU threads    : {fc.get_num_threads()}")
+    print(f"  CPU threads    : {fc.get_num_threads()} (worker spin {fc.get_worker_spin_us()} us, "
+          f"NumPy BLAS parking {'on' if fc.get_blas_parking() else 'off'})")
     print(f"  CUDA           : built={fc.cuda_built()} available={fc.cuda_available()}")
     start = time.perf_counter()
     ok = self_check(args.verbose)
