@@ -128,7 +128,7 @@ def test_winograd_vgg_like_layer():
 def test_switch_off_is_the_direct_kernel(layout):
     """Off -> the direct kernel, bit for bit (compared with the direct kernel on a shape that
     Winograd never takes: the same data, split so the direct kernel runs either way)."""
-    x, w, b = _data(2, 33, 11, 13, 40, seed=2)
+    x, w, b = _data(2, 31, 11, 13, 40, seed=2)
     fc.set_winograd(False)
     assert fc.get_winograd() is False
     y_off = _conv(x, w, b, layout, padding=1, activation="relu")
@@ -137,9 +137,9 @@ def test_switch_off_is_the_direct_kernel(layout):
     y_on = _conv(x, w, b, layout, padding=1, activation="relu")
     assert fc._cpu._last_conv2d_fwd_path() == WINO
     assert not np.array_equal(y_on, y_off), "Winograd rounds differently; equal means it did not run"
-    # Switch on, but the size rule excludes C = 33 when not forced: the direct kernel again.
+    # Switch on, but the size rule excludes C = 31 when not forced: the direct kernel again.
     fc._cpu._set_winograd_forced(False)
-    y_direct = _conv(x, w, b, layout, padding=1, activation="relu")   # C=33: below the rule
+    y_direct = _conv(x, w, b, layout, padding=1, activation="relu")   # C=31: below the rule
     assert fc._cpu._last_conv2d_fwd_path() == "direct"
     assert np.array_equal(y_off, y_direct)
 

@@ -38,8 +38,8 @@
 // Threads (thread_pool.h): chunks of (k-block group, n, output row) items for forward/backward-data (batch 1
 // splits rows, so both cores work) and over output tiles for backward-weight.
 //
-// 3x3 stride-1 layers with C, K >= 64 (float32 and float64) do not come here when Winograd is
-// on: see conv2d_winograd.h (all three passes).
+// 3x3 stride-1 layers with C, K >= 32 (float32 and float64; the size rule is in
+// conv2d_winograd.cpp) do not come here when Winograd is on: see conv2d_winograd.h.
 //
 // The portable kernels in conv2d_ref.cpp compute the same thing with plain loops; the tests
 // (tests/test_conv_simd.py) compare both, exactly with small-integer data.
