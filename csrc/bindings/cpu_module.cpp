@@ -175,6 +175,22 @@ void column_sums_t(const py::array& x, int64_t M, int64_t N, const py::array& su
   fn(M, N, xp, sp);
 }
 
+template <typename T>
+void adam_update_t(const py::array& p, const py::array& g, const py::array& m, const py::array& v,
+                   const py::tuple& constants) {
+  const int64_t n = p.size();
+  AdamConstants<T> k;
+  T* fields[] = {&k.b1, &k.one_minus_b1, &k.b2, &k.one_minus_b2, &k.c2, &k.eps, &k.step};
+  if (constants.size() != 7) throw std::invalid_argument("adam_update: 7 constants expected");
+  for (int i = 0; i < 7; ++i) *fields[i] = constants[i].cast<T>();
+  T* pp = data_of<T>(p, n, "parameter", true);
+  const T* gp = data_of<T>(g, n, "gradient", false);
+  T* mp = data_of<T>(m, n, "first moment", true);
+  T* vp = data_of<T>(v, n, "second moment", true);
+  py::gil_scoped_release release;
+  adam_update(n, pp, gp, mp, vp, k);
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_cpu, m) {
@@ -225,6 +241,10 @@ PYBIND11_MODULE(_cpu, m) {
     if (dtype_of(a, "a") == DType::f32) gemm_t<float>(a, a_t, b, b_t, M, N, K, bias, relu, c);
     else gemm_t<double>(a, a_t, b, b_t, M, N, K, bias, relu, c);
   });
+  m.def("adam_update", [](py::array p, py::array g, py::array m1, py::array v, py::tuple constants) {
+    if (dtype_of(p, "parameter") == DType::f32) adam_update_t<float>(p, g, m1, v, constants);
+    else adam_update_t<double>(p, g, m1, v, constants);
+  }, "one Adam step in place (constants: b1, 1-b1, b2, 1-b2, 1-b2^t, eps, lr/(1-b1^t))");
   m.def("column_sums", [](py::array x, int64_t M, int64_t N, py::array sums) {
     if (dtype_of(x, "grad_y") == DType::f32) column_sums_t<float>(x, M, N, sums);
     else column_sums_t<double>(x, M, N, sums);

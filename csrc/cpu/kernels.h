@@ -22,6 +22,16 @@ struct GemmParams {
   int64_t macs() const { return M * N * K; }
 };
 
+// The scalars of one Adam step, already rounded to the parameter's dtype (optim.Adam):
+// step = lr / (1 - b1^t), c2 = 1 - b2^t.
+template <typename T>
+struct AdamConstants {
+  T b1, one_minus_b1, b2, one_minus_b2, c2, eps, step;
+};
+// Adam on n parameters in place (optim.cpp; portable, no ISA variants: memory-bound).
+template <typename T>
+void adam_update(int64_t n, T* p, const T* g, T* m, T* v, const AdamConstants<T>& k);
+
 template <typename T>
 struct CpuOps {
   // x, w, bias (nullable) -> y; applies p.relu
