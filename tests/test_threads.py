@@ -208,3 +208,33 @@ def test_blas_parking_is_skipped_while_other_python_threads_run(restore_parking)
         stop.set()
         t.join(timeout=60)
     assert not t.is_alive() and not errors
+
+
+def test_lowering_the_thread_count_limits_the_team(restore_threads):
+    """Workers started for 8 threads stay, but a later team with 2 threads lets only one join."""
+    rng = np.random.default_rng(12)
+    x, w = randn(rng, (8, 64, 32, 32)), randn(rng, (64, 64, 3, 3))
+    fc.set_num_threads(8)
+    fc.conv2d(x, w, padding=1)
+    assert fc._cpu.pool_workers() >= 7
+    fc.set_num_threads(2)
+    for _ in range(5):
+        fc.conv2d(x, w, padding=1)
+        assert fc._cpu.pool_last_team_threads() <= 2
+    fc.set_num_threads(1)
+    fc.conv2d(x, w, padding=1)
+    assert fc._cpu.pool_last_team_threads() <= 2      # one thread: no team ran since
+
+
+def test_blas_parking_leaves_the_library_local():
+    """park() must not re-open NumPy's OpenBLAS with RTLD_GLOBAL (its internal symbols would
+    then interpose on every library loaded later): no new global symbol after a park."""
+    import ctypes
+
+    from fastconv import _blas
+
+    if _blas.parkable_libraries() == 0:
+        pytest.skip("NumPy's BLAS is not an OpenBLAS with a pthreads server here")
+    _blas.park()
+    main_program = ctypes.CDLL(None)               # the global lookup scope
+    assert not hasattr(main_program, "blas_thread_shutdown_")

@@ -270,6 +270,7 @@ PYBIND11_MODULE(_cpu, m) {
     set_num_threads(n);
   });
   m.def("get_num_threads", &num_threads);
+  m.def("max_threads", [] { return kMaxThreads; });
   m.def("set_spin_us", [](int us) {
     if (us < 0) throw std::invalid_argument("us: the spin time must be >= 0, got " + std::to_string(us));
     pool::set_spin_us(us);
@@ -280,6 +281,8 @@ PYBIND11_MODULE(_cpu, m) {
   m.def("set_min_parallel_work", &set_min_parallel_work,
         "for tests: let small problems use the threads too (default kMinParallelWork)");
   m.def("pool_workers", &pool::workers_started, "worker threads the CPU thread pool has started");
+  m.def("pool_last_team_threads", &pool::last_team_threads,
+        "threads (caller included) that ran the last multithreaded kernel region (tests)");
   m.def("set_winograd", [](bool on) { set_winograd_enabled(on); });
   m.def("get_winograd", &winograd_enabled);
   m.def("_set_winograd_forced", [](bool on) { set_winograd_forced(on); },

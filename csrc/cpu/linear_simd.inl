@@ -93,8 +93,10 @@ void gemm(const GemmParams& g, const typename V::T* a, const typename V::T* b,
             t.Tn = kn;
             t.init = !first ? Init::load : bias ? Init::bias : Init::zero;
             t.bias = bias_block.data() + pi * KB;
-            t.partial = sums + m0 * np * KB + pi * KB;
-            t.ldp = np * KB;
+            if (!first) {
+              t.partial = sums + m0 * np * KB + pi * KB;
+              t.ldp = np * KB;
+            }
             if (last) {
               t.relu = g.relu;
               t.out = c + m0 * g.N + n0 + pi * KB;

@@ -1,7 +1,7 @@
 // ReLU forward/backward with AVX2 (8 floats / 4 doubles per ymm). Compiled with -mavx2 -mfma
 // and only called after the runtime check says the CPU supports it. Reference: relu_ref.cpp.
 //
-// Same plan as relu_avx512.cpp: large contiguous chunks per thread, 4 vectors per loop trip,
+// Same plan as relu_avx512.cpp: contiguous chunks of whole cache lines (about 8 per thread), 4 vectors per loop trip,
 // streaming (non-temporal) stores when the output exceeds kStreamBytes, after a scalar head
 // that brings the output to a 32-byte boundary. y may alias x.
 #include <immintrin.h>

@@ -2,7 +2,7 @@
 // Compiled with -mavx512f -mavx512bw -mavx512vl -mavx512dq, called only on CPUs that have them.
 // Reference: relu_ref.cpp.
 //
-// Memory speed: each thread streams large contiguous chunks (parallel_for_lines), the loop
+// Memory speed: threads stream contiguous chunks of whole cache lines (parallel_for_lines), the loop
 // moves 4 vectors per trip, and when the output is larger than kStreamBytes it is written with
 // non-temporal stores (no read-for-ownership of the output lines, which saves a third of the
 // traffic; below that size the output is better left in cache for the next layer). The output

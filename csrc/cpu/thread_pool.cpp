@@ -1,5 +1,7 @@
 #include "thread_pool.h"
 
+#include "runtime.h"
+
 #include <pthread.h>
 
 #include <chrono>
@@ -23,10 +25,11 @@ namespace {
 
 // Idle workers spin this long before they sleep. Long enough to catch the next kernel of the same
 // training step (tens of microseconds of Python between calls), short enough that a NumPy
-// operation run after our last kernel has the cores to itself almost at once (see
-// bench/results/threads_*.txt for the measurement behind the number).
+// operation run after our last kernel has the cores to itself almost at once. Measured on 2
+// cores: the MNIST training step takes 25.5 / 24.6 / 23.9 ms with 0 / 100 / 1000 us, and a NumPy
+// matmul right after a conv runs 1.0-1.2x / 1.0-1.2x / 1.4-2.3x its time alone with 0 / 100 /
+// >= 3000 us (bench/bench_coexist.py, bench/results/coexist.txt).
 constexpr int kDefaultSpinUs = 100;
-constexpr int kMaxWorkers = 1023;  // with the caller, set_num_threads' cap in the bindings
 
 int initial_spin_us() {
   const char* env = std::getenv("FASTCONV_SPIN_US");
@@ -47,6 +50,7 @@ struct Pool {
   std::atomic<bool> busy{false};       // a team is running
   std::atomic<int> active{0};          // workers inside the current team's fn
   int started = 0;                     // workers started (guarded by m)
+  std::atomic<int> last_team{1};       // threads that ran the last team's fn (tests)
   // The current team, guarded by m: workers join while seats > 0.
   void (*fn)(void*) = nullptr;
   void* ctx = nullptr;
@@ -102,18 +106,19 @@ struct Pool {
     }
   }
 
-  // Starts workers until `want` exist (fewer when the OS refuses a thread).
+  // Starts workers until `want` exist (fewer when the OS refuses a thread or memory runs out);
+  // returns how many of them may join a team: at most `want`, never more than started.
   int ensure_workers(int want) {
     std::lock_guard<std::mutex> lock(m);
     while (started < want) {
       try {
         std::thread([this] { worker_loop(); }).detach();
-      } catch (const std::system_error&) {
+      } catch (...) {
         break;
       }
       ++started;
     }
-    return started;
+    return std::min(started, want);
   }
 };
 
@@ -127,22 +132,34 @@ void reset_after_fork() { g_pool = new Pool; }
 
 }  // namespace
 
+// Clears the pool's busy flag however run_team leaves.
+class BusyGuard {
+ public:
+  explicit BusyGuard(std::atomic<bool>& busy) : busy_(busy) {}
+  ~BusyGuard() { busy_.store(false, std::memory_order_release); }
+
+ private:
+  std::atomic<bool>& busy_;
+};
+
 void run_team(int threads, void (*fn)(void*), void* ctx) {
   Pool& p = *g_pool;
   if (threads <= 1 || t_in_team || p.busy.exchange(true, std::memory_order_acquire)) {
     fn(ctx);  // nested, or another thread's team is running: this call's chunks run here
     return;
   }
-  const int workers = p.ensure_workers(std::min(threads - 1, kMaxWorkers));
+  BusyGuard guard(p.busy);
+  const int seats = p.ensure_workers(std::min(threads, kMaxThreads) - 1);
   {
     std::lock_guard<std::mutex> lock(p.m);
     p.fn = fn;
     p.ctx = ctx;
-    p.seats = workers;
+    p.seats = seats;
     p.error = nullptr;
     p.epoch.fetch_add(1, std::memory_order_release);
   }
-  if (p.sleepers.load(std::memory_order_relaxed) > 0) p.wake.notify_all();
+  const int sleeping = p.sleepers.load(std::memory_order_relaxed);
+  for (int i = 0; i < std::min(sleeping, seats); ++i) p.wake.notify_one();
 
   t_in_team = true;
   try {
@@ -151,8 +168,10 @@ void run_team(int threads, void (*fn)(void*), void* ctx) {
     p.record(std::current_exception());
   }
   t_in_team = false;
+  int joined;
   {
     std::lock_guard<std::mutex> lock(p.m);  // from here on no worker joins
+    joined = seats - p.seats;
     p.fn = nullptr;
     p.seats = 0;
   }
@@ -161,13 +180,13 @@ void run_team(int threads, void (*fn)(void*), void* ctx) {
     if (i < 4096) FASTCONV_PAUSE();
     else std::this_thread::yield();
   }
+  p.last_team.store(1 + joined, std::memory_order_relaxed);
   std::exception_ptr error;
   {
     std::lock_guard<std::mutex> lock(p.m);
     error = p.error;
     p.error = nullptr;
   }
-  p.busy.store(false, std::memory_order_release);
   if (error) std::rethrow_exception(error);
 }
 
@@ -178,6 +197,8 @@ int workers_started() {
   std::lock_guard<std::mutex> lock(g_pool->m);
   return g_pool->started;
 }
+
+int last_team_threads() { return g_pool->last_team.load(std::memory_order_relaxed); }
 
 }  // namespace pool
 }  // namespace fastconv

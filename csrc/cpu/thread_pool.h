@@ -34,7 +34,6 @@ class ChunkQueue {
     *end = std::min(n_, b + grain_);
     return true;
   }
-  int64_t size() const { return n_; }
 
  private:
   std::atomic<int64_t> next_{0};
@@ -48,6 +47,7 @@ void run_team(int threads, void (*fn)(void*), void* ctx);
 int spin_us();
 void set_spin_us(int us);   // how long an idle worker spins before it sleeps (0: sleep at once)
 int workers_started();      // threads the pool has started (for tests and the environment report)
+int last_team_threads();    // threads (caller included) that ran the last team (for tests)
 }  // namespace pool
 
 // team(queue) runs once on each of up to `threads` threads; each takes chunks of [0, n) from the

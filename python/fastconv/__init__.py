@@ -28,7 +28,7 @@ from .functional import (
 _ISAS = ("scalar", "avx2", "avx512")
 
 
-_MAX_THREADS = 1024
+_MAX_THREADS = _cpu.max_threads()
 
 
 def set_num_threads(n: int) -> None:

@@ -11,9 +11,11 @@ threads again (tens of microseconds, against milliseconds of spinning saved). Re
 are unchanged: the same OpenBLAS does the same work with the same threads.
 
 It is done only when it is safe: OpenBLAS built with its own pthreads server (not OpenMP),
-version 0.3 or later (which restarts its threads lazily), and only one Python thread in the
+version 0.3.14 or later (which restarts its threads lazily), and only one Python thread in the
 process, so no other thread can be inside a BLAS call (the shutdown would pull its threads
-away). Off with fc.set_blas_parking(False) or FASTCONV_PARK_BLAS=0.
+away); a Jupyter kernel always runs several, so there it never parks. The libraries are looked
+up at the first park(): an OpenBLAS loaded later (SciPy's) is left alone. Off with
+fc.set_blas_parking(False) or FASTCONV_PARK_BLAS=0.
 """
 from __future__ import annotations
 
@@ -46,8 +48,10 @@ def _symbol(lib, *names):
 
 def _parkable(path):
     """(shutdown function, server-running flag) of one OpenBLAS, or None when it is not safe."""
-    try:
-        lib = ctypes.CDLL(path, mode=getattr(os, "RTLD_NOLOAD", 0) | ctypes.RTLD_GLOBAL)
+    if not hasattr(os, "RTLD_NOLOAD"):
+        return None
+    try:      # the loaded library itself, kept local: RTLD_GLOBAL would let it interpose its
+        lib = ctypes.CDLL(path, mode=os.RTLD_NOLOAD)   # symbols on every library loaded later
     except OSError:
         return None
     get_parallel = _symbol(lib, "openblas_get_parallel", "scipy_openblas_get_parallel64_",
@@ -61,8 +65,10 @@ def _parkable(path):
     get_config.restype = ctypes.c_char_p
     if get_parallel() != 1:                      # 1: pthreads server; 2: OpenMP; 0: sequential
         return None
-    version = re.search(rb"OpenBLAS (\d+)\.(\d+)", get_config() or b"")
-    if not version or (int(version.group(1)), int(version.group(2))) < (0, 3):
+    version = re.search(rb"OpenBLAS (\d+)\.(\d+)\.(\d+)", get_config() or b"")
+    # 0.3.14 fixed a race in blas_thread_shutdown_ (OpenBLAS PR #3111); later calls restart the
+    # threads lazily.
+    if not version or tuple(int(v) for v in version.groups()) < (0, 3, 14):
         return None
     try:
         running = ctypes.c_int.in_dll(lib, "blas_server_avail")
