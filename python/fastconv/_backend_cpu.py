@@ -31,7 +31,12 @@ _CACHE_MIN_BYTES = 1 << 20
 
 
 def contiguous(a):
-    return np.ascontiguousarray(a)
+    """a itself when the kernels can read it in place (C-contiguous and element-aligned), else an
+    aligned C-contiguous copy (a view at an odd byte offset, e.g. into a uint8 buffer, is copied:
+    the kernels' vector loads and streaming stores assume element alignment). Keeps 0-d arrays 0-d."""
+    if a.flags.c_contiguous and a.flags.aligned:
+        return a
+    return np.array(a, order="C", copy=True)
 
 
 def _before_parallel(work):
@@ -79,10 +84,24 @@ def max_pool2d_backward(spec, gy, indices):
 
 
 def relu_forward(x, out=None):
-    y = empty(x.shape, x.dtype) if out is None else out
+    """x -> relu(x) into `out` (or a new array). `out` is written by the kernel only when it is
+    aligned and either x itself or disjoint from x; otherwise through a temporary (like NumPy,
+    which buffers partially overlapping operands)."""
+    in_place = out is not None and out.flags.aligned and (
+        _same_memory(out, x) or not np.shares_memory(out, x))
+    y = out if in_place else empty(x.shape, x.dtype)
     _before_parallel(x.size)
     _cpu.relu_forward(x, y)
+    if out is not None and not in_place:
+        out[...] = y
+        return out
     return y
+
+
+def _same_memory(a, b):
+    """a and b are the same elements in the same order (out=x)."""
+    return (a.__array_interface__["data"][0] == b.__array_interface__["data"][0]
+            and a.strides == b.strides and a.shape == b.shape)
 
 
 def relu_backward(gy, y):

@@ -162,6 +162,13 @@ def _pool_spec(x_shape, kernel_size, stride, padding, layout) -> Pool2dSpec:
     return Pool2dSpec(N, C, H, W, R, S, P, Q, (sh, sw), (pt, pb, pl, pr), layout)
 
 
+def _flag(name, value):
+    """A yes/no argument: True/False (or NumPy's bool), never an array or other object."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {type(value).__name__}")
+    return bool(value)
+
+
 def _check_grad_y(grad_y, expected_shape, axes):
     if tuple(grad_y.shape) != tuple(expected_shape):
         raise ValueError(
@@ -213,7 +220,7 @@ def conv2d_backward_weight(grad_y, x, weight_shape, *, stride=1, padding=0, dila
     _check_ndim("x", x, 4, _axes(layout, "x"))
     spec = _conv_spec(x.shape, _shape4("weight_shape", weight_shape), stride, padding, dilation, layout)
     _check_grad_y(grad_y, spec.y_shape, _axes(layout, "y"))
-    return be.conv2d_backward_weight(spec, be.contiguous(grad_y), be.contiguous(x), bool(bias))
+    return be.conv2d_backward_weight(spec, be.contiguous(grad_y), be.contiguous(x), _flag("bias", bias))
 
 
 def conv2d_backward(grad_y, x, weight, *, stride=1, padding=0, dilation=1, layout="NCHW", bias=True):
@@ -226,9 +233,10 @@ def conv2d_backward(grad_y, x, weight, *, stride=1, padding=0, dilation=1, layou
     _check_ndim("weight", weight, 4, _axes(layout, "w"))
     spec = _conv_spec(x.shape, weight.shape, stride, padding, dilation, layout)
     _check_grad_y(grad_y, spec.y_shape, _axes(layout, "y"))
+    with_bias = _flag("bias", bias)
     gy = be.contiguous(grad_y)
     gx = be.conv2d_backward_data(spec, gy, be.contiguous(weight))
-    gw, gb = be.conv2d_backward_weight(spec, gy, be.contiguous(x), bool(bias))
+    gw, gb = be.conv2d_backward_weight(spec, gy, be.contiguous(x), with_bias)
     return gx, gw, gb
 
 
@@ -273,6 +281,8 @@ def relu(x, *, out=None):
             raise ValueError(f"out must match x: x {tuple(x.shape)} {x.dtype}, out {tuple(out.shape)} {out.dtype}")
         if not out.flags.c_contiguous:
             raise ValueError("out must be C-contiguous")
+        if not out.flags.writeable:
+            raise ValueError("out is read-only")
     return be.relu_forward(be.contiguous(x), out)
 
 
@@ -337,7 +347,7 @@ def linear_backward_weight(grad_y, x, *, bias=True):
     _same_dtype(grad_y=grad_y, x=x)
     _check_ndim("x", x, 2, _X2)
     _check_linear_grad_y(grad_y, x.shape[0], None)
-    return be.matmul(grad_y.T, x), (be.column_sums(grad_y) if bias else None)
+    return be.matmul(grad_y.T, x), (be.column_sums(grad_y) if _flag("bias", bias) else None)
 
 
 def linear_backward(grad_y, x, weight, *, bias=True):
@@ -347,7 +357,7 @@ def linear_backward(grad_y, x, weight, *, bias=True):
     _check_linear(x, weight)
     _check_linear_grad_y(grad_y, x.shape[0], weight.shape[0])
     return (be.matmul(grad_y, weight), be.matmul(grad_y.T, x),
-            be.column_sums(grad_y) if bias else None)
+            be.column_sums(grad_y) if _flag("bias", bias) else None)
 
 
 def _dense_kernel_grad(grad_y, x):

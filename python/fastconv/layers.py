@@ -175,6 +175,9 @@ class Layer:
     def _ensure_built(self, x):
         """Build at the first call; keep the parameters where x lives (NumPy or CuPy) and give x
         the parameters' dtype (like Keras, which casts inputs to the layer's dtype). Returns x."""
+        if x.dtype.kind not in "fiub":
+            raise TypeError(f"{self.name or type(self).__name__}: x has dtype {x.dtype}; layers take real "
+                            "numbers (float32/float64, or integers and booleans, cast to the layer's dtype)")
         if not self.built:
             self.build(x.shape[1:])
         if self.params:

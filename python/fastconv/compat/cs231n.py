@@ -50,6 +50,10 @@ __all__ = [
 def _common_float(*arrays):
     """The arrays in their common float dtype (float32 only when every float input is float32)."""
     xp = array_module(arrays[0])
+    for a in arrays:
+        if getattr(a, "dtype", np.dtype(np.float64)).kind not in "fiub":
+            raise TypeError(f"expected real-valued arrays (float32/float64), got dtype {a.dtype}; "
+                            "complex values would be truncated")
     dtype = np.result_type(*[a.dtype for a in arrays])
     if dtype not in (np.float32, np.float64):
         dtype = np.dtype(np.float64)

@@ -1,0 +1,102 @@
+"""Inputs a hostile or careless user can pass: each must work or raise a clear exception (the
+crash cases run in a subprocess, so a regression fails the test instead of killing pytest)."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import fastconv as fc
+from fastconv.compat import cs231n
+
+
+def _misaligned(shape, dtype, offset=1):
+    """An array of `shape` at `offset` bytes into a uint8 buffer: not element-aligned."""
+    dtype = np.dtype(dtype)
+    n = int(np.prod(shape))
+    buf = np.zeros(n * dtype.itemsize + offset + 64, np.uint8)
+    a = buf[offset:offset + n * dtype.itemsize].view(dtype).reshape(shape)
+    assert not a.flags.aligned
+    return a
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_relu_into_a_misaligned_out_of_streaming_size(dtype):
+    """>= 16 MiB outputs use streaming stores, which need aligned addresses (was a segfault)."""
+    code = f"""
+import numpy as np, fastconv as fc, sys
+sys.path.insert(0, {repr(str(__import__('pathlib').Path(__file__).parent))})
+from test_bad_inputs import _misaligned
+n = (17 << 20) // np.dtype(np.{np.dtype(dtype).name}).itemsize
+x = _misaligned((n,), np.{np.dtype(dtype).name})
+x[:] = np.linspace(-1, 1, n)
+want = np.maximum(x, 0)
+assert fc.relu(x, out=x) is x
+assert np.array_equal(x, want)
+y = _misaligned((n,), np.{np.dtype(dtype).name}, offset=3)
+fc.relu(want - 0.5, out=y)
+assert np.array_equal(y, np.maximum(want - 0.5, 0))
+print("ok")
+"""
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0 and "ok" in r.stdout, r.stderr[-2000:]
+
+
+def test_misaligned_inputs_are_copied_for_every_kernel():
+    rng = np.random.default_rng(0)
+    x = _misaligned((2, 3, 9, 9), np.float32)
+    x[...] = rng.standard_normal(x.shape)
+    w = _misaligned((4, 3, 3, 3), np.float32, offset=2)
+    w[...] = rng.standard_normal(w.shape)
+    want = fc.conv2d(np.ascontiguousarray(x), np.ascontiguousarray(w), padding=1)
+    assert np.array_equal(fc.conv2d(x, w, padding=1), want)
+    assert np.array_equal(fc.max_pool2d(x)[0], fc.max_pool2d(np.ascontiguousarray(x))[0])
+
+
+def test_relu_out_partially_overlapping_x_matches_numpy():
+    base = np.linspace(-1, 1, 4000).astype(np.float32)
+    x, out = base[:3000], base[1000:4000]
+    want = np.maximum(x.copy(), 0)
+    fc.relu(x, out=out)
+    assert np.array_equal(out, want)
+
+
+def test_relu_of_a_0d_array_is_0d():
+    y = fc.relu(np.array(-2.5, np.float32))
+    assert y.shape == () and y == 0
+    assert fc.relu(np.array(3.0)).shape == ()
+
+
+def test_relu_read_only_out_is_named():
+    x = np.ones(4, np.float32)
+    out = np.empty(4, np.float32)
+    out.flags.writeable = False
+    with pytest.raises(ValueError, match="out is read-only"):
+        fc.relu(x, out=out)
+
+
+def test_complex_inputs_raise_everywhere():
+    x = (np.ones((2, 8, 8, 3)) * 1j).astype(np.complex64)
+    with pytest.raises(TypeError, match="complex64"):
+        fc.layers.Conv2D(4, 3).forward(x)
+    w, b = np.ones((4, 3, 3, 3)), np.zeros(4)
+    with pytest.raises(TypeError, match="complex"):
+        cs231n.conv_forward_fast(x.transpose(0, 3, 1, 2), w, b, {"stride": 1, "pad": 1})
+    with pytest.raises(TypeError):
+        fc.conv2d(x, np.ones((3, 3, 3, 4), np.complex64), layout="NHWC")
+
+
+@pytest.mark.parametrize("call", [
+    lambda gy, x, w: fc.conv2d_backward(gy, x, w, bias=np.ones(4)),
+    lambda gy, x, w: fc.conv2d_backward_weight(gy, x, w.shape, bias="yes"),
+])
+def test_bias_flag_must_be_a_bool(call):
+    rng = np.random.default_rng(1)
+    x, w = rng.standard_normal((1, 3, 6, 6)).astype(np.float32), rng.standard_normal((4, 3, 3, 3)).astype(np.float32)
+    gy = np.ones((1, 4, 4, 4), np.float32)
+    with pytest.raises(TypeError, match="bias must be True or False"):
+        call(gy, x, w)
+    with pytest.raises(TypeError, match="bias must be True or False"):
+        fc.linear_backward_weight(np.ones((2, 3), np.float32), np.ones((2, 5), np.float32), bias=[1])
