@@ -100,3 +100,41 @@ def test_bias_flag_must_be_a_bool(call):
         call(gy, x, w)
     with pytest.raises(TypeError, match="bias must be True or False"):
         fc.linear_backward_weight(np.ones((2, 3), np.float32), np.ones((2, 5), np.float32), bias=[1])
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), 2**60, -1])
+def test_output_cache_limit_rejects_absurd_values(bad):
+    before = fc.output_cache_info()["limit_mib"]
+    with pytest.raises(ValueError, match=r"megabytes must be a number in \[0, "):
+        fc.set_output_cache_limit(bad)
+    assert fc.output_cache_info()["limit_mib"] == before
+
+
+def test_layer_input_shape_with_an_empty_dimension():
+    with pytest.raises(ValueError, match="empty or negative dimension"):
+        fc.layers.Conv2D(4, 3, input_shape=(8, 8, 0))
+
+
+def test_flatten_backward_before_forward():
+    with pytest.raises(RuntimeError, match="backward called before forward"):
+        fc.layers.Flatten().backward(np.ones((2, 3), np.float32))
+
+
+def test_load_weights_changes_nothing_when_an_entry_is_unusable(tmp_path):
+    """An entry of the right shape but an unusable dtype (strings) must not leave the model
+    half-loaded: every entry is converted before any parameter is written."""
+    model = fc.Sequential([fc.layers.Dense(3, input_shape=(4,), seed=0), fc.layers.Dense(2, seed=1)])
+    model.build()
+    before = {r.name: r.value.copy() for r in model.parameters()}
+    path = tmp_path / "w.npz"
+    model.save_weights(path)
+    with np.load(path) as data:
+        entries = {k: data[k] for k in data.files}
+    first, last = sorted(entries)[0], sorted(entries)[-1]
+    entries[first] = entries[first] + 1.0
+    entries[last] = np.full(entries[last].shape, "x")
+    np.savez(path, **entries)
+    with pytest.raises(ValueError, match="cannot be used"):
+        model.load_weights(path)
+    for r in model.parameters():
+        assert np.array_equal(r.value, before[r.name])

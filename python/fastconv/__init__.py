@@ -112,9 +112,13 @@ def set_output_cache_limit(megabytes: float) -> None:
     fresh 100 MB array costs on its first write (more than the convolution itself on VGG16's
     first layers at batch 8). Default 1024 MiB, or FASTCONV_OUTPUT_CACHE_MB at import time.
     Memory of arrays still in use is not counted and never reclaimed early."""
-    if isinstance(megabytes, bool) or not isinstance(megabytes, (int, float)) or megabytes < 0:
-        raise ValueError(f"megabytes must be a number >= 0, got {megabytes!r}")
+    if (isinstance(megabytes, bool) or not isinstance(megabytes, (int, float))
+            or not 0 <= megabytes <= _MAX_CACHE_MB):
+        raise ValueError(f"megabytes must be a number in [0, {_MAX_CACHE_MB}], got {megabytes!r}")
     _cpu.output_cache_set_limit(int(megabytes * (1 << 20)))
+
+
+_MAX_CACHE_MB = 1 << 20   # 1 TiB: more than any machine this runs on, and finite (NaN and inf fail)
 
 
 def output_cache_info() -> dict:

@@ -160,6 +160,9 @@ class Layer:
     def build(self, input_shape):
         """Create the parameters for inputs of shape (batch axis excluded) `input_shape`."""
         input_shape = tuple(int(d) for d in input_shape)
+        if any(d < 1 for d in input_shape):
+            raise ValueError(f"{self.name or type(self).__name__}: input_shape {input_shape} (batch axis "
+                             "excluded) has an empty or negative dimension")
         self._build(input_shape)
         self.input_shape = input_shape
         self.built = True
@@ -465,6 +468,8 @@ class Flatten(Layer):
         return x.reshape(x.shape[0], -1)
 
     def backward(self, grad_y):
+        if self._x_shape is None:
+            raise RuntimeError(f"{self.name or 'Flatten'}.backward called before forward")
         return grad_y.reshape(self._x_shape) if self.needs_input_grad else None
 
 

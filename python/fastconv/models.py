@@ -258,10 +258,16 @@ class Sequential:
             if tuple(stored[key].shape) != want:
                 raise ValueError(f"layer {layer.name!r} parameter {k!r}: the file holds shape "
                                  f"{tuple(stored[key].shape)} but the model expects {want}")
+        converted = {}                  # every entry converted before any parameter changes
+        for key, (layer, k) in expected.items():
+            try:
+                converted[key] = layer._import(k, stored[key]).astype(layer.params[k].dtype)
+            except (TypeError, ValueError) as exc:
+                raise ValueError(f"layer {layer.name!r} parameter {k!r}: the file's {stored[key].dtype} "
+                                 f"entry cannot be used ({exc})") from None
         for key, (layer, k) in expected.items():
             p = layer.params[k]
-            xp = array_module(p)
-            p[...] = xp.asarray(layer._import(k, stored[key]).astype(p.dtype))
+            p[...] = array_module(p).asarray(converted[key])
         return self
 
 
