@@ -138,3 +138,30 @@ def test_load_weights_changes_nothing_when_an_entry_is_unusable(tmp_path):
         model.load_weights(path)
     for r in model.parameters():
         assert np.array_equal(r.value, before[r.name])
+
+
+@pytest.mark.parametrize("env, warned, check", [
+    ({"FASTCONV_ISA": "AVX2"}, False, "fc.cpu_isa() in ('avx2', 'scalar')"),
+    ({"FASTCONV_ISA": "bogus"}, True, "True"),
+    ({"FASTCONV_WINOGRAD": "off"}, False, "fc.get_winograd() is False"),
+    ({"FASTCONV_WINOGRAD": "OFF"}, False, "fc.get_winograd() is False"),
+    ({"FASTCONV_WINOGRAD": "maybe"}, True, "fc.get_winograd() is True"),
+    ({"FASTCONV_OUTPUT_CACHE_MB": "-1"}, True, "fc.output_cache_info()['limit_mib'] == 1024"),
+    ({"FASTCONV_OUTPUT_CACHE_MB": "64"}, False, "fc.output_cache_info()['limit_mib'] == 64"),
+    ({"FASTCONV_SPIN_US": "fast"}, True, "fc.get_worker_spin_us() == 100"),
+    ({"FASTCONV_SPIN_US": "0"}, False, "fc.get_worker_spin_us() == 0"),
+    ({"FASTCONV_PARK_BLAS": "no"}, False, "fc.get_blas_parking() is False"),
+])
+def test_environment_variables_accept_obvious_spellings_and_warn_once_on_others(env, warned, check):
+    import os
+
+    code = ("import warnings; warnings.simplefilter('always')\n"
+            "with warnings.catch_warnings(record=True) as w:\n"
+            "    import fastconv as fc\n"
+            "print(sum('is ignored' in str(x.message) for x in w))\n"
+            f"assert {check}, 'setting not applied'\n")
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("FASTCONV_")}
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                       env={**clean, **env})
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert int(r.stdout.split()[-1]) == (1 if warned else 0), r.stdout

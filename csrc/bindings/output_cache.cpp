@@ -1,6 +1,8 @@
 // The output-buffer cache of output_cache.h: exact-size free lists under one mutex.
 #include "output_cache.h"
 
+#include "../cpu/runtime.h"
+
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
@@ -15,10 +17,8 @@
 namespace fastconv {
 namespace {
 
-size_t initial_limit() {
-  const char* env = std::getenv("FASTCONV_OUTPUT_CACHE_MB");
-  if (env && *env) return static_cast<size_t>(std::strtoull(env, nullptr, 10)) << 20;
-  return size_t(1) << 30;
+size_t initial_limit() {   // MiB, at most 1 TiB (fastconv.set_output_cache_limit's range)
+  return static_cast<size_t>(env_number("FASTCONV_OUTPUT_CACHE_MB", 0, int64_t(1) << 20, 1024)) << 20;
 }
 
 struct Cache {

@@ -751,10 +751,7 @@ class KernelLog {
 // then does not read each output line before overwriting it. Smaller outputs stay in cache for
 // the next layer. Threshold: FASTCONV_STREAM_OUT_MB (default below).
 inline bool stream_output(Layout layout, int64_t K, int64_t out_bytes, int W) {
-  static const int64_t threshold = [] {
-    const char* e = std::getenv("FASTCONV_STREAM_OUT_MB");
-    return (e && *e ? std::atoll(e) : 16) << 20;
-  }();
+  static const int64_t threshold = env_number("FASTCONV_STREAM_OUT_MB", 0, int64_t(1) << 30, 16) << 20;
   return layout == Layout::NHWC && K % W == 0 && out_bytes >= threshold;
 }
 

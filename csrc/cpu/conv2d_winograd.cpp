@@ -3,20 +3,14 @@
 #include "conv2d_winograd.h"
 
 #include <atomic>
-#include <cstdlib>
-#include <cstring>
+
+#include "runtime.h"
 
 namespace fastconv {
 namespace {
 
-bool initial_winograd() {
-  const char* env = std::getenv("FASTCONV_WINOGRAD");
-  return !(env && std::strcmp(env, "0") == 0);
-}
-bool initial_force() {
-  const char* env = std::getenv("FASTCONV_WINOGRAD");
-  return env && std::strcmp(env, "force") == 0;
-}
+bool initial_winograd() { return env_switch("FASTCONV_WINOGRAD") != 0; }   // 0/off/false/no: off
+bool initial_force() { return env_lower("FASTCONV_WINOGRAD") == "force"; }
 
 std::atomic<bool> g_winograd{initial_winograd()};
 std::atomic<bool> g_force{initial_force()};

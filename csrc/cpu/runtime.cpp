@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cctype>
+#include <cerrno>
 #include <cstdlib>
 #include <cstring>
 
@@ -63,10 +65,8 @@ Isa detect_isa() {
 
 Isa initial_isa() {
   Isa isa = detect_isa();
-  if (const char* env = std::getenv("FASTCONV_ISA")) {
-    Isa requested;
-    if (parse_isa(env, &requested) && requested < isa) isa = requested;
-  }
+  Isa requested;
+  if (parse_isa(env_lower("FASTCONV_ISA"), &requested) && requested < isa) isa = requested;
   return isa;
 }
 
@@ -108,11 +108,32 @@ bool parse_isa(const std::string& name, Isa* out) {
 }
 
 bool verbose() {
-  static const bool on = [] {
-    const char* env = std::getenv("FASTCONV_VERBOSE");
-    return env && *env && std::strcmp(env, "0") != 0;
-  }();
+  static const bool on = env_switch("FASTCONV_VERBOSE") == 1;
   return on;
+}
+
+std::string env_lower(const char* name) {
+  const char* env = std::getenv(name);
+  std::string v = env ? env : "";
+  for (char& c : v) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return v;
+}
+
+int env_switch(const char* name) {
+  const std::string v = env_lower(name);
+  if (v == "1" || v == "on" || v == "true" || v == "yes") return 1;
+  if (v == "0" || v == "off" || v == "false" || v == "no") return 0;
+  return -1;
+}
+
+int64_t env_number(const char* name, int64_t lo, int64_t hi, int64_t fallback) {
+  const char* env = std::getenv(name);
+  if (!env || !*env) return fallback;
+  char* end = nullptr;
+  errno = 0;
+  const long long v = std::strtoll(env, &end, 10);
+  if (errno || *end != '\0' || v < lo || v > hi) return fallback;
+  return v;
 }
 
 }  // namespace fastconv

@@ -21,4 +21,12 @@ bool parse_isa(const std::string& name, Isa* out);
 
 bool verbose();                  // FASTCONV_VERBOSE=1: print which kernel ran
 
+// Environment settings, read with the obvious spellings accepted (python/fastconv/_env.py warns
+// once at import about any other value, which is then ignored):
+// env_switch: 1 for 1/on/true/yes, 0 for 0/off/false/no (any case), -1 when unset or neither.
+int env_switch(const char* name);
+// env_number: the integer value when set and within [lo, hi], else `fallback`.
+int64_t env_number(const char* name, int64_t lo, int64_t hi, int64_t fallback);
+std::string env_lower(const char* name);   // the value in lower case ("" when unset)
+
 }  // namespace fastconv

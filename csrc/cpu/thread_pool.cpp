@@ -31,14 +31,7 @@ namespace {
 // >= 3000 us (bench/bench_coexist.py, bench/results/coexist.txt).
 constexpr int kDefaultSpinUs = 100;
 
-int initial_spin_us() {
-  const char* env = std::getenv("FASTCONV_SPIN_US");
-  if (!env || !*env) return kDefaultSpinUs;
-  const long v = std::strtol(env, nullptr, 10);
-  return v < 0 ? 0 : (v > 1000000 ? 1000000 : static_cast<int>(v));
-}
-
-std::atomic<int> g_spin_us{initial_spin_us()};
+std::atomic<int> g_spin_us{static_cast<int>(env_number("FASTCONV_SPIN_US", 0, 1000000, kDefaultSpinUs))};
 
 thread_local bool t_in_team = false;  // workers always; the caller while its team runs
 

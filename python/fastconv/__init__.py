@@ -9,7 +9,9 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from . import _blas, _cpu
+from . import _blas, _cpu, _env
+
+_env.check()
 from .functional import (
     conv2d,
     conv2d_backward,

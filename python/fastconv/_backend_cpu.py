@@ -2,15 +2,14 @@
 from __future__ import annotations
 
 import math
-import os
 
 import numpy as np
 
-from . import _blas, _cpu
+from . import _blas, _cpu, _env
 
 # FASTCONV_POISON=1 fills every output with NaN (indices with -1) before the kernel runs, so a
 # kernel that leaves an element unwritten fails the tests instead of passing on stale memory.
-POISON = os.environ.get("FASTCONV_POISON", "0") not in ("", "0")
+POISON = _env.switch("FASTCONV_POISON", False)
 
 
 def empty(shape, dtype):

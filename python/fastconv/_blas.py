@@ -24,7 +24,9 @@ import os
 import re
 import sys
 
-_enabled = os.environ.get("FASTCONV_PARK_BLAS", "1") not in ("", "0")
+from . import _env
+
+_enabled = _env.switch("FASTCONV_PARK_BLAS", True)
 
 
 def _loaded_openblas_paths():
