@@ -165,3 +165,40 @@ def test_environment_variables_accept_obvious_spellings_and_warn_once_on_others(
                        env={**clean, **env})
     assert r.returncode == 0, r.stderr[-2000:]
     assert int(r.stdout.split()[-1]) == (1 if warned else 0), r.stdout
+
+
+@pytest.mark.parametrize("kw", [dict(stride=50000), dict(stride=2**40), dict(stride=2**63),
+                                dict(stride=(1, 2**40), padding=1)])
+def test_huge_strides_on_valid_input_work(kw):
+    """An output axis of one position ignores its stride: the result is stride 1's first row or
+    column (was an abort from std::bad_alloc inside a parallel region, or a MemoryError)."""
+    rng = np.random.default_rng(2)
+    x, w = rng.standard_normal((2, 3, 8, 8)).astype(np.float32), rng.standard_normal((4, 3, 3, 3)).astype(np.float32)
+    unit = dict(kw, stride=1)
+    y, y1 = fc.conv2d(x, w, **kw), fc.conv2d(x, w, **unit)
+    P, Q = y.shape[2:]
+    assert np.array_equal(y, y1[:, :, :P, :Q])
+    gy = rng.standard_normal(y.shape).astype(np.float32)
+    gy1 = np.zeros_like(y1)
+    gy1[:, :, :P, :Q] = gy
+    for got, want in zip(fc.conv2d_backward(gy, x, w, **kw), fc.conv2d_backward(gy1, x, w, **unit)):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    p, _ = fc.max_pool2d(x, 2, stride=kw["stride"])
+    assert np.array_equal(p, fc.max_pool2d(x, 2, stride=1)[0][:, :, :p.shape[2], :p.shape[3]])
+
+
+def test_dilation_of_a_one_tap_kernel_is_ignored():
+    rng = np.random.default_rng(3)
+    x, w = rng.standard_normal((1, 3, 5, 5)).astype(np.float32), rng.standard_normal((4, 3, 1, 1)).astype(np.float32)
+    assert np.array_equal(fc.conv2d(x, w, dilation=2**31), fc.conv2d(x, w))
+
+
+@pytest.mark.parametrize("kw, match", [
+    (dict(padding=2**62), "padding too large"),
+    (dict(padding=(2**40, 1)), "padding too large"),
+    (dict(padding=2**62, dilation=2**62), "padding too large|output size"),
+])
+def test_absurd_padding_is_a_clear_error(kw, match):
+    x, w = np.ones((1, 3, 8, 8), np.float32), np.ones((4, 3, 3, 3), np.float32)
+    with pytest.raises(ValueError, match=match):
+        fc.conv2d(x, w, **kw)

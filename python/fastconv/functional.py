@@ -137,7 +137,29 @@ def _conv_spec(x_shape, w_shape, stride, padding, dilation, layout, relu=False) 
         raise ValueError(
             f"output size {P}x{Q} < 1: x {tuple(x_shape)}, weight {tuple(w_shape)}, stride {(sh, sw)}, "
             f"padding {(pt, pb, pl, pr)}, dilation {(dh, dw)} (the dilated kernel is larger than the padded input)")
+    _check_extents(padded=(("padding", H + pt + pb), ("padding", W + pl + pr)),
+                   taps=(("dilation", dh * (R - 1) + 1), ("dilation", dw * (S - 1) + 1)))
+    sh, sw, dh, dw = _canonical(P, sh), _canonical(Q, sw), _canonical(R, dh), _canonical(S, dw)
     return Conv2dSpec(N, C, H, W, K, R, S, P, Q, (sh, sw), (pt, pb, pl, pr), (dh, dw), layout, relu)
+
+
+# Padded inputs and dilated kernels beyond this many rows or columns are rejected: no real
+# layer comes near, and every index product in the kernels then stays far from 64-bit overflow.
+_MAX_EXTENT = 2**31 - 1
+
+
+def _check_extents(padded, taps):
+    for name, extent in padded + taps:
+        if extent > _MAX_EXTENT:
+            what = "padded input" if (name, extent) in padded else "dilated kernel"
+            raise ValueError(f"{name} too large: the {what} would span {extent} rows or columns "
+                             f"(at most {_MAX_EXTENT})")
+
+
+def _canonical(size, step):
+    """A stride of an output axis with one position, or a dilation of a one-tap kernel axis, has
+    no effect: it becomes 1, so no kernel sizes a buffer by it (stride=50000 on an 8x8 image)."""
+    return 1 if size == 1 else step
 
 
 @_cached
@@ -155,10 +177,13 @@ def _pool_spec(x_shape, kernel_size, stride, padding, layout) -> Pool2dSpec:
             f"(a window made only of padding has no maximum)")
     P = conv_output_size(H, R, sh, pt, pb)
     Q = conv_output_size(W, S, sw, pl, pr)
+    _check_extents(padded=(("padding", H + pt + pb), ("padding", W + pl + pr)),
+                   taps=(("kernel_size", R), ("kernel_size", S)))
     if P < 1 or Q < 1:
         raise ValueError(
             f"output size {P}x{Q} < 1: x {tuple(x_shape)}, kernel_size {(R, S)}, stride {(sh, sw)}, "
             f"padding {(pt, pb, pl, pr)}")
+    sh, sw = _canonical(P, sh), _canonical(Q, sw)
     return Pool2dSpec(N, C, H, W, R, S, P, Q, (sh, sw), (pt, pb, pl, pr), layout)
 
 
