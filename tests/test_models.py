@@ -228,3 +228,36 @@ def test_convert_script_writes_a_loadable_file(tmp_path):
     convert_vgg16_weights.main(["--torch-npz", str(tmp_path / "sd.npz"), "-o", str(tmp_path / "out.npz")])
     model = fc.models.vgg16_base((3, 32, 32), data_format="channels_first", weights=tmp_path / "out.npz")
     np.testing.assert_array_equal(model.layers[-2].params["kernel"], state["features.28.weight"])
+
+
+@pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
+@pytest.mark.parametrize("pool", [dict(pool_size=2), dict(pool_size=3, strides=2, padding="same")])
+def test_relu_mask_fused_into_the_pool_gives_the_same_gradients(data_format, pool):
+    """Sequential applies a Conv2D's ReLU gradient mask in the MaxPooling2D above it (on the small
+    pooled output): every gradient must be bit-identical to the unfused layer-by-layer chain,
+    with overlapping windows and NaN inputs too."""
+    from fastconv.layers import Conv2D, Dense, Flatten, MaxPooling2D
+
+    rng = np.random.default_rng(7)
+    shape = (10, 10, 3) if data_format == "channels_last" else (3, 10, 10)
+    model = fc.Sequential([
+        Conv2D(8, 3, activation="relu", padding="same", data_format=data_format, input_shape=shape, seed=1),
+        MaxPooling2D(data_format=data_format, **pool),
+        Conv2D(6, 3, activation="relu", data_format=data_format, seed=2),
+        MaxPooling2D(data_format=data_format, **pool), Flatten(), Dense(5, seed=3)], input_grad=True)
+    model.build()
+    assert model._relu_pools == {1, 3}
+    x = rng.standard_normal((4, *shape)).astype(np.float32)
+    x[0, 1, 1, 1] = np.nan
+    y = model.forward(x)
+    gy = rng.standard_normal(y.shape).astype(np.float32)
+    gx_fused = model.backward(gy)
+    fused = {r.name: r.grad.copy() for r in model.parameters()}
+
+    model.forward(x)
+    g = gy
+    for layer in reversed(model.layers):          # plain chain: each layer does its own ReLU
+        g = layer.backward(g)
+    for r in model.parameters():
+        assert np.array_equal(r.grad, fused[r.name], equal_nan=True), r.name
+    assert np.array_equal(g, gx_fused, equal_nan=True)

@@ -306,6 +306,7 @@ class Conv2D(Layer):
         self.kernel_initializer = kernel_initializer
         self.seed = seed
         self._x = self._y = None
+        self.relu_applied_once = False
         if self.input_shape is not None:
             self.build(self.input_shape)
 
@@ -362,7 +363,10 @@ class Conv2D(Layer):
     def backward(self, grad_y):
         if self._x is None:
             raise RuntimeError(f"{self.name or 'Conv2D'}.backward called before forward(training=True)")
-        if self._y is not None:
+        # Sequential sets relu_applied_once when the pool above already applied the ReLU mask
+        # (MaxPooling2D.backward); it holds for this one call.
+        relu_applied, self.relu_applied_once = self.relu_applied_once, False
+        if self._y is not None and not relu_applied:
             grad_y = F.relu_backward(grad_y, self._y)
         kernel = self.params["kernel"]
         self.grads = {}
@@ -391,7 +395,9 @@ class MaxPooling2D(Layer):
         self.padding = _keras_padding(padding)
         self.data_format = data_format
         self.layout = _layout(data_format)
-        self._indices = self._x_shape = None
+        self._indices = self._x_shape = self._y = None
+        self.keep_output = False           # set by Sequential when it fuses a ReLU mask (backward)
+        self.relu_mask_once = False
 
     def output_shape(self, input_shape):
         if len(input_shape) != 3:
@@ -414,15 +420,25 @@ class MaxPooling2D(Layer):
         y, indices = F.max_pool2d(x, self.pool_size, **self._kw())
         if self._keeps_for_backward(training):
             self._indices, self._x_shape = indices, tuple(x.shape)
+            self._y = y if self.keep_output else None
         return y
 
     def backward(self, grad_y):
+        """With relu_mask_once set (by Sequential, for this one call; needs keep_output): the layer
+        below ends in ReLU, and its gradient mask is applied here, on the pooled output, where it
+        is 4x smaller for 2x2 pooling and gives the same values (every window's winner holds the
+        pooled value), so that layer skips its own."""
+        relu_mask, self.relu_mask_once = self.relu_mask_once, False
         if not self.needs_input_grad:
             return None
         if self._indices is None:
             raise RuntimeError(f"{self.name or 'MaxPooling2D'}.backward called before forward(training=True)")
+        if relu_mask:
+            if self._y is None:
+                raise RuntimeError(f"{self.name or 'MaxPooling2D'}: relu_mask needs keep_output = True")
+            grad_y = F.relu_backward(grad_y, self._y)
         gx = F.max_pool2d_backward(grad_y, self._indices, self._x_shape, self.pool_size, **self._kw())
-        self._indices = self._x_shape = None
+        self._indices = self._x_shape = self._y = None
         return gx
 
 

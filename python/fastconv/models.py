@@ -126,7 +126,23 @@ class Sequential:
         for i, layer in enumerate(self.layers):
             layer.needs_input_grad = self.input_grad or i > first
         self._first = 0 if self.input_grad else first
+        self._fuse_relu_pool()
         self._marked = self._marks_key()
+
+    def _fuse_relu_pool(self):
+        """Indices of MaxPooling2D layers directly above a Conv2D(activation="relu") of the same
+        layout: backward applies the conv's ReLU gradient mask in the pool, on its small output,
+        and the conv skips its own pass over the large one (MNIST CNN step: -1.5 ms of ~19; VGG16
+        at batch 8: no ReLU backward over conv1_2's 103 MB output)."""
+        self._relu_pools = set()
+        for i, layer in enumerate(self.layers):
+            if isinstance(layer, MaxPooling2D):
+                below = self.layers[i - 1] if i > 0 else None
+                fused = (isinstance(below, Conv2D) and below.activation == "relu"
+                         and below.layout == layer.layout and i - 1 >= self._first)
+                layer.keep_output = fused
+                if fused:
+                    self._relu_pools.add(i)
 
     def _refresh_marks(self):
         """Re-mark when a trainable flag or input_grad changed since the last marks."""
@@ -155,7 +171,12 @@ class Sequential:
         layer's .grads. Returns dL/dx when input_grad=True, else None."""
         self._refresh_marks()
         g = grad_y
-        for layer in reversed(self.layers[self._first:]):
+        for i in range(len(self.layers) - 1, self._first - 1, -1):
+            layer = self.layers[i]
+            if i in self._relu_pools:
+                layer.relu_mask_once = True
+            elif i + 1 in self._relu_pools:
+                layer.relu_applied_once = True
             g = layer.backward(g)
         return g if self.input_grad else None
 
