@@ -202,3 +202,13 @@ def test_absurd_padding_is_a_clear_error(kw, match):
     x, w = np.ones((1, 3, 8, 8), np.float32), np.ones((4, 3, 3, 3), np.float32)
     with pytest.raises(ValueError, match=match):
         fc.conv2d(x, w, **kw)
+
+
+def test_misaligned_linear_operands_are_copied():
+    rng = np.random.default_rng(4)
+    x = _misaligned((5, 40), np.float32)
+    x[...] = rng.standard_normal(x.shape)
+    w = _misaligned((40, 7), np.float32, offset=2).T          # a misaligned transposed view
+    w[...] = rng.standard_normal(w.shape)
+    want = fc.linear(np.ascontiguousarray(x), np.ascontiguousarray(w))
+    assert np.array_equal(fc.linear(x, w), want)

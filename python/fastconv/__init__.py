@@ -55,7 +55,7 @@ def set_blas_parking(enabled: bool) -> None:
     """Before a multithreaded CPU kernel, stop the threads NumPy's OpenBLAS leaves spinning after
     each call (about 0.1 s), so they do not take cores from the kernel; the next BLAS call starts
     them again. On by default; FASTCONV_PARK_BLAS=0 turns it off at import. Acts only on OpenBLAS
-    >= 0.3 with its pthreads server and while one Python thread runs. NumPy's results do not change."""
+    >= 0.3.14 with its pthreads server and while one Python thread runs. NumPy's results do not change."""
     _blas.set_enabled(enabled)
 
 

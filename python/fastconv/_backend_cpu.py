@@ -112,11 +112,9 @@ def relu_backward(gy, y):
 
 def _stored(a):
     """(C-contiguous memory of a, whether a is its transpose): a `.T` view is read in place."""
-    if a.flags.c_contiguous:
-        return a, False
-    if a.flags.f_contiguous:
+    if a.flags.f_contiguous and not a.flags.c_contiguous and a.flags.aligned:
         return a.T, True
-    return np.ascontiguousarray(a), False
+    return contiguous(a), False
 
 
 def matmul(a, b, bias=None, relu=False):

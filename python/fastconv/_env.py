@@ -14,25 +14,25 @@ def _switch(v):
 
 
 def _int_in(lo, hi):
-    def ok(v):
+    """(accepts, description) of an integer setting in [lo, hi]."""
+    def accepts(v):
         try:
             return lo <= int(v) <= hi and str(int(v)) == v.strip().lstrip("+")
         except ValueError:
             return False
-    ok.allowed = f"an integer in [{lo}, {hi}]"
-    return ok
+    return accepts, f"an integer in [{lo}, {hi}]"
 
 
-_switch.allowed = "1/on/true/yes or 0/off/false/no"
-_RULES = {
+_SWITCH_TEXT = "1/on/true/yes or 0/off/false/no"
+_RULES = {   # name -> (accepts(value), what is allowed)
     "FASTCONV_ISA": (lambda v: v.lower() in ("avx512", "avx2", "scalar"), "avx512, avx2 or scalar"),
-    "FASTCONV_WINOGRAD": (lambda v: _switch(v) or v.lower() == "force", _switch.allowed + " or force"),
-    "FASTCONV_VERBOSE": (_switch, _switch.allowed),
-    "FASTCONV_POISON": (_switch, _switch.allowed),
-    "FASTCONV_PARK_BLAS": (_switch, _switch.allowed),
-    "FASTCONV_SPIN_US": (_int_in(0, 1_000_000), _int_in(0, 1_000_000).allowed),
-    "FASTCONV_OUTPUT_CACHE_MB": (_int_in(0, 1 << 20), _int_in(0, 1 << 20).allowed),
-    "FASTCONV_STREAM_OUT_MB": (_int_in(0, 1 << 30), _int_in(0, 1 << 30).allowed),
+    "FASTCONV_WINOGRAD": (lambda v: _switch(v) or v.lower() == "force", _SWITCH_TEXT + " or force"),
+    "FASTCONV_VERBOSE": (_switch, _SWITCH_TEXT),
+    "FASTCONV_POISON": (_switch, _SWITCH_TEXT),
+    "FASTCONV_PARK_BLAS": (_switch, _SWITCH_TEXT),
+    "FASTCONV_SPIN_US": _int_in(0, 1_000_000),
+    "FASTCONV_OUTPUT_CACHE_MB": _int_in(0, 1 << 20),
+    "FASTCONV_STREAM_OUT_MB": _int_in(0, 1 << 30),
 }
 
 

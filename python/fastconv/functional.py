@@ -137,8 +137,8 @@ def _conv_spec(x_shape, w_shape, stride, padding, dilation, layout, relu=False) 
         raise ValueError(
             f"output size {P}x{Q} < 1: x {tuple(x_shape)}, weight {tuple(w_shape)}, stride {(sh, sw)}, "
             f"padding {(pt, pb, pl, pr)}, dilation {(dh, dw)} (the dilated kernel is larger than the padded input)")
-    _check_extents(padded=(("padding", H + pt + pb), ("padding", W + pl + pr)),
-                   taps=(("dilation", dh * (R - 1) + 1), ("dilation", dw * (S - 1) + 1)))
+    _check_extents(("padding", "padded input", H + pt + pb), ("padding", "padded input", W + pl + pr),
+                   ("dilation", "dilated kernel", dh * (R - 1) + 1), ("dilation", "dilated kernel", dw * (S - 1) + 1))
     sh, sw, dh, dw = _canonical(P, sh), _canonical(Q, sw), _canonical(R, dh), _canonical(S, dw)
     return Conv2dSpec(N, C, H, W, K, R, S, P, Q, (sh, sw), (pt, pb, pl, pr), (dh, dw), layout, relu)
 
@@ -148,10 +148,10 @@ def _conv_spec(x_shape, w_shape, stride, padding, dilation, layout, relu=False) 
 _MAX_EXTENT = 2**31 - 1
 
 
-def _check_extents(padded, taps):
-    for name, extent in padded + taps:
+def _check_extents(*extents):
+    """(argument, what it sizes, rows or columns) triples, each at most _MAX_EXTENT."""
+    for name, what, extent in extents:
         if extent > _MAX_EXTENT:
-            what = "padded input" if (name, extent) in padded else "dilated kernel"
             raise ValueError(f"{name} too large: the {what} would span {extent} rows or columns "
                              f"(at most {_MAX_EXTENT})")
 
@@ -177,8 +177,8 @@ def _pool_spec(x_shape, kernel_size, stride, padding, layout) -> Pool2dSpec:
             f"(a window made only of padding has no maximum)")
     P = conv_output_size(H, R, sh, pt, pb)
     Q = conv_output_size(W, S, sw, pl, pr)
-    _check_extents(padded=(("padding", H + pt + pb), ("padding", W + pl + pr)),
-                   taps=(("kernel_size", R), ("kernel_size", S)))
+    _check_extents(("padding", "padded input", H + pt + pb), ("padding", "padded input", W + pl + pr),
+                   ("kernel_size", "kernel", R), ("kernel_size", "kernel", S))
     if P < 1 or Q < 1:
         raise ValueError(
             f"output size {P}x{Q} < 1: x {tuple(x_shape)}, kernel_size {(R, S)}, stride {(sh, sw)}, "
@@ -348,20 +348,13 @@ def linear(x, weight, bias=None, *, activation=None):
     return be.matmul(x, weight.T, None if bias is None else be.contiguous(bias), activation == "relu")
 
 
-def _check_linear_grad_y(grad_y, n, out):
-    """grad_y is (n, out); n or out None: that axis is free (given by grad_y itself)."""
-    _check_ndim("grad_y", grad_y, 2, _Y2)
-    want = (grad_y.shape[0] if n is None else n, grad_y.shape[1] if out is None else out)
-    if tuple(grad_y.shape) != want:
-        raise ValueError(f"grad_y has shape {tuple(grad_y.shape)} but the forward output is {want} {_Y2}")
-
-
 def linear_backward_data(grad_y, weight):
     """Gradient of linear with respect to x: grad_y (N, out), weight (out, in) -> grad_x (N, in)."""
     be = _backend(grad_y=grad_y, weight=weight)
     _same_dtype(grad_y=grad_y, weight=weight)
     _check_ndim("weight", weight, 2, _W2)
-    _check_linear_grad_y(grad_y, None, weight.shape[0])
+    _check_ndim("grad_y", grad_y, 2, _Y2)
+    _check_grad_y(grad_y, (grad_y.shape[0], weight.shape[0]), _Y2)
     return be.matmul(grad_y, weight)
 
 
@@ -371,7 +364,8 @@ def linear_backward_weight(grad_y, x, *, bias=True):
     be = _backend(grad_y=grad_y, x=x)
     _same_dtype(grad_y=grad_y, x=x)
     _check_ndim("x", x, 2, _X2)
-    _check_linear_grad_y(grad_y, x.shape[0], None)
+    _check_ndim("grad_y", grad_y, 2, _Y2)
+    _check_grad_y(grad_y, (x.shape[0], grad_y.shape[1]), _Y2)
     return be.matmul(grad_y.T, x), (be.column_sums(grad_y) if _flag("bias", bias) else None)
 
 
@@ -380,7 +374,8 @@ def linear_backward(grad_y, x, weight, *, bias=True):
     be = _backend(grad_y=grad_y, x=x, weight=weight)
     _same_dtype(grad_y=grad_y, x=x, weight=weight)
     _check_linear(x, weight)
-    _check_linear_grad_y(grad_y, x.shape[0], weight.shape[0])
+    _check_ndim("grad_y", grad_y, 2, _Y2)
+    _check_grad_y(grad_y, (x.shape[0], weight.shape[0]), _Y2)
     return (be.matmul(grad_y, weight), be.matmul(grad_y.T, x),
             be.column_sums(grad_y) if _flag("bias", bias) else None)
 

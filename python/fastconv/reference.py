@@ -31,10 +31,10 @@ __all__ = [
 
 # ----------------------------------------------------------------------------- layout helpers
 
-def _f64(a, name):
+def _f64(a, name, ndim=4):
     a = np.asarray(a, dtype=np.float64)
-    if a.ndim != 4:
-        raise ValueError(f"{name} must be 4-D, got shape {a.shape}")
+    if a.ndim != ndim:
+        raise ValueError(f"{name} must be {ndim}-D, got shape {a.shape}")
     return a
 
 
@@ -248,13 +248,6 @@ def relu_backward(grad_y, y):
 
 # ----------------------------------------------------------------------------- linear
 
-def _matrix(a, name, ndim=2):
-    a = np.asarray(a, dtype=np.float64)
-    if a.ndim != ndim:
-        raise ValueError(f"{name} must be {ndim}-D, got shape {a.shape}")
-    return a
-
-
 def _dot(a, b):
     """a @ b in float64 with an explicit sum (not BLAS): the oracle must not share the kernel's
     blocking, and rows of products summed by NumPy are exact enough for these sizes."""
@@ -263,19 +256,19 @@ def _dot(a, b):
 
 def linear(x, weight, bias=None, *, activation=None):
     """x (N, in), weight (out, in) -> x @ weight.T + bias (N, out); activation None or 'relu'."""
-    y = _dot(_matrix(x, "x"), _matrix(weight, "weight").T)
+    y = _dot(_f64(x, "x", 2), _f64(weight, "weight", 2).T)
     if bias is not None:
-        y = y + _matrix(bias, "bias", 1)
+        y = y + _f64(bias, "bias", 1)
     return relu(y) if activation == "relu" else y
 
 
 def linear_backward_data(grad_y, weight):
-    return _dot(_matrix(grad_y, "grad_y"), _matrix(weight, "weight"))
+    return _dot(_f64(grad_y, "grad_y", 2), _f64(weight, "weight", 2))
 
 
 def linear_backward_weight(grad_y, x, *, bias=True):
-    grad_y = _matrix(grad_y, "grad_y")
-    return _dot(grad_y.T, _matrix(x, "x")), (grad_y.sum(axis=0) if bias else None)
+    grad_y = _f64(grad_y, "grad_y", 2)
+    return _dot(grad_y.T, _f64(x, "x", 2)), (grad_y.sum(axis=0) if bias else None)
 
 
 def linear_backward(grad_y, x, weight, *, bias=True):
