@@ -212,3 +212,33 @@ def test_misaligned_linear_operands_are_copied():
     w[...] = rng.standard_normal(w.shape)
     want = fc.linear(np.ascontiguousarray(x), np.ascontiguousarray(w))
     assert np.array_equal(fc.linear(x, w), want)
+
+
+def test_load_weights_names_a_file_that_is_not_an_npz_archive(tmp_path):
+    model = fc.Sequential([fc.layers.Dense(3, input_shape=(4,), seed=0)])
+    np.save(tmp_path / "w.npy", np.ones(3))
+    with pytest.raises(ValueError, match=r"single float64 array of shape \(3,\) \(.npy\)"):
+        model.load_weights(tmp_path / "w.npy")
+    (tmp_path / "w.txt").write_text("not weights")
+    with pytest.raises(ValueError, match="not an .npz weight archive"):
+        model.load_weights(tmp_path / "w.txt")
+
+
+def test_cs231n_names_the_missing_or_wrong_argument():
+    rng = np.random.default_rng(5)
+    x, w = rng.standard_normal((2, 3, 6, 6)), rng.standard_normal((4, 3, 3, 3))
+    conv_param = {"stride": 1, "pad": 1}
+    with pytest.raises(TypeError, match="b must be an array, got None"):
+        cs231n.conv_forward_fast(x, w, None, conv_param)
+    with pytest.raises(TypeError, match="cache must be the cache returned by conv_forward_fast"):
+        cs231n.conv_backward_fast(np.ones((2, 4, 6, 6)), None)
+    with pytest.raises(TypeError, match="cache must be the cache returned by max_pool_forward_fast"):
+        cs231n.max_pool_backward_fast(np.ones((2, 4, 3, 3)), (x,))
+    with pytest.raises(TypeError, match="x must be real-valued"):
+        cs231n.relu_forward(["a", "b"])
+
+
+def test_cs231n_relu_takes_a_list_like_the_course_code():
+    out, cache = cs231n.relu_forward([1.5, -2.0, 0.0])
+    assert out.dtype == np.float64 and np.array_equal(out, [1.5, 0.0, 0.0])
+    assert np.array_equal(cs231n.relu_backward([1.0, 1.0, 1.0], cache), [1.0, 0.0, 0.0])

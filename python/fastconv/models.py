@@ -266,8 +266,7 @@ class Sequential:
         that differs, raises ValueError naming the layer, the parameter and both shapes."""
         if not self.built:
             self.build()
-        with np.load(os.fspath(path)) as data:
-            stored = {k: data[k] for k in data.files}
+        stored = _read_npz(path)
         expected = {f"{layer.name}/{k}": (layer, k) for layer in self.layers for k in layer.params}
         missing = [k for k in expected if k not in stored]
         extra = [k for k in stored if k not in expected]
@@ -290,6 +289,20 @@ class Sequential:
             p = layer.params[k]
             p[...] = array_module(p).asarray(converted[key])
         return self
+
+
+def _read_npz(path):
+    """The arrays of an .npz archive by name; ValueError when the file is anything else."""
+    path = os.fspath(path)
+    try:
+        data = np.load(path, allow_pickle=False)
+    except ValueError as exc:           # a pickle or a text file
+        raise ValueError(f"{path} is not an .npz weight archive written by save_weights ({exc})") from None
+    if not isinstance(data, np.lib.npyio.NpzFile):
+        raise ValueError(f"{path} holds a single {data.dtype} array of shape {data.shape} (.npy); "
+                         "load_weights reads the .npz archive written by save_weights")
+    with data:
+        return {k: data[k] for k in data.files}
 
 
 # ----------------------------------------------------------------------------- VGG16

@@ -47,17 +47,34 @@ __all__ = [
 ]
 
 
-def _common_float(*arrays):
-    """The arrays in their common float dtype (float32 only when every float input is float32)."""
+def _common_float(**named):
+    """The named arrays (array-likes such as lists are accepted, like the course's NumPy code) in
+    their common float dtype: float32 only when every float input is float32."""
+    arrays = []
+    for name, a in named.items():
+        if a is None:
+            raise TypeError(f"{name} must be an array, got None")
+        if not hasattr(a, "dtype") or not hasattr(a, "shape"):
+            try:
+                a = np.asarray(a)
+            except (TypeError, ValueError) as e:
+                raise TypeError(f"{name} must be an array or array-like of numbers: {e}") from None
+        if a.dtype.kind not in "fiub":
+            raise TypeError(f"{name} must be real-valued (float32/float64), got dtype {a.dtype}"
+                            + ("; complex values would be truncated" if a.dtype.kind == "c" else ""))
+        arrays.append(a)
     xp = array_module(arrays[0])
-    for a in arrays:
-        if getattr(a, "dtype", np.dtype(np.float64)).kind not in "fiub":
-            raise TypeError(f"expected real-valued arrays (float32/float64), got dtype {a.dtype}; "
-                            "complex values would be truncated")
     dtype = np.result_type(*[a.dtype for a in arrays])
     if dtype not in (np.float32, np.float64):
         dtype = np.dtype(np.float64)
     return [xp.asarray(a, dtype=dtype) for a in arrays]
+
+
+def _cache(cache, size, producer):
+    """The cache a forward function returned, checked well enough to name the mistake."""
+    if not isinstance(cache, tuple) or len(cache) != size:
+        raise TypeError(f"cache must be the cache returned by {producer}, got {type(cache).__name__}")
+    return cache
 
 
 def _conv_args(conv_param):
@@ -82,14 +99,15 @@ def _pool_args(pool_param):
 def conv_forward_fast(x, w, b, conv_param):
     """Convolution: x (N, C, H, W), w (F, C, HH, WW), b (F,), conv_param {'stride', 'pad'}
     -> out (N, F, H', W') with H' = 1 + (H + 2 pad - HH) // stride, and a cache for backward."""
-    x, w, b = _common_float(x, w, b)
+    x, w, b = _common_float(x=x, w=w, b=b)
     out = F.conv2d(x, w, b, **_conv_args(conv_param))
     return out, (x, w, b, conv_param)
 
 
 def conv_backward_fast(dout, cache):
     """Backward of conv_forward_fast: dout (N, F, H', W') -> dx (N, C, H, W), dw (F, C, HH, WW), db (F,)."""
-    x, w, b, conv_param = cache
+    x, w, b, conv_param = _cache(cache, 4, "conv_forward_fast")
+    (dout,) = _common_float(dout=dout)
     dout = array_module(x).asarray(dout, dtype=x.dtype)
     dx, dw, db = F.conv2d_backward(dout, x, w, bias=True, **_conv_args(conv_param))
     return dx, dw, db
@@ -100,7 +118,7 @@ def conv_backward_fast(dout, cache):
 def max_pool_forward_fast(x, pool_param):
     """Max pooling: x (N, C, H, W), pool_param {'pool_height', 'pool_width', 'stride'}
     -> out (N, C, H', W') with H' = 1 + (H - pool_height) // stride, and a cache for backward."""
-    (x,) = _common_float(x)
+    (x,) = _common_float(x=x)
     kernel, kw = _pool_args(pool_param)
     out, indices = F.max_pool2d(x, kernel, **kw)
     return out, (x.shape, indices, pool_param)
@@ -108,9 +126,9 @@ def max_pool_forward_fast(x, pool_param):
 
 def max_pool_backward_fast(dout, cache):
     """Backward of max_pool_forward_fast: dout (N, C, H', W') -> dx (N, C, H, W)."""
-    x_shape, indices, pool_param = cache
+    x_shape, indices, pool_param = _cache(cache, 3, "max_pool_forward_fast")
     kernel, kw = _pool_args(pool_param)
-    (dout,) = _common_float(dout)
+    (dout,) = _common_float(dout=dout)
     return F.max_pool2d_backward(dout, indices, x_shape, kernel, **kw)
 
 
@@ -118,13 +136,14 @@ def max_pool_backward_fast(dout, cache):
 
 def relu_forward(x):
     """ReLU: x (any shape) -> out = max(x, 0), cache = x."""
-    (x,) = _common_float(x)
+    (x,) = _common_float(x=x)
     return F.relu(x), x
 
 
 def relu_backward(dout, cache):
     """Backward of relu_forward: dout -> dx = dout where x > 0, else 0."""
-    x = cache
+    (x,) = _common_float(cache=cache)
+    (dout,) = _common_float(dout=dout)
     dout = array_module(x).asarray(dout, dtype=x.dtype)
     return F.relu_backward(dout, x)          # x > 0 exactly where relu(x) > 0
 
@@ -133,14 +152,15 @@ def relu_backward(dout, cache):
 
 def conv_relu_forward(x, w, b, conv_param):
     """Convolution followed by ReLU (fused in one kernel) -> out (N, F, H', W'), cache."""
-    x, w, b = _common_float(x, w, b)
+    x, w, b = _common_float(x=x, w=w, b=b)
     out = F.conv2d(x, w, b, activation="relu", **_conv_args(conv_param))
     return out, ((x, w, b, conv_param), out)
 
 
 def conv_relu_backward(dout, cache):
     """Backward of conv_relu_forward -> dx, dw, db."""
-    conv_cache, out = cache
+    conv_cache, out = _cache(cache, 2, "conv_relu_forward")
+    (dout,) = _common_float(dout=dout)
     dout = array_module(out).asarray(dout, dtype=out.dtype)
     return conv_backward_fast(F.relu_backward(dout, out), conv_cache)
 
@@ -154,5 +174,5 @@ def conv_relu_pool_forward(x, w, b, conv_param, pool_param):
 
 def conv_relu_pool_backward(dout, cache):
     """Backward of conv_relu_pool_forward -> dx, dw, db."""
-    conv_relu_cache, pool_cache = cache
+    conv_relu_cache, pool_cache = _cache(cache, 2, "conv_relu_pool_forward")
     return conv_relu_backward(max_pool_backward_fast(dout, pool_cache), conv_relu_cache)
