@@ -16,6 +16,7 @@ _last_conv2d_bwd_data_path()).
 from __future__ import annotations
 
 import os
+import zlib
 
 import numpy as np
 import pytest
@@ -493,3 +494,65 @@ def test_size_rule_wants_mostly_real_tile_outputs():
     gx = fc.conv2d_backward_data(gy, w, x.shape)
     assert fc._cpu._last_conv2d_bwd_data_path() == "direct"
     _check(gx, ref.conv2d_backward_data(gy.astype(np.float64), w.astype(np.float64), x.shape))
+
+
+# Non-finite and huge operands: Winograd's transforms would spread one NaN or Inf over whole
+# 4x4 tiles and overflow on values the direct sum handles, so such operands take the direct
+# kernel, whose non-finite outputs are exactly the reference's. One exception (docs/API.md):
+# backward-data multiplies a non-finite weight by the zero padding of grad_y (0 * Inf = NaN),
+# so at the borders it can report NaN where the reference, which has no such products, does not.
+def _special(dtype, kind):
+    return {"nan": np.nan, "inf": -np.inf,
+            "huge": np.finfo(dtype).max / 10}[kind]
+
+
+def _same_non_finite(got, want, border_nan=False):
+    if border_nan:              # a superset of the reference's; elsewhere the same values
+        assert not np.any(np.isfinite(got) & ~np.isfinite(want))
+        want = np.where(np.isfinite(got), want, got)
+    assert np.array_equal(np.isnan(got), np.isnan(want)), (np.isnan(got).sum(), np.isnan(want).sum())
+    assert np.array_equal(np.isposinf(got), np.isposinf(want))
+    assert np.array_equal(np.isneginf(got), np.isneginf(want))
+    finite = np.isfinite(want)
+    np.testing.assert_allclose(got[finite], want[finite], rtol=1e-4,
+                               atol=1e-5 * max(1.0, float(np.abs(want[finite]).max(initial=0))))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("layout", ["NCHW", "NHWC"])
+@pytest.mark.parametrize("kind", ["nan", "inf", "huge"])
+@pytest.mark.parametrize("operand", ["x", "w", "gy"])
+def test_non_finite_and_huge_operands_propagate_like_the_reference(operand, kind, layout, dtype):
+    rng = np.random.default_rng(zlib.crc32(f"{operand}{kind}{layout}".encode()))
+    N, C, K, H = 2, 20, 24, 10
+    x = rng.standard_normal((N, C, H, H) if layout == "NCHW" else (N, H, H, C)).astype(dtype)
+    w = (0.2 * rng.standard_normal((K, C, 3, 3) if layout == "NCHW" else (3, 3, C, K))).astype(dtype)
+    kw = dict(padding=1, layout=layout)
+    gy = rng.standard_normal(ref.conv2d(x, w, **kw).shape).astype(dtype)
+    fc.conv2d(x, w, **kw)
+    assert fc._cpu._last_conv2d_fwd_path() == WINO               # the clean operands
+    special = _special(dtype, kind)
+    {"x": x, "w": w, "gy": gy}[operand].flat[137] = special
+    if operand != "gy":
+        _same_non_finite(fc.conv2d(x, w, **kw), ref.conv2d(x, w, **kw))
+        assert fc._cpu._last_conv2d_fwd_path() == "direct"
+    if operand != "x":
+        _same_non_finite(fc.conv2d_backward_data(gy, w, x.shape, **kw),
+                         ref.conv2d_backward_data(gy, w, x.shape, **kw),
+                         border_nan=operand == "w" and kind != "huge")
+        assert fc._cpu._last_conv2d_bwd_data_path() == "direct"
+    if operand != "w":
+        _same_non_finite(fc.conv2d_backward_weight(gy, x, w.shape, bias=False, **kw)[0],
+                         ref.conv2d_backward_weight(gy, x, w.shape, bias=False, **kw)[0])
+        assert fc._cpu._last_conv2d_bwd_weight_path() == "direct"
+
+
+def test_large_finite_operands_within_the_bound_keep_winograd():
+    """The bound is a margin, not a ban on large values: 1e15 * 1e15 in float32 is far below it."""
+    rng = np.random.default_rng(8)
+    x = (1e15 * rng.standard_normal((1, 16, 9, 9))).astype(np.float32)
+    w = (1e15 * rng.standard_normal((16, 16, 3, 3))).astype(np.float32)
+    y = fc.conv2d(x, w, padding=1)
+    assert fc._cpu._last_conv2d_fwd_path() == WINO
+    want = ref.conv2d(x, w, padding=1)
+    assert np.linalg.norm(y - want) / np.linalg.norm(want) <= FROB_TOL

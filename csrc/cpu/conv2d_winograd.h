@@ -37,6 +37,18 @@ bool winograd_bwd_data_eligible(const Conv2dParams& p);
 // True when the Winograd backward-weight path applies and, from the measurements, is faster.
 bool winograd_bwd_weight_eligible(const Conv2dParams& p);
 
+// Winograd's transforms mix every value of a 6x6 input tile into every output of its 4x4 tile and
+// scale values by up to 19^2 on the way: one NaN or Inf in an operand would reach outputs whose
+// receptive field does not contain it, and large finite values could overflow to Inf where the
+// direct sum is finite. These say whether Winograd is safe for operands whose largest
+// magnitudes are a_max and b_max (+inf when an operand holds a NaN or Inf; the ISA's dispatch
+// scans them): every element finite and, from the transforms' gains, no intermediate able to
+// overflow. Where not, the direct kernel runs, which propagates NaN and Inf to exactly the
+// outputs the reference does.
+bool winograd_fwd_safe(const Conv2dParams& p, double x_max, double w_max, bool fp64);
+bool winograd_bwd_data_safe(const Conv2dParams& p, double gy_max, double w_max, bool fp64);
+bool winograd_bwd_weight_safe(const Conv2dParams& p, double gy_max, double x_max, bool fp64);
+
 // Name of the kernel family the last SIMD forward / backward-data / backward-weight pass on this thread
 // went through: "winograd_f4x4_3x3" or "direct" (a debugging aid for the tests).
 const char* last_conv2d_fwd_path();
