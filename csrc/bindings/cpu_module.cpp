@@ -14,8 +14,9 @@
 #include "../cpu/kernels.h"
 #include "../cpu/loops.h"
 #include "../cpu/peak_flops.h"
+#include "../cpu/scratch.h"
 #include "../cpu/thread_pool.h"
-#include "output_cache.h"
+#include "../cpu/output_cache.h"
 #include "params_from_python.h"
 
 namespace py = pybind11;
@@ -24,6 +25,12 @@ using namespace fastconv;
 namespace {
 
 enum class DType { f32, f64 };
+
+// One kernel call: the GIL released, this thread's scratch buffers held (csrc/cpu/scratch.h).
+struct KernelCall {
+  py::gil_scoped_release release;
+  ScratchScope scratch;
+};
 
 DType dtype_of(const py::array& a, const char* name) {
   if (a.dtype().is(py::dtype::of<float>())) return DType::f32;
@@ -71,7 +78,7 @@ void conv2d_forward_t(const Conv2dParams& p, const py::array& x, const py::array
   const T* bp = bias.is_none() ? nullptr : data_of<T>(bias.cast<py::array>(), p.K, "bias", false);
   T* yp = data_of<T>(y, p.y_size(), "y", true);
   auto fn = ops<T>().conv2d_fwd;
-  py::gil_scoped_release release;
+  KernelCall call;
   fn(p, xp, wp, bp, yp);
 }
 
@@ -82,7 +89,7 @@ void conv2d_backward_data_t(const Conv2dParams& p, const py::array& gy, const py
   const T* wp = data_of<T>(w, p.w_size(), "weight", false);
   T* gxp = data_of<T>(gx, p.x_size(), "grad_x", true);
   auto fn = ops<T>().conv2d_bwd_data;
-  py::gil_scoped_release release;
+  KernelCall call;
   fn(p, gyp, wp, gxp);
 }
 
@@ -94,7 +101,7 @@ void conv2d_backward_weight_t(const Conv2dParams& p, const py::array& gy, const 
   T* gwp = data_of<T>(gw, p.w_size(), "grad_weight", true);
   T* gbp = gb.is_none() ? nullptr : data_of<T>(gb.cast<py::array>(), p.K, "grad_bias", true);
   auto fn = ops<T>().conv2d_bwd_weight;
-  py::gil_scoped_release release;
+  KernelCall call;
   fn(p, gyp, xp, gwp, gbp);
 }
 
@@ -105,7 +112,7 @@ void maxpool2d_forward_t(const Pool2dParams& p, const py::array& x, const py::ar
   T* yp = data_of<T>(y, p.y_size(), "y", true);
   int64_t* ip = data_of<int64_t>(idx, p.y_size(), "indices", true);
   auto fn = ops<T>().maxpool2d_fwd;
-  py::gil_scoped_release release;
+  KernelCall call;
   fn(p, xp, yp, ip);
 }
 
@@ -118,7 +125,7 @@ void maxpool2d_backward_t(const Pool2dParams& p, const py::array& gy, const py::
   auto fn = ops<T>().maxpool2d_bwd;
   bool ok;
   {
-    py::gil_scoped_release release;
+    KernelCall call;
     ok = fn(p, gyp, ip, gxp);
   }
   if (!ok)
@@ -132,7 +139,7 @@ void relu_forward_t(const py::array& x, const py::array& y) {
   const T* xp = data_of<T>(x, n, "x", false);
   T* yp = data_of<T>(y, n, "y", true);
   auto fn = ops<T>().relu_fwd;
-  py::gil_scoped_release release;
+  KernelCall call;
   fn(n, xp, yp);
 }
 
@@ -143,7 +150,7 @@ void relu_backward_t(const py::array& gy, const py::array& y, const py::array& g
   const T* yp = data_of<T>(y, n, "y", false);
   T* gxp = data_of<T>(gx, n, "grad_x", true);
   auto fn = ops<T>().relu_bwd;
-  py::gil_scoped_release release;
+  KernelCall call;
   fn(n, gyp, yp, gxp);
 }
 
@@ -162,7 +169,7 @@ void gemm_t(const py::array& a, bool a_t, const py::array& b, bool b_t, int64_t 
   const T* biasp = bias.is_none() ? nullptr : data_of<T>(bias.cast<py::array>(), N, "bias", false);
   T* cp = data_of<T>(c, M * N, "out", true);
   auto fn = ops<T>().gemm;
-  py::gil_scoped_release release;
+  KernelCall call;
   fn(g, ap, bp, biasp, cp);
 }
 
@@ -171,7 +178,7 @@ void column_sums_t(const py::array& x, int64_t M, int64_t N, const py::array& su
   const T* xp = data_of<T>(x, M * N, "grad_y", false);
   T* sp = data_of<T>(sums, N, "grad_bias", true);
   auto fn = ops<T>().column_sums;
-  py::gil_scoped_release release;
+  KernelCall call;
   fn(M, N, xp, sp);
 }
 
@@ -187,7 +194,7 @@ void adam_update_t(const py::array& p, const py::array& g, const py::array& m, c
   const T* gp = data_of<T>(g, n, "gradient", false);
   T* mp = data_of<T>(m, n, "first moment", true);
   T* vp = data_of<T>(v, n, "second moment", true);
-  py::gil_scoped_release release;
+  KernelCall call;
   adam_update(n, pp, gp, mp, vp, k);
 }
 
@@ -265,6 +272,14 @@ PYBIND11_MODULE(_cpu, m) {
   m.def("output_cache_free_bytes", &output_cache_free_bytes);
   m.def("output_cache_used_bytes", &output_cache_used_bytes);
   m.def("output_cache_clear", &output_cache_clear);
+  m.def("scratch_set_limit", [](size_t bytes) { set_scratch_limit(bytes); });
+  m.def("scratch_limit", &scratch_limit);
+  m.def("scratch_bytes_held", &scratch_bytes_held);
+  m.def("scratch_threads", &scratch_threads);
+  m.def("scratch_release", [] {
+    py::gil_scoped_release release;   // may wait for a kernel running on another Python thread
+    release_all_scratch();
+  });
   m.def("set_num_threads", [](int n) {
     if (n < 1) throw std::invalid_argument("n: the thread count must be >= 1, got " + std::to_string(n));
     set_num_threads(n);

@@ -61,6 +61,7 @@
 
 #include "kernels.h"
 #include "loops.h"
+#include "scratch.h"
 
 namespace fastconv {
 namespace FASTCONV_SIMD_NS {
@@ -71,29 +72,6 @@ inline int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
 
 // Every parallel region of one convolution uses threads_for(p.macs()) threads (loops.h):
 // problems too small to pay for waking the team run on the calling thread.
-
-// ------------------------------------------------------------------------------ scratch
-// Per-calling-thread buffers that grow and are kept between calls: re-allocating tens of MB
-// every call would cost page faults comparable to the convolution itself.
-struct ScratchSlot {
-  void* ptr = nullptr;
-  size_t bytes = 0;
-  ~ScratchSlot() { std::free(ptr); }
-};
-
-template <typename T>
-T* scratch(int slot, int64_t count) {
-  static thread_local ScratchSlot slots[8];
-  const size_t bytes = static_cast<size_t>(round_up(std::max<int64_t>(count, 1) * sizeof(T), 64));
-  ScratchSlot& s = slots[slot];
-  if (s.bytes < bytes) {
-    std::free(s.ptr);
-    s.ptr = std::aligned_alloc(64, bytes);
-    s.bytes = s.ptr ? bytes : 0;
-    if (!s.ptr) throw std::bad_alloc();
-  }
-  return static_cast<T*>(s.ptr);
-}
 
 // ------------------------------------------------------------------------------ microkernel
 enum class Init { zero, bias, load };

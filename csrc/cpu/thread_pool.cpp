@@ -1,6 +1,7 @@
 #include "thread_pool.h"
 
 #include "runtime.h"
+#include "scratch.h"
 
 #include <pthread.h>
 
@@ -91,6 +92,7 @@ struct Pool {
         c = ctx;
       }
       try {
+        ScratchScope scratch_in_use;   // this worker's buffers live for its share of the team
         f(c);
       } catch (...) {
         record(std::current_exception());

@@ -135,6 +135,41 @@ def clear_output_cache() -> None:
     _cpu.output_cache_clear()
 
 
+def set_scratch_limit(megabytes: float) -> None:
+    """Most scratch memory (MiB) each thread keeps between kernel calls; 0 keeps none.
+
+    The CPU kernels work in per-thread buffers (repacked inputs, transformed tiles, packed
+    weights) that are kept for the next call, since allocating tens of MB anew costs page faults.
+    A call that needs more than the limit still gets it and gives the excess back when it ends.
+    Default 64 MiB per thread, or FASTCONV_SCRATCH_MB at import time."""
+    if (isinstance(megabytes, bool) or not isinstance(megabytes, (int, float))
+            or not 0 <= megabytes <= _MAX_CACHE_MB):
+        raise ValueError(f"megabytes must be a number in [0, {_MAX_CACHE_MB}], got {megabytes!r}")
+    _cpu.scratch_set_limit(int(megabytes * (1 << 20)))
+
+
+def memory_info() -> dict:
+    """Memory fastconv keeps between calls, in MiB: {"scratch_mib" (all threads),
+    "scratch_threads" (threads holding some), "scratch_limit_mib" (per thread),
+    "output_cache_free_mib", "output_cache_used_mib", "output_cache_limit_mib",
+    "kept_mib" (scratch plus the free output buffers: what clear_caches() gives back)}."""
+    mib = float(1 << 20)
+    scratch = _cpu.scratch_bytes_held() / mib
+    cache = output_cache_info()
+    return {"scratch_mib": scratch, "scratch_threads": _cpu.scratch_threads(),
+            "scratch_limit_mib": _cpu.scratch_limit() / mib,
+            "output_cache_free_mib": cache["free_mib"], "output_cache_used_mib": cache["used_mib"],
+            "output_cache_limit_mib": cache["limit_mib"], "kept_mib": scratch + cache["free_mib"]}
+
+
+def clear_caches() -> None:
+    """Give back every buffer fastconv keeps between calls: each thread's scratch (waiting for
+    kernels running on other Python threads) and the free output buffers. Arrays still in use
+    are untouched; the next call allocates what it needs again."""
+    _cpu.scratch_release()
+    _cpu.output_cache_clear()
+
+
 def cuda_available() -> bool:
     """True when the CUDA kernels are built, CuPy imports and a CUDA device is usable."""
     try:
@@ -166,6 +201,7 @@ __all__ = [
     "set_worker_spin_us", "get_worker_spin_us", "set_blas_parking", "get_blas_parking",
     "get_num_threads", "cpu_isa", "available_cpu_isas", "set_cpu_isa", "set_winograd", "get_winograd", "cuda_available", "cuda_built",
     "set_output_cache_limit", "output_cache_info", "clear_output_cache",
+    "set_scratch_limit", "memory_info", "clear_caches",
 ]
 
 # ----------------------------------------------------------------------------- layer API (issue 6)

@@ -14,7 +14,7 @@ POISON = _env.switch("FASTCONV_POISON", False)
 
 def empty(shape, dtype):
     """An uninitialized output array. Large ones (>= 1 MiB) come from the output cache
-    (csrc/bindings/output_cache.h): memory whose pages are already mapped, so the kernel does
+    (csrc/cpu/output_cache.h): memory whose pages are already mapped, so the kernel does
     not pay a page fault per 4 KiB on its first write."""
     dtype = np.dtype(dtype)
     if math.prod(shape) * dtype.itemsize >= _CACHE_MIN_BYTES:

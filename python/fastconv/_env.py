@@ -32,6 +32,7 @@ _RULES = {   # name -> (accepts(value), what is allowed)
     "FASTCONV_PARK_BLAS": (_switch, _SWITCH_TEXT),
     "FASTCONV_SPIN_US": _int_in(0, 1_000_000),
     "FASTCONV_OUTPUT_CACHE_MB": _int_in(0, 1 << 20),
+    "FASTCONV_SCRATCH_MB": _int_in(0, 1 << 20),
     "FASTCONV_STREAM_OUT_MB": _int_in(0, 1 << 30),
 }
 

@@ -1,7 +1,7 @@
 // The output-buffer cache of output_cache.h: exact-size free lists under one mutex.
 #include "output_cache.h"
 
-#include "../cpu/runtime.h"
+#include "runtime.h"
 
 #include <cstdlib>
 #include <cstring>

@@ -1,4 +1,5 @@
-// A cache of large output buffers for fastconv._cpu.
+// A cache of large buffers: the outputs fastconv._cpu hands to NumPy, and the scratch buffers
+// that a kernel call needs beyond the per-thread scratch limit (scratch.h).
 //
 // Why: a fresh NumPy array of 100 MB is fresh memory from the OS, and the first write to each
 // page costs a page fault (the kernel zeroes the page). On a VGG16 layer at batch 8 those faults
@@ -26,7 +27,8 @@ void output_cache_give(void* p);
 // Byte limit of the free blocks kept; lowering it frees blocks at once. 0 disables the cache.
 void output_cache_set_limit(size_t bytes);
 size_t output_cache_limit();
-// Bytes in free blocks now held, and in blocks handed out and not yet returned.
+// Bytes in free blocks now held, and in blocks handed out and not yet returned (arrays alive and
+// scratch buffers held).
 size_t output_cache_free_bytes();
 size_t output_cache_used_bytes();
 // Free every cached block.
