@@ -272,7 +272,10 @@ PYBIND11_MODULE(_cpu, m) {
   m.def("output_cache_free_bytes", &output_cache_free_bytes);
   m.def("output_cache_used_bytes", &output_cache_used_bytes);
   m.def("output_cache_clear", &output_cache_clear);
-  m.def("scratch_set_limit", [](size_t bytes) { set_scratch_limit(bytes); });
+  m.def("scratch_set_limit", [](size_t bytes) {
+    py::gil_scoped_release release;   // trims every thread: may wait for a running kernel
+    set_scratch_limit(bytes);
+  });
   m.def("scratch_limit", &scratch_limit);
   m.def("scratch_bytes_held", &scratch_bytes_held);
   m.def("scratch_threads", &scratch_threads);

@@ -79,6 +79,36 @@ PYBIND11_MODULE(FASTCONV_CUDA_MODULE, m) {
       return cuda::emu_selftest::reverse_in_block(ptr<const int32_t>(in), ptr<int32_t>(out), blocks, threads);
     });
   });
+  m.def("selftest_racy_reverse_in_block", [](std::uintptr_t in, std::uintptr_t out, int blocks, int threads) {
+    run("selftest_racy_reverse_in_block", [&] {
+      return cuda::emu_selftest::racy_reverse_in_block(ptr<const int32_t>(in), ptr<int32_t>(out), blocks,
+                                                        threads);
+    });
+  });
+  m.def("selftest_global_read_past_end", [](std::uintptr_t in, std::uintptr_t out, int threads) {
+    run("selftest_global_read_past_end", [&] {
+      return cuda::emu_selftest::global_read_past_end(ptr<const int32_t>(in), ptr<int32_t>(out), threads);
+    });
+  });
+  m.def("selftest_shared_write_past_end", [](std::uintptr_t out, int threads) {
+    if (threads < 1 || threads > 256) throw std::invalid_argument("threads must be in [1, 256]");
+    run("selftest_shared_write_past_end",
+        [&] { return cuda::emu_selftest::shared_write_past_end(ptr<int32_t>(out), threads); });
+  });
+  m.def("set_thread_order", [](const std::string& order, uint64_t seed) {
+    cuda_emu::ThreadOrder o;
+    if (order == "forward") o = cuda_emu::ThreadOrder::forward;
+    else if (order == "reverse") o = cuda_emu::ThreadOrder::reverse;
+    else if (order == "shuffled") o = cuda_emu::ThreadOrder::shuffled;
+    else throw std::invalid_argument("order: expected 'forward', 'reverse' or 'shuffled', got '" + order + "'");
+    cuda_emu::set_thread_order(o, seed);
+  }, py::arg("order"), py::arg("seed") = 0,
+     "the order in which each round resumes a block's threads (a race shows up as a difference)");
+#if defined(__SANITIZE_ADDRESS__)
+  m.attr("sanitized") = true;
+#else
+  m.attr("sanitized") = false;
+#endif
   m.def("selftest_divergent_barrier", [](std::uintptr_t out, int threads) {
     run("selftest_divergent_barrier",
         [&] { return cuda::emu_selftest::divergent_barrier(ptr<int32_t>(out), threads); });

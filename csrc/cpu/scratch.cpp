@@ -106,6 +106,22 @@ void keep_only_this_thread_after_fork() {
 }
 [[maybe_unused]] const int g_atfork = pthread_atfork(nullptr, nullptr, keep_only_this_thread_after_fork);
 
+void trim_all_scratch(size_t limit) {
+  std::vector<std::shared_ptr<ThreadScratch>> threads;
+  {
+    std::lock_guard<std::mutex> lock(g_registry->m);
+    threads = g_registry->threads;
+  }
+  // One lock at a time, none held while waiting for another: a kernel that holds its thread's
+  // buffers can always finish (its workers' buffers are never held here for long).
+  const Owner& self = t_owner;
+  for (const auto& ts : threads) {
+    if (ts == self.ts && self.depth > 0) continue;   // called from inside a kernel: keep ours
+    std::lock_guard<std::mutex> lock(ts->in_use);
+    ts->trim_to(limit);
+  }
+}
+
 }  // namespace
 
 void* scratch_bytes(int slot, size_t bytes) {
@@ -132,7 +148,6 @@ ScratchScope::~ScratchScope() {
 }
 
 size_t scratch_limit() { return g_limit.load(std::memory_order_relaxed); }
-void set_scratch_limit(size_t bytes) { g_limit.store(bytes, std::memory_order_relaxed); }
 size_t scratch_bytes_held() { return g_held.load(std::memory_order_relaxed); }
 
 int scratch_threads() {
@@ -142,20 +157,11 @@ int scratch_threads() {
   return n;
 }
 
-void release_all_scratch() {
-  std::vector<std::shared_ptr<ThreadScratch>> threads;
-  {
-    std::lock_guard<std::mutex> lock(g_registry->m);
-    threads = g_registry->threads;
-  }
-  // One lock at a time, none held while waiting for another: a kernel that holds its thread's
-  // buffers can always finish (its workers' buffers are never held here for long).
-  const Owner& self = t_owner;
-  for (const auto& ts : threads) {
-    if (ts == self.ts && self.depth > 0) continue;   // called from inside a kernel: keep ours
-    std::lock_guard<std::mutex> lock(ts->in_use);
-    ts->trim_to(0);
-  }
+void set_scratch_limit(size_t bytes) {
+  g_limit.store(bytes, std::memory_order_relaxed);
+  trim_all_scratch(bytes);
 }
+
+void release_all_scratch() { trim_all_scratch(0); }
 
 }  // namespace fastconv

@@ -141,7 +141,8 @@ def set_scratch_limit(megabytes: float) -> None:
     The CPU kernels work in per-thread buffers (repacked inputs, transformed tiles, packed
     weights) that are kept for the next call, since allocating tens of MB anew costs page faults.
     A call that needs more than the limit still gets it and gives the excess back when it ends.
-    Default 64 MiB per thread, or FASTCONV_SCRATCH_MB at import time."""
+    Lowering the limit trims every thread's buffers at once. Default 64 MiB per thread, or
+    FASTCONV_SCRATCH_MB at import time."""
     if (isinstance(megabytes, bool) or not isinstance(megabytes, (int, float))
             or not 0 <= megabytes <= _MAX_CACHE_MB):
         raise ValueError(f"megabytes must be a number in [0, {_MAX_CACHE_MB}], got {megabytes!r}")

@@ -3,7 +3,11 @@
 //
 // Model: a launch runs every block of the grid on a host worker thread; the threads of one block
 // are fibers (ucontext) of that worker, run one after another until each reaches __syncthreads()
-// or returns, then the next round starts. So:
+// or returns, then the next round starts. The order in which a round resumes the threads is a
+// setting (set_thread_order): forward, reverse, or a seeded shuffle per block and round. A
+// correct kernel gives the same bits in every order; a data race between two barriers (a missing
+// __syncthreads, two threads writing one element) shows up as a difference, which is how the
+// tests use it. So:
 //   - threadIdx/blockIdx/blockDim/gridDim are thread_local variables the scheduler sets before it
 //     resumes a fiber;
 //   - __shared__ is `static thread_local`: one copy per worker, i.e. per running block;
@@ -91,5 +95,9 @@ cudaError_t run_grid(dim3 grid, dim3 block, const std::function<void()>& body);
 // Host threads that run blocks concurrently (FASTCONV_EMU_WORKERS, default min(2, cores)).
 int workers();
 void set_workers(int n);
+
+// The order in which each round resumes a block's threads (default forward).
+enum class ThreadOrder { forward, reverse, shuffled };
+void set_thread_order(ThreadOrder order, uint64_t seed);
 
 }  // namespace cuda_emu
