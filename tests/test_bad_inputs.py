@@ -242,3 +242,19 @@ def test_cs231n_relu_takes_a_list_like_the_course_code():
     out, cache = cs231n.relu_forward([1.5, -2.0, 0.0])
     assert out.dtype == np.float64 and np.array_equal(out, [1.5, 0.0, 0.0])
     assert np.array_equal(cs231n.relu_backward([1.0, 1.0, 1.0], cache), [1.0, 0.0, 0.0])
+
+
+@pytest.mark.parametrize("params, match", [
+    ((2**40, 2**40, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 1, 1, False, False), "input size overflows"),
+    ((1, 2**31, 1, 1, 2**31, 2**2, 1, 1, 1, 1, 1, 0, 0, 1, 1, False, False), "weight size overflows"),
+    ((1, 1, 1, 1, 1, 3, 1, 2**61, 1, 8, 1, 0, 0, 1, 1, False, False), "row extent overflows"),
+    ((1, 1, 1, 1, 1, 1, 3, 1, 1, 1, 1, 0, 2**62, 1, 2**62, False, False), "column extent overflows"),
+])
+def test_the_cpp_side_rejects_parameter_tuples_whose_sizes_overflow(params, match):
+    """Python validates first; the bindings check every size product again on their own."""
+    a = np.ones(1, np.float32)
+    with pytest.raises(ValueError, match=match):
+        fc._cpu.conv2d_forward(params, a, a, None, a)
+    pool = (2**40, 2**40, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, False)
+    with pytest.raises(ValueError, match="input size overflows"):
+        fc._cpu.maxpool2d_forward(pool, a, a, np.ones(1, np.int64))

@@ -4,11 +4,32 @@
 #pragma once
 #include <pybind11/pybind11.h>
 
+#include <initializer_list>
 #include <stdexcept>
+#include <string>
 
 #include "../common/params.h"
 
 namespace fastconv {
+
+// Throws unless the product of `factors` (all >= 1) fits in int64_t, so that every size the
+// kernels compute from the parameters (element counts, multiply-adds, padded extents) is defined.
+// Python checks the same before building the tuple; this keeps the C++ safe on its own.
+inline void check_product(std::initializer_list<int64_t> factors, const char* what) {
+  int64_t product = 1;
+  for (int64_t f : factors)
+    if (__builtin_mul_overflow(product, f, &product))
+      throw std::invalid_argument(std::string("params: ") + what + " overflows 64 bits");
+}
+
+// The largest input row / column a convolution or pooling window reaches, checked.
+inline void check_span(int64_t out, int64_t stride, int64_t taps, int64_t dilation, int64_t pad,
+                       const char* what) {
+  int64_t a, b, span;
+  if (__builtin_mul_overflow(out - 1, stride, &a) || __builtin_mul_overflow(taps - 1, dilation, &b) ||
+      __builtin_add_overflow(a, b, &span) || __builtin_add_overflow(span, pad + 1, &span))
+    throw std::invalid_argument(std::string("params: the ") + what + " extent overflows 64 bits");
+}
 
 inline Conv2dParams conv_params_from_tuple(const pybind11::tuple& t) {
   // (N, C, H, W, K, R, S, P, Q, stride_h, stride_w, pad_top, pad_left, dil_h, dil_w, nhwc, relu)
@@ -23,6 +44,11 @@ inline Conv2dParams conv_params_from_tuple(const pybind11::tuple& t) {
       p.Q < 1 || p.stride_h < 1 || p.stride_w < 1 || p.dil_h < 1 || p.dil_w < 1 ||
       p.pad_top < 0 || p.pad_left < 0)
     throw std::invalid_argument("conv params: sizes, strides and dilations must be positive");
+  check_product({p.N, p.C, p.H, p.W}, "the input size");
+  check_product({p.K, p.C, p.R, p.S}, "the weight size");
+  check_product({p.N, p.K, p.P, p.Q, p.C, p.R, p.S}, "the multiply-add count");
+  check_span(p.P, p.stride_h, p.R, p.dil_h, p.pad_top, "row");
+  check_span(p.Q, p.stride_w, p.S, p.dil_w, p.pad_left, "column");
   return p;
 }
 
@@ -38,6 +64,10 @@ inline Pool2dParams pool_params_from_tuple(const pybind11::tuple& t) {
       p.stride_h < 1 || p.stride_w < 1 || p.pad_top < 0 || p.pad_left < 0 || p.pad_top >= p.R ||
       p.pad_left >= p.S)
     throw std::invalid_argument("pool params: bad window, stride or padding");
+  check_product({p.N, p.C, p.H, p.W}, "the input size");
+  check_product({p.N, p.C, p.P, p.Q, p.R, p.S}, "the window visit count");
+  check_span(p.P, p.stride_h, p.R, 1, p.pad_top, "row");
+  check_span(p.Q, p.stride_w, p.S, 1, p.pad_left, "column");
   return p;
 }
 
