@@ -205,12 +205,13 @@ __all__ = [
     "set_scratch_limit", "memory_info", "clear_caches",
 ]
 
-# ----------------------------------------------------------------------------- layer API (issue 6)
-from . import layers, models, optim, testing  # noqa: E402
+# ----------------------------------------------------------------------------- layers and training
+from . import callbacks, data, layers, losses, metrics, models, optim, regularizers, testing  # noqa: E402
 from .models import Sequential  # noqa: E402
-from .optim import SGD, Adam  # noqa: E402
+from .optim import SGD, Adam, AdamW, RMSprop  # noqa: E402
 
-__all__ += ["layers", "models", "optim", "testing", "compat", "Sequential", "SGD", "Adam"]
+__all__ += ["layers", "models", "optim", "losses", "metrics", "callbacks", "regularizers", "data",
+            "testing", "compat", "Sequential", "SGD", "RMSprop", "Adam", "AdamW"]
 
 
 def __getattr__(name):  # fastconv.compat (the cs231n drop-in) loads on first use

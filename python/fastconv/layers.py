@@ -31,6 +31,7 @@ import re
 import numpy as np
 
 from . import functional as F
+from . import regularizers
 from ._shapes import conv_output_size, pair, resolve_padding
 
 __all__ = [
@@ -228,6 +229,18 @@ class Layer:
         self.grads = {}
         return self
 
+    # -- weight penalty (Conv2D, Dense: kernel_regularizer)
+    kernel_regularizer = None
+
+    def regularization_loss(self):
+        """The kernel penalty (0.0 without a regularizer or when frozen)."""
+        r = self.kernel_regularizer
+        return r(self.params["kernel"]) if r is not None and self.trainable and self.params else 0.0
+
+    def _regularized(self, kernel_grad):
+        r = self.kernel_regularizer
+        return kernel_grad + r.gradient(self.params["kernel"]) if r is not None else kernel_grad
+
     # Conversions to/from the file format of save_weights (Keras order); identity by default.
     def _export(self, key, array):
         return array
@@ -287,9 +300,10 @@ class Conv2D(Layer):
 
     def __init__(self, filters, kernel_size, strides=1, padding="valid", dilation_rate=1,
                  activation=None, use_bias=True, data_format="channels_last", input_shape=None,
-                 kernel_initializer="glorot_uniform", seed=None, *, name=None, dtype="float32",
-                 trainable=True):
+                 kernel_initializer="glorot_uniform", seed=None, *, kernel_regularizer=None, name=None,
+                 dtype="float32", trainable=True):
         super().__init__(name=name, input_shape=input_shape, dtype=dtype, trainable=trainable)
+        self.kernel_regularizer = regularizers.get(kernel_regularizer)
         if isinstance(filters, bool) or not isinstance(filters, (int, np.integer)) or filters < 1:
             raise ValueError(f"filters must be a positive int, got {filters!r}")
         if activation not in (None, "linear", "relu"):
@@ -372,7 +386,7 @@ class Conv2D(Layer):
         self.grads = {}
         if self.trainable:
             gw, gb = F.conv2d_backward_weight(grad_y, self._x, kernel.shape, bias=self.use_bias, **self._kw())
-            self.grads["kernel"] = gw
+            self.grads["kernel"] = self._regularized(gw)
             if self.use_bias:
                 self.grads["bias"] = gb
         gx = None
@@ -516,8 +530,10 @@ class Dense(Layer):
     """
 
     def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
-                 seed=None, *, name=None, input_shape=None, dtype="float32", trainable=True):
+                 seed=None, *, kernel_regularizer=None, name=None, input_shape=None, dtype="float32",
+                 trainable=True):
         super().__init__(name=name, input_shape=input_shape, dtype=dtype, trainable=trainable)
+        self.kernel_regularizer = regularizers.get(kernel_regularizer)
         if isinstance(units, bool) or not isinstance(units, (int, np.integer)) or units < 1:
             raise ValueError(f"units must be a positive int, got {units!r}")
         if activation not in (None, "linear", "relu", "sigmoid", "softmax"):
@@ -577,7 +593,7 @@ class Dense(Layer):
             grad_y = _softmax_backward(grad_y, self._y)
         self.grads = {}
         if self.trainable:
-            self.grads["kernel"] = F._dense_kernel_grad(grad_y, self._x)
+            self.grads["kernel"] = self._regularized(F._dense_kernel_grad(grad_y, self._x))
             if self.use_bias:
                 self.grads["bias"] = F._column_sums(grad_y)
         gx = F.linear_backward_data(grad_y, self.params["kernel"].T) if self.needs_input_grad else None

@@ -33,6 +33,7 @@ import os
 import numpy as np
 
 from .layers import Conv2D, Layer, MaxPooling2D, _to_numpy, array_module
+from .training import TrainingMixin
 
 __all__ = [
     "Sequential", "vgg16_base", "VGG16_LAYERS", "vgg16_weights_from_torch",
@@ -40,8 +41,9 @@ __all__ = [
 ]
 
 
-class Sequential:
-    """A linear stack of layers with forward/backward, parameters(), summary() and weight files.
+class Sequential(TrainingMixin):
+    """A linear stack of layers with forward/backward, parameters(), summary() and weight files,
+    and Keras' compile / fit / evaluate (fastconv.training).
 
     input_shape (batch axis excluded) may be given here or by the first layer; otherwise the
     model is built at the first forward. The input gradient of the model is not computed (the
@@ -249,6 +251,34 @@ class Sequential:
         if print_fn is not None:
             print_fn(text)
         return text
+
+    # ------------------------------------------------------------------ weights
+    def get_weights(self):
+        """Every parameter as a NumPy copy, layer by layer in Keras' order and layout (a Conv2D
+        kernel (R, S, C, K), a Dense kernel (in, out)), frozen layers included."""
+        return [_to_numpy(layer._export(k, v)).copy() for layer in self._built_layers()
+                for k, v in layer.params.items()]
+
+    def set_weights(self, weights):
+        """Set every parameter from a list in get_weights' order (e.g. a Keras model's
+        get_weights()). The count and every shape are checked before anything changes."""
+        slots = [(layer, k) for layer in self._built_layers() for k in layer.params]
+        weights = list(weights)
+        if len(weights) != len(slots):
+            raise ValueError(f"set_weights: model {self.name!r} has {len(slots)} weight arrays, got {len(weights)}")
+        converted = []
+        for (layer, k), w in zip(slots, weights):
+            w = np.asarray(_to_numpy(w) if not isinstance(w, np.ndarray) else w)
+            want = tuple(layer._export(k, layer.params[k]).shape)
+            if tuple(w.shape) != want:
+                raise ValueError(f"set_weights: layer {layer.name!r} parameter {k!r} expects shape {want}, "
+                                 f"got {tuple(w.shape)}")
+            if w.dtype.kind not in "fiu":
+                raise TypeError(f"set_weights: layer {layer.name!r} parameter {k!r}: dtype {w.dtype} is not numeric")
+            converted.append(layer._import(k, w).astype(layer.params[k].dtype))
+        for (layer, k), w in zip(slots, converted):
+            p = layer.params[k]
+            p[...] = array_module(p).asarray(w)
 
     # ------------------------------------------------------------------ weight files
     def save_weights(self, path):

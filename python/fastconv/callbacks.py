@@ -1,0 +1,291 @@
+"""Callbacks for `model.fit`, with Keras' names, arguments and behaviour.
+
+A callback gets `set_model(model)` and then the hooks below with `logs`, a dict of the running
+values ("loss", metric names, and at epoch end "val_..." and "learning_rate"). Setting
+`model.stop_training = True` ends `fit` after the current epoch.
+"""
+from __future__ import annotations
+
+import csv
+import math
+import os
+import sys
+import time
+
+import numpy as np
+
+__all__ = ["Callback", "History", "ProgressBar", "EarlyStopping", "ModelCheckpoint",
+           "LearningRateScheduler", "ReduceLROnPlateau", "CSVLogger"]
+
+
+class Callback:
+    model = None
+
+    def set_model(self, model):
+        self.model = model
+
+    def on_train_begin(self, logs=None): pass
+    def on_train_end(self, logs=None): pass
+    def on_epoch_begin(self, epoch, logs=None): pass
+    def on_epoch_end(self, epoch, logs=None): pass
+    def on_train_batch_begin(self, batch, logs=None): pass
+    def on_train_batch_end(self, batch, logs=None): pass
+
+
+class History(Callback):
+    """Per-epoch values: `history["loss"]`, `history["val_accuracy"]`, ... and `epoch`."""
+
+    def __init__(self):
+        self.history: dict[str, list] = {}
+        self.epoch: list[int] = []
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.epoch.append(epoch)
+        for k, v in (logs or {}).items():
+            self.history.setdefault(k, []).append(v)
+
+    def plot(self, path, title=None):
+        """Write a PNG of the curves: loss (and val_loss) on the left, each metric (and its
+        validation value) beside it. Needs matplotlib (`pip install fastconv[bench]`)."""
+        try:
+            import matplotlib  # noqa: PLC0415 - optional dependency
+            matplotlib.use("Agg")
+            import matplotlib.pyplot as plt  # noqa: PLC0415
+            from matplotlib.ticker import MaxNLocator  # noqa: PLC0415
+        except ImportError as exc:
+            raise ImportError("History.plot needs matplotlib: pip install matplotlib") from exc
+        if not self.epoch:
+            raise ValueError("History.plot: no epoch has been recorded")
+        names = [k for k in self.history if not k.startswith("val_") and k != "learning_rate"]
+        fig, axes = plt.subplots(1, len(names), figsize=(5 * len(names), 3.6), squeeze=False)
+        epochs = [e + 1 for e in self.epoch]
+        for ax, name in zip(axes[0], names):
+            ax.plot(epochs, self.history[name], "o-", label=f"train {name}")
+            if f"val_{name}" in self.history:
+                ax.plot(epochs, self.history[f"val_{name}"], "s--", label=f"validation {name}")
+            ax.set_xlabel("epoch")
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+            ax.set_ylabel(name)
+            ax.grid(alpha=0.3)
+            ax.legend()
+        if title:
+            fig.suptitle(title)
+        fig.tight_layout()
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        return path
+
+
+class ProgressBar(Callback):
+    """Keras' progress output. verbose=1: a bar per epoch, redrawn as batches finish, with the
+    running loss and metrics and the time per step; verbose=2: one line per epoch."""
+
+    def __init__(self, verbose=1, stream=None, width=30):
+        self.verbose, self.stream, self.width = verbose, stream or sys.stdout, width
+
+    def on_train_begin(self, logs=None):
+        self.epochs = self.params["epochs"]
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.steps = self.params["steps"]
+        self.start = time.perf_counter()
+        if self.verbose:
+            self.stream.write(f"Epoch {epoch + 1}/{self.epochs}\n")
+            self.stream.flush()
+
+    def _values(self, logs):
+        return "".join(f" - {k}: {v:.4f}" for k, v in logs.items() if k != "learning_rate")
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.verbose != 1:
+            return
+        done = batch + 1
+        elapsed = time.perf_counter() - self.start
+        filled = int(self.width * done / self.steps)
+        bar = "=" * max(filled - 1, 0) + (">" if done < self.steps else "=") + "." * (self.width - filled)
+        eta = elapsed / done * (self.steps - done)
+        self.stream.write(f"\r{done}/{self.steps} [{bar}] - ETA: {eta:.0f}s{self._values(logs or {})}")
+        self.stream.flush()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if not self.verbose:
+            return
+        elapsed = time.perf_counter() - self.start
+        per_step = elapsed / max(self.steps, 1) * 1e3
+        head = f"\r{self.steps}/{self.steps} [{'=' * self.width}]" if self.verbose == 1 else f"{self.steps}/{self.steps}"
+        self.stream.write(f"{head} - {elapsed:.0f}s {per_step:.0f}ms/step{self._values(logs or {})}\n")
+        self.stream.flush()
+
+
+def _mode_better(mode, monitor, min_delta):
+    """compare(current, best) for mode 'min' / 'max' / 'auto' (max for accuracy-like names)."""
+    if mode not in ("auto", "min", "max"):
+        raise ValueError(f"mode must be 'auto', 'min' or 'max', got {mode!r}")
+    if mode == "auto":
+        mode = "max" if "acc" in monitor or monitor.endswith("auc") else "min"
+    if mode == "min":
+        return mode, lambda current, best: current < best - min_delta
+    return mode, lambda current, best: current > best + min_delta
+
+
+class EarlyStopping(Callback):
+    """Stop when `monitor` has not improved by more than min_delta for `patience` epochs
+    (counted from start_from_epoch). restore_best_weights: put back the weights of the best
+    epoch when training stops (or ends after a later, worse epoch)."""
+
+    def __init__(self, monitor="val_loss", min_delta=0.0, patience=0, verbose=0, mode="auto",
+                 baseline=None, restore_best_weights=False, start_from_epoch=0):
+        self.monitor, self.patience, self.verbose = monitor, int(patience), verbose
+        self.min_delta = abs(float(min_delta))
+        self.mode, self._better = _mode_better(mode, monitor, self.min_delta)
+        self.baseline, self.restore_best_weights = baseline, bool(restore_best_weights)
+        self.start_from_epoch = int(start_from_epoch)
+
+    def on_train_begin(self, logs=None):
+        self.wait, self.stopped_epoch, self.best_epoch = 0, 0, 0
+        self.best = math.inf if self.mode == "min" else -math.inf
+        self.best_weights = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        current = (logs or {}).get(self.monitor)
+        if current is None:
+            raise KeyError(f"EarlyStopping monitors {self.monitor!r}, which the logs do not have "
+                           f"(they have {sorted(logs or {})}); pass validation data for 'val_' values")
+        if epoch < self.start_from_epoch:
+            return
+        if self.restore_best_weights and self.best_weights is None:
+            self.best_weights = self.model.get_weights()
+        self.wait += 1
+        if self._better(current, self.best):
+            self.best, self.best_epoch = current, epoch
+            if self.restore_best_weights:
+                self.best_weights = self.model.get_weights()
+            if self.baseline is None or self._better(current, self.baseline):
+                self.wait = 0
+            return
+        if self.wait >= self.patience and epoch > 0:
+            self.stopped_epoch = epoch
+            self.model.stop_training = True
+
+    def on_train_end(self, logs=None):
+        if self.stopped_epoch and self.verbose:
+            print(f"Epoch {self.stopped_epoch + 1}: early stopping")
+        if self.restore_best_weights and self.best_weights is not None:
+            if self.verbose:
+                print(f"Restoring model weights from the end of the best epoch: {self.best_epoch + 1}.")
+            self.model.set_weights(self.best_weights)
+
+
+class ModelCheckpoint(Callback):
+    """Save the weights (an .npz of save_weights) after every epoch, or only when `monitor`
+    improved (save_best_only). The path may hold Keras-style fields: "ckpt-{epoch:02d}-
+    {val_loss:.3f}.weights.npz"."""
+
+    def __init__(self, filepath, monitor="val_loss", verbose=0, save_best_only=False, mode="auto"):
+        self.filepath, self.monitor, self.verbose = os.fspath(filepath), monitor, verbose
+        self.save_best_only = bool(save_best_only)
+        self.mode, self._better = _mode_better(mode, monitor, 0.0)
+        self.best = math.inf if self.mode == "min" else -math.inf
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        path = self.filepath.format(epoch=epoch + 1, **logs)
+        if self.save_best_only:
+            current = logs.get(self.monitor)
+            if current is None:
+                raise KeyError(f"ModelCheckpoint monitors {self.monitor!r}, which the logs do not have "
+                               f"(they have {sorted(logs)})")
+            if not self._better(current, self.best):
+                return
+            if self.verbose:
+                print(f"Epoch {epoch + 1}: {self.monitor} improved from {self.best:.5f} to {current:.5f}, "
+                      f"saving model to {path}")
+            self.best = current
+        self.model.save_weights(path)
+
+
+class LearningRateScheduler(Callback):
+    """Set the optimizer's learning rate at the start of each epoch to schedule(epoch, lr)."""
+
+    def __init__(self, schedule, verbose=0):
+        self.schedule, self.verbose = schedule, verbose
+
+    def on_epoch_begin(self, epoch, logs=None):
+        opt = self.model.optimizer
+        lr = float(self.schedule(epoch, opt.learning_rate))
+        if not (math.isfinite(lr) and lr > 0):
+            raise ValueError(f"LearningRateScheduler: schedule({epoch}) gave {lr!r}; it must be a positive number")
+        opt.learning_rate = lr
+        if self.verbose:
+            print(f"Epoch {epoch + 1}: LearningRateScheduler setting learning rate to {lr}.")
+
+
+class ReduceLROnPlateau(Callback):
+    """Multiply the learning rate by `factor` when `monitor` has not improved by min_delta for
+    `patience` epochs, then wait `cooldown` epochs; never below min_lr."""
+
+    def __init__(self, monitor="val_loss", factor=0.1, patience=10, verbose=0, mode="auto",
+                 min_delta=1e-4, cooldown=0, min_lr=0.0):
+        if not 0.0 < factor < 1.0:
+            raise ValueError(f"factor must be in (0, 1), got {factor!r}")
+        self.monitor, self.factor, self.patience, self.verbose = monitor, float(factor), int(patience), verbose
+        self.mode, self._better = _mode_better(mode, monitor, abs(float(min_delta)))
+        self.cooldown, self.min_lr = int(cooldown), float(min_lr)
+
+    def on_train_begin(self, logs=None):
+        self.wait = self.cooldown_counter = 0
+        self.best = math.inf if self.mode == "min" else -math.inf
+
+    def on_epoch_end(self, epoch, logs=None):
+        current = (logs or {}).get(self.monitor)
+        if current is None:
+            raise KeyError(f"ReduceLROnPlateau monitors {self.monitor!r}, which the logs do not have "
+                           f"(they have {sorted(logs or {})})")
+        if self.cooldown_counter > 0:
+            self.cooldown_counter -= 1
+            self.wait = 0
+        if self._better(current, self.best):
+            self.best, self.wait = current, 0
+            return
+        if self.cooldown_counter > 0:
+            return
+        self.wait += 1
+        if self.wait >= self.patience:
+            opt = self.model.optimizer
+            old = opt.learning_rate
+            if old > self.min_lr:
+                opt.learning_rate = max(old * self.factor, self.min_lr)
+                if self.verbose:
+                    print(f"Epoch {epoch + 1}: ReduceLROnPlateau reducing learning rate to {opt.learning_rate}.")
+                self.cooldown_counter, self.wait = self.cooldown, 0
+
+
+class CSVLogger(Callback):
+    """Append one row per epoch ("epoch" then the logs, sorted by name) to a CSV file."""
+
+    def __init__(self, filename, separator=",", append=False):
+        self.filename, self.separator, self.append = os.fspath(filename), separator, bool(append)
+        self.keys = None
+
+    def on_train_begin(self, logs=None):
+        exists = self.append and os.path.exists(self.filename) and os.path.getsize(self.filename) > 0
+        self._file = open(self.filename, "a" if self.append else "w", newline="")  # noqa: SIM115
+        self._writer = None
+        self._header_written = exists
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        if self._writer is None:
+            self.keys = sorted(logs)
+            self._writer = csv.writer(self._file, delimiter=self.separator)
+            if not self._header_written:
+                self._writer.writerow(["epoch", *self.keys])
+        self._writer.writerow([epoch, *[_plain(logs.get(k, "NA")) for k in self.keys]])
+        self._file.flush()
+
+    def on_train_end(self, logs=None):
+        self._file.close()
+
+
+def _plain(v):
+    return float(v) if isinstance(v, (float, np.floating)) else v

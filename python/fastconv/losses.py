@@ -1,0 +1,182 @@
+"""Losses with Keras' names, arguments and formulas, for `model.compile(loss=...)` and for
+hand-written loops:
+
+    loss = fc.losses.SparseCategoricalCrossentropy(from_logits=True)
+    value = loss(y_true, y_pred)          # Keras' argument order; the mean over the batch
+    grad = loss.backward()                # d value / d y_pred, for model.backward(grad)
+
+Each loss is the mean over every sample (and, for the element-wise ones, every output), like
+Keras' default reduction. Probabilities (from_logits=False) are clipped to [1e-7, 1 - 1e-7] as
+Keras does, and the gradient is that of the clipped formula (zero where clipping is active).
+Strings: "sparse_categorical_crossentropy", "categorical_crossentropy", "binary_crossentropy",
+"mse" / "mean_squared_error".
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .layers import _sigmoid, array_module
+
+__all__ = ["Loss", "SparseCategoricalCrossentropy", "CategoricalCrossentropy", "BinaryCrossentropy",
+           "MeanSquaredError", "get"]
+
+EPSILON = 1e-7   # Keras' backend epsilon
+
+
+def _log_softmax(z):
+    xp = array_module(z)
+    shifted = z - z.max(axis=-1, keepdims=True)
+    return shifted - xp.log(xp.exp(shifted).sum(axis=-1, keepdims=True))
+
+
+class Loss:
+    """Base class: __call__(y_true, y_pred) -> float and backward() -> gradient for y_pred."""
+
+    name = "loss"
+    from_logits = False
+
+    def __init__(self):
+        self._grad = None
+
+    def __call__(self, y_true, y_pred):
+        y_pred = self._check_pred(y_pred)
+        value, self._grad = self._value_and_grad(self._target(y_true, y_pred), y_pred)
+        return value
+
+    def backward(self, grad=1.0):
+        """Gradient of the last value with respect to y_pred (times `grad`)."""
+        if self._grad is None:
+            raise RuntimeError(f"{type(self).__name__}.backward called before the loss was computed")
+        return self._grad if grad == 1.0 else self._grad * self._grad.dtype.type(grad)
+
+    def _check_pred(self, y_pred):
+        if not hasattr(y_pred, "dtype") or y_pred.dtype.kind != "f":
+            raise TypeError(f"y_pred must be a float array, got {type(y_pred).__name__} "
+                            f"{getattr(y_pred, 'dtype', '')}")
+        if y_pred.ndim < 1 or y_pred.shape[0] == 0:
+            raise ValueError(f"y_pred must have a non-empty batch axis, got shape {tuple(y_pred.shape)}")
+        return y_pred
+
+    def _target(self, y_true, y_pred):
+        xp = array_module(y_pred)
+        t = xp.asarray(y_true)
+        if t.dtype.kind not in "fiub":
+            raise TypeError(f"y_true must be real numbers, got dtype {t.dtype}")
+        t = t.astype(y_pred.dtype)
+        if t.shape != y_pred.shape:
+            if t.size == y_pred.size:      # (N,) labels for an (N, 1) head, and the like
+                t = t.reshape(y_pred.shape)
+            else:
+                raise ValueError(f"y_true has shape {tuple(t.shape)} but y_pred has {tuple(y_pred.shape)}")
+        return t
+
+    def _value_and_grad(self, t, y):
+        raise NotImplementedError
+
+    def __repr__(self):
+        return f"{type(self).__name__}(from_logits={self.from_logits})"
+
+
+class CategoricalCrossentropy(Loss):
+    """-mean over samples of sum_c t_c log p_c, with p = softmax(y_pred) when from_logits, else
+    p = y_pred / sum(y_pred) clipped to [1e-7, 1 - 1e-7] (Keras). y_true: one-hot or probability
+    rows of y_pred's shape."""
+
+    name = "categorical_crossentropy"
+
+    def __init__(self, from_logits=False):
+        super().__init__()
+        self.from_logits = bool(from_logits)
+
+    def _value_and_grad(self, t, y):
+        n = y.shape[0]
+        dt = y.dtype.type
+        if self.from_logits:
+            log_p = _log_softmax(y)
+            value = -(t * log_p).sum() / n
+            grad = (array_module(y).exp(log_p) * t.sum(axis=-1, keepdims=True) - t) * dt(1.0 / n)
+            return float(value), grad
+        s = y.sum(axis=-1, keepdims=True)
+        q = y / s
+        inside = (q > EPSILON) & (q < 1 - EPSILON)
+        qc = q.clip(EPSILON, 1 - EPSILON)
+        value = -(t * array_module(y).log(qc)).sum() / n
+        gq = -t / qc * inside                                  # d value / d q (times n)
+        grad = (gq - (gq * q).sum(axis=-1, keepdims=True)) / s * dt(1.0 / n)
+        return float(value), grad.astype(y.dtype, copy=False)
+
+
+class SparseCategoricalCrossentropy(CategoricalCrossentropy):
+    """CategoricalCrossentropy with integer class labels y_true (N,) (or (N, 1))."""
+
+    name = "sparse_categorical_crossentropy"
+
+    def _target(self, y_true, y_pred):
+        xp = array_module(y_pred)
+        labels = xp.asarray(y_true)
+        n, classes = y_pred.shape[0], y_pred.shape[-1]
+        if y_pred.ndim != 2:
+            raise ValueError(f"y_pred must be (N, classes), got shape {tuple(y_pred.shape)}")
+        if labels.ndim == 2 and labels.shape[1] == 1:
+            labels = labels[:, 0]
+        if labels.shape != (n,):
+            raise ValueError(f"y_true must hold {n} class labels, got shape {tuple(labels.shape)}")
+        if labels.dtype.kind not in "iu":
+            if labels.dtype.kind != "f" or not bool((labels == xp.round(labels)).all()):
+                raise TypeError(f"y_true must be integer class labels, got dtype {labels.dtype}")
+            labels = labels.astype(np.int64)
+        if int(labels.min()) < 0 or int(labels.max()) >= classes:
+            raise ValueError(f"class labels must lie in [0, {classes}), got [{int(labels.min())}, {int(labels.max())}]")
+        t = xp.zeros_like(y_pred)
+        t[xp.arange(n), labels] = 1
+        return t
+
+
+class BinaryCrossentropy(Loss):
+    """-mean of t log p + (1 - t) log(1 - p) over every output, p = sigmoid(y_pred) when
+    from_logits (computed stably from the logits), else y_pred clipped to [1e-7, 1 - 1e-7]."""
+
+    name = "binary_crossentropy"
+
+    def __init__(self, from_logits=False):
+        super().__init__()
+        self.from_logits = bool(from_logits)
+
+    def _value_and_grad(self, t, y):
+        xp = array_module(y)
+        dt = y.dtype.type
+        scale = dt(1.0 / y.size)
+        if self.from_logits:
+            # max(z, 0) - z t + log(1 + exp(-|z|)): no overflow for any z
+            value = (xp.maximum(y, 0) - y * t + xp.log1p(xp.exp(-xp.abs(y)))).mean()
+            return float(value), (_sigmoid(y) - t) * scale
+        inside = (y > EPSILON) & (y < 1 - EPSILON)
+        p = y.clip(EPSILON, 1 - EPSILON)
+        value = -(t * xp.log(p) + (1 - t) * xp.log(1 - p)).mean()
+        grad = ((p - t) / (p * (1 - p)) * inside) * scale
+        return float(value), grad.astype(y.dtype, copy=False)
+
+
+class MeanSquaredError(Loss):
+    """mean((y_pred - y_true)^2) over every output."""
+
+    name = "mean_squared_error"
+
+    def _value_and_grad(self, t, y):
+        d = y - t
+        return float((d * d).mean()), d * y.dtype.type(2.0 / y.size)
+
+
+_BY_NAME = {"sparse_categorical_crossentropy": SparseCategoricalCrossentropy,
+            "categorical_crossentropy": CategoricalCrossentropy,
+            "binary_crossentropy": BinaryCrossentropy,
+            "mse": MeanSquaredError, "mean_squared_error": MeanSquaredError}
+
+
+def get(identifier):
+    """A loss from a Keras string (probabilities, from_logits=False, as in Keras) or the loss."""
+    if isinstance(identifier, Loss):
+        return identifier
+    if isinstance(identifier, str) and identifier.lower() in _BY_NAME:
+        return _BY_NAME[identifier.lower()]()
+    raise ValueError(f"loss must be a fastconv.losses.Loss or one of {sorted(_BY_NAME)}, got {identifier!r}")

@@ -1,0 +1,56 @@
+"""Accuracy metrics with Keras' names, as functions of (y_true, y_pred) returning the fraction
+correct over a batch; `fit` and `evaluate` average them over batches weighted by batch size.
+
+"accuracy" in `compile(metrics=[...])` resolves from the loss, as in Keras: sparse categorical
+labels -> sparse_categorical_accuracy, one-hot -> categorical_accuracy, binary ->
+binary_accuracy (threshold 0.5 on probabilities; on logits, when the loss has from_logits=True,
+the equivalent threshold 0, where Keras would still use 0.5).
+"""
+from __future__ import annotations
+
+import functools
+
+from .layers import array_module
+
+__all__ = ["sparse_categorical_accuracy", "categorical_accuracy", "binary_accuracy", "get"]
+
+
+def sparse_categorical_accuracy(y_true, y_pred):
+    xp = array_module(y_pred)
+    labels = xp.asarray(y_true).reshape(-1)
+    return float((y_pred.argmax(axis=-1).reshape(-1) == labels).mean())
+
+
+def categorical_accuracy(y_true, y_pred):
+    xp = array_module(y_pred)
+    return float((y_pred.argmax(axis=-1) == xp.asarray(y_true).argmax(axis=-1)).mean())
+
+
+def binary_accuracy(y_true, y_pred, threshold=0.5):
+    xp = array_module(y_pred)
+    t = xp.asarray(y_true).reshape(y_pred.shape)
+    return float(((y_pred > threshold) == (t > 0.5)).mean())
+
+
+_BY_NAME = {"sparse_categorical_accuracy": sparse_categorical_accuracy,
+            "categorical_accuracy": categorical_accuracy,
+            "binary_accuracy": binary_accuracy}
+
+
+def get(identifier, loss=None):
+    """(name, fn) of a metric: a name above, "accuracy"/"acc" (resolved from `loss`), or a
+    callable fn(y_true, y_pred) -> float (named after the function)."""
+    if callable(identifier):
+        return getattr(identifier, "__name__", "metric"), identifier
+    if identifier in ("accuracy", "acc"):
+        name = getattr(loss, "name", "")
+        if name == "binary_crossentropy":
+            fn = binary_accuracy if not loss.from_logits else functools.partial(binary_accuracy, threshold=0.0)
+        elif name == "categorical_crossentropy":
+            fn = categorical_accuracy
+        else:
+            fn = sparse_categorical_accuracy
+        return "accuracy", fn
+    if isinstance(identifier, str) and identifier in _BY_NAME:
+        return identifier, _BY_NAME[identifier]
+    raise ValueError(f"metric must be a callable, 'accuracy' or one of {sorted(_BY_NAME)}, got {identifier!r}")
