@@ -208,10 +208,11 @@ __all__ = [
 # ----------------------------------------------------------------------------- layers and training
 from . import callbacks, data, layers, losses, metrics, models, optim, regularizers, testing  # noqa: E402
 from .models import Sequential  # noqa: E402
+from .saving import load_model  # noqa: E402
 from .optim import SGD, Adam, AdamW, RMSprop  # noqa: E402
 
 __all__ += ["layers", "models", "optim", "losses", "metrics", "callbacks", "regularizers", "data",
-            "testing", "compat", "Sequential", "SGD", "RMSprop", "Adam", "AdamW"]
+            "testing", "compat", "Sequential", "load_model", "SGD", "RMSprop", "Adam", "AdamW"]
 
 
 def __getattr__(name):  # fastconv.compat (the cs231n drop-in) loads on first use

@@ -252,6 +252,17 @@ class Layer:
         """layer(x) is inference, as in Keras (Dropout off); forward(x) is the training call."""
         return self.forward(x, training=training)
 
+    def get_config(self):
+        """The constructor arguments that rebuild this layer (JSON types; Keras' get_config).
+        Weights are not part of it; initializers and seeds are not kept."""
+        return {"name": self.name, **self._config()}
+
+    def _config(self):
+        return {}
+
+    def _common_config(self):
+        return {"dtype": self.dtype.name, "trainable": self.trainable}
+
     def __repr__(self):
         return f"{type(self).__name__}(name={self.name!r})"
 
@@ -365,6 +376,12 @@ class Conv2D(Layer):
         return dict(stride=self.strides, padding=self.padding, dilation=self.dilation_rate,
                     layout=self.layout)
 
+    def _config(self):
+        return {"filters": self.filters, "kernel_size": self.kernel_size, "strides": self.strides,
+                "padding": self.padding, "dilation_rate": self.dilation_rate, "activation": self.activation,
+                "use_bias": self.use_bias, "data_format": self.data_format,
+                "kernel_regularizer": regularizers.serialize(self.kernel_regularizer), **self._common_config()}
+
     def forward(self, x, training=True):
         x = self._ensure_built(x)
         y = F.conv2d(x, self.params["kernel"], self.params.get("bias"), activation=self.activation,
@@ -425,6 +442,10 @@ class MaxPooling2D(Layer):
             raise ValueError(f"{self.name or 'MaxPooling2D'}: pooled size {P}x{Q} < 1 for input shape "
                              f"{(None, *input_shape)}, pool_size {(R, S)}, strides {(sh, sw)}")
         return (P, Q, C) if self.layout == "NHWC" else (C, P, Q)
+
+    def _config(self):
+        return {"pool_size": self.pool_size, "strides": self.strides, "padding": self.padding,
+                "data_format": self.data_format}
 
     def _kw(self):
         return dict(stride=self.strides, padding=self.padding, layout=self.layout)
@@ -548,6 +569,10 @@ class Dense(Layer):
         if self.input_shape is not None:
             self.build(self.input_shape)
 
+    def _config(self):
+        return {"units": self.units, "activation": self.activation, "use_bias": self.use_bias,
+                "kernel_regularizer": regularizers.serialize(self.kernel_regularizer), **self._common_config()}
+
     def _build(self, input_shape):
         if len(input_shape) != 1:
             raise ValueError(f"Dense expects inputs of shape (N, features), got {(None, *input_shape)}; "
@@ -615,6 +640,10 @@ class Dropout(Layer):
         self.seed = seed
         self._rng = np.random.default_rng(seed)
         self._mask = None
+
+    def _config(self):
+        seed = int(self.seed) if isinstance(self.seed, (int, np.integer)) else None   # a Generator is not kept
+        return {"rate": self.rate, "seed": seed}
 
     def forward(self, x, training=True):
         x = self._ensure_built(x)

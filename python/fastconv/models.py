@@ -280,7 +280,14 @@ class Sequential(TrainingMixin):
             p = layer.params[k]
             p[...] = array_module(p).asarray(w)
 
-    # ------------------------------------------------------------------ weight files
+    # ------------------------------------------------------------------ files
+    def save(self, path, include_optimizer=True):
+        """Write the architecture, the weights and (after compile) the loss, metrics and
+        optimizer with its state to one .npz file; fastconv.load_model(path) rebuilds the model."""
+        from .saving import save_model  # noqa: PLC0415 - saving imports this module
+
+        save_model(self, path, include_optimizer=include_optimizer)
+
     def save_weights(self, path):
         """Write every parameter to an .npz ("<layer>/<param>", Keras order; see module doc)."""
         if not self.built:
@@ -294,14 +301,17 @@ class Sequential(TrainingMixin):
 
         Every entry is checked before any is copied: a missing or unexpected entry, or a shape
         that differs, raises ValueError naming the layer, the parameter and both shapes."""
+        return self._assign_weights(_read_npz(path), os.fspath(path))
+
+    def _assign_weights(self, stored, source):
+        """Copy entries "<layer>/<param>" (Keras layout) into the parameters, all checked first."""
         if not self.built:
             self.build()
-        stored = _read_npz(path)
         expected = {f"{layer.name}/{k}": (layer, k) for layer in self.layers for k in layer.params}
         missing = [k for k in expected if k not in stored]
         extra = [k for k in stored if k not in expected]
         if missing or extra:
-            raise ValueError(f"{os.fspath(path)} does not match model {self.name!r}: "
+            raise ValueError(f"{source} does not match model {self.name!r}: "
                              f"missing {missing or 'none'}, unexpected {extra or 'none'}")
         for key, (layer, k) in expected.items():
             want = tuple(layer._export(k, layer.params[k]).shape)

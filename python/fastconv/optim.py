@@ -149,7 +149,7 @@ class Optimizer:
     def step(self, params):
         """Apply one update to every trainable parameter that has a gradient."""
         self._step_lr = self.learning_rate
-        if not self._step_lr > 0:
+        if not (math.isfinite(self._step_lr) and self._step_lr >= 0):
             raise ValueError(f"the learning-rate schedule gave {self._step_lr!r} at step {self.iterations}")
         self.iterations += 1
         for ref in self._refs(params):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 
-__all__ = ["Regularizer", "L1L2", "l1", "l2", "l1_l2", "get"]
+__all__ = ["Regularizer", "L1L2", "l1", "l2", "l1_l2", "get", "serialize"]
 
 
 class Regularizer:
@@ -60,10 +60,21 @@ def l1_l2(l1=0.01, l2=0.01):
     return L1L2(l1=l1, l2=l2)
 
 
+def serialize(regularizer):
+    """JSON form of a regularizer ({"l1": .., "l2": ..}) or None."""
+    if regularizer is None:
+        return None
+    if not isinstance(regularizer, L1L2):
+        raise ValueError(f"cannot save the custom regularizer {regularizer!r}; only l1 / l2 / l1_l2")
+    return {"l1": regularizer.l1, "l2": regularizer.l2}
+
+
 def get(identifier):
     """None, a Regularizer, or "l1" / "l2" / "l1_l2" (Keras' default factors 0.01)."""
     if identifier is None or isinstance(identifier, Regularizer):
         return identifier
+    if isinstance(identifier, dict) and set(identifier) <= {"l1", "l2"}:
+        return L1L2(**identifier)
     factories = {"l1": l1, "l2": l2, "l1_l2": l1_l2}
     if isinstance(identifier, str) and identifier in factories:
         return factories[identifier]()
