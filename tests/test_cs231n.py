@@ -186,3 +186,42 @@ def test_noncontiguous_inputs():
     b = rng.standard_normal(4)
     out, _ = cs.conv_forward_fast(x, w, b, {"stride": 1, "pad": 1})
     np.testing.assert_allclose(out, im2col_conv_forward(np.ascontiguousarray(x), w, b, 1, 1), rtol=1e-10, atol=1e-10)
+
+
+def test_course_update_rules_over_several_steps():
+    """optim.py's rules with the state in config: sgd, sgd_momentum and rmsprop against their
+    formulas, adam against fastconv.Adam (the same bias-corrected rule)."""
+    import fastconv as fc
+    from fastconv.layers import ParamRef
+
+    rng = np.random.default_rng(12)
+    w0 = rng.standard_normal((4, 5))
+    grads = [rng.standard_normal((4, 5)) for _ in range(5)]
+    w, cfg = w0.copy(), None
+    for g in grads:
+        w, cfg = cs.sgd(w, g, cfg)
+    np.testing.assert_allclose(w, w0 - 1e-2 * sum(grads), rtol=1e-12)
+    w, cfg, v, want = w0.copy(), {"learning_rate": 0.1, "momentum": 0.5}, 0, w0.copy()
+    for g in grads:
+        w, cfg = cs.sgd_momentum(w, g, cfg)
+        v = 0.5 * v - 0.1 * g
+        want = want + v
+    np.testing.assert_allclose(w, want, rtol=1e-12)
+    w, cfg, cache, want = w0.copy(), None, 0, w0.copy()
+    for g in grads:
+        w, cfg = cs.rmsprop(w, g, cfg)
+        cache = 0.99 * cache + 0.01 * g * g
+        want = want - 1e-2 * g / (np.sqrt(cache) + 1e-8)
+    np.testing.assert_allclose(w, want, rtol=1e-12)
+
+    class Holder:
+        params, grads, trainable = {"w": w0.copy()}, {}, True
+    opt, w, cfg = fc.Adam(learning_rate=1e-3), w0.copy(), None
+    for g in grads:
+        w, cfg = cs.adam(w, g, cfg)
+        Holder.grads["w"] = g
+        opt.step([ParamRef("w", Holder, "w")])
+    assert cfg["t"] == 5
+    np.testing.assert_allclose(w, Holder.params["w"], rtol=1e-12)
+    with pytest.raises(TypeError, match="config must be a dict"):
+        cs.adam(w, g, [1e-3])

@@ -20,6 +20,9 @@ Contract (the course's):
     conv_relu_backward(dout, cache) -> dx, dw, db
     conv_relu_pool_forward(x, w, b, conv_param, pool_param) -> out, cache
     conv_relu_pool_backward(dout, cache) -> dx, dw, db
+    sgd / sgd_momentum / rmsprop / adam(w, dw, config=None) -> next_w, config   (optim.py: the
+        course's update rules and config keys, e.g. config["learning_rate"], "velocity", "cache",
+        "m", "v", "t"; the state lives in config, as the course's Solver expects)
 
 Differences from the course code, none of which changes a gradient check:
 - The caller's dtype is kept: float64 stays float64 (so numeric gradient checks still pass),
@@ -43,7 +46,7 @@ from ..layers import array_module
 __all__ = [
     "conv_forward_fast", "conv_backward_fast", "max_pool_forward_fast", "max_pool_backward_fast",
     "relu_forward", "relu_backward", "conv_relu_forward", "conv_relu_backward",
-    "conv_relu_pool_forward", "conv_relu_pool_backward",
+    "conv_relu_pool_forward", "conv_relu_pool_backward", "sgd", "sgd_momentum", "rmsprop", "adam",
 ]
 
 
@@ -176,3 +179,58 @@ def conv_relu_pool_backward(dout, cache):
     """Backward of conv_relu_pool_forward -> dx, dw, db."""
     conv_relu_cache, pool_cache = _cache(cache, 2, "conv_relu_pool_forward")
     return conv_relu_backward(max_pool_backward_fast(dout, pool_cache), conv_relu_cache)
+
+
+# ----------------------------------------------------------------------------- optim.py
+
+def _config(config, defaults):
+    if config is None:
+        config = {}
+    if not isinstance(config, dict):
+        raise TypeError(f"config must be a dict or None, got {type(config).__name__}")
+    for k, v in defaults.items():
+        config.setdefault(k, v)
+    return config
+
+
+def sgd(w, dw, config=None):
+    """Vanilla SGD (the course's optim.sgd): w - learning_rate * dw. Returns (next_w, config)."""
+    config = _config(config, {"learning_rate": 1e-2})
+    return w - config["learning_rate"] * dw, config
+
+
+def sgd_momentum(w, dw, config=None):
+    """SGD with momentum: v = momentum * v - learning_rate * dw; next_w = w + v."""
+    config = _config(config, {"learning_rate": 1e-2, "momentum": 0.9})
+    v = config.get("velocity")
+    v = (0 if v is None else config["momentum"] * v) - config["learning_rate"] * dw
+    config["velocity"] = v
+    return w + v, config
+
+
+def rmsprop(w, dw, config=None):
+    """RMSProp: cache = decay_rate * cache + (1 - decay_rate) * dw^2;
+    next_w = w - learning_rate * dw / (sqrt(cache) + epsilon)."""
+    config = _config(config, {"learning_rate": 1e-2, "decay_rate": 0.99, "epsilon": 1e-8})
+    cache = config.get("cache")
+    cache = (1 - config["decay_rate"]) * dw * dw + (0 if cache is None else config["decay_rate"] * cache)
+    config["cache"] = cache
+    return w - config["learning_rate"] * dw / (array_module(w).sqrt(cache) + config["epsilon"]), config
+
+
+def adam(w, dw, config=None):
+    """Adam with bias correction, as the course's optim.adam: t += 1; m, v moving averages;
+    next_w = w - learning_rate * m_hat / (sqrt(v_hat) + epsilon)."""
+    config = _config(config, {"learning_rate": 1e-3, "beta1": 0.9, "beta2": 0.999, "epsilon": 1e-8, "t": 0})
+    xp = array_module(w)
+    m = config.get("m")
+    v = config.get("v")
+    m = xp.zeros_like(w) if m is None else m
+    v = xp.zeros_like(w) if v is None else v
+    t = config["t"] + 1
+    b1, b2 = config["beta1"], config["beta2"]
+    m = b1 * m + (1 - b1) * dw
+    v = b2 * v + (1 - b2) * dw * dw
+    config.update(m=m, v=v, t=t)
+    m_hat, v_hat = m / (1 - b1 ** t), v / (1 - b2 ** t)
+    return w - config["learning_rate"] * m_hat / (xp.sqrt(v_hat) + config["epsilon"]), config
