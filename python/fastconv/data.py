@@ -1,12 +1,13 @@
-"""Data helpers for training loops (hand-written or `fit`): batches with a seeded shuffle, and
-Keras' validation split."""
+"""Data helpers for training loops (hand-written or `fit`): batches with a seeded shuffle, Keras'
+validation split, and Keras' ImageDataGenerator (fastconv.augment)."""
 from __future__ import annotations
 
 import numpy as np
 
+from .augment import ArrayIterator, ImageDataGenerator
 from .layers import array_module
 
-__all__ = ["batches", "validation_split"]
+__all__ = ["batches", "validation_split", "ImageDataGenerator", "ArrayIterator"]
 
 
 def _check_pair(x, y):

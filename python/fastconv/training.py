@@ -86,14 +86,19 @@ class TrainingMixin:
         return logs
 
     # ------------------------------------------------------------------ epochs
-    def fit(self, x, y, batch_size=32, epochs=1, verbose="auto", callbacks=None, validation_split=0.0,
+    def fit(self, x, y=None, batch_size=32, epochs=1, verbose="auto", callbacks=None, validation_split=0.0,
             validation_data=None, shuffle=True, initial_epoch=0, seed=None):
-        """Train for `epochs` passes over (x, y) in batches; returns a History. validation_split
+        """Train for `epochs` passes over (x, y) in batches; returns a History. x may also be an
+        iterable of (x, y) batches with a len() (ImageDataGenerator.flow). validation_split
         holds out the last fraction of the samples (before shuffling, as Keras);
         validation_data=(x_val, y_val) is evaluated after every epoch. verbose: 0 silent,
         1 progress bar, 2 one line per epoch, "auto" 1 on a terminal and 2 otherwise. shuffle:
         a new order every epoch (from `seed` when given)."""
         self._require_compiled()
+        batches_given = not hasattr(x, "shape") and hasattr(x, "__iter__") and hasattr(x, "__len__")
+        if batches_given and (y is not None or validation_split):
+            raise ValueError("x is an iterable of (x, y) batches (e.g. ImageDataGenerator.flow): pass no y "
+                             "and no validation_split (use validation_data)")
         if validation_split and validation_data is not None:
             raise ValueError("give validation_split or validation_data, not both")
         if validation_split:
@@ -105,7 +110,7 @@ class TrainingMixin:
                 raise ValueError("validation_data must be a pair (x_val, y_val)") from None
         if verbose == "auto":
             verbose = 1 if sys.stdout.isatty() else 2
-        steps = -(-x.shape[0] // batch_size) if x.shape[0] else 0
+        steps = len(x) if batches_given else -(-x.shape[0] // batch_size)
         if steps == 0:
             raise ValueError("fit: x has no samples")
         history = cb.History()
@@ -121,7 +126,8 @@ class TrainingMixin:
             for c in hooks:
                 c.on_epoch_begin(epoch)
             sums, seen = {}, 0
-            for step, (xb, yb) in enumerate(data.batches(x, y, batch_size, shuffle=shuffle, seed=rng)):
+            epoch_batches = x if batches_given else data.batches(x, y, batch_size, shuffle=shuffle, seed=rng)
+            for step, (xb, yb) in enumerate(epoch_batches):
                 for c in hooks:
                     c.on_train_batch_begin(step)
                 logs = self.train_on_batch(xb, yb)

@@ -1,0 +1,221 @@
+"""Keras' ImageDataGenerator on NumPy batches: random rotation, shifts, shear, zoom and flips,
+vectorized over the batch (one bilinear resample of the whole batch, no Python loop per image).
+
+    gen = fc.data.ImageDataGenerator(rotation_range=10, width_shift_range=0.1,
+                                     height_shift_range=0.1, zoom_range=0.1, horizontal_flip=True)
+    model.fit(gen.flow(x_train, y_train, batch_size=64), epochs=10)
+
+The geometry is Keras' (apply_affine_transform): the output pixel (r, c) samples the input at
+A (r, c) about the image centre, A = rotation @ shift @ shear @ zoom, angles in degrees, shifts
+as fractions of the size (or pixels when >= 1), zoom factors drawn in [1 - z, 1 + z] per axis;
+bilinear interpolation; flips after the transform; rescale last. fill_mode for samples outside
+the image: "nearest" (edge pixel), "constant" (cval), "reflect" (d c b a | a b c d | d c b a),
+"wrap" (a b c d | a b c d | a b c d).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+__all__ = ["ImageDataGenerator", "ArrayIterator"]
+
+_FILL_MODES = ("nearest", "constant", "reflect", "wrap")
+
+
+def _range_pair(value, name, centre):
+    """Keras accepts a number r (-> [centre - r, centre + r]) or a [low, high] pair for zoom."""
+    if isinstance(value, (list, tuple)):
+        if len(value) != 2 or not all(isinstance(v, (int, float)) and math.isfinite(v) for v in value):
+            raise ValueError(f"{name} must be a number or a [low, high] pair, got {value!r}")
+        return float(value[0]), float(value[1])
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+        raise ValueError(f"{name} must be a number >= 0, got {value!r}")
+    return centre - float(value), centre + float(value)
+
+
+def _indices(i, n, mode):
+    """Integer sample positions i (any ints) mapped into [0, n) by the fill mode; for "constant",
+    also the mask of positions inside."""
+    if mode == "nearest":
+        return np.minimum(np.maximum(i, 0, out=i), n - 1, out=i), None
+    if mode == "wrap":
+        return np.mod(i, n), None
+    if mode == "reflect":
+        j = np.mod(i, 2 * n)
+        return np.where(j >= n, 2 * n - 1 - j, j), None
+    inside = (i >= 0) & (i < n)
+    return np.minimum(np.maximum(i, 0), n - 1), inside
+
+
+class ImageDataGenerator:
+    """Random augmentation of image batches with Keras' arguments (data_format channels_last:
+    (N, H, W, C); channels_first: (N, C, H, W))."""
+
+    def __init__(self, rotation_range=0.0, width_shift_range=0.0, height_shift_range=0.0,
+                 shear_range=0.0, zoom_range=0.0, horizontal_flip=False, vertical_flip=False,
+                 fill_mode="nearest", cval=0.0, rescale=None, data_format="channels_last", seed=None):
+        for name, v in (("rotation_range", rotation_range), ("width_shift_range", width_shift_range),
+                        ("height_shift_range", height_shift_range), ("shear_range", shear_range)):
+            _range_pair(v, name, 0.0)
+        self.zoom = _range_pair(zoom_range, "zoom_range", 1.0)
+        if self.zoom[0] <= 0:
+            raise ValueError(f"zoom_range must keep zoom factors positive, got {zoom_range!r}")
+        if fill_mode not in _FILL_MODES:
+            raise ValueError(f"fill_mode must be one of {_FILL_MODES}, got {fill_mode!r}")
+        if data_format not in ("channels_last", "channels_first"):
+            raise ValueError(f"data_format must be 'channels_last' or 'channels_first', got {data_format!r}")
+        if rescale is not None and not (isinstance(rescale, (int, float)) and math.isfinite(rescale)):
+            raise ValueError(f"rescale must be a number or None, got {rescale!r}")
+        self.rotation_range, self.shear_range = float(rotation_range), float(shear_range)
+        self.width_shift_range, self.height_shift_range = float(width_shift_range), float(height_shift_range)
+        self.horizontal_flip, self.vertical_flip = bool(horizontal_flip), bool(vertical_flip)
+        self.fill_mode, self.cval, self.rescale = fill_mode, float(cval), rescale
+        self.data_format = data_format
+        self.rng = np.random.default_rng(seed)
+
+    # ------------------------------------------------------------------ parameters
+    def _geometry_active(self):
+        return bool(self.rotation_range or self.width_shift_range or self.height_shift_range
+                     or self.shear_range or self.zoom != (1.0, 1.0))
+
+    def random_matrices(self, n, h, w):
+        """(n, 2, 3) matrices mapping output (row, col, 1) to input positions, drawn as Keras does."""
+        u = self.rng.uniform
+        theta = np.deg2rad(u(-self.rotation_range, self.rotation_range, n)) if self.rotation_range else np.zeros(n)
+        tx = u(-self.height_shift_range, self.height_shift_range, n) if self.height_shift_range else np.zeros(n)
+        ty = u(-self.width_shift_range, self.width_shift_range, n) if self.width_shift_range else np.zeros(n)
+        if self.height_shift_range < 1:
+            tx = tx * h
+        if self.width_shift_range < 1:
+            ty = ty * w
+        shear = np.deg2rad(u(-self.shear_range, self.shear_range, n)) if self.shear_range else np.zeros(n)
+        if self.zoom != (1.0, 1.0):
+            zx, zy = u(self.zoom[0], self.zoom[1], n), u(self.zoom[0], self.zoom[1], n)
+        else:
+            zx = zy = np.ones(n)
+        return _keras_matrices(theta, tx, ty, shear, zx, zy, h, w)
+
+    # ------------------------------------------------------------------ transforms
+    def apply_transform(self, x, matrices=None, flip_h=None, flip_v=None):
+        """x transformed by per-image matrices (from random_matrices) and flips (boolean (N,)),
+        then rescaled. None: no geometric transform / no flips."""
+        x = np.asarray(x)
+        if x.ndim != 4:
+            raise ValueError(f"x must be a batch of images (N, H, W, C) or (N, C, H, W), got shape {x.shape}")
+        nhwc = x if self.data_format == "channels_last" else x.transpose(0, 2, 3, 1)
+        if nhwc.dtype.kind != "f":                  # integer images come out as float32, as in Keras
+            nhwc = nhwc.astype(np.float32)
+        out = nhwc if matrices is None else self._resample(nhwc, matrices)
+        if out is nhwc and ((flip_h is not None and flip_h.any()) or (flip_v is not None and flip_v.any())):
+            out = out.copy()                         # the flips below write into out
+        if flip_h is not None and flip_h.any():
+            out[flip_h] = out[flip_h][:, :, ::-1]
+        if flip_v is not None and flip_v.any():
+            out[flip_v] = out[flip_v][:, ::-1]
+        if self.rescale is not None:
+            out = out * out.dtype.type(self.rescale)
+        out = np.ascontiguousarray(out if self.data_format == "channels_last" else out.transpose(0, 3, 1, 2))
+        return out if out is not x else out.copy()
+
+    def random_transform_batch(self, x):
+        """A randomly augmented copy of the batch x (float images keep their dtype)."""
+        x = np.asarray(x)
+        if x.ndim != 4:
+            raise ValueError(f"x must be a batch of images (N, H, W, C) or (N, C, H, W), got shape {x.shape}")
+        n = x.shape[0]
+        h, w = x.shape[1:3] if self.data_format == "channels_last" else x.shape[2:4]
+        matrices = self.random_matrices(n, h, w) if self._geometry_active() else None
+        flip_h = self.rng.random(n) < 0.5 if self.horizontal_flip else None
+        flip_v = self.rng.random(n) < 0.5 if self.vertical_flip else None
+        return self.apply_transform(x, matrices, flip_h, flip_v)
+
+    def _resample(self, x, matrices):
+        """Bilinear samples of x (N, H, W, C) at A_n (r, c, 1) for every output pixel: the four
+        neighbours gathered by flat index from the (N*H*W, C) view, weights in x's precision."""
+        n, h, w, c = x.shape
+        dt = x.dtype
+        rows = np.arange(h, dtype=dt)[:, None]
+        cols = np.arange(w, dtype=dt)[None, :]
+        m = matrices.astype(dt)[:, :, :, None, None]
+        src_r = m[:, 0, 0] * rows + m[:, 0, 1] * cols + m[:, 0, 2]          # (N, H, W)
+        src_c = m[:, 1, 0] * rows + m[:, 1, 1] * cols + m[:, 1, 2]
+        r0, c0 = np.floor(src_r), np.floor(src_c)
+        fr, fc = src_r - r0, src_c - c0
+        r0, c0 = r0.astype(np.int32), c0.astype(np.int32)
+        base = (np.arange(n, dtype=np.int64) * h)[:, None, None]
+        flat = x.reshape(n * h * w, c)
+        col_taps = [(_indices(c0 + dc, w, self.fill_mode), wc) for dc, wc in ((0, 1 - fc), (1, fc))]
+        out = None
+        for dr, wr in ((0, 1 - fr), (1, fr)):
+            ri, rin = _indices(r0 + dr, h, self.fill_mode)
+            row_base = (base + ri) * w
+            for (ci, cin), wc in col_taps:
+                weight = wr * wc
+                v = np.take(flat, (row_base + ci).reshape(-1), axis=0).reshape(n, h, w, c)
+                if rin is not None:
+                    v = np.where((rin & cin)[..., None], v, dt.type(self.cval))
+                term = weight[..., None] * v
+                out = term if out is None else out + term
+        return out
+
+    def flow(self, x, y=None, batch_size=32, shuffle=True, seed=None):
+        """Batches of augmented x (with y) for fit or a hand loop: iterating gives one epoch (len()
+        batches, a new order each time when shuffle); next() goes on forever, like Keras'."""
+        return ArrayIterator(self, x, y, batch_size, shuffle, seed)
+
+
+def _keras_matrices(theta, tx, ty, shear, zx, zy, h, w):
+    """Keras' transform_matrix (rotation @ shift @ shear @ zoom) about the centre, per image."""
+    n = theta.shape[0]
+    one, zero = np.ones(n), np.zeros(n)
+
+    def stack(rows):
+        return np.stack([np.stack(r, axis=-1) for r in rows], axis=-2)     # (n, 3, 3)
+
+    rot = stack([[np.cos(theta), -np.sin(theta), zero], [np.sin(theta), np.cos(theta), zero], [zero, zero, one]])
+    shift = stack([[one, zero, tx], [zero, one, ty], [zero, zero, one]])
+    sh = stack([[one, -np.sin(shear), zero], [zero, np.cos(shear), zero], [zero, zero, one]])
+    zoom = stack([[zx, zero, zero], [zero, zy, zero], [zero, zero, one]])
+    t = rot @ shift @ sh @ zoom
+    ox, oy = h / 2 - 0.5, w / 2 - 0.5
+    offset = np.array([[1, 0, ox], [0, 1, oy], [0, 0, 1]], np.float64)
+    reset = np.array([[1, 0, -ox], [0, 1, -oy], [0, 0, 1]], np.float64)
+    return (offset @ t @ reset)[:, :2, :]
+
+
+class ArrayIterator:
+    """Augmented batches of (x, y) from an ImageDataGenerator (see ImageDataGenerator.flow)."""
+
+    def __init__(self, generator, x, y, batch_size, shuffle, seed):
+        x = np.asarray(x)
+        if x.ndim != 4:
+            raise ValueError(f"flow: x must be a batch of images, got shape {x.shape}")
+        if y is not None and len(y) != len(x):
+            raise ValueError(f"flow: x has {len(x)} samples but y has {len(y)}")
+        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+        self.generator, self.x, self.y = generator, x, None if y is None else np.asarray(y)
+        self.batch_size, self.shuffle = int(batch_size), bool(shuffle)
+        self.rng = np.random.default_rng(seed)
+        self._stream = None
+
+    def __len__(self):
+        return -(-len(self.x) // self.batch_size)
+
+    def __iter__(self):
+        n = len(self.x)
+        order = self.rng.permutation(n) if self.shuffle else np.arange(n)
+        for i in range(0, n, self.batch_size):
+            idx = order[i:i + self.batch_size]
+            xb = self.generator.random_transform_batch(self.x[idx])
+            yield xb if self.y is None else (xb, self.y[idx])
+
+    def __next__(self):
+        while True:
+            if self._stream is None:
+                self._stream = iter(self)
+            try:
+                return next(self._stream)
+            except StopIteration:
+                self._stream = None
