@@ -258,3 +258,100 @@ def test_the_cpp_side_rejects_parameter_tuples_whose_sizes_overflow(params, matc
     pool = (2**40, 2**40, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, False)
     with pytest.raises(ValueError, match="input size overflows"):
         fc._cpu.maxpool2d_forward(pool, a, a, np.ones(1, np.int64))
+
+
+# ----------------------------------------------------------------------------- second campaign
+# (557 hostile cases, 0 crashes; these were its silent acceptances and unclear messages)
+
+@pytest.mark.parametrize("call, name", [
+    (lambda x, w: fc.conv2d(None, w), "x"),
+    (lambda x, w: fc.conv2d(x, None), "weight"),
+    (lambda x, w: fc.conv2d_backward(x, None, w), "x"),
+    (lambda x, w: fc.conv2d_backward_data(None, w, x.shape), "grad_y"),
+    (lambda x, w: fc.max_pool2d(None), "x"),
+    (lambda x, w: fc.max_pool2d_backward(x, None, x.shape, 2), "indices"),
+    (lambda x, w: fc.relu(None), "x"),
+    (lambda x, w: fc.relu_backward(x, None), "y"),
+    (lambda x, w: fc.linear(x[0, 0], None), "weight"),
+    (lambda x, w: fc.linear_backward_data(None, x[0, 0]), "grad_y"),
+])
+def test_none_for_a_required_array_is_named(call, name):
+    x, w = np.ones((1, 2, 4, 4), np.float32), np.ones((3, 2, 3, 3), np.float32)
+    with pytest.raises(TypeError, match=f"^{name} must be a NumPy or CuPy array, got None"):
+        call(x, w)
+
+
+@pytest.mark.parametrize("bad", ["no", None, 2])
+def test_blas_parking_takes_only_a_bool(bad):
+    with pytest.raises(ValueError, match="enabled must be a bool"):
+        fc.set_blas_parking(bad)
+
+
+def test_damaged_and_complex_weight_files_are_named(tmp_path):
+    model = fc.Sequential([fc.layers.Dense(2, input_shape=(3,), seed=0)])
+    good = tmp_path / "good.npz"
+    model.save_weights(good)
+    before = model.get_weights()
+    with np.load(good) as f:
+        np.savez(tmp_path / "complex.npz", **{k: f[k].astype(np.complex64) + 5j for k in f.files})
+    with pytest.raises(ValueError, match="complex64 entry cannot be used"):
+        model.load_weights(tmp_path / "complex.npz")
+    raw = good.read_bytes()
+    (tmp_path / "empty.npz").write_bytes(b"")
+    (tmp_path / "cut.npz").write_bytes(raw[:200])
+    middle = bytearray(raw)
+    middle[len(raw) // 3] ^= 0xFF
+    (tmp_path / "flipped.npz").write_bytes(bytes(middle))
+    np.savez(tmp_path / "objects.npz", **{"dense/kernel": np.array([{}, 1], dtype=object)})
+    for name in ("empty", "cut", "flipped", "objects"):
+        with pytest.raises(ValueError, match=f"{name}.npz"):
+            model.load_weights(tmp_path / f"{name}.npz")
+    for bad in (None, 123):
+        with pytest.raises(TypeError, match="path must be a str or os.PathLike"):
+            model.load_weights(bad)
+    assert all(np.array_equal(a, b) for a, b in zip(before, model.get_weights()))
+
+
+def test_layers_check_backward_order_shapes_and_flags():
+    g = np.ones((2, 3), np.float32)
+    for layer in (fc.layers.Dropout(0.5), fc.layers.Softmax()):
+        with pytest.raises(RuntimeError, match="backward called before forward"):
+            layer.backward(g)
+    x = np.ones((2, 4, 4, 3), np.float32)
+    for layer in (fc.layers.Flatten(), fc.layers.Dropout(0.5, seed=0), fc.layers.Softmax()):
+        layer.forward(x if not isinstance(layer, fc.layers.Softmax) else g)
+        with pytest.raises(ValueError, match="grad_y must have the output's shape"):
+            layer.backward(np.ones((2, 5), np.float32))
+    model = fc.Sequential([fc.layers.Conv2D(4, 3), fc.layers.Flatten(), fc.layers.Dense(2)])
+    with pytest.raises(RuntimeError, match="backward called before forward"):
+        model.backward(np.ones((2, 2), np.float32))
+    with pytest.raises(TypeError, match="trainable must be True or False"):
+        fc.layers.Dense(2).trainable = "no"
+    with pytest.raises(ValueError, match="Dropout rate must be a number"):
+        fc.layers.Dropout("half")
+    with pytest.raises(ValueError, match="at least one row"):
+        fc.layers.SoftmaxCrossEntropy().forward(np.zeros((0, 3), np.float32), np.zeros(0, np.int64))
+
+
+def test_predict_and_optimizers_name_bad_arguments():
+    model = fc.Sequential([fc.layers.Dense(2, input_shape=(3,), seed=0)])
+    x = np.ones((4, 3), np.float32)
+    for bad in (0, -1, 2.5):
+        with pytest.raises(ValueError, match="batch_size must be a positive int"):
+            model.predict(x, batch_size=bad)
+    with pytest.raises(ValueError, match="at least one sample"):
+        model.predict(np.ones((0, 3), np.float32))
+    assert np.array_equal(model.predict(x.tolist()), model.predict(x))
+    with pytest.raises(ValueError, match=r"learning_rate \(lr\) must be a finite number"):
+        fc.Adam(lr="0.1")
+    with pytest.raises(TypeError, match="params must be a model, a layer or model.parameters"):
+        fc.Adam(lr=0.1).step([np.ones(3)])
+    with pytest.raises(TypeError, match="params must be a model"):
+        fc.SGD(lr=0.1).step(None)
+
+
+def test_cs231n_cache_of_the_wrong_items_and_huge_outputs_are_named():
+    with pytest.raises(TypeError, match="cache must be the cache returned by conv_forward_fast"):
+        cs231n.conv_backward_fast(np.ones((1, 1, 2, 2)), (1, 2, 3, 4))
+    with pytest.raises(MemoryError, match=r"cannot allocate the float32 output of shape \(1, 1, 1073741832"):
+        fc.conv2d(np.ones((1, 1, 8, 8), np.float32), np.ones((1, 1, 1, 1), np.float32), padding=2**29)

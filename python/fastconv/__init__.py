@@ -56,6 +56,8 @@ def set_blas_parking(enabled: bool) -> None:
     each call (about 0.1 s), so they do not take cores from the kernel; the next BLAS call starts
     them again. On by default; FASTCONV_PARK_BLAS=0 turns it off at import. Acts only on OpenBLAS
     >= 0.3.14 with its pthreads server and while one Python thread runs. NumPy's results do not change."""
+    if not isinstance(enabled, bool):
+        raise ValueError(f"enabled must be a bool, got {enabled!r}")
     _blas.set_enabled(enabled)
 
 
@@ -93,7 +95,7 @@ def set_cpu_isa(name: str) -> str:
 
 
 def set_winograd(enabled: bool) -> None:
-    """Turn the Winograd F(4x4,3x3) path (AVX-512 and AVX2, float32, forward, backward-data and
+    """Turn the Winograd F(4x4,3x3) path (AVX-512 and AVX2, float32 and float64, forward, backward-data and
     backward-weight of 3x3 stride-1 layers where it is faster than the direct kernel) on or off,
     process-wide. FASTCONV_WINOGRAD=0 turns it off at import time. Winograd is not bit-exact: its error vs float64 stays within ~1e-5 relative."""
     if not isinstance(enabled, bool):

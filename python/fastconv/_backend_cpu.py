@@ -17,10 +17,15 @@ def empty(shape, dtype):
     (csrc/cpu/output_cache.h): memory whose pages are already mapped, so the kernel does
     not pay a page fault per 4 KiB on its first write."""
     dtype = np.dtype(dtype)
-    if math.prod(shape) * dtype.itemsize >= _CACHE_MIN_BYTES:
-        a = _cpu.cached_empty(tuple(int(d) for d in shape), dtype)
-    else:
-        a = np.empty(shape, dtype=dtype)
+    nbytes = math.prod(shape) * dtype.itemsize
+    try:
+        if nbytes >= _CACHE_MIN_BYTES:
+            a = _cpu.cached_empty(tuple(int(d) for d in shape), dtype)
+        else:
+            a = np.empty(shape, dtype=dtype)
+    except MemoryError:
+        raise MemoryError(f"cannot allocate the {dtype.name} output of shape {tuple(shape)} "
+                          f"({nbytes / 2**30:.1f} GiB)") from None
     if POISON:
         a.fill(-1 if dtype.kind == "i" else np.nan)
     return a

@@ -32,12 +32,18 @@ def _is_cupy(a) -> bool:
     return type(a).__module__.split(".")[0] == "cupy"
 
 
+_OPTIONAL_ARRAYS = ("bias", "out")
+
+
 def _backend(**arrays):
-    """The backend for a call's arrays (all NumPy or all CuPy), else TypeError/ValueError."""
+    """The backend for a call's arrays (all NumPy or all CuPy), else TypeError/ValueError. Only
+    `bias` and `out` may be None."""
     kinds = {}
     for name, a in arrays.items():
         if a is None:
-            continue
+            if name in _OPTIONAL_ARRAYS:
+                continue
+            raise TypeError(f"{name} must be a NumPy or CuPy array, got None")
         if isinstance(a, np.ndarray):
             kinds[name] = "numpy"
         elif _is_cupy(a):

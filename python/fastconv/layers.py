@@ -88,6 +88,16 @@ def _keras_padding(padding, name="padding"):
     return padding
 
 
+def _check_backward(layer, grad_y, y_shape):
+    """backward needs a forward(training=True) first and grad_y of the output's shape."""
+    name = layer.name or type(layer).__name__
+    if y_shape is None:
+        raise RuntimeError(f"{name}.backward called before forward(training=True)")
+    if tuple(getattr(grad_y, "shape", ())) != tuple(y_shape):
+        raise ValueError(f"{name}.backward: grad_y must have the output's shape {tuple(y_shape)}, got "
+                         f"{tuple(getattr(grad_y, 'shape', ())) if hasattr(grad_y, 'shape') else type(grad_y).__name__}")
+
+
 def _float_dtype(dtype):
     dtype = np.dtype(dtype)
     if dtype not in (np.float32, np.float64):
@@ -144,6 +154,8 @@ class Layer:
 
     @trainable.setter
     def trainable(self, value):
+        if not isinstance(value, (bool, np.bool_)):
+            raise TypeError(f"trainable must be True or False, got {value!r}")
         self._trainable = bool(value)
         if not self._trainable:
             self.grads = {}
@@ -521,6 +533,7 @@ class Flatten(Layer):
     def backward(self, grad_y):
         if self._x_shape is None:
             raise RuntimeError(f"{self.name or 'Flatten'}.backward called before forward")
+        _check_backward(self, grad_y, (self._x_shape[0], int(np.prod(self._x_shape[1:]))))
         return grad_y.reshape(self._x_shape) if self.needs_input_grad else None
 
 
@@ -634,12 +647,14 @@ class Dropout(Layer):
 
     def __init__(self, rate, seed=None, *, name=None, input_shape=None):
         super().__init__(name=name, input_shape=input_shape)
-        if not 0.0 <= float(rate) < 1.0:
-            raise ValueError(f"Dropout rate must be in [0, 1), got {rate!r}")
+        if (isinstance(rate, bool) or not isinstance(rate, (int, float, np.integer, np.floating))
+                or not 0.0 <= float(rate) < 1.0):
+            raise ValueError(f"Dropout rate must be a number in [0, 1), got {rate!r}")
         self.rate = float(rate)
         self.seed = seed
         self._rng = np.random.default_rng(seed)
         self._mask = None
+        self._y_shape = None      # the shape of the last training output (backward checks grad_y)
 
     def _config(self):
         seed = int(self.seed) if isinstance(self.seed, (int, np.integer)) else None   # a Generator is not kept
@@ -647,6 +662,8 @@ class Dropout(Layer):
 
     def forward(self, x, training=True):
         x = self._ensure_built(x)
+        if training:
+            self._y_shape = tuple(x.shape)
         if not training or self.rate == 0.0:
             self._mask = None
             return x
@@ -659,6 +676,7 @@ class Dropout(Layer):
         return x * self._mask
 
     def backward(self, grad_y):
+        _check_backward(self, grad_y, self._y_shape)
         if not self.needs_input_grad:
             return None
         return grad_y if self._mask is None else grad_y * self._mask
@@ -681,6 +699,7 @@ class Softmax(Layer):
         return s
 
     def backward(self, grad_y):
+        _check_backward(self, grad_y, None if self._s is None else tuple(self._s.shape))
         return _softmax_backward(grad_y, self._s) if self.needs_input_grad else None
 
 
@@ -701,6 +720,8 @@ class SoftmaxCrossEntropy:
         if logits.ndim != 2:
             raise ValueError(f"logits must be (N, classes), got shape {tuple(logits.shape)}")
         N, classes = logits.shape
+        if N == 0 or classes == 0:
+            raise ValueError(f"logits must have at least one row and one class, got shape {tuple(logits.shape)}")
         shifted = logits - logits.max(axis=1, keepdims=True)
         log_z = xp.log(xp.exp(shifted).sum(axis=1, keepdims=True))
         log_probs = shifted - log_z

@@ -29,6 +29,7 @@ So a file written by a channels_first model loads into a channels_last one and v
 from __future__ import annotations
 
 import os
+import zipfile
 
 import numpy as np
 
@@ -158,10 +159,14 @@ class Sequential(TrainingMixin):
     # ------------------------------------------------------------------ compute
     def forward(self, x, training=True):
         """The training call by default (Dropout on, layers keep what backward needs)."""
+        if not hasattr(x, "shape") or not hasattr(x, "dtype"):
+            raise TypeError(f"x must be a NumPy or CuPy array, got {type(x).__name__}")
         self._ensure_built(x)
         self._refresh_marks()
         for layer in self.layers:
             x = layer.forward(x, training=training)
+        if training:
+            self._trained_forward = True
         return x
 
     def __call__(self, x, training=False):
@@ -171,6 +176,8 @@ class Sequential(TrainingMixin):
     def backward(self, grad_y):
         """Back-propagate dL/d(output) down to the lowest trainable layer; fills each trainable
         layer's .grads. Returns dL/dx when input_grad=True, else None."""
+        if not getattr(self, "_trained_forward", False):
+            raise RuntimeError(f"model {self.name!r}: backward called before forward(x, training=True)")
         self._refresh_marks()
         g = grad_y
         for i in range(len(self.layers) - 1, self._first - 1, -1):
@@ -184,6 +191,12 @@ class Sequential(TrainingMixin):
 
     def predict(self, x, batch_size=256):
         """forward(training=False) in batches; returns the concatenated outputs."""
+        if not hasattr(x, "shape"):
+            x = np.asarray(x)
+        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+        if x.ndim < 1 or x.shape[0] == 0:
+            raise ValueError(f"x must hold at least one sample, got shape {tuple(x.shape)}")
         xp = array_module(x)
         outs = [self.forward(x[i:i + batch_size], training=False) for i in range(0, x.shape[0], batch_size)]
         return xp.concatenate(outs, axis=0)
@@ -320,6 +333,9 @@ class Sequential(TrainingMixin):
                                  f"{tuple(stored[key].shape)} but the model expects {want}")
         converted = {}                  # every entry converted before any parameter changes
         for key, (layer, k) in expected.items():
+            if stored[key].dtype.kind not in "fiu":
+                raise ValueError(f"layer {layer.name!r} parameter {k!r}: the file's {stored[key].dtype} "
+                                 "entry cannot be used (real numbers expected)")
             try:
                 converted[key] = layer._import(k, stored[key]).astype(layer.params[k].dtype)
             except (TypeError, ValueError) as exc:
@@ -333,16 +349,21 @@ class Sequential(TrainingMixin):
 
 def _read_npz(path):
     """The arrays of an .npz archive by name; ValueError when the file is anything else."""
+    if not isinstance(path, (str, bytes, os.PathLike)):
+        raise TypeError(f"path must be a str or os.PathLike, got {type(path).__name__}")
     path = os.fspath(path)
     try:
         data = np.load(path, allow_pickle=False)
-    except ValueError as exc:           # a pickle or a text file
+    except (ValueError, EOFError, zipfile.BadZipFile) as exc:    # a pickle, text, empty or cut file
         raise ValueError(f"{path} is not an .npz weight archive written by save_weights ({exc})") from None
     if not isinstance(data, np.lib.npyio.NpzFile):
         raise ValueError(f"{path} holds a single {data.dtype} array of shape {data.shape} (.npy); "
                          "load_weights reads the .npz archive written by save_weights")
     with data:
-        return {k: data[k] for k in data.files}
+        try:
+            return {k: data[k] for k in data.files}
+        except (ValueError, zipfile.BadZipFile, EOFError, OSError) as exc:  # damaged entry, object array
+            raise ValueError(f"{path}: an entry cannot be read ({exc})") from None
 
 
 # ----------------------------------------------------------------------------- VGG16

@@ -144,7 +144,16 @@ class Optimizer:
     def _refs(params):
         if hasattr(params, "parameters"):
             params = params.parameters()
-        return list(params)
+        try:
+            refs = list(params)
+        except TypeError:
+            raise TypeError("params must be a model, a layer or model.parameters(), got "
+                            f"{type(params).__name__}") from None
+        for r in refs:
+            if not hasattr(r, "grad") or not hasattr(r, "value"):
+                raise TypeError("params must be a model, a layer or model.parameters() (ParamRefs), "
+                                f"got an item of type {type(r).__name__}")
+        return refs
 
     def step(self, params):
         """Apply one update to every trainable parameter that has a gradient."""
@@ -253,13 +262,17 @@ class Adam(Optimizer):
         super().__init__(_either("learning_rate", learning_rate, "lr", lr, 0.001))
         if betas is not None and (beta_1 is not None or beta_2 is not None):
             raise TypeError("give betas or beta_1/beta_2, not both")
-        if betas is None:
+        keras_names = betas is None
+        if keras_names:
             betas = (0.9 if beta_1 is None else beta_1, 0.999 if beta_2 is None else beta_2)
         try:
             b1, b2 = betas
         except (TypeError, ValueError):
             raise ValueError(f"betas must be a pair of numbers in [0, 1), got {betas!r}") from None
-        if not all(isinstance(b, (int, float, np.floating)) and 0.0 <= b < 1.0 for b in (b1, b2)):
+        if keras_names:
+            _in_range(b1, "beta_1", 0.0, 1.0)
+            _in_range(b2, "beta_2", 0.0, 1.0)
+        elif not all(isinstance(b, (int, float, np.floating)) and 0.0 <= b < 1.0 for b in (b1, b2)):
             raise ValueError(f"betas must be in [0, 1), got {betas!r}")
         self.betas = (float(b1), float(b2))
         self.eps = _positive(_either("epsilon", epsilon, "eps", eps, 1e-8), "eps")

@@ -73,9 +73,11 @@ def _common_float(**named):
     return [xp.asarray(a, dtype=dtype) for a in arrays]
 
 
-def _cache(cache, size, producer):
-    """The cache a forward function returned, checked well enough to name the mistake."""
-    if not isinstance(cache, tuple) or len(cache) != size:
+def _cache(cache, size, producer, arrays=0):
+    """The cache a forward function returned (its first `arrays` items arrays), checked well
+    enough to name the mistake."""
+    if (not isinstance(cache, tuple) or len(cache) != size
+            or not all(hasattr(a, "dtype") and hasattr(a, "shape") for a in cache[:arrays])):
         raise TypeError(f"cache must be the cache returned by {producer}, got {type(cache).__name__}")
     return cache
 
@@ -109,7 +111,7 @@ def conv_forward_fast(x, w, b, conv_param):
 
 def conv_backward_fast(dout, cache):
     """Backward of conv_forward_fast: dout (N, F, H', W') -> dx (N, C, H, W), dw (F, C, HH, WW), db (F,)."""
-    x, w, b, conv_param = _cache(cache, 4, "conv_forward_fast")
+    x, w, b, conv_param = _cache(cache, 4, "conv_forward_fast", arrays=3)
     (dout,) = _common_float(dout=dout)
     dout = array_module(x).asarray(dout, dtype=x.dtype)
     dx, dw, db = F.conv2d_backward(dout, x, w, bias=True, **_conv_args(conv_param))
@@ -129,7 +131,7 @@ def max_pool_forward_fast(x, pool_param):
 
 def max_pool_backward_fast(dout, cache):
     """Backward of max_pool_forward_fast: dout (N, C, H', W') -> dx (N, C, H, W)."""
-    x_shape, indices, pool_param = _cache(cache, 3, "max_pool_forward_fast")
+    x_shape, indices, pool_param = _cache(cache, 3, "max_pool_forward_fast", arrays=0)
     kernel, kw = _pool_args(pool_param)
     (dout,) = _common_float(dout=dout)
     return F.max_pool2d_backward(dout, indices, x_shape, kernel, **kw)
