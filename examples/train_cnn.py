@@ -15,11 +15,13 @@ gives 1,437 training and 360 test images.
 `--data mnist.npz`: the standard Keras file (x_train (60000, 28, 28) uint8, y_train, x_test,
 y_test), e.g. from keras.datasets.mnist.load_data(); this script never downloads it.
 
-Training: Adam (lr 2e-3, cosine decay to 0), batches of 32, on the digits a random shift of up
-to 1 pixel per image (augmentation) and 40 epochs; one CPU thread on the digits (see train()).
+Training with Keras' workflow (model.compile / model.fit): Adam (lr 2e-3, cosine decay to 0),
+batches of 32, on the digits ImageDataGenerator shifts of up to 1 pixel (augmentation) and 40
+epochs; one CPU thread on the digits (see train()).
 
-Prints a progress bar per epoch (stderr), loss/accuracy per epoch, seconds per epoch and the
-final test accuracy; writes a PNG of the training curves when matplotlib is installed.
+Prints Keras' progress bar per epoch (loss, accuracy, test loss and accuracy), the final test
+accuracy and the time per epoch; writes a PNG of the training curves (History.plot) when
+matplotlib is installed and, with --save, the whole model (fastconv.load_model reads it).
 """
 from __future__ import annotations
 
@@ -30,7 +32,7 @@ import time
 import numpy as np
 
 import fastconv as fc
-from fastconv.layers import Conv2D, Dense, Flatten, MaxPooling2D, SoftmaxCrossEntropy
+from fastconv.layers import Conv2D, Dense, Flatten, MaxPooling2D
 
 
 # ----------------------------------------------------------------------------- data
@@ -80,39 +82,7 @@ def course_model(input_shape, padding, seed):
     ], name="course_cnn")
 
 
-# ----------------------------------------------------------------------------- progress bar
-
-class Progress:
-    """A one-line progress bar on stderr: 'epoch 3/15 [#######.....] 30/45 loss 0.1234'."""
-
-    def __init__(self, total, prefix, width=30, stream=sys.stderr):
-        self.total, self.prefix, self.width, self.stream = total, prefix, width, stream
-        self.tty = stream.isatty()
-
-    def update(self, done, loss):
-        if not self.tty and done < self.total:
-            return                              # a log file gets the finished bar only
-        filled = int(self.width * done / self.total)
-        bar = "#" * filled + "." * (self.width - filled)
-        self.stream.write(f"\r{self.prefix} [{bar}] {done}/{self.total} loss {loss:.4f}")
-        if done == self.total:
-            self.stream.write("\n")
-        self.stream.flush()
-
-
 # ----------------------------------------------------------------------------- training
-
-def random_shift(x, max_shift, rng):
-    """Augmentation: move each image by up to max_shift pixels in H and W (zeros fill in)."""
-    n, H, W, _ = x.shape
-    padded = np.pad(x, ((0, 0), (max_shift, max_shift), (max_shift, max_shift), (0, 0)))
-    dy, dx = rng.integers(0, 2 * max_shift + 1, size=(2, n))
-    return np.stack([padded[i, dy[i]:dy[i] + H, dx[i]:dx[i] + W] for i in range(n)])
-
-
-def accuracy(model, x, y, batch_size=500):
-    return float((model.predict(x, batch_size).argmax(axis=1) == y).mean())
-
 
 def train(args):
     if args.data:
@@ -123,83 +93,44 @@ def train(args):
         padding, source = "same", "scikit-learn load_digits (8x8, shipped in the wheel)"
     if args.limit:
         x_train, y_train = x_train[: args.limit], y_train[: args.limit]
-    # Threads: the digits batches are tiny (32 x 8 x 8), where fork/join and BLAS threads cost
-    # more than they save (on a busy 2-core machine, many times more): one thread by default.
+    # Threads: the digits batches are tiny (32 x 8 x 8), where waking threads costs more than it
+    # saves (on a busy 2-core machine, many times more): one thread by default.
     threads = args.threads or (fc.get_num_threads() if args.data else 1)
     fc.set_num_threads(threads)
-    try:                                        # NumPy's BLAS (the Dense layers) likewise
-        from threadpoolctl import threadpool_limits
-        threadpool_limits(threads, user_api="blas")
-    except ImportError:
-        pass
     print(f"data: {source}: train {x_train.shape}, test {x_test.shape}; fastconv isa={fc.cpu_isa()} "
           f"threads={fc.get_num_threads()}")
 
     model = course_model(x_train.shape[1:], padding, args.seed)
     model.summary()
-    loss_fn = SoftmaxCrossEntropy()
-    opt = (fc.optim.Adam(lr=args.lr) if args.optimizer == "adam"
-           else fc.optim.SGD(lr=args.lr, momentum=0.9, nesterov=True))
-    rng = np.random.default_rng(args.seed)
-    n = len(x_train)
-    steps = -(-n // args.batch_size)
-    history = {"loss": [], "acc": [], "test_acc": [], "seconds": []}
+    steps = -(-len(x_train) // args.batch_size)
+    # cosine learning-rate decay over all steps: large steps first, a quiet finish
+    lr = fc.optim.CosineDecay(args.lr, decay_steps=args.epochs * steps)
+    opt = (fc.Adam(learning_rate=lr) if args.optimizer == "adam"
+           else fc.SGD(learning_rate=lr, momentum=0.9, nesterov=True))
+    model.compile(optimizer=opt, loss=fc.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  metrics=["accuracy"])
+    if args.shift:        # augmentation: random shifts of up to args.shift pixels, zeros fill in
+        gen = fc.data.ImageDataGenerator(width_shift_range=float(args.shift), height_shift_range=float(args.shift),
+                                         fill_mode="constant", seed=args.seed)
+        train_data = dict(x=gen.flow(x_train, y_train, batch_size=args.batch_size, seed=args.seed))
+    else:
+        train_data = dict(x=x_train, y=y_train, batch_size=args.batch_size, seed=args.seed)
+    t0 = time.perf_counter()
+    history = model.fit(**train_data, epochs=args.epochs, validation_data=(x_test, y_test))
+    seconds = time.perf_counter() - t0
 
-    for epoch in range(1, args.epochs + 1):
-        # cosine learning-rate decay over the epochs: large steps first, a quiet finish
-        opt.lr = args.lr * 0.5 * (1 + np.cos(np.pi * (epoch - 1) / args.epochs))
-        order = rng.permutation(n)
-        bar = Progress(steps, f"epoch {epoch:>2}/{args.epochs}")
-        t0 = time.perf_counter()
-        total_loss = correct = 0.0
-        for step in range(steps):
-            idx = order[step * args.batch_size:(step + 1) * args.batch_size]
-            xb, yb = x_train[idx], y_train[idx]
-            if args.shift:
-                xb = random_shift(xb, args.shift, rng)
-            logits = model.forward(xb, training=True)
-            loss = loss_fn.forward(logits, yb)
-            model.backward(loss_fn.backward())
-            opt.step(model.parameters())
-            total_loss += loss * len(idx)
-            correct += float((logits.argmax(axis=1) == yb).sum())
-            bar.update(step + 1, total_loss / min(n, (step + 1) * args.batch_size))
-        seconds = time.perf_counter() - t0
-        test_acc = accuracy(model, x_test, y_test)
-        for k, v in zip(history, (total_loss / n, correct / n, test_acc, seconds)):
-            history[k].append(v)
-        print(f"epoch {epoch:>2}/{args.epochs}  loss {total_loss / n:.4f}  acc {correct / n:.4f}  "
-              f"test_acc {test_acc:.4f}  {seconds:.2f} s/epoch", flush=True)
-
-    print(f"final test accuracy: {history['test_acc'][-1]:.4f} ({len(y_test)} images); "
-          f"mean {np.mean(history['seconds']):.2f} s/epoch, {sum(history['seconds']):.1f} s training")
+    print(f"final test accuracy: {history.history['val_accuracy'][-1]:.4f} ({len(y_test)} images); "
+          f"{seconds / args.epochs:.2f} s/epoch, {seconds:.1f} s training")
     if args.save:
-        model.save_weights(args.save)
-        print(f"weights saved to {args.save}")
+        model.save(args.save)
+        print(f"model saved to {args.save} (fastconv.load_model reads it back)")
     if args.plot:
-        plot_curves(history, args.plot)
-    return history
-
-
-def plot_curves(history, path):
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        print("matplotlib is not installed: no plot (pip install 'fastconv[examples]')")
-        return
-    epochs = np.arange(1, len(history["loss"]) + 1)
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4))
-    a1.plot(epochs, history["loss"], "o-", label="train loss")
-    a1.set_xlabel("epoch"), a1.set_ylabel("cross-entropy"), a1.legend(), a1.grid(alpha=0.3)
-    a2.plot(epochs, history["acc"], "o-", label="train accuracy")
-    a2.plot(epochs, history["test_acc"], "s-", label="test accuracy")
-    a2.set_xlabel("epoch"), a2.set_ylabel("accuracy"), a2.legend(), a2.grid(alpha=0.3)
-    fig.suptitle("fastconv: course CNN")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    print(f"training curves written to {path}")
+        try:
+            history.plot(args.plot, title="fastconv: course CNN")
+            print(f"training curves written to {args.plot}")
+        except ImportError:
+            print("matplotlib is not installed: no plot (pip install 'fastconv[examples]')")
+    return history.history
 
 
 def main(argv=None):
@@ -216,7 +147,7 @@ def main(argv=None):
     ap.add_argument("--shift", type=int, default=None,
                     help="random-shift augmentation in pixels (default 1 on digits, 0 on MNIST)")
     ap.add_argument("--plot", default="train_cnn.png", help="PNG of the curves ('' for none)")
-    ap.add_argument("--save", default="", help="write the trained weights to this .npz")
+    ap.add_argument("--save", default="", help="write the trained model to this .npz (model.save)")
     args = ap.parse_args(argv)
     if args.epochs is None:
         args.epochs = 5 if args.data else 40
