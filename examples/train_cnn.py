@@ -37,33 +37,24 @@ from fastconv.layers import Conv2D, Dense, Flatten, MaxPooling2D
 
 # ----------------------------------------------------------------------------- data
 
-def load_digits_split(seed=0, test_fraction=0.2):
+def load_digits_split(seed=0):
     """scikit-learn's 8x8 digits -> (x_train, y_train, x_test, y_test), x (N, 8, 8, 1) in [0, 1]."""
     try:
-        from sklearn.datasets import load_digits
+        (x_train, y_train), (x_test, y_test) = fc.data.load_digits(seed=seed)
     except ImportError:
         sys.exit("the default data set needs scikit-learn: pip install 'fastconv[examples]' "
                  "(or pass --data mnist.npz)")
-    digits = load_digits()
-    x = (digits.images / 16.0).astype(np.float32)[..., None]
-    y = digits.target.astype(np.int64)
-    rng = np.random.default_rng(seed)
-    test = np.zeros(len(y), bool)
-    for c in range(10):                         # stratified: the same share of every class
-        idx = rng.permutation(np.flatnonzero(y == c))
-        test[idx[: int(round(test_fraction * len(idx)))]] = True
-    return x[~test], y[~test], x[test], y[test]
+    return x_train, y_train, x_test, y_test
 
 
 def load_mnist_npz(path):
     """The Keras mnist.npz -> (x_train, y_train, x_test, y_test), x (N, 28, 28, 1) in [0, 1]."""
-    with np.load(path) as f:
-        missing = {"x_train", "y_train", "x_test", "y_test"} - set(f.files)
-        if missing:
-            sys.exit(f"{path} lacks {sorted(missing)}: expected the Keras mnist.npz layout")
-        parts = [f[k] for k in ("x_train", "y_train", "x_test", "y_test")]
-    xs = [(a.astype(np.float32) / 255.0)[..., None] for a in (parts[0], parts[2])]
-    return xs[0], parts[1].astype(np.int64), xs[1], parts[3].astype(np.int64)
+    try:
+        (x_train, y_train), (x_test, y_test) = fc.data.load_mnist(path)
+    except ValueError as exc:
+        sys.exit(str(exc))
+    xs = [(a.astype(np.float32) / 255.0)[..., None] for a in (x_train, x_test)]
+    return xs[0], y_train.astype(np.int64), xs[1], y_test.astype(np.int64)
 
 
 # ----------------------------------------------------------------------------- model

@@ -18,7 +18,7 @@ import math
 
 import numpy as np
 
-__all__ = ["ImageDataGenerator", "ArrayIterator"]
+__all__ = ["ImageDataGenerator", "ArrayIterator", "DirectoryIterator"]
 
 _FILL_MODES = ("nearest", "constant", "reflect", "wrap")
 
@@ -164,6 +164,13 @@ class ImageDataGenerator:
         batches, a new order each time when shuffle); next() goes on forever, like Keras'."""
         return ArrayIterator(self, x, y, batch_size, shuffle, seed)
 
+    def flow_from_directory(self, directory, target_size=(256, 256), color_mode="rgb",
+                            class_mode="categorical", batch_size=32, shuffle=True, seed=None):
+        """Batches from a class-per-folder image tree (Keras' arguments and labels: one-hot for
+        "categorical", 0/1 floats for "binary", ints for "sparse", none for None); images are
+        resized to target_size, augmented, then rescaled. Needs Pillow."""
+        return DirectoryIterator(self, directory, target_size, color_mode, class_mode, batch_size, shuffle, seed)
+
 
 def _keras_matrices(theta, tx, ty, shear, zx, zy, h, w):
     """Keras' transform_matrix (rotation @ shift @ shear @ zoom) about the centre, per image."""
@@ -184,32 +191,25 @@ def _keras_matrices(theta, tx, ty, shear, zx, zy, h, w):
     return (offset @ t @ reset)[:, :2, :]
 
 
-class ArrayIterator:
-    """Augmented batches of (x, y) from an ImageDataGenerator (see ImageDataGenerator.flow)."""
+class _BatchIterator:
+    """Augmented batches over n samples: iterating gives one epoch (len() batches, a new order
+    each time when shuffle); next() goes on forever, like Keras' iterators."""
 
-    def __init__(self, generator, x, y, batch_size, shuffle, seed):
-        x = np.asarray(x)
-        if x.ndim != 4:
-            raise ValueError(f"flow: x must be a batch of images, got shape {x.shape}")
-        if y is not None and len(y) != len(x):
-            raise ValueError(f"flow: x has {len(x)} samples but y has {len(y)}")
+    def __init__(self, generator, n, batch_size, shuffle, seed):
         if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
-        self.generator, self.x, self.y = generator, x, None if y is None else np.asarray(y)
+        self.generator, self.n = generator, n
         self.batch_size, self.shuffle = int(batch_size), bool(shuffle)
         self.rng = np.random.default_rng(seed)
         self._stream = None
 
     def __len__(self):
-        return -(-len(self.x) // self.batch_size)
+        return -(-self.n // self.batch_size)
 
     def __iter__(self):
-        n = len(self.x)
-        order = self.rng.permutation(n) if self.shuffle else np.arange(n)
-        for i in range(0, n, self.batch_size):
-            idx = order[i:i + self.batch_size]
-            xb = self.generator.random_transform_batch(self.x[idx])
-            yield xb if self.y is None else (xb, self.y[idx])
+        order = self.rng.permutation(self.n) if self.shuffle else np.arange(self.n)
+        for i in range(0, self.n, self.batch_size):
+            yield self._batch(order[i:i + self.batch_size])
 
     def __next__(self):
         while True:
@@ -219,3 +219,57 @@ class ArrayIterator:
                 return next(self._stream)
             except StopIteration:
                 self._stream = None
+
+    def _batch(self, idx):
+        raise NotImplementedError
+
+
+class ArrayIterator(_BatchIterator):
+    """Augmented batches of (x, y) from an ImageDataGenerator (see ImageDataGenerator.flow)."""
+
+    def __init__(self, generator, x, y, batch_size, shuffle, seed):
+        x = np.asarray(x)
+        if x.ndim != 4:
+            raise ValueError(f"flow: x must be a batch of images, got shape {x.shape}")
+        if y is not None and len(y) != len(x):
+            raise ValueError(f"flow: x has {len(x)} samples but y has {len(y)}")
+        super().__init__(generator, len(x), batch_size, shuffle, seed)
+        self.x, self.y = x, None if y is None else np.asarray(y)
+
+    def _batch(self, idx):
+        xb = self.generator.random_transform_batch(self.x[idx])
+        return xb if self.y is None else (xb, self.y[idx])
+
+
+class DirectoryIterator(_BatchIterator):
+    """Augmented batches read from a class-per-folder image tree (ImageDataGenerator.
+    flow_from_directory): each batch decodes its files, so the set need not fit in memory.
+    Attributes as Keras': filenames, classes, class_indices, samples."""
+
+    _CLASS_MODES = ("categorical", "binary", "sparse", None)
+
+    def __init__(self, generator, directory, target_size, color_mode, class_mode, batch_size, shuffle, seed):
+        from . import datasets  # noqa: PLC0415 - keeps Pillow and the loaders out of the import
+
+        if class_mode not in self._CLASS_MODES:
+            raise ValueError(f"class_mode must be one of {self._CLASS_MODES}, got {class_mode!r}")
+        self.filenames, self.classes, class_names = datasets.list_image_folder(directory)
+        if class_mode == "binary" and len(class_names) != 2:
+            raise ValueError(f"class_mode='binary' needs exactly 2 class folders, found {class_names}")
+        super().__init__(generator, len(self.filenames), batch_size, shuffle, seed)
+        self.class_indices = {name: i for i, name in enumerate(class_names)}
+        self.samples = len(self.filenames)
+        self.target_size, self.color_mode, self.class_mode = tuple(target_size), color_mode, class_mode
+        self._load = datasets.load_images
+
+    def _batch(self, idx):
+        images = self._load([self.filenames[i] for i in idx], self.target_size, self.color_mode)
+        xb = self.generator.random_transform_batch(images)
+        labels = self.classes[idx]
+        if self.class_mode is None:
+            return xb
+        if self.class_mode == "categorical":
+            return xb, np.eye(len(self.class_indices), dtype=np.float32)[labels]
+        if self.class_mode == "binary":
+            return xb, labels.astype(np.float32)
+        return xb, labels

@@ -1,13 +1,18 @@
 """Data helpers for training loops (hand-written or `fit`): batches with a seeded shuffle, Keras'
-validation split, and Keras' ImageDataGenerator (fastconv.augment)."""
+validation split, Keras' ImageDataGenerator (fastconv.augment) and loaders for data sets already
+on disk (fastconv.datasets: MNIST, Fashion-MNIST, CIFAR-10, image folders, the digits)."""
 from __future__ import annotations
 
 import numpy as np
 
-from .augment import ArrayIterator, ImageDataGenerator
+from .augment import ArrayIterator, DirectoryIterator, ImageDataGenerator
+from .datasets import (load_cifar10, load_digits, load_fashion_mnist, load_image_folder, load_images,
+                       load_mnist)
 from .layers import array_module
 
-__all__ = ["batches", "validation_split", "ImageDataGenerator", "ArrayIterator"]
+__all__ = ["batches", "validation_split", "ImageDataGenerator", "ArrayIterator", "DirectoryIterator",
+           "load_mnist", "load_fashion_mnist", "load_cifar10", "load_image_folder", "load_images",
+           "load_digits"]
 
 
 def _check_pair(x, y):
