@@ -393,3 +393,26 @@ def test_batches_cover_every_sample_once_and_shuffle_by_seed():
         next(data.batches(x, y, batch_size=0))
     with pytest.raises(ValueError, match="x has 10 samples"):
         next(data.batches(x, y[:3]))
+
+
+def test_a_pytorch_state_dict_loads_by_layer_order_into_channels_last():
+    """The same CNN in PyTorch (NCHW) and here (channels_last): after load_torch_state_dict the
+    predictions agree, the Dense after Flatten included (columns reordered from C, H, W)."""
+    torch = pytest.importorskip("torch")
+    nn = torch.nn
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(2, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                        nn.Conv2d(4, 5, 3), nn.ReLU(), nn.Flatten(), nn.Linear(5 * 2 * 2, 6), nn.ReLU(),
+                        nn.Linear(6, 3))
+    model = fc.Sequential([L.Conv2D(4, 3, padding="same", activation="relu", input_shape=(8, 8, 2)),
+                           L.MaxPooling2D(), L.Conv2D(5, 3, activation="relu"), L.Flatten(),
+                           L.Dense(6, activation="relu"), L.Dense(3)])
+    model.load_torch_state_dict(net.state_dict())
+    x = np.random.default_rng(1).standard_normal((3, 2, 8, 8)).astype(np.float32)
+    want = net(torch.from_numpy(x)).detach().numpy()
+    np.testing.assert_allclose(model.predict(x.transpose(0, 2, 3, 1)), want, rtol=1e-4, atol=1e-5)
+    with pytest.raises(ValueError, match="has 6 tensors, model 'sequential' has 8"):
+        model.load_torch_state_dict({k: v for i, (k, v) in enumerate(net.state_dict().items()) if i < 6})
+    bn = nn.BatchNorm2d(4)
+    with pytest.raises(ValueError, match="other than weights and biases"):
+        model.load_torch_state_dict({**net.state_dict(), **{f"bn.{k}": v for k, v in bn.state_dict().items()}})

@@ -33,7 +33,7 @@ import zipfile
 
 import numpy as np
 
-from .layers import Conv2D, Layer, MaxPooling2D, _to_numpy, array_module
+from .layers import Conv2D, Flatten, Layer, MaxPooling2D, _to_numpy, array_module
 from .training import TrainingMixin
 
 __all__ = [
@@ -292,6 +292,49 @@ class Sequential(TrainingMixin):
         for (layer, k), w in zip(slots, converted):
             p = layer.params[k]
             p[...] = array_module(p).asarray(w)
+
+    def load_torch_state_dict(self, state_dict):
+        """Set every parameter from a PyTorch model's state_dict, matched by order: the i-th
+        weight / bias tensors of the state_dict go to the i-th Conv2D / Dense layer (nn.Conv2d
+        (K, C, R, S), nn.Linear (out, in) are converted to this model's layouts; BatchNorm
+        running statistics and other buffers are not accepted). A Dense layer after a Flatten of
+        a channels_last feature map gets its input columns reordered from PyTorch's (C, H, W)
+        flattening to this model's (H, W, C). Shapes are checked before anything changes."""
+        tensors = [(k, _as_array(v)) for k, v in state_dict.items()]
+        stray = [k for k, _ in tensors if not (k.endswith(".weight") or k.endswith(".bias"))]
+        if stray:
+            raise ValueError(f"state_dict entries other than weights and biases: {stray[:4]} "
+                             "(BatchNorm and other layers have no counterpart here)")
+        slots = [(layer, k) for layer in self._built_layers() for k in layer.params]
+        if len(tensors) != len(slots):
+            raise ValueError(f"the state_dict has {len(tensors)} tensors, model {self.name!r} has "
+                             f"{len(slots)} parameters (layer by layer: "
+                             f"{[f'{layer.name}/{k}' for layer, k in slots]})")
+        keras_order = []
+        for (layer, key), (name, t) in zip(slots, tensors):
+            if key == "kernel" and isinstance(layer, Conv2D) and t.ndim == 4:
+                t = t.transpose(2, 3, 1, 0)                       # (K, C, R, S) -> (R, S, C, K)
+            elif key == "kernel" and t.ndim == 2:
+                t = self._torch_dense_columns(layer, t).T        # (out, in) -> (in, out)
+            want = tuple(layer._export(key, layer.params[key]).shape)
+            if tuple(t.shape) != want:
+                raise ValueError(f"state_dict entry {name!r} (shape {tuple(_as_array(state_dict[name]).shape)}) "
+                                 f"does not fit layer {layer.name!r} parameter {key!r} of shape {want}")
+            keras_order.append(t)
+        self.set_weights(keras_order)
+
+    def _torch_dense_columns(self, layer, w):
+        """w (out, in) with its columns in this model's flattening order."""
+        i = self.layers.index(layer)
+        below = self.layers[i - 1] if i > 0 else None
+        if not isinstance(below, Flatten) or i < 2:
+            return w
+        shape = self._shapes[i - 2]                               # the flattened feature map
+        source = next((lyr for lyr in reversed(self.layers[:i - 1]) if hasattr(lyr, "layout")), None)
+        if len(shape) != 3 or source is None or source.layout != "NHWC" or w.shape[1] != int(np.prod(shape)):
+            return w
+        h, wd, c = shape
+        return w.reshape(w.shape[0], c, h, wd).transpose(0, 2, 3, 1).reshape(w.shape[0], -1)
 
     # ------------------------------------------------------------------ files
     def save(self, path, include_optimizer=True):
