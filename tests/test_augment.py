@@ -98,3 +98,15 @@ def test_flow_feeds_fit_and_next_goes_on():
     assert len(history.history["loss"]) == 2 and "val_accuracy" in history.history
     with pytest.raises(ValueError, match="pass no y"):
         model.fit(flow, y)
+
+
+def test_integer_and_list_shift_ranges_draw_like_keras():
+    gen = ImageDataGenerator(width_shift_range=3, height_shift_range=[2.0, 5.0], seed=0)
+    ty = gen._shifts(gen.width_shift_range, 400, 28)
+    tx = gen._shifts(gen.height_shift_range, 400, 28)
+    assert set(np.unique(ty)) == {-2.0, -1.0, 0.0, 1.0, 2.0}
+    assert set(np.unique(tx)) == {-5.0, -2.0, 2.0, 5.0}
+    frac = ImageDataGenerator(width_shift_range=0.25, seed=0)
+    assert np.abs(frac._shifts(frac.width_shift_range, 400, 20)).max() <= 5.0
+    with pytest.raises(ValueError, match="width_shift_range"):
+        ImageDataGenerator(width_shift_range=[])

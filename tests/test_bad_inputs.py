@@ -247,14 +247,20 @@ def test_cs231n_relu_takes_a_list_like_the_course_code():
 @pytest.mark.parametrize("params, match", [
     ((2**40, 2**40, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 1, 1, False, False), "input size overflows"),
     ((1, 2**31, 1, 1, 2**31, 2**2, 1, 1, 1, 1, 1, 0, 0, 1, 1, False, False), "weight size overflows"),
-    ((1, 1, 1, 1, 1, 3, 1, 2**61, 1, 8, 1, 0, 0, 1, 1, False, False), "row extent overflows"),
-    ((1, 1, 1, 1, 1, 1, 3, 1, 1, 1, 1, 0, 2**62, 1, 2**62, False, False), "column extent overflows"),
+    ((1, 1, 1, 1, 1, 3, 1, 2**61, 1, 8, 1, 0, 0, 1, 1, False, False), "row extent exceeds"),
+    ((1, 1, 1, 1, 1, 1, 3, 1, 1, 1, 1, 0, 2**62, 1, 2**62, False, False), "column extent exceeds"),
+    # a stride whose padded input wraps to 2**62 rows (its buffer size product wrapped to 0: a segfault)
+    ((1, 1, 1, 1, 1, 1, 1, 4, 4, 1537228672809129301, 1, 0, 0, 1, 1, False, False), "row extent exceeds"),
+    ((1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 2**63 - 1, 0, 1, 1, False, False), "row extent exceeds"),
+    ((2**30, 2**12, 1, 1, 1, 1, 1, 2**15, 2**15, 1, 1, 0, 0, 1, 1, False, False), "multiply-add count"),
 ])
 def test_the_cpp_side_rejects_parameter_tuples_whose_sizes_overflow(params, match):
     """Python validates first; the bindings check every size product again on their own."""
     a = np.ones(1, np.float32)
     with pytest.raises(ValueError, match=match):
         fc._cpu.conv2d_forward(params, a, a, None, a)
+    with pytest.raises(ValueError, match=match):
+        fc._cpu.conv2d_backward_weight(params, a, a, np.zeros(1, np.float32), None)
     pool = (2**40, 2**40, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, False)
     with pytest.raises(ValueError, match="input size overflows"):
         fc._cpu.maxpool2d_forward(pool, a, a, np.ones(1, np.int64))

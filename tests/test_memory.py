@@ -157,3 +157,29 @@ print("ok")
     env = dict(os.environ, FASTCONV_SCRATCH_MB="5")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
     assert r.returncode == 0 and "ok" in r.stdout, r.stderr[-2000:]
+
+
+def test_fork_while_another_thread_runs_kernels():
+    """The output cache's lock is held across fork and the child gets fresh scratch buffers, so a
+    child forked while another thread computes can run kernels at once (it used to be able to
+    inherit a lock held by that thread)."""
+    code = """
+import os, threading, numpy as np, fastconv as fc
+x = np.ones((4, 32, 40, 40), np.float32); w = np.ones((32, 32, 3, 3), np.float32)
+stop = threading.Event()
+def busy():
+    while not stop.is_set():
+        fc.conv2d(x, w, padding=1); fc.clear_caches()
+t = threading.Thread(target=busy); t.start()
+for _ in range(8):
+    pid = os.fork()
+    if pid == 0:
+        y = fc.conv2d(x, w, padding=1)
+        os._exit(0 if float(y[0, 0, 5, 5]) == 32 * 9 else 3)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, status
+stop.set(); t.join()
+print("ok")
+"""
+    r = subprocess.run([sys.executable, "-W", "ignore", "-c", code], capture_output=True, text=True, timeout=180)
+    assert r.returncode == 0 and "ok" in r.stdout, r.stderr[-2000:]

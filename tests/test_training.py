@@ -416,3 +416,51 @@ def test_a_pytorch_state_dict_loads_by_layer_order_into_channels_last():
     bn = nn.BatchNorm2d(4)
     with pytest.raises(ValueError, match="other than weights and biases"):
         model.load_torch_state_dict({**net.state_dict(), **{f"bn.{k}": v for k, v in bn.state_dict().items()}})
+
+
+# ----------------------------------------------------------------------------- review findings
+
+def test_saved_optimizer_state_of_a_frozen_layer_loads(tmp_path):
+    """Fine-tuning: train, freeze a layer, save with the optimizer: its state comes back too."""
+    x, y = _problem(32)
+    model = _model()
+    model.compile(optimizer=fc.Adam(learning_rate=0.01), loss=losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.fit(x, y, epochs=1, batch_size=16, verbose=0)
+    model.layers[0].trainable = False
+    model.save(tmp_path / "m.npz")
+    loaded = fc.load_model(tmp_path / "m.npz")
+    assert np.array_equal(loaded.optimizer.state["conv2d/kernel"][0], model.optimizer.state["conv2d/kernel"][0])
+
+
+def test_a_custom_metric_is_not_saved_and_the_model_still_loads(tmp_path):
+    def top1(y_true, y_pred):
+        return float((y_pred.argmax(-1) == y_true).mean())
+    model = _model()
+    model.compile(optimizer="sgd", loss=losses.SparseCategoricalCrossentropy(from_logits=True),
+                  metrics=["accuracy", top1])
+    model.save(tmp_path / "m.npz")
+    assert [name for name, _ in fc.load_model(tmp_path / "m.npz").metrics] == ["accuracy"]
+
+
+def test_callbacks_refuse_to_overwrite_a_schedule():
+    model = _Weights()
+    model.optimizer = fc.Adam(learning_rate=optim.CosineDecay(0.1, 10))
+    for cb in (callbacks.ReduceLROnPlateau(patience=0), callbacks.LearningRateScheduler(lambda e, lr: lr)):
+        cb.set_model(model)
+        cb.on_train_begin()
+        with pytest.raises(TypeError, match="is a schedule"):
+            cb.on_epoch_begin(0)
+            cb.on_epoch_end(0, {"val_loss": 1.0})
+            cb.on_epoch_end(1, {"val_loss": 1.0})
+
+
+def test_accuracy_follows_the_shapes_when_the_loss_does_not_say():
+    name, acc = metrics.get("accuracy", losses.MeanSquaredError())
+    assert acc(np.ones((4, 1)), np.array([[0.9], [0.2], [0.7], [0.6]])) == 0.75          # binary
+    assert acc(np.eye(3)[[0, 1, 2]], np.eye(3)[[0, 1, 1]]) == pytest.approx(2 / 3)       # categorical
+    assert acc(np.array([0, 2]), np.array([[0.9, 0.1, 0.0], [0.1, 0.2, 0.7]])) == 1.0     # sparse
+
+
+def test_validation_split_floors_the_training_part_like_keras():
+    (xt, _), (xv, _) = data.validation_split(np.arange(10), np.arange(10), 0.25)
+    assert len(xt) == 7 and len(xv) == 3

@@ -4,6 +4,8 @@
 #pragma once
 #include <pybind11/pybind11.h>
 
+#include <algorithm>
+#include <climits>
 #include <initializer_list>
 #include <stdexcept>
 #include <string>
@@ -22,13 +24,17 @@ inline void check_product(std::initializer_list<int64_t> factors, const char* wh
       throw std::invalid_argument(std::string("params: ") + what + " overflows 64 bits");
 }
 
-// The largest input row / column a convolution or pooling window reaches, checked.
-inline void check_span(int64_t out, int64_t stride, int64_t taps, int64_t dilation, int64_t pad,
-                       const char* what) {
+// The rows (or columns) a convolution or pooling window spans over the padded input,
+// pad + (out - 1) * stride + (taps - 1) * dilation + 1: at most 2**31 - 1 (the limit Python
+// applies), so that the padded buffers the kernels size from it cannot overflow. Returns it.
+inline int64_t checked_span(int64_t out, int64_t stride, int64_t taps, int64_t dilation, int64_t pad,
+                            const char* what) {
   int64_t a, b, span;
   if (__builtin_mul_overflow(out - 1, stride, &a) || __builtin_mul_overflow(taps - 1, dilation, &b) ||
-      __builtin_add_overflow(a, b, &span) || __builtin_add_overflow(span, pad + 1, &span))
-    throw std::invalid_argument(std::string("params: the ") + what + " extent overflows 64 bits");
+      __builtin_add_overflow(a, b, &span) || __builtin_add_overflow(span, pad, &span) ||
+      __builtin_add_overflow(span, int64_t(1), &span) || span > INT32_MAX)
+    throw std::invalid_argument(std::string("params: the ") + what + " extent exceeds 2**31 - 1");
+  return span;
 }
 
 inline Conv2dParams conv_params_from_tuple(const pybind11::tuple& t) {
@@ -47,8 +53,9 @@ inline Conv2dParams conv_params_from_tuple(const pybind11::tuple& t) {
   check_product({p.N, p.C, p.H, p.W}, "the input size");
   check_product({p.K, p.C, p.R, p.S}, "the weight size");
   check_product({p.N, p.K, p.P, p.Q, p.C, p.R, p.S}, "the multiply-add count");
-  check_span(p.P, p.stride_h, p.R, p.dil_h, p.pad_top, "row");
-  check_span(p.Q, p.stride_w, p.S, p.dil_w, p.pad_left, "column");
+  const int64_t rows = std::max(checked_span(p.P, p.stride_h, p.R, p.dil_h, p.pad_top, "row"), p.H);
+  const int64_t cols = std::max(checked_span(p.Q, p.stride_w, p.S, p.dil_w, p.pad_left, "column"), p.W);
+  check_product({p.N, std::max(p.C, p.K), rows, cols}, "the padded input size");
   return p;
 }
 
@@ -66,8 +73,9 @@ inline Pool2dParams pool_params_from_tuple(const pybind11::tuple& t) {
     throw std::invalid_argument("pool params: bad window, stride or padding");
   check_product({p.N, p.C, p.H, p.W}, "the input size");
   check_product({p.N, p.C, p.P, p.Q, p.R, p.S}, "the window visit count");
-  check_span(p.P, p.stride_h, p.R, 1, p.pad_top, "row");
-  check_span(p.Q, p.stride_w, p.S, 1, p.pad_left, "column");
+  const int64_t rows = std::max(checked_span(p.P, p.stride_h, p.R, 1, p.pad_top, "row"), p.H);
+  const int64_t cols = std::max(checked_span(p.Q, p.stride_w, p.S, 1, p.pad_left, "column"), p.W);
+  check_product({p.N, p.C, rows, cols}, "the padded input size");
   return p;
 }
 

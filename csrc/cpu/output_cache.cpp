@@ -3,6 +3,8 @@
 
 #include "runtime.h"
 
+#include <pthread.h>
+
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
@@ -42,6 +44,12 @@ Cache& cache() {
   static Cache* c = new Cache;   // never destroyed: capsules may outlive static destruction
   return *c;
 }
+
+// Kernels on worker threads take the cache's mutex (scratch buffers of 1 MiB or more), so a fork
+// from another thread could copy it locked: hold it across fork so the child gets it unlocked.
+void lock_before_fork() { cache().mu.lock(); }
+void unlock_after_fork() { cache().mu.unlock(); }
+[[maybe_unused]] const int g_atfork = pthread_atfork(lock_before_fork, unlock_after_fork, unlock_after_fork);
 
 }  // namespace
 

@@ -96,15 +96,19 @@ struct Owner {
 };
 thread_local Owner t_owner;
 
-// A forked child runs only the thread that forked: the other threads' entries are dropped
-// without touching their locks (a worker may have held its own when the parent forked).
-void keep_only_this_thread_after_fork() {
+// A forked child runs only the thread that forked. Every entry is dropped without touching its
+// lock (another thread may have held any of them, this thread's included, when the parent
+// forked), and this thread starts with fresh, empty buffers; the parent's stay allocated in the
+// child, unused (at most the per-thread limit each).
+void fresh_buffers_after_fork() {
   g_registry = new Registry;
   Owner& o = t_owner;   // registers itself in the new registry when it is created here
-  if (g_registry->threads.empty()) g_registry->threads.push_back(o.ts);
-  g_held.store(o.ts->held.load(), std::memory_order_relaxed);
+  if (!g_registry->threads.empty()) return;
+  o.ts = std::make_shared<ThreadScratch>();
+  g_registry->threads.push_back(o.ts);
+  g_held.store(0, std::memory_order_relaxed);
 }
-[[maybe_unused]] const int g_atfork = pthread_atfork(nullptr, nullptr, keep_only_this_thread_after_fork);
+[[maybe_unused]] const int g_atfork = pthread_atfork(nullptr, nullptr, fresh_buffers_after_fork);
 
 void trim_all_scratch(size_t limit) {
   std::vector<std::shared_ptr<ThreadScratch>> threads;

@@ -5,10 +5,13 @@ vectorized over the batch (one bilinear resample of the whole batch, no Python l
                                      height_shift_range=0.1, zoom_range=0.1, horizontal_flip=True)
     model.fit(gen.flow(x_train, y_train, batch_size=64), epochs=10)
 
-The geometry is Keras' (apply_affine_transform): the output pixel (r, c) samples the input at
-A (r, c) about the image centre, A = rotation @ shift @ shear @ zoom, angles in degrees, shifts
-as fractions of the size (or pixels when >= 1), zoom factors drawn in [1 - z, 1 + z] per axis;
-bilinear interpolation; flips after the transform; rescale last. fill_mode for samples outside
+The geometry is keras-preprocessing's apply_affine_transform with rows as the first axis: the
+output pixel (r, c) samples the input at A (r, c) about the image centre, A = rotation @ shift @
+shear @ zoom, angles in degrees, height_shift moving rows and width_shift columns (fractions of
+the size, whole pixels for an int, or one of a list's values, as Keras draws them), zoom factors
+drawn in [1 - z, 1 + z] per axis; bilinear interpolation; flips after the transform; rescale
+last. (Keras 2.4+ swaps the two axes before the transform, which turns the shear into a slant
+along the other axis: the distribution of augmented images is the same up to that mirror.) fill_mode for samples outside
 the image: "nearest" (edge pixel), "constant" (cval), "reflect" (d c b a | a b c d | d c b a),
 "wrap" (a b c d | a b c d | a b c d).
 """
@@ -34,6 +37,18 @@ def _range_pair(value, name, centre):
     return centre - float(value), centre + float(value)
 
 
+def _shift_range(value, name):
+    """A shift range as Keras takes it: a float, an int (whole pixels) or a list of values."""
+    if isinstance(value, (list, tuple)):
+        if not value or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+                                for v in value):
+            raise ValueError(f"{name} must be a number or a non-empty list of numbers, got {value!r}")
+        return tuple(float(v) for v in value)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+        raise ValueError(f"{name} must be a number >= 0 or a list of numbers, got {value!r}")
+    return int(value) if isinstance(value, int) and value >= 1 else float(value)
+
+
 def _indices(i, n, mode):
     """Integer sample positions i (any ints) mapped into [0, n) by the fill mode; for "constant",
     also the mask of positions inside."""
@@ -55,9 +70,10 @@ class ImageDataGenerator:
     def __init__(self, rotation_range=0.0, width_shift_range=0.0, height_shift_range=0.0,
                  shear_range=0.0, zoom_range=0.0, horizontal_flip=False, vertical_flip=False,
                  fill_mode="nearest", cval=0.0, rescale=None, data_format="channels_last", seed=None):
-        for name, v in (("rotation_range", rotation_range), ("width_shift_range", width_shift_range),
-                        ("height_shift_range", height_shift_range), ("shear_range", shear_range)):
+        for name, v in (("rotation_range", rotation_range), ("shear_range", shear_range)):
             _range_pair(v, name, 0.0)
+        self.width_shift_range = _shift_range(width_shift_range, "width_shift_range")
+        self.height_shift_range = _shift_range(height_shift_range, "height_shift_range")
         self.zoom = _range_pair(zoom_range, "zoom_range", 1.0)
         if self.zoom[0] <= 0:
             raise ValueError(f"zoom_range must keep zoom factors positive, got {zoom_range!r}")
@@ -68,7 +84,6 @@ class ImageDataGenerator:
         if rescale is not None and not (isinstance(rescale, (int, float)) and math.isfinite(rescale)):
             raise ValueError(f"rescale must be a number or None, got {rescale!r}")
         self.rotation_range, self.shear_range = float(rotation_range), float(shear_range)
-        self.width_shift_range, self.height_shift_range = float(width_shift_range), float(height_shift_range)
         self.horizontal_flip, self.vertical_flip = bool(horizontal_flip), bool(vertical_flip)
         self.fill_mode, self.cval, self.rescale = fill_mode, float(cval), rescale
         self.data_format = data_format
@@ -76,25 +91,34 @@ class ImageDataGenerator:
 
     # ------------------------------------------------------------------ parameters
     def _geometry_active(self):
-        return bool(self.rotation_range or self.width_shift_range or self.height_shift_range
+        return bool(self.rotation_range or np.any(self.width_shift_range) or np.any(self.height_shift_range)
                      or self.shear_range or self.zoom != (1.0, 1.0))
 
     def random_matrices(self, n, h, w):
         """(n, 2, 3) matrices mapping output (row, col, 1) to input positions, drawn as Keras does."""
         u = self.rng.uniform
         theta = np.deg2rad(u(-self.rotation_range, self.rotation_range, n)) if self.rotation_range else np.zeros(n)
-        tx = u(-self.height_shift_range, self.height_shift_range, n) if self.height_shift_range else np.zeros(n)
-        ty = u(-self.width_shift_range, self.width_shift_range, n) if self.width_shift_range else np.zeros(n)
-        if self.height_shift_range < 1:
-            tx = tx * h
-        if self.width_shift_range < 1:
-            ty = ty * w
+        tx = self._shifts(self.height_shift_range, n, h)
+        ty = self._shifts(self.width_shift_range, n, w)
         shear = np.deg2rad(u(-self.shear_range, self.shear_range, n)) if self.shear_range else np.zeros(n)
         if self.zoom != (1.0, 1.0):
             zx, zy = u(self.zoom[0], self.zoom[1], n), u(self.zoom[0], self.zoom[1], n)
         else:
             zx = zy = np.ones(n)
         return _keras_matrices(theta, tx, ty, shear, zx, zy, h, w)
+
+    def _shifts(self, spec, n, size):
+        """Keras' draw: an int k -> whole pixels in [-(k - 1), k - 1]; a list -> one of its values
+        with a random sign; a float r -> uniform in [-r, r]; fractions (< 1) scaled by the size."""
+        if isinstance(spec, tuple):
+            t = self.rng.choice(np.asarray(spec, np.float64), n) * self.rng.choice([-1.0, 1.0], n)
+        elif isinstance(spec, int):
+            t = self.rng.integers(0, spec, n).astype(np.float64) * self.rng.choice([-1.0, 1.0], n)
+        elif spec:
+            t = self.rng.uniform(-spec, spec, n)
+        else:
+            return np.zeros(n)
+        return t * size if np.max(np.abs(spec)) < 1 else t
 
     # ------------------------------------------------------------------ transforms
     def apply_transform(self, x, matrices=None, flip_h=None, flip_v=None):

@@ -204,6 +204,16 @@ class ModelCheckpoint(Callback):
         self.model.save_weights(path)
 
 
+def _constant_rate_optimizer(model, who):
+    """The model's optimizer, whose learning rate a callback may set (not a schedule: Keras too
+    refuses to overwrite one)."""
+    opt = model.optimizer
+    if opt.schedule is not None:
+        raise TypeError(f"{who} sets the learning rate, but the optimizer's learning_rate is a schedule "
+                        f"({type(opt.schedule).__name__}); use one or the other")
+    return opt
+
+
 class LearningRateScheduler(Callback):
     """Set the optimizer's learning rate at the start of each epoch to schedule(epoch, lr)."""
 
@@ -211,7 +221,7 @@ class LearningRateScheduler(Callback):
         self.schedule, self.verbose = schedule, verbose
 
     def on_epoch_begin(self, epoch, logs=None):
-        opt = self.model.optimizer
+        opt = _constant_rate_optimizer(self.model, "LearningRateScheduler")
         lr = float(self.schedule(epoch, opt.learning_rate))
         if not (math.isfinite(lr) and lr > 0):
             raise ValueError(f"LearningRateScheduler: schedule({epoch}) gave {lr!r}; it must be a positive number")
@@ -251,7 +261,7 @@ class ReduceLROnPlateau(Callback):
             return
         self.wait += 1
         if self.wait >= self.patience:
-            opt = self.model.optimizer
+            opt = _constant_rate_optimizer(self.model, "ReduceLROnPlateau")
             old = opt.learning_rate
             if old > self.min_lr:
                 opt.learning_rate = max(old * self.factor, self.min_lr)

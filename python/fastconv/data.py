@@ -47,8 +47,7 @@ def validation_split(x, y, fraction):
     _check_pair(x, y)
     if not 0.0 < float(fraction) < 1.0:
         raise ValueError(f"validation_split must be in (0, 1), got {fraction!r}")
-    n_val = int(x.shape[0] * float(fraction))
-    if n_val < 1 or n_val >= x.shape[0]:
+    cut = int(x.shape[0] * (1.0 - float(fraction)))       # Keras: floor of the training part
+    if cut < 1 or cut >= x.shape[0]:
         raise ValueError(f"validation_split={fraction} of {x.shape[0]} samples leaves an empty part")
-    cut = x.shape[0] - n_val
     return (x[:cut], y[:cut]), (x[cut:], y[cut:])

@@ -1,10 +1,11 @@
 """Accuracy metrics with Keras' names, as functions of (y_true, y_pred) returning the fraction
 correct over a batch; `fit` and `evaluate` average them over batches weighted by batch size.
 
-"accuracy" in `compile(metrics=[...])` resolves from the loss, as in Keras: sparse categorical
-labels -> sparse_categorical_accuracy, one-hot -> categorical_accuracy, binary ->
-binary_accuracy (threshold 0.5 on probabilities; on logits, when the loss has from_logits=True,
-the equivalent threshold 0, where Keras would still use 0.5).
+"accuracy" in `compile(metrics=[...])` resolves as in Keras: from a cross-entropy loss (sparse
+categorical -> sparse_categorical_accuracy, categorical -> categorical_accuracy, binary ->
+binary_accuracy with threshold 0.5 on probabilities, or 0 on logits when the loss has
+from_logits=True, where Keras would still use 0.5), otherwise from the shapes of each batch
+(one output per sample -> binary, class indices -> sparse, else categorical).
 """
 from __future__ import annotations
 
@@ -37,8 +38,20 @@ _BY_NAME = {"sparse_categorical_accuracy": sparse_categorical_accuracy,
             "binary_accuracy": binary_accuracy}
 
 
+def _accuracy_by_shape(y_true, y_pred, binary_threshold=0.5):
+    """Keras' "accuracy": binary when y_pred has one output per sample, sparse when y_true holds
+    class indices (lower rank or a last axis of 1), categorical otherwise."""
+    xp = array_module(y_pred)
+    t = xp.asarray(y_true)
+    if y_pred.ndim == 1 or y_pred.shape[-1] == 1:
+        return binary_accuracy(t, y_pred, threshold=binary_threshold)
+    if t.ndim < y_pred.ndim or t.shape[-1] == 1:
+        return sparse_categorical_accuracy(t, y_pred)
+    return categorical_accuracy(t, y_pred)
+
+
 def get(identifier, loss=None):
-    """(name, fn) of a metric: a name above, "accuracy"/"acc" (resolved from `loss`), or a
+    """(name, fn) of a metric: a name above, "accuracy"/"acc" (resolved as Keras does), or a
     callable fn(y_true, y_pred) -> float (named after the function)."""
     if callable(identifier):
         return getattr(identifier, "__name__", "metric"), identifier
@@ -48,8 +61,10 @@ def get(identifier, loss=None):
             fn = binary_accuracy if not loss.from_logits else functools.partial(binary_accuracy, threshold=0.0)
         elif name == "categorical_crossentropy":
             fn = categorical_accuracy
-        else:
+        elif name == "sparse_categorical_crossentropy":
             fn = sparse_categorical_accuracy
+        else:
+            fn = _accuracy_by_shape
         return "accuracy", fn
     if isinstance(identifier, str) and identifier in _BY_NAME:
         return identifier, _BY_NAME[identifier]

@@ -255,6 +255,9 @@ class Adam(Optimizer):
 
         m = b1 * m + (1 - b1) * g;   v = b2 * v + (1 - b2) * g^2
         p -= lr * (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)
+    PyTorch's form and default (eps 1e-8). Keras adds its epsilon (default 1e-7) to sqrt(v) before
+    the bias correction, i.e. its epsilon is this eps times sqrt(1 - b2^t): the two agree once
+    the moments have warmed up; `epsilon=` is accepted as a name for eps.
     """
 
     def __init__(self, lr=None, betas=None, eps=None, *, learning_rate=None, beta_1=None, beta_2=None,

@@ -26,6 +26,9 @@ _OPT_PREFIX = "__optimizer__/"
 _LAYERS = {cls.__name__: cls for cls in (layers_lib.Conv2D, layers_lib.MaxPooling2D, layers_lib.ReLU,
                                          layers_lib.Flatten, layers_lib.Dense, layers_lib.Dropout,
                                          layers_lib.Softmax)}
+# Metrics saved by name; a custom metric function is not saved (compile the loaded model again
+# to use it).
+_BUILTIN_METRICS = ("accuracy", "sparse_categorical_accuracy", "categorical_accuracy", "binary_accuracy")
 _SCHEDULES = {cls.__name__: cls for cls in (optim.StepDecay, optim.ExponentialDecay, optim.CosineDecay)}
 
 
@@ -141,7 +144,7 @@ def save_model(model, path, include_optimizer=True):
               for layer in model.layers for k, v in layer.params.items()}
     if model.loss is not None:
         desc["compile"] = {"loss": {"class": type(model.loss).__name__, "from_logits": model.loss.from_logits},
-                           "metrics": [name for name, fn in model.metrics if isinstance(name, str)]}
+                           "metrics": [name for name, _ in model.metrics if name in _BUILTIN_METRICS]}
         if include_optimizer and model.optimizer is not None:
             desc["compile"]["optimizer"] = _optimizer_config(model.optimizer)
             arrays.update(_state_arrays(model.optimizer))
@@ -183,6 +186,6 @@ def load_model(path, compile=True):
         loss = loss_cls(from_logits=comp["loss"]["from_logits"]) if comp["loss"]["class"] != "MeanSquaredError" else loss_cls()
         opt = _optimizer_from(comp["optimizer"]) if "optimizer" in comp else "rmsprop"
         model.compile(optimizer=opt, loss=loss, metrics=comp["metrics"])
-        if opt_entries:
-            _restore_state(model.optimizer, opt_entries, model.parameters())
+        if opt_entries:     # frozen layers' state too: they may be unfrozen again (fine-tuning)
+            _restore_state(model.optimizer, opt_entries, [r for layer in model.layers for r in layer._refs()])
     return model
