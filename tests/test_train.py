@@ -179,3 +179,20 @@ def test_cnn_runs_on_cupy():
     gpu.backward(cp.asarray(gy))
     for a, b in zip(cpu.parameters(), gpu.parameters()):
         np.testing.assert_allclose(cp.asnumpy(b.grad), a.grad, rtol=1e-3, atol=1e-4, err_msg=a.name)
+
+
+def test_transfer_learning_example_runs_both_phases(tmp_path):
+    """examples/transfer_learning.py end to end on a tiny offline set: flow_from_directory with
+    augmentation, a frozen VGG16 base, then block5 unfrozen; the curves and the model are written."""
+    pytest.importorskip("sklearn")
+    pytest.importorskip("PIL")
+    sys.path.insert(0, EXAMPLES)
+    try:
+        import transfer_learning
+    finally:
+        sys.path.remove(EXAMPLES)
+    history = transfer_learning.main(["--workdir", str(tmp_path / "data"), "--size", "32", "--per-class", "4",
+                                      "--epochs", "1", "--plot", "", "--save", str(tmp_path / "m.npz")])
+    assert len(history["loss"]) == 2 and all(np.isfinite(history["loss"]))
+    model = fc.load_model(tmp_path / "m.npz")
+    assert model.count_params(trainable=True) == 7_079_424 + 512 * 256 + 256 + 257
