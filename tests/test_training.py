@@ -464,3 +464,17 @@ def test_accuracy_follows_the_shapes_when_the_loss_does_not_say():
 def test_validation_split_floors_the_training_part_like_keras():
     (xt, _), (xv, _) = data.validation_split(np.arange(10), np.arange(10), 0.25)
     assert len(xt) == 7 and len(xv) == 3
+
+
+def test_probabilities_given_as_logits_warn_like_keras():
+    """Dense(10, activation="softmax") before a from-logits loss applies softmax twice: warned."""
+    probs = np.array([[0.2, 0.8], [0.5, 0.5]], np.float32)
+    with pytest.warns(UserWarning, match="softmax would be applied twice"):
+        L.SoftmaxCrossEntropy().forward(probs, np.array([1, 0]))
+    with pytest.warns(UserWarning, match="SparseCategoricalCrossentropy"):
+        losses.SparseCategoricalCrossentropy(from_logits=True)([1, 0], probs)
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        L.SoftmaxCrossEntropy().forward(np.array([[2.0, -1.0], [0.3, 0.1]], np.float32), np.array([0, 1]))
+        losses.SparseCategoricalCrossentropy()([1, 0], probs)

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import math
 import re
+import warnings
 
 import numpy as np
 
@@ -703,6 +704,19 @@ class Softmax(Layer):
         return _softmax_backward(grad_y, self._s) if self.needs_input_grad else None
 
 
+def warn_if_probabilities(logits, who):
+    """Warn (once per call site, as Keras does) when logits look like softmax output: every row in
+    [0, 1] summing to 1. Softmax then applies twice and the gradients shrink, without an error."""
+    if logits.ndim != 2 or logits.shape[1] < 2:
+        return
+    xp = array_module(logits)
+    row_sums = logits.sum(axis=1)
+    if bool((logits.min() >= 0) & (logits.max() <= 1) & (xp.abs(row_sums - 1).max() < 1e-3)):
+        warnings.warn(f"{who} expects logits, but every row is a probability distribution (the output of a "
+                      "softmax?): the softmax would be applied twice. Drop the softmax activation of the "
+                      "last layer, or use a loss with from_logits=False.", UserWarning, stacklevel=3)
+
+
 class SoftmaxCrossEntropy:
     """Mean cross-entropy of softmax(logits) against integer labels (or one-hot/probability rows),
     computed from the logits with log-sum-exp (no overflow, no log(0)).
@@ -722,6 +736,7 @@ class SoftmaxCrossEntropy:
         N, classes = logits.shape
         if N == 0 or classes == 0:
             raise ValueError(f"logits must have at least one row and one class, got shape {tuple(logits.shape)}")
+        warn_if_probabilities(logits, "SoftmaxCrossEntropy")
         shifted = logits - logits.max(axis=1, keepdims=True)
         log_z = xp.log(xp.exp(shifted).sum(axis=1, keepdims=True))
         log_probs = shifted - log_z

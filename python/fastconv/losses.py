@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .layers import _sigmoid, array_module
+from .layers import _sigmoid, array_module, warn_if_probabilities
 
 __all__ = ["Loss", "SparseCategoricalCrossentropy", "CategoricalCrossentropy", "BinaryCrossentropy",
            "MeanSquaredError", "get"]
@@ -92,6 +92,7 @@ class CategoricalCrossentropy(Loss):
         n = y.shape[0]
         dt = y.dtype.type
         if self.from_logits:
+            warn_if_probabilities(y, type(self).__name__ + "(from_logits=True)")
             log_p = _log_softmax(y)
             value = -(t * log_p).sum() / n
             grad = (array_module(y).exp(log_p) * t.sum(axis=-1, keepdims=True) - t) * dt(1.0 / n)
