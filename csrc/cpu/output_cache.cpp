@@ -102,23 +102,17 @@ void output_cache_set_limit(size_t bytes) {
   c.trim(bytes);
 }
 
-size_t output_cache_limit() {
+namespace {
+size_t read_locked(size_t Cache::*field) {
   Cache& c = cache();
   std::lock_guard<std::mutex> lock(c.mu);
-  return c.limit;
+  return c.*field;
 }
+}  // namespace
 
-size_t output_cache_free_bytes() {
-  Cache& c = cache();
-  std::lock_guard<std::mutex> lock(c.mu);
-  return c.free_bytes;
-}
-
-size_t output_cache_used_bytes() {
-  Cache& c = cache();
-  std::lock_guard<std::mutex> lock(c.mu);
-  return c.used_bytes;
-}
+size_t output_cache_limit() { return read_locked(&Cache::limit); }
+size_t output_cache_free_bytes() { return read_locked(&Cache::free_bytes); }
+size_t output_cache_used_bytes() { return read_locked(&Cache::used_bytes); }
 
 void output_cache_clear() {
   Cache& c = cache();

@@ -9,6 +9,13 @@ import numbers
 LAYOUTS = ("NCHW", "NHWC")
 
 
+def positive_int(value, name: str) -> int:
+    """value as an int >= 1 (bools and non-integers rejected), else ValueError naming it."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+    return int(value)
+
+
 def pair(value, name: str) -> tuple[int, int]:
     """int or (h, w) pair of positive ints -> (h, w)."""
     if isinstance(value, bool):

@@ -21,6 +21,8 @@ import math
 
 import numpy as np
 
+from ._shapes import positive_int
+
 __all__ = ["ImageDataGenerator", "ArrayIterator", "DirectoryIterator"]
 
 _FILL_MODES = ("nearest", "constant", "reflect", "wrap")
@@ -47,6 +49,13 @@ def _shift_range(value, name):
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
         raise ValueError(f"{name} must be a number >= 0 or a list of numbers, got {value!r}")
     return int(value) if isinstance(value, int) and value >= 1 else float(value)
+
+
+def _image_batch(x):
+    x = np.asarray(x)
+    if x.ndim != 4:
+        raise ValueError(f"x must be a batch of images (N, H, W, C) or (N, C, H, W), got shape {x.shape}")
+    return x
 
 
 def _indices(i, n, mode):
@@ -124,9 +133,7 @@ class ImageDataGenerator:
     def apply_transform(self, x, matrices=None, flip_h=None, flip_v=None):
         """x transformed by per-image matrices (from random_matrices) and flips (boolean (N,)),
         then rescaled. None: no geometric transform / no flips."""
-        x = np.asarray(x)
-        if x.ndim != 4:
-            raise ValueError(f"x must be a batch of images (N, H, W, C) or (N, C, H, W), got shape {x.shape}")
+        x = _image_batch(x)
         nhwc = x if self.data_format == "channels_last" else x.transpose(0, 2, 3, 1)
         if nhwc.dtype.kind != "f":                  # integer images come out as float32, as in Keras
             nhwc = nhwc.astype(np.float32)
@@ -144,9 +151,7 @@ class ImageDataGenerator:
 
     def random_transform_batch(self, x):
         """A randomly augmented copy of the batch x (float images keep their dtype)."""
-        x = np.asarray(x)
-        if x.ndim != 4:
-            raise ValueError(f"x must be a batch of images (N, H, W, C) or (N, C, H, W), got shape {x.shape}")
+        x = _image_batch(x)
         n = x.shape[0]
         h, w = x.shape[1:3] if self.data_format == "channels_last" else x.shape[2:4]
         matrices = self.random_matrices(n, h, w) if self._geometry_active() else None
@@ -220,10 +225,8 @@ class _BatchIterator:
     each time when shuffle); next() goes on forever, like Keras' iterators."""
 
     def __init__(self, generator, n, batch_size, shuffle, seed):
-        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
         self.generator, self.n = generator, n
-        self.batch_size, self.shuffle = int(batch_size), bool(shuffle)
+        self.batch_size, self.shuffle = positive_int(batch_size, "batch_size"), bool(shuffle)
         self.rng = np.random.default_rng(seed)
         self._stream = None
 
@@ -252,9 +255,7 @@ class ArrayIterator(_BatchIterator):
     """Augmented batches of (x, y) from an ImageDataGenerator (see ImageDataGenerator.flow)."""
 
     def __init__(self, generator, x, y, batch_size, shuffle, seed):
-        x = np.asarray(x)
-        if x.ndim != 4:
-            raise ValueError(f"flow: x must be a batch of images, got shape {x.shape}")
+        x = _image_batch(x)
         if y is not None and len(y) != len(x):
             raise ValueError(f"flow: x has {len(x)} samples but y has {len(y)}")
         super().__init__(generator, len(x), batch_size, shuffle, seed)

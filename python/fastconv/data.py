@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._shapes import positive_int
 from .augment import ArrayIterator, DirectoryIterator, ImageDataGenerator
 from .datasets import (load_cifar10, load_digits, load_fashion_mnist, load_image_folder, load_images,
                        load_mnist)
@@ -27,8 +28,7 @@ def batches(x, y=None, batch_size=32, shuffle=True, seed=None, drop_last=False):
     from `seed` when shuffle (a new order per call with seed=None, a Generator also works), the
     last batch smaller unless drop_last. Works for NumPy and CuPy arrays (indices on x's device)."""
     _check_pair(x, y)
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    batch_size = positive_int(batch_size, "batch_size")
     n = x.shape[0]
     order = None
     if shuffle:

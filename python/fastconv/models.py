@@ -33,6 +33,7 @@ import zipfile
 
 import numpy as np
 
+from ._shapes import positive_int
 from .layers import Conv2D, Flatten, Layer, MaxPooling2D, _to_numpy, array_module
 from .training import TrainingMixin
 
@@ -193,8 +194,7 @@ class Sequential(TrainingMixin):
         """forward(training=False) in batches; returns the concatenated outputs."""
         if not hasattr(x, "shape"):
             x = np.asarray(x)
-        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+        batch_size = positive_int(batch_size, "batch_size")
         if x.ndim < 1 or x.shape[0] == 0:
             raise ValueError(f"x must hold at least one sample, got shape {tuple(x.shape)}")
         xp = array_module(x)

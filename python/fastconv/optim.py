@@ -23,6 +23,7 @@ import math
 import numpy as np
 
 from . import _cpu
+from ._shapes import positive_int
 from .layers import array_module
 
 __all__ = ["Optimizer", "SGD", "RMSprop", "Adam", "AdamW", "StepDecay", "ExponentialDecay",
@@ -43,7 +44,7 @@ class StepDecay(Schedule):
 
     def __init__(self, initial_learning_rate, step_size, gamma=0.1):
         self.initial_learning_rate = _positive(initial_learning_rate, "initial_learning_rate")
-        self.step_size = _positive_int(step_size, "step_size")
+        self.step_size = positive_int(step_size, "step_size")
         self.gamma = _in_range(gamma, "gamma", 0.0, 1.0, high_open=False)
 
     def __call__(self, step):
@@ -56,7 +57,7 @@ class ExponentialDecay(Schedule):
 
     def __init__(self, initial_learning_rate, decay_steps, decay_rate, staircase=False):
         self.initial_learning_rate = _positive(initial_learning_rate, "initial_learning_rate")
-        self.decay_steps = _positive_int(decay_steps, "decay_steps")
+        self.decay_steps = positive_int(decay_steps, "decay_steps")
         self.decay_rate = _positive(decay_rate, "decay_rate")
         self.staircase = bool(staircase)
 
@@ -71,7 +72,7 @@ class CosineDecay(Schedule):
 
     def __init__(self, initial_learning_rate, decay_steps, alpha=0.0):
         self.initial_learning_rate = _positive(initial_learning_rate, "initial_learning_rate")
-        self.decay_steps = _positive_int(decay_steps, "decay_steps")
+        self.decay_steps = positive_int(decay_steps, "decay_steps")
         self.alpha = _in_range(alpha, "alpha", 0.0, 1.0, high_open=False)
 
     def __call__(self, step):
@@ -90,12 +91,6 @@ def _positive(v, name):
     if not v > 0:
         raise ValueError(f"{name} must be positive, got {v!r}")
     return v
-
-
-def _positive_int(v, name):
-    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-        raise ValueError(f"{name} must be a positive int, got {v!r}")
-    return int(v)
 
 
 def _in_range(v, name, low, high, high_open=True):
