@@ -3,6 +3,7 @@
     pip install ".[examples]"                   # scikit-learn (the data) and matplotlib (the plot)
     python examples/train_cnn.py                # offline: scikit-learn's 8x8 digits (1,797 images)
     python examples/train_cnn.py --data mnist.npz --epochs 5     # the Keras MNIST file (28x28)
+    python examples/train_cnn.py --data fashion-mnist/ --epochs 5  # a folder of Fashion-MNIST files
 
 Model (Keras names): Conv2D 32 -> MaxPooling2D -> Conv2D 64 -> MaxPooling2D -> Conv2D 64 ->
 Flatten -> Dense 64 -> Dense 10, 3x3 kernels with ReLU. On 28x28 MNIST the convolutions are
@@ -14,6 +15,9 @@ Default data: `sklearn.datasets.load_digits`, whose CSV ships inside the scikit-
 gives 1,437 training and 360 test images.
 `--data mnist.npz`: the standard Keras file (x_train (60000, 28, 28) uint8, y_train, x_test,
 y_test), e.g. from keras.datasets.mnist.load_data(); this script never downloads it.
+`--data FOLDER`: Fashion-MNIST as Keras caches it (~/.keras/datasets/fashion-mnist: the four
+IDX files train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz,
+t10k-labels-idx1-ubyte.gz, gzipped or not); the same 28x28 model trains on it.
 
 Training with Keras' workflow (model.compile / model.fit): Adam (lr 2e-3, cosine decay to 0),
 batches of 32, on the digits ImageDataGenerator shifts of up to 1 pixel (augmentation) and 40
@@ -26,6 +30,7 @@ matplotlib is installed and, with --save, the whole model (fastconv.load_model r
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 
@@ -47,11 +52,13 @@ def load_digits_split(seed=0):
     return x_train, y_train, x_test, y_test
 
 
-def load_mnist_npz(path):
-    """The Keras mnist.npz -> (x_train, y_train, x_test, y_test), x (N, 28, 28, 1) in [0, 1]."""
+def load_28x28(path):
+    """The Keras mnist.npz, or a Fashion-MNIST folder -> (x_train, y_train, x_test, y_test),
+    x (N, 28, 28, 1) in [0, 1]."""
+    loader = fc.data.load_fashion_mnist if os.path.isdir(path) else fc.data.load_mnist
     try:
-        (x_train, y_train), (x_test, y_test) = fc.data.load_mnist(path)
-    except ValueError as exc:
+        (x_train, y_train), (x_test, y_test) = loader(path)
+    except (ValueError, FileNotFoundError) as exc:
         sys.exit(str(exc))
     xs = [(a.astype(np.float32) / 255.0)[..., None] for a in (x_train, x_test)]
     return xs[0], y_train.astype(np.int64), xs[1], y_test.astype(np.int64)
@@ -77,7 +84,7 @@ def course_model(input_shape, padding, seed):
 
 def train(args):
     if args.data:
-        x_train, y_train, x_test, y_test = load_mnist_npz(args.data)
+        x_train, y_train, x_test, y_test = load_28x28(args.data)
         padding, source = "valid", args.data
     else:
         x_train, y_train, x_test, y_test = load_digits_split(args.seed)
@@ -126,7 +133,8 @@ def train(args):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description="Train the course CNN with fastconv layers.")
-    ap.add_argument("--data", help="Keras mnist.npz (default: scikit-learn's digits, offline)")
+    ap.add_argument("--data", help="Keras mnist.npz or a Fashion-MNIST folder "
+                    "(default: scikit-learn's digits, offline)")
     ap.add_argument("--epochs", type=int, default=None, help="default 40 (digits) / 5 (MNIST)")
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--optimizer", choices=["adam", "sgd"], default="adam")

@@ -2,6 +2,7 @@
 CuPy path (skipped without a CUDA device)."""
 from __future__ import annotations
 
+import gzip
 import os
 import sys
 
@@ -129,6 +130,39 @@ def test_example_reads_the_keras_mnist_file_format(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "Total params: 93,322" in out and "(None, 3, 3, 64)" in out
     assert len(history["loss"]) == 1 and np.isfinite(history["loss"][0])
+
+
+def _write_idx(path, array):
+    """An IDX file of unsigned bytes, gzipped, as Fashion-MNIST ships them."""
+    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
+    with gzip.open(path, "wb") as f:
+        f.write(header + array.astype(np.uint8).tobytes())
+
+
+def test_example_trains_on_a_fashion_mnist_folder(tmp_path, capsys):
+    """--data FOLDER reads the four Fashion-MNIST IDX files (a small stand-in: the real files are
+    not available offline) and trains the 28x28 model on them."""
+    sys.path.insert(0, EXAMPLES)
+    try:
+        import train_cnn
+    finally:
+        sys.path.remove(EXAMPLES)
+    rng = np.random.default_rng(5)
+    for stem, n in (("train", 48), ("t10k", 16)):
+        _write_idx(tmp_path / f"{stem}-images-idx3-ubyte.gz", rng.integers(0, 256, (n, 28, 28)))
+        _write_idx(tmp_path / f"{stem}-labels-idx1-ubyte.gz", rng.integers(0, 10, n))
+    threads = fc.get_num_threads()
+    try:
+        history = train_cnn.main(["--data", str(tmp_path), "--epochs", "1", "--plot", ""])
+    finally:
+        fc.set_num_threads(threads)
+    out = capsys.readouterr().out
+    assert f"data: {tmp_path}: train (48, 28, 28, 1), test (16, 28, 28, 1)" in out
+    assert "Total params: 93,322" in out
+    assert len(history["val_loss"]) == 1 and np.isfinite(history["val_loss"][0])
+    (tmp_path / "t10k-labels-idx1-ubyte.gz").unlink()
+    with pytest.raises(SystemExit, match="t10k-labels-idx1-ubyte"):
+        train_cnn.main(["--data", str(tmp_path), "--epochs", "1", "--plot", ""])
 
 
 # ----------------------------------------------------------------------------- CuPy
