@@ -1,5 +1,5 @@
 """conv2d backward-data with stride > 1 on the SIMD paths (the stride-phase kernel of
-csrc/cpu/conv2d_bwd_data_strided_simd.h) against the float64 reference and the portable
+csrc/cpu/conv2d/bwd_data_strided.inl) against the float64 reference and the portable
 (`scalar`) kernels.
 
 Grid: strides 2, 3, (2, 3), (3, 2), (2, 1), (1, 2); dilation 1/2; padding 0/1/2 and asymmetric; kernels 1x1,

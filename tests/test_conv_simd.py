@@ -1,4 +1,4 @@
-"""The SIMD conv2d kernels (csrc/cpu/conv2d_simd.h via conv2d_*_avx512.cpp / *_avx2.cpp) against
+"""The SIMD conv2d kernels (csrc/cpu/conv2d/*.inl via conv2d/*_avx512.cpp / *_avx2.cpp) against
 the portable kernels (the `scalar` path) and the float64 reference.
 
 Every case runs forward (bias + optional fused ReLU), backward-data and backward-weight (+ bias

@@ -1,4 +1,4 @@
-"""The Winograd F(4x4,3x3) forward and backward-data paths (csrc/cpu/conv2d_winograd_simd.h,
+"""The Winograd F(4x4,3x3) forward and backward-data paths (csrc/cpu/conv2d/winograd.inl,
 AVX-512 and AVX2) against the float64 reference, the on/off switch, and the shapes it must leave to the direct
 kernel.
 
@@ -240,7 +240,7 @@ def test_verbose_names_the_winograd_kernel():
 # ---------------------------------------------------------------------------- backward-data
 # grad_x of a 3x3 stride-1 layer is the forward convolution of grad_y with the flipped,
 # transposed filter and padding 2 - pad; the same Winograd kernel runs it, reading the weights
-# in place through strides (conv2d_winograd_simd.h: backward_data_weights).
+# in place through strides (conv2d/winograd.inl: backward_data_weights).
 
 # (N, C, H, W, K, padding): C is grad_x's channel count (the Winograd output), K grad_y's.
 BWD_CASES = [
@@ -333,7 +333,7 @@ def test_winograd_backward_data_threads_do_not_change_the_result():
 
 # -------------------------------------------------------------------------- backward-weight
 # grad_w = G^T [ sum over tiles of (A dY A^T) .* (B^T d B) ] G: 36 GEMMs over the tiles
-# (csrc/cpu/conv2d_winograd_bwd_weight_simd.h). Cases cover channel blocks of 64 with tails,
+# (csrc/cpu/conv2d/winograd_bwd_weight.inl). Cases cover channel blocks of 64 with tails,
 # the tile splits of layers with few channel blocks, ragged tiles and every padding.
 
 # (N, C, H, W, K, padding)

@@ -10,7 +10,7 @@
 #include <stdexcept>
 #include <string>
 
-#include "../cpu/conv2d_winograd.h"
+#include "../cpu/conv2d/winograd.h"
 #include "../cpu/kernels.h"
 #include "../cpu/loops.h"
 #include "../cpu/peak_flops.h"

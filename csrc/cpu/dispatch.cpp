@@ -2,7 +2,7 @@
 // provide on top. cpu_kernels() picks the table of the ISA in effect (runtime.h).
 #include "kernels.h"
 #include "maxpool_simd.h"
-#include "conv2d_winograd.h"
+#include "conv2d/winograd.h"
 
 namespace fastconv {
 namespace {

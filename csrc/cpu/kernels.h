@@ -1,6 +1,6 @@
 // CPU kernel entry points and the per-ISA dispatch table.
 //
-// Every operation has a portable implementation in namespace fastconv::ref (conv2d_ref.cpp,
+// Every operation has a portable implementation in namespace fastconv::ref (conv2d/ref.cpp,
 // pool_ref.cpp, relu_ref.cpp): the `scalar` path, the fallback on any CPU and the baseline every
 // SIMD kernel is tested against. ISA files (…_avx2.cpp, …_avx512.cpp) live in their own
 // namespaces and override table entries; anything they do not provide stays the portable kernel.
@@ -79,7 +79,7 @@ void relu_fwd_f32(int64_t n, const float* x, float* y);
 void relu_bwd_f32(int64_t n, const float* gy, const float* y, float* gx);
 void relu_fwd_f64(int64_t n, const double* x, double* y);
 void relu_bwd_f64(int64_t n, const double* gy, const double* y, double* gx);
-// conv2d_{fwd,bwd_data,bwd_weight}_<isa>.cpp (templates in conv2d_simd.h)
+// conv2d/{fwd,bwd_data,bwd_weight}_<isa>.cpp (templates in conv2d/*.inl)
 void conv2d_fwd_f32(const Conv2dParams& p, const float* x, const float* w, const float* bias, float* y);
 void conv2d_fwd_f64(const Conv2dParams& p, const double* x, const double* w, const double* bias, double* y);
 void conv2d_bwd_data_f32(const Conv2dParams& p, const float* gy, const float* w, float* gx);
@@ -98,7 +98,7 @@ void relu_fwd_f32(int64_t n, const float* x, float* y);
 void relu_bwd_f32(int64_t n, const float* gy, const float* y, float* gx);
 void relu_fwd_f64(int64_t n, const double* x, double* y);
 void relu_bwd_f64(int64_t n, const double* gy, const double* y, double* gx);
-// conv2d_{fwd,bwd_data,bwd_weight}_<isa>.cpp (templates in conv2d_simd.h)
+// conv2d/{fwd,bwd_data,bwd_weight}_<isa>.cpp (templates in conv2d/*.inl)
 void conv2d_fwd_f32(const Conv2dParams& p, const float* x, const float* w, const float* bias, float* y);
 void conv2d_fwd_f64(const Conv2dParams& p, const double* x, const double* w, const double* bias, double* y);
 void conv2d_bwd_data_f32(const Conv2dParams& p, const float* gy, const float* w, float* gx);

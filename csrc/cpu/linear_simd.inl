@@ -1,6 +1,6 @@
 // Dense-layer kernels compiled once per ISA: linear_avx512.cpp and linear_avx2.cpp include this
-// after their traits header (which names the ISA namespace FASTCONV_SIMD_NS) and conv2d_simd.h
-// (whose register-tile microkernel it drives); the entry points are at the end.
+// after their traits header (which names the ISA namespace FASTCONV_SIMD_NS); it drives the
+// register-tile microkernel of conv2d/microkernel.inl; the entry points are at the end.
 // References: ref::gemm and ref::column_sums in linear_ref.cpp.
 //
 // fc.linear and its backward passes are one GEMM each, C (M,N) = A (M,K) B (K,N), with the
@@ -9,7 +9,7 @@
 //   backward-data    gx (N,in)  = gy (N,out) w (out,in)
 //   backward-weight  gw (out,in) = gy^T (out,N) x (N,in),  gb = column sums of gy
 //
-// Blocking. The microkernel (tile_kernel, conv2d_simd.h) keeps an NJ x KB tile of C in registers
+// Blocking. The microkernel (tile_kernel, conv2d/microkernel.inl) keeps an NJ x KB tile of C in registers
 // (AVX-512: 14 rows x 32 fp32 columns, AVX2: 6 x 16) and broadcasts NJ values of A, read in place
 // through its strides, against KB contiguous values of B per reduction step. A work item is a
 // group of adjacent KB-column panels of C. For each block of kc reduction steps the thread packs
@@ -20,6 +20,21 @@
 // L1. Partial sums between reduction blocks go to a per-thread (M, group width) buffer; the last
 // block writes C with the bias and ReLU. Every element of C adds its k in increasing order, so
 // the result is the same for any thread count and any grouping.
+
+#pragma once  // once per translation unit: each ISA file includes it for its own ISA
+#ifndef FASTCONV_SIMD_NS
+#error "include simd/avx512.h or simd/avx2.h before linear_simd.inl"
+#endif
+
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+#include "conv2d/microkernel.inl"
+#include "conv2d/workspace.h"
+#include "kernels.h"
+#include "loops.h"
 
 namespace fastconv {
 namespace FASTCONV_SIMD_NS {
@@ -42,8 +57,8 @@ void gemm(const GemmParams& g, const typename V::T* a, const typename V::T* b,
   const bool a_strided = g.a_rs != 1;
   const int64_t zero = 0;
   parallel_for(threads, groups, 1, [&](int64_t gb, int64_t ge) {
-    T* packed = scratch<T>(0, per_group * kc * KB);
-    T* sums = g.K > kc ? scratch<T>(1, g.M * per_group * KB) : nullptr;
+    T* packed = scratch<T>(slot::kGemmPackedB, per_group * kc * KB);
+    T* sums = g.K > kc ? scratch<T>(slot::kGemmPartialSums, g.M * per_group * KB) : nullptr;
     std::vector<T> bias_block(per_group * KB, T(0));
     for (int64_t grp = gb; grp < ge; ++grp) {
       const int64_t p0 = grp * per_group, np = std::min(per_group, panels - p0);

@@ -1,4 +1,4 @@
-// Small helpers shared by the portable CPU kernels.
+// Small helpers shared by the CPU kernels (portable and per-ISA): thread counts and index arithmetic.
 #pragma once
 #include <algorithm>
 #include <cstdint>
@@ -25,6 +25,9 @@ void parallel_for_lines(int64_t n, Body&& body) {
   const int64_t lines = (n + 63) / 64;
   parallel_for(threads_for(n), lines, [&](int64_t b, int64_t e) { body(b * 64, std::min(n, e * 64)); });
 }
+
+inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }   // a >= 0, b > 0
+inline int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
 
 inline int64_t floor_div(int64_t a, int64_t b) {  // b > 0
   return a >= 0 ? a / b : -((-a + b - 1) / b);

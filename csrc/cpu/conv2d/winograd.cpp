@@ -1,12 +1,12 @@
 // Portable side of the Winograd path: the on/off switch, the eligibility rules and the name of
-// the last forward / backward-data path taken. The kernel itself is conv2d_winograd_avx512.cpp.
-#include "conv2d_winograd.h"
+// the last forward / backward-data path taken. The kernels are conv2d/winograd.inl and winograd_bwd_weight.inl.
+#include "winograd.h"
 
 #include <atomic>
 #include <cmath>
 #include <limits>
 
-#include "runtime.h"
+#include "../runtime.h"
 
 namespace fastconv {
 namespace {
@@ -20,7 +20,7 @@ thread_local const char* t_last_path = "none";
 thread_local const char* t_last_bwd_data_path = "none";
 thread_local const char* t_last_bwd_weight_path = "none";
 
-// Gains of the F(4x4, 3x3) transforms (conv2d_winograd_simd.h): the largest absolute row sum
+// Gains of the F(4x4, 3x3) transforms (conv2d/winograd.inl): the largest absolute row sum
 // of each matrix, squared for the 2-D transform. B^T: 10 -> 100; G: 1 -> 1; A^T: 19 -> 361;
 // backward-weight's A (grad_y): 15 -> 225 and G^T: 5/3 -> 25/9.
 constexpr double kInputGain = 100.0;

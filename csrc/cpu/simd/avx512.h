@@ -1,7 +1,7 @@
-// AVX-512 vector traits for the templated conv2d kernels (conv2d_simd.h).
+// AVX-512 vector traits for the templated conv2d and dense kernels (conv2d/*.inl, linear_simd.inl).
 // Only included by the *_avx512.cpp files, which are compiled with -mavx512f/bw/vl/dq.
 //
-// Register tile (conv2d_simd.h, `tile_kernel`): NJ broadcast rows x NV vectors of output
+// Register tile (conv2d/microkernel.inl, `tile_kernel`): NJ broadcast rows x NV vectors of output
 // channels. fp32: 14 x 2 zmm = 14 pixels x 32 channels = 28 accumulators + 2 weight vectors
 // + 1 broadcast = 31 of the 32 zmm registers. fp64 uses the same 14 x 2 shape (16 channels).
 #pragma once

@@ -1,13 +1,13 @@
-// The Winograd entry points of one ISA (declared in conv2d_winograd.h), shared by
-// conv2d_winograd_avx512.cpp and conv2d_winograd_avx2.cpp: each includes this file once, after
+// The Winograd entry points of one ISA (declared in conv2d/winograd.h), shared by
+// conv2d/winograd_avx512.cpp and winograd_avx2.cpp: each includes this file once, after
 // its traits header and gather_taps(), and so compiles it into its own namespace with its own
 // flags. The *_auto functions are the f32 and f64 entries of that ISA's dispatch table: Winograd
-// where enabled, eligible and safe for the operands, else the direct kernels of conv2d_simd.h.
+// where enabled, eligible and safe for the operands, else the direct kernels.
 #ifndef FASTCONV_SIMD_NS
-#error "include from conv2d_winograd_<isa>.cpp"
+#error "include from conv2d/winograd_<isa>.cpp"
 #endif
-#include "conv2d_winograd_simd.h"
-#include "conv2d_winograd_bwd_weight_simd.h"
+#include "winograd.inl"
+#include "winograd_bwd_weight.inl"
 
 #include <atomic>
 #include <cmath>

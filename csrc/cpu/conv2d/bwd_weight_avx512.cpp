@@ -1,8 +1,8 @@
-// conv2d backward-weight, avx512: grad_y, x -> grad_w, grad_bias (both layouts, deterministic).
-// The pixel-reduction kernel of conv2d_simd.h; reference: ref::conv2d_bwd_weight in
-// conv2d_ref.cpp.
-#include "simd_avx512.h"
-#include "conv2d_simd.h"
+// conv2d backward-weight, avx512: grad_y, x -> grad_w, grad_bias (both layouts, deterministic):
+// conv2d/bwd_weight.inl compiled with this file's flags. Reference: ref::conv2d_bwd_weight
+// (conv2d/ref.cpp).
+#include "../simd/avx512.h"
+#include "bwd_weight.inl"
 
 namespace fastconv {
 namespace avx512 {

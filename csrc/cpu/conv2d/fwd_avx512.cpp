@@ -1,8 +1,7 @@
-// conv2d forward, avx512: x, w, bias -> y (both layouts, fused bias + ReLU).
-// The kernel is the templated direct convolution of conv2d_simd.h compiled with this file's
-// flags; reference: ref::conv2d_fwd in conv2d_ref.cpp.
-#include "simd_avx512.h"
-#include "conv2d_simd.h"
+// conv2d forward, avx512: x, w, bias -> y (both layouts, fused bias + ReLU): conv2d/fwd.inl
+// compiled with this file's flags. Reference: ref::conv2d_fwd (conv2d/ref.cpp).
+#include "../simd/avx512.h"
+#include "fwd.inl"
 
 namespace fastconv {
 namespace avx512 {

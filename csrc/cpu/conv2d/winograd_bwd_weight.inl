@@ -1,5 +1,5 @@
 // Winograd F(4x4, 3x3) conv2d backward-weight, fp32 and fp64, both layouts; templated on the vector
-// traits and compiled per ISA by conv2d_winograd_avx512.cpp / conv2d_winograd_avx2.cpp.
+// traits and compiled per ISA by conv2d/winograd_avx512.cpp / winograd_avx2.cpp.
 //
 // The forward pass computes, per 4x4 output tile, y = A^T [ U .* V ] A with U = G g G^T (the
 // filter) and V = B^T d B (the 6x6 input tile). By linearity the weight gradient is
@@ -15,20 +15,20 @@
 // in chunks of kTC, transforms the chunk's input (its 64 channels) and grad_y (its 64 output
 // channels) into per-thread buffers that stay in L2, and adds the 36 products into its block
 // of dU (36 x 64 x 64 floats, 590 KB, also in L2) with the register-tile microkernel of
-// conv2d_simd.h (j = 14 input channels, lanes = 32 output channels, t = tiles). Nothing of
+// conv2d/microkernel.inl (j = 14 input channels, lanes = 32 output channels, t = tiles). Nothing of
 // size tiles x channels ever goes to memory; the transforms are redone once per channel block
 // of the other operand (a few % of the GEMM work). Layers with few channel blocks split the
 // tiles into a fixed number of splits (a function of the shape only) whose partial dU blocks
 // are added in split order before the final transform G^T dU G: the result does not depend on
 // the thread count.
 //
-// Reference: ref::conv2d_bwd_weight (conv2d_ref.cpp). Not bit-exact; tests/test_winograd.py
+// Reference: ref::conv2d_bwd_weight (conv2d/ref.cpp). Not bit-exact; tests/test_winograd.py
 // bounds the error against the float64 oracle.
 #pragma once  // once per translation unit: each ISA file includes it for its own ISA
 #ifndef FASTCONV_SIMD_NS
-#error "include conv2d_winograd_simd.h's prerequisites first"
+#error "include conv2d/winograd.inl's prerequisites first"
 #endif
-#include "conv2d_winograd_simd.h"
+#include "winograd.inl"
 
 namespace fastconv {
 namespace FASTCONV_SIMD_NS {
@@ -193,9 +193,9 @@ void conv2d_bwd_weight_winograd(const Conv2dParams& p, const Elem<V>* gy, const 
   const Elem<V>* xs = x;
   const Elem<V>* gys = gy;
   if (p.layout == Layout::NCHW) {   // the transforms read channel vectors
-    Elem<V>* xt = scratch<Elem<V>>(1, p.x_size());
+    Elem<V>* xt = scratch<Elem<V>>(slot::kWinoInputNhwc, p.x_size());
     nchw_to_nhwc(x, p.N, p.C, p.H, p.W, xt, threads);
-    Elem<V>* gt = scratch<Elem<V>>(5, p.y_size());
+    Elem<V>* gt = scratch<Elem<V>>(slot::kWinoGradNhwc, p.y_size());
     nchw_to_nhwc(gy, p.N, p.K, p.P, p.Q, gt, threads);
     xs = xt;
     gys = gt;
@@ -209,7 +209,7 @@ void conv2d_bwd_weight_winograd(const Conv2dParams& p, const Elem<V>* gy, const 
   const int64_t split_len = ceil_div(pl.T, std::clamp<int64_t>(want, 1, std::max<int64_t>(1, pl.T / 64)));
   const int64_t nsplit = ceil_div(pl.T, split_len);
   constexpr int64_t block_elems = kXi * kBwCB * kBwKB;
-  Elem<V>* parts = nsplit > 1 ? scratch<Elem<V>>(6, nsplit * blocks * block_elems) : nullptr;
+  Elem<V>* parts = nsplit > 1 ? scratch<Elem<V>>(slot::kWinoSplitSums, nsplit * blocks * block_elems) : nullptr;
   const int64_t items = nsplit * blocks;
 
   parallel_for(threads, items, 1, [&](int64_t it_begin, int64_t it_end) {
@@ -217,9 +217,9 @@ void conv2d_bwd_weight_winograd(const Conv2dParams& p, const Elem<V>* gy, const 
       const int64_t split = it / blocks, b = it % blocks, cb = b / nkb, kb = b % nkb;
       const int64_t c0 = cb * kBwCB, nc = std::min(kBwCB, p.C - c0);
       const int64_t k0 = kb * kBwKB, nk = std::min(kBwKB, p.K - k0), nkv = ceil_div(nk, V::W);
-      Elem<V>* du = parts ? parts + it * block_elems : scratch<Elem<V>>(0, block_elems);
-      Elem<V>* vb = scratch<Elem<V>>(3, kXi * kBwTC<V> * kBwCB);
-      Elem<V>* mb = scratch<Elem<V>>(4, kXi * kBwTC<V> * kBwKB);
+      Elem<V>* du = parts ? parts + it * block_elems : scratch<Elem<V>>(slot::kWinoFilter, block_elems);
+      Elem<V>* vb = scratch<Elem<V>>(slot::kWinoInput, kXi * kBwTC<V> * kBwCB);
+      Elem<V>* mb = scratch<Elem<V>>(slot::kWinoProducts, kXi * kBwTC<V> * kBwKB);
       const int64_t t_begin = split * split_len, t_end = std::min(pl.T, t_begin + split_len);
       static const int64_t zero_off = 0;
       TileArgs<Elem<V>> g;
@@ -262,7 +262,7 @@ void conv2d_bwd_weight_winograd(const Conv2dParams& p, const Elem<V>* gy, const 
   log.lap("transforms+gemm");
   if (gb) grad_bias<V>(p.layout == Layout::NCHW ? gy : gys, p.layout, p.N, p.P * p.Q, p.K, gb, threads);
   log.lap("grad-bias");
-  log.print("conv2d_bwd_weight", V::name, "winograd F(4x4,3x3): 36 GEMMs over tiles, 64 c x 64 k blocks",
+  log.print(FASTCONV_SIMD_NAME, "conv2d_bwd_weight", V::name, "winograd F(4x4,3x3): 36 GEMMs over tiles, 64 c x 64 k blocks",
             V::NJ, V::NV * V::W);
 }
 

@@ -1,4 +1,4 @@
-// AVX2 + FMA vector traits for the templated conv2d kernels (conv2d_simd.h).
+// AVX2 + FMA vector traits for the templated conv2d and dense kernels (conv2d/*.inl, linear_simd.inl).
 // Only included by the *_avx2.cpp files, which are compiled with -mavx2 -mfma.
 //
 // Register tile: 6 broadcast rows x 2 ymm = 12 accumulators + 2 weight vectors + 1 broadcast

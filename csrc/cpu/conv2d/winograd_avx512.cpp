@@ -1,7 +1,7 @@
 // Winograd F(4x4,3x3) conv2d forward, backward-data and backward-weight, avx512, fp32 and fp64: the template of
-// conv2d_winograd_simd.h compiled with this file's flags. References: ref::conv2d_fwd,
-// ref::conv2d_bwd_data and ref::conv2d_bwd_weight (conv2d_ref.cpp).
-#include "simd_avx512.h"
+// conv2d/winograd.inl and winograd_bwd_weight.inl compiled with this file's flags. References: ref::conv2d_fwd,
+// ref::conv2d_bwd_data and ref::conv2d_bwd_weight (conv2d/ref.cpp).
+#include "../simd/avx512.h"
 
 namespace fastconv {
 namespace avx512 {
@@ -27,4 +27,4 @@ inline void gather_taps(const double* base, int64_t stride, const int64_t tap[9]
 }  // namespace avx512
 }  // namespace fastconv
 
-#include "conv2d_winograd_entries.inl"
+#include "winograd_entries.inl"

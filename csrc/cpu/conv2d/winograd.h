@@ -1,18 +1,18 @@
 // Winograd F(4x4, 3x3) forward, backward-data and backward-weight convolution for 3x3, stride-1,
 // dilation-1, fp32 and fp64 layers. Backward-data runs as the forward convolution
 // winograd_bwd_data_as_fwd(p); backward-weight has its own driver
-// (conv2d_winograd_bwd_weight_simd.h).
+// (conv2d/winograd_bwd_weight.inl).
 //
-// The kernel (conv2d_winograd_simd.h, compiled per ISA) is used only where it beats the direct kernel of
-// conv2d_simd.h (winograd_fwd_eligible below, from measurements with
+// The kernel (conv2d/winograd.inl, compiled per ISA) is used only where it beats the direct
+// kernels (winograd_fwd_eligible below, from measurements with
 // bench/bench_conv_kernels.py --winograd on/off); everything else takes the direct kernel.
-// Reference: ref::conv2d_fwd (conv2d_ref.cpp) computes the same convolution; Winograd is not
+// Reference: ref::conv2d_fwd (conv2d/ref.cpp) computes the same convolution; Winograd is not
 // bit-exact (its transforms round differently), tests/test_winograd.py bounds the error
 // against the float64 oracle in Frobenius norm.
 //
 // Switch: FASTCONV_WINOGRAD=0 (off) | force at start-up, or set_winograd_enabled(false) (fc.set_winograd).
 #pragma once
-#include "kernels.h"
+#include "../kernels.h"
 
 namespace fastconv {
 
@@ -58,9 +58,9 @@ void set_last_conv2d_bwd_data_path(const char* name);
 const char* last_conv2d_bwd_weight_path();
 void set_last_conv2d_bwd_weight_path(const char* name);
 
-// The f32 and f64 entries of each SIMD ISA's dispatch table (conv2d_winograd_entries.inl,
-// compiled by conv2d_winograd_avx512.cpp and conv2d_winograd_avx2.cpp): the Winograd kernel
-// when enabled and eligible, else the direct kernels of conv2d_simd.h.
+// The f32 and f64 entries of each SIMD ISA's dispatch table (conv2d/winograd_entries.inl,
+// compiled by conv2d/winograd_avx512.cpp and winograd_avx2.cpp): the Winograd kernel
+// when enabled and eligible, else the direct kernels.
 // Layouts: x (N,C,H,W) | (N,H,W,C), w (K,C,3,3) | (3,3,C,K), y (N,K,P,Q) | (N,P,Q,K).
 namespace avx2 {
 void conv2d_fwd_f32_auto(const Conv2dParams& p, const float* x, const float* w, const float* bias,

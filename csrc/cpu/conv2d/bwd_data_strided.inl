@@ -1,17 +1,27 @@
-// conv2d backward-data for stride > 1 by stride phases (no zero-interleaved grad_y).
-// Included by conv2d_bwd_data_{avx2,avx512}.cpp after simd_*.h and conv2d_simd.h; reference:
-// ref::conv2d_bwd_data in conv2d_ref.cpp.
+// conv2d backward-data for stride > 1 by stride phases, compiled once per ISA by
+// conv2d/bwd_data_<isa>.cpp. Reference: ref::conv2d_bwd_data (conv2d/ref.cpp).
 //
 //   grad_x[n, c, h, x] = sum over taps (r, s) with h + pad_top - r*dh = p*sh and
 //                        x + pad_left - s*dw = q*sw (0 <= p < P, 0 <= q < Q) of
 //                        sum_k gy[n, k, p, q] * w[k, c, r, s]
 //
-// The generic driver (conv2d_bwd_data in conv2d_simd.h) runs a stride-1 convolution over grad_y
-// with (stride-1) zeros between rows and columns: sh*sw times the multiply-adds. Here a grad_x
-// row only visits its valid kernel rows r, and the pixels of one column phase b (x = b + sw*j)
-// share their valid kernel columns s, with q = j + q0(b, s): each (row, phase) is a stride-1
-// row convolution over a sub-kernel, so no zero work is done.
-#pragma once
+// A grad_x row only visits its valid kernel rows r, and the pixels of one column phase b
+// (x = b + sw*j) share their valid kernel columns s, with q = j + q0(b, s): each (row, phase)
+// is a stride-1 row convolution over a sub-kernel, so no multiply-add meets a zero (running the
+// stride-1 driver over grad_y with zeros interleaved would do sh*sw times the work).
+#pragma once  // once per translation unit: each ISA file includes it for its own ISA
+#ifndef FASTCONV_SIMD_NS
+#error "include simd/avx512.h or simd/avx2.h before conv2d/bwd_data_strided.inl"
+#endif
+
+#include <algorithm>
+#include <cstdint>
+#include <vector>
+
+#include "../kernel_log.h"
+#include "../loops.h"
+#include "microkernel.inl"
+#include "workspace.h"
 
 namespace fastconv {
 namespace FASTCONV_SIMD_NS {
@@ -43,7 +53,7 @@ struct TapList {
 
 // Lanes run along the grad_x pixels of one row h and one column phase b (x = b + sw*j); grad_y
 // is copied as (N, P, K, Qb) rows with zero columns on both sides so every tap valid in phase b
-// is valid for every j. The tile is the pixel-vector kernel of conv2d_simd.h (small_tile_fn):
+// is valid for every j. The tile is the pixel-vector kernel of conv2d/microkernel.inl (small_tile_fn):
 //   acc[c][lanes] += w[r, s, k, c] (broadcast) * gyr[n, p, k, padL + q0 + j + lanes]
 // over the valid (r, s) of (h, b) and all k, for blocks of up to kSmallC channels (larger C
 // re-reads the grad_y rows once per block, from L1/L2).
@@ -76,7 +86,7 @@ void conv2d_bwd_data_phase(const Conv2dParams& p, const typename V::T* gy,
   const int64_t Qb = padL + p.Q + padR;
 
   // Weights -> (R, S, K, C); NCHW weights are (K, C, R, S), NHWC weights (R, S, C, K).
-  T* wk = scratch<T>(1, RS * p.K * p.C);
+  T* wk = scratch<T>(slot::kFlippedWeights, RS * p.K * p.C);
   for (int64_t rs = 0; rs < RS; ++rs)
     for (int64_t k = 0; k < p.K; ++k)
       for (int64_t c = 0; c < p.C; ++c)
@@ -84,7 +94,7 @@ void conv2d_bwd_data_phase(const Conv2dParams& p, const typename V::T* gy,
   // grad_y -> (N, P, K, Qb) rows with padL / padR zero columns; + PW: a tile's vectors may read
   // past the last row (those lanes are not stored).
   const int64_t rows_total = p.N * p.P * p.K;
-  T* gyr = scratch<T>(0, rows_total * Qb + PW);
+  T* gyr = scratch<T>(slot::kGradRows, rows_total * Qb + PW);
   parallel_for(threads, rows_total, [&](int64_t row_begin, int64_t row_end) {
     for (int64_t row = row_begin; row < row_end; ++row) {
       const int64_t k = row % p.K, np = row / p.K, n = np / p.P, pp = np % p.P;
@@ -153,7 +163,7 @@ void conv2d_bwd_data_phase(const Conv2dParams& p, const typename V::T* gy,
       }
   });
   log.lap("tiles");
-  log.print("conv2d_bwd_data", V::name, "stride phases, pixel-vector tiles", int(CB), int(PW));
+  log.print(FASTCONV_SIMD_NAME, "conv2d_bwd_data", V::name, "stride phases, pixel-vector tiles", int(CB), int(PW));
 }
 
 }  // namespace

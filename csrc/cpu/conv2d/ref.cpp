@@ -5,8 +5,8 @@
 #include <algorithm>
 #include <cstring>
 
-#include "kernels.h"
-#include "loops.h"
+#include "../kernels.h"
+#include "../loops.h"
 
 namespace fastconv {
 namespace ref {

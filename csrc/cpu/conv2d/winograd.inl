@@ -1,6 +1,6 @@
 // Winograd F(4x4, 3x3) conv2d forward and backward-data, fp32 and fp64 (both layouts, fused
-// bias + ReLU on the forward pass), templated on the vector traits like conv2d_simd.h:
-// conv2d_winograd_avx512.cpp and conv2d_winograd_avx2.cpp include it after their traits header
+// bias + ReLU on the forward pass), templated on the vector traits and compiled once per ISA:
+// conv2d/winograd_avx512.cpp and winograd_avx2.cpp include it after their traits header
 // and a gather_taps() for weights whose output channels are not adjacent (NCHW forward, both
 // layouts on backward-data).
 //
@@ -22,7 +22,7 @@
 //   - weight transform U[xi][c][k] = (G g_kc G^T)[xi], 16 output channels a vector (NCHW
 //     weights gathered), k padded with zeros to Kp = 16*ceil(K/16);
 //   - 36 GEMMs M[xi] = V[xi] (tiles x C) @ U[xi] (C x Kp) with the register-tile microkernel of
-//     conv2d_simd.h (tile_kernel: AVX-512 14 tiles x 2 zmm = 14 x 32 channels = 28 accumulators,
+//     conv2d/microkernel.inl (tile_kernel: AVX-512 14 tiles x 2 zmm = 14 x 32 channels = 28 accumulators,
 //     AVX2 6 x 2 ymm = 6 x 16; broadcast V, vectors of U);
 //   - output transform A^T M_j A + bias, ReLU, stored to y (pixels past P, Q dropped).
 // Two drivers, picked by which operand is bigger (both in OpenMP, batch 1 uses both cores):
@@ -37,16 +37,22 @@
 //                            at a time into an L2 buffer (36 x 64 x 64 floats = 590 KB) and
 //                            accumulated into M (36, T, 64): U never goes to memory.
 //
-// Reference: ref::conv2d_fwd (conv2d_ref.cpp). Error vs the float64 oracle measured on VGG16
+// Reference: ref::conv2d_fwd (conv2d/ref.cpp). Error vs the float64 oracle measured on VGG16
 // layers (random normal data): see tests/test_winograd.py and the report in the README.
 #pragma once  // once per translation unit: each ISA file includes it for its own ISA
 #ifndef FASTCONV_SIMD_NS
-#error "include simd_avx512.h or simd_avx2.h (and define gather_taps) before conv2d_winograd_simd.h"
+#error "include simd/avx512.h or simd/avx2.h (and define gather_taps) before conv2d/winograd.inl"
 #endif
+#include <algorithm>
+#include <cstdint>
 #include <type_traits>
+#include <vector>
 
-#include "conv2d_simd.h"
-#include "conv2d_winograd.h"
+#include "../kernel_log.h"
+#include "../loops.h"
+#include "microkernel.inl"
+#include "winograd.h"
+#include "workspace.h"
 
 namespace fastconv {
 namespace FASTCONV_SIMD_NS {
@@ -398,7 +404,7 @@ void gemm_tiles(const Elem<V>* a, int64_t lda, int64_t nt, int64_t nc, const Ele
 template <class V>
 void winograd_tiles_outer(const Conv2dParams& p, const Plan& pl, const Elem<V>* xs,
                           const WinogradWeights<Elem<V>>& ww, const Elem<V>* bp, Elem<V>* y, int threads) {
-  Elem<V>* u = scratch<Elem<V>>(0, kXi * p.C * pl.Kp);
+  Elem<V>* u = scratch<Elem<V>>(slot::kWinoFilter, kXi * p.C * pl.Kp);
   transform_weights<V>(pl, ww, u, threads);
 
   // Few tile blocks would leave a core idle: the k-blocks are then split into groups, each item
@@ -417,8 +423,8 @@ void winograd_tiles_outer(const Conv2dParams& p, const Plan& pl, const Elem<V>* 
       const int64_t blk = it / nkg, kg = it % nkg;
       const int64_t t0 = blk * TB, nt = std::min(TB, pl.T - t0);
       const int64_t kb0 = kg * kbs_per_group, kb1 = std::min(nkb, kb0 + kbs_per_group);
-      Elem<V>* vbuf = scratch<Elem<V>>(3, kXi * TB * p.C);
-      Elem<V>* mbuf = scratch<Elem<V>>(4, kXi * TB * pl.Kp);
+      Elem<V>* vbuf = scratch<Elem<V>>(slot::kWinoInput, kXi * TB * p.C);
+      Elem<V>* mbuf = scratch<Elem<V>>(slot::kWinoProducts, kXi * TB * pl.Kp);
       transform_input_block<V>(pl, xs, t0, nt, TB, vbuf);
       for (int64_t xi = 0; xi < kXi; ++xi)
         for (int64_t kb = kb0; kb < kb1; ++kb) {
@@ -442,7 +448,7 @@ template <class V>
 void winograd_channels_outer(const Conv2dParams& p, const Plan& pl, const Elem<V>* xs,
                              const WinogradWeights<Elem<V>>& ww, const Elem<V>* bp, Elem<V>* y, int threads) {
   const int64_t T = pl.T, C = p.C;
-  Elem<V>* v = scratch<Elem<V>>(3, kXi * T * C);
+  Elem<V>* v = scratch<Elem<V>>(slot::kWinoInput, kXi * T * C);
   const int64_t nrows = ceil_div(T, V::NJ);
   parallel_for(threads, nrows, [&](int64_t r_begin, int64_t r_end) {
     for (int64_t r = r_begin; r < r_end; ++r) {
@@ -455,8 +461,8 @@ void winograd_channels_outer(const Conv2dParams& p, const Plan& pl, const Elem<V
   parallel_for(threads, items, 1, [&](int64_t it_begin, int64_t it_end) {
     for (int64_t it = it_begin; it < it_end; ++it) {
       const int64_t k0 = it * KG, kg = std::min(KG, pl.Kp - k0);
-      Elem<V>* ub = scratch<Elem<V>>(0, kXi * kCc * KG);
-      Elem<V>* mb = scratch<Elem<V>>(4, kXi * T * KG);
+      Elem<V>* ub = scratch<Elem<V>>(slot::kWinoFilter, kXi * kCc * KG);
+      Elem<V>* mb = scratch<Elem<V>>(slot::kWinoProducts, kXi * T * KG);
       for (int64_t c0 = 0; c0 < C; c0 += kCc) {
         const int64_t nc = std::min(kCc, C - c0);
         for (int64_t c = c0; c < c0 + nc; ++c)
@@ -483,11 +489,11 @@ void winograd_conv(const Conv2dParams& p, const Elem<V>* x, const WinogradWeight
   const Plan pl = make_plan(p, V::W);
   const int threads = threads_for(p.macs());
 
-  Elem<V>* bp = scratch<Elem<V>>(2, pl.Kp);
+  Elem<V>* bp = scratch<Elem<V>>(slot::kWinoBias, pl.Kp);
   for (int64_t k = 0; k < pl.Kp; ++k) bp[k] = bias && k < p.K ? bias[k] : 0.0;
   const Elem<V>* xs = x;
   if (p.layout == Layout::NCHW) {
-    Elem<V>* xt = scratch<Elem<V>>(1, p.x_size());
+    Elem<V>* xt = scratch<Elem<V>>(slot::kWinoInputNhwc, p.x_size());
     nchw_to_nhwc(x, p.N, p.C, p.H, p.W, xt, threads);
     xs = xt;
   }
@@ -501,7 +507,7 @@ void winograd_conv(const Conv2dParams& p, const Elem<V>* x, const WinogradWeight
   if (channels_outer) winograd_channels_outer<V>(p, pl, xs, ww, bp, y, threads);
   else winograd_tiles_outer<V>(p, pl, xs, ww, bp, y, threads);
   log.lap("transforms+gemm");
-  log.print(op, V::name,
+  log.print(FASTCONV_SIMD_NAME, op, V::name,
             channels_outer ? "winograd F(4x4,3x3), channels outer: 36 GEMMs of all tiles x 64 c x KB k"
                            : "winograd F(4x4,3x3), tiles outer: 36 GEMMs of 8*NJ tiles x C x KB k",
             V::NJ, kKB<V>);
