@@ -16,6 +16,8 @@ product: channel counts 1, 15, 16, 17, 33, 64, 65; output widths tile-1, tile, t
 """
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
@@ -198,3 +200,72 @@ def test_large_nhwc_output_written_with_streaming_stores(isa, dtype, monkeypatch
             assert_close(y, want, dtype=np.dtype(dtype))
     finally:
         fc.set_cpu_isa(old)
+
+
+# (pass, x shape (N, C, H, W), K, kwargs, algorithm on a SIMD path): the dispatch asks its rules
+# in order (csrc/cpu/conv2d/algorithm.h): Winograd -> stride phase -> few channels -> direct.
+DISPATCH = [
+    ("fwd", (1, 64, 28, 28), 64, dict(padding=1), "winograd_f4x4_3x3"),
+    ("fwd", (1, 64, 28, 28), 64, dict(padding=1, stride=2), "direct"),
+    ("bwd_data", (1, 64, 28, 28), 64, dict(padding=1), "winograd_f4x4_3x3"),
+    ("bwd_data", (1, 64, 28, 28), 64, dict(padding=1, stride=2), "stride_phase"),
+    ("bwd_data", (1, 3, 28, 28), 64, dict(padding=1, stride=2), "stride_phase"),
+    ("bwd_data", (1, 3, 28, 28), 64, dict(padding=1), "small_channels"),
+    ("bwd_data", (1, 16, 12, 12), 16, dict(padding=1), "direct"),
+    ("bwd_weight", (1, 64, 28, 28), 64, dict(padding=1), "winograd_f4x4_3x3"),
+    ("bwd_weight", (1, 16, 12, 12), 16, dict(padding=1), "direct"),
+]
+
+
+def _run_pass(pass_, x_shape, k, kw):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(x_shape).astype(np.float32)
+    w = rng.standard_normal((k, x_shape[1], 3, 3)).astype(np.float32)
+    y_shape = fc.conv2d(x, w, **kw).shape
+    gy = rng.standard_normal(y_shape).astype(np.float32)
+    if pass_ == "fwd":
+        return fc.conv2d(x, w, **kw)
+    if pass_ == "bwd_data":
+        return fc.conv2d_backward_data(gy, w, x_shape, **kw)
+    return fc.conv2d_backward_weight(gy, x, w.shape, **kw)
+
+
+@pytest.mark.parametrize("isa", SIMD_ISAS)
+@pytest.mark.parametrize("case", DISPATCH, ids=[f"{c[0]}-{c[4]}-C{c[1][1]}" for c in DISPATCH])
+def test_dispatch_records_the_algorithm_it_ran(case, isa, restore_cpu_state):
+    pass_, x_shape, k, kw, want = case
+    fc.set_cpu_isa(isa)
+    winograd = fc.get_winograd()
+    try:
+        fc.set_winograd(True)
+        _run_pass(pass_, x_shape, k, kw)
+        assert fc._cpu.last_conv2d_algorithm(pass_) == want
+        if want == "winograd_f4x4_3x3":        # switched off, the next rule answers
+            fc.set_winograd(False)
+            _run_pass(pass_, x_shape, k, kw)
+            assert fc._cpu.last_conv2d_algorithm(pass_) == "direct"
+    finally:
+        fc.set_winograd(winograd)
+
+
+def test_the_portable_path_records_the_reference_and_bad_pass_names_raise(restore_cpu_state):
+    fc.set_cpu_isa("scalar")
+    for pass_ in ("fwd", "bwd_data", "bwd_weight"):
+        _run_pass(pass_, (1, 3, 6, 6), 4, dict(padding=1))
+        assert fc._cpu.last_conv2d_algorithm(pass_) == "reference"
+    with pytest.raises(ValueError, match="pass: expected 'fwd', 'bwd_data' or 'bwd_weight'"):
+        fc._cpu.last_conv2d_algorithm("forward")
+
+
+def test_verbose_output_names_the_algorithm():
+    import subprocess
+    import sys
+    code = ("import numpy as np, fastconv as fc;"
+            "fc.conv2d_backward_data(np.ones((1, 4, 5, 5), np.float32), np.ones((4, 3, 3, 3), np.float32),"
+            " (1, 3, 10, 10), stride=2, padding=1)")
+    env = {**os.environ, "FASTCONV_VERBOSE": "1"}
+    err = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         check=True).stderr
+    want = "stride_phase" if SIMD_ISAS else "reference"
+    assert any(line.startswith("fastconv: conv2d_bwd_data f32 NCHW") and line.endswith(f"algorithm={want}")
+               for line in err.splitlines()), err

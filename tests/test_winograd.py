@@ -8,10 +8,10 @@ on VGG16 layers: 3.5e-7 .. 4.5e-6; the direct kernel: 1.3e-7 .. 1.2e-6), plus an
 check against the reference scaled by max|y_ref| so a single wrong tile cannot hide in the norm.
 
 Both drivers are covered: channels-outer (tiles <= K rounded up to 16) and tiles-outer.
-The size rule (winograd_fwd_eligible) sends only large layers to Winograd; the small shapes here
+The size rule (winograd_eligible, csrc/cpu/conv2d/algorithm.cpp) sends only large layers to Winograd; the small shapes here
 run it through the private forcing switch fastconv._cpu._set_winograd_forced(True), and every
-test checks which path ran through fastconv._cpu._last_conv2d_fwd_path() (or
-_last_conv2d_bwd_data_path()).
+test checks which algorithm ran through fastconv._cpu.last_conv2d_algorithm("fwd") (or
+"bwd_data", "bwd_weight").
 """
 from __future__ import annotations
 
@@ -107,7 +107,7 @@ def test_winograd_against_reference(case):
     b = b if with_bias else None
     act = "relu" if relu else None
     y = _conv(x, w, b, layout, padding=pad, activation=act)
-    assert fc._cpu._last_conv2d_fwd_path() == WINO
+    assert fc._cpu.last_conv2d_algorithm("fwd") == WINO
     y_ref = ref.conv2d(x.astype(np.float64), w.astype(np.float64),
                        None if b is None else b.astype(np.float64), padding=pad, activation=act)
     _check(y, y_ref)
@@ -120,7 +120,7 @@ def test_winograd_vgg_like_layer():
     x, w, b = _data(1, 64, 56, 56, 64, seed=1)
     for layout in ("NCHW", "NHWC"):
         y = _conv(x, w, b, layout, padding="same")
-        assert fc._cpu._last_conv2d_fwd_path() == WINO, layout
+        assert fc._cpu.last_conv2d_algorithm("fwd") == WINO, layout
         _check(y, ref.conv2d(x.astype(np.float64), w.astype(np.float64), b.astype(np.float64),
                              padding=1))
 
@@ -133,15 +133,15 @@ def test_switch_off_is_the_direct_kernel(layout):
     fc.set_winograd(False)
     assert fc.get_winograd() is False
     y_off = _conv(x, w, b, layout, padding=1, activation="relu")
-    assert fc._cpu._last_conv2d_fwd_path() == "direct"
+    assert fc._cpu.last_conv2d_algorithm("fwd") == "direct"
     fc.set_winograd(True)
     y_on = _conv(x, w, b, layout, padding=1, activation="relu")
-    assert fc._cpu._last_conv2d_fwd_path() == WINO
+    assert fc._cpu.last_conv2d_algorithm("fwd") == WINO
     assert not np.array_equal(y_on, y_off), "Winograd rounds differently; equal means it did not run"
     # Switch on, but the size rule excludes C = 31 when not forced: the direct kernel again.
     fc._cpu._set_winograd_forced(False)
     y_direct = _conv(x, w, b, layout, padding=1, activation="relu")   # C=31: below the rule
-    assert fc._cpu._last_conv2d_fwd_path() == "direct"
+    assert fc._cpu.last_conv2d_algorithm("fwd") == "direct"
     assert np.array_equal(y_off, y_direct)
 
 
@@ -166,7 +166,7 @@ def test_ineligible_shapes_take_the_direct_kernel(kw, layout):
     w = rng.standard_normal((64, 64, ksize, ksize)).astype(np.float32)
     b = rng.standard_normal(64).astype(np.float32)
     y = _conv(x, w, b, layout, **kw)
-    assert fc._cpu._last_conv2d_fwd_path() == "direct"
+    assert fc._cpu.last_conv2d_algorithm("fwd") == "direct"
     fc.set_winograd(False)
     y_off = _conv(x, w, b, layout, **kw)
     assert np.array_equal(y, y_off)
@@ -179,12 +179,12 @@ def test_float64_takes_winograd_within_float64_rounding():
     check in float64 can see; switched off, the direct kernel."""
     x, w, b = (a.astype(np.float64) for a in _data(1, 64, 12, 12, 64, seed=4))
     y64 = fc.conv2d(x, w, b, padding=1)
-    assert fc._cpu._last_conv2d_fwd_path() == WINO
+    assert fc._cpu.last_conv2d_algorithm("fwd") == WINO
     y_ref = ref.conv2d(x, w, b, padding=1)
     assert np.linalg.norm(y64 - y_ref) / np.linalg.norm(y_ref) <= FROB_TOL_F64
     fc.set_winograd(False)
     y_direct = fc.conv2d(x, w, b, padding=1)
-    assert fc._cpu._last_conv2d_fwd_path() == "direct"
+    assert fc._cpu.last_conv2d_algorithm("fwd") == "direct"
     assert np.abs(y_direct - y_ref).max() <= 1e-12 * np.abs(y_ref).max()
 
 
@@ -279,7 +279,7 @@ def test_winograd_backward_data_against_reference(case, layout):
     N, C, H, W, K, pad = case
     gy, w = _bwd_data_case(N, C, H, W, K, pad)
     gx = _bwd_data(gy, w, (N, C, H, W), layout, padding=pad)
-    assert fc._cpu._last_conv2d_bwd_data_path() == WINO
+    assert fc._cpu.last_conv2d_algorithm("bwd_data") == WINO
     _check(gx, ref.conv2d_backward_data(gy.astype(np.float64), w.astype(np.float64),
                                         (N, C, H, W), padding=pad))
 
@@ -290,12 +290,12 @@ def test_winograd_backward_data_vgg_like_layer(layout):
     fc._cpu._set_winograd_forced(False)
     gy, w = _bwd_data_case(1, 64, 28, 28, 128, 1, seed=6)
     gx = _bwd_data(gy, w, (1, 64, 28, 28), layout, padding="same")
-    assert fc._cpu._last_conv2d_bwd_data_path() == WINO
+    assert fc._cpu.last_conv2d_algorithm("bwd_data") == WINO
     _check(gx, ref.conv2d_backward_data(gy.astype(np.float64), w.astype(np.float64),
                                         (1, 64, 28, 28), padding=1))
     fc.set_winograd(False)
     gx_direct = _bwd_data(gy, w, (1, 64, 28, 28), layout, padding="same")
-    assert fc._cpu._last_conv2d_bwd_data_path() == "direct"
+    assert fc._cpu.last_conv2d_algorithm("bwd_data") == "direct"
     assert not np.array_equal(gx, gx_direct), "Winograd rounds differently; equal means it did not run"
 
 
@@ -304,7 +304,7 @@ def test_winograd_backward_data_vgg_like_layer(layout):
                          ids=["stride2", "dilation2", "pad3", "5x5"])
 def test_winograd_backward_data_ineligible_shapes(kw):
     """Stride, dilation, a padding wider than 2 (a negative equivalent padding) and other filter
-    sizes keep the direct (or stride-phase) kernel, even when forced."""
+    sizes keep the direct (stride: the stride-phase) kernel, even when forced."""
     kw = dict(kw)
     ksize = kw.pop("ksize", 3)
     rng = np.random.default_rng(7)
@@ -313,7 +313,7 @@ def test_winograd_backward_data_ineligible_shapes(kw):
     y_shape = ref.conv2d(np.zeros(x_shape), w.astype(np.float64), **kw).shape
     gy = rng.standard_normal(y_shape).astype(np.float32)
     gx = fc.conv2d_backward_data(gy, w, x_shape, **kw)
-    assert fc._cpu._last_conv2d_bwd_data_path() == "direct"
+    assert fc._cpu.last_conv2d_algorithm("bwd_data") == ("stride_phase" if "stride" in kw else "direct")
     gx_ref = ref.conv2d_backward_data(gy.astype(np.float64), w.astype(np.float64), x_shape, **kw)
     assert np.linalg.norm(gx - gx_ref) / np.linalg.norm(gx_ref) <= 1e-6
 
@@ -374,7 +374,7 @@ def test_winograd_backward_weight_against_reference(case, layout):
     N, C, H, W, K, pad = case
     gy, x = _bwd_weight_case(N, C, H, W, K, pad)
     gw, gb = _bwd_weight(gy, x, (K, C, 3, 3), layout, padding=pad)
-    assert fc._cpu._last_conv2d_bwd_weight_path() == WINO
+    assert fc._cpu.last_conv2d_algorithm("bwd_weight") == WINO
     gw_ref, gb_ref = ref.conv2d_backward_weight(gy.astype(np.float64), x.astype(np.float64),
                                                 (K, C, 3, 3), padding=pad)
     _check(gw, gw_ref)
@@ -388,13 +388,13 @@ def test_winograd_backward_weight_vgg_like_layer(layout):
     fc._cpu._set_winograd_forced(False)
     gy, x = _bwd_weight_case(2, 64, 28, 28, 128, 1, seed=9)
     gw, gb = _bwd_weight(gy, x, (128, 64, 3, 3), layout, padding="same")
-    assert fc._cpu._last_conv2d_bwd_weight_path() == WINO
+    assert fc._cpu.last_conv2d_algorithm("bwd_weight") == WINO
     gw_ref, _ = ref.conv2d_backward_weight(gy.astype(np.float64), x.astype(np.float64),
                                            (128, 64, 3, 3), padding=1)
     _check(gw, gw_ref)
     fc.set_winograd(False)
     gw_direct, gb_direct = _bwd_weight(gy, x, (128, 64, 3, 3), layout, padding="same")
-    assert fc._cpu._last_conv2d_bwd_weight_path() == "direct"
+    assert fc._cpu.last_conv2d_algorithm("bwd_weight") == "direct"
     assert not np.array_equal(gw, gw_direct), "Winograd rounds differently; equal means it did not run"
     _check(gw_direct, gw_ref)
 
@@ -402,7 +402,7 @@ def test_winograd_backward_weight_vgg_like_layer(layout):
 def test_winograd_backward_weight_without_bias():
     gy, x = _bwd_weight_case(1, 40, 13, 14, 24, 1, seed=10)
     gw, gb = _bwd_weight(gy, x, (24, 40, 3, 3), "NHWC", padding=1, bias=False)
-    assert gb is None and fc._cpu._last_conv2d_bwd_weight_path() == WINO
+    assert gb is None and fc._cpu.last_conv2d_algorithm("bwd_weight") == WINO
     _check(gw, ref.conv2d_backward_weight(gy.astype(np.float64), x.astype(np.float64),
                                           (24, 40, 3, 3), padding=1)[0])
 
@@ -417,7 +417,7 @@ def test_winograd_backward_weight_ineligible_shapes(kw):
     y_shape = ref.conv2d(np.zeros(x.shape), np.zeros((64, 64, ksize, ksize)), **kw).shape
     gy = rng.standard_normal(y_shape).astype(np.float32)
     gw, _ = fc.conv2d_backward_weight(gy, x, (64, 64, ksize, ksize), **kw)
-    assert fc._cpu._last_conv2d_bwd_weight_path() == "direct"
+    assert fc._cpu.last_conv2d_algorithm("bwd_weight") == "direct"
     gw_ref, _ = ref.conv2d_backward_weight(gy.astype(np.float64), x.astype(np.float64),
                                            (64, 64, ksize, ksize), **kw)
     assert np.linalg.norm(gw - gw_ref) / np.linalg.norm(gw_ref) <= 1e-6
@@ -465,14 +465,14 @@ def test_winograd_float64_all_passes(case, layout):
     w = rng.standard_normal((K, C, 3, 3))
     b = rng.standard_normal(K)
     y = _conv(x, w, b, layout, padding=pad, activation="relu")
-    assert fc._cpu._last_conv2d_fwd_path() == WINO
+    assert fc._cpu.last_conv2d_algorithm("fwd") == WINO
     _check64(y, ref.conv2d(x, w, b, padding=pad, activation="relu"))
     gy = rng.standard_normal(y.shape)
     gx = _bwd_data(gy, w, x.shape, layout, padding=pad)
-    assert fc._cpu._last_conv2d_bwd_data_path() == WINO
+    assert fc._cpu.last_conv2d_algorithm("bwd_data") == WINO
     _check64(gx, ref.conv2d_backward_data(gy, w, x.shape, padding=pad))
     gw, gb = _bwd_weight(gy, x, w.shape, layout, padding=pad)
-    assert fc._cpu._last_conv2d_bwd_weight_path() == WINO
+    assert fc._cpu.last_conv2d_algorithm("bwd_weight") == WINO
     gw_ref, gb_ref = ref.conv2d_backward_weight(gy, x, w.shape, padding=pad)
     _check64(gw, gw_ref)
     np.testing.assert_allclose(gb, gb_ref, rtol=1e-12, atol=1e-12 * np.abs(gb_ref).max())
@@ -488,11 +488,11 @@ def test_size_rule_wants_mostly_real_tile_outputs():
     w = rng.standard_normal((64, 64, 3, 3)).astype(np.float32)
     gy = rng.standard_normal((64, 64, 3, 3)).astype(np.float32)
     fc.conv2d(x, w)
-    assert fc._cpu._last_conv2d_fwd_path() == WINO
+    assert fc._cpu.last_conv2d_algorithm("fwd") == WINO
     fc.conv2d_backward_weight(gy, x, w.shape)
-    assert fc._cpu._last_conv2d_bwd_weight_path() == WINO
+    assert fc._cpu.last_conv2d_algorithm("bwd_weight") == WINO
     gx = fc.conv2d_backward_data(gy, w, x.shape)
-    assert fc._cpu._last_conv2d_bwd_data_path() == "direct"
+    assert fc._cpu.last_conv2d_algorithm("bwd_data") == "direct"
     _check(gx, ref.conv2d_backward_data(gy.astype(np.float64), w.astype(np.float64), x.shape))
 
 
@@ -530,21 +530,21 @@ def test_non_finite_and_huge_operands_propagate_like_the_reference(operand, kind
     kw = dict(padding=1, layout=layout)
     gy = rng.standard_normal(ref.conv2d(x, w, **kw).shape).astype(dtype)
     fc.conv2d(x, w, **kw)
-    assert fc._cpu._last_conv2d_fwd_path() == WINO               # the clean operands
+    assert fc._cpu.last_conv2d_algorithm("fwd") == WINO               # the clean operands
     special = _special(dtype, kind)
     {"x": x, "w": w, "gy": gy}[operand].flat[137] = special
     if operand != "gy":
         _same_non_finite(fc.conv2d(x, w, **kw), ref.conv2d(x, w, **kw))
-        assert fc._cpu._last_conv2d_fwd_path() == "direct"
+        assert fc._cpu.last_conv2d_algorithm("fwd") == "direct"
     if operand != "x":
         _same_non_finite(fc.conv2d_backward_data(gy, w, x.shape, **kw),
                          ref.conv2d_backward_data(gy, w, x.shape, **kw),
                          border_nan=operand == "w" and kind != "huge")
-        assert fc._cpu._last_conv2d_bwd_data_path() == "direct"
+        assert fc._cpu.last_conv2d_algorithm("bwd_data") == "direct"
     if operand != "w":
         _same_non_finite(fc.conv2d_backward_weight(gy, x, w.shape, bias=False, **kw)[0],
                          ref.conv2d_backward_weight(gy, x, w.shape, bias=False, **kw)[0])
-        assert fc._cpu._last_conv2d_bwd_weight_path() == "direct"
+        assert fc._cpu.last_conv2d_algorithm("bwd_weight") == "direct"
 
 
 def test_large_finite_operands_within_the_bound_keep_winograd():
@@ -553,6 +553,6 @@ def test_large_finite_operands_within_the_bound_keep_winograd():
     x = (1e15 * rng.standard_normal((1, 16, 9, 9))).astype(np.float32)
     w = (1e15 * rng.standard_normal((16, 16, 3, 3))).astype(np.float32)
     y = fc.conv2d(x, w, padding=1)
-    assert fc._cpu._last_conv2d_fwd_path() == WINO
+    assert fc._cpu.last_conv2d_algorithm("fwd") == WINO
     want = ref.conv2d(x, w, padding=1)
     assert np.linalg.norm(y - want) / np.linalg.norm(want) <= FROB_TOL

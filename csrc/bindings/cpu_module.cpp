@@ -10,6 +10,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "../cpu/conv2d/algorithm.h"
 #include "../cpu/conv2d/winograd.h"
 #include "../cpu/kernels.h"
 #include "../cpu/loops.h"
@@ -58,16 +59,19 @@ const CpuOps<T>& ops() {
   else return cpu_kernels().f64;
 }
 
-void log_kernel(const char* op, const Conv2dParams& p, DType dt) {
+// FASTCONV_VERBOSE=1: after each conv2d call, its shape and the algorithm the dispatch chose
+// (the kernel's own line, with its phase times, comes first).
+void log_conv2d(ConvPass pass, const char* op, const Conv2dParams& p, DType dt) {
   if (!verbose()) return;
   std::fprintf(stderr,
                "fastconv: %s %s %s isa=%s x=(%lld,%lld,%lld,%lld) K=%lld RxS=%lldx%lld "
-               "stride=%lldx%lld dil=%lldx%lld -> PxQ=%lldx%lld threads=%d\n",
+               "stride=%lldx%lld dil=%lldx%lld -> PxQ=%lldx%lld threads=%d algorithm=%s\n",
                op, dt == DType::f32 ? "f32" : "f64", p.layout == Layout::NCHW ? "NCHW" : "NHWC",
                isa_name(current_isa()), (long long)p.N, (long long)p.C, (long long)p.H,
                (long long)p.W, (long long)p.K, (long long)p.R, (long long)p.S,
                (long long)p.stride_h, (long long)p.stride_w, (long long)p.dil_h,
-               (long long)p.dil_w, (long long)p.P, (long long)p.Q, num_threads());
+               (long long)p.dil_w, (long long)p.P, (long long)p.Q, num_threads(),
+               algorithm_name(last_algorithm(pass)));
 }
 
 template <typename T>
@@ -206,24 +210,24 @@ PYBIND11_MODULE(_cpu, m) {
   m.def("conv2d_forward", [](py::tuple params, py::array x, py::array w, py::object bias, py::array y) {
     const Conv2dParams p = conv_params_from_tuple(params);
     const DType dt = dtype_of(x, "x");
-    log_kernel("conv2d_fwd", p, dt);
     if (dt == DType::f32) conv2d_forward_t<float>(p, x, w, bias, y);
     else conv2d_forward_t<double>(p, x, w, bias, y);
+    log_conv2d(ConvPass::fwd, "conv2d_fwd", p, dt);
   });
   m.def("conv2d_backward_data", [](py::tuple params, py::array gy, py::array w, py::array gx) {
     const Conv2dParams p = conv_params_from_tuple(params);
     const DType dt = dtype_of(gy, "grad_y");
-    log_kernel("conv2d_bwd_data", p, dt);
     if (dt == DType::f32) conv2d_backward_data_t<float>(p, gy, w, gx);
     else conv2d_backward_data_t<double>(p, gy, w, gx);
+    log_conv2d(ConvPass::bwd_data, "conv2d_bwd_data", p, dt);
   });
   m.def("conv2d_backward_weight",
         [](py::tuple params, py::array gy, py::array x, py::array gw, py::object gb) {
           const Conv2dParams p = conv_params_from_tuple(params);
           const DType dt = dtype_of(gy, "grad_y");
-          log_kernel("conv2d_bwd_weight", p, dt);
           if (dt == DType::f32) conv2d_backward_weight_t<float>(p, gy, x, gw, gb);
           else conv2d_backward_weight_t<double>(p, gy, x, gw, gb);
+          log_conv2d(ConvPass::bwd_weight, "conv2d_bwd_weight", p, dt);
         });
   m.def("maxpool2d_forward", [](py::tuple params, py::array x, py::array y, py::array idx) {
     const Pool2dParams p = pool_params_from_tuple(params);
@@ -306,12 +310,13 @@ PYBIND11_MODULE(_cpu, m) {
   m.def("_set_winograd_forced", [](bool on) { set_winograd_forced(on); },
         "testing aid: Winograd for every 3x3 stride-1 f32 forward, ignoring the size rule");
   m.def("_get_winograd_forced", &winograd_forced);
-  m.def("_last_conv2d_fwd_path", [] { return std::string(last_conv2d_fwd_path()); },
-        "path of the last f32 forward conv on this thread: winograd_f4x4_3x3 or direct");
-  m.def("_last_conv2d_bwd_data_path", [] { return std::string(last_conv2d_bwd_data_path()); },
-        "path of the last f32 backward-data conv on this thread: winograd_f4x4_3x3 or direct");
-  m.def("_last_conv2d_bwd_weight_path", [] { return std::string(last_conv2d_bwd_weight_path()); },
-        "path of the last f32 backward-weight conv on this thread: winograd_f4x4_3x3 or direct");
+  m.def("last_conv2d_algorithm", [](const std::string& pass) {
+    ConvPass p;
+    if (!parse_conv_pass(pass.c_str(), &p))
+      throw std::invalid_argument("pass: expected 'fwd', 'bwd_data' or 'bwd_weight', got '" + pass + "'");
+    return std::string(algorithm_name(last_algorithm(p)));
+  }, "algorithm of the last CPU conv2d pass of this kind on this thread: reference, direct, "
+     "winograd_f4x4_3x3, stride_phase, small_channels (none before the first)");
   m.def("cpu_isa", [] { return std::string(isa_name(current_isa())); });
   m.def("best_cpu_isa", [] { return std::string(isa_name(best_supported_isa())); });
   m.def("set_cpu_isa", [](const std::string& name) {

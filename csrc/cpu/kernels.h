@@ -79,7 +79,7 @@ void relu_fwd_f32(int64_t n, const float* x, float* y);
 void relu_bwd_f32(int64_t n, const float* gy, const float* y, float* gx);
 void relu_fwd_f64(int64_t n, const double* x, double* y);
 void relu_bwd_f64(int64_t n, const double* gy, const double* y, double* gx);
-// conv2d/{fwd,bwd_data,bwd_weight}_<isa>.cpp (templates in conv2d/*.inl)
+// conv2d/conv2d_<isa>.cpp: each pass picks its algorithm (conv2d/dispatch.inl)
 void conv2d_fwd_f32(const Conv2dParams& p, const float* x, const float* w, const float* bias, float* y);
 void conv2d_fwd_f64(const Conv2dParams& p, const double* x, const double* w, const double* bias, double* y);
 void conv2d_bwd_data_f32(const Conv2dParams& p, const float* gy, const float* w, float* gx);
@@ -98,7 +98,7 @@ void relu_fwd_f32(int64_t n, const float* x, float* y);
 void relu_bwd_f32(int64_t n, const float* gy, const float* y, float* gx);
 void relu_fwd_f64(int64_t n, const double* x, double* y);
 void relu_bwd_f64(int64_t n, const double* gy, const double* y, double* gx);
-// conv2d/{fwd,bwd_data,bwd_weight}_<isa>.cpp (templates in conv2d/*.inl)
+// conv2d/conv2d_<isa>.cpp: each pass picks its algorithm (conv2d/dispatch.inl)
 void conv2d_fwd_f32(const Conv2dParams& p, const float* x, const float* w, const float* bias, float* y);
 void conv2d_fwd_f64(const Conv2dParams& p, const double* x, const double* w, const double* bias, double* y);
 void conv2d_bwd_data_f32(const Conv2dParams& p, const float* gy, const float* w, float* gx);

@@ -17,17 +17,18 @@
 namespace fastconv {
 namespace FASTCONV_SIMD_NS {
 
-// Backward-data for few input channels (C <= kSmallC = 8, e.g. an RGB first layer), where a tile
-// of channel lanes would be mostly empty: lanes run along a row of grad_x instead (4-5x faster
-// than the channel-lane tiles for C = 3..5).
+// Backward-data for few input channels (C <= kSmallChannels, e.g. an RGB first layer; the rule is
+// in algorithm.cpp), where a tile of channel lanes would be mostly empty: lanes run along a row
+// of grad_x instead.
 //   acc[c][lanes] += w'[r', s', k, c] (broadcast) * gy_p[ih + r'*dh, k, iw + s'*dw + lanes]
-// with gy_p (grad_y shifted as in conv2d_bwd_data below) in row-channel-column form (rows of
+// with gy_p (grad_y shifted as in conv2d_bwd_data_direct below) in row-channel-column form (rows of
 // pixels contiguous) and w' flipped as (R*S, K, C). Rows of gy_p are built per thread on
 // demand (a ring of R rows), not for the whole tensor.
 template <class V>
-void conv2d_bwd_data_small_c(const Conv2dParams& p, const typename V::T* gy,
-                             const typename V::T* w, typename V::T* gx, KernelLog& log) {
+void conv2d_bwd_data_small_channels(const Conv2dParams& p, const typename V::T* gy,
+                                    const typename V::T* w, typename V::T* gx) {
   using T = typename V::T;
+  KernelLog log;
   const int64_t RS = p.R * p.S, nvmax = small_nv_max<V>(p.C), PW = nvmax * V::W;
   T* wp = scratch<T>(slot::kFlippedWeights, RS * p.K * p.C);
   pack_bwd_data_cblock(w, p.layout, p.K, p.C, RS, p.C, 0, wp);   // (R*S, K, C)
@@ -91,16 +92,15 @@ void conv2d_bwd_data_small_c(const Conv2dParams& p, const typename V::T* gy,
             int(PW));
 }
 
-// grad_y (N,K,P,Q) | (N,P,Q,K), w -> grad_x (N,C,H,W) | (N,H,W,C)
+// grad_y (N,K,P,Q) | (N,P,Q,K), w -> grad_x (N,C,H,W) | (N,H,W,C); stride 1.
 template <class V>
-void conv2d_bwd_data(const Conv2dParams& p, const typename V::T* gy, const typename V::T* w,
-                     typename V::T* gx) {
+void conv2d_bwd_data_direct(const Conv2dParams& p, const typename V::T* gy, const typename V::T* w,
+                            typename V::T* gx) {
   using T = typename V::T;
   // grad_x[ih, iw, c] = sum_{r', s', k} gy_p[ih + r'*dh, iw + s'*dw, k] * w[R-1-r', S-1-s', c, k]
   // where gy_p is grad_y shifted by (R-1)*dh - pad_top rows and (S-1)*dw - pad_left columns
   // (zeros outside): a stride-1 forward convolution.
   KernelLog log;
-  if (p.C <= kSmallC) return conv2d_bwd_data_small_c<V>(p, gy, w, gx, log);
   constexpr int64_t KB = V::NV * V::W;
   const int64_t RS = p.R * p.S;
   WeightBlocks<T> wb;

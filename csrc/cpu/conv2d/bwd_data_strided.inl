@@ -27,12 +27,6 @@ namespace fastconv {
 namespace FASTCONV_SIMD_NS {
 namespace {
 
-// The zero-interleaving driver costs sh*sw x the useful work; the phase kernel does none of it
-// and measured faster on every stride-2 shape tried (AVX-512, 1 thread, NCHW, 3x3 pad 1):
-// C=3 K=25 31x31 N=100 f64 5.5 -> 1.3 ms; C=64 K=128 32x32 N=16 f64 32 -> 9 ms;
-// C=256 K=256 28x28 N=4 f64 50 -> 27 ms, f32 24 -> 13 ms.
-inline bool use_bwd_data_phase(const Conv2dParams& p) { return p.stride_h * p.stride_w > 1; }
-
 // Valid taps of one grad_x coordinate (row or column): taps t with
 // i + pad - t*dil = o*stride, 0 <= o < out; returned as (t, o) pairs, computed once per call.
 struct TapList {
@@ -55,14 +49,14 @@ struct TapList {
 // is copied as (N, P, K, Qb) rows with zero columns on both sides so every tap valid in phase b
 // is valid for every j. The tile is the pixel-vector kernel of conv2d/microkernel.inl (small_tile_fn):
 //   acc[c][lanes] += w[r, s, k, c] (broadcast) * gyr[n, p, k, padL + q0 + j + lanes]
-// over the valid (r, s) of (h, b) and all k, for blocks of up to kSmallC channels (larger C
+// over the valid (r, s) of (h, b) and all k, for blocks of up to kSmallChannels channels (larger C
 // re-reads the grad_y rows once per block, from L1/L2).
 template <class V>
-void conv2d_bwd_data_phase(const Conv2dParams& p, const typename V::T* gy,
+void conv2d_bwd_data_stride_phase(const Conv2dParams& p, const typename V::T* gy,
                            const typename V::T* w, typename V::T* gx) {
   using T = typename V::T;
   KernelLog log;
-  const int64_t RS = p.R * p.S, sw = p.stride_w, CB = std::min<int64_t>(p.C, kSmallC);
+  const int64_t RS = p.R * p.S, sw = p.stride_w, CB = std::min<int64_t>(p.C, kSmallChannels);
   const int64_t nvmax = small_nv_max<V>(CB), PW = nvmax * V::W;
   const bool nchw = p.layout == Layout::NCHW;
   const int threads = threads_for(p.macs());

@@ -25,7 +25,7 @@ namespace fastconv {
 namespace FASTCONV_SIMD_NS {
 
 template <class V>
-void conv2d_bwd_weight(const Conv2dParams& p, const typename V::T* gy, const typename V::T* x,
+void conv2d_bwd_weight_direct(const Conv2dParams& p, const typename V::T* gy, const typename V::T* x,
                        typename V::T* gw, typename V::T* gb) {
   using T = typename V::T;
   constexpr int64_t W = V::W, KB = V::NV * V::W;

@@ -25,7 +25,7 @@ inline bool stream_output(Layout layout, int64_t K, int64_t out_bytes, int W) {
 
 // x (N,C,H,W) | (N,H,W,C), w (K,C,R,S) | (R,S,C,K), bias (K) or null -> y (N,K,P,Q) | (N,P,Q,K)
 template <class V>
-void conv2d_fwd(const Conv2dParams& p, const typename V::T* x, const typename V::T* w,
+void conv2d_fwd_direct(const Conv2dParams& p, const typename V::T* x, const typename V::T* w,
                 const typename V::T* bias, typename V::T* y) {
   using T = typename V::T;
   KernelLog log;

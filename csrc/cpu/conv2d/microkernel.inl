@@ -22,6 +22,8 @@
 #include <cstdint>
 #include <utility>
 
+#include "algorithm.h"
+
 namespace fastconv {
 namespace FASTCONV_SIMD_NS {
 
@@ -179,11 +181,10 @@ TileFn<V> tile_fn(int64_t nj, int64_t nv, bool strided) {
   return (strided ? apart : adjacent)[nj - 1][nv - 1];
 }
 
-// Tiles for few broadcast rows and many vectors (the pixel-vector backward-data path for
-// C <= kSmallC): NJ rows x nv (1..NVmax) vectors with NVmax = min(8, (REGS-1)/(NJ+1)), i.e.
-// NJ*NVmax accumulators + NVmax operand vectors + 1 broadcast fit the register file
-// (AVX-512, NJ = 3: 3 x 7 zmm = 112 pixels of 3 channels).
-constexpr int kSmallC = 8;
+// Tiles for few broadcast rows and many vectors (the pixel-vector backward-data paths for
+// C <= kSmallChannels, algorithm.h): NJ rows x nv (1..NVmax) vectors with
+// NVmax = min(8, (REGS-1)/(NJ+1)), i.e. NJ*NVmax accumulators + NVmax operand vectors
+// + 1 broadcast fit the register file (AVX-512, NJ = 3: 3 x 7 zmm = 112 pixels of 3 channels).
 template <class V, int NJ>
 constexpr int small_nv() { return std::min(8, (V::REGS - 1) / (NJ + 1)); }
 
@@ -195,7 +196,7 @@ constexpr std::array<TileFn<V>, 8> small_row(std::index_sequence<I...>) {
 }
 template <class V>
 TileFn<V> small_tile_fn(int64_t nj, int64_t nv) {
-  static constexpr std::array<std::array<TileFn<V>, 8>, kSmallC> table = {{
+  static constexpr std::array<std::array<TileFn<V>, 8>, kSmallChannels> table = {{
       small_row<V, 1>(std::make_index_sequence<8>()), small_row<V, 2>(std::make_index_sequence<8>()),
       small_row<V, 3>(std::make_index_sequence<8>()), small_row<V, 4>(std::make_index_sequence<8>()),
       small_row<V, 5>(std::make_index_sequence<8>()), small_row<V, 6>(std::make_index_sequence<8>()),
@@ -204,7 +205,7 @@ TileFn<V> small_tile_fn(int64_t nj, int64_t nv) {
 }
 template <class V>
 int64_t small_nv_max(int64_t nj) {
-  static constexpr int nvs[kSmallC] = {small_nv<V, 1>(), small_nv<V, 2>(), small_nv<V, 3>(),
+  static constexpr int nvs[kSmallChannels] = {small_nv<V, 1>(), small_nv<V, 2>(), small_nv<V, 3>(),
                                        small_nv<V, 4>(), small_nv<V, 5>(), small_nv<V, 6>(),
                                        small_nv<V, 7>(), small_nv<V, 8>()};
   return nvs[nj - 1];

@@ -1,17 +1,34 @@
 // Builds one kernel table per ISA: the portable kernels first, then whatever the ISA files
 // provide on top. cpu_kernels() picks the table of the ISA in effect (runtime.h).
+#include "conv2d/algorithm.h"
 #include "kernels.h"
 #include "maxpool_simd.h"
-#include "conv2d/winograd.h"
 
 namespace fastconv {
 namespace {
 
+// The portable conv2d passes record their algorithm like the SIMD dispatch (conv2d/dispatch.inl).
+template <typename T>
+void conv2d_fwd_reference(const Conv2dParams& p, const T* x, const T* w, const T* bias, T* y) {
+  record_algorithm(ConvPass::fwd, ConvAlgorithm::reference);
+  ref::conv2d_fwd<T>(p, x, w, bias, y);
+}
+template <typename T>
+void conv2d_bwd_data_reference(const Conv2dParams& p, const T* gy, const T* w, T* gx) {
+  record_algorithm(ConvPass::bwd_data, ConvAlgorithm::reference);
+  ref::conv2d_bwd_data<T>(p, gy, w, gx);
+}
+template <typename T>
+void conv2d_bwd_weight_reference(const Conv2dParams& p, const T* gy, const T* x, T* gw, T* gb) {
+  record_algorithm(ConvPass::bwd_weight, ConvAlgorithm::reference);
+  ref::conv2d_bwd_weight<T>(p, gy, x, gw, gb);
+}
+
 template <typename T>
 CpuOps<T> portable_ops() {
-  return CpuOps<T>{ref::conv2d_fwd<T>,    ref::conv2d_bwd_data<T>, ref::conv2d_bwd_weight<T>,
-                   ref::maxpool2d_fwd<T>, ref::maxpool2d_bwd<T>,   ref::relu_fwd<T>,
-                   ref::relu_bwd<T>,      ref::gemm<T>,            ref::column_sums<T>};
+  return CpuOps<T>{conv2d_fwd_reference<T>, conv2d_bwd_data_reference<T>, conv2d_bwd_weight_reference<T>,
+                   ref::maxpool2d_fwd<T>,   ref::maxpool2d_bwd<T>,         ref::relu_fwd<T>,
+                   ref::relu_bwd<T>,        ref::gemm<T>,                  ref::column_sums<T>};
 }
 
 // ---- pooling + ReLU entries (maxpool_*.cpp, relu_*.cpp); the conv entries are set below.
@@ -42,23 +59,23 @@ CpuKernelTable make_table(Isa isa) {
   CpuKernelTable t{isa, portable_ops<float>(), portable_ops<double>()};
   set_pool_relu_entries(isa, &t);
   if (isa == Isa::avx2) {
-    t.f32.conv2d_fwd = avx2::conv2d_fwd_f32_auto;  // Winograd where eligible, else direct (f32 and f64)
-    t.f64.conv2d_fwd = avx2::conv2d_fwd_f64_auto;
-    t.f32.conv2d_bwd_data = avx2::conv2d_bwd_data_f32_auto;  // Winograd where eligible
-    t.f64.conv2d_bwd_data = avx2::conv2d_bwd_data_f64_auto;
-    t.f32.conv2d_bwd_weight = avx2::conv2d_bwd_weight_f32_auto;  // Winograd where eligible
-    t.f64.conv2d_bwd_weight = avx2::conv2d_bwd_weight_f64_auto;
+    t.f32.conv2d_fwd = avx2::conv2d_fwd_f32;   // each picks its algorithm (conv2d/dispatch.inl)
+    t.f64.conv2d_fwd = avx2::conv2d_fwd_f64;
+    t.f32.conv2d_bwd_data = avx2::conv2d_bwd_data_f32;
+    t.f64.conv2d_bwd_data = avx2::conv2d_bwd_data_f64;
+    t.f32.conv2d_bwd_weight = avx2::conv2d_bwd_weight_f32;
+    t.f64.conv2d_bwd_weight = avx2::conv2d_bwd_weight_f64;
     t.f32.gemm = avx2::gemm_f32;
     t.f64.gemm = avx2::gemm_f64;
     t.f32.column_sums = avx2::column_sums_f32;
     t.f64.column_sums = avx2::column_sums_f64;
   } else if (isa == Isa::avx512) {
-    t.f32.conv2d_fwd = avx512::conv2d_fwd_f32_auto;  // Winograd where eligible, else direct
-    t.f64.conv2d_fwd = avx512::conv2d_fwd_f64_auto;
-    t.f32.conv2d_bwd_data = avx512::conv2d_bwd_data_f32_auto;  // Winograd where eligible
-    t.f64.conv2d_bwd_data = avx512::conv2d_bwd_data_f64_auto;
-    t.f32.conv2d_bwd_weight = avx512::conv2d_bwd_weight_f32_auto;  // Winograd where eligible
-    t.f64.conv2d_bwd_weight = avx512::conv2d_bwd_weight_f64_auto;
+    t.f32.conv2d_fwd = avx512::conv2d_fwd_f32;
+    t.f64.conv2d_fwd = avx512::conv2d_fwd_f64;
+    t.f32.conv2d_bwd_data = avx512::conv2d_bwd_data_f32;
+    t.f64.conv2d_bwd_data = avx512::conv2d_bwd_data_f64;
+    t.f32.conv2d_bwd_weight = avx512::conv2d_bwd_weight_f32;
+    t.f64.conv2d_bwd_weight = avx512::conv2d_bwd_weight_f64;
     t.f32.gemm = avx512::gemm_f32;
     t.f64.gemm = avx512::gemm_f64;
     t.f32.column_sums = avx512::column_sums_f32;
