@@ -254,16 +254,19 @@ def test_cs231n_relu_takes_a_list_like_the_course_code():
     ((1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 2**63 - 1, 0, 1, 1, False, False), "row extent exceeds"),
     ((2**30, 2**12, 1, 1, 1, 1, 1, 2**15, 2**15, 1, 1, 0, 0, 1, 1, False, False), "multiply-add count"),
 ])
-def test_the_cpp_side_rejects_parameter_tuples_whose_sizes_overflow(params, match):
-    """Python validates first; the bindings check every size product again on their own."""
-    a = np.ones(1, np.float32)
+def test_the_cpp_side_rejects_parameters_whose_sizes_overflow(params, match):
+    """Python validates first; the bound parameter structs check every size product again on
+    their own (a struct that would overflow is never built, so no kernel sees it)."""
+    conv_fields = ("N", "C", "H", "W", "K", "R", "S", "P", "Q", "stride_h", "stride_w", "pad_top",
+                   "pad_left", "dil_h", "dil_w", "nhwc", "relu")
     with pytest.raises(ValueError, match=match):
-        fc._cpu.conv2d_forward(params, a, a, None, a)
-    with pytest.raises(ValueError, match=match):
-        fc._cpu.conv2d_backward_weight(params, a, a, np.zeros(1, np.float32), None)
+        fc._cpu.Conv2dParams(**dict(zip(conv_fields, params)))
+    pool_fields = ("N", "C", "H", "W", "R", "S", "P", "Q", "stride_h", "stride_w", "pad_top", "pad_left", "nhwc")
     pool = (2**40, 2**40, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, False)
     with pytest.raises(ValueError, match="input size overflows"):
-        fc._cpu.maxpool2d_forward(pool, a, a, np.ones(1, np.int64))
+        fc._cpu.Pool2dParams(**dict(zip(pool_fields, pool)))
+    with pytest.raises(TypeError):
+        fc._cpu.conv2d_forward(tuple(params), *[np.ones(1, np.float32)] * 2, None, np.ones(1, np.float32))
 
 
 # ----------------------------------------------------------------------------- second campaign

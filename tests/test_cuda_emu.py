@@ -131,16 +131,16 @@ def test_conv2d_backward_weight_splits_deterministic(emu_backend, layout, versio
 def test_conv2d_workspace_sizes():
     spec = functional._conv_spec((2, 5, 9, 9), (7, 5, 3, 3), 1, 1, 1, "NCHW")
     size = _cuda_emu.conv2d_backward_weight_workspace_bytes
-    assert size(spec.as_tuple(), False, True, 1, 0) == 0                      # naive: none
-    assert size(spec.as_tuple(), False, True, 3, 1) == 7 * (5 * 9 + 1) * 4    # one split, bias column
-    assert size(spec.as_tuple(), True, False, 3, 1) == 7 * (5 * 9) * 8
-    assert size(spec.as_tuple(), False, True, 2, 3) == 3 * 7 * 46 * 4
+    assert size(spec.native(_cuda_emu), False, True, 1, 0) == 0                      # naive: none
+    assert size(spec.native(_cuda_emu), False, True, 3, 1) == 7 * (5 * 9 + 1) * 4    # one split, bias column
+    assert size(spec.native(_cuda_emu), True, False, 3, 1) == 7 * (5 * 9) * 8
+    assert size(spec.native(_cuda_emu), False, True, 2, 3) == 3 * 7 * 46 * 4
     # too small a workspace is refused, naming the kernel family
     gy, x = np.ones((2, 7, 9, 9), np.float32), np.ones((2, 5, 9, 9), np.float32)
     gw, gb = np.empty((7, 5, 3, 3), np.float32), np.empty(7, np.float32)
     ws = np.empty(16, np.uint8)
     with pytest.raises(RuntimeError, match="conv2d_backward_weight"):
-        _cuda_emu.conv2d_backward_weight(spec.as_tuple(), gy.ctypes.data, x.ctypes.data, gw.ctypes.data,
+        _cuda_emu.conv2d_backward_weight(spec.native(_cuda_emu), gy.ctypes.data, x.ctypes.data, gw.ctypes.data,
                                          gb.ctypes.data, ws.ctypes.data, ws.nbytes, False, 3, 1, 0)
 
 
@@ -328,7 +328,7 @@ def test_kernel_errors_name_the_kernel():
     spec = functional._conv_spec((1, 1, 3, 3), (1, 1, 1, 1), 1, 0, 1, "NCHW")
     a = np.ones(9, np.float32)
     with pytest.raises(RuntimeError, match=r"f32_conv2d_bwd_weight_nchw_kernel3_regtile|conv2d_backward_weight"):
-        _cuda_emu.conv2d_backward_weight(spec.as_tuple(), a.ctypes.data, a.ctypes.data, a.ctypes.data, 0,
+        _cuda_emu.conv2d_backward_weight(spec.native(_cuda_emu), a.ctypes.data, a.ctypes.data, a.ctypes.data, 0,
                                          0, 0, False, 3, 0, 0)
 
 

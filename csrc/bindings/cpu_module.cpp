@@ -18,7 +18,7 @@
 #include "../cpu/scratch.h"
 #include "../cpu/thread_pool.h"
 #include "../cpu/output_cache.h"
-#include "params_from_python.h"
+#include "params_binding.h"
 
 namespace py = pybind11;
 using namespace fastconv;
@@ -206,36 +206,32 @@ void adam_update_t(const py::array& p, const py::array& g, const py::array& m, c
 
 PYBIND11_MODULE(_cpu, m) {
   m.doc() = "fastconv CPU kernels (private: use the fastconv package)";
+  bind_params(m);
 
-  m.def("conv2d_forward", [](py::tuple params, py::array x, py::array w, py::object bias, py::array y) {
-    const Conv2dParams p = conv_params_from_tuple(params);
+  m.def("conv2d_forward", [](const Conv2dParams& p, py::array x, py::array w, py::object bias, py::array y) {
     const DType dt = dtype_of(x, "x");
     if (dt == DType::f32) conv2d_forward_t<float>(p, x, w, bias, y);
     else conv2d_forward_t<double>(p, x, w, bias, y);
     log_conv2d(ConvPass::fwd, "conv2d_fwd", p, dt);
   });
-  m.def("conv2d_backward_data", [](py::tuple params, py::array gy, py::array w, py::array gx) {
-    const Conv2dParams p = conv_params_from_tuple(params);
+  m.def("conv2d_backward_data", [](const Conv2dParams& p, py::array gy, py::array w, py::array gx) {
     const DType dt = dtype_of(gy, "grad_y");
     if (dt == DType::f32) conv2d_backward_data_t<float>(p, gy, w, gx);
     else conv2d_backward_data_t<double>(p, gy, w, gx);
     log_conv2d(ConvPass::bwd_data, "conv2d_bwd_data", p, dt);
   });
   m.def("conv2d_backward_weight",
-        [](py::tuple params, py::array gy, py::array x, py::array gw, py::object gb) {
-          const Conv2dParams p = conv_params_from_tuple(params);
-          const DType dt = dtype_of(gy, "grad_y");
+        [](const Conv2dParams& p, py::array gy, py::array x, py::array gw, py::object gb) {
+                const DType dt = dtype_of(gy, "grad_y");
           if (dt == DType::f32) conv2d_backward_weight_t<float>(p, gy, x, gw, gb);
           else conv2d_backward_weight_t<double>(p, gy, x, gw, gb);
           log_conv2d(ConvPass::bwd_weight, "conv2d_bwd_weight", p, dt);
         });
-  m.def("maxpool2d_forward", [](py::tuple params, py::array x, py::array y, py::array idx) {
-    const Pool2dParams p = pool_params_from_tuple(params);
+  m.def("maxpool2d_forward", [](const Pool2dParams& p, py::array x, py::array y, py::array idx) {
     if (dtype_of(x, "x") == DType::f32) maxpool2d_forward_t<float>(p, x, y, idx);
     else maxpool2d_forward_t<double>(p, x, y, idx);
   });
-  m.def("maxpool2d_backward", [](py::tuple params, py::array gy, py::array idx, py::array gx) {
-    const Pool2dParams p = pool_params_from_tuple(params);
+  m.def("maxpool2d_backward", [](const Pool2dParams& p, py::array gy, py::array idx, py::array gx) {
     if (dtype_of(gy, "grad_y") == DType::f32) maxpool2d_backward_t<float>(p, gy, idx, gx);
     else maxpool2d_backward_t<double>(p, gy, idx, gx);
   });

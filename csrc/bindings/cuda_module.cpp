@@ -14,7 +14,7 @@
 #include <string>
 
 #include "../cuda/kernels.h"
-#include "params_from_python.h"
+#include "params_binding.h"
 
 #ifdef FASTCONV_CUDA_EMU
 #include "../cuda/emu/emu_selftest.h"
@@ -69,6 +69,7 @@ void run(const char* op, Fn&& fn) {
 
 PYBIND11_MODULE(FASTCONV_CUDA_MODULE, m) {
   m.doc() = "fastconv CUDA kernels (private: use the fastconv package)";
+  bind_params(m);
 #ifdef FASTCONV_CUDA_EMU
   m.attr("emulated") = true;
   m.def("device_count", [] { return 0; });
@@ -131,9 +132,8 @@ PYBIND11_MODULE(FASTCONV_CUDA_MODULE, m) {
   });
 #endif
 
-  m.def("conv2d_forward", [](py::tuple params, std::uintptr_t x, std::uintptr_t w, std::uintptr_t bias,
+  m.def("conv2d_forward", [](const Conv2dParams& p, std::uintptr_t x, std::uintptr_t w, std::uintptr_t bias,
                              std::uintptr_t y, bool f64, int version, std::uintptr_t stream) {
-    const Conv2dParams p = conv_params_from_tuple(params);
     run("conv2d_forward", [&] {
       return f64 ? cuda::conv2d_fwd(p, ptr<const double>(x), ptr<const double>(w), ptr<const double>(bias),
                                     ptr<double>(y), version, stream_of(stream))
@@ -141,9 +141,8 @@ PYBIND11_MODULE(FASTCONV_CUDA_MODULE, m) {
                                     ptr<float>(y), version, stream_of(stream));
     });
   });
-  m.def("conv2d_backward_data", [](py::tuple params, std::uintptr_t gy, std::uintptr_t w, std::uintptr_t gx,
+  m.def("conv2d_backward_data", [](const Conv2dParams& p, std::uintptr_t gy, std::uintptr_t w, std::uintptr_t gx,
                                    bool f64, int version, std::uintptr_t stream) {
-    const Conv2dParams p = conv_params_from_tuple(params);
     run("conv2d_backward_data", [&] {
       return f64 ? cuda::conv2d_bwd_data(p, ptr<const double>(gy), ptr<const double>(w), ptr<double>(gx),
                                          version, stream_of(stream))
@@ -152,15 +151,14 @@ PYBIND11_MODULE(FASTCONV_CUDA_MODULE, m) {
     });
   });
   m.def("conv2d_backward_weight_workspace_bytes",
-        [](py::tuple params, bool f64, bool with_bias, int version, int splits) {
-          return cuda::conv2d_bwd_weight_workspace_bytes(conv_params_from_tuple(params), f64 ? 8 : 4,
+        [](const Conv2dParams& p, bool f64, bool with_bias, int version, int splits) {
+          return cuda::conv2d_bwd_weight_workspace_bytes(p, f64 ? 8 : 4,
                                                          with_bias, version, splits);
         });
   m.def("conv2d_backward_weight",
-        [](py::tuple params, std::uintptr_t gy, std::uintptr_t x, std::uintptr_t gw, std::uintptr_t gb,
+        [](const Conv2dParams& p, std::uintptr_t gy, std::uintptr_t x, std::uintptr_t gw, std::uintptr_t gb,
            std::uintptr_t ws, int64_t ws_bytes, bool f64, int version, int splits, std::uintptr_t stream) {
-          const Conv2dParams p = conv_params_from_tuple(params);
-          run("conv2d_backward_weight", [&] {
+                run("conv2d_backward_weight", [&] {
             return f64 ? cuda::conv2d_bwd_weight(p, ptr<const double>(gy), ptr<const double>(x),
                                                  ptr<double>(gw), ptr<double>(gb), ptr<void>(ws), ws_bytes,
                                                  version, splits, stream_of(stream))
@@ -169,9 +167,8 @@ PYBIND11_MODULE(FASTCONV_CUDA_MODULE, m) {
                                                  version, splits, stream_of(stream));
           });
         });
-  m.def("maxpool2d_forward", [](py::tuple params, std::uintptr_t x, std::uintptr_t y, std::uintptr_t idx,
+  m.def("maxpool2d_forward", [](const Pool2dParams& p, std::uintptr_t x, std::uintptr_t y, std::uintptr_t idx,
                                 bool f64, int version, std::uintptr_t stream) {
-    const Pool2dParams p = pool_params_from_tuple(params);
     run("max_pool2d", [&] {
       return f64 ? cuda::maxpool2d_fwd(p, ptr<const double>(x), ptr<double>(y), ptr<int64_t>(idx), version,
                                        stream_of(stream))
@@ -179,9 +176,8 @@ PYBIND11_MODULE(FASTCONV_CUDA_MODULE, m) {
                                        stream_of(stream));
     });
   });
-  m.def("maxpool2d_backward", [](py::tuple params, std::uintptr_t gy, std::uintptr_t idx, std::uintptr_t gx,
+  m.def("maxpool2d_backward", [](const Pool2dParams& p, std::uintptr_t gy, std::uintptr_t idx, std::uintptr_t gx,
                                  std::uintptr_t bad_index, bool f64, int version, std::uintptr_t stream) {
-    const Pool2dParams p = pool_params_from_tuple(params);
     run("max_pool2d_backward", [&] {
       return f64 ? cuda::maxpool2d_bwd(p, ptr<const double>(gy), ptr<const int64_t>(idx), ptr<double>(gx),
                                        ptr<int>(bad_index), version, stream_of(stream))

@@ -53,14 +53,14 @@ def _before_parallel(work):
 def conv2d_forward(spec, x, w, bias):
     y = empty(spec.y_shape, x.dtype)
     _before_parallel(spec.flops // 2)
-    _cpu.conv2d_forward(spec.as_tuple(), x, w, bias, y)
+    _cpu.conv2d_forward(spec.native(_cpu), x, w, bias, y)
     return y
 
 
 def conv2d_backward_data(spec, gy, w):
     gx = empty(spec.x_shape, gy.dtype)
     _before_parallel(spec.flops // 2)
-    _cpu.conv2d_backward_data(spec.as_tuple(), gy, w, gx)
+    _cpu.conv2d_backward_data(spec.native(_cpu), gy, w, gx)
     return gx
 
 
@@ -68,7 +68,7 @@ def conv2d_backward_weight(spec, gy, x, with_bias):
     gw = empty(spec.w_shape, gy.dtype)
     gb = empty((spec.K,), gy.dtype) if with_bias else None
     _before_parallel(spec.flops // 2)
-    _cpu.conv2d_backward_weight(spec.as_tuple(), gy, x, gw, gb)
+    _cpu.conv2d_backward_weight(spec.native(_cpu), gy, x, gw, gb)
     return gw, gb
 
 
@@ -76,14 +76,14 @@ def max_pool2d_forward(spec, x):
     y = empty(spec.y_shape, x.dtype)
     indices = empty(spec.y_shape, np.int64)
     _before_parallel(y.size * spec.R * spec.S)
-    _cpu.maxpool2d_forward(spec.as_tuple(), x, y, indices)
+    _cpu.maxpool2d_forward(spec.native(_cpu), x, y, indices)
     return y, indices
 
 
 def max_pool2d_backward(spec, gy, indices):
     gx = empty(spec.x_shape, gy.dtype)
     _before_parallel(gx.size)
-    _cpu.maxpool2d_backward(spec.as_tuple(), gy, indices, gx)
+    _cpu.maxpool2d_backward(spec.native(_cpu), gy, indices, gx)
     return gx
 
 

@@ -87,7 +87,7 @@ class KernelRunner:
         dt = x.dtype
         y = self.empty(spec.y_shape, dt)
         self.module.conv2d_forward(
-            spec.as_tuple(), self._arg("x", x, spec.x_shape, dt), self._arg("weight", w, spec.w_shape, dt),
+            spec.native(self.module), self._arg("x", x, spec.x_shape, dt), self._arg("weight", w, spec.w_shape, dt),
             0 if bias is None else self._arg("bias", bias, (spec.K,), dt), self.ptr(y),
             self._f64(dt), self.version, self.stream())
         return y
@@ -96,7 +96,7 @@ class KernelRunner:
         dt = gy.dtype
         gx = self.empty(spec.x_shape, dt)
         self.module.conv2d_backward_data(
-            spec.as_tuple(), self._arg("grad_y", gy, spec.y_shape, dt),
+            spec.native(self.module), self._arg("grad_y", gy, spec.y_shape, dt),
             self._arg("weight", w, spec.w_shape, dt), self.ptr(gx), self._f64(dt), self.version,
             self.stream())
         return gx
@@ -105,7 +105,7 @@ class KernelRunner:
         dt = gy.dtype
         gw = self.empty(spec.w_shape, dt)
         gb = self.empty((spec.K,), dt) if with_bias else None
-        params, f64 = spec.as_tuple(), self._f64(dt)
+        params, f64 = spec.native(self.module), self._f64(dt)
         nbytes = self.module.conv2d_backward_weight_workspace_bytes(
             params, f64, bool(with_bias), self.version, self.bwd_weight_splits)
         # Partial sums of the split reduction; freed (back to CuPy's pool) when this returns,
@@ -122,7 +122,7 @@ class KernelRunner:
         dt = x.dtype
         y = self.empty(spec.y_shape, dt)
         indices = self.empty(spec.y_shape, np.int64)
-        self.module.maxpool2d_forward(spec.as_tuple(), self._arg("x", x, spec.x_shape, dt), self.ptr(y),
+        self.module.maxpool2d_forward(spec.native(self.module), self._arg("x", x, spec.x_shape, dt), self.ptr(y),
                                       self.ptr(indices), self._f64(dt), self.version, self.stream())
         return y, indices
 
@@ -131,7 +131,7 @@ class KernelRunner:
         gx = self.empty(spec.x_shape, dt)
         bad = self.xp.zeros(1, dtype=np.int32)
         self.module.maxpool2d_backward(
-            spec.as_tuple(), self._arg("grad_y", gy, spec.y_shape, dt),
+            spec.native(self.module), self._arg("grad_y", gy, spec.y_shape, dt),
             self._arg("indices", indices, spec.y_shape, np.int64), self.ptr(gx), self.ptr(bad),
             self._f64(dt), self.version, self.stream())
         # Reading the flag back waits for this stream only (not the device): the one synchronizing

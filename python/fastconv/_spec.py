@@ -1,10 +1,12 @@
 """Validated, normalized problem descriptions handed to the kernels.
 
 `functional.py` builds these after checking every argument; the backends read their shapes and
-pass `as_tuple()` to C++ (csrc/bindings/params_from_python.h fixes the field order).
+pass `spec.native(module)` to C++: the module's bound Conv2dParams / Pool2dParams
+(csrc/bindings/params_binding.h), built with keyword arguments once per spec and module.
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 
@@ -42,10 +44,16 @@ class Conv2dSpec:
         """Multiply-adds x 2 of one pass (forward, backward-data and backward-weight alike)."""
         return 2 * self.N * self.K * self.P * self.Q * self.C * self.R * self.S
 
-    def as_tuple(self):
-        return (self.N, self.C, self.H, self.W, self.K, self.R, self.S, self.P, self.Q,
-                self.stride[0], self.stride[1], self.padding[0], self.padding[2],
-                self.dilation[0], self.dilation[1], self.layout == "NHWC", self.relu)
+    def native(self, module):
+        """This spec as `module`'s Conv2dParams (module: fastconv._cpu, _cuda or _cuda_emu)."""
+        return _native(self, module)
+
+    def _to(self, module):
+        return module.Conv2dParams(
+            N=self.N, C=self.C, H=self.H, W=self.W, K=self.K, R=self.R, S=self.S, P=self.P, Q=self.Q,
+            stride_h=self.stride[0], stride_w=self.stride[1], pad_top=self.padding[0],
+            pad_left=self.padding[2], dil_h=self.dilation[0], dil_w=self.dilation[1],
+            nhwc=self.layout == "NHWC", relu=self.relu)
 
 
 @dataclass(frozen=True)
@@ -70,7 +78,18 @@ class Pool2dSpec:
     def y_shape(self):
         return (self.N, self.C, self.P, self.Q) if self.layout == "NCHW" else (self.N, self.P, self.Q, self.C)
 
-    def as_tuple(self):
-        return (self.N, self.C, self.H, self.W, self.R, self.S, self.P, self.Q,
-                self.stride[0], self.stride[1], self.padding[0], self.padding[2],
-                self.layout == "NHWC")
+    def native(self, module):
+        """This spec as `module`'s Pool2dParams."""
+        return _native(self, module)
+
+    def _to(self, module):
+        return module.Pool2dParams(
+            N=self.N, C=self.C, H=self.H, W=self.W, R=self.R, S=self.S, P=self.P, Q=self.Q,
+            stride_h=self.stride[0], stride_w=self.stride[1], pad_top=self.padding[0],
+            pad_left=self.padding[2], nhwc=self.layout == "NHWC")
+
+
+@functools.lru_cache(maxsize=1024)
+def _native(spec, module):
+    """The bound struct of (spec, module), built once: a training loop repeats a few shapes."""
+    return spec._to(module)

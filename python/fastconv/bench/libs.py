@@ -114,7 +114,7 @@ def fastconv_kernel_op(problem, pass_, layout):
             return lambda: _cpu.relu_forward(x, out)
         return lambda: _cpu.relu_backward(gy, y, out)
     spec = _pool_spec(x.shape, L.R, L.stride, L.pad, layout)
-    params = spec.as_tuple()
+    params = spec.native(_cpu)
     y, idx = fc.max_pool2d(x, L.R, stride=L.stride, padding=L.pad, layout=layout)
     if pass_ == "fwd":
         return lambda: _cpu.maxpool2d_forward(params, x, y, idx)

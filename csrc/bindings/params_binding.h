@@ -1,6 +1,7 @@
-// Conversion of the parameter tuples built by python/fastconv/_spec.py into the C++ structs.
-// Shared by the CPU and CUDA modules; the field order is fixed by Conv2dSpec.as_tuple() and
-// Pool2dSpec.as_tuple() on the Python side.
+// The kernel parameter structs (csrc/common/params.h) as Python classes, Conv2dParams and
+// Pool2dParams, of each extension module (module-local: _cpu, _cuda and _cuda_emu each bind
+// their own). python/fastconv/_spec.py builds them with keyword arguments once per shape; the
+// constructors check every field, so the kernels are safe whatever Python passes.
 #pragma once
 #include <pybind11/pybind11.h>
 
@@ -37,15 +38,16 @@ inline int64_t checked_span(int64_t out, int64_t stride, int64_t taps, int64_t d
   return span;
 }
 
-inline Conv2dParams conv_params_from_tuple(const pybind11::tuple& t) {
-  // (N, C, H, W, K, R, S, P, Q, stride_h, stride_w, pad_top, pad_left, dil_h, dil_w, nhwc, relu)
-  if (t.size() != 17) throw std::invalid_argument("conv params: expected a 17-tuple");
+inline Conv2dParams make_conv_params(int64_t N, int64_t C, int64_t H, int64_t W, int64_t K, int64_t R,
+                                     int64_t S, int64_t P, int64_t Q, int64_t stride_h, int64_t stride_w,
+                                     int64_t pad_top, int64_t pad_left, int64_t dil_h, int64_t dil_w,
+                                     bool nhwc, bool relu) {
   Conv2dParams p;
-  int64_t* fields[] = {&p.N, &p.C, &p.H, &p.W, &p.K, &p.R, &p.S, &p.P, &p.Q,
-                       &p.stride_h, &p.stride_w, &p.pad_top, &p.pad_left, &p.dil_h, &p.dil_w};
-  for (size_t i = 0; i < 15; ++i) *fields[i] = t[i].cast<int64_t>();
-  p.layout = t[15].cast<bool>() ? Layout::NHWC : Layout::NCHW;
-  p.relu = t[16].cast<bool>();
+  p.N = N; p.C = C; p.H = H; p.W = W; p.K = K; p.R = R; p.S = S; p.P = P; p.Q = Q;
+  p.stride_h = stride_h; p.stride_w = stride_w; p.pad_top = pad_top; p.pad_left = pad_left;
+  p.dil_h = dil_h; p.dil_w = dil_w;
+  p.layout = nhwc ? Layout::NHWC : Layout::NCHW;
+  p.relu = relu;
   if (p.N < 1 || p.C < 1 || p.H < 1 || p.W < 1 || p.K < 1 || p.R < 1 || p.S < 1 || p.P < 1 ||
       p.Q < 1 || p.stride_h < 1 || p.stride_w < 1 || p.dil_h < 1 || p.dil_w < 1 ||
       p.pad_top < 0 || p.pad_left < 0)
@@ -59,14 +61,13 @@ inline Conv2dParams conv_params_from_tuple(const pybind11::tuple& t) {
   return p;
 }
 
-inline Pool2dParams pool_params_from_tuple(const pybind11::tuple& t) {
-  // (N, C, H, W, R, S, P, Q, stride_h, stride_w, pad_top, pad_left, nhwc)
-  if (t.size() != 13) throw std::invalid_argument("pool params: expected a 13-tuple");
+inline Pool2dParams make_pool_params(int64_t N, int64_t C, int64_t H, int64_t W, int64_t R, int64_t S,
+                                     int64_t P, int64_t Q, int64_t stride_h, int64_t stride_w,
+                                     int64_t pad_top, int64_t pad_left, bool nhwc) {
   Pool2dParams p;
-  int64_t* fields[] = {&p.N, &p.C, &p.H, &p.W, &p.R, &p.S, &p.P, &p.Q,
-                       &p.stride_h, &p.stride_w, &p.pad_top, &p.pad_left};
-  for (size_t i = 0; i < 12; ++i) *fields[i] = t[i].cast<int64_t>();
-  p.layout = t[12].cast<bool>() ? Layout::NHWC : Layout::NCHW;
+  p.N = N; p.C = C; p.H = H; p.W = W; p.R = R; p.S = S; p.P = P; p.Q = Q;
+  p.stride_h = stride_h; p.stride_w = stride_w; p.pad_top = pad_top; p.pad_left = pad_left;
+  p.layout = nhwc ? Layout::NHWC : Layout::NCHW;
   if (p.N < 1 || p.C < 1 || p.H < 1 || p.W < 1 || p.R < 1 || p.S < 1 || p.P < 1 || p.Q < 1 ||
       p.stride_h < 1 || p.stride_w < 1 || p.pad_top < 0 || p.pad_left < 0 || p.pad_top >= p.R ||
       p.pad_left >= p.S)
@@ -77,6 +78,27 @@ inline Pool2dParams pool_params_from_tuple(const pybind11::tuple& t) {
   const int64_t cols = std::max(checked_span(p.Q, p.stride_w, p.S, 1, p.pad_left, "column"), p.W);
   check_product({p.N, p.C, rows, cols}, "the padded input size");
   return p;
+}
+
+inline void bind_params(pybind11::module_& m) {
+  namespace py = pybind11;
+  using py::arg;
+  py::class_<Conv2dParams>(m, "Conv2dParams", py::module_local(),
+                           "x (N,C,H,W) | (N,H,W,C), w (K,C,R,S) | (R,S,C,K) -> y (N,K,P,Q) | (N,P,Q,K)")
+      .def(py::init(&make_conv_params), py::kw_only(), arg("N"), arg("C"), arg("H"), arg("W"), arg("K"),
+           arg("R"), arg("S"), arg("P"), arg("Q"), arg("stride_h"), arg("stride_w"), arg("pad_top"),
+           arg("pad_left"), arg("dil_h"), arg("dil_w"), arg("nhwc"), arg("relu"))
+      .def_readonly("N", &Conv2dParams::N).def_readonly("C", &Conv2dParams::C)
+      .def_readonly("H", &Conv2dParams::H).def_readonly("W", &Conv2dParams::W)
+      .def_readonly("K", &Conv2dParams::K).def_readonly("P", &Conv2dParams::P)
+      .def_readonly("Q", &Conv2dParams::Q);
+  py::class_<Pool2dParams>(m, "Pool2dParams", py::module_local(),
+                           "x (N,C,H,W) | (N,H,W,C) -> y, indices (N,C,P,Q) | (N,P,Q,C)")
+      .def(py::init(&make_pool_params), py::kw_only(), arg("N"), arg("C"), arg("H"), arg("W"), arg("R"),
+           arg("S"), arg("P"), arg("Q"), arg("stride_h"), arg("stride_w"), arg("pad_top"), arg("pad_left"),
+           arg("nhwc"))
+      .def_readonly("N", &Pool2dParams::N).def_readonly("C", &Pool2dParams::C)
+      .def_readonly("P", &Pool2dParams::P).def_readonly("Q", &Pool2dParams::Q);
 }
 
 }  // namespace fastconv
