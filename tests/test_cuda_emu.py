@@ -20,7 +20,7 @@ import pytest  # noqa: E402
 
 import fastconv as fc  # noqa: E402
 from fastconv import _backend_cuda_emu as emu  # noqa: E402
-from fastconv import _cuda_emu, _cuda_runner, functional  # noqa: E402
+from fastconv import _backend_cpu, _cuda_emu, _cuda_runner, functional  # noqa: E402
 from fastconv import reference as ref  # noqa: E402
 
 from helpers import assert_close, check_op, noncontiguous, randn, small_ints  # noqa: E402
@@ -35,9 +35,9 @@ LAYOUTS = ("NCHW", "NHWC")
 @pytest.fixture
 def emu_backend(monkeypatch):
     """fc.* on NumPy arrays runs the emulated CUDA kernels (with poisoned outputs)."""
-    monkeypatch.setattr(functional, "_backend_cpu", emu)
+    monkeypatch.setattr(_backend_cpu, "CPU", emu.backend())
     monkeypatch.setattr(_cuda_runner, "POISON", True)
-    return emu.runner()
+    return emu.backend()
 
 
 def x_shape(layout, N, C, H, W):
@@ -183,7 +183,7 @@ def test_runner_rejects_noncontiguous_pointer_args():
     spec = functional._conv_spec((1, 2, 5, 5), (3, 2, 3, 3), 1, 0, 1, "NCHW")
     x = np.ones((1, 2, 10, 5), np.float32)[:, :, ::2]
     with pytest.raises(ValueError, match="C-contiguous"):
-        emu.conv2d_forward(spec, x, np.ones((3, 2, 3, 3), np.float32), None)
+        emu.backend().conv2d_forward(spec, x, np.ones((3, 2, 3, 3), np.float32), None)
 
 
 # ----------------------------------------------------------------------------- pooling
@@ -238,8 +238,8 @@ def test_max_pool2d_matches_cpu_kernels_bitwise(monkeypatch, layout, version):
     y_cpu, idx_cpu = fc.max_pool2d(x, 3, **kw)
     gy = randn(rng, y_cpu.shape)
     gx_cpu = fc.max_pool2d_backward(gy, idx_cpu, x.shape, 3, **kw)
-    monkeypatch.setattr(functional, "_backend_cpu", emu)
-    with emu.runner().using(version=version):
+    monkeypatch.setattr(_backend_cpu, "CPU", emu.backend())
+    with emu.backend().using(version=version):
         y, idx = fc.max_pool2d(x, 3, **kw)
         gx = fc.max_pool2d_backward(gy, idx, x.shape, 3, **kw)
     assert np.array_equal(y, y_cpu) and np.array_equal(idx, idx_cpu) and np.array_equal(gx, gx_cpu)
@@ -399,33 +399,49 @@ def test_cuda_backend_glue_with_a_stub_cupy(monkeypatch):
     b = randn(rng, (6,)).view(_StubCupyArray)
     kw = dict(stride=(2, 1), padding=1, dilation=1, layout="NHWC")
     spec = functional._conv_spec(x.shape, w.shape, kw["stride"], kw["padding"], 1, "NHWC", True)
-    y = _backend_cuda.conv2d_forward(spec, x, w, b)
+    y = _backend_cuda.backend().conv2d_forward(spec, x, w, b)
     assert type(y) is _StubCupyArray
     assert_close(np.asarray(y), ref.conv2d(x, w, b, activation="relu", **kw), dtype=np.float32, name="y")
     spec = functional._conv_spec(x.shape, w.shape, kw["stride"], kw["padding"], 1, "NHWC")
     gy = randn(rng, spec.y_shape).view(_StubCupyArray)
-    gx = _backend_cuda.conv2d_backward_data(spec, gy, w)
-    gw, gb = _backend_cuda.conv2d_backward_weight(spec, gy, x, True)
+    gx = _backend_cuda.backend().conv2d_backward_data(spec, gy, w)
+    gw, gb = _backend_cuda.backend().conv2d_backward_weight(spec, gy, x, True)
     want = ref.conv2d_backward(gy, x, w, **kw)
     for name, g, wnt in zip(("grad_x", "grad_weight", "grad_bias"), (gx, gw, gb), want):
         assert_close(np.asarray(g), wnt, dtype=np.float32, name=name)
     pspec = functional._pool_spec(x.shape, 3, 2, 1, "NHWC")
-    py, idx = _backend_cuda.max_pool2d_forward(pspec, x)
+    py, idx = _backend_cuda.backend().max_pool2d_forward(pspec, x)
     want_y, want_idx = ref.max_pool2d(x, 3, stride=2, padding=1, layout="NHWC")
     assert np.array_equal(py, want_y) and np.array_equal(idx, want_idx)
-    g = _backend_cuda.max_pool2d_backward(pspec, py, idx)
+    g = _backend_cuda.backend().max_pool2d_backward(pspec, py, idx)
     assert_close(np.asarray(g), ref.max_pool2d_backward(py, want_idx, x.shape, 3, stride=2, padding=1,
                                                         layout="NHWC"), dtype=np.float32, name="pool grad")
     bad = idx.copy()
     bad.flat[3] = -5
     with pytest.raises(ValueError, match="indices"):
-        _backend_cuda.max_pool2d_backward(pspec, py, bad)
-    r = _backend_cuda.relu_forward(x)
+        _backend_cuda.backend().max_pool2d_backward(pspec, py, bad)
+    r = _backend_cuda.backend().relu_forward(x)
     assert_close(np.asarray(r), ref.relu(x), dtype=np.float32, exact=True, name="relu")
-    assert_close(np.asarray(_backend_cuda.relu_backward(gy[..., :1].copy(), gy[..., :1].copy())),
+    assert_close(np.asarray(_backend_cuda.backend().relu_backward(gy[..., :1].copy(), gy[..., :1].copy())),
                  ref.relu_backward(gy[..., :1], gy[..., :1]), dtype=np.float32, exact=True, name="relu bwd")
     assert len(streams) >= 8  # every launch asked CuPy for its current stream
     other = x.copy()
     other._device_id = 1
     with pytest.raises(ValueError, match="current CuPy device"):
-        _backend_cuda.relu_forward(other)
+        _backend_cuda.backend().relu_forward(other)
+
+
+def test_the_three_backends_are_one_interface():
+    """CPU, CUDA (KernelRunner over CuPy) and its emulation implement _backend.Backend; a call's
+    arrays choose the object."""
+    from fastconv._backend import Backend
+
+    assert isinstance(_backend_cpu.CPU, Backend) and isinstance(emu.backend(), Backend)
+    assert issubclass(_cuda_runner.KernelRunner, Backend)
+    assert functional._backend(x=np.ones(2), bias=None) is _backend_cpu.CPU
+    rng = np.random.default_rng(2)
+    a, b = randn(rng, (5, 3)), randn(rng, (3, 4))
+    for be in (_backend_cpu.CPU, emu.backend()):
+        assert_close(be.matmul(a, b, np.ones(4, np.float32), relu=True), np.maximum(a @ b + 1, 0),
+                     dtype=np.float32, name="matmul")
+        assert_close(be.column_sums(a), a.sum(axis=0), dtype=np.float32, name="column sums")

@@ -21,7 +21,7 @@ import pytest
 
 import fastconv as fc
 from fastconv import _backend_cuda_emu as emu
-from fastconv import _cuda_emu, _cuda_runner, functional
+from fastconv import _backend_cpu, _cuda_emu, _cuda_runner
 
 from helpers import randn
 
@@ -30,9 +30,9 @@ ORDERS = [("reverse", 0), ("shuffled", 1), ("shuffled", 2)]
 
 @pytest.fixture
 def emu_backend(monkeypatch):
-    monkeypatch.setattr(functional, "_backend_cpu", emu)
+    monkeypatch.setattr(_backend_cpu, "CPU", emu.backend())
     monkeypatch.setattr(_cuda_runner, "POISON", True)
-    yield emu.runner()
+    yield emu.backend()
     _cuda_emu.set_thread_order("forward", 0)
 
 

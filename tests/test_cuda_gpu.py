@@ -39,7 +39,7 @@ def cp(monkeypatch):
 def runner():
     from fastconv import _backend_cuda
 
-    return _backend_cuda.runner()
+    return _backend_cuda.backend()
 
 
 def xs(layout, N, C, H, W):

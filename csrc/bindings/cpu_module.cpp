@@ -267,6 +267,7 @@ PYBIND11_MODULE(_cpu, m) {
     py::capsule owner(p, [](void* q) { output_cache_give(q); });
     return py::array(dt, shape, p, owner);
   }, "uninitialized C-contiguous array whose memory comes from the output cache (output_cache.h)");
+  m.attr("output_cache_min_bytes") = py::int_(kOutputCacheMinBytes);   // smaller outputs: np.empty
   m.def("output_cache_set_limit", [](size_t bytes) { output_cache_set_limit(bytes); });
   m.def("output_cache_limit", &output_cache_limit);
   m.def("output_cache_free_bytes", &output_cache_free_bytes);

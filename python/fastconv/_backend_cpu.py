@@ -1,4 +1,5 @@
-"""CPU backend: NumPy arrays in, NumPy arrays out, kernels in fastconv._cpu."""
+"""CPU backend: NumPy arrays in, NumPy arrays out, kernels in fastconv._cpu (_backend.py has
+the interface)."""
 from __future__ import annotations
 
 import math
@@ -6,6 +7,7 @@ import math
 import numpy as np
 
 from . import _blas, _cpu, _env
+from ._backend import Backend
 
 # FASTCONV_POISON=1 fills every output with NaN (indices with -1) before the kernel runs, so a
 # kernel that leaves an element unwritten fails the tests instead of passing on stale memory.
@@ -31,7 +33,7 @@ def empty(shape, dtype):
     return a
 
 
-_CACHE_MIN_BYTES = 1 << 20
+_CACHE_MIN_BYTES = _cpu.output_cache_min_bytes   # csrc/cpu/output_cache.h owns the threshold
 
 
 def contiguous(a):
@@ -50,69 +52,10 @@ def _before_parallel(work):
         _blas.park()
 
 
-def conv2d_forward(spec, x, w, bias):
-    y = empty(spec.y_shape, x.dtype)
-    _before_parallel(spec.flops // 2)
-    _cpu.conv2d_forward(spec.native(_cpu), x, w, bias, y)
-    return y
-
-
-def conv2d_backward_data(spec, gy, w):
-    gx = empty(spec.x_shape, gy.dtype)
-    _before_parallel(spec.flops // 2)
-    _cpu.conv2d_backward_data(spec.native(_cpu), gy, w, gx)
-    return gx
-
-
-def conv2d_backward_weight(spec, gy, x, with_bias):
-    gw = empty(spec.w_shape, gy.dtype)
-    gb = empty((spec.K,), gy.dtype) if with_bias else None
-    _before_parallel(spec.flops // 2)
-    _cpu.conv2d_backward_weight(spec.native(_cpu), gy, x, gw, gb)
-    return gw, gb
-
-
-def max_pool2d_forward(spec, x):
-    y = empty(spec.y_shape, x.dtype)
-    indices = empty(spec.y_shape, np.int64)
-    _before_parallel(y.size * spec.R * spec.S)
-    _cpu.maxpool2d_forward(spec.native(_cpu), x, y, indices)
-    return y, indices
-
-
-def max_pool2d_backward(spec, gy, indices):
-    gx = empty(spec.x_shape, gy.dtype)
-    _before_parallel(gx.size)
-    _cpu.maxpool2d_backward(spec.native(_cpu), gy, indices, gx)
-    return gx
-
-
-def relu_forward(x, out=None):
-    """x -> relu(x) into `out` (or a new array). `out` is written by the kernel only when it is
-    aligned and either x itself or disjoint from x; otherwise through a temporary (like NumPy,
-    which buffers partially overlapping operands)."""
-    in_place = out is not None and out.flags.aligned and (
-        _same_memory(out, x) or not np.shares_memory(out, x))
-    y = out if in_place else empty(x.shape, x.dtype)
-    _before_parallel(x.size)
-    _cpu.relu_forward(x, y)
-    if out is not None and not in_place:
-        out[...] = y
-        return out
-    return y
-
-
 def _same_memory(a, b):
     """a and b are the same elements in the same order (out=x)."""
     return (a.__array_interface__["data"][0] == b.__array_interface__["data"][0]
             and a.strides == b.strides and a.shape == b.shape)
-
-
-def relu_backward(gy, y):
-    gx = empty(gy.shape, gy.dtype)
-    _before_parallel(gx.size)
-    _cpu.relu_backward(gy, y, gx)
-    return gx
 
 
 def _stored(a):
@@ -122,18 +65,78 @@ def _stored(a):
     return contiguous(a), False
 
 
-def matmul(a, b, bias=None, relu=False):
-    """a (M, K) @ b (K, N) [+ bias] [ReLU] on the dense-layer GEMM kernel."""
-    (M, K), N = a.shape, b.shape[1]
-    sa, a_t = _stored(a)
-    sb, b_t = _stored(b)
-    c = empty((M, N), a.dtype)
-    _before_parallel(M * N * K)
-    _cpu.gemm(sa, a_t, sb, b_t, M, N, K, bias, relu, c)
-    return c
+class CpuBackend(Backend):
+    """The fastconv._cpu kernels on NumPy arrays; outputs from `empty` (the output cache)."""
+
+    def contiguous(self, a):
+        return contiguous(a)
+
+    def conv2d_forward(self, spec, x, w, bias):
+        y = empty(spec.y_shape, x.dtype)
+        _before_parallel(spec.flops // 2)
+        _cpu.conv2d_forward(spec.native(_cpu), x, w, bias, y)
+        return y
+
+    def conv2d_backward_data(self, spec, gy, w):
+        gx = empty(spec.x_shape, gy.dtype)
+        _before_parallel(spec.flops // 2)
+        _cpu.conv2d_backward_data(spec.native(_cpu), gy, w, gx)
+        return gx
+
+    def conv2d_backward_weight(self, spec, gy, x, with_bias):
+        gw = empty(spec.w_shape, gy.dtype)
+        gb = empty((spec.K,), gy.dtype) if with_bias else None
+        _before_parallel(spec.flops // 2)
+        _cpu.conv2d_backward_weight(spec.native(_cpu), gy, x, gw, gb)
+        return gw, gb
+
+    def max_pool2d_forward(self, spec, x):
+        y = empty(spec.y_shape, x.dtype)
+        indices = empty(spec.y_shape, np.int64)
+        _before_parallel(y.size * spec.R * spec.S)
+        _cpu.maxpool2d_forward(spec.native(_cpu), x, y, indices)
+        return y, indices
+
+    def max_pool2d_backward(self, spec, gy, indices):
+        gx = empty(spec.x_shape, gy.dtype)
+        _before_parallel(gx.size)
+        _cpu.maxpool2d_backward(spec.native(_cpu), gy, indices, gx)
+        return gx
+
+    def relu_forward(self, x, out=None):
+        """x -> relu(x) into `out` (or a new array). `out` is written by the kernel only when it is
+        aligned and either x itself or disjoint from x; otherwise through a temporary (like NumPy,
+        which buffers partially overlapping operands)."""
+        in_place = out is not None and out.flags.aligned and (
+            _same_memory(out, x) or not np.shares_memory(out, x))
+        y = out if in_place else empty(x.shape, x.dtype)
+        _before_parallel(x.size)
+        _cpu.relu_forward(x, y)
+        if out is not None and not in_place:
+            out[...] = y
+            return out
+        return y
+
+    def relu_backward(self, gy, y):
+        gx = empty(gy.shape, gy.dtype)
+        _before_parallel(gx.size)
+        _cpu.relu_backward(gy, y, gx)
+        return gx
+
+    def matmul(self, a, b, bias=None, relu=False):
+        """a (M, K) @ b (K, N) [+ bias] [ReLU] on the dense-layer GEMM kernel."""
+        (M, K), N = a.shape, b.shape[1]
+        sa, a_t = _stored(a)
+        sb, b_t = _stored(b)
+        c = empty((M, N), a.dtype)
+        _before_parallel(M * N * K)
+        _cpu.gemm(sa, a_t, sb, b_t, M, N, K, bias, relu, c)
+        return c
+
+    def column_sums(self, g):
+        sums = empty((g.shape[1],), g.dtype)
+        _cpu.column_sums(contiguous(g), g.shape[0], g.shape[1], sums)
+        return sums
 
 
-def column_sums(g):
-    sums = empty((g.shape[1],), g.dtype)
-    _cpu.column_sums(contiguous(g), g.shape[0], g.shape[1], sums)
-    return sums
+CPU = CpuBackend()

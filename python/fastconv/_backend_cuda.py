@@ -1,4 +1,5 @@
-"""CUDA backend: CuPy arrays in, CuPy arrays out, kernels in fastconv._cuda.
+"""CUDA backend: CuPy arrays in, CuPy arrays out, kernels in fastconv._cuda (_backend.py has the
+interface; the object is backend()).
 
 CuPy is imported lazily (only when a CuPy array shows up). Outputs and workspaces are allocated
 by CuPy, every launch goes on CuPy's current stream, nothing synchronizes the device (the one
@@ -27,8 +28,8 @@ def _modules():
     return cupy, cuda
 
 
-def runner() -> KernelRunner:
-    """The KernelRunner over CuPy and fastconv._cuda (created on first use)."""
+def backend() -> KernelRunner:
+    """The CUDA backend: a KernelRunner over CuPy and fastconv._cuda (created on first use)."""
     global _runner
     if _runner is None:
         cupy, cuda = _modules()
@@ -47,53 +48,3 @@ def runner() -> KernelRunner:
             device_check=device_check,
         )
     return _runner
-
-
-def contiguous(a):
-    import cupy  # noqa: PLC0415
-
-    return cupy.ascontiguousarray(a)
-
-
-def conv2d_forward(spec, x, w, bias):
-    return runner().conv2d_forward(spec, x, w, bias)
-
-
-def conv2d_backward_data(spec, gy, w):
-    return runner().conv2d_backward_data(spec, gy, w)
-
-
-def conv2d_backward_weight(spec, gy, x, with_bias):
-    return runner().conv2d_backward_weight(spec, gy, x, with_bias)
-
-
-def max_pool2d_forward(spec, x):
-    return runner().max_pool2d_forward(spec, x)
-
-
-def max_pool2d_backward(spec, gy, indices):
-    return runner().max_pool2d_backward(spec, gy, indices)
-
-
-def relu_forward(x, out=None):
-    return runner().relu_forward(x, out)
-
-
-def relu_backward(gy, y):
-    return runner().relu_backward(gy, y)
-
-
-def matmul(a, b, bias=None, relu=False):
-    """a (M, K) @ b (K, N) [+ bias] [ReLU] through CuPy (cuBLAS), on the current stream."""
-    import cupy  # noqa: PLC0415
-
-    c = a @ b
-    if bias is not None:
-        c += bias
-    if relu:
-        cupy.maximum(c, 0, out=c)   # NaN propagates like the CPU kernels
-    return c
-
-
-def column_sums(g):
-    return g.sum(axis=0)

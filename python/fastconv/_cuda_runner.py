@@ -4,8 +4,8 @@
 outputs and workspaces with the array module `xp` and hands raw pointers plus the stream to a
 kernel module with the interface of csrc/bindings/cuda_module.cpp:
 
-    GPU:        KernelRunner(cupy,  fastconv._cuda,     ...)  -> _backend_cuda.py
-    emulation:  KernelRunner(numpy, fastconv._cuda_emu, ...)  -> _backend_cuda_emu.py
+    GPU:        KernelRunner(cupy,  fastconv._cuda,     ...)  -> _backend_cuda.backend()
+    emulation:  KernelRunner(numpy, fastconv._cuda_emu, ...)  -> _backend_cuda_emu.backend()
 
 so the tests run this exact code, pointer handling included, through the emulated kernels.
 """
@@ -16,6 +16,8 @@ import os
 
 import numpy as np
 
+from ._backend import Backend
+
 # FASTCONV_POISON=1: outputs start as NaN (indices as -1), so an element a kernel forgets to
 # write fails the tests instead of passing on stale memory.
 POISON = os.environ.get("FASTCONV_POISON", "0") not in ("", "0")
@@ -25,7 +27,7 @@ POISON = os.environ.get("FASTCONV_POISON", "0") not in ("", "0")
 DEFAULT_VERSION = int(os.environ.get("FASTCONV_CUDA_KERNEL", "0") or 0)
 
 
-class KernelRunner:
+class KernelRunner(Backend):
     """Calls one kernel module on arrays of one array module (see the module docstring).
 
     ptr(a) -> int address of a's first element; stream() -> the stream handle to launch on;
@@ -156,8 +158,16 @@ class KernelRunner:
                                   self.ptr(gx), gy.size, self._f64(gy.dtype), self.stream(), self.version)
         return gx
 
+    # ------------------------------------------------------------------ dense layers
+    def matmul(self, a, b, bias=None, relu=False):
+        """a (M, K) @ b (K, N) [+ bias] [ReLU] by the array module (cuBLAS for CuPy), on the
+        current stream."""
+        c = a @ b
+        if bias is not None:
+            c += bias
+        if relu:
+            self.xp.maximum(c, 0, out=c)   # NaN propagates like the CPU kernels
+        return c
 
-BACKEND_FUNCTIONS = (
-    "conv2d_forward", "conv2d_backward_data", "conv2d_backward_weight", "max_pool2d_forward",
-    "max_pool2d_backward", "relu_forward", "relu_backward", "contiguous",
-)
+    def column_sums(self, g):
+        return g.sum(axis=0)

@@ -85,3 +85,13 @@ def conv_output_size(size: int, kernel: int, stride: int, pad_begin: int, pad_en
                      dilation: int = 1) -> int:
     """floor((size + pads - dilation*(kernel-1) - 1) / stride) + 1 (may be < 1: caller checks)."""
     return (size + pad_begin + pad_end - dilation * (kernel - 1) - 1) // stride + 1
+
+
+def window_output(in_hw, kernel_hw, stride_hw, padding, dilation_hw=(1, 1)):
+    """The geometry of a sliding window (convolution or pooling) over an (H, W) input:
+    ((P, Q), (top, bottom, left, right)) for any padding form. P or Q may be < 1: callers name
+    the arguments in their error."""
+    pads = resolve_padding(padding, in_hw, kernel_hw, stride_hw, dilation_hw)
+    P = conv_output_size(in_hw[0], kernel_hw[0], stride_hw[0], pads[0], pads[1], dilation_hw[0])
+    Q = conv_output_size(in_hw[1], kernel_hw[1], stride_hw[1], pads[2], pads[3], dilation_hw[1])
+    return (P, Q), pads

@@ -9,7 +9,7 @@ from ._shapes import positive_int
 from .augment import ArrayIterator, DirectoryIterator, ImageDataGenerator
 from .datasets import (load_cifar10, load_digits, load_fashion_mnist, load_image_folder, load_images,
                        load_mnist)
-from .layers import array_module
+from ._arrays import array_module
 
 __all__ = ["batches", "validation_split", "ImageDataGenerator", "ArrayIterator", "DirectoryIterator",
            "load_mnist", "load_fashion_mnist", "load_cifar10", "load_image_folder", "load_images",

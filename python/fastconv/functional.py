@@ -13,7 +13,9 @@ import numbers
 import numpy as np
 
 from . import _backend_cpu
-from ._shapes import check_layout, conv_output_size, pair, resolve_padding
+from ._arrays import is_cupy
+from ._backend import Backend
+from ._shapes import check_layout, pair, window_output
 from ._spec import Conv2dSpec, Pool2dSpec
 
 __all__ = [
@@ -28,16 +30,12 @@ _INDEX_DTYPES = (np.dtype(np.int32), np.dtype(np.int64))
 
 # ----------------------------------------------------------------------------- array checks
 
-def _is_cupy(a) -> bool:
-    return type(a).__module__.split(".")[0] == "cupy"
-
-
 _OPTIONAL_ARRAYS = ("bias", "out")
 
 
-def _backend(**arrays):
-    """The backend for a call's arrays (all NumPy or all CuPy), else TypeError/ValueError. Only
-    `bias` and `out` may be None."""
+def _backend(**arrays) -> Backend:
+    """The backend of a call's arrays (all NumPy or all CuPy), else TypeError/ValueError naming
+    the argument. Only `bias` and `out` may be None."""
     kinds = {}
     for name, a in arrays.items():
         if a is None:
@@ -46,7 +44,7 @@ def _backend(**arrays):
             raise TypeError(f"{name} must be a NumPy or CuPy array, got None")
         if isinstance(a, np.ndarray):
             kinds[name] = "numpy"
-        elif _is_cupy(a):
+        elif is_cupy(a):
             kinds[name] = "cupy"
         else:
             raise TypeError(f"{name} must be a NumPy or CuPy array, got {type(a).__name__}")
@@ -54,10 +52,12 @@ def _backend(**arrays):
         where = ", ".join(f"{n} on {'the GPU (CuPy)' if k == 'cupy' else 'the CPU (NumPy)'}" for n, k in kinds.items())
         raise ValueError(f"all arrays of one call must live on the same device: {where}")
     if "cupy" in kinds.values():
-        from . import _backend_cuda
+        from . import _backend_cuda  # noqa: PLC0415 - CuPy only when the caller uses it (a
+        # function-level import takes the import lock: the CPU path, which a forked child may
+        # run while another thread held that lock, must not)
 
-        return _backend_cuda
-    return _backend_cpu
+        return _backend_cuda.backend()
+    return _backend_cpu.CPU
 
 
 def _float_dtype(name, a):
@@ -136,9 +136,7 @@ def _conv_spec(x_shape, w_shape, stride, padding, dilation, layout, relu=False) 
             f"weight {tuple(w_shape)} {_axes(layout, 'w')}")
     sh, sw = pair(stride, "stride")
     dh, dw = pair(dilation, "dilation")
-    pt, pb, pl, pr = resolve_padding(padding, (H, W), (R, S), (sh, sw), (dh, dw))
-    P = conv_output_size(H, R, sh, pt, pb, dh)
-    Q = conv_output_size(W, S, sw, pl, pr, dw)
+    (P, Q), (pt, pb, pl, pr) = window_output((H, W), (R, S), (sh, sw), padding, (dh, dw))
     if P < 1 or Q < 1:
         raise ValueError(
             f"output size {P}x{Q} < 1: x {tuple(x_shape)}, weight {tuple(w_shape)}, stride {(sh, sw)}, "
@@ -176,13 +174,11 @@ def _pool_spec(x_shape, kernel_size, stride, padding, layout) -> Pool2dSpec:
         N, H, W, C = x_shape
     R, S = pair(kernel_size, "kernel_size")
     sh, sw = (R, S) if stride is None else pair(stride, "stride")
-    pt, pb, pl, pr = resolve_padding(padding, (H, W), (R, S), (sh, sw))
+    (P, Q), (pt, pb, pl, pr) = window_output((H, W), (R, S), (sh, sw), padding)
     if max(pt, pb) >= R or max(pl, pr) >= S:
         raise ValueError(
             f"padding {(pt, pb, pl, pr)} must be smaller than kernel_size {(R, S)} on every side "
             f"(a window made only of padding has no maximum)")
-    P = conv_output_size(H, R, sh, pt, pb)
-    Q = conv_output_size(W, S, sw, pl, pr)
     _check_extents(("padding", "padded input", H + pt + pb), ("padding", "padded input", W + pl + pr),
                    ("kernel_size", "kernel", R), ("kernel_size", "kernel", S))
     if P < 1 or Q < 1:

@@ -33,7 +33,8 @@ import numpy as np
 
 from . import functional as F
 from . import regularizers
-from ._shapes import conv_output_size, pair, resolve_padding
+from ._arrays import array_module, module_named, to_numpy
+from ._shapes import pair, window_output
 
 __all__ = [
     "Layer", "Conv2D", "MaxPooling2D", "ReLU", "Flatten", "Dense", "Dropout", "Softmax",
@@ -42,29 +43,6 @@ __all__ = [
 
 
 # ----------------------------------------------------------------------------- helpers
-
-def array_module(a):
-    """NumPy for NumPy arrays (and scalars), CuPy for CuPy arrays; never imports CuPy otherwise."""
-    if type(a).__module__.split(".")[0] == "cupy":
-        import cupy  # noqa: PLC0415 - only when the caller already uses CuPy
-
-        return cupy
-    return np
-
-
-def _module_named(device):
-    if device in ("numpy", "cpu", np):
-        return np
-    if device in ("cupy", "gpu", "cuda") or getattr(device, "__name__", None) == "cupy":
-        import cupy  # noqa: PLC0415
-
-        return cupy
-    raise ValueError(f"device must be 'numpy'/'cpu' or 'cupy'/'gpu', got {device!r}")
-
-
-def _to_numpy(a):
-    return a.get() if hasattr(a, "get") and array_module(a) is not np else np.asarray(a)
-
 
 def _snake(name):
     """Keras' automatic names: Conv2D -> conv2d, MaxPooling2D -> max_pooling2d, ReLU -> re_lu."""
@@ -228,9 +206,9 @@ class Layer:
     def to(self, device):
         """Move the parameters to 'numpy'/'cpu' or 'cupy'/'gpu' (new arrays: rebuild optimizers'
         state afterwards). Returns self."""
-        xp = _module_named(device)
+        xp = module_named(device)
         for k, p in self.params.items():
-            self.params[k] = xp.asarray(_to_numpy(p) if xp is np else p)
+            self.params[k] = xp.asarray(to_numpy(p) if xp is np else p)
         self.grads = {}
         return self
 
@@ -369,8 +347,7 @@ class Conv2D(Layer):
     def output_shape(self, input_shape):
         _, (H, W) = self._channels_hw(tuple(input_shape))
         (R, S), (sh, sw), (dh, dw) = self.kernel_size, self.strides, self.dilation_rate
-        t, b, l, r = resolve_padding(self.padding, (H, W), (R, S), (sh, sw), (dh, dw))
-        P, Q = conv_output_size(H, R, sh, t, b, dh), conv_output_size(W, S, sw, l, r, dw)
+        (P, Q), _ = window_output((H, W), (R, S), (sh, sw), self.padding, (dh, dw))
         if P < 1 or Q < 1:
             raise ValueError(f"{self.name or 'Conv2D'}: output size {P}x{Q} < 1 for input shape "
                              f"{(None, *input_shape)} with kernel {(R, S)}, strides {(sh, sw)}, "
@@ -449,8 +426,7 @@ class MaxPooling2D(Layer):
         H, W = input_shape[:2] if self.layout == "NHWC" else input_shape[1:]
         C = input_shape[2] if self.layout == "NHWC" else input_shape[0]
         (R, S), (sh, sw) = self.pool_size, self.strides
-        t, b, l, r = resolve_padding(self.padding, (H, W), (R, S), (sh, sw))
-        P, Q = conv_output_size(H, R, sh, t, b), conv_output_size(W, S, sw, l, r)
+        (P, Q), _ = window_output((H, W), (R, S), (sh, sw), self.padding)
         if P < 1 or Q < 1:
             raise ValueError(f"{self.name or 'MaxPooling2D'}: pooled size {P}x{Q} < 1 for input shape "
                              f"{(None, *input_shape)}, pool_size {(R, S)}, strides {(sh, sw)}")

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .layers import _sigmoid, array_module, warn_if_probabilities
+from ._arrays import array_module
+from .layers import _sigmoid, warn_if_probabilities
 
 __all__ = ["Loss", "SparseCategoricalCrossentropy", "CategoricalCrossentropy", "BinaryCrossentropy",
            "MeanSquaredError", "get"]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 
-from .layers import array_module
+from ._arrays import array_module
 
 __all__ = ["sparse_categorical_accuracy", "categorical_accuracy", "binary_accuracy", "get"]
 

@@ -34,7 +34,8 @@ import zipfile
 import numpy as np
 
 from ._shapes import positive_int
-from .layers import Conv2D, Flatten, Layer, MaxPooling2D, _to_numpy, array_module
+from ._arrays import array_module, to_numpy
+from .layers import Conv2D, Flatten, Layer, MaxPooling2D
 from .training import TrainingMixin
 
 __all__ = [
@@ -269,7 +270,7 @@ class Sequential(TrainingMixin):
     def get_weights(self):
         """Every parameter as a NumPy copy, layer by layer in Keras' order and layout (a Conv2D
         kernel (R, S, C, K), a Dense kernel (in, out)), frozen layers included."""
-        return [_to_numpy(layer._export(k, v)).copy() for layer in self._built_layers()
+        return [to_numpy(layer._export(k, v)).copy() for layer in self._built_layers()
                 for k, v in layer.params.items()]
 
     def set_weights(self, weights):
@@ -281,7 +282,7 @@ class Sequential(TrainingMixin):
             raise ValueError(f"set_weights: model {self.name!r} has {len(slots)} weight arrays, got {len(weights)}")
         converted = []
         for (layer, k), w in zip(slots, weights):
-            w = np.asarray(_to_numpy(w) if not isinstance(w, np.ndarray) else w)
+            w = np.asarray(to_numpy(w) if not isinstance(w, np.ndarray) else w)
             want = tuple(layer._export(k, layer.params[k]).shape)
             if tuple(w.shape) != want:
                 raise ValueError(f"set_weights: layer {layer.name!r} parameter {k!r} expects shape {want}, "
@@ -348,7 +349,7 @@ class Sequential(TrainingMixin):
         """Write every parameter to an .npz ("<layer>/<param>", Keras order; see module doc)."""
         if not self.built:
             self.build()
-        arrays = {f"{layer.name}/{k}": _to_numpy(layer._export(k, v))
+        arrays = {f"{layer.name}/{k}": to_numpy(layer._export(k, v))
                   for layer in self.layers for k, v in layer.params.items()}
         np.savez(path, **arrays)
 

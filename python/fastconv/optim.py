@@ -24,7 +24,7 @@ import numpy as np
 
 from . import _cpu
 from ._shapes import positive_int
-from .layers import array_module
+from ._arrays import array_module
 
 __all__ = ["Optimizer", "SGD", "RMSprop", "Adam", "AdamW", "StepDecay", "ExponentialDecay",
            "CosineDecay", "get"]

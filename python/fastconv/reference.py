@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from ._shapes import check_layout, conv_output_size, pair, resolve_padding
+from ._shapes import check_layout, pair, resolve_padding
 
 __all__ = [
     "conv2d", "conv2d_backward", "conv2d_backward_data", "conv2d_backward_weight",
@@ -70,12 +70,18 @@ def _kcrs_shape(shape, layout):
 
 # ----------------------------------------------------------------------------- conv geometry
 
+def _window_starts(size, pad_begin, pad_end, extent, stride):
+    """Positions of a window of `extent` cells, `stride` apart, that fit in the padded size: the
+    output size counted, not computed by the kernels' formula (the oracle keeps its own)."""
+    return len(range(0, size + pad_begin + pad_end - extent + 1, stride))
+
+
 def _conv_geometry(hw, rs, stride, padding, dilation):
     """-> (stride, dilation, (top, bottom, left, right), (P, Q)); ValueError when P or Q < 1."""
     stride, dilation = pair(stride, "stride"), pair(dilation, "dilation")
     pads = resolve_padding(padding, hw, rs, stride, dilation)
-    P = conv_output_size(hw[0], rs[0], stride[0], pads[0], pads[1], dilation[0])
-    Q = conv_output_size(hw[1], rs[1], stride[1], pads[2], pads[3], dilation[1])
+    P = _window_starts(hw[0], pads[0], pads[1], dilation[0] * (rs[0] - 1) + 1, stride[0])
+    Q = _window_starts(hw[1], pads[2], pads[3], dilation[1] * (rs[1] - 1) + 1, stride[1])
     if P < 1 or Q < 1:
         raise ValueError(f"output size {P}x{Q} < 1 for input {hw}, kernel {rs}, stride {stride}, "
                          f"padding {pads}, dilation {dilation}")
@@ -172,8 +178,8 @@ def _pool_geometry(hw, kernel_size, stride, padding):
     kernel = pair(kernel_size, "kernel_size")
     stride = kernel if stride is None else pair(stride, "stride")
     pads = resolve_padding(padding, hw, kernel, stride)
-    P = conv_output_size(hw[0], kernel[0], stride[0], pads[0], pads[1])
-    Q = conv_output_size(hw[1], kernel[1], stride[1], pads[2], pads[3])
+    P = _window_starts(hw[0], pads[0], pads[1], kernel[0], stride[0])
+    Q = _window_starts(hw[1], pads[2], pads[3], kernel[1], stride[1])
     if P < 1 or Q < 1:
         raise ValueError(f"pooled size {P}x{Q} < 1 for input {hw}, kernel_size {kernel}, "
                          f"stride {stride}, padding {pads}")

@@ -16,7 +16,7 @@ import numpy as np
 
 from . import layers as layers_lib
 from . import losses, optim
-from .layers import _to_numpy
+from ._arrays import array_module, to_numpy
 
 __all__ = ["save_model", "load_model"]
 
@@ -87,11 +87,11 @@ def _state_arrays(opt):
     out = {}
     for name, st in opt.state.items():
         if isinstance(st, dict):
-            out.update({f"{_OPT_PREFIX}{name}@{k}": _to_numpy(v) for k, v in st.items() if v is not None})
+            out.update({f"{_OPT_PREFIX}{name}@{k}": to_numpy(v) for k, v in st.items() if v is not None})
         elif isinstance(st, tuple):
-            out.update({f"{_OPT_PREFIX}{name}#{i}": _to_numpy(v) for i, v in enumerate(st)})
+            out.update({f"{_OPT_PREFIX}{name}#{i}": to_numpy(v) for i, v in enumerate(st)})
         else:
-            out[f"{_OPT_PREFIX}{name}"] = _to_numpy(st)
+            out[f"{_OPT_PREFIX}{name}"] = to_numpy(st)
     return out
 
 
@@ -112,7 +112,7 @@ def _restore_state(opt, stored, params):
         if name not in by_name:
             raise ValueError(f"the optimizer state names parameter {name!r}, which the model does not have")
         p = by_name[name]
-        xp = layers_lib.array_module(p)
+        xp = array_module(p)
 
         def dev(a, p=p, xp=xp):
             if tuple(a.shape) != tuple(p.shape):
@@ -140,7 +140,7 @@ def save_model(model, path, include_optimizer=True):
     for layer in model.layers:
         if type(layer).__name__ not in _LAYERS:
             raise ValueError(f"cannot save layer {layer.name!r} of class {type(layer).__name__}")
-    arrays = {f"{layer.name}/{k}": _to_numpy(layer._export(k, v))
+    arrays = {f"{layer.name}/{k}": to_numpy(layer._export(k, v))
               for layer in model.layers for k, v in layer.params.items()}
     if model.loss is not None:
         desc["compile"] = {"loss": {"class": type(model.loss).__name__, "from_logits": model.loss.from_logits},

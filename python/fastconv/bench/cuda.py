@@ -150,7 +150,7 @@ def _peak(name, override):
 def _bench_conv(cupy, fc, torch, args, peak, results):
     from fastconv import _backend_cuda
 
-    runner = _backend_cuda.runner()
+    runner = _backend_cuda.backend()
     versions = [int(v) for v in args.versions.split(",")]
     passes = args.passes.split(",")
     wanted = None if args.layers == "all" else set(args.layers.split(","))

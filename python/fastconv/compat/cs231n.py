@@ -41,7 +41,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import functional as F
-from ..layers import array_module
+from .._arrays import array_module
 
 __all__ = [
     "conv_forward_fast", "conv_backward_fast", "max_pool_forward_fast", "max_pool_backward_fast",

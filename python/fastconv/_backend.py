@@ -1,0 +1,58 @@
+"""The one interface functional.py calls (functional._backend picks the object for a call's
+arrays).
+
+Three backends implement it, one object each:
+
+    CPU              _backend_cpu.CPU             NumPy arrays, kernels in fastconv._cpu
+    CUDA             _backend_cuda.backend()      CuPy arrays, kernels in fastconv._cuda
+    CUDA emulation   _backend_cuda_emu.backend()  NumPy arrays, the CUDA kernels run on the CPU
+                                                  (fastconv._cuda_emu; tests and debugging)
+
+Every method takes validated specs (_spec.py) and arrays that `contiguous` returned, and returns
+new output arrays of the backend's array module.
+"""
+from __future__ import annotations
+
+import abc
+
+
+class Backend(abc.ABC):
+    @abc.abstractmethod
+    def contiguous(self, a):
+        """a, or a C-contiguous copy of it that the kernels can read in place."""
+
+    @abc.abstractmethod
+    def conv2d_forward(self, spec, x, w, bias):
+        """x, w, bias (or None) -> y, with spec.relu fused."""
+
+    @abc.abstractmethod
+    def conv2d_backward_data(self, spec, gy, w):
+        """grad_y, w -> grad_x."""
+
+    @abc.abstractmethod
+    def conv2d_backward_weight(self, spec, gy, x, with_bias):
+        """grad_y, x -> (grad_w, grad_bias or None)."""
+
+    @abc.abstractmethod
+    def max_pool2d_forward(self, spec, x):
+        """x -> (y, int64 indices of each window's maximum)."""
+
+    @abc.abstractmethod
+    def max_pool2d_backward(self, spec, gy, indices):
+        """grad_y, indices -> grad_x; ValueError when an index lies outside its window."""
+
+    @abc.abstractmethod
+    def relu_forward(self, x, out=None):
+        """relu(x), into `out` when given (out may be x)."""
+
+    @abc.abstractmethod
+    def relu_backward(self, gy, y):
+        """grad_y where y > 0, else 0."""
+
+    @abc.abstractmethod
+    def matmul(self, a, b, bias=None, relu=False):
+        """a (M, K) @ b (K, N) [+ bias] [ReLU]; a and b may be transposed views."""
+
+    @abc.abstractmethod
+    def column_sums(self, g):
+        """The sums of g's rows (a dense layer's grad_bias)."""
