@@ -498,7 +498,7 @@ def test_size_rule_wants_mostly_real_tile_outputs():
 
 # Non-finite and huge operands: Winograd's transforms would spread one NaN or Inf over whole
 # 4x4 tiles and overflow on values the direct sum handles, so such operands take the direct
-# kernel, whose non-finite outputs are exactly the reference's. One exception (docs/API.md):
+# kernel, whose non-finite outputs are exactly the reference's. One exception (docs/api.md):
 # backward-data multiplies a non-finite weight by the zero padding of grad_y (0 * Inf = NaN),
 # so at the borders it can report NaN where the reference, which has no such products, does not.
 def _special(dtype, kind):

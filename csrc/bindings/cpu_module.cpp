@@ -305,7 +305,7 @@ PYBIND11_MODULE(_cpu, m) {
   m.def("set_winograd", [](bool on) { set_winograd_enabled(on); });
   m.def("get_winograd", &winograd_enabled);
   m.def("_set_winograd_forced", [](bool on) { set_winograd_forced(on); },
-        "testing aid: Winograd for every 3x3 stride-1 f32 forward, ignoring the size rule");
+        "testing aid: Winograd for every 3x3 stride-1 dilation-1 pass (float32 and float64), ignoring the size rule");
   m.def("_get_winograd_forced", &winograd_forced);
   m.def("last_conv2d_algorithm", [](const std::string& pass) {
     ConvPass p;

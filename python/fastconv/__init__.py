@@ -3,7 +3,7 @@
     import fastconv as fc
     y = fc.conv2d(x, w, b, padding="same", activation="relu")   # NumPy -> CPU, CuPy -> CUDA
 
-See README.md and docs/API.md for the contract.
+See README.md and docs/api.md for the contract.
 """
 from __future__ import annotations
 

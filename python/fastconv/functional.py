@@ -1,4 +1,4 @@
-"""The functional API (see docs/API.md): validation in one place, then routing to a backend.
+"""The functional API (see docs/api.md): validation in one place, then routing to a backend.
 
 Every public function checks its arguments before any pointer reaches C++: wrong types,
 dtypes, ranks, shapes, channel counts, devices and hyper-parameters raise TypeError/ValueError
