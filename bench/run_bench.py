@@ -1,5 +1,6 @@
-"""Thin wrapper around `python -m fastconv.bench` (all options pass through), writing to
-bench/results/ by default. The layer lists are in python/fastconv/bench/shapes/ (shipped
+"""Thin wrapper around `python -m fastconv.bench` (all options pass through), writing a full run
+to bench/results/ (the committed results) by default and a --quick or --smoke run to the
+git-ignored bench-quick/, so a quick look never overwrites the committed numbers. The layer lists are in python/fastconv/bench/shapes/ (shipped
 inside the package); `--list-shapes` prints where.
 
     python bench/run_bench.py --quick
@@ -21,7 +22,9 @@ def main(argv=None) -> int:
             print(f)
         return 0
     if not any(a == "--out" or a.startswith("--out=") for a in argv):
-        argv += ["--out", str(Path(__file__).resolve().parent / "results")]
+        partial = "--quick" in argv or "--smoke" in argv
+        here = Path(__file__).resolve().parent
+        argv += ["--out", str(here.parent / "bench-quick" if partial else here / "results")]
     return bench_main(argv)
 
 

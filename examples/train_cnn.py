@@ -124,6 +124,7 @@ def train(args):
         print(f"model saved to {args.save} (fastconv.load_model reads it back)")
     if args.plot:
         try:
+            os.makedirs(os.path.dirname(args.plot) or ".", exist_ok=True)
             history.plot(args.plot, title="fastconv: course CNN")
             print(f"training curves written to {args.plot}")
         except ImportError:
@@ -145,7 +146,8 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--shift", type=int, default=None,
                     help="random-shift augmentation in pixels (default 1 on digits, 0 on MNIST)")
-    ap.add_argument("--plot", default="train_cnn.png", help="PNG of the curves ('' for none)")
+    ap.add_argument("--plot", default=os.path.join("runs", "train_cnn.png"),
+                    help="PNG of the curves (default runs/train_cnn.png; '' for none)")
     ap.add_argument("--save", default="", help="write the trained model to this .npz (model.save)")
     args = ap.parse_args(argv)
     if args.epochs is None:

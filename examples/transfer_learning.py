@@ -70,7 +70,8 @@ def main(argv=None):
     ap.add_argument("--epochs", type=int, default=3, help="epochs of each phase")
     ap.add_argument("--lr", type=float, default=2e-5)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--plot", default="transfer_learning.png", help="PNG of the curves ('' for none)")
+    ap.add_argument("--plot", default=os.path.join("runs", "transfer_learning.png"),
+                    help="PNG of the curves (default runs/transfer_learning.png; '' for none)")
     ap.add_argument("--save", default="", help="write the trained model to this .npz")
     args = ap.parse_args(argv)
 
@@ -111,6 +112,7 @@ def main(argv=None):
           f"{history['val_accuracy'][-1]:.3f} after fine-tuning")
     if args.plot:
         try:
+            os.makedirs(os.path.dirname(args.plot) or ".", exist_ok=True)
             combined.plot(args.plot, title=f"VGG16 transfer learning ({args.epochs} + {args.epochs} epochs)")
             print(f"training curves written to {args.plot}")
         except ImportError:

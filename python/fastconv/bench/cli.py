@@ -33,7 +33,9 @@ def parse_args(argv):
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
                    help="cuda hands over to fastconv.bench.cuda.main(argv) when it is installed")
     p.add_argument("--quick", action="store_true",
-                   help="a subset (2 threads, batch 1, 6 VGG16 layers; with the training loops, fewer repeats)")
+                   help="a subset: batch 1 at the current thread count, the layers " + "; ".join(
+                       f"{net} {', '.join(sorted(names))}" for net, names in QUICK_LAYERS.items())
+                   + " (training loops with fewer repeats)")
     p.add_argument("--smoke", action="store_true", help="a tiny network in seconds (for tests)")
     p.add_argument("--threads", default=None, help="comma list of thread counts (default 1,2)")
     p.add_argument("--batch", default=None, help="comma list of VGG16 batch sizes (default 1,8)")
@@ -48,7 +50,8 @@ def parse_args(argv):
                    help="comma list of training-loop rows (default a,b,c,d; --smoke a,d): a MNIST CNN, "
                         "b VGG16 transfer learning, c VGG16 full training, d cs231n three-layer convnet")
     p.add_argument("--copy-mib", type=int, default=512, help="size of the copy-bandwidth probe (MiB)")
-    p.add_argument("--out", default="bench-results", help="directory for bench.json, bench.md, bench.png")
+    p.add_argument("--out", default="bench-results",
+                   help="directory for bench.json, bench.md, bench.png (default bench-results, git-ignored)")
     args = p.parse_args(argv)
     if args.loops is not None:
         args.loops = [k.strip() for k in args.loops.split(",") if k.strip()]
@@ -238,8 +241,10 @@ def main(argv=None) -> int:
     md = report.markdown(result)
     (out_dir / "bench.md").write_text(md)
     note = report.chart(result, out_dir / "bench.png")
-    print(md)
-    say(f"wrote {out_dir / 'bench.json'}, {out_dir / 'bench.md'}" + (f"; {note}" if note else f", {out_dir / 'bench.png'}"))
+    files = [out_dir / "bench.md", out_dir / "bench.json"] + ([] if note else [out_dir / "bench.png"])
+    print(report.terminal_summary(result, files))
+    if note:
+        say(note)
     if failed:
         say("VERIFICATION FAILED (fastconv results differ from fastconv.reference):\n  " + "\n  ".join(failed))
         return 1
