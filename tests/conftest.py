@@ -1,4 +1,5 @@
-"""pytest configuration: make tests/helpers.py importable and provide the `isa` fixture."""
+"""pytest configuration: make tests/helpers.py importable; the shared fixtures `isa`, `poison`
+and `restore_cpu_state` (data makers and the finite-difference helper are in helpers.py)."""
 from __future__ import annotations
 
 import os
@@ -42,3 +43,27 @@ def isa(request):
         yield request.param
     finally:
         fc.set_cpu_isa(previous)
+
+
+@pytest.fixture
+def poison(monkeypatch):
+    """Outputs of every backend start as NaN (indices as -1) in this test, whatever
+    FASTCONV_POISON said when fastconv was imported."""
+    from fastconv import _backend_cpu, _cuda_runner
+
+    monkeypatch.setattr(_backend_cpu, "POISON", True)
+    monkeypatch.setattr(_cuda_runner, "POISON", True)
+
+
+@pytest.fixture
+def restore_cpu_state():
+    """The CPU path, thread count and Winograd switches are put back as they were after the test."""
+    import fastconv as fc
+
+    isa, threads = fc.cpu_isa(), fc.get_num_threads()
+    winograd, forced = fc.get_winograd(), fc._cpu._get_winograd_forced()
+    yield
+    fc.set_cpu_isa(isa)
+    fc.set_num_threads(threads)
+    fc.set_winograd(winograd)
+    fc._cpu._set_winograd_forced(forced)

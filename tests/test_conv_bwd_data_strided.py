@@ -13,15 +13,12 @@ both layouts, float32/float64, every SIMD ISA this CPU has.
 """
 from __future__ import annotations
 
-import os
 
-os.environ.setdefault("FASTCONV_POISON", "1")
 
 import numpy as np
 import pytest
 
 import fastconv as fc
-from fastconv import _backend_cpu
 from fastconv import reference as ref
 from helpers import RTOL, assert_close
 
@@ -51,17 +48,7 @@ IDS = [f"N{c[0]}C{c[1]}H{c[2]}W{c[3]}K{c[4]}R{c[5]}S{c[6]}st{c[7]}p{c[8]}d{c[9]}
        for c in CASES]
 
 
-@pytest.fixture(autouse=True)
-def poison_outputs(monkeypatch):
-    monkeypatch.setattr(_backend_cpu, "POISON", True)
-
-
-@pytest.fixture
-def restore_cpu_state():
-    isa, threads = fc.cpu_isa(), fc.get_num_threads()
-    yield
-    fc.set_cpu_isa(isa)
-    fc.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("poison")
 
 
 def make_data(case, layout, dtype, exact, seed):

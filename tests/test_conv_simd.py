@@ -22,7 +22,6 @@ import numpy as np
 import pytest
 
 import fastconv as fc
-from fastconv import _backend_cpu
 from fastconv import reference as ref
 from helpers import RTOL, assert_close
 
@@ -56,17 +55,7 @@ IDS = [f"N{c[0]}C{c[1]}H{c[2]}W{c[3]}K{c[4]}R{c[5]}S{c[6]}st{c[7]}p{c[8]}d{c[9]}
        .replace(" ", "") for c in CASES]
 
 
-@pytest.fixture(autouse=True)
-def poison_outputs(monkeypatch):
-    monkeypatch.setattr(_backend_cpu, "POISON", True)
-
-
-@pytest.fixture
-def restore_cpu_state():
-    isa, threads = fc.cpu_isa(), fc.get_num_threads()
-    yield
-    fc.set_cpu_isa(isa)
-    fc.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("poison")
 
 
 def make_data(case, layout, dtype, exact, seed):
@@ -182,7 +171,6 @@ def test_large_nhwc_output_written_with_streaming_stores(isa, dtype, monkeypatch
     """NHWC outputs of 16 MiB or more (C = 3: the direct kernel) take the non-temporal store
     path of the register tile; with K = 144 the last AVX-512 float32 tile is one vector wide
     and keeps plain stores. Both against the float64 reference, outputs poisoned first."""
-    monkeypatch.setattr(_backend_cpu, "POISON", True)
     old = fc.cpu_isa()
     fc.set_cpu_isa(isa)
     try:
@@ -235,17 +223,13 @@ def _run_pass(pass_, x_shape, k, kw):
 def test_dispatch_records_the_algorithm_it_ran(case, isa, restore_cpu_state):
     pass_, x_shape, k, kw, want = case
     fc.set_cpu_isa(isa)
-    winograd = fc.get_winograd()
-    try:
-        fc.set_winograd(True)
+    fc.set_winograd(True)
+    _run_pass(pass_, x_shape, k, kw)
+    assert fc._cpu.last_conv2d_algorithm(pass_) == want
+    if want == "winograd_f4x4_3x3":        # switched off, the next rule answers
+        fc.set_winograd(False)
         _run_pass(pass_, x_shape, k, kw)
-        assert fc._cpu.last_conv2d_algorithm(pass_) == want
-        if want == "winograd_f4x4_3x3":        # switched off, the next rule answers
-            fc.set_winograd(False)
-            _run_pass(pass_, x_shape, k, kw)
-            assert fc._cpu.last_conv2d_algorithm(pass_) == "direct"
-    finally:
-        fc.set_winograd(winograd)
+        assert fc._cpu.last_conv2d_algorithm(pass_) == "direct"
 
 
 def test_the_portable_path_records_the_reference_and_bad_pass_names_raise(restore_cpu_state):

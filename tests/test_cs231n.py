@@ -2,9 +2,7 @@
 dtype kept, values against a NumPy im2col implementation, and the course's numeric gradient check."""
 from __future__ import annotations
 
-import os
 
-os.environ.setdefault("FASTCONV_POISON", "1")
 
 import numpy as np
 import pytest

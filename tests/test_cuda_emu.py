@@ -10,10 +10,8 @@ outputs poisoned (NaN) before each kernel. Nothing here needs a GPU.
 """
 from __future__ import annotations
 
-import os
 import zlib
 
-os.environ.setdefault("FASTCONV_POISON", "1")
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
@@ -33,10 +31,9 @@ LAYOUTS = ("NCHW", "NHWC")
 
 
 @pytest.fixture
-def emu_backend(monkeypatch):
+def emu_backend(monkeypatch, poison):
     """fc.* on NumPy arrays runs the emulated CUDA kernels (with poisoned outputs)."""
     monkeypatch.setattr(_backend_cpu, "CPU", emu.backend())
-    monkeypatch.setattr(_cuda_runner, "POISON", True)
     return emu.backend()
 
 
@@ -381,7 +378,7 @@ def _stub_cupy():
     return cupy, streams
 
 
-def test_cuda_backend_glue_with_a_stub_cupy(monkeypatch):
+def test_cuda_backend_glue_with_a_stub_cupy(monkeypatch, poison):
     """_backend_cuda.py end to end (pointers, stream handle, workspace, bad-index flag readback,
     device check) with CuPy stubbed by NumPy and fastconv._cuda replaced by its emulation."""
     import sys
@@ -392,7 +389,6 @@ def test_cuda_backend_glue_with_a_stub_cupy(monkeypatch):
     monkeypatch.setitem(sys.modules, "cupy", cupy)
     monkeypatch.setitem(sys.modules, "fastconv._cuda", _cuda_emu)
     monkeypatch.setattr(_backend_cuda, "_runner", None)
-    monkeypatch.setattr(_cuda_runner, "POISON", True)
     rng = np.random.default_rng(8)
     x = randn(rng, (2, 9, 7, 5)).view(_StubCupyArray)     # NHWC
     w = randn(rng, (3, 3, 5, 6)).view(_StubCupyArray)

@@ -21,7 +21,7 @@ import pytest
 
 import fastconv as fc
 from fastconv import _backend_cuda_emu as emu
-from fastconv import _backend_cpu, _cuda_emu, _cuda_runner
+from fastconv import _backend_cpu, _cuda_emu
 
 from helpers import randn
 
@@ -29,9 +29,8 @@ ORDERS = [("reverse", 0), ("shuffled", 1), ("shuffled", 2)]
 
 
 @pytest.fixture
-def emu_backend(monkeypatch):
+def emu_backend(monkeypatch, poison):
     monkeypatch.setattr(_backend_cpu, "CPU", emu.backend())
-    monkeypatch.setattr(_cuda_runner, "POISON", True)
     yield emu.backend()
     _cuda_emu.set_thread_order("forward", 0)
 

@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 
 import fastconv as fc
-from fastconv import _cuda_runner
 from fastconv import reference as ref
 
 from helpers import RTOL, assert_close, randn, small_ints
@@ -28,10 +27,9 @@ LAYOUTS = ("NCHW", "NHWC")
 
 
 @pytest.fixture
-def cp(monkeypatch):
+def cp(poison):
     import cupy
 
-    monkeypatch.setattr(_cuda_runner, "POISON", True)
     return cupy
 
 

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import os
 
-os.environ.setdefault("FASTCONV_POISON", "1")
 
 import numpy as np
 import pytest

@@ -9,9 +9,7 @@ kernel forgets to write cannot pass.
 """
 from __future__ import annotations
 
-import os
 
-os.environ["FASTCONV_POISON"] = "1"  # read at import when this module imports fastconv first
 
 import itertools  # noqa: E402
 
@@ -19,7 +17,6 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 import fastconv as fc  # noqa: E402
-from fastconv import _backend_cpu  # noqa: E402
 from fastconv import reference as ref  # noqa: E402
 
 SIMD_ISAS = [i for i in fc.available_cpu_isas() if i != "scalar"]
@@ -27,13 +24,7 @@ DTYPES = (np.float32, np.float64)
 LAYOUTS = ("NCHW", "NHWC")
 
 
-@pytest.fixture(autouse=True)
-def _poison_on_and_isa_restored(monkeypatch):
-    # conftest.py may have imported fastconv before this module set the variable.
-    monkeypatch.setattr(_backend_cpu, "POISON", True)
-    previous = fc.cpu_isa()
-    yield
-    fc.set_cpu_isa(previous)
+pytestmark = pytest.mark.usefixtures("poison", "restore_cpu_state")
 
 
 def on_isa(isa, fn, *args, **kwargs):

@@ -22,7 +22,6 @@ import numpy as np
 import pytest
 
 import fastconv as fc
-from fastconv import _backend_cpu
 from fastconv import reference as ref
 
 SIMD_ISAS = [i for i in fc.available_cpu_isas() if i != "scalar"]
@@ -56,9 +55,8 @@ IDS = [f"N{c[0]}C{c[1]}H{c[2]}W{c[3]}K{c[4]}p{c[5]}{c[6]}{'relu' if c[7] else ''
 
 
 @pytest.fixture(autouse=True, params=SIMD_ISAS)
-def simd_isa_forced_winograd(request, monkeypatch):
+def simd_isa_forced_winograd(request, poison):
     """Each SIMD ISA, Winograd on and forced for every eligible shape, NaN-poisoned outputs."""
-    monkeypatch.setattr(_backend_cpu, "POISON", True)
     isa, on, forced = fc.cpu_isa(), fc.get_winograd(), fc._cpu._get_winograd_forced()
     fc.set_cpu_isa(request.param)
     fc.set_winograd(True)

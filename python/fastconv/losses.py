@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._arrays import array_module
-from .layers import _sigmoid, warn_if_probabilities
+from .layers.dense import _sigmoid, warn_if_probabilities
 
 __all__ = ["Loss", "SparseCategoricalCrossentropy", "CategoricalCrossentropy", "BinaryCrossentropy",
            "MeanSquaredError", "get"]
