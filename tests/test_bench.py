@@ -219,3 +219,19 @@ def test_runs_without_pytorch(tmp_path, monkeypatch, capsys):
         assert {"fastconv NCHW", "fastconv NHWC", "numpy"} <= set(r["ms"])
     assert set(res["networks"][0]["ms"]) == {"fastconv NCHW", "fastconv NHWC", "numpy"}
     assert [set(r["ms"]) for r in res["loops"]] == [{"fastconv"}, {"fastconv", "numpy"}]
+
+
+def test_the_focused_benchmarks_are_commands_of_the_one_home(capsys):
+    """python -m fastconv.bench <command>: every command's module has main(argv), and one runs."""
+    import importlib
+
+    from fastconv.bench import cli
+
+    for name, (module, _) in cli.COMMANDS.items():
+        assert callable(importlib.import_module(f"fastconv.bench.{module}").main), name
+    assert cli.main(["kernels", "--layers", "12", "--passes", "fwd", "--reps", "1", "--no-torch"]) == 0
+    out = capsys.readouterr().out
+    assert "L12 C=512 K=512 H=14" in out and "fc NHWC=" in out
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["fit", "--help"])
+    assert exc.value.code == 0 and "--rounds" in capsys.readouterr().out

@@ -9,7 +9,7 @@
 namespace fastconv {
 
 // Threads for a parallel region doing `work` multiply-adds or element visits. Smaller problems
-// run on the calling thread. Measured on 2 cores (bench/bench_coexist.py and a sweep of conv2d of x
+// run on the calling thread. Measured on 2 cores (fastconv.bench coexist and a sweep of conv2d of x
 // (N,3,16,16) with 3 and 16 filters): idle, 2 threads save 5-15% from 1.6e5 MACs (~90 us);
 // with one busy neighbour process, 2 threads are 1.8-2.2x slower up to 4.4e5 MACs (waking a
 // worker and waiting for its chunk costs a scheduler slice) and faster from 6.6e5.

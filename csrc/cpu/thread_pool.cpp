@@ -29,7 +29,7 @@ namespace {
 // operation run after our last kernel has the cores to itself almost at once. Measured on 2
 // cores: the MNIST training step takes 25.5 / 24.6 / 23.9 ms with 0 / 100 / 1000 us, and a NumPy
 // matmul right after a conv runs 1.0-1.2x / 1.0-1.2x / 1.4-2.3x its time alone with 0 / 100 /
-// >= 3000 us (bench/bench_coexist.py, bench/results/coexist.txt).
+// >= 3000 us (fastconv.bench coexist, bench/results/coexist.txt).
 constexpr int kDefaultSpinUs = 100;
 
 std::atomic<int> g_spin_us{static_cast<int>(env_number("FASTCONV_SPIN_US", 0, 1000000, kDefaultSpinUs))};

@@ -15,7 +15,7 @@ bool winograd_fwd_eligible(const Conv2dParams& p) {
   if (p.R != 3 || p.S != 3 || p.stride_h != 1 || p.stride_w != 1 || p.dil_h != 1 || p.dil_w != 1)
     return false;
   if (winograd_forced()) return true;
-  // Measured with bench/bench_conv_kernels.py --winograd both (VGG16 layers, batch 1 and 8):
+  // Measured with fastconv.bench kernels --winograd both (VGG16 layers, batch 1 and 8):
   // Winograd was 1.2-2.9x faster than the direct kernel on every VGG16 layer with C, K >= 64
   // (AVX-512 and AVX2, 1 and 2 threads, batch 1 and 8; bench/results/winograd_fwd_*.txt), the
   // least at 14x14, batch 1 (16 tiles of 4x4 outputs).

@@ -5,7 +5,7 @@
 //
 // The kernels (winograd.inl, winograd_bwd_weight.inl, compiled per ISA) run only where they
 // beat the direct kernels (winograd_eligible in algorithm.cpp, from measurements with
-// bench/bench_conv_kernels.py --winograd on/off). Reference: ref::conv2d_fwd (conv2d/ref.cpp)
+// fastconv.bench kernels --winograd on/off). Reference: ref::conv2d_fwd (conv2d/ref.cpp)
 // computes the same convolution; Winograd is not bit-exact (its transforms round differently),
 // tests/test_winograd.py bounds the error against the float64 oracle in Frobenius norm.
 //

@@ -29,7 +29,11 @@ SMOKE_LOOPS = ["a", "d"]
 
 
 def parse_args(argv):
-    p = argparse.ArgumentParser(prog="python -m fastconv.bench", description=__doc__)
+    p = argparse.ArgumentParser(
+        prog="python -m fastconv.bench [layers]", description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="other commands: python -m fastconv.bench <command> --help\n" + "\n".join(
+            f"  {name:9s} {text}" for name, (_, text) in COMMANDS.items()))
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
                    help="cuda hands over to fastconv.bench.cuda.main(argv) when it is installed")
     p.add_argument("--quick", action="store_true",
@@ -126,8 +130,23 @@ def verify_batch(layer, batch):
     return min(batch, 2) if layer.batch else 1
 
 
+# python -m fastconv.bench <command> ...: the focused benchmarks, each a module with main(argv).
+COMMANDS = {
+    "kernels": ("kernels", "the conv2d kernels vs PyTorch on VGG16 (--winograd both: vs the direct kernel)"),
+    "cs231n": ("cs231n_speed", "compat.cs231n vs the course's NumPy fast_layers"),
+    "fit": ("fit", "model.fit vs the hand-written loop; ImageDataGenerator vs the step it feeds"),
+    "coexist": ("coexist", "ops next to NumPy's BLAS and next to a busy process"),
+    "scratch": ("scratch", "scratch memory kept per VGG16 layer pass and what its limit costs"),
+}
+
+
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in COMMANDS:
+        module = importlib.import_module(f"{__package__}.{COMMANDS[argv[0]][0]}")
+        return module.main(argv[1:]) or 0
+    if argv and argv[0] == "layers":     # the default command, by name
+        argv = argv[1:]
     args = parse_args(argv)
     if args.device == "cuda":
         return run_cuda(argv)

@@ -1,6 +1,6 @@
 """fastconv.compat.cs231n vs the course's NumPy layer functions, on the course's usual shapes.
 
-    python bench/bench_cs231n.py [--repeat 5] [--dtype float32 float64]
+    python -m fastconv.bench cs231n [--repeat 5] [--dtype float32 float64]
 
 The NumPy baseline below is written after the course's fast_layers.py:
   conv forward   conv_forward_strides: as_strided im2col (C,HH,WW,N,H',W') + one GEMM (BLAS)
@@ -14,12 +14,13 @@ after one warm-up, the two sides interleaved. The ratio is NumPy time / fastconv
 from __future__ import annotations
 
 import argparse
-import time
 
 import numpy as np
 
 import fastconv as fc
 from fastconv.compat import cs231n as fast
+
+from . import harness
 
 
 # ----------------------------------------------------------------------------- course baseline
@@ -111,22 +112,6 @@ def np_conv_relu_pool_backward(dout, cache):
     return np_conv_backward(da, conv_cache)
 
 
-# ----------------------------------------------------------------------------- harness
-
-def median_times(fns, repeat):
-    """Median seconds of each fn; the runs are interleaved (a, b, a, b, ...) so that load from
-    other processes hits both sides alike. One warm-up run each."""
-    for fn in fns:
-        fn()
-    times = [[] for _ in fns]
-    for _ in range(repeat):
-        for fn, t in zip(fns, times):
-            t0 = time.perf_counter()
-            fn()
-            t.append(time.perf_counter() - t0)
-    return [float(np.median(t)) for t in times]
-
-
 def assert_close(name, got, want, dtype):
     tol = 1e-4 if dtype == np.float32 else 1e-10
     for i, (g, w) in enumerate(zip(got, want)):
@@ -191,12 +176,12 @@ def _fwd_bwd(np_fwd, np_bwd, fc_fwd, fc_bwd, args, rng, dtype):
     return (lambda: run(np_fwd, np_bwd)), (lambda: run(fc_fwd, fc_bwd))
 
 
-def main():
+def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeat", type=int, default=7)
     ap.add_argument("--threads", type=int, default=0, help="fastconv CPU threads (default: all)")
     ap.add_argument("--dtype", nargs="+", default=["float32", "float64"], choices=["float32", "float64"])
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     if args.threads:
         fc.set_num_threads(args.threads)
     print(f"fastconv {fc.__version__}  isa={fc.cpu_isa()}  threads={fc.get_num_threads()}  "
@@ -208,10 +193,7 @@ def main():
         for name, np_fn, fc_fn in cases(rng, dtype):
             want = [np.asarray(a, dtype=np.float64) for a in np_fn()]
             assert_close(name, fc_fn(), want, dtype)    # random data: no ties in max pooling
-            t_np, t_fc = median_times([np_fn, fc_fn], args.repeat)
+            t = harness.time_interleaved({"numpy": np_fn, "fastconv": fc_fn}, args.repeat, slow_s=float("inf"))
+            t_np, t_fc = t["numpy"], t["fastconv"]
             print(f"{name:<58} {dtype_name:<8} {t_np * 1e3:>10.2f} {t_fc * 1e3:>12.2f} {t_np / t_fc:>6.2f}x",
                   flush=True)
-
-
-if __name__ == "__main__":
-    main()

@@ -1,6 +1,6 @@
 """Scratch memory fastconv keeps after each VGG16 layer pass, and what its per-thread limit costs.
 
-    python bench/bench_scratch.py [--layout NCHW|NHWC] [--batch 8] [--out bench/results/scratch_NCHW.txt]
+    python -m fastconv.bench scratch [--layout NCHW|NHWC] [--batch 8] [--out bench/results/scratch_NCHW.txt]
 
 For every VGG16 conv layer at the given batch (224x224 input), each pass (forward,
 backward-data, backward-weight) runs after fc.clear_caches() with the default limit (64 MiB per
@@ -81,7 +81,3 @@ def main(argv=None):
     if args.out:
         with open(args.out, "w") as f:
             f.write("\n".join(lines) + "\n")
-
-
-if __name__ == "__main__":
-    main()

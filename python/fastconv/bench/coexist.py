@@ -1,6 +1,6 @@
 """fastconv in a user's loop on a shared machine: next to NumPy's BLAS, and next to a busy neighbour.
 
-    python bench/bench_coexist.py [--repeats 15] [--out bench/results/coexist.txt]
+    python -m fastconv.bench coexist [--repeats 15] [--out bench/results/coexist.txt]
 
 1. Alternation with NumPy's BLAS (the default environment, nothing exported): each fc.conv2d of
    the cs231n stride-2 layer (float32 and float64) and of VGG16 conv3_1 at batch 1 runs right after
@@ -24,7 +24,7 @@ import time
 import numpy as np
 
 import fastconv as fc
-from fastconv.bench import harness, loops, machine
+from . import harness, loops, machine
 from fastconv.compat import cs231n
 
 
@@ -147,7 +147,3 @@ def main(argv=None):
     if args.out:
         with open(args.out, "w") as f:
             f.write(text + "\n")
-
-
-if __name__ == "__main__":
-    main()

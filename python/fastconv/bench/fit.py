@@ -1,7 +1,7 @@
 """What Keras' workflow adds to a training loop: model.fit against the hand-written loop, and
 ImageDataGenerator's cost against the training step it feeds (the MNIST course CNN, batch 64).
 
-    python bench/bench_fit.py [--rounds 7]
+    python -m fastconv.bench fit [--rounds 7]
 
 1. One epoch of 60 steps (3,840 random 28x28x1 images): the hand-written loop (forward, loss,
    backward, Adam step) and model.fit (same optimizer and loss, the accuracy metric, verbose=0),
@@ -13,17 +13,14 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
 import fastconv as fc
 from fastconv import data, losses
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "examples"))
-from train_cnn import course_model  # noqa: E402
+from .loops import mnist_cnn
 
 
 def main(argv=None):
@@ -48,7 +45,7 @@ def main(argv=None):
     for r in range(args.rounds):
         order = list(times.items()) if r % 2 else list(reversed(times.items()))
         for name, samples in order:
-            model = course_model((28, 28, 1), "same", 0)
+            model = mnist_cnn((28, 28, 1), "same")
             model.predict(x[:64])                          # built, pages touched
             fn = hand_loop if name == "hand-written loop" else keras_fit
             t = time.perf_counter()
@@ -60,7 +57,7 @@ def main(argv=None):
 
     gen = data.ImageDataGenerator(rotation_range=10, width_shift_range=0.1, height_shift_range=0.1,
                                   shear_range=10, zoom_range=0.1, horizontal_flip=True, seed=0)
-    model = course_model((28, 28, 1), "same", 0)
+    model = mnist_cnn((28, 28, 1), "same")
     model.compile(optimizer=fc.Adam(learning_rate=1e-3), loss=losses.SparseCategoricalCrossentropy(from_logits=True))
     aug, step = [], []
     for i in range(70):
@@ -73,7 +70,3 @@ def main(argv=None):
     a, s = statistics.median(aug[10:]), statistics.median(step[10:])
     print(f"ImageDataGenerator batch of 64: {a * 1e3:.2f} ms; the training step it feeds {s * 1e3:.2f} ms "
           f"({100 * a / s:.0f}% of the step)")
-
-
-if __name__ == "__main__":
-    main()

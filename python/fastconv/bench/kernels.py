@@ -1,6 +1,6 @@
 """Time fastconv's conv2d kernels against PyTorch (CPU, oneDNN) on the VGG16 conv layers.
 
-    python bench/bench_conv_kernels.py --batch 1 --threads 2 [--passes fwd,bwd_data,bwd_weight]
+    python -m fastconv.bench kernels --batch 1 --threads 2 [--passes fwd,bwd_data,bwd_weight]
         [--layers 0,1,5] [--reps 7] [--isa avx512] [--dtype float32] [--winograd on|off|force|both]
 
 For each layer and pass it times fastconv NCHW/NHWC and PyTorch NCHW/channels_last interleaved
@@ -10,8 +10,7 @@ direct-convolution FLOPs (2*N*K*C*9*H*W) per second, also for the Winograd path.
 --winograd both: times the default path (Winograd where its size rule says so) as
 "fc NCHW/NHWC" and the direct kernel as "fcd NCHW/NHWC" side by side, for every pass, and prints
 the error ||got - want||_F / ||want||_F of both against the float64 reference
-(fastconv.reference, on the first image). --winograd force: Winograd on every 3x3 stride-1 layer. A small script of the
-convolution-kernel work; the package benchmark is `python -m fastconv.bench`.
+(fastconv.reference, on the first image). --winograd force: Winograd on every 3x3 stride-1 layer.
 """
 from __future__ import annotations
 
@@ -22,15 +21,28 @@ import time
 import numpy as np
 
 import fastconv as fc
+from fastconv.models import VGG16_LAYERS
 
-# (C, K, H=W) of VGG16's 13 conv layers at 224x224, all 3x3 pad 1 stride 1.
-VGG16 = [(3, 64, 224), (64, 64, 224), (64, 128, 112), (128, 128, 112), (128, 256, 56),
-         (256, 256, 56), (256, 256, 56), (256, 512, 28), (512, 512, 28), (512, 512, 28),
-         (512, 512, 14), (512, 512, 14), (512, 512, 14)]
+from . import harness
 
 
-def main():
-    ap = argparse.ArgumentParser()
+
+def _vgg16_convs():
+    """(C, K, H=W) of VGG16's 13 conv layers at 224x224, all 3x3 pad 1 stride 1."""
+    layers, size, c = [], 224, 3
+    for _, k, n in VGG16_LAYERS:
+        for _ in range(n):
+            layers.append((c, k, size))
+            c = k
+        size //= 2
+    return layers
+
+
+VGG16 = _vgg16_convs()
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(prog="python -m fastconv.bench kernels", description=__doc__.splitlines()[0])
     ap.add_argument("--batch", type=int, default=1)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--passes", default="fwd,bwd_data,bwd_weight")
@@ -46,7 +58,7 @@ def main():
                     help="statistic over the rounds (min is more robust on a shared machine)")
     ap.add_argument("--cpu-time", action="store_true",
                     help="time with process CPU time (robust on a shared machine; use with --threads 1)")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
 
     fc.set_num_threads(args.threads)
     fc.set_winograd(args.winograd != "off")
@@ -58,7 +70,6 @@ def main():
         import torch  # noqa: PLC0415
         torch.set_num_threads(args.threads)
     dt = np.dtype(args.dtype)
-    tdt = None if torch is None else {np.float32: torch.float32, np.float64: torch.float64}[dt.type]
     layers = range(len(VGG16)) if args.layers is None else [int(i) for i in args.layers.split(",")]
     passes = args.passes.split(",")
     print(f"fastconv isa={fc.cpu_isa()} threads={args.threads} batch={args.batch} dtype={dt}"
@@ -106,19 +117,12 @@ def main():
                     else:
                         fns[name] = (lambda X=X, Wt=Wt, GY=GY: conv_bwd(GY, X, Wt, [K], [1, 1], [1, 1], [1, 1],
                                                                      False, [0, 0], 1, [False, True, True]))
-            times = {k: [] for k in fns}
+            reps = args.reps if flops * args.reps < 4e11 else max(3, args.reps // 2)
             with (torch.no_grad() if torch is not None else _null()):
-                for f in fns.values():
-                    f()   # warm-up (scratch buffers, oneDNN primitives)
-                reps = args.reps if flops * args.reps < 4e11 else max(3, args.reps // 2)
-                clock = time.process_time if args.cpu_time else time.perf_counter
-                for _ in range(reps):
-                    for k, f in fns.items():
-                        t0 = clock()
-                        f()
-                        times[k].append(clock() - t0)
-            stat = statistics.median if args.stat == "median" else min
-            med = {k: stat(v) for k, v in times.items()}
+                # one warm-up call each (scratch buffers, oneDNN primitives), then the rounds
+                med = harness.time_interleaved(
+                    fns, reps, slow_s=float("inf"), stat=statistics.median if args.stat == "median" else min,
+                    clock=time.process_time if args.cpu_time else time.perf_counter)
             gf = {k: flops / v / 1e9 for k, v in med.items()}
             fc_best = max(gf["fc NCHW"], gf["fc NHWC"])
             if "fcd NCHW" in gf:
@@ -201,7 +205,3 @@ class _null:
 
     def __exit__(self, *a):
         return False
-
-
-if __name__ == "__main__":
-    main()
