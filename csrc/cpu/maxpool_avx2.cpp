@@ -18,8 +18,9 @@ namespace fastconv {
 namespace avx2 {
 namespace {
 
+// This file's VecF32 / VecF64: the vector operations max pooling needs (maxpool_simd.inl).
 // 8 floats; winner indices in 8 int32 lanes, widened to int64 when stored.
-struct F32x8 {
+struct VecF32 {
   using T = float;
   using Vec = __m256;
   using M = __m256;   // all-ones / all-zeros per lane
@@ -111,7 +112,7 @@ struct F32x8 {
 };
 
 // 4 doubles; winner indices in 4 int64 lanes.
-struct F64x4 {
+struct VecF64 {
   using T = double;
   using Vec = __m256d;
   using M = __m256d;
@@ -159,11 +160,11 @@ struct F64x4 {
   static bool same(M a, M b) { return _mm256_movemask_pd(a) == _mm256_movemask_pd(b); }
   static Vec keep(M m, Vec v) { return _mm256_and_pd(m, v); }
   static Vec plus_zero(Vec v) { return _mm256_add_pd(zero(), v); }
-  static void stream(T* p, Vec v) {  // 16-byte pieces, see F32x8
+  static void stream(T* p, Vec v) {  // 16-byte pieces, see VecF32
     _mm_stream_pd(p, _mm256_castpd256_pd128(v));
     _mm_stream_pd(p + 2, _mm256_extractf128_pd(v, 1));
   }
-  static void stream_index(int64_t* p, I i) { F32x8::stream64(p, i); }
+  static void stream_index(int64_t* p, I i) { VecF32::stream64(p, i); }
 };
 
 #include "maxpool_simd.inl"
@@ -171,16 +172,16 @@ struct F64x4 {
 }  // namespace
 
 void maxpool2d_fwd_f32(const Pool2dParams& p, const float* x, float* y, int64_t* indices) {
-  maxpool2d_fwd_simd<F32x8>(p, x, y, indices);
+  maxpool2d_fwd_simd<VecF32>(p, x, y, indices);
 }
 void maxpool2d_fwd_f64(const Pool2dParams& p, const double* x, double* y, int64_t* indices) {
-  maxpool2d_fwd_simd<F64x4>(p, x, y, indices);
+  maxpool2d_fwd_simd<VecF64>(p, x, y, indices);
 }
 bool maxpool2d_bwd_f32(const Pool2dParams& p, const float* gy, const int64_t* indices, float* gx) {
-  return maxpool2d_bwd_simd<F32x8>(p, gy, indices, gx);
+  return maxpool2d_bwd_simd<VecF32>(p, gy, indices, gx);
 }
 bool maxpool2d_bwd_f64(const Pool2dParams& p, const double* gy, const int64_t* indices, double* gx) {
-  return maxpool2d_bwd_simd<F64x4>(p, gy, indices, gx);
+  return maxpool2d_bwd_simd<VecF64>(p, gy, indices, gx);
 }
 
 }  // namespace avx2

@@ -17,8 +17,9 @@ namespace fastconv {
 namespace avx512 {
 namespace {
 
+// This file's VecF32 / VecF64: the vector operations max pooling needs (maxpool_simd.inl).
 // 16 floats; winner indices in 16 int32 lanes, widened to int64 when stored.
-struct F32x16 {
+struct VecF32 {
   using T = float;
   using Vec = __m512;
   using M = __mmask16;
@@ -102,7 +103,7 @@ struct F32x16 {
 };
 
 // 8 doubles; winner indices in 8 int64 lanes.
-struct F64x8 {
+struct VecF64 {
   using T = double;
   using Vec = __m512d;
   using M = __mmask8;
@@ -153,13 +154,13 @@ struct F64x8 {
   static bool same(M a, M b) { return a == b; }
   static Vec keep(M m, Vec v) { return _mm512_maskz_mov_pd(m, v); }
   static Vec plus_zero(Vec v) { return _mm512_add_pd(zero(), v); }
-  static void stream(T* p, Vec v) {  // 16-byte pieces, see F32x16
+  static void stream(T* p, Vec v) {  // 16-byte pieces, see VecF32
     _mm_stream_pd(p, _mm512_castpd512_pd128(v));
     _mm_stream_pd(p + 2, _mm512_extractf64x2_pd(v, 1));
     _mm_stream_pd(p + 4, _mm512_extractf64x2_pd(v, 2));
     _mm_stream_pd(p + 6, _mm512_extractf64x2_pd(v, 3));
   }
-  static void stream_index(int64_t* p, I i) { F32x16::stream64(p, i); }
+  static void stream_index(int64_t* p, I i) { VecF32::stream64(p, i); }
 };
 
 #include "maxpool_simd.inl"
@@ -167,16 +168,16 @@ struct F64x8 {
 }  // namespace
 
 void maxpool2d_fwd_f32(const Pool2dParams& p, const float* x, float* y, int64_t* indices) {
-  maxpool2d_fwd_simd<F32x16>(p, x, y, indices);
+  maxpool2d_fwd_simd<VecF32>(p, x, y, indices);
 }
 void maxpool2d_fwd_f64(const Pool2dParams& p, const double* x, double* y, int64_t* indices) {
-  maxpool2d_fwd_simd<F64x8>(p, x, y, indices);
+  maxpool2d_fwd_simd<VecF64>(p, x, y, indices);
 }
 bool maxpool2d_bwd_f32(const Pool2dParams& p, const float* gy, const int64_t* indices, float* gx) {
-  return maxpool2d_bwd_simd<F32x16>(p, gy, indices, gx);
+  return maxpool2d_bwd_simd<VecF32>(p, gy, indices, gx);
 }
 bool maxpool2d_bwd_f64(const Pool2dParams& p, const double* gy, const int64_t* indices, double* gx) {
-  return maxpool2d_bwd_simd<F64x8>(p, gy, indices, gx);
+  return maxpool2d_bwd_simd<VecF64>(p, gy, indices, gx);
 }
 
 }  // namespace avx512

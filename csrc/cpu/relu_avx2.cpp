@@ -17,7 +17,8 @@ namespace {
 
 constexpr int64_t kStreamBytes = int64_t(16) << 20;  // VGG16 batch-1 activations (<= 12.8 MB) stay cached
 
-struct F32 {
+// This file's VecF32 / VecF64: the few vector operations the ReLU loops need.
+struct VecF32 {
   using T = float;
   using V = __m256;
   static constexpr int64_t L = 8;
@@ -28,7 +29,7 @@ struct F32 {
   static V max0(V x) { return _mm256_and_ps(_mm256_cmp_ps(x, _mm256_setzero_ps(), _CMP_NLE_UQ), x); }
   static V pass_if_positive(V g, V y) { return _mm256_and_ps(_mm256_cmp_ps(y, _mm256_setzero_ps(), _CMP_GT_OQ), g); }
 };
-struct F64 {
+struct VecF64 {
   using T = double;
   using V = __m256d;
   static constexpr int64_t L = 4;
@@ -80,17 +81,17 @@ T relu_grad_scalar(T g, T y) { return y > T(0) ? g : T(0); }
 
 // x -> y = max(x, 0), NaN kept (y may be x)
 void relu_fwd_f32(int64_t n, const float* x, float* y) {
-  elementwise<F32>(n, x, x, y, [](__m256 v, __m256) { return F32::max0(v); }, relu_scalar<float>);
+  elementwise<VecF32>(n, x, x, y, [](__m256 v, __m256) { return VecF32::max0(v); }, relu_scalar<float>);
 }
 void relu_fwd_f64(int64_t n, const double* x, double* y) {
-  elementwise<F64>(n, x, x, y, [](__m256d v, __m256d) { return F64::max0(v); }, relu_scalar<double>);
+  elementwise<VecF64>(n, x, x, y, [](__m256d v, __m256d) { return VecF64::max0(v); }, relu_scalar<double>);
 }
 // grad_y, y -> grad_x = grad_y where y > 0, else 0 (gx may be gy)
 void relu_bwd_f32(int64_t n, const float* gy, const float* y, float* gx) {
-  elementwise<F32>(n, gy, y, gx, [](__m256 g, __m256 v) { return F32::pass_if_positive(g, v); }, relu_grad_scalar<float>);
+  elementwise<VecF32>(n, gy, y, gx, [](__m256 g, __m256 v) { return VecF32::pass_if_positive(g, v); }, relu_grad_scalar<float>);
 }
 void relu_bwd_f64(int64_t n, const double* gy, const double* y, double* gx) {
-  elementwise<F64>(n, gy, y, gx, [](__m256d g, __m256d v) { return F64::pass_if_positive(g, v); }, relu_grad_scalar<double>);
+  elementwise<VecF64>(n, gy, y, gx, [](__m256d g, __m256d v) { return VecF64::pass_if_positive(g, v); }, relu_grad_scalar<double>);
 }
 
 }  // namespace avx2

@@ -22,8 +22,9 @@ namespace {
 
 constexpr int64_t kStreamBytes = int64_t(16) << 20;  // VGG16 batch-1 activations (<= 12.8 MB) stay cached
 
-// Float and double flavours of the few operations the loops need.
-struct F32 {
+// This file's VecF32 / VecF64: the few vector operations the ReLU loops need (the conv traits
+// of simd/ are a different set, in other translation units).
+struct VecF32 {
   using T = float;
   using V = __m512;
   using M = __mmask16;
@@ -39,7 +40,7 @@ struct F32 {
   static V max0(V x) { return _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(x, zero(), _CMP_NLE_UQ), x); }
   static V pass_if_positive(V g, V y) { return _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(y, zero(), _CMP_GT_OQ), g); }
 };
-struct F64 {
+struct VecF64 {
   using T = double;
   using V = __m512d;
   using M = __mmask8;
@@ -101,17 +102,17 @@ void elementwise(int64_t n, const typename F::T* a, const typename F::T* b, type
 
 // x -> y = max(x, 0), NaN kept (y may be x)
 void relu_fwd_f32(int64_t n, const float* x, float* y) {
-  elementwise<F32>(n, x, x, y, [](__m512 v, __m512) { return F32::max0(v); });
+  elementwise<VecF32>(n, x, x, y, [](__m512 v, __m512) { return VecF32::max0(v); });
 }
 void relu_fwd_f64(int64_t n, const double* x, double* y) {
-  elementwise<F64>(n, x, x, y, [](__m512d v, __m512d) { return F64::max0(v); });
+  elementwise<VecF64>(n, x, x, y, [](__m512d v, __m512d) { return VecF64::max0(v); });
 }
 // grad_y, y -> grad_x = grad_y where y > 0, else 0 (gx may be gy)
 void relu_bwd_f32(int64_t n, const float* gy, const float* y, float* gx) {
-  elementwise<F32>(n, gy, y, gx, [](__m512 g, __m512 v) { return F32::pass_if_positive(g, v); });
+  elementwise<VecF32>(n, gy, y, gx, [](__m512 g, __m512 v) { return VecF32::pass_if_positive(g, v); });
 }
 void relu_bwd_f64(int64_t n, const double* gy, const double* y, double* gx) {
-  elementwise<F64>(n, gy, y, gx, [](__m512d g, __m512d v) { return F64::pass_if_positive(g, v); });
+  elementwise<VecF64>(n, gy, y, gx, [](__m512d g, __m512d v) { return VecF64::pass_if_positive(g, v); });
 }
 
 }  // namespace avx512
