@@ -61,6 +61,11 @@ def test_smoke_run_writes_json_and_markdown(tmp_path, capsys):
     assert "## Convolution layers" in md and "## Max pooling and ReLU" in md and "FAIL" not in md
     assert md.index("## Training loops") < md.index("## Convolution summary")
     assert "| a | MNIST CNN training step" in md and "| d | cs231n ThreeLayerConvNet.loss" in md
+    if res["torch_version"]:     # the chart's speed-up panel has every kind of row of the run
+        from fastconv.bench import report
+        labels = [label for label, _ in report._ratios_vs_torch(res)]
+        assert labels[0].startswith("loop a") and any(" relu" in lab for lab in labels)
+        assert any(" conv" in lab or "conv" in lab.split()[1] for lab in labels[2:])
     capsys.readouterr()
 
 

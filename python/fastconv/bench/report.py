@@ -200,9 +200,34 @@ def loops_markdown(rows) -> list:
     return lines + [""] + notes + ([""] if notes else [])
 
 
+def _ratios_vs_torch(result):
+    """(label, fastconv's speed-up over PyTorch's best layout) for every row of the run that has
+    both: training loops, whole networks, conv, pooling and ReLU layers."""
+    out = [(f"loop {r['key']}: {r['name'][:34]}", r["x_vs_torch"]) for r in result["loops"] if r.get("x_vs_torch")]
+    out += [(f"{n['name']} b{n['batch']}", n["x_vs_torch_best"])
+            for n in result["summary"]["networks"] if n.get("x_vs_torch_best")]
+    for r in result["results"]:
+        _, ms = best_fastconv(r)
+        if ms and r.get("torch_best_ms"):
+            out.append((f"{r['network']} {r['layer']} {r['pass']} b{r['batch']} t{r['threads']}", r["torch_best_ms"] / ms))
+    return out
+
+
+def _plot_ratios(ax, ratios):
+    labels, values = zip(*ratios)
+    ax.barh(range(len(values)), values, color=["tab:blue" if v >= 1 else "tab:red" for v in values])
+    ax.axvline(1.0, color="k", linewidth=1)
+    ax.set_yticks(range(len(labels)))
+    ax.set_yticklabels(labels, fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xlabel("speed-up over PyTorch's best layout (> 1: fastconv faster)")
+    ax.set_title("every row of this run: training loops, networks, conv, pooling and ReLU", fontsize=10)
+
+
 def chart(result, path) -> str | None:
     """Per-layer GFLOP/s of the first network's conv layers (fastconv best layout, PyTorch best,
-    NumPy) for each pass, with the measured peak as a line. Returns a note when it cannot."""
+    NumPy) for each pass, with the measured peak as a line, and below them the speed-up over
+    PyTorch of every row the run measured. Returns a note when it cannot."""
     try:
         import matplotlib  # noqa: PLC0415
         matplotlib.use("Agg")
@@ -218,8 +243,12 @@ def chart(result, path) -> str | None:
     rows = [r for r in rows if r["network"] == net and r["batch"] == batch and r["threads"] == threads
             and r["dtype"] == rows[0]["dtype"]]
     passes = [p for p in ("fwd", "bwd_data", "bwd_weight") if any(r["pass"] == p for r in rows)]
-    fig, axes = plt.subplots(len(passes), 1, figsize=(max(8, 0.75 * len(rows) / len(passes) + 3), 3.2 * len(passes)),
-                             squeeze=False)
+    ratios = _ratios_vs_torch(result)
+    heights = [3.2] * len(passes) + ([max(2.0, 0.22 * len(ratios) + 0.8)] if ratios else [])
+    fig, axes = plt.subplots(len(heights), 1, figsize=(max(8, 0.75 * len(rows) / len(passes) + 3), sum(heights)),
+                             squeeze=False, gridspec_kw={"height_ratios": heights})
+    if ratios:
+        _plot_ratios(axes[-1, 0], ratios)
     for ax, pass_ in zip(axes[:, 0], passes):
         rs = [r for r in rows if r["pass"] == pass_]
         names = [r["layer"] for r in rs]
