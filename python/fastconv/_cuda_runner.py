@@ -16,11 +16,12 @@ import os
 
 import numpy as np
 
+from . import _env
 from ._backend import Backend
 
 # FASTCONV_POISON=1: outputs start as NaN (indices as -1), so an element a kernel forgets to
 # write fails the tests instead of passing on stale memory.
-POISON = os.environ.get("FASTCONV_POISON", "0") not in ("", "0")
+POISON = _env.switch("FASTCONV_POISON", False)
 
 # Kernel version for every op (see csrc/cuda/kernels.h): 0 = best for the shape, 1 = naive,
 # 2 = smem tiled / vectorized, 3 = register-tiled implicit GEMM.

@@ -52,9 +52,9 @@ def _backend(**arrays) -> Backend:
         where = ", ".join(f"{n} on {'the GPU (CuPy)' if k == 'cupy' else 'the CPU (NumPy)'}" for n, k in kinds.items())
         raise ValueError(f"all arrays of one call must live on the same device: {where}")
     if "cupy" in kinds.values():
-        from . import _backend_cuda  # noqa: PLC0415 - CuPy only when the caller uses it (a
-        # function-level import takes the import lock: the CPU path, which a forked child may
-        # run while another thread held that lock, must not)
+        # Imported here so CuPy loads only for its users; the CPU path imports nothing at call
+        # time (an import takes the import lock, which a forked child may find held).
+        from . import _backend_cuda  # noqa: PLC0415
 
         return _backend_cuda.backend()
     return _backend_cpu.CPU

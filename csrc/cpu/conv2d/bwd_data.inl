@@ -34,12 +34,7 @@ void conv2d_bwd_data_small_channels(const Conv2dParams& p, const typename V::T* 
   pack_bwd_data_cblock(w, p.layout, p.K, p.C, RS, p.C, 0, wp);   // (R*S, K, C)
   log.lap("pack");
 
-  Padded g;
-  g.N = p.N; g.C = p.K; g.Hs = p.P; g.Ws = p.Q; g.layout = p.layout;
-  g.Hb = p.H + (p.R - 1) * p.dil_h;
-  g.Wb = p.W + (p.S - 1) * p.dil_w;
-  g.off_h = (p.R - 1) * p.dil_h - p.pad_top;
-  g.off_w = (p.S - 1) * p.dil_w - p.pad_left;
+  const Padded g = padded_grad_output(p);
   const int64_t row = p.K * g.Wb;
   const int threads = threads_for(p.macs());
   const RowPlan<T> plan(g, true, 1);
@@ -110,12 +105,7 @@ void conv2d_bwd_data_direct(const Conv2dParams& p, const typename V::T* gy, cons
   d.threads = threads_for(p.macs());
   d.N = p.N; d.C = p.K; d.K = p.C; d.P = p.H; d.Q = p.W; d.RS = RS; d.sh = 1;
   d.out_layout = p.layout;
-  Padded g;
-  g.N = p.N; g.C = p.K; g.Hs = p.P; g.Ws = p.Q; g.layout = p.layout;
-  g.Hb = p.H + (p.R - 1) * p.dil_h;
-  g.Wb = p.W + (p.S - 1) * p.dil_w;
-  g.off_h = (p.R - 1) * p.dil_h - p.pad_top;
-  g.off_w = (p.S - 1) * p.dil_w - p.pad_left;
+  const Padded g = padded_grad_output(p);
   const RowPlan<T> plan(g, p.layout == Layout::NCHW, 1);
   const bool in_place = describe_input(g, p.R, p.S, 1, p.dil_h, p.dil_w, KB, plan.Wph, &d);
   direct_conv<V>(d, gy, in_place ? nullptr : &plan, wb, nullptr, gx);

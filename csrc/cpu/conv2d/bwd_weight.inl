@@ -34,12 +34,7 @@ void conv2d_bwd_weight_direct(const Conv2dParams& p, const typename V::T* gy, co
   const int threads = threads_for(p.macs());
 
   // x as zero-padded NHWC (N, xH, xW, C); NHWC input without padding is used in place.
-  Padded g;
-  g.N = p.N; g.C = p.C; g.Hs = p.H; g.Ws = p.W; g.layout = p.layout;
-  g.Hb = (p.P - 1) * p.stride_h + (p.R - 1) * p.dil_h + 1;
-  g.Wb = (p.Q - 1) * p.stride_w + (p.S - 1) * p.dil_w + 1;
-  g.off_h = p.pad_top;
-  g.off_w = p.pad_left;
+  const Padded g = padded_input(p);
   const T* xb = x;
   int64_t xH = p.H, xW = p.W;
   if (!(p.layout == Layout::NHWC && p.pad_top == 0 && p.pad_left == 0 && g.Hb <= p.H &&

@@ -45,12 +45,7 @@ void conv2d_fwd_direct(const Conv2dParams& p, const typename V::T* x, const type
   d.out_layout = p.layout;
   d.relu = p.relu;
   d.stream_out = stream_output(p.layout, p.K, p.y_size() * int64_t(sizeof(T)), V::W);
-  Padded g;
-  g.N = p.N; g.C = p.C; g.Hs = p.H; g.Ws = p.W; g.layout = p.layout;
-  g.Hb = (p.P - 1) * p.stride_h + (p.R - 1) * p.dil_h + 1;
-  g.Wb = (p.Q - 1) * p.stride_w + (p.S - 1) * p.dil_w + 1;
-  g.off_h = p.pad_top;
-  g.off_w = p.pad_left;
+  const Padded g = padded_input(p);
   const RowPlan<T> plan(g, p.layout == Layout::NCHW, p.stride_w);
   const bool in_place = describe_input(g, p.R, p.S, p.stride_w, p.dil_h, p.dil_w, KB, plan.Wph, &d);
   direct_conv<V>(d, x, in_place ? nullptr : &plan, wb, bp, y);

@@ -28,6 +28,30 @@ struct Padded {
   int64_t off_h = 0, off_w = 0;
 };
 
+// x as the forward pass (and backward-weight) reads it: the rows and columns every output
+// window of p spans, shifted by the top/left padding.
+inline Padded padded_input(const Conv2dParams& p) {
+  Padded g;
+  g.N = p.N; g.C = p.C; g.Hs = p.H; g.Ws = p.W; g.layout = p.layout;
+  g.Hb = (p.P - 1) * p.stride_h + (p.R - 1) * p.dil_h + 1;
+  g.Wb = (p.Q - 1) * p.stride_w + (p.S - 1) * p.dil_w + 1;
+  g.off_h = p.pad_top;
+  g.off_w = p.pad_left;
+  return g;
+}
+
+// grad_y as stride-1 backward-data reads it (a "full" convolution with flipped weights):
+// shifted by (R-1)*dh - pad_top rows and (S-1)*dw - pad_left columns, H x W output positions.
+inline Padded padded_grad_output(const Conv2dParams& p) {
+  Padded g;
+  g.N = p.N; g.C = p.K; g.Hs = p.P; g.Ws = p.Q; g.layout = p.layout;
+  g.Hb = p.H + (p.R - 1) * p.dil_h;
+  g.Wb = p.W + (p.S - 1) * p.dil_w;
+  g.off_h = (p.R - 1) * p.dil_h - p.pad_top;
+  g.off_w = (p.S - 1) * p.dil_w - p.pad_left;
+  return g;
+}
+
 // How to produce one row of a padded buffer from the source: either a "row-channel-column"
 // row (C, sw, Wph) whose columns are split by phase, col = pos*sw + phase, so that output
 // pixels ow, ow+1, ... of one tap are adjacent for any stride (rcc = true), or a padded NHWC
