@@ -1,17 +1,13 @@
-"""The Winograd F(4x4,3x3) forward and backward-data paths (csrc/cpu/conv2d/winograd.inl,
-AVX-512 and AVX2) against the float64 reference, the on/off switch, and the shapes it must leave to the direct
-kernel.
-
-Winograd is not bit-exact: its transforms round differently from a direct sum. The bound is the
-relative Frobenius error ||y - y_ref||_F / ||y_ref||_F <= 1e-5 on random normal data (measured
-on VGG16 layers: 3.5e-7 .. 4.5e-6; the direct kernel: 1.3e-7 .. 1.2e-6), plus an element-wise
-check against the reference scaled by max|y_ref| so a single wrong tile cannot hide in the norm.
+"""The Winograd F(4x4,3x3) forward and backward-data paths (csrc/cpu/conv2d/winograd.inl, AVX-512
+and AVX2) in float32 and float64 against the float64 reference, the on/off switch, and the shapes it
+must leave to the direct kernel (backward-weight: test_winograd_bwd_weight.py; the error bounds:
+winograd_helpers.py).
 
 Both drivers are covered: channels-outer (tiles <= K rounded up to 16) and tiles-outer.
-The size rule (winograd_eligible, csrc/cpu/conv2d/algorithm.cpp) sends only large layers to Winograd; the small shapes here
-run it through the private forcing switch fastconv._cpu._set_winograd_forced(True), and every
-test checks which algorithm ran through fastconv._cpu.last_conv2d_algorithm("fwd") (or
-"bwd_data", "bwd_weight").
+The size rule (winograd_eligible, csrc/cpu/conv2d/algorithm.cpp) sends only large layers to
+Winograd; the small shapes here run it through the private forcing switch, and every test checks
+which algorithm ran through fastconv._cpu.last_conv2d_algorithm("fwd") (or "bwd_data",
+"bwd_weight").
 """
 from __future__ import annotations
 
@@ -23,12 +19,10 @@ import pytest
 
 import fastconv as fc
 from fastconv import reference as ref
+from winograd_helpers import (FROB_TOL, SIMD_ISAS, WINO, backward_weight_nchw as _bwd_weight,
+                              check_winograd as _check, winograd_forced)
 
-SIMD_ISAS = [i for i in fc.available_cpu_isas() if i != "scalar"]
 pytestmark = pytest.mark.skipif(not SIMD_ISAS, reason="the Winograd path needs AVX2 or AVX-512")
-
-WINO = "winograd_f4x4_3x3"
-FROB_TOL = 1e-5
 FROB_TOL_F64 = 1e-13   # measured <= 1e-14 on these shapes
 
 # (N, C, H, W, K, padding, layout, relu, bias)
@@ -57,14 +51,8 @@ IDS = [f"N{c[0]}C{c[1]}H{c[2]}W{c[3]}K{c[4]}p{c[5]}{c[6]}{'relu' if c[7] else ''
 @pytest.fixture(autouse=True, params=SIMD_ISAS)
 def simd_isa_forced_winograd(request, poison):
     """Each SIMD ISA, Winograd on and forced for every eligible shape, NaN-poisoned outputs."""
-    isa, on, forced = fc.cpu_isa(), fc.get_winograd(), fc._cpu._get_winograd_forced()
-    fc.set_cpu_isa(request.param)
-    fc.set_winograd(True)
-    fc._cpu._set_winograd_forced(True)
-    yield
-    fc.set_cpu_isa(isa)
-    fc.set_winograd(on)
-    fc._cpu._set_winograd_forced(forced)
+    with winograd_forced(request.param):
+        yield
 
 
 def _data(N, C, H, W, K, seed=0):
@@ -85,17 +73,6 @@ def _conv(x, w, b, layout, **kw):
     xl, wl = _to_layout(x, w, layout)
     y = fc.conv2d(xl, wl, b, layout=layout, **kw)
     return y if layout == "NCHW" else y.transpose(0, 3, 1, 2)
-
-
-def _check(y, y_ref):
-    assert y.dtype == np.float32
-    assert y.shape == y_ref.shape
-    assert np.isfinite(y).all(), "unwritten (NaN-poisoned) or non-finite outputs"
-    err = np.linalg.norm(y - y_ref) / np.linalg.norm(y_ref)
-    assert err <= FROB_TOL, f"relative Frobenius error {err:.3g} > {FROB_TOL}"
-    worst = np.abs(y - y_ref).max() / np.abs(y_ref).max()
-    assert worst <= 2e-5, f"max element error {worst:.3g} of max|y_ref|"
-    return err
 
 
 @pytest.mark.parametrize("case", CASES, ids=IDS)
@@ -327,116 +304,6 @@ def test_winograd_backward_data_threads_do_not_change_the_result():
     finally:
         fc.set_num_threads(n)
     assert np.array_equal(g1, g2)
-
-
-# -------------------------------------------------------------------------- backward-weight
-# grad_w = G^T [ sum over tiles of (A dY A^T) .* (B^T d B) ] G: 36 GEMMs over the tiles
-# (csrc/cpu/conv2d/winograd_bwd_weight.inl). Cases cover channel blocks of 64 with tails,
-# the tile splits of layers with few channel blocks, ragged tiles and every padding.
-
-# (N, C, H, W, K, padding)
-BWW_CASES = [
-    (1, 17, 9, 11, 33, 1),                 # one channel block, C and K tails
-    (2, 20, 8, 9, 40, ((0, 2), (1, 0))),   # asymmetric padding
-    (3, 33, 10, 7, 17, 0),                 # no padding, ragged tiles (P=8, Q=5)
-    (1, 70, 30, 31, 100, 2),               # 2 x 2 channel blocks with tails
-    (1, 130, 12, 12, 70, 1),               # 3 input-channel blocks
-    (4, 64, 35, 33, 64, 1),                # one block, 16 tile splits added in order
-    (1, 8, 5, 40, 96, 3),                  # padding wider than the kernel
-]
-BWW_IDS = [f"N{c[0]}C{c[1]}H{c[2]}W{c[3]}K{c[4]}p{c[5]}".replace(" ", "") for c in BWW_CASES]
-
-
-def _bwd_weight(gy, x, w_shape, layout, **kw):
-    """(grad_w as (K,C,3,3), grad_b) through fastconv in `layout` (inputs given as NCHW)."""
-    if layout == "NCHW":
-        return fc.conv2d_backward_weight(gy, x, w_shape, layout=layout, **kw)
-    K, C, R, S = w_shape
-    gw, gb = fc.conv2d_backward_weight(np.ascontiguousarray(gy.transpose(0, 2, 3, 1)),
-                                       np.ascontiguousarray(x.transpose(0, 2, 3, 1)), (R, S, C, K),
-                                       layout=layout, **kw)
-    return gw.transpose(3, 2, 0, 1), gb
-
-
-def _bwd_weight_case(N, C, H, W, K, pad, seed=0):
-    rng = np.random.default_rng(seed)
-    x = rng.standard_normal((N, C, H, W)).astype(np.float32)
-    P, Q = ref.conv2d(np.zeros((1, C, H, W)), np.zeros((K, C, 3, 3)), padding=pad).shape[2:]
-    gy = rng.standard_normal((N, K, P, Q)).astype(np.float32)
-    return gy, x
-
-
-@pytest.mark.parametrize("layout", ["NCHW", "NHWC"])
-@pytest.mark.parametrize("case", BWW_CASES, ids=BWW_IDS)
-def test_winograd_backward_weight_against_reference(case, layout):
-    N, C, H, W, K, pad = case
-    gy, x = _bwd_weight_case(N, C, H, W, K, pad)
-    gw, gb = _bwd_weight(gy, x, (K, C, 3, 3), layout, padding=pad)
-    assert fc._cpu.last_conv2d_algorithm("bwd_weight") == WINO
-    gw_ref, gb_ref = ref.conv2d_backward_weight(gy.astype(np.float64), x.astype(np.float64),
-                                                (K, C, 3, 3), padding=pad)
-    _check(gw, gw_ref)
-    np.testing.assert_allclose(gb, gb_ref, rtol=1e-5, atol=1e-5 * np.abs(gb_ref).max())
-
-
-@pytest.mark.parametrize("layout", ["NCHW", "NHWC"])
-def test_winograd_backward_weight_vgg_like_layer(layout):
-    """Under the default size rule a VGG16-shaped layer takes Winograd; switched off, the
-    direct kernel (which rounds differently)."""
-    fc._cpu._set_winograd_forced(False)
-    gy, x = _bwd_weight_case(2, 64, 28, 28, 128, 1, seed=9)
-    gw, gb = _bwd_weight(gy, x, (128, 64, 3, 3), layout, padding="same")
-    assert fc._cpu.last_conv2d_algorithm("bwd_weight") == WINO
-    gw_ref, _ = ref.conv2d_backward_weight(gy.astype(np.float64), x.astype(np.float64),
-                                           (128, 64, 3, 3), padding=1)
-    _check(gw, gw_ref)
-    fc.set_winograd(False)
-    gw_direct, gb_direct = _bwd_weight(gy, x, (128, 64, 3, 3), layout, padding="same")
-    assert fc._cpu.last_conv2d_algorithm("bwd_weight") == "direct"
-    assert not np.array_equal(gw, gw_direct), "Winograd rounds differently; equal means it did not run"
-    _check(gw_direct, gw_ref)
-
-
-def test_winograd_backward_weight_without_bias():
-    gy, x = _bwd_weight_case(1, 40, 13, 14, 24, 1, seed=10)
-    gw, gb = _bwd_weight(gy, x, (24, 40, 3, 3), "NHWC", padding=1, bias=False)
-    assert gb is None and fc._cpu.last_conv2d_algorithm("bwd_weight") == WINO
-    _check(gw, ref.conv2d_backward_weight(gy.astype(np.float64), x.astype(np.float64),
-                                          (24, 40, 3, 3), padding=1)[0])
-
-
-@pytest.mark.parametrize("kw", [dict(stride=2, padding=1), dict(dilation=2, padding=2),
-                                dict(padding=2, ksize=5)], ids=["stride2", "dilation2", "5x5"])
-def test_winograd_backward_weight_ineligible_shapes(kw):
-    kw = dict(kw)
-    ksize = kw.pop("ksize", 3)
-    rng = np.random.default_rng(11)
-    x = rng.standard_normal((1, 64, 12, 13)).astype(np.float32)
-    y_shape = ref.conv2d(np.zeros(x.shape), np.zeros((64, 64, ksize, ksize)), **kw).shape
-    gy = rng.standard_normal(y_shape).astype(np.float32)
-    gw, _ = fc.conv2d_backward_weight(gy, x, (64, 64, ksize, ksize), **kw)
-    assert fc._cpu.last_conv2d_algorithm("bwd_weight") == "direct"
-    gw_ref, _ = ref.conv2d_backward_weight(gy.astype(np.float64), x.astype(np.float64),
-                                           (64, 64, ksize, ksize), **kw)
-    assert np.linalg.norm(gw - gw_ref) / np.linalg.norm(gw_ref) <= 1e-6
-
-
-@pytest.mark.parametrize("case", [(4, 64, 35, 33, 64, 1), (1, 130, 12, 12, 70, 1)],
-                         ids=["tile-splits", "channel-blocks"])
-def test_winograd_backward_weight_threads_do_not_change_the_result(case):
-    """Items own whole dU blocks and tile splits depend on the shape only: bit-identical
-    results for 1 and 2 threads."""
-    N, C, H, W, K, pad = case
-    gy, x = _bwd_weight_case(N, C, H, W, K, pad, seed=12)
-    n = fc.get_num_threads()
-    try:
-        fc.set_num_threads(1)
-        r1 = _bwd_weight(gy, x, (K, C, 3, 3), "NHWC", padding=pad)
-        fc.set_num_threads(2)
-        r2 = _bwd_weight(gy, x, (K, C, 3, 3), "NHWC", padding=pad)
-    finally:
-        fc.set_num_threads(n)
-    assert np.array_equal(r1[0], r2[0]) and np.array_equal(r1[1], r2[1])
 
 
 # ----------------------------------------------------------------------------------- float64
