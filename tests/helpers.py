@@ -21,6 +21,8 @@ OUTPUTS = {
     "max_pool2d_backward": ("grad_x",),
     "relu": ("y",),
     "relu_backward": ("grad_x",),
+    **{name: ("y",) for name in ("sigmoid", "tanh", "leaky_relu")},
+    **{f"{name}_backward": ("grad_x",) for name in ("sigmoid", "tanh", "leaky_relu")},
     "linear": ("y",),
     "linear_backward": ("grad_x", "grad_weight", "grad_bias"),
     "linear_backward_data": ("grad_x",),

@@ -43,7 +43,20 @@ CONV_CASES = [
     (3, 1, 1, "valid", 1, None, True, (2, 16, 4, 5)),
     (6, 3, (2, 1), "valid", 2, "relu", True, (2, 5, 11, 9)),
     (2, 5, 2, "SAME", 1, None, True, (1, 4, 6, 7)),
+    (5, 3, 1, "same", 1, "sigmoid", True, (2, 3, 7, 6)),
+    (4, 3, 2, "valid", 1, "tanh", True, (1, 17, 9, 8)),
+    (3, 3, 1, "same", 1, "leaky_relu", True, (2, 5, 6, 5)),
 ]
+
+# Keras' activations (leaky_relu with keras.activations' slope 0.2), float64, and their gradients
+# from the output y.
+KERAS_ACTIVATIONS = {
+    None: (lambda z: z, lambda g, y: g),
+    "relu": (ref.relu, ref.relu_backward),
+    "sigmoid": (ref.sigmoid, ref.sigmoid_backward),
+    "tanh": (ref.tanh, ref.tanh_backward),
+    "leaky_relu": (lambda z: ref.leaky_relu(z, 0.2), lambda g, y: ref.leaky_relu_backward(g, y, 0.2)),
+}
 
 
 @pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
@@ -62,12 +75,13 @@ def test_conv2d_forward_backward_vs_reference(case, dtype, data_format):
     kw = dict(stride=strides, padding=padding.lower(), dilation=dilation, layout=layout)
     y = layer.forward(x)
     assert y.dtype == dtype and y.shape == (N, *layer.output_shape(x.shape[1:]))
-    want_y = ref.conv2d(x, layer.params["kernel"], layer.params.get("bias"), activation=activation, **kw)
+    act, act_grad = KERAS_ACTIVATIONS[activation]
+    want_y = act(ref.conv2d(x, layer.params["kernel"], layer.params.get("bias"), **kw))
     close(y, want_y, dtype, "y")
 
     gy = rand(rng, y.shape, dtype)
     gx = layer.backward(gy)
-    gz = ref.relu_backward(gy, want_y) if activation == "relu" else gy
+    gz = act_grad(gy, want_y)
     want_gx, want_gw, want_gb = ref.conv2d_backward(gz, x, layer.params["kernel"], bias=use_bias, **kw)
     close(gx, want_gx, dtype, "grad_x")
     close(layer.grads["kernel"], want_gw, dtype, "grad_kernel")
@@ -123,7 +137,7 @@ def test_conv2d_initializers_are_seeded_and_scaled():
 
 @pytest.mark.parametrize("kwargs, match", [
     (dict(filters=0, kernel_size=3), "filters"),
-    (dict(filters=2, kernel_size=3, activation="tanh"), "activation"),
+    (dict(filters=2, kernel_size=3, activation="elu"), "activation"),
     (dict(filters=2, kernel_size=3, padding="full"), "padding"),
     (dict(filters=2, kernel_size=3, data_format="NHWC"), "data_format"),
     (dict(filters=2, kernel_size=3, kernel_initializer="orthogonal", input_shape=(4, 4, 1)), "kernel_initializer"),
@@ -175,6 +189,20 @@ def test_relu_and_flatten():
 
 
 # ----------------------------------------------------------------------------- dense, dropout, softmax
+
+@pytest.mark.parametrize("activation", ["sigmoid", "tanh", "leaky_relu"])
+def test_dense_activation_forward_backward_vs_reference(activation):
+    rng = np.random.default_rng(6)
+    layer = Dense(5, activation=activation, seed=1, input_shape=(9,), dtype=np.float64)
+    layer.params["bias"][...] = rng.standard_normal(5)
+    x, gy = rng.standard_normal((4, 9)), rng.standard_normal((4, 5))
+    act, act_grad = KERAS_ACTIVATIONS[activation]
+    want_y = act(x @ layer.params["kernel"] + layer.params["bias"])
+    close(layer.forward(x), want_y, np.float64, "y")
+    gz = act_grad(gy, want_y)
+    close(layer.backward(gy), gz @ layer.params["kernel"].T, np.float64, "grad_x")
+    close(layer.grads["kernel"], x.T @ gz, np.float64, "grad_kernel")
+
 
 @pytest.mark.parametrize("activation", [None, "relu", "sigmoid", "softmax"])
 def test_dense_vs_numpy(activation):
@@ -330,3 +358,50 @@ def test_inputs_take_the_layer_dtype_like_keras():
     u8 = rng.integers(0, 255, (2, 5, 5, 1), dtype=np.uint8)
     assert Conv2D(2, 3, seed=0).forward(u8).dtype == np.float32
     assert Dense(3, dtype=np.float64).forward(np.ones((2, 4), np.float32)).dtype == np.float64
+
+
+# ----------------------------------------------------------------------------- LeakyReLU, Activation
+
+@pytest.mark.parametrize("slope", [0.3, 0.0, 1.5])
+def test_leaky_relu_layer_keras_default_and_gradient(slope):
+    from fastconv.layers import LeakyReLU
+
+    rng = np.random.default_rng(8)
+    layer = LeakyReLU() if slope == 0.3 else LeakyReLU(slope)
+    assert layer.negative_slope == slope and layer.get_config()["negative_slope"] == slope
+    x, gy = rand(rng, (2, 5, 4, 3), np.float32), rand(rng, (2, 5, 4, 3), np.float32)
+    y = layer.forward(x)
+    close(y, ref.leaky_relu(x, slope), np.float32, "y")
+    close(layer.backward(gy), ref.leaky_relu_backward(gy, y, slope), np.float32, "grad_x")
+    with pytest.raises(ValueError, match="alpha"):
+        LeakyReLU(-0.1)
+
+
+@pytest.mark.parametrize("name", ["relu", "sigmoid", "tanh", "leaky_relu", "softmax", "linear"])
+def test_activation_layer(name):
+    from fastconv.layers import Activation
+
+    rng = np.random.default_rng(9)
+    layer = Activation(name)
+    x, gy = rng.standard_normal((3, 6)), rng.standard_normal((3, 6))
+    y = layer.forward(x)
+    if name == "softmax":
+        e = np.exp(x - x.max(1, keepdims=True))
+        want = e / e.sum(1, keepdims=True)
+        want_gx = want * (gy - (gy * want).sum(1, keepdims=True))
+    elif name == "linear":
+        want, want_gx = x, gy
+    else:
+        act, act_grad = KERAS_ACTIVATIONS[name]
+        want = act(x)
+        want_gx = act_grad(gy, want)
+    close(y, want, np.float64, "y")
+    close(layer.backward(gy), want_gx, np.float64, "grad_x")
+    assert Activation(**layer.get_config()).activation == name
+
+
+def test_activation_layer_rejects_unknown_names():
+    from fastconv.layers import Activation
+
+    with pytest.raises(ValueError, match="Activation must be"):
+        Activation("elu")

@@ -158,6 +158,28 @@ void relu_backward_t(const py::array& gy, const py::array& y, const py::array& g
   fn(n, gyp, yp, gxp);
 }
 
+template <typename T>
+void activation_forward_t(Activation a, double alpha, const py::array& x, const py::array& y) {
+  const int64_t n = x.size();
+  const T* xp = data_of<T>(x, n, "x", false);
+  T* yp = data_of<T>(y, n, "y", true);
+  auto fn = ops<T>().activation_fwd;
+  KernelCall call;
+  fn(a, static_cast<T>(alpha), n, xp, yp);
+}
+
+template <typename T>
+void activation_backward_t(Activation a, double alpha, const py::array& gy, const py::array& y,
+                           const py::array& gx) {
+  const int64_t n = gy.size();
+  const T* gyp = data_of<T>(gy, n, "grad_y", false);
+  const T* yp = data_of<T>(y, n, "y", false);
+  T* gxp = data_of<T>(gx, n, "grad_x", true);
+  auto fn = ops<T>().activation_bwd;
+  KernelCall call;
+  fn(a, static_cast<T>(alpha), n, gyp, yp, gxp);
+}
+
 // A (M,K) is `a` stored (M,K) C-contiguous, or its transpose stored (K,M) when a_t; B (K,N) is
 // `b` stored (K,N), or (N,K) when b_t. Transposed operands are read in place (GemmParams strides).
 template <typename T>
@@ -243,6 +265,17 @@ PYBIND11_MODULE(_cpu, m) {
     if (dtype_of(gy, "grad_y") == DType::f32) relu_backward_t<float>(gy, y, gx);
     else relu_backward_t<double>(gy, y, gx);
   });
+  m.def("activation_forward", [](const std::string& name, double alpha, py::array x, py::array y) {
+    const Activation a = activation_named(name);
+    if (dtype_of(x, "x") == DType::f32) activation_forward_t<float>(a, alpha, x, y);
+    else activation_forward_t<double>(a, alpha, x, y);
+  }, "x -> y = sigmoid / tanh / leaky_relu(x) (alpha: leaky_relu's slope); y may be x");
+  m.def("activation_backward", [](const std::string& name, double alpha, py::array gy, py::array y,
+                                  py::array gx) {
+    const Activation a = activation_named(name);
+    if (dtype_of(gy, "grad_y") == DType::f32) activation_backward_t<float>(a, alpha, gy, y, gx);
+    else activation_backward_t<double>(a, alpha, gy, y, gx);
+  }, "grad_y, y (the forward's output) -> grad_x; gx may be gy");
   m.def("gemm", [](py::array a, bool a_t, py::array b, bool b_t, int64_t M, int64_t N, int64_t K,
                    py::object bias, bool relu, py::array c) {
     if (dtype_of(a, "a") == DType::f32) gemm_t<float>(a, a_t, b, b_t, M, N, K, bias, relu, c);

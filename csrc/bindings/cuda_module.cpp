@@ -203,6 +203,26 @@ PYBIND11_MODULE(FASTCONV_CUDA_MODULE, m) {
   }, py::arg("gy"), py::arg("y"), py::arg("gx"), py::arg("n"), py::arg("f64"), py::arg("stream"),
      py::arg("version") = 0);
 
+  m.def("activation_forward", [](const std::string& name, double alpha, std::uintptr_t x, std::uintptr_t y,
+                                 int64_t n, bool f64, std::uintptr_t stream) {
+    const Activation a = activation_named(name);
+    run(name.c_str(), [&] {
+      return f64 ? cuda::activation_fwd(a, alpha, ptr<const double>(x), ptr<double>(y), n, stream_of(stream))
+                 : cuda::activation_fwd(a, static_cast<float>(alpha), ptr<const float>(x), ptr<float>(y), n,
+                                        stream_of(stream));
+    });
+  });
+  m.def("activation_backward", [](const std::string& name, double alpha, std::uintptr_t gy, std::uintptr_t y,
+                                  std::uintptr_t gx, int64_t n, bool f64, std::uintptr_t stream) {
+    const Activation a = activation_named(name);
+    run((name + "_backward").c_str(), [&] {
+      return f64 ? cuda::activation_bwd(a, alpha, ptr<const double>(gy), ptr<const double>(y), ptr<double>(gx), n,
+                                        stream_of(stream))
+                 : cuda::activation_bwd(a, static_cast<float>(alpha), ptr<const float>(gy), ptr<const float>(y),
+                                        ptr<float>(gx), n, stream_of(stream));
+    });
+  });
+
   m.def("last_kernel", [] { return cuda::last_kernel(); },
         "the kernel most recently launched from this thread");
   m.def("set_max_launch_elements", &cuda::set_max_launch_elements,

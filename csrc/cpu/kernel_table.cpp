@@ -28,11 +28,13 @@ template <typename T>
 CpuOps<T> portable_ops() {
   return CpuOps<T>{conv2d_fwd_reference<T>, conv2d_bwd_data_reference<T>, conv2d_bwd_weight_reference<T>,
                    ref::maxpool2d_fwd<T>,   ref::maxpool2d_bwd<T>,         ref::relu_fwd<T>,
-                   ref::relu_bwd<T>,        ref::gemm<T>,                  ref::column_sums<T>};
+                   ref::relu_bwd<T>,        ref::gemm<T>,                  ref::column_sums<T>,
+                   ref::activation_fwd<T>,  ref::activation_bwd<T>};
 }
 
-// ---- pooling + ReLU entries (maxpool_*.cpp, relu_*.cpp); the conv entries are set below.
-void set_pool_relu_entries(Isa isa, CpuKernelTable* t) {
+// ---- pooling and activation entries (maxpool_*.cpp, relu_*.cpp, activation_*.cpp); the conv
+// entries are set below.
+void set_pool_activation_entries(Isa isa, CpuKernelTable* t) {
   if (isa == Isa::avx2) {
     t->f32.maxpool2d_fwd = avx2::maxpool2d_fwd_f32;
     t->f32.maxpool2d_bwd = avx2::maxpool2d_bwd_f32;
@@ -42,6 +44,10 @@ void set_pool_relu_entries(Isa isa, CpuKernelTable* t) {
     t->f32.relu_bwd = avx2::relu_bwd_f32;
     t->f64.relu_fwd = avx2::relu_fwd_f64;
     t->f64.relu_bwd = avx2::relu_bwd_f64;
+    t->f32.activation_fwd = avx2::activation_fwd_f32;
+    t->f32.activation_bwd = avx2::activation_bwd_f32;
+    t->f64.activation_fwd = avx2::activation_fwd_f64;
+    t->f64.activation_bwd = avx2::activation_bwd_f64;
   } else if (isa == Isa::avx512) {
     t->f32.maxpool2d_fwd = avx512::maxpool2d_fwd_f32;
     t->f32.maxpool2d_bwd = avx512::maxpool2d_bwd_f32;
@@ -51,13 +57,17 @@ void set_pool_relu_entries(Isa isa, CpuKernelTable* t) {
     t->f32.relu_bwd = avx512::relu_bwd_f32;
     t->f64.relu_fwd = avx512::relu_fwd_f64;
     t->f64.relu_bwd = avx512::relu_bwd_f64;
+    t->f32.activation_fwd = avx512::activation_fwd_f32;
+    t->f32.activation_bwd = avx512::activation_bwd_f32;
+    t->f64.activation_fwd = avx512::activation_fwd_f64;
+    t->f64.activation_bwd = avx512::activation_bwd_f64;
   }
 }
-// ---- end of pooling + ReLU entries
+// ---- end of pooling and activation entries
 
 CpuKernelTable make_table(Isa isa) {
   CpuKernelTable t{isa, portable_ops<float>(), portable_ops<double>()};
-  set_pool_relu_entries(isa, &t);
+  set_pool_activation_entries(isa, &t);
   if (isa == Isa::avx2) {
     t.f32.conv2d_fwd = avx2::conv2d_fwd_f32;   // each picks its algorithm (conv2d/dispatch.inl)
     t.f64.conv2d_fwd = avx2::conv2d_fwd_f64;

@@ -1,13 +1,14 @@
 // CPU kernel entry points and the per-ISA dispatch table.
 //
 // Every operation has a portable implementation in namespace fastconv::ref (conv2d/ref.cpp,
-// pool_ref.cpp, relu_ref.cpp): the `scalar` path, the fallback on any CPU and the baseline every
+// pool_ref.cpp, relu_ref.cpp, activation_ref.cpp, linear_ref.cpp): the `scalar` path, the fallback on any CPU and the baseline every
 // SIMD kernel is tested against. ISA files (…_avx2.cpp, …_avx512.cpp) live in their own
 // namespaces and override table entries; anything they do not provide stays the portable kernel.
 #pragma once
 #include <cstdint>
 
 #include "../common/params.h"
+#include "activation.h"
 #include "runtime.h"
 
 namespace fastconv {
@@ -50,6 +51,8 @@ struct CpuOps {
   void (*gemm)(const GemmParams& g, const T* a, const T* b, const T* bias, T* c);
   // x (M,N) row-major -> sums (N) of its M rows, in row order (a dense layer's grad_bias)
   void (*column_sums)(int64_t M, int64_t N, const T* x, T* sums);
+  ActivationFwd<T> activation_fwd;   // sigmoid / tanh / leaky ReLU (activation.h)
+  ActivationBwd<T> activation_bwd;
 };
 
 struct CpuKernelTable {

@@ -19,6 +19,8 @@
 //   relu                                      relu.cu
 //     1  kernel1_scalar       grid-stride loop
 //     2  kernel2_vec          16-byte packs (when the pointers are 16-byte aligned)
+//   sigmoid / tanh / leaky_relu               activation.cu (one version: 16-byte packs when the
+//                                             pointers are aligned, else one element per step)
 // A version that does not apply to a shape (e.g. kernel2_vec with odd channels) runs version 1.
 #pragma once
 #ifdef FASTCONV_CUDA_EMU
@@ -30,6 +32,7 @@
 #include <cstdint>
 #include <string>
 
+#include "../common/activation_kind.h"
 #include "../common/params.h"
 
 namespace fastconv {
@@ -77,6 +80,13 @@ cudaError_t relu_fwd(const T* x, T* y, int64_t n, int version, cudaStream_t stre
 // grad_y, y (n) -> grad_x (n): grad_y where y > 0, else 0. gx may alias gy.
 template <typename T>
 cudaError_t relu_bwd(const T* gy, const T* y, T* gx, int64_t n, int version, cudaStream_t stream);
+
+// sigmoid / tanh / leaky_relu (csrc/common/activation_kind.h), contracts of csrc/cpu/activation.h:
+// x (n) -> y (n), y may alias x; grad_y, y (the forward's output) -> grad_x, gx may alias gy.
+template <typename T>
+cudaError_t activation_fwd(Activation a, T alpha, const T* x, T* y, int64_t n, cudaStream_t stream);
+template <typename T>
+cudaError_t activation_bwd(Activation a, T alpha, const T* gy, const T* y, T* gx, int64_t n, cudaStream_t stream);
 
 // The kernel most recently launched from this host thread, e.g. "conv2d_fwd_kernel3_regtile_...".
 const std::string& last_kernel();

@@ -26,6 +26,14 @@ from .functional import (
     relu,
     relu_backward,
 )
+from .activations import (
+    leaky_relu,
+    leaky_relu_backward,
+    sigmoid,
+    sigmoid_backward,
+    tanh,
+    tanh_backward,
+)
 
 _ISAS = ("scalar", "avx2", "avx512")
 
@@ -200,6 +208,7 @@ def cuda_built() -> bool:
 __all__ = [
     "__version__", "conv2d", "conv2d_backward", "conv2d_backward_data", "conv2d_backward_weight",
     "max_pool2d", "max_pool2d_backward", "relu", "relu_backward", "set_num_threads",
+    "sigmoid", "sigmoid_backward", "tanh", "tanh_backward", "leaky_relu", "leaky_relu_backward",
     "linear", "linear_backward", "linear_backward_data", "linear_backward_weight",
     "set_worker_spin_us", "get_worker_spin_us", "set_blas_parking", "get_blas_parking",
     "get_num_threads", "cpu_isa", "available_cpu_isas", "set_cpu_isa", "set_winograd", "get_winograd", "cuda_available", "cuda_built",

@@ -50,6 +50,14 @@ class Backend(abc.ABC):
         """grad_y where y > 0, else 0."""
 
     @abc.abstractmethod
+    def activation_forward(self, name, alpha, x, out=None):
+        """sigmoid / tanh / leaky_relu(x) (alpha: leaky_relu's slope), into `out` when given."""
+
+    @abc.abstractmethod
+    def activation_backward(self, name, alpha, gy, y):
+        """The activation's grad_x from grad_y and the forward's output y."""
+
+    @abc.abstractmethod
     def matmul(self, a, b, bias=None, relu=False):
         """a (M, K) @ b (K, N) [+ bias] [ReLU]; a and b may be transposed views."""
 

@@ -103,24 +103,37 @@ class CpuBackend(Backend):
         _cpu.maxpool2d_backward(spec.native(_cpu), gy, indices, gx)
         return gx
 
-    def relu_forward(self, x, out=None):
-        """x -> relu(x) into `out` (or a new array). `out` is written by the kernel only when it is
+    @staticmethod
+    def _elementwise(x, out, kernel):
+        """kernel(x, y) into `out` (or a new array). `out` is written by the kernel only when it is
         aligned and either x itself or disjoint from x; otherwise through a temporary (like NumPy,
         which buffers partially overlapping operands)."""
         in_place = out is not None and out.flags.aligned and (
             _same_memory(out, x) or not np.shares_memory(out, x))
         y = out if in_place else empty(x.shape, x.dtype)
         _before_parallel(x.size)
-        _cpu.relu_forward(x, y)
+        kernel(x, y)
         if out is not None and not in_place:
             out[...] = y
             return out
         return y
 
+    def relu_forward(self, x, out=None):
+        return self._elementwise(x, out, _cpu.relu_forward)
+
     def relu_backward(self, gy, y):
         gx = empty(gy.shape, gy.dtype)
         _before_parallel(gx.size)
         _cpu.relu_backward(gy, y, gx)
+        return gx
+
+    def activation_forward(self, name, alpha, x, out=None):
+        return self._elementwise(x, out, lambda x, y: _cpu.activation_forward(name, alpha, x, y))
+
+    def activation_backward(self, name, alpha, gy, y):
+        gx = empty(gy.shape, gy.dtype)
+        _before_parallel(gx.size)
+        _cpu.activation_backward(name, alpha, gy, y, gx)
         return gx
 
     def matmul(self, a, b, bias=None, relu=False):

@@ -159,6 +159,19 @@ class KernelRunner(Backend):
                                   self.ptr(gx), gy.size, self._f64(gy.dtype), self.stream(), self.version)
         return gx
 
+    # ------------------------------------------------------------------ sigmoid, tanh, leaky_relu
+    def activation_forward(self, name, alpha, x, out=None):
+        y = self.empty(x.shape, x.dtype) if out is None else out
+        self.module.activation_forward(name, alpha, self._arg("x", x), self._arg("out", y, x.shape, x.dtype),
+                                       x.size, self._f64(x.dtype), self.stream())
+        return y
+
+    def activation_backward(self, name, alpha, gy, y):
+        gx = self.empty(gy.shape, gy.dtype)
+        self.module.activation_backward(name, alpha, self._arg("grad_y", gy), self._arg("y", y, gy.shape, gy.dtype),
+                                        self.ptr(gx), gy.size, self._f64(gy.dtype), self.stream())
+        return gx
+
     # ------------------------------------------------------------------ dense layers
     def matmul(self, a, b, bias=None, relu=False):
         """a (M, K) @ b (K, N) [+ bias] [ReLU] by the array module (cuBLAS for CuPy), on the

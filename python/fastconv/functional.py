@@ -99,6 +99,30 @@ def _axes(layout, what):
     return "(N, K, P, Q)" if layout == "NCHW" else "(N, P, Q, K)"
 
 
+# ----------------------------------------------------------------------------- activations
+
+# `activation=` of conv2d / linear (and of the layers) besides None and "linear" (= None).
+ACTIVATIONS = ("relu", "sigmoid", "tanh", "leaky_relu")
+LEAKY_RELU_SLOPE = 0.01   # PyTorch's default; the layers use Keras' slopes (activations.py)
+
+
+def check_activation(activation, where="activation"):
+    """None for None / "linear", else the name when it is one of ACTIVATIONS (else ValueError)."""
+    if activation is None or activation == "linear":
+        return None
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"{where} must be None, 'linear' or one of {', '.join(map(repr, ACTIVATIONS))}, "
+                         f"got {activation!r}")
+    return activation
+
+
+def _unfused_activation(be, y, activation, alpha=LEAKY_RELU_SLOPE):
+    """y after the activations that the conv / GEMM epilogue does not fuse (ReLU it does), in place."""
+    if activation in (None, "relu"):
+        return y
+    return be.activation_forward(activation, alpha, y, y)
+
+
 # ----------------------------------------------------------------------------- specs
 
 def _plain(v):
@@ -209,20 +233,21 @@ def conv2d(x, weight, bias=None, *, stride=1, padding=0, dilation=1, layout="NCH
 
     NCHW: x (N, C, H, W), weight (K, C, R, S) -> y (N, K, P, Q).
     NHWC: x (N, H, W, C), weight (R, S, C, K) -> y (N, P, Q, K).
-    `activation="relu"` applies ReLU in the kernel's epilogue (fused with the bias).
+    `activation="relu"` applies ReLU in the kernel's epilogue (fused with the bias); "sigmoid",
+    "tanh" and "leaky_relu" (slope 0.01) run their kernel in place on y right after.
     """
     layout = check_layout(layout)
     be = _backend(x=x, weight=weight, bias=bias)
     _same_dtype(x=x, weight=weight, bias=bias)
     _check_ndim("x", x, 4, _axes(layout, "x"))
     _check_ndim("weight", weight, 4, _axes(layout, "w"))
-    if activation not in (None, "relu", "linear"):
-        raise ValueError(f"activation must be None or 'relu', got {activation!r}")
+    activation = check_activation(activation)
     spec = _conv_spec(x.shape, weight.shape, stride, padding, dilation, layout, activation == "relu")
     if bias is not None and tuple(bias.shape) != (spec.K,):
         raise ValueError(f"bias must have shape ({spec.K},) (one per output channel), got {tuple(bias.shape)}")
-    return be.conv2d_forward(spec, be.contiguous(x), be.contiguous(weight),
-                             None if bias is None else be.contiguous(bias))
+    y = be.conv2d_forward(spec, be.contiguous(x), be.contiguous(weight),
+                          None if bias is None else be.contiguous(bias))
+    return _unfused_activation(be, y, activation)
 
 
 def conv2d_backward_data(grad_y, weight, x_shape, *, stride=1, padding=0, dilation=1, layout="NCHW"):
@@ -299,8 +324,9 @@ def max_pool2d_backward(grad_y, indices, x_shape, kernel_size=2, *, stride=None,
 
 # ----------------------------------------------------------------------------- relu
 
-def relu(x, *, out=None):
-    """max(x, 0) elementwise (NaN propagates). `out=x` computes in place."""
+def _elementwise_args(x, out):
+    """The backend of an elementwise forward call, after checking x and out (None, or an array of
+    x's shape and dtype, C-contiguous and writeable; out=x computes in place)."""
     be = _backend(x=x, out=out)
     _float_dtype("x", x)
     if out is not None:
@@ -310,15 +336,27 @@ def relu(x, *, out=None):
             raise ValueError("out must be C-contiguous")
         if not out.flags.writeable:
             raise ValueError("out is read-only")
+    return be
+
+
+def _elementwise_grad_args(grad_y, y):
+    """The backend of an elementwise backward call, after checking that grad_y and y match."""
+    be = _backend(grad_y=grad_y, y=y)
+    _same_dtype(grad_y=grad_y, y=y)
+    if tuple(grad_y.shape) != tuple(y.shape):
+        raise ValueError(f"grad_y has shape {tuple(grad_y.shape)} but y has {tuple(y.shape)}")
+    return be
+
+
+def relu(x, *, out=None):
+    """max(x, 0) elementwise (NaN propagates). `out=x` computes in place."""
+    be = _elementwise_args(x, out)
     return be.relu_forward(be.contiguous(x), out)
 
 
 def relu_backward(grad_y, y):
     """grad_y where y > 0, else 0."""
-    be = _backend(grad_y=grad_y, y=y)
-    _same_dtype(grad_y=grad_y, y=y)
-    if tuple(grad_y.shape) != tuple(y.shape):
-        raise ValueError(f"grad_y has shape {tuple(grad_y.shape)} but y has {tuple(y.shape)}")
+    be = _elementwise_grad_args(grad_y, y)
     return be.relu_backward(be.contiguous(grad_y), be.contiguous(y))
 
 
@@ -337,17 +375,18 @@ def _check_linear(x, weight):
 
 def linear(x, weight, bias=None, *, activation=None):
     """Dense layer, PyTorch's convention: x (N, in), weight (out, in), bias (out,) ->
-    y = x @ weight.T + bias, (N, out). `activation="relu"` is fused into the kernel.
+    y = x @ weight.T + bias, (N, out). `activation="relu"` is fused into the kernel; "sigmoid",
+    "tanh" and "leaky_relu" (slope 0.01) run their kernel in place on y right after.
     A transposed weight view (e.g. a Keras kernel (in, out) passed as kernel.T) is read in place."""
     be = _backend(x=x, weight=weight, bias=bias)
     _same_dtype(x=x, weight=weight, bias=bias)
     _check_linear(x, weight)
-    if activation not in (None, "relu", "linear"):
-        raise ValueError(f"activation must be None or 'relu', got {activation!r}")
+    activation = check_activation(activation)
     if bias is not None and tuple(bias.shape) != (weight.shape[0],):
         raise ValueError(f"bias must have shape ({weight.shape[0]},) (one per output feature), "
                          f"got {tuple(bias.shape)}")
-    return be.matmul(x, weight.T, None if bias is None else be.contiguous(bias), activation == "relu")
+    y = be.matmul(x, weight.T, None if bias is None else be.contiguous(bias), activation == "relu")
+    return _unfused_activation(be, y, activation)
 
 
 def linear_backward_data(grad_y, weight):

@@ -10,7 +10,8 @@ and results are converted back to the caller's layout. Every result is a new flo
     conv2d_backward_weight  gy (N,K,P,Q), x, w_shape               -> gw (K,C,R,S), gb | None
     max_pool2d              x (N,C,H,W)                            -> y (N,C,P,Q), indices int64
     max_pool2d_backward     gy (N,C,P,Q), indices, x_shape         -> gx (N,C,H,W)
-    relu / relu_backward    elementwise
+    relu / relu_backward    elementwise (also sigmoid, tanh, leaky_relu and their _backward,
+                            which take the forward's output y)
 
 (with layout="NHWC": x (N,H,W,C), w (R,S,C,K), y (N,P,Q,K)). This module imports only NumPy
 and the shared shape helpers, never the compiled extension.
@@ -25,6 +26,7 @@ from ._shapes import check_layout, pair, resolve_padding
 __all__ = [
     "conv2d", "conv2d_backward", "conv2d_backward_data", "conv2d_backward_weight",
     "max_pool2d", "max_pool2d_backward", "relu", "relu_backward",
+    "sigmoid", "sigmoid_backward", "tanh", "tanh_backward", "leaky_relu", "leaky_relu_backward",
     "linear", "linear_backward", "linear_backward_data", "linear_backward_weight",
 ]
 
@@ -106,8 +108,7 @@ def conv2d(x, weight, bias=None, *, stride=1, padding=0, dilation=1, layout="NCH
            activation=None):
     """y[n,k,p,q] = b[k] + sum_{c,r,s} xpad[n,c,p*sh+r*dh,q*sw+s*dw] * w[k,c,r,s], then activation."""
     layout = check_layout(layout)
-    if activation not in (None, "relu"):
-        raise ValueError(f"activation must be None or 'relu', got {activation!r}")
+    _activate(np.zeros(1), activation)   # validates the name before the work
     x = _x_to_nchw(_f64(x, "x"), layout)
     w = _w_to_kcrs(_f64(weight, "weight"), layout)
     if x.shape[1] != w.shape[1]:
@@ -119,9 +120,7 @@ def conv2d(x, weight, bias=None, *, stride=1, padding=0, dilation=1, layout="NCH
         if b.shape != (w.shape[0],):
             raise ValueError(f"bias must have shape ({w.shape[0]},), got {b.shape}")
         y = y + b[None, :, None, None]
-    if activation == "relu":
-        y = relu(y)
-    return _x_from_nchw(y, layout)
+    return _x_from_nchw(_activate(y, activation), layout)
 
 
 def conv2d_backward_data(grad_y, weight, x_shape, *, stride=1, padding=0, dilation=1,
@@ -252,6 +251,61 @@ def relu_backward(grad_y, y):
     return np.where(y > 0, grad_y, 0.0)
 
 
+# ----------------------------------------------------------------------------- sigmoid, tanh, leaky_relu
+
+def sigmoid(x):
+    """1 / (1 + exp(-x)) in float64, from exp(-|x|) (no overflow)."""
+    x = np.asarray(x, dtype=np.float64)
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1.0, e) / (1.0 + e)
+
+
+def tanh(x):
+    return np.tanh(np.asarray(x, dtype=np.float64))
+
+
+def leaky_relu(x, alpha=0.01):
+    x = np.asarray(x, dtype=np.float64)
+    return np.where(x > 0, x, alpha * x)
+
+
+def _grad_and_output(grad_y, y):
+    grad_y, y = np.asarray(grad_y, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    if grad_y.shape != y.shape:
+        raise ValueError(f"grad_y shape {grad_y.shape} does not match y shape {y.shape}")
+    return grad_y, y
+
+
+def sigmoid_backward(grad_y, y):
+    """From the forward's output y: sigmoid'(x) = y (1 - y)."""
+    grad_y, y = _grad_and_output(grad_y, y)
+    return grad_y * y * (1.0 - y)
+
+
+def tanh_backward(grad_y, y):
+    """From the forward's output y: tanh'(x) = 1 - y^2."""
+    grad_y, y = _grad_and_output(grad_y, y)
+    return grad_y * (1.0 - y * y)
+
+
+def leaky_relu_backward(grad_y, y, alpha=0.01):
+    """From the forward's output y (alpha >= 0: y > 0 exactly where x > 0)."""
+    grad_y, y = _grad_and_output(grad_y, y)
+    return np.where(y > 0, grad_y, alpha * grad_y)
+
+
+_ACTIVATIONS = {"relu": relu, "sigmoid": sigmoid, "tanh": tanh, "leaky_relu": leaky_relu}
+
+
+def _activate(y, activation):
+    """conv2d / linear's activation= (leaky_relu with fastconv's functional slope 0.01)."""
+    if activation in (None, "linear"):
+        return y
+    if activation not in _ACTIVATIONS:
+        raise ValueError(f"activation must be None, 'linear' or one of {sorted(_ACTIVATIONS)}, got {activation!r}")
+    return _ACTIVATIONS[activation](y)
+
+
 # ----------------------------------------------------------------------------- linear
 
 def _dot(a, b):
@@ -261,11 +315,11 @@ def _dot(a, b):
 
 
 def linear(x, weight, bias=None, *, activation=None):
-    """x (N, in), weight (out, in) -> x @ weight.T + bias (N, out); activation None or 'relu'."""
+    """x (N, in), weight (out, in) -> x @ weight.T + bias (N, out), then activation."""
     y = _dot(_f64(x, "x", 2), _f64(weight, "weight", 2).T)
     if bias is not None:
         y = y + _f64(bias, "bias", 1)
-    return relu(y) if activation == "relu" else y
+    return _activate(y, activation)
 
 
 def linear_backward_data(grad_y, weight):

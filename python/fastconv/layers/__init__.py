@@ -26,11 +26,12 @@ created at the first call live where that input lives (`Layer.to("cupy")` moves 
 from __future__ import annotations
 
 from .._arrays import array_module
+from .activation import Activation, LeakyReLU, ReLU
 from .base import Layer, ParamRef  # noqa: F401 - ParamRef: for custom layers and optimizers
-from .conv import Conv2D, Flatten, MaxPooling2D, ReLU
+from .conv import Conv2D, Flatten, MaxPooling2D
 from .dense import Dense, Dropout, Softmax, SoftmaxCrossEntropy
 
 __all__ = [
-    "Layer", "Conv2D", "MaxPooling2D", "ReLU", "Flatten", "Dense", "Dropout", "Softmax",
-    "SoftmaxCrossEntropy", "array_module",
+    "Layer", "Conv2D", "MaxPooling2D", "ReLU", "LeakyReLU", "Activation", "Flatten", "Dense", "Dropout",
+    "Softmax", "SoftmaxCrossEntropy", "array_module",
 ]

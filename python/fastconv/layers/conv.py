@@ -1,8 +1,9 @@
-"""Convolution, pooling and the shape layers: Conv2D, MaxPooling2D, ReLU, Flatten."""
+"""Convolution, pooling and the shape layer: Conv2D, MaxPooling2D, Flatten."""
 from __future__ import annotations
 
 import numpy as np
 
+from .. import activations as A
 from .. import functional as F
 from .. import regularizers
 from .._shapes import pair, window_output
@@ -12,11 +13,12 @@ from .base import Layer, _check_backward, _init_kernel, _keras_padding, _layout
 # ----------------------------------------------------------------------------- Conv2D
 
 class Conv2D(Layer):
-    """2-D convolution with Keras arguments; `activation="relu"` runs fused in the kernel.
+    """2-D convolution with Keras arguments; `activation="relu"` runs fused in the kernel,
+    "sigmoid", "tanh" and "leaky_relu" (Keras' slope 0.2) in place on the output right after.
 
     channels_last: x (N, H, W, C), kernel (R, S, C, K) -> y (N, P, Q, K)
     channels_first: x (N, C, H, W), kernel (K, C, R, S) -> y (N, K, P, Q)
-    bias (K,). Keeps x (for the weight gradient) and, with ReLU, y (for the ReLU gradient).
+    bias (K,). Keeps x (for the weight gradient) and, with an activation, y (for its gradient).
     When needs_input_grad is False (the first layer of a Sequential) backward computes only the
     weight and bias gradients; when trainable is False, only the input gradient.
     """
@@ -29,14 +31,13 @@ class Conv2D(Layer):
         self.kernel_regularizer = regularizers.get(kernel_regularizer)
         if isinstance(filters, bool) or not isinstance(filters, (int, np.integer)) or filters < 1:
             raise ValueError(f"filters must be a positive int, got {filters!r}")
-        if activation not in (None, "linear", "relu"):
-            raise ValueError(f"Conv2D activation must be None, 'linear' or 'relu', got {activation!r}")
+        activation = F.check_activation(activation, "Conv2D activation")
         self.filters = int(filters)
         self.kernel_size = pair(kernel_size, "kernel_size")
         self.strides = pair(strides, "strides")
         self.dilation_rate = pair(dilation_rate, "dilation_rate")
         self.padding = _keras_padding(padding)
-        self.activation = "relu" if activation == "relu" else None
+        self.activation = activation
         self.use_bias = bool(use_bias)
         self.data_format = data_format
         self.layout = _layout(data_format)
@@ -95,11 +96,13 @@ class Conv2D(Layer):
 
     def forward(self, x, training=True):
         x = self._ensure_built(x)
-        y = F.conv2d(x, self.params["kernel"], self.params.get("bias"), activation=self.activation,
-                     **self._kw())
+        fused = "relu" if self.activation == "relu" else None
+        y = F.conv2d(x, self.params["kernel"], self.params.get("bias"), activation=fused, **self._kw())
+        if self.activation != fused:
+            y = A.activate(self.activation, y, A.KERAS_LEAKY_RELU_SLOPE, out=y)
         if self._keeps_for_backward(training):
             self._x = x
-            self._y = y if self.activation == "relu" else None
+            self._y = y if self.activation else None
         return y
 
     def backward(self, grad_y):
@@ -109,7 +112,7 @@ class Conv2D(Layer):
         # (MaxPooling2D.backward); it holds for this one call.
         relu_applied, self.relu_applied_once = self.relu_applied_once, False
         if self._y is not None and not relu_applied:
-            grad_y = F.relu_backward(grad_y, self._y)
+            grad_y = A.gradient(self.activation, grad_y, self._y, A.KERAS_LEAKY_RELU_SLOPE)
         kernel = self.params["kernel"]
         self.grads = {}
         if self.trainable:
@@ -187,31 +190,7 @@ class MaxPooling2D(Layer):
         return gx
 
 
-# ----------------------------------------------------------------------------- ReLU, Flatten
-
-class ReLU(Layer):
-    """max(x, 0); keeps the output (the gradient is grad_y where y > 0)."""
-
-    def __init__(self, *, name=None, input_shape=None):
-        super().__init__(name=name, input_shape=input_shape)
-        self._y = None
-
-    def forward(self, x, training=True):
-        x = self._ensure_built(x)
-        y = F.relu(x)
-        if self._keeps_for_backward(training):
-            self._y = y
-        return y
-
-    def backward(self, grad_y):
-        if not self.needs_input_grad:
-            return None
-        if self._y is None:
-            raise RuntimeError(f"{self.name or 'ReLU'}.backward called before forward(training=True)")
-        gx = F.relu_backward(grad_y, self._y)
-        self._y = None
-        return gx
-
+# ----------------------------------------------------------------------------- Flatten
 
 class Flatten(Layer):
     """(N, ...) -> (N, prod(...)) in the array's own order (channels_last: H, W, C like Keras)."""

@@ -5,6 +5,7 @@ import warnings
 
 import numpy as np
 
+from .. import activations as A
 from .. import functional as F
 from .. import regularizers
 from .._arrays import array_module
@@ -31,8 +32,9 @@ def _sigmoid(z):
 
 
 class Dense(Layer):
-    """y = x @ kernel + bias, kernel (in, units) like Keras; activation None, 'relu', 'sigmoid'
-    or 'softmax'. All three passes run on fastconv's GEMM kernel (fc.linear), never NumPy's BLAS.
+    """y = x @ kernel + bias, kernel (in, units) like Keras; activation None, 'relu' (fused in the
+    GEMM), 'sigmoid', 'tanh', 'leaky_relu' (Keras' slope 0.2; fastconv's kernels in place on y) or
+    'softmax'. All three passes run on fastconv's GEMM kernel (fc.linear), never NumPy's BLAS.
 
     x (N, in) -> y (N, units). Keeps x (for the kernel gradient) and the activated output.
     """
@@ -44,11 +46,10 @@ class Dense(Layer):
         self.kernel_regularizer = regularizers.get(kernel_regularizer)
         if isinstance(units, bool) or not isinstance(units, (int, np.integer)) or units < 1:
             raise ValueError(f"units must be a positive int, got {units!r}")
-        if activation not in (None, "linear", "relu", "sigmoid", "softmax"):
-            raise ValueError("Dense activation must be None, 'linear', 'relu', 'sigmoid' or 'softmax', "
-                             f"got {activation!r}")
+        if activation != "softmax":
+            activation = F.check_activation(activation, "Dense activation (or 'softmax')")
         self.units = int(units)
-        self.activation = None if activation == "linear" else activation
+        self.activation = activation
         self.use_bias = bool(use_bias)
         self.kernel_initializer = kernel_initializer
         self.seed = seed
@@ -85,10 +86,10 @@ class Dense(Layer):
         # the kernel (in, units) is the transposed PyTorch weight: read in place, no copy
         y = F.linear(x, self.params["kernel"].T, self.params["bias"] if self.use_bias else None,
                      activation="relu" if self.activation == "relu" else None)
-        if self.activation == "sigmoid":
-            y = _sigmoid(y)
-        elif self.activation == "softmax":
+        if self.activation == "softmax":
             y = _softmax(y)
+        elif self.activation not in (None, "relu"):
+            y = A.activate(self.activation, y, A.KERAS_LEAKY_RELU_SLOPE, out=y)
         if self._keeps_for_backward(training):
             self._x = x
             self._y = y if self.activation else None
@@ -97,12 +98,10 @@ class Dense(Layer):
     def backward(self, grad_y):
         if self._x is None:
             raise RuntimeError(f"{self.name or 'Dense'}.backward called before forward(training=True)")
-        if self.activation == "relu":
-            grad_y = F.relu_backward(grad_y, self._y)
-        elif self.activation == "sigmoid":
-            grad_y = grad_y * self._y * (1 - self._y)
-        elif self.activation == "softmax":
+        if self.activation == "softmax":
             grad_y = _softmax_backward(grad_y, self._y)
+        else:
+            grad_y = A.gradient(self.activation, grad_y, self._y, A.KERAS_LEAKY_RELU_SLOPE)
         self.grads = {}
         if self.trainable:
             self.grads["kernel"] = self._regularized(F._dense_kernel_grad(grad_y, self._x))

@@ -1,0 +1,62 @@
+// Portable sigmoid / tanh / leaky ReLU (contracts in activation.h): the scalar path, the fallback
+// and the baseline the SIMD kernels are tested against. sigmoid is evaluated from e = exp(-|x|)
+// on both sides (1 / (1 + e) or e / (1 + e)), so it never overflows and keeps its relative
+// accuracy for large negative x.
+#include <cmath>
+
+#include "activation.h"
+#include "loops.h"
+
+namespace fastconv {
+namespace ref {
+namespace {
+
+template <typename T>
+T sigmoid(T x) {
+  const T e = std::exp(-std::fabs(x));
+  return (x >= T(0) ? T(1) : e) / (T(1) + e);
+}
+
+}  // namespace
+
+template <typename T>
+void activation_fwd(Activation a, T alpha, int64_t n, const T* x, T* y) {
+  parallel_for(threads_for(n), n, [&](int64_t begin, int64_t end) {
+    switch (a) {
+      case Activation::sigmoid:
+        for (int64_t i = begin; i < end; ++i) y[i] = sigmoid(x[i]);
+        break;
+      case Activation::tanh:
+        for (int64_t i = begin; i < end; ++i) y[i] = std::tanh(x[i]);
+        break;
+      case Activation::leaky_relu:
+        for (int64_t i = begin; i < end; ++i) y[i] = x[i] > T(0) ? x[i] : alpha * x[i];
+        break;
+    }
+  });
+}
+
+template <typename T>
+void activation_bwd(Activation a, T alpha, int64_t n, const T* gy, const T* y, T* gx) {
+  parallel_for(threads_for(n), n, [&](int64_t begin, int64_t end) {
+    switch (a) {
+      case Activation::sigmoid:
+        for (int64_t i = begin; i < end; ++i) gx[i] = gy[i] * (y[i] * (T(1) - y[i]));
+        break;
+      case Activation::tanh:
+        for (int64_t i = begin; i < end; ++i) gx[i] = gy[i] * (T(1) - y[i] * y[i]);
+        break;
+      case Activation::leaky_relu:
+        for (int64_t i = begin; i < end; ++i) gx[i] = y[i] > T(0) ? gy[i] : alpha * gy[i];
+        break;
+    }
+  });
+}
+
+template void activation_fwd<float>(Activation, float, int64_t, const float*, float*);
+template void activation_fwd<double>(Activation, double, int64_t, const double*, double*);
+template void activation_bwd<float>(Activation, float, int64_t, const float*, const float*, float*);
+template void activation_bwd<double>(Activation, double, int64_t, const double*, const double*, double*);
+
+}  // namespace ref
+}  // namespace fastconv

@@ -1,0 +1,85 @@
+"""Sigmoid, tanh and leaky ReLU with their backward passes (docs/api.md), on fastconv's kernels:
+csrc/cpu/activation_*.cpp for NumPy arrays, csrc/cuda/activation.cu for CuPy arrays.
+
+    y = fc.sigmoid(x)                    # or out=x: in place
+    gx = fc.sigmoid_backward(gy, y)      # every backward takes the forward's OUTPUT y
+
+leaky_relu's slope `alpha` defaults to PyTorch's 0.01 (Keras' LeakyReLU layer uses 0.3, its
+"leaky_relu" activation string 0.2: the layers follow Keras). alpha must be finite and >= 0,
+as in Keras, so y > 0 exactly where x > 0 and the gradient can be read from y.
+"""
+from __future__ import annotations
+
+import math
+import numbers
+
+from . import functional as F
+
+# Keras' slope for activation="leaky_relu" of Conv2D / Dense (keras.activations.leaky_relu).
+KERAS_LEAKY_RELU_SLOPE = 0.2
+
+__all__ = ["sigmoid", "sigmoid_backward", "tanh", "tanh_backward", "leaky_relu", "leaky_relu_backward"]
+
+def _alpha(alpha):
+    if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real) or not math.isfinite(alpha) or alpha < 0:
+        raise ValueError(f"alpha (leaky_relu's negative slope) must be a finite number >= 0, got {alpha!r}")
+    return float(alpha)
+
+
+def _forward(name, alpha, x, out):
+    be = F._elementwise_args(x, out)
+    return be.activation_forward(name, alpha, be.contiguous(x), out)
+
+
+def _backward(name, alpha, grad_y, y):
+    be = F._elementwise_grad_args(grad_y, y)
+    return be.activation_backward(name, alpha, be.contiguous(grad_y), be.contiguous(y))
+
+
+def sigmoid(x, *, out=None):
+    """1 / (1 + exp(-x)) elementwise, without overflow (NaN propagates). `out=x`: in place."""
+    return _forward("sigmoid", 0.0, x, out)
+
+
+def sigmoid_backward(grad_y, y):
+    """grad_y * y * (1 - y), y = sigmoid(x)."""
+    return _backward("sigmoid", 0.0, grad_y, y)
+
+
+def tanh(x, *, out=None):
+    """tanh(x) elementwise (NaN propagates). `out=x`: in place."""
+    return _forward("tanh", 0.0, x, out)
+
+
+def tanh_backward(grad_y, y):
+    """grad_y * (1 - y^2), y = tanh(x)."""
+    return _backward("tanh", 0.0, grad_y, y)
+
+
+def leaky_relu(x, alpha=0.01, *, out=None):
+    """x where x > 0, else alpha * x (NaN propagates). `out=x`: in place."""
+    return _forward("leaky_relu", _alpha(alpha), x, out)
+
+
+def leaky_relu_backward(grad_y, y, alpha=0.01):
+    """grad_y where y > 0, else alpha * grad_y, y = leaky_relu(x, alpha)."""
+    return _backward("leaky_relu", _alpha(alpha), grad_y, y)
+
+
+def activate(name, x, alpha, *, out=None):
+    """activation `name` (functional.check_activation's names; None is the identity) of x, into
+    `out` when given (out=x: in place)."""
+    if name is None:
+        return x
+    if name == "relu":
+        return F.relu(x, out=out)
+    return _forward(name, alpha, x, out)
+
+
+def gradient(name, grad_y, y, alpha):
+    """grad_y through activation `name` whose output was y."""
+    if name == "relu":
+        return F.relu_backward(grad_y, y)
+    if name is not None:
+        return _backward(name, alpha, grad_y, y)
+    return grad_y

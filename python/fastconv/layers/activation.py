@@ -1,0 +1,85 @@
+"""Activation layers: ReLU, LeakyReLU and Activation(name), Keras' names and defaults, on fastconv's
+elementwise kernels (functional.relu, fastconv.activations)."""
+from __future__ import annotations
+
+from .. import activations as A
+from .. import functional as F
+from .base import Layer
+from .dense import _softmax, _softmax_backward
+
+
+class _Elementwise(Layer):
+    """y = f(x), whose gradient is computed from y: keeps the output for backward."""
+
+    def __init__(self, *, name=None, input_shape=None):
+        super().__init__(name=name, input_shape=input_shape)
+        self._y = None
+
+    def forward(self, x, training=True):
+        x = self._ensure_built(x)
+        y = self._apply(x)
+        if self._keeps_for_backward(training):
+            self._y = y
+        return y
+
+    def backward(self, grad_y):
+        if not self.needs_input_grad:
+            return None
+        if self._y is None:
+            raise RuntimeError(f"{self.name or type(self).__name__}.backward called before forward(training=True)")
+        gx = self._gradient(grad_y, self._y)
+        self._y = None
+        return gx
+
+
+class ReLU(_Elementwise):
+    """max(x, 0); the gradient is grad_y where y > 0."""
+
+    def _apply(self, x):
+        return F.relu(x)
+
+    def _gradient(self, grad_y, y):
+        return F.relu_backward(grad_y, y)
+
+
+class LeakyReLU(_Elementwise):
+    """x where x > 0, else negative_slope * x (Keras' default slope 0.3)."""
+
+    def __init__(self, negative_slope=0.3, *, name=None, input_shape=None):
+        super().__init__(name=name, input_shape=input_shape)
+        self.negative_slope = A._alpha(negative_slope)
+
+    def _config(self):
+        return {"negative_slope": self.negative_slope}
+
+    def _apply(self, x):
+        return A.leaky_relu(x, self.negative_slope)
+
+    def _gradient(self, grad_y, y):
+        return A.leaky_relu_backward(grad_y, y, self.negative_slope)
+
+
+class Activation(_Elementwise):
+    """Keras' Activation layer: 'relu', 'sigmoid', 'tanh', 'leaky_relu' (slope 0.2, as
+    keras.activations.leaky_relu), 'softmax' (over the last axis) or 'linear'."""
+
+    def __init__(self, activation, *, name=None, input_shape=None):
+        super().__init__(name=name, input_shape=input_shape)
+        if activation != "softmax":
+            F.check_activation(activation, "Activation")
+        self.activation = activation
+
+    def _config(self):
+        return {"activation": self.activation}
+
+    def _apply(self, x):
+        if self.activation == "softmax":
+            return _softmax(x)
+        if self.activation == "linear":
+            return x
+        return A.activate(self.activation, x, A.KERAS_LEAKY_RELU_SLOPE)
+
+    def _gradient(self, grad_y, y):
+        if self.activation == "softmax":
+            return _softmax_backward(grad_y, y)
+        return A.gradient(F.check_activation(self.activation), grad_y, y, A.KERAS_LEAKY_RELU_SLOPE)
