@@ -5,8 +5,8 @@
 //
 // Memory speed: like relu_*.cpp, threads take contiguous chunks of whole cache lines
 // (parallel_for_lines), one masked vector brings the output to a vector boundary, the body moves
-// 4 vectors per trip, a masked vector does the tail, and outputs larger than kStreamBytes are
-// written with streaming stores. Every element goes through the same vector code (no scalar
+// 4 vectors per trip with the inputs prefetched ahead (kPrefetchAhead), a masked vector does the
+// tail, and outputs larger than kStreamBytes are written with streaming stores. Every element goes through the same vector code (no scalar
 // head or tail), so a result does not depend on the array's alignment or the thread count.
 //
 // e^x in vector registers, from x = k ln2 + r with |r| <= ln2 / 2:
@@ -18,6 +18,11 @@
 // 2^(k/2) twice so that results in the subnormal range round once, like std::exp.
 
 constexpr int64_t kStreamBytes = int64_t(16) << 20;  // as relu_*.cpp: below it the next layer reads y from cache
+// Inputs are prefetched this many elements ahead: sigmoid and tanh spend long enough on each
+// vector that the hardware prefetcher alone falls behind, and the loop then waits for memory and
+// computes in turn. Measured (python -m fastconv.bench --networks activations, batch 8, 2 threads,
+// 103 MB per call): sigmoid forward 20 -> 37 GB/s, tanh 25 -> 45 GB/s; 256 / 4096 ahead: within 5%.
+constexpr int64_t kPrefetchAhead = 1024;
 
 template <typename T> struct ExpConstants;
 template <> struct ExpConstants<float> {
@@ -123,6 +128,10 @@ void elementwise_slice(const Elem<F>* a, const Elem<F>* b, Elem<F>* out, int64_t
     i += L - misalign;
   }
   for (; i + 4 * L <= end; i += 4 * L) {
+    for (int64_t line = 0; line < 4 * L; line += 64 / (int64_t)sizeof(T)) {
+      _mm_prefetch(reinterpret_cast<const char*>(a + i + line + kPrefetchAhead), _MM_HINT_T0);
+      if (b != a) _mm_prefetch(reinterpret_cast<const char*>(b + i + line + kPrefetchAhead), _MM_HINT_T0);
+    }
     const Reg<F> r0 = op(F::load(a + i), F::load(b + i));
     const Reg<F> r1 = op(F::load(a + i + L), F::load(b + i + L));
     const Reg<F> r2 = op(F::load(a + i + 2 * L), F::load(b + i + 2 * L));

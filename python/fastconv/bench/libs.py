@@ -9,14 +9,19 @@ import numpy as np
 
 import fastconv as fc
 
+from .. import reference as ref
 from . import numpy_baseline as npb
+from .shapes import ELEMENTWISE
+
+LEAKY_SLOPE = 0.01
 
 NUMPY_MAX_BYTES = 1 << 30   # skip the NumPy baseline when its im2col matrix would exceed this
 
-PASSES = {"conv": ("fwd", "bwd_data", "bwd_weight"), "pool": ("fwd", "bwd"), "relu": ("fwd", "bwd")}
+PASSES = {"conv": ("fwd", "bwd_data", "bwd_weight"), "pool": ("fwd", "bwd"),
+          **{kind: ("fwd", "bwd") for kind in ELEMENTWISE}}
 
 FASTCONV = ("fastconv NCHW", "fastconv NHWC")
-# Pooling and ReLU also timed with outputs allocated once, outside the timed call: the kernel
+# Pooling and the activations also timed with outputs allocated once, outside the timed call: the kernel
 # alone, without the page faults of a fresh 100 MB output (which every allocating API pays).
 KERNEL_ONLY = ("fastconv NCHW kernel", "fastconv NHWC kernel")
 TORCH = ("torch NCHW", "torch channels_last")
@@ -57,12 +62,16 @@ class Problem:
             self.gy = rng.standard_normal((N, L.C, L.P, L.Q), dtype=np.float32).astype(dt, copy=False)
         else:
             self.gy = rng.standard_normal(self.x.shape, dtype=np.float32).astype(dt, copy=False)
+            # the forward output every contender's backward pass reads (sigmoid' = y (1 - y) ...):
+            # the same rounded y for all, so that the check compares the backward kernels alone
+            kw = {"alpha": LEAKY_SLOPE} if L.kind == "leaky_relu" else {}
+            self.y = getattr(ref, L.kind)(self.x, **kw).astype(dt)
 
     def bytes_moved(self, pass_):
-        """Bytes a pooling/ReLU pass must read and write (indices are int64)."""
+        """Bytes a pooling/activation pass must read and write (indices are int64)."""
         L, isz = self.layer, self.dtype.itemsize
         nx = self.x.size
-        if L.kind == "relu":
+        if L.kind in ELEMENTWISE:
             return (2 if pass_ == "fwd" else 3) * nx * isz
         if L.kind == "pool":
             ny = self.gy.size
@@ -92,14 +101,16 @@ def fastconv_op(problem, pass_, layout):
             return lambda: fc.max_pool2d(x, **kw)
         _, idx = fc.max_pool2d(x, **kw)
         return lambda: fc.max_pool2d_backward(gy, idx, x.shape, **kw)
+    kw = {"alpha": LEAKY_SLOPE} if L.kind == "leaky_relu" else {}
     if pass_ == "fwd":
-        return lambda: fc.relu(x)
-    y = fc.relu(x)
-    return lambda: fc.relu_backward(gy, y)
+        forward = getattr(fc, L.kind)
+        return lambda: forward(x, **kw)
+    backward, y = getattr(fc, f"{L.kind}_backward"), to_nhwc(problem.y) if nhwc else problem.y
+    return lambda: backward(gy, y, **kw)
 
 
 def fastconv_kernel_op(problem, pass_, layout):
-    """Pooling/ReLU: the CPU kernel through fastconv._cpu with outputs allocated up front."""
+    """Pooling and activations: the CPU kernel through fastconv._cpu with outputs allocated up front."""
     from .. import _cpu  # noqa: PLC0415
     from ..functional import _pool_spec  # noqa: PLC0415
 
@@ -107,12 +118,17 @@ def fastconv_kernel_op(problem, pass_, layout):
     nhwc = layout == "NHWC"
     x = to_nhwc(problem.x) if nhwc else problem.x
     gy = to_nhwc(problem.gy) if nhwc else problem.gy
-    if L.kind == "relu":
-        y = fc.relu(x)
+    if L.kind in ELEMENTWISE:
+        y = to_nhwc(problem.y) if nhwc else problem.y
         out = np.empty_like(x)
+        if L.kind == "relu":
+            if pass_ == "fwd":
+                return lambda: _cpu.relu_forward(x, out)
+            return lambda: _cpu.relu_backward(gy, y, out)
+        alpha = LEAKY_SLOPE if L.kind == "leaky_relu" else 0.0
         if pass_ == "fwd":
-            return lambda: _cpu.relu_forward(x, out)
-        return lambda: _cpu.relu_backward(gy, y, out)
+            return lambda: _cpu.activation_forward(L.kind, alpha, x, out)
+        return lambda: _cpu.activation_backward(L.kind, alpha, gy, y, out)
     spec = _pool_spec(x.shape, L.R, L.stride, L.pad, layout)
     params = spec.native(_cpu)
     y, idx = fc.max_pool2d(x, L.R, stride=L.stride, padding=L.pad, layout=layout)
@@ -178,14 +194,20 @@ def torch_op(torch, problem, pass_, channels_last):
             with no_grad():
                 return pool_bwd(gy, x, k, s, p, [1, 1], False, idx)
         return run
+    aten = torch.ops.aten
+    forward = {"relu": torch.relu, "sigmoid": torch.sigmoid, "tanh": torch.tanh,
+               "leaky_relu": lambda a: F.leaky_relu(a, LEAKY_SLOPE)}[L.kind]
     if pass_ == "fwd":
         def run():
             with no_grad():
-                return torch.relu(x)
+                return forward(x)
         return run
-    y = torch.relu(x)
-    thr_bwd = torch.ops.aten.threshold_backward
-    return lambda: thr_bwd(gy, y, 0)
+    y = t(problem.y)
+    # the backward ops PyTorch's autograd calls for each (leaky_relu's reads the input x)
+    return {"relu": lambda: aten.threshold_backward(gy, y, 0),
+            "sigmoid": lambda: aten.sigmoid_backward(gy, y),
+            "tanh": lambda: aten.tanh_backward(gy, y),
+            "leaky_relu": lambda: aten.leaky_relu_backward(gy, x, LEAKY_SLOPE, False)}[L.kind]
 
 
 # ----------------------------------------------------------------------------- NumPy
@@ -212,6 +234,7 @@ def numpy_op(problem, pass_):
         _, j = npb.max_pool2d(x, L.R)
         return lambda: npb.max_pool2d_backward(gy, j, x.shape, L.R)
     if pass_ == "fwd":
-        return lambda: npb.relu(x)
-    y = npb.relu(x)
-    return lambda: npb.relu_backward(gy, y)
+        forward = getattr(npb, L.kind)
+        return lambda: forward(x)
+    backward, y = getattr(npb, f"{L.kind}_backward"), problem.y
+    return lambda: backward(gy, y)

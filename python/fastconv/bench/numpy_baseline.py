@@ -81,3 +81,28 @@ def relu(x):
 
 def relu_backward(gy, y):
     return gy * (y > 0)
+
+
+def sigmoid(x):
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1, e) / (1 + e)
+
+
+def sigmoid_backward(gy, y):
+    return gy * y * (1 - y)
+
+
+def tanh(x):
+    return np.tanh(x)
+
+
+def tanh_backward(gy, y):
+    return gy * (1 - y * y)
+
+
+def leaky_relu(x, alpha=0.01):
+    return np.where(x > 0, x, alpha * x)
+
+
+def leaky_relu_backward(gy, y, alpha=0.01):
+    return np.where(y > 0, gy, alpha * gy)

@@ -42,7 +42,7 @@ def summarize(rows, networks):
                  "geomean_x_vs_numpy": _geomean(numpy_x)}
         out["conv_vs_torch"].append(entry)
     for r in rows:
-        if r["kind"] in ("pool", "relu"):
+        if r["kind"] != "conv":
             out["memory_bound"].append({
                 "network": r["network"], "layer": r["layer"], "pass": r["pass"], "batch": r["batch"],
                 "threads": r["threads"], "MB": r["bytes"] / 1e6,

@@ -2,6 +2,7 @@
 
 One layer a line (see shapes/vgg16.txt):
     conv NAME C H W K R S STRIDE PAD      relu NAME C H W      pool NAME C H W KERNEL STRIDE PAD
+    sigmoid | tanh | leaky_relu NAME C H W   (leaky_relu with slope 0.01)
 with optional `batch=N` (a fixed batch, e.g. the MNIST CNN's 64) and `dtype=float64`.
 """
 from __future__ import annotations
@@ -11,15 +12,16 @@ from pathlib import Path
 
 SHAPES_DIR = Path(__file__).resolve().parent / "shapes"
 
+ELEMENTWISE = ("relu", "sigmoid", "tanh", "leaky_relu")
 _FIELDS = {"conv": ("C", "H", "W", "K", "R", "S", "stride", "pad"),
            "pool": ("C", "H", "W", "kernel", "stride", "pad"),
-           "relu": ("C", "H", "W")}
+           **{kind: ("C", "H", "W") for kind in ELEMENTWISE}}
 
 
 @dataclass(frozen=True)
 class Layer:
     network: str
-    kind: str                 # conv | pool | relu
+    kind: str                 # conv | pool | one of ELEMENTWISE
     name: str
     C: int
     H: int
@@ -54,7 +56,7 @@ def parse(text: str, network: str) -> list[Layer]:
         tokens = line.split()
         kind, name = tokens[0], tokens[1] if len(tokens) > 1 else "?"
         if kind not in _FIELDS:
-            raise ValueError(f"{network}:{lineno}: unknown layer kind {kind!r} (conv, pool or relu)")
+            raise ValueError(f"{network}:{lineno}: unknown layer kind {kind!r} (conv, pool, {', '.join(ELEMENTWISE)})")
         fields = _FIELDS[kind]
         values = [t for t in tokens[2:] if "=" not in t]
         options = dict(t.split("=", 1) for t in tokens[2:] if "=" in t)
