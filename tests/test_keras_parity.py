@@ -148,3 +148,27 @@ def test_evaluate_and_predict_match_keras():
                                rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(fm.evaluate(x, y, batch_size=16, verbose=0),
                                km.evaluate(x, y, batch_size=16, verbose=0), rtol=1e-5, atol=1e-6)
+
+
+# ----------------------------------------------------------------------------- the new layers, one call each
+
+@pytest.mark.parametrize("make", [
+    lambda k: (k.layers.AveragePooling2D(3, strides=2, padding="same"), L.AveragePooling2D(3, strides=2, padding="same")),
+    lambda k: (k.layers.AveragePooling2D(2), L.AveragePooling2D(2)),
+    lambda k: (k.layers.GlobalAveragePooling2D(), L.GlobalAveragePooling2D()),
+    lambda k: (k.layers.GlobalMaxPooling2D(), L.GlobalMaxPooling2D()),
+    lambda k: (k.layers.LeakyReLU(), L.LeakyReLU()),
+    lambda k: (k.layers.Activation("tanh"), L.Activation("tanh")),
+    lambda k: (k.layers.Activation("sigmoid"), L.Activation("sigmoid")),
+    lambda k: (k.layers.Activation("leaky_relu"), L.Activation("leaky_relu")),
+], ids=["avgpool_same", "avgpool_valid", "gap", "gmp", "leaky_relu", "tanh", "sigmoid", "leaky_relu_act"])
+def test_layers_match_keras(make):
+    theirs, ours = make(keras)
+    # 9 x 9: 'same' pads 1 on every side. (With uneven padding Keras' PyTorch backend pads by
+    # repeating the edge cells, which its TensorFlow backend and fastconv do not: the mean is over
+    # the cells inside the input.)
+    x = np.random.default_rng(0).standard_normal((2, 9, 9, 5)).astype(np.float32)
+    want = np.asarray(theirs(x))
+    got = ours(x)
+    assert got.shape == want.shape
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)

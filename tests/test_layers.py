@@ -405,3 +405,60 @@ def test_activation_layer_rejects_unknown_names():
 
     with pytest.raises(ValueError, match="Activation must be"):
         Activation("elu")
+
+
+# ----------------------------------------------------------------------------- average and global pooling
+
+@pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
+def test_average_pooling_layer_same_excludes_padding_like_keras(data_format):
+    from fastconv.layers import AveragePooling2D
+
+    rng = np.random.default_rng(10)
+    layout = "NHWC" if data_format == "channels_last" else "NCHW"
+    x = rand(rng, (2, 7, 6, 3) if layout == "NHWC" else (2, 3, 7, 6), np.float32)
+    layer = AveragePooling2D(3, strides=2, padding="same", data_format=data_format)
+    y = layer.forward(x)
+    kw = dict(stride=2, padding="same", layout=layout, count_include_pad=False)
+    close(y, ref.avg_pool2d(x, 3, **kw), np.float32, "y")
+    assert y.shape[1:] == layer.output_shape(x.shape[1:])
+    gy = rand(rng, y.shape, np.float32)
+    close(layer.backward(gy), ref.avg_pool2d_backward(gy, x.shape, 3, **kw), np.float32, "grad_x")
+
+
+@pytest.mark.parametrize("keepdims", [False, True])
+@pytest.mark.parametrize("kind", ["avg", "max"])
+def test_global_pooling_layers(kind, keepdims):
+    from fastconv.layers import GlobalAveragePooling2D, GlobalMaxPooling2D
+
+    rng = np.random.default_rng(11)
+    x = rand(rng, (3, 5, 4, 6), np.float32)
+    layer = (GlobalAveragePooling2D if kind == "avg" else GlobalMaxPooling2D)(keepdims=keepdims)
+    y = layer.forward(x)
+    want = ref.global_avg_pool2d(x, layout="NHWC") if kind == "avg" else ref.global_max_pool2d(x, layout="NHWC")[0]
+    assert y.shape == ((3, 1, 1, 6) if keepdims else (3, 6)) and y.shape[1:] == layer.output_shape(x.shape[1:])
+    close(y.reshape(3, 6), want, np.float32, "y")
+    gy = rand(rng, y.shape, np.float32)
+    gx = layer.backward(gy)
+    if kind == "avg":
+        want_gx = ref.global_avg_pool2d_backward(gy.reshape(3, 6), x.shape, layout="NHWC")
+    else:
+        want_gx = ref.global_max_pool2d_backward(gy.reshape(3, 6), ref.global_max_pool2d(x, layout="NHWC")[1],
+                                                 x.shape, layout="NHWC")
+    close(gx, want_gx, np.float32, "grad_x")
+
+
+def test_gap_head_model_trains_and_round_trips_its_config(tmp_path):
+    from fastconv.layers import GlobalAveragePooling2D
+
+    rng = np.random.default_rng(12)
+    x = rng.standard_normal((16, 8, 8, 3)).astype(np.float32)
+    y = (x.mean(axis=(1, 2, 3)) > 0).astype(np.int64)
+    model = fc.Sequential([Conv2D(8, 3, padding="same", activation="relu", input_shape=(8, 8, 3), seed=1),
+                           GlobalAveragePooling2D(), Dense(2, seed=2)])
+    model.compile(fc.Adam(0.05), "sparse_categorical_crossentropy", metrics=["accuracy"])
+    history = model.fit(x, y, epochs=15, batch_size=8, verbose=0, shuffle=False)
+    assert history.history["loss"][-1] < history.history["loss"][0]
+    path = tmp_path / "gap.npz"
+    model.save(path)
+    again = fc.load_model(path)
+    np.testing.assert_array_equal(again.predict(x), model.predict(x))

@@ -159,6 +159,24 @@ void relu_backward_t(const py::array& gy, const py::array& y, const py::array& g
 }
 
 template <typename T>
+void avgpool2d_forward_t(const Pool2dParams& p, bool include_pad, const py::array& x, const py::array& y) {
+  const T* xp = data_of<T>(x, p.x_size(), "x", false);
+  T* yp = data_of<T>(y, p.y_size(), "y", true);
+  auto fn = ops<T>().avgpool2d_fwd;
+  KernelCall call;
+  fn(p, include_pad, xp, yp);
+}
+
+template <typename T>
+void avgpool2d_backward_t(const Pool2dParams& p, bool include_pad, const py::array& gy, const py::array& gx) {
+  const T* gyp = data_of<T>(gy, p.y_size(), "grad_y", false);
+  T* gxp = data_of<T>(gx, p.x_size(), "grad_x", true);
+  auto fn = ops<T>().avgpool2d_bwd;
+  KernelCall call;
+  fn(p, include_pad, gyp, gxp);
+}
+
+template <typename T>
 void activation_forward_t(Activation a, double alpha, const py::array& x, const py::array& y) {
   const int64_t n = x.size();
   const T* xp = data_of<T>(x, n, "x", false);
@@ -264,6 +282,14 @@ PYBIND11_MODULE(_cpu, m) {
   m.def("relu_backward", [](py::array gy, py::array y, py::array gx) {
     if (dtype_of(gy, "grad_y") == DType::f32) relu_backward_t<float>(gy, y, gx);
     else relu_backward_t<double>(gy, y, gx);
+  });
+  m.def("avgpool2d_forward", [](const Pool2dParams& p, bool include_pad, py::array x, py::array y) {
+    if (dtype_of(x, "x") == DType::f32) avgpool2d_forward_t<float>(p, include_pad, x, y);
+    else avgpool2d_forward_t<double>(p, include_pad, x, y);
+  }, "x -> y: average pooling; include_pad: divide by R*S, else by the cells inside x");
+  m.def("avgpool2d_backward", [](const Pool2dParams& p, bool include_pad, py::array gy, py::array gx) {
+    if (dtype_of(gy, "grad_y") == DType::f32) avgpool2d_backward_t<float>(p, include_pad, gy, gx);
+    else avgpool2d_backward_t<double>(p, include_pad, gy, gx);
   });
   m.def("activation_forward", [](const std::string& name, double alpha, py::array x, py::array y) {
     const Activation a = activation_named(name);

@@ -203,6 +203,20 @@ PYBIND11_MODULE(FASTCONV_CUDA_MODULE, m) {
   }, py::arg("gy"), py::arg("y"), py::arg("gx"), py::arg("n"), py::arg("f64"), py::arg("stream"),
      py::arg("version") = 0);
 
+  m.def("avgpool2d_forward", [](const Pool2dParams& p, bool include_pad, std::uintptr_t x, std::uintptr_t y,
+                                bool f64, std::uintptr_t stream) {
+    run("avg_pool2d", [&] {
+      return f64 ? cuda::avgpool2d_fwd(p, include_pad, ptr<const double>(x), ptr<double>(y), stream_of(stream))
+                 : cuda::avgpool2d_fwd(p, include_pad, ptr<const float>(x), ptr<float>(y), stream_of(stream));
+    });
+  });
+  m.def("avgpool2d_backward", [](const Pool2dParams& p, bool include_pad, std::uintptr_t gy, std::uintptr_t gx,
+                                 bool f64, std::uintptr_t stream) {
+    run("avg_pool2d_backward", [&] {
+      return f64 ? cuda::avgpool2d_bwd(p, include_pad, ptr<const double>(gy), ptr<double>(gx), stream_of(stream))
+                 : cuda::avgpool2d_bwd(p, include_pad, ptr<const float>(gy), ptr<float>(gx), stream_of(stream));
+    });
+  });
   m.def("activation_forward", [](const std::string& name, double alpha, std::uintptr_t x, std::uintptr_t y,
                                  int64_t n, bool f64, std::uintptr_t stream) {
     const Activation a = activation_named(name);

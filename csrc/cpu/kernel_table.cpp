@@ -29,10 +29,11 @@ CpuOps<T> portable_ops() {
   return CpuOps<T>{conv2d_fwd_reference<T>, conv2d_bwd_data_reference<T>, conv2d_bwd_weight_reference<T>,
                    ref::maxpool2d_fwd<T>,   ref::maxpool2d_bwd<T>,         ref::relu_fwd<T>,
                    ref::relu_bwd<T>,        ref::gemm<T>,                  ref::column_sums<T>,
-                   ref::activation_fwd<T>,  ref::activation_bwd<T>};
+                   ref::activation_fwd<T>,  ref::activation_bwd<T>,
+                   ref::avgpool2d_fwd<T>,   ref::avgpool2d_bwd<T>};
 }
 
-// ---- pooling and activation entries (maxpool_*.cpp, relu_*.cpp, activation_*.cpp); the conv
+// ---- pooling and activation entries (maxpool_*.cpp, avgpool_*.cpp, relu_*.cpp, activation_*.cpp); the conv
 // entries are set below.
 void set_pool_activation_entries(Isa isa, CpuKernelTable* t) {
   if (isa == Isa::avx2) {
@@ -48,6 +49,10 @@ void set_pool_activation_entries(Isa isa, CpuKernelTable* t) {
     t->f32.activation_bwd = avx2::activation_bwd_f32;
     t->f64.activation_fwd = avx2::activation_fwd_f64;
     t->f64.activation_bwd = avx2::activation_bwd_f64;
+    t->f32.avgpool2d_fwd = avx2::avgpool2d_fwd_f32;
+    t->f32.avgpool2d_bwd = avx2::avgpool2d_bwd_f32;
+    t->f64.avgpool2d_fwd = avx2::avgpool2d_fwd_f64;
+    t->f64.avgpool2d_bwd = avx2::avgpool2d_bwd_f64;
   } else if (isa == Isa::avx512) {
     t->f32.maxpool2d_fwd = avx512::maxpool2d_fwd_f32;
     t->f32.maxpool2d_bwd = avx512::maxpool2d_bwd_f32;
@@ -61,6 +66,10 @@ void set_pool_activation_entries(Isa isa, CpuKernelTable* t) {
     t->f32.activation_bwd = avx512::activation_bwd_f32;
     t->f64.activation_fwd = avx512::activation_fwd_f64;
     t->f64.activation_bwd = avx512::activation_bwd_f64;
+    t->f32.avgpool2d_fwd = avx512::avgpool2d_fwd_f32;
+    t->f32.avgpool2d_bwd = avx512::avgpool2d_bwd_f32;
+    t->f64.avgpool2d_fwd = avx512::avgpool2d_fwd_f64;
+    t->f64.avgpool2d_bwd = avx512::avgpool2d_bwd_f64;
   }
 }
 // ---- end of pooling and activation entries

@@ -9,6 +9,7 @@
 
 #include "../common/params.h"
 #include "activation.h"
+#include "avgpool.h"
 #include "runtime.h"
 
 namespace fastconv {
@@ -53,6 +54,8 @@ struct CpuOps {
   void (*column_sums)(int64_t M, int64_t N, const T* x, T* sums);
   ActivationFwd<T> activation_fwd;   // sigmoid / tanh / leaky ReLU (activation.h)
   ActivationBwd<T> activation_bwd;
+  AvgPoolFwd<T> avgpool2d_fwd;       // average pooling (avgpool.h)
+  AvgPoolBwd<T> avgpool2d_bwd;
 };
 
 struct CpuKernelTable {

@@ -16,6 +16,8 @@
 //   max pooling                               maxpool2d.cu
 //     1  kernel1_scalar       one thread per output (fwd) / per input element (bwd, gather)
 //     2  kernel2_vec          NHWC with C % (16 / sizeof(T)) == 0: 16-byte channel packs
+//   average pooling                           avgpool2d.cu (one version: a thread per output /
+//                                             input element, gathers in the backward pass)
 //   relu                                      relu.cu
 //     1  kernel1_scalar       grid-stride loop
 //     2  kernel2_vec          16-byte packs (when the pointers are 16-byte aligned)
@@ -73,6 +75,12 @@ cudaError_t maxpool2d_fwd(const Pool2dParams& p, const T* x, T* y, int64_t* indi
 template <typename T>
 cudaError_t maxpool2d_bwd(const Pool2dParams& p, const T* gy, const int64_t* indices, T* gx,
                           int* bad_index, int version, cudaStream_t stream);
+
+// Average pooling (csrc/cpu/avgpool.h's contract): x -> y; grad_y -> grad_x (overwritten).
+template <typename T>
+cudaError_t avgpool2d_fwd(const Pool2dParams& p, bool include_pad, const T* x, T* y, cudaStream_t stream);
+template <typename T>
+cudaError_t avgpool2d_bwd(const Pool2dParams& p, bool include_pad, const T* gy, T* gx, cudaStream_t stream);
 
 // x (n) -> y (n); y may alias x. NaN propagates.
 template <typename T>

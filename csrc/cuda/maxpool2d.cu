@@ -9,6 +9,7 @@
 // Work items are indexed with 32 bits (FastDivmod); the launchers split bigger batches.
 #include "common.cuh"
 #include "kernels.h"
+#include "pool_common.cuh"
 
 namespace fastconv {
 namespace cuda {
@@ -17,22 +18,6 @@ namespace {
 template <typename T>
 __device__ __forceinline__ bool replaces(T candidate, T best) {
   return candidate > best || (candidate != candidate && best == best);
-}
-
-struct PoolDims {
-  int C, H, W, P, Q, R, S, sh, sw, pt, pl;
-  FastDivmod by_q, by_p, by_cv, by_w, by_h, by_sh, by_sw;  // by_cv: channel packs (NHWC)
-};
-
-inline PoolDims pool_dims(const Pool2dParams& p, int vec) {
-  PoolDims d;
-  d.C = int(p.C); d.H = int(p.H); d.W = int(p.W); d.P = int(p.P); d.Q = int(p.Q);
-  d.R = int(p.R); d.S = int(p.S); d.sh = int(p.stride_h); d.sw = int(p.stride_w);
-  d.pt = int(p.pad_top); d.pl = int(p.pad_left);
-  d.by_q = FastDivmod(p.Q); d.by_p = FastDivmod(p.P); d.by_cv = FastDivmod(p.C / vec);
-  d.by_w = FastDivmod(p.W); d.by_h = FastDivmod(p.H);
-  d.by_sh = FastDivmod(p.stride_h); d.by_sw = FastDivmod(p.stride_w);
-  return d;
 }
 
 // One thread per output element (NCHW) or per V output channels (NHWC).
@@ -52,9 +37,8 @@ __global__ void maxpool2d_fwd_kernel(PoolDims d, const T* __restrict__ x, T* __r
       d.by_q.divmod(t, t2, q);
       d.by_p.divmod(t2, plane_or_n, p);  // n
     }
-    const int hs = p * d.sh - d.pt, ws = q * d.sw - d.pl;
-    const int h0 = hs > 0 ? hs : 0, h1 = hs + d.R < d.H ? hs + d.R : d.H;
-    const int w0 = ws > 0 ? ws : 0, w1 = ws + d.S < d.W ? ws + d.S : d.W;
+    const Window win = window_at(d, p, q);
+    const int h0 = win.h0, h1 = win.h1, w0 = win.w0, w1 = win.w1;
     // element (h, w) of this thread's plane(s)
     auto at = [&](int h, int w) -> int64_t {
       return L == Layout::NCHW ? (int64_t(plane_or_n) * d.H + h) * d.W + w
@@ -98,13 +82,8 @@ __global__ void maxpool2d_bwd_kernel(PoolDims d, const T* __restrict__ gy,
       d.by_w.divmod(t, t2, w);
       d.by_h.divmod(t2, plane_or_n, h);
     }
-    // Windows p with p*sh - pt <= h < p*sh - pt + R.
-    const int hp = h + d.pt, wp = w + d.pl;
-    const int p_lo = hp - d.R + 1 > 0 ? d.by_sh.div(hp - d.R + 1 + d.sh - 1) : 0;
-    const int q_lo = wp - d.S + 1 > 0 ? d.by_sw.div(wp - d.S + 1 + d.sw - 1) : 0;
-    int p_hi = d.by_sh.div(hp), q_hi = d.by_sw.div(wp);
-    p_hi = p_hi < d.P - 1 ? p_hi : d.P - 1;
-    q_hi = q_hi < d.Q - 1 ? q_hi : d.Q - 1;
+    int p_lo, p_hi, q_lo, q_hi;
+    windows_containing(d, h, w, p_lo, p_hi, q_lo, q_hi);
     const int64_t me = int64_t(h) * d.W + w;
     T acc[V];
 #pragma unroll
@@ -113,21 +92,19 @@ __global__ void maxpool2d_bwd_kernel(PoolDims d, const T* __restrict__ gy,
       for (int q = q_lo; q <= q_hi; ++q) {
         const int64_t o = L == Layout::NCHW ? (int64_t(plane_or_n) * d.P + p) * d.Q + q
                                             : ((int64_t(plane_or_n) * d.P + p) * d.Q + q) * d.C + cv * V;
-        const int hs = p * d.sh - d.pt, ws = q * d.sw - d.pl;
-        const bool checker = h == (hs > 0 ? hs : 0) && w == (ws > 0 ? ws : 0);
+        const Window win = window_at(d, p, q);
+        const bool checker = h == win.h0 && w == win.w0;
         const Pack<T, V> g = *reinterpret_cast<const Pack<T, V>*>(gy + o);
 #pragma unroll
         for (int v = 0; v < V; ++v) {
           const int64_t id = idx[o + v];
           if (id == me) acc[v] += g.v[v];
           if (checker) {
-            const int h0 = hs > 0 ? hs : 0, h1 = hs + d.R < d.H ? hs + d.R : d.H;
-            const int w0 = ws > 0 ? ws : 0, w1 = ws + d.S < d.W ? ws + d.S : d.W;
             bool ok = id >= 0 && id < int64_t(d.H) * d.W;
             if (ok) {
               int ih, iw;
               d.by_w.divmod(int(id), ih, iw);
-              ok = ih >= h0 && ih < h1 && iw >= w0 && iw < w1;
+              ok = ih >= win.h0 && ih < win.h1 && iw >= win.w0 && iw < win.w1;
             }
             if (!ok) atomicOr(bad_index, 1);
           }
@@ -143,18 +120,6 @@ __global__ void maxpool2d_bwd_kernel(PoolDims d, const T* __restrict__ gy,
 constexpr int kThreads = 256;
 
 bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
-
-// Splits the batch so that one launch has at most max_launch_elements() work items.
-template <typename Fn>
-cudaError_t per_image_chunks(int64_t N, int64_t items_per_image, Fn&& fn) {
-  if (items_per_image > max_launch_elements()) return cudaErrorInvalidValue;
-  const int64_t per_launch = std::max<int64_t>(1, max_launch_elements() / items_per_image);
-  for (int64_t n0 = 0; n0 < N; n0 += per_launch) {
-    const cudaError_t err = fn(n0, std::min(per_launch, N - n0));
-    if (err != cudaSuccess) return err;
-  }
-  return cudaSuccess;
-}
 
 template <typename T, Layout L, int V>
 cudaError_t pool_fwd_launch(const Pool2dParams& p, const T* x, T* y, int64_t* idx,

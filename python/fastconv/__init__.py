@@ -26,6 +26,14 @@ from .functional import (
     relu,
     relu_backward,
 )
+from .pooling import (
+    avg_pool2d,
+    avg_pool2d_backward,
+    global_avg_pool2d,
+    global_avg_pool2d_backward,
+    global_max_pool2d,
+    global_max_pool2d_backward,
+)
 from .activations import (
     leaky_relu,
     leaky_relu_backward,
@@ -209,6 +217,8 @@ __all__ = [
     "__version__", "conv2d", "conv2d_backward", "conv2d_backward_data", "conv2d_backward_weight",
     "max_pool2d", "max_pool2d_backward", "relu", "relu_backward", "set_num_threads",
     "sigmoid", "sigmoid_backward", "tanh", "tanh_backward", "leaky_relu", "leaky_relu_backward",
+    "avg_pool2d", "avg_pool2d_backward", "global_avg_pool2d", "global_avg_pool2d_backward",
+    "global_max_pool2d", "global_max_pool2d_backward",
     "linear", "linear_backward", "linear_backward_data", "linear_backward_weight",
     "set_worker_spin_us", "get_worker_spin_us", "set_blas_parking", "get_blas_parking",
     "get_num_threads", "cpu_isa", "available_cpu_isas", "set_cpu_isa", "set_winograd", "get_winograd", "cuda_available", "cuda_built",

@@ -42,6 +42,14 @@ class Backend(abc.ABC):
         """grad_y, indices -> grad_x; ValueError when an index lies outside its window."""
 
     @abc.abstractmethod
+    def avg_pool2d_forward(self, spec, x, include_pad):
+        """x -> the window means (include_pad: divided by R*S, else by the cells inside x)."""
+
+    @abc.abstractmethod
+    def avg_pool2d_backward(self, spec, gy, include_pad):
+        """grad_y -> grad_x of avg_pool2d."""
+
+    @abc.abstractmethod
     def relu_forward(self, x, out=None):
         """relu(x), into `out` when given (out may be x)."""
 

@@ -103,6 +103,18 @@ class CpuBackend(Backend):
         _cpu.maxpool2d_backward(spec.native(_cpu), gy, indices, gx)
         return gx
 
+    def avg_pool2d_forward(self, spec, x, include_pad):
+        y = empty(spec.y_shape, x.dtype)
+        _before_parallel(x.size)
+        _cpu.avgpool2d_forward(spec.native(_cpu), include_pad, x, y)
+        return y
+
+    def avg_pool2d_backward(self, spec, gy, include_pad):
+        gx = empty(spec.x_shape, gy.dtype)
+        _before_parallel(gx.size)
+        _cpu.avgpool2d_backward(spec.native(_cpu), include_pad, gy, gx)
+        return gx
+
     @staticmethod
     def _elementwise(x, out, kernel):
         """kernel(x, y) into `out` (or a new array). `out` is written by the kernel only when it is

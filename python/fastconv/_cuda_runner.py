@@ -146,6 +146,21 @@ class KernelRunner(Backend):
                 f"[0, H*W) = [0, {plane}) and inside the window of their output)")
         return gx
 
+    def avg_pool2d_forward(self, spec, x, include_pad):
+        dt = x.dtype
+        y = self.empty(spec.y_shape, dt)
+        self.module.avgpool2d_forward(spec.native(self.module), include_pad, self._arg("x", x, spec.x_shape, dt),
+                                      self.ptr(y), self._f64(dt), self.stream())
+        return y
+
+    def avg_pool2d_backward(self, spec, gy, include_pad):
+        dt = gy.dtype
+        gx = self.empty(spec.x_shape, dt)
+        self.module.avgpool2d_backward(spec.native(self.module), include_pad,
+                                       self._arg("grad_y", gy, spec.y_shape, dt), self.ptr(gx), self._f64(dt),
+                                       self.stream())
+        return gx
+
     # ------------------------------------------------------------------ relu
     def relu_forward(self, x, out=None):
         y = self.empty(x.shape, x.dtype) if out is None else out

@@ -202,7 +202,7 @@ def _pool_spec(x_shape, kernel_size, stride, padding, layout) -> Pool2dSpec:
     if max(pt, pb) >= R or max(pl, pr) >= S:
         raise ValueError(
             f"padding {(pt, pb, pl, pr)} must be smaller than kernel_size {(R, S)} on every side "
-            f"(a window made only of padding has no maximum)")
+            f"(a window made only of padding has no input cell)")
     _check_extents(("padding", "padded input", H + pt + pb), ("padding", "padded input", W + pl + pr),
                    ("kernel_size", "kernel", R), ("kernel_size", "kernel", S))
     if P < 1 or Q < 1:

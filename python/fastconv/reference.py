@@ -10,6 +10,7 @@ and results are converted back to the caller's layout. Every result is a new flo
     conv2d_backward_weight  gy (N,K,P,Q), x, w_shape               -> gw (K,C,R,S), gb | None
     max_pool2d              x (N,C,H,W)                            -> y (N,C,P,Q), indices int64
     max_pool2d_backward     gy (N,C,P,Q), indices, x_shape         -> gx (N,C,H,W)
+    avg_pool2d(_backward), global_avg_pool2d / global_max_pool2d (-> (N, C)) and their _backward
     relu / relu_backward    elementwise (also sigmoid, tanh, leaky_relu and their _backward,
                             which take the forward's output y)
 
@@ -26,6 +27,8 @@ from ._shapes import check_layout, pair, resolve_padding
 __all__ = [
     "conv2d", "conv2d_backward", "conv2d_backward_data", "conv2d_backward_weight",
     "max_pool2d", "max_pool2d_backward", "relu", "relu_backward",
+    "avg_pool2d", "avg_pool2d_backward", "global_avg_pool2d", "global_avg_pool2d_backward",
+    "global_max_pool2d", "global_max_pool2d_backward",
     "sigmoid", "sigmoid_backward", "tanh", "tanh_backward", "leaky_relu", "leaky_relu_backward",
     "linear", "linear_backward", "linear_backward_data", "linear_backward_weight",
 ]
@@ -233,6 +236,82 @@ def max_pool2d_backward(grad_y, indices, x_shape, kernel_size=2, *, stride=None,
     rows = np.arange(N * C)[:, None]
     np.add.at(gx, (rows, idx.reshape(N * C, P * Q)), gy.reshape(N * C, P * Q))
     return _x_from_nchw(gx.reshape(N, C, H, W), layout)
+
+
+def avg_pool2d(x, kernel_size=2, *, stride=None, padding=0, layout="NCHW", count_include_pad=True):
+    """The mean of each window: sum / (R*S) with count_include_pad (padded cells count as 0),
+    else sum / (cells of the window inside x)."""
+    layout = check_layout(layout)
+    x = _x_to_nchw(_f64(x, "x"), layout)
+    N, C, H, W = x.shape
+    (kh, kw), stride, pads, (P, Q) = _pool_geometry((H, W), kernel_size, stride, padding)
+    sums = _windows(_pad(x, pads), (kh, kw), stride, (1, 1), (P, Q)).sum(axis=(-2, -1))
+    return _x_from_nchw(sums / _avg_counts((H, W), (kh, kw), stride, pads, (P, Q), count_include_pad), layout)
+
+
+def _avg_counts(hw, khw, stride, pads, pq, count_include_pad):
+    if count_include_pad:
+        return float(khw[0] * khw[1])
+    ones = _pad(np.ones((1, 1, *hw)), pads)
+    return _windows(ones, khw, stride, (1, 1), pq).sum(axis=(-2, -1))
+
+
+def avg_pool2d_backward(grad_y, x_shape, kernel_size=2, *, stride=None, padding=0, layout="NCHW",
+                        count_include_pad=True):
+    """Each window's grad_y / count added to every cell of the window (padded cells dropped)."""
+    layout = check_layout(layout)
+    N, C, H, W = _nchw_shape(x_shape, layout)
+    (kh, kw), (sh, sw), pads, (P, Q) = _pool_geometry((H, W), kernel_size, stride, padding)
+    gy = _x_to_nchw(_f64(grad_y, "grad_y"), layout)
+    if gy.shape != (N, C, P, Q):
+        raise ValueError(f"grad_y must have shape {(N, C, P, Q)} (NCHW), got {gy.shape}")
+    g = gy / _avg_counts((H, W), (kh, kw), (sh, sw), pads, (P, Q), count_include_pad)
+    top, bottom, left, right = pads
+    gxp = np.zeros((N, C, H + top + bottom, W + left + right))
+    for r in range(kh):
+        for s in range(kw):
+            gxp[:, :, r:r + sh * (P - 1) + 1:sh, s:s + sw * (Q - 1) + 1:sw] += g
+    return _x_from_nchw(gxp[:, :, top:top + H, left:left + W], layout)
+
+
+def _nc(a, layout):
+    """(N, C, 1, 1) or (N, 1, 1, C) -> (N, C)."""
+    return a.reshape(a.shape[0], -1)
+
+
+def global_avg_pool2d(x, *, layout="NCHW"):
+    """The mean over H and W of each (n, c): (N, C)."""
+    layout = check_layout(layout)
+    return _nc(avg_pool2d(x, _hw(x, layout), layout=layout), layout)
+
+
+def global_avg_pool2d_backward(grad_y, x_shape, *, layout="NCHW"):
+    N, C, H, W = _nchw_shape(x_shape, layout)
+    gy = np.asarray(grad_y, dtype=np.float64)
+    if gy.shape != (N, C):
+        raise ValueError(f"grad_y must have shape {(N, C)}, got {gy.shape}")
+    gx = np.broadcast_to((gy / (H * W))[:, :, None, None], (N, C, H, W))
+    return _x_from_nchw(np.ascontiguousarray(gx), check_layout(layout))
+
+
+def global_max_pool2d(x, *, layout="NCHW"):
+    """(max over H and W of each (n, c), its flat index h * W + w): both (N, C)."""
+    layout = check_layout(layout)
+    y, idx = max_pool2d(x, _hw(x, layout), layout=layout)
+    return _nc(y, layout), _nc(idx, layout)
+
+
+def global_max_pool2d_backward(grad_y, indices, x_shape, *, layout="NCHW"):
+    layout = check_layout(layout)
+    N, C, H, W = _nchw_shape(x_shape, layout)
+    shape4 = (N, C, 1, 1) if layout == "NCHW" else (N, 1, 1, C)
+    return max_pool2d_backward(np.asarray(grad_y).reshape(shape4), np.asarray(indices).reshape(shape4),
+                               x_shape, (H, W), layout=layout)
+
+
+def _hw(x, layout):
+    shape = np.shape(x)
+    return tuple(shape[2:4]) if layout == "NCHW" else tuple(shape[1:3])
 
 
 # ----------------------------------------------------------------------------- relu

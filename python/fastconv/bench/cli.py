@@ -24,7 +24,8 @@ from .libs import FASTCONV, NUMPY, PASSES, TORCH  # noqa: F401
 # conv5_1), the large memory-bound shapes (relu1_2, pool1, pool2) and every network file.
 QUICK_LAYERS = {"vgg16": {"conv3_1", "conv5_1", "relu1_2", "pool1", "pool2"},
                 "mnist": {"conv2", "relu1", "pool1"}, "cs231n": {"conv_naive_test"},
-                "activations": {"sigmoid2_1", "tanh2_1", "leaky_relu2_1"}}
+                "activations": {"sigmoid2_1", "tanh2_1", "leaky_relu2_1"},
+                "pooling": {"avgpool2x2", "gap512"}}
 # --smoke: the training-loop rows that take well under a second in their tiny form.
 SMOKE_LOOPS = ["a", "d"]
 
@@ -44,7 +45,7 @@ def parse_args(argv):
     p.add_argument("--smoke", action="store_true", help="a tiny network in seconds (for tests)")
     p.add_argument("--threads", default=None, help="comma list of thread counts (default 1,2)")
     p.add_argument("--batch", default=None, help="comma list of VGG16 batch sizes (default 1,8)")
-    p.add_argument("--networks", default=None, help="comma list of shape files (default vgg16,mnist,cs231n,activations)")
+    p.add_argument("--networks", default=None, help="comma list of shape files (default vgg16,mnist,cs231n,activations,pooling)")
     p.add_argument("--layers", default=None, help="regular expression on layer names")
     p.add_argument("--repeats", type=int, default=None,
                    help="timed repeats per contender (default 5; quick 3; training loops: per row, see loops.SPECS)")
@@ -93,7 +94,7 @@ def config(args):
     cpus = os.cpu_count() or 1
     threads = _ints(args.threads, [t for t in (1, 2) if t <= cpus] or [1])
     batches = _ints(args.batch, [1, 8])
-    nets = args.networks.split(",") if args.networks else ["vgg16", "mnist", "cs231n", "activations"]
+    nets = args.networks.split(",") if args.networks else ["vgg16", "mnist", "cs231n", "activations", "pooling"]
     repeats = args.repeats or 5
     layer_ok = (lambda net, name: True)
     whole = [] if args.no_networks else [("vgg16 conv base forward", "vgg16", "forward", 1),

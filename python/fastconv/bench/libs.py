@@ -17,7 +17,8 @@ LEAKY_SLOPE = 0.01
 
 NUMPY_MAX_BYTES = 1 << 30   # skip the NumPy baseline when its im2col matrix would exceed this
 
-PASSES = {"conv": ("fwd", "bwd_data", "bwd_weight"), "pool": ("fwd", "bwd"),
+PASSES = {"conv": ("fwd", "bwd_data", "bwd_weight"), "pool": ("fwd", "bwd"), "avgpool": ("fwd", "bwd"),
+          "gavgpool": ("fwd", "bwd"),
           **{kind: ("fwd", "bwd") for kind in ELEMENTWISE}}
 
 FASTCONV = ("fastconv NCHW", "fastconv NHWC")
@@ -58,8 +59,10 @@ class Problem:
             scale = 1.0 / np.sqrt(L.C * L.R * L.S)
             self.w = (rng.standard_normal((L.K, L.C, L.R, L.S)) * scale).astype(dt)
             self.gy = rng.standard_normal((N, L.K, L.P, L.Q), dtype=np.float32).astype(dt, copy=False)
-        elif L.kind == "pool":
+        elif L.kind in ("pool", "avgpool"):
             self.gy = rng.standard_normal((N, L.C, L.P, L.Q), dtype=np.float32).astype(dt, copy=False)
+        elif L.kind == "gavgpool":
+            self.gy = rng.standard_normal((N, L.C), dtype=np.float32).astype(dt, copy=False)
         else:
             self.gy = rng.standard_normal(self.x.shape, dtype=np.float32).astype(dt, copy=False)
             # the forward output every contender's backward pass reads (sigmoid' = y (1 - y) ...):
@@ -76,6 +79,8 @@ class Problem:
         if L.kind == "pool":
             ny = self.gy.size
             return nx * isz + ny * isz + ny * 8
+        if L.kind in ("avgpool", "gavgpool"):
+            return (nx + self.gy.size) * isz
         return 0
 
 
@@ -86,7 +91,16 @@ def fastconv_op(problem, pass_, layout):
     L = problem.layer
     nhwc = layout == "NHWC"
     x = to_nhwc(problem.x) if nhwc else problem.x
-    gy = to_nhwc(problem.gy) if nhwc else problem.gy
+    gy = to_nhwc(problem.gy) if nhwc and problem.gy.ndim == 4 else problem.gy
+    if L.kind == "avgpool":
+        kw = dict(stride=L.stride, padding=L.pad, layout=layout)
+        if pass_ == "fwd":
+            return lambda: fc.avg_pool2d(x, L.R, **kw)
+        return lambda: fc.avg_pool2d_backward(gy, x.shape, L.R, **kw)
+    if L.kind == "gavgpool":
+        if pass_ == "fwd":
+            return lambda: fc.global_avg_pool2d(x, layout=layout)
+        return lambda: fc.global_avg_pool2d_backward(gy, x.shape, layout=layout)
     if L.kind == "conv":
         w = w_to_rsck(problem.w) if nhwc else problem.w
         kw = dict(stride=L.stride, padding=L.pad, layout=layout)
@@ -117,7 +131,15 @@ def fastconv_kernel_op(problem, pass_, layout):
     L = problem.layer
     nhwc = layout == "NHWC"
     x = to_nhwc(problem.x) if nhwc else problem.x
-    gy = to_nhwc(problem.gy) if nhwc else problem.gy
+    gy = to_nhwc(problem.gy) if nhwc and problem.gy.ndim == 4 else problem.gy
+    if L.kind in ("avgpool", "gavgpool"):
+        spec = _pool_spec(x.shape, (L.R, L.S), L.stride if L.kind == "avgpool" else None, L.pad, layout)
+        params = spec.native(_cpu)
+        y, gx = np.empty(spec.y_shape, x.dtype), np.empty_like(x)
+        gy4 = gy.reshape(spec.y_shape)
+        if pass_ == "fwd":
+            return lambda: _cpu.avgpool2d_forward(params, True, x, y)
+        return lambda: _cpu.avgpool2d_backward(params, True, gy4, gx)
     if L.kind in ELEMENTWISE:
         y = to_nhwc(problem.y) if nhwc else problem.y
         out = np.empty_like(x)
@@ -146,6 +168,8 @@ def fastconv_result_nchw(problem, pass_, layout):
         return out
     if L.kind == "pool" and pass_ == "fwd":
         return tuple(np.ascontiguousarray(a.transpose(0, 3, 1, 2)) for a in out)
+    if L.kind == "gavgpool" and pass_ == "fwd":
+        return out                                      # (N, C) in both layouts
     if L.kind == "conv" and pass_ == "bwd_weight":
         gw, _ = out
         return np.ascontiguousarray(gw.transpose(3, 2, 0, 1)), None
@@ -162,8 +186,24 @@ def torch_op(torch, problem, pass_, channels_last):
     def t(a):
         return torch.from_numpy(a).contiguous(memory_format=mf)
 
-    x, gy = t(problem.x), t(problem.gy)
+    x = t(problem.x)
+    gy = t(problem.gy) if problem.gy.ndim == 4 else t(problem.gy.reshape(*problem.gy.shape, 1, 1))
     no_grad = torch.no_grad
+    if L.kind == "avgpool":
+        k, s, p = [L.R] * 2, [L.stride] * 2, [L.pad] * 2
+        if pass_ == "fwd":
+            def run():
+                with no_grad():
+                    return F.avg_pool2d(x, k, s, p)
+            return run
+        return lambda: torch.ops.aten.avg_pool2d_backward(gy, x, k, s, p, False, True, None)
+    if L.kind == "gavgpool":
+        if pass_ == "fwd":
+            def run():
+                with no_grad():
+                    return F.adaptive_avg_pool2d(x, 1)
+            return run
+        return lambda: torch.ops.aten._adaptive_avg_pool2d_backward(gy, x)
     if L.kind == "conv":
         w = t(problem.w)
         s, p = [L.stride] * 2, [L.pad] * 2
@@ -216,6 +256,16 @@ def numpy_op(problem, pass_):
     """The NumPy baseline's callable, or a string saying why there is none."""
     L = problem.layer
     x, gy = problem.x, problem.gy
+    if L.kind == "avgpool":
+        if L.R != L.stride or L.pad:
+            return "only kernel == stride, no padding"
+        if pass_ == "fwd":
+            return lambda: npb.avg_pool2d(x, L.R)
+        return lambda: npb.avg_pool2d_backward(gy, x.shape, L.R)
+    if L.kind == "gavgpool":
+        if pass_ == "fwd":
+            return lambda: x.mean(axis=(2, 3))
+        return lambda: np.broadcast_to((gy / (L.H * L.W))[:, :, None, None], x.shape).copy()
     if L.kind == "conv":
         need = npb.im2col_bytes(x.shape, L.R, L.S, L.stride, L.pad, x.itemsize)
         if need > NUMPY_MAX_BYTES:

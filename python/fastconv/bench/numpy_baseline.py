@@ -83,6 +83,20 @@ def relu_backward(gy, y):
     return gy * (y > 0)
 
 
+def avg_pool2d(x, k):
+    """k x k average pooling with stride k, no padding (the cs231n reshape trick)."""
+    N, C, H, W = x.shape
+    P, Q = H // k, W // k
+    return x[:, :, :P * k, :Q * k].reshape(N, C, P, k, Q, k).mean(axis=(3, 5))
+
+
+def avg_pool2d_backward(gy, x_shape, k):
+    gx = np.zeros(x_shape, gy.dtype)
+    P, Q = gy.shape[2:]
+    gx[:, :, :P * k, :Q * k] = np.repeat(np.repeat(gy / (k * k), k, axis=2), k, axis=3)
+    return gx
+
+
 def sigmoid(x):
     e = np.exp(-np.abs(x))
     return np.where(x >= 0, 1, e) / (1 + e)

@@ -3,6 +3,7 @@
 One layer a line (see shapes/vgg16.txt):
     conv NAME C H W K R S STRIDE PAD      relu NAME C H W      pool NAME C H W KERNEL STRIDE PAD
     sigmoid | tanh | leaky_relu NAME C H W   (leaky_relu with slope 0.01)
+    avgpool NAME C H W KERNEL STRIDE PAD     gavgpool NAME C H W (global average pooling -> (N, C))
 with optional `batch=N` (a fixed batch, e.g. the MNIST CNN's 64) and `dtype=float64`.
 """
 from __future__ import annotations
@@ -15,6 +16,8 @@ SHAPES_DIR = Path(__file__).resolve().parent / "shapes"
 ELEMENTWISE = ("relu", "sigmoid", "tanh", "leaky_relu")
 _FIELDS = {"conv": ("C", "H", "W", "K", "R", "S", "stride", "pad"),
            "pool": ("C", "H", "W", "kernel", "stride", "pad"),
+           "avgpool": ("C", "H", "W", "kernel", "stride", "pad"),
+           "gavgpool": ("C", "H", "W"),
            **{kind: ("C", "H", "W") for kind in ELEMENTWISE}}
 
 
@@ -56,15 +59,17 @@ def parse(text: str, network: str) -> list[Layer]:
         tokens = line.split()
         kind, name = tokens[0], tokens[1] if len(tokens) > 1 else "?"
         if kind not in _FIELDS:
-            raise ValueError(f"{network}:{lineno}: unknown layer kind {kind!r} (conv, pool, {', '.join(ELEMENTWISE)})")
+            raise ValueError(f"{network}:{lineno}: unknown layer kind {kind!r} (conv, pool, avgpool, gavgpool, {', '.join(ELEMENTWISE)})")
         fields = _FIELDS[kind]
         values = [t for t in tokens[2:] if "=" not in t]
         options = dict(t.split("=", 1) for t in tokens[2:] if "=" in t)
         if len(values) != len(fields):
             raise ValueError(f"{network}:{lineno}: {kind} needs {' '.join(fields)}, got {values}")
         kw = dict(zip(fields, map(int, values)))
-        if kind == "pool":
+        if kind in ("pool", "avgpool"):
             kw["R"] = kw["S"] = kw.pop("kernel")
+        if kind == "gavgpool":          # one window covering the plane
+            kw["R"], kw["S"] = kw["H"], kw["W"]
         unknown = set(options) - {"batch", "dtype"}
         if unknown:
             raise ValueError(f"{network}:{lineno}: unknown option(s) {sorted(unknown)}")

@@ -9,6 +9,7 @@ from .. import reference as ref
 from .libs import LEAKY_SLOPE, Problem, fastconv_result_nchw
 
 CONV_TOLERANCE = {"float32": 1e-4, "float64": 1e-10}   # ||got - want||_F / ||want||_F
+AVG_POOL_TOLERANCE = {"float32": 1e-6, "float64": 1e-14}  # sums of a few elements in the dtype
 
 
 def reference_result(problem, pass_):
@@ -20,6 +21,11 @@ def reference_result(problem, pass_):
         if pass_ == "bwd_data":
             return ref.conv2d_backward_data(gy, problem.w, x.shape, **kw)
         return ref.conv2d_backward_weight(gy, x, problem.w.shape, bias=False, **kw)
+    if L.kind == "avgpool":
+        kw = dict(kernel_size=L.R, stride=L.stride, padding=L.pad)
+        return ref.avg_pool2d(x, **kw) if pass_ == "fwd" else ref.avg_pool2d_backward(gy, x.shape, **kw)
+    if L.kind == "gavgpool":
+        return ref.global_avg_pool2d(x) if pass_ == "fwd" else ref.global_avg_pool2d_backward(gy, x.shape)
     if L.kind == "pool":
         kw = dict(kernel_size=L.R, stride=L.stride, padding=L.pad)
         y, idx = ref.max_pool2d(x, **kw)
@@ -37,12 +43,13 @@ def _first(a):
 def compare(problem, pass_, got, want):
     """-> (ok, error): relative Frobenius error for conv, number of differing elements otherwise."""
     kind = problem.layer.kind
-    if kind == "conv":
+    if kind in ("conv", "avgpool", "gavgpool"):
         g, w = np.asarray(_first(got), np.float64), np.asarray(_first(want), np.float64)
         if g.shape != w.shape:
             return False, float("inf")
         err = float(np.linalg.norm(g - w) / max(np.linalg.norm(w), 1e-300))
-        return bool(err <= CONV_TOLERANCE[problem.layer.dtype]), err
+        tolerance = CONV_TOLERANCE if kind == "conv" else AVG_POOL_TOLERANCE
+        return bool(err <= tolerance[problem.layer.dtype]), err
     if kind in ("sigmoid", "tanh", "leaky_relu"):
         g, w = np.asarray(got), np.asarray(want)
         if g.shape != w.shape:

@@ -8,6 +8,7 @@ from .. import functional as F
 from .. import regularizers
 from .._shapes import pair, window_output
 from .base import Layer, _check_backward, _init_kernel, _keras_padding, _layout
+from .pooling import Pooling2D
 
 
 # ----------------------------------------------------------------------------- Conv2D
@@ -129,36 +130,15 @@ class Conv2D(Layer):
 
 # ----------------------------------------------------------------------------- MaxPooling2D
 
-class MaxPooling2D(Layer):
+class MaxPooling2D(Pooling2D):
     """Max pooling; keeps the winners' indices and the input shape (not the input)."""
 
     def __init__(self, pool_size=2, strides=None, padding="valid", data_format="channels_last",
                  *, name=None, input_shape=None):
-        super().__init__(name=name, input_shape=input_shape)
-        self.pool_size = pair(pool_size, "pool_size")
-        self.strides = self.pool_size if strides is None else pair(strides, "strides")
-        self.padding = _keras_padding(padding)
-        self.data_format = data_format
-        self.layout = _layout(data_format)
-        self._indices = self._x_shape = self._y = None
+        super().__init__(pool_size, strides, padding, data_format, name=name, input_shape=input_shape)
+        self._indices = self._y = None
         self.keep_output = False           # set by Sequential when it fuses a ReLU mask (backward)
         self.relu_mask_once = False
-
-    def output_shape(self, input_shape):
-        if len(input_shape) != 3:
-            raise ValueError(f"MaxPooling2D expects inputs of rank 4, got input shape {(None, *input_shape)}")
-        H, W = input_shape[:2] if self.layout == "NHWC" else input_shape[1:]
-        C = input_shape[2] if self.layout == "NHWC" else input_shape[0]
-        (R, S), (sh, sw) = self.pool_size, self.strides
-        (P, Q), _ = window_output((H, W), (R, S), (sh, sw), self.padding)
-        if P < 1 or Q < 1:
-            raise ValueError(f"{self.name or 'MaxPooling2D'}: pooled size {P}x{Q} < 1 for input shape "
-                             f"{(None, *input_shape)}, pool_size {(R, S)}, strides {(sh, sw)}")
-        return (P, Q, C) if self.layout == "NHWC" else (C, P, Q)
-
-    def _config(self):
-        return {"pool_size": self.pool_size, "strides": self.strides, "padding": self.padding,
-                "data_format": self.data_format}
 
     def _kw(self):
         return dict(stride=self.strides, padding=self.padding, layout=self.layout)

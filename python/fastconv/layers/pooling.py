@@ -1,0 +1,132 @@
+"""Average and global pooling layers, Keras' names and defaults: AveragePooling2D,
+GlobalAveragePooling2D, GlobalMaxPooling2D, and Pooling2D, the base MaxPooling2D (layers/conv.py)
+shares."""
+from __future__ import annotations
+
+from .. import pooling as P
+from .._shapes import pair, window_output
+from .base import Layer, _keras_padding, _layout
+
+
+class Pooling2D(Layer):
+    """What windowed pooling layers share: Keras' pool_size / strides / padding / data_format, the
+    output shape and the config."""
+
+    def __init__(self, pool_size=2, strides=None, padding="valid", data_format="channels_last",
+                 *, name=None, input_shape=None):
+        super().__init__(name=name, input_shape=input_shape)
+        self.pool_size = pair(pool_size, "pool_size")
+        self.strides = self.pool_size if strides is None else pair(strides, "strides")
+        self.padding = _keras_padding(padding)
+        self.data_format = data_format
+        self.layout = _layout(data_format)
+        self._x_shape = None
+
+    def output_shape(self, input_shape):
+        kind = type(self).__name__
+        if len(input_shape) != 3:
+            raise ValueError(f"{kind} expects inputs of rank 4, got input shape {(None, *input_shape)}")
+        H, W = input_shape[:2] if self.layout == "NHWC" else input_shape[1:]
+        C = input_shape[2] if self.layout == "NHWC" else input_shape[0]
+        (Pp, Q), _ = window_output((H, W), self.pool_size, self.strides, self.padding)
+        if Pp < 1 or Q < 1:
+            raise ValueError(f"{self.name or kind}: pooled size {Pp}x{Q} < 1 for input shape "
+                             f"{(None, *input_shape)}, pool_size {self.pool_size}, strides {self.strides}")
+        return (Pp, Q, C) if self.layout == "NHWC" else (C, Pp, Q)
+
+    def _config(self):
+        return {"pool_size": self.pool_size, "strides": self.strides, "padding": self.padding,
+                "data_format": self.data_format}
+
+
+class AveragePooling2D(Pooling2D):
+    """The mean of each window. padding='same' averages over the cells inside the input, as
+    Keras does (count_include_pad=False); keeps only the input shape."""
+
+    def _kw(self):
+        return dict(stride=self.strides, padding=self.padding, layout=self.layout, count_include_pad=False)
+
+    def forward(self, x, training=True):
+        x = self._ensure_built(x)
+        if self._keeps_for_backward(training):
+            self._x_shape = tuple(x.shape)
+        return P.avg_pool2d(x, self.pool_size, **self._kw())
+
+    def backward(self, grad_y):
+        if not self.needs_input_grad:
+            return None
+        if self._x_shape is None:
+            raise RuntimeError(f"{self.name or 'AveragePooling2D'}.backward called before forward(training=True)")
+        gx = P.avg_pool2d_backward(grad_y, self._x_shape, self.pool_size, **self._kw())
+        self._x_shape = None
+        return gx
+
+
+class _GlobalPooling(Layer):
+    def __init__(self, data_format="channels_last", keepdims=False, *, name=None, input_shape=None):
+        super().__init__(name=name, input_shape=input_shape)
+        self.data_format = data_format
+        self.layout = _layout(data_format)
+        self.keepdims = bool(keepdims)
+        self._x_shape = None
+
+    def output_shape(self, input_shape):
+        if len(input_shape) != 3:
+            raise ValueError(f"{type(self).__name__} expects inputs of rank 4, got input shape {(None, *input_shape)}")
+        C = input_shape[2] if self.layout == "NHWC" else input_shape[0]
+        if not self.keepdims:
+            return (C,)
+        return (1, 1, C) if self.layout == "NHWC" else (C, 1, 1)
+
+    def _config(self):
+        return {"data_format": self.data_format, "keepdims": self.keepdims}
+
+    def _shaped(self, y):
+        N, C = y.shape
+        if not self.keepdims:
+            return y
+        return y.reshape((N, 1, 1, C) if self.layout == "NHWC" else (N, C, 1, 1))
+
+    def _grad_nc(self, grad_y):
+        if self._x_shape is None:
+            raise RuntimeError(f"{self.name or type(self).__name__}.backward called before forward(training=True)")
+        return grad_y.reshape(grad_y.shape[0], -1) if self.keepdims else grad_y
+
+
+class GlobalAveragePooling2D(_GlobalPooling):
+    """The mean over H and W: (N, H, W, C) -> (N, C) (keepdims: (N, 1, 1, C))."""
+
+    def forward(self, x, training=True):
+        x = self._ensure_built(x)
+        if self._keeps_for_backward(training):
+            self._x_shape = tuple(x.shape)
+        return self._shaped(P.global_avg_pool2d(x, layout=self.layout))
+
+    def backward(self, grad_y):
+        if not self.needs_input_grad:
+            return None
+        gx = P.global_avg_pool2d_backward(self._grad_nc(grad_y), self._x_shape, layout=self.layout)
+        self._x_shape = None
+        return gx
+
+
+class GlobalMaxPooling2D(_GlobalPooling):
+    """The maximum over H and W: (N, H, W, C) -> (N, C); keeps the winners' indices."""
+
+    def __init__(self, data_format="channels_last", keepdims=False, *, name=None, input_shape=None):
+        super().__init__(data_format, keepdims, name=name, input_shape=input_shape)
+        self._indices = None
+
+    def forward(self, x, training=True):
+        x = self._ensure_built(x)
+        y, indices = P.global_max_pool2d(x, layout=self.layout)
+        if self._keeps_for_backward(training):
+            self._x_shape, self._indices = tuple(x.shape), indices
+        return self._shaped(y)
+
+    def backward(self, grad_y):
+        if not self.needs_input_grad:
+            return None
+        gx = P.global_max_pool2d_backward(self._grad_nc(grad_y), self._indices, self._x_shape, layout=self.layout)
+        self._x_shape = self._indices = None
+        return gx

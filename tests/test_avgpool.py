@@ -1,0 +1,166 @@
+"""Average pooling and global average / max pooling (fastconv.pooling; CPU kernels
+csrc/cpu/avgpool.inl compiled per ISA, CUDA kernels csrc/cuda/avgpool2d.cu through their
+emulation) against the float64 reference: odd sizes, channels around the vector widths, batch 1,
+both layouts and dtypes, strides, paddings (asymmetric, Keras' 'same'), count_include_pad both
+ways, poisoned outputs; every ISA computes the same sums in the same order (bit-identical), and
+the thread count does not change a bit; backward passes also by central differences.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import fastconv as fc
+from fastconv import _backend_cpu, _cuda_emu
+from fastconv import _backend_cuda_emu as emu
+from fastconv import reference as ref
+from helpers import assert_close, check_op, numerical_grad, randn
+
+DTYPES = (np.float32, np.float64)
+LAYOUTS = ("NCHW", "NHWC")
+
+# (N, C, H, W, kernel, stride, padding)
+CASES = [
+    (1, 1, 5, 7, 2, None, 0),
+    (2, 15, 9, 11, 2, None, 0),            # odd sizes: the last row / column dropped
+    (1, 16, 8, 8, 3, 2, 1),
+    (3, 17, 10, 9, 3, 2, "same"),
+    (1, 33, 7, 12, (3, 2), (2, 1), ((1, 0), (0, 1))),
+    (2, 5, 6, 6, 3, 1, 1),                 # overlapping windows, stride 1
+    (1, 4, 11, 13, 2, 3, 0),               # stride > kernel: rows no window covers
+    (2, 3, 14, 14, 7, 7, 0),
+]
+IDS = [f"N{c[0]}C{c[1]}H{c[2]}W{c[3]}k{c[4]}s{c[5]}p{c[6]}".replace(" ", "") for c in CASES]
+
+
+def _x(case, layout, dtype, seed=0):
+    N, C, H, W = case[:4]
+    shape = (N, C, H, W) if layout == "NCHW" else (N, H, W, C)
+    return randn(np.random.default_rng(seed), shape, dtype)
+
+
+@pytest.mark.parametrize("count_include_pad", [True, False])
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("case", CASES, ids=IDS)
+def test_avg_pool2d_against_reference(isa, poison, case, layout, dtype, count_include_pad):
+    k, s, p = case[4:]
+    x = _x(case, layout, dtype)
+    kw = dict(stride=s, padding=p, layout=layout, count_include_pad=count_include_pad)
+    y = check_op("avg_pool2d", x, k, **kw)
+    gy = randn(np.random.default_rng(1), y.shape, dtype)
+    check_op("avg_pool2d_backward", gy, x.shape, k, **kw)
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("case", CASES, ids=IDS)
+def test_every_isa_and_thread_count_gives_the_same_bits(case, layout, restore_cpu_state):
+    k, s, p = case[4:]
+    x = _x(case, layout, np.float32)
+    kw = dict(stride=s, padding=p, layout=layout, count_include_pad=False)
+    runs = []
+    for isa in fc.available_cpu_isas():
+        for threads in (1, 2):
+            fc.set_cpu_isa(isa)
+            fc.set_num_threads(threads)
+            y = fc.avg_pool2d(x, k, **kw)
+            runs.append((isa, threads, y, fc.avg_pool2d_backward(y, x.shape, k, **kw)))
+    for isa, threads, y, gx in runs[1:]:
+        assert np.array_equal(y, runs[0][2]) and np.array_equal(gx, runs[0][3]), (isa, threads)
+
+
+@pytest.mark.parametrize("count_include_pad", [True, False])
+def test_backward_matches_finite_differences(count_include_pad):
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((1, 2, 7, 6))
+    kw = dict(stride=2, padding=1, count_include_pad=count_include_pad)
+    gy = rng.standard_normal(fc.avg_pool2d(x, 3, **kw).shape)
+    gx = fc.avg_pool2d_backward(gy, x.shape, 3, **kw)
+    assert_close(gx, numerical_grad(lambda a: fc.avg_pool2d(a, 3, **kw), x, gy), dtype=np.float64, rtol=1e-7)
+
+
+def test_count_include_pad_matches_pytorch_and_keras_conventions():
+    x = np.ones((1, 1, 3, 3))
+    # PyTorch (count_include_pad=True): the corner window of a 3x3 pool with padding 1 sees 4 ones of 9
+    assert fc.avg_pool2d(x, 3, stride=1, padding=1)[0, 0, 0, 0] == pytest.approx(4 / 9)
+    # Keras 'same' (count_include_pad=False): the mean of the cells inside: 1
+    assert fc.avg_pool2d(x, 3, stride=1, padding="same", count_include_pad=False)[0, 0, 0, 0] == 1.0
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("shape", [(1, 1, 1, 1), (2, 17, 7, 7), (3, 33, 5, 9), (1, 64, 1, 13)])
+def test_global_pooling_against_reference(isa, poison, shape, layout, dtype):
+    N, C, H, W = shape
+    x = randn(np.random.default_rng(4), (N, C, H, W) if layout == "NCHW" else (N, H, W, C), dtype)
+    y = check_op("global_avg_pool2d", x, layout=layout)
+    assert y.shape == (N, C)
+    check_op("global_avg_pool2d_backward", randn(np.random.default_rng(5), (N, C), dtype), x.shape, layout=layout)
+    x.flat[::5] = x.flat[0]                 # ties: the first one wins
+    ym, idx = check_op("global_max_pool2d", x, layout=layout, exact=True)
+    assert ym.shape == idx.shape == (N, C) and idx.dtype == np.int64
+    check_op("global_max_pool2d_backward", randn(np.random.default_rng(6), (N, C), dtype), idx, x.shape,
+             layout=layout, exact=True)
+
+
+def test_global_max_pool_propagates_nan():
+    x = np.random.default_rng(7).standard_normal((2, 3, 4, 5))
+    x[1, 2, 3, 1] = np.nan
+    y, idx = fc.global_max_pool2d(x)
+    assert np.isnan(y[1, 2]) and idx[1, 2] == 3 * 5 + 1
+    assert np.isfinite(np.delete(y.ravel(), 5)).all()
+
+
+def test_global_average_of_a_large_plane_is_accurate():
+    # 1e4 + N(0, 1) over 2048 x 7 x 7: the sum must not lose the small part
+    rng = np.random.default_rng(8)
+    x = (1e4 + rng.standard_normal((2, 2048, 7, 7))).astype(np.float32)
+    got = fc.global_avg_pool2d(x)
+    want = ref.global_avg_pool2d(x)
+    assert np.abs(got - want).max() <= 4e-3     # float32 spacing at 1e4 is 1e-3
+
+
+def test_bad_arguments_raise():
+    x = np.ones((1, 2, 4, 4), np.float32)
+    with pytest.raises(ValueError, match="padding"):
+        fc.avg_pool2d(x, 2, padding=2)
+    with pytest.raises(TypeError, match="count_include_pad"):
+        fc.avg_pool2d(x, 2, count_include_pad="yes")
+    with pytest.raises(ValueError, match="grad_y"):
+        fc.avg_pool2d_backward(np.ones((1, 2, 3, 3), np.float32), x.shape, 2)
+    with pytest.raises(ValueError, match=r"grad_y must have shape \(N, C\)"):
+        fc.global_avg_pool2d_backward(np.ones((1, 3), np.float32), x.shape)
+    with pytest.raises(ValueError, match="4-D"):
+        fc.global_avg_pool2d(np.ones((2, 3), np.float32))
+    with pytest.raises(ValueError, match="indices has shape"):
+        fc.global_max_pool2d_backward(np.ones((1, 2), np.float32), np.zeros((1, 3), np.int64), x.shape)
+    with pytest.raises(ValueError, match="x_shape"):
+        fc.avg_pool2d_backward(np.ones((1, 2, 2, 2), np.float32), (1, 2, 4), 2)
+
+
+# ----------------------------------------------------------------------------- CUDA kernels (emulated)
+
+@pytest.fixture
+def emu_backend(monkeypatch, poison):
+    monkeypatch.setattr(_backend_cpu, "CPU", emu.backend())
+    return emu.backend()
+
+
+@pytest.mark.parametrize("count_include_pad", [True, False])
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("case", CASES[:6], ids=IDS[:6])
+def test_cuda_kernels_emulated(emu_backend, case, layout, dtype, count_include_pad):
+    k, s, p = case[4:]
+    x = _x(case, layout, dtype)
+    kw = dict(stride=s, padding=p, layout=layout, count_include_pad=count_include_pad)
+    y = check_op("avg_pool2d", x, k, **kw)
+    assert "avgpool2d_fwd" in _cuda_emu.last_kernel()
+    check_op("avg_pool2d_backward", randn(np.random.default_rng(1), y.shape, dtype), x.shape, k, **kw)
+    assert "avgpool2d_bwd" in _cuda_emu.last_kernel()
+
+
+def test_cuda_global_pooling_emulated(emu_backend):
+    x = randn(np.random.default_rng(2), (2, 7, 7, 9), np.float32)
+    check_op("global_avg_pool2d", x, layout="NHWC")
+    check_op("global_max_pool2d", x, layout="NHWC", exact=True)
