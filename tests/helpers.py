@@ -21,6 +21,7 @@ OUTPUTS = {
     "max_pool2d_backward": ("grad_x",),
     "relu": ("y",),
     "relu_backward": ("grad_x",),
+    "batch_norm_backward": ("grad_x", "grad_gamma", "grad_beta"),
     "avg_pool2d": ("y",),
     "avg_pool2d_backward": ("grad_x",),
     "global_avg_pool2d": ("y",),

@@ -177,6 +177,64 @@ void avgpool2d_backward_t(const Pool2dParams& p, bool include_pad, const py::arr
 }
 
 template <typename T>
+const T* optional_data(const py::object& a, int64_t count, const char* name) {
+  return a.is_none() ? nullptr : data_of<T>(a.cast<py::array>(), count, name, false);
+}
+
+BatchNormShape batchnorm_shape(int64_t N, int64_t C, int64_t HW, const std::string& layout) {
+  if (N < 1 || C < 1 || HW < 1) throw std::invalid_argument("x: batch norm needs N, C, H*W >= 1");
+  BatchNormShape s{N, C, HW, layout == "NHWC" ? Layout::NHWC : Layout::NCHW};
+  if (s.size() / N / C != HW) throw std::invalid_argument("x: the element count overflows 64 bits");
+  return s;
+}
+
+template <typename T>
+void batchnorm_train_t(const BatchNormShape& s, const py::array& x, const py::object& gamma, const py::object& beta,
+                       double eps, const py::array& y, const py::array& mean, const py::array& var,
+                       const py::array& inv_std) {
+  const T* xp = data_of<T>(x, s.size(), "x", false);
+  const T* gp = optional_data<T>(gamma, s.C, "gamma");
+  const T* bp = optional_data<T>(beta, s.C, "beta");
+  T* yp = data_of<T>(y, s.size(), "y", true);
+  T* mp = data_of<T>(mean, s.C, "mean", true);
+  T* vp = data_of<T>(var, s.C, "var", true);
+  T* ip = data_of<T>(inv_std, s.C, "inv_std", true);
+  auto fn = ops<T>().batchnorm.train_forward;
+  KernelCall call;
+  fn(s, xp, gp, bp, eps, yp, mp, vp, ip);
+}
+
+template <typename T>
+void batchnorm_normalize_t(const BatchNormShape& s, const py::array& x, const py::array& mean,
+                           const py::array& scale, const py::array& shift, const py::array& y) {
+  const T* xp = data_of<T>(x, s.size(), "x", false);
+  const double* mp = data_of<double>(mean, s.C, "mean", false);
+  const double* ap = data_of<double>(scale, s.C, "scale", false);
+  const double* bp = data_of<double>(shift, s.C, "shift", false);
+  T* yp = data_of<T>(y, s.size(), "y", true);
+  auto fn = ops<T>().batchnorm.normalize;
+  KernelCall call;
+  fn(s, xp, mp, ap, bp, yp);
+}
+
+template <typename T>
+void batchnorm_backward_t(const BatchNormShape& s, bool training, const py::array& gy, const py::array& x,
+                          const py::array& mean, const py::array& inv_std, const py::object& gamma,
+                          const py::array& gx, const py::array& ggamma, const py::array& gbeta) {
+  const T* gyp = data_of<T>(gy, s.size(), "grad_y", false);
+  const T* xp = data_of<T>(x, s.size(), "x", false);
+  const T* mp = data_of<T>(mean, s.C, "saved_mean", false);
+  const T* ip = data_of<T>(inv_std, s.C, "saved_inv_std", false);
+  const T* gp = optional_data<T>(gamma, s.C, "gamma");
+  T* gxp = data_of<T>(gx, s.size(), "grad_x", true);
+  T* ggp = data_of<T>(ggamma, s.C, "grad_gamma", true);
+  T* gbp = data_of<T>(gbeta, s.C, "grad_beta", true);
+  auto fn = ops<T>().batchnorm.backward;
+  KernelCall call;
+  fn(s, training, gyp, xp, mp, ip, gp, gxp, ggp, gbp);
+}
+
+template <typename T>
 void activation_forward_t(Activation a, double alpha, const py::array& x, const py::array& y) {
   const int64_t n = x.size();
   const T* xp = data_of<T>(x, n, "x", false);
@@ -282,6 +340,28 @@ PYBIND11_MODULE(_cpu, m) {
   m.def("relu_backward", [](py::array gy, py::array y, py::array gx) {
     if (dtype_of(gy, "grad_y") == DType::f32) relu_backward_t<float>(gy, y, gx);
     else relu_backward_t<double>(gy, y, gx);
+  });
+  m.def("batchnorm_train_forward", [](int64_t N, int64_t C, int64_t HW, const std::string& layout, py::array x,
+                                      py::object gamma, py::object beta, double eps, py::array y, py::array mean,
+                                      py::array var, py::array inv_std) {
+    const BatchNormShape s = batchnorm_shape(N, C, HW, layout);
+    if (dtype_of(x, "x") == DType::f32) batchnorm_train_t<float>(s, x, gamma, beta, eps, y, mean, var, inv_std);
+    else batchnorm_train_t<double>(s, x, gamma, beta, eps, y, mean, var, inv_std);
+  }, "x -> y, batch mean, biased variance, inverse std (training-mode batch normalization)");
+  m.def("batchnorm_normalize", [](int64_t N, int64_t C, int64_t HW, const std::string& layout, py::array x,
+                                  py::array mean, py::array scale, py::array shift, py::array y) {
+    const BatchNormShape s = batchnorm_shape(N, C, HW, layout);
+    if (dtype_of(x, "x") == DType::f32) batchnorm_normalize_t<float>(s, x, mean, scale, shift, y);
+    else batchnorm_normalize_t<double>(s, x, mean, scale, shift, y);
+  }, "y = (x - mean[c]) * scale[c] + shift[c], per-channel values float64 (inference-mode batch norm)");
+  m.def("batchnorm_backward", [](int64_t N, int64_t C, int64_t HW, const std::string& layout, bool training,
+                                 py::array gy, py::array x, py::array mean, py::array inv_std, py::object gamma,
+                                 py::array gx, py::array ggamma, py::array gbeta) {
+    const BatchNormShape s = batchnorm_shape(N, C, HW, layout);
+    if (dtype_of(gy, "grad_y") == DType::f32)
+      batchnorm_backward_t<float>(s, training, gy, x, mean, inv_std, gamma, gx, ggamma, gbeta);
+    else
+      batchnorm_backward_t<double>(s, training, gy, x, mean, inv_std, gamma, gx, ggamma, gbeta);
   });
   m.def("avgpool2d_forward", [](const Pool2dParams& p, bool include_pad, py::array x, py::array y) {
     if (dtype_of(x, "x") == DType::f32) avgpool2d_forward_t<float>(p, include_pad, x, y);

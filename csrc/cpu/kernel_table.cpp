@@ -30,7 +30,7 @@ CpuOps<T> portable_ops() {
                    ref::maxpool2d_fwd<T>,   ref::maxpool2d_bwd<T>,         ref::relu_fwd<T>,
                    ref::relu_bwd<T>,        ref::gemm<T>,                  ref::column_sums<T>,
                    ref::activation_fwd<T>,  ref::activation_bwd<T>,
-                   ref::avgpool2d_fwd<T>,   ref::avgpool2d_bwd<T>};
+                   ref::avgpool2d_fwd<T>,   ref::avgpool2d_bwd<T>,         ref::batchnorm_ops<T>()};
 }
 
 // ---- pooling and activation entries (maxpool_*.cpp, avgpool_*.cpp, relu_*.cpp, activation_*.cpp); the conv
@@ -53,6 +53,8 @@ void set_pool_activation_entries(Isa isa, CpuKernelTable* t) {
     t->f32.avgpool2d_bwd = avx2::avgpool2d_bwd_f32;
     t->f64.avgpool2d_fwd = avx2::avgpool2d_fwd_f64;
     t->f64.avgpool2d_bwd = avx2::avgpool2d_bwd_f64;
+    t->f32.batchnorm = avx2::batchnorm_ops_f32();
+    t->f64.batchnorm = avx2::batchnorm_ops_f64();
   } else if (isa == Isa::avx512) {
     t->f32.maxpool2d_fwd = avx512::maxpool2d_fwd_f32;
     t->f32.maxpool2d_bwd = avx512::maxpool2d_bwd_f32;
@@ -70,6 +72,8 @@ void set_pool_activation_entries(Isa isa, CpuKernelTable* t) {
     t->f32.avgpool2d_bwd = avx512::avgpool2d_bwd_f32;
     t->f64.avgpool2d_fwd = avx512::avgpool2d_fwd_f64;
     t->f64.avgpool2d_bwd = avx512::avgpool2d_bwd_f64;
+    t->f32.batchnorm = avx512::batchnorm_ops_f32();
+    t->f64.batchnorm = avx512::batchnorm_ops_f64();
   }
 }
 // ---- end of pooling and activation entries

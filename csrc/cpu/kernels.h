@@ -10,6 +10,7 @@
 #include "../common/params.h"
 #include "activation.h"
 #include "avgpool.h"
+#include "batchnorm.h"
 #include "runtime.h"
 
 namespace fastconv {
@@ -56,6 +57,7 @@ struct CpuOps {
   ActivationBwd<T> activation_bwd;
   AvgPoolFwd<T> avgpool2d_fwd;       // average pooling (avgpool.h)
   AvgPoolBwd<T> avgpool2d_bwd;
+  BatchNormOps<T> batchnorm;         // batch normalization (batchnorm.h)
 };
 
 struct CpuKernelTable {

@@ -26,6 +26,7 @@ from .functional import (
     relu,
     relu_backward,
 )
+from .normalization import batch_norm, batch_norm_backward, fold_batch_norm
 from .pooling import (
     avg_pool2d,
     avg_pool2d_backward,
@@ -217,6 +218,7 @@ __all__ = [
     "__version__", "conv2d", "conv2d_backward", "conv2d_backward_data", "conv2d_backward_weight",
     "max_pool2d", "max_pool2d_backward", "relu", "relu_backward", "set_num_threads",
     "sigmoid", "sigmoid_backward", "tanh", "tanh_backward", "leaky_relu", "leaky_relu_backward",
+    "batch_norm", "batch_norm_backward", "fold_batch_norm",
     "avg_pool2d", "avg_pool2d_backward", "global_avg_pool2d", "global_avg_pool2d_backward",
     "global_max_pool2d", "global_max_pool2d_backward",
     "linear", "linear_backward", "linear_backward_data", "linear_backward_weight",

@@ -50,6 +50,18 @@ class Backend(abc.ABC):
         """grad_y -> grad_x of avg_pool2d."""
 
     @abc.abstractmethod
+    def batch_norm_train(self, x, gamma, beta, eps, layout):
+        """x -> (y, batch mean, biased variance, inverse std) per channel."""
+
+    @abc.abstractmethod
+    def batch_norm_normalize(self, x, mean, scale, shift, layout):
+        """y = (x - mean[c]) * scale[c] + shift[c] (per-channel values float64)."""
+
+    @abc.abstractmethod
+    def batch_norm_backward(self, gy, x, mean, inv_std, gamma, training, layout):
+        """-> (grad_x, grad_gamma, grad_beta)."""
+
+    @abc.abstractmethod
     def relu_forward(self, x, out=None):
         """relu(x), into `out` when given (out may be x)."""
 

@@ -161,6 +161,50 @@ class KernelRunner(Backend):
                                        self.stream())
         return gx
 
+    # ------------------------------------------------------------------ batch normalization
+    # No CUDA kernel yet: CuPy's reductions and elementwise operations, in the same two passes
+    # (shifted sums for the statistics, then one affine pass) and the same contract as the CPU's.
+    @staticmethod
+    def _bn_axes(layout):
+        return (0, 2, 3) if layout == "NCHW" else (0, 1, 2)
+
+    @staticmethod
+    def _per_channel(v, layout):
+        return v[None, :, None, None] if layout == "NCHW" else v
+
+    def batch_norm_train(self, x, gamma, beta, eps, layout):
+        xp, axes, pc = self.xp, self._bn_axes(layout), self._per_channel
+        first = x[0, :, 0, 0] if layout == "NCHW" else x[0, 0, 0, :]
+        d = x.astype(np.float64) - pc(first.astype(np.float64), layout)
+        m1, m2 = d.mean(axis=axes), (d * d).mean(axis=axes)
+        var = xp.maximum(m2 - m1 * m1, 0.0)
+        mean = first + m1
+        inv_std = 1.0 / xp.sqrt(var + eps)
+        g = 1.0 if gamma is None else gamma.astype(np.float64)
+        b = 0.0 if beta is None else beta.astype(np.float64)
+        b = b + xp.zeros_like(mean)
+        return (self.batch_norm_normalize(x, mean, inv_std * g, b, layout), mean.astype(x.dtype), var.astype(x.dtype),
+                inv_std.astype(x.dtype))
+
+    def batch_norm_normalize(self, x, mean, scale, shift, layout):
+        pc = self._per_channel
+        y = (x.astype(np.float64) - pc(mean, layout)) * pc(scale, layout) + pc(shift, layout)
+        return y.astype(x.dtype)
+
+    def batch_norm_backward(self, gy, x, mean, inv_std, gamma, training, layout):
+        axes, pc = self._bn_axes(layout), self._per_channel
+        M = x.size // mean.size
+        g = 1.0 if gamma is None else gamma.astype(np.float64)
+        is64, gy64 = inv_std.astype(np.float64), gy.astype(np.float64)
+        xc = x.astype(np.float64) - pc(mean.astype(np.float64), layout)
+        dbeta, dgamma = gy64.sum(axis=axes), (gy64 * xc).sum(axis=axes) * is64
+        k = g * is64
+        if training:
+            gx = pc(k, layout) * (gy64 - pc(dbeta / M, layout) - xc * pc(is64 * dgamma / M, layout))
+        else:
+            gx = gy64 * pc(k, layout)
+        return gx.astype(x.dtype), dgamma.astype(x.dtype), dbeta.astype(x.dtype)
+
     # ------------------------------------------------------------------ relu
     def relu_forward(self, x, out=None):
         y = self.empty(x.shape, x.dtype) if out is None else out

@@ -30,12 +30,12 @@ _INDEX_DTYPES = (np.dtype(np.int32), np.dtype(np.int64))
 
 # ----------------------------------------------------------------------------- array checks
 
-_OPTIONAL_ARRAYS = ("bias", "out")
+_OPTIONAL_ARRAYS = ("bias", "out", "gamma", "beta", "running_mean", "running_var")
 
 
 def _backend(**arrays) -> Backend:
     """The backend of a call's arrays (all NumPy or all CuPy), else TypeError/ValueError naming
-    the argument. Only `bias` and `out` may be None."""
+    the argument. Only the optional arrays (_OPTIONAL_ARRAYS) may be None."""
     kinds = {}
     for name, a in arrays.items():
         if a is None:

@@ -222,9 +222,8 @@ class Sequential(TrainingMixin):
         return self.layers
 
     def count_params(self, trainable=None):
-        """Number of parameters: all, or only those of (non-)trainable layers."""
-        return sum(layer.count_params() for layer in self.layers
-                   if trainable is None or layer.trainable == trainable)
+        """Number of parameters: all, or only the (non-)trainable ones (Keras' summary counts)."""
+        return sum(layer.count_params(trainable) for layer in self.layers)
 
     def output_shape(self):
         if not self.built:
@@ -240,6 +239,33 @@ class Sequential(TrainingMixin):
         for layer in self.layers:
             layer.astype(dtype)
         return self
+
+    def fold_batch_norm(self):
+        """An inference model in which every Conv2D (without activation) followed by a
+        BatchNormalization is one Conv2D with the normalization folded into its kernel and bias
+        (fc.fold_batch_norm): the pair then costs one convolution. Other layers are shared with
+        this model; the result is for layer(x) / predict, not for training."""
+        from .layers.normalization import BatchNormalization  # noqa: PLC0415 - layers import models' siblings
+
+        self._built_layers()
+        folded, i = [], 0
+        while i < len(self.layers):
+            layer = self.layers[i]
+            below_bn = i + 1 < len(self.layers) and isinstance(self.layers[i + 1], BatchNormalization)
+            if isinstance(layer, Conv2D) and layer.activation is None and below_bn and layer.built:
+                w2, b2 = self.layers[i + 1].folded_into(layer)
+                config = {**layer.get_config(), "use_bias": True, "name": layer.name}
+                conv = Conv2D(**config)
+                conv.build(layer.input_shape)
+                conv.to(array_module(w2))
+                conv.params["kernel"][...] = w2
+                conv.params["bias"][...] = b2
+                folded.append(conv)
+                i += 2
+                continue
+            folded.append(layer)
+            i += 1
+        return Sequential(folded, input_shape=self.input_shape, name=f"{self.name}_folded")
 
     # ------------------------------------------------------------------ summary
     def summary(self, print_fn=print, line_length=65):

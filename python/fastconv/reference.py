@@ -29,6 +29,7 @@ __all__ = [
     "max_pool2d", "max_pool2d_backward", "relu", "relu_backward",
     "avg_pool2d", "avg_pool2d_backward", "global_avg_pool2d", "global_avg_pool2d_backward",
     "global_max_pool2d", "global_max_pool2d_backward",
+    "batch_norm", "batch_norm_backward",
     "sigmoid", "sigmoid_backward", "tanh", "tanh_backward", "leaky_relu", "leaky_relu_backward",
     "linear", "linear_backward", "linear_backward_data", "linear_backward_weight",
 ]
@@ -328,6 +329,63 @@ def relu_backward(grad_y, y):
     if grad_y.shape != y.shape:
         raise ValueError(f"grad_y shape {grad_y.shape} does not match y shape {y.shape}")
     return np.where(y > 0, grad_y, 0.0)
+
+
+# ----------------------------------------------------------------------------- batch normalization
+
+def _channels_last(x, layout):
+    """x as (M, C) float64: every channel's N*H*W elements in a column."""
+    x = _x_to_nchw(_f64(x, "x"), layout)
+    return x.transpose(0, 2, 3, 1).reshape(-1, x.shape[1]), x.shape
+
+
+def _from_channels_last(a, nchw_shape, layout):
+    N, C, H, W = nchw_shape
+    return _x_from_nchw(a.reshape(N, H, W, C).transpose(0, 3, 1, 2), layout)
+
+
+def batch_norm(x, gamma, beta, running_mean, running_var, *, training, momentum=0.1, eps=1e-5,
+               layout="NCHW"):
+    """-> (y, saved_mean, saved_inv_std), PyTorch's convention. Training: the batch statistics
+    (biased variance) normalize x, and running_mean / running_var (when given) are returned
+    updated as (1 - momentum) * running + momentum * batch (unbiased variance) in a 4th and 5th
+    value; inference: the running statistics. Arrays in, new float64 arrays out."""
+    layout = check_layout(layout)
+    a, shape = _channels_last(x, layout)
+    C = a.shape[1]
+    g = np.ones(C) if gamma is None else np.asarray(gamma, np.float64)
+    b = np.zeros(C) if beta is None else np.asarray(beta, np.float64)
+    if training:
+        mean, var = a.mean(axis=0), a.var(axis=0)
+    else:
+        mean, var = np.asarray(running_mean, np.float64), np.asarray(running_var, np.float64)
+    inv_std = 1.0 / np.sqrt(var + eps)
+    y = _from_channels_last((a - mean) * inv_std * g + b, shape, layout)
+    if not training:
+        return y, mean, inv_std
+    M = a.shape[0]
+    new_mean = new_var = None
+    if running_mean is not None:
+        new_mean = (1 - momentum) * np.asarray(running_mean, np.float64) + momentum * mean
+        new_var = (1 - momentum) * np.asarray(running_var, np.float64) + momentum * var * M / max(M - 1, 1)
+    return y, mean, inv_std, new_mean, new_var
+
+
+def batch_norm_backward(grad_y, x, gamma, saved_mean, saved_inv_std, *, training=True, layout="NCHW"):
+    """-> (grad_x, grad_gamma, grad_beta); training: through the batch statistics."""
+    layout = check_layout(layout)
+    a, shape = _channels_last(x, layout)
+    g_, _ = _channels_last(grad_y, layout)
+    C, M = a.shape[1], a.shape[0]
+    g = np.ones(C) if gamma is None else np.asarray(gamma, np.float64)
+    mean, inv_std = np.asarray(saved_mean, np.float64), np.asarray(saved_inv_std, np.float64)
+    xhat = (a - mean) * inv_std
+    dbeta, dgamma = g_.sum(axis=0), (g_ * xhat).sum(axis=0)
+    if training:
+        gx = g * inv_std / M * (M * g_ - dbeta - xhat * dgamma)
+    else:
+        gx = g_ * g * inv_std
+    return _from_channels_last(gx, shape, layout), dgamma, dbeta
 
 
 # ----------------------------------------------------------------------------- sigmoid, tanh, leaky_relu

@@ -27,7 +27,7 @@ _LAYERS = {cls.__name__: cls for cls in (layers_lib.Conv2D, layers_lib.MaxPoolin
                                          layers_lib.Flatten, layers_lib.Dense, layers_lib.Dropout,
                                          layers_lib.Softmax, layers_lib.LeakyReLU, layers_lib.Activation,
                                          layers_lib.AveragePooling2D, layers_lib.GlobalAveragePooling2D,
-                                         layers_lib.GlobalMaxPooling2D)}
+                                         layers_lib.GlobalMaxPooling2D, layers_lib.BatchNormalization)}
 # Metrics saved by name; a custom metric function is not saved (compile the loaded model again
 # to use it).
 _BUILTIN_METRICS = ("accuracy", "sparse_categorical_accuracy", "categorical_accuracy", "binary_accuracy")

@@ -25,7 +25,7 @@ from .libs import FASTCONV, NUMPY, PASSES, TORCH  # noqa: F401
 QUICK_LAYERS = {"vgg16": {"conv3_1", "conv5_1", "relu1_2", "pool1", "pool2"},
                 "mnist": {"conv2", "relu1", "pool1"}, "cs231n": {"conv_naive_test"},
                 "activations": {"sigmoid2_1", "tanh2_1", "leaky_relu2_1"},
-                "pooling": {"avgpool2x2", "gap512"}}
+                "pooling": {"avgpool2x2", "gap512", "bn1_2"}}
 # --smoke: the training-loop rows that take well under a second in their tiny form.
 SMOKE_LOOPS = ["a", "d"]
 
@@ -211,7 +211,7 @@ def main(argv=None) -> int:
                 ok, _ = verified[vkey][layout]
                 if ok:
                     fns[f"fastconv {layout}"] = libs.fastconv_op(problem, pass_, layout)
-                    if L.kind != "conv" and L.dtype == "float32":
+                    if L.kind not in ("conv", "bn") and L.dtype == "float32":
                         fns[f"fastconv {layout} kernel"] = libs.fastconv_kernel_op(problem, pass_, layout)
                 else:
                     skipped[f"fastconv {layout}"] = "failed verification"

@@ -18,7 +18,7 @@ LEAKY_SLOPE = 0.01
 NUMPY_MAX_BYTES = 1 << 30   # skip the NumPy baseline when its im2col matrix would exceed this
 
 PASSES = {"conv": ("fwd", "bwd_data", "bwd_weight"), "pool": ("fwd", "bwd"), "avgpool": ("fwd", "bwd"),
-          "gavgpool": ("fwd", "bwd"),
+          "gavgpool": ("fwd", "bwd"), "bn": ("fwd", "bwd"),
           **{kind: ("fwd", "bwd") for kind in ELEMENTWISE}}
 
 FASTCONV = ("fastconv NCHW", "fastconv NHWC")
@@ -63,6 +63,12 @@ class Problem:
             self.gy = rng.standard_normal((N, L.C, L.P, L.Q), dtype=np.float32).astype(dt, copy=False)
         elif L.kind == "gavgpool":
             self.gy = rng.standard_normal((N, L.C), dtype=np.float32).astype(dt, copy=False)
+        elif L.kind == "bn":
+            self.gy = rng.standard_normal(self.x.shape, dtype=np.float32).astype(dt, copy=False)
+            self.gamma = rng.uniform(0.5, 1.5, L.C).astype(dt)
+            self.beta = rng.standard_normal(L.C).astype(dt)
+            _, self.mean, self.inv_std = ref.batch_norm(self.x, self.gamma, self.beta, None, None, training=True)[:3]
+            self.mean, self.inv_std = self.mean.astype(dt), self.inv_std.astype(dt)
         else:
             self.gy = rng.standard_normal(self.x.shape, dtype=np.float32).astype(dt, copy=False)
             # the forward output every contender's backward pass reads (sigmoid' = y (1 - y) ...):
@@ -81,6 +87,8 @@ class Problem:
             return nx * isz + ny * isz + ny * 8
         if L.kind in ("avgpool", "gavgpool"):
             return (nx + self.gy.size) * isz
+        if L.kind == "bn":   # two passes: x for the statistics, then x -> y (backward: gy, x twice, gx)
+            return (3 if pass_ == "fwd" else 5) * nx * isz
         return 0
 
 
@@ -101,6 +109,11 @@ def fastconv_op(problem, pass_, layout):
         if pass_ == "fwd":
             return lambda: fc.global_avg_pool2d(x, layout=layout)
         return lambda: fc.global_avg_pool2d_backward(gy, x.shape, layout=layout)
+    if L.kind == "bn":
+        g, b = problem.gamma, problem.beta
+        if pass_ == "fwd":
+            return lambda: fc.batch_norm(x, g, b, None, None, training=True, layout=layout)[0]
+        return lambda: fc.batch_norm_backward(gy, x, g, problem.mean, problem.inv_std, layout=layout)[0]
     if L.kind == "conv":
         w = w_to_rsck(problem.w) if nhwc else problem.w
         kw = dict(stride=L.stride, padding=L.pad, layout=layout)
@@ -197,6 +210,16 @@ def torch_op(torch, problem, pass_, channels_last):
                     return F.avg_pool2d(x, k, s, p)
             return run
         return lambda: torch.ops.aten.avg_pool2d_backward(gy, x, k, s, p, False, True, None)
+    if L.kind == "bn":
+        g, b = torch.from_numpy(problem.gamma), torch.from_numpy(problem.beta)
+        mean, inv_std = torch.from_numpy(problem.mean), torch.from_numpy(problem.inv_std)
+        if pass_ == "fwd":
+            def run():
+                with no_grad():
+                    return F.batch_norm(x, None, None, g, b, training=True, eps=1e-5)
+            return run
+        bn_bwd = torch.ops.aten.native_batch_norm_backward
+        return lambda: bn_bwd(gy, x, g, None, None, mean, inv_std, True, 1e-5, [True, True, True])
     if L.kind == "gavgpool":
         if pass_ == "fwd":
             def run():
@@ -262,6 +285,10 @@ def numpy_op(problem, pass_):
         if pass_ == "fwd":
             return lambda: npb.avg_pool2d(x, L.R)
         return lambda: npb.avg_pool2d_backward(gy, x.shape, L.R)
+    if L.kind == "bn":
+        if pass_ == "fwd":
+            return lambda: npb.batch_norm(x, problem.gamma, problem.beta)
+        return lambda: npb.batch_norm_backward(gy, x, problem.gamma, problem.mean, problem.inv_std)
     if L.kind == "gavgpool":
         if pass_ == "fwd":
             return lambda: x.mean(axis=(2, 3))

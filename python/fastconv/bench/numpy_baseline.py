@@ -97,6 +97,21 @@ def avg_pool2d_backward(gy, x_shape, k):
     return gx
 
 
+def batch_norm(x, gamma, beta, eps=1e-5):
+    """cs231n's spatial batch norm forward (training), NCHW."""
+    mean = x.mean(axis=(0, 2, 3), keepdims=True)
+    var = x.var(axis=(0, 2, 3), keepdims=True)
+    return (x - mean) / np.sqrt(var + eps) * gamma[None, :, None, None] + beta[None, :, None, None]
+
+
+def batch_norm_backward(gy, x, gamma, mean, inv_std):
+    M = x.size // x.shape[1]
+    xhat = (x - mean[None, :, None, None]) * inv_std[None, :, None, None]
+    dbeta, dgamma = gy.sum(axis=(0, 2, 3)), (gy * xhat).sum(axis=(0, 2, 3))
+    k = (gamma * inv_std / M)[None, :, None, None]
+    return k * (M * gy - dbeta[None, :, None, None] - xhat * dgamma[None, :, None, None])
+
+
 def sigmoid(x):
     e = np.exp(-np.abs(x))
     return np.where(x >= 0, 1, e) / (1 + e)

@@ -4,6 +4,7 @@ One layer a line (see shapes/vgg16.txt):
     conv NAME C H W K R S STRIDE PAD      relu NAME C H W      pool NAME C H W KERNEL STRIDE PAD
     sigmoid | tanh | leaky_relu NAME C H W   (leaky_relu with slope 0.01)
     avgpool NAME C H W KERNEL STRIDE PAD     gavgpool NAME C H W (global average pooling -> (N, C))
+    bn NAME C H W                            (training-mode batch normalization)
 with optional `batch=N` (a fixed batch, e.g. the MNIST CNN's 64) and `dtype=float64`.
 """
 from __future__ import annotations
@@ -18,6 +19,7 @@ _FIELDS = {"conv": ("C", "H", "W", "K", "R", "S", "stride", "pad"),
            "pool": ("C", "H", "W", "kernel", "stride", "pad"),
            "avgpool": ("C", "H", "W", "kernel", "stride", "pad"),
            "gavgpool": ("C", "H", "W"),
+           "bn": ("C", "H", "W"),
            **{kind: ("C", "H", "W") for kind in ELEMENTWISE}}
 
 
@@ -59,7 +61,7 @@ def parse(text: str, network: str) -> list[Layer]:
         tokens = line.split()
         kind, name = tokens[0], tokens[1] if len(tokens) > 1 else "?"
         if kind not in _FIELDS:
-            raise ValueError(f"{network}:{lineno}: unknown layer kind {kind!r} (conv, pool, avgpool, gavgpool, {', '.join(ELEMENTWISE)})")
+            raise ValueError(f"{network}:{lineno}: unknown layer kind {kind!r} (conv, pool, avgpool, gavgpool, bn, {', '.join(ELEMENTWISE)})")
         fields = _FIELDS[kind]
         values = [t for t in tokens[2:] if "=" not in t]
         options = dict(t.split("=", 1) for t in tokens[2:] if "=" in t)

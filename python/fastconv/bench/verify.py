@@ -26,6 +26,10 @@ def reference_result(problem, pass_):
         return ref.avg_pool2d(x, **kw) if pass_ == "fwd" else ref.avg_pool2d_backward(gy, x.shape, **kw)
     if L.kind == "gavgpool":
         return ref.global_avg_pool2d(x) if pass_ == "fwd" else ref.global_avg_pool2d_backward(gy, x.shape)
+    if L.kind == "bn":
+        if pass_ == "fwd":
+            return ref.batch_norm(x, problem.gamma, problem.beta, None, None, training=True)[0]
+        return ref.batch_norm_backward(gy, x, problem.gamma, problem.mean, problem.inv_std)[0]
     if L.kind == "pool":
         kw = dict(kernel_size=L.R, stride=L.stride, padding=L.pad)
         y, idx = ref.max_pool2d(x, **kw)
@@ -43,7 +47,7 @@ def _first(a):
 def compare(problem, pass_, got, want):
     """-> (ok, error): relative Frobenius error for conv, number of differing elements otherwise."""
     kind = problem.layer.kind
-    if kind in ("conv", "avgpool", "gavgpool"):
+    if kind in ("conv", "avgpool", "gavgpool", "bn"):
         g, w = np.asarray(_first(got), np.float64), np.asarray(_first(want), np.float64)
         if g.shape != w.shape:
             return False, float("inf")

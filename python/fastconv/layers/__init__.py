@@ -30,9 +30,10 @@ from .activation import Activation, LeakyReLU, ReLU
 from .base import Layer, ParamRef  # noqa: F401 - ParamRef: for custom layers and optimizers
 from .conv import Conv2D, Flatten, MaxPooling2D
 from .dense import Dense, Dropout, Softmax, SoftmaxCrossEntropy
+from .normalization import BatchNormalization
 from .pooling import AveragePooling2D, GlobalAveragePooling2D, GlobalMaxPooling2D
 
 __all__ = [
-    "Layer", "Conv2D", "MaxPooling2D", "AveragePooling2D", "GlobalAveragePooling2D", "GlobalMaxPooling2D", "ReLU", "LeakyReLU", "Activation", "Flatten", "Dense", "Dropout",
+    "Layer", "Conv2D", "BatchNormalization", "MaxPooling2D", "AveragePooling2D", "GlobalAveragePooling2D", "GlobalMaxPooling2D", "ReLU", "LeakyReLU", "Activation", "Flatten", "Dense", "Dropout",
     "Softmax", "SoftmaxCrossEntropy", "array_module",
 ]

@@ -151,12 +151,23 @@ class Layer:
         return x
 
     # -- parameters
-    def count_params(self):
-        return int(sum(int(np.prod(p.shape)) for p in self.params.values()))
+    # Keys of params that no optimizer updates even when the layer trains (BatchNormalization's
+    # moving statistics): saved with the weights, counted as non-trainable like Keras does.
+    non_trainable_keys = ()
+
+    def count_params(self, trainable=None):
+        """All parameters, or only the (non-)trainable ones."""
+        if trainable is None:
+            keys = self.params
+        else:
+            keys = [r.key for r in (self.parameters() if trainable else self.non_trainable_weights)]
+        return int(sum(int(np.prod(self.params[k].shape)) for k in keys))
 
     def parameters(self, prefix=None):
-        """ParamRefs of the parameters optimizers update: all of them, none when frozen."""
-        return self._refs(prefix) if self.trainable else []
+        """ParamRefs of the parameters optimizers update: all but non_trainable_keys, none when frozen."""
+        if not self.trainable:
+            return []
+        return [r for r in self._refs(prefix) if r.key not in self.non_trainable_keys]
 
     @property
     def trainable_weights(self):
@@ -164,7 +175,7 @@ class Layer:
 
     @property
     def non_trainable_weights(self):
-        return [] if self.trainable else self._refs()
+        return [r for r in self._refs() if not self.trainable or r.key in self.non_trainable_keys]
 
     def _refs(self, prefix=None):
         prefix = self.name or self.default_name if prefix is None else prefix

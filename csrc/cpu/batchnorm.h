@@ -1,0 +1,49 @@
+// Batch normalization over N, H, W for each channel (bodies in batchnorm.inl, compiled per ISA by
+// batchnorm_avx2.cpp / batchnorm_avx512.cpp and without ISA flags by batchnorm_portable.cpp).
+// x is (N, C, HW) for NCHW or (N*HW, C) for NHWC; M = N * HW elements per channel.
+//   train_forward  x -> y = (x - mean) * inv_std * gamma + beta, with the batch mean, the biased
+//                  variance and inv_std = 1 / sqrt(var + eps) of every channel. Two passes over x:
+//                  the statistics (sums of x - K and (x - K)^2, K = the channel's first element,
+//                  in double: no E[x^2] - E[x]^2 cancellation when |mean| >> std), then y.
+//   normalize      y = (x - mean[c]) * scale[c] + shift[c] (inference: the running statistics,
+//                  in double; one pass).
+//   backward       grad_y, x, mean, inv_std -> grad_x, grad_gamma, grad_beta (training: through
+//                  the batch statistics; else through the fixed statistics).
+// gamma / beta may be null (1 / 0). Each channel's sums are taken by one thread in a fixed order,
+// so results do not depend on the thread count.
+#pragma once
+#include <cstdint>
+
+#include "../common/params.h"
+
+namespace fastconv {
+
+struct BatchNormShape {
+  int64_t N = 0, C = 0, HW = 0;
+  Layout layout = Layout::NCHW;
+  int64_t size() const { return N * C * HW; }
+};
+
+template <typename T>
+struct BatchNormOps {
+  void (*train_forward)(const BatchNormShape& s, const T* x, const T* gamma, const T* beta, double eps, T* y,
+                        T* mean, T* var, T* inv_std);
+  void (*normalize)(const BatchNormShape& s, const T* x, const double* mean, const double* scale,
+                    const double* shift, T* y);
+  void (*backward)(const BatchNormShape& s, bool training, const T* gy, const T* x, const T* mean,
+                   const T* inv_std, const T* gamma, T* gx, T* ggamma, T* gbeta);
+};
+
+namespace ref {
+template <typename T> BatchNormOps<T> batchnorm_ops();
+}  // namespace ref
+namespace avx2 {
+BatchNormOps<float> batchnorm_ops_f32();
+BatchNormOps<double> batchnorm_ops_f64();
+}  // namespace avx2
+namespace avx512 {
+BatchNormOps<float> batchnorm_ops_f32();
+BatchNormOps<double> batchnorm_ops_f64();
+}  // namespace avx512
+
+}  // namespace fastconv

@@ -1,0 +1,143 @@
+"""Batch normalization (docs/api.md) on fastconv's kernels (csrc/cpu/batchnorm.inl for NumPy
+arrays; CuPy arrays use CuPy's reductions in the same two passes), and folding it into a conv.
+
+    y, mean, inv_std = fc.batch_norm(x, gamma, beta, running_mean, running_var, training=True)
+    gx, ggamma, gbeta = fc.batch_norm_backward(gy, x, gamma, mean, inv_std)
+    w2, b2 = fc.fold_batch_norm(w, b, gamma, beta, running_mean, running_var)   # inference
+
+The functional API follows PyTorch: momentum=0.1, eps=1e-5, and training updates running_mean /
+running_var in place as running = (1 - momentum) * running + momentum * batch, with the unbiased
+batch variance. The BatchNormalization layer follows Keras (momentum=0.99, epsilon=1e-3,
+moving = momentum * moving + (1 - momentum) * batch, with the biased variance).
+"""
+from __future__ import annotations
+
+import math
+import numbers
+
+import numpy as np
+
+from . import functional as F
+from ._arrays import array_module
+from ._shapes import check_layout
+
+__all__ = ["batch_norm", "batch_norm_backward", "fold_batch_norm"]
+
+
+def _channels(x, layout):
+    return x.shape[1] if layout == "NCHW" else x.shape[3]
+
+
+def _per_channel(name, a, C, dtype, required=True):
+    if a is None:
+        if required:
+            raise TypeError(f"{name} must be an array of shape ({C},), got None")
+        return None
+    if tuple(a.shape) != (C,):
+        raise ValueError(f"{name} must have shape ({C},) (one per channel), got {tuple(a.shape)}")
+    if a.dtype != dtype:
+        raise TypeError(f"{name} has dtype {a.dtype} but x has {dtype}; cast them to one dtype")
+    return a
+
+
+def _real(name, v, low, high, low_open=False):
+    ok = isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v)
+    if not ok or v < low or v > high or (low_open and v == low):
+        raise ValueError(f"{name} must be a finite number in {'(' if low_open else '['}{low}, {high}], got {v!r}")
+    return float(v)
+
+
+def _check_x(x, layout):
+    F._float_dtype("x", x)
+    F._check_ndim("x", x, 4, F._axes(layout, "x"))
+    return _channels(x, layout)
+
+
+def batch_statistics(x, gamma, beta, *, eps, layout):
+    """Training-mode normalization: (y, batch mean, biased batch variance, inverse std). For the
+    layers; fc.batch_norm is the public entry point."""
+    be = F._backend(x=x, gamma=gamma, beta=beta)
+    C = _check_x(x, layout)
+    gamma = _per_channel("gamma", gamma, C, x.dtype, required=False)
+    beta = _per_channel("beta", beta, C, x.dtype, required=False)
+    if x.size // C < 2:
+        raise ValueError(f"batch_norm in training needs more than one value per channel, got x {tuple(x.shape)}")
+    return be.batch_norm_train(be.contiguous(x), gamma, beta, eps, layout)
+
+
+def batch_norm(x, gamma, beta, running_mean, running_var, *, training, momentum=0.1, eps=1e-5,
+               layout="NCHW"):
+    """Normalize x per channel over N, H, W -> (y, saved_mean, saved_inv_std) (the last two for
+    batch_norm_backward). training=True: the batch statistics, and running_mean / running_var
+    (None: not tracked) are updated in place; training=False: the running statistics."""
+    layout = check_layout(layout)
+    training = F._flag("training", training)
+    eps = _real("eps", eps, 0.0, math.inf, low_open=True)
+    momentum = _real("momentum", momentum, 0.0, 1.0)
+    C = _check_x(x, layout)
+    F._backend(x=x, running_mean=running_mean, running_var=running_var)
+    tracked = running_mean is not None or running_var is not None or not training
+    if tracked:
+        running_mean = _per_channel("running_mean", running_mean, C, x.dtype)
+        running_var = _per_channel("running_var", running_var, C, x.dtype)
+        if training and not (running_mean.flags.writeable and running_var.flags.writeable):
+            raise ValueError("running_mean and running_var must be writeable (training updates them in place)")
+    if training:
+        y, mean, var, inv_std = batch_statistics(x, gamma, beta, eps=eps, layout=layout)
+        if tracked:
+            M = x.size // C
+            running_mean *= 1 - momentum
+            running_mean += momentum * mean
+            running_var *= 1 - momentum
+            running_var += (momentum * M / (M - 1)) * var
+        return y, mean, inv_std
+    be = F._backend(x=x, gamma=gamma, beta=beta)
+    gamma = _per_channel("gamma", gamma, C, x.dtype, required=False)
+    beta = _per_channel("beta", beta, C, x.dtype, required=False)
+    xp = array_module(x)
+    mean = running_mean.astype(np.float64)
+    inv_std = 1.0 / xp.sqrt(running_var.astype(np.float64) + eps)
+    scale = inv_std * (1.0 if gamma is None else gamma.astype(np.float64))
+    shift = xp.zeros(C) if beta is None else beta.astype(np.float64)
+    y = be.batch_norm_normalize(be.contiguous(x), mean, scale, shift, layout)
+    return y, running_mean.copy(), inv_std.astype(x.dtype)
+
+
+def batch_norm_backward(grad_y, x, gamma, saved_mean, saved_inv_std, *, training=True, layout="NCHW"):
+    """-> (grad_x, grad_gamma, grad_beta) of batch_norm. training=True differentiates through the
+    batch statistics; False through fixed statistics (a frozen BatchNormalization)."""
+    layout = check_layout(layout)
+    training = F._flag("training", training)
+    be = F._backend(grad_y=grad_y, x=x, gamma=gamma, saved_mean=saved_mean, saved_inv_std=saved_inv_std)
+    C = _check_x(x, layout)
+    F._same_dtype(grad_y=grad_y, x=x)
+    if tuple(grad_y.shape) != tuple(x.shape):
+        raise ValueError(f"grad_y has shape {tuple(grad_y.shape)} but x has {tuple(x.shape)}")
+    gamma = _per_channel("gamma", gamma, C, x.dtype, required=False)
+    mean = _per_channel("saved_mean", saved_mean, C, x.dtype)
+    inv_std = _per_channel("saved_inv_std", saved_inv_std, C, x.dtype)
+    return be.batch_norm_backward(be.contiguous(grad_y), be.contiguous(x), be.contiguous(mean),
+                                  be.contiguous(inv_std), gamma, training, layout)
+
+
+def fold_batch_norm(weight, bias, gamma, beta, running_mean, running_var, *, eps=1e-5, layout="NCHW"):
+    """Conv weights with an inference-mode batch norm after the conv folded in: conv2d(x, w2, b2)
+    equals batch_norm(conv2d(x, weight, bias), ..., training=False). weight is (K, C, R, S) for
+    NCHW or (R, S, C, K) for NHWC; bias, gamma, beta may be None. Returns (w2, b2), new arrays."""
+    layout = check_layout(layout)
+    eps = _real("eps", eps, 0.0, math.inf, low_open=True)
+    if weight.ndim != 4:
+        raise ValueError(f"weight must be 4-D {F._axes(layout, 'w')}, got shape {tuple(weight.shape)}")
+    K = weight.shape[0] if layout == "NCHW" else weight.shape[3]
+    for name, a in (("bias", bias), ("gamma", gamma), ("beta", beta)):
+        if a is not None:
+            _per_channel(name, a, K, a.dtype)
+    _per_channel("running_mean", running_mean, K, running_mean.dtype if running_mean is not None else None)
+    _per_channel("running_var", running_var, K, running_var.dtype if running_var is not None else None)
+    xp = array_module(weight)
+    f64 = np.float64
+    scale = (1.0 if gamma is None else gamma.astype(f64)) / xp.sqrt(running_var.astype(f64) + eps)
+    b = 0.0 if bias is None else bias.astype(f64)
+    b2 = (b - running_mean.astype(f64)) * scale + (0.0 if beta is None else beta.astype(f64))
+    per_k = scale[:, None, None, None] if layout == "NCHW" else scale
+    return (weight.astype(f64) * per_k).astype(weight.dtype), b2.astype(weight.dtype)

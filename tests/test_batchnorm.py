@@ -1,0 +1,203 @@
+"""Batch normalization (fastconv.normalization, CPU kernels csrc/cpu/batchnorm.inl per ISA; CuPy
+arrays take CuPy operations, here through the emulated backend) against the float64 reference:
+training and inference, both layouts and dtypes, channels around the vector widths, batch 1,
+a large mean (1e4 + N(0, 1): no cancellation), the running statistics against PyTorch's rule
+(and PyTorch itself when installed), the layer against Keras' rule, finite differences for the
+backward pass, thread-count independence, folding into a conv, and a model that trains.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import fastconv as fc
+from fastconv import _backend_cpu
+from fastconv import _backend_cuda_emu as emu
+from fastconv import reference as ref
+from fastconv.layers import BatchNormalization, Conv2D, Dense, Flatten
+from helpers import assert_close, check_op, numerical_grad
+
+DTYPES = (np.float32, np.float64)
+LAYOUTS = ("NCHW", "NHWC")
+SHAPES = [(1, 1, 3, 5), (2, 15, 7, 5), (1, 16, 4, 4), (3, 17, 5, 3), (2, 33, 1, 1)]   # (N, C, H, W)
+
+
+def _data(shape, layout, dtype, seed=0, mean=0.0):
+    N, C, H, W = shape
+    rng = np.random.default_rng(seed)
+    x = (mean + rng.standard_normal((N, C, H, W) if layout == "NCHW" else (N, H, W, C))).astype(dtype)
+    return x, rng.standard_normal(C).astype(dtype), rng.standard_normal(C).astype(dtype)
+
+
+def _tol(dtype):
+    return 3e-6 if dtype == np.float32 else 1e-10
+
+
+@pytest.mark.parametrize("mean", [0.0, 1e4])
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("shape", SHAPES, ids=[str(s) for s in SHAPES])
+def test_training_forward_backward_and_running_statistics(isa, poison, shape, layout, dtype, mean):
+    x, g, b = _data(shape, layout, dtype, mean=mean)
+    C = shape[1]
+    rm, rv = np.full(C, 0.5, dtype), np.full(C, 2.0, dtype)
+    y, saved_mean, saved_inv_std = fc.batch_norm(x, g, b, rm, rv, training=True, momentum=0.2, layout=layout)
+    want = ref.batch_norm(x, g, b, np.full(C, 0.5), np.full(C, 2.0), training=True, momentum=0.2, layout=layout)
+    assert_close(y, want[0], dtype=dtype, rtol=_tol(dtype), name="y")
+    assert_close(saved_inv_std, want[2], dtype=dtype, rtol=_tol(dtype), name="inv_std")
+    assert_close(rm, want[3], dtype=dtype, rtol=_tol(dtype), name="running_mean")
+    assert_close(rv, want[4], dtype=dtype, rtol=_tol(dtype), name="running_var")
+    gy = np.random.default_rng(1).standard_normal(x.shape).astype(dtype)
+    check_op("batch_norm_backward", gy, x, g, saved_mean, saved_inv_std, layout=layout, rtol=2e-5 if dtype == np.float32 else 1e-9)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_inference_and_frozen_backward(isa, poison, layout, dtype):
+    x, g, b = _data((2, 17, 5, 6), layout, dtype, mean=1e4)
+    rm = (1e4 + np.random.default_rng(2).standard_normal(17)).astype(dtype)
+    rv = np.random.default_rng(3).uniform(0.5, 2, 17).astype(dtype)
+    y, m, s = fc.batch_norm(x, g, b, rm, rv, training=False, layout=layout)
+    assert_close(y, ref.batch_norm(x, g, b, rm, rv, training=False, layout=layout)[0], dtype=dtype, rtol=_tol(dtype))
+    gy = np.random.default_rng(4).standard_normal(x.shape).astype(dtype)
+    check_op("batch_norm_backward", gy, x, g, m, s, training=False, layout=layout, rtol=_tol(dtype))
+
+
+def test_no_affine_and_untracked_statistics():
+    x, _, _ = _data((2, 3, 4, 4), "NCHW", np.float64)
+    y, m, s = fc.batch_norm(x, None, None, None, None, training=True)
+    assert_close(y, ref.batch_norm(x, None, None, None, None, training=True)[0], dtype=np.float64)
+    check_op("batch_norm_backward", np.random.default_rng(1).standard_normal(x.shape), x, None, m, s)
+
+
+def test_backward_matches_finite_differences():
+    x, g, b = _data((2, 3, 3, 2), "NHWC", np.float64, seed=5)
+    gy = np.random.default_rng(6).standard_normal(x.shape)
+    _, m, s = fc.batch_norm(x, g, b, None, None, training=True, layout="NHWC")
+    gx, gg, gb = fc.batch_norm_backward(gy, x, g, m, s, layout="NHWC")
+
+    def y_of(x_=x, g_=g, b_=b):
+        return fc.batch_norm(x_, g_, b_, None, None, training=True, layout="NHWC")[0]
+    assert_close(gx, numerical_grad(lambda a: y_of(x_=a), x, gy), dtype=np.float64, rtol=1e-6, name="grad_x")
+    assert_close(gg, numerical_grad(lambda a: y_of(g_=a), g, gy), dtype=np.float64, rtol=1e-6, name="grad_gamma")
+    assert_close(gb, numerical_grad(lambda a: y_of(b_=a), b, gy), dtype=np.float64, rtol=1e-6, name="grad_beta")
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_thread_count_does_not_change_a_bit(layout, restore_cpu_state):
+    x, g, b = _data((4, 40, 17, 19), layout, np.float32)
+    gy = np.random.default_rng(7).standard_normal(x.shape).astype(np.float32)
+    runs = []
+    for t in (1, 2):
+        fc.set_num_threads(t)
+        y, m, s = fc.batch_norm(x, g, b, None, None, training=True, layout=layout)
+        runs.append((y, m, s, *fc.batch_norm_backward(gy, x, g, m, s, layout=layout)))
+    assert all(np.array_equal(a, b) for a, b in zip(*runs))
+
+
+def test_running_statistics_match_pytorch():
+    torch = pytest.importorskip("torch")
+    x, g, b = _data((4, 6, 5, 5), "NCHW", np.float32, seed=8, mean=3.0)
+    rm, rv = np.zeros(6, np.float32), np.ones(6, np.float32)
+    trm, trv = torch.zeros(6), torch.ones(6)
+    for _ in range(3):
+        y, _, _ = fc.batch_norm(x, g, b, rm, rv, training=True, momentum=0.1, eps=1e-5)
+        ty = torch.nn.functional.batch_norm(torch.from_numpy(x), trm, trv, torch.from_numpy(g), torch.from_numpy(b),
+                                            training=True, momentum=0.1, eps=1e-5)
+    np.testing.assert_allclose(y, ty.numpy(), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(rm, trm.numpy(), rtol=1e-5)
+    np.testing.assert_allclose(rv, trv.numpy(), rtol=1e-5)
+
+
+def test_bad_arguments_raise():
+    x = np.ones((2, 3, 4, 4), np.float32)
+    c = np.ones(3, np.float32)
+    with pytest.raises(ValueError, match="gamma must have shape"):
+        fc.batch_norm(x, np.ones(4, np.float32), c, c.copy(), c.copy(), training=True)
+    with pytest.raises(TypeError, match="running_mean has dtype"):
+        fc.batch_norm(x, c, c, np.zeros(3), np.ones(3), training=True)
+    with pytest.raises(ValueError, match="eps"):
+        fc.batch_norm(x, c, c, c.copy(), c.copy(), training=True, eps=0.0)
+    with pytest.raises(ValueError, match="momentum"):
+        fc.batch_norm(x, c, c, c.copy(), c.copy(), training=True, momentum=1.5)
+    with pytest.raises(TypeError, match="training"):
+        fc.batch_norm(x, c, c, c.copy(), c.copy(), training="yes")
+    with pytest.raises(TypeError, match="running_mean must be an array"):
+        fc.batch_norm(x, c, c, None, None, training=False)
+    with pytest.raises(ValueError, match="more than one value per channel"):
+        fc.batch_norm(np.ones((1, 3, 1, 1), np.float32), c, c, None, None, training=True)
+    ro = c.copy()
+    ro.flags.writeable = False
+    with pytest.raises(ValueError, match="writeable"):
+        fc.batch_norm(x, c, c, ro, c.copy(), training=True)
+    with pytest.raises(ValueError, match="grad_y has shape"):
+        fc.batch_norm_backward(np.ones((2, 3, 4, 5), np.float32), x, c, c, c)
+
+
+# ----------------------------------------------------------------------------- folding and the layer
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_folded_conv_equals_conv_then_batch_norm(layout):
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((2, 5, 9, 8) if layout == "NCHW" else (2, 9, 8, 5))
+    w = rng.standard_normal((7, 5, 3, 3) if layout == "NCHW" else (3, 3, 5, 7))
+    b, g, beta = rng.standard_normal(7), rng.standard_normal(7), rng.standard_normal(7)
+    rm, rv = rng.standard_normal(7), rng.uniform(0.5, 2, 7)
+    want = fc.batch_norm(fc.conv2d(x, w, b, padding=1, layout=layout), g, beta, rm, rv, training=False,
+                         layout=layout)[0]
+    w2, b2 = fc.fold_batch_norm(w, b, g, beta, rm, rv, layout=layout)
+    assert_close(fc.conv2d(x, w2, b2, padding=1, layout=layout), want, dtype=np.float64, rtol=1e-12)
+
+
+@pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
+def test_layer_uses_keras_momentum_rule_and_counts_moving_statistics_as_non_trainable(data_format):
+    rng = np.random.default_rng(10)
+    x = rng.standard_normal((4, 5, 6, 3) if data_format == "channels_last" else (4, 3, 5, 6)).astype(np.float32)
+    layer = BatchNormalization(axis=-1 if data_format == "channels_last" else 1)
+    layout = "NHWC" if data_format == "channels_last" else "NCHW"
+    y = layer.forward(x)
+    batch_mean = ref.batch_norm(x, None, None, None, None, training=True, layout=layout)[1]
+    axes = (0, 1, 2) if layout == "NHWC" else (0, 2, 3)
+    np.testing.assert_allclose(layer.params["moving_mean"], 0.01 * batch_mean, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(layer.params["moving_variance"], 0.99 + 0.01 * x.var(axis=axes), rtol=1e-5)
+    assert_close(y, ref.batch_norm(x, np.ones(3), np.zeros(3), None, None, training=True, eps=1e-3,
+                                   layout=layout)[0], dtype=np.float32, rtol=3e-6)
+    assert {r.key for r in layer.parameters()} == {"gamma", "beta"}
+    assert layer.count_params() == 12 and layer.count_params(trainable=False) == 6
+    inference = layer(x)    # moving statistics
+    assert_close(inference, ref.batch_norm(x, np.ones(3), np.zeros(3), layer.params["moving_mean"],
+                                           layer.params["moving_variance"], training=False, eps=1e-3,
+                                           layout=layout)[0], dtype=np.float32, rtol=3e-6)
+
+
+def test_model_with_batch_norm_trains_saves_and_folds(tmp_path):
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((64, 8, 8, 1)).astype(np.float32)
+    labels = (x[:, :4].mean(axis=(1, 2, 3)) > x[:, 4:].mean(axis=(1, 2, 3))).astype(np.int64)
+    model = fc.Sequential([Conv2D(6, 3, padding="same", input_shape=(8, 8, 1), seed=1), BatchNormalization(),
+                           fc.layers.ReLU(), Flatten(), Dense(2, seed=2)])
+    model.compile(fc.Adam(0.01), "sparse_categorical_crossentropy", metrics=["accuracy"])
+    history = model.fit(x, labels, epochs=8, batch_size=16, verbose=0, shuffle=False)
+    assert history.history["loss"][-1] < 0.7 * history.history["loss"][0]
+    lines = []
+    model.summary(print_fn=lines.append)
+    assert any("Non-trainable params: 12" in line for line in lines)       # moving mean + variance
+    path = tmp_path / "bn.npz"
+    model.save(path)
+    np.testing.assert_array_equal(fc.load_model(path).predict(x), model.predict(x))
+    folded = model.fold_batch_norm()
+    assert sum(isinstance(layer, BatchNormalization) for layer in folded.layers) == 0
+    np.testing.assert_allclose(folded.predict(x), model.predict(x), rtol=1e-4, atol=1e-5)
+
+
+# ----------------------------------------------------------------------------- CuPy path (emulated backend)
+
+def test_array_module_path_through_the_emulated_backend(monkeypatch, poison):
+    monkeypatch.setattr(_backend_cpu, "CPU", emu.backend())
+    for layout in LAYOUTS:
+        x, g, b = _data((2, 5, 4, 3), layout, np.float32, mean=1e4)
+        y, m, s = fc.batch_norm(x, g, b, None, None, training=True, layout=layout)
+        assert_close(y, ref.batch_norm(x, g, b, None, None, training=True, layout=layout)[0], dtype=np.float32,
+                     rtol=3e-6)
+        gy = np.random.default_rng(1).standard_normal(x.shape).astype(np.float32)
+        check_op("batch_norm_backward", gy, x, g, m, s, layout=layout, rtol=2e-5)
