@@ -53,6 +53,12 @@ def _check_x(x, layout):
     return _channels(x, layout)
 
 
+def _train(be, x, gamma, beta, eps, layout):
+    if x.size // _channels(x, layout) < 2:
+        raise ValueError(f"batch_norm in training needs more than one value per channel, got x {tuple(x.shape)}")
+    return be.batch_norm_train(be.contiguous(x), gamma, beta, eps, layout)
+
+
 def batch_statistics(x, gamma, beta, *, eps, layout):
     """Training-mode normalization: (y, batch mean, biased batch variance, inverse std). For the
     layers; fc.batch_norm is the public entry point."""
@@ -60,9 +66,7 @@ def batch_statistics(x, gamma, beta, *, eps, layout):
     C = _check_x(x, layout)
     gamma = _per_channel("gamma", gamma, C, x.dtype, required=False)
     beta = _per_channel("beta", beta, C, x.dtype, required=False)
-    if x.size // C < 2:
-        raise ValueError(f"batch_norm in training needs more than one value per channel, got x {tuple(x.shape)}")
-    return be.batch_norm_train(be.contiguous(x), gamma, beta, eps, layout)
+    return _train(be, x, gamma, beta, eps, layout)
 
 
 def batch_norm(x, gamma, beta, running_mean, running_var, *, training, momentum=0.1, eps=1e-5,
@@ -74,8 +78,10 @@ def batch_norm(x, gamma, beta, running_mean, running_var, *, training, momentum=
     training = F._flag("training", training)
     eps = _real("eps", eps, 0.0, math.inf, low_open=True)
     momentum = _real("momentum", momentum, 0.0, 1.0)
+    be = F._backend(x=x, gamma=gamma, beta=beta, running_mean=running_mean, running_var=running_var)
     C = _check_x(x, layout)
-    F._backend(x=x, running_mean=running_mean, running_var=running_var)
+    gamma = _per_channel("gamma", gamma, C, x.dtype, required=False)
+    beta = _per_channel("beta", beta, C, x.dtype, required=False)
     tracked = running_mean is not None or running_var is not None or not training
     if tracked:
         running_mean = _per_channel("running_mean", running_mean, C, x.dtype)
@@ -83,7 +89,7 @@ def batch_norm(x, gamma, beta, running_mean, running_var, *, training, momentum=
         if training and not (running_mean.flags.writeable and running_var.flags.writeable):
             raise ValueError("running_mean and running_var must be writeable (training updates them in place)")
     if training:
-        y, mean, var, inv_std = batch_statistics(x, gamma, beta, eps=eps, layout=layout)
+        y, mean, var, inv_std = _train(be, x, gamma, beta, eps, layout)
         if tracked:
             M = x.size // C
             running_mean *= 1 - momentum
@@ -91,9 +97,6 @@ def batch_norm(x, gamma, beta, running_mean, running_var, *, training, momentum=
             running_var *= 1 - momentum
             running_var += (momentum * M / (M - 1)) * var
         return y, mean, inv_std
-    be = F._backend(x=x, gamma=gamma, beta=beta)
-    gamma = _per_channel("gamma", gamma, C, x.dtype, required=False)
-    beta = _per_channel("beta", beta, C, x.dtype, required=False)
     xp = array_module(x)
     mean = running_mean.astype(np.float64)
     inv_std = 1.0 / xp.sqrt(running_var.astype(np.float64) + eps)
