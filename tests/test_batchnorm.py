@@ -1,5 +1,5 @@
-"""Batch normalization (fastconv.normalization, CPU kernels csrc/cpu/batchnorm.inl per ISA; CuPy
-arrays take CuPy operations, here through the emulated backend) against the float64 reference:
+"""Batch normalization (fastconv.normalization, CPU kernels csrc/cpu/batchnorm.inl per ISA, CUDA
+kernels csrc/cuda/batchnorm.cu through the emulation) against the float64 reference:
 training and inference, both layouts and dtypes, channels around the vector widths, batch 1,
 a large mean (1e4 + N(0, 1): no cancellation), the running statistics against PyTorch's rule
 (and PyTorch itself when installed), the layer against Keras' rule, finite differences for the
@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import fastconv as fc
-from fastconv import _backend_cpu
+from fastconv import _backend_cpu, _cuda_emu
 from fastconv import _backend_cuda_emu as emu
 from fastconv import reference as ref
 from fastconv.layers import BatchNormalization, Conv2D, Dense, Flatten
@@ -190,14 +190,77 @@ def test_model_with_batch_norm_trains_saves_and_folds(tmp_path):
     np.testing.assert_allclose(folded.predict(x), model.predict(x), rtol=1e-4, atol=1e-5)
 
 
-# ----------------------------------------------------------------------------- CuPy path (emulated backend)
+# ----------------------------------------------------------------------------- CUDA kernels (emulated)
 
-def test_array_module_path_through_the_emulated_backend(monkeypatch, poison):
+# SHAPES plus the statistics chunking of csrc/cuda/batchnorm.cu: a plane longer than one chunk
+# (HW > 4096), many planes over several chunks, NHWC channel tiles and row chunks beyond one.
+CUDA_SHAPES = SHAPES[:4] + [(1, 2, 70, 70), (90, 2, 7, 7), (2, 40, 15, 13)]
+
+
+@pytest.fixture
+def emu_backend(monkeypatch, poison):
     monkeypatch.setattr(_backend_cpu, "CPU", emu.backend())
-    for layout in LAYOUTS:
-        x, g, b = _data((2, 5, 4, 3), layout, np.float32, mean=1e4)
+    yield emu.backend()
+    _cuda_emu.set_thread_order("forward", 0)
+
+
+def _bn_passes(x, g, b, layout, training=True):
+    """Training forward and backward (or inference and the frozen backward) -> every output."""
+    gy = np.random.default_rng(1).standard_normal(x.shape).astype(x.dtype)
+    if training:
         y, m, s = fc.batch_norm(x, g, b, None, None, training=True, layout=layout)
-        assert_close(y, ref.batch_norm(x, g, b, None, None, training=True, layout=layout)[0], dtype=np.float32,
-                     rtol=3e-6)
-        gy = np.random.default_rng(1).standard_normal(x.shape).astype(np.float32)
-        check_op("batch_norm_backward", gy, x, g, m, s, layout=layout, rtol=2e-5)
+    else:
+        C = g.shape[0]
+        y, m, s = fc.batch_norm(x, g, b, np.full(C, 3.0, x.dtype), np.full(C, 0.5, x.dtype), training=False,
+                                layout=layout)
+    return (y, m, s, *fc.batch_norm_backward(gy, x, g, m, s, training=training, layout=layout))
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("shape", CUDA_SHAPES, ids=[str(s) for s in CUDA_SHAPES])
+def test_cuda_kernels_emulated(emu_backend, shape, layout, dtype):
+    x, g, b = _data(shape, layout, dtype, mean=1e4)
+    y, m, s = fc.batch_norm(x, g, b, None, None, training=True, layout=layout)
+    assert f"batchnorm_fwd_{layout.lower()}" in _cuda_emu.last_kernel()
+    want = ref.batch_norm(x, g, b, None, None, training=True, layout=layout)
+    assert_close(y, want[0], dtype=dtype, rtol=_tol(dtype), name="y")
+    assert_close(s, want[2], dtype=dtype, rtol=_tol(dtype), name="inv_std")
+    gy = np.random.default_rng(1).standard_normal(x.shape).astype(dtype)
+    check_op("batch_norm_backward", gy, x, g, m, s, layout=layout, rtol=2e-5 if dtype == np.float32 else 1e-9)
+    assert f"batchnorm_bwd_{layout.lower()}" in _cuda_emu.last_kernel()
+    rm, rv = (1e4 + np.arange(shape[1])).astype(dtype), np.linspace(0.5, 2, shape[1]).astype(dtype)
+    y, m, s = fc.batch_norm(x, g, b, rm, rv, training=False, layout=layout)
+    assert "batchnorm_normalize" in _cuda_emu.last_kernel()
+    assert_close(y, ref.batch_norm(x, g, b, rm, rv, training=False, layout=layout)[0], dtype=dtype, rtol=_tol(dtype))
+    check_op("batch_norm_backward", gy, x, g, m, s, training=False, layout=layout, rtol=_tol(dtype))
+
+
+def test_cuda_kernels_without_affine_emulated(emu_backend):
+    x, _, _ = _data((2, 3, 4, 5), "NHWC", np.float64)
+    y, m, s = fc.batch_norm(x, None, None, None, None, training=True, layout="NHWC")
+    assert_close(y, ref.batch_norm(x, None, None, None, None, training=True, layout="NHWC")[0], dtype=np.float64)
+    check_op("batch_norm_backward", np.random.default_rng(1).standard_normal(x.shape), x, None, m, s, layout="NHWC")
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_cuda_kernels_do_not_depend_on_thread_order_or_launch_splits(emu_backend, layout):
+    """Fixed-order sums: the same bits in every emulated thread order, and when the elementwise
+    passes are split into many launches (32-bit launch limit lowered; NCHW then starts launches
+    part-way through the channels)."""
+    x, g, b = _data((3, 7, 5, 6), layout, np.float32, mean=50.0)
+    for training in (True, False):
+        _cuda_emu.set_thread_order("forward", 0)
+        want = _bn_passes(x, g, b, layout, training)
+        for order, seed in (("reverse", 0), ("shuffled", 1)):
+            _cuda_emu.set_thread_order(order, seed)
+            assert all(np.array_equal(a, w) for a, w in zip(_bn_passes(x, g, b, layout, training), want)), order
+        _cuda_emu.set_thread_order("forward", 0)
+        old = _cuda_emu.max_launch_elements()
+        try:
+            for limit in (30, 4 * 30 + 3, 7 * 30):      # NCHW: 1, 4 and 7 planes of 30; NHWC: 4, 17, 30 pixels
+                _cuda_emu.set_max_launch_elements(limit)
+                got = _bn_passes(x, g, b, layout, training)
+                assert all(np.array_equal(a, w) for a, w in zip(got, want)), limit
+        finally:
+            _cuda_emu.set_max_launch_elements(old)

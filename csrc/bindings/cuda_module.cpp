@@ -217,6 +217,50 @@ PYBIND11_MODULE(FASTCONV_CUDA_MODULE, m) {
                  : cuda::avgpool2d_bwd(p, include_pad, ptr<const float>(gy), ptr<float>(gx), stream_of(stream));
     });
   });
+  // Batch normalization: (N, C, HW, layout) as in fastconv._cpu; null pointers (0) for gamma/beta.
+  m.def("batchnorm_workspace_bytes", [](int64_t N, int64_t C, int64_t HW, bool nhwc) {
+    return cuda::batchnorm_workspace_bytes(BatchNormShape{N, C, HW, nhwc ? Layout::NHWC : Layout::NCHW});
+  });
+  m.def("batchnorm_train_forward", [](int64_t N, int64_t C, int64_t HW, bool nhwc, std::uintptr_t x,
+                                      std::uintptr_t gamma, std::uintptr_t beta, double eps, std::uintptr_t y,
+                                      std::uintptr_t mean, std::uintptr_t var, std::uintptr_t inv_std,
+                                      std::uintptr_t workspace, bool f64, std::uintptr_t stream) {
+    const BatchNormShape s{N, C, HW, nhwc ? Layout::NHWC : Layout::NCHW};
+    run("batch_norm", [&] {
+      void* ws = ptr<void>(workspace);
+      return f64 ? cuda::batchnorm_train_fwd(s, ptr<const double>(x), ptr<const double>(gamma),
+                                             ptr<const double>(beta), eps, ptr<double>(y), ptr<double>(mean),
+                                             ptr<double>(var), ptr<double>(inv_std), ws, stream_of(stream))
+                 : cuda::batchnorm_train_fwd(s, ptr<const float>(x), ptr<const float>(gamma), ptr<const float>(beta),
+                                             eps, ptr<float>(y), ptr<float>(mean), ptr<float>(var),
+                                             ptr<float>(inv_std), ws, stream_of(stream));
+    });
+  });
+  m.def("batchnorm_normalize", [](int64_t N, int64_t C, int64_t HW, bool nhwc, std::uintptr_t x, std::uintptr_t coef,
+                                  std::uintptr_t y, bool f64, std::uintptr_t stream) {
+    const BatchNormShape s{N, C, HW, nhwc ? Layout::NHWC : Layout::NCHW};
+    run("batch_norm", [&] {
+      return f64 ? cuda::batchnorm_normalize(s, ptr<const double>(x), ptr<const double>(coef), ptr<double>(y),
+                                             stream_of(stream))
+                 : cuda::batchnorm_normalize(s, ptr<const float>(x), ptr<const double>(coef), ptr<float>(y),
+                                             stream_of(stream));
+    });
+  });
+  m.def("batchnorm_backward", [](int64_t N, int64_t C, int64_t HW, bool nhwc, bool training, std::uintptr_t gy,
+                                 std::uintptr_t x, std::uintptr_t mean, std::uintptr_t inv_std, std::uintptr_t gamma,
+                                 std::uintptr_t gx, std::uintptr_t ggamma, std::uintptr_t gbeta,
+                                 std::uintptr_t workspace, bool f64, std::uintptr_t stream) {
+    const BatchNormShape s{N, C, HW, nhwc ? Layout::NHWC : Layout::NCHW};
+    run("batch_norm_backward", [&] {
+      void* ws = ptr<void>(workspace);
+      return f64 ? cuda::batchnorm_bwd(s, training, ptr<const double>(gy), ptr<const double>(x),
+                                       ptr<const double>(mean), ptr<const double>(inv_std), ptr<const double>(gamma),
+                                       ptr<double>(gx), ptr<double>(ggamma), ptr<double>(gbeta), ws, stream_of(stream))
+                 : cuda::batchnorm_bwd(s, training, ptr<const float>(gy), ptr<const float>(x), ptr<const float>(mean),
+                                       ptr<const float>(inv_std), ptr<const float>(gamma), ptr<float>(gx),
+                                       ptr<float>(ggamma), ptr<float>(gbeta), ws, stream_of(stream));
+    });
+  });
   m.def("activation_forward", [](const std::string& name, double alpha, std::uintptr_t x, std::uintptr_t y,
                                  int64_t n, bool f64, std::uintptr_t stream) {
     const Activation a = activation_named(name);

@@ -38,4 +38,12 @@ struct Pool2dParams {
   int64_t y_size() const { return N * C * P * Q; }
 };
 
+// Batch normalization over N, H, W per channel: x (N, C, HW) for NCHW or (N*HW, C) for NHWC.
+struct BatchNormShape {
+  int64_t N = 0, C = 0, HW = 0;
+  Layout layout = Layout::NCHW;
+  int64_t size() const { return N * C * HW; }
+  int64_t per_channel() const { return N * HW; }   // M, the elements one channel's statistics cover
+};
+
 }  // namespace fastconv

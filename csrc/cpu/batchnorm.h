@@ -1,6 +1,6 @@
 // Batch normalization over N, H, W for each channel (bodies in batchnorm.inl, compiled per ISA by
 // batchnorm_avx2.cpp / batchnorm_avx512.cpp and without ISA flags by batchnorm_portable.cpp).
-// x is (N, C, HW) for NCHW or (N*HW, C) for NHWC; M = N * HW elements per channel.
+// x is BatchNormShape's (N, C, HW) for NCHW or (N*HW, C) for NHWC; M = N * HW elements per channel.
 //   train_forward  x -> y = (x - mean) * inv_std * gamma + beta, with the batch mean, the biased
 //                  variance and inv_std = 1 / sqrt(var + eps) of every channel. Two passes over x:
 //                  the statistics (sums of x - K and (x - K)^2, K = the channel's first element,
@@ -17,12 +17,6 @@
 #include "../common/params.h"
 
 namespace fastconv {
-
-struct BatchNormShape {
-  int64_t N = 0, C = 0, HW = 0;
-  Layout layout = Layout::NCHW;
-  int64_t size() const { return N * C * HW; }
-};
 
 template <typename T>
 struct BatchNormOps {

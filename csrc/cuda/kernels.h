@@ -23,6 +23,8 @@
 //     2  kernel2_vec          16-byte packs (when the pointers are 16-byte aligned)
 //   sigmoid / tanh / leaky_relu               activation.cu (one version: 16-byte packs when the
 //                                             pointers are aligned, else one element per step)
+//   batch normalization                       batchnorm.cu (one version: chunked statistics, then
+//                                             an elementwise pass)
 // A version that does not apply to a shape (e.g. kernel2_vec with odd channels) runs version 1.
 #pragma once
 #ifdef FASTCONV_CUDA_EMU
@@ -81,6 +83,24 @@ template <typename T>
 cudaError_t avgpool2d_fwd(const Pool2dParams& p, bool include_pad, const T* x, T* y, cudaStream_t stream);
 template <typename T>
 cudaError_t avgpool2d_bwd(const Pool2dParams& p, bool include_pad, const T* gy, T* gx, cudaStream_t stream);
+
+// Batch normalization (csrc/cpu/batchnorm.h's contracts and arithmetic). The statistics passes
+// sum fixed chunks into `workspace` (batchnorm_workspace_bytes(s) bytes) and add the chunks in
+// order, so results are bitwise reproducible. gamma / beta may be null (1 / 0).
+//   train_fwd  x -> y, mean, var (biased), inv_std
+//   normalize  y = (x - coef[c]) * coef[C + c] + coef[2C + c]  (inference; coef: 3C doubles)
+//   bwd        grad_y, x, mean, inv_std -> grad_x, grad_gamma, grad_beta (training: through the
+//              batch statistics, else through fixed statistics)
+int64_t batchnorm_workspace_bytes(const BatchNormShape& s);
+template <typename T>
+cudaError_t batchnorm_train_fwd(const BatchNormShape& s, const T* x, const T* gamma, const T* beta, double eps, T* y,
+                                T* mean, T* var, T* inv_std, void* workspace, cudaStream_t stream);
+template <typename T>
+cudaError_t batchnorm_normalize(const BatchNormShape& s, const T* x, const double* coef, T* y, cudaStream_t stream);
+template <typename T>
+cudaError_t batchnorm_bwd(const BatchNormShape& s, bool training, const T* gy, const T* x, const T* mean,
+                          const T* inv_std, const T* gamma, T* gx, T* ggamma, T* gbeta, void* workspace,
+                          cudaStream_t stream);
 
 // x (n) -> y (n); y may alias x. NaN propagates.
 template <typename T>

@@ -162,48 +162,51 @@ class KernelRunner(Backend):
         return gx
 
     # ------------------------------------------------------------------ batch normalization
-    # No CUDA kernel yet: CuPy's reductions and elementwise operations, in the same two passes
-    # (shifted sums for the statistics, then one affine pass) and the same contract as the CPU's.
     @staticmethod
-    def _bn_axes(layout):
-        return (0, 2, 3) if layout == "NCHW" else (0, 1, 2)
+    def _bn_shape(x, layout):
+        N, C = x.shape[0], x.shape[1 if layout == "NCHW" else 3]
+        return N, C, x.size // (N * C), layout == "NHWC"
 
-    @staticmethod
-    def _per_channel(v, layout):
-        return v[None, :, None, None] if layout == "NCHW" else v
+    def _bn_workspace(self, shape):
+        # partial sums of the statistics and the per-channel coefficients, freed (back to CuPy's
+        # stream-ordered pool) when the call returns
+        return self.xp.empty(self.module.batchnorm_workspace_bytes(*shape), dtype=np.uint8)
+
+    def _optional(self, name, a, C, dtype):
+        return 0 if a is None else self._arg(name, self.contiguous(a), (C,), dtype)
 
     def batch_norm_train(self, x, gamma, beta, eps, layout):
-        xp, axes, pc = self.xp, self._bn_axes(layout), self._per_channel
-        first = x[0, :, 0, 0] if layout == "NCHW" else x[0, 0, 0, :]
-        d = x.astype(np.float64) - pc(first.astype(np.float64), layout)
-        m1, m2 = d.mean(axis=axes), (d * d).mean(axis=axes)
-        var = xp.maximum(m2 - m1 * m1, 0.0)
-        mean = first + m1
-        inv_std = 1.0 / xp.sqrt(var + eps)
-        g = 1.0 if gamma is None else gamma.astype(np.float64)
-        b = 0.0 if beta is None else beta.astype(np.float64)
-        b = b + xp.zeros_like(mean)
-        return (self.batch_norm_normalize(x, mean, inv_std * g, b, layout), mean.astype(x.dtype), var.astype(x.dtype),
-                inv_std.astype(x.dtype))
+        shape, dt = self._bn_shape(x, layout), x.dtype
+        C = shape[1]
+        y = self.empty(x.shape, dt)
+        mean, var, inv_std = (self.empty((C,), dt) for _ in range(3))
+        ws = self._bn_workspace(shape)
+        self.module.batchnorm_train_forward(
+            *shape, self._arg("x", x, x.shape, dt), self._optional("gamma", gamma, C, dt),
+            self._optional("beta", beta, C, dt), float(eps), self.ptr(y), self.ptr(mean), self.ptr(var),
+            self.ptr(inv_std), self.ptr(ws), self._f64(dt), self.stream())
+        return y, mean, var, inv_std
 
     def batch_norm_normalize(self, x, mean, scale, shift, layout):
-        pc = self._per_channel
-        y = (x.astype(np.float64) - pc(mean, layout)) * pc(scale, layout) + pc(shift, layout)
-        return y.astype(x.dtype)
+        shape, dt = self._bn_shape(x, layout), x.dtype
+        y = self.empty(x.shape, dt)
+        coef = self.xp.concatenate([self.xp.asarray(a, dtype=np.float64).ravel() for a in (mean, scale, shift)])
+        self.module.batchnorm_normalize(*shape, self._arg("x", x, x.shape, dt), self._arg("coef", coef, (3 * shape[1],)),
+                                        self.ptr(y), self._f64(dt), self.stream())
+        return y
 
     def batch_norm_backward(self, gy, x, mean, inv_std, gamma, training, layout):
-        axes, pc = self._bn_axes(layout), self._per_channel
-        M = x.size // mean.size
-        g = 1.0 if gamma is None else gamma.astype(np.float64)
-        is64, gy64 = inv_std.astype(np.float64), gy.astype(np.float64)
-        xc = x.astype(np.float64) - pc(mean.astype(np.float64), layout)
-        dbeta, dgamma = gy64.sum(axis=axes), (gy64 * xc).sum(axis=axes) * is64
-        k = g * is64
-        if training:
-            gx = pc(k, layout) * (gy64 - pc(dbeta / M, layout) - xc * pc(is64 * dgamma / M, layout))
-        else:
-            gx = gy64 * pc(k, layout)
-        return gx.astype(x.dtype), dgamma.astype(x.dtype), dbeta.astype(x.dtype)
+        shape, dt = self._bn_shape(x, layout), x.dtype
+        C = shape[1]
+        gx = self.empty(x.shape, dt)
+        ggamma, gbeta = self.empty((C,), dt), self.empty((C,), dt)
+        ws = self._bn_workspace(shape)
+        self.module.batchnorm_backward(
+            *shape, bool(training), self._arg("grad_y", gy, x.shape, dt), self._arg("x", x, x.shape, dt),
+            self._arg("saved_mean", mean, (C,), dt), self._arg("saved_inv_std", inv_std, (C,), dt),
+            self._optional("gamma", gamma, C, dt), self.ptr(gx), self.ptr(ggamma), self.ptr(gbeta), self.ptr(ws),
+            self._f64(dt), self.stream())
+        return gx, ggamma, gbeta
 
     # ------------------------------------------------------------------ relu
     def relu_forward(self, x, out=None):
