@@ -8,7 +8,9 @@
 Model (Keras names): Conv2D 32 -> MaxPooling2D -> Conv2D 64 -> MaxPooling2D -> Conv2D 64 ->
 Flatten -> Dense 64 -> Dense 10, 3x3 kernels with ReLU. On 28x28 MNIST the convolutions are
 'valid' as in the Keras tutorial (93,322 parameters); the 8x8 digits are too small for that
-(8 -> 6 -> 3 -> 1 -> pooled away), so there they use 'same' padding.
+(8 -> 6 -> 3 -> 1 -> pooled away), so there they use 'same' padding. `--batch-norm` puts a
+BatchNormalization between each Conv2D and its ReLU. Measured on the digits (40 epochs, seeds 0-4,
+first epoch with test accuracy >= 0.98): plain 15, 11, 12, 7, 11; with batch norm 6, 8, 9, 5, 4.
 
 Default data: `sklearn.datasets.load_digits`, whose CSV ships inside the scikit-learn wheel
 (sklearn/datasets/data/digits.csv.gz): nothing is downloaded. A fixed, stratified 80/20 split
@@ -37,7 +39,7 @@ import time
 import numpy as np
 
 import fastconv as fc
-from fastconv.layers import Conv2D, Dense, Flatten, MaxPooling2D
+from fastconv.layers import BatchNormalization, Conv2D, Dense, Flatten, MaxPooling2D, ReLU
 
 
 # ----------------------------------------------------------------------------- data
@@ -66,18 +68,34 @@ def load_28x28(path):
 
 # ----------------------------------------------------------------------------- model
 
-def course_model(input_shape, padding, seed):
+def course_model(input_shape, padding, seed, batch_norm=False):
+    """The course CNN; batch_norm: each Conv2D without its ReLU, then BatchNormalization, then
+    ReLU (the ResNet order), the same weights' seeds. The moving statistics use momentum 0.9, not
+    Keras' 0.99: the digits give 45 steps per epoch, and statistics averaged over ~100 steps lag
+    the weights for several epochs, so the test accuracy (which uses them) trails the training
+    accuracy."""
     s = np.random.SeedSequence(seed).generate_state(6)
+
+    def conv_block(filters, seed, **kw):
+        if not batch_norm:
+            return [Conv2D(filters, 3, padding=padding, activation="relu", seed=seed, **kw)]
+        return [Conv2D(filters, 3, padding=padding, seed=seed, **kw), BatchNormalization(momentum=0.9), ReLU()]
+
     return fc.Sequential([
-        Conv2D(32, 3, padding=padding, activation="relu", input_shape=input_shape, seed=int(s[0])),
+        *conv_block(32, int(s[0]), input_shape=input_shape),
         MaxPooling2D(2),
-        Conv2D(64, 3, padding=padding, activation="relu", seed=int(s[1])),
+        *conv_block(64, int(s[1])),
         MaxPooling2D(2),
-        Conv2D(64, 3, padding=padding, activation="relu", seed=int(s[2])),
+        *conv_block(64, int(s[2])),
         Flatten(),
         Dense(64, activation="relu", seed=int(s[3])),
         Dense(10, seed=int(s[4])),
-    ], name="course_cnn")
+    ], name="course_cnn_bn" if batch_norm else "course_cnn")
+
+
+def first_epoch_reaching(accuracies, target):
+    """1-based epoch whose test accuracy first reaches target, or None."""
+    return next((i + 1 for i, a in enumerate(accuracies) if a >= target), None)
 
 
 # ----------------------------------------------------------------------------- training
@@ -98,7 +116,7 @@ def train(args):
     print(f"data: {source}: train {x_train.shape}, test {x_test.shape}; fastconv isa={fc.cpu_isa()} "
           f"threads={fc.get_num_threads()}")
 
-    model = course_model(x_train.shape[1:], padding, args.seed)
+    model = course_model(x_train.shape[1:], padding, args.seed, batch_norm=args.batch_norm)
     model.summary()
     steps = -(-len(x_train) // args.batch_size)
     # cosine learning-rate decay over all steps: large steps first, a quiet finish
@@ -119,6 +137,9 @@ def train(args):
 
     print(f"final test accuracy: {history.history['val_accuracy'][-1]:.4f} ({len(y_test)} images); "
           f"{seconds / args.epochs:.2f} s/epoch, {seconds:.1f} s training")
+    reached = first_epoch_reaching(history.history["val_accuracy"], args.target_accuracy)
+    print(f"test accuracy first >= {args.target_accuracy}: "
+          + (f"epoch {reached}" if reached else f"not within {args.epochs} epochs"))
     if args.save:
         model.save(args.save)
         print(f"model saved to {args.save} (fastconv.load_model reads it back)")
@@ -148,6 +169,10 @@ def main(argv=None):
                     help="random-shift augmentation in pixels (default 1 on digits, 0 on MNIST)")
     ap.add_argument("--plot", default=os.path.join("runs", "train_cnn.png"),
                     help="PNG of the curves (default runs/train_cnn.png; '' for none)")
+    ap.add_argument("--batch-norm", action="store_true",
+                    help="BatchNormalization after each convolution (Conv2D -> BN -> ReLU)")
+    ap.add_argument("--target-accuracy", type=float, default=0.97,
+                    help="report the first epoch whose test accuracy reaches this (default 0.97)")
     ap.add_argument("--save", default="", help="write the trained model to this .npz (model.save)")
     args = ap.parse_args(argv)
     if args.epochs is None:

@@ -3,6 +3,7 @@ CuPy path (skipped without a CUDA device)."""
 from __future__ import annotations
 
 import gzip
+import importlib
 import os
 import sys
 
@@ -13,6 +14,15 @@ import fastconv as fc
 from fastconv.layers import Conv2D, Dense, Dropout, Flatten, MaxPooling2D, ReLU, SoftmaxCrossEntropy
 
 EXAMPLES = os.path.join(os.path.dirname(__file__), os.pardir, "examples")
+
+
+def import_example(name):
+    """The module examples/<name>.py."""
+    sys.path.insert(0, EXAMPLES)
+    try:
+        return importlib.import_module(name)
+    finally:
+        sys.path.remove(EXAMPLES)
 
 
 def bars_dataset(rng, n):
@@ -91,11 +101,7 @@ def test_channels_first_training_matches_channels_last():
 
 def test_example_trains_on_the_digits(tmp_path):
     pytest.importorskip("sklearn")
-    sys.path.insert(0, EXAMPLES)
-    try:
-        import train_cnn
-    finally:
-        sys.path.remove(EXAMPLES)
+    train_cnn = import_example("train_cnn")
     threads = fc.get_num_threads()
     try:
         from threadpoolctl import threadpool_limits
@@ -110,14 +116,36 @@ def test_example_trains_on_the_digits(tmp_path):
     assert (tmp_path / "w.npz").exists()
 
 
+def test_example_with_batch_norm_reaches_the_accuracy_in_fewer_epochs():
+    """The digits example with --batch-norm against the plain one, 12 epochs, seeds 0-2: the first
+    epoch whose test accuracy reaches 0.97. Measured: plain 13 (not reached), 10, 10; with batch
+    norm 6, 6, 5 (40-epoch runs, seeds 0-4, median: plain 7, batch norm 6 for 0.97; 11 vs 6 for 0.98)."""
+    pytest.importorskip("sklearn")
+    train_cnn = import_example("train_cnn")
+    threads = fc.get_num_threads()
+    epochs = 12
+    reached = {}
+    try:
+        from threadpoolctl import threadpool_limits
+        with threadpool_limits(limits=None):
+            for batch_norm in (False, True):
+                for seed in range(3):
+                    args = ["--epochs", str(epochs), "--plot", "", "--seed", str(seed)]
+                    history = train_cnn.main(args + ["--batch-norm"] * batch_norm)
+                    epoch = train_cnn.first_epoch_reaching(history["val_accuracy"], 0.97)
+                    reached[batch_norm, seed] = epoch or epochs + 1
+    finally:
+        fc.set_num_threads(threads)
+    with_bn = [reached[True, s] for s in range(3)]
+    plain = [reached[False, s] for s in range(3)]
+    assert max(with_bn) <= epochs, reached                     # batch norm always gets there
+    assert sum(with_bn) < sum(plain), reached
+
+
 def test_example_reads_the_keras_mnist_file_format(tmp_path, capsys):
     """The --data path on a small stand-in with the Keras mnist.npz layout (MNIST itself is not
     available offline)."""
-    sys.path.insert(0, EXAMPLES)
-    try:
-        import train_cnn
-    finally:
-        sys.path.remove(EXAMPLES)
+    train_cnn = import_example("train_cnn")
     rng = np.random.default_rng(4)
     np.savez(tmp_path / "mnist.npz", x_train=rng.integers(0, 256, (64, 28, 28), dtype=np.uint8),
              y_train=rng.integers(0, 10, 64, dtype=np.uint8),
@@ -142,11 +170,7 @@ def _write_idx(path, array):
 def test_example_trains_on_a_fashion_mnist_folder(tmp_path, capsys):
     """--data FOLDER reads the four Fashion-MNIST IDX files (a small stand-in: the real files are
     not available offline) and trains the 28x28 model on them."""
-    sys.path.insert(0, EXAMPLES)
-    try:
-        import train_cnn
-    finally:
-        sys.path.remove(EXAMPLES)
+    train_cnn = import_example("train_cnn")
     rng = np.random.default_rng(5)
     for stem, n in (("train", 48), ("t10k", 16)):
         _write_idx(tmp_path / f"{stem}-images-idx3-ubyte.gz", rng.integers(0, 256, (n, 28, 28)))
@@ -220,11 +244,7 @@ def test_transfer_learning_example_runs_both_phases(tmp_path):
     augmentation, a frozen VGG16 base, then block5 unfrozen; the curves and the model are written."""
     pytest.importorskip("sklearn")
     pytest.importorskip("PIL")
-    sys.path.insert(0, EXAMPLES)
-    try:
-        import transfer_learning
-    finally:
-        sys.path.remove(EXAMPLES)
+    transfer_learning = import_example("transfer_learning")
     history = transfer_learning.main(["--workdir", str(tmp_path / "data"), "--size", "32", "--per-class", "4",
                                       "--epochs", "1", "--plot", "", "--save", str(tmp_path / "m.npz")])
     assert len(history["loss"]) == 2 and all(np.isfinite(history["loss"]))
