@@ -62,6 +62,10 @@ class Sequential(TrainingMixin):
         self.input_shape = None if input_shape is None else tuple(int(d) for d in input_shape)
         self.built = False
         self._marked, self._first = None, 0
+        # fn(model, layer, first) after each layer's backward (first: the top layer); the layer's
+        # .grads are final then
+        self.grad_hooks: list = []
+        self.last_batch_size = None
         for layer in layers or []:
             self.add(layer)
         if self.input_shape is not None:
@@ -165,6 +169,8 @@ class Sequential(TrainingMixin):
             raise TypeError(f"x must be a NumPy or CuPy array, got {type(x).__name__}")
         self._ensure_built(x)
         self._refresh_marks()
+        if training:
+            self.last_batch_size = int(x.shape[0])     # distributed training weights by it
         for layer in self.layers:
             x = layer.forward(x, training=training)
         if training:
@@ -182,13 +188,16 @@ class Sequential(TrainingMixin):
             raise RuntimeError(f"model {self.name!r}: backward called before forward(x, training=True)")
         self._refresh_marks()
         g = grad_y
-        for i in range(len(self.layers) - 1, self._first - 1, -1):
+        top = len(self.layers) - 1
+        for i in range(top, self._first - 1, -1):
             layer = self.layers[i]
             if i in self._relu_pools:
                 layer.relu_mask_once = True
             elif i + 1 in self._relu_pools:
                 layer.relu_applied_once = True
             g = layer.backward(g)
+            for hook in self.grad_hooks:       # e.g. DistributedOptimizer starts an allreduce
+                hook(self, layer, i == top)
         return g if self.input_grad else None
 
     def predict(self, x, batch_size=256):

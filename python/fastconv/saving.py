@@ -50,6 +50,7 @@ def _tuples(v):
 # ----------------------------------------------------------------------------- optimizer
 
 def _optimizer_config(opt):
+    opt = getattr(opt, "wrapped", opt)      # a DistributedOptimizer saves the optimizer it wraps
     cls = type(opt).__name__
     if cls == "SGD":
         cfg = {"momentum": opt.momentum, "nesterov": opt.nesterov, "weight_decay": opt.weight_decay}

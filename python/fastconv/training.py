@@ -17,7 +17,7 @@ import sys
 import numpy as np
 
 from . import callbacks as cb
-from . import data, losses, optim
+from . import data, distributed, losses, optim
 from . import metrics as metrics_lib
 from .layers import Dense, Softmax
 
@@ -46,6 +46,8 @@ class TrainingMixin:
         if loss is None:
             raise ValueError("compile needs a loss, e.g. loss='sparse_categorical_crossentropy'")
         self.optimizer = optim.get(optimizer)
+        if hasattr(self.optimizer, "attach"):          # DistributedOptimizer: allreduce during backward
+            self.optimizer.attach(self)
         self.loss = losses.get(loss)
         head = "softmax" if isinstance(self.loss, losses.CategoricalCrossentropy) else "sigmoid"
         if self.loss.from_logits and _ends_in(self, head):
@@ -59,6 +61,10 @@ class TrainingMixin:
     def _require_compiled(self):
         if self.loss is None or self.optimizer is None:
             raise RuntimeError("call model.compile(optimizer, loss, metrics) before fit / evaluate / train_on_batch")
+
+    def _log_keys(self):
+        """The names train_on_batch and test_on_batch log, in their order."""
+        return ["loss"] + [name for name, _ in self.metrics]
 
     def regularization_loss(self):
         """Sum of the layers' kernel penalties (kernel_regularizer)."""
@@ -113,8 +119,25 @@ class TrainingMixin:
         steps = len(x) if batches_given else -(-x.shape[0] // batch_size)
         if steps == 0:
             raise ValueError("fit: x has no samples")
+        dist = distributed.fit_context(self.optimizer)
+        if dist is None:
+            return self._fit(x, y, batch_size, epochs, verbose, callbacks, validation_data, shuffle,
+                             initial_epoch, seed, batches_given, steps, None)
+        with dist.quiet():
+            return self._fit(x, y, batch_size, epochs, verbose, callbacks, validation_data, shuffle,
+                             initial_epoch, seed, batches_given, steps, dist)
+
+    def _fit(self, x, y, batch_size, epochs, verbose, callbacks, validation_data, shuffle, initial_epoch,
+             seed, batches_given, steps, dist):
+        """fit's epochs; dist: the distributed.fit_context of a job of several ranks, or None."""
+        if validation_data is not None:
+            x_val, y_val = validation_data
         history = cb.History()
         hooks = ([cb.ProgressBar(verbose)] if verbose else []) + list(callbacks or []) + [history]
+        if dist is not None:
+            hooks = dist.callbacks(hooks)
+            seed = dist.common_seed(seed)
+            dist.begin(self)
         for c in hooks:
             c.set_model(self)
             c.params = {"epochs": epochs, "steps": steps, "verbose": verbose}
@@ -126,7 +149,10 @@ class TrainingMixin:
             for c in hooks:
                 c.on_epoch_begin(epoch)
             sums, seen = {}, 0
-            epoch_batches = x if batches_given else data.batches(x, y, batch_size, shuffle=shuffle, seed=rng)
+            if dist is not None:
+                epoch_batches = dist.batches(x, y, batch_size, shuffle, rng, batches_given)
+            else:
+                epoch_batches = x if batches_given else data.batches(x, y, batch_size, shuffle=shuffle, seed=rng)
             for step, (xb, yb) in enumerate(epoch_batches):
                 for c in hooks:
                     c.on_train_batch_begin(step)
@@ -138,7 +164,7 @@ class TrainingMixin:
                 running = {k: v / seen for k, v in sums.items()}
                 for c in hooks:
                     c.on_train_batch_end(step, running)
-            epoch_logs = dict(running)
+            epoch_logs = dict(running) if dist is None else dist.reduce(self._log_keys(), sums, seen)
             if validation_data is not None:
                 val = self.evaluate(x_val, y_val, batch_size=batch_size, verbose=0, return_dict=True)
                 epoch_logs.update({f"val_{k}": v for k, v in val.items()})
@@ -156,15 +182,21 @@ class TrainingMixin:
         [loss, metric...] (just the loss without metrics) or a dict with return_dict."""
         self._require_compiled()
         sums, seen = {}, 0
+        dist = distributed.fit_context(self.optimizer)
+        if dist is not None:                   # each rank its part; the sums over all ranks below
+            x, y = dist.evaluation_part(x, y)
         for xb, yb in data.batches(x, y, batch_size, shuffle=False):
             logs = self.test_on_batch(xb, yb)
             n = xb.shape[0]
             seen += n
             for k, v in logs.items():
                 sums[k] = sums.get(k, 0.0) + v * n
-        if seen == 0:
+        if dist is not None:
+            result = dist.reduce(self._log_keys(), sums, seen)
+        elif seen == 0:
             raise ValueError("evaluate: x has no samples")
-        result = {k: v / seen for k, v in sums.items()}
+        else:
+            result = {k: v / seen for k, v in sums.items()}
         if verbose == "auto":
             verbose = 1 if sys.stdout.isatty() else 0
         if verbose:

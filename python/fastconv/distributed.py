@@ -1,0 +1,569 @@
+"""Data-parallel training across processes on MPI (mpi4py), NCCL for CuPy arrays.
+
+    mpiexec -n 4 python train.py            # pip install "fastconv[mpi]" (mpi4py + MPICH)
+
+    import fastconv as fc
+    from fastconv import distributed as dist
+    dist.init()                             # a single process when not launched by mpiexec
+    model = fc.Sequential([...])
+    model.compile(optimizer=dist.DistributedOptimizer(fc.Adam(1e-3)), loss=..., metrics=["accuracy"])
+    model.fit(x, y, batch_size=256, epochs=5)   # 256: the global batch, 256 / size per rank
+
+Every rank holds the whole model. `fit` with a DistributedOptimizer starts from rank 0's weights
+(broadcast_parameters), gives each rank its part of every global batch (shard_batches: the same
+shuffle on every rank, cut into contiguous parts), averages the gradients across ranks before each
+step, reduces the epoch's metrics and validation over all ranks, and prints and writes checkpoints
+(ModelCheckpoint, CSVLogger) on rank 0 only. The result is single-process training with the global
+batch, to the rounding of the float32 sums (tested under mpiexec -n 2), except that BatchNormalization
+normalizes with each rank's own batch statistics and Dropout draws its masks per rank.
+
+Gradient averaging: the gradients go in buckets of about `bucket_mib` MiB, taken in the order
+backward fills them (the top layer first); Sequential.backward reports each layer as it finishes,
+and a bucket whose layers are all done starts its allreduce at once on a communication thread
+while the layers below compute theirs. step() waits for the rest. The sums are MPI_SUM over
+fixed buckets in a fixed order, so a run repeats bit for bit and every rank gets the same bits.
+Each rank's gradient is weighted by its share of the global batch (the parts differ by one sample
+when size does not divide the batch). Frozen layers are not sent.
+
+CuPy arrays: one GPU per rank (the local rank modulo the devices, chosen by init()), the sums by
+NCCL on the current stream (cupy.cuda.nccl), or through host memory when CuPy has no NCCL.
+
+A rank that raises an uncaught exception ends the whole job (MPI_Abort after the traceback) rather
+than leaving the others waiting; a bucket not reduced within `timeout` seconds (a rank stuck or
+gone) aborts the job with a message naming the rank that waited.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import queue
+import sys
+import threading
+import time
+
+import numpy as np
+
+from . import data, optim
+from ._arrays import array_module, is_cupy
+
+__all__ = [
+    "init", "rank", "size", "local_rank", "is_distributed", "barrier", "allreduce", "broadcast",
+    "broadcast_parameters", "DistributedOptimizer", "shard_batches", "shard_range",
+]
+
+# Variables the common launchers set in every process they start (MPICH/Intel MPI hydra and
+# Slurm's PMI: PMI_SIZE; Open MPI; MVAPICH). Without one, this is a plain single process and
+# mpi4py is not imported: importing it would start an MPI runtime nobody asked for.
+_LAUNCHER_SIZE_VARS = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE")
+_LAUNCHER_PRESENCE_VARS = ("PMIX_RANK",)
+
+
+class _World:
+    """The communicator of this job: MPI's (a duplicate of COMM_WORLD, so that fastconv's traffic
+    never matches the user's own messages) or the single process's."""
+
+    def __init__(self, comm=None, mpi=None):
+        self.comm, self.mpi = comm, mpi
+        self.rank = comm.Get_rank() if comm is not None else 0
+        self.size = comm.Get_size() if comm is not None else 1
+        self.local_rank, self.local_size = 0, 1
+        self.threads_ok = False          # MPI calls from the communication thread allowed
+        self.nccl = None                 # cupy.cuda.nccl.NcclCommunicator, made on first use
+        if comm is not None:
+            local = comm.Split_type(mpi.COMM_TYPE_SHARED, key=self.rank)
+            self.local_rank, self.local_size = local.Get_rank(), local.Get_size()
+            local.Free()
+            self.threads_ok = mpi.Query_thread() >= mpi.THREAD_MULTIPLE
+
+
+_world: _World | None = None
+_init_lock = threading.Lock()
+
+
+def _launcher_size():
+    """The job size the launcher announced, 0 for 'launched, size unknown', None when not launched."""
+    for var in _LAUNCHER_SIZE_VARS:
+        if var in os.environ:
+            try:
+                return int(os.environ[var])
+            except ValueError:
+                return 0
+    return 0 if any(v in os.environ for v in _LAUNCHER_PRESENCE_VARS) else None
+
+
+def init():
+    """Start (once) and return nothing: the MPI job when launched by mpiexec/mpirun/srun, else a
+    single process (rank 0 of 1). Raises ImportError when launched with several ranks but mpi4py
+    is missing (each rank would otherwise train alone, silently). Called by every function here."""
+    global _world
+    with _init_lock:
+        if _world is not None:
+            return
+        launched = _launcher_size()
+        if launched is None or launched == 1:
+            _world = _World()
+            return
+        try:
+            from mpi4py import MPI  # noqa: PLC0415 - optional: the [mpi] extra
+        except ImportError:
+            raise ImportError(f"this process was started by an MPI launcher ({launched or 'several'} ranks) "
+                              "but mpi4py is not installed: pip install 'fastconv[mpi]'") from None
+        world = _World(MPI.COMM_WORLD.Dup(), MPI)
+        if world.size > 1:
+            _abort_on_uncaught_exceptions(world)
+            _select_gpu(world)
+        _world = world
+
+
+def _get():
+    if _world is None:
+        init()
+    return _world
+
+
+def rank() -> int:
+    """This process's rank, 0 to size() - 1."""
+    return _get().rank
+
+
+def size() -> int:
+    """The number of ranks (1 when not launched by MPI)."""
+    return _get().size
+
+
+def local_rank() -> int:
+    """This process's rank among the ranks of its machine (it picks the GPU)."""
+    return _get().local_rank
+
+
+def is_distributed() -> bool:
+    return _get().size > 1
+
+
+def barrier():
+    w = _get()
+    if w.comm is not None:
+        w.comm.Barrier()
+
+
+def _abort_on_uncaught_exceptions(world):
+    """An uncaught exception on one rank would leave the others blocked in their next collective;
+    print it, then end every rank (what `python -m mpi4py` does)."""
+    previous = sys.excepthook
+
+    def hook(kind, value, tb):
+        previous(kind, value, tb)
+        _abort(world, f"{kind.__name__}: {value} (rank {world.rank} of {world.size})")
+
+    sys.excepthook = hook
+
+
+def _select_gpu(world):
+    cupy = sys.modules.get("cupy")
+    if cupy is None:
+        try:
+            import cupy  # noqa: PLC0415 - only to pick this rank's GPU when CuPy is installed
+        except ImportError:
+            return
+    try:
+        count = cupy.cuda.runtime.getDeviceCount()
+    except Exception:       # CuPy without a driver or device: the CPU path is all there is
+        return
+    if count:
+        cupy.cuda.Device(world.local_rank % count).use()
+
+
+def _abort(world, message):
+    sys.stderr.write(f"fastconv.distributed: rank {world.rank}: {message}; aborting the job\n")
+    sys.stderr.flush()
+    time.sleep(0.5)          # the launcher forwards this rank's stderr through a pipe: let it drain
+    world.mpi.COMM_WORLD.Abort(1)
+
+
+# ----------------------------------------------------------------------------- collectives
+
+def allreduce(array):
+    """The elementwise sum of `array` over all ranks, as a new array (NumPy or CuPy)."""
+    w = _get()
+    out = array.copy()
+    if w.size > 1:
+        _sum_in_place(w, out)
+    return out
+
+
+def broadcast(array, root=0):
+    """Overwrite `array` on every rank with root's, in place; returns it."""
+    w = _get()
+    if w.size > 1:
+        if is_cupy(array):
+            host = array_module(array).asnumpy(array)
+            w.comm.Bcast(host, root=root)
+            array[...] = array_module(array).asarray(host)
+        else:
+            if not array.flags.c_contiguous:
+                raise ValueError(f"broadcast needs a C-contiguous array, got strides {array.strides}")
+            w.comm.Bcast(array, root=root)
+    return array
+
+
+def broadcast_parameters(model, root=0):
+    """Every rank takes root's parameters (trainable or not, frozen included: all the model's
+    weights), so that training starts from the same point everywhere."""
+    w = _get()
+    if w.size == 1:
+        return
+    for layer in model.layers:
+        for key, value in layer.params.items():
+            if not value.flags.c_contiguous:
+                layer.params[key] = value = array_module(value).ascontiguousarray(value)
+            broadcast(value, root)
+
+
+def _sum_in_place(world, buf):
+    """MPI_SUM of a contiguous buffer over all ranks, in place (NCCL for CuPy when available)."""
+    if is_cupy(buf):
+        nccl = _nccl(world)
+        if nccl is not None:
+            import cupy  # noqa: PLC0415
+            from cupy.cuda import nccl as nc  # noqa: PLC0415
+            kind = {np.dtype(np.float32): nc.NCCL_FLOAT32, np.dtype(np.float64): nc.NCCL_FLOAT64}[buf.dtype]
+            stream = cupy.cuda.get_current_stream()
+            nccl.allReduce(buf.data.ptr, buf.data.ptr, buf.size, kind, nc.NCCL_SUM, stream.ptr)
+            return
+        xp = array_module(buf)
+        host = xp.asnumpy(buf)
+        world.comm.Allreduce(world.mpi.IN_PLACE, host, op=world.mpi.SUM)
+        buf[...] = xp.asarray(host)
+        return
+    world.comm.Allreduce(world.mpi.IN_PLACE, buf, op=world.mpi.SUM)
+
+
+def _nccl(world):
+    if world.nccl is None:
+        try:
+            from cupy.cuda import nccl as nc  # noqa: PLC0415
+        except ImportError:
+            world.nccl = False
+            return None
+        uid = nc.get_unique_id() if world.rank == 0 else None
+        uid = world.comm.bcast(uid, root=0)
+        world.nccl = nc.NcclCommunicator(world.size, uid, world.rank)
+    return world.nccl or None
+
+
+# ----------------------------------------------------------------------------- data
+
+def shard_range(n, rank_=None, size_=None):
+    """(begin, end) of this rank's contiguous part of n items: the parts differ by at most one."""
+    w = _get()
+    r = w.rank if rank_ is None else rank_
+    p = w.size if size_ is None else size_
+    return r * n // p, (r + 1) * n // p
+
+
+def shard_batches(x, y=None, batch_size=32, shuffle=True, seed=None, drop_last=False):
+    """This rank's part of every global batch that data.batches(x, y, batch_size, shuffle, seed,
+    drop_last) gives: every rank shuffles alike (`seed` must be the same on all ranks; None takes
+    rank 0's random seed) and takes its contiguous slice of each batch. A final batch with fewer
+    samples than ranks is skipped (some rank would get none)."""
+    w = _get()
+    if shuffle and not isinstance(seed, np.random.Generator):
+        seed = _common_seed(seed)
+    p = w.size
+    for batch in data.batches(x, y, batch_size, shuffle=shuffle, seed=seed, drop_last=drop_last):
+        xb = batch if y is None else batch[0]
+        n = xb.shape[0]
+        if n < p:
+            continue
+        b, e = shard_range(n)
+        yield xb[b:e] if y is None else (xb[b:e], batch[1][b:e])
+
+
+def _common_seed(seed):
+    """seed, or (None) a random seed drawn on rank 0 and sent to all."""
+    w = _get()
+    if seed is not None or w.size == 1:
+        return seed
+    return w.comm.bcast(int(np.random.SeedSequence().generate_state(1)[0]) if w.rank == 0 else None, root=0)
+
+
+# ----------------------------------------------------------------------------- gradients
+
+class _Bucket:
+    """A fixed run of parameters whose gradients are summed in one allreduce."""
+
+    def __init__(self, refs, layers, xp, dtype, count_slot):
+        self.refs, self.layers = refs, layers
+        sizes = [int(np.prod(r.value.shape)) for r in refs]
+        self.offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+        # the first bucket carries this rank's sample count in one extra element
+        self.buffer = xp.empty(int(self.offsets[-1]) + count_slot, dtype=dtype)
+        self.count_slot = count_slot
+        self.done = threading.Event()
+        self.error = None
+
+    @property
+    def nbytes(self):
+        return self.buffer.nbytes
+
+    def pack(self, weight):
+        """Gradients times this rank's weight (its sample count) into the buffer."""
+        xp = array_module(self.buffer)
+        for ref, b, e in zip(self.refs, self.offsets[:-1], self.offsets[1:]):
+            xp.multiply(ref.grad.reshape(-1), self.buffer.dtype.type(weight), out=self.buffer[b:e])
+        if self.count_slot:
+            self.buffer[-1] = weight
+
+    def unpack(self, scale):
+        """The summed gradients times scale back into the layers' grads (new arrays)."""
+        for ref, b, e in zip(self.refs, self.offsets[:-1], self.offsets[1:]):
+            ref.layer.grads[ref.key] = (self.buffer[b:e] * self.buffer.dtype.type(scale)).reshape(ref.value.shape)
+
+
+class _CommThread:
+    """One thread that runs the allreduces in the order they are queued, so the compute thread
+    goes on with backward (the kernels release the GIL, and so does MPI)."""
+
+    def __init__(self, world):
+        self.world = world
+        self.jobs = queue.Queue()
+        self.busy_seconds = 0.0
+        self.thread = threading.Thread(target=self._run, name="fastconv-allreduce", daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        while True:
+            bucket = self.jobs.get()
+            t0 = time.perf_counter()
+            try:
+                _sum_in_place(self.world, bucket.buffer)
+            except BaseException as exc:       # handed to the compute thread by step()
+                bucket.error = exc
+            self.busy_seconds += time.perf_counter() - t0
+            bucket.done.set()
+
+
+class DistributedOptimizer(optim.Optimizer):
+    """Wraps an optimizer: step() first averages the gradients over all ranks (weighted by each
+    rank's samples), then lets the wrapped optimizer update. Pass `model` (or compile the model
+    with it: compile attaches it) to start each bucket's allreduce during backward; without a
+    model, step() sends all buckets itself. `learning_rate`, `iterations`, `state` and the
+    schedule are the wrapped optimizer's (callbacks and saving see it).
+
+    bucket_mib: size of one allreduce (see docs/distributed.md for how it was chosen).
+    timeout: seconds step() waits for one bucket before it aborts the job.
+    overlap: False sends every bucket from step(), after backward (for measuring the overlap).
+    last_step: after each step, {"buckets", "overlapped" (of them started during backward),
+    "bytes", "comm_s" (time in allreduce),
+    "exposed_s" (time step() waited for it: communication not hidden behind backward)}."""
+
+    def __init__(self, optimizer, model=None, *, bucket_mib=4.0, timeout=600.0, overlap=True):
+        self.wrapped = optim.get(optimizer)
+        if isinstance(self.wrapped, DistributedOptimizer):
+            raise TypeError("optimizer is already a DistributedOptimizer")
+        if not (isinstance(bucket_mib, (int, float)) and 0 < bucket_mib <= 4096):
+            raise ValueError(f"bucket_mib must be a number in (0, 4096], got {bucket_mib!r}")
+        if not (isinstance(timeout, (int, float)) and timeout > 0):
+            raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
+        self.bucket_bytes = int(bucket_mib * 2**20)
+        self.timeout = float(timeout)
+        self.overlap = bool(overlap)
+        self.world = _get()
+        self.last_step = {}
+        self._model = None
+        self._plan = self._plan_key = None
+        self._comm = None
+        self._launched = []            # buckets sent this step, in order
+        self._done_layers = set()
+        self._step_refs = []
+        self._sync_seconds = 0.0       # allreduce time spent on the compute thread this step
+        self._busy_at_backward = 0.0
+        if model is not None:
+            self.attach(model)
+
+    # the wrapped optimizer's settings, as callbacks and saving read and write them
+    learning_rate = property(lambda self: self.wrapped.learning_rate,
+                             lambda self, v: setattr(self.wrapped, "learning_rate", v))
+    lr = learning_rate
+    schedule = property(lambda self: self.wrapped.schedule)
+    iterations = property(lambda self: self.wrapped.iterations,
+                          lambda self, v: setattr(self.wrapped, "iterations", v))
+    state = property(lambda self: self.wrapped.state, lambda self, v: setattr(self.wrapped, "state", v))
+
+    def __repr__(self):
+        return f"DistributedOptimizer({self.wrapped!r}, ranks={self.world.size})"
+
+    def attach(self, model):
+        """Have model.backward report each finished layer, so buckets start during backward."""
+        if self._model is model:
+            return
+        if not hasattr(model, "grad_hooks"):
+            raise TypeError(f"attach needs a fastconv.Sequential, got {type(model).__name__}")
+        self._model = model
+        model.grad_hooks.append(self._layer_done)
+
+    # -- the plan: buckets over the trainable parameters in the order backward fills them
+    def _buckets(self, refs):
+        key = tuple((id(r.layer), r.key, tuple(r.value.shape), r.value.dtype.str) for r in refs)
+        if key != self._plan_key:
+            self._plan, self._plan_key = self._make_plan(refs), key
+        return self._plan
+
+    def _make_plan(self, refs):
+        order = list(reversed(refs))            # backward: the last layer's gradients come first
+        plan, run, run_bytes = [], [], 0
+
+        def close():
+            if run:
+                xp = array_module(run[0].value)
+                plan.append(_Bucket(list(run), {id(r.layer) for r in run}, xp, run[0].value.dtype,
+                                    count_slot=int(not plan)))
+
+        for ref in order:
+            nbytes = ref.value.nbytes
+            if run and (run_bytes + nbytes > self.bucket_bytes or ref.value.dtype != run[0].value.dtype
+                        or array_module(ref.value) is not array_module(run[0].value)):
+                close()
+                run, run_bytes = [], 0
+            run.append(ref)
+            run_bytes += nbytes
+        close()
+        return plan
+
+    def _weight(self):
+        n = getattr(self._model, "last_batch_size", None)
+        return float(n) if n else 1.0
+
+    # -- during backward
+    def _layer_done(self, model, layer, first):
+        """Sequential.backward's report: `layer` has its gradients (first: the top layer)."""
+        if self.world.size == 1 or not self.overlap:
+            return
+        if first:
+            self._wait_in_flight()                  # a second backward before step(): buffers reused
+            self._busy_at_backward = self._comm.busy_seconds if self._comm else 0.0
+            self._done_layers = set()
+            self._launched = []
+            self._step_refs = model.parameters()
+        self._done_layers.add(id(layer))
+        plan = self._buckets(self._step_refs)
+        while len(self._launched) < len(plan) and plan[len(self._launched)].layers <= self._done_layers:
+            self._launch(plan[len(self._launched)])
+
+    def _launch(self, bucket):
+        bucket.done.clear()
+        bucket.error = None
+        bucket.pack(self._weight())
+        if is_cupy(bucket.buffer) or not self.world.threads_ok:
+            t0 = time.perf_counter()
+            _sum_in_place(self.world, bucket.buffer)        # NCCL: queued on the stream, no wait
+            self._sync_seconds += time.perf_counter() - t0
+            bucket.done.set()
+        else:
+            if self._comm is None:
+                self._comm = _CommThread(self.world)
+            self._comm.jobs.put(bucket)
+        self._launched.append(bucket)
+
+    # -- the step
+    def step(self, params):
+        if hasattr(params, "grad_hooks") and self._model is None:
+            self.attach(params)
+        if self.world.size > 1:
+            self._average(self.wrapped._refs(params))
+        self.wrapped.step(params)
+
+    def _wait_in_flight(self):
+        for bucket in self._launched:
+            bucket.done.wait(self.timeout)
+
+    def _average(self, refs):
+        refs = [r for r in refs if r.trainable and r.grad is not None]
+        plan = self._buckets(refs)
+        t0 = time.perf_counter()
+        if not (self._launched and len(self._launched) <= len(plan) and self._launched[0] is plan[0]):
+            self._wait_in_flight()
+            self._launched = []
+        overlapped = len(self._launched)
+        busy0 = self._busy_at_backward if self._launched else (self._comm.busy_seconds if self._comm else 0.0)
+        for bucket in plan[len(self._launched):]:        # not started during backward
+            self._launch(bucket)
+        total = None
+        for i, bucket in enumerate(plan):
+            if not bucket.done.wait(self.timeout):
+                _abort(self.world, f"the allreduce of gradient bucket {i} ({bucket.nbytes} bytes) did not "
+                                   f"finish within {self.timeout:g} s: another rank failed or is stuck")
+            if bucket.error is not None:
+                raise RuntimeError(f"allreduce of gradient bucket {i} failed") from bucket.error
+            if i == 0:
+                total = float(bucket.buffer[-1])            # the global batch: every rank's count
+            bucket.unpack(1.0 / total)
+        exposed = time.perf_counter() - t0
+        comm = (self._comm.busy_seconds - busy0 if self._comm else 0.0) + self._sync_seconds
+        self._sync_seconds = 0.0
+        self.last_step = {"buckets": len(plan), "overlapped": overlapped, "bytes": sum(b.nbytes for b in plan),
+                          "comm_s": comm, "exposed_s": exposed}
+        self._launched = []
+
+    def _update(self, name, p, g):              # step() delegates to the wrapped optimizer
+        raise NotImplementedError
+
+
+# ----------------------------------------------------------------------------- fit support
+
+class _FitContext:
+    """What TrainingMixin.fit and evaluate do differently under a DistributedOptimizer."""
+
+    def __init__(self, world):
+        self.world = world
+        self.is_root = world.rank == 0
+
+    def begin(self, model):
+        broadcast_parameters(model)
+
+    def batches(self, x, y, batch_size, shuffle, rng, batches_given):
+        if batches_given:                    # every rank iterates the same batches; each keeps its part
+            return (_part(b) for b in x if b[0].shape[0] >= self.world.size)
+        return shard_batches(x, y, batch_size, shuffle=shuffle, seed=rng)
+
+    def common_seed(self, seed):
+        return _common_seed(seed)
+
+    def callbacks(self, hooks):
+        from .callbacks import CSVLogger, ModelCheckpoint  # noqa: PLC0415
+        return hooks if self.is_root else [c for c in hooks if not isinstance(c, (ModelCheckpoint, CSVLogger))]
+
+    @contextlib.contextmanager
+    def quiet(self):
+        """Only rank 0 prints."""
+        if self.is_root:
+            yield
+            return
+        with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):
+            yield
+
+    def reduce(self, keys, sums, seen):
+        """{name: sum over ranks of value * samples / all samples} for every name in keys (the
+        same on every rank, also on one that saw no samples)."""
+        vec = np.array([float(sums.get(k, 0.0)) for k in keys] + [float(seen)], dtype=np.float64)
+        self.world.comm.Allreduce(self.world.mpi.IN_PLACE, vec, op=self.world.mpi.SUM)
+        if vec[-1] == 0:
+            raise ValueError("no rank had a sample to evaluate")
+        return {k: v / vec[-1] for k, v in zip(keys, vec[:-1])}
+
+    def evaluation_part(self, x, y):
+        b, e = shard_range(x.shape[0])
+        return x[b:e], y[b:e]
+
+
+def _part(batch):
+    xb, yb = batch
+    b, e = shard_range(xb.shape[0])
+    return xb[b:e], yb[b:e]
+
+
+def fit_context(optimizer):
+    """A _FitContext when `optimizer` is a DistributedOptimizer in a job of several ranks, else None."""
+    if isinstance(optimizer, DistributedOptimizer) and optimizer.world.size > 1:
+        return _FitContext(optimizer.world)
+    return None

@@ -1,0 +1,188 @@
+"""fastconv.distributed: as a single process here, and with real ranks under `mpiexec -n 2`
+(tests/distributed_worker.py; skipped without mpi4py and an mpiexec, which the `mpi` extra installs)."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import fastconv as fc
+from fastconv import data
+from fastconv import distributed as dist
+from fastconv.layers import BatchNormalization, Conv2D, Dense, Flatten
+
+WORKER = os.path.join(os.path.dirname(__file__), "distributed_worker.py")
+
+
+def mpiexec():
+    """The mpiexec beside this Python (the mpich wheel puts it there), else the one on PATH."""
+    try:
+        import mpi4py  # noqa: F401
+    except ImportError:
+        pytest.skip("mpi4py is not installed (pip install 'fastconv[mpi]')")
+    local = os.path.join(os.path.dirname(sys.executable), "mpiexec")
+    found = local if os.path.exists(local) else shutil.which("mpiexec")
+    if found is None:
+        pytest.skip("no mpiexec found (pip install mpich)")
+    return found
+
+
+def run_worker(scenario, out_dir, ranks, timeout=120):
+    """The worker under `mpiexec -n ranks`, or alone for ranks=None; returns (rc, output)."""
+    cmd = [sys.executable, WORKER, scenario, str(out_dir)]
+    if ranks is not None:
+        cmd = [mpiexec(), "-n", str(ranks)] + cmd
+    env = {k: v for k, v in os.environ.items() if k not in ("PMI_SIZE", "PMI_RANK", "OMPI_COMM_WORLD_SIZE")}
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
+    return proc.returncode, proc.stdout + proc.stderr
+
+
+def weights(path):
+    f = np.load(path)
+    return [f[f"w{i}"] for i in range(sum(k.startswith("w") for k in f.files))], f
+
+
+def reference_and_ranks(tmp_path, scenario):
+    (tmp_path / "one").mkdir()
+    (tmp_path / "two").mkdir()
+    rc, out = run_worker(scenario, tmp_path / "one", None)
+    assert rc == 0, out
+    rc, out = run_worker(scenario, tmp_path / "two", 2)
+    assert rc == 0, out
+    ref = weights(tmp_path / "one" / "rank0.npz")
+    ranks = [weights(tmp_path / "two" / f"rank{r}.npz") for r in (0, 1)]
+    assert int(ref[1]["size"]) == 1 and int(ranks[0][1]["size"]) == 2
+    return ref, ranks, out
+
+
+# ----------------------------------------------------------------------------- real ranks
+
+def test_fit_on_two_ranks_equals_one_process_with_the_global_batch(tmp_path):
+    (ref, ref_file), ranks, out = reference_and_ranks(tmp_path, "fit")
+    for w0, w1 in zip(ranks[0][0], ranks[1][0]):
+        np.testing.assert_array_equal(w0, w1)                 # every rank holds the same bits
+    for a, b in zip(ref, ranks[0][0]):
+        np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6)
+    for key in ("loss", "val_loss", "accuracy"):               # metrics reduced over the ranks
+        np.testing.assert_allclose(ranks[0][1][key], ref_file[key], rtol=1e-5)
+        np.testing.assert_array_equal(ranks[1][1][key], ranks[0][1][key])
+    assert out.count("Epoch 1/2") == 1                         # only rank 0 prints
+
+
+def test_hand_written_loop_overlaps_backward_and_equals_one_process(tmp_path):
+    (ref, _), ranks, _ = reference_and_ranks(tmp_path, "loop")
+    for a, b, c in zip(ref, ranks[0][0], ranks[1][0]):
+        np.testing.assert_array_equal(b, c)
+        np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6)
+    overlapped = ranks[0][1]["overlapped"]
+    assert len(overlapped) == 10 and (overlapped == 5).all(), overlapped   # all 5 buckets started in backward
+
+
+def test_a_failing_rank_ends_the_job_with_its_error(tmp_path):
+    rc, out = run_worker("fail", tmp_path, 2, timeout=60)
+    assert rc != 0
+    assert "rank 1 failed on purpose" in out and "aborting the job" in out, out
+
+
+def test_a_stuck_rank_times_the_others_out(tmp_path):
+    rc, out = run_worker("stuck", tmp_path, 2, timeout=60)
+    assert rc != 0
+    assert "did not finish within 5 s" in out, out
+
+
+# ----------------------------------------------------------------------------- one process
+
+def small_model(frozen_first=False):
+    model = fc.Sequential([Conv2D(3, 3, input_shape=(6, 6, 2), seed=0, trainable=not frozen_first),
+                           BatchNormalization(), Conv2D(4, 3, seed=1), Flatten(), Dense(5, seed=2)])
+    return model
+
+
+def test_single_process_world():
+    assert dist.rank() == 0 and dist.size() == 1 and dist.local_rank() == 0 and not dist.is_distributed()
+    a = np.arange(5.0)
+    np.testing.assert_array_equal(dist.allreduce(a), a)
+    assert dist.broadcast(a) is a
+    dist.barrier()
+
+
+@pytest.mark.parametrize("n", [0, 1, 7, 15, 64])
+@pytest.mark.parametrize("p", [1, 2, 3, 8])
+def test_shard_range_partitions(n, p):
+    parts = [dist.shard_range(n, r, p) for r in range(p)]
+    assert parts[0][0] == 0 and parts[-1][1] == n
+    assert all(a[1] == b[0] for a, b in zip(parts, parts[1:]))
+    sizes = [e - b for b, e in parts]
+    assert max(sizes) - min(sizes) <= 1
+
+
+def test_shard_batches_alone_are_the_batches():
+    x = np.arange(40.0).reshape(20, 2)
+    y = np.arange(20)
+    ours = list(dist.shard_batches(x, y, 6, seed=3))
+    theirs = list(data.batches(x, y, 6, seed=3))
+    assert len(ours) == len(theirs) == 4
+    for (a, b), (c, d) in zip(ours, theirs):
+        np.testing.assert_array_equal(a, c)
+        np.testing.assert_array_equal(b, d)
+
+
+def test_one_process_steps_like_the_wrapped_optimizer(tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((12, 6, 6, 2)).astype(np.float32)
+    y = rng.integers(0, 5, 12)
+    runs = []
+    for wrap in (False, True):
+        model = small_model()
+        opt = fc.Adam(0.01)
+        model.compile(dist.DistributedOptimizer(opt) if wrap else opt, "sparse_categorical_crossentropy")
+        model.fit(x, y, batch_size=4, epochs=2, seed=1, verbose=0)
+        runs.append(model)
+    for a, b in zip(runs[0].get_weights(), runs[1].get_weights()):
+        np.testing.assert_array_equal(a, b)
+    wrapped = runs[1].optimizer
+    assert wrapped.iterations == 6 and wrapped.learning_rate == 0.01
+    wrapped.learning_rate = 0.005                                # callbacks set it through the wrapper
+    assert wrapped.wrapped.learning_rate == 0.005
+    runs[1].save(tmp_path / "m.npz")                             # saved as the optimizer it wraps
+    assert type(fc.load_model(tmp_path / "m.npz").optimizer) is fc.Adam
+
+
+def test_buckets_follow_backward_order_and_leave_frozen_layers_out():
+    model = small_model(frozen_first=True)
+    model.build()
+    opt = dist.DistributedOptimizer(fc.SGD(0.1), model, bucket_mib=100 / 2**20)   # 100 bytes
+    refs = model.parameters()
+    plan = opt._make_plan(refs)
+    sent = [r for b in plan for r in b.refs]
+    assert [r.name for r in sent] == [r.name for r in reversed(refs)]
+    assert not any(r.layer is model.layers[0] for r in sent)     # frozen: not sent
+    assert not any("moving" in r.key for r in sent)              # non-trainable statistics: not sent
+    for b in plan:
+        assert len(b.refs) == 1 or sum(r.value.nbytes for r in b.refs) <= 100
+    assert plan[0].count_slot == 1 and all(b.count_slot == 0 for b in plan[1:])
+    assert plan[0].buffer.size == sum(r.value.size for r in plan[0].refs) + 1
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="bucket_mib"):
+        dist.DistributedOptimizer(fc.SGD(0.1), bucket_mib=0)
+    with pytest.raises(ValueError, match="timeout"):
+        dist.DistributedOptimizer(fc.SGD(0.1), timeout=-1)
+    with pytest.raises(TypeError, match="already"):
+        dist.DistributedOptimizer(dist.DistributedOptimizer(fc.SGD(0.1)))
+    with pytest.raises(TypeError, match="Sequential"):
+        dist.DistributedOptimizer(fc.SGD(0.1), model=object())
+
+
+def test_launched_without_mpi4py_is_a_clear_error():
+    code = ("import sys; sys.modules['mpi4py'] = None\n"
+            "from fastconv import distributed\n"
+            "try:\n    distributed.init()\nexcept ImportError as e:\n    print('ImportError:', e)\n")
+    env = dict(os.environ, PMI_SIZE="2", PMI_RANK="0")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60).stdout
+    assert "started by an MPI launcher (2 ranks)" in out and "fastconv[mpi]" in out, out
