@@ -4,6 +4,7 @@
     python examples/train_cnn.py                # offline: scikit-learn's 8x8 digits (1,797 images)
     python examples/train_cnn.py --data mnist.npz --epochs 5     # the Keras MNIST file (28x28)
     python examples/train_cnn.py --data fashion-mnist/ --epochs 5  # a folder of Fashion-MNIST files
+    mpiexec -n 2 python examples/train_cnn.py --distributed     # data-parallel (pip install ".[mpi]")
 
 Model (Keras names): Conv2D 32 -> MaxPooling2D -> Conv2D 64 -> MaxPooling2D -> Conv2D 64 ->
 Flatten -> Dense 64 -> Dense 10, 3x3 kernels with ReLU. On 28x28 MNIST the convolutions are
@@ -39,6 +40,7 @@ import time
 import numpy as np
 
 import fastconv as fc
+from fastconv import distributed as dist
 from fastconv.layers import BatchNormalization, Conv2D, Dense, Flatten, MaxPooling2D, ReLU
 
 
@@ -113,16 +115,22 @@ def train(args):
     # saves (on a busy 2-core machine, many times more): one thread by default.
     threads = args.threads or (fc.get_num_threads() if args.data else 1)
     fc.set_num_threads(threads)
-    print(f"data: {source}: train {x_train.shape}, test {x_test.shape}; fastconv isa={fc.cpu_isa()} "
-          f"threads={fc.get_num_threads()}")
+    if args.distributed:              # under mpiexec: every rank runs this script
+        dist.init()
+    root = not args.distributed or dist.rank() == 0
+    say = print if root else (lambda *a, **k: None)
+    say(f"data: {source}: train {x_train.shape}, test {x_test.shape}; fastconv isa={fc.cpu_isa()} "
+          f"threads={fc.get_num_threads()}" + (f" ranks={dist.size()}" if args.distributed else ""))
 
     model = course_model(x_train.shape[1:], padding, args.seed, batch_norm=args.batch_norm)
-    model.summary()
+    model.summary(print_fn=say)
     steps = -(-len(x_train) // args.batch_size)
     # cosine learning-rate decay over all steps: large steps first, a quiet finish
     lr = fc.optim.CosineDecay(args.lr, decay_steps=args.epochs * steps)
     opt = (fc.Adam(learning_rate=lr) if args.optimizer == "adam"
            else fc.SGD(learning_rate=lr, momentum=0.9, nesterov=True))
+    if args.distributed:              # gradients averaged over the ranks; batch_size is the global batch
+        opt = dist.DistributedOptimizer(opt)
     model.compile(optimizer=opt, loss=fc.losses.SparseCategoricalCrossentropy(from_logits=True),
                   metrics=["accuracy"])
     if args.shift:        # augmentation: random shifts of up to args.shift pixels, zeros fill in
@@ -135,6 +143,8 @@ def train(args):
     history = model.fit(**train_data, epochs=args.epochs, validation_data=(x_test, y_test))
     seconds = time.perf_counter() - t0
 
+    if not root:
+        return history.history
     print(f"final test accuracy: {history.history['val_accuracy'][-1]:.4f} ({len(y_test)} images); "
           f"{seconds / args.epochs:.2f} s/epoch, {seconds:.1f} s training")
     reached = first_epoch_reaching(history.history["val_accuracy"], args.target_accuracy)
@@ -173,6 +183,8 @@ def main(argv=None):
                     help="BatchNormalization after each convolution (Conv2D -> BN -> ReLU)")
     ap.add_argument("--target-accuracy", type=float, default=0.97,
                     help="report the first epoch whose test accuracy reaches this (default 0.97)")
+    ap.add_argument("--distributed", action="store_true",
+                    help="data-parallel over MPI ranks: mpiexec -n 2 python examples/train_cnn.py --distributed")
     ap.add_argument("--save", default="", help="write the trained model to this .npz (model.save)")
     args = ap.parse_args(argv)
     if args.epochs is None:

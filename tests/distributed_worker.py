@@ -67,6 +67,7 @@ def fail():
 
 def main(scenario, out_dir):
     dist.init()
+    threads_at_init = fc.get_num_threads()
     fc.set_num_threads(1)
     x, y = dataset()
     m = model()
@@ -95,7 +96,7 @@ def main(scenario, out_dir):
         callbacks = [FailAt(3, fail if scenario == "fail" else stop_forever)]
     history = m.fit(x, y, batch_size=GLOBAL_BATCH, epochs=2, seed=7, verbose=2, callbacks=callbacks,
                     validation_data=(x[:21], y[:21]))
-    save(out_dir, m, loss=np.array(history.history["loss"]), val_loss=np.array(history.history["val_loss"]),
+    save(out_dir, m, threads=threads_at_init, loss=np.array(history.history["loss"]), val_loss=np.array(history.history["val_loss"]),
          accuracy=np.array(history.history["accuracy"]))
 
 

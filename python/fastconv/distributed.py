@@ -23,9 +23,11 @@ and a bucket whose layers are all done starts its allreduce at once on a communi
 while the layers below compute theirs. step() waits for the rest. The sums are MPI_SUM over
 fixed buckets in a fixed order, so a run repeats bit for bit and every rank gets the same bits.
 Each rank's gradient is weighted by its share of the global batch (the parts differ by one sample
-when size does not divide the batch). Frozen layers are not sent.
+when size does not divide the batch). Frozen layers are not sent. After step() the layers' grads
+are views into the buckets (no copy back), overwritten by the next step.
 
-CuPy arrays: one GPU per rank (the local rank modulo the devices, chosen by init()), the sums by
+CPU threads: ranks on one machine share its cores (init() gives each cores / local ranks kernel
+threads unless OMP_NUM_THREADS or set_num_threads chose). CuPy arrays: one GPU per rank (the local rank modulo the devices, chosen by init()), the sums by
 NCCL on the current stream (cupy.cuda.nccl), or through host memory when CuPy has no NCCL.
 
 A rank that raises an uncaught exception ends the whole job (MPI_Abort after the traceback) rather
@@ -111,6 +113,7 @@ def init():
         world = _World(MPI.COMM_WORLD.Dup(), MPI)
         if world.size > 1:
             _abort_on_uncaught_exceptions(world)
+            _share_cores(world)
             _select_gpu(world)
         _world = world
 
@@ -156,6 +159,16 @@ def _abort_on_uncaught_exceptions(world):
         _abort(world, f"{kind.__name__}: {value} (rank {world.rank} of {world.size})")
 
     sys.excepthook = hook
+
+
+def _share_cores(world):
+    """Ranks on one machine split its cores: each takes cores / local ranks kernel threads, unless
+    the user chose (OMP_NUM_THREADS, or set_num_threads before init) or the launcher bound the rank
+    to fewer cores (its affinity mask is then the default already)."""
+    from . import _cpu  # noqa: PLC0415 - the compiled module, loaded with fastconv
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    if world.local_size > 1 and "OMP_NUM_THREADS" not in os.environ and _cpu.get_num_threads() == cores:
+        _cpu.set_num_threads(max(1, cores // world.local_size))
 
 
 def _select_gpu(world):
@@ -219,8 +232,9 @@ def broadcast_parameters(model, root=0):
             broadcast(value, root)
 
 
-def _sum_in_place(world, buf):
-    """MPI_SUM of a contiguous buffer over all ranks, in place (NCCL for CuPy when available)."""
+def _sum_in_place(world, buf, timeout=None):
+    """MPI_SUM of a contiguous buffer over all ranks, in place (NCCL for CuPy when available);
+    with a timeout (seconds), the job is aborted when it has not finished by then."""
     if is_cupy(buf):
         nccl = _nccl(world)
         if nccl is not None:
@@ -232,10 +246,23 @@ def _sum_in_place(world, buf):
             return
         xp = array_module(buf)
         host = xp.asnumpy(buf)
-        world.comm.Allreduce(world.mpi.IN_PLACE, host, op=world.mpi.SUM)
+        _sum_host(world, host, timeout)
         buf[...] = xp.asarray(host)
         return
-    world.comm.Allreduce(world.mpi.IN_PLACE, buf, op=world.mpi.SUM)
+    _sum_host(world, buf, timeout)
+
+
+def _sum_host(world, buf, timeout):
+    if timeout is None:
+        world.comm.Allreduce(world.mpi.IN_PLACE, buf, op=world.mpi.SUM)
+        return
+    # non-blocking, polled: a rank that never joins ends the job instead of hanging this one
+    request = world.comm.Iallreduce(world.mpi.IN_PLACE, buf, op=world.mpi.SUM)
+    deadline = time.perf_counter() + timeout
+    while not request.Test():
+        if time.perf_counter() > deadline:
+            _abort(world, f"an allreduce of {buf.nbytes} bytes did not finish within {timeout:g} s: "
+                          "another rank failed or is stuck")
 
 
 def _nccl(world):
@@ -290,15 +317,15 @@ def _common_seed(seed):
 # ----------------------------------------------------------------------------- gradients
 
 class _Bucket:
-    """A fixed run of parameters whose gradients are summed in one allreduce."""
+    """A fixed run of parameters whose gradients are summed in one allreduce. After the sum, the
+    layers' grads are views into the buffer (no copy back): the next step's pack overwrites them,
+    as the next backward would."""
 
-    def __init__(self, refs, layers, xp, dtype, count_slot):
+    def __init__(self, refs, layers, xp, dtype):
         self.refs, self.layers = refs, layers
         sizes = [int(np.prod(r.value.shape)) for r in refs]
         self.offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
-        # the first bucket carries this rank's sample count in one extra element
-        self.buffer = xp.empty(int(self.offsets[-1]) + count_slot, dtype=dtype)
-        self.count_slot = count_slot
+        self.buffer = xp.empty(int(self.offsets[-1]), dtype=dtype)
         self.done = threading.Event()
         self.error = None
 
@@ -307,17 +334,15 @@ class _Bucket:
         return self.buffer.nbytes
 
     def pack(self, weight):
-        """Gradients times this rank's weight (its sample count) into the buffer."""
+        """Gradients times this rank's weight (its share of the global batch) into the buffer."""
         xp = array_module(self.buffer)
         for ref, b, e in zip(self.refs, self.offsets[:-1], self.offsets[1:]):
             xp.multiply(ref.grad.reshape(-1), self.buffer.dtype.type(weight), out=self.buffer[b:e])
-        if self.count_slot:
-            self.buffer[-1] = weight
 
-    def unpack(self, scale):
-        """The summed gradients times scale back into the layers' grads (new arrays)."""
+    def hand_back(self):
+        """The summed gradients become the layers' grads."""
         for ref, b, e in zip(self.refs, self.offsets[:-1], self.offsets[1:]):
-            ref.layer.grads[ref.key] = (self.buffer[b:e] * self.buffer.dtype.type(scale)).reshape(ref.value.shape)
+            ref.layer.grads[ref.key] = self.buffer[b:e].reshape(ref.value.shape)
 
 
 class _CommThread:
@@ -357,7 +382,7 @@ class DistributedOptimizer(optim.Optimizer):
     "bytes", "comm_s" (time in allreduce),
     "exposed_s" (time step() waited for it: communication not hidden behind backward)}."""
 
-    def __init__(self, optimizer, model=None, *, bucket_mib=4.0, timeout=600.0, overlap=True):
+    def __init__(self, optimizer, model=None, *, bucket_mib=25.0, timeout=600.0, overlap=True):
         self.wrapped = optim.get(optimizer)
         if isinstance(self.wrapped, DistributedOptimizer):
             raise TypeError("optimizer is already a DistributedOptimizer")
@@ -378,6 +403,7 @@ class DistributedOptimizer(optim.Optimizer):
         self._step_refs = []
         self._sync_seconds = 0.0       # allreduce time spent on the compute thread this step
         self._busy_at_backward = 0.0
+        self._weight = 1.0             # this rank's share of the global batch, this step
         if model is not None:
             self.attach(model)
 
@@ -416,8 +442,7 @@ class DistributedOptimizer(optim.Optimizer):
         def close():
             if run:
                 xp = array_module(run[0].value)
-                plan.append(_Bucket(list(run), {id(r.layer) for r in run}, xp, run[0].value.dtype,
-                                    count_slot=int(not plan)))
+                plan.append(_Bucket(list(run), {id(r.layer) for r in run}, xp, run[0].value.dtype))
 
         for ref in order:
             nbytes = ref.value.nbytes
@@ -430,9 +455,15 @@ class DistributedOptimizer(optim.Optimizer):
         close()
         return plan
 
-    def _weight(self):
+    def _share_of_batch(self):
+        """This rank's samples / the global batch (one small allreduce), or 1 / size when the
+        samples are not known (step() given parameters, no model attached)."""
         n = getattr(self._model, "last_batch_size", None)
-        return float(n) if n else 1.0
+        if not n:
+            return 1.0 / self.world.size
+        total = np.array([n], dtype=np.int64)
+        _sum_host(self.world, total, self.timeout)
+        return n / int(total[0])
 
     # -- during backward
     def _layer_done(self, model, layer, first):
@@ -445,18 +476,20 @@ class DistributedOptimizer(optim.Optimizer):
             self._done_layers = set()
             self._launched = []
             self._step_refs = model.parameters()
+            self._weight = self._share_of_batch()
         self._done_layers.add(id(layer))
         plan = self._buckets(self._step_refs)
-        while len(self._launched) < len(plan) and plan[len(self._launched)].layers <= self._done_layers:
-            self._launch(plan[len(self._launched)])
+        # the last bucket is complete only when backward is: step() sends it, without a thread handoff
+        while len(self._launched) < len(plan) - 1 and plan[len(self._launched)].layers <= self._done_layers:
+            self._launch(plan[len(self._launched)], background=True)
 
-    def _launch(self, bucket):
+    def _launch(self, bucket, background):
         bucket.done.clear()
         bucket.error = None
-        bucket.pack(self._weight())
-        if is_cupy(bucket.buffer) or not self.world.threads_ok:
+        bucket.pack(self._weight)
+        if not background or is_cupy(bucket.buffer) or not self.world.threads_ok:
             t0 = time.perf_counter()
-            _sum_in_place(self.world, bucket.buffer)        # NCCL: queued on the stream, no wait
+            _sum_in_place(self.world, bucket.buffer, self.timeout)   # NCCL: queued on the stream
             self._sync_seconds += time.perf_counter() - t0
             bucket.done.set()
         else:
@@ -474,8 +507,15 @@ class DistributedOptimizer(optim.Optimizer):
         self.wrapped.step(params)
 
     def _wait_in_flight(self):
-        for bucket in self._launched:
-            bucket.done.wait(self.timeout)
+        for i, bucket in enumerate(self._launched):
+            self._wait(i, bucket)
+
+    def _wait(self, i, bucket):
+        if not bucket.done.wait(self.timeout):
+            _abort(self.world, f"the allreduce of gradient bucket {i} ({bucket.nbytes} bytes) did not "
+                               f"finish within {self.timeout:g} s: another rank failed or is stuck")
+        if bucket.error is not None:
+            raise RuntimeError(f"allreduce of gradient bucket {i} failed") from bucket.error
 
     def _average(self, refs):
         refs = [r for r in refs if r.trainable and r.grad is not None]
@@ -486,18 +526,15 @@ class DistributedOptimizer(optim.Optimizer):
             self._launched = []
         overlapped = len(self._launched)
         busy0 = self._busy_at_backward if self._launched else (self._comm.busy_seconds if self._comm else 0.0)
-        for bucket in plan[len(self._launched):]:        # not started during backward
-            self._launch(bucket)
-        total = None
+        if len(self._launched) < len(plan):   # the rest on this thread, after the queued ones (one
+            self._wait_in_flight()            # channel: every rank issues the collectives in one order)
+            if not self._launched:
+                self._weight = self._share_of_batch()
+            for bucket in plan[len(self._launched):]:
+                self._launch(bucket, background=False)
         for i, bucket in enumerate(plan):
-            if not bucket.done.wait(self.timeout):
-                _abort(self.world, f"the allreduce of gradient bucket {i} ({bucket.nbytes} bytes) did not "
-                                   f"finish within {self.timeout:g} s: another rank failed or is stuck")
-            if bucket.error is not None:
-                raise RuntimeError(f"allreduce of gradient bucket {i} failed") from bucket.error
-            if i == 0:
-                total = float(bucket.buffer[-1])            # the global batch: every rank's count
-            bucket.unpack(1.0 / total)
+            self._wait(i, bucket)
+            bucket.hand_back()
         exposed = time.perf_counter() - t0
         comm = (self._comm.busy_seconds - busy0 if self._comm else 0.0) + self._sync_seconds
         self._sync_seconds = 0.0
