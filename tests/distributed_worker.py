@@ -6,6 +6,7 @@ fit       a small CNN trained with fit() and a DistributedOptimizer; writes OUT_
 loop      the same with a hand-written loop over shard_batches
 fail      rank 1 raises in its third step
 stuck     rank 1 stops calling MPI in its third step; the others time out
+mismatch  fit on batches that differ between ranks (must raise)
 """
 from __future__ import annotations
 
@@ -82,20 +83,32 @@ def main(scenario, out_dir):
     if scenario == "loop":
         dist.broadcast_parameters(m)
         loss_fn = fc.losses.SparseCategoricalCrossentropy(from_logits=True)
-        overlapped = []
+        overlapped, grad_sums = [], []
         for epoch in range(2):
             for xb, yb in dist.shard_batches(x, y, GLOBAL_BATCH, seed=epoch):
                 loss_fn(yb, m.forward(xb))
                 m.backward(loss_fn.backward())
-                opt.step(m)
+                # averaged when backward returns: the same on every rank (the test compares them)
+                grad_sums.append(sum(float(r.grad.astype(np.float64).sum()) for r in m.parameters()))
+                opt.step(r for r in m.parameters())          # a generator of ParamRefs works too
                 overlapped.append(opt.last_step.get("overlapped", 0))
-        save(out_dir, m, overlapped=np.array(overlapped))
+        save(out_dir, m, overlapped=np.array(overlapped), grad_sums=np.array(grad_sums))
+        return
+    if scenario == "mismatch":                 # each rank its own batches: fit must refuse
+        rng = np.random.default_rng(dist.rank())
+        batches = [(x[i:i + 16] + rng.standard_normal((1, 8, 8, 1), dtype=np.float32), y[i:i + 16])
+                   for i in range(0, 64, 16)]
+        m.fit(batches, epochs=1, verbose=0)
         return
     callbacks = []
     if scenario in ("fail", "stuck"):
         callbacks = [FailAt(3, fail if scenario == "fail" else stop_forever)]
     history = m.fit(x, y, batch_size=GLOBAL_BATCH, epochs=2, seed=7, verbose=2, callbacks=callbacks,
                     validation_data=(x[:21], y[:21]))
+    # fine-tuning's second compile: the new DistributedOptimizer replaces the old one's hook
+    m.compile(optimizer=dist.DistributedOptimizer(fc.SGD(0.02)),
+              loss=fc.losses.SparseCategoricalCrossentropy(from_logits=True))
+    m.fit(x, y, batch_size=GLOBAL_BATCH, epochs=1, seed=8, verbose=0)
     save(out_dir, m, threads=threads_at_init, loss=np.array(history.history["loss"]), val_loss=np.array(history.history["val_loss"]),
          accuracy=np.array(history.history["accuracy"]))
 

@@ -78,10 +78,12 @@ def test_fit_on_two_ranks_equals_one_process_with_the_global_batch(tmp_path):
 
 
 def test_hand_written_loop_overlaps_backward_and_equals_one_process(tmp_path):
-    (ref, _), ranks, _ = reference_and_ranks(tmp_path, "loop")
+    (ref, ref_file), ranks, _ = reference_and_ranks(tmp_path, "loop")
     for a, b, c in zip(ref, ranks[0][0], ranks[1][0]):
         np.testing.assert_array_equal(b, c)
         np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(ranks[0][1]["grad_sums"], ranks[1][1]["grad_sums"])
+    np.testing.assert_allclose(ranks[0][1]["grad_sums"], ref_file["grad_sums"], rtol=1e-4, atol=1e-6)
     overlapped = ranks[0][1]["overlapped"]
     # 5 buckets: all but the last (complete when backward is) started during backward
     assert len(overlapped) == 10 and (overlapped == 4).all(), overlapped
@@ -91,6 +93,12 @@ def test_a_failing_rank_ends_the_job_with_its_error(tmp_path):
     rc, out = run_worker("fail", tmp_path, 2, timeout=60)
     assert rc != 0
     assert "rank 1 failed on purpose" in out and "aborting the job" in out, out
+
+
+def test_batches_that_differ_between_ranks_are_refused(tmp_path):
+    rc, out = run_worker("mismatch", tmp_path, 2, timeout=60)
+    assert rc != 0
+    assert "the batches of x differ between ranks" in out, out
 
 
 def test_a_stuck_rank_times_the_others_out(tmp_path):
@@ -150,6 +158,10 @@ def test_one_process_steps_like_the_wrapped_optimizer(tmp_path):
     for a, b in zip(runs[0].get_weights(), runs[1].get_weights()):
         np.testing.assert_array_equal(a, b)
     wrapped = runs[1].optimizer
+    assert len(runs[1].grad_hooks) == 1
+    runs[1].compile(dist.DistributedOptimizer(fc.SGD(0.1)), "sparse_categorical_crossentropy")
+    assert len(runs[1].grad_hooks) == 1 and runs[1].grad_hooks[0].__self__ is runs[1].optimizer
+    runs[1].optimizer = wrapped
     assert wrapped.iterations == 6 and wrapped.learning_rate == 0.01
     wrapped.learning_rate = 0.005                                # callbacks set it through the wrapper
     assert wrapped.wrapped.learning_rate == 0.005

@@ -71,6 +71,7 @@ class _World:
         self.local_rank, self.local_size = 0, 1
         self.threads_ok = False          # MPI calls from the communication thread allowed
         self.nccl = None                 # cupy.cuda.nccl.NcclCommunicator, made on first use
+        self.comm_thread = None          # _CommThread, made on first use
         if comm is not None:
             local = comm.Split_type(mpi.COMM_TYPE_SHARED, key=self.rank)
             self.local_rank, self.local_size = local.Get_rank(), local.Get_size()
@@ -164,10 +165,12 @@ def _abort_on_uncaught_exceptions(world):
 def _share_cores(world):
     """Ranks on one machine split its cores: each takes cores / local ranks kernel threads, unless
     the user chose (OMP_NUM_THREADS, or set_num_threads before init) or the launcher bound the rank
-    to fewer cores (its affinity mask is then the default already)."""
+    to part of the machine (its affinity mask, the default thread count, is then its share)."""
     from . import _cpu  # noqa: PLC0415 - the compiled module, loaded with fastconv
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    if world.local_size > 1 and "OMP_NUM_THREADS" not in os.environ and _cpu.get_num_threads() == cores:
+    machine = os.cpu_count() or 1
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else machine
+    if (world.local_size > 1 and cores == machine and "OMP_NUM_THREADS" not in os.environ
+            and _cpu.get_num_threads() == cores):
         _cpu.set_num_threads(max(1, cores // world.local_size))
 
 
@@ -270,6 +273,8 @@ def _nccl(world):
         try:
             from cupy.cuda import nccl as nc  # noqa: PLC0415
         except ImportError:
+            nc = None
+        if nc is None or not getattr(nc, "available", False):   # CuPy built without NCCL
             world.nccl = False
             return None
         uid = nc.get_unique_id() if world.rank == 0 else None
@@ -328,6 +333,7 @@ class _Bucket:
         self.buffer = xp.empty(int(self.offsets[-1]), dtype=dtype)
         self.done = threading.Event()
         self.error = None
+        self.background = False        # sent by the communication thread
 
     @property
     def nbytes(self):
@@ -369,18 +375,22 @@ class _CommThread:
 
 
 class DistributedOptimizer(optim.Optimizer):
-    """Wraps an optimizer: step() first averages the gradients over all ranks (weighted by each
-    rank's samples), then lets the wrapped optimizer update. Pass `model` (or compile the model
-    with it: compile attaches it) to start each bucket's allreduce during backward; without a
-    model, step() sends all buckets itself. `learning_rate`, `iterations`, `state` and the
-    schedule are the wrapped optimizer's (callbacks and saving see it).
+    """Wraps an optimizer so that every rank steps with the gradients averaged over all ranks
+    (weighted by each rank's share of the global batch).
+
+    With a model attached (compile attaches it; in a hand-written loop pass `model`), the averaging
+    happens inside model.backward: a bucket's allreduce starts as soon as its layers are done, and
+    when backward returns the layers' grads hold the averages over all ranks (clip or inspect them
+    then); step() only runs the wrapped optimizer. Without a model, step() averages first (no
+    overlap). `learning_rate`, `iterations`, `state` and the schedule are the wrapped optimizer's
+    (callbacks and saving see it). One DistributedOptimizer per model: attaching a new one (a
+    second compile) detaches the old.
 
     bucket_mib: size of one allreduce (see docs/distributed.md for how it was chosen).
-    timeout: seconds step() waits for one bucket before it aborts the job.
-    overlap: False sends every bucket from step(), after backward (for measuring the overlap).
-    last_step: after each step, {"buckets", "overlapped" (of them started during backward),
-    "bytes", "comm_s" (time in allreduce),
-    "exposed_s" (time step() waited for it: communication not hidden behind backward)}."""
+    timeout: seconds to wait for one collective before aborting the job.
+    overlap: False sends every bucket once backward is done (for measuring the overlap).
+    last_step: after each averaging, {"buckets", "overlapped" (of them sent while backward ran),
+    "bytes", "comm_s" (time in allreduce), "exposed_s" (time waited for it after backward)}."""
 
     def __init__(self, optimizer, model=None, *, bucket_mib=25.0, timeout=600.0, overlap=True):
         self.wrapped = optim.get(optimizer)
@@ -396,14 +406,14 @@ class DistributedOptimizer(optim.Optimizer):
         self.world = _get()
         self.last_step = {}
         self._model = None
-        self._plan = self._plan_key = None
-        self._comm = None
-        self._launched = []            # buckets sent this step, in order
+        self._plans = {}               # parameter list key -> buckets
+        self._plan = []                # this backward's buckets
+        self._launched = []            # of them, sent so far, in order
         self._done_layers = set()
-        self._step_refs = []
-        self._sync_seconds = 0.0       # allreduce time spent on the compute thread this step
-        self._busy_at_backward = 0.0
         self._weight = 1.0             # this rank's share of the global batch, this step
+        self._averaged = False         # the grads of the last backward are averages already
+        self._sync_seconds = 0.0       # allreduce time spent on the compute thread
+        self._busy_at_start = 0.0
         if model is not None:
             self.attach(model)
 
@@ -420,20 +430,25 @@ class DistributedOptimizer(optim.Optimizer):
         return f"DistributedOptimizer({self.wrapped!r}, ranks={self.world.size})"
 
     def attach(self, model):
-        """Have model.backward report each finished layer, so buckets start during backward."""
+        """Average the gradients inside model.backward (see the class docstring)."""
         if self._model is model:
             return
         if not hasattr(model, "grad_hooks"):
             raise TypeError(f"attach needs a fastconv.Sequential, got {type(model).__name__}")
+        model.grad_hooks[:] = [h for h in model.grad_hooks
+                               if not isinstance(getattr(h, "__self__", None), DistributedOptimizer)]
         self._model = model
         model.grad_hooks.append(self._layer_done)
 
     # -- the plan: buckets over the trainable parameters in the order backward fills them
     def _buckets(self, refs):
-        key = tuple((id(r.layer), r.key, tuple(r.value.shape), r.value.dtype.str) for r in refs)
-        if key != self._plan_key:
-            self._plan, self._plan_key = self._make_plan(refs), key
-        return self._plan
+        key = tuple((id(r.layer), r.key, tuple(r.value.shape), r.value.dtype.str, type(r.value).__module__)
+                    for r in refs)
+        if key not in self._plans:
+            if len(self._plans) >= 4:          # parameter sets come and go (freezing): keep a few
+                self._plans.clear()
+            self._plans[key] = self._make_plan(refs)
+        return self._plans[key]
 
     def _make_plan(self, refs):
         order = list(reversed(refs))            # backward: the last layer's gradients come first
@@ -456,55 +471,64 @@ class DistributedOptimizer(optim.Optimizer):
         return plan
 
     def _share_of_batch(self):
-        """This rank's samples / the global batch (one small allreduce), or 1 / size when the
-        samples are not known (step() given parameters, no model attached)."""
-        n = getattr(self._model, "last_batch_size", None)
-        if not n:
+        """This rank's samples / the global batch (one small allreduce, on every rank alike), or
+        1 / size without an attached model (the samples are not known)."""
+        if self._model is None:
             return 1.0 / self.world.size
+        n = int(self._model.last_batch_size or 0)
         total = np.array([n], dtype=np.int64)
         _sum_host(self.world, total, self.timeout)
+        if total[0] == 0:
+            raise ValueError("no rank had samples in this step")
         return n / int(total[0])
 
+    def _comm_thread(self):
+        if getattr(self.world, "comm_thread", None) is None:   # one per job: one order of collectives
+            self.world.comm_thread = _CommThread(self.world)
+        return self.world.comm_thread
+
+    def _busy(self):
+        thread = getattr(self.world, "comm_thread", None)
+        return thread.busy_seconds if thread is not None else 0.0
+
     # -- during backward
-    def _layer_done(self, model, layer, first):
-        """Sequential.backward's report: `layer` has its gradients (first: the top layer)."""
-        if self.world.size == 1 or not self.overlap:
+    def _layer_done(self, model, layer, is_top, is_bottom):
+        """Sequential.backward's report: `layer` has its gradients (is_top: the first reported,
+        is_bottom: the last)."""
+        if self.world.size == 1:
             return
-        if first:
+        if is_top:
             self._wait_in_flight()                  # a second backward before step(): buffers reused
-            self._busy_at_backward = self._comm.busy_seconds if self._comm else 0.0
-            self._done_layers = set()
-            self._launched = []
-            self._step_refs = model.parameters()
-            self._weight = self._share_of_batch()
+            self._start(model.parameters())
         self._done_layers.add(id(layer))
-        plan = self._buckets(self._step_refs)
-        # the last bucket is complete only when backward is: step() sends it, without a thread handoff
-        while len(self._launched) < len(plan) - 1 and plan[len(self._launched)].layers <= self._done_layers:
+        plan = self._plan
+        # the last bucket is complete only when backward is: _finish sends it, without a thread handoff
+        while (self.overlap and len(self._launched) < len(plan) - 1
+               and plan[len(self._launched)].layers <= self._done_layers):
             self._launch(plan[len(self._launched)], background=True)
+        if is_bottom:
+            self._finish()
+            self._averaged = True
+
+    def _start(self, refs):
+        self._busy_at_start, self._sync_seconds = self._busy(), 0.0
+        self._done_layers, self._launched, self._averaged = set(), [], False
+        self._plan = self._buckets(refs)
+        self._weight = self._share_of_batch()
 
     def _launch(self, bucket, background):
         bucket.done.clear()
         bucket.error = None
         bucket.pack(self._weight)
-        if not background or is_cupy(bucket.buffer) or not self.world.threads_ok:
+        bucket.background = background and not is_cupy(bucket.buffer) and self.world.threads_ok
+        if bucket.background:
+            self._comm_thread().jobs.put(bucket)
+        else:
             t0 = time.perf_counter()
             _sum_in_place(self.world, bucket.buffer, self.timeout)   # NCCL: queued on the stream
             self._sync_seconds += time.perf_counter() - t0
             bucket.done.set()
-        else:
-            if self._comm is None:
-                self._comm = _CommThread(self.world)
-            self._comm.jobs.put(bucket)
         self._launched.append(bucket)
-
-    # -- the step
-    def step(self, params):
-        if hasattr(params, "grad_hooks") and self._model is None:
-            self.attach(params)
-        if self.world.size > 1:
-            self._average(self.wrapped._refs(params))
-        self.wrapped.step(params)
 
     def _wait_in_flight(self):
         for i, bucket in enumerate(self._launched):
@@ -517,33 +541,34 @@ class DistributedOptimizer(optim.Optimizer):
         if bucket.error is not None:
             raise RuntimeError(f"allreduce of gradient bucket {i} failed") from bucket.error
 
-    def _average(self, refs):
-        refs = [r for r in refs if r.trainable and r.grad is not None]
-        plan = self._buckets(refs)
+    def _finish(self):
+        """Send the buckets not sent yet (after the queued ones: one channel, so every rank issues
+        the collectives in one order), wait for all, and make the sums the layers' grads."""
         t0 = time.perf_counter()
-        if not (self._launched and len(self._launched) <= len(plan) and self._launched[0] is plan[0]):
+        overlapped = sum(b.background for b in self._launched)
+        if len(self._launched) < len(self._plan):
             self._wait_in_flight()
-            self._launched = []
-        overlapped = len(self._launched)
-        busy0 = self._busy_at_backward if self._launched else (self._comm.busy_seconds if self._comm else 0.0)
-        if len(self._launched) < len(plan):   # the rest on this thread, after the queued ones (one
-            self._wait_in_flight()            # channel: every rank issues the collectives in one order)
-            if not self._launched:
-                self._weight = self._share_of_batch()
-            for bucket in plan[len(self._launched):]:
+            for bucket in self._plan[len(self._launched):]:
                 self._launch(bucket, background=False)
-        for i, bucket in enumerate(plan):
+        for i, bucket in enumerate(self._plan):
             self._wait(i, bucket)
             bucket.hand_back()
-        exposed = time.perf_counter() - t0
-        comm = (self._comm.busy_seconds - busy0 if self._comm else 0.0) + self._sync_seconds
-        self._sync_seconds = 0.0
-        self.last_step = {"buckets": len(plan), "overlapped": overlapped, "bytes": sum(b.nbytes for b in plan),
-                          "comm_s": comm, "exposed_s": exposed}
+        self.last_step = {"buckets": len(self._plan), "overlapped": overlapped,
+                          "bytes": sum(b.nbytes for b in self._plan),
+                          "comm_s": self._busy() - self._busy_at_start + self._sync_seconds,
+                          "exposed_s": time.perf_counter() - t0}
         self._launched = []
 
-    def _update(self, name, p, g):              # step() delegates to the wrapped optimizer
-        raise NotImplementedError
+    # -- the step
+    def step(self, params):
+        refs = self.wrapped._refs(params)       # a list: params may be a generator
+        if self.world.size > 1 and not self._averaged:
+            if hasattr(params, "grad_hooks"):
+                self.attach(params)              # the next backwards average as they go
+            self._start([r for r in refs if r.trainable and r.grad is not None])
+            self._finish()
+        self._averaged = False
+        self.wrapped.step(refs)
 
 
 # ----------------------------------------------------------------------------- fit support
@@ -551,8 +576,8 @@ class DistributedOptimizer(optim.Optimizer):
 class _FitContext:
     """What TrainingMixin.fit and evaluate do differently under a DistributedOptimizer."""
 
-    def __init__(self, world):
-        self.world = world
+    def __init__(self, world, timeout):
+        self.world, self.timeout = world, timeout
         self.is_root = world.rank == 0
 
     def begin(self, model):
@@ -560,8 +585,25 @@ class _FitContext:
 
     def batches(self, x, y, batch_size, shuffle, rng, batches_given):
         if batches_given:                    # every rank iterates the same batches; each keeps its part
-            return (_part(b) for b in x if b[0].shape[0] >= self.world.size)
+            return self._parts(x)
         return shard_batches(x, y, batch_size, shuffle=shuffle, seed=rng)
+
+    def _parts(self, batches):
+        for i, (xb, yb) in enumerate(batches):
+            if i == 0:
+                self._check_same_batches(xb)
+            if xb.shape[0] >= self.world.size:
+                b, e = shard_range(xb.shape[0])
+                yield xb[b:e], yb[b:e]
+
+    def _check_same_batches(self, xb):
+        """Each rank iterates its own copy of the batches (e.g. ImageDataGenerator.flow): they must
+        be the same on every rank, or each rank would train on parts of different batches."""
+        mine = (tuple(int(d) for d in xb.shape), float(array_module(xb).asarray(xb, dtype=np.float64).sum()))
+        everyone = self.world.comm.allgather(mine)
+        if any(other != everyone[0] for other in everyone):
+            raise ValueError("the batches of x differ between ranks (first batch: shape and sum per rank "
+                             f"{everyone}); give the generator a seed, e.g. gen.flow(x, y, seed=0)")
 
     def common_seed(self, seed):
         return _common_seed(seed)
@@ -583,7 +625,7 @@ class _FitContext:
         """{name: sum over ranks of value * samples / all samples} for every name in keys (the
         same on every rank, also on one that saw no samples)."""
         vec = np.array([float(sums.get(k, 0.0)) for k in keys] + [float(seen)], dtype=np.float64)
-        self.world.comm.Allreduce(self.world.mpi.IN_PLACE, vec, op=self.world.mpi.SUM)
+        _sum_host(self.world, vec, self.timeout)
         if vec[-1] == 0:
             raise ValueError("no rank had a sample to evaluate")
         return {k: v / vec[-1] for k, v in zip(keys, vec[:-1])}
@@ -593,14 +635,8 @@ class _FitContext:
         return x[b:e], y[b:e]
 
 
-def _part(batch):
-    xb, yb = batch
-    b, e = shard_range(xb.shape[0])
-    return xb[b:e], yb[b:e]
-
-
 def fit_context(optimizer):
     """A _FitContext when `optimizer` is a DistributedOptimizer in a job of several ranks, else None."""
     if isinstance(optimizer, DistributedOptimizer) and optimizer.world.size > 1:
-        return _FitContext(optimizer.world)
+        return _FitContext(optimizer.world, optimizer.timeout)
     return None

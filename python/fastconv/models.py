@@ -62,8 +62,8 @@ class Sequential(TrainingMixin):
         self.input_shape = None if input_shape is None else tuple(int(d) for d in input_shape)
         self.built = False
         self._marked, self._first = None, 0
-        # fn(model, layer, first) after each layer's backward (first: the top layer); the layer's
-        # .grads are final then
+        # fn(model, layer, is_top, is_bottom) after each layer's backward (top: the first one
+        # called, bottom: the last); the layer's .grads are final then
         self.grad_hooks: list = []
         self.last_batch_size = None
         for layer in layers or []:
@@ -197,7 +197,7 @@ class Sequential(TrainingMixin):
                 layer.relu_applied_once = True
             g = layer.backward(g)
             for hook in self.grad_hooks:       # e.g. DistributedOptimizer starts an allreduce
-                hook(self, layer, i == top)
+                hook(self, layer, i == top, i == self._first)
         return g if self.input_grad else None
 
     def predict(self, x, batch_size=256):

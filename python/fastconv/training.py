@@ -46,7 +46,7 @@ class TrainingMixin:
         if loss is None:
             raise ValueError("compile needs a loss, e.g. loss='sparse_categorical_crossentropy'")
         self.optimizer = optim.get(optimizer)
-        if hasattr(self.optimizer, "attach"):          # DistributedOptimizer: allreduce during backward
+        if isinstance(self.optimizer, distributed.DistributedOptimizer):   # averages inside backward
             self.optimizer.attach(self)
         self.loss = losses.get(loss)
         head = "softmax" if isinstance(self.loss, losses.CategoricalCrossentropy) else "sigmoid"
@@ -199,7 +199,7 @@ class TrainingMixin:
             result = {k: v / seen for k, v in sums.items()}
         if verbose == "auto":
             verbose = 1 if sys.stdout.isatty() else 0
-        if verbose:
+        if verbose and (dist is None or dist.is_root):
             print(" - ".join(f"{k}: {v:.4f}" for k, v in result.items()))
         if return_dict:
             return result

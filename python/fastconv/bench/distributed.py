@@ -116,15 +116,14 @@ def worker(args):
     xb, yb = x[b:e], y[b:e]
     loss = losses.SparseCategoricalCrossentropy(from_logits=True)
     dist.broadcast_parameters(model)
-    done_at = {}                                  # layer index -> seconds after backward began
+    done_at = {}                                  # id(layer) -> perf_counter when its grads were done
 
-    def mark(m, layer, first):
-        if first:
+    def mark(m, layer, is_top, is_bottom):
+        if is_top:
             done_at.clear()
-            done_at["t0"] = time.perf_counter()
-        done_at[id(layer)] = time.perf_counter() - done_at["t0"]
+        done_at[id(layer)] = time.perf_counter()
 
-    model.grad_hooks.append(mark)
+    model.grad_hooks.insert(0, mark)              # before the optimizer's: its own waits come after
     rows = []
     for step in range(args.steps + 1):
         dist.barrier()
@@ -143,8 +142,8 @@ def worker(args):
     rows = rows[1:]                               # the warm-up step
     # each parameter's gradient bytes and the backward time left once its layer was done, in the
     # order backward fills them (the scaling model's input)
-    backward_total = rows[-1]["backward_s"]
-    profile = [(ref.value.nbytes, backward_total - done_at[id(ref.layer)]) for ref in reversed(model.parameters())]
+    end = max(done_at.values())
+    profile = [(ref.value.nbytes, end - done_at[id(ref.layer)]) for ref in reversed(model.parameters())]
     sweep = allreduce_sweep() if args.workload == "mnist" and dist.size() > 1 else []
     if dist.rank() == 0:
         med = {k: statistics.median(r[k] for r in rows) for k in rows[0]}
@@ -218,9 +217,9 @@ def report(results, model_rows, args, load):
                          f"{m['forward_s'] * 1e3:.1f} | {m['backward_s'] * 1e3:.1f} | {m['update_s'] * 1e3:.1f} | "
                          f"{m['comm_s'] * 1e3:.1f} | {m['exposed_s'] * 1e3:.1f} ({100 * m['exposed_s'] / m['step_s']:.1f}%) | "
                          f"{m['buckets']:.0f} ({m['overlapped']:.0f}) |")
-    lines += ["", "update = DistributedOptimizer.step (waiting for the allreduce: exposed) and the optimizer. "
-              "allreduce = time spent in MPI by the communication thread and by step (the last bucket; "
-              "every bucket after backward).",
+    lines += ["", "backward includes the averaging: packing the buckets, the allreduce of the last bucket (every "
+              "bucket, after backward) and the wait for the others (exposed). allreduce = time spent in MPI "
+              "by the communication thread and by the compute thread. update = the optimizer.",
               "", "## Scaling model (docs/distributed.md)", ""] + model_rows
     return "\n".join(lines) + "\n"
 
@@ -245,14 +244,14 @@ def model_table(results, args):
         if after is None or over is None:
             continue
         m = after["median"]
-        compute = m["step_s"] - m["exposed_s"]
+        compute, backward = m["step_s"] - m["exposed_s"], m["backward_s"] - m["exposed_s"]
         buckets = bucketize(after["profile"], args.bucket_mib * 2**20)
         comm = sum(ring_allreduce_s(b, 2, latency, bandwidth) for b, _ in buckets)
-        _, exposed_over = predicted_step(compute, m["backward_s"], buckets, 2, latency, bandwidth)
+        _, exposed_over = predicted_step(compute, backward, buckets, 2, latency, bandwidth)
         rows.append(f"| {name} | {sum(b for b, _ in buckets) / 1e6:.1f} | {len(buckets)} | {comm * 1e3:.1f} / "
                     f"{m['comm_s'] * 1e3:.1f} | {comm * 1e3:.1f} / {m['exposed_s'] * 1e3:.1f} | "
                     f"{exposed_over * 1e3:.1f} / {over['median']['exposed_s'] * 1e3:.1f} |")
-        setups[name] = (compute, m["backward_s"], after["profile"], after["global_batch"] // 2, after["flops"])
+        setups[name] = (compute, backward, after["profile"], after["global_batch"] // 2, after["flops"])
     rows += ["", "Predicted weak scaling (per-rank batch fixed): efficiency = compute / step for each bucket "
              "size. CPU rows: this machine's per-rank compute (the 'after backward' run, exposed time "
              f"taken out); GPU rows: {GPU_TFLOPS:g} TFLOP/s sustained per GPU, batch {GPU_BATCH} per GPU, "
