@@ -4,6 +4,7 @@ SCENARIO OUT_DIR`, or run alone (one process) for the reference.
 fit       a small CNN trained with fit() and a DistributedOptimizer; writes OUT_DIR/rank<r>.npz
           (the parameters, the history and the per-step statistics)
 loop      the same with a hand-written loop over shard_batches
+cupy      the loop on CuPy arrays (NCCL, or host memory when ranks share a GPU)
 fail      rank 1 raises in its third step
 stuck     rank 1 stops calling MPI in its third step; the others time out
 mismatch  fit on batches that differ between ranks (must raise)
@@ -42,7 +43,7 @@ def model():
 
 
 def save(out_dir, m, **extra):
-    weights = {f"w{i}": w for i, w in enumerate(m.get_weights())}
+    weights = {f"w{i}": w for i, w in enumerate(m.get_weights())}        # NumPy copies
     np.savez(os.path.join(out_dir, f"rank{dist.rank()}.npz"), size=dist.size(), **weights, **extra)
 
 
@@ -80,7 +81,13 @@ def main(scenario, out_dir):
                                     timeout=5.0 if scenario == "stuck" else 600.0)
     m.compile(optimizer=opt, loss=fc.losses.SparseCategoricalCrossentropy(from_logits=True),
               metrics=["accuracy"])
-    if scenario == "loop":
+    if scenario == "cupy":                     # the loop below on CuPy arrays
+        import cupy
+        m.build()
+        m.to("cupy")
+        x, y = cupy.asarray(x), cupy.asarray(y)
+        opt = dist.DistributedOptimizer(fc.SGD(0.05, momentum=0.9), m, bucket_mib=0.0005)
+    if scenario in ("loop", "cupy"):
         dist.broadcast_parameters(m)
         loss_fn = fc.losses.SparseCategoricalCrossentropy(from_logits=True)
         overlapped, grad_sums = [], []
@@ -90,6 +97,8 @@ def main(scenario, out_dir):
                 m.backward(loss_fn.backward())
                 # averaged when backward returns: the same on every rank (the test compares them)
                 grad_sums.append(sum(float(r.grad.astype(np.float64).sum()) for r in m.parameters()))
+                if scenario == "cupy":
+                    assert type(m.parameters()[0].grad).__module__.startswith("cupy")
                 opt.step(r for r in m.parameters())          # a generator of ParamRefs works too
                 overlapped.append(opt.last_step.get("overlapped", 0))
         save(out_dir, m, overlapped=np.array(overlapped), grad_sums=np.array(grad_sums))

@@ -243,6 +243,20 @@ def test_cuda_kernels_without_affine_emulated(emu_backend):
     check_op("batch_norm_backward", np.random.default_rng(1).standard_normal(x.shape), x, None, m, s, layout="NHWC")
 
 
+def test_cuda_kernels_with_strided_gamma_and_beta_emulated(emu_backend):
+    """gamma and beta as strided views: the runner's contiguous copies must live through the launch."""
+    x, _, _ = _data((2, 5, 3, 4), "NCHW", np.float64)
+    rng = np.random.default_rng(4)
+    g, b = rng.standard_normal(10)[::2], 3.0 + rng.standard_normal(10)[::2]
+    y, m, s = fc.batch_norm(x, g, b, None, None, training=True)
+    assert_close(y, ref.batch_norm(x, g, b, None, None, training=True)[0], dtype=np.float64, rtol=_tol(np.float64))
+    gy = rng.standard_normal(x.shape)
+    got = fc.batch_norm_backward(gy, x, g, m, s)
+    want = ref.batch_norm_backward(gy, x, g, m, s)
+    for a, w, name in zip(got, want, ("grad_x", "grad_gamma", "grad_beta")):
+        assert_close(a, w, dtype=np.float64, rtol=_tol(np.float64), name=name)
+
+
 @pytest.mark.parametrize("layout", LAYOUTS)
 def test_cuda_kernels_do_not_depend_on_thread_order_or_launch_splits(emu_backend, layout):
     """Fixed-order sums: the same bits in every emulated thread order, and when the elementwise

@@ -89,6 +89,19 @@ def test_hand_written_loop_overlaps_backward_and_equals_one_process(tmp_path):
     assert len(overlapped) == 10 and (overlapped == 4).all(), overlapped
 
 
+@pytest.mark.gpu
+def test_cupy_loop_on_two_ranks_equals_one_process(tmp_path):
+    """The hand-written loop on CuPy arrays: NCCL with a GPU per rank, or through host memory when
+    the ranks share a GPU (NCCL refuses that)."""
+    if not fc.cuda_available():
+        pytest.skip("needs the CUDA kernels, CuPy and a CUDA device")
+    (ref, ref_file), ranks, _ = reference_and_ranks(tmp_path, "cupy")
+    for a, b, c in zip(ref, ranks[0][0], ranks[1][0]):
+        np.testing.assert_array_equal(b, c)
+        np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-5)
+    np.testing.assert_array_equal(ranks[0][1]["grad_sums"], ranks[1][1]["grad_sums"])
+
+
 def test_a_failing_rank_ends_the_job_with_its_error(tmp_path):
     rc, out = run_worker("fail", tmp_path, 2, timeout=60)
     assert rc != 0

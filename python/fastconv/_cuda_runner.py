@@ -173,11 +173,17 @@ class KernelRunner(Backend):
         return self.xp.empty(self.module.batchnorm_workspace_bytes(*shape), dtype=np.uint8)
 
     def _optional(self, name, a, C, dtype):
-        return 0 if a is None else self._arg(name, self.contiguous(a), (C,), dtype)
+        """Pointer of a per-channel array, or 0 for None. `a` must be the caller's reference (kept
+        alive until the launch returns), not a temporary."""
+        return 0 if a is None else self._arg(name, a, (C,), dtype)
+
+    def _contiguous_or_none(self, *arrays):
+        return [None if a is None else self.contiguous(a) for a in arrays]
 
     def batch_norm_train(self, x, gamma, beta, eps, layout):
         shape, dt = self._bn_shape(x, layout), x.dtype
         C = shape[1]
+        gamma, beta = self._contiguous_or_none(gamma, beta)
         y = self.empty(x.shape, dt)
         mean, var, inv_std = (self.empty((C,), dt) for _ in range(3))
         ws = self._bn_workspace(shape)
@@ -198,6 +204,7 @@ class KernelRunner(Backend):
     def batch_norm_backward(self, gy, x, mean, inv_std, gamma, training, layout):
         shape, dt = self._bn_shape(x, layout), x.dtype
         C = shape[1]
+        (gamma,) = self._contiguous_or_none(gamma)
         gx = self.empty(x.shape, dt)
         ggamma, gbeta = self.empty((C,), dt), self.empty((C,), dt)
         ws = self._bn_workspace(shape)

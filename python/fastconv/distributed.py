@@ -269,12 +269,18 @@ def _sum_host(world, buf, timeout):
 
 
 def _nccl(world):
+    """The NCCL communicator, or None (then the sums go through host memory): CuPy built without
+    NCCL, or more ranks on a machine than GPUs (NCCL refuses two ranks on one device). Decided by
+    all ranks together: creating the communicator is itself collective."""
     if world.nccl is None:
         try:
             from cupy.cuda import nccl as nc  # noqa: PLC0415
+            import cupy  # noqa: PLC0415
+            usable = bool(getattr(nc, "available", False)) and \
+                world.local_size <= cupy.cuda.runtime.getDeviceCount()
         except ImportError:
-            nc = None
-        if nc is None or not getattr(nc, "available", False):   # CuPy built without NCCL
+            usable = False
+        if not world.comm.allreduce(int(usable), op=world.mpi.MIN):
             world.nccl = False
             return None
         uid = nc.get_unique_id() if world.rank == 0 else None
