@@ -7,6 +7,7 @@ loop      the same with a hand-written loop over shard_batches
 cupy      the loop on CuPy arrays (NCCL, or host memory when ranks share a GPU)
 fail      rank 1 raises in its third step
 stuck     rank 1 stops calling MPI in its third step; the others time out
+late      rank 0 (the root) never reaches broadcast_parameters; rank 1 times out there
 mismatch  fit on batches that differ between ranks (must raise)
 """
 from __future__ import annotations
@@ -81,6 +82,11 @@ def main(scenario, out_dir):
                                     timeout=5.0 if scenario == "stuck" else 600.0)
     m.compile(optimizer=opt, loss=fc.losses.SparseCategoricalCrossentropy(from_logits=True),
               metrics=["accuracy"])
+    if scenario == "late":                     # the root: its small sends complete without a receiver
+        if dist.rank() == 0:
+            stop_forever()
+        dist.broadcast_parameters(m, timeout=3.0)
+        return
     if scenario == "cupy":                     # the loop below on CuPy arrays
         import cupy
         m.build()

@@ -108,6 +108,12 @@ def test_a_failing_rank_ends_the_job_with_its_error(tmp_path):
     assert "rank 1 failed on purpose" in out and "aborting the job" in out, out
 
 
+def test_a_rank_that_never_joins_the_broadcast_times_it_out(tmp_path):
+    rc, out = run_worker("late", tmp_path, 2, timeout=60)
+    assert rc != 0
+    assert "a broadcast of" in out and "did not finish within 3 s" in out, out
+
+
 def test_batches_that_differ_between_ranks_are_refused(tmp_path):
     rc, out = run_worker("mismatch", tmp_path, 2, timeout=60)
     assert rc != 0

@@ -144,10 +144,13 @@ def is_distributed() -> bool:
     return _get().size > 1
 
 
-def barrier():
+DEFAULT_TIMEOUT = 600.0     # seconds a collective may take before the job is aborted
+
+
+def barrier(timeout=DEFAULT_TIMEOUT):
     w = _get()
     if w.comm is not None:
-        w.comm.Barrier()
+        _wait_for(w, w.comm.Ibarrier(), "a barrier", timeout)
 
 
 def _abort_on_uncaught_exceptions(world):
@@ -207,22 +210,22 @@ def allreduce(array):
     return out
 
 
-def broadcast(array, root=0):
+def broadcast(array, root=0, timeout=DEFAULT_TIMEOUT):
     """Overwrite `array` on every rank with root's, in place; returns it."""
     w = _get()
     if w.size > 1:
         if is_cupy(array):
             host = array_module(array).asnumpy(array)
-            w.comm.Bcast(host, root=root)
+            _wait_for(w, w.comm.Ibcast(host, root=root), f"a broadcast of {host.nbytes} bytes", timeout)
             array[...] = array_module(array).asarray(host)
         else:
             if not array.flags.c_contiguous:
                 raise ValueError(f"broadcast needs a C-contiguous array, got strides {array.strides}")
-            w.comm.Bcast(array, root=root)
+            _wait_for(w, w.comm.Ibcast(array, root=root), f"a broadcast of {array.nbytes} bytes", timeout)
     return array
 
 
-def broadcast_parameters(model, root=0):
+def broadcast_parameters(model, root=0, timeout=DEFAULT_TIMEOUT):
     """Every rank takes root's parameters (trainable or not, frozen included: all the model's
     weights), so that training starts from the same point everywhere."""
     w = _get()
@@ -232,7 +235,20 @@ def broadcast_parameters(model, root=0):
         for key, value in layer.params.items():
             if not value.flags.c_contiguous:
                 layer.params[key] = value = array_module(value).ascontiguousarray(value)
-            broadcast(value, root)
+            broadcast(value, root, timeout)
+
+
+def _wait_for(world, request, what, timeout):
+    """Poll a non-blocking MPI request: a rank that never joins ends the job instead of hanging
+    this one. Polls back off to 0.1 ms sleeps after the first millisecond (a waiting rank leaves
+    its core to the others)."""
+    start = time.perf_counter()
+    while not request.Test():
+        waited = time.perf_counter() - start
+        if timeout is not None and waited > timeout:
+            _abort(world, f"{what} did not finish within {timeout:g} s: another rank failed or is stuck")
+        if waited > 1e-3:
+            time.sleep(1e-4)
 
 
 def _sum_in_place(world, buf, timeout=None):
@@ -259,13 +275,8 @@ def _sum_host(world, buf, timeout):
     if timeout is None:
         world.comm.Allreduce(world.mpi.IN_PLACE, buf, op=world.mpi.SUM)
         return
-    # non-blocking, polled: a rank that never joins ends the job instead of hanging this one
-    request = world.comm.Iallreduce(world.mpi.IN_PLACE, buf, op=world.mpi.SUM)
-    deadline = time.perf_counter() + timeout
-    while not request.Test():
-        if time.perf_counter() > deadline:
-            _abort(world, f"an allreduce of {buf.nbytes} bytes did not finish within {timeout:g} s: "
-                          "another rank failed or is stuck")
+    _wait_for(world, world.comm.Iallreduce(world.mpi.IN_PLACE, buf, op=world.mpi.SUM),
+              f"an allreduce of {buf.nbytes} bytes", timeout)
 
 
 def _nccl(world):
@@ -398,7 +409,7 @@ class DistributedOptimizer(optim.Optimizer):
     last_step: after each averaging, {"buckets", "overlapped" (of them sent while backward ran),
     "bytes", "comm_s" (time in allreduce), "exposed_s" (time waited for it after backward)}."""
 
-    def __init__(self, optimizer, model=None, *, bucket_mib=25.0, timeout=600.0, overlap=True):
+    def __init__(self, optimizer, model=None, *, bucket_mib=25.0, timeout=DEFAULT_TIMEOUT, overlap=True):
         self.wrapped = optim.get(optimizer)
         if isinstance(self.wrapped, DistributedOptimizer):
             raise TypeError("optimizer is already a DistributedOptimizer")
@@ -587,7 +598,7 @@ class _FitContext:
         self.is_root = world.rank == 0
 
     def begin(self, model):
-        broadcast_parameters(model)
+        broadcast_parameters(model, timeout=self.timeout)
 
     def batches(self, x, y, batch_size, shuffle, rng, batches_given):
         if batches_given:                    # every rank iterates the same batches; each keeps its part
