@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 
@@ -19,13 +18,13 @@ WORKER = os.path.join(os.path.dirname(__file__), "distributed_worker.py")
 
 
 def mpiexec():
-    """The mpiexec beside this Python (the mpich wheel puts it there), else the one on PATH."""
+    """The mpiexec the benchmark launches with (beside this Python, else on PATH), or skip."""
     try:
         import mpi4py  # noqa: F401
     except ImportError:
         pytest.skip("mpi4py is not installed (pip install 'fastconv[mpi]')")
-    local = os.path.join(os.path.dirname(sys.executable), "mpiexec")
-    found = local if os.path.exists(local) else shutil.which("mpiexec")
+    from fastconv.bench.distributed import mpiexec as find_mpiexec
+    found = find_mpiexec()
     if found is None:
         pytest.skip("no mpiexec found (pip install mpich)")
     return found

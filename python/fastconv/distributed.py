@@ -201,12 +201,12 @@ def _abort(world, message):
 
 # ----------------------------------------------------------------------------- collectives
 
-def allreduce(array):
+def allreduce(array, timeout=DEFAULT_TIMEOUT):
     """The elementwise sum of `array` over all ranks, as a new array (NumPy or CuPy)."""
     w = _get()
     out = array.copy()
     if w.size > 1:
-        _sum_in_place(w, out)
+        _sum_in_place(w, out, timeout)
     return out
 
 
@@ -315,17 +315,22 @@ def shard_batches(x, y=None, batch_size=32, shuffle=True, seed=None, drop_last=F
     drop_last) gives: every rank shuffles alike (`seed` must be the same on all ranks; None takes
     rank 0's random seed) and takes its contiguous slice of each batch. A final batch with fewer
     samples than ranks is skipped (some rank would get none)."""
-    w = _get()
     if shuffle and not isinstance(seed, np.random.Generator):
         seed = _common_seed(seed)
-    p = w.size
     for batch in data.batches(x, y, batch_size, shuffle=shuffle, seed=seed, drop_last=drop_last):
-        xb = batch if y is None else batch[0]
-        n = xb.shape[0]
-        if n < p:
-            continue
-        b, e = shard_range(n)
-        yield xb[b:e] if y is None else (xb[b:e], batch[1][b:e])
+        part = _my_part(batch if y is None else batch[0], None if y is None else batch[1])
+        if part is not None:
+            yield part[0] if y is None else part
+
+
+def _my_part(xb, yb):
+    """(xb, yb) cut to this rank's contiguous slice, or None when the batch has fewer samples than
+    there are ranks (some rank would get none)."""
+    n = xb.shape[0]
+    if n < _get().size:
+        return None
+    b, e = shard_range(n)
+    return xb[b:e], None if yb is None else yb[b:e]
 
 
 def _common_seed(seed):
@@ -609,9 +614,9 @@ class _FitContext:
         for i, (xb, yb) in enumerate(batches):
             if i == 0:
                 self._check_same_batches(xb)
-            if xb.shape[0] >= self.world.size:
-                b, e = shard_range(xb.shape[0])
-                yield xb[b:e], yb[b:e]
+            part = _my_part(xb, yb)
+            if part is not None:
+                yield part
 
     def _check_same_batches(self, xb):
         """Each rank iterates its own copy of the batches (e.g. ImageDataGenerator.flow): they must

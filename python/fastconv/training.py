@@ -12,6 +12,7 @@ backward, optimizer.step; `fit` adds only the batch slicing, the metrics and the
 """
 from __future__ import annotations
 
+import contextlib
 import sys
 
 import numpy as np
@@ -120,10 +121,7 @@ class TrainingMixin:
         if steps == 0:
             raise ValueError("fit: x has no samples")
         dist = distributed.fit_context(self.optimizer)
-        if dist is None:
-            return self._fit(x, y, batch_size, epochs, verbose, callbacks, validation_data, shuffle,
-                             initial_epoch, seed, batches_given, steps, None)
-        with dist.quiet():
+        with contextlib.nullcontext() if dist is None else dist.quiet():
             return self._fit(x, y, batch_size, epochs, verbose, callbacks, validation_data, shuffle,
                              initial_epoch, seed, batches_given, steps, dist)
 

@@ -172,6 +172,7 @@ def allreduce_sweep(repeats=9):
 # ----------------------------------------------------------------------------- the launcher
 
 def mpiexec():
+    """The mpiexec beside this Python (the mpich wheel puts it there), else the one on PATH, or None."""
     local = Path(sys.executable).with_name("mpiexec")
     if local.exists():
         return str(local)
