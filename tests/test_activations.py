@@ -161,6 +161,88 @@ def test_bad_arguments_raise():
         fc._cpu.activation_forward("elu", 0.0, x, x.copy())
 
 
+# ----------------------------------------------------------------------------- fused epilogues
+# conv2d / linear apply the activation to the finished sums before they store them
+# (conv2d/microkernel.inl, winograd_transforms.inl, the reference loops): the same register
+# functions as the separate kernel (simd/vector_math.h), so the bits must match it.
+
+# (x shape NCHW, weight shape KCRS, conv2d keywords): the direct driver in both layouts with
+# channels around the vector widths, 1x1, stride 2 with dilation, batch 1, and Winograd's two
+# drivers (many tiles: tiles outer; few tiles, many channels: channels outer).
+FUSED_CONVS = {
+    "3x3_c17_k33": ((2, 17, 9, 11), (33, 17, 3, 3), dict(padding=1)),
+    "1x1_c15_k16": ((1, 15, 6, 7), (16, 15, 1, 1), {}),
+    "5x3_stride2_dil2": ((3, 5, 13, 12), (15, 5, 5, 3), dict(stride=2, padding=2, dilation=(1, 2))),
+    "k1_batch1": ((1, 3, 8, 5), (1, 3, 3, 3), dict(padding="same")),
+    "winograd_tiles_outer": ((2, 8, 30, 30), (17, 8, 3, 3), dict(padding=1, winograd=True)),
+    "winograd_channels_outer": ((1, 33, 7, 7), (70, 33, 3, 3), dict(padding=1, winograd=True)),
+}
+
+
+def _fused_conv_inputs(case, layout, dtype):
+    xs, ws, kw = FUSED_CONVS[case]
+    kw = dict(kw)
+    winograd = kw.pop("winograd", False)
+    rng = np.random.default_rng(len(case) * 7 + len(layout))
+    x, w, b = randn(rng, xs, dtype), randn(rng, ws, dtype) * 0.3, randn(rng, (ws[0],), dtype)
+    x.flat[::29] = np.nan   # NaN must propagate through every epilogue
+    if layout == "NHWC":
+        x, w = np.ascontiguousarray(x.transpose(0, 2, 3, 1)), np.ascontiguousarray(w.transpose(2, 3, 1, 0))
+    return x, w, b, dict(kw, layout=layout), winograd
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("layout", ("NCHW", "NHWC"))
+@pytest.mark.parametrize("case", list(FUSED_CONVS))
+@pytest.mark.parametrize("act", ACTS + ("relu",))
+def test_conv2d_epilogue_equals_the_separate_kernel_bit_for_bit(isa, poison, restore_cpu_state, act, case,
+                                                                 layout, dtype):
+    x, w, b, kw, winograd = _fused_conv_inputs(case, layout, dtype)
+    fc.set_winograd(winograd)
+    fc._cpu._set_winograd_forced(winograd)
+    fused = fc.conv2d(x, w, b, activation=act, alpha=0.3, **kw)
+    separate = fc.activations.activate(act, fc.conv2d(x, w, b, **kw), 0.3)
+    assert np.array_equal(fused, separate, equal_nan=True), (
+        f"fused {act} differs from the separate pass at {np.argwhere(~((fused == separate) | np.isnan(separate)))[:3]}")
+    finite = np.isfinite(separate)
+    want = ref.conv2d(np.nan_to_num(x), w, b, activation=act, alpha=0.3, **kw)
+    assert np.array_equal(np.isnan(fused), ~np.isfinite(ref.conv2d(x, w, b, activation=act, alpha=0.3, **kw)))
+    assert_close(np.where(finite, fused, 0), np.where(finite, want, 0), dtype=dtype, name=f"conv2d {act}")
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("MKN", [(1, 9, 1), (3, 9, 15), (14, 33, 17), (29, 70, 33)], ids=str)
+@pytest.mark.parametrize("act", ACTS + ("relu",))
+def test_linear_epilogue_equals_the_separate_kernel_bit_for_bit(isa, poison, act, MKN, dtype):
+    M, K, N = MKN
+    rng = np.random.default_rng(M * K + N)
+    x, w, b = randn(rng, (M, K), dtype), randn(rng, (N, K), dtype) * 0.3, randn(rng, (N,), dtype)
+    x[0, 0] = np.nan
+    fused = fc.linear(x, w, b, activation=act, alpha=0.3)
+    separate = fc.activations.activate(act, fc.linear(x, w, b), 0.3)
+    assert np.array_equal(fused, separate, equal_nan=True)
+    assert np.isnan(fused[0]).all() and not np.isnan(fused[1:]).any()
+    assert_close(fused[1:], ref.linear(x[1:], w, b, activation=act, alpha=0.3), dtype=dtype, name=f"linear {act}")
+    # the transposed weight view (a Keras kernel) goes through the same epilogue
+    assert np.array_equal(fc.linear(x, np.ascontiguousarray(w.T).T, b, activation=act, alpha=0.3), fused,
+                          equal_nan=True)
+
+
+def test_conv2d_and_linear_make_no_second_pass(monkeypatch):
+    """The activation is in the kernel's epilogue: the elementwise kernels are never called."""
+    def no_second_pass(*args):
+        raise AssertionError("an activation kernel ran after the conv / GEMM")
+
+    monkeypatch.setattr(fc._cpu, "activation_forward", no_second_pass)
+    monkeypatch.setattr(fc._cpu, "relu_forward", no_second_pass)
+    rng = np.random.default_rng(3)
+    for act in ACTS + ("relu",):
+        fc.conv2d(randn(rng, (1, 3, 6, 6)), randn(rng, (4, 3, 3, 3)), activation=act)
+        fc.linear(randn(rng, (2, 5)), randn(rng, (3, 5)), activation=act)
+        fc.layers.Conv2D(2, 3, activation=act).forward(randn(rng, (1, 3, 5, 5)))
+        fc.layers.Dense(2, activation=act).forward(randn(rng, (2, 5)))
+
+
 @pytest.mark.parametrize("layout", ("NCHW", "NHWC"))
 @pytest.mark.parametrize("act", ACTS)
 def test_conv2d_and_linear_activation(poison, act, layout):
@@ -169,7 +251,18 @@ def test_conv2d_and_linear_activation(poison, act, layout):
     w = randn(rng, (4, 5, 3, 3) if layout == "NCHW" else (3, 3, 5, 4))
     b = randn(rng, (4,))
     check_op("conv2d", x, w, b, padding=1, layout=layout, activation=act)
+    check_op("conv2d", x, w, b, padding=1, layout=layout, activation=act, alpha=0.25)
     check_op("linear", randn(rng, (3, 9)), randn(rng, (4, 9)), b, activation=act)
+    check_op("linear", randn(rng, (3, 9)), randn(rng, (4, 9)), b, activation=act, alpha=0.25)
+
+
+@pytest.mark.parametrize("bad", (-0.5, float("nan"), float("inf"), True, "0.1"))
+def test_conv2d_and_linear_reject_bad_slopes(bad):
+    with pytest.raises(ValueError, match="alpha"):
+        fc.conv2d(np.ones((1, 1, 3, 3), np.float32), np.ones((1, 1, 3, 3), np.float32), activation="leaky_relu",
+                  alpha=bad)
+    with pytest.raises(ValueError, match="alpha"):
+        fc.linear(np.ones((1, 3), np.float32), np.ones((2, 3), np.float32), activation="leaky_relu", alpha=bad)
 
 
 # ----------------------------------------------------------------------------- CUDA kernels (emulated)
@@ -193,6 +286,22 @@ def test_cuda_kernels_emulated(emu_backend, act, dtype, n):
     inplace = x.copy()
     assert getattr(fc, act)(inplace, out=inplace) is inplace
     assert_close(inplace, getattr(ref, act)(x), dtype=dtype, name=f"{act} in place")
+
+
+@pytest.mark.parametrize("version", (1, 2, 3))   # kernel1_naive, kernel2_smem_tiled, kernel3_regtile
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("layout", ("NCHW", "NHWC"))
+@pytest.mark.parametrize("act", ACTS)
+def test_cuda_conv2d_epilogue_emulated(emu_backend, act, layout, dtype, version):
+    """The CUDA conv2d applies the activation in its epilogue: the conv kernel is the last launch
+    and the result equals the separate activation kernel's."""
+    x, w, b, kw, _ = _fused_conv_inputs("3x3_c17_k33", layout, dtype)
+    x = np.nan_to_num(x)
+    with emu_backend.using(version=version):
+        fused = check_op("conv2d", x, w, b, activation=act, alpha=0.3, **kw)
+        assert "conv2d_fwd" in _cuda_emu.last_kernel(), _cuda_emu.last_kernel()
+        separate = fc.activations.activate(act, fc.conv2d(x, w, b, **kw), 0.3)
+    assert np.array_equal(fused, separate)
 
 
 def test_cuda_kernels_emulated_misaligned(emu_backend):

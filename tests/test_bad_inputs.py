@@ -245,20 +245,20 @@ def test_cs231n_relu_takes_a_list_like_the_course_code():
 
 
 @pytest.mark.parametrize("params, match", [
-    ((2**40, 2**40, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 1, 1, False, False), "input size overflows"),
-    ((1, 2**31, 1, 1, 2**31, 2**2, 1, 1, 1, 1, 1, 0, 0, 1, 1, False, False), "weight size overflows"),
-    ((1, 1, 1, 1, 1, 3, 1, 2**61, 1, 8, 1, 0, 0, 1, 1, False, False), "row extent exceeds"),
-    ((1, 1, 1, 1, 1, 1, 3, 1, 1, 1, 1, 0, 2**62, 1, 2**62, False, False), "column extent exceeds"),
+    ((2**40, 2**40, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 1, 1, False), "input size overflows"),
+    ((1, 2**31, 1, 1, 2**31, 2**2, 1, 1, 1, 1, 1, 0, 0, 1, 1, False), "weight size overflows"),
+    ((1, 1, 1, 1, 1, 3, 1, 2**61, 1, 8, 1, 0, 0, 1, 1, False), "row extent exceeds"),
+    ((1, 1, 1, 1, 1, 1, 3, 1, 1, 1, 1, 0, 2**62, 1, 2**62, False), "column extent exceeds"),
     # a stride whose padded input wraps to 2**62 rows (its buffer size product wrapped to 0: a segfault)
-    ((1, 1, 1, 1, 1, 1, 1, 4, 4, 1537228672809129301, 1, 0, 0, 1, 1, False, False), "row extent exceeds"),
-    ((1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 2**63 - 1, 0, 1, 1, False, False), "row extent exceeds"),
-    ((2**30, 2**12, 1, 1, 1, 1, 1, 2**15, 2**15, 1, 1, 0, 0, 1, 1, False, False), "multiply-add count"),
+    ((1, 1, 1, 1, 1, 1, 1, 4, 4, 1537228672809129301, 1, 0, 0, 1, 1, False), "row extent exceeds"),
+    ((1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 2**63 - 1, 0, 1, 1, False), "row extent exceeds"),
+    ((2**30, 2**12, 1, 1, 1, 1, 1, 2**15, 2**15, 1, 1, 0, 0, 1, 1, False), "multiply-add count"),
 ])
 def test_the_cpp_side_rejects_parameters_whose_sizes_overflow(params, match):
     """Python validates first; the bound parameter structs check every size product again on
     their own (a struct that would overflow is never built, so no kernel sees it)."""
     conv_fields = ("N", "C", "H", "W", "K", "R", "S", "P", "Q", "stride_h", "stride_w", "pad_top",
-                   "pad_left", "dil_h", "dil_w", "nhwc", "relu")
+                   "pad_left", "dil_h", "dil_w", "nhwc")
     with pytest.raises(ValueError, match=match):
         fc._cpu.Conv2dParams(**dict(zip(conv_fields, params)))
     pool_fields = ("N", "C", "H", "W", "R", "S", "P", "Q", "stride_h", "stride_w", "pad_top", "pad_left", "nhwc")
@@ -268,6 +268,23 @@ def test_the_cpp_side_rejects_parameters_whose_sizes_overflow(params, match):
     with pytest.raises(TypeError):
         fc._cpu.conv2d_forward(tuple(params), *[np.ones(1, np.float32)] * 2, None, np.ones(1, np.float32))
 
+
+
+def test_the_cpp_side_rejects_unknown_epilogues_and_bad_slopes():
+    """The bound Conv2dParams and gemm check the activation name and leaky_relu's slope themselves."""
+    shape = dict(N=1, C=1, H=3, W=3, K=1, R=1, S=1, P=3, Q=3, stride_h=1, stride_w=1, pad_top=0,
+                 pad_left=0, dil_h=1, dil_w=1, nhwc=False)
+    with pytest.raises(ValueError, match="activation must be"):
+        fc._cpu.Conv2dParams(**shape, activation="softmax")
+    for alpha in (-0.1, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="alpha"):
+            fc._cpu.Conv2dParams(**shape, activation="leaky_relu", alpha=alpha)
+    a = np.ones((2, 3), np.float32)
+    c = np.empty((2, 3), np.float32)
+    with pytest.raises(ValueError, match="activation must be"):
+        fc._cpu.gemm(a, False, np.ones((3, 3), np.float32), False, 2, 3, 3, None, "elu", 0.0, c)
+    with pytest.raises(ValueError, match="alpha"):
+        fc._cpu.gemm(a, False, np.ones((3, 3), np.float32), False, 2, 3, 3, None, "leaky_relu", -1.0, c)
 
 # ----------------------------------------------------------------------------- second campaign
 # (557 hostile cases, 0 crashes; these were its silent acceptances and unclear messages)

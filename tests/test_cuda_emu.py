@@ -394,7 +394,7 @@ def test_cuda_backend_glue_with_a_stub_cupy(monkeypatch, poison):
     w = randn(rng, (3, 3, 5, 6)).view(_StubCupyArray)
     b = randn(rng, (6,)).view(_StubCupyArray)
     kw = dict(stride=(2, 1), padding=1, dilation=1, layout="NHWC")
-    spec = functional._conv_spec(x.shape, w.shape, kw["stride"], kw["padding"], 1, "NHWC", True)
+    spec = functional._conv_spec(x.shape, w.shape, kw["stride"], kw["padding"], 1, "NHWC", "relu")
     y = _backend_cuda.backend().conv2d_forward(spec, x, w, b)
     assert type(y) is _StubCupyArray
     assert_close(np.asarray(y), ref.conv2d(x, w, b, activation="relu", **kw), dtype=np.float32, name="y")
@@ -438,6 +438,6 @@ def test_the_three_backends_are_one_interface():
     rng = np.random.default_rng(2)
     a, b = randn(rng, (5, 3)), randn(rng, (3, 4))
     for be in (_backend_cpu.CPU, emu.backend()):
-        assert_close(be.matmul(a, b, np.ones(4, np.float32), relu=True), np.maximum(a @ b + 1, 0),
+        assert_close(be.matmul(a, b, np.ones(4, np.float32), "relu"), np.maximum(a @ b + 1, 0),
                      dtype=np.float32, name="matmul")
         assert_close(be.column_sums(a), a.sum(axis=0), dtype=np.float32, name="column sums")

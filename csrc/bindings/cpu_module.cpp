@@ -6,6 +6,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <cmath>
 #include <cstdio>
 #include <stdexcept>
 #include <string>
@@ -260,10 +261,12 @@ void activation_backward_t(Activation a, double alpha, const py::array& gy, cons
 // `b` stored (K,N), or (N,K) when b_t. Transposed operands are read in place (GemmParams strides).
 template <typename T>
 void gemm_t(const py::array& a, bool a_t, const py::array& b, bool b_t, int64_t M, int64_t N,
-            int64_t K, const py::object& bias, bool relu, const py::array& c) {
+            int64_t K, const py::object& bias, const std::string& activation, double alpha, const py::array& c) {
   if (M < 1 || N < 1 || K < 1) throw std::invalid_argument("gemm: empty dimension");
   GemmParams g;
-  g.M = M; g.N = N; g.K = K; g.relu = relu;
+  if (!std::isfinite(alpha) || alpha < 0)
+    throw std::invalid_argument("gemm: alpha (leaky_relu's slope) must be finite and >= 0");
+  g.M = M; g.N = N; g.K = K; g.epilogue = epilogue_named(activation); g.alpha = alpha;
   g.a_rs = a_t ? 1 : K; g.a_cs = a_t ? M : 1;
   g.b_rs = b_t ? 1 : N; g.b_cs = b_t ? K : 1;
   const T* ap = data_of<T>(a, M * K, "a", false);
@@ -383,10 +386,10 @@ PYBIND11_MODULE(_cpu, m) {
     else activation_backward_t<double>(a, alpha, gy, y, gx);
   }, "grad_y, y (the forward's output) -> grad_x; gx may be gy");
   m.def("gemm", [](py::array a, bool a_t, py::array b, bool b_t, int64_t M, int64_t N, int64_t K,
-                   py::object bias, bool relu, py::array c) {
-    if (dtype_of(a, "a") == DType::f32) gemm_t<float>(a, a_t, b, b_t, M, N, K, bias, relu, c);
-    else gemm_t<double>(a, a_t, b, b_t, M, N, K, bias, relu, c);
-  });
+                   py::object bias, const std::string& activation, double alpha, py::array c) {
+    if (dtype_of(a, "a") == DType::f32) gemm_t<float>(a, a_t, b, b_t, M, N, K, bias, activation, alpha, c);
+    else gemm_t<double>(a, a_t, b, b_t, M, N, K, bias, activation, alpha, c);
+  }, "c = activation(A B + bias), activation 'none' | 'relu' | 'sigmoid' | 'tanh' | 'leaky_relu'");
   m.def("adam_update", [](py::array p, py::array g, py::array m1, py::array v, py::tuple constants) {
     if (dtype_of(p, "parameter") == DType::f32) adam_update_t<float>(p, g, m1, v, constants);
     else adam_update_t<double>(p, g, m1, v, constants);

@@ -4,6 +4,8 @@
 #pragma once
 #include <cstdint>
 
+#include "activation_kind.h"
+
 namespace fastconv {
 
 enum class Layout : int { NCHW = 0, NHWC = 1 };
@@ -17,7 +19,8 @@ struct Conv2dParams {
   int64_t pad_top = 0, pad_left = 0;       // bottom/right padding only shows up through P, Q
   int64_t dil_h = 1, dil_w = 1;
   Layout layout = Layout::NCHW;
-  bool relu = false;                       // fused ReLU epilogue (forward only)
+  Epilogue epilogue = Epilogue::none;      // fused after the bias (forward only)
+  double alpha = 0.0;                      // leaky_relu's slope
 
   int64_t x_size() const { return N * C * H * W; }
   int64_t w_size() const { return K * C * R * S; }

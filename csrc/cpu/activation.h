@@ -24,6 +24,9 @@ using ActivationBwd = void (*)(Activation a, T alpha, int64_t n, const T* gy, co
 
 namespace ref {
 template <typename T> void activation_fwd(Activation a, T alpha, int64_t n, const T* x, T* y);
+// y[0 .. n) = epilogue e of itself, on the calling thread: the reference conv2d and dense kernels'
+// epilogue (e == none: nothing).
+template <typename T> void apply_epilogue(Epilogue e, T alpha, int64_t n, T* y);
 template <typename T> void activation_bwd(Activation a, T alpha, int64_t n, const T* gy, const T* y, T* gx);
 }  // namespace ref
 

@@ -17,23 +17,36 @@ T sigmoid(T x) {
   return (x >= T(0) ? T(1) : e) / (T(1) + e);
 }
 
+// y[i] = a(x[i]) for i in [begin, end).
+template <typename T>
+void activate_range(Activation a, T alpha, const T* x, T* y, int64_t begin, int64_t end) {
+  switch (a) {
+    case Activation::sigmoid:
+      for (int64_t i = begin; i < end; ++i) y[i] = sigmoid(x[i]);
+      break;
+    case Activation::tanh:
+      for (int64_t i = begin; i < end; ++i) y[i] = std::tanh(x[i]);
+      break;
+    case Activation::leaky_relu:
+      for (int64_t i = begin; i < end; ++i) y[i] = x[i] > T(0) ? x[i] : alpha * x[i];
+      break;
+  }
+}
+
 }  // namespace
 
 template <typename T>
 void activation_fwd(Activation a, T alpha, int64_t n, const T* x, T* y) {
-  parallel_for(threads_for(n), n, [&](int64_t begin, int64_t end) {
-    switch (a) {
-      case Activation::sigmoid:
-        for (int64_t i = begin; i < end; ++i) y[i] = sigmoid(x[i]);
-        break;
-      case Activation::tanh:
-        for (int64_t i = begin; i < end; ++i) y[i] = std::tanh(x[i]);
-        break;
-      case Activation::leaky_relu:
-        for (int64_t i = begin; i < end; ++i) y[i] = x[i] > T(0) ? x[i] : alpha * x[i];
-        break;
-    }
-  });
+  parallel_for(threads_for(n), n, [&](int64_t begin, int64_t end) { activate_range(a, alpha, x, y, begin, end); });
+}
+
+template <typename T>
+void apply_epilogue(Epilogue e, T alpha, int64_t n, T* y) {
+  if (e == Epilogue::relu) {
+    for (int64_t i = 0; i < n; ++i) y[i] = y[i] > T(0) || y[i] != y[i] ? y[i] : T(0);  // NaN propagates
+  } else if (e != Epilogue::none) {
+    activate_range(activation_of(e), alpha, y, y, 0, n);
+  }
 }
 
 template <typename T>
@@ -55,6 +68,8 @@ void activation_bwd(Activation a, T alpha, int64_t n, const T* gy, const T* y, T
 
 template void activation_fwd<float>(Activation, float, int64_t, const float*, float*);
 template void activation_fwd<double>(Activation, double, int64_t, const double*, double*);
+template void apply_epilogue<float>(Epilogue, float, int64_t, float*);
+template void apply_epilogue<double>(Epilogue, double, int64_t, double*);
 template void activation_bwd<float>(Activation, float, int64_t, const float*, const float*, float*);
 template void activation_bwd<double>(Activation, double, int64_t, const double*, const double*, double*);
 

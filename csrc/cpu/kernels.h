@@ -15,13 +15,14 @@
 
 namespace fastconv {
 
-// C (M,N), row-major = A (M,K) B (K,N) [+ bias (N)] [ReLU], with A[i][k] = a[i*a_rs + k*a_cs] and
+// C (M,N), row-major = epilogue(A (M,K) B (K,N) [+ bias (N)]), with A[i][k] = a[i*a_rs + k*a_cs] and
 // B[k][j] = b[k*b_rs + j*b_cs]: the three passes of a dense layer (linear_simd.inl) read their
 // operands in place whether they are stored as given or transposed.
 struct GemmParams {
   int64_t M = 0, N = 0, K = 0;
   int64_t a_rs = 0, a_cs = 1, b_rs = 0, b_cs = 1;
-  bool relu = false;
+  Epilogue epilogue = Epilogue::none;
+  double alpha = 0.0;   // leaky_relu's slope
   int64_t macs() const { return M * N * K; }
 };
 
@@ -37,7 +38,7 @@ void adam_update(int64_t n, T* p, const T* g, T* m, T* v, const AdamConstants<T>
 
 template <typename T>
 struct CpuOps {
-  // x, w, bias (nullable) -> y; applies p.relu
+  // x, w, bias (nullable) -> y; applies p.epilogue
   void (*conv2d_fwd)(const Conv2dParams& p, const T* x, const T* w, const T* bias, T* y);
   // grad_y, w -> grad_x (overwritten)
   void (*conv2d_bwd_data)(const Conv2dParams& p, const T* gy, const T* w, T* gx);
@@ -49,7 +50,7 @@ struct CpuOps {
   bool (*maxpool2d_bwd)(const Pool2dParams& p, const T* gy, const int64_t* indices, T* gx);
   void (*relu_fwd)(int64_t n, const T* x, T* y);                        // y may alias x
   void (*relu_bwd)(int64_t n, const T* gy, const T* y, T* gx);          // gx may alias gy
-  // a, b, bias (nullable) -> c (overwritten); applies g.relu
+  // a, b, bias (nullable) -> c (overwritten); applies g.epilogue
   void (*gemm)(const GemmParams& g, const T* a, const T* b, const T* bias, T* c);
   // x (M,N) row-major -> sums (N) of its M rows, in row order (a dense layer's grad_bias)
   void (*column_sums)(int64_t M, int64_t N, const T* x, T* sums);

@@ -11,12 +11,14 @@ namespace ref {
 template <typename T>
 void gemm(const GemmParams& g, const T* a, const T* b, const T* bias, T* c) {
   parallel_for(threads_for(g.macs()), g.M, [&](int64_t i_begin, int64_t i_end) {
-    for (int64_t i = i_begin; i < i_end; ++i)
+    for (int64_t i = i_begin; i < i_end; ++i) {
       for (int64_t j = 0; j < g.N; ++j) {
         T acc = bias ? bias[j] : T(0);
         for (int64_t k = 0; k < g.K; ++k) acc += a[i * g.a_rs + k * g.a_cs] * b[k * g.b_rs + j * g.b_cs];
-        c[i * g.N + j] = g.relu && !(acc > T(0)) && acc == acc ? T(0) : acc;  // NaN propagates
+        c[i * g.N + j] = acc;
       }
+      apply_epilogue(g.epilogue, T(g.alpha), g.N, c + i * g.N);
+    }
   });
 }
 

@@ -5,7 +5,7 @@
 //
 // fc.linear and its backward passes are one GEMM each, C (M,N) = A (M,K) B (K,N), with the
 // operands read in place through strides (GemmParams), whichever way round they are stored:
-//   forward          y (N,out)  = x (N,in) w^T            + bias, ReLU fused
+//   forward          y (N,out)  = x (N,in) w^T            + bias, activation fused
 //   backward-data    gx (N,in)  = gy (N,out) w (out,in)
 //   backward-weight  gw (out,in) = gy^T (out,N) x (N,in),  gb = column sums of gy
 //
@@ -18,7 +18,7 @@
 // small batch is bound by reading its weights, and only long contiguous reads run at memory
 // speed), then runs every NJ-row block of A over the packed panels while that A block stays in
 // L1. Partial sums between reduction blocks go to a per-thread (M, group width) buffer; the last
-// block writes C with the bias and ReLU. Every element of C adds its k in increasing order, so
+// block writes C with the bias and the activation. Every element of C adds its k in increasing order, so
 // the result is the same for any thread count and any grouping.
 
 #pragma once  // once per translation unit: each ISA file includes it for its own ISA
@@ -113,7 +113,8 @@ void gemm(const GemmParams& g, const typename V::T* a, const typename V::T* b,
               t.ldp = np * KB;
             }
             if (last) {
-              t.relu = g.relu;
+              t.epilogue = g.epilogue;
+              t.alpha = T(g.alpha);
               t.out = c + m0 * g.N + n0 + pi * KB;
               t.ldo = g.N;
               t.kvalid = static_cast<int>(nvalid);

@@ -15,24 +15,6 @@ namespace {
 
 constexpr int kThreads = 256;
 
-__device__ __forceinline__ float exp_of(float v) { return expf(v); }
-__device__ __forceinline__ double exp_of(double v) { return exp(v); }
-__device__ __forceinline__ float tanh_of(float v) { return tanhf(v); }
-__device__ __forceinline__ double tanh_of(double v) { return tanh(v); }
-
-// sigmoid from e = e^-|x| on both sides: no overflow, relative accuracy for large negative x.
-template <Activation A, typename T>
-__device__ __forceinline__ T activate(T x, T alpha) {
-  if constexpr (A == Activation::sigmoid) {
-    const T e = exp_of(x > T(0) ? -x : x);
-    return (x >= T(0) ? T(1) : e) / (T(1) + e);
-  } else if constexpr (A == Activation::tanh) {
-    return tanh_of(x);
-  } else {
-    return x > T(0) ? x : alpha * x;
-  }
-}
-
 template <Activation A, typename T>
 __device__ __forceinline__ T activate_grad(T g, T y, T alpha) {
   if constexpr (A == Activation::sigmoid) return g * (y * (T(1) - y));
@@ -47,10 +29,10 @@ __global__ void activation_fwd_kernel(const T* x, T* y, int64_t n, T alpha) {
   for (int64_t i = start; i < packs; i += int64_t(gridDim.x) * blockDim.x) {
     P v = reinterpret_cast<const P*>(x)[i];
 #pragma unroll
-    for (int j = 0; j < V; ++j) v.v[j] = activate<A>(v.v[j], alpha);
+    for (int j = 0; j < V; ++j) v.v[j] = activation_value<A>(v.v[j], alpha);
     reinterpret_cast<P*>(y)[i] = v;
   }
-  if (start < n % V) y[packs * V + start] = activate<A>(x[packs * V + start], alpha);
+  if (start < n % V) y[packs * V + start] = activation_value<A>(x[packs * V + start], alpha);
 }
 
 template <Activation A, typename T, int V>

@@ -8,6 +8,7 @@
 #endif
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <string>
 #include <tuple>
@@ -74,6 +75,37 @@ struct alignas(sizeof(T) * V) Pack {
 template <typename T>
 __device__ __forceinline__ T relu_value(T v) {  // NaN propagates, like the CPU kernels
   return (v > T(0) || v != v) ? v : T(0);
+}
+
+__device__ __forceinline__ float exp_of(float v) { return expf(v); }
+__device__ __forceinline__ double exp_of(double v) { return exp(v); }
+__device__ __forceinline__ float tanh_of(float v) { return tanhf(v); }
+__device__ __forceinline__ double tanh_of(double v) { return tanh(v); }
+
+// Activation A of x (activation.cu's kernels, the conv2d epilogue). sigmoid from e = e^-|x| on
+// both sides: no overflow, relative accuracy for large negative x.
+template <Activation A, typename T>
+__device__ __forceinline__ T activation_value(T x, T alpha) {
+  if constexpr (A == Activation::sigmoid) {
+    const T e = exp_of(x > T(0) ? -x : x);
+    return (x >= T(0) ? T(1) : e) / (T(1) + e);
+  } else if constexpr (A == Activation::tanh) {
+    return tanh_of(x);
+  } else {
+    return x > T(0) ? x : alpha * x;
+  }
+}
+
+// A conv2d forward epilogue on one output, after the bias.
+template <typename T>
+__device__ __forceinline__ T epilogue_value(Epilogue e, T alpha, T v) {
+  switch (e) {
+    case Epilogue::none: return v;
+    case Epilogue::relu: return relu_value(v);
+    case Epilogue::sigmoid: return activation_value<Activation::sigmoid>(v, alpha);
+    case Epilogue::tanh: return activation_value<Activation::tanh>(v, alpha);
+    default: return activation_value<Activation::leaky_relu>(v, alpha);
+  }
 }
 
 inline unsigned ceil_div_u(int64_t a, int64_t b) { return static_cast<unsigned>((a + b - 1) / b); }

@@ -4,7 +4,8 @@
 // kernel1_naive: one thread per output element (the SIMT reference).
 // kernel2/kernel3: implicit GEMM (conv2d_igemm.cuh) with M = N*P*Q, Ng = K, Kg = C*R*S; the
 // reduction index kk is (c, r, s) in NCHW (matching w's rows) and (r, s, c) in NHWC (matching
-// x's innermost channels and w's rows). Bias and ReLU are applied in the epilogue.
+// x's innermost channels and w's rows). Bias and the activation (p.epilogue) are applied in
+// the epilogue.
 #include "conv2d_igemm.cuh"
 #include "kernels.h"
 
@@ -40,7 +41,7 @@ __global__ void conv2d_fwd_kernel1_naive(Conv2dParams p, const T* __restrict__ x
         }
       }
     if (bias) acc += bias[k];
-    y[i] = p.relu ? relu_value(acc) : acc;
+    y[i] = epilogue_value(p.epilogue, T(p.alpha), acc);
   }
 }
 
@@ -59,7 +60,8 @@ struct ConvFwdProblem {
   T* y;
   int M, Ng, Kg, k_chunk;
   int C, H, W, K, PQ, Q, RS, S, sh, sw, pt, pl, dh, dw;
-  bool relu;
+  Epilogue epilogue;
+  T alpha;
   FastDivmod by_pq, by_q, by_rs, by_s, by_c;
 
   struct RowA { int64_t base; int h0, w0; bool ok; };
@@ -99,7 +101,7 @@ struct ConvFwdProblem {
   }
   __device__ __forceinline__ void store(RowC rc, int k, T v, int) const {
     if (bias) v += bias[k];
-    if (relu) v = relu_value(v);
+    v = epilogue_value(epilogue, alpha, v);
     y[L == Layout::NCHW ? rc + int64_t(k) * PQ : rc + k] = v;
   }
 };
@@ -118,7 +120,8 @@ cudaError_t fwd_igemm(const Conv2dParams& p, const T* x, const T* w, const T* bi
   prob.sh = int(p.stride_h); prob.sw = int(p.stride_w);
   prob.pt = int(p.pad_top); prob.pl = int(p.pad_left);
   prob.dh = int(p.dil_h); prob.dw = int(p.dil_w);
-  prob.relu = p.relu;
+  prob.epilogue = p.epilogue;
+  prob.alpha = T(p.alpha);
   prob.by_pq = FastDivmod(p.P * p.Q); prob.by_q = FastDivmod(p.Q);
   prob.by_rs = FastDivmod(p.R * p.S); prob.by_s = FastDivmod(p.S); prob.by_c = FastDivmod(p.C);
   // Images per launch so that M = images * P * Q stays below the 32-bit limit.

@@ -42,7 +42,7 @@
 namespace fastconv {
 namespace cuda {
 
-// x, w, bias (nullable) -> y; applies p.relu in the epilogue (fused with the bias).
+// x, w, bias (nullable) -> y; applies p.epilogue after the bias (fused: no second pass over y).
 //   NCHW: x (N,C,H,W), w (K,C,R,S) -> y (N,K,P,Q);  NHWC: x (N,H,W,C), w (R,S,C,K) -> y (N,P,Q,K)
 template <typename T>
 cudaError_t conv2d_fwd(const Conv2dParams& p, const T* x, const T* w, const T* bias, T* y,

@@ -23,7 +23,7 @@ class Backend(abc.ABC):
 
     @abc.abstractmethod
     def conv2d_forward(self, spec, x, w, bias):
-        """x, w, bias (or None) -> y, with spec.relu fused."""
+        """x, w, bias (or None) -> y, with spec.activation fused."""
 
     @abc.abstractmethod
     def conv2d_backward_data(self, spec, gy, w):
@@ -78,8 +78,9 @@ class Backend(abc.ABC):
         """The activation's grad_x from grad_y and the forward's output y."""
 
     @abc.abstractmethod
-    def matmul(self, a, b, bias=None, relu=False):
-        """a (M, K) @ b (K, N) [+ bias] [ReLU]; a and b may be transposed views."""
+    def matmul(self, a, b, bias=None, activation=None, alpha=0.0):
+        """activation(a (M, K) @ b (K, N) [+ bias]) (functional.ACTIVATIONS, leaky_relu's slope
+        alpha); a and b may be transposed views."""
 
     @abc.abstractmethod
     def column_sums(self, g):

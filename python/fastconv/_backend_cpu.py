@@ -176,14 +176,15 @@ class CpuBackend(Backend):
         _cpu.activation_backward(name, alpha, gy, y, gx)
         return gx
 
-    def matmul(self, a, b, bias=None, relu=False):
-        """a (M, K) @ b (K, N) [+ bias] [ReLU] on the dense-layer GEMM kernel."""
+    def matmul(self, a, b, bias=None, activation=None, alpha=0.0):
+        """activation(a (M, K) @ b (K, N) [+ bias]) on the dense-layer GEMM kernel, the activation
+        fused into its epilogue."""
         (M, K), N = a.shape, b.shape[1]
         sa, a_t = _stored(a)
         sb, b_t = _stored(b)
         c = empty((M, N), a.dtype)
         _before_parallel(M * N * K)
-        _cpu.gemm(sa, a_t, sb, b_t, M, N, K, bias, relu, c)
+        _cpu.gemm(sa, a_t, sb, b_t, M, N, K, bias, activation or "none", alpha, c)
         return c
 
     def column_sums(self, g):

@@ -242,14 +242,16 @@ class KernelRunner(Backend):
         return gx
 
     # ------------------------------------------------------------------ dense layers
-    def matmul(self, a, b, bias=None, relu=False):
-        """a (M, K) @ b (K, N) [+ bias] [ReLU] by the array module (cuBLAS for CuPy), on the
-        current stream."""
+    def matmul(self, a, b, bias=None, activation=None, alpha=0.0):
+        """activation(a (M, K) @ b (K, N) [+ bias]) by the array module (cuBLAS for CuPy), on the
+        current stream; the activation runs in place on the product (cuBLAS has no epilogue)."""
         c = a @ b
         if bias is not None:
             c += bias
-        if relu:
+        if activation == "relu":
             self.xp.maximum(c, 0, out=c)   # NaN propagates like the CPU kernels
+        elif activation is not None:
+            self.activation_forward(activation, alpha, c, c)
         return c
 
     def column_sums(self, g):

@@ -25,7 +25,8 @@ class Conv2dSpec:
     padding: tuple[int, int, int, int]  # top, bottom, left, right
     dilation: tuple[int, int]
     layout: str
-    relu: bool = False
+    activation: str | None = None   # the forward's epilogue (functional.ACTIVATIONS)
+    alpha: float = 0.0              # leaky_relu's slope
 
     @property
     def x_shape(self):
@@ -53,7 +54,7 @@ class Conv2dSpec:
             N=self.N, C=self.C, H=self.H, W=self.W, K=self.K, R=self.R, S=self.S, P=self.P, Q=self.Q,
             stride_h=self.stride[0], stride_w=self.stride[1], pad_top=self.padding[0],
             pad_left=self.padding[2], dil_h=self.dilation[0], dil_w=self.dilation[1],
-            nhwc=self.layout == "NHWC", relu=self.relu)
+            nhwc=self.layout == "NHWC", activation=self.activation or "none", alpha=self.alpha)
 
 
 @dataclass(frozen=True)

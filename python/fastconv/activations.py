@@ -10,9 +10,6 @@ as in Keras, so y > 0 exactly where x > 0 and the gradient can be read from y.
 """
 from __future__ import annotations
 
-import math
-import numbers
-
 from . import functional as F
 
 # Keras' slope for activation="leaky_relu" of Conv2D / Dense (keras.activations.leaky_relu).
@@ -20,10 +17,7 @@ KERAS_LEAKY_RELU_SLOPE = 0.2
 
 __all__ = ["sigmoid", "sigmoid_backward", "tanh", "tanh_backward", "leaky_relu", "leaky_relu_backward"]
 
-def _alpha(alpha):
-    if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real) or not math.isfinite(alpha) or alpha < 0:
-        raise ValueError(f"alpha (leaky_relu's negative slope) must be a finite number >= 0, got {alpha!r}")
-    return float(alpha)
+_alpha = F.check_alpha
 
 
 def _forward(name, alpha, x, out):

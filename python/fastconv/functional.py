@@ -8,6 +8,7 @@ NumPy arrays run on the CPU kernels (fastconv._cpu), CuPy arrays on the CUDA ker
 from __future__ import annotations
 
 import functools
+import math
 import numbers
 
 import numpy as np
@@ -116,11 +117,12 @@ def check_activation(activation, where="activation"):
     return activation
 
 
-def _unfused_activation(be, y, activation, alpha=LEAKY_RELU_SLOPE):
-    """y after the activations that the conv / GEMM epilogue does not fuse (ReLU it does), in place."""
-    if activation in (None, "relu"):
-        return y
-    return be.activation_forward(activation, alpha, y, y)
+def check_alpha(alpha):
+    """alpha (leaky_relu's negative slope) as a float when it is a finite number >= 0 (else
+    ValueError): then y > 0 exactly where x > 0, so the gradient can be read from y."""
+    if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real) or not math.isfinite(alpha) or alpha < 0:
+        raise ValueError(f"alpha (leaky_relu's negative slope) must be a finite number >= 0, got {alpha!r}")
+    return float(alpha)
 
 
 # ----------------------------------------------------------------------------- specs
@@ -139,15 +141,16 @@ def _cached(spec_fn):
 
     @functools.wraps(spec_fn)
     def spec(*args):
-        if all(_plain(a) or type(a) is bool for a in args):
+        if all(_plain(a) or type(a) in (bool, float) for a in args):
             return cached(*args)
         return spec_fn(*args)
     return spec
 
 
 @_cached
-def _conv_spec(x_shape, w_shape, stride, padding, dilation, layout, relu=False) -> Conv2dSpec:
-    """Shapes as given (in `layout`) + hyper-parameters -> a validated Conv2dSpec."""
+def _conv_spec(x_shape, w_shape, stride, padding, dilation, layout, activation=None, alpha=0.0) -> Conv2dSpec:
+    """Shapes as given (in `layout`) + hyper-parameters -> a validated Conv2dSpec. activation
+    (check_activation's result) and alpha (check_alpha's) are the epilogue of the forward pass."""
     if layout == "NCHW":
         N, C, H, W = x_shape
         K, Cw, R, S = w_shape
@@ -168,7 +171,8 @@ def _conv_spec(x_shape, w_shape, stride, padding, dilation, layout, relu=False) 
     _check_extents(("padding", "padded input", H + pt + pb), ("padding", "padded input", W + pl + pr),
                    ("dilation", "dilated kernel", dh * (R - 1) + 1), ("dilation", "dilated kernel", dw * (S - 1) + 1))
     sh, sw, dh, dw = _canonical(P, sh), _canonical(Q, sw), _canonical(R, dh), _canonical(S, dw)
-    return Conv2dSpec(N, C, H, W, K, R, S, P, Q, (sh, sw), (pt, pb, pl, pr), (dh, dw), layout, relu)
+    return Conv2dSpec(N, C, H, W, K, R, S, P, Q, (sh, sw), (pt, pb, pl, pr), (dh, dw), layout, activation,
+                      alpha if activation == "leaky_relu" else 0.0)
 
 
 # Padded inputs and dilated kernels beyond this many rows or columns are rejected: no real
@@ -228,13 +232,14 @@ def _check_grad_y(grad_y, expected_shape, axes):
 
 # ----------------------------------------------------------------------------- convolution
 
-def conv2d(x, weight, bias=None, *, stride=1, padding=0, dilation=1, layout="NCHW", activation=None):
+def conv2d(x, weight, bias=None, *, stride=1, padding=0, dilation=1, layout="NCHW", activation=None,
+           alpha=LEAKY_RELU_SLOPE):
     """2-D convolution (cross-correlation, like PyTorch and Keras).
 
     NCHW: x (N, C, H, W), weight (K, C, R, S) -> y (N, K, P, Q).
     NHWC: x (N, H, W, C), weight (R, S, C, K) -> y (N, P, Q, K).
-    `activation="relu"` applies ReLU in the kernel's epilogue (fused with the bias); "sigmoid",
-    "tanh" and "leaky_relu" (slope 0.01) run their kernel in place on y right after.
+    `activation` ("relu", "sigmoid", "tanh", "leaky_relu" with slope `alpha`) is applied in the
+    kernel's epilogue, fused with the bias: y is written once.
     """
     layout = check_layout(layout)
     be = _backend(x=x, weight=weight, bias=bias)
@@ -242,12 +247,11 @@ def conv2d(x, weight, bias=None, *, stride=1, padding=0, dilation=1, layout="NCH
     _check_ndim("x", x, 4, _axes(layout, "x"))
     _check_ndim("weight", weight, 4, _axes(layout, "w"))
     activation = check_activation(activation)
-    spec = _conv_spec(x.shape, weight.shape, stride, padding, dilation, layout, activation == "relu")
+    spec = _conv_spec(x.shape, weight.shape, stride, padding, dilation, layout, activation, check_alpha(alpha))
     if bias is not None and tuple(bias.shape) != (spec.K,):
         raise ValueError(f"bias must have shape ({spec.K},) (one per output channel), got {tuple(bias.shape)}")
-    y = be.conv2d_forward(spec, be.contiguous(x), be.contiguous(weight),
-                          None if bias is None else be.contiguous(bias))
-    return _unfused_activation(be, y, activation)
+    return be.conv2d_forward(spec, be.contiguous(x), be.contiguous(weight),
+                             None if bias is None else be.contiguous(bias))
 
 
 def conv2d_backward_data(grad_y, weight, x_shape, *, stride=1, padding=0, dilation=1, layout="NCHW"):
@@ -373,20 +377,21 @@ def _check_linear(x, weight):
                          f"x {tuple(x.shape)} {_X2}, weight {tuple(weight.shape)} {_W2}")
 
 
-def linear(x, weight, bias=None, *, activation=None):
+def linear(x, weight, bias=None, *, activation=None, alpha=LEAKY_RELU_SLOPE):
     """Dense layer, PyTorch's convention: x (N, in), weight (out, in), bias (out,) ->
-    y = x @ weight.T + bias, (N, out). `activation="relu"` is fused into the kernel; "sigmoid",
-    "tanh" and "leaky_relu" (slope 0.01) run their kernel in place on y right after.
-    A transposed weight view (e.g. a Keras kernel (in, out) passed as kernel.T) is read in place."""
+    y = x @ weight.T + bias, (N, out). `activation` ("relu", "sigmoid", "tanh", "leaky_relu" with
+    slope `alpha`) is fused into the CPU kernel's epilogue (on CuPy arrays it runs in place on y
+    after cuBLAS). A transposed weight view (e.g. a Keras kernel (in, out) passed as kernel.T) is
+    read in place."""
     be = _backend(x=x, weight=weight, bias=bias)
     _same_dtype(x=x, weight=weight, bias=bias)
     _check_linear(x, weight)
     activation = check_activation(activation)
+    alpha = check_alpha(alpha)
     if bias is not None and tuple(bias.shape) != (weight.shape[0],):
         raise ValueError(f"bias must have shape ({weight.shape[0]},) (one per output feature), "
                          f"got {tuple(bias.shape)}")
-    y = be.matmul(x, weight.T, None if bias is None else be.contiguous(bias), activation == "relu")
-    return _unfused_activation(be, y, activation)
+    return be.matmul(x, weight.T, None if bias is None else be.contiguous(bias), activation, alpha)
 
 
 def linear_backward_data(grad_y, weight):

@@ -109,10 +109,10 @@ def _pad(x, pads, value=0.0):
 # ----------------------------------------------------------------------------- convolution
 
 def conv2d(x, weight, bias=None, *, stride=1, padding=0, dilation=1, layout="NCHW",
-           activation=None):
+           activation=None, alpha=0.01):
     """y[n,k,p,q] = b[k] + sum_{c,r,s} xpad[n,c,p*sh+r*dh,q*sw+s*dw] * w[k,c,r,s], then activation."""
     layout = check_layout(layout)
-    _activate(np.zeros(1), activation)   # validates the name before the work
+    _activate(np.zeros(1), activation, alpha)   # validates the name before the work
     x = _x_to_nchw(_f64(x, "x"), layout)
     w = _w_to_kcrs(_f64(weight, "weight"), layout)
     if x.shape[1] != w.shape[1]:
@@ -124,7 +124,7 @@ def conv2d(x, weight, bias=None, *, stride=1, padding=0, dilation=1, layout="NCH
         if b.shape != (w.shape[0],):
             raise ValueError(f"bias must have shape ({w.shape[0]},), got {b.shape}")
         y = y + b[None, :, None, None]
-    return _x_from_nchw(_activate(y, activation), layout)
+    return _x_from_nchw(_activate(y, activation, alpha), layout)
 
 
 def conv2d_backward_data(grad_y, weight, x_shape, *, stride=1, padding=0, dilation=1,
@@ -434,13 +434,13 @@ def leaky_relu_backward(grad_y, y, alpha=0.01):
 _ACTIVATIONS = {"relu": relu, "sigmoid": sigmoid, "tanh": tanh, "leaky_relu": leaky_relu}
 
 
-def _activate(y, activation):
-    """conv2d / linear's activation= (leaky_relu with fastconv's functional slope 0.01)."""
+def _activate(y, activation, alpha):
+    """conv2d / linear's activation= (leaky_relu with slope alpha)."""
     if activation in (None, "linear"):
         return y
     if activation not in _ACTIVATIONS:
         raise ValueError(f"activation must be None, 'linear' or one of {sorted(_ACTIVATIONS)}, got {activation!r}")
-    return _ACTIVATIONS[activation](y)
+    return leaky_relu(y, alpha) if activation == "leaky_relu" else _ACTIVATIONS[activation](y)
 
 
 # ----------------------------------------------------------------------------- linear
@@ -451,12 +451,12 @@ def _dot(a, b):
     return np.einsum("ik,kj->ij", a, b, optimize=False)
 
 
-def linear(x, weight, bias=None, *, activation=None):
+def linear(x, weight, bias=None, *, activation=None, alpha=0.01):
     """x (N, in), weight (out, in) -> x @ weight.T + bias (N, out), then activation."""
     y = _dot(_f64(x, "x", 2), _f64(weight, "weight", 2).T)
     if bias is not None:
         y = y + _f64(bias, "bias", 1)
-    return _activate(y, activation)
+    return _activate(y, activation, alpha)
 
 
 def linear_backward_data(grad_y, weight):

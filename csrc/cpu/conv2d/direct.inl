@@ -10,8 +10,9 @@
 //                   stays in L2; each filter row's (s, c) pairs form one contiguous loop. NCHW
 //                   rows are built the same way in a "row-channel-column" layout
 //                   (C, stride_w, Wb/stride_w) where the pixels of one tap are adjacent even
-//                   for stride 2 (columns split by phase). Bias and ReLU are applied to the
-//                   accumulators; NCHW output is transposed through the stack on the store.
+//                   for stride 2 (columns split by phase). Bias and the epilogue (ReLU,
+//                   sigmoid, ...) are applied to the accumulators; NCHW output is
+//                   transposed through the stack on the store.
 //   backward-data   the same driver on grad_y with flipped, transposed weights (R, S, K, C): a
 //                   stride-1 "full" convolution (stride > 1 goes to bwd_data_strided.inl).
 //
@@ -37,7 +38,7 @@ namespace fastconv {
 namespace FASTCONV_SIMD_NS {
 
 // out[n, k, oh, ow] = bias[k] + sum_{r,s,c} in(n, oh*sh + r*dh, ow*sw + s*dw, c) * w[r, s, c, k]
-// (then ReLU). `in` is a padded buffer of rows; the element for output column ow, reduction
+// (then the epilogue). `in` is a padded buffer of rows; the element for output column ow, reduction
 // step (u, t) sits at row(oh*sh + u_row[u]*dh) + ow*js + aoff[u] + t*a_ts. Weights are packed
 // per k-block as (U, Tn, KB).
 struct DirectConv {
@@ -49,7 +50,8 @@ struct DirectConv {
   int64_t U = 0, Tn = 0;
   std::vector<int64_t> aoff, boff, u_row;
   Layout out_layout = Layout::NCHW;
-  bool relu = false;
+  Epilogue epilogue = Epilogue::none;
+  double alpha = 0.0;
   bool stream_out = false;   // NHWC output written with non-temporal stores (see stream_output)
   int threads = 1;
 };
@@ -198,7 +200,8 @@ void direct_conv(const DirectConv& d, const typename V::T* src,
               g.B = wkb + t0 * KB;
               g.Tn = std::min(tb, d.Tn - t0);
               g.init = !first ? Init::load : bias ? Init::bias : Init::zero;
-              g.relu = last && d.relu;
+              g.epilogue = last ? d.epilogue : Epilogue::none;
+              g.alpha = T(d.alpha);
               for (int64_t ow0 = q0; ow0 < q1; ow0 += V::NJ) {
                 const int64_t nj = std::min<int64_t>(V::NJ, q1 - ow0);
                 T* part = partial.data() + (ow0 - q0) * KB;

@@ -43,14 +43,15 @@ void conv2d_fwd_direct(const Conv2dParams& p, const typename V::T* x, const type
   d.threads = threads_for(p.macs());
   d.N = p.N; d.C = p.C; d.K = p.K; d.P = p.P; d.Q = p.Q; d.RS = RS; d.sh = p.stride_h;
   d.out_layout = p.layout;
-  d.relu = p.relu;
+  d.epilogue = p.epilogue;
+  d.alpha = p.alpha;
   d.stream_out = stream_output(p.layout, p.K, p.y_size() * int64_t(sizeof(T)), V::W);
   const Padded g = padded_input(p);
   const RowPlan<T> plan(g, p.layout == Layout::NCHW, p.stride_w);
   const bool in_place = describe_input(g, p.R, p.S, p.stride_w, p.dil_h, p.dil_w, KB, plan.Wph, &d);
   direct_conv<V>(d, x, in_place ? nullptr : &plan, wb, bp, y);
   log.lap("input-rows+pack+tiles");
-  log.print(FASTCONV_SIMD_NAME, p.relu ? "conv2d_fwd_relu" : "conv2d_fwd", V::name,
+  log.print(FASTCONV_SIMD_NAME, conv2d_fwd_op_name(p.epilogue), V::name,
             p.layout == Layout::NCHW ? "direct, row-channel-column input rows"
                                      : in_place ? "direct, NHWC input in place"
                                                 : "direct, padded NHWC input rows",

@@ -22,6 +22,7 @@
 #include <cstdint>
 #include <utility>
 
+#include "../simd/vector_math.h"
 #include "algorithm.h"
 
 namespace fastconv {
@@ -42,7 +43,8 @@ struct TileArgs {
   const T* bias = nullptr;       // NV*W values
   const T* partial = nullptr;    // Init::load: partial[j*ldp + lane]
   int64_t ldp = 0;
-  bool relu = false;
+  Epilogue epilogue = Epilogue::none;   // applied to the finished sums before the store
+  T alpha = T(0);                       // leaky_relu's slope
   T* out = nullptr;
   bool out_transposed = false;   // false: out[j*ldo + lane]; true: out[lane*ldo + j]
   bool out_stream = false;       // non-transposed, all lanes valid, out and ldo vector-aligned:
@@ -51,7 +53,7 @@ struct TileArgs {
   int kvalid = 0;                // lanes of the tile that exist in `out` (<= NV*W)
 };
 
-// NJ broadcast rows x NV vectors, accumulated over (u, t); then ReLU and the store.
+// NJ broadcast rows x NV vectors, accumulated over (u, t); then the epilogue and the store.
 // STRIDED = false: the NJ broadcast values are adjacent (a_js = 1, constant displacements).
 // STRIDED = true: they are a_js apart (NHWC pixels); addresses come from one pointer per three
 // rows plus a_js*{0,1,2}, which x86 addressing encodes without extra instructions.
@@ -124,11 +126,22 @@ void tile_kernel(const TileArgs<typename V::T>& g) {
     }
   }
 
-  if (g.relu) {
+  if (g.epilogue == Epilogue::relu) {
 #pragma GCC unroll 16
     for (int j = 0; j < NJ; ++j)
 #pragma GCC unroll 8
       for (int v = 0; v < NV; ++v) acc[j][v] = V::relu(acc[j][v]);
+  } else if (g.epilogue != Epilogue::none) {
+    alignas(64) T buf[NJ][NV * W];
+#pragma GCC unroll 16
+    for (int j = 0; j < NJ; ++j)
+#pragma GCC unroll 8
+      for (int v = 0; v < NV; ++v) V::store(&buf[j][v * W], acc[j][v]);
+    activate_vectors<V>(activation_of(g.epilogue), g.alpha, NJ * NV, &buf[0][0]);
+#pragma GCC unroll 16
+    for (int j = 0; j < NJ; ++j)
+#pragma GCC unroll 8
+      for (int v = 0; v < NV; ++v) acc[j][v] = V::load(&buf[j][v * W]);
   }
 
   if (g.out_stream) {

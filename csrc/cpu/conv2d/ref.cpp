@@ -12,11 +12,6 @@ namespace fastconv {
 namespace ref {
 namespace {
 
-template <typename T>
-void apply_relu(int64_t n, T* y) {
-  for (int64_t i = 0; i < n; ++i) y[i] = y[i] > T(0) || y[i] != y[i] ? y[i] : T(0);
-}
-
 // x (N,C,H,W), w (K,C,R,S), bias (K) -> y (N,K,P,Q); one (n, k) output plane per iteration.
 template <typename T>
 void conv2d_fwd_nchw(const Conv2dParams& p, const T* x, const T* w, const T* bias, T* y) {
@@ -45,7 +40,7 @@ void conv2d_fwd_nchw(const Conv2dParams& p, const T* x, const T* w, const T* bia
           }
         }
       }
-      if (p.relu) apply_relu(plane, yp);
+      apply_epilogue(p.epilogue, T(p.alpha), plane, yp);
     }
   });
 }
@@ -74,7 +69,7 @@ void conv2d_fwd_nhwc(const Conv2dParams& p, const T* x, const T* w, const T* bia
             }
           }
         }
-        if (p.relu) apply_relu(p.K, yv);
+        apply_epilogue(p.epilogue, T(p.alpha), p.K, yv);
       }
     }
   });

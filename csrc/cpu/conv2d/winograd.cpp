@@ -64,7 +64,7 @@ Conv2dParams winograd_bwd_data_as_fwd(const Conv2dParams& p) {
   f.K = p.C; f.P = p.H; f.Q = p.W;
   f.pad_top = p.R - 1 - p.pad_top;
   f.pad_left = p.S - 1 - p.pad_left;
-  f.relu = false;
+  f.epilogue = Epilogue::none;
   return f;
 }
 

@@ -1,5 +1,5 @@
 // Winograd F(4x4, 3x3) conv2d forward and backward-data, fp32 and fp64 (both layouts, fused
-// bias + ReLU on the forward pass), templated on the vector traits and compiled once per ISA:
+// bias + activation on the forward pass), templated on the vector traits and compiled once per ISA:
 // conv2d/winograd_avx512.cpp and winograd_avx2.cpp include it after their traits header
 // and a gather_taps() for weights whose output channels are not adjacent (NCHW forward, both
 // layouts on backward-data).
@@ -24,7 +24,7 @@
 //   - 36 GEMMs M[xi] = V[xi] (tiles x C) @ U[xi] (C x Kp) with the register-tile microkernel of
 //     conv2d/microkernel.inl (tile_kernel: AVX-512 14 tiles x 2 zmm = 14 x 32 channels = 28 accumulators,
 //     AVX2 6 x 2 ymm = 6 x 16; broadcast V, vectors of U);
-//   - output transform A^T M_j A + bias, ReLU, stored to y (pixels past P, Q dropped).
+//   - output transform A^T M_j A + bias, activation, stored to y (pixels past P, Q dropped).
 // Two drivers, picked by which operand is bigger (both in OpenMP, batch 1 uses both cores):
 //   tiles-outer (T > Kp):    U for all channels first; items = blocks of kTB = 112 tiles
 //                            (x groups of k-blocks when blocks are few). Per item: V and M of
@@ -120,7 +120,7 @@ void winograd_tiles_outer(const Conv2dParams& p, const Plan& pl, const Elem<V>* 
           gemm_tiles<V>(vbuf + xi * TB * p.C, p.C, nt, p.C, u + xi * p.C * pl.Kp + k0, pl.Kp, nv, false,
                      mbuf + xi * TB * pl.Kp + k0, pl.Kp);
         }
-      transform_output_block<V>(pl, p.layout, p.relu, mbuf, TB, pl.Kp, 0, bp, t0, nt, kb0 * kKB<V>,
+      transform_output_block<V>(pl, p.layout, p.epilogue, Elem<V>(p.alpha), mbuf, TB, pl.Kp, 0, bp, t0, nt, kb0 * kKB<V>,
                              std::min(pl.Kp, kb1 * kKB<V>), y);
     }
   });
@@ -163,13 +163,13 @@ void winograd_channels_outer(const Conv2dParams& p, const Plan& pl, const Elem<V
                        mb + xi * T * KG + kb, KG);
           }
       }
-      transform_output_block<V>(pl, p.layout, p.relu, mb, T, KG, k0, bp, 0, T, k0, k0 + kg, y);
+      transform_output_block<V>(pl, p.layout, p.epilogue, Elem<V>(p.alpha), mb, T, KG, k0, bp, 0, T, k0, k0 + kg, y);
     }
   });
 }
 
 // The Winograd convolution x (N,C,H,W) | (N,H,W,C) -> y (N,K,P,Q) | (N,P,Q,K) of p, with the
-// filter read through ww, + bias (K or null), ReLU when p.relu. `op` names it in the log.
+// filter read through ww, + bias (K or null), then p.epilogue. `op` names it in the log.
 template <class V>
 void winograd_conv(const Conv2dParams& p, const Elem<V>* x, const WinogradWeights<Elem<V>>& ww,
                    const Elem<V>* bias, Elem<V>* y, const char* op) {
@@ -206,7 +206,7 @@ template <class V>
 void conv2d_fwd_winograd(const Conv2dParams& p, const Elem<V>* x, const Elem<V>* w, const Elem<V>* bias,
                          Elem<V>* y) {
   winograd_conv<V>(p, x, forward_weights(w, p.layout, p.C, p.K), bias, y,
-                   p.relu ? "conv2d_fwd_relu" : "conv2d_fwd");
+                   conv2d_fwd_op_name(p.epilogue));
 }
 
 // grad_y (N,K,P,Q) | (N,P,Q,K), w -> grad_x (N,C,H,W) | (N,H,W,C): the forward convolution of

@@ -11,6 +11,7 @@
 #include <type_traits>
 
 #include "../loops.h"
+#include "../simd/vector_math.h"
 #include "winograd.h"
 #include "workspace.h"
 
@@ -26,10 +27,8 @@ template <class V> constexpr int64_t kTB = 8 * V::NJ;     // tiles per block (11
 
 // Arithmetic on V's registers with a scalar constant. a - b is fma(-1, b, a): exact, so the
 // transforms round the same on every ISA.
-// The constants are given in double and rounded once to the element type.
-template <class V> using Reg = typename V::reg;
-template <class V> using Elem = typename V::T;   // float or double
-template <class V> static inline Reg<V> cst(double s) { return V::set1(static_cast<Elem<V>>(s)); }
+// The constants are given in double and rounded once to the element type (cst, Reg and Elem
+// are simd/vector_math.h's).
 template <class V> static inline Reg<V> mul(Reg<V> a, double s) { return V::fma(a, cst<V>(s), V::zero()); }
 template <class V> static inline Reg<V> fmadd(Reg<V> a, double s, Reg<V> c) { return V::fma(a, cst<V>(s), c); }
 template <class V> static inline Reg<V> fnmadd(Reg<V> a, double s, Reg<V> c) { return V::fma(a, cst<V>(-s), c); }
@@ -244,10 +243,10 @@ void transform_input_block(const Plan& pl, const Elem<V>* x, int64_t t0, int64_t
   transform_input_channels<V>(pl, x, t0, nt, 0, pl.C, ldv, pl.C, v);
 }
 
-// 3c. m (36, ldm, Kp) channels [k0, k1) of tiles [t0, t0 + nt) -> y, + bias, ReLU
+// 3c. m (36, ldm, Kp) channels [k0, k1) of tiles [t0, t0 + nt) -> y, + bias, epilogue
 // m[(xi*ldm + j)*ldk + k - mk0] holds channel k of tile t0 + j.
 template <class V>
-void transform_output_block(const Plan& pl, Layout layout, bool relu, const Elem<V>* m,
+void transform_output_block(const Plan& pl, Layout layout, Epilogue epilogue, Elem<V> alpha, const Elem<V>* m,
                             int64_t ldm, int64_t ldk, int64_t mk0, const Elem<V>* bias, int64_t t0,
                             int64_t nt, int64_t k0, int64_t k1, Elem<V>* y) {
   const int64_t Kp = ldk, K = pl.K, P = pl.P, Q = pl.Q;
@@ -275,7 +274,7 @@ void transform_output_block(const Plan& pl, Layout layout, bool relu, const Elem
         output_1d<V>(tmp[i][0], tmp[i][1], tmp[i][2], tmp[i][3], tmp[i][4], tmp[i][5], o);
         for (int jj = 0; jj < cols; ++jj) {
           Reg<V> r = add<V>(o[jj], b);
-          if (relu) r = V::relu(r);
+          r = apply_epilogue<V>(epilogue, alpha, r);
           if (layout == Layout::NHWC) {
             Elem<V>* dst = y + ((n * P + oh0 + i) * Q + ow0 + jj) * K + kk;
             if (nk == V::W) V::store(dst, r);

@@ -41,6 +41,22 @@ struct VecF32 {
   FASTCONV_VEC_INLINE void store(T* p, reg v) { _mm256_storeu_ps(p, v); }
   FASTCONV_VEC_INLINE void stream(T* p, reg v) { _mm256_stream_ps(p, v); }   // p 32-byte aligned
   FASTCONV_VEC_INLINE void store_n(T* p, reg v, int n) { _mm256_maskstore_ps(p, mask(n), v); }
+  // Elementwise math for the activations (simd/vector_math.h); a lane mask is all ones or all zeros.
+  FASTCONV_VEC_INLINE reg sub(reg a, reg b) { return _mm256_sub_ps(a, b); }
+  FASTCONV_VEC_INLINE reg mul(reg a, reg b) { return _mm256_mul_ps(a, b); }
+  FASTCONV_VEC_INLINE reg div(reg a, reg b) { return _mm256_div_ps(a, b); }
+  FASTCONV_VEC_INLINE reg negate(reg a) { return _mm256_xor_ps(a, _mm256_set1_ps(-0.0f)); }
+  FASTCONV_VEC_INLINE reg abs(reg a) { return _mm256_andnot_ps(_mm256_set1_ps(-0.0f), a); }
+  FASTCONV_VEC_INLINE reg negative_abs(reg a) { return _mm256_or_ps(a, _mm256_set1_ps(-0.0f)); }
+  FASTCONV_VEC_INLINE reg with_sign_of(reg magnitude, reg s) {   // magnitude >= 0
+    return _mm256_or_ps(magnitude, _mm256_and_ps(s, _mm256_set1_ps(-0.0f)));
+  }
+  FASTCONV_VEC_INLINE reg min(reg c, reg x) { return _mm256_min_ps(c, x); }   // x when x is NaN
+  FASTCONV_VEC_INLINE reg max(reg c, reg x) { return _mm256_max_ps(c, x); }
+  FASTCONV_VEC_INLINE reg shift_into_exponent(reg t) { return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_castps_si256(t), 23)); }
+  FASTCONV_VEC_INLINE reg positive(reg x) { return _mm256_cmp_ps(x, _mm256_setzero_ps(), _CMP_GT_OQ); }
+  FASTCONV_VEC_INLINE reg nonnegative(reg x) { return _mm256_cmp_ps(x, _mm256_setzero_ps(), _CMP_GE_OQ); }
+  FASTCONV_VEC_INLINE reg select(reg m, reg if_true, reg if_false) { return _mm256_blendv_ps(if_false, if_true, m); }
 };
 
 struct VecF64 {
@@ -64,6 +80,22 @@ struct VecF64 {
   FASTCONV_VEC_INLINE void store(T* p, reg v) { _mm256_storeu_pd(p, v); }
   FASTCONV_VEC_INLINE void stream(T* p, reg v) { _mm256_stream_pd(p, v); }   // p 32-byte aligned
   FASTCONV_VEC_INLINE void store_n(T* p, reg v, int n) { _mm256_maskstore_pd(p, mask(n), v); }
+  // Elementwise math for the activations (simd/vector_math.h); a lane mask is all ones or all zeros.
+  FASTCONV_VEC_INLINE reg sub(reg a, reg b) { return _mm256_sub_pd(a, b); }
+  FASTCONV_VEC_INLINE reg mul(reg a, reg b) { return _mm256_mul_pd(a, b); }
+  FASTCONV_VEC_INLINE reg div(reg a, reg b) { return _mm256_div_pd(a, b); }
+  FASTCONV_VEC_INLINE reg negate(reg a) { return _mm256_xor_pd(a, _mm256_set1_pd(-0.0)); }
+  FASTCONV_VEC_INLINE reg abs(reg a) { return _mm256_andnot_pd(_mm256_set1_pd(-0.0), a); }
+  FASTCONV_VEC_INLINE reg negative_abs(reg a) { return _mm256_or_pd(a, _mm256_set1_pd(-0.0)); }
+  FASTCONV_VEC_INLINE reg with_sign_of(reg magnitude, reg s) {   // magnitude >= 0
+    return _mm256_or_pd(magnitude, _mm256_and_pd(s, _mm256_set1_pd(-0.0)));
+  }
+  FASTCONV_VEC_INLINE reg min(reg c, reg x) { return _mm256_min_pd(c, x); }   // x when x is NaN
+  FASTCONV_VEC_INLINE reg max(reg c, reg x) { return _mm256_max_pd(c, x); }
+  FASTCONV_VEC_INLINE reg shift_into_exponent(reg t) { return _mm256_castsi256_pd(_mm256_slli_epi64(_mm256_castpd_si256(t), 52)); }
+  FASTCONV_VEC_INLINE reg positive(reg x) { return _mm256_cmp_pd(x, _mm256_setzero_pd(), _CMP_GT_OQ); }
+  FASTCONV_VEC_INLINE reg nonnegative(reg x) { return _mm256_cmp_pd(x, _mm256_setzero_pd(), _CMP_GE_OQ); }
+  FASTCONV_VEC_INLINE reg select(reg m, reg if_true, reg if_false) { return _mm256_blendv_pd(if_false, if_true, m); }
 };
 
 // For Winograd's weight transform (conv2d/winograd.inl): g[rs] lane l = base[l*stride + tap[rs]]

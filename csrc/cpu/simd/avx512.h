@@ -37,6 +37,22 @@ struct VecF32 {
   FASTCONV_VEC_INLINE void store_n(T* p, reg v, int n) {
     _mm512_mask_storeu_ps(p, (__mmask16)((1u << n) - 1), v);
   }
+  // Elementwise math for the activations (simd/vector_math.h).
+  FASTCONV_VEC_INLINE reg sub(reg a, reg b) { return _mm512_sub_ps(a, b); }
+  FASTCONV_VEC_INLINE reg mul(reg a, reg b) { return _mm512_mul_ps(a, b); }
+  FASTCONV_VEC_INLINE reg div(reg a, reg b) { return _mm512_div_ps(a, b); }
+  FASTCONV_VEC_INLINE reg negate(reg a) { return _mm512_xor_ps(a, _mm512_set1_ps(-0.0f)); }
+  FASTCONV_VEC_INLINE reg abs(reg a) { return _mm512_andnot_ps(_mm512_set1_ps(-0.0f), a); }
+  FASTCONV_VEC_INLINE reg negative_abs(reg a) { return _mm512_or_ps(a, _mm512_set1_ps(-0.0f)); }
+  FASTCONV_VEC_INLINE reg with_sign_of(reg magnitude, reg s) {   // magnitude >= 0
+    return _mm512_or_ps(magnitude, _mm512_and_ps(s, _mm512_set1_ps(-0.0f)));
+  }
+  FASTCONV_VEC_INLINE reg min(reg c, reg x) { return _mm512_min_ps(c, x); }   // x when x is NaN
+  FASTCONV_VEC_INLINE reg max(reg c, reg x) { return _mm512_max_ps(c, x); }
+  FASTCONV_VEC_INLINE reg shift_into_exponent(reg t) { return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_castps_si512(t), 23)); }
+  FASTCONV_VEC_INLINE __mmask16 positive(reg x) { return _mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_GT_OQ); }
+  FASTCONV_VEC_INLINE __mmask16 nonnegative(reg x) { return _mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_GE_OQ); }
+  FASTCONV_VEC_INLINE reg select(__mmask16 m, reg if_true, reg if_false) { return _mm512_mask_blend_ps(m, if_false, if_true); }
 };
 
 struct VecF64 {
@@ -61,6 +77,22 @@ struct VecF64 {
   FASTCONV_VEC_INLINE void store_n(T* p, reg v, int n) {
     _mm512_mask_storeu_pd(p, (__mmask8)((1u << n) - 1), v);
   }
+  // Elementwise math for the activations (simd/vector_math.h).
+  FASTCONV_VEC_INLINE reg sub(reg a, reg b) { return _mm512_sub_pd(a, b); }
+  FASTCONV_VEC_INLINE reg mul(reg a, reg b) { return _mm512_mul_pd(a, b); }
+  FASTCONV_VEC_INLINE reg div(reg a, reg b) { return _mm512_div_pd(a, b); }
+  FASTCONV_VEC_INLINE reg negate(reg a) { return _mm512_xor_pd(a, _mm512_set1_pd(-0.0)); }
+  FASTCONV_VEC_INLINE reg abs(reg a) { return _mm512_andnot_pd(_mm512_set1_pd(-0.0), a); }
+  FASTCONV_VEC_INLINE reg negative_abs(reg a) { return _mm512_or_pd(a, _mm512_set1_pd(-0.0)); }
+  FASTCONV_VEC_INLINE reg with_sign_of(reg magnitude, reg s) {   // magnitude >= 0
+    return _mm512_or_pd(magnitude, _mm512_and_pd(s, _mm512_set1_pd(-0.0)));
+  }
+  FASTCONV_VEC_INLINE reg min(reg c, reg x) { return _mm512_min_pd(c, x); }   // x when x is NaN
+  FASTCONV_VEC_INLINE reg max(reg c, reg x) { return _mm512_max_pd(c, x); }
+  FASTCONV_VEC_INLINE reg shift_into_exponent(reg t) { return _mm512_castsi512_pd(_mm512_slli_epi64(_mm512_castpd_si512(t), 52)); }
+  FASTCONV_VEC_INLINE __mmask8 positive(reg x) { return _mm512_cmp_pd_mask(x, _mm512_setzero_pd(), _CMP_GT_OQ); }
+  FASTCONV_VEC_INLINE __mmask8 nonnegative(reg x) { return _mm512_cmp_pd_mask(x, _mm512_setzero_pd(), _CMP_GE_OQ); }
+  FASTCONV_VEC_INLINE reg select(__mmask8 m, reg if_true, reg if_false) { return _mm512_mask_blend_pd(m, if_false, if_true); }
 };
 
 // For Winograd's weight transform (conv2d/winograd.inl): g[rs] lane l = base[l*stride + tap[rs]]

@@ -97,10 +97,8 @@ class Conv2D(Layer):
 
     def forward(self, x, training=True):
         x = self._ensure_built(x)
-        fused = "relu" if self.activation == "relu" else None
-        y = F.conv2d(x, self.params["kernel"], self.params.get("bias"), activation=fused, **self._kw())
-        if self.activation != fused:
-            y = A.activate(self.activation, y, A.KERAS_LEAKY_RELU_SLOPE, out=y)
+        y = F.conv2d(x, self.params["kernel"], self.params.get("bias"), activation=self.activation,
+                     alpha=A.KERAS_LEAKY_RELU_SLOPE, **self._kw())
         if self._keeps_for_backward(training):
             self._x = x
             self._y = y if self.activation else None

@@ -84,12 +84,11 @@ class Dense(Layer):
             raise ValueError(f"{self.name or 'Dense'} expects x of shape (N, {self.params['kernel'].shape[0]}), "
                              f"got {tuple(x.shape)}")
         # the kernel (in, units) is the transposed PyTorch weight: read in place, no copy
+        fused = None if self.activation == "softmax" else self.activation
         y = F.linear(x, self.params["kernel"].T, self.params["bias"] if self.use_bias else None,
-                     activation="relu" if self.activation == "relu" else None)
+                     activation=fused, alpha=A.KERAS_LEAKY_RELU_SLOPE)
         if self.activation == "softmax":
             y = _softmax(y)
-        elif self.activation not in (None, "relu"):
-            y = A.activate(self.activation, y, A.KERAS_LEAKY_RELU_SLOPE, out=y)
         if self._keeps_for_backward(training):
             self._x = x
             self._y = y if self.activation else None
