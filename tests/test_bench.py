@@ -193,6 +193,26 @@ def test_shape_files_parse():
     assert {(L.batch, L.dtype) for L in shapes.load("cs231n")} == {(100, "float64"), (50, "float64")}
     with pytest.raises(ValueError, match="needs"):
         shapes.parse("conv c1 3 224 224 64", "bad")
+    fused = [L for L in shapes.load("activations") if L.kind == "conv"]
+    assert [L.activation for L in fused] == [None, "sigmoid", "tanh", "leaky_relu"]
+    assert [libs.passes(L) for L in fused[:2]] == [("fwd", "bwd_data", "bwd_weight"), ("fwd",)]
+    with pytest.raises(ValueError, match="act must be"):
+        shapes.parse("conv c1 3 8 8 4 3 3 1 1 act=elu", "bad")
+    with pytest.raises(ValueError, match="unknown option"):
+        shapes.parse("pool p1 3 8 8 2 2 0 act=relu", "bad")
+
+
+def test_verification_catches_a_conv_whose_activation_is_not_applied(tmp_path, monkeypatch, capsys):
+    """A conv line with act= is checked against the reference with the activation."""
+    real = fc.conv2d
+    monkeypatch.setattr(fc, "conv2d", lambda *a, activation=None, **kw: real(*a, **kw))
+    shape_file = tmp_path / "fused.txt"
+    shape_file.write_text("conv c_sig 3 9 9 4 3 3 1 1 act=sigmoid\nconv c_none 3 9 9 4 3 3 1 1\n")
+    monkeypatch.setattr(shapes, "SHAPES_DIR", tmp_path)
+    code, res = run_smoke(tmp_path, "--networks", "fused", "--no-networks", "--no-loops")
+    assert code == 1
+    assert {f.split(" fastconv")[0] for f in res["verification"]["failed"]} == {"fused c_sig fwd"}
+    capsys.readouterr()
 
 
 def test_device_cuda_says_clearly_when_missing_or_delegates(monkeypatch, capsys):

@@ -18,7 +18,7 @@ import numpy as np
 import fastconv as fc
 
 from . import harness, libs, loops, machine, networks, report, shapes
-from .libs import FASTCONV, NUMPY, PASSES, TORCH  # noqa: F401
+from .libs import FASTCONV, NUMPY, PASSES, TORCH, passes  # noqa: F401
 
 # --quick: layers whose float64 reference check is cheap, still covering C,K >= 64 (conv3_1,
 # conv5_1), the large memory-bound shapes (relu1_2, pool1, pool2) and every network file.
@@ -174,7 +174,7 @@ def main(argv=None) -> int:
     plan = []                                     # (layer, batch, pass, threads)
     for L in layers:
         for N in ([L.batch] if L.batch else batches):
-            for pass_ in PASSES[L.kind]:
+            for pass_ in passes(L):
                 for t in threads_list:
                     plan.append((L, N, pass_, t))
     whole_plan = [(w, t) for w in whole for t in threads_list]

@@ -21,6 +21,13 @@ PASSES = {"conv": ("fwd", "bwd_data", "bwd_weight"), "pool": ("fwd", "bwd"), "av
           "gavgpool": ("fwd", "bwd"), "bn": ("fwd", "bwd"),
           **{kind: ("fwd", "bwd") for kind in ELEMENTWISE}}
 
+
+
+def passes(layer):
+    """The passes timed for a layer: a conv with a fused activation (act=) only forward."""
+    return ("fwd",) if layer.activation else PASSES[layer.kind]
+
+
 FASTCONV = ("fastconv NCHW", "fastconv NHWC")
 # Pooling and the activations also timed with outputs allocated once, outside the timed call: the kernel
 # alone, without the page faults of a fresh 100 MB output (which every allocating API pays).
@@ -118,7 +125,7 @@ def fastconv_op(problem, pass_, layout):
         w = w_to_rsck(problem.w) if nhwc else problem.w
         kw = dict(stride=L.stride, padding=L.pad, layout=layout)
         if pass_ == "fwd":
-            return lambda: fc.conv2d(x, w, **kw)
+            return lambda: fc.conv2d(x, w, activation=L.activation, alpha=LEAKY_SLOPE, **kw)
         if pass_ == "bwd_data":
             return lambda: fc.conv2d_backward_data(gy, w, x.shape, **kw)
         return lambda: fc.conv2d_backward_weight(gy, x, w.shape, bias=False, **kw)
@@ -191,6 +198,13 @@ def fastconv_result_nchw(problem, pass_, layout):
 
 # ----------------------------------------------------------------------------- PyTorch
 
+def _torch_forward(torch, kind):
+    """PyTorch's function for an activation (an ELEMENTWISE kind)."""
+    F = torch.nn.functional
+    return {"relu": torch.relu, "sigmoid": torch.sigmoid, "tanh": torch.tanh,
+            "leaky_relu": lambda a: F.leaky_relu(a, LEAKY_SLOPE)}[kind]
+
+
 def torch_op(torch, problem, pass_, channels_last):
     L = problem.layer
     F = torch.nn.functional
@@ -231,9 +245,11 @@ def torch_op(torch, problem, pass_, channels_last):
         w = t(problem.w)
         s, p = [L.stride] * 2, [L.pad] * 2
         if pass_ == "fwd":
+            act = _torch_forward(torch, L.activation) if L.activation else (lambda a: a)
+
             def run():
                 with no_grad():
-                    return F.conv2d(x, w, None, L.stride, L.pad)
+                    return act(F.conv2d(x, w, None, L.stride, L.pad))
             return run
         mask = [True, False, False] if pass_ == "bwd_data" else [False, True, False]
         conv_bwd = torch.ops.aten.convolution_backward
@@ -258,8 +274,7 @@ def torch_op(torch, problem, pass_, channels_last):
                 return pool_bwd(gy, x, k, s, p, [1, 1], False, idx)
         return run
     aten = torch.ops.aten
-    forward = {"relu": torch.relu, "sigmoid": torch.sigmoid, "tanh": torch.tanh,
-               "leaky_relu": lambda a: F.leaky_relu(a, LEAKY_SLOPE)}[L.kind]
+    forward = _torch_forward(torch, L.kind)
     if pass_ == "fwd":
         def run():
             with no_grad():
@@ -299,6 +314,9 @@ def numpy_op(problem, pass_):
             return f"im2col matrix would take {need / 2**30:.1f} GiB"
         w = problem.w
         if pass_ == "fwd":
+            if L.activation:
+                act = getattr(npb, L.activation)
+                return lambda: act(npb.conv2d(x, w, L.stride, L.pad))
             return lambda: npb.conv2d(x, w, L.stride, L.pad)
         if pass_ == "bwd_data":
             return lambda: npb.conv2d_backward_data(gy, w, x.shape, L.stride, L.pad)

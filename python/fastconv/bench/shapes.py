@@ -5,7 +5,9 @@ One layer a line (see shapes/vgg16.txt):
     sigmoid | tanh | leaky_relu NAME C H W   (leaky_relu with slope 0.01)
     avgpool NAME C H W KERNEL STRIDE PAD     gavgpool NAME C H W (global average pooling -> (N, C))
     bn NAME C H W                            (training-mode batch normalization)
-with optional `batch=N` (a fixed batch, e.g. the MNIST CNN's 64) and `dtype=float64`.
+with optional `batch=N` (a fixed batch, e.g. the MNIST CNN's 64), `dtype=float64` and, on conv
+lines, `act=relu|sigmoid|tanh|leaky_relu` (the activation fused into the forward's epilogue:
+only the forward pass is timed).
 """
 from __future__ import annotations
 
@@ -38,6 +40,7 @@ class Layer:
     pad: int = 0
     batch: int | None = None  # fixed batch (None: the benchmark's --batch values)
     dtype: str = "float32"
+    activation: str | None = None  # conv: the fused activation (act=)
 
     @property
     def P(self) -> int:
@@ -72,13 +75,15 @@ def parse(text: str, network: str) -> list[Layer]:
             kw["R"] = kw["S"] = kw.pop("kernel")
         if kind == "gavgpool":          # one window covering the plane
             kw["R"], kw["S"] = kw["H"], kw["W"]
-        unknown = set(options) - {"batch", "dtype"}
+        unknown = set(options) - {"batch", "dtype"} - ({"act"} if kind == "conv" else set())
         if unknown:
             raise ValueError(f"{network}:{lineno}: unknown option(s) {sorted(unknown)}")
         if options.get("dtype", "float32") not in ("float32", "float64"):
             raise ValueError(f"{network}:{lineno}: dtype must be float32 or float64")
+        if options.get("act", "relu") not in ELEMENTWISE:
+            raise ValueError(f"{network}:{lineno}: act must be one of {', '.join(ELEMENTWISE)}")
         layers.append(Layer(network, kind, name, batch=int(options["batch"]) if "batch" in options else None,
-                            dtype=options.get("dtype", "float32"), **kw))
+                            dtype=options.get("dtype", "float32"), activation=options.get("act"), **kw))
     return layers
 
 

@@ -17,7 +17,7 @@ def reference_result(problem, pass_):
     if L.kind == "conv":
         kw = dict(stride=L.stride, padding=L.pad)
         if pass_ == "fwd":
-            return ref.conv2d(x, problem.w, **kw)
+            return ref.conv2d(x, problem.w, activation=L.activation, alpha=LEAKY_SLOPE, **kw)
         if pass_ == "bwd_data":
             return ref.conv2d_backward_data(gy, problem.w, x.shape, **kw)
         return ref.conv2d_backward_weight(gy, x, problem.w.shape, bias=False, **kw)
