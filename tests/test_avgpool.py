@@ -103,6 +103,41 @@ def test_global_pooling_against_reference(isa, poison, shape, layout, dtype):
              layout=layout, exact=True)
 
 
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("hw", [(1, 1), (1, 7), (2, 4), (3, 3), (7, 7), (4, 5)])
+def test_global_average_of_nchw_planes_is_one_sum_whichever_block_a_plane_falls_in(hw, dtype, restore_cpu_state):
+    """NCHW planes are summed eight at a time where a thread's chunk has eight left, else one by
+    one: both in the same order, so every plane's mean has the same bits for any thread count and
+    ISA, and equals the one-plane sum (8 partial sums by index mod 8, a fixed tree, the tail)."""
+    H, W = hw
+    x = randn(np.random.default_rng(H * W), (3, 61, H, W), dtype)
+    threshold = fc._cpu.min_parallel_work()
+    fc._cpu.set_min_parallel_work(1)   # 183 planes in chunks of 22 (1 thread) or 11 (2 threads)
+    runs = []
+    try:
+        for isa in fc.available_cpu_isas():
+            for threads in (1, 2):
+                fc.set_cpu_isa(isa)
+                fc.set_num_threads(threads)
+                runs.append(fc.global_avg_pool2d(x))
+    finally:
+        fc._cpu.set_min_parallel_work(threshold)
+    for y in runs[1:]:
+        assert np.array_equal(y, runs[0])
+    planes = x.reshape(-1, H * W)
+    n8 = (H * W) // 8 * 8
+    part = planes[:, :n8].reshape(len(planes), -1, 8)
+    acc = np.zeros((len(planes), 8), dtype)
+    for i in range(part.shape[1]):
+        acc += part[:, i]
+    tail = np.zeros(len(planes), dtype)
+    for k in range(n8, H * W):
+        tail += planes[:, k]
+    q = acc.T
+    sums = (((q[0] + q[1]) + (q[2] + q[3])) + ((q[4] + q[5]) + (q[6] + q[7]))) + tail
+    assert np.array_equal(runs[0].ravel(), sums * (dtype(1) / dtype(H * W)))
+
+
 def test_global_max_pool_propagates_nan():
     x = np.random.default_rng(7).standard_normal((2, 3, 4, 5))
     x[1, 2, 3, 1] = np.nan

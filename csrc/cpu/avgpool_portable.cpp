@@ -2,6 +2,7 @@
 // Reference: fastconv.reference.avg_pool2d (float64).
 #include <algorithm>
 #include <cstdint>
+#include <cstring>
 
 #include "../common/params.h"
 #include "avgpool.h"
