@@ -51,6 +51,22 @@ def test_training_forward_backward_and_running_statistics(isa, poison, shape, la
     check_op("batch_norm_backward", gy, x, g, saved_mean, saved_inv_std, layout=layout, rtol=2e-5 if dtype == np.float32 else 1e-9)
 
 
+@pytest.mark.parametrize("mean", [0.0, 1e4])
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_statistics_of_large_channels(isa, poison, layout, dtype, mean):
+    """Channels long enough that the forward statistics add several runs of element-type sums to
+    their double totals (NCHW planes of 37 x 29 = 1073 elements: two full runs of 512, a partial
+    one and a tail; NHWC: 3 x 1073 pixels in blocks of 256, runs of 16 pixels, a partial block),
+    with 17 channels (a partial vector), against the float64 reference."""
+    x, g, b = _data((3, 17, 37, 29), layout, dtype, seed=4, mean=mean)
+    y, saved_mean, saved_inv_std = fc.batch_norm(x, g, b, None, None, training=True, layout=layout)
+    want = ref.batch_norm(x, g, b, None, None, training=True, layout=layout)
+    assert_close(y, want[0], dtype=dtype, rtol=_tol(dtype), name="y")
+    assert_close(saved_mean, want[1], dtype=dtype, rtol=_tol(dtype), name="mean")
+    assert_close(saved_inv_std, want[2], dtype=dtype, rtol=_tol(dtype), name="inv_std")
+
+
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
 @pytest.mark.parametrize("layout", LAYOUTS)
 def test_inference_and_frozen_backward(isa, poison, layout, dtype):
