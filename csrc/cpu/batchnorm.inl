@@ -21,17 +21,6 @@ using fastconv::Layout;
 
 constexpr int64_t kBlockPixels = 256;   // NHWC: pixels one statistics task sums (all channels)
 
-// sum over i < n of f(x[i]) as 8 interleaved double partial sums in a fixed tree
-template <typename T, class F>
-double plane_sum(const T* __restrict x, int64_t n, const F& f) {
-  double part[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-  int64_t i = 0;
-  for (; i + 8 <= n; i += 8)
-    for (int j = 0; j < 8; ++j) part[j] += f(static_cast<double>(x[i + j]), i + j);
-  for (int j = 0; i < n; ++i, ++j) part[j] += f(static_cast<double>(x[i]), i);
-  return ((part[0] + part[1]) + (part[2] + part[3])) + ((part[4] + part[5]) + (part[6] + part[7]));
-}
-
 // NHWC statistics: s1 / s2 = the sums of the blocks' rows of partial sums (part holds, for each
 // block, a row of C first sums then a row of C second sums), added in block order.
 inline void add_block_rows(const double* part, int64_t blocks, int64_t C, double* s1, double* s2) {
@@ -146,21 +135,48 @@ void shifted_channel_sums(const BatchNormShape& s, const T* x, const T* shift, d
   add_block_rows(part, blocks, s.C, s1, s2);
 }
 
-// For every channel c: s1[c] = sum of a(x, z) and s2[c] = sum of b(x, z) over the channel's
-// elements, where z is the element of `other` at the same place (x itself when other is x).
-template <typename T, class A, class B>
-void channel_sums(const BatchNormShape& s, const T* x, const T* other, const A& a, const B& b, double* s1,
-                  double* s2) {
+// The backward sums, in double: s1[c] = sum of g, s2[c] = sum of g (x - mean[c]) over channel
+// c (each term exact in double for float data).
+// One NCHW plane: 16 double lanes by index mod 16 (two independent vectors each), then a fixed
+// order, then the last n % 16 terms.
+template <typename T>
+void gradient_plane_sums(const T* __restrict g, const T* __restrict x, int64_t n, double mean, double* s1,
+                         double* s2) {
+  using Vec = typename Lanes16<T>::type;
+  using VecD = typename Lanes16<double>::type;
+  VecD t1 = {}, t2 = {};
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    Vec gv, xv;
+    std::memcpy(&gv, g + i, sizeof gv);
+    std::memcpy(&xv, x + i, sizeof xv);
+    const VecD gd = __builtin_convertvector(gv, VecD);
+    t1 += gd;
+    t2 += gd * (__builtin_convertvector(xv, VecD) - mean);
+  }
+  double r1 = 0, r2 = 0;
+  for (int j = 0; j < 16; ++j) {
+    r1 += t1[j];
+    r2 += t2[j];
+  }
+  for (; i < n; ++i) {
+    r1 += g[i];
+    r2 += static_cast<double>(g[i]) * (static_cast<double>(x[i]) - mean);
+  }
+  *s1 += r1;
+  *s2 += r2;
+}
+
+template <typename T>
+void gradient_sums(const BatchNormShape& s, const T* g, const T* x, const T* mean, double* s1, double* s2) {
   const int64_t work = 2 * s.size();
   if (s.layout == Layout::NCHW) {
     fastconv::parallel_for(fastconv::threads_for(work), s.C, [&](int64_t c_begin, int64_t c_end) {
       for (int64_t c = c_begin; c < c_end; ++c) {
         double t1 = 0, t2 = 0;
         for (int64_t n = 0; n < s.N; ++n) {
-          const T* xp = x + (n * s.C + c) * s.HW;
-          const T* zp = other + (n * s.C + c) * s.HW;
-          t1 += plane_sum(xp, s.HW, [&](double v, int64_t i) { return a(c, v, static_cast<double>(zp[i])); });
-          t2 += plane_sum(xp, s.HW, [&](double v, int64_t i) { return b(c, v, static_cast<double>(zp[i])); });
+          const int64_t o = (n * s.C + c) * s.HW;
+          gradient_plane_sums(g + o, x + o, s.HW, static_cast<double>(mean[c]), &t1, &t2);
         }
         s1[c] = t1;
         s2[c] = t2;
@@ -179,12 +195,12 @@ void channel_sums(const BatchNormShape& s, const T* x, const T* other, const A& 
       double* __restrict t2 = t1 + s.C;
       std::fill(t1, t1 + 2 * s.C, 0.0);
       for (int64_t m = blk * kBlockPixels, m_end = std::min(M, m + kBlockPixels); m < m_end; ++m) {
+        const T* __restrict gp = g + m * s.C;
         const T* __restrict xp = x + m * s.C;
-        const T* __restrict zp = other + m * s.C;
         for (int64_t c = 0; c < s.C; ++c) {
-          const double v = xp[c], z = zp[c];
-          t1[c] += a(c, v, z);
-          t2[c] += b(c, v, z);
+          const double gc = gp[c];
+          t1[c] += gc;
+          t2[c] += gc * (static_cast<double>(xp[c]) - static_cast<double>(mean[c]));
         }
       }
     }
@@ -300,9 +316,7 @@ void backward(const BatchNormShape& s, bool training, const T* gy, const T* x, c
   double* sums = fastconv::scratch<double>(0, 2 * s.C);
   double* coef = fastconv::scratch<double>(1, 4 * s.C);
   // sums[c] = sum grad_y, sums[C + c] = sum grad_y * (x - mean)
-  channel_sums(
-      s, gy, x, [](int64_t, double g, double) { return g; },
-      [&](int64_t c, double g, double v) { return g * (v - static_cast<double>(mean[c])); }, sums, sums + s.C);
+  gradient_sums(s, gy, x, mean, sums, sums + s.C);
   const double M = static_cast<double>(s.N * s.HW);
   double* mu = coef;
   double* a = coef + s.C;        // of (x - mean)
