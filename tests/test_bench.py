@@ -260,3 +260,20 @@ def test_the_focused_benchmarks_are_commands_of_the_one_home(capsys):
     with pytest.raises(SystemExit) as exc:
         cli.main(["fit", "--help"])
     assert exc.value.code == 0 and "--rounds" in capsys.readouterr().out
+
+
+def test_fold_command_times_the_three_models_and_checks_the_fold(tmp_path, monkeypatch, capsys):
+    """python -m fastconv.bench fold: a row per VGG16 shape, the folded output checked against the
+    model as trained, and a non-zero exit when the fold is wrong."""
+    from fastconv.bench import cli
+    from fastconv.layers import BatchNormalization
+
+    out = tmp_path / "fold.md"
+    assert cli.main(["fold", "--batch", "1", "--repeats", "1", "--no-torch", "--out", str(out)]) == 0
+    rows = [line for line in out.read_text().splitlines() if line.startswith("| conv")]
+    assert [r.split(" | ")[0] for r in rows] == ["| conv2_1", "| conv3_2", "| conv4_2", "| conv5_2"]
+    assert all(" ok |" in r for r in rows)
+    monkeypatch.setattr(BatchNormalization, "folded_into",
+                        lambda self, conv: (conv.params["kernel"], self.params["beta"]))
+    assert cli.main(["fold", "--batch", "1", "--repeats", "1", "--no-torch"]) == 1
+    assert "FAILED" in capsys.readouterr().out

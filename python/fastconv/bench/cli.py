@@ -139,6 +139,7 @@ COMMANDS = {
     "fit": ("fit", "model.fit vs the hand-written loop; ImageDataGenerator vs the step it feeds"),
     "coexist": ("coexist", "ops next to NumPy's BLAS and next to a busy process"),
     "scratch": ("scratch", "scratch memory kept per VGG16 layer pass and what its limit costs"),
+    "fold": ("fold", "Conv2D + BatchNormalization at inference: as trained, folded, the conv alone"),
     "distributed": ("distributed", "1 rank x 2 threads vs 2 ranks x 1 thread under mpiexec, and the scaling model"),
 }
 
