@@ -126,6 +126,26 @@ def test_vgg16_loop_rows_in_smoke_form(key):
         assert calls["conv2d_backward_data"] == 12
 
 
+def test_batch_norm_loop_row_in_smoke_form():
+    """Row e (tiny inputs): the batch-norm CNN matches its PyTorch mirror (batch norm with Keras'
+    momentum and epsilon, global average pooling) and its step runs the batch-norm and pooling
+    kernels; a mirror with a wrong epsilon is caught by the check."""
+    torch = libs.torch_module()
+    row = loops.run("e", torch, "smoke")
+    check_loop_row(row, torch=torch is not None)
+    calls = row["kernel_calls"]
+    assert calls["batchnorm_train_forward"] == calls["batchnorm_backward"] == 3
+    assert calls["avgpool2d_forward"] == calls["avgpool2d_backward"] == 1
+    if torch is not None:
+        model = loops.bn_cnn((8, 8, 1))
+        x = np.random.default_rng(0).standard_normal((2, 8, 8, 1), dtype=np.float32)
+        model.forward(x, training=True)                            # built; moving statistics move
+        model.layers[1].epsilon = 0.5                              # the mirror copies this epsilon ...
+        net = loops.torch_mirror(torch, model, torch.float32)
+        model.layers[1].epsilon = 1e-3                             # ... which the model no longer uses
+        assert not loops._check_outputs(torch, model, net, x)["ok"]
+
+
 def test_kernel_recorder_restores_the_kernels():
     before = _cpu.conv2d_forward
     x, w = np.ones((1, 1, 4, 4), np.float32), np.ones((1, 1, 3, 3), np.float32)

@@ -24,7 +24,7 @@ loops first) and bench.png (chart, needs matplotlib) to --out.
 
     python -m fastconv.bench --quick            # a few minutes (--no-loops: about a minute)
     python -m fastconv.bench --out bench/results
-    python -m fastconv.bench --loops a,b,c,d --no-networks --layers '^$'   # the training loops only
+    python -m fastconv.bench --loops a,b,c,d,e --no-networks --layers '^$'   # the training loops only
     python -m fastconv.bench --device cuda      # the CUDA benchmark, when installed
 """
 from __future__ import annotations

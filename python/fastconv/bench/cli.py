@@ -53,8 +53,9 @@ def parse_args(argv):
     p.add_argument("--no-networks", action="store_true", help="skip the whole-network rows")
     p.add_argument("--no-loops", action="store_true", help="skip the whole training-loop rows")
     p.add_argument("--loops", default=None,
-                   help="comma list of training-loop rows (default a,b,c,d; --smoke a,d): a MNIST CNN, "
-                        "b VGG16 transfer learning, c VGG16 full training, d cs231n three-layer convnet")
+                   help="comma list of training-loop rows (default a,b,c,d,e; --smoke a,d): a MNIST CNN, "
+                        "b VGG16 transfer learning, c VGG16 full training, d cs231n three-layer convnet, "
+                        "e batch-norm CNN with a global-average-pooling head")
     p.add_argument("--copy-mib", type=int, default=512, help="size of the copy-bandwidth probe (MiB)")
     p.add_argument("--out", default="bench-results",
                    help="directory for bench.json, bench.md, bench.png (default bench-results, git-ignored)")

@@ -14,6 +14,9 @@ the course's NumPy im2col network) round-robin in one process, median (time_inte
   d  the cs231n ThreeLayerConvNet.loss (forward + backward, cs231n_course.py) through
      fastconv.compat.cs231n, float64, batch 50, against the same code on the course-style NumPy
      im2col conv-relu-pool (and the same net in PyTorch, float64)
+  e  a batch-norm CNN as Keras courses write it: three blocks of Conv2D(3x3, 'same', no bias) -
+     BatchNormalization - ReLU (32, 64, 128 filters; MaxPooling2D(2) after the first two) -
+     GlobalAveragePooling2D - Dense(10); 28x28x1, batch 64, SoftmaxCrossEntropy + Adam
 
 The PyTorch model is built from the fastconv model layer by layer, with its weights (NCHW), and
 checked before timing: the same inference outputs (a-c; relative error <= 1e-3 in float32) or
@@ -60,6 +63,8 @@ SPECS = {
     "b": Spec("VGG16 transfer learning step (frozen conv base + Dense head, SGD)", 8, 150, 5, 3, 1, 32),
     "c": Spec("VGG16 full training step (13 convs + Dense head, SGD)", 8, 224, 3, 2, 1, 32),
     "d": Spec("cs231n ThreeLayerConvNet.loss (compat.cs231n vs NumPy im2col)", 50, 32, 20, 10, 2, 32),
+    "e": Spec("batch-norm CNN training step (Conv2D-BN-ReLU x3, global average pooling, Adam)", 64, 28, 20, 10,
+              4, 28),
 }
 
 CHECK_TOLERANCE = {"float32": 1e-3, "float64": 1e-8}     # ||got - want||_F / ||want||_F
@@ -84,8 +89,8 @@ def _rel(got, want):
 
 # ----------------------------------------------------------------------------- kernel calls
 
-KERNEL_PREFIXES = ("conv", "maxpool", "avgpool", "relu", "linear", "gemm", "dense", "matmul", "sigmoid",
-                   "softmax", "dropout")
+KERNEL_PREFIXES = ("conv", "maxpool", "avgpool", "batchnorm", "relu", "activation", "linear", "gemm", "dense",
+                   "matmul", "sigmoid", "softmax", "dropout")
 
 
 class KernelRecorder:
@@ -179,6 +184,18 @@ def torch_mirror(torch, model, dtype):
             new = [nn.Dropout(layer.rate)]
         elif isinstance(layer, L.ReLU):
             new = [nn.ReLU()]
+        elif isinstance(layer, L.BatchNormalization):
+            C = layer.params["moving_mean"].shape[0]
+            m = nn.BatchNorm2d(C, eps=layer.epsilon, momentum=1 - layer.momentum, affine=layer.center and layer.scale)
+            with torch.no_grad():
+                m.running_mean.copy_(torch.from_numpy(layer.params["moving_mean"]))
+                m.running_var.copy_(torch.from_numpy(layer.params["moving_variance"]))
+            if m.affine:
+                copy(m.weight, layer.params["gamma"])
+                copy(m.bias, layer.params["beta"])
+            new = [m]
+        elif isinstance(layer, L.GlobalAveragePooling2D) and not layer.keepdims:
+            new = [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
         else:
             raise NotImplementedError(f"no PyTorch mirror for {type(layer).__name__}")
         if "bias" in layer.params:
@@ -279,6 +296,28 @@ def build_mnist(torch, N, size):
                        {"input": f"{size}x{size}x1", "loss": "SoftmaxCrossEntropy", "optimizer": "Adam(lr=1e-3)"})
 
 
+def bn_cnn(input_shape):
+    """Row e's model: Conv2D - BatchNormalization - ReLU blocks, a global-average-pooling head."""
+    blocks = []
+    for i, filters in enumerate((32, 64, 128)):
+        kw = {"input_shape": input_shape} if i == 0 else {}
+        blocks += [L.Conv2D(filters, 3, padding="same", use_bias=False, seed=i + 1, **kw), L.BatchNormalization(),
+                   L.ReLU()]
+        if i < 2:
+            blocks.append(L.MaxPooling2D(2))
+    return fc.Sequential([*blocks, L.GlobalAveragePooling2D(), L.Dense(10, seed=4)], name="bn_cnn")
+
+
+def build_bn_cnn(torch, N, size):
+    rng = np.random.default_rng(0)
+    model = bn_cnn((size, size, 1))
+    x = rng.standard_normal((N, size, size, 1), dtype=np.float32)
+    labels = rng.integers(0, 10, N)
+    return _keras_loop(torch, model, x, labels, "softmax", fc.optim.Adam(lr=1e-3),
+                       lambda ps: torch.optim.Adam(ps, lr=1e-3),
+                       {"input": f"{size}x{size}x1", "loss": "SoftmaxCrossEntropy", "optimizer": "Adam(lr=1e-3)"})
+
+
 def _has_sigmoid():
     try:
         L.Dense(1, activation="sigmoid")
@@ -362,13 +401,13 @@ def _torch_cs231n(torch, params, X, y):
 
 
 BUILDERS = {"a": build_mnist, "b": functools.partial(build_vgg16, transfer=True),
-            "c": functools.partial(build_vgg16, transfer=False), "d": build_cs231n}
+            "c": functools.partial(build_vgg16, transfer=False), "d": build_cs231n, "e": build_bn_cnn}
 
 
 # ----------------------------------------------------------------------------- one row
 
 def run(key, torch, mode="full", repeats=None) -> dict:
-    """Build, check and time loop row `key` ("a".."d") at the current thread settings.
+    """Build, check and time loop row `key` ("a".."e") at the current thread settings.
     mode: "full", "quick" or "smoke" (tiny inputs). Returns the row for bench.json."""
     spec = SPECS[key]
     N, size = (spec.smoke_batch, spec.smoke_size) if mode == "smoke" else (spec.batch, spec.size)
