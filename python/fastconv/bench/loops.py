@@ -286,14 +286,18 @@ def mnist_cnn(input_shape, padding="valid"):
         L.Dense(64, activation="relu", seed=4), L.Dense(10, seed=5)], name="mnist_cnn")
 
 
-def build_mnist(torch, N, size):
+def _digits_loop(torch, model, N, size):
+    """Rows a and e: `model` on N random size x size x 1 images, 10 classes, Adam."""
     rng = np.random.default_rng(0)
-    model = mnist_cnn((size, size, 1))
     x = rng.standard_normal((N, size, size, 1), dtype=np.float32)
     labels = rng.integers(0, 10, N)
     return _keras_loop(torch, model, x, labels, "softmax", fc.optim.Adam(lr=1e-3),
                        lambda ps: torch.optim.Adam(ps, lr=1e-3),
                        {"input": f"{size}x{size}x1", "loss": "SoftmaxCrossEntropy", "optimizer": "Adam(lr=1e-3)"})
+
+
+def build_mnist(torch, N, size):
+    return _digits_loop(torch, mnist_cnn((size, size, 1)), N, size)
 
 
 def bn_cnn(input_shape):
@@ -309,13 +313,7 @@ def bn_cnn(input_shape):
 
 
 def build_bn_cnn(torch, N, size):
-    rng = np.random.default_rng(0)
-    model = bn_cnn((size, size, 1))
-    x = rng.standard_normal((N, size, size, 1), dtype=np.float32)
-    labels = rng.integers(0, 10, N)
-    return _keras_loop(torch, model, x, labels, "softmax", fc.optim.Adam(lr=1e-3),
-                       lambda ps: torch.optim.Adam(ps, lr=1e-3),
-                       {"input": f"{size}x{size}x1", "loss": "SoftmaxCrossEntropy", "optimizer": "Adam(lr=1e-3)"})
+    return _digits_loop(torch, bn_cnn((size, size, 1)), N, size)
 
 
 def _has_sigmoid():
