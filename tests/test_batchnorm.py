@@ -206,6 +206,121 @@ def test_model_with_batch_norm_trains_saves_and_folds(tmp_path):
     np.testing.assert_allclose(folded.predict(x), model.predict(x), rtol=1e-4, atol=1e-5)
 
 
+# ----------------------------------------------------------------------------- fused ReLU
+# batch_norm(..., activation="relu") applies max(y, 0) in the normalizing pass, and
+# batch_norm_backward(..., activation="relu", y=y) counts grad_y where y > 0 in its sums and
+# grad_x: the same bits as the separate ReLU kernels around the unfused calls.
+
+@pytest.mark.parametrize("training", [True, False])
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("shape", SHAPES + [(3, 17, 37, 29)], ids=[str(s) for s in SHAPES + [(3, 17, 37, 29)]])
+def test_fused_relu_equals_the_separate_relu_bit_for_bit(isa, poison, shape, layout, dtype, training):
+    x, g, b = _data(shape, layout, dtype, seed=5)
+    C = shape[1]
+    stats = (None, None) if training else (np.full(C, 0.2, dtype), np.full(C, 1.5, dtype))
+    y, m, s = fc.batch_norm(x, g, b, *stats, training=training, layout=layout, activation="relu")
+    y0, m0, s0 = fc.batch_norm(x, g, b, *stats, training=training, layout=layout)
+    assert np.array_equal(y, fc.relu(y0)) and np.array_equal(m, m0) and np.array_equal(s, s0)
+    assert (y == 0).any() and (y > 0).any()
+    want = ref.batch_norm(x, g, b, *stats, training=training, layout=layout, activation="relu")[0]
+    assert_close(y, want, dtype=dtype, rtol=_tol(dtype), name="y")
+    gy = np.random.default_rng(6).standard_normal(x.shape).astype(dtype)
+    fused = fc.batch_norm_backward(gy, x, g, m, s, training=training, layout=layout, activation="relu", y=y)
+    separate = fc.batch_norm_backward(fc.relu_backward(gy, y), x, g, m, s, training=training, layout=layout)
+    for a, w, name in zip(fused, separate, ("grad_x", "grad_gamma", "grad_beta")):
+        assert np.array_equal(a, w), name
+    check_op("batch_norm_backward", gy, x, g, m, s, training=training, layout=layout, activation="relu", y=y,
+             rtol=2e-5 if dtype == np.float32 else 1e-9)
+
+
+def test_fused_relu_backward_matches_finite_differences():
+    rng = np.random.default_rng(12)
+    x = rng.standard_normal((2, 3, 4, 5))
+    g, b = rng.standard_normal(3), rng.standard_normal(3)
+    w = rng.standard_normal(x.shape)
+
+    def forward(x_):
+        return fc.batch_norm(x_, g, b, None, None, training=True, activation="relu")[0]
+
+    y, m, s = fc.batch_norm(x, g, b, None, None, training=True, activation="relu")
+    gx = fc.batch_norm_backward(w, x, g, m, s, activation="relu", y=y)[0]
+    np.testing.assert_allclose(gx, numerical_grad(forward, x, w), rtol=1e-5, atol=1e-7)
+
+
+def test_fused_relu_arguments_are_checked():
+    x, g, b = _data((2, 3, 4, 4), "NCHW", np.float32)
+    with pytest.raises(ValueError, match="activation must be None or 'relu'"):
+        fc.batch_norm(x, g, b, None, None, training=True, activation="sigmoid")
+    y, m, s = fc.batch_norm(x, g, b, None, None, training=True, activation="relu")
+    with pytest.raises(TypeError, match="needs y"):
+        fc.batch_norm_backward(x, x, g, m, s, activation="relu")
+    with pytest.raises(ValueError, match="with activation='relu'"):
+        fc.batch_norm_backward(x, x, g, m, s, y=y)
+    with pytest.raises(ValueError, match="y has shape"):
+        fc.batch_norm_backward(x, x, g, m, s, activation="relu", y=y[:1])
+    with pytest.raises(TypeError, match="dtype"):
+        fc.batch_norm_backward(x, x, g, m, s, activation="relu", y=y.astype(np.float64))
+
+
+@pytest.mark.parametrize("relu_layer", ["ReLU", "Activation"])
+def test_sequential_fuses_the_relu_above_a_batch_norm(monkeypatch, relu_layer):
+    """Conv2D - BatchNormalization - ReLU in a Sequential: the ReLU runs inside the batch norm
+    (no ReLU kernel call forward or backward) with the same output and gradients as the layers
+    run one by one, unfused."""
+    import copy
+
+    def make():
+        relu = fc.layers.ReLU() if relu_layer == "ReLU" else fc.layers.Activation("relu")
+        return fc.Sequential([Conv2D(5, 3, padding="same", input_shape=(6, 7, 3), seed=1), BatchNormalization(),
+                              relu, Flatten(), Dense(2, seed=2)])
+
+    rng = np.random.default_rng(13)
+    x = rng.standard_normal((4, 6, 7, 3)).astype(np.float32)
+    gy = rng.standard_normal((4, 2)).astype(np.float32)
+    model = make()
+    loose = copy.deepcopy(model)                 # never driven by Sequential: no fusion marks
+    a = x
+    for layer in loose.layers:
+        a = layer.forward(a, training=True)
+    g = gy
+    for layer in reversed(loose.layers):
+        g = layer.backward(g)
+
+    calls = []
+    for name in ("relu_forward", "relu_backward"):
+        real = getattr(fc._cpu, name)
+        monkeypatch.setattr(fc._cpu, name, lambda *args, real=real, name=name: (calls.append(name), real(*args))[1])
+    y = model.forward(x, training=True)
+    model.backward(gy)
+    assert model.layers[1].fused_relu and model.layers[2].applied_below is model.layers[1]
+    assert calls == []
+    assert np.array_equal(y, a)
+    for fused_layer, loose_layer in zip(model.layers, loose.layers):
+        for key in fused_layer.grads:
+            assert np.array_equal(fused_layer.grads[key], loose_layer.grads[key]), (fused_layer.name, key)
+    assert np.array_equal(model(x), loose.layers[-1].forward(loose.layers[-2].forward(
+        fc.relu(loose.layers[1].forward(loose.layers[0].forward(x, training=False), training=False)),
+        training=False), training=False))
+
+
+def test_a_fused_relu_layer_still_applies_itself_to_other_inputs():
+    """The ReLU passes its input through only when it is the batch norm's fused output."""
+    model = fc.Sequential([BatchNormalization(input_shape=(3, 3, 2)), fc.layers.ReLU()])
+    x = np.random.default_rng(14).standard_normal((2, 3, 3, 2)).astype(np.float32)
+    assert (model.forward(x) >= 0).all()
+    relu = model.layers[1]
+    assert relu.applied_below is model.layers[0]
+    np.testing.assert_array_equal(relu.forward(x), np.maximum(x, 0))
+    other = fc.Sequential([BatchNormalization(input_shape=(3, 3, 2)), Flatten()])
+    other.layers[0] = model.layers[0]            # the batch norm shared, without a ReLU above
+    other.build()
+    assert not model.layers[0].fused_relu        # so it no longer applies one ...
+    out = model.forward(x)
+    assert not relu._passed                       # ... and the ReLU layer applies itself
+    np.testing.assert_array_equal(out, np.maximum(model.layers[0].forward(x), 0))
+
+
 # ----------------------------------------------------------------------------- CUDA kernels (emulated)
 
 # SHAPES plus the statistics chunking of csrc/cuda/batchnorm.cu: a plane longer than one chunk
@@ -250,6 +365,19 @@ def test_cuda_kernels_emulated(emu_backend, shape, layout, dtype):
     assert "batchnorm_normalize" in _cuda_emu.last_kernel()
     assert_close(y, ref.batch_norm(x, g, b, rm, rv, training=False, layout=layout)[0], dtype=dtype, rtol=_tol(dtype))
     check_op("batch_norm_backward", gy, x, g, m, s, training=False, layout=layout, rtol=_tol(dtype))
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_cuda_fused_relu_emulated(emu_backend, layout):
+    """The CUDA batch norm runs the ReLU kernels around its own: the same results as the reference."""
+    x, g, b = _data((2, 5, 4, 3), layout, np.float64, seed=9)
+    y, m, s = fc.batch_norm(x, g, b, None, None, training=True, layout=layout, activation="relu")
+    assert_close(y, ref.batch_norm(x, g, b, None, None, training=True, layout=layout, activation="relu")[0],
+                 dtype=np.float64, rtol=_tol(np.float64))
+    gy = np.random.default_rng(10).standard_normal(x.shape)
+    check_op("batch_norm_backward", gy, x, g, m, s, layout=layout, activation="relu", y=y, rtol=1e-9)
+    y, _, _ = fc.batch_norm(x, g, b, m, 1 / s**2, training=False, layout=layout, activation="relu")
+    assert (y >= 0).all() and (y == 0).any()
 
 
 def test_cuda_kernels_without_affine_emulated(emu_backend):

@@ -191,7 +191,7 @@ BatchNormShape batchnorm_shape(int64_t N, int64_t C, int64_t HW, const std::stri
 
 template <typename T>
 void batchnorm_train_t(const BatchNormShape& s, const py::array& x, const py::object& gamma, const py::object& beta,
-                       double eps, const py::array& y, const py::array& mean, const py::array& var,
+                       double eps, bool relu, const py::array& y, const py::array& mean, const py::array& var,
                        const py::array& inv_std) {
   const T* xp = data_of<T>(x, s.size(), "x", false);
   const T* gp = optional_data<T>(gamma, s.C, "gamma");
@@ -202,12 +202,12 @@ void batchnorm_train_t(const BatchNormShape& s, const py::array& x, const py::ob
   T* ip = data_of<T>(inv_std, s.C, "inv_std", true);
   auto fn = ops<T>().batchnorm.train_forward;
   KernelCall call;
-  fn(s, xp, gp, bp, eps, yp, mp, vp, ip);
+  fn(s, xp, gp, bp, eps, relu, yp, mp, vp, ip);
 }
 
 template <typename T>
 void batchnorm_normalize_t(const BatchNormShape& s, const py::array& x, const py::array& mean,
-                           const py::array& scale, const py::array& shift, const py::array& y) {
+                           const py::array& scale, const py::array& shift, bool relu, const py::array& y) {
   const T* xp = data_of<T>(x, s.size(), "x", false);
   const double* mp = data_of<double>(mean, s.C, "mean", false);
   const double* ap = data_of<double>(scale, s.C, "scale", false);
@@ -215,14 +215,16 @@ void batchnorm_normalize_t(const BatchNormShape& s, const py::array& x, const py
   T* yp = data_of<T>(y, s.size(), "y", true);
   auto fn = ops<T>().batchnorm.normalize;
   KernelCall call;
-  fn(s, xp, mp, ap, bp, yp);
+  fn(s, xp, mp, ap, bp, relu, yp);
 }
 
 template <typename T>
-void batchnorm_backward_t(const BatchNormShape& s, bool training, const py::array& gy, const py::array& x,
-                          const py::array& mean, const py::array& inv_std, const py::object& gamma,
-                          const py::array& gx, const py::array& ggamma, const py::array& gbeta) {
+void batchnorm_backward_t(const BatchNormShape& s, bool training, const py::array& gy, const py::object& relu_y,
+                          const py::array& x, const py::array& mean, const py::array& inv_std,
+                          const py::object& gamma, const py::array& gx, const py::array& ggamma,
+                          const py::array& gbeta) {
   const T* gyp = data_of<T>(gy, s.size(), "grad_y", false);
+  const T* ryp = optional_data<T>(relu_y, s.size(), "y");
   const T* xp = data_of<T>(x, s.size(), "x", false);
   const T* mp = data_of<T>(mean, s.C, "saved_mean", false);
   const T* ip = data_of<T>(inv_std, s.C, "saved_inv_std", false);
@@ -232,7 +234,7 @@ void batchnorm_backward_t(const BatchNormShape& s, bool training, const py::arra
   T* gbp = data_of<T>(gbeta, s.C, "grad_beta", true);
   auto fn = ops<T>().batchnorm.backward;
   KernelCall call;
-  fn(s, training, gyp, xp, mp, ip, gp, gxp, ggp, gbp);
+  fn(s, training, gyp, ryp, xp, mp, ip, gp, gxp, ggp, gbp);
 }
 
 template <typename T>
@@ -345,27 +347,27 @@ PYBIND11_MODULE(_cpu, m) {
     else relu_backward_t<double>(gy, y, gx);
   });
   m.def("batchnorm_train_forward", [](int64_t N, int64_t C, int64_t HW, const std::string& layout, py::array x,
-                                      py::object gamma, py::object beta, double eps, py::array y, py::array mean,
-                                      py::array var, py::array inv_std) {
+                                      py::object gamma, py::object beta, double eps, bool relu, py::array y,
+                                      py::array mean, py::array var, py::array inv_std) {
     const BatchNormShape s = batchnorm_shape(N, C, HW, layout);
-    if (dtype_of(x, "x") == DType::f32) batchnorm_train_t<float>(s, x, gamma, beta, eps, y, mean, var, inv_std);
-    else batchnorm_train_t<double>(s, x, gamma, beta, eps, y, mean, var, inv_std);
-  }, "x -> y, batch mean, biased variance, inverse std (training-mode batch normalization)");
+    if (dtype_of(x, "x") == DType::f32) batchnorm_train_t<float>(s, x, gamma, beta, eps, relu, y, mean, var, inv_std);
+    else batchnorm_train_t<double>(s, x, gamma, beta, eps, relu, y, mean, var, inv_std);
+  }, "x -> y (then ReLU with relu), batch mean, biased variance, inverse std (training-mode batch normalization)");
   m.def("batchnorm_normalize", [](int64_t N, int64_t C, int64_t HW, const std::string& layout, py::array x,
-                                  py::array mean, py::array scale, py::array shift, py::array y) {
+                                  py::array mean, py::array scale, py::array shift, bool relu, py::array y) {
     const BatchNormShape s = batchnorm_shape(N, C, HW, layout);
-    if (dtype_of(x, "x") == DType::f32) batchnorm_normalize_t<float>(s, x, mean, scale, shift, y);
-    else batchnorm_normalize_t<double>(s, x, mean, scale, shift, y);
-  }, "y = (x - mean[c]) * scale[c] + shift[c], per-channel values float64 (inference-mode batch norm)");
+    if (dtype_of(x, "x") == DType::f32) batchnorm_normalize_t<float>(s, x, mean, scale, shift, relu, y);
+    else batchnorm_normalize_t<double>(s, x, mean, scale, shift, relu, y);
+  }, "y = (x - mean[c]) * scale[c] + shift[c] (then ReLU with relu), per-channel values float64 (inference-mode batch norm)");
   m.def("batchnorm_backward", [](int64_t N, int64_t C, int64_t HW, const std::string& layout, bool training,
-                                 py::array gy, py::array x, py::array mean, py::array inv_std, py::object gamma,
-                                 py::array gx, py::array ggamma, py::array gbeta) {
+                                 py::array gy, py::object relu_y, py::array x, py::array mean, py::array inv_std,
+                                 py::object gamma, py::array gx, py::array ggamma, py::array gbeta) {
     const BatchNormShape s = batchnorm_shape(N, C, HW, layout);
     if (dtype_of(gy, "grad_y") == DType::f32)
-      batchnorm_backward_t<float>(s, training, gy, x, mean, inv_std, gamma, gx, ggamma, gbeta);
+      batchnorm_backward_t<float>(s, training, gy, relu_y, x, mean, inv_std, gamma, gx, ggamma, gbeta);
     else
-      batchnorm_backward_t<double>(s, training, gy, x, mean, inv_std, gamma, gx, ggamma, gbeta);
-  });
+      batchnorm_backward_t<double>(s, training, gy, relu_y, x, mean, inv_std, gamma, gx, ggamma, gbeta);
+  }, "grad_y (where relu_y, a fused ReLU's output, is > 0 when given), x -> grad_x, grad_gamma, grad_beta");
   m.def("avgpool2d_forward", [](const Pool2dParams& p, bool include_pad, py::array x, py::array y) {
     if (dtype_of(x, "x") == DType::f32) avgpool2d_forward_t<float>(p, include_pad, x, y);
     else avgpool2d_forward_t<double>(p, include_pad, x, y);

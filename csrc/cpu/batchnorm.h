@@ -10,6 +10,8 @@
 //                  given in double; one pass).
 //   backward       grad_y, x, mean, inv_std -> grad_x, grad_gamma, grad_beta (training: through
 //                  the batch statistics; else through the fixed statistics).
+// relu: both forward passes end with y = max(y, 0) (a ReLU fused into the pass); backward then
+// takes that y (relu_y, else null) and counts grad_y only where y > 0, the ReLU's gradient.
 // gamma / beta may be null (1 / 0). Each channel's sums are taken by one thread in a fixed order,
 // so results do not depend on the thread count.
 #pragma once
@@ -21,12 +23,12 @@ namespace fastconv {
 
 template <typename T>
 struct BatchNormOps {
-  void (*train_forward)(const BatchNormShape& s, const T* x, const T* gamma, const T* beta, double eps, T* y,
-                        T* mean, T* var, T* inv_std);
+  void (*train_forward)(const BatchNormShape& s, const T* x, const T* gamma, const T* beta, double eps, bool relu,
+                        T* y, T* mean, T* var, T* inv_std);
   void (*normalize)(const BatchNormShape& s, const T* x, const double* mean, const double* scale,
-                    const double* shift, T* y);
-  void (*backward)(const BatchNormShape& s, bool training, const T* gy, const T* x, const T* mean,
-                   const T* inv_std, const T* gamma, T* gx, T* ggamma, T* gbeta);
+                    const double* shift, bool relu, T* y);
+  void (*backward)(const BatchNormShape& s, bool training, const T* gy, const T* relu_y, const T* x,
+                   const T* mean, const T* inv_std, const T* gamma, T* gx, T* ggamma, T* gbeta);
 };
 
 namespace ref {

@@ -136,12 +136,13 @@ void shifted_channel_sums(const BatchNormShape& s, const T* x, const T* shift, d
 }
 
 // The backward sums, in double: s1[c] = sum of g, s2[c] = sum of g (x - mean[c]) over channel
-// c (each term exact in double for float data).
+// c (each term exact in double for float data), with g = grad_y, or where a fused ReLU's output
+// y is given, g = grad_y where y > 0 and 0 elsewhere (the ReLU's gradient, as relu_backward).
 // One NCHW plane: 16 double lanes by index mod 16 (two independent vectors each), then a fixed
 // order, then the last n % 16 terms.
 template <typename T>
-void gradient_plane_sums(const T* __restrict g, const T* __restrict x, int64_t n, double mean, double* s1,
-                         double* s2) {
+void gradient_plane_sums(const T* __restrict g, const T* __restrict y, const T* __restrict x, int64_t n,
+                         double mean, double* s1, double* s2) {
   using Vec = typename Lanes16<T>::type;
   using VecD = typename Lanes16<double>::type;
   VecD t1 = {}, t2 = {};
@@ -150,6 +151,11 @@ void gradient_plane_sums(const T* __restrict g, const T* __restrict x, int64_t n
     Vec gv, xv;
     std::memcpy(&gv, g + i, sizeof gv);
     std::memcpy(&xv, x + i, sizeof xv);
+    if (y) {
+      Vec yv;
+      std::memcpy(&yv, y + i, sizeof yv);
+      gv = yv > T(0) ? gv : Vec{};
+    }
     const VecD gd = __builtin_convertvector(gv, VecD);
     t1 += gd;
     t2 += gd * (__builtin_convertvector(xv, VecD) - mean);
@@ -160,15 +166,17 @@ void gradient_plane_sums(const T* __restrict g, const T* __restrict x, int64_t n
     r2 += t2[j];
   }
   for (; i < n; ++i) {
-    r1 += g[i];
-    r2 += static_cast<double>(g[i]) * (static_cast<double>(x[i]) - mean);
+    const double gi = y && !(y[i] > T(0)) ? 0.0 : static_cast<double>(g[i]);
+    r1 += gi;
+    r2 += gi * (static_cast<double>(x[i]) - mean);
   }
   *s1 += r1;
   *s2 += r2;
 }
 
 template <typename T>
-void gradient_sums(const BatchNormShape& s, const T* g, const T* x, const T* mean, double* s1, double* s2) {
+void gradient_sums(const BatchNormShape& s, const T* g, const T* y, const T* x, const T* mean, double* s1,
+                   double* s2) {
   const int64_t work = 2 * s.size();
   if (s.layout == Layout::NCHW) {
     fastconv::parallel_for(fastconv::threads_for(work), s.C, [&](int64_t c_begin, int64_t c_end) {
@@ -176,7 +184,7 @@ void gradient_sums(const BatchNormShape& s, const T* g, const T* x, const T* mea
         double t1 = 0, t2 = 0;
         for (int64_t n = 0; n < s.N; ++n) {
           const int64_t o = (n * s.C + c) * s.HW;
-          gradient_plane_sums(g + o, x + o, s.HW, static_cast<double>(mean[c]), &t1, &t2);
+          gradient_plane_sums(g + o, y ? y + o : nullptr, x + o, s.HW, static_cast<double>(mean[c]), &t1, &t2);
         }
         s1[c] = t1;
         s2[c] = t2;
@@ -197,8 +205,9 @@ void gradient_sums(const BatchNormShape& s, const T* g, const T* x, const T* mea
       for (int64_t m = blk * kBlockPixels, m_end = std::min(M, m + kBlockPixels); m < m_end; ++m) {
         const T* __restrict gp = g + m * s.C;
         const T* __restrict xp = x + m * s.C;
+        const T* __restrict yp = y ? y + m * s.C : nullptr;
         for (int64_t c = 0; c < s.C; ++c) {
-          const double gc = gp[c];
+          const double gc = yp && !(yp[c] > T(0)) ? 0.0 : static_cast<double>(gp[c]);
           t1[c] += gc;
           t2[c] += gc * (static_cast<double>(xp[c]) - static_cast<double>(mean[c]));
         }
@@ -208,12 +217,13 @@ void gradient_sums(const BatchNormShape& s, const T* g, const T* x, const T* mea
   add_block_rows(part, blocks, s.C, s1, s2);
 }
 
-// out = a[c] (u - m[c]) + b[c] + q[c] v elementwise (backward), in double and rounded once: grad_x
-// can be far smaller than the terms it is the difference of (two values a channel: it cancels
-// to ~eps / var), and double keeps its relative accuracy there.
+// out = a[c] (u - m[c]) + b[c] + q[c] v elementwise (backward; v masked by y > 0 where y is
+// given, as in gradient_sums), in double and rounded once: grad_x can be far smaller than the
+// terms it is the difference of (two values a channel: it cancels to ~eps / var), and double
+// keeps its relative accuracy there.
 template <typename T>
 void per_channel_affine_sum(const BatchNormShape& s, const T* u, const double* m, const double* a, const double* b,
-                            const T* v, const double* q, T* out) {
+                            const T* v, const T* y, const double* q, T* out) {
   const int64_t work = s.size();
   if (s.layout == Layout::NCHW) {
     fastconv::parallel_for(fastconv::threads_for(work), s.N * s.C, [&](int64_t first, int64_t last) {
@@ -223,7 +233,15 @@ void per_channel_affine_sum(const BatchNormShape& s, const T* u, const double* m
         T* __restrict dst = out + o;
         const T* __restrict up = u + o;
         const T* __restrict vp = v + o;
-        for (int64_t k = 0; k < s.HW; ++k) dst[k] = static_cast<T>(ac * (up[k] - mc) + bc + qc * vp[k]);
+        if (y) {
+          const T* __restrict yp = y + o;
+          for (int64_t k = 0; k < s.HW; ++k) {
+            const double g = yp[k] > T(0) ? static_cast<double>(vp[k]) : 0.0;
+            dst[k] = static_cast<T>(ac * (up[k] - mc) + bc + qc * g);
+          }
+        } else {
+          for (int64_t k = 0; k < s.HW; ++k) dst[k] = static_cast<T>(ac * (up[k] - mc) + bc + qc * vp[k]);
+        }
       }
     });
     return;
@@ -233,20 +251,31 @@ void per_channel_affine_sum(const BatchNormShape& s, const T* u, const double* m
       T* __restrict dst = out + px * s.C;
       const T* __restrict up = u + px * s.C;
       const T* __restrict vp = v + px * s.C;
-      for (int64_t c = 0; c < s.C; ++c) dst[c] = static_cast<T>(a[c] * (up[c] - m[c]) + b[c] + q[c] * vp[c]);
+      if (y) {
+        const T* __restrict yp = y + px * s.C;
+        for (int64_t c = 0; c < s.C; ++c) {
+          const double g = yp[c] > T(0) ? static_cast<double>(vp[c]) : 0.0;
+          dst[c] = static_cast<T>(a[c] * (up[c] - m[c]) + b[c] + q[c] * g);
+        }
+      } else {
+        for (int64_t c = 0; c < s.C; ++c) dst[c] = static_cast<T>(a[c] * (up[c] - m[c]) + b[c] + q[c] * vp[c]);
+      }
     }
   });
 }
 
-// out = a[c] (u - m[c]) + b[c] elementwise (forward), in the element type T: float lanes are
-// twice as many as double's and need no conversions (this pass was bound by the double
-// arithmetic on cache-resident shapes: 8 x 512 x 14 x 14, one thread, 0.15 -> 0.07 ms). m[c] is
-// split into T parts hi + lo; (u - hi) - lo loses nothing to rounding the mean to T, so y stays
-// accurate when |mean| >> std (no u a - m a cancellation); what remains is T's rounding of a
-// few operations on y-sized values.
+// out = a[c] (u - m[c]) + b[c] elementwise (forward), then max(out, 0) with `relu` (NaN stays
+// NaN, as relu_forward), in the element type T: float lanes are twice as many as double's and
+// need no conversions (this pass was bound by the double arithmetic on cache-resident shapes:
+// 8 x 512 x 14 x 14, one thread, 0.15 -> 0.07 ms). m[c] is split into T parts hi + lo;
+// (u - hi) - lo loses nothing to rounding the mean to T, so y stays accurate when |mean| >> std
+// (no u a - m a cancellation); what remains is T's rounding of a few operations on y-sized values.
+template <typename T>
+inline T relu_of(T v) { return v < T(0) ? T(0) : v; }
+
 template <typename T>
 void per_channel_affine(const BatchNormShape& s, const T* u, const double* m, const double* a, const double* b,
-                        T* out) {
+                        bool relu, T* out) {
   T* coef = fastconv::scratch<T>(4, 4 * s.C);
   T* __restrict hi = coef;
   T* __restrict lo = coef + s.C;
@@ -266,7 +295,11 @@ void per_channel_affine(const BatchNormShape& s, const T* u, const double* m, co
         const T hc = hi[c], lc = lo[c], ac = ta[c], bc = tb[c];
         T* __restrict dst = out + o;
         const T* __restrict up = u + o;
-        for (int64_t k = 0; k < s.HW; ++k) dst[k] = ac * ((up[k] - hc) - lc) + bc;
+        if (relu) {
+          for (int64_t k = 0; k < s.HW; ++k) dst[k] = relu_of(ac * ((up[k] - hc) - lc) + bc);
+        } else {
+          for (int64_t k = 0; k < s.HW; ++k) dst[k] = ac * ((up[k] - hc) - lc) + bc;
+        }
       }
     });
     return;
@@ -275,14 +308,18 @@ void per_channel_affine(const BatchNormShape& s, const T* u, const double* m, co
     for (int64_t px = first; px < last; ++px) {
       T* __restrict dst = out + px * s.C;
       const T* __restrict up = u + px * s.C;
-      for (int64_t c = 0; c < s.C; ++c) dst[c] = ta[c] * ((up[c] - hi[c]) - lo[c]) + tb[c];
+      if (relu) {
+        for (int64_t c = 0; c < s.C; ++c) dst[c] = relu_of(ta[c] * ((up[c] - hi[c]) - lo[c]) + tb[c]);
+      } else {
+        for (int64_t c = 0; c < s.C; ++c) dst[c] = ta[c] * ((up[c] - hi[c]) - lo[c]) + tb[c];
+      }
     }
   });
 }
 
 template <typename T>
-void train_forward(const BatchNormShape& s, const T* x, const T* gamma, const T* beta, double eps, T* y, T* mean,
-                   T* var, T* inv_std) {
+void train_forward(const BatchNormShape& s, const T* x, const T* gamma, const T* beta, double eps, bool relu, T* y,
+                   T* mean, T* var, T* inv_std) {
   double* sums = fastconv::scratch<double>(0, 2 * s.C);
   double* coef = fastconv::scratch<double>(1, 3 * s.C);   // mean, a, b of the normalizing pass
   T* shift = fastconv::scratch<T>(2, s.C);                // K[c]: the channel's first element
@@ -300,23 +337,23 @@ void train_forward(const BatchNormShape& s, const T* x, const T* gamma, const T*
     var[c] = static_cast<T>(v);
     inv_std[c] = static_cast<T>(is);
   }
-  per_channel_affine<T>(s, x, coef, coef + s.C, coef + 2 * s.C, y);
+  per_channel_affine<T>(s, x, coef, coef + s.C, coef + 2 * s.C, relu, y);
 }
 
-// y = (x - mean) * scale + shift (inference; the statistics in double)
+// y = (x - mean) * scale + shift (inference; the statistics in double), then ReLU with `relu`
 template <typename T>
 void normalize(const BatchNormShape& s, const T* x, const double* mean, const double* scale, const double* shift,
-               T* y) {
-  per_channel_affine<T>(s, x, mean, scale, shift, y);
+               bool relu, T* y) {
+  per_channel_affine<T>(s, x, mean, scale, shift, relu, y);
 }
 
 template <typename T>
-void backward(const BatchNormShape& s, bool training, const T* gy, const T* x, const T* mean, const T* inv_std,
-              const T* gamma, T* gx, T* ggamma, T* gbeta) {
+void backward(const BatchNormShape& s, bool training, const T* gy, const T* relu_y, const T* x, const T* mean,
+              const T* inv_std, const T* gamma, T* gx, T* ggamma, T* gbeta) {
   double* sums = fastconv::scratch<double>(0, 2 * s.C);
   double* coef = fastconv::scratch<double>(1, 4 * s.C);
   // sums[c] = sum grad_y, sums[C + c] = sum grad_y * (x - mean)
-  gradient_sums(s, gy, x, mean, sums, sums + s.C);
+  gradient_sums(s, gy, relu_y, x, mean, sums, sums + s.C);
   const double M = static_cast<double>(s.N * s.HW);
   double* mu = coef;
   double* a = coef + s.C;        // of (x - mean)
@@ -333,7 +370,7 @@ void backward(const BatchNormShape& s, bool training, const T* gy, const T* x, c
     a[c] = training ? -k[c] * is * dg / M : 0.0;
     b[c] = training ? -k[c] * db / M : 0.0;
   }
-  per_channel_affine_sum<T>(s, x, mu, a, b, gy, k, gx);
+  per_channel_affine_sum<T>(s, x, mu, a, b, gy, relu_y, k, gx);
 }
 
 template <typename T>

@@ -50,16 +50,16 @@ class Backend(abc.ABC):
         """grad_y -> grad_x of avg_pool2d."""
 
     @abc.abstractmethod
-    def batch_norm_train(self, x, gamma, beta, eps, layout):
-        """x -> (y, batch mean, biased variance, inverse std) per channel."""
+    def batch_norm_train(self, x, gamma, beta, eps, layout, relu=False):
+        """x -> (y, batch mean, biased variance, inverse std) per channel; relu: y = max(y, 0)."""
 
     @abc.abstractmethod
-    def batch_norm_normalize(self, x, mean, scale, shift, layout):
-        """y = (x - mean[c]) * scale[c] + shift[c] (per-channel values float64)."""
+    def batch_norm_normalize(self, x, mean, scale, shift, layout, relu=False):
+        """y = (x - mean[c]) * scale[c] + shift[c] (per-channel values float64); relu: max(y, 0)."""
 
     @abc.abstractmethod
-    def batch_norm_backward(self, gy, x, mean, inv_std, gamma, training, layout):
-        """-> (grad_x, grad_gamma, grad_beta)."""
+    def batch_norm_backward(self, gy, x, mean, inv_std, gamma, training, layout, relu_y=None):
+        """-> (grad_x, grad_gamma, grad_beta); relu_y (a relu forward's y): grad_y where y > 0."""
 
     @abc.abstractmethod
     def relu_forward(self, x, out=None):

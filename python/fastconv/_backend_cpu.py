@@ -120,27 +120,27 @@ class CpuBackend(Backend):
         N, C = x.shape[0], x.shape[1 if layout == "NCHW" else 3]
         return N, C, x.size // (N * C), layout
 
-    def batch_norm_train(self, x, gamma, beta, eps, layout):
+    def batch_norm_train(self, x, gamma, beta, eps, layout, relu=False):
         s = self._bn_shape(x, layout)
         y = empty(x.shape, x.dtype)
         mean, var, inv_std = (np.empty(s[1], x.dtype) for _ in range(3))
         _before_parallel(2 * x.size)
-        _cpu.batchnorm_train_forward(*s, x, gamma, beta, eps, y, mean, var, inv_std)
+        _cpu.batchnorm_train_forward(*s, x, gamma, beta, eps, relu, y, mean, var, inv_std)
         return y, mean, var, inv_std
 
-    def batch_norm_normalize(self, x, mean, scale, shift, layout):
+    def batch_norm_normalize(self, x, mean, scale, shift, layout, relu=False):
         y = empty(x.shape, x.dtype)
         _before_parallel(x.size)
         f64 = [np.ascontiguousarray(a, np.float64) for a in (mean, scale, shift)]
-        _cpu.batchnorm_normalize(*self._bn_shape(x, layout), x, *f64, y)
+        _cpu.batchnorm_normalize(*self._bn_shape(x, layout), x, *f64, relu, y)
         return y
 
-    def batch_norm_backward(self, gy, x, mean, inv_std, gamma, training, layout):
+    def batch_norm_backward(self, gy, x, mean, inv_std, gamma, training, layout, relu_y=None):
         s = self._bn_shape(x, layout)
         gx = empty(x.shape, x.dtype)
         ggamma, gbeta = np.empty(s[1], x.dtype), np.empty(s[1], x.dtype)
         _before_parallel(2 * x.size)
-        _cpu.batchnorm_backward(*s, training, gy, x, mean, inv_std, gamma, gx, ggamma, gbeta)
+        _cpu.batchnorm_backward(*s, training, gy, relu_y, x, mean, inv_std, gamma, gx, ggamma, gbeta)
         return gx, ggamma, gbeta
 
     @staticmethod

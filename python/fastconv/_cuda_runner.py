@@ -180,7 +180,8 @@ class KernelRunner(Backend):
     def _contiguous_or_none(self, *arrays):
         return [None if a is None else self.contiguous(a) for a in arrays]
 
-    def batch_norm_train(self, x, gamma, beta, eps, layout):
+    # The CUDA batch-norm kernels have no ReLU of their own: relu runs the ReLU kernels around them.
+    def batch_norm_train(self, x, gamma, beta, eps, layout, relu=False):
         shape, dt = self._bn_shape(x, layout), x.dtype
         C = shape[1]
         gamma, beta = self._contiguous_or_none(gamma, beta)
@@ -191,18 +192,20 @@ class KernelRunner(Backend):
             *shape, self._arg("x", x, x.shape, dt), self._optional("gamma", gamma, C, dt),
             self._optional("beta", beta, C, dt), float(eps), self.ptr(y), self.ptr(mean), self.ptr(var),
             self.ptr(inv_std), self.ptr(ws), self._f64(dt), self.stream())
-        return y, mean, var, inv_std
+        return (self.relu_forward(y, out=y) if relu else y), mean, var, inv_std
 
-    def batch_norm_normalize(self, x, mean, scale, shift, layout):
+    def batch_norm_normalize(self, x, mean, scale, shift, layout, relu=False):
         shape, dt = self._bn_shape(x, layout), x.dtype
         y = self.empty(x.shape, dt)
         coef = self.xp.concatenate([self.xp.asarray(a, dtype=np.float64).ravel() for a in (mean, scale, shift)])
         self.module.batchnorm_normalize(*shape, self._arg("x", x, x.shape, dt), self._arg("coef", coef, (3 * shape[1],)),
                                         self.ptr(y), self._f64(dt), self.stream())
-        return y
+        return self.relu_forward(y, out=y) if relu else y
 
-    def batch_norm_backward(self, gy, x, mean, inv_std, gamma, training, layout):
+    def batch_norm_backward(self, gy, x, mean, inv_std, gamma, training, layout, relu_y=None):
         shape, dt = self._bn_shape(x, layout), x.dtype
+        if relu_y is not None:
+            gy = self.relu_backward(gy, relu_y)
         C = shape[1]
         (gamma,) = self._contiguous_or_none(gamma)
         gx = self.empty(x.shape, dt)

@@ -3,6 +3,8 @@ arrays, csrc/cuda/batchnorm.cu for CuPy arrays), and folding it into a conv.
 
     y, mean, inv_std = fc.batch_norm(x, gamma, beta, running_mean, running_var, training=True)
     gx, ggamma, gbeta = fc.batch_norm_backward(gy, x, gamma, mean, inv_std)
+    y, ... = fc.batch_norm(..., activation="relu")          # BN then ReLU in one pass
+    gx, ... = fc.batch_norm_backward(gy, x, ..., activation="relu", y=y)
     w2, b2 = fc.fold_batch_norm(w, b, gamma, beta, running_mean, running_var)   # inference
 
 The functional API follows PyTorch: momentum=0.1, eps=1e-5, and training updates running_mean /
@@ -53,29 +55,39 @@ def _check_x(x, layout):
     return _channels(x, layout)
 
 
-def _train(be, x, gamma, beta, eps, layout):
+def _train(be, x, gamma, beta, eps, layout, relu):
     if x.size // _channels(x, layout) < 2:
         raise ValueError(f"batch_norm in training needs more than one value per channel, got x {tuple(x.shape)}")
-    return be.batch_norm_train(be.contiguous(x), gamma, beta, eps, layout)
+    return be.batch_norm_train(be.contiguous(x), gamma, beta, eps, layout, relu)
 
 
-def batch_statistics(x, gamma, beta, *, eps, layout):
+def _relu_flag(activation):
+    """activation= of the batch-norm functions: None, or "relu" (a ReLU fused into the pass)."""
+    if activation not in (None, "relu"):
+        raise ValueError(f"activation must be None or 'relu' (a ReLU fused into batch norm), got {activation!r}")
+    return activation == "relu"
+
+
+def batch_statistics(x, gamma, beta, *, eps, layout, activation=None):
     """Training-mode normalization: (y, batch mean, biased batch variance, inverse std). For the
     layers; fc.batch_norm is the public entry point."""
+    relu = _relu_flag(activation)
     be = F._backend(x=x, gamma=gamma, beta=beta)
     C = _check_x(x, layout)
     gamma = _per_channel("gamma", gamma, C, x.dtype, required=False)
     beta = _per_channel("beta", beta, C, x.dtype, required=False)
-    return _train(be, x, gamma, beta, eps, layout)
+    return _train(be, x, gamma, beta, eps, layout, relu)
 
 
 def batch_norm(x, gamma, beta, running_mean, running_var, *, training, momentum=0.1, eps=1e-5,
-               layout="NCHW"):
+               layout="NCHW", activation=None):
     """Normalize x per channel over N, H, W -> (y, saved_mean, saved_inv_std) (the last two for
     batch_norm_backward). training=True: the batch statistics, and running_mean / running_var
-    (None: not tracked) are updated in place; training=False: the running statistics."""
+    (None: not tracked) are updated in place; training=False: the running statistics.
+    activation="relu": y = max(y, 0) in the same pass (Conv2D - BatchNormalization - ReLU)."""
     layout = check_layout(layout)
     training = F._flag("training", training)
+    relu = _relu_flag(activation)
     eps = _real("eps", eps, 0.0, math.inf, low_open=True)
     momentum = _real("momentum", momentum, 0.0, 1.0)
     be = F._backend(x=x, gamma=gamma, beta=beta, running_mean=running_mean, running_var=running_var)
@@ -89,7 +101,7 @@ def batch_norm(x, gamma, beta, running_mean, running_var, *, training, momentum=
         if training and not (running_mean.flags.writeable and running_var.flags.writeable):
             raise ValueError("running_mean and running_var must be writeable (training updates them in place)")
     if training:
-        y, mean, var, inv_std = _train(be, x, gamma, beta, eps, layout)
+        y, mean, var, inv_std = _train(be, x, gamma, beta, eps, layout, relu)
         if tracked:
             M = x.size // C
             running_mean *= 1 - momentum
@@ -102,25 +114,39 @@ def batch_norm(x, gamma, beta, running_mean, running_var, *, training, momentum=
     inv_std = 1.0 / xp.sqrt(running_var.astype(np.float64) + eps)
     scale = inv_std * (1.0 if gamma is None else gamma.astype(np.float64))
     shift = xp.zeros(C) if beta is None else beta.astype(np.float64)
-    y = be.batch_norm_normalize(be.contiguous(x), mean, scale, shift, layout)
+    y = be.batch_norm_normalize(be.contiguous(x), mean, scale, shift, layout, relu)
     return y, running_mean.copy(), inv_std.astype(x.dtype)
 
 
-def batch_norm_backward(grad_y, x, gamma, saved_mean, saved_inv_std, *, training=True, layout="NCHW"):
+def batch_norm_backward(grad_y, x, gamma, saved_mean, saved_inv_std, *, training=True, layout="NCHW",
+                        activation=None, y=None):
     """-> (grad_x, grad_gamma, grad_beta) of batch_norm. training=True differentiates through the
-    batch statistics; False through fixed statistics (a frozen BatchNormalization)."""
+    batch statistics; False through fixed statistics (a frozen BatchNormalization).
+    activation="relu" with y, the output of batch_norm(..., activation="relu"): grad_y is the
+    gradient of that output and first goes through the ReLU (counted where y > 0), in the same pass."""
     layout = check_layout(layout)
     training = F._flag("training", training)
-    be = F._backend(grad_y=grad_y, x=x, gamma=gamma, saved_mean=saved_mean, saved_inv_std=saved_inv_std)
+    relu = _relu_flag(activation)
+    be = F._backend(grad_y=grad_y, x=x, gamma=gamma, saved_mean=saved_mean, saved_inv_std=saved_inv_std,
+                    **({"y": y} if y is not None else {}))
     C = _check_x(x, layout)
     F._same_dtype(grad_y=grad_y, x=x)
     if tuple(grad_y.shape) != tuple(x.shape):
         raise ValueError(f"grad_y has shape {tuple(grad_y.shape)} but x has {tuple(x.shape)}")
+    if relu:
+        if y is None:
+            raise TypeError("batch_norm_backward(activation='relu') needs y, the forward's output")
+        F._same_dtype(y=y, x=x)
+        if tuple(y.shape) != tuple(x.shape):
+            raise ValueError(f"y has shape {tuple(y.shape)} but x has {tuple(x.shape)}")
+    elif y is not None:
+        raise ValueError("y is the output of a fused ReLU: pass it with activation='relu'")
     gamma = _per_channel("gamma", gamma, C, x.dtype, required=False)
     mean = _per_channel("saved_mean", saved_mean, C, x.dtype)
     inv_std = _per_channel("saved_inv_std", saved_inv_std, C, x.dtype)
     return be.batch_norm_backward(be.contiguous(grad_y), be.contiguous(x), be.contiguous(mean),
-                                  be.contiguous(inv_std), gamma, training, layout)
+                                  be.contiguous(inv_std), gamma, training, layout,
+                                  be.contiguous(y) if relu else None)
 
 
 def fold_batch_norm(weight, bias, gamma, beta, running_mean, running_var, *, eps=1e-5, layout="NCHW"):

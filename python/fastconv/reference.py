@@ -345,11 +345,12 @@ def _from_channels_last(a, nchw_shape, layout):
 
 
 def batch_norm(x, gamma, beta, running_mean, running_var, *, training, momentum=0.1, eps=1e-5,
-               layout="NCHW"):
+               layout="NCHW", activation=None):
     """-> (y, saved_mean, saved_inv_std), PyTorch's convention. Training: the batch statistics
     (biased variance) normalize x, and running_mean / running_var (when given) are returned
     updated as (1 - momentum) * running + momentum * batch (unbiased variance) in a 4th and 5th
-    value; inference: the running statistics. Arrays in, new float64 arrays out."""
+    value; inference: the running statistics. activation="relu": y = max(y, 0). Arrays in, new
+    float64 arrays out."""
     layout = check_layout(layout)
     a, shape = _channels_last(x, layout)
     C = a.shape[1]
@@ -361,6 +362,8 @@ def batch_norm(x, gamma, beta, running_mean, running_var, *, training, momentum=
         mean, var = np.asarray(running_mean, np.float64), np.asarray(running_var, np.float64)
     inv_std = 1.0 / np.sqrt(var + eps)
     y = _from_channels_last((a - mean) * inv_std * g + b, shape, layout)
+    if activation is not None:
+        y = _activate(y, activation, 0.0)
     if not training:
         return y, mean, inv_std
     M = a.shape[0]
@@ -371,9 +374,13 @@ def batch_norm(x, gamma, beta, running_mean, running_var, *, training, momentum=
     return y, mean, inv_std, new_mean, new_var
 
 
-def batch_norm_backward(grad_y, x, gamma, saved_mean, saved_inv_std, *, training=True, layout="NCHW"):
-    """-> (grad_x, grad_gamma, grad_beta); training: through the batch statistics."""
+def batch_norm_backward(grad_y, x, gamma, saved_mean, saved_inv_std, *, training=True, layout="NCHW",
+                        activation=None, y=None):
+    """-> (grad_x, grad_gamma, grad_beta); training: through the batch statistics.
+    activation="relu": grad_y is the gradient of the ReLU's output y, first taken through it."""
     layout = check_layout(layout)
+    if activation == "relu":
+        grad_y = relu_backward(grad_y, y)
     a, shape = _channels_last(x, layout)
     g_, _ = _channels_last(grad_y, layout)
     C, M = a.shape[1], a.shape[0]

@@ -9,14 +9,24 @@ from .dense import _softmax, _softmax_backward
 
 
 class _Elementwise(Layer):
-    """y = f(x), whose gradient is computed from y: keeps the output for backward."""
+    """y = f(x), whose gradient is computed from y: keeps the output for backward.
+
+    applied_below is set by Sequential on a ReLU right above a BatchNormalization, which then
+    applies the ReLU in its own pass (fused_relu) and its gradient in its backward: when x is that
+    layer's fused output, this layer passes x and, in backward, the gradient through."""
 
     def __init__(self, *, name=None, input_shape=None):
         super().__init__(name=name, input_shape=input_shape)
         self._y = None
+        self.applied_below = None
+        self._passed = False
 
     def forward(self, x, training=True):
         x = self._ensure_built(x)
+        below = self.applied_below
+        self._passed = below is not None and below.relu_applied_to(x)
+        if self._passed:
+            return x
         y = self._apply(x)
         if self._keeps_for_backward(training):
             self._y = y
@@ -25,6 +35,8 @@ class _Elementwise(Layer):
     def backward(self, grad_y):
         if not self.needs_input_grad:
             return None
+        if self._passed:
+            return grad_y
         if self._y is None:
             raise RuntimeError(f"{self.name or type(self).__name__}.backward called before forward(training=True)")
         gx = self._gradient(grad_y, self._y)

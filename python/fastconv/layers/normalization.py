@@ -1,6 +1,8 @@
 """BatchNormalization with Keras' arguments and defaults, on fastconv.batch_norm."""
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
 
 from .. import normalization as N
@@ -15,7 +17,10 @@ class BatchNormalization(Layer):
     moving = momentum * moving + (1 - momentum) * batch (biased variance); they are
     non-trainable weights (counted so by summary(), saved with the weights). In training the batch
     statistics normalize, in inference (layer(x), predict) the moving ones, and a frozen layer
-    (trainable=False) always uses the moving ones, as in Keras."""
+    (trainable=False) always uses the moving ones, as in Keras.
+
+    Sequential sets fused_relu when a ReLU layer follows: this layer then applies the ReLU in its
+    own pass (and its gradient in backward), and that layer passes this output through."""
 
     non_trainable_keys = ("moving_mean", "moving_variance")
 
@@ -29,6 +34,8 @@ class BatchNormalization(Layer):
         self.epsilon = N._real("epsilon", epsilon, 0.0, np.inf, low_open=True)
         self.center, self.scale = bool(center), bool(scale)
         self._saved = None
+        self.fused_relu = False
+        self._relu_output = None      # weak reference to the last output the fused ReLU made
         if self.input_shape is not None:
             self.build(self.input_shape)
 
@@ -66,8 +73,10 @@ class BatchNormalization(Layer):
         x = self._ensure_built(x)
         x4, layout = self._as4d(x)
         gamma, beta = self.params.get("gamma"), self.params.get("beta")
+        activation = "relu" if self.fused_relu else None
         if training and self.trainable:
-            y, mean, var, inv_std = N.batch_statistics(x4, gamma, beta, eps=self.epsilon, layout=layout)
+            y, mean, var, inv_std = N.batch_statistics(x4, gamma, beta, eps=self.epsilon, layout=layout,
+                                                       activation=activation)
             m = self.momentum
             for key, batch in (("moving_mean", mean), ("moving_variance", var)):
                 moving = self.params[key]
@@ -76,17 +85,25 @@ class BatchNormalization(Layer):
         else:
             y, mean, inv_std = N.batch_norm(x4, gamma, beta, self.params["moving_mean"],
                                             self.params["moving_variance"], training=False, eps=self.epsilon,
-                                            layout=layout)
+                                            layout=layout, activation=activation)
         if self._keeps_for_backward(training):
-            self._saved = (x4, layout, mean, inv_std, training and self.trainable, x.shape)
-        return y.reshape(x.shape)
+            self._saved = (x4, layout, mean, inv_std, training and self.trainable, x.shape,
+                           y if self.fused_relu else None)
+        out = y.reshape(x.shape)
+        self._relu_output = weakref.ref(out) if self.fused_relu else None
+        return out
+
+    def relu_applied_to(self, x):
+        """Whether x is this layer's last output and that output went through the fused ReLU."""
+        return self._relu_output is not None and self._relu_output() is x
 
     def backward(self, grad_y):
         if self._saved is None:
             raise RuntimeError(f"{self.name or 'BatchNormalization'}.backward called before forward(training=True)")
-        x4, layout, mean, inv_std, batch_stats, shape = self._saved
+        x4, layout, mean, inv_std, batch_stats, shape, relu_y = self._saved
         gx, ggamma, gbeta = N.batch_norm_backward(grad_y.reshape(x4.shape), x4, self.params.get("gamma"), mean,
-                                                  inv_std, training=batch_stats, layout=layout)
+                                                  inv_std, training=batch_stats, layout=layout,
+                                                  activation=None if relu_y is None else "relu", y=relu_y)
         self.grads = {}
         if self.trainable:
             if self.scale:
