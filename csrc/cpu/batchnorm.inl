@@ -135,6 +135,22 @@ void shifted_channel_sums(const BatchNormShape& s, const T* x, const T* shift, d
   add_block_rows(part, blocks, s.C, s1, s2);
 }
 
+// v where keep, else +0, as relu_backward does, without a branch: a plain select compiled to one
+// (20x slower on a ReLU's random mask), and v * keep would turn an infinite or NaN v into NaN.
+template <typename T> struct BitsOf;
+template <> struct BitsOf<float> { using type = uint32_t; };
+template <> struct BitsOf<double> { using type = uint64_t; };
+
+template <typename T>
+inline T masked(T v, bool keep) {
+  using U = typename BitsOf<T>::type;
+  U u;
+  std::memcpy(&u, &v, sizeof u);
+  u &= U(0) - U(keep);
+  std::memcpy(&v, &u, sizeof v);
+  return v;
+}
+
 // The backward sums, in double: s1[c] = sum of g, s2[c] = sum of g (x - mean[c]) over channel
 // c (each term exact in double for float data), with g = grad_y, or where a fused ReLU's output
 // y is given, g = grad_y where y > 0 and 0 elsewhere (the ReLU's gradient, as relu_backward).
@@ -166,7 +182,7 @@ void gradient_plane_sums(const T* __restrict g, const T* __restrict y, const T* 
     r2 += t2[j];
   }
   for (; i < n; ++i) {
-    const double gi = y && !(y[i] > T(0)) ? 0.0 : static_cast<double>(g[i]);
+    const double gi = y ? masked(g[i], y[i] > T(0)) : static_cast<double>(g[i]);
     r1 += gi;
     r2 += gi * (static_cast<double>(x[i]) - mean);
   }
@@ -205,11 +221,19 @@ void gradient_sums(const BatchNormShape& s, const T* g, const T* y, const T* x, 
       for (int64_t m = blk * kBlockPixels, m_end = std::min(M, m + kBlockPixels); m < m_end; ++m) {
         const T* __restrict gp = g + m * s.C;
         const T* __restrict xp = x + m * s.C;
-        const T* __restrict yp = y ? y + m * s.C : nullptr;
-        for (int64_t c = 0; c < s.C; ++c) {
-          const double gc = yp && !(yp[c] > T(0)) ? 0.0 : static_cast<double>(gp[c]);
-          t1[c] += gc;
-          t2[c] += gc * (static_cast<double>(xp[c]) - static_cast<double>(mean[c]));
+        if (y) {
+          const T* __restrict yp = y + m * s.C;
+          for (int64_t c = 0; c < s.C; ++c) {
+            const double gc = masked(gp[c], yp[c] > T(0));
+            t1[c] += gc;
+            t2[c] += gc * (static_cast<double>(xp[c]) - static_cast<double>(mean[c]));
+          }
+        } else {
+          for (int64_t c = 0; c < s.C; ++c) {
+            const double gc = gp[c];
+            t1[c] += gc;
+            t2[c] += gc * (static_cast<double>(xp[c]) - static_cast<double>(mean[c]));
+          }
         }
       }
     }
@@ -236,7 +260,7 @@ void per_channel_affine_sum(const BatchNormShape& s, const T* u, const double* m
         if (y) {
           const T* __restrict yp = y + o;
           for (int64_t k = 0; k < s.HW; ++k) {
-            const double g = yp[k] > T(0) ? static_cast<double>(vp[k]) : 0.0;
+            const double g = masked(vp[k], yp[k] > T(0));
             dst[k] = static_cast<T>(ac * (up[k] - mc) + bc + qc * g);
           }
         } else {
@@ -254,7 +278,7 @@ void per_channel_affine_sum(const BatchNormShape& s, const T* u, const double* m
       if (y) {
         const T* __restrict yp = y + px * s.C;
         for (int64_t c = 0; c < s.C; ++c) {
-          const double g = yp[c] > T(0) ? static_cast<double>(vp[c]) : 0.0;
+          const double g = masked(vp[c], yp[c] > T(0));
           dst[c] = static_cast<T>(a[c] * (up[c] - m[c]) + b[c] + q[c] * g);
         }
       } else {
