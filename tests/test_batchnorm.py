@@ -234,6 +234,20 @@ def test_fused_relu_equals_the_separate_relu_bit_for_bit(isa, poison, shape, lay
              rtol=2e-5 if dtype == np.float32 else 1e-9)
 
 
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_fused_relu_backward_drops_non_finite_gradients_where_the_relu_is_off(layout):
+    """As relu_backward: an infinite or NaN grad_y where y == 0 contributes nothing."""
+    x, g, b = _data((2, 5, 6, 7), layout, np.float32, seed=11)
+    y, m, s = fc.batch_norm(x, g, b, None, None, training=True, layout=layout, activation="relu")
+    gy = np.random.default_rng(12).standard_normal(x.shape).astype(np.float32)
+    off = np.flatnonzero(y == 0)
+    gy.flat[off[::2]] = np.inf
+    gy.flat[off[1::2]] = np.nan
+    fused = fc.batch_norm_backward(gy, x, g, m, s, layout=layout, activation="relu", y=y)
+    separate = fc.batch_norm_backward(fc.relu_backward(gy, y), x, g, m, s, layout=layout)
+    assert all(np.isfinite(a).all() and np.array_equal(a, w) for a, w in zip(fused, separate))
+
+
 def test_fused_relu_backward_matches_finite_differences():
     rng = np.random.default_rng(12)
     x = rng.standard_normal((2, 3, 4, 5))
