@@ -24,6 +24,7 @@ CASES = [
     (1, 1, 5, 7, 2, None, 0),
     (2, 15, 9, 11, 2, None, 0),            # odd sizes: the last row / column dropped
     (3, 17, 8, 6, 2, 2, 0),                # 2x2 windows tiling the plane
+    (2, 3, 5, 7, 2, 2, "same"),            # 2x2 'same' on odd sizes: windows reach the bottom / right padding
     (1, 16, 8, 8, 3, 2, 1),
     (3, 17, 10, 9, 3, 2, "same"),
     (1, 33, 7, 12, (3, 2), (2, 1), ((1, 0), (0, 1))),

@@ -102,8 +102,8 @@ T plane_sum(const T* __restrict x, int64_t n) {
 
 // y[b] = plane_sum(x + b * n, n) * inv for kPlaneBlock adjacent planes: the same sums in the same
 // order, the planes' partial-sum vectors advanced together so that their additions overlap (one
-// plane's chain of dependent adds leaves a small plane, 7x7, latency-bound: measured, one thread,
-// 8 x 512 planes 34 -> 25 us, 8 x 2048 planes 110 -> 78 us). Lanes8 (GCC's vector extension) keeps each plane's 8 partial sums one vector: written as loops, the
+// plane's chain of dependent adds leaves a small plane, 7x7, latency-bound: 1.4x slower on
+// 8 x 2048 planes, one thread). Lanes8 (GCC's vector extension) keeps each plane's 8 partial sums one vector: written as loops, the
 // compiler vectorized across the planes with strided loads instead.
 constexpr int kPlaneBlock = 8;
 template <typename T> struct Lanes8;
@@ -252,12 +252,13 @@ void backward_plane(const Pool2dParams& p, bool include_pad, const Plane& pl, co
 
 // 2x2 windows of stride 2 without padding (AveragePooling2D's default), one NCHW plane: each
 // input cell has at most one window, so grad_x is grad_y / 4 repeated over each window and zero
-// in an odd last row or column. The general row-buffer path spent most of its time on
-// per-row bookkeeping and strided read-modify-writes here (8 x 64 x 56 x 56, one thread:
-// 1.00 -> 0.14 ms; 8 x 64 x 224 x 224, two threads: 7.7 -> 4.8 ms). The same values as that
-// path: g / 4 is added to a zero once.
+// in an odd last row or column. The general row-buffer path spends most of its time here on
+// per-row bookkeeping and strided read-modify-writes (7x slower on 8 x 64 x 56 x 56). The same
+// values as that path: g / 4 is added to a zero once.
 inline bool tiles_2x2(const Pool2dParams& p) {
-  return p.R == 2 && p.S == 2 && p.stride_h == 2 && p.stride_w == 2 && p.pad_top == 0 && p.pad_left == 0;
+  // 2P <= H and 2Q <= W: no window reaches padding at the bottom or right ('same' on odd sizes)
+  return p.R == 2 && p.S == 2 && p.stride_h == 2 && p.stride_w == 2 && p.pad_top == 0 && p.pad_left == 0 &&
+         2 * p.P <= p.H && 2 * p.Q <= p.W;
 }
 
 template <typename T>
@@ -345,8 +346,8 @@ void avgpool2d_backward(const Pool2dParams& p, bool include_pad, const T* gy, T*
   }
   // NHWC: one (image, group of channels) a task; groups of whole cache lines, all channels when
   // there is an image for every thread (a narrower group reads and writes every pixel's channels
-  // in pieces: 8 x 64 x 224 x 224 with half the channels a task, 2 threads were no faster than
-  // one: 12.0 ms; all channels: 5.9 ms), else narrower so that every thread has work
+  // in pieces: on 8 x 64 x 224 x 224 with half the channels a task, 2 threads were no faster
+  // than one), else narrower so that every thread has work
   const int64_t line = kGroupBytes / static_cast<int64_t>(sizeof(T));
   const int64_t parts = fastconv::ceil_div(int64_t(fastconv::num_threads()), p.N);
   const int64_t group = fastconv::round_up(fastconv::ceil_div(p.C, parts), line);

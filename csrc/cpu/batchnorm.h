@@ -3,9 +3,8 @@
 // x is BatchNormShape's (N, C, HW) for NCHW or (N*HW, C) for NHWC; M = N * HW elements per channel.
 //   train_forward  x -> y = (x - mean) * inv_std * gamma + beta, with the batch mean, the biased
 //                  variance and inv_std = 1 / sqrt(var + eps) of every channel. Two passes over x:
-//                  the statistics (sums of x - K and (x - K)^2, K = the channel's first element:
-//                  no E[x^2] - E[x]^2 cancellation when |mean| >> std; short runs in the element
-//                  type added to double totals), then y.
+//                  the statistics (sums of x - K and (x - K)^2 in double, K = the channel's first
+//                  element: no E[x^2] - E[x]^2 cancellation when |mean| >> std), then y.
 //   normalize      y = (x - mean[c]) * scale[c] + shift[c] (inference: the running statistics,
 //                  given in double; one pass).
 //   backward       grad_y, x, mean, inv_std -> grad_x, grad_gamma, grad_beta (training: through

@@ -5,9 +5,8 @@
 // where it would otherwise vectorize the wrong loop); the independent check is the float64
 // oracle fastconv.reference.batch_norm.
 //
-// Arithmetic: the forward pass works in the element type (statistics: short runs of terms in T
-// added to double totals; y: the mean split into two T parts), the backward pass in double (its
-// sums and grad_x can be far smaller than their terms).
+// Arithmetic: the statistics and the backward pass in double (a variance or a grad_x can be far
+// smaller than the terms it comes from), y in the element type (the mean split into two T parts).
 //
 // Work split, per pass: channel sums, NCHW one channel a task (its N planes in order, each summed
 // in interleaved partial sums combined in a fixed order), NHWC one block of kBlockPixels pixels
@@ -33,53 +32,37 @@ inline void add_block_rows(const double* part, int64_t blocks, int64_t C, double
     }
 }
 
-// The forward statistics in the element type T. Float terms d = x - K and d^2 (K the channel's
-// first element, so d is small when |mean| >> std) are summed in T over runs of kRun terms per
-// partial sum, and each run is added to double totals: float lanes, twice as many as double's
-// and no conversions (the double terms left the statistics pass bound by arithmetic on
-// cache-resident shapes), while no T sum grows beyond kRun terms (rounding <= kRun eps of its
-// terms' magnitude, whatever the channel's size).
-constexpr int64_t kRun = 16;
+// The forward statistics: d = x - K (K the channel's first element, so d is small when
+// |mean| >> std) and d^2 in double, where d is exact for float data and var = E[d^2] - E[d]^2
+// keeps double's accuracy even when K is far from the mean (an outlier first value, a first
+// image of zeros). Float terms were faster but lost that: var to ~eps_float (mean - K)^2.
 
 template <typename T> struct Lanes16;   // 16 lanes of T (GCC's vector extension, split into the ISA's registers)
 template <> struct Lanes16<float> { typedef float type __attribute__((vector_size(64))); };
 template <> struct Lanes16<double> { typedef double type __attribute__((vector_size(128))); };
 
-// *s1 += sum of d, *s2 += sum of d^2 over the n elements of one NCHW plane: 32 partial sums by
-// index mod 32 (two independent vectors), runs of kRun vectors, then the last n % 32 terms.
+// *s1 += sum of d, *s2 += sum of d^2 over the n elements of one NCHW plane: one pass, 16 double
+// partial sums each by index mod 16, then a fixed order, then the last n % 16 terms.
 template <typename T>
-void shifted_plane_sums(const T* __restrict x, int64_t n, T K, double* s1, double* s2) {
+void shifted_plane_sums(const T* __restrict x, int64_t n, double K, double* s1, double* s2) {
   using Vec = typename Lanes16<T>::type;
   using VecD = typename Lanes16<double>::type;
-  constexpr int64_t L = 32;
-  VecD t1a = {}, t1b = {}, t2a = {}, t2b = {};
+  VecD t1 = {}, t2 = {};
   int64_t i = 0;
-  while (n - i >= L) {
-    Vec p1a = {}, p1b = {}, p2a = {}, p2b = {};
-    const int64_t end = i + std::min(kRun * L, (n - i) / L * L);
-    for (; i < end; i += L) {
-      Vec a, b;
-      std::memcpy(&a, x + i, sizeof a);
-      std::memcpy(&b, x + i + 16, sizeof b);
-      a -= K;
-      b -= K;
-      p1a += a;
-      p1b += b;
-      p2a += a * a;
-      p2b += b * b;
-    }
-    t1a += __builtin_convertvector(p1a, VecD);
-    t1b += __builtin_convertvector(p1b, VecD);
-    t2a += __builtin_convertvector(p2a, VecD);
-    t2b += __builtin_convertvector(p2b, VecD);
+  for (; i + 16 <= n; i += 16) {
+    Vec v;
+    std::memcpy(&v, x + i, sizeof v);
+    const VecD d = __builtin_convertvector(v, VecD) - K;
+    t1 += d;
+    t2 += d * d;
   }
   double r1 = 0, r2 = 0;
   for (int j = 0; j < 16; ++j) {
-    r1 += t1a[j] + t1b[j];
-    r2 += t2a[j] + t2b[j];
+    r1 += t1[j];
+    r2 += t2[j];
   }
   for (; i < n; ++i) {
-    const T d = x[i] - K;
+    const double d = static_cast<double>(x[i]) - K;
     r1 += d;
     r2 += d * d;
   }
@@ -87,9 +70,9 @@ void shifted_plane_sums(const T* __restrict x, int64_t n, T K, double* s1, doubl
   *s2 += r2;
 }
 
-// s1[c] = sum of d, s2[c] = sum of d^2 over channel c, d = x - shift[c] (shift: T values).
+// s1[c] = sum of d, s2[c] = sum of d^2 over channel c, d = x - shift[c].
 template <typename T>
-void shifted_channel_sums(const BatchNormShape& s, const T* x, const T* shift, double* s1, double* s2) {
+void shifted_channel_sums(const BatchNormShape& s, const T* x, const double* shift, double* s1, double* s2) {
   const int64_t work = 2 * s.size();
   if (s.layout == Layout::NCHW) {
     fastconv::parallel_for(fastconv::threads_for(work), s.C, [&](int64_t c_begin, int64_t c_end) {
@@ -103,31 +86,21 @@ void shifted_channel_sums(const BatchNormShape& s, const T* x, const T* shift, d
     return;
   }
   // NHWC: blocks of kBlockPixels pixels, each summed over all channels (contiguous lanes) into
-  // its own row of double partial sums, kRun pixels at a time in T; the rows are then added in
-  // block order. The block size, not the thread count, fixes the order.
+  // its own row of partial sums; the rows are then added in block order. The block size, not
+  // the thread count, fixes the order.
   const int64_t M = s.N * s.HW, blocks = fastconv::ceil_div(M, kBlockPixels);
   double* part = fastconv::scratch<double>(3, 2 * blocks * s.C);
   fastconv::parallel_for(fastconv::threads_for(work), blocks, [&](int64_t b_begin, int64_t b_end) {
-    T* __restrict r1 = fastconv::scratch<T>(5, 2 * s.C);
-    T* __restrict r2 = r1 + s.C;
     for (int64_t blk = b_begin; blk < b_end; ++blk) {
       double* __restrict t1 = part + 2 * blk * s.C;
       double* __restrict t2 = t1 + s.C;
       std::fill(t1, t1 + 2 * s.C, 0.0);
-      const int64_t m_end = std::min(M, (blk + 1) * kBlockPixels);
-      for (int64_t m = blk * kBlockPixels; m < m_end; m += kRun) {
-        std::fill(r1, r1 + 2 * s.C, T(0));
-        for (int64_t px = m; px < std::min(m_end, m + kRun); ++px) {
-          const T* __restrict xp = x + px * s.C;
-          for (int64_t c = 0; c < s.C; ++c) {
-            const T d = xp[c] - shift[c];
-            r1[c] += d;
-            r2[c] += d * d;
-          }
-        }
+      for (int64_t m = blk * kBlockPixels, m_end = std::min(M, m + kBlockPixels); m < m_end; ++m) {
+        const T* __restrict xp = x + m * s.C;
         for (int64_t c = 0; c < s.C; ++c) {
-          t1[c] += r1[c];
-          t2[c] += r2[c];
+          const double d = static_cast<double>(xp[c]) - shift[c];
+          t1[c] += d;
+          t2[c] += d * d;
         }
       }
     }
@@ -152,10 +125,10 @@ inline T masked(T v, bool keep) {
 }
 
 // The backward sums, in double: s1[c] = sum of g, s2[c] = sum of g (x - mean[c]) over channel
-// c (each term exact in double for float data), with g = grad_y, or where a fused ReLU's output
+// c (x - mean exact in double for float data), with g = grad_y, or where a fused ReLU's output
 // y is given, g = grad_y where y > 0 and 0 elsewhere (the ReLU's gradient, as relu_backward).
-// One NCHW plane: 16 double lanes by index mod 16 (two independent vectors each), then a fixed
-// order, then the last n % 16 terms.
+// One NCHW plane: 16 double partial sums each by index mod 16, then a fixed order, then the
+// last n % 16 terms.
 template <typename T>
 void gradient_plane_sums(const T* __restrict g, const T* __restrict y, const T* __restrict x, int64_t n,
                          double mean, double* s1, double* s2) {
@@ -288,14 +261,13 @@ void per_channel_affine_sum(const BatchNormShape& s, const T* u, const double* m
   });
 }
 
-// out = a[c] (u - m[c]) + b[c] elementwise (forward), then max(out, 0) with `relu` (NaN stays
-// NaN, as relu_forward), in the element type T: float lanes are twice as many as double's and
-// need no conversions (this pass was bound by the double arithmetic on cache-resident shapes:
-// 8 x 512 x 14 x 14, one thread, 0.15 -> 0.07 ms). m[c] is split into T parts hi + lo;
+// out = a[c] (u - m[c]) + b[c] elementwise (forward), then max(out, 0) with `relu`, in the
+// element type T: float lanes are twice as many as double's and need no conversions (in double
+// this pass took twice as long on cache-resident shapes). m[c] is split into T parts hi + lo;
 // (u - hi) - lo loses nothing to rounding the mean to T, so y stays accurate when |mean| >> std
 // (no u a - m a cancellation); what remains is T's rounding of a few operations on y-sized values.
 template <typename T>
-inline T relu_of(T v) { return v < T(0) ? T(0) : v; }
+inline T relu_of(T v) { return v <= T(0) ? T(0) : v; }   // +0 for -0, NaN stays NaN, as relu_forward
 
 template <typename T>
 void per_channel_affine(const BatchNormShape& s, const T* u, const double* m, const double* a, const double* b,
@@ -346,8 +318,8 @@ void train_forward(const BatchNormShape& s, const T* x, const T* gamma, const T*
                    T* mean, T* var, T* inv_std) {
   double* sums = fastconv::scratch<double>(0, 2 * s.C);
   double* coef = fastconv::scratch<double>(1, 3 * s.C);   // mean, a, b of the normalizing pass
-  T* shift = fastconv::scratch<T>(2, s.C);                // K[c]: the channel's first element
-  for (int64_t c = 0; c < s.C; ++c) shift[c] = s.layout == Layout::NCHW ? x[c * s.HW] : x[c];
+  double* shift = fastconv::scratch<double>(2, s.C);      // K[c]: the channel's first element
+  for (int64_t c = 0; c < s.C; ++c) shift[c] = static_cast<double>(s.layout == Layout::NCHW ? x[c * s.HW] : x[c]);
   shifted_channel_sums(s, x, shift, sums, sums + s.C);
   const double M = static_cast<double>(s.N * s.HW);
   for (int64_t c = 0; c < s.C; ++c) {

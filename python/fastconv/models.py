@@ -139,24 +139,21 @@ class Sequential(TrainingMixin):
         self._marked = self._marks_key()
 
     def _fuse_relus(self):
-        """A BatchNormalization right below a ReLU (or Activation("relu")) applies the ReLU in its
-        own passes (fused_relu), and the ReLU layer passes its output through (applied_below): no
-        separate ReLU pass forward or backward.
+        """Indices of BatchNormalization layers right below a ReLU (or Activation("relu")): in
+        forward, Sequential asks such a layer to apply the ReLU in its own passes for that one
+        call (relu_once) and the ReLU layer to pass its output through (passed_once), so neither
+        direction runs a separate ReLU pass. One call at a time, so that a layer shared with
+        another model, or called on its own, computes what it computes there.
         Indices of MaxPooling2D layers directly above a Conv2D(activation="relu") of the same
         layout: backward applies the conv's ReLU gradient mask in the pool, on its small output,
         and the conv skips its own pass over the large one (MNIST CNN step: -1.5 ms of ~19; VGG16
         at batch 8: no ReLU backward over conv1_2's 103 MB output)."""
-        self._relu_pools = set()
+        self._relu_pools, self._bn_relus = set(), set()
         for i, layer in enumerate(self.layers):
-            if isinstance(layer, (ReLU, Activation)):
-                below = self.layers[i - 1] if i > 0 else None
-                fused = isinstance(below, BatchNormalization) and (
-                    isinstance(layer, ReLU) or layer.activation == "relu")
-                layer.applied_below = below if fused else None
-            if isinstance(layer, BatchNormalization):
-                above = self.layers[i + 1] if i + 1 < len(self.layers) else None
-                layer.fused_relu = isinstance(above, ReLU) or (isinstance(above, Activation)
-                                                                and above.activation == "relu")
+            above = self.layers[i + 1] if i + 1 < len(self.layers) else None
+            if isinstance(layer, BatchNormalization) and (
+                    isinstance(above, ReLU) or (isinstance(above, Activation) and above.activation == "relu")):
+                self._bn_relus.add(i)
             if isinstance(layer, MaxPooling2D):
                 below = self.layers[i - 1] if i > 0 else None
                 fused = (isinstance(below, Conv2D) and below.activation == "relu"
@@ -183,7 +180,11 @@ class Sequential(TrainingMixin):
         self._refresh_marks()
         if training:
             self.last_batch_size = int(x.shape[0])     # distributed training weights by it
-        for layer in self.layers:
+        for i, layer in enumerate(self.layers):
+            if i in self._bn_relus:
+                layer.relu_once = True
+            elif i - 1 in self._bn_relus:
+                layer.passed_once = True
             x = layer.forward(x, training=training)
         if training:
             self._trained_forward = True

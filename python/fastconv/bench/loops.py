@@ -185,8 +185,10 @@ def torch_mirror(torch, model, dtype):
         elif isinstance(layer, L.ReLU):
             new = [nn.ReLU()]
         elif isinstance(layer, L.BatchNormalization):
+            if layer.center != layer.scale:
+                raise NotImplementedError(f"{layer.name}: BatchNorm2d has gamma and beta together or neither")
             C = layer.params["moving_mean"].shape[0]
-            m = nn.BatchNorm2d(C, eps=layer.epsilon, momentum=1 - layer.momentum, affine=layer.center and layer.scale)
+            m = nn.BatchNorm2d(C, eps=layer.epsilon, momentum=1 - layer.momentum, affine=layer.center)
             with torch.no_grad():
                 m.running_mean.copy_(torch.from_numpy(layer.params["moving_mean"]))
                 m.running_var.copy_(torch.from_numpy(layer.params["moving_variance"]))

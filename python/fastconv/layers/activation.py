@@ -11,20 +11,19 @@ from .dense import _softmax, _softmax_backward
 class _Elementwise(Layer):
     """y = f(x), whose gradient is computed from y: keeps the output for backward.
 
-    applied_below is set by Sequential on a ReLU right above a BatchNormalization, which then
-    applies the ReLU in its own pass (fused_relu) and its gradient in its backward: when x is that
-    layer's fused output, this layer passes x and, in backward, the gradient through."""
+    Sequential sets passed_once, for one forward call, on a ReLU right above a
+    BatchNormalization that applied it in its own pass (relu_once): x then is the output, and
+    the batch norm's backward applies the gradient too, so this layer passes both through."""
 
     def __init__(self, *, name=None, input_shape=None):
         super().__init__(name=name, input_shape=input_shape)
         self._y = None
-        self.applied_below = None
+        self.passed_once = False
         self._passed = False
 
     def forward(self, x, training=True):
         x = self._ensure_built(x)
-        below = self.applied_below
-        self._passed = below is not None and below.relu_applied_to(x)
+        self._passed, self.passed_once = self.passed_once, False
         if self._passed:
             return x
         y = self._apply(x)

@@ -1,8 +1,6 @@
 """BatchNormalization with Keras' arguments and defaults, on fastconv.batch_norm."""
 from __future__ import annotations
 
-import weakref
-
 import numpy as np
 
 from .. import normalization as N
@@ -19,8 +17,9 @@ class BatchNormalization(Layer):
     statistics normalize, in inference (layer(x), predict) the moving ones, and a frozen layer
     (trainable=False) always uses the moving ones, as in Keras.
 
-    Sequential sets fused_relu when a ReLU layer follows: this layer then applies the ReLU in its
-    own pass (and its gradient in backward), and that layer passes this output through."""
+    Sequential sets relu_once, for one forward call, when a ReLU layer follows: this layer then
+    applies the ReLU in its own pass (and its gradient in the matching backward), and that layer
+    passes this output through."""
 
     non_trainable_keys = ("moving_mean", "moving_variance")
 
@@ -34,8 +33,7 @@ class BatchNormalization(Layer):
         self.epsilon = N._real("epsilon", epsilon, 0.0, np.inf, low_open=True)
         self.center, self.scale = bool(center), bool(scale)
         self._saved = None
-        self.fused_relu = False
-        self._relu_output = None      # weak reference to the last output the fused ReLU made
+        self.relu_once = False
         if self.input_shape is not None:
             self.build(self.input_shape)
 
@@ -73,7 +71,8 @@ class BatchNormalization(Layer):
         x = self._ensure_built(x)
         x4, layout = self._as4d(x)
         gamma, beta = self.params.get("gamma"), self.params.get("beta")
-        activation = "relu" if self.fused_relu else None
+        relu, self.relu_once = self.relu_once, False
+        activation = "relu" if relu else None
         if training and self.trainable:
             y, mean, var, inv_std = N.batch_statistics(x4, gamma, beta, eps=self.epsilon, layout=layout,
                                                        activation=activation)
@@ -87,15 +86,8 @@ class BatchNormalization(Layer):
                                             self.params["moving_variance"], training=False, eps=self.epsilon,
                                             layout=layout, activation=activation)
         if self._keeps_for_backward(training):
-            self._saved = (x4, layout, mean, inv_std, training and self.trainable, x.shape,
-                           y if self.fused_relu else None)
-        out = y.reshape(x.shape)
-        self._relu_output = weakref.ref(out) if self.fused_relu else None
-        return out
-
-    def relu_applied_to(self, x):
-        """Whether x is this layer's last output and that output went through the fused ReLU."""
-        return self._relu_output is not None and self._relu_output() is x
+            self._saved = (x4, layout, mean, inv_std, training and self.trainable, x.shape, y if relu else None)
+        return y.reshape(x.shape)
 
     def backward(self, grad_y):
         if self._saved is None:
