@@ -360,6 +360,9 @@ def test_a_batch_norm_shared_with_a_model_without_the_relu_applies_none():
     assert (bn.forward(x) < 0).any()
     relu = with_relu.layers[1]
     np.testing.assert_array_equal(relu.forward(x), np.maximum(x, 0))
+    with pytest.raises(ValueError):
+        with_relu.forward(np.ones((2, 3, 3, 5), np.float32))   # 5 channels: its gamma has 2, it raises
+    assert (bn.forward(x) < 0).any()                           # and was asked for one call only
 
 
 # ----------------------------------------------------------------------------- CUDA kernels (emulated)

@@ -22,8 +22,8 @@ class _Elementwise(Layer):
         self._passed = False
 
     def forward(self, x, training=True):
+        self._passed, self.passed_once = self.passed_once, False   # for this call only, even if it raises
         x = self._ensure_built(x)
-        self._passed, self.passed_once = self.passed_once, False
         if self._passed:
             return x
         y = self._apply(x)

@@ -68,10 +68,10 @@ class BatchNormalization(Layer):
         return x, "NCHW" if self.axis == 1 else _layout("channels_last")
 
     def forward(self, x, training=True):
+        relu, self.relu_once = self.relu_once, False       # for this call only, even if it raises
         x = self._ensure_built(x)
         x4, layout = self._as4d(x)
         gamma, beta = self.params.get("gamma"), self.params.get("beta")
-        relu, self.relu_once = self.relu_once, False
         activation = "relu" if relu else None
         if training and self.trainable:
             y, mean, var, inv_std = N.batch_statistics(x4, gamma, beta, eps=self.epsilon, layout=layout,
