@@ -32,81 +32,9 @@ inline void add_block_rows(const double* part, int64_t blocks, int64_t C, double
     }
 }
 
-// The forward statistics: d = x - K (K the channel's first element, so d is small when
-// |mean| >> std) and d^2 in double, where d is exact for float data and var = E[d^2] - E[d]^2
-// keeps double's accuracy even when K is far from the mean (an outlier first value, a first
-// image of zeros). Float terms were faster but lost that: var to ~eps_float (mean - K)^2.
-
 template <typename T> struct Lanes16;   // 16 lanes of T (GCC's vector extension, split into the ISA's registers)
 template <> struct Lanes16<float> { typedef float type __attribute__((vector_size(64))); };
 template <> struct Lanes16<double> { typedef double type __attribute__((vector_size(128))); };
-
-// *s1 += sum of d, *s2 += sum of d^2 over the n elements of one NCHW plane: one pass, 16 double
-// partial sums each by index mod 16, then a fixed order, then the last n % 16 terms.
-template <typename T>
-void shifted_plane_sums(const T* __restrict x, int64_t n, double K, double* s1, double* s2) {
-  using Vec = typename Lanes16<T>::type;
-  using VecD = typename Lanes16<double>::type;
-  VecD t1 = {}, t2 = {};
-  int64_t i = 0;
-  for (; i + 16 <= n; i += 16) {
-    Vec v;
-    std::memcpy(&v, x + i, sizeof v);
-    const VecD d = __builtin_convertvector(v, VecD) - K;
-    t1 += d;
-    t2 += d * d;
-  }
-  double r1 = 0, r2 = 0;
-  for (int j = 0; j < 16; ++j) {
-    r1 += t1[j];
-    r2 += t2[j];
-  }
-  for (; i < n; ++i) {
-    const double d = static_cast<double>(x[i]) - K;
-    r1 += d;
-    r2 += d * d;
-  }
-  *s1 += r1;
-  *s2 += r2;
-}
-
-// s1[c] = sum of d, s2[c] = sum of d^2 over channel c, d = x - shift[c].
-template <typename T>
-void shifted_channel_sums(const BatchNormShape& s, const T* x, const double* shift, double* s1, double* s2) {
-  const int64_t work = 2 * s.size();
-  if (s.layout == Layout::NCHW) {
-    fastconv::parallel_for(fastconv::threads_for(work), s.C, [&](int64_t c_begin, int64_t c_end) {
-      for (int64_t c = c_begin; c < c_end; ++c) {
-        double t1 = 0, t2 = 0;
-        for (int64_t n = 0; n < s.N; ++n) shifted_plane_sums(x + (n * s.C + c) * s.HW, s.HW, shift[c], &t1, &t2);
-        s1[c] = t1;
-        s2[c] = t2;
-      }
-    });
-    return;
-  }
-  // NHWC: blocks of kBlockPixels pixels, each summed over all channels (contiguous lanes) into
-  // its own row of partial sums; the rows are then added in block order. The block size, not
-  // the thread count, fixes the order.
-  const int64_t M = s.N * s.HW, blocks = fastconv::ceil_div(M, kBlockPixels);
-  double* part = fastconv::scratch<double>(3, 2 * blocks * s.C);
-  fastconv::parallel_for(fastconv::threads_for(work), blocks, [&](int64_t b_begin, int64_t b_end) {
-    for (int64_t blk = b_begin; blk < b_end; ++blk) {
-      double* __restrict t1 = part + 2 * blk * s.C;
-      double* __restrict t2 = t1 + s.C;
-      std::fill(t1, t1 + 2 * s.C, 0.0);
-      for (int64_t m = blk * kBlockPixels, m_end = std::min(M, m + kBlockPixels); m < m_end; ++m) {
-        const T* __restrict xp = x + m * s.C;
-        for (int64_t c = 0; c < s.C; ++c) {
-          const double d = static_cast<double>(xp[c]) - shift[c];
-          t1[c] += d;
-          t2[c] += d * d;
-        }
-      }
-    }
-  });
-  add_block_rows(part, blocks, s.C, s1, s2);
-}
 
 // v where keep, else +0, as relu_backward does, without a branch: a plain select compiled to one
 // (20x slower on a ReLU's random mask), and v * keep would turn an infinite or NaN v into NaN.
@@ -124,30 +52,42 @@ inline T masked(T v, bool keep) {
   return v;
 }
 
-// The backward sums, in double: s1[c] = sum of g, s2[c] = sum of g (x - mean[c]) over channel
-// c (x - mean exact in double for float data), with g = grad_y, or where a fused ReLU's output
-// y is given, g = grad_y where y > 0 and 0 elsewhere (the ReLU's gradient, as relu_backward).
-// One NCHW plane: 16 double partial sums each by index mod 16, then a fixed order, then the
-// last n % 16 terms.
-template <typename T>
-void gradient_plane_sums(const T* __restrict g, const T* __restrict y, const T* __restrict x, int64_t n,
-                         double mean, double* s1, double* s2) {
+// The channel sums of both passes, in double: s1[c] = sum of g and s2[c] = sum of g (x - xk[c])
+// over channel c, where g counts only where y > 0 when y (a fused ReLU's output) is given, as
+// relu_backward. Differences of float data are exact in double.
+//   kStatistics (forward)  g = x - xk with xk = K, the channel's first element: no E[x^2] -
+//                          E[x]^2 cancellation when |mean| >> std, and var = E[d^2] - E[d]^2
+//                          keeps double's accuracy even when K is far from the mean (an outlier
+//                          first value, a first image of zeros), which float terms did not;
+//                          x is read and converted once
+//   backward               g = grad_y, xk = mean
+
+// One NCHW plane of n elements: 16 partial sums each by index mod 16, then a fixed order, then
+// the last n % 16 terms.
+template <bool kStatistics, typename T>
+void plane_sums(const T* __restrict g, const T* __restrict y, const T* __restrict x, int64_t n, double xk,
+                double* s1, double* s2) {
   using Vec = typename Lanes16<T>::type;
   using VecD = typename Lanes16<double>::type;
   VecD t1 = {}, t2 = {};
   int64_t i = 0;
   for (; i + 16 <= n; i += 16) {
-    Vec gv, xv;
-    std::memcpy(&gv, g + i, sizeof gv);
+    Vec xv;
     std::memcpy(&xv, x + i, sizeof xv);
-    if (y) {
-      Vec yv;
-      std::memcpy(&yv, y + i, sizeof yv);
-      gv = yv > T(0) ? gv : Vec{};
+    const VecD d = __builtin_convertvector(xv, VecD) - xk;
+    VecD gd = d;
+    if (!kStatistics) {
+      Vec gv;
+      std::memcpy(&gv, g + i, sizeof gv);
+      if (y) {
+        Vec yv;
+        std::memcpy(&yv, y + i, sizeof yv);
+        gv = yv > T(0) ? gv : Vec{};
+      }
+      gd = __builtin_convertvector(gv, VecD);
     }
-    const VecD gd = __builtin_convertvector(gv, VecD);
     t1 += gd;
-    t2 += gd * (__builtin_convertvector(xv, VecD) - mean);
+    t2 += gd * d;
   }
   double r1 = 0, r2 = 0;
   for (int j = 0; j < 16; ++j) {
@@ -155,17 +95,18 @@ void gradient_plane_sums(const T* __restrict g, const T* __restrict y, const T* 
     r2 += t2[j];
   }
   for (; i < n; ++i) {
-    const double gi = y ? masked(g[i], y[i] > T(0)) : static_cast<double>(g[i]);
+    const double d = static_cast<double>(x[i]) - xk;
+    const double gi = kStatistics ? d : y ? masked(g[i], y[i] > T(0)) : static_cast<double>(g[i]);
     r1 += gi;
-    r2 += gi * (static_cast<double>(x[i]) - mean);
+    r2 += gi * d;
   }
   *s1 += r1;
   *s2 += r2;
 }
 
-template <typename T>
-void gradient_sums(const BatchNormShape& s, const T* g, const T* y, const T* x, const T* mean, double* s1,
-                   double* s2) {
+template <bool kStatistics, typename T>
+void channel_sums(const BatchNormShape& s, const T* g, const T* y, const T* x, const double* xk, double* s1,
+                  double* s2) {
   const int64_t work = 2 * s.size();
   if (s.layout == Layout::NCHW) {
     fastconv::parallel_for(fastconv::threads_for(work), s.C, [&](int64_t c_begin, int64_t c_end) {
@@ -173,7 +114,7 @@ void gradient_sums(const BatchNormShape& s, const T* g, const T* y, const T* x, 
         double t1 = 0, t2 = 0;
         for (int64_t n = 0; n < s.N; ++n) {
           const int64_t o = (n * s.C + c) * s.HW;
-          gradient_plane_sums(g + o, y ? y + o : nullptr, x + o, s.HW, static_cast<double>(mean[c]), &t1, &t2);
+          plane_sums<kStatistics>(g + o, y ? y + o : nullptr, x + o, s.HW, xk[c], &t1, &t2);
         }
         s1[c] = t1;
         s2[c] = t2;
@@ -182,8 +123,8 @@ void gradient_sums(const BatchNormShape& s, const T* g, const T* y, const T* x, 
     return;
   }
   // NHWC: blocks of kBlockPixels pixels, each summed over all channels (contiguous lanes) into
-  // its own row of partial sums; the rows are then added in block order. The block size, not the
-  // thread count, fixes the order.
+  // its own row of partial sums; the rows are then added in block order. The block size, not
+  // the thread count, fixes the order.
   const int64_t M = s.N * s.HW, blocks = fastconv::ceil_div(M, kBlockPixels);
   double* part = fastconv::scratch<double>(3, 2 * blocks * s.C);
   fastconv::parallel_for(fastconv::threads_for(work), blocks, [&](int64_t b_begin, int64_t b_end) {
@@ -194,18 +135,19 @@ void gradient_sums(const BatchNormShape& s, const T* g, const T* y, const T* x, 
       for (int64_t m = blk * kBlockPixels, m_end = std::min(M, m + kBlockPixels); m < m_end; ++m) {
         const T* __restrict gp = g + m * s.C;
         const T* __restrict xp = x + m * s.C;
-        if (y) {
+        if (y) {   // two loops: a condition inside would keep the compiler from vectorizing
           const T* __restrict yp = y + m * s.C;
           for (int64_t c = 0; c < s.C; ++c) {
             const double gc = masked(gp[c], yp[c] > T(0));
             t1[c] += gc;
-            t2[c] += gc * (static_cast<double>(xp[c]) - static_cast<double>(mean[c]));
+            t2[c] += gc * (static_cast<double>(xp[c]) - xk[c]);
           }
         } else {
           for (int64_t c = 0; c < s.C; ++c) {
-            const double gc = gp[c];
+            const double d = static_cast<double>(xp[c]) - xk[c];
+            const double gc = kStatistics ? d : static_cast<double>(gp[c]);
             t1[c] += gc;
-            t2[c] += gc * (static_cast<double>(xp[c]) - static_cast<double>(mean[c]));
+            t2[c] += gc * d;
           }
         }
       }
@@ -215,7 +157,7 @@ void gradient_sums(const BatchNormShape& s, const T* g, const T* y, const T* x, 
 }
 
 // out = a[c] (u - m[c]) + b[c] + q[c] v elementwise (backward; v masked by y > 0 where y is
-// given, as in gradient_sums), in double and rounded once: grad_x can be far smaller than the
+// given, as in channel_sums), in double and rounded once: grad_x can be far smaller than the
 // terms it is the difference of (two values a channel: it cancels to ~eps / var), and double
 // keeps its relative accuracy there.
 template <typename T>
@@ -320,7 +262,7 @@ void train_forward(const BatchNormShape& s, const T* x, const T* gamma, const T*
   double* coef = fastconv::scratch<double>(1, 3 * s.C);   // mean, a, b of the normalizing pass
   double* shift = fastconv::scratch<double>(2, s.C);      // K[c]: the channel's first element
   for (int64_t c = 0; c < s.C; ++c) shift[c] = static_cast<double>(s.layout == Layout::NCHW ? x[c * s.HW] : x[c]);
-  shifted_channel_sums(s, x, shift, sums, sums + s.C);
+  channel_sums<true>(s, x, static_cast<const T*>(nullptr), x, shift, sums, sums + s.C);
   const double M = static_cast<double>(s.N * s.HW);
   for (int64_t c = 0; c < s.C; ++c) {
     const double d = sums[c] / M;
@@ -348,19 +290,19 @@ void backward(const BatchNormShape& s, bool training, const T* gy, const T* relu
               const T* inv_std, const T* gamma, T* gx, T* ggamma, T* gbeta) {
   double* sums = fastconv::scratch<double>(0, 2 * s.C);
   double* coef = fastconv::scratch<double>(1, 4 * s.C);
-  // sums[c] = sum grad_y, sums[C + c] = sum grad_y * (x - mean)
-  gradient_sums(s, gy, relu_y, x, mean, sums, sums + s.C);
-  const double M = static_cast<double>(s.N * s.HW);
   double* mu = coef;
   double* a = coef + s.C;        // of (x - mean)
   double* b = coef + 2 * s.C;    // constant
   double* k = coef + 3 * s.C;    // of grad_y
+  for (int64_t c = 0; c < s.C; ++c) mu[c] = mean[c];
+  // sums[c] = sum grad_y, sums[C + c] = sum grad_y * (x - mean)
+  channel_sums<false>(s, gy, relu_y, x, mu, sums, sums + s.C);
+  const double M = static_cast<double>(s.N * s.HW);
   for (int64_t c = 0; c < s.C; ++c) {
     const double is = inv_std[c], g = gamma ? static_cast<double>(gamma[c]) : 1.0;
     const double db = sums[c], dg = sums[s.C + c] * is;
     gbeta[c] = static_cast<T>(db);
     ggamma[c] = static_cast<T>(dg);
-    mu[c] = mean[c];
     k[c] = g * is;
     // training: grad_x = k (grad_y - db / M - xhat dg / M) with xhat = (x - mean) is
     a[c] = training ? -k[c] * is * dg / M : 0.0;
