@@ -7,6 +7,10 @@ the thread count does not change a bit; backward passes also by central differen
 """
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -32,6 +36,18 @@ CASES = [
     (1, 4, 11, 13, 2, 3, 0),               # stride > kernel: rows no window covers
     (2, 3, 14, 14, 7, 7, 0),
 ]
+# Windows wider or taller than the plane: one output column whose stride becomes 1, windows
+# starting and ending in padding, Keras 'same' with a kernel larger than the map, huge kernels
+WIDE_CASES = [
+    (1, 3, 4, 4, 5, None, 2),
+    (2, 3, 4, 4, 40, None, 19),
+    (2, 5, 4, 4, 8, None, "same"),
+    (1, 2, 4, 5, 8, 1, "same"),
+    (1, 2, 3, 3, (1, 100001), None, "same"),
+    (1, 2, 3, 4, (100001, 3), None, "same"),
+    (2, 3, 5, 3, (3, 2001), 1, (1, 1000)),
+]
+CASES += WIDE_CASES
 IDS = [f"N{c[0]}C{c[1]}H{c[2]}W{c[3]}k{c[4]}s{c[5]}p{c[6]}".replace(" ", "") for c in CASES]
 
 
@@ -79,6 +95,54 @@ def test_backward_matches_finite_differences(count_include_pad):
     gy = rng.standard_normal(fc.avg_pool2d(x, 3, **kw).shape)
     gx = fc.avg_pool2d_backward(gy, x.shape, 3, **kw)
     assert_close(gx, numerical_grad(lambda a: fc.avg_pool2d(a, 3, **kw), x, gy), dtype=np.float64, rtol=1e-7)
+
+
+_WIDE_WINDOW_SCRIPT = """
+import numpy as np, fastconv as fc
+fc.set_num_threads(2)
+for _ in range(2000):   # wrote past y's end (SIGSEGV after a few hundred calls)
+    assert fc.avg_pool2d(np.ones((1, 1, 4, 4), np.float32), 40, padding=19)[0, 0, 0, 0] == 16 / 1600
+rng = np.random.default_rng(0)
+x = rng.standard_normal((2, 3, 4, 4))
+for k, axes, cells in ((100001, (2, 3), 16), ((1, 100001), (3,), 4)):
+    R, S = (k, k) if isinstance(k, int) else k
+    for include_pad in (True, False):
+        kw = dict(padding="same", count_include_pad=include_pad)
+        y = fc.avg_pool2d(x, k, **kw)
+        want = x.sum(axis=axes, keepdims=True) / (R * S if include_pad else cells)
+        assert np.allclose(y, want, rtol=1e-12, atol=0), (k, include_pad)
+        gy = rng.standard_normal(y.shape)
+        gx = fc.avg_pool2d_backward(gy, x.shape, k, **kw)
+        assert np.allclose(gx, np.broadcast_to(gy / (R * S if include_pad else cells), x.shape), rtol=1e-12, atol=0)
+# a neighbour plane's mean came back in 1-15 outputs per call on 2 threads
+x = rng.standard_normal((512, 256, 4, 4)).astype(np.float32)
+want = np.float32(x.astype(np.float64).mean(axis=(2, 3), keepdims=True))
+for _ in range(5):
+    y = fc.avg_pool2d(x, 8, padding=2, count_include_pad=False)
+    assert y.shape == (512, 256, 1, 1) and np.allclose(y, want, rtol=1e-5, atol=1e-6)
+# the backward read scratch left by an earlier call (100.04 for 0.04)
+fc.avg_pool2d_backward(np.full((1, 1, 3, 3), 400.0, np.float32), (1, 1, 4, 4), 2, stride=1)   # leaves 100s
+gx = fc.avg_pool2d_backward(np.ones((1, 1, 1, 1), np.float32), (1, 1, 4, 4), 5, padding=2)
+want = np.zeros((4, 4), np.float32)
+want[:3, :3] = np.float32(1 / 25)
+assert np.array_equal(gx[0, 0], want), gx
+layer = fc.layers.AveragePooling2D(8, padding="same", data_format="channels_first")
+x = rng.standard_normal((2, 3, 4, 4)).astype(np.float32)
+assert np.allclose(layer(x), x.mean(axis=(2, 3), keepdims=True), rtol=1e-5, atol=1e-6)
+print("ok")
+"""
+
+
+@pytest.mark.parametrize("isa_name", ["avx512", "avx2", "scalar"])
+def test_windows_wider_than_the_plane_in_a_subprocess(isa_name):
+    """The reported crashes and wrong answers of windows larger than the plane, each ISA in its own
+    process (an out-of-bounds write there must fail this test, not kill pytest)."""
+    if isa_name not in fc.available_cpu_isas():
+        pytest.skip(f"{isa_name} not available on this CPU")
+    env = {**os.environ, "FASTCONV_ISA": isa_name, "MALLOC_PERTURB_": "165"}
+    r = subprocess.run([sys.executable, "-c", _WIDE_WINDOW_SCRIPT], capture_output=True, text=True, timeout=300,
+                       env=env)
+    assert r.returncode == 0 and "ok" in r.stdout, r.stderr[-3000:]
 
 
 def test_count_include_pad_matches_pytorch_and_keras_conventions():
@@ -186,7 +250,7 @@ def emu_backend(monkeypatch, poison):
 @pytest.mark.parametrize("count_include_pad", [True, False])
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
 @pytest.mark.parametrize("layout", LAYOUTS)
-@pytest.mark.parametrize("case", CASES[:6], ids=IDS[:6])
+@pytest.mark.parametrize("case", CASES[:6] + WIDE_CASES, ids=IDS[:6] + IDS[-len(WIDE_CASES):])
 def test_cuda_kernels_emulated(emu_backend, case, layout, dtype, count_include_pad):
     k, s, p = case[4:]
     x = _x(case, layout, dtype)

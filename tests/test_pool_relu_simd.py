@@ -106,6 +106,20 @@ def test_max_pool_window_stride_padding_grid(isa, layout, dtype, k):
 @pytest.mark.parametrize("isa", SIMD_ISAS)
 @pytest.mark.parametrize("layout", LAYOUTS)
 @pytest.mark.parametrize("dtype", DTYPES)
+def test_max_pool_windows_wider_than_the_plane(isa, layout, dtype):
+    """Windows that overhang the plane on both sides, Keras 'same' with a kernel larger than the
+    map, and huge kernels (one output position whose stride is ignored)."""
+    rng = np.random.default_rng(5)
+    cases = [(4, 4, 5, None, 2), (4, 4, 5, 1, 4), (4, 4, 40, None, 19), (4, 4, 8, None, "same"),
+             (4, 5, 8, 1, "same"), (1, 1, 2, 1, 1), (1, 7, 5, 1, 4), (3, 3, (1, 100001), None, "same"),
+             (3, 4, (100001, 3), None, "same"), (5, 3, (3, 2001), 1, (1, 1000))]
+    for H, W, k, stride, padding in cases:
+        check_pool(isa, rng, 2, 3, H, W, k, stride, padding, layout, dtype)
+
+
+@pytest.mark.parametrize("isa", SIMD_ISAS)
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("dtype", DTYPES)
 def test_max_pool_nan_wins_and_propagates(isa, layout, dtype):
     rng = np.random.default_rng(3)
     for k, stride, padding, C in [(2, 2, 0, 17), (3, 2, 1, 16), (3, 1, 1, 33), (2, 3, 0, 15)]:

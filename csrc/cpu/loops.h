@@ -34,13 +34,13 @@ inline int64_t floor_div(int64_t a, int64_t b) {  // b > 0
 }
 
 // Output positions o in [0, out) whose input position o*stride + offset lies in [0, in):
-// returns the half-open range [*lo, *hi) (empty when *lo >= *hi). Hoisting this out of the
-// inner loops keeps them free of bounds checks.
+// returns the half-open range [*lo, *hi) with 0 <= *lo <= *hi <= out (empty when equal), so
+// callers may loop over [0, lo) and [hi, out) as the positions outside it. Hoisting this out of
+// the inner loops keeps them free of bounds checks.
 inline void valid_output_range(int64_t out, int64_t in, int64_t stride, int64_t offset,
                                int64_t* lo, int64_t* hi) {
-  *lo = std::max<int64_t>(0, floor_div(-offset + stride - 1, stride));
-  *hi = std::min<int64_t>(out, floor_div(in - 1 - offset, stride) + 1);
-  if (*hi < *lo) *hi = *lo;
+  *lo = std::clamp<int64_t>(floor_div(-offset + stride - 1, stride), 0, out);
+  *hi = std::clamp<int64_t>(floor_div(in - 1 - offset, stride) + 1, *lo, out);
 }
 
 }  // namespace fastconv
