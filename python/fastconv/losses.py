@@ -16,7 +16,8 @@ from __future__ import annotations
 import numpy as np
 
 from ._arrays import array_module
-from .layers.dense import _sigmoid, warn_if_probabilities
+from .functional import _flag
+from .layers.dense import _cross_entropy_sum, _log_softmax, _sigmoid, warn_if_probabilities
 
 __all__ = ["Loss", "SparseCategoricalCrossentropy", "CategoricalCrossentropy", "BinaryCrossentropy",
            "MeanSquaredError", "get"]
@@ -24,10 +25,50 @@ __all__ = ["Loss", "SparseCategoricalCrossentropy", "CategoricalCrossentropy", "
 EPSILON = 1e-7   # Keras' backend epsilon
 
 
-def _log_softmax(z):
-    xp = array_module(z)
-    shifted = z - z.max(axis=-1, keepdims=True)
-    return shifted - xp.log(xp.exp(shifted).sum(axis=-1, keepdims=True))
+def same_rank(y_true, y_pred):
+    """y_true with a trailing axis of 1 dropped or added when its rank is y_pred's +- 1, as Keras'
+    squeeze_or_expand_to_same_rank: (N,) labels for an (N, 1) head, (N, 1) for an (N,) one."""
+    if y_true.ndim == y_pred.ndim + 1 and y_true.shape[-1] == 1:
+        return y_true[..., 0]
+    if y_pred.ndim == y_true.ndim + 1 and y_pred.shape[-1] == 1:
+        return y_true[..., None]
+    return y_true
+
+
+def _broadcasts_to(shape, target):
+    try:
+        return np.broadcast_shapes(shape, target) == tuple(target)
+    except ValueError:
+        return False
+
+
+def target_like(y_true, y_pred, who, broadcast=False):
+    """y_true (an array of y_pred's module) with y_pred's shape, after same_rank; with broadcast,
+    any shape that broadcasts to y_pred's is taken too. ValueError naming both shapes otherwise."""
+    xp = array_module(y_pred)
+    given = xp.asarray(y_true)
+    t = same_rank(given, y_pred)
+    if t.shape == y_pred.shape:
+        return t
+    if broadcast and _broadcasts_to(t.shape, y_pred.shape):
+        return xp.broadcast_to(t, y_pred.shape)
+    rule = "broadcasts to y_pred's" if broadcast else "equals y_pred's"
+    raise ValueError(f"y_true has shape {tuple(given.shape)} but y_pred has "
+                     f"{tuple(y_pred.shape)}: {who} needs a y_true shape that {rule} (as in Keras, a trailing "
+                     "axis of 1 may be present in one and missing in the other)")
+
+
+def class_labels(y_true, y_pred, who):
+    """Integer class labels of y_pred's shape without its class axis (a trailing axis of 1 on
+    y_true dropped, as Keras does); ValueError naming both shapes otherwise."""
+    labels = array_module(y_pred).asarray(y_true)
+    given = tuple(labels.shape)
+    if labels.ndim == y_pred.ndim and labels.ndim and labels.shape[-1] == 1:
+        labels = labels[..., 0]
+    if labels.shape != y_pred.shape[:-1]:
+        raise ValueError(f"{who}: y_true must hold one class label per row of y_pred, got y_true shape {given} "
+                         f"for y_pred shape {tuple(y_pred.shape)}")
+    return labels
 
 
 class Loss:
@@ -35,6 +76,7 @@ class Loss:
 
     name = "loss"
     from_logits = False
+    broadcasts = False      # y_true may broadcast to y_pred's shape (Keras' element-wise losses)
 
     def __init__(self):
         self._grad = None
@@ -63,13 +105,7 @@ class Loss:
         t = xp.asarray(y_true)
         if t.dtype.kind not in "fiub":
             raise TypeError(f"y_true must be real numbers, got dtype {t.dtype}")
-        t = t.astype(y_pred.dtype)
-        if t.shape != y_pred.shape:
-            if t.size == y_pred.size:      # (N,) labels for an (N, 1) head, and the like
-                t = t.reshape(y_pred.shape)
-            else:
-                raise ValueError(f"y_true has shape {tuple(t.shape)} but y_pred has {tuple(y_pred.shape)}")
-        return t
+        return target_like(t, y_pred, type(self).__name__, self.broadcasts).astype(y_pred.dtype)
 
     def _value_and_grad(self, t, y):
         raise NotImplementedError
@@ -87,7 +123,7 @@ class CategoricalCrossentropy(Loss):
 
     def __init__(self, from_logits=False):
         super().__init__()
-        self.from_logits = bool(from_logits)
+        self.from_logits = _flag("from_logits", from_logits)
 
     def _value_and_grad(self, t, y):
         n = y.shape[0]
@@ -95,7 +131,7 @@ class CategoricalCrossentropy(Loss):
         if self.from_logits:
             warn_if_probabilities(y, type(self).__name__ + "(from_logits=True)")
             log_p = _log_softmax(y)
-            value = -(t * log_p).sum() / n
+            value = _cross_entropy_sum(t, log_p) / n
             grad = (array_module(y).exp(log_p) * t.sum(axis=-1, keepdims=True) - t) * dt(1.0 / n)
             return float(value), grad
         s = y.sum(axis=-1, keepdims=True)
@@ -115,14 +151,10 @@ class SparseCategoricalCrossentropy(CategoricalCrossentropy):
 
     def _target(self, y_true, y_pred):
         xp = array_module(y_pred)
-        labels = xp.asarray(y_true)
         n, classes = y_pred.shape[0], y_pred.shape[-1]
         if y_pred.ndim != 2:
             raise ValueError(f"y_pred must be (N, classes), got shape {tuple(y_pred.shape)}")
-        if labels.ndim == 2 and labels.shape[1] == 1:
-            labels = labels[:, 0]
-        if labels.shape != (n,):
-            raise ValueError(f"y_true must hold {n} class labels, got shape {tuple(labels.shape)}")
+        labels = class_labels(y_true, y_pred, type(self).__name__)
         if labels.dtype.kind not in "iu":
             if labels.dtype.kind != "f" or not bool((labels == xp.round(labels)).all()):
                 raise TypeError(f"y_true must be integer class labels, got dtype {labels.dtype}")
@@ -142,7 +174,7 @@ class BinaryCrossentropy(Loss):
 
     def __init__(self, from_logits=False):
         super().__init__()
-        self.from_logits = bool(from_logits)
+        self.from_logits = _flag("from_logits", from_logits)
 
     def _value_and_grad(self, t, y):
         xp = array_module(y)
@@ -160,9 +192,10 @@ class BinaryCrossentropy(Loss):
 
 
 class MeanSquaredError(Loss):
-    """mean((y_pred - y_true)^2) over every output."""
+    """mean((y_pred - y_true)^2) over every output; y_true may broadcast to y_pred's shape."""
 
     name = "mean_squared_error"
+    broadcasts = True
 
     def _value_and_grad(self, t, y):
         d = y - t

@@ -12,24 +12,23 @@ from __future__ import annotations
 import functools
 
 from ._arrays import array_module
+from .losses import class_labels, target_like
 
 __all__ = ["sparse_categorical_accuracy", "categorical_accuracy", "binary_accuracy", "get"]
 
 
 def sparse_categorical_accuracy(y_true, y_pred):
-    xp = array_module(y_pred)
-    labels = xp.asarray(y_true).reshape(-1)
-    return float((y_pred.argmax(axis=-1).reshape(-1) == labels).mean())
+    labels = class_labels(y_true, y_pred, "sparse_categorical_accuracy")
+    return float((y_pred.argmax(axis=-1) == labels).mean())
 
 
 def categorical_accuracy(y_true, y_pred):
-    xp = array_module(y_pred)
-    return float((y_pred.argmax(axis=-1) == xp.asarray(y_true).argmax(axis=-1)).mean())
+    t = target_like(y_true, y_pred, "categorical_accuracy")
+    return float((y_pred.argmax(axis=-1) == t.argmax(axis=-1)).mean())
 
 
 def binary_accuracy(y_true, y_pred, threshold=0.5):
-    xp = array_module(y_pred)
-    t = xp.asarray(y_true).reshape(y_pred.shape)
+    t = target_like(y_true, y_pred, "binary_accuracy")
     return float(((y_pred > threshold) == (t > 0.5)).mean())
 
 
@@ -41,8 +40,7 @@ _BY_NAME = {"sparse_categorical_accuracy": sparse_categorical_accuracy,
 def _accuracy_by_shape(y_true, y_pred, binary_threshold=0.5):
     """Keras' "accuracy": binary when y_pred has one output per sample, sparse when y_true holds
     class indices (lower rank or a last axis of 1), categorical otherwise."""
-    xp = array_module(y_pred)
-    t = xp.asarray(y_true)
+    t = array_module(y_pred).asarray(y_true)
     if y_pred.ndim == 1 or y_pred.shape[-1] == 1:
         return binary_accuracy(t, y_pred, threshold=binary_threshold)
     if t.ndim < y_pred.ndim or t.shape[-1] == 1:

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import math
 
+from .normalization import _real
+
 __all__ = ["Regularizer", "L1L2", "l1", "l2", "l1_l2", "get", "serialize"]
 
 
@@ -24,10 +26,7 @@ class Regularizer:
 
 class L1L2(Regularizer):
     def __init__(self, l1=0.0, l2=0.0):
-        for name, v in (("l1", l1), ("l2", l2)):
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
-                raise ValueError(f"{name} must be a finite number >= 0, got {v!r}")
-        self.l1, self.l2 = float(l1), float(l2)
+        self.l1, self.l2 = _real("l1", l1, 0.0, math.inf), _real("l2", l2, 0.0, math.inf)
 
     def __call__(self, w):
         value = 0.0

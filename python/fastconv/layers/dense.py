@@ -20,6 +20,21 @@ def _softmax(z, axis=-1):
     return e / e.sum(axis=axis, keepdims=True)
 
 
+def _log_softmax(z):
+    """log(softmax(z)) over the last axis, shifted by the row max: a -inf logit (a masked class)
+    gives -inf there and leaves the other entries finite, as in PyTorch."""
+    xp = array_module(z)
+    shifted = z - z.max(axis=-1, keepdims=True)
+    return shifted - xp.log(xp.exp(shifted).sum(axis=-1, keepdims=True))
+
+
+def _cross_entropy_sum(target, log_p):
+    """-sum(target * log_p), where a zero target weight contributes 0 even against log_p = -inf
+    (0 log 0 = 0: a masked class that is not the target costs nothing)."""
+    xp = array_module(log_p)
+    return -(xp.where(target != 0, log_p, 0) * target).sum()
+
+
 def _softmax_backward(grad_y, s, axis=-1):
     return s * (grad_y - (grad_y * s).sum(axis=axis, keepdims=True))
 
@@ -190,7 +205,8 @@ def warn_if_probabilities(logits, who):
 
 class SoftmaxCrossEntropy:
     """Mean cross-entropy of softmax(logits) against integer labels (or one-hot/probability rows),
-    computed from the logits with log-sum-exp (no overflow, no log(0)).
+    computed from the logits with log-sum-exp (no overflow, no log(0); a -inf logit of a
+    non-target class adds nothing, as in PyTorch).
 
         loss = SoftmaxCrossEntropy()
         value = loss.forward(logits, labels)      # logits (N, classes), labels (N,) ints -> float
@@ -208,9 +224,7 @@ class SoftmaxCrossEntropy:
         if N == 0 or classes == 0:
             raise ValueError(f"logits must have at least one row and one class, got shape {tuple(logits.shape)}")
         warn_if_probabilities(logits, "SoftmaxCrossEntropy")
-        shifted = logits - logits.max(axis=1, keepdims=True)
-        log_z = xp.log(xp.exp(shifted).sum(axis=1, keepdims=True))
-        log_probs = shifted - log_z
+        log_probs = _log_softmax(logits)
         labels = xp.asarray(labels)
         if labels.ndim == 1:
             if labels.shape[0] != N:
@@ -227,7 +241,7 @@ class SoftmaxCrossEntropy:
             raise ValueError(f"labels must be (N,) class indices or {tuple(logits.shape)} rows, "
                              f"got shape {tuple(labels.shape)}")
         self._probs, self._target = xp.exp(log_probs), target
-        return float(-(target * log_probs).sum() / N)
+        return float(_cross_entropy_sum(target, log_probs) / N)
 
     __call__ = forward
 
