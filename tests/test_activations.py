@@ -309,3 +309,17 @@ def test_cuda_kernels_emulated_misaligned(emu_backend):
     x[...] = randn(np.random.default_rng(9), (1001,))
     check_op("sigmoid", x)
     assert _cuda_emu.last_kernel().endswith("_vec1")
+
+
+@pytest.mark.parametrize("call", [
+    lambda a, dt: fc.leaky_relu(np.zeros(3, dt), a),
+    lambda a, dt: fc.leaky_relu_backward(np.ones(3, dt), np.zeros(3, dt), a),
+    lambda a, dt: fc.conv2d(np.zeros((1, 1, 3, 3), dt), np.ones((1, 1, 1, 1), dt), activation="leaky_relu", alpha=a),
+    lambda a, dt: fc.linear(np.zeros((2, 3), dt), np.ones((4, 3), dt), activation="leaky_relu", alpha=a),
+], ids=["leaky_relu", "leaky_relu_backward", "conv2d", "linear"])
+def test_a_slope_that_overflows_the_dtype_is_refused(call):
+    """alpha = 1e300 is finite in float64 but inf in float32, where leaky_relu(0) became NaN."""
+    with pytest.raises(ValueError, match=r"alpha .*1e\+300 overflows float32"):
+        call(1e300, np.float32)
+    assert np.isfinite(call(1e300, np.float64)).all()
+    assert np.isfinite(call(3e38, np.float32)).all()

@@ -165,6 +165,89 @@ def test_bad_arguments_raise():
         fc.batch_norm_backward(np.ones((2, 3, 4, 5), np.float32), x, c, c, c)
 
 
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_strided_gamma_and_beta_are_copied(layout):
+    rng = np.random.default_rng(10)
+    x = rng.standard_normal((2, 3, 4, 5) if layout == "NCHW" else (2, 4, 5, 3)).astype(np.float32)
+    params = rng.standard_normal(6).astype(np.float32)
+    gamma, beta = params[::2], params[1::2]
+    assert not gamma.flags.c_contiguous
+    kw = dict(training=True, layout=layout)
+    y, mean, inv_std = fc.batch_norm(x, gamma, beta, None, None, **kw)
+    want = fc.batch_norm(x, gamma.copy(), beta.copy(), None, None, **kw)
+    assert np.array_equal(y, want[0])
+    got = fc.batch_norm_backward(y, x, gamma, mean, inv_std, layout=layout)
+    for g, w in zip(got, fc.batch_norm_backward(y, x, gamma.copy(), mean, inv_std, layout=layout)):
+        assert np.array_equal(g, w)
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_a_tiny_eps_on_a_constant_float32_channel_is_not_nan(isa, poison, layout):
+    """eps = 1e-300 on a constant channel: 1 / sqrt(eps) = 1e150 overflows float32, and
+    0 * inf was NaN where the float64 reference gives 0 (beta)."""
+    rng = np.random.default_rng(11)
+    x = np.full((2, 3, 4, 5), 1.5, np.float32)
+    x[:, 1] = rng.standard_normal((2, 4, 5))
+    beta = np.array([0.25, -0.5, 2.0], np.float32)
+    if layout == "NHWC":
+        x = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
+    gamma = np.ones(3, np.float32)
+    y = fc.batch_norm(x, gamma, beta, None, None, training=True, eps=1e-300, layout=layout)[0]
+    want = ref.batch_norm(x, gamma, beta, None, None, training=True, eps=1e-300, layout=layout)[0]
+    assert_close(y, want, dtype=np.float32)
+    running = np.array([1.5, 0.0, 1.5], np.float32), np.array([0.0, 1.0, 0.0], np.float32)
+    with np.errstate(over="ignore"):   # the returned inv_std is inf in float32
+        y = fc.batch_norm(x, gamma, beta, *running, training=False, eps=1e-300, layout=layout)[0]
+    want = ref.batch_norm(x, gamma, beta, *running, training=False, eps=1e-300, layout=layout)[0]
+    assert_close(y, want, dtype=np.float32)
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_float64_values_near_half_the_largest_double(isa, poison, layout):
+    """Squares of values near +-max/2 overflow double: the variance is inf, inv_std 0 and y = beta,
+    as in the reference (an inf - inf made it NaN). Where the reference's own mean overflows
+    (many such values), the mean stays finite and y = beta."""
+    half = np.finfo(np.float64).max / 2
+    rng = np.random.default_rng(12)
+    beta = np.array([0.5, -1.0, 0.0])
+    for shape in ((1, 3, 1, 2), (2, 3, 1, 1)):
+        for sign in (np.ones(shape), np.where(rng.random(shape) < 0.5, -1.0, 1.0)):
+            x = sign * half * rng.uniform(0.9, 1.0, shape)
+            if layout == "NHWC":
+                x = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
+            y, mean, _ = fc.batch_norm(x, None, beta, None, None, training=True, layout=layout)
+            with np.errstate(over="ignore"):   # the reference's sum of squares
+                want, want_mean = ref.batch_norm(x, None, beta, None, None, training=True, layout=layout)[:2]
+            assert np.isfinite(want).all() and np.array_equal(y, want)
+            assert_close(mean, want_mean, dtype=np.float64)
+    x = half * rng.uniform(0.9, 1.0, (8, 3, 4, 4))
+    if layout == "NHWC":
+        x = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
+    y, mean, _ = fc.batch_norm(x, None, beta, None, None, training=True, layout=layout)
+    axes = (0, 2, 3) if layout == "NCHW" else (0, 1, 2)
+    assert_close(mean, (x / 4).mean(axis=axes) * 4, dtype=np.float64)
+    assert np.array_equal(y, np.broadcast_to(beta.reshape((1, 3, 1, 1) if layout == "NCHW" else 3), x.shape))
+
+
+def test_fold_batch_norm_and_global_pooling_name_bad_arguments():
+    w, v = np.ones((2, 1, 1, 1), np.float32), np.ones(2, np.float32)
+    for args, error, match in [
+        (([1.0], None, None, None, v, v), TypeError, "weight must be a NumPy or CuPy array, got list"),
+        ((None, None, None, None, v, v), TypeError, "weight must be a NumPy or CuPy array, got None"),
+        ((w.astype(np.int32), None, None, None, v, v), TypeError, "weight has dtype int32"),
+        ((w.astype(np.float16), None, None, None, v, v), TypeError, "weight has dtype float16"),
+        ((w, None, v.astype(np.int32), None, v, v), TypeError, "gamma has dtype int32"),
+        ((w, [1, 2], None, None, v, v), TypeError, "bias must be a NumPy or CuPy array, got list"),
+        ((w, None, None, None, None, v), TypeError, "running_mean must be an array of shape"),
+    ]:
+        with pytest.raises(error, match=match):
+            fc.fold_batch_norm(*args)
+    for fn in (fc.global_avg_pool2d, fc.global_max_pool2d):
+        for bad in ([[[[1.0]]]], None):
+            with pytest.raises(TypeError, match="x must be a NumPy or CuPy array"):
+                fn(bad)
+
+
 # ----------------------------------------------------------------------------- folding and the layer
 
 @pytest.mark.parametrize("layout", LAYOUTS)
@@ -466,3 +549,23 @@ def test_cuda_kernels_do_not_depend_on_thread_order_or_launch_splits(emu_backend
                 assert all(np.array_equal(a, w) for a, w in zip(got, want)), limit
         finally:
             _cuda_emu.set_max_launch_elements(old)
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_cuda_extreme_values_emulated(emu_backend, layout):
+    """The CUDA statistics: values near +-max/2 give an inf variance and y = beta (not NaN), and
+    eps = 1e-300 on a constant float32 channel gives beta."""
+    half = np.finfo(np.float64).max / 2
+    rng = np.random.default_rng(14)
+    beta = np.array([0.5, -1.0, 0.0])
+    x = np.where(rng.random((1, 3, 1, 2)) < 0.5, -1.0, 1.0) * half * rng.uniform(0.9, 1.0, (1, 3, 1, 2))
+    if layout == "NHWC":
+        x = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
+    y = fc.batch_norm(x, None, beta, None, None, training=True, layout=layout)[0]
+    with np.errstate(over="ignore"):
+        want = ref.batch_norm(x, None, beta, None, None, training=True, layout=layout)[0]
+    assert np.isfinite(want).all() and np.array_equal(y, want)
+    x = np.full((2, 3, 4, 5) if layout == "NCHW" else (2, 4, 5, 3), 1.5, np.float32)
+    y = fc.batch_norm(x, None, beta.astype(np.float32), None, None, training=True, eps=1e-300, layout=layout)[0]
+    assert np.array_equal(y, np.broadcast_to(beta.astype(np.float32).reshape((1, 3, 1, 1) if layout == "NCHW" else 3),
+                                             x.shape))

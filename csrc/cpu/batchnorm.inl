@@ -211,6 +211,23 @@ void per_channel_affine_sum(const BatchNormShape& s, const T* u, const double* m
 template <typename T>
 inline T relu_of(T v) { return v <= T(0) ? T(0) : v; }   // +0 for -0, NaN stays NaN, as relu_forward
 
+// The same pass in double, rounded once: for coefficients that overflow T although they are finite
+// in double (float32 data with eps = 1e-300 on a constant channel: a = 1e150 becomes inf in
+// float, and 0 * inf is NaN where the double result is 0).
+template <typename T>
+void per_channel_affine_in_double(const BatchNormShape& s, const T* u, const double* m, const double* a,
+                                  const double* b, bool relu, T* out) {
+  fastconv::parallel_for(fastconv::threads_for(s.size()), s.N * s.HW, [&](int64_t first, int64_t last) {
+    for (int64_t i = first; i < last; ++i)
+      for (int64_t c = 0; c < s.C; ++c) {
+        // NCHW: i = (n, k) of plane size HW; NHWC: i is the pixel
+        const int64_t e = s.layout == Layout::NCHW ? ((i / s.HW) * s.C + c) * s.HW + i % s.HW : i * s.C + c;
+        const T v = static_cast<T>(a[c] * (static_cast<double>(u[e]) - m[c]) + b[c]);
+        out[e] = relu ? relu_of(v) : v;
+      }
+  });
+}
+
 template <typename T>
 void per_channel_affine(const BatchNormShape& s, const T* u, const double* m, const double* a, const double* b,
                         bool relu, T* out) {
@@ -219,11 +236,18 @@ void per_channel_affine(const BatchNormShape& s, const T* u, const double* m, co
   T* __restrict lo = coef + s.C;
   T* __restrict ta = coef + 2 * s.C;
   T* __restrict tb = coef + 3 * s.C;
+  const auto overflows = [](double wide, T narrow) { return std::isfinite(wide) && !std::isfinite(narrow); };
+  bool fits = true;
   for (int64_t c = 0; c < s.C; ++c) {
     hi[c] = static_cast<T>(m[c]);
     lo[c] = static_cast<T>(m[c] - static_cast<double>(hi[c]));
     ta[c] = static_cast<T>(a[c]);
     tb[c] = static_cast<T>(b[c]);
+    fits = fits && !overflows(m[c], hi[c]) && !overflows(a[c], ta[c]) && !overflows(b[c], tb[c]);
+  }
+  if (!fits) {
+    per_channel_affine_in_double(s, u, m, a, b, relu, out);
+    return;
   }
   const int64_t work = s.size();
   if (s.layout == Layout::NCHW) {
@@ -255,6 +279,21 @@ void per_channel_affine(const BatchNormShape& s, const T* u, const double* m, co
   });
 }
 
+// mean(x - K) over channel c with the terms scaled by 2^-64 (exact for normal numbers), for
+// float64 data whose sum of differences overflows (values near +-max / 2): the mean itself is
+// in range. A rare path: one scalar pass over the channel.
+template <typename T>
+double scaled_mean_offset(const BatchNormShape& s, const T* x, int64_t c, double K) {
+  const double f = std::ldexp(1.0, -64), Kf = K * f;
+  double t = 0;
+  for (int64_t n = 0; n < s.N; ++n)
+    for (int64_t k = 0; k < s.HW; ++k) {
+      const int64_t e = s.layout == Layout::NCHW ? (n * s.C + c) * s.HW + k : (n * s.HW + k) * s.C + c;
+      t += static_cast<double>(x[e]) * f - Kf;
+    }
+  return t / static_cast<double>(s.N * s.HW) / f;
+}
+
 template <typename T>
 void train_forward(const BatchNormShape& s, const T* x, const T* gamma, const T* beta, double eps, bool relu, T* y,
                    T* mean, T* var, T* inv_std) {
@@ -265,8 +304,11 @@ void train_forward(const BatchNormShape& s, const T* x, const T* gamma, const T*
   channel_sums<true>(s, x, static_cast<const T*>(nullptr), x, shift, sums, sums + s.C);
   const double M = static_cast<double>(s.N * s.HW);
   for (int64_t c = 0; c < s.C; ++c) {
-    const double d = sums[c] / M;
-    const double v = std::max(sums[s.C + c] / M - d * d, 0.0);
+    const double d = std::isfinite(sums[c]) ? sums[c] / M : scaled_mean_offset(s, x, c, shift[c]);
+    // a sum of squares past double's range is +inf: the variance is inf (inv_std 0, as the
+    // reference), not inf - inf = NaN
+    const double q = sums[s.C + c] / M;
+    const double v = std::isfinite(q) ? std::max(q - d * d, 0.0) : q;
     const double is = 1.0 / std::sqrt(v + eps);
     coef[c] = shift[c] + d;
     coef[s.C + c] = is * (gamma ? static_cast<double>(gamma[c]) : 1.0);

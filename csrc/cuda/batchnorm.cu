@@ -149,7 +149,8 @@ __global__ void finalize_fwd_kernel(BatchNormShape s, int64_t chunks, const T* x
   channel_totals(part, c, chunks, s1, s2);
   const double M = double((s.N * s.HW));
   const double K = double(s.layout == Layout::NCHW ? x[c * s.HW] : x[c]);
-  const double d = s1 / M, v = s2 / M - d * d > 0.0 ? s2 / M - d * d : 0.0;
+  // a sum of squares past double's range is +inf: the variance is inf (inv_std 0), not inf - inf
+  const double d = s1 / M, q = s2 / M, v = q < HUGE_VAL ? (q - d * d > 0.0 ? q - d * d : 0.0) : q;
   const double is = 1.0 / sqrt(v + eps);
   coef[c] = K + d;
   coef[s.C + c] = is * (gamma ? double(gamma[c]) : 1.0);

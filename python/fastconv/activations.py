@@ -22,11 +22,13 @@ _alpha = F.check_alpha
 
 def _forward(name, alpha, x, out):
     be = F._elementwise_args(x, out)
+    F.check_alpha_fits(alpha, x.dtype)
     return be.activation_forward(name, alpha, be.contiguous(x), out)
 
 
 def _backward(name, alpha, grad_y, y):
     be = F._elementwise_grad_args(grad_y, y)
+    F.check_alpha_fits(alpha, grad_y.dtype)
     return be.activation_backward(name, alpha, be.contiguous(grad_y), be.contiguous(y))
 
 

@@ -125,6 +125,17 @@ def check_alpha(alpha):
     return float(alpha)
 
 
+def check_alpha_fits(alpha, dtype):
+    """alpha (check_alpha's float) must stay finite in the arrays' dtype: 1e300 becomes inf in
+    float32, and 0 * inf would make leaky_relu(0) NaN."""
+    dtype = np.dtype(dtype)
+    with np.errstate(over="ignore"):
+        finite = np.isfinite(dtype.type(alpha))
+    if not finite:
+        raise ValueError(f"alpha (leaky_relu's negative slope) {alpha!r} overflows {dtype.name} "
+                         f"(at most {float(np.finfo(dtype).max):.7g})")
+
+
 # ----------------------------------------------------------------------------- specs
 
 def _plain(v):
@@ -248,6 +259,7 @@ def conv2d(x, weight, bias=None, *, stride=1, padding=0, dilation=1, layout="NCH
     _check_ndim("weight", weight, 4, _axes(layout, "w"))
     activation = check_activation(activation)
     spec = _conv_spec(x.shape, weight.shape, stride, padding, dilation, layout, activation, check_alpha(alpha))
+    check_alpha_fits(spec.alpha, x.dtype)
     if bias is not None and tuple(bias.shape) != (spec.K,):
         raise ValueError(f"bias must have shape ({spec.K},) (one per output channel), got {tuple(bias.shape)}")
     return be.conv2d_forward(spec, be.contiguous(x), be.contiguous(weight),
@@ -388,6 +400,8 @@ def linear(x, weight, bias=None, *, activation=None, alpha=LEAKY_RELU_SLOPE):
     _check_linear(x, weight)
     activation = check_activation(activation)
     alpha = check_alpha(alpha)
+    if activation == "leaky_relu":
+        check_alpha_fits(alpha, x.dtype)
     if bias is not None and tuple(bias.shape) != (weight.shape[0],):
         raise ValueError(f"bias must have shape ({weight.shape[0]},) (one per output feature), "
                          f"got {tuple(bias.shape)}")

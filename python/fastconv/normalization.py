@@ -31,6 +31,7 @@ def _channels(x, layout):
 
 
 def _per_channel(name, a, C, dtype, required=True):
+    """a (C,) of x's dtype, C-contiguous (a strided view is copied), or None when not required."""
     if a is None:
         if required:
             raise TypeError(f"{name} must be an array of shape ({C},), got None")
@@ -39,7 +40,7 @@ def _per_channel(name, a, C, dtype, required=True):
         raise ValueError(f"{name} must have shape ({C},) (one per channel), got {tuple(a.shape)}")
     if a.dtype != dtype:
         raise TypeError(f"{name} has dtype {a.dtype} but x has {dtype}; cast them to one dtype")
-    return a
+    return F._backend(**{name: a}).contiguous(a)
 
 
 def _real(name, v, low, high, low_open=False):
@@ -155,14 +156,19 @@ def fold_batch_norm(weight, bias, gamma, beta, running_mean, running_var, *, eps
     NCHW or (R, S, C, K) for NHWC; bias, gamma, beta may be None. Returns (w2, b2), new arrays."""
     layout = check_layout(layout)
     eps = _real("eps", eps, 0.0, math.inf, low_open=True)
+    F._backend(weight=weight, bias=bias, gamma=gamma, beta=beta, running_mean=running_mean, running_var=running_var)
     if weight.ndim != 4:
         raise ValueError(f"weight must be 4-D {F._axes(layout, 'w')}, got shape {tuple(weight.shape)}")
     K = weight.shape[0] if layout == "NCHW" else weight.shape[3]
-    for name, a in (("bias", bias), ("gamma", gamma), ("beta", beta)):
+    arrays = {"weight": weight, "bias": bias, "gamma": gamma, "beta": beta, "running_mean": running_mean,
+              "running_var": running_var}
+    for name, a in arrays.items():
+        if a is None and name.startswith("running"):
+            raise TypeError(f"{name} must be an array of shape ({K},), got None")
         if a is not None:
-            _per_channel(name, a, K, a.dtype)
-    _per_channel("running_mean", running_mean, K, running_mean.dtype if running_mean is not None else None)
-    _per_channel("running_var", running_var, K, running_var.dtype if running_var is not None else None)
+            F._float_dtype(name, a)
+            if name != "weight":
+                _per_channel(name, a, K, a.dtype)
     xp = array_module(weight)
     f64 = np.float64
     scale = (1.0 if gamma is None else gamma.astype(f64)) / xp.sqrt(running_var.astype(f64) + eps)

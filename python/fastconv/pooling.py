@@ -66,6 +66,7 @@ def _check_nc_grad(grad_y, x_shape, layout):
 def global_avg_pool2d(x, *, layout="NCHW"):
     """The mean over H and W of every (n, c): x (N, C, H, W) or (N, H, W, C) -> (N, C)."""
     layout = check_layout(layout)
+    F._backend(x=x)
     F._check_ndim("x", x, 4, F._axes(layout, "x"))
     return _nc(avg_pool2d(x, _hw(x.shape, layout), layout=layout))
 
@@ -83,6 +84,7 @@ def global_avg_pool2d_backward(grad_y, x_shape, *, layout="NCHW"):
 def global_max_pool2d(x, *, layout="NCHW"):
     """(max over H and W of every (n, c), the flat index h * W + w of the first maximum): (N, C) each."""
     layout = check_layout(layout)
+    F._backend(x=x)
     F._check_ndim("x", x, 4, F._axes(layout, "x"))
     y, indices = F.max_pool2d(x, _hw(x.shape, layout), layout=layout)
     return _nc(y), _nc(indices)
