@@ -119,6 +119,26 @@ def test_missing_param_keys_are_named():
         cs.max_pool_forward_fast(x, {"pool_size": 2, "stride": 2})
 
 
+def test_zero_d_array_params_work_as_the_course_code_takes_them():
+    """The course's NumPy arithmetic takes conv_param={'pad': np.array(1)}; so do these."""
+    rng = np.random.default_rng(13)
+    x, w, b = rng.standard_normal((2, 3, 8, 8)), rng.standard_normal((4, 3, 3, 3)), rng.standard_normal(4)
+    conv_0d = {"stride": np.array(1), "pad": np.array(1)}
+    pool_0d = {"pool_height": np.array(2), "pool_width": np.array(2), "stride": np.array(2)}
+    conv, pool = {"stride": 1, "pad": 1}, {"pool_height": 2, "pool_width": 2, "stride": 2}
+    out, cache = cs.conv_relu_pool_forward(x, w, b, conv_0d, pool_0d)
+    want, want_cache = cs.conv_relu_pool_forward(x, w, b, conv, pool)
+    np.testing.assert_array_equal(out, want)
+    for g, wg in zip(cs.conv_relu_pool_backward(np.ones_like(out), cache),
+                     cs.conv_relu_pool_backward(np.ones_like(out), want_cache)):
+        np.testing.assert_array_equal(g, wg)
+    bn_0d = {"mode": "train", "eps": np.array(1e-5), "momentum": np.array(0.9)}
+    np.testing.assert_array_equal(cs.batchnorm_forward(x[:, :, 0, 0], b[:3], b[:3], bn_0d)[0],
+                                  cs.batchnorm_forward(x[:, :, 0, 0], b[:3], b[:3], {"mode": "train"})[0])
+    with pytest.raises(TypeError, match="padding must be 'valid', 'same', an int"):
+        cs.conv_forward_fast(x, w, b, {"stride": 1, "pad": np.array(1.0)})
+
+
 # ----------------------------------------------------------------------------- pooling and relu
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

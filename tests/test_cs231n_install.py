@@ -178,6 +178,11 @@ def fastconv_calls(monkeypatch):
     return calls
 
 
+def routes_to(bound, ours):
+    """`bound` is install()'s stand-in for fastconv's `ours`: a function of its own that calls it."""
+    return bound is not ours and bound.__wrapped__ is ours
+
+
 def _batch():
     rng = np.random.default_rng(1)
     return rng.standard_normal((6, 3, 8, 8)), rng.integers(0, 5, 6)
@@ -206,7 +211,8 @@ def test_install_makes_the_course_model_run_on_fastconv(course, fastconv_calls):
     assert "conv_relu_pool_forward" in done["cs231n.classifiers.cnn"]
     assert "conv_forward_fast" in done["cs231n.fast_layers"] and "conv_forward_fast" in done["cs231n.layer_utils"]
     assert "relu_forward" not in done.get("cs231n.layers", [])        # layers.py is the students' work
-    assert cnn.conv_relu_pool_forward is cs.conv_relu_pool_forward
+    assert routes_to(cnn.conv_relu_pool_forward, cs.conv_relu_pool_forward)
+    assert cnn.conv_relu_pool_forward is course_utils.conv_relu_pool_forward      # one stand-in per function
     assert course_utils.affine_relu_forward is not None and "affine_relu_forward" not in done["cs231n.layer_utils"]
 
     loss, grads = model.loss(X, y)
@@ -234,14 +240,28 @@ def test_install_with_layers_replaces_the_students_functions_too(course):
     done = cs.install(layers=True)
     assert done["cs231n.layers"] == ["relu_backward", "relu_forward"]
     assert "relu_forward" in done["cs231n.layer_utils"] and "relu_forward" in done["cs231n.classifiers.cnn"]
-    assert course_layers.relu_forward is cs.relu_forward
+    assert routes_to(course_layers.relu_forward, cs.relu_forward)
 
 
 def test_modules_imported_after_install_get_fastconv(course):
     cs.install()
     (course / "cs231n" / "classifiers" / "later.py").write_text("from ..layer_utils import *\n")
     from cs231n.classifiers import later   # noqa: PLC0415
-    assert later.conv_relu_forward is cs.conv_relu_forward and later.conv_forward_fast is cs.conv_forward_fast
+    assert routes_to(later.conv_relu_forward, cs.conv_relu_forward)
+    assert routes_to(later.conv_forward_fast, cs.conv_forward_fast)
+    cs.uninstall()
+    assert later.conv_relu_forward.__module__ == "cs231n.layer_utils"
+    assert later.conv_forward_fast.__module__ == "cs231n.fast_layers"
+
+
+def test_each_install_binds_new_stand_ins(course):
+    import cs231n.fast_layers as course_fast   # noqa: PLC0415
+    theirs = course_fast.conv_forward_fast
+    cs.install()
+    first = course_fast.conv_forward_fast
+    assert cs.uninstall() > 0 and course_fast.conv_forward_fast is theirs
+    cs.install()
+    assert routes_to(course_fast.conv_forward_fast, cs.conv_forward_fast) and course_fast.conv_forward_fast is not first
 
 
 def test_install_without_the_course_says_where_to_run_it():

@@ -171,10 +171,21 @@ def course_max_pool_backward_reshape(dout, cache):
     return (dx / mask.sum(axis=(3, 5), keepdims=True)).reshape(x.shape)
 
 
+# How the course's backward functions read their caches (the first lines of the course code and
+# of the solutions students write in layers.py).
+def course_conv_backward_naive(dout, cache):
+    x, w, b, conv_param = cache
+    return x
+
+
 def course_conv_backward_strides(dout, cache):
-    """How the course's conv_backward_strides starts: it unpacks the columns and uses them."""
     x, w, b, conv_param, x_cols = cache
     return dout.transpose(1, 0, 2, 3).reshape(w.shape[0], -1).dot(x_cols.T)
+
+
+def course_max_pool_backward_naive(dout, cache):
+    x, pool_param = cache
+    return np.zeros_like(x)
 
 
 def course_max_pool_backward_fast(dout, cache):
@@ -184,18 +195,68 @@ def course_max_pool_backward_fast(dout, cache):
     raise ValueError('Unrecognized method "%s"' % method)
 
 
-def test_course_backward_functions_name_the_mix_up():
+def course_batchnorm_backward(dout, cache):
+    x, x_hat, mean, var, gamma, eps = cache
+    return x_hat
+
+
+def course_batchnorm_backward_of_a_dict(dout, cache):
+    return cache["x_hat"]
+
+
+def course_batchnorm_backward_by_index(dout, cache):
+    return cache[1]
+
+
+def course_conv_relu_pool_backward(dout, cache):
+    """layer_utils.py's: the sandwich's own tuple unpacks, the layer caches inside it do not."""
+    conv_cache, relu_cache, pool_cache = cache
+    ds = course_max_pool_backward_fast(dout, pool_cache)
+    return course_conv_backward_strides(ds, conv_cache)
+
+
+def _mix_up_cases():
     rng = np.random.default_rng(5)
     x, w, b = rng.standard_normal((2, 3, 6, 6)), rng.standard_normal((4, 3, 3, 3)), rng.standard_normal(4)
+    g = rng.standard_normal(3)
+    conv = lambda: cs.conv_forward_fast(x, w, b, CONV)                                 # noqa: E731
+    pool = lambda: cs.max_pool_forward_fast(x, POOL)                                   # noqa: E731
+    bn = lambda: cs.batchnorm_forward(x[:, :, 0, 0], g, g, {"mode": "train"})          # noqa: E731
+    sbn = lambda: cs.spatial_batchnorm_forward(x, g, g, {"mode": "train"})             # noqa: E731
+    sandwich = lambda: cs.conv_relu_pool_forward(x, w, b, CONV, POOL)                  # noqa: E731
+    return {   # forward, the course's backward, the forward and backward the message names
+        "conv_naive": (conv, course_conv_backward_naive, "conv_forward_fast", "conv_backward_fast"),
+        "conv_strides": (conv, course_conv_backward_strides, "conv_forward_fast", "conv_backward_fast"),
+        "pool_naive": (pool, course_max_pool_backward_naive, "max_pool_forward_fast", "max_pool_backward_fast"),
+        "pool_fast": (pool, course_max_pool_backward_fast, "max_pool_forward_fast", "max_pool_backward_fast"),
+        "bn": (bn, course_batchnorm_backward, "batchnorm_forward", "batchnorm_backward"),
+        "bn_dict": (bn, course_batchnorm_backward_of_a_dict, "batchnorm_forward", "batchnorm_backward"),
+        "bn_index": (bn, course_batchnorm_backward_by_index, "batchnorm_forward", "batchnorm_backward"),
+        "spatial_bn": (sbn, course_batchnorm_backward, "spatial_batchnorm_forward", "spatial_batchnorm_backward"),
+        "conv_relu_pool": (sandwich, course_conv_relu_pool_backward, "max_pool_forward_fast",
+                           "max_pool_backward_fast"),
+    }
+
+
+@pytest.mark.parametrize("case", list(_mix_up_cases()))
+def test_course_backward_functions_name_the_mix_up(case):
+    forward, course_backward, forward_name, backward_name = _mix_up_cases()[case]
+    out, cache = forward()
+    with pytest.raises(TypeError, match=rf"came from fastconv\.compat\.cs231n\.{forward_name}, .*"
+                                        rf"pass it to fastconv's {backward_name}\b.*install\(\)"):
+        course_backward(np.ones_like(out), cache)
+
+
+def test_a_fastconv_cache_names_its_own_backward():
+    rng = np.random.default_rng(10)
+    x, w, b = rng.standard_normal((2, 3, 6, 6)), rng.standard_normal((4, 3, 3, 3)), rng.standard_normal(4)
     out, cache = cs.conv_forward_fast(x, w, b, CONV)
-    with pytest.raises(TypeError, match="fastconv's backward function of the same layer.*install"):
-        course_conv_backward_strides(np.ones_like(out), cache)
-    out, (conv_cache, relu_cache, pool_cache) = cs.conv_relu_pool_forward(x, w, b, CONV, POOL)  # the course's 3
-    with pytest.raises(TypeError, match="conv_relu_pool_backward"):
-        course_conv_backward_strides(np.ones((2, 4, 6, 6)), conv_cache)
+    with pytest.raises(TypeError, match="cache came from conv_forward_fast; pass it to conv_backward_fast"):
+        cs.max_pool_backward_fast(np.ones_like(out), cache)
     out, cache = cs.max_pool_forward_fast(x, POOL)
-    with pytest.raises(ValueError, match="fastconv.compat.cs231n.max_pool_backward_fast"):
-        course_max_pool_backward_fast(np.ones_like(out), cache)
+    with pytest.raises(TypeError, match="cache came from max_pool_forward_fast; pass it to max_pool_backward_fast"):
+        cs.conv_backward_fast(np.ones_like(out), cache)
+    assert type(cache[:]) is tuple and cache[:][3] == POOL           # the items, for a look
 
 
 def test_fastconv_backward_takes_the_course_caches():
@@ -212,8 +273,12 @@ def test_fastconv_backward_takes_the_course_caches():
     dout = rng.standard_normal(out.shape)
     course_im2col = ("im2col", (x, "x_cols", "x_cols_argmax", pool))
     np.testing.assert_array_equal(cs.max_pool_backward_fast(dout, course_im2col), cs.max_pool_backward_fast(dout, cache))
+    naive = (x, pool)                                                       # max_pool_forward_naive's
+    np.testing.assert_array_equal(cs.max_pool_backward_fast(dout, naive), cs.max_pool_backward_fast(dout, cache))
     with pytest.raises(TypeError, match="max_pool_forward_fast, got method 'strided'"):
-        cs.max_pool_backward_fast(dout, ("strided", cache[1]))
+        cs.max_pool_backward_fast(dout, ("strided", naive))
+    with pytest.raises(TypeError, match=r"max_pool_forward_naive: \(x, pool_param\)\), got a tuple of ndarray and list"):
+        cs.max_pool_backward_fast(dout, (x, [3, 3, 2]))
 
 
 # ----------------------------------------------------------------------------- dtypes and caches

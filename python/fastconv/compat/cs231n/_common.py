@@ -58,32 +58,44 @@ def as_dtype(dtype, *arrays):
     return [xp.asarray(a, dtype=dtype) for a in arrays]
 
 
+def param_value(value):
+    """A conv_param / pool_param / bn_param value with a 0-d array unwrapped to its NumPy scalar:
+    the course's NumPy arithmetic takes {'pad': np.array(1)}, fastconv's checks take np.int64(1)."""
+    return value[()] if isinstance(value, np.ndarray) and value.ndim == 0 else value
+
+
+class FastconvCache(tuple):
+    """The cache of a layer whose items differ from the course's (convolution, max pooling, batch
+    norm). A course backward function handed one stops at its `a, b, ... = cache` (whatever number
+    of items it unpacks) or its cache[0] / cache['x'] with a message naming the mix-up; cache[:]
+    gives the items as a plain tuple, which is how check_cache reads them. forward and backward
+    name the functions the cache belongs to."""
+
+    def __new__(cls, items, forward="", backward=""):
+        cache = super().__new__(cls, items)
+        cache.forward, cache.backward = forward, backward
+        return cache
+
+    def _refuse(self):
+        raise TypeError(f"this cache came from fastconv.compat.cs231n.{self.forward}, which the course's backward "
+                        f"functions cannot read; pass it to fastconv's {self.backward}, {INSTALL_HINT}")
+
+    def __iter__(self):
+        self._refuse()
+
+    def __getitem__(self, key):
+        if not isinstance(key, slice):
+            self._refuse()
+        return super().__getitem__(key)
+
+
 def check_cache(cache, size, producer, arrays=0):
-    """The cache a forward function returned (its first `arrays` items arrays), checked well
-    enough to name the mistake."""
+    """The items of the cache a forward function returned (its first `arrays` items arrays),
+    checked well enough to name the mistake; a FastconvCache must come from `producer`."""
+    if isinstance(cache, FastconvCache) and cache.forward != producer:
+        raise TypeError(f"cache came from {cache.forward}; pass it to {cache.backward}")
     if (not isinstance(cache, tuple) or len(cache) != size
             or not all(hasattr(a, "dtype") and hasattr(a, "shape") for a in cache[:arrays])):
         raise TypeError(f"cache must be the cache returned by {producer}, got {type(cache).__name__}"
                         + (f" of {len(cache)} items" if isinstance(cache, tuple) else ""))
-    return cache
-
-
-class NoColumns:
-    """Stands where the course's conv caches keep the im2col columns (fastconv's kernels need
-    none), so the course's own backward function, handed a fastconv cache, stops here with a
-    message that says what to do instead."""
-
-    def _refuse(self, *_):
-        raise TypeError("this cache came from fastconv.compat.cs231n, which keeps no im2col columns; pass it to "
-                        "fastconv's backward function of the same layer (conv_backward_fast, conv_relu_backward, "
-                        f"conv_relu_pool_backward), {INSTALL_HINT}")
-
-    def __getattr__(self, name):
-        if name.startswith("__"):
-            raise AttributeError(name)
-        self._refuse()
-
-    __array__ = __len__ = __getitem__ = __iter__ = _refuse
-
-    def __repr__(self):
-        return "<no im2col columns: a fastconv.compat.cs231n conv cache>"
+    return cache[:]     # a plain tuple, which unpacks

@@ -8,7 +8,7 @@ functions conv_backward_fast. max_pool_forward_reshape keeps the course's reshap
 from __future__ import annotations
 
 from ... import functional as F
-from ._common import INSTALL_HINT, NoColumns, as_dtype, check_cache, grad_dtype, kept_inputs
+from ._common import FastconvCache, as_dtype, check_cache, grad_dtype, kept_inputs, param_value
 
 __all__ = [
     "conv_forward_fast", "conv_backward_fast", "conv_forward_strides", "conv_backward_strides",
@@ -16,10 +16,8 @@ __all__ = [
     "max_pool_forward_reshape", "max_pool_backward_reshape",
 ]
 
-# The method tag of max_pool_forward_fast's cache; the course's max_pool_backward_fast, handed
-# this cache, raises 'Unrecognized method "<this text>"', which then says what to do.
-FASTCONV_POOL_METHOD = ("fastconv (pass this cache to fastconv.compat.cs231n.max_pool_backward_fast, "
-                        f"{INSTALL_HINT})")
+CONV_BACKWARD = ("conv_backward_fast (a whole conv_relu / conv_relu_pool cache: conv_relu_backward / "
+                 "conv_relu_pool_backward)")
 
 
 def conv_args(conv_param):
@@ -27,7 +25,7 @@ def conv_args(conv_param):
         stride, pad = conv_param["stride"], conv_param["pad"]
     except (KeyError, TypeError):
         raise ValueError(f"conv_param must be a dict with keys 'stride' and 'pad', got {conv_param!r}") from None
-    return dict(stride=stride, padding=pad, layout="NCHW")
+    return dict(stride=param_value(stride), padding=param_value(pad), layout="NCHW")
 
 
 def _pool_args(pool_param):
@@ -36,7 +34,12 @@ def _pool_args(pool_param):
     except (KeyError, TypeError):
         raise ValueError("pool_param must be a dict with keys 'pool_height', 'pool_width' and 'stride', "
                          f"got {pool_param!r}") from None
-    return (ph, pw), dict(stride=stride, padding=0, layout="NCHW")
+    return (param_value(ph), param_value(pw)), dict(stride=param_value(stride), padding=0, layout="NCHW")
+
+
+def conv_cache(x, w, b, conv_param):
+    """conv_forward_fast's cache: the inputs (private copies), no im2col columns."""
+    return FastconvCache((x, w, b, dict(conv_param)), "conv_forward_fast", CONV_BACKWARD)
 
 
 # ----------------------------------------------------------------------------- convolution
@@ -45,19 +48,18 @@ def conv_forward_fast(x, w, b, conv_param):
     """Convolution: x (N, C, H, W), w (F, C, HH, WW), b (F,), conv_param {'stride', 'pad'}
     -> out (N, F, H', W') with H' = 1 + (H + 2 pad - HH) // stride, and a cache for backward.
 
-    The cache is the course's (x, w, b, conv_param, x_cols) with private copies of the inputs;
-    fastconv needs no columns, so its last item is a placeholder that makes the course's own
-    conv_backward_* functions stop with a message naming this mix-up."""
+    The cache holds private copies of the inputs and no im2col columns; the course's
+    conv_backward_* functions, handed it, stop with a message naming the mix-up."""
     x, w, b = kept_inputs(x=x, w=w, b=b)
     out = F.conv2d(x, w, b, **conv_args(conv_param))
-    return out, (x, w, b, dict(conv_param), NoColumns())
+    return out, conv_cache(x, w, b, conv_param)
 
 
 def conv_backward_fast(dout, cache):
     """Backward of conv_forward_fast: dout (N, F, H', W') -> dx (N, C, H, W), dw (F, C, HH, WW), db (F,).
     Also takes the caches of the course's conv_forward_naive (4 items) and conv_forward_* (5)."""
-    if isinstance(cache, tuple) and len(cache) == 5:
-        cache = cache[:4]
+    if isinstance(cache, tuple) and not isinstance(cache, FastconvCache) and len(cache) == 5:
+        cache = cache[:4]       # the course's columns: not needed
     x, w, _, conv_param = check_cache(cache, 4, "conv_forward_fast", arrays=3)
     dout, dtype = grad_dtype(dout, x, w)
     dout, x, w = as_dtype(dtype, dout, x, w)
@@ -73,28 +75,37 @@ conv_backward_strides = conv_backward_im2col = conv_backward_fast
 def max_pool_forward_fast(x, pool_param):
     """Max pooling: x (N, C, H, W), pool_param {'pool_height', 'pool_width', 'stride'}
     -> out (N, C, H', W') with H' = 1 + (H - pool_height) // stride, and a cache for backward.
-    The cache is (method, real_cache) like the course's; it keeps the winners' indices, not x."""
+    The cache keeps the winners' indices, not x; the course's max_pool_backward_* functions,
+    handed it, stop with a message naming the mix-up."""
     (x,) = kept_inputs(x=x)
     kernel, kw = _pool_args(pool_param)
     out, indices = F.max_pool2d(x, kernel, **kw)
-    return out, (FASTCONV_POOL_METHOD, (x.shape, x.dtype, indices, dict(pool_param)))
+    return out, FastconvCache((x.shape, x.dtype, indices, dict(pool_param)), "max_pool_forward_fast",
+                              "max_pool_backward_fast")
 
 
 def max_pool_backward_fast(dout, cache):
     """Backward of max_pool_forward_fast: dout (N, C, H', W') -> dx (N, C, H, W). Also takes the
-    caches of the course's max_pool_forward_fast ('reshape' and 'im2col')."""
-    method, real_cache = check_cache(cache, 2, "max_pool_forward_fast")
-    if method == "reshape":
-        return max_pool_backward_reshape(dout, real_cache)
-    if method == "im2col":
-        x, _, _, pool_param = check_cache(real_cache, 4, "the course's max_pool_forward_im2col", arrays=1)
-        return _recomputed_pool_backward(dout, x, *_pool_args(pool_param))
-    if method != FASTCONV_POOL_METHOD:
-        raise TypeError(f"cache must be the cache returned by max_pool_forward_fast, got method {method!r}")
-    x_shape, x_dtype, indices, pool_param = check_cache(real_cache, 4, "max_pool_forward_fast")
-    dout, dtype = grad_dtype(dout, x_dtype)
-    kernel, kw = _pool_args(pool_param)
-    return F.max_pool2d_backward(dout.astype(dtype, copy=False), indices, x_shape, kernel, **kw)
+    caches of the course's max_pool_forward_fast (('reshape', ...) and ('im2col', ...)) and
+    max_pool_forward_naive ((x, pool_param))."""
+    if isinstance(cache, FastconvCache):
+        x_shape, x_dtype, indices, pool_param = check_cache(cache, 4, "max_pool_forward_fast")
+        dout, dtype = grad_dtype(dout, x_dtype)
+        kernel, kw = _pool_args(pool_param)
+        return F.max_pool2d_backward(dout.astype(dtype, copy=False), indices, x_shape, kernel, **kw)
+    first, second = check_cache(cache, 2, "max_pool_forward_fast")
+    if isinstance(first, str):
+        if first == "reshape":
+            return max_pool_backward_reshape(dout, second)
+        if first == "im2col":
+            x, _, _, pool_param = check_cache(second, 4, "the course's max_pool_forward_im2col", arrays=1)
+            return _recomputed_pool_backward(dout, x, *_pool_args(pool_param))
+        raise TypeError(f"cache must be the cache returned by max_pool_forward_fast, got method {first!r}")
+    if hasattr(first, "shape") and isinstance(second, dict):
+        return _recomputed_pool_backward(dout, first, *_pool_args(second))
+    raise TypeError("cache must be the cache returned by max_pool_forward_fast (or the course's "
+                    f"max_pool_forward_naive: (x, pool_param)), got a tuple of {type(first).__name__} "
+                    f"and {type(second).__name__}")
 
 
 def _recomputed_pool_backward(dout, x, kernel, kw):

@@ -6,11 +6,20 @@ others to the course's versions. install() replaces the course's functions insid
 modules themselves (every module of the package that holds them), so every later caller gets
 fastconv's. Only names still bound to the course's own function are replaced: a function a
 student wrote under the same name in another file is left alone.
+
+What goes in the course's place is a stand-in: a new function object per install() that calls
+fastconv's function and whose globals are the course module's. The notebooks run `%autoreload 2`,
+which, when a course file is edited, writes the edited function's code into the object the module
+binds to that name. The stand-in takes that code and runs it as the course's function would (the
+edit finds the module's np and other names), and fastconv's own functions are never touched.
 """
 from __future__ import annotations
 
+import functools
 import importlib
 import sys
+import types
+from dataclasses import dataclass
 
 from . import fast_layers, layer_utils
 from . import layers as layers_py
@@ -21,7 +30,16 @@ _COURSE_SHIPS = {"fast_layers": fast_layers, "layer_utils": layer_utils}   # the
 _STUDENT_WRITES = {"layers": layers_py}                                    # the assignment's exercises
 _MODELS = ("classifiers.cnn", "classifiers.fc_net")
 
-_replaced: dict[tuple[str, str], object] = {}   # (module, name) -> the course's function
+
+@dataclass
+class _Route:
+    package: str
+    theirs: types.FunctionType      # the course's function
+    stand_in: types.FunctionType    # bound in the course's modules in its place
+    code: types.CodeType            # the stand-in's own code: another one is an edit %autoreload wrote
+
+
+_routes: dict[int, _Route] = {}     # id(the course's function) -> its route
 
 
 def _import(name, required):
@@ -32,6 +50,23 @@ def _import(name, required):
             raise ImportError(f"install() could not import {name!r} ({e}); run it where `import {name}` "
                               "works (from the assignment folder, or with it on sys.path)") from None
         return None
+
+
+def _stand_in(ours, theirs):
+    """A new function that calls fastconv's `ours`, in the globals of the course's `theirs`. Its
+    __module__ stays fastconv's, so autoreload's full-module reload never rewrites it in place."""
+    def call(*args, **kwargs):
+        return ours(*args, **kwargs)
+    stand_in = types.FunctionType(call.__code__, theirs.__globals__, ours.__name__, None, call.__closure__)
+    return functools.update_wrapper(stand_in, ours)
+
+
+def _is_stand_in(obj):
+    return any(route.stand_in is obj for route in _routes.values())
+
+
+def _in_package(modname, package):
+    return modname == package or modname.startswith(package + ".")
 
 
 def install(package="cs231n", *, layers=False):
@@ -48,28 +83,54 @@ def install(package="cs231n", *, layers=False):
         course = _import(f"{package}.{sub}", required=False)
         for name in ours.__all__ if course is not None else ():
             theirs = getattr(course, name, None)
-            if callable(theirs) and theirs is not getattr(ours, name):
+            course_owned = isinstance(theirs, types.FunctionType) and not _is_stand_in(theirs)
+            if course_owned and theirs is not getattr(ours, name):
                 originals[name] = (theirs, getattr(ours, name))
     for sub in _MODELS:
         _import(f"{package}.{sub}", required=False)
     done: dict[str, list[str]] = {}
     for modname, module in list(sys.modules.items()):
-        if module is None or not (modname == package or modname.startswith(package + ".")):
+        if module is None or not _in_package(modname, package):
             continue
         for name, (theirs, ours) in originals.items():
             if vars(module).get(name) is theirs:
-                _replaced.setdefault((modname, name), theirs)
-                setattr(module, name, ours)
+                if id(theirs) not in _routes:
+                    stand_in = _stand_in(ours, theirs)
+                    _routes[id(theirs)] = _Route(package, theirs, stand_in, stand_in.__code__)
+                setattr(module, name, _routes[id(theirs)].stand_in)
                 done.setdefault(modname, []).append(name)
     return {m: sorted(names) for m, names in sorted(done.items())}
 
 
+def _course_function(route):
+    """The course's function as it stands now. An edit %autoreload wrote into the stand-in is moved
+    onto the course's function; a module autoreload ran again defines the function anew."""
+    theirs, stand_in = route.theirs, route.stand_in
+    if stand_in.__code__ is not route.code:
+        for attr in ("__code__", "__defaults__", "__kwdefaults__", "__doc__", "__dict__"):
+            setattr(theirs, attr, getattr(stand_in, attr))
+        return theirs
+    defined = getattr(sys.modules.get(theirs.__module__), theirs.__name__, None)
+    if (isinstance(defined, types.FunctionType) and not _is_stand_in(defined)
+            and (defined.__module__, defined.__qualname__) == (theirs.__module__, theirs.__qualname__)):
+        return defined
+    return theirs
+
+
 def uninstall():
-    """Put back every course function install() replaced. Returns how many names it restored."""
-    for (modname, name), theirs in _replaced.items():
-        module = sys.modules.get(modname)
-        if module is not None:
-            setattr(module, name, theirs)
-    n = len(_replaced)
-    _replaced.clear()
+    """Put back the course's functions (with any edit %autoreload made since install()) wherever a
+    module of the course still holds a stand-in. Returns how many names it restored. Names a
+    notebook imported after install() keep calling fastconv until its import cell runs again."""
+    restored = {id(route.stand_in): (route.stand_in, _course_function(route)) for route in _routes.values()}
+    packages = {route.package for route in _routes.values()}
+    n = 0
+    for modname, module in list(sys.modules.items()):
+        if module is None or not any(_in_package(modname, p) for p in packages):
+            continue
+        for name, obj in list(vars(module).items()):
+            stand_in, course_function = restored.get(id(obj), (None, None))
+            if obj is stand_in:
+                setattr(module, name, course_function)
+                n += 1
+    _routes.clear()
     return n

@@ -3,8 +3,8 @@ the ReLU fused in one kernel."""
 from __future__ import annotations
 
 from ... import functional as F
-from ._common import NoColumns, check_cache, kept_inputs
-from .fast_layers import conv_args, conv_backward_fast, max_pool_backward_fast, max_pool_forward_fast
+from ._common import check_cache, kept_inputs
+from .fast_layers import conv_args, conv_backward_fast, conv_cache, max_pool_backward_fast, max_pool_forward_fast
 from .layers import relu_backward
 
 __all__ = ["conv_relu_forward", "conv_relu_backward", "conv_relu_pool_forward", "conv_relu_pool_backward"]
@@ -15,7 +15,7 @@ def conv_relu_forward(x, w, b, conv_param):
     (conv_cache, relu_cache) as the course's; the relu cache is out."""
     x, w, b = kept_inputs(x=x, w=w, b=b)
     out = F.conv2d(x, w, b, activation="relu", **conv_args(conv_param))
-    return out, ((x, w, b, dict(conv_param), NoColumns()), out)
+    return out, (conv_cache(x, w, b, conv_param), out)
 
 
 def conv_relu_backward(dout, cache):

@@ -16,7 +16,7 @@ import numbers
 from ... import functional as F
 from ... import normalization
 from ..._arrays import array_module
-from ._common import as_dtype, check_cache, common_float, grad_dtype, kept_inputs
+from ._common import FastconvCache, as_dtype, check_cache, common_float, grad_dtype, kept_inputs, param_value
 
 __all__ = [
     "relu_forward", "relu_backward", "batchnorm_forward", "batchnorm_backward", "batchnorm_backward_alt",
@@ -49,7 +49,7 @@ def _bn_param(bn_param):
     if not isinstance(bn_param, dict) or bn_param.get("mode") not in ("train", "test"):
         raise ValueError("bn_param must be a dict with 'mode' set to 'train' or 'test' "
                          f"(and optionally 'eps', 'momentum', 'running_mean', 'running_var'), got {bn_param!r}")
-    eps, momentum = bn_param.get("eps", 1e-5), bn_param.get("momentum", 0.9)
+    eps, momentum = param_value(bn_param.get("eps", 1e-5)), param_value(bn_param.get("momentum", 0.9))
     for name, v, ok in (("eps", eps, lambda v: v > 0), ("momentum", momentum, lambda v: 0 <= v <= 1)):
         if not (isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v) and ok(v)):
             raise ValueError(f"bn_param['{name}'] must be a finite number "
@@ -88,15 +88,12 @@ def _bn_forward(x, gamma, beta, bn_param, spatial):
         rm, rv = as_dtype(x.dtype, running_mean, running_var)
         y, mean, inv_std = normalization.batch_norm(x4, gamma, beta, rm, rv, training=False, eps=eps, layout=layout)
         bn_param["running_mean"], bn_param["running_var"] = running_mean, running_var
-    return y.reshape(x.shape), (x, gamma, mean, inv_std, spatial, mode)
+    return y.reshape(x.shape), FastconvCache((x, gamma, mean, inv_std, mode), name, name.replace("forward", "backward"))
 
 
 def _bn_backward(dout, cache, spatial):
     name = "spatial_batchnorm_forward" if spatial else "batchnorm_forward"
-    x, gamma, mean, inv_std, was_spatial, mode = check_cache(cache, 6, name, arrays=4)
-    if was_spatial != spatial:
-        raise TypeError(f"cache came from {'spatial_' if was_spatial else ''}batchnorm_forward; pass it to "
-                        f"{'spatial_' if was_spatial else ''}batchnorm_backward")
+    x, gamma, mean, inv_std, mode = check_cache(cache, 5, name, arrays=4)
     dout, dtype = grad_dtype(dout, x)
     if tuple(dout.shape) != tuple(x.shape):
         raise ValueError(f"dout has shape {tuple(dout.shape)} but the forward's x had {tuple(x.shape)}")
