@@ -13,14 +13,19 @@ alphabetical order; decoding needs Pillow (`pip install fastconv[images]`).
 from __future__ import annotations
 
 import gzip
+import math
 import os
 import pickle
+import zipfile
+import zlib
 
 import numpy as np
 
 __all__ = ["load_mnist", "load_fashion_mnist", "load_cifar10", "load_image_folder", "list_image_folder",
            "load_images", "load_digits", "IMAGE_EXTENSIONS"]
 
+# Keras' color_mode -> (Pillow mode, channels)
+COLOR_MODES = {"rgb": ("RGB", 3), "grayscale": ("L", 1), "rgba": ("RGBA", 4)}
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".ppm", ".tif", ".tiff", ".webp")
 
 
@@ -35,26 +40,70 @@ def load_mnist(path):
     """Keras' mnist.npz (x_train (60000, 28, 28) uint8, y_train, x_test, y_test) ->
     ((x_train, y_train), (x_test, y_test)), as keras.datasets.mnist.load_data()."""
     path = _exists(path, "mnist.npz")
-    with np.load(path, allow_pickle=False) as f:
-        missing = {"x_train", "y_train", "x_test", "y_test"} - set(f.files)
-        if missing:
-            raise ValueError(f"{path} lacks {sorted(missing)}: expected the Keras mnist.npz layout")
-        return (f["x_train"], f["y_train"]), (f["x_test"], f["y_test"])
+    keys = ("x_train", "y_train", "x_test", "y_test")
+    try:
+        with open(path, "rb") as fh:        # np.load leaves its own handle open when the zip is damaged
+            start = fh.read(4)
+            if not start.startswith(b"PK"):
+                raise ValueError(f"it starts with {start!r}, not with an .npz archive's zip signature b'PK'")
+            fh.seek(0)
+            f = np.load(fh, allow_pickle=False)
+            missing = set(keys) - set(f.files)
+            if missing:
+                raise ValueError(f"it lacks {sorted(missing)}: expected the Keras mnist.npz layout")
+            arrays = {k: f[k] for k in keys}
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+        raise ValueError(f"{path} is not a readable mnist.npz: {exc}") from exc
+    for split in ("train", "test"):
+        x, y = arrays[f"x_{split}"], arrays[f"y_{split}"]
+        if x.ndim != 3 or y.ndim != 1 or len(x) != len(y):
+            raise ValueError(f"{path}: x_{split} must be images (N, H, W) and y_{split} N labels, got shapes "
+                             f"{x.shape} and {y.shape}")
+    return (arrays["x_train"], arrays["y_train"]), (arrays["x_test"], arrays["y_test"])
+
+
+def _read_maybe_gzipped(path):
+    if not path.endswith(".gz"):
+        with open(path, "rb") as f:
+            return f.read()
+    try:
+        with gzip.open(path, "rb") as f:
+            return f.read()
+    except gzip.BadGzipFile as exc:
+        raise ValueError(f"{path} is not a valid gzip file: {exc}") from exc
+    except EOFError as exc:
+        raise ValueError(f"{path} is a truncated gzip file: {exc}") from exc
+    except zlib.error as exc:
+        raise ValueError(f"{path} holds corrupt gzip data: {exc}") from exc
 
 
 def _idx(path):
-    """An IDX file (optionally gzipped): the format of MNIST's and Fashion-MNIST's original files."""
-    opener = gzip.open if path.endswith(".gz") else open
-    with opener(path, "rb") as f:
-        raw = f.read()
-    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
-        raise ValueError(f"{path} is not an IDX file of unsigned bytes")
+    """An IDX file (optionally gzipped) of unsigned bytes: the format of MNIST's and Fashion-MNIST's
+    original files. Header: 0, 0, type code 0x08, the number of dimensions, then each dimension as
+    a big-endian uint32; the data follows."""
+    raw = _read_maybe_gzipped(path)
+    if len(raw) < 4:
+        raise ValueError(f"{path}: truncated IDX header ({len(raw)} bytes, the magic number alone takes 4)")
+    if raw[:2] == b"\x1f\x8b":
+        raise ValueError(f"{path} is gzip-compressed: name it {os.path.basename(path)}.gz")
+    if raw[0] != 0 or raw[1] != 0:
+        raise ValueError(f"{path}: bad magic number 0x{raw[:4].hex()}: an IDX file starts with two zero bytes")
+    if raw[2] != 0x08:
+        raise ValueError(f"{path}: IDX type code 0x{raw[2]:02x}, fastconv reads only 0x08 (unsigned bytes, "
+                         "as in MNIST)")
     ndim = raw[3]
+    header = 4 + 4 * ndim
+    if ndim == 0:
+        raise ValueError(f"{path}: the IDX header declares 0 dimensions")
+    if len(raw) < header:
+        raise ValueError(f"{path}: truncated IDX header: {ndim} dimensions need {header} bytes, the file "
+                         f"holds {len(raw)}")
     dims = tuple(int.from_bytes(raw[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim))
-    data = np.frombuffer(raw, np.uint8, offset=4 + 4 * ndim)
-    if data.size != int(np.prod(dims)):
-        raise ValueError(f"{path}: the header says {dims} but the file holds {data.size} bytes")
-    return data.reshape(dims)
+    expected = math.prod(dims)          # Python ints: a product past int64 cannot wrap around
+    if expected != len(raw) - header:
+        raise ValueError(f"{path}: the header says {dims} ({expected} bytes of data) but the file holds "
+                         f"{len(raw) - header} bytes after the header")
+    return np.frombuffer(raw, np.uint8, offset=header).reshape(dims)
 
 
 def load_fashion_mnist(directory):
@@ -74,18 +123,53 @@ def load_fashion_mnist(directory):
             (read("t10k-images-idx3-ubyte"), read("t10k-labels-idx1-ubyte")))
 
 
+class _CifarUnpickler(pickle.Unpickler):
+    """Builds only what a CIFAR-10 batch holds (dicts, lists, bytes, numbers and NumPy arrays):
+    any other class or function named in the file is refused, so a crafted file cannot run code."""
+
+    _ALLOWED = {("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode"),
+                ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+                ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar")}
+
+    def find_class(self, module, name):
+        if (module, name) not in self._ALLOWED:
+            raise pickle.UnpicklingError(f"it names {module}.{name}, which a CIFAR-10 batch never holds")
+        return super().find_class(module, name)
+
+
+def _cifar_batch(path):
+    """(x (N, 32, 32, 3) uint8, y (N, 1) uint8) of one CIFAR-10 python batch."""
+    try:
+        with open(path, "rb") as f:
+            batch = _CifarUnpickler(f, encoding="bytes").load()
+    except Exception as exc:  # noqa: BLE001 - a damaged pickle can fail in any unpickling step
+        raise ValueError(f"{path} is not a CIFAR-10 python batch: {type(exc).__name__}: {exc}") from exc
+    if not isinstance(batch, dict) or b"data" not in batch or b"labels" not in batch:
+        raise ValueError(f"{path} is not a CIFAR-10 python batch: expected a dict with b'data' and b'labels'")
+    data, labels = np.asarray(batch[b"data"]), np.asarray(batch[b"labels"])
+    if data.dtype.kind not in "ui" or data.ndim != 2 or data.shape[1] != 3 * 32 * 32:
+        raise ValueError(f"{path}: b'data' must be integer rows of 3072 pixels (N, 3072), got "
+                         f"{data.dtype} {data.shape}")
+    if data.size and (data.min() < 0 or data.max() > 255):
+        raise ValueError(f"{path}: b'data' holds values outside [0, 255]")
+    if labels.dtype.kind not in "ui" or labels.shape != (len(data),):
+        raise ValueError(f"{path}: b'labels' must be {len(data)} integer labels (one per image), got "
+                         f"{labels.dtype} {labels.shape}")
+    if labels.size and (labels.min() < 0 or labels.max() > 9):
+        raise ValueError(f"{path}: b'labels' holds values outside CIFAR-10's classes 0..9")
+    x = data.astype(np.uint8, copy=False).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+    return np.ascontiguousarray(x), labels.astype(np.uint8).reshape(-1, 1)
+
+
 def load_cifar10(directory):
     """The CIFAR-10 python batches (cifar-10-batches-py: data_batch_1..5, test_batch) ->
     ((x_train (50000, 32, 32, 3) uint8, y_train (50000, 1)), (x_test, y_test)), as
-    keras.datasets.cifar10. The batches are Python pickles: load only files you trust."""
+    keras.datasets.cifar10. The batches are Python pickles, read with an unpickler that builds
+    only arrays, lists, bytes and numbers."""
     directory = _exists(directory, "the cifar-10-batches-py folder")
 
     def read(name):
-        path = _exists(os.path.join(directory, name), f"CIFAR-10 batch {name}")
-        with open(path, "rb") as f:
-            d = pickle.load(f, encoding="bytes")  # noqa: S301 - the CIFAR-10 format is a pickle
-        x = np.asarray(d[b"data"], np.uint8).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
-        return np.ascontiguousarray(x), np.asarray(d[b"labels"], np.uint8).reshape(-1, 1)
+        return _cifar_batch(_exists(os.path.join(directory, name), f"CIFAR-10 batch {name}"))
 
     train = [read(f"data_batch_{i}") for i in range(1, 6)]
     x_test, y_test = read("test_batch")
@@ -116,10 +200,9 @@ def load_images(paths, target_size, color_mode="rgb"):
         from PIL import Image  # noqa: PLC0415 - optional dependency
     except ImportError as exc:
         raise ImportError("reading image files needs Pillow: pip install 'fastconv[images]'") from exc
-    modes = {"rgb": ("RGB", 3), "grayscale": ("L", 1), "rgba": ("RGBA", 4)}
-    if color_mode not in modes:
-        raise ValueError(f"color_mode must be one of {sorted(modes)}, got {color_mode!r}")
-    mode, channels = modes[color_mode]
+    if not isinstance(color_mode, str) or color_mode not in COLOR_MODES:
+        raise ValueError(f"color_mode must be one of {sorted(COLOR_MODES)}, got {color_mode!r}")
+    mode, channels = COLOR_MODES[color_mode]
     h, w = target_size
     out = np.empty((len(paths), h, w, channels), np.uint8)
     for i, path in enumerate(paths):
