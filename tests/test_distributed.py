@@ -213,6 +213,61 @@ def test_bad_arguments():
         dist.DistributedOptimizer(fc.SGD(0.1), model=object())
 
 
+@pytest.mark.parametrize("kwargs, error, message", [
+    ({"overlap": "no"}, TypeError, "overlap must be True or False"),
+    ({"overlap": 0}, TypeError, "overlap must be True or False"),
+    ({"bucket_mib": True}, ValueError, "bucket_mib must be a finite number"),
+    ({"bucket_mib": "25"}, ValueError, "bucket_mib must be a finite number"),
+    ({"timeout": True}, ValueError, "timeout must be a finite number"),
+    ({"timeout": "600"}, ValueError, "timeout must be a finite number"),
+    ({"timeout": None}, ValueError, "timeout must be a finite number")])
+def test_optimizer_arguments_are_bools_and_numbers(kwargs, error, message):
+    with pytest.raises(error, match=message):
+        dist.DistributedOptimizer(fc.SGD(0.1), **kwargs)
+
+
+def test_optimizer_takes_numpy_numbers_and_bools():
+    opt = dist.DistributedOptimizer(fc.SGD(0.1), bucket_mib=np.float32(0.5), timeout=np.int64(30),
+                                    overlap=np.bool_(False))
+    assert opt.bucket_bytes == 2**19 and opt.timeout == 30.0 and opt.overlap is False
+
+
+def test_collectives_need_arrays_ranks_and_timeouts():
+    with pytest.raises(TypeError, match="allreduce: array must be a NumPy or CuPy array, got NoneType"):
+        dist.allreduce(None)
+    with pytest.raises(TypeError, match="broadcast: array must be a NumPy or CuPy array, got list"):
+        dist.broadcast([1.0])
+    a = np.arange(3.0)
+    for root, error in ((5, ValueError), (1, ValueError), (-1, ValueError), (True, TypeError), ("0", TypeError)):
+        with pytest.raises(error, match=r"root must be a rank in \[0, 1\) \(the job size is 1\)"):
+            dist.broadcast(a, root=root)
+    with pytest.raises(ValueError, match="root must be a rank"):
+        dist.broadcast_parameters(small_model(), root=2)
+    for timeout in ("x", True, 0, -1.0, np.nan):
+        with pytest.raises(ValueError, match="timeout must be a finite number"):
+            dist.barrier(timeout=timeout)
+        with pytest.raises(ValueError, match="timeout must be a finite number"):
+            dist.allreduce(a, timeout=timeout)
+    dist.barrier(timeout=None)
+    dist.barrier(timeout=np.float32(1.5))
+    assert dist.broadcast(a, root=np.int64(0)) is a
+
+
+def test_shard_range_checks_its_arguments():
+    with pytest.raises(ValueError, match="size_ must be a positive int, got 0"):
+        dist.shard_range(10, size_=0)
+    with pytest.raises(ValueError, match=r"rank_ must be a rank in \[0, 2\) \(size_ is 2\), got 3"):
+        dist.shard_range(10, rank_=3, size_=2)
+    with pytest.raises(ValueError, match=r"rank_ must be a rank in \[0, 1\) \(the job size is 1\), got 1"):
+        dist.shard_range(10, rank_=1)
+    with pytest.raises(TypeError, match="rank_ must be a rank"):
+        dist.shard_range(10, rank_=True, size_=2)
+    for n in (-1, 2.5, "10", None):
+        with pytest.raises(ValueError, match="n must be a non-negative int"):
+            dist.shard_range(n)
+    assert dist.shard_range(np.int64(10), np.int32(1), np.int64(2)) == (5, 10)
+
+
 def test_launched_without_mpi4py_is_a_clear_error():
     code = ("import sys; sys.modules['mpi4py'] = None\n"
             "from fastconv import distributed\n"

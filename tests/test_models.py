@@ -260,3 +260,25 @@ def test_relu_mask_fused_into_the_pool_gives_the_same_gradients(data_format, poo
     for r in model.parameters():
         assert np.array_equal(r.grad, fused[r.name], equal_nan=True), r.name
     assert np.array_equal(g, gx_fused, equal_nan=True)
+
+
+# ----------------------------------------------------------------------------- batch-norm folding
+
+@pytest.mark.parametrize("data_format, axis, folds", [
+    ("channels_first", 1, True), ("channels_first", -1, False), ("channels_first", 3, False),
+    ("channels_last", -1, True), ("channels_last", 3, True), ("channels_last", 1, False)])
+def test_fold_batch_norm_folds_only_a_batch_norm_over_the_conv_channels(data_format, axis, folds):
+    # 4 filters on 6x6 'valid' 3x3: H = W = channels = 4, so a batch norm over H or W builds too
+    shape = (2, 6, 6) if data_format == "channels_first" else (6, 6, 2)
+    model = fc.Sequential([Conv2D(4, 3, data_format=data_format, input_shape=shape, seed=0),
+                           fc.layers.BatchNormalization(axis=axis), Flatten(), Dense(3, seed=1)])
+    model.build()
+    rng = np.random.default_rng(5)
+    bn = model.layers[1].params
+    for key, low in (("gamma", 0.5), ("beta", -1.0), ("moving_mean", -1.0), ("moving_variance", 0.2)):
+        bn[key][...] = rng.uniform(low, 2.0, bn[key].shape)
+    x = rng.standard_normal((3, *shape)).astype(np.float32)
+    folded = model.fold_batch_norm()
+    kinds = [type(layer).__name__ for layer in folded.layers]
+    assert kinds == (["Conv2D", "Flatten", "Dense"] if folds else ["Conv2D", "BatchNormalization", "Flatten", "Dense"])
+    np.testing.assert_allclose(folded.predict(x), model.predict(x), rtol=1e-4, atol=1e-5)

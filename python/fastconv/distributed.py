@@ -37,6 +37,8 @@ gone) aborts the job with a message naming the rank that waited.
 from __future__ import annotations
 
 import contextlib
+import math
+import numbers
 import os
 import queue
 import sys
@@ -47,6 +49,9 @@ import numpy as np
 
 from . import data, optim
 from ._arrays import array_module, is_cupy
+from ._shapes import positive_int
+from .functional import _flag
+from .normalization import _real
 
 __all__ = [
     "init", "rank", "size", "local_rank", "is_distributed", "barrier", "allreduce", "broadcast",
@@ -147,7 +152,30 @@ def is_distributed() -> bool:
 DEFAULT_TIMEOUT = 600.0     # seconds a collective may take before the job is aborted
 
 
+def _timeout(value):
+    """A collective's timeout: None (wait for ever) or a positive finite number of seconds."""
+    return None if value is None else _real("timeout", value, 0.0, math.inf, low_open=True)
+
+
+def _array(value, who):
+    if not hasattr(value, "shape") or not hasattr(value, "dtype"):
+        raise TypeError(f"{who}: array must be a NumPy or CuPy array, got {type(value).__name__}")
+    return value
+
+
+def _rank_of(name, value, size, size_name):
+    """value as a rank of `size` ranks: an int in [0, size), else an error naming it."""
+    message = f"{name} must be a rank in [0, {size}) ({size_name} is {size}), got {value!r}"
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(message)
+    if not 0 <= value < size:
+        raise ValueError(message)
+    return int(value)
+
+
 def barrier(timeout=DEFAULT_TIMEOUT):
+    """Wait until every rank has called barrier (timeout: seconds, or None for no limit)."""
+    timeout = _timeout(timeout)
     w = _get()
     if w.comm is not None:
         _wait_for(w, w.comm.Ibarrier(), "a barrier", timeout)
@@ -203,6 +231,8 @@ def _abort(world, message):
 
 def allreduce(array, timeout=DEFAULT_TIMEOUT):
     """The elementwise sum of `array` over all ranks, as a new array (NumPy or CuPy)."""
+    _array(array, "allreduce")
+    timeout = _timeout(timeout)
     w = _get()
     out = array.copy()
     if w.size > 1:
@@ -212,7 +242,10 @@ def allreduce(array, timeout=DEFAULT_TIMEOUT):
 
 def broadcast(array, root=0, timeout=DEFAULT_TIMEOUT):
     """Overwrite `array` on every rank with root's, in place; returns it."""
+    _array(array, "broadcast")
+    timeout = _timeout(timeout)
     w = _get()
+    root = _rank_of("root", root, w.size, "the job size")
     if w.size > 1:
         if is_cupy(array):
             host = array_module(array).asnumpy(array)
@@ -228,7 +261,9 @@ def broadcast(array, root=0, timeout=DEFAULT_TIMEOUT):
 def broadcast_parameters(model, root=0, timeout=DEFAULT_TIMEOUT):
     """Every rank takes root's parameters (trainable or not, frozen included: all the model's
     weights), so that training starts from the same point everywhere."""
+    timeout = _timeout(timeout)
     w = _get()
+    root = _rank_of("root", root, w.size, "the job size")
     if w.size == 1:
         return
     for layer in model.layers:
@@ -303,11 +338,14 @@ def _nccl(world):
 # ----------------------------------------------------------------------------- data
 
 def shard_range(n, rank_=None, size_=None):
-    """(begin, end) of this rank's contiguous part of n items: the parts differ by at most one."""
+    """(begin, end) of this rank's contiguous part of n items: the parts differ by at most one.
+    rank_ / size_ (default: this process's) ask for another rank's part or another job size."""
+    if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 0:
+        raise ValueError(f"n must be a non-negative int, got {n!r}")
     w = _get()
-    r = w.rank if rank_ is None else rank_
-    p = w.size if size_ is None else size_
-    return r * n // p, (r + 1) * n // p
+    p = w.size if size_ is None else positive_int(size_, "size_")
+    r = _rank_of("rank_", w.rank if rank_ is None else rank_, p, "the job size" if size_ is None else "size_")
+    return r * int(n) // p, (r + 1) * int(n) // p
 
 
 def shard_batches(x, y=None, batch_size=32, shuffle=True, seed=None, drop_last=False):
@@ -418,13 +456,9 @@ class DistributedOptimizer(optim.Optimizer):
         self.wrapped = optim.get(optimizer)
         if isinstance(self.wrapped, DistributedOptimizer):
             raise TypeError("optimizer is already a DistributedOptimizer")
-        if not (isinstance(bucket_mib, (int, float)) and 0 < bucket_mib <= 4096):
-            raise ValueError(f"bucket_mib must be a number in (0, 4096], got {bucket_mib!r}")
-        if not (isinstance(timeout, (int, float)) and timeout > 0):
-            raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
-        self.bucket_bytes = int(bucket_mib * 2**20)
-        self.timeout = float(timeout)
-        self.overlap = bool(overlap)
+        self.bucket_bytes = int(_real("bucket_mib", bucket_mib, 0.0, 4096.0, low_open=True) * 2**20)
+        self.timeout = _real("timeout", timeout, 0.0, math.inf, low_open=True)
+        self.overlap = _flag("overlap", overlap)
         self.world = _get()
         self.last_step = {}
         self._model = None

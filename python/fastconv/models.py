@@ -36,7 +36,7 @@ import numpy as np
 from ._shapes import positive_int
 from ._arrays import array_module, to_numpy
 from .layers import Activation, BatchNormalization, Conv2D, Flatten, Layer, MaxPooling2D, ReLU
-from .training import TrainingMixin
+from .training import KERAS_BATCH_SIZE, TrainingMixin
 
 __all__ = [
     "Sequential", "vgg16_base", "VGG16_LAYERS", "vgg16_weights_from_torch",
@@ -214,10 +214,11 @@ class Sequential(TrainingMixin):
         return g if self.input_grad else None
 
     def predict(self, x, batch_size=256):
-        """forward(training=False) in batches; returns the concatenated outputs."""
+        """forward(training=False) in batches; returns the concatenated outputs (batch_size=None:
+        Keras' 32)."""
         if not hasattr(x, "shape"):
             x = np.asarray(x)
-        batch_size = positive_int(batch_size, "batch_size")
+        batch_size = KERAS_BATCH_SIZE if batch_size is None else positive_int(batch_size, "batch_size")
         if x.ndim < 1 or x.shape[0] == 0:
             raise ValueError(f"x must hold at least one sample, got shape {tuple(x.shape)}")
         xp = array_module(x)
@@ -264,17 +265,18 @@ class Sequential(TrainingMixin):
 
     def fold_batch_norm(self):
         """An inference model in which every Conv2D (without activation) followed by a
-        BatchNormalization is one Conv2D with the normalization folded into its kernel and bias
-        (fc.fold_batch_norm): the pair then costs one convolution. Other layers are shared with
-        this model; the result is for layer(x) / predict, not for training."""
-        from .layers.normalization import BatchNormalization  # noqa: PLC0415 - layers import models' siblings
-
+        BatchNormalization over its channel axis is one Conv2D with the normalization folded into
+        its kernel and bias (fc.fold_batch_norm): the pair then costs one convolution. A batch
+        norm over another axis (axis=-1 after a channels_first conv normalizes W) stays a layer.
+        Other layers are shared with this model; the result is for layer(x) / predict, not for
+        training."""
         self._built_layers()
         folded, i = [], 0
         while i < len(self.layers):
             layer = self.layers[i]
-            below_bn = i + 1 < len(self.layers) and isinstance(self.layers[i + 1], BatchNormalization)
-            if isinstance(layer, Conv2D) and layer.activation is None and below_bn and layer.built:
+            above = self.layers[i + 1] if i + 1 < len(self.layers) else None
+            if (isinstance(layer, Conv2D) and layer.activation is None and layer.built
+                    and _normalizes_channels(above, layer)):
                 w2, b2 = self.layers[i + 1].folded_into(layer)
                 config = {**layer.get_config(), "use_bias": True, "name": layer.name}
                 conv = Conv2D(**config)
@@ -437,6 +439,14 @@ class Sequential(TrainingMixin):
             p = layer.params[k]
             p[...] = array_module(p).asarray(converted[key])
         return self
+
+
+def _normalizes_channels(bn, conv):
+    """Whether `bn` is a BatchNormalization over the channel axis of `conv`'s 4-D output
+    (N, C, H, W) or (N, H, W, C): axis 1 / -3 or 3 / -1 by the conv's data_format."""
+    if not isinstance(bn, BatchNormalization):
+        return False
+    return bn.axis % 4 == (1 if conv.layout == "NCHW" else 3)
 
 
 def _read_npz(path):

@@ -13,6 +13,7 @@ backward, optimizer.step; `fit` adds only the batch slicing, the metrics and the
 from __future__ import annotations
 
 import contextlib
+import numbers
 import sys
 
 import numpy as np
@@ -20,9 +21,60 @@ import numpy as np
 from . import callbacks as cb
 from . import data, distributed, losses, optim
 from . import metrics as metrics_lib
+from ._shapes import positive_int
+from .functional import _flag
 from .layers import Dense, Softmax
+from .normalization import _real
 
 __all__ = ["TrainingMixin"]
+
+KERAS_BATCH_SIZE = 32     # what Keras' fit / evaluate / predict take for batch_size=None
+
+
+def _batch_size(value):
+    return KERAS_BATCH_SIZE if value is None else positive_int(value, "batch_size")
+
+
+def _count(name, value):
+    """An int >= 0 (epochs, initial_epoch): never a bool, a float or a string."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an int >= 0, got {type(value).__name__} {value!r}")
+    if value < 0:
+        raise ValueError(f"{name} must be an int >= 0, got {value}")
+    return int(value)
+
+
+def _verbose(value, auto):
+    """Keras' verbose: "auto" (then `auto`), 0 silent, 1 progress bar, 2 one line per epoch."""
+    if isinstance(value, str) and value == "auto":
+        return auto
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value not in (0, 1, 2):
+        raise ValueError(f"verbose must be 'auto', 0, 1 or 2, got {value!r}")
+    return int(value)
+
+
+def _callback_list(callbacks):
+    """None, one Callback or a list / tuple of them (Keras 3 flattens a single one into a list)."""
+    if callbacks is None:
+        return []
+    if isinstance(callbacks, cb.Callback):
+        return [callbacks]
+    if not isinstance(callbacks, (list, tuple)):
+        raise TypeError(f"callbacks must be a list of fastconv.callbacks.Callback, got {type(callbacks).__name__}")
+    for i, c in enumerate(callbacks):
+        if not isinstance(c, cb.Callback):
+            raise TypeError(f"callbacks must be a list of fastconv.callbacks.Callback, got {type(c).__name__} "
+                            f"{c!r} at index {i}")
+    return list(callbacks)
+
+
+def _require_labels(x, y, who):
+    """x an array with its labels y (an iterable of batches is handled by the caller)."""
+    if not hasattr(x, "shape") or not hasattr(x, "dtype"):
+        raise TypeError(f"{who}: x must be a NumPy or CuPy array (or, for fit, an iterable of (x, y) batches "
+                        f"with a len()), got {type(x).__name__}")
+    if y is None:
+        raise ValueError(f"{who}: y (the targets of the loss) is required when x is an array")
 
 
 def _ends_in(model, activation):
@@ -95,17 +147,26 @@ class TrainingMixin:
     # ------------------------------------------------------------------ epochs
     def fit(self, x, y=None, batch_size=32, epochs=1, verbose="auto", callbacks=None, validation_split=0.0,
             validation_data=None, shuffle=True, initial_epoch=0, seed=None):
-        """Train for `epochs` passes over (x, y) in batches; returns a History. x may also be an
-        iterable of (x, y) batches with a len() (ImageDataGenerator.flow). validation_split
+        """Train for `epochs` passes over (x, y) in batches (batch_size=None: Keras' 32); returns a
+        History. x may also be an iterable of (x, y) batches with a len() (ImageDataGenerator.flow);
+        callbacks: a list of fastconv.callbacks.Callback (or one, as Keras 3 takes). validation_split
         holds out the last fraction of the samples (before shuffling, as Keras);
         validation_data=(x_val, y_val) is evaluated after every epoch. verbose: 0 silent,
         1 progress bar, 2 one line per epoch, "auto" 1 on a terminal and 2 otherwise. shuffle:
         a new order every epoch (from `seed` when given)."""
         self._require_compiled()
+        batch_size = _batch_size(batch_size)
+        epochs, initial_epoch = _count("epochs", epochs), _count("initial_epoch", initial_epoch)
+        verbose = _verbose(verbose, 1 if sys.stdout.isatty() else 2)
+        callbacks = _callback_list(callbacks)
+        shuffle = _flag("shuffle", shuffle)
+        validation_split = _real("validation_split", validation_split, 0.0, 1.0)
         batches_given = not hasattr(x, "shape") and hasattr(x, "__iter__") and hasattr(x, "__len__")
         if batches_given and (y is not None or validation_split):
             raise ValueError("x is an iterable of (x, y) batches (e.g. ImageDataGenerator.flow): pass no y "
                              "and no validation_split (use validation_data)")
+        if not batches_given:
+            _require_labels(x, y, "fit")
         if validation_split and validation_data is not None:
             raise ValueError("give validation_split or validation_data, not both")
         if validation_split:
@@ -115,8 +176,7 @@ class TrainingMixin:
                 x_val, y_val = validation_data
             except (TypeError, ValueError):
                 raise ValueError("validation_data must be a pair (x_val, y_val)") from None
-        if verbose == "auto":
-            verbose = 1 if sys.stdout.isatty() else 2
+            _require_labels(x_val, y_val, "fit: validation_data")
         steps = len(x) if batches_given else -(-x.shape[0] // batch_size)
         if steps == 0:
             raise ValueError("fit: x has no samples")
@@ -131,7 +191,7 @@ class TrainingMixin:
         if validation_data is not None:
             x_val, y_val = validation_data
         history = cb.History()
-        hooks = ([cb.ProgressBar(verbose)] if verbose else []) + list(callbacks or []) + [history]
+        hooks = ([cb.ProgressBar(verbose)] if verbose else []) + callbacks + [history]
         if dist is not None:
             hooks = dist.callbacks(hooks)
             seed = dist.common_seed(seed)
@@ -177,8 +237,13 @@ class TrainingMixin:
 
     def evaluate(self, x, y, batch_size=32, verbose="auto", return_dict=False):
         """Loss and metrics in inference mode over (x, y), averaged over samples; a list
-        [loss, metric...] (just the loss without metrics) or a dict with return_dict."""
+        [loss, metric...] (just the loss without metrics) or a dict with return_dict.
+        batch_size=None: Keras' 32; verbose: "auto" (1 on a terminal, else 0), 0 or 1."""
         self._require_compiled()
+        batch_size = _batch_size(batch_size)
+        verbose = _verbose(verbose, 1 if sys.stdout.isatty() else 0)
+        return_dict = _flag("return_dict", return_dict)
+        _require_labels(x, y, "evaluate")
         sums, seen = {}, 0
         dist = distributed.fit_context(self.optimizer)
         if dist is not None:                   # each rank its part; the sums over all ranks below
@@ -195,8 +260,6 @@ class TrainingMixin:
             raise ValueError("evaluate: x has no samples")
         else:
             result = {k: v / seen for k, v in sums.items()}
-        if verbose == "auto":
-            verbose = 1 if sys.stdout.isatty() else 0
         if verbose and (dist is None or dist.is_root):
             print(" - ".join(f"{k}: {v:.4f}" for k, v in result.items()))
         if return_dict:
