@@ -216,3 +216,13 @@ def test_truncated_and_garbage_cifar_batches_name_the_file(tmp_path):
             datasets._cifar_batch(str(tmp_path / name))
     x, y = datasets._cifar_batch(str(tmp_path / "whole"))
     assert x.shape == (2, 32, 32, 3) and list(y[:, 0]) == [1, 2]
+
+
+def test_flow_from_directory_checks_its_arguments_before_reading(image_tree):
+    gen = data.ImageDataGenerator()
+    with pytest.raises(ValueError, match="color_mode must be one of .*got 'cmyk'"):
+        gen.flow_from_directory(image_tree, color_mode="cmyk")
+    with pytest.raises(ValueError, match=r"target_size must be positive, got \(0, 5\)"):
+        gen.flow_from_directory(image_tree, target_size=(0, 5))
+    with pytest.raises(TypeError, match="target_size must be an int or a pair of ints"):
+        gen.flow_from_directory(image_tree, target_size="8x8")

@@ -17,45 +17,119 @@ the image: "nearest" (edge pixel), "constant" (cval), "reflect" (d c b a | a b c
 """
 from __future__ import annotations
 
-import math
+import numbers
 
 import numpy as np
 
-from ._shapes import positive_int
+from ._shapes import pair, positive_int
+from .functional import _flag
 
 __all__ = ["ImageDataGenerator", "ArrayIterator", "DirectoryIterator"]
 
 _FILL_MODES = ("nearest", "constant", "reflect", "wrap")
+_MAX_DEGREES = 360.0        # a range of a full turn each way already reaches every angle
+_MAX_PIXELS = 1e6           # shifts and zoom factors beyond this only show the fill
+_MAX_MATRIX_ENTRY = 1e30    # times an image size, far from float64's overflow
+_IMAGE_KINDS = "biuf"       # bool, int, uint and float images; complex or object ones have no pixels to blend
 
 
-def _range_pair(value, name, centre):
-    """Keras accepts a number r (-> [centre - r, centre + r]) or a [low, high] pair for zoom."""
+def _number(value, name):
+    """value as a float: a Python or NumPy real number, finite, never a bool."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (numbers.Real, np.integer, np.floating)):
+        raise TypeError(f"{name} must be a number, got {type(value).__name__} {value!r}")
+    v = float(value)
+    if not np.isfinite(v):
+        raise ValueError(f"{name} must be finite, got {value!r}")
+    return v
+
+
+def _number_in(value, name, low, high, allowed):
+    v = _number(value, name)
+    if not low <= v <= high:
+        raise ValueError(f"{name} must be {allowed}, got {value!r}")
+    return v
+
+
+def _zoom_range(value):
+    """Keras' zoom_range: a number z -> factors in [1 - z, 1 + z], or a [low, high] pair."""
     if isinstance(value, (list, tuple)):
-        if len(value) != 2 or not all(isinstance(v, (int, float)) and math.isfinite(v) for v in value):
-            raise ValueError(f"{name} must be a number or a [low, high] pair, got {value!r}")
-        return float(value[0]), float(value[1])
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-        raise ValueError(f"{name} must be a number >= 0, got {value!r}")
-    return centre - float(value), centre + float(value)
+        if len(value) != 2:
+            raise ValueError(f"zoom_range must be a number or a [low, high] pair, got {value!r}")
+        low, high = (_number(v, "zoom_range") for v in value)
+        if not 0 < low <= high <= _MAX_PIXELS:
+            raise ValueError(f"zoom_range [low, high] must satisfy 0 < low <= high <= {_MAX_PIXELS:g}, "
+                             f"got {value!r}")
+        return low, high
+    z = _number(value, "zoom_range")
+    if not 0 <= z < 1:
+        raise ValueError(f"zoom_range must be a number in [0, 1) (zoom factors in [1 - z, 1 + z] stay "
+                         f"positive) or a [low, high] pair, got {value!r}")
+    return 1.0 - z, 1.0 + z
 
 
 def _shift_range(value, name):
     """A shift range as Keras takes it: a float, an int (whole pixels) or a list of values."""
+    allowed = f"in [-{_MAX_PIXELS:g}, {_MAX_PIXELS:g}]"
     if isinstance(value, (list, tuple)):
-        if not value or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-                                for v in value):
+        if not value:
             raise ValueError(f"{name} must be a number or a non-empty list of numbers, got {value!r}")
-        return tuple(float(v) for v in value)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-        raise ValueError(f"{name} must be a number >= 0 or a list of numbers, got {value!r}")
-    return int(value) if isinstance(value, int) and value >= 1 else float(value)
+        return tuple(_number_in(v, name, -_MAX_PIXELS, _MAX_PIXELS, f"a list of numbers {allowed}")
+                     for v in value)
+    v = _number_in(value, name, 0.0, _MAX_PIXELS, f"a number in [0, {_MAX_PIXELS:g}] or a list of numbers")
+    is_int = isinstance(value, (numbers.Integral, np.integer))
+    return int(v) if is_int and v >= 1 else v
+
+
+def _choice(value, name, options):
+    if not isinstance(value, str) or value not in options:
+        raise ValueError(f"{name} must be one of {options}, got {value!r}")
+    return value
+
+
+def _seed(seed, name="seed"):
+    """A random generator from None, a non-negative int or a np.random.Generator."""
+    if seed is None or isinstance(seed, np.random.Generator):
+        return np.random.default_rng(seed)
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (numbers.Integral, np.integer)):
+        raise TypeError(f"{name} must be None, an int >= 0 or a np.random.Generator, got {seed!r}")
+    if seed < 0:
+        raise ValueError(f"{name} must be >= 0, got {seed!r}")
+    return np.random.default_rng(int(seed))
 
 
 def _image_batch(x):
     x = np.asarray(x)
+    if x.dtype.kind not in _IMAGE_KINDS:
+        raise TypeError(f"x must hold real pixel values (bool, int or float), got dtype {x.dtype}")
     if x.ndim != 4:
         raise ValueError(f"x must be a batch of images (N, H, W, C) or (N, C, H, W), got shape {x.shape}")
     return x
+
+
+def _matrices(matrices, n):
+    m = np.asarray(matrices, np.float64)
+    if m.shape != (n, 2, 3):
+        raise ValueError(f"matrices must have shape ({n}, 2, 3) for {n} images, got {m.shape}")
+    bad = m[~(np.abs(m) <= _MAX_MATRIX_ENTRY)]
+    if bad.size:
+        raise ValueError(f"matrices must hold finite entries within +-{_MAX_MATRIX_ENTRY:g}, got {bad[0]!r}")
+    return m
+
+
+def _flips(flags, n, name):
+    """A boolean (N,) flip mask, or None when no image flips."""
+    if flags is None:
+        return None
+    flags = np.asarray(flags)
+    if flags.dtype != np.bool_ or flags.shape != (n,):
+        raise ValueError(f"{name} must be a boolean array of shape ({n},), got {flags.dtype} {flags.shape}")
+    return flags if flags.any() else None
+
+
+def _fits(value, dtype):
+    """Whether the number value stays finite in the float dtype."""
+    with np.errstate(over="ignore"):
+        return bool(np.isfinite(dtype.type(value)))
 
 
 def _indices(i, n, mode):
@@ -79,24 +153,21 @@ class ImageDataGenerator:
     def __init__(self, rotation_range=0.0, width_shift_range=0.0, height_shift_range=0.0,
                  shear_range=0.0, zoom_range=0.0, horizontal_flip=False, vertical_flip=False,
                  fill_mode="nearest", cval=0.0, rescale=None, data_format="channels_last", seed=None):
-        for name, v in (("rotation_range", rotation_range), ("shear_range", shear_range)):
-            _range_pair(v, name, 0.0)
+        self.rotation_range = _number_in(rotation_range, "rotation_range", 0.0, _MAX_DEGREES,
+                                         f"a number of degrees in [0, {_MAX_DEGREES:g}]")
         self.width_shift_range = _shift_range(width_shift_range, "width_shift_range")
         self.height_shift_range = _shift_range(height_shift_range, "height_shift_range")
-        self.zoom = _range_pair(zoom_range, "zoom_range", 1.0)
-        if self.zoom[0] <= 0:
-            raise ValueError(f"zoom_range must keep zoom factors positive, got {zoom_range!r}")
-        if fill_mode not in _FILL_MODES:
-            raise ValueError(f"fill_mode must be one of {_FILL_MODES}, got {fill_mode!r}")
-        if data_format not in ("channels_last", "channels_first"):
-            raise ValueError(f"data_format must be 'channels_last' or 'channels_first', got {data_format!r}")
-        if rescale is not None and not (isinstance(rescale, (int, float)) and math.isfinite(rescale)):
-            raise ValueError(f"rescale must be a number or None, got {rescale!r}")
-        self.rotation_range, self.shear_range = float(rotation_range), float(shear_range)
-        self.horizontal_flip, self.vertical_flip = bool(horizontal_flip), bool(vertical_flip)
-        self.fill_mode, self.cval, self.rescale = fill_mode, float(cval), rescale
-        self.data_format = data_format
-        self.rng = np.random.default_rng(seed)
+        self.shear_range = _number_in(shear_range, "shear_range", 0.0, _MAX_DEGREES,
+                                      f"a number of degrees in [0, {_MAX_DEGREES:g}]")
+        self.zoom = _zoom_range(zoom_range)
+        self.horizontal_flip = _flag("horizontal_flip", horizontal_flip)
+        self.vertical_flip = _flag("vertical_flip", vertical_flip)
+        self.fill_mode = _choice(fill_mode, "fill_mode", _FILL_MODES)
+        self.cval = _number(cval, "cval")
+        # Keras: None or 0 means no rescaling
+        self.rescale = None if rescale is None or _number(rescale, "rescale") == 0 else float(rescale)
+        self.data_format = _choice(data_format, "data_format", ("channels_last", "channels_first"))
+        self.rng = _seed(seed)
 
     # ------------------------------------------------------------------ parameters
     def _geometry_active(self):
@@ -134,15 +205,20 @@ class ImageDataGenerator:
         """x transformed by per-image matrices (from random_matrices) and flips (boolean (N,)),
         then rescaled. None: no geometric transform / no flips."""
         x = _image_batch(x)
+        n = x.shape[0]
+        matrices = None if matrices is None else _matrices(matrices, n)
+        flip_h, flip_v = _flips(flip_h, n, "flip_h"), _flips(flip_v, n, "flip_v")
         nhwc = x if self.data_format == "channels_last" else x.transpose(0, 2, 3, 1)
         if nhwc.dtype.kind != "f":                  # integer images come out as float32, as in Keras
             nhwc = nhwc.astype(np.float32)
+        if self.rescale is not None and not _fits(self.rescale, nhwc.dtype):
+            raise ValueError(f"rescale={self.rescale!r} overflows the {nhwc.dtype} images")
         out = nhwc if matrices is None else self._resample(nhwc, matrices)
-        if out is nhwc and ((flip_h is not None and flip_h.any()) or (flip_v is not None and flip_v.any())):
+        if out is nhwc and (flip_h is not None or flip_v is not None):
             out = out.copy()                         # the flips below write into out
-        if flip_h is not None and flip_h.any():
+        if flip_h is not None:
             out[flip_h] = out[flip_h][:, :, ::-1]
-        if flip_v is not None and flip_v.any():
+        if flip_v is not None:
             out[flip_v] = out[flip_v][:, ::-1]
         if self.rescale is not None:
             out = out * out.dtype.type(self.rescale)
@@ -164,13 +240,18 @@ class ImageDataGenerator:
         neighbours gathered by flat index from the (N*H*W, C) view, weights in x's precision."""
         n, h, w, c = x.shape
         dt = x.dtype
-        rows = np.arange(h, dtype=dt)[:, None]
-        cols = np.arange(w, dtype=dt)[None, :]
-        m = matrices.astype(dt)[:, :, :, None, None]
-        src_r = m[:, 0, 0] * rows + m[:, 0, 1] * cols + m[:, 0, 2]          # (N, H, W)
-        src_c = m[:, 1, 0] * rows + m[:, 1, 1] * cols + m[:, 1, 2]
+        if self.fill_mode == "constant" and not _fits(self.cval, dt):
+            raise ValueError(f"cval={self.cval!r} overflows the {dt} images")
+        # positions in float64: a float16 one overflows past 65504, a float32 one far outside the
+        # image loses the fraction that "wrap" and "reflect" keep
+        rows = np.arange(h, dtype=np.float64)[:, None]
+        cols = np.arange(w, dtype=np.float64)[None, :]
+        m = matrices[:, :, :, None, None]
+        # the (N, H, 1) and (N, 1, W) parts summed once at full size (N, H, W)
+        src_r = self._in_int_range((m[:, 0, 0] * rows + m[:, 0, 2]) + m[:, 0, 1] * cols, h)
+        src_c = self._in_int_range((m[:, 1, 0] * rows + m[:, 1, 2]) + m[:, 1, 1] * cols, w)
         r0, c0 = np.floor(src_r), np.floor(src_c)
-        fr, fc = src_r - r0, src_c - c0
+        fr, fc = (src_r - r0).astype(dt), (src_c - c0).astype(dt)
         r0, c0 = r0.astype(np.int32), c0.astype(np.int32)
         base = (np.arange(n, dtype=np.int64) * h)[:, None, None]
         flat = x.reshape(n * h * w, c)
@@ -187,6 +268,19 @@ class ImageDataGenerator:
                 term = weight[..., None] * v
                 out = term if out is None else out + term
         return out
+
+    def _in_int_range(self, src, n):
+        """Sample positions src, where any lies past +-2**30, moved into [-2, 2n] with the same
+        four neighbours after the fill mode (so the int32 casts cannot overflow): "wrap" and
+        "reflect" repeat every n / 2n pixels; past one pixel outside, "nearest" and "constant"
+        see only the edge / cval."""
+        if src.min() > -2.0**30 and src.max() < 2.0**30:
+            return src
+        if self.fill_mode == "wrap":
+            return np.mod(src, n, out=src)
+        if self.fill_mode == "reflect":
+            return np.mod(src, 2 * n, out=src)
+        return np.clip(src, -2, n + 1, out=src)
 
     def flow(self, x, y=None, batch_size=32, shuffle=True, seed=None):
         """Batches of augmented x (with y) for fit or a hand loop: iterating gives one epoch (len()
@@ -226,8 +320,8 @@ class _BatchIterator:
 
     def __init__(self, generator, n, batch_size, shuffle, seed):
         self.generator, self.n = generator, n
-        self.batch_size, self.shuffle = positive_int(batch_size, "batch_size"), bool(shuffle)
-        self.rng = np.random.default_rng(seed)
+        self.batch_size, self.shuffle = positive_int(batch_size, "batch_size"), _flag("shuffle", shuffle)
+        self.rng = _seed(seed)
         self._stream = None
 
     def __len__(self):
@@ -256,10 +350,17 @@ class ArrayIterator(_BatchIterator):
 
     def __init__(self, generator, x, y, batch_size, shuffle, seed):
         x = _image_batch(x)
-        if y is not None and len(y) != len(x):
-            raise ValueError(f"flow: x has {len(x)} samples but y has {len(y)}")
+        if len(x) == 0:     # next() would look for a first batch forever
+            raise ValueError(f"flow: x must hold at least one image, got shape {x.shape}")
+        if y is not None:
+            if np.ndim(y) == 0:
+                raise TypeError(f"flow: y must be None or an array with one row per image of x "
+                                f"({len(x)} rows), got {type(y).__name__} {y!r}")
+            y = np.asarray(y)
+            if len(y) != len(x):
+                raise ValueError(f"flow: x has {len(x)} samples but y has {len(y)}")
         super().__init__(generator, len(x), batch_size, shuffle, seed)
-        self.x, self.y = x, None if y is None else np.asarray(y)
+        self.x, self.y = x, y
 
     def _batch(self, idx):
         xb = self.generator.random_transform_batch(self.x[idx])
@@ -278,13 +379,15 @@ class DirectoryIterator(_BatchIterator):
 
         if class_mode not in self._CLASS_MODES:
             raise ValueError(f"class_mode must be one of {self._CLASS_MODES}, got {class_mode!r}")
+        self.target_size = pair(target_size, "target_size")
+        self.color_mode = _choice(color_mode, "color_mode", tuple(datasets.COLOR_MODES))
+        self.class_mode = class_mode
         self.filenames, self.classes, class_names = datasets.list_image_folder(directory)
         if class_mode == "binary" and len(class_names) != 2:
             raise ValueError(f"class_mode='binary' needs exactly 2 class folders, found {class_names}")
         super().__init__(generator, len(self.filenames), batch_size, shuffle, seed)
         self.class_indices = {name: i for i, name in enumerate(class_names)}
         self.samples = len(self.filenames)
-        self.target_size, self.color_mode, self.class_mode = tuple(target_size), color_mode, class_mode
         self._load = datasets.load_images
 
     def _batch(self, idx):

@@ -6,10 +6,11 @@ from __future__ import annotations
 import numpy as np
 
 from ._shapes import positive_int
-from .augment import ArrayIterator, DirectoryIterator, ImageDataGenerator
+from .augment import ArrayIterator, DirectoryIterator, ImageDataGenerator, _number, _seed
 from .datasets import (load_cifar10, load_digits, load_fashion_mnist, load_image_folder, load_images,
                        load_mnist)
 from ._arrays import array_module
+from .functional import _flag
 
 __all__ = ["batches", "validation_split", "ImageDataGenerator", "ArrayIterator", "DirectoryIterator",
            "load_mnist", "load_fashion_mnist", "load_cifar10", "load_image_folder", "load_images",
@@ -29,10 +30,11 @@ def batches(x, y=None, batch_size=32, shuffle=True, seed=None, drop_last=False):
     last batch smaller unless drop_last. Works for NumPy and CuPy arrays (indices on x's device)."""
     _check_pair(x, y)
     batch_size = positive_int(batch_size, "batch_size")
+    shuffle, drop_last = _flag("shuffle", shuffle), _flag("drop_last", drop_last)
     n = x.shape[0]
     order = None
     if shuffle:
-        rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+        rng = _seed(seed)
         order = array_module(x).asarray(rng.permutation(n))
     stop = n - n % batch_size if drop_last else n
     for i in range(0, stop, batch_size):
@@ -45,7 +47,7 @@ def validation_split(x, y, fraction):
     """(x_train, y_train), (x_val, y_val) with the last `fraction` of the samples held out,
     before any shuffling, as Keras' fit(validation_split=...) does."""
     _check_pair(x, y)
-    if not 0.0 < float(fraction) < 1.0:
+    if not 0.0 < _number(fraction, "validation_split") < 1.0:
         raise ValueError(f"validation_split must be in (0, 1), got {fraction!r}")
     cut = int(x.shape[0] * (1.0 - float(fraction)))       # Keras: floor of the training part
     if cut < 1 or cut >= x.shape[0]:
