@@ -3,6 +3,7 @@ kernels. Two ways in:
 
     import fastconv.compat.cs231n as fast
     fast.install()        # the course's own modules (classifiers/cnn.py included) use fastconv
+                          # (stand-ins that %autoreload can rewrite; fast.uninstall() undoes it)
 
     from fastconv.compat.cs231n import *     # or: these names in your own file
 
@@ -33,9 +34,12 @@ Differences from the course code, none of which changes a gradient check:
   NumPy would (a float64 dout on a float32 layer gives float64 gradients).
 - Caches hold private copies of the inputs: editing x in place after forward does not change
   what backward computes.
-- Caches have the course's shapes where its backward functions unpack them; a course backward
-  function handed a fastconv cache stops with a message naming the mix-up, and fastconv's
-  backward functions also take the course's caches.
+- The conv, max_pool_forward_fast and batchnorm caches are fastconv's own: a course backward
+  function handed one (conv_backward_naive / _fast, max_pool_backward_naive / _fast, your
+  batchnorm_backward) stops with a message naming the mix-up; cache[:] shows the items. The
+  sandwich, relu and max_pool_forward_reshape caches have the course's shapes, and fastconv's
+  backward functions also take the course's caches (max_pool_forward_naive's included).
+- conv_param, pool_param and bn_param values may be 0-d arrays, as the course's NumPy code allows.
 - Sizes need not divide evenly (the course's im2col asserts (H + 2 pad - HH) % stride == 0;
   here the output size is floored like the naive version).
 - In max pooling backward a tie sends the gradient to the first maximum in row-major order (the
