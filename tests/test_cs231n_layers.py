@@ -135,6 +135,9 @@ def test_bad_bn_param_and_shapes_are_named():
     _, cache = cs.batchnorm_forward(x + np.arange(4)[:, None], g, b, {"mode": "train"})
     with pytest.raises(ValueError, match=r"dout has shape \(4, 2\)"):
         cs.batchnorm_backward(np.ones((4, 2)), cache)
+    course_cache = (x, x, g, g, "train")                # a student's cache of 4 arrays and a string
+    with pytest.raises(TypeError, match="returned by fastconv's batchnorm_forward, got tuple; a cache of the course"):
+        cs.batchnorm_backward(np.ones((4, 3)), course_cache)
 
 
 # ----------------------------------------------------------------------------- fast_layers aliases

@@ -38,8 +38,7 @@ Differences from the course code, none of which changes a gradient check:
   function handed one (conv_backward_naive / _fast, max_pool_backward_naive / _fast, your
   batchnorm_backward) stops with a message naming the mix-up; cache[:] shows the items. The
   sandwich, relu and max_pool_forward_reshape caches have the course's shapes, and fastconv's
-  backward functions also take the course's caches (max_pool_forward_naive's included).
-- conv_param, pool_param and bn_param values may be 0-d arrays, as the course's NumPy code allows.
+  conv, relu and pooling backward functions also take the course's caches (the naive ones too).
 - Sizes need not divide evenly (the course's im2col asserts (H + 2 pad - HH) % stride == 0;
   here the output size is floored like the naive version).
 - In max pooling backward a tie sends the gradient to the first maximum in row-major order (the

@@ -93,6 +93,9 @@ def _bn_forward(x, gamma, beta, bn_param, spatial):
 
 def _bn_backward(dout, cache, spatial):
     name = "spatial_batchnorm_forward" if spatial else "batchnorm_forward"
+    if not isinstance(cache, FastconvCache):     # the course's caches are whatever its student chose
+        raise TypeError(f"cache must be the cache returned by fastconv's {name}, got {type(cache).__name__}; "
+                        f"a cache of the course's {name} goes to the course's {name.replace('forward', 'backward')}")
     x, gamma, mean, inv_std, mode = check_cache(cache, 5, name, arrays=4)
     dout, dtype = grad_dtype(dout, x)
     if tuple(dout.shape) != tuple(x.shape):
