@@ -7,12 +7,18 @@ values ("loss", metric names, and at epoch end "val_..." and "learning_rate"). S
 from __future__ import annotations
 
 import csv
+import inspect
 import math
+import numbers
 import os
+import string
 import sys
 import time
 
 import numpy as np
+
+from .functional import _flag
+from .optim import _number
 
 __all__ = ["Callback", "History", "ProgressBar", "EarlyStopping", "ModelCheckpoint",
            "LearningRateScheduler", "ReduceLROnPlateau", "CSVLogger"]
@@ -117,6 +123,21 @@ class ProgressBar(Callback):
         self.stream.flush()
 
 
+def _count(value, name):
+    """An int >= 0 (a NumPy integer too; not a bool), else an error naming the argument."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an int >= 0, got {type(value).__name__} {value!r}")
+    if value < 0:
+        raise ValueError(f"{name} must be an int >= 0, got {value!r}")
+    return int(value)
+
+
+def _monitor(value):
+    if not isinstance(value, str):
+        raise TypeError(f"monitor must be the name of a logged value (a str), got {type(value).__name__} {value!r}")
+    return value
+
+
 def _mode_better(mode, monitor, min_delta):
     """compare(current, best) for mode 'min' / 'max' / 'auto' (max for accuracy-like names)."""
     if mode not in ("auto", "min", "max"):
@@ -135,11 +156,13 @@ class EarlyStopping(Callback):
 
     def __init__(self, monitor="val_loss", min_delta=0.0, patience=0, verbose=0, mode="auto",
                  baseline=None, restore_best_weights=False, start_from_epoch=0):
-        self.monitor, self.patience, self.verbose = monitor, int(patience), verbose
-        self.min_delta = abs(float(min_delta))
+        self.monitor, self.patience = _monitor(monitor), _count(patience, "patience")
+        self.verbose = _count(verbose, "verbose")
+        self.min_delta = abs(_number(min_delta, "min_delta"))
         self.mode, self._better = _mode_better(mode, monitor, self.min_delta)
-        self.baseline, self.restore_best_weights = baseline, bool(restore_best_weights)
-        self.start_from_epoch = int(start_from_epoch)
+        self.baseline = None if baseline is None else _number(baseline, "baseline")
+        self.restore_best_weights = _flag("restore_best_weights", restore_best_weights)
+        self.start_from_epoch = _count(start_from_epoch, "start_from_epoch")
 
     def on_train_begin(self, logs=None):
         self.wait, self.stopped_epoch, self.best_epoch = 0, 0, 0
@@ -182,14 +205,31 @@ class ModelCheckpoint(Callback):
     {val_loss:.3f}.weights.npz"."""
 
     def __init__(self, filepath, monitor="val_loss", verbose=0, save_best_only=False, mode="auto"):
-        self.filepath, self.monitor, self.verbose = os.fspath(filepath), monitor, verbose
-        self.save_best_only = bool(save_best_only)
+        if not isinstance(filepath, (str, os.PathLike)):
+            raise TypeError(f"filepath must be a str or os.PathLike, got {type(filepath).__name__}")
+        self.filepath = os.fspath(filepath)
+        _check_template(self.filepath)
+        self.monitor, self.verbose = _monitor(monitor), _count(verbose, "verbose")
+        self.save_best_only = _flag("save_best_only", save_best_only)
         self.mode, self._better = _mode_better(mode, monitor, 0.0)
         self.best = math.inf if self.mode == "min" else -math.inf
 
+    def _path(self, epoch, logs):
+        """The filepath with its fields filled from this epoch's values (as Keras formats it)."""
+        try:
+            return self.filepath.format(epoch=epoch + 1, **logs)
+        except KeyError as exc:
+            raise ValueError(f"ModelCheckpoint filepath {self.filepath!r} names {exc.args[0]!r}, which the "
+                             f"logs of epoch {epoch + 1} do not have (they have 'epoch', "
+                             f"{', '.join(map(repr, sorted(logs)))}); 'val_' values need validation "
+                             "data") from None
+        except (ValueError, TypeError, AttributeError, IndexError) as exc:
+            raise ValueError(f"ModelCheckpoint filepath {self.filepath!r} cannot be filled in with the "
+                             f"values of epoch {epoch + 1} ({exc})") from None
+
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
-        path = self.filepath.format(epoch=epoch + 1, **logs)
+        path = self._path(epoch, logs)
         if self.save_best_only:
             current = logs.get(self.monitor)
             if current is None:
@@ -204,6 +244,19 @@ class ModelCheckpoint(Callback):
         self.model.save_weights(path)
 
 
+def _check_template(filepath):
+    """A ModelCheckpoint path: named fields only ({epoch}, {val_loss:.3f}), braces balanced."""
+    try:
+        fields = [field for _, field, _, _ in string.Formatter().parse(filepath) if field is not None]
+    except ValueError as exc:
+        raise ValueError(f"ModelCheckpoint filepath {filepath!r} is not a valid template ({exc}); "
+                         "write a literal brace as {{ or }}") from None
+    positional = [f for f in fields if f == "" or f.split(".")[0].split("[")[0].isdigit()]
+    if positional:
+        raise ValueError(f"ModelCheckpoint filepath {filepath!r} has a positional field "
+                         f"{{{positional[0]}}}; name the value, e.g. {{epoch:02d}} or {{val_loss:.3f}}")
+
+
 def _constant_rate_optimizer(model, who):
     """The model's optimizer, whose learning rate a callback may set (not a schedule: Keras too
     refuses to overwrite one)."""
@@ -215,19 +268,52 @@ def _constant_rate_optimizer(model, who):
 
 
 class LearningRateScheduler(Callback):
-    """Set the optimizer's learning rate at the start of each epoch to schedule(epoch, lr)."""
+    """Set the optimizer's learning rate at the start of each epoch to schedule(epoch, lr), or
+    schedule(epoch) for a function of one argument (Keras takes both)."""
 
     def __init__(self, schedule, verbose=0):
-        self.schedule, self.verbose = schedule, verbose
+        if not callable(schedule):
+            raise TypeError(f"schedule must be a function schedule(epoch, lr) or schedule(epoch), got "
+                            f"{type(schedule).__name__} {schedule!r}")
+        self.schedule, self.verbose = schedule, _count(verbose, "verbose")
+        self._takes_lr = _accepts_two(schedule)
+
+    def _call(self, epoch, lr):
+        if self._takes_lr is None:      # no signature to read: Keras' try with (epoch, lr) first
+            try:
+                return self.schedule(epoch, lr)
+            except TypeError:
+                return self.schedule(epoch)
+        return self.schedule(epoch, lr) if self._takes_lr else self.schedule(epoch)
 
     def on_epoch_begin(self, epoch, logs=None):
         opt = _constant_rate_optimizer(self.model, "LearningRateScheduler")
-        lr = float(self.schedule(epoch, opt.learning_rate))
+        lr = self._call(epoch, opt.learning_rate)
+        if isinstance(lr, bool) or not isinstance(lr, numbers.Real):
+            raise TypeError(f"LearningRateScheduler: the schedule must return a float (the learning rate), "
+                            f"got {type(lr).__name__} {lr!r} at epoch {epoch}")
+        lr = float(lr)
         if not (math.isfinite(lr) and lr > 0):
             raise ValueError(f"LearningRateScheduler: schedule({epoch}) gave {lr!r}; it must be a positive number")
         opt.learning_rate = lr
         if self.verbose:
             print(f"Epoch {epoch + 1}: LearningRateScheduler setting learning rate to {lr}.")
+
+
+def _accepts_two(fn):
+    """Whether fn takes (epoch, lr): True, or only (epoch): False; None when its signature
+    cannot be read (some builtins)."""
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return None
+    for args in ((0, 0.1), (0,)):
+        try:
+            sig.bind(*args)
+        except TypeError:
+            continue
+        return len(args) == 2
+    raise TypeError(f"schedule must take (epoch, lr) or (epoch), got a function with signature {sig}")
 
 
 class ReduceLROnPlateau(Callback):
@@ -236,11 +322,15 @@ class ReduceLROnPlateau(Callback):
 
     def __init__(self, monitor="val_loss", factor=0.1, patience=10, verbose=0, mode="auto",
                  min_delta=1e-4, cooldown=0, min_lr=0.0):
+        factor = _number(factor, "factor")
         if not 0.0 < factor < 1.0:
             raise ValueError(f"factor must be in (0, 1), got {factor!r}")
-        self.monitor, self.factor, self.patience, self.verbose = monitor, float(factor), int(patience), verbose
-        self.mode, self._better = _mode_better(mode, monitor, abs(float(min_delta)))
-        self.cooldown, self.min_lr = int(cooldown), float(min_lr)
+        self.monitor, self.factor = _monitor(monitor), factor
+        self.patience, self.verbose = _count(patience, "patience"), _count(verbose, "verbose")
+        self.mode, self._better = _mode_better(mode, monitor, abs(_number(min_delta, "min_delta")))
+        self.cooldown, self.min_lr = _count(cooldown, "cooldown"), _number(min_lr, "min_lr")
+        if self.min_lr < 0:
+            raise ValueError(f"min_lr must be >= 0, got {min_lr!r}")
 
     def on_train_begin(self, logs=None):
         self.wait = self.cooldown_counter = 0
@@ -274,7 +364,12 @@ class CSVLogger(Callback):
     """Append one row per epoch ("epoch" then the logs, sorted by name) to a CSV file."""
 
     def __init__(self, filename, separator=",", append=False):
-        self.filename, self.separator, self.append = os.fspath(filename), separator, bool(append)
+        if not isinstance(filename, (str, os.PathLike)):
+            raise TypeError(f"filename must be a str or os.PathLike, got {type(filename).__name__}")
+        if not (isinstance(separator, str) and len(separator) == 1):
+            raise ValueError(f"separator must be a one-character string, got {separator!r}")
+        self.filename, self.separator = os.fspath(filename), separator
+        self.append = _flag("append", append)
         self.keys = None
 
     def on_train_begin(self, logs=None):
