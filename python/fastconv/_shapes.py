@@ -16,6 +16,16 @@ def positive_int(value, name: str) -> int:
     return int(value)
 
 
+def non_negative_int(value, name: str) -> int:
+    """value as an int >= 0 (a NumPy integer too; bools and non-integers rejected), else an
+    error naming it."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an int >= 0, got {type(value).__name__} {value!r}")
+    if value < 0:
+        raise ValueError(f"{name} must be an int >= 0, got {value!r}")
+    return int(value)
+
+
 def pair(value, name: str) -> tuple[int, int]:
     """int or (h, w) pair of positive ints -> (h, w)."""
     if isinstance(value, bool):

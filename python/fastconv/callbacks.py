@@ -17,6 +17,7 @@ import time
 
 import numpy as np
 
+from ._shapes import non_negative_int
 from .functional import _flag
 from .optim import _number
 
@@ -123,15 +124,6 @@ class ProgressBar(Callback):
         self.stream.flush()
 
 
-def _count(value, name):
-    """An int >= 0 (a NumPy integer too; not a bool), else an error naming the argument."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an int >= 0, got {type(value).__name__} {value!r}")
-    if value < 0:
-        raise ValueError(f"{name} must be an int >= 0, got {value!r}")
-    return int(value)
-
-
 def _monitor(value):
     if not isinstance(value, str):
         raise TypeError(f"monitor must be the name of a logged value (a str), got {type(value).__name__} {value!r}")
@@ -156,13 +148,13 @@ class EarlyStopping(Callback):
 
     def __init__(self, monitor="val_loss", min_delta=0.0, patience=0, verbose=0, mode="auto",
                  baseline=None, restore_best_weights=False, start_from_epoch=0):
-        self.monitor, self.patience = _monitor(monitor), _count(patience, "patience")
-        self.verbose = _count(verbose, "verbose")
+        self.monitor, self.patience = _monitor(monitor), non_negative_int(patience, "patience")
+        self.verbose = non_negative_int(verbose, "verbose")
         self.min_delta = abs(_number(min_delta, "min_delta"))
         self.mode, self._better = _mode_better(mode, monitor, self.min_delta)
         self.baseline = None if baseline is None else _number(baseline, "baseline")
         self.restore_best_weights = _flag("restore_best_weights", restore_best_weights)
-        self.start_from_epoch = _count(start_from_epoch, "start_from_epoch")
+        self.start_from_epoch = non_negative_int(start_from_epoch, "start_from_epoch")
 
     def on_train_begin(self, logs=None):
         self.wait, self.stopped_epoch, self.best_epoch = 0, 0, 0
@@ -209,7 +201,7 @@ class ModelCheckpoint(Callback):
             raise TypeError(f"filepath must be a str or os.PathLike, got {type(filepath).__name__}")
         self.filepath = os.fspath(filepath)
         _check_template(self.filepath)
-        self.monitor, self.verbose = _monitor(monitor), _count(verbose, "verbose")
+        self.monitor, self.verbose = _monitor(monitor), non_negative_int(verbose, "verbose")
         self.save_best_only = _flag("save_best_only", save_best_only)
         self.mode, self._better = _mode_better(mode, monitor, 0.0)
         self.best = math.inf if self.mode == "min" else -math.inf
@@ -275,7 +267,7 @@ class LearningRateScheduler(Callback):
         if not callable(schedule):
             raise TypeError(f"schedule must be a function schedule(epoch, lr) or schedule(epoch), got "
                             f"{type(schedule).__name__} {schedule!r}")
-        self.schedule, self.verbose = schedule, _count(verbose, "verbose")
+        self.schedule, self.verbose = schedule, non_negative_int(verbose, "verbose")
         self._takes_lr = _accepts_two(schedule)
 
     def _call(self, epoch, lr):
@@ -326,9 +318,9 @@ class ReduceLROnPlateau(Callback):
         if not 0.0 < factor < 1.0:
             raise ValueError(f"factor must be in (0, 1), got {factor!r}")
         self.monitor, self.factor = _monitor(monitor), factor
-        self.patience, self.verbose = _count(patience, "patience"), _count(verbose, "verbose")
+        self.patience, self.verbose = non_negative_int(patience, "patience"), non_negative_int(verbose, "verbose")
         self.mode, self._better = _mode_better(mode, monitor, abs(_number(min_delta, "min_delta")))
-        self.cooldown, self.min_lr = _count(cooldown, "cooldown"), _number(min_lr, "min_lr")
+        self.cooldown, self.min_lr = non_negative_int(cooldown, "cooldown"), _number(min_lr, "min_lr")
         if self.min_lr < 0:
             raise ValueError(f"min_lr must be >= 0, got {min_lr!r}")
 

@@ -29,7 +29,6 @@ So a file written by a channels_first model loads into a channels_last one and v
 from __future__ import annotations
 
 import os
-import zipfile
 
 import numpy as np
 
@@ -401,7 +400,9 @@ class Sequential(TrainingMixin):
             self.build()
         arrays = {f"{layer.name}/{k}": to_numpy(layer._export(k, v))
                   for layer in self.layers for k, v in layer.params.items()}
-        np.savez(path, **arrays)
+        from .saving import write_npz  # noqa: PLC0415 - saving imports this module
+
+        write_npz(path, arrays, add_suffix=True)
 
     def load_weights(self, path):
         """Load an .npz written by save_weights (or the converters) into the parameters, in place.
@@ -451,21 +452,9 @@ def _normalizes_channels(bn, conv):
 
 def _read_npz(path):
     """The arrays of an .npz archive by name; ValueError when the file is anything else."""
-    if not isinstance(path, (str, bytes, os.PathLike)):
-        raise TypeError(f"path must be a str or os.PathLike, got {type(path).__name__}")
-    path = os.fspath(path)
-    try:
-        data = np.load(path, allow_pickle=False)
-    except (ValueError, EOFError, zipfile.BadZipFile) as exc:    # a pickle, text, empty or cut file
-        raise ValueError(f"{path} is not an .npz weight archive written by save_weights ({exc})") from None
-    if not isinstance(data, np.lib.npyio.NpzFile):
-        raise ValueError(f"{path} holds a single {data.dtype} array of shape {data.shape} (.npy); "
-                         "load_weights reads the .npz archive written by save_weights")
-    with data:
-        try:
-            return {k: data[k] for k in data.files}
-        except (ValueError, zipfile.BadZipFile, EOFError, OSError) as exc:  # damaged entry, object array
-            raise ValueError(f"{path}: an entry cannot be read ({exc})") from None
+    from .saving import read_npz  # noqa: PLC0415 - saving imports this module
+
+    return read_npz(path)
 
 
 # ----------------------------------------------------------------------------- VGG16

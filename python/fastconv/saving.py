@@ -1,37 +1,214 @@
-"""Whole-model files: `model.save(path)` and `fastconv.load_model(path)`.
+"""Whole-model files: `model.save(path)` and `fastconv.load_model(path)`, and the .npz reading and
+writing that weight files share.
 
 One .npz archive (read without pickle, so a file from elsewhere cannot run code):
   "__fastconv_model__"   JSON: format version, model name and input shape, each layer's class
                          and get_config(); after compile, the loss, the metric names and the
                          optimizer's class, arguments and step count
   "<layer>/<param>"      the weights, in Keras' layout (the entries of save_weights)
-  "__optimizer__/..."    the optimizer's state arrays (velocities, moments), when saved
+  "__optimizer__/<layer>/<param>[@key|#i]"
+                         the optimizer's state arrays (velocities, moments), when saved: a dict
+                         item as "@key", a tuple item as "#i" (after the last "/", so any layer
+                         name reads back)
+
+Files are written to a temporary file in the target's folder and renamed over the target only
+once complete, so a failed save (a full disk) leaves the previous file as it was. Loading trusts
+nothing in the file: classes come from the registries below (never a module attribute named by
+the file), every parameter shape is checked against the file's arrays before anything is
+allocated, and any damage is a ValueError that names the file and the damaged part.
 """
 from __future__ import annotations
 
 import json
 import os
+import stat
+import struct
+import tokenize
+import uuid
+import zipfile
+import zlib
 
 import numpy as np
 
 from . import layers as layers_lib
 from . import losses, optim
 from ._arrays import array_module, to_numpy
+from .functional import _flag
 
-__all__ = ["save_model", "load_model"]
+__all__ = ["save_model", "load_model", "read_npz", "write_npz"]
 
 FORMAT = "fastconv.Sequential/1"
 _MODEL_KEY = "__fastconv_model__"
 _OPT_PREFIX = "__optimizer__/"
-_LAYERS = {cls.__name__: cls for cls in (layers_lib.Conv2D, layers_lib.MaxPooling2D, layers_lib.ReLU,
-                                         layers_lib.Flatten, layers_lib.Dense, layers_lib.Dropout,
-                                         layers_lib.Softmax, layers_lib.LeakyReLU, layers_lib.Activation,
-                                         layers_lib.AveragePooling2D, layers_lib.GlobalAveragePooling2D,
-                                         layers_lib.GlobalMaxPooling2D, layers_lib.BatchNormalization)}
+
+
+def _registry(*classes):
+    return {cls.__name__: cls for cls in classes}
+
+
+# The only classes a model file may name.
+_LAYERS = _registry(layers_lib.Conv2D, layers_lib.MaxPooling2D, layers_lib.ReLU, layers_lib.Flatten,
+                    layers_lib.Dense, layers_lib.Dropout, layers_lib.Softmax, layers_lib.LeakyReLU,
+                    layers_lib.Activation, layers_lib.AveragePooling2D, layers_lib.GlobalAveragePooling2D,
+                    layers_lib.GlobalMaxPooling2D, layers_lib.BatchNormalization)
+_LOSSES = _registry(losses.SparseCategoricalCrossentropy, losses.CategoricalCrossentropy,
+                    losses.BinaryCrossentropy, losses.MeanSquaredError)
+_OPTIMIZERS = _registry(optim.SGD, optim.RMSprop, optim.Adam, optim.AdamW)
+_SCHEDULES = _registry(optim.StepDecay, optim.ExponentialDecay, optim.CosineDecay)
 # Metrics saved by name; a custom metric function is not saved (compile the loaded model again
 # to use it).
 _BUILTIN_METRICS = ("accuracy", "sparse_categorical_accuracy", "categorical_accuracy", "binary_accuracy")
-_SCHEDULES = {cls.__name__: cls for cls in (optim.StepDecay, optim.ExponentialDecay, optim.CosineDecay)}
+
+# What a constructor or a shape computation raises when a damaged description hands it a wrong
+# value; each becomes a ValueError naming the part of the file.
+_BAD_ARGUMENT = (TypeError, ValueError, AttributeError, KeyError, IndexError, OverflowError)
+# What zipfile and NumPy's .npy header parser raise on damaged bytes.
+_BAD_BYTES = (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, TypeError, EOFError, OSError,
+              struct.error, zlib.error, NotImplementedError, OverflowError, KeyError, IndexError,
+              SyntaxError, tokenize.TokenError)
+# Deflate cannot expand data more than ~1032 times: a larger declared size is a damaged header.
+_MAX_DEFLATE_RATIO = 1032
+
+
+def _file_path(path, what="path"):
+    if isinstance(path, (str, bytes, os.PathLike)):
+        return os.fsdecode(os.fspath(path))
+    raise TypeError(f"{what} must be a str or os.PathLike, got {type(path).__name__}")
+
+
+# ----------------------------------------------------------------------------- .npz files
+
+def write_npz(path, arrays, add_suffix=False):
+    """Write `arrays` (name -> array) as an .npz at `path` (with add_suffix, ".npz" is appended
+    when missing, as np.savez does), atomically: a temporary file in the same folder is flushed to
+    disk and renamed over the target, so a failure (a full disk) leaves any earlier file intact.
+    A writable file object is written directly. Returns the path written."""
+    if hasattr(path, "write"):
+        np.savez(path, **arrays)
+        return path
+    path = _file_path(path)
+    if add_suffix and not path.endswith(".npz"):
+        path += ".npz"
+    target = os.path.realpath(path)         # through a symlink, as open() would write
+    tmp = os.path.join(os.path.dirname(target), f".{os.path.basename(target)}.{uuid.uuid4().hex[:12]}.tmp")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                np.savez(f, **arrays)
+                f.flush()
+                os.fsync(f.fileno())
+            if os.path.exists(target):      # the replaced file's permissions, as writing in place keeps
+                os.chmod(tmp, stat.S_IMODE(os.stat(target).st_mode))
+            os.replace(tmp, target)
+        except BaseException:
+            if os.path.lexists(tmp):
+                os.remove(tmp)
+            raise
+    except OSError as exc:
+        if exc.errno is None:
+            raise
+        raise OSError(exc.errno, f"cannot write {path} ({exc.strerror}); a file already there is "
+                                 "left as it was", path) from exc
+    return path
+
+
+def read_npz(path):
+    """The arrays of an .npz archive by name, read without pickle. ValueError naming the file
+    (and the entry) when it is not an archive of arrays or is damaged; OSError when it cannot be
+    opened."""
+    path = _file_path(path)
+    with open(path, "rb") as f:
+        if f.read(6) == b"\x93NUMPY":
+            raise ValueError(f"{path} holds a single {_npy_summary(f)} (.npy); load_weights and load_model "
+                             "read the .npz archive written by save_weights / model.save")
+        f.seek(0)
+        size = os.fstat(f.fileno()).st_size
+        try:
+            archive = zipfile.ZipFile(f)
+        except _BAD_BYTES as exc:           # a pickle, text, empty or cut file
+            raise ValueError(f"{path} is not an .npz weight archive written by save_weights ({exc})") from None
+        with archive:
+            out = {}
+            for info in archive.infolist():
+                name = info.filename
+                if not name.endswith(".npy"):
+                    raise ValueError(f"{path}: the archive entry {name!r} is not an array (.npy)")
+                if info.flag_bits & 0x1:
+                    raise ValueError(f"{path}: the entry {name[:-4]!r} is marked as encrypted (damaged)")
+                try:
+                    out[name[:-4]] = _read_entry(archive, info, size)
+                except _BAD_BYTES as exc:
+                    raise ValueError(f"{path}: the entry {name[:-4]!r} is damaged ({exc})") from None
+    return out
+
+
+def _npy_summary(f):
+    """'<dtype> array of shape <shape>' from an .npy header, or 'array' when it is unreadable."""
+    f.seek(0)
+    try:
+        shape, _, dtype = _npy_header(f)
+    except _BAD_BYTES:
+        return "array"
+    return f"{dtype} array of shape {shape}"
+
+
+def _npy_header(f):
+    """(shape, fortran_order, dtype) of the .npy stream f, read up to its data."""
+    version = np.lib.format.read_magic(f)
+    if version == (1, 0):
+        return np.lib.format.read_array_header_1_0(f)
+    if version == (2, 0):
+        return np.lib.format.read_array_header_2_0(f)
+    raise ValueError(f".npy format version {version} is not read")
+
+
+def _read_entry(archive, info, archive_size):
+    """One .npy entry, its size checked against its header and the archive before allocating."""
+    limit = archive_size * (_MAX_DEFLATE_RATIO if info.compress_type == zipfile.ZIP_DEFLATED else 1)
+    if info.file_size > limit:
+        raise ValueError(f"its header claims {info.file_size} bytes in an archive of {archive_size}")
+    with archive.open(info) as member:
+        shape, fortran_order, dtype = _npy_header(member)
+        if dtype.hasobject or dtype.itemsize == 0:
+            raise ValueError(f"dtype {dtype} cannot be read without pickle")
+        nbytes = int(np.prod(shape, dtype=object)) * dtype.itemsize
+        if nbytes != info.file_size - member.tell():
+            raise ValueError(f"shape {shape} of {dtype} needs {nbytes} bytes, the entry holds "
+                             f"{info.file_size - member.tell()}")
+        buf = np.empty(nbytes, np.uint8)
+        view, done = memoryview(buf), 0
+        while done < nbytes:
+            got = member.readinto(view[done:])
+            if not got:
+                raise EOFError(f"the data ends after {done} of {nbytes} bytes")
+            done += got
+        if member.read(1):                  # reading to the end also checks the CRC
+            raise ValueError("data beyond the size its header gives")
+    arr = buf.view(dtype)
+    return arr.reshape(shape[::-1]).T if fortran_order else arr.reshape(shape)
+
+
+# ----------------------------------------------------------------------------- description checks
+
+def _damaged(part, problem):
+    return ValueError(f"the model description is damaged: {part} {problem}")
+
+
+def _field(obj, key, kinds, part, optional=False):
+    """obj[key] of one of the JSON types `kinds` (a bool is not a number); None when optional
+    and absent."""
+    if not isinstance(obj, dict):
+        raise _damaged(part, f"must be a JSON object, got {type(obj).__name__}")
+    if key not in obj:
+        if optional:
+            return None
+        raise _damaged(part, f"has no {key!r} entry")
+    value = obj[key]
+    if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
+        names = " or ".join(k.__name__ for k in kinds)
+        raise _damaged(f"{part}[{key!r}]", f"must be {names}, got {type(value).__name__} {value!r:.80}")
+    return value
 
 
 def _json_ready(v):
@@ -47,10 +224,96 @@ def _tuples(v):
     return tuple(_tuples(x) for x in v) if isinstance(v, list) else v
 
 
+def _registered(registry, name, part, what):
+    """The class `name` of a registry, else a ValueError listing what a file may name."""
+    if name not in registry:
+        raise _damaged(part, f"names an unknown {what} {name!r} (a model file may name "
+                             f"{', '.join(sorted(registry))})")
+    return registry[name]
+
+
+def _construct(cls, config, part):
+    """cls(**config) from the file, its errors as a ValueError naming the part."""
+    try:
+        return cls(**{k: _tuples(v) for k, v in config.items()})
+    except _BAD_ARGUMENT as exc:
+        raise _damaged(part, f"cannot rebuild a {cls.__name__}: {exc}") from None
+
+
+def _description(entry):
+    """The JSON description, its top-level structure checked."""
+    if not (isinstance(entry, np.ndarray) and entry.dtype.kind == "U" and entry.ndim == 0):
+        raise _damaged(repr(_MODEL_KEY), f"must be JSON text, got a {entry.dtype} array of shape {entry.shape}")
+    try:
+        desc = json.loads(str(entry))
+    except (ValueError, RecursionError) as exc:
+        raise _damaged(repr(_MODEL_KEY), f"is not JSON ({exc!r})") from None
+    part = "the description"
+    if _field(desc, "format", (str,), part) != FORMAT:
+        raise _damaged("'format'", f"is {desc['format']!r}, expected {FORMAT!r}")
+    _field(desc, "name", (str,), part)
+    shape = _field(desc, "input_shape", (list,), part)
+    if not shape or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 1 for d in shape):
+        raise _damaged("'input_shape'", f"must be a list of positive ints, got {shape!r:.80}")
+    _field(desc, "input_grad", (bool,), part)
+    if not _field(desc, "layers", (list,), part):
+        raise _damaged("'layers'", "is empty")
+    _field(desc, "compile", (dict,), part, optional=True)
+    return desc
+
+
+def _layer_from(entry, i):
+    part = f"layers[{i}]"
+    cls = _registered(_LAYERS, _field(entry, "class", (str,), part), part, "layer class")
+    config = _field(entry, "config", (dict,), part)
+    _field(config, "name", (str, type(None)), f"{part}['config']", optional=True)
+    return _construct(cls, config, f"{part} ({cls.__name__})")
+
+
+def _param_shapes(layer, input_shape):
+    """The shapes in the file (Keras' layout) of the parameters `layer` creates for inputs of
+    `input_shape`, known before anything is allocated."""
+    if isinstance(layer, layers_lib.Conv2D):
+        channels, _ = layer._channels_hw(input_shape)
+        shapes, bias = {"kernel": (*layer.kernel_size, channels, layer.filters)}, layer.filters
+    elif isinstance(layer, layers_lib.Dense):
+        if len(input_shape) != 1:
+            raise ValueError(f"Dense expects inputs of shape (N, features), got {(None, *input_shape)}")
+        shapes, bias = {"kernel": (input_shape[0], layer.units)}, layer.units
+    elif isinstance(layer, layers_lib.BatchNormalization):
+        channels = layer._channels(input_shape)
+        keys = ("gamma",) * layer.scale + ("beta",) * layer.center + ("moving_mean", "moving_variance")
+        return {k: (channels,) for k in keys}
+    else:
+        return {}
+    if layer.use_bias:
+        shapes["bias"] = (bias,)
+    return shapes
+
+
+def _check_weight_shapes(model, stored):
+    """Every parameter the description creates, checked against the file's array before the
+    model is built, so a damaged size cannot allocate more than the file holds."""
+    shape = tuple(model.input_shape)
+    for i, layer in enumerate(model.layers):
+        part = f"layers[{i}] ({type(layer).__name__} {layer.name!r})"
+        try:
+            planned = _param_shapes(layer, shape)
+            shape = tuple(layer.output_shape(shape))
+        except _BAD_ARGUMENT as exc:
+            raise _damaged(part, f"does not fit its input shape {(None, *shape)}: {exc}") from None
+        for k, want in planned.items():
+            key = f"{layer.name}/{k}"
+            if key not in stored:
+                raise ValueError(f"layer {layer.name!r} parameter {k!r}: the file holds no {key!r} entry")
+            if tuple(stored[key].shape) != want:
+                raise ValueError(f"layer {layer.name!r} parameter {k!r}: the file holds shape "
+                                 f"{tuple(stored[key].shape)} but the model expects {want}")
+
+
 # ----------------------------------------------------------------------------- optimizer
 
 def _optimizer_config(opt):
-    opt = getattr(opt, "wrapped", opt)      # a DistributedOptimizer saves the optimizer it wraps
     cls = type(opt).__name__
     if cls == "SGD":
         cfg = {"momentum": opt.momentum, "nesterov": opt.nesterov, "weight_decay": opt.weight_decay}
@@ -73,15 +336,19 @@ def _optimizer_config(opt):
 
 
 def _optimizer_from(desc):
-    cls = getattr(optim, desc["class"], None)
-    if not (isinstance(cls, type) and issubclass(cls, optim.Optimizer)):
-        raise ValueError(f"unknown optimizer {desc['class']!r} in the model file")
-    cfg = dict(desc["config"])
-    lr = cfg.pop("learning_rate")
+    part = "compile['optimizer']"
+    cls = _registered(_OPTIMIZERS, _field(desc, "class", (str,), part), part, "optimizer")
+    cfg = dict(_field(desc, "config", (dict,), part))
+    lr = _field(cfg, "learning_rate", (int, float, dict), f"{part}['config']")
     if isinstance(lr, dict):
-        lr = _SCHEDULES[lr["schedule"]](**lr["config"])
-    opt = cls(learning_rate=lr, **cfg)
-    opt.iterations = int(desc["iterations"])
+        sched_part = f"{part}['config']['learning_rate']"
+        schedule = _registered(_SCHEDULES, _field(lr, "schedule", (str,), sched_part), sched_part, "schedule")
+        cfg["learning_rate"] = _construct(schedule, _field(lr, "config", (dict,), sched_part), sched_part)
+    opt = _construct(cls, cfg, part)
+    iterations = _field(desc, "iterations", (int,), part)
+    if iterations < 0:
+        raise _damaged(f"{part}['iterations']", f"must be >= 0, got {iterations}")
+    opt.iterations = iterations
     return opt
 
 
@@ -98,97 +365,142 @@ def _state_arrays(opt):
     return out
 
 
+def _state_layout(opt):
+    """The per-parameter state `opt` keeps: (separator, item keys); ("", ()) for one array and
+    None for no state."""
+    if isinstance(opt, optim.Adam):                 # Adam, AdamW: (m, v)
+        return "#", ("0", "1")
+    if isinstance(opt, optim.RMSprop):
+        return "@", ("v",) + ("a",) * opt.centered + ("m",) * bool(opt.momentum)
+    if isinstance(opt, optim.SGD) and opt.momentum:
+        return "", ()
+    return None
+
+
 def _restore_state(opt, stored, params):
-    """Rebuild opt.state from the entries of _state_arrays, on the parameters' device and dtype."""
+    """Rebuild opt.state from the entries of _state_arrays, on the parameters' device and dtype.
+    Parameter names end at the last "/" plus the parameter key (which holds no "@" or "#"), so a
+    layer name with any character reads back."""
     by_name = {ref.name: ref.value for ref in params}
+    layout = _state_layout(opt)
     groups: dict = {}
     for key, arr in stored.items():
-        rest = key[len(_OPT_PREFIX):]
-        for sep in ("@", "#"):
-            if sep in rest:
-                name, sub = rest.rsplit(sep, 1)
-                groups.setdefault(name, [sep, {}])[1][sub] = arr
-                break
-        else:
-            groups[rest] = [None, arr]
-    for name, (kind, value) in groups.items():
-        if name not in by_name:
-            raise ValueError(f"the optimizer state names parameter {name!r}, which the model does not have")
+        layer_name, slash, tail = key[len(_OPT_PREFIX):].rpartition("/")
+        cut = min((tail.index(s) for s in "@#" if s in tail), default=len(tail))
+        name, sep, item = f"{layer_name}/{tail[:cut]}", tail[cut:cut + 1], tail[cut + 1:]
+        if not slash or name not in by_name:
+            raise ValueError(f"the optimizer state entry {key!r} names no parameter of the model")
+        if layout is None or sep != layout[0]:
+            raise ValueError(f"the optimizer state entry {key!r} does not fit a {type(opt).__name__} "
+                             "with the saved arguments")
+        groups.setdefault(name, {})[item] = arr
+    for name, items in groups.items():
+        if sorted(items) != sorted(layout[1] or ("",)):
+            raise ValueError(f"the optimizer state of {name!r} holds {sorted(items)}; a {type(opt).__name__} "
+                             f"with the saved arguments keeps {list(layout[1] or ('',))}")
         p = by_name[name]
         xp = array_module(p)
-
-        def dev(a, p=p, xp=xp):
-            if tuple(a.shape) != tuple(p.shape):
-                raise ValueError(f"optimizer state for {name!r} has shape {a.shape}, the parameter {p.shape}")
-            return xp.asarray(a.astype(p.dtype))
-        if kind == "@":
-            full = {"v": None, "a": None, "m": None}
-            full.update({k: dev(a) for k, a in value.items()})
-            opt.state[name] = full
-        elif kind == "#":
-            opt.state[name] = tuple(dev(value[str(i)]) for i in range(len(value)))
+        for item, a in items.items():
+            if a.dtype.kind not in "fiu" or tuple(a.shape) != tuple(p.shape):
+                raise ValueError(f"the optimizer state of {name!r} is a {a.dtype} array of shape {a.shape}, "
+                                 f"the parameter a {p.dtype} array of shape {p.shape}")
+        state = {item: xp.asarray(a.astype(p.dtype)) for item, a in items.items()}
+        if layout[0] == "@":
+            opt.state[name] = {k: state.get(k) for k in ("v", "a", "m")}
+        elif layout[0] == "#":
+            opt.state[name] = tuple(state[k] for k in layout[1])
         else:
-            opt.state[name] = dev(value)
+            opt.state[name] = state[""]
+
+
+def _compile_from(model, comp, opt_entries):
+    part = "compile"
+    loss_desc = _field(comp, "loss", (dict,), part)
+    loss_cls = _registered(_LOSSES, _field(loss_desc, "class", (str,), f"{part}['loss']"), f"{part}['loss']",
+                           "loss (load_model(path, compile=False) reads the model without it)")
+    from_logits = _field(loss_desc, "from_logits", (bool,), f"{part}['loss']")
+    loss = loss_cls() if loss_cls is losses.MeanSquaredError else loss_cls(from_logits=from_logits)
+    metrics = _field(comp, "metrics", (list,), part)
+    unknown = [m for m in metrics if m not in _BUILTIN_METRICS]
+    if unknown:
+        raise _damaged(f"{part}['metrics']", f"names {unknown!r:.80}; a model file may name {list(_BUILTIN_METRICS)}")
+    opt_desc = _field(comp, "optimizer", (dict,), part, optional=True)
+    opt = _optimizer_from(opt_desc) if opt_desc is not None else "rmsprop"
+    model.compile(optimizer=opt, loss=loss, metrics=metrics)
+    if opt_entries:     # frozen layers' state too: they may be unfrozen again (fine-tuning)
+        _restore_state(model.optimizer, opt_entries, [r for layer in model.layers for r in layer._refs()])
 
 
 # ----------------------------------------------------------------------------- model
 
+def _storable(name):
+    """Whether an .npz entry can carry this name (a zip entry name ends at NUL and is UTF-8)."""
+    try:
+        return "\0" not in name and len(name.encode("utf-8")) < 65000
+    except UnicodeEncodeError:
+        return False
+
+
 def save_model(model, path, include_optimizer=True):
+    path = _file_path(path)
+    include_optimizer = _flag("include_optimizer", include_optimizer)
+    if not isinstance(model.name, str):
+        raise ValueError(f"cannot save a model whose name is not a str: {model.name!r}")
     if not model.built:
         model.build()
+    for layer in model.layers:
+        if type(layer).__name__ not in _LAYERS:
+            raise ValueError(f"cannot save layer {layer.name!r} of class {type(layer).__name__}")
+        if not isinstance(layer.name, str) or not _storable(layer.name):
+            raise ValueError(f"cannot save layer {layer.name!r}: a layer name in a file must be a str "
+                             "without NUL characters or lone surrogates, under 65,000 bytes in UTF-8")
     desc = {"format": FORMAT, "name": model.name, "input_shape": list(model.input_shape),
             "input_grad": model.input_grad,
             "layers": [{"class": type(layer).__name__, "config": {k: _json_ready(v) for k, v in layer.get_config().items()}}
                        for layer in model.layers]}
-    for layer in model.layers:
-        if type(layer).__name__ not in _LAYERS:
-            raise ValueError(f"cannot save layer {layer.name!r} of class {type(layer).__name__}")
     arrays = {f"{layer.name}/{k}": to_numpy(layer._export(k, v))
               for layer in model.layers for k, v in layer.params.items()}
     if model.loss is not None:
         desc["compile"] = {"loss": {"class": type(model.loss).__name__, "from_logits": model.loss.from_logits},
                            "metrics": [name for name, _ in model.metrics if name in _BUILTIN_METRICS]}
         if include_optimizer and model.optimizer is not None:
-            desc["compile"]["optimizer"] = _optimizer_config(model.optimizer)
-            arrays.update(_state_arrays(model.optimizer))
+            opt = getattr(model.optimizer, "wrapped", model.optimizer)  # a DistributedOptimizer's own
+            desc["compile"]["optimizer"] = _optimizer_config(opt)
+            arrays.update(_state_arrays(opt))
     arrays[_MODEL_KEY] = np.array(json.dumps(desc))
-    with open(os.fspath(path), "wb") as f:       # exactly this name (np.savez would add .npz)
-        np.savez(f, **arrays)
+    write_npz(path, arrays)                          # exactly this name (np.savez would add .npz)
 
 
 def load_model(path, compile=True):
     """Rebuild a model written by Sequential.save: its layers, weights and (with compile=True)
     loss, metrics and optimizer state, so training continues where it stopped."""
-    from .models import Sequential, _read_npz  # noqa: PLC0415 - models imports this module lazily
+    from .models import Sequential  # noqa: PLC0415 - models imports this module lazily
 
-    path = os.fspath(path)
-    stored = _read_npz(path)
+    path = _file_path(path)
+    compile = _flag("compile", compile)
+    stored = read_npz(path)
     if _MODEL_KEY not in stored:
         raise ValueError(f"{path} is not a model file written by model.save (no {_MODEL_KEY!r} entry; "
                          "a weights file goes to model.load_weights)")
     try:
-        desc = json.loads(str(stored.pop(_MODEL_KEY)))
-        if desc.get("format") != FORMAT:
-            raise ValueError(f"format {desc.get('format')!r}, expected {FORMAT!r}")
-        model_layers = []
-        for entry in desc["layers"]:
-            if entry["class"] not in _LAYERS:
-                raise ValueError(f"unknown layer class {entry['class']!r}")
-            model_layers.append(_LAYERS[entry["class"]](**{k: _tuples(v) for k, v in entry["config"].items()}))
-        model = Sequential(model_layers, input_shape=desc["input_shape"], name=desc["name"],
-                           input_grad=desc["input_grad"])
-    except (KeyError, TypeError, json.JSONDecodeError) as exc:
-        raise ValueError(f"{path}: the model description is damaged ({exc!r})") from None
+        desc = _description(stored.pop(_MODEL_KEY))
+        model_layers = [_layer_from(entry, i) for i, entry in enumerate(desc["layers"])]
+        try:
+            model = Sequential(model_layers, name=desc["name"], input_grad=desc["input_grad"])
+        except _BAD_ARGUMENT as exc:
+            raise _damaged("'layers'", f"cannot form a model: {exc}") from None
+        model.input_shape = tuple(desc["input_shape"])
+        _check_weight_shapes(model, stored)
+        model.build()
+        weight_keys = {f"{layer.name}/{k}" for layer in model.layers for k in layer.params}
+        opt_entries = {k: stored.pop(k) for k in list(stored) if k.startswith(_OPT_PREFIX) and k not in weight_keys}
+        model._assign_weights(stored, path)
+        comp = desc.get("compile")
+        if compile and comp is not None:
+            _compile_from(model, comp, opt_entries)
+        elif compile and opt_entries:
+            raise _damaged("'compile'", "is missing, but the file holds optimizer state")
     except ValueError as exc:
-        raise ValueError(f"{path}: {exc}") from None
-    opt_entries = {k: stored.pop(k) for k in list(stored) if k.startswith(_OPT_PREFIX)}
-    model._assign_weights(stored, path)
-    comp = desc.get("compile")
-    if compile and comp is not None:
-        loss_cls = getattr(losses, comp["loss"]["class"])
-        loss = loss_cls(from_logits=comp["loss"]["from_logits"]) if comp["loss"]["class"] != "MeanSquaredError" else loss_cls()
-        opt = _optimizer_from(comp["optimizer"]) if "optimizer" in comp else "rmsprop"
-        model.compile(optimizer=opt, loss=loss, metrics=comp["metrics"])
-        if opt_entries:     # frozen layers' state too: they may be unfrozen again (fine-tuning)
-            _restore_state(model.optimizer, opt_entries, [r for layer in model.layers for r in layer._refs()])
+        message = str(exc)
+        raise ValueError(message if message.startswith(path) else f"{path}: {message}") from None
     return model
