@@ -11,14 +11,14 @@
 #include <stdexcept>
 #include <string>
 
+#include "../bench/peak_flops.h"
 #include "../cpu/conv2d/algorithm.h"
 #include "../cpu/conv2d/winograd.h"
-#include "../cpu/kernels.h"
-#include "../cpu/loops.h"
-#include "../cpu/peak_flops.h"
-#include "../cpu/scratch.h"
-#include "../cpu/thread_pool.h"
-#include "../cpu/output_cache.h"
+#include "../cpu/kernel_table.h"
+#include "../cpu/runtime/loops.h"
+#include "../cpu/runtime/output_cache.h"
+#include "../cpu/runtime/scratch.h"
+#include "../cpu/runtime/thread_pool.h"
 #include "params_binding.h"
 
 namespace py = pybind11;
@@ -82,7 +82,7 @@ void conv2d_forward_t(const Conv2dParams& p, const py::array& x, const py::array
   const T* wp = data_of<T>(w, p.w_size(), "weight", false);
   const T* bp = bias.is_none() ? nullptr : data_of<T>(bias.cast<py::array>(), p.K, "bias", false);
   T* yp = data_of<T>(y, p.y_size(), "y", true);
-  auto fn = ops<T>().conv2d_fwd;
+  auto fn = ops<T>().conv2d.fwd;
   KernelCall call;
   fn(p, xp, wp, bp, yp);
 }
@@ -93,7 +93,7 @@ void conv2d_backward_data_t(const Conv2dParams& p, const py::array& gy, const py
   const T* gyp = data_of<T>(gy, p.y_size(), "grad_y", false);
   const T* wp = data_of<T>(w, p.w_size(), "weight", false);
   T* gxp = data_of<T>(gx, p.x_size(), "grad_x", true);
-  auto fn = ops<T>().conv2d_bwd_data;
+  auto fn = ops<T>().conv2d.bwd_data;
   KernelCall call;
   fn(p, gyp, wp, gxp);
 }
@@ -105,7 +105,7 @@ void conv2d_backward_weight_t(const Conv2dParams& p, const py::array& gy, const 
   const T* xp = data_of<T>(x, p.x_size(), "x", false);
   T* gwp = data_of<T>(gw, p.w_size(), "grad_weight", true);
   T* gbp = gb.is_none() ? nullptr : data_of<T>(gb.cast<py::array>(), p.K, "grad_bias", true);
-  auto fn = ops<T>().conv2d_bwd_weight;
+  auto fn = ops<T>().conv2d.bwd_weight;
   KernelCall call;
   fn(p, gyp, xp, gwp, gbp);
 }
@@ -116,7 +116,7 @@ void maxpool2d_forward_t(const Pool2dParams& p, const py::array& x, const py::ar
   const T* xp = data_of<T>(x, p.x_size(), "x", false);
   T* yp = data_of<T>(y, p.y_size(), "y", true);
   int64_t* ip = data_of<int64_t>(idx, p.y_size(), "indices", true);
-  auto fn = ops<T>().maxpool2d_fwd;
+  auto fn = ops<T>().pool2d.max_fwd;
   KernelCall call;
   fn(p, xp, yp, ip);
 }
@@ -127,7 +127,7 @@ void maxpool2d_backward_t(const Pool2dParams& p, const py::array& gy, const py::
   const T* gyp = data_of<T>(gy, p.y_size(), "grad_y", false);
   const int64_t* ip = data_of<int64_t>(idx, p.y_size(), "indices", false);
   T* gxp = data_of<T>(gx, p.x_size(), "grad_x", true);
-  auto fn = ops<T>().maxpool2d_bwd;
+  auto fn = ops<T>().pool2d.max_bwd;
   bool ok;
   {
     KernelCall call;
@@ -143,7 +143,7 @@ void relu_forward_t(const py::array& x, const py::array& y) {
   const int64_t n = x.size();
   const T* xp = data_of<T>(x, n, "x", false);
   T* yp = data_of<T>(y, n, "y", true);
-  auto fn = ops<T>().relu_fwd;
+  auto fn = ops<T>().eltwise.relu_fwd;
   KernelCall call;
   fn(n, xp, yp);
 }
@@ -154,7 +154,7 @@ void relu_backward_t(const py::array& gy, const py::array& y, const py::array& g
   const T* gyp = data_of<T>(gy, n, "grad_y", false);
   const T* yp = data_of<T>(y, n, "y", false);
   T* gxp = data_of<T>(gx, n, "grad_x", true);
-  auto fn = ops<T>().relu_bwd;
+  auto fn = ops<T>().eltwise.relu_bwd;
   KernelCall call;
   fn(n, gyp, yp, gxp);
 }
@@ -163,7 +163,7 @@ template <typename T>
 void avgpool2d_forward_t(const Pool2dParams& p, bool include_pad, const py::array& x, const py::array& y) {
   const T* xp = data_of<T>(x, p.x_size(), "x", false);
   T* yp = data_of<T>(y, p.y_size(), "y", true);
-  auto fn = ops<T>().avgpool2d_fwd;
+  auto fn = ops<T>().pool2d.avg_fwd;
   KernelCall call;
   fn(p, include_pad, xp, yp);
 }
@@ -172,7 +172,7 @@ template <typename T>
 void avgpool2d_backward_t(const Pool2dParams& p, bool include_pad, const py::array& gy, const py::array& gx) {
   const T* gyp = data_of<T>(gy, p.y_size(), "grad_y", false);
   T* gxp = data_of<T>(gx, p.x_size(), "grad_x", true);
-  auto fn = ops<T>().avgpool2d_bwd;
+  auto fn = ops<T>().pool2d.avg_bwd;
   KernelCall call;
   fn(p, include_pad, gyp, gxp);
 }
@@ -242,7 +242,7 @@ void activation_forward_t(Activation a, double alpha, const py::array& x, const 
   const int64_t n = x.size();
   const T* xp = data_of<T>(x, n, "x", false);
   T* yp = data_of<T>(y, n, "y", true);
-  auto fn = ops<T>().activation_fwd;
+  auto fn = ops<T>().eltwise.activation_fwd;
   KernelCall call;
   fn(a, static_cast<T>(alpha), n, xp, yp);
 }
@@ -254,7 +254,7 @@ void activation_backward_t(Activation a, double alpha, const py::array& gy, cons
   const T* gyp = data_of<T>(gy, n, "grad_y", false);
   const T* yp = data_of<T>(y, n, "y", false);
   T* gxp = data_of<T>(gx, n, "grad_x", true);
-  auto fn = ops<T>().activation_bwd;
+  auto fn = ops<T>().eltwise.activation_bwd;
   KernelCall call;
   fn(a, static_cast<T>(alpha), n, gyp, yp, gxp);
 }
@@ -275,7 +275,7 @@ void gemm_t(const py::array& a, bool a_t, const py::array& b, bool b_t, int64_t 
   const T* bp = data_of<T>(b, K * N, "b", false);
   const T* biasp = bias.is_none() ? nullptr : data_of<T>(bias.cast<py::array>(), N, "bias", false);
   T* cp = data_of<T>(c, M * N, "out", true);
-  auto fn = ops<T>().gemm;
+  auto fn = ops<T>().linear.gemm;
   KernelCall call;
   fn(g, ap, bp, biasp, cp);
 }
@@ -284,7 +284,7 @@ template <typename T>
 void column_sums_t(const py::array& x, int64_t M, int64_t N, const py::array& sums) {
   const T* xp = data_of<T>(x, M * N, "grad_y", false);
   T* sp = data_of<T>(sums, N, "grad_bias", true);
-  auto fn = ops<T>().column_sums;
+  auto fn = ops<T>().linear.column_sums;
   KernelCall call;
   fn(M, N, xp, sp);
 }
@@ -302,7 +302,7 @@ void adam_update_t(const py::array& p, const py::array& g, const py::array& m, c
   T* mp = data_of<T>(m, n, "first moment", true);
   T* vp = data_of<T>(v, n, "second moment", true);
   KernelCall call;
-  adam_update(n, pp, gp, mp, vp, k);
+  ops<T>().optim.adam(n, pp, gp, mp, vp, k);
 }
 
 }  // namespace
@@ -466,7 +466,7 @@ PYBIND11_MODULE(_cpu, m) {
       throw std::invalid_argument("isa: expected 'avx512', 'avx2' or 'scalar', got '" + name + "'");
     return std::string(isa_name(set_isa(requested)));
   });
-  // Machine probes for python -m fastconv.bench (csrc/cpu/peak_flops.cpp).
+  // Machine probes for python -m fastconv.bench (csrc/bench/peak_flops.cpp).
   m.def("fma_peak_gflops", [](const std::string& isa, int threads, int64_t iters) {
     Isa i;
     if (!parse_isa(isa, &i)) throw std::invalid_argument("isa: expected 'avx512' or 'avx2'");

@@ -7,7 +7,7 @@
 //   backward-weight  Winograd?                                   else direct
 // The portable (scalar) path always runs the reference loops (conv2d/ref.cpp).
 #pragma once
-#include "../kernels.h"
+#include "conv2d.h"
 
 namespace fastconv {
 

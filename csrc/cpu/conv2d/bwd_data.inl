@@ -11,7 +11,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "../kernel_log.h"
+#include "../runtime/kernel_log.h"
 #include "direct.inl"
 
 namespace fastconv {

@@ -18,8 +18,8 @@
 #include <cstdint>
 #include <vector>
 
-#include "../kernel_log.h"
-#include "../loops.h"
+#include "../runtime/kernel_log.h"
+#include "../runtime/loops.h"
 #include "microkernel.inl"
 #include "workspace.h"
 

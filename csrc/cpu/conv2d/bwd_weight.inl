@@ -15,8 +15,8 @@
 #include <cstdint>
 #include <vector>
 
-#include "../kernel_log.h"
-#include "../loops.h"
+#include "../runtime/kernel_log.h"
+#include "../runtime/loops.h"
 #include "layout.inl"
 #include "microkernel.inl"
 #include "workspace.h"

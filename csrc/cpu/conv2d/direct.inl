@@ -28,8 +28,9 @@
 #include <cstdint>
 #include <vector>
 
-#include "../kernels.h"
-#include "../loops.h"
+#include "../eltwise/eltwise.h"
+#include "conv2d.h"
+#include "../runtime/loops.h"
 #include "layout.inl"
 #include "microkernel.inl"
 #include "workspace.h"

@@ -1,7 +1,7 @@
 // The conv2d dispatch of one SIMD ISA: per pass, one function that picks the algorithm by the
 // rules of algorithm.h, in order, records it (last_algorithm) and runs it. Compiled once per ISA
-// by conv2d/conv2d_<isa>.cpp, together with every algorithm, so the entries below are that
-// ISA's conv2d_{fwd,bwd_data,bwd_weight}_{f32,f64} in kernels.h.
+// by conv2d/<isa>.cpp, together with every algorithm; conv2d_ops at the end gives that ISA's
+// entries (conv2d.h).
 #pragma once  // once per translation unit: each ISA file includes it for its own ISA
 #ifndef FASTCONV_SIMD_NS
 #error "include simd/avx512.h or simd/avx2.h before conv2d/dispatch.inl"
@@ -115,26 +115,12 @@ void conv2d_bwd_weight(const Conv2dParams& p, const typename V::T* gy, const typ
 
 }  // namespace
 
-void conv2d_fwd_f32(const Conv2dParams& p, const float* x, const float* w, const float* bias, float* y) {
-  conv2d_fwd<VecF32>(p, x, w, bias, y);
+template <typename T>
+Conv2dOps<T> conv2d_ops() {
+  return Conv2dOps<T>{conv2d_fwd<VecOf<T>>, conv2d_bwd_data<VecOf<T>>, conv2d_bwd_weight<VecOf<T>>};
 }
-void conv2d_fwd_f64(const Conv2dParams& p, const double* x, const double* w, const double* bias,
-                    double* y) {
-  conv2d_fwd<VecF64>(p, x, w, bias, y);
-}
-void conv2d_bwd_data_f32(const Conv2dParams& p, const float* gy, const float* w, float* gx) {
-  conv2d_bwd_data<VecF32>(p, gy, w, gx);
-}
-void conv2d_bwd_data_f64(const Conv2dParams& p, const double* gy, const double* w, double* gx) {
-  conv2d_bwd_data<VecF64>(p, gy, w, gx);
-}
-void conv2d_bwd_weight_f32(const Conv2dParams& p, const float* gy, const float* x, float* gw, float* gb) {
-  conv2d_bwd_weight<VecF32>(p, gy, x, gw, gb);
-}
-void conv2d_bwd_weight_f64(const Conv2dParams& p, const double* gy, const double* x, double* gw,
-                           double* gb) {
-  conv2d_bwd_weight<VecF64>(p, gy, x, gw, gb);
-}
+template Conv2dOps<float> conv2d_ops<float>();
+template Conv2dOps<double> conv2d_ops<double>();
 
 }  // namespace FASTCONV_SIMD_NS
 }  // namespace fastconv

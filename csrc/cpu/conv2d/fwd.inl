@@ -8,7 +8,7 @@
 #include <algorithm>
 #include <cstdint>
 
-#include "../kernel_log.h"
+#include "../runtime/kernel_log.h"
 #include "direct.inl"
 
 namespace fastconv {

@@ -12,8 +12,9 @@
 #include <cstring>
 #include <vector>
 
-#include "../kernels.h"
-#include "../loops.h"
+#include "../eltwise/eltwise.h"
+#include "conv2d.h"
+#include "../runtime/loops.h"
 
 namespace fastconv {
 namespace FASTCONV_SIMD_NS {

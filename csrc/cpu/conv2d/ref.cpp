@@ -1,12 +1,14 @@
 // Portable conv2d kernels (forward, backward-data, backward-weight), NCHW and NHWC, any
-// stride/padding/dilation. Plain loops with OpenMP over an outer dimension whose iterations
+// stride/padding/dilation. Plain loops, the threads splitting an outer dimension whose iterations
 // write disjoint outputs (no atomics, deterministic). Innermost loops run along the contiguous
 // dimension: output width q in NCHW, channels in NHWC.
 #include <algorithm>
 #include <cstring>
 
-#include "../kernels.h"
-#include "../loops.h"
+#include "../eltwise/eltwise.h"
+#include "../runtime/loops.h"
+#include "algorithm.h"
+#include "conv2d.h"
 
 namespace fastconv {
 namespace ref {
@@ -245,6 +247,32 @@ void conv2d_bwd_weight(const Conv2dParams& p, const T* gy, const T* x, T* gw, T*
 FASTCONV_INSTANTIATE(float)
 FASTCONV_INSTANTIATE(double)
 #undef FASTCONV_INSTANTIATE
+
+namespace {
+// The table's entries record their algorithm like the SIMD dispatch (dispatch.inl).
+template <typename T>
+void recorded_fwd(const Conv2dParams& p, const T* x, const T* w, const T* bias, T* y) {
+  record_algorithm(ConvPass::fwd, ConvAlgorithm::reference);
+  conv2d_fwd<T>(p, x, w, bias, y);
+}
+template <typename T>
+void recorded_bwd_data(const Conv2dParams& p, const T* gy, const T* w, T* gx) {
+  record_algorithm(ConvPass::bwd_data, ConvAlgorithm::reference);
+  conv2d_bwd_data<T>(p, gy, w, gx);
+}
+template <typename T>
+void recorded_bwd_weight(const Conv2dParams& p, const T* gy, const T* x, T* gw, T* gb) {
+  record_algorithm(ConvPass::bwd_weight, ConvAlgorithm::reference);
+  conv2d_bwd_weight<T>(p, gy, x, gw, gb);
+}
+}  // namespace
+
+template <typename T>
+Conv2dOps<T> conv2d_ops() {
+  return Conv2dOps<T>{recorded_fwd<T>, recorded_bwd_data<T>, recorded_bwd_weight<T>};
+}
+template Conv2dOps<float> conv2d_ops<float>();
+template Conv2dOps<double> conv2d_ops<double>();
 
 }  // namespace ref
 }  // namespace fastconv

@@ -7,7 +7,7 @@
 #include <cmath>
 #include <limits>
 
-#include "../runtime.h"
+#include "../runtime/runtime.h"
 
 namespace fastconv {
 namespace {

@@ -11,7 +11,7 @@
 //
 // Switch: FASTCONV_WINOGRAD=0 (off) | force at start-up, or set_winograd_enabled (fc.set_winograd).
 #pragma once
-#include "../kernels.h"
+#include "conv2d.h"
 
 namespace fastconv {
 

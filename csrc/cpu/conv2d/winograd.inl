@@ -48,8 +48,8 @@
 #include <type_traits>
 #include <vector>
 
-#include "../kernel_log.h"
-#include "../loops.h"
+#include "../runtime/kernel_log.h"
+#include "../runtime/loops.h"
 #include "microkernel.inl"
 #include "winograd.h"
 #include "winograd_transforms.inl"

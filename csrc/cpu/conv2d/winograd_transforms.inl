@@ -10,7 +10,7 @@
 #include <cstdint>
 #include <type_traits>
 
-#include "../loops.h"
+#include "../runtime/loops.h"
 #include "../simd/vector_math.h"
 #include "winograd.h"
 #include "workspace.h"

@@ -3,7 +3,7 @@
 // worker takes for its share (the calling thread is one of the workers); kernels never nest, so
 // different kernels may reuse a slot. The static_asserts check each kernel's split.
 #pragma once
-#include "../scratch.h"
+#include "../runtime/scratch.h"
 
 namespace fastconv {
 namespace slot {

@@ -7,6 +7,7 @@
 #include <immintrin.h>
 
 #include <cstdint>
+#include <type_traits>
 #include <cstring>
 
 namespace fastconv {
@@ -57,6 +58,9 @@ struct VecF32 {
   FASTCONV_VEC_INLINE reg positive(reg x) { return _mm256_cmp_ps(x, _mm256_setzero_ps(), _CMP_GT_OQ); }
   FASTCONV_VEC_INLINE reg nonnegative(reg x) { return _mm256_cmp_ps(x, _mm256_setzero_ps(), _CMP_GE_OQ); }
   FASTCONV_VEC_INLINE reg select(reg m, reg if_true, reg if_false) { return _mm256_blendv_ps(if_false, if_true, m); }
+  // x > 0 or NaN (the lanes ReLU passes through); keep(m, x): x in the lanes of m, else +0
+  FASTCONV_VEC_INLINE reg positive_or_nan(reg x) { return _mm256_cmp_ps(x, _mm256_setzero_ps(), _CMP_NLE_UQ); }
+  FASTCONV_VEC_INLINE reg keep(reg m, reg x) { return _mm256_and_ps(m, x); }
 };
 
 struct VecF64 {
@@ -96,6 +100,9 @@ struct VecF64 {
   FASTCONV_VEC_INLINE reg positive(reg x) { return _mm256_cmp_pd(x, _mm256_setzero_pd(), _CMP_GT_OQ); }
   FASTCONV_VEC_INLINE reg nonnegative(reg x) { return _mm256_cmp_pd(x, _mm256_setzero_pd(), _CMP_GE_OQ); }
   FASTCONV_VEC_INLINE reg select(reg m, reg if_true, reg if_false) { return _mm256_blendv_pd(if_false, if_true, m); }
+  // x > 0 or NaN (the lanes ReLU passes through); keep(m, x): x in the lanes of m, else +0
+  FASTCONV_VEC_INLINE reg positive_or_nan(reg x) { return _mm256_cmp_pd(x, _mm256_setzero_pd(), _CMP_NLE_UQ); }
+  FASTCONV_VEC_INLINE reg keep(reg m, reg x) { return _mm256_and_pd(m, x); }
 };
 
 // For Winograd's weight transform (conv2d/winograd.inl): g[rs] lane l = base[l*stride + tap[rs]]
@@ -116,6 +123,10 @@ inline void gather_taps(const double* base, int64_t stride, const int64_t tap[9]
 }
 
 #undef FASTCONV_VEC_INLINE
+
+// The traits of element type T (a family's entry points are templates on T).
+template <typename T>
+using VecOf = std::conditional_t<std::is_same_v<T, float>, VecF32, VecF64>;
 
 }  // namespace avx2
 }  // namespace fastconv

@@ -8,6 +8,7 @@
 #include <immintrin.h>
 
 #include <cstdint>
+#include <type_traits>
 
 namespace fastconv {
 namespace avx512 {
@@ -53,6 +54,9 @@ struct VecF32 {
   FASTCONV_VEC_INLINE __mmask16 positive(reg x) { return _mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_GT_OQ); }
   FASTCONV_VEC_INLINE __mmask16 nonnegative(reg x) { return _mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_GE_OQ); }
   FASTCONV_VEC_INLINE reg select(__mmask16 m, reg if_true, reg if_false) { return _mm512_mask_blend_ps(m, if_false, if_true); }
+  // x > 0 or NaN (the lanes ReLU passes through); keep(m, x): x in the lanes of m, else +0
+  FASTCONV_VEC_INLINE __mmask16 positive_or_nan(reg x) { return _mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_NLE_UQ); }
+  FASTCONV_VEC_INLINE reg keep(__mmask16 m, reg x) { return _mm512_maskz_mov_ps(m, x); }
 };
 
 struct VecF64 {
@@ -93,6 +97,9 @@ struct VecF64 {
   FASTCONV_VEC_INLINE __mmask8 positive(reg x) { return _mm512_cmp_pd_mask(x, _mm512_setzero_pd(), _CMP_GT_OQ); }
   FASTCONV_VEC_INLINE __mmask8 nonnegative(reg x) { return _mm512_cmp_pd_mask(x, _mm512_setzero_pd(), _CMP_GE_OQ); }
   FASTCONV_VEC_INLINE reg select(__mmask8 m, reg if_true, reg if_false) { return _mm512_mask_blend_pd(m, if_false, if_true); }
+  // x > 0 or NaN (the lanes ReLU passes through); keep(m, x): x in the lanes of m, else +0
+  FASTCONV_VEC_INLINE __mmask8 positive_or_nan(reg x) { return _mm512_cmp_pd_mask(x, _mm512_setzero_pd(), _CMP_NLE_UQ); }
+  FASTCONV_VEC_INLINE reg keep(__mmask8 m, reg x) { return _mm512_maskz_mov_pd(m, x); }
 };
 
 // For Winograd's weight transform (conv2d/winograd.inl): g[rs] lane l = base[l*stride + tap[rs]]
@@ -115,6 +122,10 @@ inline void gather_taps(const double* base, int64_t stride, const int64_t tap[9]
 }
 
 #undef FASTCONV_VEC_INLINE
+
+// The traits of element type T (a family's entry points are templates on T).
+template <typename T>
+using VecOf = std::conditional_t<std::is_same_v<T, float>, VecF32, VecF64>;
 
 }  // namespace avx512
 }  // namespace fastconv

@@ -1,0 +1,3 @@
+// Batch normalization compiled with -mavx2 -mfma: batchnorm.inl.
+#include "../simd/avx2.h"
+#include "batchnorm.inl"

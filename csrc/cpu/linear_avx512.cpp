@@ -1,5 +1,0 @@
-// Dense-layer GEMM and column sums, avx512: linear_simd.inl (driving the register tile of
-// conv2d/microkernel.inl) compiled with this file's flags. References: ref::gemm and ref::column_sums
-// in linear_ref.cpp.
-#include "simd/avx512.h"
-#include "linear_simd.inl"

@@ -1,0 +1,3 @@
+// Adam with -mavx2 -mfma: optim.inl.
+#include "../simd/avx2.h"
+#include "optim.inl"

@@ -1,0 +1,3 @@
+// Adam without ISA flags (the scalar path): optim.inl.
+#include "../simd/portable.h"
+#include "optim.inl"
