@@ -1,7 +1,7 @@
 """sigmoid, tanh and leaky_relu (fastconv.activations; CPU kernels csrc/cpu/activation_*.cpp, CUDA
-kernels csrc/cuda/activation.cu through their emulation) against the float64 reference.
+kernels csrc/cuda/eltwise/activation.cu through their emulation) against the float64 reference.
 
-The SIMD paths evaluate exp with their own polynomial (activation_simd.inl), so the bound is on
+The SIMD paths evaluate exp with their own polynomial (simd/vector_math.h), so the bound is on
 the relative error of every element: <= 4 units in the last place of the dtype wherever the
 float64 value is a normal number of that dtype (measured: 1.4 eps for float32 sigmoid, 1.8 eps
 for float64 tanh), and within 1 subnormal step below. Backward passes are checked against the

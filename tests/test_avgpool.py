@@ -1,5 +1,5 @@
 """Average pooling and global average / max pooling (fastconv.pooling; CPU kernels
-csrc/cpu/avgpool.inl compiled per ISA, CUDA kernels csrc/cuda/avgpool2d.cu through their
+csrc/cpu/pool2d/avgpool.inl compiled per ISA, CUDA kernels csrc/cuda/pool2d/avgpool.cu through their
 emulation) against the float64 reference: odd sizes, channels around the vector widths, batch 1,
 both layouts and dtypes, strides, paddings (asymmetric, Keras' 'same'), count_include_pad both
 ways, poisoned outputs; every ISA computes the same sums in the same order (bit-identical), and

@@ -1,5 +1,5 @@
-"""Batch normalization (fastconv.normalization, CPU kernels csrc/cpu/batchnorm.inl per ISA, CUDA
-kernels csrc/cuda/batchnorm.cu through the emulation) against the float64 reference:
+"""Batch normalization (fastconv.normalization, CPU kernels csrc/cpu/batchnorm/ per ISA, CUDA
+kernels csrc/cuda/batchnorm/ through the emulation) against the float64 reference:
 training and inference, both layouts and dtypes, channels around the vector widths, batch 1,
 a large mean (1e4 + N(0, 1): no cancellation), the running statistics against PyTorch's rule
 (and PyTorch itself when installed), the layer against Keras' rule, finite differences for the
@@ -450,7 +450,7 @@ def test_a_batch_norm_shared_with_a_model_without_the_relu_applies_none():
 
 # ----------------------------------------------------------------------------- CUDA kernels (emulated)
 
-# SHAPES plus the statistics chunking of csrc/cuda/batchnorm.cu: a plane longer than one chunk
+# SHAPES plus the statistics chunking of csrc/cuda/batchnorm/batchnorm.cu: a plane longer than one chunk
 # (HW > 4096), many planes over several chunks, NHWC channel tiles and row chunks beyond one.
 CUDA_SHAPES = SHAPES[:4] + [(1, 2, 70, 70), (90, 2, 7, 7), (2, 40, 15, 13)]
 

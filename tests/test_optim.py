@@ -1,4 +1,4 @@
-"""Adam's fused CPU update (csrc/cpu/optim.cpp) against its NumPy formula, bit for bit."""
+"""Adam's fused CPU update (csrc/cpu/optim/) against its NumPy formula, bit for bit."""
 from __future__ import annotations
 
 import numpy as np

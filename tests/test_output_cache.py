@@ -1,4 +1,4 @@
-"""The CPU output-buffer cache (csrc/cpu/output_cache.h): outputs of 1 MiB or more reuse
+"""The CPU output-buffer cache (csrc/cpu/runtime/output_cache.h): outputs of 1 MiB or more reuse
 freed blocks of the same size, within a byte limit, and are ordinary writable NumPy arrays."""
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""SIMD max pooling and ReLU (csrc/cpu/maxpool_avx*.cpp, relu_avx*.cpp) against the portable
+"""SIMD max pooling and ReLU (csrc/cpu/pool2d/maxpool.inl, eltwise/eltwise.inl) against the portable
 kernels (the `scalar` ISA) and fastconv.reference, on every ISA this CPU runs.
 
 Pooling and ReLU do no arithmetic in the forward pass, and the backward pass adds in the same

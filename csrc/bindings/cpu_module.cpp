@@ -28,7 +28,7 @@ namespace {
 
 enum class DType { f32, f64 };
 
-// One kernel call: the GIL released, this thread's scratch buffers held (csrc/cpu/scratch.h).
+// One kernel call: the GIL released, this thread's scratch buffers held (csrc/cpu/runtime/scratch.h).
 struct KernelCall {
   py::gil_scoped_release release;
   ScratchScope scratch;

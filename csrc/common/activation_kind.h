@@ -1,5 +1,5 @@
 // The elementwise activations with their own kernels besides ReLU, shared by the CPU kernels
-// (csrc/cpu/activation.h), the CUDA kernels (csrc/cuda/activation.cu) and both bindings, and the
+// (csrc/cpu/eltwise/eltwise.h), the CUDA kernels (csrc/cuda/eltwise/activation.cu) and both bindings, and the
 // epilogues the conv2d and dense kernels fuse after their bias.
 #pragma once
 #include <stdexcept>

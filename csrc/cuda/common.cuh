@@ -82,7 +82,7 @@ __device__ __forceinline__ double exp_of(double v) { return exp(v); }
 __device__ __forceinline__ float tanh_of(float v) { return tanhf(v); }
 __device__ __forceinline__ double tanh_of(double v) { return tanh(v); }
 
-// Activation A of x (activation.cu's kernels, the conv2d epilogue). sigmoid from e = e^-|x| on
+// Activation A of x (eltwise/activation.cu's kernels, the conv2d epilogue). sigmoid from e = e^-|x| on
 // both sides: no overflow, relative accuracy for large negative x.
 template <Activation A, typename T>
 __device__ __forceinline__ T activation_value(T x, T alpha) {

@@ -8,22 +8,22 @@
 // which is how the test suite runs every kernel below without a GPU.
 //
 // Kernel versions (`version` argument; 0 = the best one for the shape), all kept callable:
-//   conv2d (fwd, bwd_data, bwd_weight)        conv2d_{fwd,bwd_data,bwd_weight}.cu
+//   conv2d (fwd, bwd_data, bwd_weight)        conv2d/{fwd,bwd_data,bwd_weight}.cu
 //     1  kernel1_naive        one thread per output element, direct loops (the SIMT reference)
 //     2  kernel2_smem_tiled   implicit GEMM, 16x16x16 shared-memory tiles, 1 output per thread
 //     3  kernel3_regtile      implicit GEMM, 128x128x8 tiles (f32; 128x64 when N <= 64; f64 64x64x8),
 //                             8x8 (f64 4x4) register tile per thread, register-prefetched loads
-//   max pooling                               maxpool2d.cu
+//   max pooling                               pool2d/maxpool.cu
 //     1  kernel1_scalar       one thread per output (fwd) / per input element (bwd, gather)
 //     2  kernel2_vec          NHWC with C % (16 / sizeof(T)) == 0: 16-byte channel packs
-//   average pooling                           avgpool2d.cu (one version: a thread per output /
+//   average pooling                           pool2d/avgpool.cu (one version: a thread per output /
 //                                             input element, gathers in the backward pass)
-//   relu                                      relu.cu
+//   relu                                      eltwise/relu.cu
 //     1  kernel1_scalar       grid-stride loop
 //     2  kernel2_vec          16-byte packs (when the pointers are 16-byte aligned)
-//   sigmoid / tanh / leaky_relu               activation.cu (one version: 16-byte packs when the
+//   sigmoid / tanh / leaky_relu               eltwise/activation.cu (one version: 16-byte packs when the
 //                                             pointers are aligned, else one element per step)
-//   batch normalization                       batchnorm.cu (one version: chunked statistics, then
+//   batch normalization                       batchnorm/batchnorm.cu (one version: chunked statistics, then
 //                                             an elementwise pass)
 // A version that does not apply to a shape (e.g. kernel2_vec with odd channels) runs version 1.
 #pragma once
@@ -78,13 +78,13 @@ template <typename T>
 cudaError_t maxpool2d_bwd(const Pool2dParams& p, const T* gy, const int64_t* indices, T* gx,
                           int* bad_index, int version, cudaStream_t stream);
 
-// Average pooling (csrc/cpu/avgpool.h's contract): x -> y; grad_y -> grad_x (overwritten).
+// Average pooling (csrc/cpu/pool2d/pool2d.h's contract): x -> y; grad_y -> grad_x (overwritten).
 template <typename T>
 cudaError_t avgpool2d_fwd(const Pool2dParams& p, bool include_pad, const T* x, T* y, cudaStream_t stream);
 template <typename T>
 cudaError_t avgpool2d_bwd(const Pool2dParams& p, bool include_pad, const T* gy, T* gx, cudaStream_t stream);
 
-// Batch normalization (csrc/cpu/batchnorm.h's contracts and arithmetic). The statistics passes
+// Batch normalization (csrc/cpu/batchnorm/batchnorm.h's contracts and arithmetic). The statistics passes
 // sum fixed chunks into `workspace` (batchnorm_workspace_bytes(s) bytes) and add the chunks in
 // order, so results are bitwise reproducible. gamma / beta may be null (1 / 0).
 //   train_fwd  x -> y, mean, var (biased), inv_std
@@ -109,7 +109,7 @@ cudaError_t relu_fwd(const T* x, T* y, int64_t n, int version, cudaStream_t stre
 template <typename T>
 cudaError_t relu_bwd(const T* gy, const T* y, T* gx, int64_t n, int version, cudaStream_t stream);
 
-// sigmoid / tanh / leaky_relu (csrc/common/activation_kind.h), contracts of csrc/cpu/activation.h:
+// sigmoid / tanh / leaky_relu (csrc/common/activation_kind.h), contracts of csrc/cpu/eltwise/eltwise.h:
 // x (n) -> y (n), y may alias x; grad_y, y (the forward's output) -> grad_x, gx may alias gy.
 template <typename T>
 cudaError_t activation_fwd(Activation a, T alpha, const T* x, T* y, int64_t n, cudaStream_t stream);

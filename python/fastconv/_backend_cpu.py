@@ -16,7 +16,7 @@ POISON = _env.switch("FASTCONV_POISON", False)
 
 def empty(shape, dtype):
     """An uninitialized output array. Large ones (>= 1 MiB) come from the output cache
-    (csrc/cpu/output_cache.h): memory whose pages are already mapped, so the kernel does
+    (csrc/cpu/runtime/output_cache.h): memory whose pages are already mapped, so the kernel does
     not pay a page fault per 4 KiB on its first write."""
     dtype = np.dtype(dtype)
     nbytes = math.prod(shape) * dtype.itemsize
@@ -33,7 +33,7 @@ def empty(shape, dtype):
     return a
 
 
-_CACHE_MIN_BYTES = _cpu.output_cache_min_bytes   # csrc/cpu/output_cache.h owns the threshold
+_CACHE_MIN_BYTES = _cpu.output_cache_min_bytes   # csrc/cpu/runtime/output_cache.h owns the threshold
 
 
 def contiguous(a):

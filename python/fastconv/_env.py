@@ -1,6 +1,6 @@
 """The FASTCONV_* environment variables: what each accepts, and one warning at import for a value
 that is not accepted (the setting is then ignored; the C++ side reads them with the same rules,
-csrc/cpu/runtime.h env_switch / env_number)."""
+csrc/cpu/runtime/runtime.h env_switch / env_number)."""
 from __future__ import annotations
 
 import os

@@ -1,5 +1,5 @@
 """Sigmoid, tanh and leaky ReLU with their backward passes (docs/api.md), on fastconv's kernels:
-csrc/cpu/activation_*.cpp for NumPy arrays, csrc/cuda/activation.cu for CuPy arrays.
+csrc/cpu/eltwise/ for NumPy arrays, csrc/cuda/eltwise/ for CuPy arrays.
 
     y = fc.sigmoid(x)                    # or out=x: in place
     gx = fc.sigmoid_backward(gy, y)      # every backward takes the forward's OUTPUT y

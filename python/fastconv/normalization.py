@@ -1,5 +1,5 @@
-"""Batch normalization (docs/api.md) on fastconv's kernels (csrc/cpu/batchnorm.inl for NumPy
-arrays, csrc/cuda/batchnorm.cu for CuPy arrays), and folding it into a conv.
+"""Batch normalization (docs/api.md) on fastconv's kernels (csrc/cpu/batchnorm/ for NumPy
+arrays, csrc/cuda/batchnorm/ for CuPy arrays), and folding it into a conv.
 
     y, mean, inv_std = fc.batch_norm(x, gamma, beta, running_mean, running_var, training=True)
     gx, ggamma, gbeta = fc.batch_norm_backward(gy, x, gamma, mean, inv_std)

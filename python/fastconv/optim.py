@@ -286,7 +286,7 @@ class Adam(Optimizer):
         step, c2 = self._step_lr / (1 - b1 ** t), 1 - b2 ** t
         if (isinstance(p, np.ndarray) and isinstance(g, np.ndarray) and p.flags.c_contiguous
                 and g.dtype == p.dtype and g.shape == p.shape):
-            # One fused pass on the CPU (csrc/cpu/optim.cpp), the same operations as below.
+            # One fused pass on the CPU (csrc/cpu/optim/), the same operations as below.
             _cpu.adam_update(p, np.ascontiguousarray(g), m, v,
                              tuple(dt(c) for c in (b1, 1 - b1, b2, 1 - b2, c2, self.eps, step)))
             return

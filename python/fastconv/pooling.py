@@ -1,6 +1,6 @@
 """Average pooling and global average / max pooling with their backward passes (docs/api.md), on
 fastconv's kernels: csrc/cpu/avgpool*.{inl,cpp} and the max-pooling kernels for NumPy arrays,
-csrc/cuda/avgpool2d.cu and maxpool2d.cu for CuPy arrays.
+csrc/cuda/pool2d/ for CuPy arrays.
 
     y = fc.avg_pool2d(x, 2)                               # like torch.nn.functional.avg_pool2d
     y = fc.avg_pool2d(x, 3, stride=2, padding="same", count_include_pad=False)   # Keras' 'same'

@@ -7,7 +7,7 @@
 // i.e. an outer product of NJ broadcast scalars and NV vectors of W lanes per step t.
 // AVX-512: NJ=14, NV=2 -> 28 zmm accumulators (14 pixels x 32 fp32 / 16 fp64 channels);
 // AVX2: 6 x 2 -> 12 ymm. What the rows, lanes and steps are is up to the driver: see the
-// comments of conv2d/direct.inl, bwd_weight.inl, winograd.inl and linear_simd.inl. A tile is
+// comments of conv2d/direct.inl, bwd_weight.inl, winograd.inl and linear/linear.inl. A tile is
 // named <dtype>_<op>_<NJ>x<NV*W>_<isa> in FASTCONV_VERBOSE output.
 //
 // The templates are in the ISA's named namespace (not an anonymous one), so the tile tables

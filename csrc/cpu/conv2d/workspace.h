@@ -40,7 +40,7 @@ static_assert(kWinoInputNhwc != kWinoInput && kWinoInputNhwc != kWinoProducts &&
 static_assert(kWinoGradNhwc != kWinoFilter && kWinoGradNhwc != kWinoInput && kWinoGradNhwc != kWinoProducts &&
               kWinoSplitSums != kWinoFilter && kWinoSplitSums != kWinoInput && kWinoSplitSums != kWinoProducts);
 
-// Dense layers (linear_simd.inl): the worker's.
+// Dense layers (linear/linear.inl): the worker's.
 constexpr int kGemmPackedB = 0;           // one group's B panels of a reduction block
 constexpr int kGemmPartialSums = 1;       // partial sums between reduction blocks
 

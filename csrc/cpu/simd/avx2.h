@@ -1,5 +1,5 @@
-// AVX2 + FMA vector traits for the templated conv2d and dense kernels (conv2d/*.inl, linear_simd.inl).
-// Only included by the *_avx2.cpp files, which are compiled with -mavx2 -mfma.
+// AVX2 + FMA vector traits for the templated kernels (conv2d/*.inl, linear/linear.inl, eltwise/eltwise.inl).
+// Only included by the families' avx2.cpp files, which are compiled with -mavx2 -mfma.
 //
 // Register tile: 6 broadcast rows x 2 ymm = 12 accumulators + 2 weight vectors + 1 broadcast
 // = 15 of the 16 ymm registers (fp32: 6 pixels x 16 channels; fp64: 6 x 8).

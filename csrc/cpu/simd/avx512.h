@@ -1,5 +1,5 @@
-// AVX-512 vector traits for the templated conv2d and dense kernels (conv2d/*.inl, linear_simd.inl).
-// Only included by the *_avx512.cpp files, which are compiled with -mavx512f/bw/vl/dq.
+// AVX-512 vector traits for the templated kernels (conv2d/*.inl, linear/linear.inl, eltwise/eltwise.inl).
+// Only included by the families' avx512.cpp files, which are compiled with -mavx512f/bw/vl/dq.
 //
 // Register tile (conv2d/microkernel.inl, `tile_kernel`): NJ broadcast rows x NV vectors of output
 // channels. fp32: 14 x 2 zmm = 14 pixels x 32 channels = 28 accumulators + 2 weight vectors

@@ -1,8 +1,8 @@
 // Sigmoid, tanh and leaky ReLU on vector registers, for the activation kernels
-// (activation_simd.inl) and the conv2d / dense epilogues (conv2d/microkernel.inl,
+// (eltwise/eltwise.inl) and the conv2d / dense epilogues (conv2d/microkernel.inl,
 // conv2d/winograd_transforms.inl): both use these functions, so a fused epilogue gives the same
 // bits as the separate kernel. Compiled once per ISA: a TU includes it after its traits header
-// (simd/avx512.h or simd/avx2.h). Reference: activation_ref.cpp.
+// (simd/avx512.h or simd/avx2.h). Reference: eltwise/ref.cpp.
 //
 // e^x from x = k ln2 + r with |r| <= ln2 / 2:
 //   e^x = 2^k (1 + p),  e^x - 1 = 2^k p + (2^k - 1),  p = expm1(r) by its Taylor series

@@ -7,7 +7,7 @@ pooling and ReLU forward/backward), batch and thread count it
   * checks fastconv's result against fastconv.reference first (a failure is reported, that
     contender is not timed and the exit status is 1);
   * times all contenders round-robin (warm-up, then repeats, median);
-  * reports ms, GFLOP/s and % of the FMA peak it measured itself (csrc/cpu/peak_flops.cpp),
+  * reports ms, GFLOP/s and % of the FMA peak it measured itself (csrc/bench/peak_flops.cpp),
     GB/s and % of the copy bandwidth it measured itself for pooling and ReLU, and the ratio
     to the best PyTorch layout and to NumPy;
 and adds whole-network rows (VGG16 conv base forward at batch 1, the MNIST CNN training step).

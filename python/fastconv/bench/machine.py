@@ -1,5 +1,5 @@
 """What this machine delivers, measured by the benchmark itself: the FMA peak (csrc/cpu/
-peak_flops.cpp: independent FMA chains per thread, no memory traffic) and the copy bandwidth
+csrc/bench/peak_flops.cpp: independent FMA chains per thread, no memory traffic) and the copy bandwidth
 (a C++ copy split over the same threads, with ordinary and with streaming stores); and the
 BLAS/OpenMP thread settings the run found (the benchmark runs in the environment it is started
 in, as users' training loops do, and says what that environment was)."""

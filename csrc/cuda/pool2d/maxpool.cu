@@ -1,4 +1,4 @@
-// Max pooling forward and backward, NCHW and NHWC; same semantics as csrc/cpu/pool_ref.cpp:
+// Max pooling forward and backward, NCHW and NHWC; same semantics as csrc/cpu/pool2d/ref.cpp:
 // windows clipped to the input (padded cells never win), scanned in row-major order, a later
 // element wins only when strictly greater or when it is NaN and the best is not (NaN propagates),
 // so ties go to the first; indices are flat h*W+w inside each (n, c) plane.
@@ -7,9 +7,9 @@
 // kernel1_scalar: one thread per output (fwd) / input element (bwd) and channel.
 // kernel2_vec: NHWC with C % V == 0, V = 16 / sizeof(T) channels per thread in 16-byte packs.
 // Work items are indexed with 32 bits (FastDivmod); the launchers split bigger batches.
-#include "common.cuh"
-#include "kernels.h"
-#include "pool_common.cuh"
+#include "../common.cuh"
+#include "../kernels.h"
+#include "pool2d.cuh"
 
 namespace fastconv {
 namespace cuda {

@@ -4,9 +4,8 @@
 // by the first threads. Used when every pointer is 16-byte aligned (CuPy allocations are).
 // No __restrict__: y may alias x (in-place relu) and gx may alias gy; each element is read before
 // it is written by the same thread, so aliasing is safe.
-// This file also holds the launch bookkeeping of kernels.h (last_kernel, the launch size limit).
-#include "common.cuh"
-#include "kernels.h"
+#include "../common.cuh"
+#include "../kernels.h"
 
 namespace fastconv {
 namespace cuda {
@@ -92,11 +91,6 @@ template cudaError_t relu_fwd<float>(const float*, float*, int64_t, int, cudaStr
 template cudaError_t relu_fwd<double>(const double*, double*, int64_t, int, cudaStream_t);
 template cudaError_t relu_bwd<float>(const float*, const float*, float*, int64_t, int, cudaStream_t);
 template cudaError_t relu_bwd<double>(const double*, const double*, double*, int64_t, int, cudaStream_t);
-
-const std::string& last_kernel() { return g_last_kernel; }
-void clear_last_kernel() { g_last_kernel.clear(); }
-void set_max_launch_elements(int64_t n) { g_max_launch_elements = n < 1 ? 1 : n; }
-int64_t max_launch_elements() { return g_max_launch_elements; }
 
 }  // namespace cuda
 }  // namespace fastconv

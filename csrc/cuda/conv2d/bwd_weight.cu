@@ -9,8 +9,8 @@
 // chunk writes its partial tile to workspace[split][K][Ng] (plain stores, no atomics) and
 // conv2d_bwd_weight_reduce_splits adds the chunks in split order: the result does not depend on
 // scheduling, run after run.
-#include "conv2d_igemm.cuh"
-#include "kernels.h"
+#include "igemm.cuh"
+#include "../kernels.h"
 
 namespace fastconv {
 namespace cuda {

@@ -1,13 +1,13 @@
 // Sigmoid, tanh and leaky ReLU forward/backward, elementwise over n elements with 64-bit indices
-// (the contracts of csrc/cpu/activation.h: backward reads the forward's output y).
+// (the contracts of csrc/cpu/eltwise/eltwise.h: backward reads the forward's output y).
 // One grid-stride kernel per pass, templated on the activation and on the pack width V: 16-byte
 // packs (4 floats / 2 doubles) when every pointer is 16-byte aligned (CuPy allocations are), the
 // n % V tail by the first threads; V = 1 otherwise. y may alias x and gx may alias gy: each
 // element is read before the same thread writes it.
 #include <cmath>
 
-#include "common.cuh"
-#include "kernels.h"
+#include "../common.cuh"
+#include "../kernels.h"
 
 namespace fastconv {
 namespace cuda {

@@ -1,13 +1,13 @@
-// Average pooling forward and backward, NCHW and NHWC; the semantics of csrc/cpu/avgpool.h:
+// Average pooling forward and backward, NCHW and NHWC; the semantics of csrc/cpu/pool2d/pool2d.h:
 // windows clipped to the input, divided by R*S (include_pad) or by the window's cells inside x.
 //   fwd: x (N,C,H,W) | (N,H,W,C) -> y (N,C,P,Q) | (N,P,Q,C); rows then columns of the window
 //   bwd: grad_y -> grad_x (overwritten): each input element gathers grad_y * inv of the windows
 //        that contain it (p, then q ascending), so no atomics and no zero-fill pass
 // One thread per output (fwd) / input element (bwd) and channel; 32-bit work items (FastDivmod),
 // the launchers split bigger batches.
-#include "common.cuh"
-#include "kernels.h"
-#include "pool_common.cuh"
+#include "../common.cuh"
+#include "../kernels.h"
+#include "pool2d.cuh"
 
 namespace fastconv {
 namespace cuda {

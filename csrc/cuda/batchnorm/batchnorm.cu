@@ -1,4 +1,4 @@
-// Batch normalization, NCHW and NHWC, float and double: the contracts of csrc/cpu/batchnorm.h
+// Batch normalization, NCHW and NHWC, float and double: the contracts of csrc/cpu/batchnorm/batchnorm.h
 // with the same arithmetic (statistics as double sums of x - K, K = the channel's first element;
 // every output rounded once from double).
 //   statistics  one block per (channel, chunk) for NCHW, per (32-channel tile, chunk of rows) for
@@ -11,8 +11,8 @@
 //               (FastDivmod); launches split over rows beyond max_launch_elements().
 #include <cmath>
 
-#include "common.cuh"
-#include "kernels.h"
+#include "../common.cuh"
+#include "../kernels.h"
 
 namespace fastconv {
 namespace cuda {

@@ -2,7 +2,7 @@
 //
 //   C[M x Ng] = A[M x Kg] * B[Kg x Ng]      (forward: M = N*P*Q, Ng = K, Kg = C*R*S)
 //
-// A and B are never stored: a Problem (conv2d_fwd.cu, conv2d_bwd_data.cu, conv2d_bwd_weight.cu)
+// A and B are never stored: a Problem (fwd.cu, bwd_data.cu, bwd_weight.cu)
 // computes one element of the virtual matrices (an im2col gather with zero padding, or a plain
 // weight load) while the tiles are copied to shared memory, and writes C in its epilogue.
 //
@@ -23,7 +23,7 @@
 // The next tile's global loads are issued into registers before the current tile's math
 // (register prefetch), so their latency hides behind the FMAs.
 #pragma once
-#include "common.cuh"
+#include "../common.cuh"
 
 namespace fastconv {
 namespace cuda {

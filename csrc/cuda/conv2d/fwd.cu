@@ -2,12 +2,12 @@
 //   NCHW: x (N,C,H,W), w (K,C,R,S), bias (K) -> y (N,K,P,Q)
 //   NHWC: x (N,H,W,C), w (R,S,C,K), bias (K) -> y (N,P,Q,K)
 // kernel1_naive: one thread per output element (the SIMT reference).
-// kernel2/kernel3: implicit GEMM (conv2d_igemm.cuh) with M = N*P*Q, Ng = K, Kg = C*R*S; the
+// kernel2/kernel3: implicit GEMM (igemm.cuh) with M = N*P*Q, Ng = K, Kg = C*R*S; the
 // reduction index kk is (c, r, s) in NCHW (matching w's rows) and (r, s, c) in NHWC (matching
 // x's innermost channels and w's rows). Bias and the activation (p.epilogue) are applied in
 // the epilogue.
-#include "conv2d_igemm.cuh"
-#include "kernels.h"
+#include "igemm.cuh"
+#include "../kernels.h"
 
 namespace fastconv {
 namespace cuda {
@@ -45,7 +45,7 @@ __global__ void conv2d_fwd_kernel1_naive(Conv2dParams p, const T* __restrict__ x
   }
 }
 
-// The forward pass as an implicit GEMM (see conv2d_igemm.cuh for the interface).
+// The forward pass as an implicit GEMM (see igemm.cuh for the interface).
 template <typename T_, Layout L>
 struct ConvFwdProblem {
   using T = T_;

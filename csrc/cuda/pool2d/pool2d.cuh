@@ -1,11 +1,11 @@
-// Shared by the pooling kernels (maxpool2d.cu, avgpool2d.cu): the window geometry as 32-bit
+// Shared by the pooling kernels (maxpool.cu, avgpool.cu): the window geometry as 32-bit
 // fields with fast division, and the batch split that keeps each launch within 32-bit indices.
 #pragma once
 #include <algorithm>
 #include <cstdint>
 
-#include "common.cuh"
-#include "kernels.h"
+#include "../common.cuh"
+#include "../kernels.h"
 
 namespace fastconv {
 namespace cuda {

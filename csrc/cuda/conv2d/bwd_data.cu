@@ -6,8 +6,8 @@
 // as the transposed implicit GEMM: M = N*H*W, Ng = C, Kg = K*R*S, with A[m, (k,r,s)] = gy at
 // p = (h + pad - r*dil) / stride when that division is exact and in range, else 0 (for stride 2,
 // three quarters of A are such zeros: a stride-phase split would skip them; not done yet).
-#include "conv2d_igemm.cuh"
-#include "kernels.h"
+#include "igemm.cuh"
+#include "../kernels.h"
 
 namespace fastconv {
 namespace cuda {
