@@ -15,17 +15,17 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
-#include <ctime>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 #include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
 
-#include "peak_flops.h"
 #include "../cpu/runtime/runtime.h"
+#include "peak_flops.h"
 
 namespace fastconv {
 namespace probe {
@@ -62,7 +62,6 @@ __attribute__((target("avx2,fma"))) float chains_avx2(int64_t iters) {
 double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
-
 
 double thread_cpu_seconds() {
   timespec ts;
@@ -125,12 +124,19 @@ double copy_gbps(int64_t bytes, int threads, bool streaming, int repeats) {
   const int64_t n = bytes / 64 * 16;  // floats, whole cache lines
   float* src = static_cast<float*>(std::aligned_alloc(64, n * sizeof(float)));
   float* dst = static_cast<float*>(std::aligned_alloc(64, n * sizeof(float)));
-  if (!src || !dst) { std::free(src); std::free(dst); throw std::bad_alloc(); }
+  if (!src || !dst) {
+    std::free(src);
+    std::free(dst);
+    throw std::bad_alloc();
+  }
   double best = 1e30;
   SpinBarrier barrier(threads);
   run_together(threads, [&](int t) {
     const int64_t b = n / 16 * t / threads * 16, e = n / 16 * (t + 1) / threads * 16;
-    for (int64_t i = b; i < e; ++i) { src[i] = float(i & 255); dst[i] = 0.f; }  // first touch
+    for (int64_t i = b; i < e; ++i) {
+      src[i] = float(i & 255);
+      dst[i] = 0.f;
+    }  // first touch
     for (int r = 0; r < repeats; ++r) {
       barrier.wait();
       const auto t0 = std::chrono::steady_clock::now();

@@ -45,11 +45,10 @@ template <typename T>
 T* data_of(const py::array& a, int64_t count, const char* name, bool writable) {
   if (!a.dtype().is(py::dtype::of<T>()))
     throw std::invalid_argument(std::string(name) + ": dtype does not match the other arrays");
-  if (!(a.flags() & py::array::c_style))
-    throw std::invalid_argument(std::string(name) + ": must be C-contiguous");
+  if (!(a.flags() & py::array::c_style)) throw std::invalid_argument(std::string(name) + ": must be C-contiguous");
   if (a.size() != count)
-    throw std::invalid_argument(std::string(name) + ": has " + std::to_string(a.size()) +
-                                " elements, expected " + std::to_string(count));
+    throw std::invalid_argument(std::string(name) + ": has " + std::to_string(a.size()) + " elements, expected " +
+                                std::to_string(count));
   if (writable && !a.writeable()) throw std::invalid_argument(std::string(name) + ": not writable");
   return static_cast<T*>(const_cast<void*>(a.data()));
 }
@@ -68,16 +67,14 @@ void log_conv2d(ConvPass pass, const char* op, const Conv2dParams& p, DType dt) 
                "fastconv: %s %s %s isa=%s x=(%lld,%lld,%lld,%lld) K=%lld RxS=%lldx%lld "
                "stride=%lldx%lld dil=%lldx%lld -> PxQ=%lldx%lld threads=%d algorithm=%s\n",
                op, dt == DType::f32 ? "f32" : "f64", p.layout == Layout::NCHW ? "NCHW" : "NHWC",
-               isa_name(current_isa()), (long long)p.N, (long long)p.C, (long long)p.H,
-               (long long)p.W, (long long)p.K, (long long)p.R, (long long)p.S,
-               (long long)p.stride_h, (long long)p.stride_w, (long long)p.dil_h,
-               (long long)p.dil_w, (long long)p.P, (long long)p.Q, num_threads(),
-               algorithm_name(last_algorithm(pass)));
+               isa_name(current_isa()), (long long)p.N, (long long)p.C, (long long)p.H, (long long)p.W, (long long)p.K,
+               (long long)p.R, (long long)p.S, (long long)p.stride_h, (long long)p.stride_w, (long long)p.dil_h,
+               (long long)p.dil_w, (long long)p.P, (long long)p.Q, num_threads(), algorithm_name(last_algorithm(pass)));
 }
 
 template <typename T>
-void conv2d_forward_t(const Conv2dParams& p, const py::array& x, const py::array& w,
-                      const py::object& bias, const py::array& y) {
+void conv2d_forward_t(const Conv2dParams& p, const py::array& x, const py::array& w, const py::object& bias,
+                      const py::array& y) {
   const T* xp = data_of<T>(x, p.x_size(), "x", false);
   const T* wp = data_of<T>(w, p.w_size(), "weight", false);
   const T* bp = bias.is_none() ? nullptr : data_of<T>(bias.cast<py::array>(), p.K, "bias", false);
@@ -88,8 +85,7 @@ void conv2d_forward_t(const Conv2dParams& p, const py::array& x, const py::array
 }
 
 template <typename T>
-void conv2d_backward_data_t(const Conv2dParams& p, const py::array& gy, const py::array& w,
-                            const py::array& gx) {
+void conv2d_backward_data_t(const Conv2dParams& p, const py::array& gy, const py::array& w, const py::array& gx) {
   const T* gyp = data_of<T>(gy, p.y_size(), "grad_y", false);
   const T* wp = data_of<T>(w, p.w_size(), "weight", false);
   T* gxp = data_of<T>(gx, p.x_size(), "grad_x", true);
@@ -99,8 +95,8 @@ void conv2d_backward_data_t(const Conv2dParams& p, const py::array& gy, const py
 }
 
 template <typename T>
-void conv2d_backward_weight_t(const Conv2dParams& p, const py::array& gy, const py::array& x,
-                              const py::array& gw, const py::object& gb) {
+void conv2d_backward_weight_t(const Conv2dParams& p, const py::array& gy, const py::array& x, const py::array& gw,
+                              const py::object& gb) {
   const T* gyp = data_of<T>(gy, p.y_size(), "grad_y", false);
   const T* xp = data_of<T>(x, p.x_size(), "x", false);
   T* gwp = data_of<T>(gw, p.w_size(), "grad_weight", true);
@@ -111,8 +107,7 @@ void conv2d_backward_weight_t(const Conv2dParams& p, const py::array& gy, const 
 }
 
 template <typename T>
-void maxpool2d_forward_t(const Pool2dParams& p, const py::array& x, const py::array& y,
-                         const py::array& idx) {
+void maxpool2d_forward_t(const Pool2dParams& p, const py::array& x, const py::array& y, const py::array& idx) {
   const T* xp = data_of<T>(x, p.x_size(), "x", false);
   T* yp = data_of<T>(y, p.y_size(), "y", true);
   int64_t* ip = data_of<int64_t>(idx, p.y_size(), "indices", true);
@@ -122,8 +117,7 @@ void maxpool2d_forward_t(const Pool2dParams& p, const py::array& x, const py::ar
 }
 
 template <typename T>
-void maxpool2d_backward_t(const Pool2dParams& p, const py::array& gy, const py::array& idx,
-                          const py::array& gx) {
+void maxpool2d_backward_t(const Pool2dParams& p, const py::array& gy, const py::array& idx, const py::array& gx) {
   const T* gyp = data_of<T>(gy, p.y_size(), "grad_y", false);
   const int64_t* ip = data_of<int64_t>(idx, p.y_size(), "indices", false);
   T* gxp = data_of<T>(gx, p.x_size(), "grad_x", true);
@@ -134,8 +128,7 @@ void maxpool2d_backward_t(const Pool2dParams& p, const py::array& gy, const py::
     ok = fn(p, gyp, ip, gxp);
   }
   if (!ok)
-    throw std::invalid_argument("indices: an index lies outside [0, H*W) = [0, " +
-                                std::to_string(p.H * p.W) + ")");
+    throw std::invalid_argument("indices: an index lies outside [0, H*W) = [0, " + std::to_string(p.H * p.W) + ")");
 }
 
 template <typename T>
@@ -206,8 +199,8 @@ void batchnorm_train_t(const BatchNormShape& s, const py::array& x, const py::ob
 }
 
 template <typename T>
-void batchnorm_normalize_t(const BatchNormShape& s, const py::array& x, const py::array& mean,
-                           const py::array& scale, const py::array& shift, bool relu, const py::array& y) {
+void batchnorm_normalize_t(const BatchNormShape& s, const py::array& x, const py::array& mean, const py::array& scale,
+                           const py::array& shift, bool relu, const py::array& y) {
   const T* xp = data_of<T>(x, s.size(), "x", false);
   const double* mp = data_of<double>(mean, s.C, "mean", false);
   const double* ap = data_of<double>(scale, s.C, "scale", false);
@@ -220,9 +213,8 @@ void batchnorm_normalize_t(const BatchNormShape& s, const py::array& x, const py
 
 template <typename T>
 void batchnorm_backward_t(const BatchNormShape& s, bool training, const py::array& gy, const py::object& relu_y,
-                          const py::array& x, const py::array& mean, const py::array& inv_std,
-                          const py::object& gamma, const py::array& gx, const py::array& ggamma,
-                          const py::array& gbeta) {
+                          const py::array& x, const py::array& mean, const py::array& inv_std, const py::object& gamma,
+                          const py::array& gx, const py::array& ggamma, const py::array& gbeta) {
   const T* gyp = data_of<T>(gy, s.size(), "grad_y", false);
   const T* ryp = optional_data<T>(relu_y, s.size(), "y");
   const T* xp = data_of<T>(x, s.size(), "x", false);
@@ -248,8 +240,7 @@ void activation_forward_t(Activation a, double alpha, const py::array& x, const 
 }
 
 template <typename T>
-void activation_backward_t(Activation a, double alpha, const py::array& gy, const py::array& y,
-                           const py::array& gx) {
+void activation_backward_t(Activation a, double alpha, const py::array& gy, const py::array& y, const py::array& gx) {
   const int64_t n = gy.size();
   const T* gyp = data_of<T>(gy, n, "grad_y", false);
   const T* yp = data_of<T>(y, n, "y", false);
@@ -262,15 +253,21 @@ void activation_backward_t(Activation a, double alpha, const py::array& gy, cons
 // A (M,K) is `a` stored (M,K) C-contiguous, or its transpose stored (K,M) when a_t; B (K,N) is
 // `b` stored (K,N), or (N,K) when b_t. Transposed operands are read in place (GemmParams strides).
 template <typename T>
-void gemm_t(const py::array& a, bool a_t, const py::array& b, bool b_t, int64_t M, int64_t N,
-            int64_t K, const py::object& bias, const std::string& activation, double alpha, const py::array& c) {
+void gemm_t(const py::array& a, bool a_t, const py::array& b, bool b_t, int64_t M, int64_t N, int64_t K,
+            const py::object& bias, const std::string& activation, double alpha, const py::array& c) {
   if (M < 1 || N < 1 || K < 1) throw std::invalid_argument("gemm: empty dimension");
   GemmParams g;
   if (!std::isfinite(alpha) || alpha < 0)
     throw std::invalid_argument("gemm: alpha (leaky_relu's slope) must be finite and >= 0");
-  g.M = M; g.N = N; g.K = K; g.epilogue = epilogue_named(activation); g.alpha = alpha;
-  g.a_rs = a_t ? 1 : K; g.a_cs = a_t ? M : 1;
-  g.b_rs = b_t ? 1 : N; g.b_cs = b_t ? K : 1;
+  g.M = M;
+  g.N = N;
+  g.K = K;
+  g.epilogue = epilogue_named(activation);
+  g.alpha = alpha;
+  g.a_rs = a_t ? 1 : K;
+  g.a_cs = a_t ? M : 1;
+  g.b_rs = b_t ? 1 : N;
+  g.b_cs = b_t ? K : 1;
   const T* ap = data_of<T>(a, M * K, "a", false);
   const T* bp = data_of<T>(b, K * N, "b", false);
   const T* biasp = bias.is_none() ? nullptr : data_of<T>(bias.cast<py::array>(), N, "bias", false);
@@ -323,13 +320,12 @@ PYBIND11_MODULE(_cpu, m) {
     else conv2d_backward_data_t<double>(p, gy, w, gx);
     log_conv2d(ConvPass::bwd_data, "conv2d_bwd_data", p, dt);
   });
-  m.def("conv2d_backward_weight",
-        [](const Conv2dParams& p, py::array gy, py::array x, py::array gw, py::object gb) {
-                const DType dt = dtype_of(gy, "grad_y");
-          if (dt == DType::f32) conv2d_backward_weight_t<float>(p, gy, x, gw, gb);
-          else conv2d_backward_weight_t<double>(p, gy, x, gw, gb);
-          log_conv2d(ConvPass::bwd_weight, "conv2d_bwd_weight", p, dt);
-        });
+  m.def("conv2d_backward_weight", [](const Conv2dParams& p, py::array gy, py::array x, py::array gw, py::object gb) {
+    const DType dt = dtype_of(gy, "grad_y");
+    if (dt == DType::f32) conv2d_backward_weight_t<float>(p, gy, x, gw, gb);
+    else conv2d_backward_weight_t<double>(p, gy, x, gw, gb);
+    log_conv2d(ConvPass::bwd_weight, "conv2d_bwd_weight", p, dt);
+  });
   m.def("maxpool2d_forward", [](const Pool2dParams& p, py::array x, py::array y, py::array idx) {
     if (dtype_of(x, "x") == DType::f32) maxpool2d_forward_t<float>(p, x, y, idx);
     else maxpool2d_forward_t<double>(p, x, y, idx);
@@ -346,86 +342,112 @@ PYBIND11_MODULE(_cpu, m) {
     if (dtype_of(gy, "grad_y") == DType::f32) relu_backward_t<float>(gy, y, gx);
     else relu_backward_t<double>(gy, y, gx);
   });
-  m.def("batchnorm_train_forward", [](int64_t N, int64_t C, int64_t HW, const std::string& layout, py::array x,
-                                      py::object gamma, py::object beta, double eps, bool relu, py::array y,
-                                      py::array mean, py::array var, py::array inv_std) {
-    const BatchNormShape s = batchnorm_shape(N, C, HW, layout);
-    if (dtype_of(x, "x") == DType::f32) batchnorm_train_t<float>(s, x, gamma, beta, eps, relu, y, mean, var, inv_std);
-    else batchnorm_train_t<double>(s, x, gamma, beta, eps, relu, y, mean, var, inv_std);
-  }, "x -> y (then ReLU with relu), batch mean, biased variance, inverse std (training-mode batch normalization)");
-  m.def("batchnorm_normalize", [](int64_t N, int64_t C, int64_t HW, const std::string& layout, py::array x,
-                                  py::array mean, py::array scale, py::array shift, bool relu, py::array y) {
-    const BatchNormShape s = batchnorm_shape(N, C, HW, layout);
-    if (dtype_of(x, "x") == DType::f32) batchnorm_normalize_t<float>(s, x, mean, scale, shift, relu, y);
-    else batchnorm_normalize_t<double>(s, x, mean, scale, shift, relu, y);
-  }, "y = (x - mean[c]) * scale[c] + shift[c] (then ReLU with relu), per-channel values float64 (inference-mode batch norm)");
-  m.def("batchnorm_backward", [](int64_t N, int64_t C, int64_t HW, const std::string& layout, bool training,
-                                 py::array gy, py::object relu_y, py::array x, py::array mean, py::array inv_std,
-                                 py::object gamma, py::array gx, py::array ggamma, py::array gbeta) {
-    const BatchNormShape s = batchnorm_shape(N, C, HW, layout);
-    if (dtype_of(gy, "grad_y") == DType::f32)
-      batchnorm_backward_t<float>(s, training, gy, relu_y, x, mean, inv_std, gamma, gx, ggamma, gbeta);
-    else
-      batchnorm_backward_t<double>(s, training, gy, relu_y, x, mean, inv_std, gamma, gx, ggamma, gbeta);
-  }, "grad_y (where relu_y, a fused ReLU's output, is > 0 when given), x -> grad_x, grad_gamma, grad_beta");
-  m.def("avgpool2d_forward", [](const Pool2dParams& p, bool include_pad, py::array x, py::array y) {
-    if (dtype_of(x, "x") == DType::f32) avgpool2d_forward_t<float>(p, include_pad, x, y);
-    else avgpool2d_forward_t<double>(p, include_pad, x, y);
-  }, "x -> y: average pooling; include_pad: divide by R*S, else by the cells inside x");
+  m.def(
+      "batchnorm_train_forward",
+      [](int64_t N, int64_t C, int64_t HW, const std::string& layout, py::array x, py::object gamma, py::object beta,
+         double eps, bool relu, py::array y, py::array mean, py::array var, py::array inv_std) {
+        const BatchNormShape s = batchnorm_shape(N, C, HW, layout);
+        if (dtype_of(x, "x") == DType::f32)
+          batchnorm_train_t<float>(s, x, gamma, beta, eps, relu, y, mean, var, inv_std);
+        else batchnorm_train_t<double>(s, x, gamma, beta, eps, relu, y, mean, var, inv_std);
+      },
+      "x -> y (then ReLU with relu), batch mean, biased variance, inverse std (training-mode batch normalization)");
+  m.def(
+      "batchnorm_normalize",
+      [](int64_t N, int64_t C, int64_t HW, const std::string& layout, py::array x, py::array mean, py::array scale,
+         py::array shift, bool relu, py::array y) {
+        const BatchNormShape s = batchnorm_shape(N, C, HW, layout);
+        if (dtype_of(x, "x") == DType::f32) batchnorm_normalize_t<float>(s, x, mean, scale, shift, relu, y);
+        else batchnorm_normalize_t<double>(s, x, mean, scale, shift, relu, y);
+      },
+      "y = (x - mean[c]) * scale[c] + shift[c] (then ReLU with relu), per-channel values float64 (inference-mode batch "
+      "norm)");
+  m.def(
+      "batchnorm_backward",
+      [](int64_t N, int64_t C, int64_t HW, const std::string& layout, bool training, py::array gy, py::object relu_y,
+         py::array x, py::array mean, py::array inv_std, py::object gamma, py::array gx, py::array ggamma,
+         py::array gbeta) {
+        const BatchNormShape s = batchnorm_shape(N, C, HW, layout);
+        if (dtype_of(gy, "grad_y") == DType::f32)
+          batchnorm_backward_t<float>(s, training, gy, relu_y, x, mean, inv_std, gamma, gx, ggamma, gbeta);
+        else batchnorm_backward_t<double>(s, training, gy, relu_y, x, mean, inv_std, gamma, gx, ggamma, gbeta);
+      },
+      "grad_y (where relu_y, a fused ReLU's output, is > 0 when given), x -> grad_x, grad_gamma, grad_beta");
+  m.def(
+      "avgpool2d_forward",
+      [](const Pool2dParams& p, bool include_pad, py::array x, py::array y) {
+        if (dtype_of(x, "x") == DType::f32) avgpool2d_forward_t<float>(p, include_pad, x, y);
+        else avgpool2d_forward_t<double>(p, include_pad, x, y);
+      },
+      "x -> y: average pooling; include_pad: divide by R*S, else by the cells inside x");
   m.def("avgpool2d_backward", [](const Pool2dParams& p, bool include_pad, py::array gy, py::array gx) {
     if (dtype_of(gy, "grad_y") == DType::f32) avgpool2d_backward_t<float>(p, include_pad, gy, gx);
     else avgpool2d_backward_t<double>(p, include_pad, gy, gx);
   });
-  m.def("activation_forward", [](const std::string& name, double alpha, py::array x, py::array y) {
-    const Activation a = activation_named(name);
-    if (dtype_of(x, "x") == DType::f32) activation_forward_t<float>(a, alpha, x, y);
-    else activation_forward_t<double>(a, alpha, x, y);
-  }, "x -> y = sigmoid / tanh / leaky_relu(x) (alpha: leaky_relu's slope); y may be x");
-  m.def("activation_backward", [](const std::string& name, double alpha, py::array gy, py::array y,
-                                  py::array gx) {
-    const Activation a = activation_named(name);
-    if (dtype_of(gy, "grad_y") == DType::f32) activation_backward_t<float>(a, alpha, gy, y, gx);
-    else activation_backward_t<double>(a, alpha, gy, y, gx);
-  }, "grad_y, y (the forward's output) -> grad_x; gx may be gy");
-  m.def("gemm", [](py::array a, bool a_t, py::array b, bool b_t, int64_t M, int64_t N, int64_t K,
-                   py::object bias, const std::string& activation, double alpha, py::array c) {
-    if (dtype_of(a, "a") == DType::f32) gemm_t<float>(a, a_t, b, b_t, M, N, K, bias, activation, alpha, c);
-    else gemm_t<double>(a, a_t, b, b_t, M, N, K, bias, activation, alpha, c);
-  }, "c = activation(A B + bias), activation 'none' | 'relu' | 'sigmoid' | 'tanh' | 'leaky_relu'");
-  m.def("adam_update", [](py::array p, py::array g, py::array m1, py::array v, py::tuple constants) {
-    if (dtype_of(p, "parameter") == DType::f32) adam_update_t<float>(p, g, m1, v, constants);
-    else adam_update_t<double>(p, g, m1, v, constants);
-  }, "one Adam step in place (constants: b1, 1-b1, b2, 1-b2, 1-b2^t, eps, lr/(1-b1^t))");
+  m.def(
+      "activation_forward",
+      [](const std::string& name, double alpha, py::array x, py::array y) {
+        const Activation a = activation_named(name);
+        if (dtype_of(x, "x") == DType::f32) activation_forward_t<float>(a, alpha, x, y);
+        else activation_forward_t<double>(a, alpha, x, y);
+      },
+      "x -> y = sigmoid / tanh / leaky_relu(x) (alpha: leaky_relu's slope); y may be x");
+  m.def(
+      "activation_backward",
+      [](const std::string& name, double alpha, py::array gy, py::array y, py::array gx) {
+        const Activation a = activation_named(name);
+        if (dtype_of(gy, "grad_y") == DType::f32) activation_backward_t<float>(a, alpha, gy, y, gx);
+        else activation_backward_t<double>(a, alpha, gy, y, gx);
+      },
+      "grad_y, y (the forward's output) -> grad_x; gx may be gy");
+  m.def(
+      "gemm",
+      [](py::array a, bool a_t, py::array b, bool b_t, int64_t M, int64_t N, int64_t K, py::object bias,
+         const std::string& activation, double alpha, py::array c) {
+        if (dtype_of(a, "a") == DType::f32) gemm_t<float>(a, a_t, b, b_t, M, N, K, bias, activation, alpha, c);
+        else gemm_t<double>(a, a_t, b, b_t, M, N, K, bias, activation, alpha, c);
+      },
+      "c = activation(A B + bias), activation 'none' | 'relu' | 'sigmoid' | 'tanh' | 'leaky_relu'");
+  m.def(
+      "adam_update",
+      [](py::array p, py::array g, py::array m1, py::array v, py::tuple constants) {
+        if (dtype_of(p, "parameter") == DType::f32) adam_update_t<float>(p, g, m1, v, constants);
+        else adam_update_t<double>(p, g, m1, v, constants);
+      },
+      "one Adam step in place (constants: b1, 1-b1, b2, 1-b2, 1-b2^t, eps, lr/(1-b1^t))");
   m.def("column_sums", [](py::array x, int64_t M, int64_t N, py::array sums) {
     if (dtype_of(x, "grad_y") == DType::f32) column_sums_t<float>(x, M, N, sums);
     else column_sums_t<double>(x, M, N, sums);
   });
 
-  m.def("cached_empty", [](const std::vector<int64_t>& shape, const py::dtype& dt) {
-    size_t bytes = static_cast<size_t>(dt.itemsize());
-    for (int64_t d : shape) {
-      if (d < 0) throw std::invalid_argument("cached_empty: negative dimension");
-      bytes *= static_cast<size_t>(d);
-    }
-    void* p = output_cache_take(bytes > 0 ? bytes : 1);
-    py::capsule owner(p, [](void* q) { output_cache_give(q); });
-    return py::array(dt, shape, p, owner);
-  }, "uninitialized C-contiguous array whose memory comes from the output cache (output_cache.h)");
-  m.attr("output_cache_min_bytes") = py::int_(kOutputCacheMinBytes);   // smaller outputs: np.empty
+  m.def(
+      "cached_empty",
+      [](const std::vector<int64_t>& shape, const py::dtype& dt) {
+        size_t bytes = static_cast<size_t>(dt.itemsize());
+        for (int64_t d : shape) {
+          if (d < 0) throw std::invalid_argument("cached_empty: negative dimension");
+          bytes *= static_cast<size_t>(d);
+        }
+        void* p = output_cache_take(bytes > 0 ? bytes : 1);
+        py::capsule owner(p, [](void* q) { output_cache_give(q); });
+        return py::array(dt, shape, p, owner);
+      },
+      "uninitialized C-contiguous array whose memory comes from the output cache (output_cache.h)");
+  m.attr("output_cache_min_bytes") = py::int_(kOutputCacheMinBytes);  // smaller outputs: np.empty
   m.def("output_cache_set_limit", [](size_t bytes) { output_cache_set_limit(bytes); });
   m.def("output_cache_limit", &output_cache_limit);
   m.def("output_cache_free_bytes", &output_cache_free_bytes);
   m.def("output_cache_used_bytes", &output_cache_used_bytes);
   m.def("output_cache_clear", &output_cache_clear);
   m.def("scratch_set_limit", [](size_t bytes) {
-    py::gil_scoped_release release;   // trims every thread: may wait for a running kernel
+    py::gil_scoped_release release;  // trims every thread: may wait for a running kernel
     set_scratch_limit(bytes);
   });
   m.def("scratch_limit", &scratch_limit);
   m.def("scratch_bytes_held", &scratch_bytes_held);
   m.def("scratch_threads", &scratch_threads);
   m.def("scratch_release", [] {
-    py::gil_scoped_release release;   // may wait for a kernel running on another Python thread
+    py::gil_scoped_release release;  // may wait for a kernel running on another Python thread
     release_all_scratch();
   });
   m.def("set_num_threads", [](int n) {
@@ -448,16 +470,20 @@ PYBIND11_MODULE(_cpu, m) {
         "threads (caller included) that ran the last multithreaded kernel region (tests)");
   m.def("set_winograd", [](bool on) { set_winograd_enabled(on); });
   m.def("get_winograd", &winograd_enabled);
-  m.def("_set_winograd_forced", [](bool on) { set_winograd_forced(on); },
-        "testing aid: Winograd for every 3x3 stride-1 dilation-1 pass (float32 and float64), ignoring the size rule");
+  m.def(
+      "_set_winograd_forced", [](bool on) { set_winograd_forced(on); },
+      "testing aid: Winograd for every 3x3 stride-1 dilation-1 pass (float32 and float64), ignoring the size rule");
   m.def("_get_winograd_forced", &winograd_forced);
-  m.def("last_conv2d_algorithm", [](const std::string& pass) {
-    ConvPass p;
-    if (!parse_conv_pass(pass.c_str(), &p))
-      throw std::invalid_argument("pass: expected 'fwd', 'bwd_data' or 'bwd_weight', got '" + pass + "'");
-    return std::string(algorithm_name(last_algorithm(p)));
-  }, "algorithm of the last CPU conv2d pass of this kind on this thread: reference, direct, "
-     "winograd_f4x4_3x3, stride_phase, small_channels (none before the first)");
+  m.def(
+      "last_conv2d_algorithm",
+      [](const std::string& pass) {
+        ConvPass p;
+        if (!parse_conv_pass(pass.c_str(), &p))
+          throw std::invalid_argument("pass: expected 'fwd', 'bwd_data' or 'bwd_weight', got '" + pass + "'");
+        return std::string(algorithm_name(last_algorithm(p)));
+      },
+      "algorithm of the last CPU conv2d pass of this kind on this thread: reference, direct, "
+      "winograd_f4x4_3x3, stride_phase, small_channels (none before the first)");
   m.def("cpu_isa", [] { return std::string(isa_name(current_isa())); });
   m.def("best_cpu_isa", [] { return std::string(isa_name(best_supported_isa())); });
   m.def("set_cpu_isa", [](const std::string& name) {

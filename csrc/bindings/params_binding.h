@@ -39,22 +39,33 @@ inline int64_t checked_span(int64_t out, int64_t stride, int64_t taps, int64_t d
   return span;
 }
 
-inline Conv2dParams make_conv_params(int64_t N, int64_t C, int64_t H, int64_t W, int64_t K, int64_t R,
-                                     int64_t S, int64_t P, int64_t Q, int64_t stride_h, int64_t stride_w,
-                                     int64_t pad_top, int64_t pad_left, int64_t dil_h, int64_t dil_w,
-                                     bool nhwc, const std::string& activation, double alpha) {
+inline Conv2dParams make_conv_params(int64_t N, int64_t C, int64_t H, int64_t W, int64_t K, int64_t R, int64_t S,
+                                     int64_t P, int64_t Q, int64_t stride_h, int64_t stride_w, int64_t pad_top,
+                                     int64_t pad_left, int64_t dil_h, int64_t dil_w, bool nhwc,
+                                     const std::string& activation, double alpha) {
   Conv2dParams p;
-  p.N = N; p.C = C; p.H = H; p.W = W; p.K = K; p.R = R; p.S = S; p.P = P; p.Q = Q;
-  p.stride_h = stride_h; p.stride_w = stride_w; p.pad_top = pad_top; p.pad_left = pad_left;
-  p.dil_h = dil_h; p.dil_w = dil_w;
+  p.N = N;
+  p.C = C;
+  p.H = H;
+  p.W = W;
+  p.K = K;
+  p.R = R;
+  p.S = S;
+  p.P = P;
+  p.Q = Q;
+  p.stride_h = stride_h;
+  p.stride_w = stride_w;
+  p.pad_top = pad_top;
+  p.pad_left = pad_left;
+  p.dil_h = dil_h;
+  p.dil_w = dil_w;
   p.layout = nhwc ? Layout::NHWC : Layout::NCHW;
   p.epilogue = epilogue_named(activation);
   p.alpha = alpha;
   if (!std::isfinite(alpha) || alpha < 0)
     throw std::invalid_argument("conv params: alpha (leaky_relu's slope) must be finite and >= 0");
-  if (p.N < 1 || p.C < 1 || p.H < 1 || p.W < 1 || p.K < 1 || p.R < 1 || p.S < 1 || p.P < 1 ||
-      p.Q < 1 || p.stride_h < 1 || p.stride_w < 1 || p.dil_h < 1 || p.dil_w < 1 ||
-      p.pad_top < 0 || p.pad_left < 0)
+  if (p.N < 1 || p.C < 1 || p.H < 1 || p.W < 1 || p.K < 1 || p.R < 1 || p.S < 1 || p.P < 1 || p.Q < 1 ||
+      p.stride_h < 1 || p.stride_w < 1 || p.dil_h < 1 || p.dil_w < 1 || p.pad_top < 0 || p.pad_left < 0)
     throw std::invalid_argument("conv params: sizes, strides and dilations must be positive");
   check_product({p.N, p.C, p.H, p.W}, "the input size");
   check_product({p.K, p.C, p.R, p.S}, "the weight size");
@@ -65,16 +76,25 @@ inline Conv2dParams make_conv_params(int64_t N, int64_t C, int64_t H, int64_t W,
   return p;
 }
 
-inline Pool2dParams make_pool_params(int64_t N, int64_t C, int64_t H, int64_t W, int64_t R, int64_t S,
-                                     int64_t P, int64_t Q, int64_t stride_h, int64_t stride_w,
-                                     int64_t pad_top, int64_t pad_left, bool nhwc) {
+inline Pool2dParams make_pool_params(int64_t N, int64_t C, int64_t H, int64_t W, int64_t R, int64_t S, int64_t P,
+                                     int64_t Q, int64_t stride_h, int64_t stride_w, int64_t pad_top, int64_t pad_left,
+                                     bool nhwc) {
   Pool2dParams p;
-  p.N = N; p.C = C; p.H = H; p.W = W; p.R = R; p.S = S; p.P = P; p.Q = Q;
-  p.stride_h = stride_h; p.stride_w = stride_w; p.pad_top = pad_top; p.pad_left = pad_left;
+  p.N = N;
+  p.C = C;
+  p.H = H;
+  p.W = W;
+  p.R = R;
+  p.S = S;
+  p.P = P;
+  p.Q = Q;
+  p.stride_h = stride_h;
+  p.stride_w = stride_w;
+  p.pad_top = pad_top;
+  p.pad_left = pad_left;
   p.layout = nhwc ? Layout::NHWC : Layout::NCHW;
-  if (p.N < 1 || p.C < 1 || p.H < 1 || p.W < 1 || p.R < 1 || p.S < 1 || p.P < 1 || p.Q < 1 ||
-      p.stride_h < 1 || p.stride_w < 1 || p.pad_top < 0 || p.pad_left < 0 || p.pad_top >= p.R ||
-      p.pad_left >= p.S)
+  if (p.N < 1 || p.C < 1 || p.H < 1 || p.W < 1 || p.R < 1 || p.S < 1 || p.P < 1 || p.Q < 1 || p.stride_h < 1 ||
+      p.stride_w < 1 || p.pad_top < 0 || p.pad_left < 0 || p.pad_top >= p.R || p.pad_left >= p.S)
     throw std::invalid_argument("pool params: bad window, stride or padding");
   check_product({p.N, p.C, p.H, p.W}, "the input size");
   check_product({p.N, p.C, p.P, p.Q, p.R, p.S}, "the window visit count");
@@ -89,20 +109,24 @@ inline void bind_params(pybind11::module_& m) {
   using py::arg;
   py::class_<Conv2dParams>(m, "Conv2dParams", py::module_local(),
                            "x (N,C,H,W) | (N,H,W,C), w (K,C,R,S) | (R,S,C,K) -> y (N,K,P,Q) | (N,P,Q,K)")
-      .def(py::init(&make_conv_params), py::kw_only(), arg("N"), arg("C"), arg("H"), arg("W"), arg("K"),
-           arg("R"), arg("S"), arg("P"), arg("Q"), arg("stride_h"), arg("stride_w"), arg("pad_top"),
-           arg("pad_left"), arg("dil_h"), arg("dil_w"), arg("nhwc"), arg("activation") = "none", arg("alpha") = 0.0)
-      .def_readonly("N", &Conv2dParams::N).def_readonly("C", &Conv2dParams::C)
-      .def_readonly("H", &Conv2dParams::H).def_readonly("W", &Conv2dParams::W)
-      .def_readonly("K", &Conv2dParams::K).def_readonly("P", &Conv2dParams::P)
+      .def(py::init(&make_conv_params), py::kw_only(), arg("N"), arg("C"), arg("H"), arg("W"), arg("K"), arg("R"),
+           arg("S"), arg("P"), arg("Q"), arg("stride_h"), arg("stride_w"), arg("pad_top"), arg("pad_left"),
+           arg("dil_h"), arg("dil_w"), arg("nhwc"), arg("activation") = "none", arg("alpha") = 0.0)
+      .def_readonly("N", &Conv2dParams::N)
+      .def_readonly("C", &Conv2dParams::C)
+      .def_readonly("H", &Conv2dParams::H)
+      .def_readonly("W", &Conv2dParams::W)
+      .def_readonly("K", &Conv2dParams::K)
+      .def_readonly("P", &Conv2dParams::P)
       .def_readonly("Q", &Conv2dParams::Q);
   py::class_<Pool2dParams>(m, "Pool2dParams", py::module_local(),
                            "x (N,C,H,W) | (N,H,W,C) -> y, indices (N,C,P,Q) | (N,P,Q,C)")
-      .def(py::init(&make_pool_params), py::kw_only(), arg("N"), arg("C"), arg("H"), arg("W"), arg("R"),
-           arg("S"), arg("P"), arg("Q"), arg("stride_h"), arg("stride_w"), arg("pad_top"), arg("pad_left"),
-           arg("nhwc"))
-      .def_readonly("N", &Pool2dParams::N).def_readonly("C", &Pool2dParams::C)
-      .def_readonly("P", &Pool2dParams::P).def_readonly("Q", &Pool2dParams::Q);
+      .def(py::init(&make_pool_params), py::kw_only(), arg("N"), arg("C"), arg("H"), arg("W"), arg("R"), arg("S"),
+           arg("P"), arg("Q"), arg("stride_h"), arg("stride_w"), arg("pad_top"), arg("pad_left"), arg("nhwc"))
+      .def_readonly("N", &Pool2dParams::N)
+      .def_readonly("C", &Pool2dParams::C)
+      .def_readonly("P", &Pool2dParams::P)
+      .def_readonly("Q", &Pool2dParams::Q);
 }
 
 }  // namespace fastconv

@@ -21,8 +21,7 @@ CpuKernelTable make_table(Isa isa) { return CpuKernelTable{isa, ops_for<float>(i
 }  // namespace
 
 const CpuKernelTable& cpu_kernels_for(Isa isa) {
-  static const CpuKernelTable tables[] = {make_table(Isa::scalar), make_table(Isa::avx2),
-                                          make_table(Isa::avx512)};
+  static const CpuKernelTable tables[] = {make_table(Isa::scalar), make_table(Isa::avx2), make_table(Isa::avx512)};
   return tables[static_cast<int>(isa)];
 }
 

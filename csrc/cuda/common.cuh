@@ -29,8 +29,8 @@ inline int64_t g_max_launch_elements = INT32_MAX;
 // Launches kernel<<<grid, block, 0, stream>>>(args...) and returns the launch error.
 // In the emulation build the grid runs synchronously on the host (cuda_emu::run_grid).
 template <typename... Params, typename... Args>
-cudaError_t launch(const std::string& name, void (*kernel)(Params...), dim3 grid, dim3 block,
-                   cudaStream_t stream, Args... args) {
+cudaError_t launch(const std::string& name, void (*kernel)(Params...), dim3 grid, dim3 block, cudaStream_t stream,
+                   Args... args) {
   g_last_kernel = name;
 #ifdef FASTCONV_CUDA_EMU
   (void)stream;
@@ -100,11 +100,16 @@ __device__ __forceinline__ T activation_value(T x, T alpha) {
 template <typename T>
 __device__ __forceinline__ T epilogue_value(Epilogue e, T alpha, T v) {
   switch (e) {
-    case Epilogue::none: return v;
-    case Epilogue::relu: return relu_value(v);
-    case Epilogue::sigmoid: return activation_value<Activation::sigmoid>(v, alpha);
-    case Epilogue::tanh: return activation_value<Activation::tanh>(v, alpha);
-    default: return activation_value<Activation::leaky_relu>(v, alpha);
+    case Epilogue::none:
+      return v;
+    case Epilogue::relu:
+      return relu_value(v);
+    case Epilogue::sigmoid:
+      return activation_value<Activation::sigmoid>(v, alpha);
+    case Epilogue::tanh:
+      return activation_value<Activation::tanh>(v, alpha);
+    default:
+      return activation_value<Activation::leaky_relu>(v, alpha);
   }
 }
 

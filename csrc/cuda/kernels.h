@@ -45,38 +45,35 @@ namespace cuda {
 // x, w, bias (nullable) -> y; applies p.epilogue after the bias (fused: no second pass over y).
 //   NCHW: x (N,C,H,W), w (K,C,R,S) -> y (N,K,P,Q);  NHWC: x (N,H,W,C), w (R,S,C,K) -> y (N,P,Q,K)
 template <typename T>
-cudaError_t conv2d_fwd(const Conv2dParams& p, const T* x, const T* w, const T* bias, T* y,
-                       int version, cudaStream_t stream);
+cudaError_t conv2d_fwd(const Conv2dParams& p, const T* x, const T* w, const T* bias, T* y, int version,
+                       cudaStream_t stream);
 
 // grad_y, w -> grad_x (overwritten): the transposed problem, M = N*H*W, N = C, K = K*R*S.
 template <typename T>
-cudaError_t conv2d_bwd_data(const Conv2dParams& p, const T* gy, const T* w, T* gx, int version,
-                            cudaStream_t stream);
+cudaError_t conv2d_bwd_data(const Conv2dParams& p, const T* gy, const T* w, T* gx, int version, cudaStream_t stream);
 
 // grad_y, x -> grad_w (overwritten), grad_bias (nullable, overwritten): a GEMM of M = K rows,
 // N = C*R*S (+1 column of ones that yields grad_bias) and a reduction over N*P*Q, split into
 // `splits` chunks (0 = choose) whose partial tiles go to `workspace`; a second kernel sums the
 // chunks in a fixed order, so the result is bitwise reproducible.
 template <typename T>
-cudaError_t conv2d_bwd_weight(const Conv2dParams& p, const T* gy, const T* x, T* gw, T* gb,
-                              void* workspace, int64_t workspace_bytes, int version, int splits,
-                              cudaStream_t stream);
+cudaError_t conv2d_bwd_weight(const Conv2dParams& p, const T* gy, const T* x, T* gw, T* gb, void* workspace,
+                              int64_t workspace_bytes, int version, int splits, cudaStream_t stream);
 // Bytes of workspace conv2d_bwd_weight needs for these arguments (0 for kernel1_naive).
-int64_t conv2d_bwd_weight_workspace_bytes(const Conv2dParams& p, int dtype_size, bool with_bias,
-                                          int version, int splits);
+int64_t conv2d_bwd_weight_workspace_bytes(const Conv2dParams& p, int dtype_size, bool with_bias, int version,
+                                          int splits);
 
 // x -> y, indices (flat h*W+w in the (n, c) plane; ties go to the first element in row-major
 // order, NaN wins, padded cells never win).
 template <typename T>
-cudaError_t maxpool2d_fwd(const Pool2dParams& p, const T* x, T* y, int64_t* indices, int version,
-                          cudaStream_t stream);
+cudaError_t maxpool2d_fwd(const Pool2dParams& p, const T* x, T* y, int64_t* indices, int version, cudaStream_t stream);
 
 // grad_y, indices -> grad_x (overwritten). Gathers: each input element sums, in output order,
 // the grad_y of the windows whose index points at it, so no atomics and no zero-fill pass.
 // Sets *bad_index (device int, zeroed by the caller) to 1 when an index lies outside its window.
 template <typename T>
-cudaError_t maxpool2d_bwd(const Pool2dParams& p, const T* gy, const int64_t* indices, T* gx,
-                          int* bad_index, int version, cudaStream_t stream);
+cudaError_t maxpool2d_bwd(const Pool2dParams& p, const T* gy, const int64_t* indices, T* gx, int* bad_index,
+                          int version, cudaStream_t stream);
 
 // Average pooling (csrc/cpu/pool2d/pool2d.h's contract): x -> y; grad_y -> grad_x (overwritten).
 template <typename T>

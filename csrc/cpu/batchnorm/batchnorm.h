@@ -23,12 +23,12 @@ namespace fastconv {
 
 template <typename T>
 struct BatchNormOps {
-  void (*train_forward)(const BatchNormShape& s, const T* x, const T* gamma, const T* beta, double eps, bool relu,
-                        T* y, T* mean, T* var, T* inv_std);
-  void (*normalize)(const BatchNormShape& s, const T* x, const double* mean, const double* scale,
-                    const double* shift, bool relu, T* y);
-  void (*backward)(const BatchNormShape& s, bool training, const T* gy, const T* relu_y, const T* x,
-                   const T* mean, const T* inv_std, const T* gamma, T* gx, T* ggamma, T* gbeta);
+  void (*train_forward)(const BatchNormShape& s, const T* x, const T* gamma, const T* beta, double eps, bool relu, T* y,
+                        T* mean, T* var, T* inv_std);
+  void (*normalize)(const BatchNormShape& s, const T* x, const double* mean, const double* scale, const double* shift,
+                    bool relu, T* y);
+  void (*backward)(const BatchNormShape& s, bool training, const T* gy, const T* relu_y, const T* x, const T* mean,
+                   const T* inv_std, const T* gamma, T* gx, T* ggamma, T* gbeta);
 };
 
 FASTCONV_FAMILY_BUILDS(BatchNormOps, batchnorm_ops)

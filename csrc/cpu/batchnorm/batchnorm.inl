@@ -30,7 +30,7 @@ namespace fastconv {
 namespace FASTCONV_SIMD_NS {
 namespace {
 
-constexpr int64_t kBlockPixels = 256;   // NHWC: pixels one statistics task sums (all channels)
+constexpr int64_t kBlockPixels = 256;  // NHWC: pixels one statistics task sums (all channels)
 
 // NHWC statistics: s1 / s2 = the sums of the blocks' rows of partial sums (part holds, for each
 // block, a row of C first sums then a row of C second sums), added in block order.
@@ -44,15 +44,29 @@ inline void add_block_rows(const double* part, int64_t blocks, int64_t C, double
     }
 }
 
-template <typename T> struct Lanes16;   // 16 lanes of T (GCC's vector extension, split into the ISA's registers)
-template <> struct Lanes16<float> { typedef float type __attribute__((vector_size(64))); };
-template <> struct Lanes16<double> { typedef double type __attribute__((vector_size(128))); };
+template <typename T>
+struct Lanes16;  // 16 lanes of T (GCC's vector extension, split into the ISA's registers)
+template <>
+struct Lanes16<float> {
+  typedef float type __attribute__((vector_size(64)));
+};
+template <>
+struct Lanes16<double> {
+  typedef double type __attribute__((vector_size(128)));
+};
 
 // v where keep, else +0, as relu_backward does, without a branch: a plain select compiled to one
 // (20x slower on a ReLU's random mask), and v * keep would turn an infinite or NaN v into NaN.
-template <typename T> struct BitsOf;
-template <> struct BitsOf<float> { using type = uint32_t; };
-template <> struct BitsOf<double> { using type = uint64_t; };
+template <typename T>
+struct BitsOf;
+template <>
+struct BitsOf<float> {
+  using type = uint32_t;
+};
+template <>
+struct BitsOf<double> {
+  using type = uint64_t;
+};
 
 template <typename T>
 inline T masked(T v, bool keep) {
@@ -77,8 +91,8 @@ inline T masked(T v, bool keep) {
 // One NCHW plane of n elements: 16 partial sums each by index mod 16, then a fixed order, then
 // the last n % 16 terms.
 template <bool kStatistics, typename T>
-void plane_sums(const T* __restrict g, const T* __restrict y, const T* __restrict x, int64_t n, double xk,
-                double* s1, double* s2) {
+void plane_sums(const T* __restrict g, const T* __restrict y, const T* __restrict x, int64_t n, double xk, double* s1,
+                double* s2) {
   using Vec = typename Lanes16<T>::type;
   using VecD = typename Lanes16<double>::type;
   VecD t1 = {}, t2 = {};
@@ -147,7 +161,7 @@ void channel_sums(const BatchNormShape& s, const T* g, const T* y, const T* x, c
       for (int64_t m = blk * kBlockPixels, m_end = std::min(M, m + kBlockPixels); m < m_end; ++m) {
         const T* __restrict gp = g + m * s.C;
         const T* __restrict xp = x + m * s.C;
-        if (y) {   // two loops: a condition inside would keep the compiler from vectorizing
+        if (y) {  // two loops: a condition inside would keep the compiler from vectorizing
           const T* __restrict yp = y + m * s.C;
           for (int64_t c = 0; c < s.C; ++c) {
             const double gc = masked(gp[c], yp[c] > T(0));
@@ -221,7 +235,9 @@ void per_channel_affine_sum(const BatchNormShape& s, const T* u, const double* m
 // (u - hi) - lo loses nothing to rounding the mean to T, so y stays accurate when |mean| >> std
 // (no u a - m a cancellation); what remains is T's rounding of a few operations on y-sized values.
 template <typename T>
-inline T relu_of(T v) { return v <= T(0) ? T(0) : v; }   // +0 for -0, NaN stays NaN, as relu_forward
+inline T relu_of(T v) {
+  return v <= T(0) ? T(0) : v;
+}  // +0 for -0, NaN stays NaN, as relu_forward
 
 // The same pass in double, rounded once: for coefficients that overflow T although they are finite
 // in double (float32 data with eps = 1e-300 on a constant channel: a = 1e150 becomes inf in
@@ -310,8 +326,8 @@ template <typename T>
 void train_forward(const BatchNormShape& s, const T* x, const T* gamma, const T* beta, double eps, bool relu, T* y,
                    T* mean, T* var, T* inv_std) {
   double* sums = scratch<double>(0, 2 * s.C);
-  double* coef = scratch<double>(1, 3 * s.C);   // mean, a, b of the normalizing pass
-  double* shift = scratch<double>(2, s.C);      // K[c]: the channel's first element
+  double* coef = scratch<double>(1, 3 * s.C);  // mean, a, b of the normalizing pass
+  double* shift = scratch<double>(2, s.C);     // K[c]: the channel's first element
   for (int64_t c = 0; c < s.C; ++c) shift[c] = static_cast<double>(s.layout == Layout::NCHW ? x[c * s.HW] : x[c]);
   channel_sums<true>(s, x, static_cast<const T*>(nullptr), x, shift, sums, sums + s.C);
   const double M = static_cast<double>(s.N * s.HW);
@@ -345,9 +361,9 @@ void backward(const BatchNormShape& s, bool training, const T* gy, const T* relu
   double* sums = scratch<double>(0, 2 * s.C);
   double* coef = scratch<double>(1, 4 * s.C);
   double* mu = coef;
-  double* a = coef + s.C;        // of (x - mean)
-  double* b = coef + 2 * s.C;    // constant
-  double* k = coef + 3 * s.C;    // of grad_y
+  double* a = coef + s.C;      // of (x - mean)
+  double* b = coef + 2 * s.C;  // constant
+  double* k = coef + 3 * s.C;  // of grad_y
   for (int64_t c = 0; c < s.C; ++c) mu[c] = mean[c];
   // sums[c] = sum grad_y, sums[C + c] = sum grad_y * (x - mean)
   channel_sums<false>(s, gy, relu_y, x, mu, sums, sums + s.C);

@@ -12,8 +12,7 @@ namespace {
 thread_local ConvAlgorithm t_last[3] = {ConvAlgorithm::none, ConvAlgorithm::none, ConvAlgorithm::none};
 
 bool winograd_fwd_eligible(const Conv2dParams& p) {
-  if (p.R != 3 || p.S != 3 || p.stride_h != 1 || p.stride_w != 1 || p.dil_h != 1 || p.dil_w != 1)
-    return false;
+  if (p.R != 3 || p.S != 3 || p.stride_h != 1 || p.stride_w != 1 || p.dil_h != 1 || p.dil_w != 1) return false;
   if (winograd_forced()) return true;
   // Measured with fastconv.bench kernels --winograd both (VGG16 layers, batch 1 and 8):
   // Winograd was 1.2-2.9x faster than the direct kernel on every VGG16 layer with C, K >= 64
@@ -37,8 +36,7 @@ bool winograd_fwd_eligible(const Conv2dParams& p) {
 bool winograd_bwd_data_eligible(const Conv2dParams& p) {
   // A padding above 2 would make the equivalent padding negative (a crop), which the kernel's
   // tile loop is not written for: those rare layers keep the direct kernel.
-  return p.pad_top <= p.R - 1 && p.pad_left <= p.S - 1 &&
-         winograd_fwd_eligible(winograd_bwd_data_as_fwd(p));
+  return p.pad_top <= p.R - 1 && p.pad_left <= p.S - 1 && winograd_fwd_eligible(winograd_bwd_data_as_fwd(p));
 }
 
 bool winograd_bwd_weight_eligible(const Conv2dParams& p) {
@@ -52,12 +50,18 @@ bool winograd_bwd_weight_eligible(const Conv2dParams& p) {
 
 const char* algorithm_name(ConvAlgorithm a) {
   switch (a) {
-    case ConvAlgorithm::none: return "none";
-    case ConvAlgorithm::reference: return "reference";
-    case ConvAlgorithm::direct: return "direct";
-    case ConvAlgorithm::winograd_f4x4_3x3: return "winograd_f4x4_3x3";
-    case ConvAlgorithm::stride_phase: return "stride_phase";
-    case ConvAlgorithm::small_channels: return "small_channels";
+    case ConvAlgorithm::none:
+      return "none";
+    case ConvAlgorithm::reference:
+      return "reference";
+    case ConvAlgorithm::direct:
+      return "direct";
+    case ConvAlgorithm::winograd_f4x4_3x3:
+      return "winograd_f4x4_3x3";
+    case ConvAlgorithm::stride_phase:
+      return "stride_phase";
+    case ConvAlgorithm::small_channels:
+      return "small_channels";
   }
   return "none";
 }
@@ -77,9 +81,12 @@ void record_algorithm(ConvPass pass, ConvAlgorithm a) { t_last[static_cast<int>(
 
 bool winograd_eligible(ConvPass pass, const Conv2dParams& p) {
   switch (pass) {
-    case ConvPass::fwd: return winograd_fwd_eligible(p);
-    case ConvPass::bwd_data: return winograd_bwd_data_eligible(p);
-    case ConvPass::bwd_weight: return winograd_bwd_weight_eligible(p);
+    case ConvPass::fwd:
+      return winograd_fwd_eligible(p);
+    case ConvPass::bwd_data:
+      return winograd_bwd_data_eligible(p);
+    case ConvPass::bwd_weight:
+      return winograd_bwd_weight_eligible(p);
   }
   return false;
 }

@@ -14,15 +14,15 @@ namespace fastconv {
 enum class ConvPass : int { fwd = 0, bwd_data = 1, bwd_weight = 2 };
 
 enum class ConvAlgorithm : int {
-  none = 0,            // no conv2d pass has run on this thread yet
-  reference,           // portable loops (scalar ISA)
-  direct,              // register-tile direct convolution (fwd.inl, bwd_data.inl, bwd_weight.inl)
-  winograd_f4x4_3x3,   // Winograd F(4x4, 3x3) (winograd.inl, winograd_bwd_weight.inl)
-  stride_phase,        // backward-data by stride phases (bwd_data_strided.inl)
-  small_channels,      // backward-data with pixel-vector tiles for few input channels (bwd_data.inl)
+  none = 0,           // no conv2d pass has run on this thread yet
+  reference,          // portable loops (scalar ISA)
+  direct,             // register-tile direct convolution (fwd.inl, bwd_data.inl, bwd_weight.inl)
+  winograd_f4x4_3x3,  // Winograd F(4x4, 3x3) (winograd.inl, winograd_bwd_weight.inl)
+  stride_phase,       // backward-data by stride phases (bwd_data_strided.inl)
+  small_channels,     // backward-data with pixel-vector tiles for few input channels (bwd_data.inl)
 };
-const char* algorithm_name(ConvAlgorithm a);   // "direct", "winograd_f4x4_3x3", ...
-bool parse_conv_pass(const char* name, ConvPass* out);   // "fwd", "bwd_data", "bwd_weight"
+const char* algorithm_name(ConvAlgorithm a);            // "direct", "winograd_f4x4_3x3", ...
+bool parse_conv_pass(const char* name, ConvPass* out);  // "fwd", "bwd_data", "bwd_weight"
 
 // The algorithm the last conv2d pass of kind `pass` on this thread ran (verbose output, the
 // tests and the benchmark read it).

@@ -25,13 +25,13 @@ namespace FASTCONV_SIMD_NS {
 // pixels contiguous) and w' flipped as (R*S, K, C). Rows of gy_p are built per thread on
 // demand (a ring of R rows), not for the whole tensor.
 template <class V>
-void conv2d_bwd_data_small_channels(const Conv2dParams& p, const typename V::T* gy,
-                                    const typename V::T* w, typename V::T* gx) {
+void conv2d_bwd_data_small_channels(const Conv2dParams& p, const typename V::T* gy, const typename V::T* w,
+                                    typename V::T* gx) {
   using T = typename V::T;
   KernelLog log;
   const int64_t RS = p.R * p.S, nvmax = small_nv_max<V>(p.C), PW = nvmax * V::W;
   T* wp = scratch<T>(slot::kFlippedWeights, RS * p.K * p.C);
-  pack_bwd_data_cblock(w, p.layout, p.K, p.C, RS, p.C, 0, wp);   // (R*S, K, C)
+  pack_bwd_data_cblock(w, p.layout, p.K, p.C, RS, p.C, 0, wp);  // (R*S, K, C)
   log.lap("pack");
 
   const Padded g = padded_grad_output(p);
@@ -40,7 +40,7 @@ void conv2d_bwd_data_small_channels(const Conv2dParams& p, const typename V::T* 
   const RowPlan<T> plan(g, true, 1);
   const bool nchw = p.layout == Layout::NCHW;
   const int64_t items = p.N * p.H, chunk = default_grain(items, threads);
-  const int64_t span = (p.R - 1) * p.dil_h + 1;   // grad_y rows one grad_x row reads
+  const int64_t span = (p.R - 1) * p.dil_h + 1;  // grad_y rows one grad_x row reads
   std::vector<int64_t> aoff(RS);
   for (int64_t u = 0; u < RS; ++u) aoff[u] = u * p.K * p.C;
   parallel_team(threads, items, chunk, [&](ChunkQueue& queue) {
@@ -83,14 +83,12 @@ void conv2d_bwd_data_small_channels(const Conv2dParams& p, const typename V::T* 
       }
   });
   log.lap("grad_y-rows+tiles");
-  log.print(FASTCONV_SIMD_NAME, "conv2d_bwd_data", V::name, "pixel-vector tiles for few channels", int(p.C),
-            int(PW));
+  log.print(FASTCONV_SIMD_NAME, "conv2d_bwd_data", V::name, "pixel-vector tiles for few channels", int(p.C), int(PW));
 }
 
 // grad_y (N,K,P,Q) | (N,P,Q,K), w -> grad_x (N,C,H,W) | (N,H,W,C); stride 1.
 template <class V>
-void conv2d_bwd_data_direct(const Conv2dParams& p, const typename V::T* gy, const typename V::T* w,
-                            typename V::T* gx) {
+void conv2d_bwd_data_direct(const Conv2dParams& p, const typename V::T* gy, const typename V::T* w, typename V::T* gx) {
   using T = typename V::T;
   // grad_x[ih, iw, c] = sum_{r', s', k} gy_p[ih + r'*dh, iw + s'*dw, k] * w[R-1-r', S-1-s', c, k]
   // where gy_p is grad_y shifted by (R-1)*dh - pad_top rows and (S-1)*dw - pad_left columns
@@ -99,11 +97,22 @@ void conv2d_bwd_data_direct(const Conv2dParams& p, const typename V::T* gy, cons
   constexpr int64_t KB = V::NV * V::W;
   const int64_t RS = p.R * p.S;
   WeightBlocks<T> wb;
-  wb.w = w; wb.layout = p.layout; wb.K = p.K; wb.C = p.C; wb.RS = RS; wb.bwd_data = true;
+  wb.w = w;
+  wb.layout = p.layout;
+  wb.K = p.K;
+  wb.C = p.C;
+  wb.RS = RS;
+  wb.bwd_data = true;
 
   DirectConv d;
   d.threads = threads_for(p.macs());
-  d.N = p.N; d.C = p.K; d.K = p.C; d.P = p.H; d.Q = p.W; d.RS = RS; d.sh = 1;
+  d.N = p.N;
+  d.C = p.K;
+  d.K = p.C;
+  d.P = p.H;
+  d.Q = p.W;
+  d.RS = RS;
+  d.sh = 1;
   d.out_layout = p.layout;
   const Padded g = padded_grad_output(p);
   const RowPlan<T> plan(g, p.layout == Layout::NCHW, 1);

@@ -52,8 +52,8 @@ struct TapList {
 // over the valid (r, s) of (h, b) and all k, for blocks of up to kSmallChannels channels (larger C
 // re-reads the grad_y rows once per block, from L1/L2).
 template <class V>
-void conv2d_bwd_data_stride_phase(const Conv2dParams& p, const typename V::T* gy,
-                           const typename V::T* w, typename V::T* gx) {
+void conv2d_bwd_data_stride_phase(const Conv2dParams& p, const typename V::T* gy, const typename V::T* w,
+                                  typename V::T* gx) {
   using T = typename V::T;
   KernelLog log;
   const int64_t RS = p.R * p.S, sw = p.stride_w, CB = std::min<int64_t>(p.C, kSmallChannels);

@@ -25,8 +25,8 @@ namespace fastconv {
 namespace FASTCONV_SIMD_NS {
 
 template <class V>
-void conv2d_bwd_weight_direct(const Conv2dParams& p, const typename V::T* gy, const typename V::T* x,
-                       typename V::T* gw, typename V::T* gb) {
+void conv2d_bwd_weight_direct(const Conv2dParams& p, const typename V::T* gy, const typename V::T* x, typename V::T* gw,
+                              typename V::T* gb) {
   using T = typename V::T;
   constexpr int64_t W = V::W, KB = V::NV * V::W;
   const int64_t RS = p.R * p.S, PQ = p.P * p.Q;
@@ -37,8 +37,7 @@ void conv2d_bwd_weight_direct(const Conv2dParams& p, const typename V::T* gy, co
   const Padded g = padded_input(p);
   const T* xb = x;
   int64_t xH = p.H, xW = p.W;
-  if (!(p.layout == Layout::NHWC && p.pad_top == 0 && p.pad_left == 0 && g.Hb <= p.H &&
-        g.Wb <= p.W)) {
+  if (!(p.layout == Layout::NHWC && p.pad_top == 0 && p.pad_left == 0 && g.Hb <= p.H && g.Wb <= p.W)) {
     T* buf = scratch<T>(slot::kPaddedInput, p.N * g.Hb * g.Wb * p.C);
     RowPlan<T>(g, false, 1).fill_all(x, buf, threads);
     xb = buf;
@@ -138,7 +137,7 @@ void conv2d_bwd_weight_direct(const Conv2dParams& p, const typename V::T* gy, co
   log.lap("tiles");
 
   if (!direct_gw) {
-    if (p.layout == Layout::NHWC) {   // (R,S,C,ldo) -> (R,S,C,K)
+    if (p.layout == Layout::NHWC) {  // (R,S,C,ldo) -> (R,S,C,K)
       parallel_for(threads, RS * p.C, [&](int64_t i_begin, int64_t i_end) {
         for (int64_t i = i_begin; i < i_end; ++i) std::copy(gwt + i * ldo, gwt + i * ldo + p.K, gw + i * p.K);
       });

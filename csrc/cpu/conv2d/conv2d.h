@@ -22,9 +22,12 @@ struct Conv2dOps {
 };
 
 namespace ref {
-template <typename T> void conv2d_fwd(const Conv2dParams&, const T*, const T*, const T*, T*);
-template <typename T> void conv2d_bwd_data(const Conv2dParams&, const T*, const T*, T*);
-template <typename T> void conv2d_bwd_weight(const Conv2dParams&, const T*, const T*, T*, T*);
+template <typename T>
+void conv2d_fwd(const Conv2dParams&, const T*, const T*, const T*, T*);
+template <typename T>
+void conv2d_bwd_data(const Conv2dParams&, const T*, const T*, T*);
+template <typename T>
+void conv2d_bwd_weight(const Conv2dParams&, const T*, const T*, T*, T*);
 }  // namespace ref
 
 FASTCONV_FAMILY_BUILDS(Conv2dOps, conv2d_ops)

@@ -29,8 +29,8 @@
 #include <vector>
 
 #include "../eltwise/eltwise.h"
-#include "conv2d.h"
 #include "../runtime/loops.h"
+#include "conv2d.h"
 #include "layout.inl"
 #include "microkernel.inl"
 #include "workspace.h"
@@ -53,7 +53,7 @@ struct DirectConv {
   Layout out_layout = Layout::NCHW;
   Epilogue epilogue = Epilogue::none;
   double alpha = 0.0;
-  bool stream_out = false;   // NHWC output written with non-temporal stores (see stream_output)
+  bool stream_out = false;  // NHWC output written with non-temporal stores (see stream_output)
   int threads = 1;
 };
 
@@ -61,8 +61,8 @@ struct DirectConv {
 // pixels: js = 1); NHWC sources padded NHWC rows (pixels js = sw*C apart). Returns true when
 // the NHWC source can be read in place (no padding needed); otherwise the driver builds the
 // padded rows on demand with `plan`.
-inline bool describe_input(const Padded& g, int64_t R, int64_t S, int64_t sw, int64_t dh,
-                           int64_t dw, int64_t KB, int64_t Wph, DirectConv* d) {
+inline bool describe_input(const Padded& g, int64_t R, int64_t S, int64_t sw, int64_t dh, int64_t dw, int64_t KB,
+                           int64_t Wph, DirectConv* d) {
   d->Hb = g.Hb;
   d->dh = dh;
   d->U = R * S;
@@ -123,12 +123,10 @@ int64_t reduction_block(int64_t Tn, int64_t U) {
 // that needs them, into a small per-thread ring of rows that stays in L2 (consecutive output
 // rows of a work chunk reuse R-1 of their R input rows); without, src already is the buffer.
 template <class V>
-void direct_conv(const DirectConv& d, const typename V::T* src,
-                 const RowPlan<typename V::T>* plan,
-                 const WeightBlocks<typename V::T>& weights, const typename V::T* bias,
-                 typename V::T* y) {
+void direct_conv(const DirectConv& d, const typename V::T* src, const RowPlan<typename V::T>* plan,
+                 const WeightBlocks<typename V::T>& weights, const typename V::T* bias, typename V::T* y) {
   using T = typename V::T;
-  constexpr int64_t KB = V::NV * V::W;                 // output channels per register tile
+  constexpr int64_t KB = V::NV * V::W;                  // output channels per register tile
   constexpr int64_t kGroup = (64 + V::NJ - 1) / V::NJ;  // tiles sharing one weight block
   const int64_t nkb = ceil_div(d.K, KB), tb = reduction_block<V>(d.Tn, d.U);
   const bool strided = d.js != 1;
@@ -149,7 +147,7 @@ void direct_conv(const DirectConv& d, const typename V::T* src,
     T* wbuf = scratch<T>(slot::kDirectWeights, kbg * kb_elems);
     int64_t packed_group = -1;
     // This thread's ring of padded input rows, tagged with n*Hb + i.
-    const int64_t span = (max_row + 1) * d.dh;            // rows one output row can touch
+    const int64_t span = (max_row + 1) * d.dh;  // rows one output row can touch
     const int64_t ring_rows = plan ? span + d.sh : 0;
     T* ring = plan ? scratch<T>(slot::kDirectInputRows, ring_rows * d.row) : nullptr;
     std::vector<int64_t> ring_tag(ring_rows, -1), aoff_item(d.U);
@@ -212,11 +210,11 @@ void direct_conv(const DirectConv& d, const typename V::T* src,
                 if (last) {
                   g.out_transposed = nchw;
                   g.ldo = nchw ? d.P * d.Q : d.K;
-                  g.out = nchw ? y + ((n * d.K + k0) * d.P + oh) * d.Q + ow0
-                               : y + ((n * d.P + oh) * d.Q + ow0) * d.K + k0;
+                  g.out =
+                      nchw ? y + ((n * d.K + k0) * d.P + oh) * d.Q + ow0 : y + ((n * d.P + oh) * d.Q + ow0) * d.K + k0;
                   g.kvalid = kvalid;
-                  g.out_stream = d.stream_out && kvalid == KB &&
-                                 reinterpret_cast<uintptr_t>(g.out) % (V::W * sizeof(T)) == 0;
+                  g.out_stream =
+                      d.stream_out && kvalid == KB && reinterpret_cast<uintptr_t>(g.out) % (V::W * sizeof(T)) == 0;
                 } else {
                   g.out_stream = false;
                   g.out_transposed = false;

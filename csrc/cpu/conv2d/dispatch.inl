@@ -31,7 +31,7 @@ namespace {
 template <typename T>
 double max_abs_or_inf(const T* a, int64_t n) {
   using Bits = std::conditional_t<sizeof(T) == 4, int32_t, int64_t>;
-  constexpr Bits kMagnitude = std::numeric_limits<Bits>::max();   // all bits but the sign
+  constexpr Bits kMagnitude = std::numeric_limits<Bits>::max();  // all bits but the sign
   constexpr int64_t kChunk = int64_t(1) << 14;
   std::atomic<Bits> largest{0};
   parallel_for(threads_for(n), (n + kChunk - 1) / kChunk, [&](int64_t c_begin, int64_t c_end) {
@@ -56,23 +56,25 @@ double max_abs_or_inf(const T* a, int64_t n) {
 // the two operands a (a_size elements) and b (b_size): the scan of the operands happens only
 // when the first two hold.
 template <typename T>
-bool winograd_runs(ConvPass pass, const Conv2dParams& p, const T* a, int64_t a_size, const T* b,
-                   int64_t b_size) {
+bool winograd_runs(ConvPass pass, const Conv2dParams& p, const T* a, int64_t a_size, const T* b, int64_t b_size) {
   if (!winograd_enabled() || !winograd_eligible(pass, p)) return false;
   const double a_max = max_abs_or_inf(a, a_size), b_max = max_abs_or_inf(b, b_size);
   const bool fp64 = sizeof(T) == 8;
   switch (pass) {
-    case ConvPass::fwd: return winograd_fwd_safe(p, a_max, b_max, fp64);
-    case ConvPass::bwd_data: return winograd_bwd_data_safe(p, a_max, b_max, fp64);
-    case ConvPass::bwd_weight: return winograd_bwd_weight_safe(p, a_max, b_max, fp64);
+    case ConvPass::fwd:
+      return winograd_fwd_safe(p, a_max, b_max, fp64);
+    case ConvPass::bwd_data:
+      return winograd_bwd_data_safe(p, a_max, b_max, fp64);
+    case ConvPass::bwd_weight:
+      return winograd_bwd_weight_safe(p, a_max, b_max, fp64);
   }
   return false;
 }
 
 // x, w, bias -> y
 template <class V>
-void conv2d_fwd(const Conv2dParams& p, const typename V::T* x, const typename V::T* w,
-                const typename V::T* bias, typename V::T* y) {
+void conv2d_fwd(const Conv2dParams& p, const typename V::T* x, const typename V::T* w, const typename V::T* bias,
+                typename V::T* y) {
   if (winograd_runs(ConvPass::fwd, p, x, p.x_size(), w, p.w_size())) {
     record_algorithm(ConvPass::fwd, ConvAlgorithm::winograd_f4x4_3x3);
     return conv2d_fwd_winograd<V>(p, x, w, bias, y);
@@ -83,8 +85,7 @@ void conv2d_fwd(const Conv2dParams& p, const typename V::T* x, const typename V:
 
 // grad_y, w -> grad_x
 template <class V>
-void conv2d_bwd_data(const Conv2dParams& p, const typename V::T* gy, const typename V::T* w,
-                     typename V::T* gx) {
+void conv2d_bwd_data(const Conv2dParams& p, const typename V::T* gy, const typename V::T* w, typename V::T* gx) {
   if (winograd_runs(ConvPass::bwd_data, p, gy, p.y_size(), w, p.w_size())) {
     record_algorithm(ConvPass::bwd_data, ConvAlgorithm::winograd_f4x4_3x3);
     return conv2d_bwd_data_winograd<V>(p, gy, w, gx);
@@ -103,8 +104,8 @@ void conv2d_bwd_data(const Conv2dParams& p, const typename V::T* gy, const typen
 
 // grad_y, x -> grad_w, grad_bias (or null)
 template <class V>
-void conv2d_bwd_weight(const Conv2dParams& p, const typename V::T* gy, const typename V::T* x,
-                       typename V::T* gw, typename V::T* gb) {
+void conv2d_bwd_weight(const Conv2dParams& p, const typename V::T* gy, const typename V::T* x, typename V::T* gw,
+                       typename V::T* gb) {
   if (winograd_runs(ConvPass::bwd_weight, p, gy, p.y_size(), x, p.x_size())) {
     record_algorithm(ConvPass::bwd_weight, ConvAlgorithm::winograd_f4x4_3x3);
     return conv2d_bwd_weight_winograd<V>(p, gy, x, gw, gb);

@@ -25,14 +25,18 @@ inline bool stream_output(Layout layout, int64_t K, int64_t out_bytes, int W) {
 
 // x (N,C,H,W) | (N,H,W,C), w (K,C,R,S) | (R,S,C,K), bias (K) or null -> y (N,K,P,Q) | (N,P,Q,K)
 template <class V>
-void conv2d_fwd_direct(const Conv2dParams& p, const typename V::T* x, const typename V::T* w,
-                const typename V::T* bias, typename V::T* y) {
+void conv2d_fwd_direct(const Conv2dParams& p, const typename V::T* x, const typename V::T* w, const typename V::T* bias,
+                       typename V::T* y) {
   using T = typename V::T;
   KernelLog log;
   constexpr int64_t KB = V::NV * V::W;
   const int64_t Kp = round_up(p.K, KB), RS = p.R * p.S;
   WeightBlocks<T> wb;
-  wb.w = w; wb.layout = p.layout; wb.K = p.K; wb.C = p.C; wb.RS = RS;
+  wb.w = w;
+  wb.layout = p.layout;
+  wb.K = p.K;
+  wb.C = p.C;
+  wb.RS = RS;
   T* bp = nullptr;
   if (bias) {
     bp = scratch<T>(slot::kFwdBias, Kp);
@@ -41,7 +45,13 @@ void conv2d_fwd_direct(const Conv2dParams& p, const typename V::T* x, const type
   }
   DirectConv d;
   d.threads = threads_for(p.macs());
-  d.N = p.N; d.C = p.C; d.K = p.K; d.P = p.P; d.Q = p.Q; d.RS = RS; d.sh = p.stride_h;
+  d.N = p.N;
+  d.C = p.C;
+  d.K = p.K;
+  d.P = p.P;
+  d.Q = p.Q;
+  d.RS = RS;
+  d.sh = p.stride_h;
   d.out_layout = p.layout;
   d.epilogue = p.epilogue;
   d.alpha = p.alpha;
@@ -53,8 +63,8 @@ void conv2d_fwd_direct(const Conv2dParams& p, const typename V::T* x, const type
   log.lap("input-rows+pack+tiles");
   log.print(FASTCONV_SIMD_NAME, conv2d_fwd_op_name(p.epilogue), V::name,
             p.layout == Layout::NCHW ? "direct, row-channel-column input rows"
-                                     : in_place ? "direct, NHWC input in place"
-                                                : "direct, padded NHWC input rows",
+            : in_place               ? "direct, NHWC input in place"
+                                     : "direct, padded NHWC input rows",
             V::NJ, KB);
 }
 

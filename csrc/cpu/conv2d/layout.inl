@@ -13,8 +13,8 @@
 #include <vector>
 
 #include "../eltwise/eltwise.h"
-#include "conv2d.h"
 #include "../runtime/loops.h"
+#include "conv2d.h"
 
 namespace fastconv {
 namespace FASTCONV_SIMD_NS {
@@ -25,7 +25,7 @@ namespace FASTCONV_SIMD_NS {
 struct Padded {
   int64_t N = 0, C = 0, Hs = 0, Ws = 0;
   Layout layout = Layout::NCHW;
-  int64_t Hb = 0, Wb = 0;                     // buffer rows and columns
+  int64_t Hb = 0, Wb = 0;  // buffer rows and columns
   int64_t off_h = 0, off_w = 0;
 };
 
@@ -33,7 +33,11 @@ struct Padded {
 // window of p spans, shifted by the top/left padding.
 inline Padded padded_input(const Conv2dParams& p) {
   Padded g;
-  g.N = p.N; g.C = p.C; g.Hs = p.H; g.Ws = p.W; g.layout = p.layout;
+  g.N = p.N;
+  g.C = p.C;
+  g.Hs = p.H;
+  g.Ws = p.W;
+  g.layout = p.layout;
   g.Hb = (p.P - 1) * p.stride_h + (p.R - 1) * p.dil_h + 1;
   g.Wb = (p.Q - 1) * p.stride_w + (p.S - 1) * p.dil_w + 1;
   g.off_h = p.pad_top;
@@ -45,7 +49,11 @@ inline Padded padded_input(const Conv2dParams& p) {
 // shifted by (R-1)*dh - pad_top rows and (S-1)*dw - pad_left columns, H x W output positions.
 inline Padded padded_grad_output(const Conv2dParams& p) {
   Padded g;
-  g.N = p.N; g.C = p.K; g.Hs = p.P; g.Ws = p.Q; g.layout = p.layout;
+  g.N = p.N;
+  g.C = p.K;
+  g.Hs = p.P;
+  g.Ws = p.Q;
+  g.layout = p.layout;
   g.Hb = p.H + (p.R - 1) * p.dil_h;
   g.Wb = p.W + (p.S - 1) * p.dil_w;
   g.off_h = (p.R - 1) * p.dil_h - p.pad_top;
@@ -64,8 +72,8 @@ struct RowPlan {
   Padded g;
   bool rcc = false;
   int64_t sw = 1, Wph = 0, L = 0, row = 0;  // rcc: L = sw*Wph columns per channel
-  int64_t lo = 0, hi = 0;                  // buffer columns [lo, hi) hold source columns
-  std::vector<int64_t> ph_lo, ph_hi;       // phase ph: positions [ph_lo, ph_hi) hold source columns
+  int64_t lo = 0, hi = 0;                   // buffer columns [lo, hi) hold source columns
+  std::vector<int64_t> ph_lo, ph_hi;        // phase ph: positions [ph_lo, ph_hi) hold source columns
 
   RowPlan(const Padded& pad, bool rcc_layout, int64_t stride_w) : g(pad), rcc(rcc_layout) {
     sw = rcc ? stride_w : 1;
@@ -76,7 +84,7 @@ struct RowPlan {
     hi = std::clamp<int64_t>(g.off_w + g.Ws, lo, L);
     ph_lo.assign(sw, 0);
     ph_hi.assign(sw, 0);
-    for (int64_t ph = 0; ph < sw; ++ph)   // source column of position pos: pos*sw + ph - off_w
+    for (int64_t ph = 0; ph < sw; ++ph)  // source column of position pos: pos*sw + ph - off_w
       valid_output_range(Wph, g.Ws, sw, ph - g.off_w, &ph_lo[ph], &ph_hi[ph]);
   }
 
@@ -95,7 +103,7 @@ struct RowPlan {
           std::fill(dr, dr + lo, T(0));
           std::memcpy(dr + lo, s + (lo - g.off_w), (hi - lo) * sizeof(T));
           std::fill(dr + hi, dr + L, T(0));
-        } else {                  // columns split by phase: strided copies
+        } else {  // columns split by phase: strided copies
           for (int64_t ph = 0; ph < sw; ++ph) {
             T* dp = dr + ph * Wph;
             const T* sp = s + ph - g.off_w;
@@ -105,25 +113,25 @@ struct RowPlan {
           }
         }
       }
-    } else if (rcc) {             // NHWC source, columns [lo, hi) shifted: (Ws, C) -> (C, L)
+    } else if (rcc) {  // NHWC source, columns [lo, hi) shifted: (Ws, C) -> (C, L)
       const T* s = src + ((n * g.Hs + hs) * g.Ws - g.off_w) * C;
       for (int64_t c = 0; c < C; ++c) {
         std::fill(d + c * L, d + c * L + lo, T(0));
         std::fill(d + c * L + hi, d + (c + 1) * L, T(0));
       }
-      for (int64_t k0 = lo; k0 < hi; k0 += 16) {   // 16 columns x all channels per block
+      for (int64_t k0 = lo; k0 < hi; k0 += 16) {  // 16 columns x all channels per block
         const int64_t k1 = std::min(hi, k0 + 16);
         for (int64_t c = 0; c < C; ++c) {
           T* dr = d + c * L;
           for (int64_t k = k0; k < k1; ++k) dr[k] = s[k * C + c];
         }
       }
-    } else if (g.layout == Layout::NHWC) {   // padded NHWC row from NHWC
+    } else if (g.layout == Layout::NHWC) {  // padded NHWC row from NHWC
       const T* s = src + (n * g.Hs + hs) * g.Ws * C;
       std::fill(d, d + lo * C, T(0));
       std::memcpy(d + lo * C, s + (lo - g.off_w) * C, (hi - lo) * C * sizeof(T));
       std::fill(d + hi * C, d + row, T(0));
-    } else {                      // padded NHWC row from NCHW: (C, Ws) -> (Wb, C)
+    } else {  // padded NHWC row from NCHW: (C, Ws) -> (Wb, C)
       std::fill(d, d + lo * C, T(0));
       std::fill(d + hi * C, d + row, T(0));
       for (int64_t k0 = lo; k0 < hi; k0 += 16) {
@@ -148,8 +156,8 @@ struct RowPlan {
 // contiguous stream of pixels (zero lanes past K), the vector operand of the weight-gradient
 // tiles. From NHWC it is 4*KB-byte copies, from NCHW a transpose in blocks of 16 pixels.
 template <typename T>
-void to_kblocked_pixels(const T* src, Layout layout, int64_t N, int64_t K, int64_t PQ,
-                        int64_t KB, T* dst, int threads) {
+void to_kblocked_pixels(const T* src, Layout layout, int64_t N, int64_t K, int64_t PQ, int64_t KB, T* dst,
+                        int threads) {
   const int64_t nb = ceil_div(PQ, 16), nkb = ceil_div(K, KB), NPQ = N * PQ;
   parallel_for(threads, N * nb, [&](int64_t b_begin, int64_t b_end) {
     for (int64_t b = b_begin; b < b_end; ++b) {
@@ -179,11 +187,10 @@ void to_kblocked_pixels(const T* src, Layout layout, int64_t N, int64_t K, int64
 
 // Forward: k-block kb of w (K,C,R,S) | (R,S,C,K) -> (R*S, C, KB), zero lanes past K.
 template <typename T>
-void pack_fwd_kblock(const T* w, Layout layout, int64_t K, int64_t C, int64_t RS, int64_t KB,
-                     int64_t kb, T* d) {
+void pack_fwd_kblock(const T* w, Layout layout, int64_t K, int64_t C, int64_t RS, int64_t KB, int64_t kb, T* d) {
   const int64_t k0 = kb * KB, nk = std::min(KB, K - k0);
   if (layout == Layout::NCHW) {
-    for (int64_t c0 = 0; c0 < C; c0 += 16) {   // reads (c, rs) runs, writes stay in 16 rows
+    for (int64_t c0 = 0; c0 < C; c0 += 16) {  // reads (c, rs) runs, writes stay in 16 rows
       const int64_t c1 = std::min(C, c0 + 16);
       for (int64_t kk = 0; kk < KB; ++kk)
         for (int64_t c = c0; c < c1; ++c)
@@ -201,8 +208,7 @@ void pack_fwd_kblock(const T* w, Layout layout, int64_t K, int64_t C, int64_t RS
 // Backward-data: c-block cb of w (K,C,R,S) | (R,S,C,K) -> (R*S, K, KB) with the taps flipped:
 // d[r'*S + s'][k][cc] = w at (k, c = cb*KB + cc, R-1-r', S-1-s'), zero lanes past C.
 template <typename T>
-void pack_bwd_data_cblock(const T* w, Layout layout, int64_t K, int64_t C, int64_t RS,
-                          int64_t KB, int64_t cb, T* d) {
+void pack_bwd_data_cblock(const T* w, Layout layout, int64_t K, int64_t C, int64_t RS, int64_t KB, int64_t cb, T* d) {
   const int64_t c0 = cb * KB, nc = std::min(KB, C - c0);
   if (layout == Layout::NCHW) {
     for (int64_t k = 0; k < K; ++k)
@@ -212,11 +218,10 @@ void pack_bwd_data_cblock(const T* w, Layout layout, int64_t K, int64_t C, int64
   } else {
     for (int64_t rs = 0; rs < RS; ++rs) {
       const T* s = w + (RS - 1 - rs) * C * K;
-      for (int64_t k1 = 0; k1 < K; k1 += 16) {   // (C, K) -> (K, KB) in blocks of 16 k
+      for (int64_t k1 = 0; k1 < K; k1 += 16) {  // (C, K) -> (K, KB) in blocks of 16 k
         const int64_t k2 = std::min(K, k1 + 16);
         for (int64_t cc = 0; cc < KB; ++cc)
-          for (int64_t k = k1; k < k2; ++k)
-            d[(rs * K + k) * KB + cc] = cc < nc ? s[(c0 + cc) * K + k] : T(0);
+          for (int64_t k = k1; k < k2; ++k) d[(rs * K + k) * KB + cc] = cc < nc ? s[(c0 + cc) * K + k] : T(0);
       }
     }
   }

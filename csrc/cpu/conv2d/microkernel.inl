@@ -32,25 +32,25 @@ enum class Init { zero, bias, load };
 
 template <typename T>
 struct TileArgs {
-  const T* A = nullptr;          // broadcast operand: A[aoff[u] + j*a_js + t*a_ts]
+  const T* A = nullptr;  // broadcast operand: A[aoff[u] + j*a_js + t*a_ts]
   const int64_t* aoff = nullptr;
   int64_t a_js = 1, a_ts = 0;
-  const T* B = nullptr;          // vector operand: B[boff[u] + t*ldb + lane]
+  const T* B = nullptr;  // vector operand: B[boff[u] + t*ldb + lane]
   const int64_t* boff = nullptr;
   int64_t ldb = 0;
-  int64_t U = 0, Tn = 0;         // reduction extents
-  Init init = Init::zero;        // accumulators start at 0, bias[lane] or partial sums
-  const T* bias = nullptr;       // NV*W values
-  const T* partial = nullptr;    // Init::load: partial[j*ldp + lane]
+  int64_t U = 0, Tn = 0;       // reduction extents
+  Init init = Init::zero;      // accumulators start at 0, bias[lane] or partial sums
+  const T* bias = nullptr;     // NV*W values
+  const T* partial = nullptr;  // Init::load: partial[j*ldp + lane]
   int64_t ldp = 0;
-  Epilogue epilogue = Epilogue::none;   // applied to the finished sums before the store
-  T alpha = T(0);                       // leaky_relu's slope
+  Epilogue epilogue = Epilogue::none;  // applied to the finished sums before the store
+  T alpha = T(0);                      // leaky_relu's slope
   T* out = nullptr;
-  bool out_transposed = false;   // false: out[j*ldo + lane]; true: out[lane*ldo + j]
-  bool out_stream = false;       // non-transposed, all lanes valid, out and ldo vector-aligned:
-                                 // non-temporal stores (the caller issues the sfence)
+  bool out_transposed = false;  // false: out[j*ldo + lane]; true: out[lane*ldo + j]
+  bool out_stream = false;      // non-transposed, all lanes valid, out and ldo vector-aligned:
+                                // non-temporal stores (the caller issues the sfence)
   int64_t ldo = 0;
-  int kvalid = 0;                // lanes of the tile that exist in `out` (<= NV*W)
+  int kvalid = 0;  // lanes of the tile that exist in `out` (<= NV*W)
 };
 
 // NJ broadcast rows x NV vectors, accumulated over (u, t); then the epilogue and the store.
@@ -199,7 +199,9 @@ TileFn<V> tile_fn(int64_t nj, int64_t nv, bool strided) {
 // NVmax = min(8, (REGS-1)/(NJ+1)), i.e. NJ*NVmax accumulators + NVmax operand vectors
 // + 1 broadcast fit the register file (AVX-512, NJ = 3: 3 x 7 zmm = 112 pixels of 3 channels).
 template <class V, int NJ>
-constexpr int small_nv() { return std::min(8, (V::REGS - 1) / (NJ + 1)); }
+constexpr int small_nv() {
+  return std::min(8, (V::REGS - 1) / (NJ + 1));
+}
 
 template <class V, int NJ, size_t... I>
 constexpr std::array<TileFn<V>, 8> small_row(std::index_sequence<I...>) {
@@ -209,18 +211,17 @@ constexpr std::array<TileFn<V>, 8> small_row(std::index_sequence<I...>) {
 }
 template <class V>
 TileFn<V> small_tile_fn(int64_t nj, int64_t nv) {
-  static constexpr std::array<std::array<TileFn<V>, 8>, kSmallChannels> table = {{
-      small_row<V, 1>(std::make_index_sequence<8>()), small_row<V, 2>(std::make_index_sequence<8>()),
-      small_row<V, 3>(std::make_index_sequence<8>()), small_row<V, 4>(std::make_index_sequence<8>()),
-      small_row<V, 5>(std::make_index_sequence<8>()), small_row<V, 6>(std::make_index_sequence<8>()),
-      small_row<V, 7>(std::make_index_sequence<8>()), small_row<V, 8>(std::make_index_sequence<8>())}};
+  static constexpr std::array<std::array<TileFn<V>, 8>, kSmallChannels> table = {
+      {small_row<V, 1>(std::make_index_sequence<8>()), small_row<V, 2>(std::make_index_sequence<8>()),
+       small_row<V, 3>(std::make_index_sequence<8>()), small_row<V, 4>(std::make_index_sequence<8>()),
+       small_row<V, 5>(std::make_index_sequence<8>()), small_row<V, 6>(std::make_index_sequence<8>()),
+       small_row<V, 7>(std::make_index_sequence<8>()), small_row<V, 8>(std::make_index_sequence<8>())}};
   return table[nj - 1][nv - 1];
 }
 template <class V>
 int64_t small_nv_max(int64_t nj) {
-  static constexpr int nvs[kSmallChannels] = {small_nv<V, 1>(), small_nv<V, 2>(), small_nv<V, 3>(),
-                                       small_nv<V, 4>(), small_nv<V, 5>(), small_nv<V, 6>(),
-                                       small_nv<V, 7>(), small_nv<V, 8>()};
+  static constexpr int nvs[kSmallChannels] = {small_nv<V, 1>(), small_nv<V, 2>(), small_nv<V, 3>(), small_nv<V, 4>(),
+                                              small_nv<V, 5>(), small_nv<V, 6>(), small_nv<V, 7>(), small_nv<V, 8>()};
   return nvs[nj - 1];
 }
 

@@ -240,9 +240,9 @@ void conv2d_bwd_weight(const Conv2dParams& p, const T* gy, const T* x, T* gw, T*
   else conv2d_bwd_weight_nhwc(p, gy, x, gw, gb);
 }
 
-#define FASTCONV_INSTANTIATE(T)                                                               \
-  template void conv2d_fwd<T>(const Conv2dParams&, const T*, const T*, const T*, T*);         \
-  template void conv2d_bwd_data<T>(const Conv2dParams&, const T*, const T*, T*);              \
+#define FASTCONV_INSTANTIATE(T)                                                       \
+  template void conv2d_fwd<T>(const Conv2dParams&, const T*, const T*, const T*, T*); \
+  template void conv2d_bwd_data<T>(const Conv2dParams&, const T*, const T*, T*);      \
   template void conv2d_bwd_weight<T>(const Conv2dParams&, const T*, const T*, T*, T*);
 FASTCONV_INSTANTIATE(float)
 FASTCONV_INSTANTIATE(double)

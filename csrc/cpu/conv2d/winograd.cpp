@@ -12,7 +12,7 @@
 namespace fastconv {
 namespace {
 
-bool initial_winograd() { return env_switch("FASTCONV_WINOGRAD") != 0; }   // 0/off/false/no: off
+bool initial_winograd() { return env_switch("FASTCONV_WINOGRAD") != 0; }  // 0/off/false/no: off
 bool initial_force() { return env_lower("FASTCONV_WINOGRAD") == "force"; }
 
 std::atomic<bool> g_winograd{initial_winograd()};
@@ -60,8 +60,12 @@ Conv2dParams winograd_bwd_data_as_fwd(const Conv2dParams& p) {
   // grad_x[ih, iw] = sum_{r,s} grad_y[ih + pad_top - r, iw + pad_left - s] w[r, s]
   //               = sum_{r',s'} grad_y[ih + r' - (2 - pad_top), ...] w[2 - r', 2 - s']
   Conv2dParams f = p;
-  f.C = p.K; f.H = p.P; f.W = p.Q;
-  f.K = p.C; f.P = p.H; f.Q = p.W;
+  f.C = p.K;
+  f.H = p.P;
+  f.W = p.Q;
+  f.K = p.C;
+  f.P = p.H;
+  f.Q = p.W;
   f.pad_top = p.R - 1 - p.pad_top;
   f.pad_left = p.S - 1 - p.pad_left;
   f.epilogue = Epilogue::none;

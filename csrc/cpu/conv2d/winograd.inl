@@ -62,15 +62,15 @@ namespace {
 // The register-tile GEMM of one (xi, 32-channel k-block) over nt tiles:
 // m[j*ldm + 0..nv*16) (+)= sum_c a[j*lda + c] * b[c*ldb + 0..nv*16), in rows of 14 tiles.
 template <class V>
-void gemm_tiles(const Elem<V>* a, int64_t lda, int64_t nt, int64_t nc, const Elem<V>* b, int64_t ldb,
-                int64_t nv, bool accumulate, Elem<V>* m, int64_t ldm) {
+void gemm_tiles(const Elem<V>* a, int64_t lda, int64_t nt, int64_t nc, const Elem<V>* b, int64_t ldb, int64_t nv,
+                bool accumulate, Elem<V>* m, int64_t ldm) {
   TileArgs<Elem<V>> g;
   static const int64_t zero_off = 0;
   g.aoff = &zero_off;
   g.boff = &zero_off;
   g.U = 1;
-  g.a_js = lda;      // tile j's channels are lda apart
-  g.a_ts = 1;        // reduction over c
+  g.a_js = lda;  // tile j's channels are lda apart
+  g.a_ts = 1;    // reduction over c
   g.B = b;
   g.ldb = ldb;
   g.Tn = nc;
@@ -90,8 +90,8 @@ void gemm_tiles(const Elem<V>* a, int64_t lda, int64_t nt, int64_t nc, const Ele
 // input into a per-thread V (36, TB, C), runs the 36 GEMMs (U slices reused by the whole tile
 // block) into a per-thread M (36, TB, Kp) and transforms M into y.
 template <class V>
-void winograd_tiles_outer(const Conv2dParams& p, const Plan& pl, const Elem<V>* xs,
-                          const WinogradWeights<Elem<V>>& ww, const Elem<V>* bp, Elem<V>* y, int threads) {
+void winograd_tiles_outer(const Conv2dParams& p, const Plan& pl, const Elem<V>* xs, const WinogradWeights<Elem<V>>& ww,
+                          const Elem<V>* bp, Elem<V>* y, int threads) {
   Elem<V>* u = scratch<Elem<V>>(slot::kWinoFilter, kXi * p.C * pl.Kp);
   transform_weights<V>(pl, ww, u, threads);
 
@@ -118,10 +118,10 @@ void winograd_tiles_outer(const Conv2dParams& p, const Plan& pl, const Elem<V>* 
         for (int64_t kb = kb0; kb < kb1; ++kb) {
           const int64_t k0 = kb * kKB<V>, nv = ceil_div(std::min(kKB<V>, pl.Kp - k0), V::W);
           gemm_tiles<V>(vbuf + xi * TB * p.C, p.C, nt, p.C, u + xi * p.C * pl.Kp + k0, pl.Kp, nv, false,
-                     mbuf + xi * TB * pl.Kp + k0, pl.Kp);
+                        mbuf + xi * TB * pl.Kp + k0, pl.Kp);
         }
-      transform_output_block<V>(pl, p.layout, p.epilogue, Elem<V>(p.alpha), mbuf, TB, pl.Kp, 0, bp, t0, nt, kb0 * kKB<V>,
-                             std::min(pl.Kp, kb1 * kKB<V>), y);
+      transform_output_block<V>(pl, p.layout, p.epilogue, Elem<V>(p.alpha), mbuf, TB, pl.Kp, 0, bp, t0, nt,
+                                kb0 * kKB<V>, std::min(pl.Kp, kb1 * kKB<V>), y);
     }
   });
 }
@@ -159,8 +159,8 @@ void winograd_channels_outer(const Conv2dParams& p, const Plan& pl, const Elem<V
         for (int64_t xi = 0; xi < kXi; ++xi)
           for (int64_t kb = 0; kb < kg; kb += kKB<V>) {
             const int64_t nv = ceil_div(std::min(kKB<V>, kg - kb), V::W);
-            gemm_tiles<V>(v + xi * T * C + c0, C, T, nc, ub + xi * nc * KG + kb, KG, nv, c0 > 0,
-                       mb + xi * T * KG + kb, KG);
+            gemm_tiles<V>(v + xi * T * C + c0, C, T, nc, ub + xi * nc * KG + kb, KG, nv, c0 > 0, mb + xi * T * KG + kb,
+                          KG);
           }
       }
       transform_output_block<V>(pl, p.layout, p.epilogue, Elem<V>(p.alpha), mb, T, KG, k0, bp, 0, T, k0, k0 + kg, y);
@@ -171,8 +171,8 @@ void winograd_channels_outer(const Conv2dParams& p, const Plan& pl, const Elem<V
 // The Winograd convolution x (N,C,H,W) | (N,H,W,C) -> y (N,K,P,Q) | (N,P,Q,K) of p, with the
 // filter read through ww, + bias (K or null), then p.epilogue. `op` names it in the log.
 template <class V>
-void winograd_conv(const Conv2dParams& p, const Elem<V>* x, const WinogradWeights<Elem<V>>& ww,
-                   const Elem<V>* bias, Elem<V>* y, const char* op) {
+void winograd_conv(const Conv2dParams& p, const Elem<V>* x, const WinogradWeights<Elem<V>>& ww, const Elem<V>* bias,
+                   Elem<V>* y, const char* op) {
   KernelLog log;
   const Plan pl = make_plan(p, V::W);
   const int threads = threads_for(p.macs());
@@ -203,10 +203,8 @@ void winograd_conv(const Conv2dParams& p, const Elem<V>* x, const WinogradWeight
 
 // x (N,C,H,W) | (N,H,W,C), w (K,C,3,3) | (3,3,C,K), bias (K) or null -> y (N,K,P,Q) | (N,P,Q,K)
 template <class V>
-void conv2d_fwd_winograd(const Conv2dParams& p, const Elem<V>* x, const Elem<V>* w, const Elem<V>* bias,
-                         Elem<V>* y) {
-  winograd_conv<V>(p, x, forward_weights(w, p.layout, p.C, p.K), bias, y,
-                   conv2d_fwd_op_name(p.epilogue));
+void conv2d_fwd_winograd(const Conv2dParams& p, const Elem<V>* x, const Elem<V>* w, const Elem<V>* bias, Elem<V>* y) {
+  winograd_conv<V>(p, x, forward_weights(w, p.layout, p.C, p.K), bias, y, conv2d_fwd_op_name(p.epilogue));
 }
 
 // grad_y (N,K,P,Q) | (N,P,Q,K), w -> grad_x (N,C,H,W) | (N,H,W,C): the forward convolution of
@@ -214,8 +212,8 @@ void conv2d_fwd_winograd(const Conv2dParams& p, const Elem<V>* x, const Elem<V>*
 // filter.
 template <class V>
 void conv2d_bwd_data_winograd(const Conv2dParams& p, const Elem<V>* gy, const Elem<V>* w, Elem<V>* gx) {
-  winograd_conv<V>(winograd_bwd_data_as_fwd(p), gy, backward_data_weights(w, p.layout, p.C, p.K),
-                   nullptr, gx, "conv2d_bwd_data");
+  winograd_conv<V>(winograd_bwd_data_as_fwd(p), gy, backward_data_weights(w, p.layout, p.C, p.K), nullptr, gx,
+                   "conv2d_bwd_data");
 }
 
 }  // namespace

@@ -34,15 +34,15 @@ namespace fastconv {
 namespace FASTCONV_SIMD_NS {
 namespace {
 
-constexpr int64_t kBwCB = 64;   // input channels per work item (4-5 register tiles of 14)
-constexpr int64_t kBwKB = 64;   // output channels per work item (2 register tiles of 32)
+constexpr int64_t kBwCB = 64;  // input channels per work item (4-5 register tiles of 14)
+constexpr int64_t kBwKB = 64;  // output channels per work item (2 register tiles of 32)
 // tiles per chunk: V and M chunks 2 x 295 KB + dU 590 KB in L2 (float; half the tiles for double)
-template <class V> constexpr int64_t kBwTC = 128 / int64_t(sizeof(typename V::T));
+template <class V>
+constexpr int64_t kBwTC = 128 / int64_t(sizeof(typename V::T));
 
 // o = A m (4 -> 6), A = (A^T)^T = [1 0 0 0; 1 1 1 1; 1 -1 1 -1; 1 2 4 8; 1 -2 4 -8; 0 0 0 1]
 template <class V>
-static inline void grad_output_1d(const Reg<V> m0, const Reg<V> m1, const Reg<V> m2, const Reg<V> m3,
-                                  Reg<V> o[6]) {
+static inline void grad_output_1d(const Reg<V> m0, const Reg<V> m1, const Reg<V> m2, const Reg<V> m3, Reg<V> o[6]) {
   const Reg<V> e = add<V>(m0, m2), f = add<V>(m1, m3);
   const Reg<V> g = fmadd<V>(m2, 4.0, m0), h = fmadd<V>(m3, 8.0, mul<V>(m1, 2.0));
   o[0] = m0;
@@ -56,8 +56,8 @@ static inline void grad_output_1d(const Reg<V> m0, const Reg<V> m1, const Reg<V>
 // o = G^T u (6 -> 3), G^T = [1/4 -1/6 -1/6 1/24 1/24 0; 0 -1/6 1/6 1/12 -1/12 0;
 //                            0 -1/6 -1/6 1/6 1/6 1]
 template <class V>
-static inline void grad_weight_1d(const Reg<V> u0, const Reg<V> u1, const Reg<V> u2, const Reg<V> u3,
-                                  const Reg<V> u4, const Reg<V> u5, Reg<V> o[3]) {
+static inline void grad_weight_1d(const Reg<V> u0, const Reg<V> u1, const Reg<V> u2, const Reg<V> u3, const Reg<V> u4,
+                                  const Reg<V> u5, Reg<V> o[3]) {
   const Reg<V> a = add<V>(u1, u2), b = sub<V>(u1, u2), c = add<V>(u3, u4), d = sub<V>(u3, u4);
   o[0] = fmadd<V>(u0, 0.25, fmadd<V>(a, -1.0 / 6, mul<V>(c, 1.0 / 24)));
   o[1] = fmadd<V>(b, -1.0 / 6, mul<V>(d, 1.0 / 12));
@@ -67,8 +67,8 @@ static inline void grad_weight_1d(const Reg<V> u0, const Reg<V> u1, const Reg<V>
 // Tiles [t0, t0 + nt), output channels [k0, k0 + nk) of grad_y (N,P,Q,K) -> m (36, ldm, ldk):
 // m[(xi*ldm + j)*ldk + k - k0] = (A dY_j A^T)[xi]; lanes up to the next vector boundary are 0.
 template <class V>
-void transform_grad_output_channels(const Plan& pl, const Elem<V>* gy, int64_t t0, int64_t nt,
-                                    int64_t k0, int64_t nk, int64_t ldm, int64_t ldk, Elem<V>* m) {
+void transform_grad_output_channels(const Plan& pl, const Elem<V>* gy, int64_t t0, int64_t nt, int64_t k0, int64_t nk,
+                                    int64_t ldm, int64_t ldk, Elem<V>* m) {
   const int64_t K = pl.K, P = pl.P, Q = pl.Q;
   const Reg<V> zero = V::zero();
   for (int64_t j = 0; j < nt; ++j) {
@@ -82,8 +82,7 @@ void transform_grad_output_channels(const Plan& pl, const Elem<V>* gy, int64_t t
       Reg<V> tmp[kA][kM];  // A dY: columns first
       for (int s = 0; s < kM; ++s) {
         Reg<V> d[kM];
-        for (int r = 0; r < kM; ++r)
-          d[r] = r < rows && s < cols ? V::load_n(base + (r * Q + s) * K + kv, nl) : zero;
+        for (int r = 0; r < kM; ++r) d[r] = r < rows && s < cols ? V::load_n(base + (r * Q + s) * K + kv, nl) : zero;
         Reg<V> o[kA];
         grad_output_1d<V>(d[0], d[1], d[2], d[3], o);
         for (int i = 0; i < kA; ++i) tmp[i][s] = o[i];
@@ -100,14 +99,13 @@ void transform_grad_output_channels(const Plan& pl, const Elem<V>* gy, int64_t t
 // Channels [c0, c0 + nc) x [k0, k0 + nk) of dU, the sum of `nparts` partial blocks
 // du + part*part_stride, each (36, kBwCB, kBwKB) -> grad_w (K,C,3,3) | (3,3,C,K) = G^T dU G.
 template <class V>
-void transform_weight_grad_block(const Conv2dParams& p, const Elem<V>* du, int64_t nparts,
-                                 int64_t part_stride, int64_t c0, int64_t nc, int64_t k0,
-                                 int64_t nk, Elem<V>* gw) {
+void transform_weight_grad_block(const Conv2dParams& p, const Elem<V>* du, int64_t nparts, int64_t part_stride,
+                                 int64_t c0, int64_t nc, int64_t k0, int64_t nk, Elem<V>* gw) {
   constexpr int64_t ldxi = kBwCB * kBwKB;
   for (int64_t c = 0; c < nc; ++c)
     for (int64_t kv = 0; kv < nk; kv += V::W) {
       const int nl = static_cast<int>(std::min<int64_t>(V::W, nk - kv));
-      Reg<V> t[3][kA];   // G^T dU along rows, one column at a time
+      Reg<V> t[3][kA];  // G^T dU along rows, one column at a time
       for (int s = 0; s < kA; ++s) {
         Reg<V> u[kA];
         for (int r = 0; r < kA; ++r) {
@@ -128,7 +126,7 @@ void transform_weight_grad_block(const Conv2dParams& p, const Elem<V>* du, int64
           else V::store(buf[i * 3 + jj], o[jj]);
         }
       }
-      if (p.layout == Layout::NCHW)   // (K,C,3,3): 9 taps contiguous per (k, c)
+      if (p.layout == Layout::NCHW)  // (K,C,3,3): 9 taps contiguous per (k, c)
         for (int l = 0; l < nl; ++l) {
           Elem<V>* d = gw + ((k0 + kv + l) * p.C + c0 + c) * 9;
           for (int rs = 0; rs < 9; ++rs) d[rs] = buf[rs][l];
@@ -140,8 +138,7 @@ void transform_weight_grad_block(const Conv2dParams& p, const Elem<V>* du, int64
 // NHWC (pixels, K): threads own ranges of channel vectors and walk the pixels once, adding each
 // row's vectors to per-thread accumulators. NCHW: each channel's planes are contiguous.
 template <class V>
-void grad_bias(const Elem<V>* gy, Layout layout, int64_t N, int64_t PQ, int64_t K, Elem<V>* gb,
-               int threads) {
+void grad_bias(const Elem<V>* gy, Layout layout, int64_t N, int64_t PQ, int64_t K, Elem<V>* gb, int threads) {
   using T = Elem<V>;
   if (layout == Layout::NCHW) {
     parallel_for(threads, K, [&](int64_t k_begin, int64_t k_end) {
@@ -184,15 +181,14 @@ void grad_bias(const Elem<V>* gy, Layout layout, int64_t N, int64_t PQ, int64_t 
 // grad_y (N,K,P,Q) | (N,P,Q,K), x (N,C,H,W) | (N,H,W,C) -> grad_w (K,C,3,3) | (3,3,C,K),
 // grad_bias (K) or null. Requires 3x3, stride 1, dilation 1 (any padding).
 template <class V>
-void conv2d_bwd_weight_winograd(const Conv2dParams& p, const Elem<V>* gy, const Elem<V>* x, Elem<V>* gw,
-                                Elem<V>* gb) {
+void conv2d_bwd_weight_winograd(const Conv2dParams& p, const Elem<V>* gy, const Elem<V>* x, Elem<V>* gw, Elem<V>* gb) {
   KernelLog log;
   const Plan pl = make_plan(p, V::W);
   const int threads = threads_for(p.macs());
 
   const Elem<V>* xs = x;
   const Elem<V>* gys = gy;
-  if (p.layout == Layout::NCHW) {   // the transforms read channel vectors
+  if (p.layout == Layout::NCHW) {  // the transforms read channel vectors
     Elem<V>* xt = scratch<Elem<V>>(slot::kWinoInputNhwc, p.x_size());
     nchw_to_nhwc(x, p.N, p.C, p.H, p.W, xt, threads);
     Elem<V>* gt = scratch<Elem<V>>(slot::kWinoGradNhwc, p.y_size());
@@ -225,8 +221,8 @@ void conv2d_bwd_weight_winograd(const Conv2dParams& p, const Elem<V>* gy, const 
       TileArgs<Elem<V>> g;
       g.aoff = g.boff = &zero_off;
       g.U = 1;
-      g.a_js = 1;           // 14 adjacent input channels of one tile
-      g.a_ts = kBwCB;       // next tile
+      g.a_js = 1;      // 14 adjacent input channels of one tile
+      g.a_ts = kBwCB;  // next tile
       g.ldb = kBwKB;
       g.ldo = g.ldp = kBwKB;
       for (int64_t t0 = t_begin; t0 < t_end; t0 += kBwTC<V>) {
@@ -262,8 +258,8 @@ void conv2d_bwd_weight_winograd(const Conv2dParams& p, const Elem<V>* gy, const 
   log.lap("transforms+gemm");
   if (gb) grad_bias<V>(p.layout == Layout::NCHW ? gy : gys, p.layout, p.N, p.P * p.Q, p.K, gb, threads);
   log.lap("grad-bias");
-  log.print(FASTCONV_SIMD_NAME, "conv2d_bwd_weight", V::name, "winograd F(4x4,3x3): 36 GEMMs over tiles, 64 c x 64 k blocks",
-            V::NJ, V::NV * V::W);
+  log.print(FASTCONV_SIMD_NAME, "conv2d_bwd_weight", V::name,
+            "winograd F(4x4,3x3): 36 GEMMs over tiles, 64 c x 64 k blocks", V::NJ, V::NV * V::W);
 }
 
 }  // namespace

@@ -19,21 +19,38 @@ namespace fastconv {
 namespace FASTCONV_SIMD_NS {
 namespace {
 
-constexpr int kA = 6;             // input tile side (alpha = m + r - 1 = 4 + 3 - 1)
-constexpr int kM = 4;             // output tile side
-constexpr int kXi = kA * kA;      // 36 GEMMs
-template <class V> constexpr int64_t kKB = V::NV * V::W;  // output channels per register tile (32 | 16)
-template <class V> constexpr int64_t kTB = 8 * V::NJ;     // tiles per block (112 | 48)
+constexpr int kA = 6;         // input tile side (alpha = m + r - 1 = 4 + 3 - 1)
+constexpr int kM = 4;         // output tile side
+constexpr int kXi = kA * kA;  // 36 GEMMs
+template <class V>
+constexpr int64_t kKB = V::NV * V::W;  // output channels per register tile (32 | 16)
+template <class V>
+constexpr int64_t kTB = 8 * V::NJ;  // tiles per block (112 | 48)
 
 // Arithmetic on V's registers with a scalar constant. a - b is fma(-1, b, a): exact, so the
 // transforms round the same on every ISA.
 // The constants are given in double and rounded once to the element type (cst, Reg and Elem
 // are simd/vector_math.h's).
-template <class V> static inline Reg<V> mul(Reg<V> a, double s) { return V::fma(a, cst<V>(s), V::zero()); }
-template <class V> static inline Reg<V> fmadd(Reg<V> a, double s, Reg<V> c) { return V::fma(a, cst<V>(s), c); }
-template <class V> static inline Reg<V> fnmadd(Reg<V> a, double s, Reg<V> c) { return V::fma(a, cst<V>(-s), c); }
-template <class V> static inline Reg<V> add(Reg<V> a, Reg<V> b) { return V::add(a, b); }
-template <class V> static inline Reg<V> sub(Reg<V> a, Reg<V> b) { return V::fma(cst<V>(-1.0), b, a); }
+template <class V>
+static inline Reg<V> mul(Reg<V> a, double s) {
+  return V::fma(a, cst<V>(s), V::zero());
+}
+template <class V>
+static inline Reg<V> fmadd(Reg<V> a, double s, Reg<V> c) {
+  return V::fma(a, cst<V>(s), c);
+}
+template <class V>
+static inline Reg<V> fnmadd(Reg<V> a, double s, Reg<V> c) {
+  return V::fma(a, cst<V>(-s), c);
+}
+template <class V>
+static inline Reg<V> add(Reg<V> a, Reg<V> b) {
+  return V::add(a, b);
+}
+template <class V>
+static inline Reg<V> sub(Reg<V> a, Reg<V> b) {
+  return V::fma(cst<V>(-1.0), b, a);
+}
 
 // o = B^T d (6 -> 6), B^T = [4 0 -5 0 1 0; 0 -4 -4 1 1 0; 0 4 -4 -1 1 0;
 //                            0 -2 -1 2 1 0; 0 2 -1 -2 1 0; 0 4 0 -5 0 1]
@@ -76,14 +93,20 @@ static inline void output_1d(const Reg<V> m0, const Reg<V> m1, const Reg<V> m2, 
 }
 
 struct Plan {
-  int64_t N, C, H, W, K, Kp, P, Q, TH, TW, T;   // T = N*TH*TW tiles of 4x4 output pixels
+  int64_t N, C, H, W, K, Kp, P, Q, TH, TW, T;  // T = N*TH*TW tiles of 4x4 output pixels
   int64_t pad_top, pad_left;
 };
 
 // The tiling of convolution p for vectors of W lanes.
 inline Plan make_plan(const Conv2dParams& p, int64_t W) {
   Plan pl;
-  pl.N = p.N; pl.C = p.C; pl.H = p.H; pl.W = p.W; pl.K = p.K; pl.P = p.P; pl.Q = p.Q;
+  pl.N = p.N;
+  pl.C = p.C;
+  pl.H = p.H;
+  pl.W = p.W;
+  pl.K = p.K;
+  pl.P = p.P;
+  pl.Q = p.Q;
   pl.Kp = (p.K + W - 1) / W * W;
   pl.TH = (p.P + kM - 1) / kM;
   pl.TW = (p.Q + kM - 1) / kM;
@@ -102,8 +125,8 @@ inline Plan make_plan(const Conv2dParams& p, int64_t W) {
 template <typename T>
 struct WinogradWeights {
   const T* w = nullptr;
-  int64_t k_stride = 1;   // between output channels (the vector lanes); 1: contiguous loads
-  int64_t c_stride = 1;   // between input channels
+  int64_t k_stride = 1;  // between output channels (the vector lanes); 1: contiguous loads
+  int64_t c_stride = 1;  // between input channels
   int64_t tap[9] = {};
 };
 
@@ -124,8 +147,8 @@ WinogradWeights<T> backward_data_weights(const T* w, Layout layout, int64_t C, i
   WinogradWeights<T> v;
   v.w = w;
   const bool nhwc = layout == Layout::NHWC;
-  v.k_stride = nhwc ? K : 9;        // lanes run over the layer's input channels c
-  v.c_stride = nhwc ? 1 : C * 9;    // the reduction over its output channels k
+  v.k_stride = nhwc ? K : 9;      // lanes run over the layer's input channels c
+  v.c_stride = nhwc ? 1 : C * 9;  // the reduction over its output channels k
   for (int rs = 0; rs < 9; ++rs) v.tap[rs] = nhwc ? (8 - rs) * C * K : 8 - rs;
   return v;
 }
@@ -135,8 +158,8 @@ WinogradWeights<T> backward_data_weights(const T* w, Layout layout, int64_t C, i
 // gather_taps (defined by the ISA file) loads base[lane*k_stride + tap[rs]] when the lanes are
 // not contiguous.
 template <class V>
-static inline void transform_weight_vector(const Plan& pl, const WinogradWeights<Elem<V>>& ww, int64_t c,
-                                           int64_t k, Elem<V>* u, int64_t ldxi) {
+static inline void transform_weight_vector(const Plan& pl, const WinogradWeights<Elem<V>>& ww, int64_t c, int64_t k,
+                                           Elem<V>* u, int64_t ldxi) {
   const int nk = static_cast<int>(std::clamp<int64_t>(pl.K - k, 0, V::W));
   const Elem<V>* base = ww.w + c * ww.c_stride + std::min(k, pl.K - 1) * ww.k_stride;
   Reg<V> g[9];
@@ -145,7 +168,7 @@ static inline void transform_weight_vector(const Plan& pl, const WinogradWeights
   } else {
     gather_taps(base, ww.k_stride, ww.tap, nk, g);
   }
-  Reg<V> t[6][3];   // G g along r, one column s at a time
+  Reg<V> t[6][3];  // G g along r, one column s at a time
   for (int s = 0; s < 3; ++s) {
     Reg<V> o[6];
     weight_1d<V>(g[s], g[3 + s], g[6 + s], o);
@@ -204,8 +227,8 @@ static inline void transpose_4x4(const double* src, int64_t lds, double* dst, in
 // 3a. tiles [t0, t0 + nt), channels [c0, c0 + nc) of x (N,H,W,C) -> v (36, ldv, ldc):
 // v[(xi*ldv + j)*ldc + c - c0] = (B^T d_j B)[xi]
 template <class V>
-void transform_input_channels(const Plan& pl, const Elem<V>* x, int64_t t0, int64_t nt, int64_t c0,
-                              int64_t nc, int64_t ldv, int64_t ldc, Elem<V>* v) {
+void transform_input_channels(const Plan& pl, const Elem<V>* x, int64_t t0, int64_t nt, int64_t c0, int64_t nc,
+                              int64_t ldv, int64_t ldc, Elem<V>* v) {
   const int64_t C = pl.C;
   const Reg<V> zero = V::zero();
   for (int64_t j = 0; j < nt; ++j) {
@@ -214,7 +237,7 @@ void transform_input_channels(const Plan& pl, const Elem<V>* x, int64_t t0, int6
     bool row_in[kA], col_in[kA];
     for (int r = 0; r < kA; ++r) row_in[r] = ih0 + r >= 0 && ih0 + r < pl.H;
     for (int s = 0; s < kA; ++s) col_in[s] = iw0 + s >= 0 && iw0 + s < pl.W;
-    const int64_t base = ((n * pl.H + ih0) * pl.W + iw0) * C;   // only in-image pixels are read
+    const int64_t base = ((n * pl.H + ih0) * pl.W + iw0) * C;  // only in-image pixels are read
     for (int64_t cv = 0; cv < nc; cv += V::W) {
       const int nl = static_cast<int>(std::min<int64_t>(V::W, nc - cv));
       Reg<V> tmp[kA][kA];  // B^T d: columns first
@@ -229,8 +252,7 @@ void transform_input_channels(const Plan& pl, const Elem<V>* x, int64_t t0, int6
       for (int i = 0; i < kA; ++i) {
         Reg<V> o[kA];
         input_1d<V>(tmp[i][0], tmp[i][1], tmp[i][2], tmp[i][3], tmp[i][4], tmp[i][5], o);
-        for (int jj = 0; jj < kA; ++jj)
-          V::store_n(v + ((i * kA + jj) * ldv + j) * ldc + cv, o[jj], nl);
+        for (int jj = 0; jj < kA; ++jj) V::store_n(v + ((i * kA + jj) * ldv + j) * ldc + cv, o[jj], nl);
       }
     }
   }
@@ -238,8 +260,7 @@ void transform_input_channels(const Plan& pl, const Elem<V>* x, int64_t t0, int6
 
 // All channels: v (36, ldv, C).
 template <class V>
-void transform_input_block(const Plan& pl, const Elem<V>* x, int64_t t0, int64_t nt, int64_t ldv,
-                           Elem<V>* v) {
+void transform_input_block(const Plan& pl, const Elem<V>* x, int64_t t0, int64_t nt, int64_t ldv, Elem<V>* v) {
   transform_input_channels<V>(pl, x, t0, nt, 0, pl.C, ldv, pl.C, v);
 }
 
@@ -247,8 +268,8 @@ void transform_input_block(const Plan& pl, const Elem<V>* x, int64_t t0, int64_t
 // m[(xi*ldm + j)*ldk + k - mk0] holds channel k of tile t0 + j.
 template <class V>
 void transform_output_block(const Plan& pl, Layout layout, Epilogue epilogue, Elem<V> alpha, const Elem<V>* m,
-                            int64_t ldm, int64_t ldk, int64_t mk0, const Elem<V>* bias, int64_t t0,
-                            int64_t nt, int64_t k0, int64_t k1, Elem<V>* y) {
+                            int64_t ldm, int64_t ldk, int64_t mk0, const Elem<V>* bias, int64_t t0, int64_t nt,
+                            int64_t k0, int64_t k1, Elem<V>* y) {
   const int64_t Kp = ldk, K = pl.K, P = pl.P, Q = pl.Q;
   for (int64_t j = 0; j < nt; ++j) {
     const int64_t t = t0 + j, n = t / (pl.TH * pl.TW), th = (t / pl.TW) % pl.TH, tw = t % pl.TW;
@@ -263,11 +284,11 @@ void transform_output_block(const Plan& pl, Layout layout, Epilogue epilogue, El
       for (int s = 0; s < kA; ++s) {
         Reg<V> o[kM];
         output_1d<V>(V::load(mt + (0 * kA + s) * ldm * Kp), V::load(mt + (1 * kA + s) * ldm * Kp),
-                  V::load(mt + (2 * kA + s) * ldm * Kp), V::load(mt + (3 * kA + s) * ldm * Kp),
-                  V::load(mt + (4 * kA + s) * ldm * Kp), V::load(mt + (5 * kA + s) * ldm * Kp), o);
+                     V::load(mt + (2 * kA + s) * ldm * Kp), V::load(mt + (3 * kA + s) * ldm * Kp),
+                     V::load(mt + (4 * kA + s) * ldm * Kp), V::load(mt + (5 * kA + s) * ldm * Kp), o);
         for (int i = 0; i < kM; ++i) tmp[i][s] = o[i];
       }
-      const Reg<V> b = V::load(bias + kk);   // padded to Kp
+      const Reg<V> b = V::load(bias + kk);  // padded to Kp
       alignas(64) Elem<V> buf[kM * kM][V::W];
       for (int i = 0; i < rows; ++i) {
         Reg<V> o[kM];
@@ -300,7 +321,7 @@ void transform_output_block(const Plan& pl, Layout layout, Epilogue epilogue, El
                 _mm_storeu_ps(dst + (l + 2) * P * Q, c2);
                 _mm_storeu_ps(dst + (l + 3) * P * Q, c3);
               }
-          }   // double: the scalar loop (4x4 register transposes measured 12% slower)
+          }  // double: the scalar loop (4x4 register transposes measured 12% slower)
           for (; l < nk; ++l)
             for (int jj = 0; jj < cols; ++jj) dst[l * P * Q + jj] = buf[i * kM + jj][l];
         }
@@ -317,8 +338,8 @@ void nchw_to_nhwc(const T* x, int64_t N, int64_t C, int64_t H, int64_t W, T* xt,
   parallel_for(threads, N * H, [&](int64_t nh_begin, int64_t nh_end) {
     for (int64_t nh = nh_begin; nh < nh_end; ++nh) {
       const int64_t n = nh / H, h = nh % H;
-      const T* s = x + n * C * HW + h * W;   // s[c*HW + w]
-      T* d = xt + nh * W * C;                // d[w*C + c]
+      const T* s = x + n * C * HW + h * W;  // s[c*HW + w]
+      T* d = xt + nh * W * C;               // d[w*C + c]
       for (int64_t w0 = 0; w0 < WB; w0 += B)
         for (int64_t c0 = 0; c0 < CB; c0 += B) {
           if constexpr (sizeof(T) == 4) transpose_8x8(s + c0 * HW + w0, HW, d + w0 * C + c0, C);

@@ -31,9 +31,9 @@ struct EltwiseOps {
 namespace ref {
 // y[0 .. n) = epilogue e of itself, on the calling thread: the reference conv2d and dense kernels'
 // epilogue (e == none: nothing).
-template <typename T> void apply_epilogue(Epilogue e, T alpha, int64_t n, T* y);
+template <typename T>
+void apply_epilogue(Epilogue e, T alpha, int64_t n, T* y);
 }  // namespace ref
-
 
 FASTCONV_FAMILY_BUILDS(EltwiseOps, eltwise_ops)
 

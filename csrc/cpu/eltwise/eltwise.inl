@@ -48,8 +48,7 @@ void activation_forward(Activation act, Elem<F> alpha, int64_t n, const Elem<F>*
 }
 
 template <class F>
-void activation_backward(Activation act, Elem<F> alpha, int64_t n, const Elem<F>* gy, const Elem<F>* y,
-                         Elem<F>* gx) {
+void activation_backward(Activation act, Elem<F> alpha, int64_t n, const Elem<F>* gy, const Elem<F>* y, Elem<F>* gx) {
   using V = Reg<F>;
   switch (act) {
     case Activation::sigmoid:

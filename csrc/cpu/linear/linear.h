@@ -19,7 +19,7 @@ struct GemmParams {
   int64_t M = 0, N = 0, K = 0;
   int64_t a_rs = 0, a_cs = 1, b_rs = 0, b_cs = 1;
   Epilogue epilogue = Epilogue::none;
-  double alpha = 0.0;   // leaky_relu's slope
+  double alpha = 0.0;  // leaky_relu's slope
   int64_t macs() const { return M * N * K; }
 };
 

@@ -41,13 +41,13 @@ namespace fastconv {
 namespace FASTCONV_SIMD_NS {
 namespace {
 
-constexpr int64_t kGemmKBlock = 256;        // packed B block: 256 x 32 fp32 = 32 KiB per panel
-constexpr int64_t kGemmMinRowBytes = 512;   // a group reads at least 8 cache lines per B row
+constexpr int64_t kGemmKBlock = 256;       // packed B block: 256 x 32 fp32 = 32 KiB per panel
+constexpr int64_t kGemmMinRowBytes = 512;  // a group reads at least 8 cache lines per B row
 
 // a, b by strides (GemmParams), bias (N) or null -> c (M,N) row-major
 template <class V>
-void gemm(const GemmParams& g, const typename V::T* a, const typename V::T* b,
-          const typename V::T* bias, typename V::T* c) {
+void gemm(const GemmParams& g, const typename V::T* a, const typename V::T* b, const typename V::T* bias,
+          typename V::T* c) {
   using T = typename V::T;
   constexpr int64_t KB = V::NV * V::W;
   const int threads = threads_for(g.macs());
@@ -132,8 +132,8 @@ void gemm(const GemmParams& g, const typename V::T* a, const typename V::T* b,
   });
   if (verbose())
     std::fprintf(stderr, "fastconv: gemm %s_gemm_%dx%d_%s M=%lld N=%lld K=%lld kc=%lld groups=%lld threads=%d\n",
-                 V::name, V::NJ, int(KB), isa_name(current_isa()), (long long)g.M, (long long)g.N,
-                 (long long)g.K, (long long)kc, (long long)groups, threads);
+                 V::name, V::NJ, int(KB), isa_name(current_isa()), (long long)g.M, (long long)g.N, (long long)g.K,
+                 (long long)kc, (long long)groups, threads);
 }
 // x (M,N) row-major -> sums (N): vectors of columns, rows added in order.
 template <class V>
@@ -145,8 +145,7 @@ void column_sums(int64_t M, int64_t N, const typename V::T* x, typename V::T* su
       const int64_t j = v * V::W;
       const int nl = static_cast<int>(std::min<int64_t>(V::W, N - j));
       typename V::reg s = V::zero();
-      for (int64_t i = 0; i < M; ++i)
-        s = V::add(s, nl == V::W ? V::load(x + i * N + j) : V::load_n(x + i * N + j, nl));
+      for (int64_t i = 0; i < M; ++i) s = V::add(s, nl == V::W ? V::load(x + i * N + j) : V::load_n(x + i * N + j, nl));
       alignas(64) T lanes[V::W];
       V::store(lanes, s);
       for (int l = 0; l < nl; ++l) sums[j + l] = lanes[l];

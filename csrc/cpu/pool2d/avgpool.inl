@@ -103,12 +103,19 @@ T plane_sum(const T* __restrict x, int64_t n) {
 // y[b] = plane_sum(x + b * n, n) * inv for kPlaneBlock adjacent planes: the same sums in the same
 // order, the planes' partial-sum vectors advanced together so that their additions overlap (one
 // plane's chain of dependent adds leaves a small plane, 7x7, latency-bound: 1.4x slower on
-// 8 x 2048 planes, one thread). Lanes8 (GCC's vector extension) keeps each plane's 8 partial sums one vector: written as loops, the
-// compiler vectorized across the planes with strided loads instead.
+// 8 x 2048 planes, one thread). Lanes8 (GCC's vector extension) keeps each plane's 8 partial sums one vector: written
+// as loops, the compiler vectorized across the planes with strided loads instead.
 constexpr int kPlaneBlock = 8;
-template <typename T> struct Lanes8;
-template <> struct Lanes8<float> { typedef float type __attribute__((vector_size(32))); };
-template <> struct Lanes8<double> { typedef double type __attribute__((vector_size(64))); };
+template <typename T>
+struct Lanes8;
+template <>
+struct Lanes8<float> {
+  typedef float type __attribute__((vector_size(32)));
+};
+template <>
+struct Lanes8<double> {
+  typedef double type __attribute__((vector_size(64)));
+};
 
 template <typename T>
 void plane_block_means(const T* __restrict x, int64_t n, T inv, T* __restrict y) {
@@ -130,13 +137,13 @@ void plane_block_means(const T* __restrict x, int64_t n, T inv, T* __restrict y)
 }
 
 inline bool whole_plane(const Pool2dParams& p) {
-  return p.layout == fastconv::Layout::NCHW && p.P == 1 && p.Q == 1 && p.R == p.H && p.S == p.W &&
-         p.pad_top == 0 && p.pad_left == 0;
+  return p.layout == fastconv::Layout::NCHW && p.P == 1 && p.Q == 1 && p.R == p.H && p.S == p.W && p.pad_top == 0 &&
+         p.pad_left == 0;
 }
 
 template <typename T>
-void forward_plane(const Pool2dParams& p, bool include_pad, const Plane& pl, const T* x, T* y,
-                   int64_t y_row, int64_t y_col, T* v, int64_t p_begin, int64_t p_end) {
+void forward_plane(const Pool2dParams& p, bool include_pad, const Plane& pl, const T* x, T* y, int64_t y_row,
+                   int64_t y_col, T* v, int64_t p_begin, int64_t p_end) {
   const int64_t R = p.R, S = p.S, sw = p.stride_w, L = pl.lanes;
   // interior output columns: the whole window lies inside the row
   int64_t q_in_lo, q_in_hi;
@@ -146,7 +153,7 @@ void forward_plane(const Pool2dParams& p, bool include_pad, const Plane& pl, con
     const int64_t hb = std::max<int64_t>(h0, 0), he = std::min(h0 + R, pl.rows);
     sum_rows(pl, x, hb, he, v);
     T* yr = y + op * y_row;
-    const auto column = [&](int64_t q) {   // any window, lanes contiguous
+    const auto column = [&](int64_t q) {  // any window, lanes contiguous
       const int64_t w0 = window_begin(q, sw, p.pad_left);
       const int64_t wb = std::max<int64_t>(w0, 0), we = std::min(w0 + S, pl.cols);
       const T inv = inverse_count<T>(include_pad, R, S, he - hb, we - wb);
@@ -167,7 +174,7 @@ void forward_plane(const Pool2dParams& p, bool include_pad, const Plane& pl, con
     for (int64_t q = 0; q < q_in_lo; ++q) column(q);
     if (q_in_lo < q_in_hi) {
       const T inv = inverse_count<T>(include_pad, R, S, he - hb, S);
-      const T* vi = v + q_in_lo * sw - p.pad_left;   // >= v: interior windows start inside the row
+      const T* vi = v + q_in_lo * sw - p.pad_left;  // >= v: interior windows start inside the row
       if (sw == 1) interior_columns<1>(vi, S, sw, q_in_hi - q_in_lo, inv, yr + q_in_lo);
       else if (sw == 2) interior_columns<2>(vi, S, sw, q_in_hi - q_in_lo, inv, yr + q_in_lo);
       else interior_columns<0>(vi, S, sw, q_in_hi - q_in_lo, inv, yr + q_in_lo);
@@ -177,11 +184,11 @@ void forward_plane(const Pool2dParams& p, bool include_pad, const Plane& pl, con
 }
 
 template <typename T>
-void backward_plane(const Pool2dParams& p, bool include_pad, const Plane& pl, const T* gy,
-                    int64_t gy_row, int64_t gy_col, T* gx, T* b, T* g) {
+void backward_plane(const Pool2dParams& p, bool include_pad, const Plane& pl, const T* gy, int64_t gy_row,
+                    int64_t gy_col, T* gx, T* b, T* g) {
   const int64_t R = p.R, S = p.S, sh = p.stride_h, sw = p.stride_w, L = pl.lanes;
   const bool contiguous = L == 1 && pl.col == 1;
-  int64_t q_in_lo, q_in_hi;   // windows that lie inside the row
+  int64_t q_in_lo, q_in_hi;  // windows that lie inside the row
   fastconv::valid_output_range(p.Q, pl.cols - S + 1, sw, -p.pad_left, &q_in_lo, &q_in_hi);
   const auto zero_row = [&](int64_t h) {
     if (contiguous) {
@@ -193,7 +200,7 @@ void backward_plane(const Pool2dParams& p, bool include_pad, const Plane& pl, co
       for (int64_t g = 0; g < L; ++g) d[g] = T(0);
     }
   };
-  int64_t next_row = 0;   // rows below it have been written
+  int64_t next_row = 0;  // rows below it have been written
   for (int64_t op = 0; op < p.P; ++op) {
     const int64_t h0 = window_begin(op, sh, p.pad_top);
     const int64_t hb = std::max<int64_t>(h0, 0), he = std::min(h0 + R, pl.rows);
@@ -208,7 +215,7 @@ void backward_plane(const Pool2dParams& p, bool include_pad, const Plane& pl, co
       const T* __restrict gq = gr + q * gy_col;
       for (int64_t l = 0; l < L; ++l) g[q * L + l] = gq[l] * inv;
     }
-    const auto spread = [&](int64_t q) {   // any window, lanes contiguous
+    const auto spread = [&](int64_t q) {  // any window, lanes contiguous
       const int64_t w0 = window_begin(q, sw, p.pad_left);
       const int64_t wb = std::max<int64_t>(w0, 0), we = std::min(w0 + S, pl.cols);
       const T* __restrict gq = g + q * L;
@@ -219,7 +226,7 @@ void backward_plane(const Pool2dParams& p, bool include_pad, const Plane& pl, co
     };
     if (!contiguous) {
       for (int64_t q = 0; q < p.Q; ++q) spread(q);
-    } else {   // one lane (NCHW): interior windows as loops over q
+    } else {  // one lane (NCHW): interior windows as loops over q
       for (int64_t q = 0; q < q_in_lo; ++q) spread(q);
       if (q_in_lo < q_in_hi) {
         T* bi = b + q_in_lo * sw - p.pad_left;
@@ -229,20 +236,23 @@ void backward_plane(const Pool2dParams& p, bool include_pad, const Plane& pl, co
       }
       for (int64_t q = std::max(q_in_hi, q_in_lo); q < p.Q; ++q) spread(q);
     }
-    for (; next_row < hb; ++next_row) zero_row(next_row);   // rows between windows (stride > R)
+    for (; next_row < hb; ++next_row) zero_row(next_row);  // rows between windows (stride > R)
     for (int64_t h = hb; h < he; ++h) {
       const bool first = h >= next_row;
       if (contiguous) {
         T* __restrict d = gx + h * pl.row;
         if (first) std::copy(b, b + pl.cols, d);
-        else for (int64_t w = 0; w < pl.cols; ++w) d[w] += b[w];
+        else
+          for (int64_t w = 0; w < pl.cols; ++w) d[w] += b[w];
         continue;
       }
       for (int64_t w = 0; w < pl.cols; ++w) {
         T* __restrict d = gx + h * pl.row + w * pl.col;
         const T* __restrict bw = b + w * L;
-        if (first) for (int64_t l = 0; l < L; ++l) d[l] = bw[l];
-        else for (int64_t l = 0; l < L; ++l) d[l] += bw[l];
+        if (first)
+          for (int64_t l = 0; l < L; ++l) d[l] = bw[l];
+        else
+          for (int64_t l = 0; l < L; ++l) d[l] += bw[l];
       }
     }
     next_row = std::max(next_row, he);
@@ -280,12 +290,12 @@ void backward_plane_2x2(const T* __restrict gy, int64_t P, int64_t Q, int64_t H,
   std::fill(gx + 2 * P * W, gx + H * W, T(0));
 }
 
-constexpr int64_t kGroupBytes = 64;   // NHWC backward: channel groups are multiples of a cache line
+constexpr int64_t kGroupBytes = 64;  // NHWC backward: channel groups are multiples of a cache line
 
 template <typename T>
 void avgpool2d_forward(const Pool2dParams& p, bool include_pad, const T* x, T* y) {
   const int64_t work = p.x_size() + p.y_size();
-  if (whole_plane(p)) {   // global average pooling, NCHW
+  if (whole_plane(p)) {  // global average pooling, NCHW
     const int64_t n = p.H * p.W;
     const T inv = T(1) / static_cast<T>(n);
     fastconv::parallel_for(fastconv::threads_for(work), p.N * p.C, [&](int64_t b, int64_t e) {
@@ -295,7 +305,7 @@ void avgpool2d_forward(const Pool2dParams& p, bool include_pad, const T* x, T* y
     });
     return;
   }
-  if (p.layout == fastconv::Layout::NCHW) {   // one (n, c) plane a task
+  if (p.layout == fastconv::Layout::NCHW) {  // one (n, c) plane a task
     const Plane pl{p.H, p.W, p.W, 1, 1};
     fastconv::parallel_for(fastconv::threads_for(work), p.N * p.C, [&](int64_t b, int64_t e) {
       T* v = fastconv::scratch<T>(0, p.W);
@@ -310,8 +320,8 @@ void avgpool2d_forward(const Pool2dParams& p, bool include_pad, const T* x, T* y
     T* v = fastconv::scratch<T>(0, p.W * p.C);
     for (int64_t i = b; i < e; ++i) {
       const int64_t n = i / p.P, op = i % p.P;
-      forward_plane(p, include_pad, pl, x + n * p.H * p.W * p.C, y + n * p.P * p.Q * p.C, p.Q * p.C, p.C, v,
-                    op, op + 1);
+      forward_plane(p, include_pad, pl, x + n * p.H * p.W * p.C, y + n * p.P * p.Q * p.C, p.Q * p.C, p.C, v, op,
+                    op + 1);
     }
   });
 }
@@ -319,7 +329,7 @@ void avgpool2d_forward(const Pool2dParams& p, bool include_pad, const T* x, T* y
 template <typename T>
 void avgpool2d_backward(const Pool2dParams& p, bool include_pad, const T* gy, T* gx) {
   const int64_t work = p.x_size() + p.y_size();
-  if (whole_plane(p)) {   // global average pooling, NCHW: grad_y / (H W) over each plane
+  if (whole_plane(p)) {  // global average pooling, NCHW: grad_y / (H W) over each plane
     const int64_t n = p.H * p.W;
     const T inv = T(1) / static_cast<T>(n);
     fastconv::parallel_for(fastconv::threads_for(work), p.N * p.C, [&](int64_t b, int64_t e) {
@@ -329,8 +339,7 @@ void avgpool2d_backward(const Pool2dParams& p, bool include_pad, const T* gy, T*
   }
   if (p.layout == fastconv::Layout::NCHW && tiles_2x2(p)) {
     fastconv::parallel_for(fastconv::threads_for(work), p.N * p.C, [&](int64_t b, int64_t e) {
-      for (int64_t i = b; i < e; ++i)
-        backward_plane_2x2(gy + i * p.P * p.Q, p.P, p.Q, p.H, p.W, gx + i * p.H * p.W);
+      for (int64_t i = b; i < e; ++i) backward_plane_2x2(gy + i * p.P * p.Q, p.P, p.Q, p.H, p.W, gx + i * p.H * p.W);
     });
     return;
   }
@@ -358,8 +367,8 @@ void avgpool2d_backward(const Pool2dParams& p, bool include_pad, const T* gy, T*
     for (int64_t i = b; i < e; ++i) {
       const int64_t n = i / groups, c0 = (i % groups) * group;
       const Plane pl{p.H, p.W, p.W * p.C, p.C, std::min(group, p.C - c0)};
-      backward_plane(p, include_pad, pl, gy + n * p.P * p.Q * p.C + c0, p.Q * p.C, p.C,
-                     gx + n * p.H * p.W * p.C + c0, bw, g);
+      backward_plane(p, include_pad, pl, gy + n * p.P * p.Q * p.C + c0, p.Q * p.C, p.C, gx + n * p.H * p.W * p.C + c0,
+                     bw, g);
     }
   });
 }

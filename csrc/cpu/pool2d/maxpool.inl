@@ -68,10 +68,10 @@ constexpr int64_t kStreamBytes = int64_t(16) << 20;
 inline bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15) == 0; }
 
 // Output positions o whose whole window [o*stride - pad, o*stride - pad + k) lies inside [0, in).
-inline void full_window_range(int64_t out, int64_t in, int64_t k, int64_t stride, int64_t pad,
-                              int64_t* lo, int64_t* hi) {
-  *lo = clamp64((pad + stride - 1) / stride, 0, out);                 // o*stride - pad >= 0
-  const int64_t last = in - k + pad;                                  // o*stride <= in - k + pad
+inline void full_window_range(int64_t out, int64_t in, int64_t k, int64_t stride, int64_t pad, int64_t* lo,
+                              int64_t* hi) {
+  *lo = clamp64((pad + stride - 1) / stride, 0, out);  // o*stride - pad >= 0
+  const int64_t last = in - k + pad;                   // o*stride <= in - k + pad
   *hi = last < 0 ? 0 : clamp64(last / stride + 1, *lo, out);
 }
 
@@ -84,13 +84,16 @@ inline bool replaces_scalar(T candidate, T best) {
 
 // One output of one plane, clipped window [h0,h1) x [w0,w1): the reference loop.
 template <class T>
-inline void window_max_scalar(const T* xp, int64_t W, int64_t h0, int64_t h1, int64_t w0,
-                              int64_t w1, T* y, int64_t* idx) {
+inline void window_max_scalar(const T* xp, int64_t W, int64_t h0, int64_t h1, int64_t w0, int64_t w1, T* y,
+                              int64_t* idx) {
   int64_t best_i = h0 * W + w0;
   T best = xp[best_i];
   for (int64_t h = h0; h < h1; ++h)
     for (int64_t w = w0; w < w1; ++w)
-      if (replaces_scalar(xp[h * W + w], best)) { best = xp[h * W + w]; best_i = h * W + w; }
+      if (replaces_scalar(xp[h * W + w], best)) {
+        best = xp[h * W + w];
+        best_i = h * W + w;
+      }
   *y = best;
   *idx = best_i;
 }
@@ -105,8 +108,8 @@ enum ColumnMode { kStride1 = 1, kStride2 = 2, kAnyStride = 0, kPair2x2 = 3 };
 // Mode kPair2x2 (window width 2, stride 2, the VGG case) loads each window row once as two
 // vectors and splits it into even and odd columns: 2 loads + 2 permutes per window row.
 template <class V, int kMode>
-void maxpool_fwd_nchw_row(const Pool2dParams& p, const typename V::T* xp, typename V::T* yr,
-                          int64_t* ir, int64_t oh, int64_t qlo, int64_t qhi) {
+void maxpool_fwd_nchw_row(const Pool2dParams& p, const typename V::T* xp, typename V::T* yr, int64_t* ir, int64_t oh,
+                          int64_t qlo, int64_t qhi) {
   using T = typename V::T;
   const int64_t W = p.W, s = p.stride_w;
   const int64_t h0 = clamp64(oh * p.stride_h - p.pad_top, 0, p.H);
@@ -119,13 +122,18 @@ void maxpool_fwd_nchw_row(const Pool2dParams& p, const typename V::T* xp, typena
   for (int64_t q = qlo; q < qhi; q += V::L) {
     const bool full = qhi - q >= V::L;
     const typename V::M m = full ? V::ones() : V::tail(qhi - q);
-    const int64_t ws = q * s - p.pad_left;                 // first window column of lane 0
+    const int64_t ws = q * s - p.pad_left;  // first window column of lane 0
     typename V::Vec best = V::zero();
     typename V::I best_i = V::broadcast_index(0);
     bool first = true;
     auto consider = [&](typename V::Vec c, int64_t flat) {  // flat: h*W + column of lane 0
       const typename V::I ci = V::iota(flat, s);
-      if (first) { best = c; best_i = ci; first = false; return; }
+      if (first) {
+        best = c;
+        best_i = ci;
+        first = false;
+        return;
+      }
       const typename V::M r = V::replaces(c, best);
       best = V::select(r, best, c);
       best_i = V::select(r, best_i, ci);
@@ -135,7 +143,10 @@ void maxpool_fwd_nchw_row(const Pool2dParams& p, const typename V::T* xp, typena
       if (kMode == kPair2x2) {
         typename V::Vec even, odd;
         if (full) V::deinterleave(row, &even, &odd);
-        else { even = V::gather(row, 2, m); odd = V::gather(row + 1, 2, m); }
+        else {
+          even = V::gather(row, 2, m);
+          odd = V::gather(row + 1, 2, m);
+        }
         consider(even, h * W + ws);
         consider(odd, h * W + ws + 1);
       } else {
@@ -149,8 +160,13 @@ void maxpool_fwd_nchw_row(const Pool2dParams& p, const typename V::T* xp, typena
         }
       }
     }
-    if (full) { V::store(yr + q, best); V::store_index(ir + q, best_i); }
-    else { V::store(yr + q, best, m); V::store_index(ir + q, best_i, m); }
+    if (full) {
+      V::store(yr + q, best);
+      V::store_index(ir + q, best_i);
+    } else {
+      V::store(yr + q, best, m);
+      V::store_index(ir + q, best_i, m);
+    }
   }
   for (int64_t q = qhi < qlo ? qlo : qhi; q < p.Q; ++q) scalar(q);
 }
@@ -208,9 +224,17 @@ void maxpool_fwd_nhwc_impl(const Pool2dParams& p, const typename V::T* x, typena
             best = V::select(r, best, v);
             best_i = V::select(r, best_i, V::broadcast_index(h * p.W + w));
           }
-        if (kStream) { V::stream(yv + c, best); V::stream_index(iv + c, best_i); }  // C % L == 0
-        else if (full) { V::store(yv + c, best); V::store_index(iv + c, best_i); }
-        else { V::store(yv + c, best, m); V::store_index(iv + c, best_i, m); }
+        if (kStream) {
+          V::stream(yv + c, best);
+          V::stream_index(iv + c, best_i);
+        }  // C % L == 0
+        else if (full) {
+          V::store(yv + c, best);
+          V::store_index(iv + c, best_i);
+        } else {
+          V::store(yv + c, best, m);
+          V::store_index(iv + c, best_i, m);
+        }
       }
     }
     if (kStream) _mm_sfence();
@@ -274,19 +298,25 @@ bool maxpool_bwd_nchw_bands(const Pool2dParams& p, const typename V::T* gy, cons
       int64_t b0, b1;
       row_band(p, oh, &b0, &b1);
       T* gxp = gx + nc * p.H * p.W;
-      T* band = stream ? buffer : gxp + b0 * p.W;      // band[0] is cell (b0, 0)
+      T* band = stream ? buffer : gxp + b0 * p.W;  // band[0] is cell (b0, 0)
       std::memset(band, 0, sizeof(T) * (b1 - b0) * p.W);
       const int64_t lo = b0 * p.W, hi = b1 * p.W;
       const T* g = gy + row * p.Q;
       const int64_t* ix = idx + row * p.Q;
       for (int64_t q = 0; q < p.Q; ++q) {
         const int64_t i = ix[q];
-        if (i < lo || i >= hi) { mine = false; break; }
+        if (i < lo || i >= hi) {
+          mine = false;
+          break;
+        }
         band[i - lo] += g[q];
       }
       if (stream && mine) stream_copy<V>(gxp + lo, band, hi - lo);
     }
-    if (stream) { _mm_sfence(); std::free(buffer); }
+    if (stream) {
+      _mm_sfence();
+      std::free(buffer);
+    }
     if (!mine) {
       ok.store(false, std::memory_order_relaxed);
     }
@@ -308,8 +338,8 @@ bool maxpool_bwd_nhwc_tiles(const Pool2dParams& p, const typename V::T* gy, cons
   const bool tiled_exactly = p.stride_h == p.R && p.stride_w == p.S && p.pad_top == 0 && p.pad_left == 0 &&
                              p.P * p.R == p.H && p.Q * p.S == p.W;
   // Exact tiling writes every grad_x cell exactly once, so large outputs can stream.
-  const bool stream = tiled_exactly && p.x_size() * int64_t(sizeof(T)) >= kStreamBytes && C % V::L == 0 &&
-                      aligned16(gx);
+  const bool stream =
+      tiled_exactly && p.x_size() * int64_t(sizeof(T)) >= kStreamBytes && C % V::L == 0 && aligned16(gx);
   std::atomic<bool> ok{true};
   split_range(p.N * p.P, p.x_size(), [&](int64_t begin, int64_t end) {
     bool mine = true;
@@ -340,7 +370,10 @@ bool maxpool_bwd_nhwc_tiles(const Pool2dParams& p, const typename V::T* gy, cons
               else V::store(dst, V::keep(hit, g), m);
               found = V::either(found, hit);
             }
-          if (!V::same(V::both(found, m), m)) { mine = false; break; }
+          if (!V::same(V::both(found, m), m)) {
+            mine = false;
+            break;
+          }
         }
       }
     }
@@ -371,7 +404,11 @@ bool maxpool_bwd_nhwc_bands(const Pool2dParams& p, const T* gy, const int64_t* i
       for (int64_t o = 0; o < p.Q * C; o += C)
         for (int64_t c = 0; c < C; ++c) {
           const int64_t i = ix[o + c];
-          if (i < lo || i >= hi) { mine = false; o = p.Q * C; break; }
+          if (i < lo || i >= hi) {
+            mine = false;
+            o = p.Q * C;
+            break;
+          }
           gxn[i * C + c] += g[o + c];
         }
     }
@@ -394,7 +431,10 @@ bool maxpool_bwd_nchw_planes(const Pool2dParams& p, const T* gy, const int64_t* 
       std::memset(gxp, 0, sizeof(T) * plane);
       for (int64_t o = nc * out_plane; o < (nc + 1) * out_plane; ++o) {
         const int64_t i = idx[o];
-        if (i < 0 || i >= plane) { mine = false; continue; }
+        if (i < 0 || i >= plane) {
+          mine = false;
+          continue;
+        }
         gxp[i] += gy[o];
       }
     }
@@ -427,7 +467,10 @@ bool maxpool_bwd_nhwc_planes(const Pool2dParams& p, const T* gy, const int64_t* 
       for (int64_t o = 0; o < out_plane * C; o += C)
         for (int64_t c = c0; c < c1; ++c) {
           const int64_t i = ix[o + c];
-          if (i < 0 || i >= plane) { mine = false; continue; }
+          if (i < 0 || i >= plane) {
+            mine = false;
+            continue;
+          }
           gxn[i * C + c] += g[o + c];
         }
     }
@@ -442,7 +485,10 @@ bool maxpool_bwd_nhwc_planes(const Pool2dParams& p, const T* gy, const int64_t* 
 
 template <class V>
 void maxpool2d_fwd_simd(const Pool2dParams& p, const typename V::T* x, typename V::T* y, int64_t* idx) {
-  if (p.H * p.W > int64_t(0x7fffffff)) { ref::maxpool2d_fwd(p, x, y, idx); return; }  // 32-bit lanes
+  if (p.H * p.W > int64_t(0x7fffffff)) {
+    ref::maxpool2d_fwd(p, x, y, idx);
+    return;
+  }  // 32-bit lanes
   if (p.layout == Layout::NCHW) maxpool_fwd_nchw<V>(p, x, y, idx);
   else maxpool_fwd_nhwc<V>(p, x, y, idx);
 }

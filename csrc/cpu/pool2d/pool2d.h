@@ -28,7 +28,8 @@ struct Pool2dOps {
 
 namespace ref {
 // also the SIMD kernels' fallback for planes of 2^31 elements or more (32-bit index lanes)
-template <typename T> void maxpool2d_fwd(const Pool2dParams& p, const T* x, T* y, int64_t* indices);
+template <typename T>
+void maxpool2d_fwd(const Pool2dParams& p, const T* x, T* y, int64_t* indices);
 }  // namespace ref
 
 FASTCONV_FAMILY_BUILDS(Pool2dOps, pool2d_ops)

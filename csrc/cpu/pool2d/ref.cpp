@@ -40,7 +40,10 @@ void maxpool2d_fwd_nchw(const Pool2dParams& p, const T* x, T* y, int64_t* idx) {
           T best = xp[best_i];
           for (int64_t h = h0; h < h1; ++h)
             for (int64_t iw = w0; iw < w1; ++iw)
-              if (replaces(xp[h * p.W + iw], best)) { best = xp[h * p.W + iw]; best_i = h * p.W + iw; }
+              if (replaces(xp[h * p.W + iw], best)) {
+                best = xp[h * p.W + iw];
+                best_i = h * p.W + iw;
+              }
           const int64_t o = (nc * p.P + oh) * p.Q + q;
           y[o] = best;
           idx[o] = best_i;
@@ -70,7 +73,10 @@ void maxpool2d_fwd_nhwc(const Pool2dParams& p, const T* x, T* y, int64_t* idx) {
           for (int64_t iw = w0; iw < w1; ++iw) {
             const T* xv = x + ((n * p.H + h) * p.W + iw) * p.C;
             for (int64_t c = 0; c < p.C; ++c)
-              if (replaces(xv[c], yv[c])) { yv[c] = xv[c]; iv[c] = h * p.W + iw; }
+              if (replaces(xv[c], yv[c])) {
+                yv[c] = xv[c];
+                iv[c] = h * p.W + iw;
+              }
           }
       }
     }
@@ -88,7 +94,10 @@ bool maxpool2d_bwd_nchw(const Pool2dParams& p, const T* gy, const int64_t* idx, 
       std::fill(gxp, gxp + plane, T(0));
       for (int64_t o = nc * out_plane; o < (nc + 1) * out_plane; ++o) {
         const int64_t i = idx[o];
-        if (i < 0 || i >= plane) { ok.store(false, std::memory_order_relaxed); continue; }
+        if (i < 0 || i >= plane) {
+          ok.store(false, std::memory_order_relaxed);
+          continue;
+        }
         gxp[i] += gy[o];
       }
     }
@@ -109,7 +118,10 @@ bool maxpool2d_bwd_nhwc(const Pool2dParams& p, const T* gy, const int64_t* idx, 
       const int64_t o0 = n * p.P * p.Q * p.C, o1 = (n + 1) * p.P * p.Q * p.C;
       for (int64_t o = o0; o < o1; ++o) {
         const int64_t i = idx[o], c = o % p.C;
-        if (i < 0 || i >= plane) { ok.store(false, std::memory_order_relaxed); continue; }
+        if (i < 0 || i >= plane) {
+          ok.store(false, std::memory_order_relaxed);
+          continue;
+        }
         gxn[i * p.C + c] += gy[o];
       }
     }
@@ -127,8 +139,7 @@ void maxpool2d_fwd(const Pool2dParams& p, const T* x, T* y, int64_t* idx) {
 
 template <typename T>
 bool maxpool2d_bwd(const Pool2dParams& p, const T* gy, const int64_t* idx, T* gx) {
-  return p.layout == Layout::NCHW ? maxpool2d_bwd_nchw(p, gy, idx, gx)
-                                  : maxpool2d_bwd_nhwc(p, gy, idx, gx);
+  return p.layout == Layout::NCHW ? maxpool2d_bwd_nchw(p, gy, idx, gx) : maxpool2d_bwd_nhwc(p, gy, idx, gx);
 }
 
 template void maxpool2d_fwd<float>(const Pool2dParams&, const float*, float*, int64_t*);

@@ -26,7 +26,7 @@ void parallel_for_lines(int64_t n, Body&& body) {
   parallel_for(threads_for(n), lines, [&](int64_t b, int64_t e) { body(b * 64, std::min(n, e * 64)); });
 }
 
-inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }   // a >= 0, b > 0
+inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }  // a >= 0, b > 0
 inline int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
 
 inline int64_t floor_div(int64_t a, int64_t b) {  // b > 0
@@ -37,8 +37,7 @@ inline int64_t floor_div(int64_t a, int64_t b) {  // b > 0
 // returns the half-open range [*lo, *hi) with 0 <= *lo <= *hi <= out (empty when equal), so
 // callers may loop over [0, lo) and [hi, out) as the positions outside it. Hoisting this out of
 // the inner loops keeps them free of bounds checks.
-inline void valid_output_range(int64_t out, int64_t in, int64_t stride, int64_t offset,
-                               int64_t* lo, int64_t* hi) {
+inline void valid_output_range(int64_t out, int64_t in, int64_t stride, int64_t offset, int64_t* lo, int64_t* hi) {
   *lo = std::clamp<int64_t>(floor_div(-offset + stride - 1, stride), 0, out);
   *hi = std::clamp<int64_t>(floor_div(in - 1 - offset, stride) + 1, *lo, out);
 }

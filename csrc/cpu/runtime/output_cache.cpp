@@ -19,14 +19,14 @@
 namespace fastconv {
 namespace {
 
-size_t initial_limit() {   // MiB, at most 1 TiB (fastconv.set_output_cache_limit's range)
+size_t initial_limit() {  // MiB, at most 1 TiB (fastconv.set_output_cache_limit's range)
   return static_cast<size_t>(env_number("FASTCONV_OUTPUT_CACHE_MB", 0, int64_t(1) << 20, 1024)) << 20;
 }
 
 struct Cache {
   std::mutex mu;
-  std::unordered_multimap<size_t, void*> free_blocks;   // size -> block
-  std::unordered_map<void*, size_t> size_of;            // every live or free block
+  std::unordered_multimap<size_t, void*> free_blocks;  // size -> block
+  std::unordered_map<void*, size_t> size_of;           // every live or free block
   size_t free_bytes = 0, used_bytes = 0, limit = initial_limit();
 
   // Free blocks until free_bytes <= target (mu held).
@@ -41,7 +41,7 @@ struct Cache {
 };
 
 Cache& cache() {
-  static Cache* c = new Cache;   // never destroyed: capsules may outlive static destruction
+  static Cache* c = new Cache;  // never destroyed: capsules may outlive static destruction
   return *c;
 }
 
@@ -103,7 +103,7 @@ void output_cache_set_limit(size_t bytes) {
 }
 
 namespace {
-size_t read_locked(size_t Cache::*field) {
+size_t read_locked(size_t Cache::* field) {
   Cache& c = cache();
   std::lock_guard<std::mutex> lock(c.mu);
   return c.*field;

@@ -52,8 +52,8 @@ Isa detect_isa() {
   const bool osxsave = c & (1u << 27), avx = c & (1u << 28), fma = c & (1u << 12);
   if (!osxsave || !avx) return Isa::scalar;
   const unsigned long long xcr0 = xgetbv0();
-  const bool os_ymm = (xcr0 & 0x6) == 0x6;            // XMM + YMM state saved by the OS
-  const bool os_zmm = (xcr0 & 0xe6) == 0xe6;          // + opmask, ZMM_Hi256, Hi16_ZMM
+  const bool os_ymm = (xcr0 & 0x6) == 0x6;    // XMM + YMM state saved by the OS
+  const bool os_zmm = (xcr0 & 0xe6) == 0xe6;  // + opmask, ZMM_Hi256, Hi16_ZMM
   if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return Isa::scalar;
   const bool avx2 = b & (1u << 5);
   const bool avx512 = (b & (1u << 16)) && (b & (1u << 17)) && (b & (1u << 30)) && (b & (1u << 31));  // F DQ BW VL
@@ -94,16 +94,28 @@ Isa set_isa(Isa requested) {
 
 const char* isa_name(Isa isa) {
   switch (isa) {
-    case Isa::avx512: return "avx512";
-    case Isa::avx2: return "avx2";
-    default: return "scalar";
+    case Isa::avx512:
+      return "avx512";
+    case Isa::avx2:
+      return "avx2";
+    default:
+      return "scalar";
   }
 }
 
 bool parse_isa(const std::string& name, Isa* out) {
-  if (name == "avx512") { *out = Isa::avx512; return true; }
-  if (name == "avx2") { *out = Isa::avx2; return true; }
-  if (name == "scalar") { *out = Isa::scalar; return true; }
+  if (name == "avx512") {
+    *out = Isa::avx512;
+    return true;
+  }
+  if (name == "avx2") {
+    *out = Isa::avx2;
+    return true;
+  }
+  if (name == "scalar") {
+    *out = Isa::scalar;
+    return true;
+  }
   return false;
 }
 

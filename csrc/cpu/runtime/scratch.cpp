@@ -23,7 +23,7 @@ constexpr int64_t kDefaultLimitMiB = 64;
 struct Slot {
   void* ptr = nullptr;
   size_t bytes = 0;
-  bool cached = false;   // a block of the output cache (large buffers), else aligned_alloc
+  bool cached = false;  // a block of the output cache (large buffers), else aligned_alloc
 };
 
 // One thread's buffers. `in_use` is held by the owner while a scope is open, and briefly by
@@ -31,7 +31,7 @@ struct Slot {
 struct ThreadScratch {
   std::mutex in_use;
   Slot slots[kScratchSlots];
-  std::atomic<size_t> held{0};   // sum of slots[].bytes, readable from any thread
+  std::atomic<size_t> held{0};  // sum of slots[].bytes, readable from any thread
 
   void allocate(Slot& s, size_t bytes);
   void free_slot(Slot& s);
@@ -44,8 +44,8 @@ struct ThreadScratch {
   }
 };
 
-std::atomic<size_t> g_limit{static_cast<size_t>(
-    env_number("FASTCONV_SCRATCH_MB", 0, int64_t(1) << 20, kDefaultLimitMiB)) << 20};
+std::atomic<size_t> g_limit{
+    static_cast<size_t>(env_number("FASTCONV_SCRATCH_MB", 0, int64_t(1) << 20, kDefaultLimitMiB)) << 20};
 std::atomic<size_t> g_held{0};
 
 // Buffers of a MiB or more come from the output cache: when the limit makes a thread give one
@@ -79,7 +79,7 @@ Registry* g_registry = new Registry;
 // The calling thread's entry: registered on first use, freed and unregistered at thread exit.
 struct Owner {
   std::shared_ptr<ThreadScratch> ts = std::make_shared<ThreadScratch>();
-  int depth = 0;   // open ScratchScopes on this thread
+  int depth = 0;  // open ScratchScopes on this thread
   Owner() {
     std::lock_guard<std::mutex> lock(g_registry->m);
     g_registry->threads.push_back(ts);
@@ -102,7 +102,7 @@ thread_local Owner t_owner;
 // child, unused (at most the per-thread limit each).
 void fresh_buffers_after_fork() {
   g_registry = new Registry;
-  Owner& o = t_owner;   // registers itself in the new registry when it is created here
+  Owner& o = t_owner;  // registers itself in the new registry when it is created here
   if (!g_registry->threads.empty()) return;
   o.ts = std::make_shared<ThreadScratch>();
   g_registry->threads.push_back(o.ts);
@@ -120,7 +120,7 @@ void trim_all_scratch(size_t limit) {
   // buffers can always finish (its workers' buffers are never held here for long).
   const Owner& self = t_owner;
   for (const auto& ts : threads) {
-    if (ts == self.ts && self.depth > 0) continue;   // called from inside a kernel: keep ours
+    if (ts == self.ts && self.depth > 0) continue;  // called from inside a kernel: keep ours
     std::lock_guard<std::mutex> lock(ts->in_use);
     ts->trim_to(limit);
   }

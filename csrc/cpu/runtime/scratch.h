@@ -40,10 +40,10 @@ class ScratchScope {
   ScratchScope& operator=(const ScratchScope&) = delete;
 };
 
-size_t scratch_limit();              // bytes kept per thread after a call
-void set_scratch_limit(size_t bytes);   // trims every thread to the new limit at once
-size_t scratch_bytes_held();         // all threads, now
-int scratch_threads();               // threads holding at least one buffer
-void release_all_scratch();          // frees every thread's buffers (waits for running kernels)
+size_t scratch_limit();                // bytes kept per thread after a call
+void set_scratch_limit(size_t bytes);  // trims every thread to the new limit at once
+size_t scratch_bytes_held();           // all threads, now
+int scratch_threads();                 // threads holding at least one buffer
+void release_all_scratch();            // frees every thread's buffers (waits for running kernels)
 
 }  // namespace fastconv

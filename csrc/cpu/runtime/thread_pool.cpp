@@ -39,12 +39,12 @@ thread_local bool t_in_team = false;  // workers always; the caller while its te
 struct Pool {
   std::mutex m;
   std::condition_variable wake;
-  std::atomic<uint64_t> epoch{0};      // bumped for every new team
+  std::atomic<uint64_t> epoch{0};  // bumped for every new team
   std::atomic<int> sleepers{0};
-  std::atomic<bool> busy{false};       // a team is running
-  std::atomic<int> active{0};          // workers inside the current team's fn
-  int started = 0;                     // workers started (guarded by m)
-  std::atomic<int> last_team{1};       // threads that ran the last team's fn (tests)
+  std::atomic<bool> busy{false};  // a team is running
+  std::atomic<int> active{0};     // workers inside the current team's fn
+  int started = 0;                // workers started (guarded by m)
+  std::atomic<int> last_team{1};  // threads that ran the last team's fn (tests)
   // The current team, guarded by m: workers join while seats > 0.
   void (*fn)(void*) = nullptr;
   void* ctx = nullptr;
@@ -92,7 +92,7 @@ struct Pool {
         c = ctx;
       }
       try {
-        ScratchScope scratch_in_use;   // this worker's buffers live for its share of the team
+        ScratchScope scratch_in_use;  // this worker's buffers live for its share of the team
         f(c);
       } catch (...) {
         record(std::current_exception());

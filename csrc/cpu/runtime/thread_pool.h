@@ -45,9 +45,9 @@ namespace pool {
 // when every thread that joined has returned. fn must share its work out through a ChunkQueue.
 void run_team(int threads, void (*fn)(void*), void* ctx);
 int spin_us();
-void set_spin_us(int us);   // how long an idle worker spins before it sleeps (0: sleep at once)
-int workers_started();      // threads the pool has started (for tests and the environment report)
-int last_team_threads();    // threads (caller included) that ran the last team (for tests)
+void set_spin_us(int us);  // how long an idle worker spins before it sleeps (0: sleep at once)
+int workers_started();     // threads the pool has started (for tests and the environment report)
+int last_team_threads();   // threads (caller included) that ran the last team (for tests)
 }  // namespace pool
 
 // team(queue) runs once on each of up to `threads` threads; each takes chunks of [0, n) from the
@@ -65,12 +65,13 @@ void parallel_team(int threads, int64_t n, int64_t grain, Team&& team) {
     Team* team;
     ChunkQueue* queue;
   } ctx{&team, &queue};
-  pool::run_team(static_cast<int>(std::min<int64_t>(threads, chunks)),
-                 [](void* p) {
-                   Ctx* c = static_cast<Ctx*>(p);
-                   (*c->team)(*c->queue);
-                 },
-                 &ctx);
+  pool::run_team(
+      static_cast<int>(std::min<int64_t>(threads, chunks)),
+      [](void* p) {
+        Ctx* c = static_cast<Ctx*>(p);
+        (*c->team)(*c->queue);
+      },
+      &ctx);
 }
 
 // body(begin, end) over chunks of [0, n) of `grain` items, on up to `threads` threads.

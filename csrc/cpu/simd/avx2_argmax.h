@@ -16,7 +16,7 @@ namespace avx2 {
 struct ArgmaxF32 {
   using T = float;
   using Vec = __m256;
-  using M = __m256;   // all-ones / all-zeros per lane
+  using M = __m256;  // all-ones / all-zeros per lane
   using I = __m256i;
   static constexpr int64_t L = 8;
 
@@ -80,7 +80,9 @@ struct ArgmaxF32 {
     stream64(p, widen_lo(i));
     stream64(p + 4, widen_hi(i));
   }
-  struct LI { __m256i lo, hi; };  // 4 + 4 int64 indices
+  struct LI {
+    __m256i lo, hi;
+  };  // 4 + 4 int64 indices
   static LI load_index(const int64_t* p) {
     return {_mm256_loadu_si256((const __m256i*)p), _mm256_loadu_si256((const __m256i*)(p + 4))};
   }
@@ -137,7 +139,9 @@ struct ArgmaxF64 {
   }
   static Vec select(M m, Vec a, Vec b) { return _mm256_blendv_pd(a, b, m); }
   static I select(M m, I a, I b) { return _mm256_blendv_epi8(a, b, _mm256_castpd_si256(m)); }
-  static I iota(int64_t base, int64_t step) { return _mm256_setr_epi64x(base, base + step, base + 2 * step, base + 3 * step); }
+  static I iota(int64_t base, int64_t step) {
+    return _mm256_setr_epi64x(base, base + step, base + 2 * step, base + 3 * step);
+  }
   static I broadcast_index(int64_t i) { return _mm256_set1_epi64x(i); }
   static void store(T* p, Vec v) { _mm256_storeu_pd(p, v); }
   static void store(T* p, Vec v, M m) { _mm256_maskstore_pd(p, _mm256_castpd_si256(m), v); }
@@ -145,7 +149,9 @@ struct ArgmaxF64 {
   static void store_index(int64_t* p, I i, M m) { _mm256_maskstore_epi64((long long*)p, _mm256_castpd_si256(m), i); }
   using LI = __m256i;
   static LI load_index(const int64_t* p) { return _mm256_loadu_si256((const __m256i*)p); }
-  static LI load_index(const int64_t* p, M m) { return _mm256_maskload_epi64((const long long*)p, _mm256_castpd_si256(m)); }
+  static LI load_index(const int64_t* p, M m) {
+    return _mm256_maskload_epi64((const long long*)p, _mm256_castpd_si256(m));
+  }
   static M index_eq(LI li, int64_t i) { return _mm256_castsi256_pd(_mm256_cmpeq_epi64(li, _mm256_set1_epi64x(i))); }
   static M none() { return _mm256_setzero_pd(); }
   static M either(M a, M b) { return _mm256_or_pd(a, b); }

@@ -66,7 +66,8 @@ struct ArgmaxF32 {
   }
   static LI load_index(const int64_t* p) { return narrow(_mm512_loadu_si512(p), _mm512_loadu_si512(p + 8)); }
   static LI load_index(const int64_t* p, M m) {
-    return narrow(_mm512_maskz_loadu_epi64((__mmask8)(m & 0xFF), p), _mm512_maskz_loadu_epi64((__mmask8)(m >> 8), p + 8));
+    return narrow(_mm512_maskz_loadu_epi64((__mmask8)(m & 0xFF), p),
+                  _mm512_maskz_loadu_epi64((__mmask8)(m >> 8), p + 8));
   }
   static M index_eq(LI li, int64_t i) { return _mm512_cmpeq_epi32_mask(li, _mm512_set1_epi32((int)i)); }
   static M none() { return 0; }

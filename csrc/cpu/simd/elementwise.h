@@ -35,8 +35,7 @@ constexpr int64_t kPrefetchAhead = 1024;
 
 // out[i] = op(a[i], b[i]) over [begin, end).
 template <class F, bool kStream, class Op>
-void elementwise_slice(const Elem<F>* a, const Elem<F>* b, Elem<F>* out, int64_t begin, int64_t end,
-                       const Op& op) {
+void elementwise_slice(const Elem<F>* a, const Elem<F>* b, Elem<F>* out, int64_t begin, int64_t end, const Op& op) {
   using T = Elem<F>;
   constexpr int64_t L = F::W;
   int64_t i = begin;
@@ -56,11 +55,15 @@ void elementwise_slice(const Elem<F>* a, const Elem<F>* b, Elem<F>* out, int64_t
     const Reg<F> r2 = op(F::load(a + i + 2 * L), F::load(b + i + 2 * L));
     const Reg<F> r3 = op(F::load(a + i + 3 * L), F::load(b + i + 3 * L));
     if (kStream) {
-      F::stream(out + i, r0); F::stream(out + i + L, r1);
-      F::stream(out + i + 2 * L, r2); F::stream(out + i + 3 * L, r3);
+      F::stream(out + i, r0);
+      F::stream(out + i + L, r1);
+      F::stream(out + i + 2 * L, r2);
+      F::stream(out + i + 3 * L, r3);
     } else {
-      F::store(out + i, r0); F::store(out + i + L, r1);
-      F::store(out + i + 2 * L, r2); F::store(out + i + 3 * L, r3);
+      F::store(out + i, r0);
+      F::store(out + i + L, r1);
+      F::store(out + i + 2 * L, r2);
+      F::store(out + i + 3 * L, r3);
     }
   }
   for (; i < end; i += L) {

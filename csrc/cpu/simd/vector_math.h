@@ -23,19 +23,22 @@
 namespace fastconv {
 namespace FASTCONV_SIMD_NS {
 
-template <typename T> struct ExpConstants;
-template <> struct ExpConstants<float> {
-  static constexpr float round_magic = 12582912.0f;   // 1.5 * 2^23: adding it rounds to an integer
+template <typename T>
+struct ExpConstants;
+template <>
+struct ExpConstants<float> {
+  static constexpr float round_magic = 12582912.0f;  // 1.5 * 2^23: adding it rounds to an integer
   static constexpr float bias = 127.0f;
   static constexpr float log2e = 1.44269504088896341f;
-  static constexpr float ln2_hi = 0.693359375f;       // few bits: k * ln2_hi is exact
+  static constexpr float ln2_hi = 0.693359375f;  // few bits: k * ln2_hi is exact
   static constexpr float ln2_lo = -2.12194440e-4f;
-  static constexpr float min_exp_arg = -104.0f;       // e^-104 < 2^-150 rounds to 0
-  static constexpr float max_expm1_arg = 88.0f;       // 2^127 (1 + p) is still finite
+  static constexpr float min_exp_arg = -104.0f;  // e^-104 < 2^-150 rounds to 0
+  static constexpr float max_expm1_arg = 88.0f;  // 2^127 (1 + p) is still finite
   static constexpr int terms = 8;
 };
-template <> struct ExpConstants<double> {
-  static constexpr double round_magic = 6755399441055744.0;   // 1.5 * 2^52
+template <>
+struct ExpConstants<double> {
+  static constexpr double round_magic = 6755399441055744.0;  // 1.5 * 2^52
   static constexpr double bias = 1023.0;
   static constexpr double log2e = 1.4426950408889634074;
   static constexpr double ln2_hi = 6.93147180369123816490e-01;
@@ -45,9 +48,14 @@ template <> struct ExpConstants<double> {
   static constexpr int terms = 13;
 };
 
-template <class V> using Reg = typename V::reg;
-template <class V> using Elem = typename V::T;
-template <class V> inline Reg<V> cst(double c) { return V::set1(static_cast<Elem<V>>(c)); }
+template <class V>
+using Reg = typename V::reg;
+template <class V>
+using Elem = typename V::T;
+template <class V>
+inline Reg<V> cst(double c) {
+  return V::set1(static_cast<Elem<V>>(c));
+}
 
 // 2^k for integer-valued k with 2^k a normal number: k + 1.5 * 2^m + bias holds k + bias in its
 // low mantissa bits; shifting them into the exponent field gives the power of two.
@@ -64,14 +72,14 @@ inline void exp_reduce(Reg<V> x, Reg<V>* k, Reg<V>* p) {
   *k = V::sub(V::fma(x, cst<V>(C::log2e), cst<V>(C::round_magic)), cst<V>(C::round_magic));
   Reg<V> r = V::fma(*k, cst<V>(-C::ln2_hi), x);
   r = V::fma(*k, cst<V>(-C::ln2_lo), r);
-  double inv_fact = 1.0;                                // 1 / C::terms!
+  double inv_fact = 1.0;  // 1 / C::terms!
   for (int j = 2; j <= C::terms; ++j) inv_fact /= j;
-  Reg<V> q = cst<V>(inv_fact);                          // Horner from the highest term down to 1/2!
+  Reg<V> q = cst<V>(inv_fact);  // Horner from the highest term down to 1/2!
   for (int j = C::terms; j > 2; --j) {
     inv_fact *= j;
     q = V::fma(q, r, cst<V>(inv_fact));
   }
-  *p = V::fma(V::mul(r, r), q, r);                      // r + r^2 (1/2! + r/3! + ...)
+  *p = V::fma(V::mul(r, r), q, r);  // r + r^2 (1/2! + r/3! + ...)
 }
 
 // e^x for x <= 0 (or NaN).
@@ -122,9 +130,12 @@ inline Reg<V> leaky_relu_of(Reg<V> x, Reg<V> alpha) {
 template <class V>
 inline Reg<V> activate(Activation a, Reg<V> x, Reg<V> alpha) {
   switch (a) {
-    case Activation::sigmoid: return sigmoid_of<V>(x);
-    case Activation::tanh: return tanh_of<V>(x);
-    default: return leaky_relu_of<V>(x, alpha);
+    case Activation::sigmoid:
+      return sigmoid_of<V>(x);
+    case Activation::tanh:
+      return tanh_of<V>(x);
+    default:
+      return leaky_relu_of<V>(x, alpha);
   }
 }
 

@@ -19,16 +19,16 @@ namespace cuda {
 namespace {
 
 constexpr int kThreads = 256;
-constexpr int64_t kChunk = 4096;       // NCHW: elements of one channel one statistics block sums
-constexpr int kTileC = 32;             // NHWC: channels of one statistics block (one per lane)
-constexpr int kRowThreads = 8;         // NHWC: rows of one block read at once
-constexpr int64_t kChunkRows = 256;    // NHWC: rows (pixels) one statistics block sums
+constexpr int64_t kChunk = 4096;     // NCHW: elements of one channel one statistics block sums
+constexpr int kTileC = 32;           // NHWC: channels of one statistics block (one per lane)
+constexpr int kRowThreads = 8;       // NHWC: rows of one block read at once
+constexpr int64_t kChunkRows = 256;  // NHWC: rows (pixels) one statistics block sums
 
 // How the per-channel elements split into statistics chunks (all from the shape).
 struct Chunks {
-  int64_t planes = 1;   // NCHW: whole planes per chunk (when HW <= kChunk)
-  int64_t parts = 1;    // NCHW: chunks per plane (when HW > kChunk)
-  int64_t count = 1;    // chunks per channel (NHWC: per channel tile)
+  int64_t planes = 1;  // NCHW: whole planes per chunk (when HW <= kChunk)
+  int64_t parts = 1;   // NCHW: chunks per plane (when HW > kChunk)
+  int64_t count = 1;   // chunks per channel (NHWC: per channel tile)
 };
 
 Chunks chunks_of(const BatchNormShape& s) {
@@ -105,7 +105,7 @@ __global__ void __launch_bounds__(kThreads)
 }
 
 template <typename T, bool Backward>
-__global__ void __launch_bounds__(kTileC * kRowThreads)
+__global__ void __launch_bounds__(kTileC* kRowThreads)
     stats_nhwc_kernel(BatchNormShape s, Chunks ch, const T* __restrict__ v, const T* __restrict__ z,
                       const T* __restrict__ mean, double* __restrict__ part) {
   __shared__ double s1[kRowThreads * kTileC], s2[kRowThreads * kTileC];
@@ -129,8 +129,7 @@ __global__ void __launch_bounds__(kTileC * kRowThreads)
 }
 
 // The chunks of channel c added in chunk order.
-__device__ __forceinline__ void channel_totals(const double* part, int64_t c, int64_t chunks, double& s1,
-                                               double& s2) {
+__device__ __forceinline__ void channel_totals(const double* part, int64_t c, int64_t chunks, double& s1, double& s2) {
   s1 = 0;
   s2 = 0;
   for (int64_t g = 0; g < chunks; ++g) {
@@ -186,8 +185,7 @@ __global__ void apply_kernel(FastDivmod by_hw, FastDivmod by_c, int c0, const T*
                              const T* __restrict__ v, const double* __restrict__ m, const double* __restrict__ a,
                              const double* __restrict__ b, const double* __restrict__ k, T* __restrict__ out,
                              int items) {
-  for (int64_t ii = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; ii < items;
-       ii += int64_t(gridDim.x) * blockDim.x) {
+  for (int64_t ii = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; ii < items; ii += int64_t(gridDim.x) * blockDim.x) {
     const int i = int(ii);
     int c, rest;
     if (L == Layout::NCHW) {
@@ -207,26 +205,27 @@ template <typename T>
 cudaError_t stats(const BatchNormShape& s, const char* pass, const T* v, const T* z, const T* mean, double* part,
                   cudaStream_t stream) {
   const Chunks ch = chunks_of(s);
-  const std::string name = std::string(dtype_name(sizeof(T))) + "_batchnorm_" + pass + "_stats_" + layout_name(s.layout);
+  const std::string name =
+      std::string(dtype_name(sizeof(T))) + "_batchnorm_" + pass + "_stats_" + layout_name(s.layout);
   const bool backward = z != nullptr;
   if (s.layout == Layout::NCHW) {
     const unsigned blocks = unsigned(s.C * ch.count);
     const FastDivmod by_hw(ch.parts == 1 ? s.HW : 1);
-    return backward ? launch(name, stats_nchw_kernel<T, true>, dim3(blocks), dim3(kThreads), stream, s, ch, by_hw, v,
-                             z, mean, part)
+    return backward ? launch(name, stats_nchw_kernel<T, true>, dim3(blocks), dim3(kThreads), stream, s, ch, by_hw, v, z,
+                             mean, part)
                     : launch(name, stats_nchw_kernel<T, false>, dim3(blocks), dim3(kThreads), stream, s, ch, by_hw, v,
                              z, mean, part);
   }
   const unsigned blocks = unsigned((s.C + kTileC - 1) / kTileC * ch.count);
-  return backward ? launch(name, stats_nhwc_kernel<T, true>, dim3(blocks), dim3(kTileC * kRowThreads), stream, s, ch,
-                           v, z, mean, part)
+  return backward ? launch(name, stats_nhwc_kernel<T, true>, dim3(blocks), dim3(kTileC * kRowThreads), stream, s, ch, v,
+                           z, mean, part)
                   : launch(name, stats_nhwc_kernel<T, false>, dim3(blocks), dim3(kTileC * kRowThreads), stream, s, ch,
                            v, z, mean, part);
 }
 
 template <typename T, Layout L, bool HasV>
-cudaError_t apply_rows(const BatchNormShape& s, const char* pass, const T* u, const T* v, const double* coef, int n_coef,
-                       T* out, cudaStream_t stream) {
+cudaError_t apply_rows(const BatchNormShape& s, const char* pass, const T* u, const T* v, const double* coef,
+                       int n_coef, T* out, cudaStream_t stream) {
   const std::string name = std::string(dtype_name(sizeof(T))) + "_batchnorm_" + pass + "_" + layout_name(L);
   const int64_t rows = L == Layout::NCHW ? s.N * s.C : s.per_channel();
   const int64_t row_len = L == Layout::NCHW ? s.HW : s.C;
@@ -242,10 +241,9 @@ cudaError_t apply_rows(const BatchNormShape& s, const char* pass, const T* u, co
   for (int64_t r0 = 0; r0 < rows; r0 += per_launch) {
     const int items = int(std::min(per_launch, rows - r0) * row_len);
     const int64_t o = r0 * row_len;
-    const cudaError_t err =
-        launch(name, apply_kernel<T, L, HasV>, dim3(grid_for(items, kThreads)), dim3(kThreads), stream,
-               FastDivmod(s.HW), FastDivmod(s.C), int(L == Layout::NCHW ? r0 % s.C : 0), u + o, HasV ? v + o : v, m,
-               a, b, k, out + o, items);
+    const cudaError_t err = launch(name, apply_kernel<T, L, HasV>, dim3(grid_for(items, kThreads)), dim3(kThreads),
+                                   stream, FastDivmod(s.HW), FastDivmod(s.C), int(L == Layout::NCHW ? r0 % s.C : 0),
+                                   u + o, HasV ? v + o : v, m, a, b, k, out + o, items);
     if (err != cudaSuccess) return err;
   }
   return cudaSuccess;
@@ -307,15 +305,15 @@ cudaError_t batchnorm_bwd(const BatchNormShape& s, bool training, const T* gy, c
   cudaError_t err = stats<T>(s, "bwd", gy, x, mean, part, stream);
   if (err != cudaSuccess) return err;
   const std::string name = std::string(dtype_name(sizeof(T))) + "_batchnorm_bwd_finalize";
-  err = launch(name, finalize_bwd_kernel<T>, dim3(ceil_div_u(s.C, kThreads)), dim3(kThreads), stream, s,
-               chunks_of(s).count, training, mean, inv_std, gamma, static_cast<const double*>(part), coef, ggamma,
-               gbeta);
+  err =
+      launch(name, finalize_bwd_kernel<T>, dim3(ceil_div_u(s.C, kThreads)), dim3(kThreads), stream, s,
+             chunks_of(s).count, training, mean, inv_std, gamma, static_cast<const double*>(part), coef, ggamma, gbeta);
   if (err != cudaSuccess) return err;
   return apply<T, true>(s, "bwd", x, gy, coef, 4, gx, stream);
 }
 
-template cudaError_t batchnorm_train_fwd<float>(const BatchNormShape&, const float*, const float*, const float*,
-                                                double, float*, float*, float*, float*, void*, cudaStream_t);
+template cudaError_t batchnorm_train_fwd<float>(const BatchNormShape&, const float*, const float*, const float*, double,
+                                                float*, float*, float*, float*, void*, cudaStream_t);
 template cudaError_t batchnorm_train_fwd<double>(const BatchNormShape&, const double*, const double*, const double*,
                                                  double, double*, double*, double*, double*, void*, cudaStream_t);
 template cudaError_t batchnorm_normalize<float>(const BatchNormShape&, const float*, const double*, float*,

@@ -151,24 +151,23 @@ __global__ void __launch_bounds__(Cfg::kThreads) conv2d_igemm_kernel(Problem pro
 
 // Launches conv2d_igemm_kernel<Problem, Cfg> over the whole (M, Ng, splits) problem.
 template <typename Cfg, typename Problem>
-cudaError_t launch_igemm(const std::string& name, const Problem& prob, int splits,
-                         cudaStream_t stream) {
+cudaError_t launch_igemm(const std::string& name, const Problem& prob, int splits, cudaStream_t stream) {
   const dim3 grid(ceil_div_u(prob.M, Cfg::BM), ceil_div_u(prob.Ng, Cfg::BN), splits);
   if (grid.y > 65535 || grid.z > 65535) return cudaErrorInvalidValue;
   return launch(name, conv2d_igemm_kernel<Problem, Cfg>, grid, dim3(Cfg::kThreads), stream, prob);
 }
 
 // The configurations the launchers pick from (see kernels.h for the version numbers).
-using SmemTiled = TileConfig<16, 16, 16, 1, 1>;       // kernel2, both dtypes
-using RegTileF32 = TileConfig<128, 128, 8, 8, 8>;     // kernel3 f32
+using SmemTiled = TileConfig<16, 16, 16, 1, 1>;         // kernel2, both dtypes
+using RegTileF32 = TileConfig<128, 128, 8, 8, 8>;       // kernel3 f32
 using RegTileF32Narrow = TileConfig<128, 64, 8, 8, 4>;  // kernel3 f32 when Ng <= 64
-using RegTileF64 = TileConfig<64, 64, 8, 4, 4>;       // kernel3 f64
+using RegTileF64 = TileConfig<64, 64, 8, 4, 4>;         // kernel3 f64
 
 template <typename Cfg>
 std::string tile_name(const char* op, const char* version, const char* dtype, Layout layout) {
-  return std::string(dtype) + "_" + op + "_" + layout_name(layout) + "_" + version + "_" +
-         std::to_string(Cfg::BM) + "x" + std::to_string(Cfg::BN) + "x" + std::to_string(Cfg::BK) +
-         "_" + std::to_string(Cfg::TM) + "x" + std::to_string(Cfg::TN);
+  return std::string(dtype) + "_" + op + "_" + layout_name(layout) + "_" + version + "_" + std::to_string(Cfg::BM) +
+         "x" + std::to_string(Cfg::BN) + "x" + std::to_string(Cfg::BK) + "_" + std::to_string(Cfg::TM) + "x" +
+         std::to_string(Cfg::TN);
 }
 
 // Runs `prob` with the tile configuration of `version` (2 or 3) for dtype T.
@@ -177,23 +176,25 @@ cudaError_t run_igemm(const char* op, const Problem& prob, int version, Layout l
                       cudaStream_t stream) {
   const char* dt = dtype_name(sizeof(T));
   if (version == 2)
-    return launch_igemm<SmemTiled>(tile_name<SmemTiled>(op, "kernel2_smem_tiled", dt, layout), prob,
-                                   splits, stream);
+    return launch_igemm<SmemTiled>(tile_name<SmemTiled>(op, "kernel2_smem_tiled", dt, layout), prob, splits, stream);
   if constexpr (sizeof(T) == 4) {
     if (prob.Ng <= 64)
-      return launch_igemm<RegTileF32Narrow>(
-          tile_name<RegTileF32Narrow>(op, "kernel3_regtile", dt, layout), prob, splits, stream);
-    return launch_igemm<RegTileF32>(tile_name<RegTileF32>(op, "kernel3_regtile", dt, layout), prob,
-                                    splits, stream);
+      return launch_igemm<RegTileF32Narrow>(tile_name<RegTileF32Narrow>(op, "kernel3_regtile", dt, layout), prob,
+                                            splits, stream);
+    return launch_igemm<RegTileF32>(tile_name<RegTileF32>(op, "kernel3_regtile", dt, layout), prob, splits, stream);
   } else {
-    return launch_igemm<RegTileF64>(tile_name<RegTileF64>(op, "kernel3_regtile", dt, layout), prob,
-                                    splits, stream);
+    return launch_igemm<RegTileF64>(tile_name<RegTileF64>(op, "kernel3_regtile", dt, layout), prob, splits, stream);
   }
 }
 
 // Tile sizes of `version` for dtype size `dsize` and Ng columns: {BM, BN, BK}.
 inline void igemm_tile(int version, int dsize, int64_t Ng, int* bm, int* bn, int* bk) {
-  if (version == 2) { *bm = SmemTiled::BM; *bn = SmemTiled::BN; *bk = SmemTiled::BK; return; }
+  if (version == 2) {
+    *bm = SmemTiled::BM;
+    *bn = SmemTiled::BN;
+    *bk = SmemTiled::BK;
+    return;
+  }
   if (dsize == 4) {
     const bool narrow = Ng <= 64;
     *bm = narrow ? RegTileF32Narrow::BM : RegTileF32::BM;
@@ -201,7 +202,9 @@ inline void igemm_tile(int version, int dsize, int64_t Ng, int* bm, int* bn, int
     *bk = RegTileF32::BK;
     return;
   }
-  *bm = RegTileF64::BM; *bn = RegTileF64::BN; *bk = RegTileF64::BK;
+  *bm = RegTileF64::BM;
+  *bn = RegTileF64::BN;
+  *bk = RegTileF64::BK;
 }
 
 }  // namespace cuda

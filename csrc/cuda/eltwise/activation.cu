@@ -75,8 +75,7 @@ cudaError_t launch_bwd(const T* gy, const T* y, T* gx, int64_t n, T alpha, cudaS
   constexpr int V = 16 / sizeof(T);
   if (aligned16(gy) && aligned16(y) && aligned16(gx))
     return launch(kernel_name(A, "bwd", sizeof(T), V), activation_bwd_kernel<A, T, V>,
-                  dim3(grid_for(std::max<int64_t>(n / V, 1), kThreads)), dim3(kThreads), stream, gy, y, gx, n,
-                  alpha);
+                  dim3(grid_for(std::max<int64_t>(n / V, 1), kThreads)), dim3(kThreads), stream, gy, y, gx, n, alpha);
   return launch(kernel_name(A, "bwd", sizeof(T), 1), activation_bwd_kernel<A, T, 1>, dim3(grid_for(n, kThreads)),
                 dim3(kThreads), stream, gy, y, gx, n, alpha);
 }
@@ -87,9 +86,12 @@ template <typename T>
 cudaError_t activation_fwd(Activation a, T alpha, const T* x, T* y, int64_t n, cudaStream_t stream) {
   if (n == 0) return cudaSuccess;
   switch (a) {
-    case Activation::sigmoid: return launch_fwd<Activation::sigmoid>(x, y, n, alpha, stream);
-    case Activation::tanh: return launch_fwd<Activation::tanh>(x, y, n, alpha, stream);
-    default: return launch_fwd<Activation::leaky_relu>(x, y, n, alpha, stream);
+    case Activation::sigmoid:
+      return launch_fwd<Activation::sigmoid>(x, y, n, alpha, stream);
+    case Activation::tanh:
+      return launch_fwd<Activation::tanh>(x, y, n, alpha, stream);
+    default:
+      return launch_fwd<Activation::leaky_relu>(x, y, n, alpha, stream);
   }
 }
 
@@ -97,9 +99,12 @@ template <typename T>
 cudaError_t activation_bwd(Activation a, T alpha, const T* gy, const T* y, T* gx, int64_t n, cudaStream_t stream) {
   if (n == 0) return cudaSuccess;
   switch (a) {
-    case Activation::sigmoid: return launch_bwd<Activation::sigmoid>(gy, y, gx, n, alpha, stream);
-    case Activation::tanh: return launch_bwd<Activation::tanh>(gy, y, gx, n, alpha, stream);
-    default: return launch_bwd<Activation::leaky_relu>(gy, y, gx, n, alpha, stream);
+    case Activation::sigmoid:
+      return launch_bwd<Activation::sigmoid>(gy, y, gx, n, alpha, stream);
+    case Activation::tanh:
+      return launch_bwd<Activation::tanh>(gy, y, gx, n, alpha, stream);
+    default:
+      return launch_bwd<Activation::leaky_relu>(gy, y, gx, n, alpha, stream);
   }
 }
 

@@ -15,15 +15,13 @@ constexpr int kThreads = 256;
 
 template <typename T>
 __global__ void relu_fwd_kernel1_scalar(const T* x, T* y, int64_t n) {
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
-       i += int64_t(gridDim.x) * blockDim.x)
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
     y[i] = relu_value(x[i]);
 }
 
 template <typename T>
 __global__ void relu_bwd_kernel1_scalar(const T* gy, const T* y, T* gx, int64_t n) {
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
-       i += int64_t(gridDim.x) * blockDim.x)
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
     gx[i] = y[i] > T(0) ? gy[i] : T(0);
 }
 
@@ -71,8 +69,8 @@ cudaError_t relu_fwd(const T* x, T* y, int64_t n, int version, cudaStream_t stre
   if (version != 1 && aligned16(x) && aligned16(y))
     return launch(relu_name("fwd", sizeof(T), 2), relu_fwd_kernel2_vec<T, V>,
                   dim3(grid_for(std::max<int64_t>(n / V, 1), kThreads)), dim3(kThreads), stream, x, y, n);
-  return launch(relu_name("fwd", sizeof(T), 1), relu_fwd_kernel1_scalar<T>, dim3(grid_for(n, kThreads)),
-                dim3(kThreads), stream, x, y, n);
+  return launch(relu_name("fwd", sizeof(T), 1), relu_fwd_kernel1_scalar<T>, dim3(grid_for(n, kThreads)), dim3(kThreads),
+                stream, x, y, n);
 }
 
 template <typename T>
@@ -81,10 +79,9 @@ cudaError_t relu_bwd(const T* gy, const T* y, T* gx, int64_t n, int version, cud
   constexpr int V = 16 / sizeof(T);
   if (version != 1 && aligned16(gy) && aligned16(y) && aligned16(gx))
     return launch(relu_name("bwd", sizeof(T), 2), relu_bwd_kernel2_vec<T, V>,
-                  dim3(grid_for(std::max<int64_t>(n / V, 1), kThreads)), dim3(kThreads), stream, gy, y,
-                  gx, n);
-  return launch(relu_name("bwd", sizeof(T), 1), relu_bwd_kernel1_scalar<T>, dim3(grid_for(n, kThreads)),
-                dim3(kThreads), stream, gy, y, gx, n);
+                  dim3(grid_for(std::max<int64_t>(n / V, 1), kThreads)), dim3(kThreads), stream, gy, y, gx, n);
+  return launch(relu_name("bwd", sizeof(T), 1), relu_bwd_kernel1_scalar<T>, dim3(grid_for(n, kThreads)), dim3(kThreads),
+                stream, gy, y, gx, n);
 }
 
 template cudaError_t relu_fwd<float>(const float*, float*, int64_t, int, cudaStream_t);

@@ -26,7 +26,7 @@ struct Fiber {
   uint3 tid;
   bool done;
   char* stack;
-  void* fake_stack;   // AddressSanitizer's bookkeeping across switches
+  void* fake_stack;  // AddressSanitizer's bookkeeping across switches
 };
 
 // One per host worker: the fibers of the block it is running and the scheduler's context.
@@ -37,7 +37,7 @@ struct BlockRunner {
   std::vector<unsigned> order;     // the order of the current round
   ucontext_t scheduler;
   Fiber* current = nullptr;
-  const void* scheduler_stack = nullptr;   // for AddressSanitizer's stack-switch annotations
+  const void* scheduler_stack = nullptr;  // for AddressSanitizer's stack-switch annotations
   size_t scheduler_stack_bytes = 0;
   void* scheduler_fake_stack = nullptr;
 };
@@ -53,9 +53,7 @@ std::atomic<uint64_t> g_seed{0};
 void entering_fiber(BlockRunner& r, Fiber& f) {
   __sanitizer_start_switch_fiber(&r.scheduler_fake_stack, f.stack, kStackBytes);
 }
-void back_in_scheduler(BlockRunner& r) {
-  __sanitizer_finish_switch_fiber(r.scheduler_fake_stack, nullptr, nullptr);
-}
+void back_in_scheduler(BlockRunner& r) { __sanitizer_finish_switch_fiber(r.scheduler_fake_stack, nullptr, nullptr); }
 void running_in_fiber(BlockRunner& r) {
   __sanitizer_finish_switch_fiber(r.current->fake_stack, &r.scheduler_stack, &r.scheduler_stack_bytes);
 }
@@ -91,11 +89,14 @@ void order_round(BlockRunner& r, unsigned n, uint64_t block, uint64_t round) {
   r.order.resize(n);
   std::iota(r.order.begin(), r.order.end(), 0u);
   switch (g_order.load(std::memory_order_relaxed)) {
-    case ThreadOrder::forward: break;
-    case ThreadOrder::reverse: std::reverse(r.order.begin(), r.order.end()); break;
-    case ThreadOrder::shuffled: {   // Fisher-Yates from a hash of (seed, block, round)
-      uint64_t state = splitmix64(g_seed.load(std::memory_order_relaxed) ^ splitmix64(block) ^
-                                  splitmix64(round + 0x51ED));
+    case ThreadOrder::forward:
+      break;
+    case ThreadOrder::reverse:
+      std::reverse(r.order.begin(), r.order.end());
+      break;
+    case ThreadOrder::shuffled: {  // Fisher-Yates from a hash of (seed, block, round)
+      uint64_t state =
+          splitmix64(g_seed.load(std::memory_order_relaxed) ^ splitmix64(block) ^ splitmix64(round + 0x51ED));
       for (unsigned i = n; i > 1; --i) {
         state = splitmix64(state);
         std::swap(r.order[i - 1], r.order[state % i]);
@@ -163,8 +164,7 @@ void set_thread_order(ThreadOrder order, uint64_t seed) {
 cudaError_t run_grid(dim3 grid, dim3 block, const std::function<void()>& body) {
   const uint64_t threads = uint64_t(block.x) * block.y * block.z;
   const uint64_t blocks = uint64_t(grid.x) * grid.y * grid.z;
-  if (threads == 0 || threads > 1024 || blocks == 0 || block.z > 64 || grid.y > 65535 ||
-      grid.z > 65535)
+  if (threads == 0 || threads > 1024 || blocks == 0 || block.z > 64 || grid.y > 65535 || grid.z > 65535)
     return cudaErrorInvalidConfiguration;
 
   std::atomic<uint64_t> next{0};
@@ -179,8 +179,7 @@ cudaError_t run_grid(dim3 grid, dim3 block, const std::function<void()>& body) {
     blockDim = block;
     gridDim = grid;
     for (uint64_t b = next++; b < blocks && ok.load(); b = next++) {
-      const uint3 idx{unsigned(b % grid.x), unsigned((b / grid.x) % grid.y),
-                      unsigned(b / (uint64_t(grid.x) * grid.y))};
+      const uint3 idx{unsigned(b % grid.x), unsigned((b / grid.x) % grid.y), unsigned(b / (uint64_t(grid.x) * grid.y))};
       if (!run_block(r, block, idx, b)) ok.store(false);
     }
     t_runner = saved;
@@ -206,9 +205,12 @@ void __syncthreads() {
 
 const char* cudaGetErrorString(cudaError_t err) {
   switch (err) {
-    case cudaSuccess: return "no error";
-    case cudaErrorInvalidValue: return "invalid argument";
-    case cudaErrorInvalidConfiguration: return "invalid configuration argument";
+    case cudaSuccess:
+      return "no error";
+    case cudaErrorInvalidValue:
+      return "invalid argument";
+    case cudaErrorInvalidConfiguration:
+      return "invalid configuration argument";
     case cudaErrorLaunchFailure:
       return "unspecified launch failure (emulation: the threads of a block did not all reach "
              "the same __syncthreads() barriers)";

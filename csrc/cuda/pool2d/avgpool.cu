@@ -23,8 +23,7 @@ __device__ __forceinline__ T inverse_count(bool include_pad, const PoolDims& d, 
 template <typename T, Layout L>
 __global__ void avgpool2d_fwd_kernel(PoolDims d, bool include_pad, const T* __restrict__ x, T* __restrict__ y,
                                      int items) {
-  for (int64_t ii = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; ii < items;
-       ii += int64_t(gridDim.x) * blockDim.x) {
+  for (int64_t ii = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; ii < items; ii += int64_t(gridDim.x) * blockDim.x) {
     const int i = int(ii);
     int p, q, t, plane_or_n, c = 0;
     if (L == Layout::NCHW) {
@@ -49,8 +48,7 @@ __global__ void avgpool2d_fwd_kernel(PoolDims d, bool include_pad, const T* __re
 template <typename T, Layout L>
 __global__ void avgpool2d_bwd_kernel(PoolDims d, bool include_pad, const T* __restrict__ gy, T* __restrict__ gx,
                                      int items) {
-  for (int64_t ii = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; ii < items;
-       ii += int64_t(gridDim.x) * blockDim.x) {
+  for (int64_t ii = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; ii < items; ii += int64_t(gridDim.x) * blockDim.x) {
     const int i = int(ii);
     int h, w, t, plane_or_n, c = 0;
     if (L == Layout::NCHW) {
@@ -84,8 +82,8 @@ cudaError_t fwd_launch(const Pool2dParams& p, bool include_pad, const T* x, T* y
   const int64_t per_image = p.C * p.P * p.Q;
   return per_image_chunks(p.N, per_image, [&](int64_t n0, int64_t nb) {
     const int items = int(nb * per_image);
-    return launch(name, avgpool2d_fwd_kernel<T, L>, dim3(grid_for(items, kThreads)), dim3(kThreads), stream,
-                  d, include_pad, x + n0 * p.C * p.H * p.W, y + n0 * p.C * p.P * p.Q, items);
+    return launch(name, avgpool2d_fwd_kernel<T, L>, dim3(grid_for(items, kThreads)), dim3(kThreads), stream, d,
+                  include_pad, x + n0 * p.C * p.H * p.W, y + n0 * p.C * p.P * p.Q, items);
   });
 }
 
@@ -96,8 +94,8 @@ cudaError_t bwd_launch(const Pool2dParams& p, bool include_pad, const T* gy, T* 
   const int64_t per_image = p.C * p.H * p.W;
   return per_image_chunks(p.N, per_image, [&](int64_t n0, int64_t nb) {
     const int items = int(nb * per_image);
-    return launch(name, avgpool2d_bwd_kernel<T, L>, dim3(grid_for(items, kThreads)), dim3(kThreads), stream,
-                  d, include_pad, gy + n0 * p.C * p.P * p.Q, gx + n0 * p.C * p.H * p.W, items);
+    return launch(name, avgpool2d_bwd_kernel<T, L>, dim3(grid_for(items, kThreads)), dim3(kThreads), stream, d,
+                  include_pad, gy + n0 * p.C * p.P * p.Q, gx + n0 * p.C * p.H * p.W, items);
   });
 }
 

@@ -22,10 +22,9 @@ __device__ __forceinline__ bool replaces(T candidate, T best) {
 
 // One thread per output element (NCHW) or per V output channels (NHWC).
 template <typename T, Layout L, int V>
-__global__ void maxpool2d_fwd_kernel(PoolDims d, const T* __restrict__ x, T* __restrict__ y,
-                                     int64_t* __restrict__ idx, int items) {
-  for (int64_t ii = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; ii < items;
-       ii += int64_t(gridDim.x) * blockDim.x) {
+__global__ void maxpool2d_fwd_kernel(PoolDims d, const T* __restrict__ x, T* __restrict__ y, int64_t* __restrict__ idx,
+                                     int items) {
+  for (int64_t ii = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; ii < items; ii += int64_t(gridDim.x) * blockDim.x) {
     const int i = int(ii);
     int p, q, t, plane_or_n, cv = 0;
     if (L == Layout::NCHW) {
@@ -53,7 +52,10 @@ __global__ void maxpool2d_fwd_kernel(PoolDims d, const T* __restrict__ x, T* __r
         const Pack<T, V> cand = *reinterpret_cast<const Pack<T, V>*>(x + at(h, w));
 #pragma unroll
         for (int v = 0; v < V; ++v)
-          if (replaces(cand.v[v], best.v[v])) { best.v[v] = cand.v[v]; best_i[v] = h * d.W + w; }
+          if (replaces(cand.v[v], best.v[v])) {
+            best.v[v] = cand.v[v];
+            best_i[v] = h * d.W + w;
+          }
       }
     const int64_t o = int64_t(i) * V;  // outputs are in item order
     *reinterpret_cast<Pack<T, V>*>(y + o) = best;
@@ -66,11 +68,9 @@ __global__ void maxpool2d_fwd_kernel(PoolDims d, const T* __restrict__ x, T* __r
 // grad_y of the windows containing it whose index points at it. The thread at a window's first
 // in-bounds element also checks that window's index lies inside it, else sets *bad_index.
 template <typename T, Layout L, int V>
-__global__ void maxpool2d_bwd_kernel(PoolDims d, const T* __restrict__ gy,
-                                     const int64_t* __restrict__ idx, T* __restrict__ gx,
-                                     int* bad_index, int items) {
-  for (int64_t ii = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; ii < items;
-       ii += int64_t(gridDim.x) * blockDim.x) {
+__global__ void maxpool2d_bwd_kernel(PoolDims d, const T* __restrict__ gy, const int64_t* __restrict__ idx,
+                                     T* __restrict__ gx, int* bad_index, int items) {
+  for (int64_t ii = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; ii < items; ii += int64_t(gridDim.x) * blockDim.x) {
     const int i = int(ii);
     int h, w, t, plane_or_n, cv = 0;
     if (L == Layout::NCHW) {
@@ -122,40 +122,36 @@ constexpr int kThreads = 256;
 bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
 
 template <typename T, Layout L, int V>
-cudaError_t pool_fwd_launch(const Pool2dParams& p, const T* x, T* y, int64_t* idx,
-                            cudaStream_t stream) {
+cudaError_t pool_fwd_launch(const Pool2dParams& p, const T* x, T* y, int64_t* idx, cudaStream_t stream) {
   const PoolDims d = pool_dims(p, V);
   const std::string name = std::string(dtype_name(sizeof(T))) + "_maxpool2d_fwd_" + layout_name(L) +
                            (V == 1 ? "_kernel1_scalar" : "_kernel2_vec" + std::to_string(V));
   const int64_t per_image = p.C * p.P * p.Q / V;
   return per_image_chunks(p.N, per_image, [&](int64_t n0, int64_t nb) {
     const int items = int(nb * per_image);
-    return launch(name, maxpool2d_fwd_kernel<T, L, V>, dim3(grid_for(items, kThreads)), dim3(kThreads),
-                  stream, d, x + n0 * p.C * p.H * p.W, y + n0 * p.C * p.P * p.Q,
-                  idx + n0 * p.C * p.P * p.Q, items);
+    return launch(name, maxpool2d_fwd_kernel<T, L, V>, dim3(grid_for(items, kThreads)), dim3(kThreads), stream, d,
+                  x + n0 * p.C * p.H * p.W, y + n0 * p.C * p.P * p.Q, idx + n0 * p.C * p.P * p.Q, items);
   });
 }
 
 template <typename T, Layout L, int V>
-cudaError_t pool_bwd_launch(const Pool2dParams& p, const T* gy, const int64_t* idx, T* gx,
-                            int* bad_index, cudaStream_t stream) {
+cudaError_t pool_bwd_launch(const Pool2dParams& p, const T* gy, const int64_t* idx, T* gx, int* bad_index,
+                            cudaStream_t stream) {
   const PoolDims d = pool_dims(p, V);
   const std::string name = std::string(dtype_name(sizeof(T))) + "_maxpool2d_bwd_" + layout_name(L) +
                            (V == 1 ? "_kernel1_scalar" : "_kernel2_vec" + std::to_string(V));
   const int64_t per_image = p.C * p.H * p.W / V;
   return per_image_chunks(p.N, per_image, [&](int64_t n0, int64_t nb) {
     const int items = int(nb * per_image);
-    return launch(name, maxpool2d_bwd_kernel<T, L, V>, dim3(grid_for(items, kThreads)), dim3(kThreads),
-                  stream, d, gy + n0 * p.C * p.P * p.Q, idx + n0 * p.C * p.P * p.Q,
-                  gx + n0 * p.C * p.H * p.W, bad_index, items);
+    return launch(name, maxpool2d_bwd_kernel<T, L, V>, dim3(grid_for(items, kThreads)), dim3(kThreads), stream, d,
+                  gy + n0 * p.C * p.P * p.Q, idx + n0 * p.C * p.P * p.Q, gx + n0 * p.C * p.H * p.W, bad_index, items);
   });
 }
 
 }  // namespace
 
 template <typename T>
-cudaError_t maxpool2d_fwd(const Pool2dParams& p, const T* x, T* y, int64_t* indices, int version,
-                          cudaStream_t stream) {
+cudaError_t maxpool2d_fwd(const Pool2dParams& p, const T* x, T* y, int64_t* indices, int version, cudaStream_t stream) {
   constexpr int V = 16 / sizeof(T);
   if (p.H * p.W > max_launch_elements()) return cudaErrorInvalidValue;  // flat indices are 32-bit here
   if (p.layout == Layout::NCHW) return pool_fwd_launch<T, Layout::NCHW, 1>(p, x, y, indices, stream);
@@ -165,25 +161,22 @@ cudaError_t maxpool2d_fwd(const Pool2dParams& p, const T* x, T* y, int64_t* indi
 }
 
 template <typename T>
-cudaError_t maxpool2d_bwd(const Pool2dParams& p, const T* gy, const int64_t* indices, T* gx,
-                          int* bad_index, int version, cudaStream_t stream) {
+cudaError_t maxpool2d_bwd(const Pool2dParams& p, const T* gy, const int64_t* indices, T* gx, int* bad_index,
+                          int version, cudaStream_t stream) {
   constexpr int V = 16 / sizeof(T);
   if (p.H * p.W > max_launch_elements()) return cudaErrorInvalidValue;
-  if (p.layout == Layout::NCHW)
-    return pool_bwd_launch<T, Layout::NCHW, 1>(p, gy, indices, gx, bad_index, stream);
+  if (p.layout == Layout::NCHW) return pool_bwd_launch<T, Layout::NCHW, 1>(p, gy, indices, gx, bad_index, stream);
   const bool vec = version != 1 && p.C % V == 0 && aligned16(gy) && aligned16(gx);
   return vec ? pool_bwd_launch<T, Layout::NHWC, V>(p, gy, indices, gx, bad_index, stream)
              : pool_bwd_launch<T, Layout::NHWC, 1>(p, gy, indices, gx, bad_index, stream);
 }
 
-template cudaError_t maxpool2d_fwd<float>(const Pool2dParams&, const float*, float*, int64_t*, int,
+template cudaError_t maxpool2d_fwd<float>(const Pool2dParams&, const float*, float*, int64_t*, int, cudaStream_t);
+template cudaError_t maxpool2d_fwd<double>(const Pool2dParams&, const double*, double*, int64_t*, int, cudaStream_t);
+template cudaError_t maxpool2d_bwd<float>(const Pool2dParams&, const float*, const int64_t*, float*, int*, int,
                                           cudaStream_t);
-template cudaError_t maxpool2d_fwd<double>(const Pool2dParams&, const double*, double*, int64_t*, int,
+template cudaError_t maxpool2d_bwd<double>(const Pool2dParams&, const double*, const int64_t*, double*, int*, int,
                                            cudaStream_t);
-template cudaError_t maxpool2d_bwd<float>(const Pool2dParams&, const float*, const int64_t*, float*,
-                                          int*, int, cudaStream_t);
-template cudaError_t maxpool2d_bwd<double>(const Pool2dParams&, const double*, const int64_t*,
-                                           double*, int*, int, cudaStream_t);
 
 }  // namespace cuda
 }  // namespace fastconv

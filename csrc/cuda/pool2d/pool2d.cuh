@@ -17,12 +17,24 @@ struct PoolDims {
 
 inline PoolDims pool_dims(const Pool2dParams& p, int vec) {
   PoolDims d;
-  d.C = int(p.C); d.H = int(p.H); d.W = int(p.W); d.P = int(p.P); d.Q = int(p.Q);
-  d.R = int(p.R); d.S = int(p.S); d.sh = int(p.stride_h); d.sw = int(p.stride_w);
-  d.pt = int(p.pad_top); d.pl = int(p.pad_left);
-  d.by_q = FastDivmod(p.Q); d.by_p = FastDivmod(p.P); d.by_cv = FastDivmod(p.C / vec);
-  d.by_w = FastDivmod(p.W); d.by_h = FastDivmod(p.H);
-  d.by_sh = FastDivmod(p.stride_h); d.by_sw = FastDivmod(p.stride_w);
+  d.C = int(p.C);
+  d.H = int(p.H);
+  d.W = int(p.W);
+  d.P = int(p.P);
+  d.Q = int(p.Q);
+  d.R = int(p.R);
+  d.S = int(p.S);
+  d.sh = int(p.stride_h);
+  d.sw = int(p.stride_w);
+  d.pt = int(p.pad_top);
+  d.pl = int(p.pad_left);
+  d.by_q = FastDivmod(p.Q);
+  d.by_p = FastDivmod(p.P);
+  d.by_cv = FastDivmod(p.C / vec);
+  d.by_w = FastDivmod(p.W);
+  d.by_h = FastDivmod(p.H);
+  d.by_sh = FastDivmod(p.stride_h);
+  d.by_sw = FastDivmod(p.stride_w);
   return d;
 }
 
@@ -37,8 +49,8 @@ __device__ __forceinline__ Window window_at(const PoolDims& d, int p, int q) {
 
 // The windows [p_lo, p_hi] x [q_lo, q_hi] that contain input element (h, w): p*sh - pt <= h <
 // p*sh - pt + R, and likewise for q.
-__device__ __forceinline__ void windows_containing(const PoolDims& d, int h, int w, int& p_lo, int& p_hi,
-                                                   int& q_lo, int& q_hi) {
+__device__ __forceinline__ void windows_containing(const PoolDims& d, int h, int w, int& p_lo, int& p_hi, int& q_lo,
+                                                   int& q_hi) {
   const int hp = h + d.pt, wp = w + d.pl;
   p_lo = hp - d.R + 1 > 0 ? d.by_sh.div(hp - d.R + 1 + d.sh - 1) : 0;
   q_lo = wp - d.S + 1 > 0 ? d.by_sw.div(wp - d.S + 1 + d.sw - 1) : 0;
