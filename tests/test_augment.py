@@ -265,3 +265,9 @@ def test_batches_and_validation_split_take_flags_and_numbers():
         data.validation_split(x, y, True)
     (xt, _), (xv, _) = data.validation_split(x, y, np.float32(0.25))
     assert len(xt) == 7 and len(xv) == 3
+
+
+def test_an_empty_batch_transforms_to_an_empty_batch():
+    empty = np.zeros((0, 8, 8, 3), np.float32)
+    out = ImageDataGenerator(rotation_range=10, horizontal_flip=True, seed=0).random_transform_batch(empty)
+    assert out.shape == empty.shape and out.dtype == empty.dtype

@@ -569,3 +569,43 @@ def test_cuda_extreme_values_emulated(emu_backend, layout):
     y = fc.batch_norm(x, None, beta.astype(np.float32), None, None, training=True, eps=1e-300, layout=layout)[0]
     assert np.array_equal(y, np.broadcast_to(beta.astype(np.float32).reshape((1, 3, 1, 1) if layout == "NCHW" else 3),
                                              x.shape))
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_a_tiny_eps_on_a_constant_float32_channel_has_a_finite_backward(isa, poison, layout):
+    """The saved inv_std (1e150 in float64) saturates at float32's largest value instead of inf,
+    so the backward through a constant channel gives the reference's 0, not 0 * inf = NaN."""
+    x = np.full((4, 2, 3, 3) if layout == "NCHW" else (4, 3, 3, 2), 5.0, np.float32)
+    y, mean, inv_std = fc.batch_norm(x, None, None, None, None, training=True, eps=1e-300, layout=layout)
+    assert np.array_equal(inv_std, np.full(2, np.finfo(np.float32).max, np.float32))
+    gx, ggamma, gbeta = fc.batch_norm_backward(np.ones_like(x), x, None, mean, inv_std, layout=layout)
+    assert np.array_equal(gx, np.zeros_like(x)) and np.array_equal(ggamma, np.zeros(2, np.float32))
+    layer = BatchNormalization(axis=1 if layout == "NCHW" else -1, epsilon=1e-300)
+    out = layer.forward(x, training=True)
+    assert np.array_equal(layer.backward(np.ones_like(out)), np.zeros_like(x))
+    _, _, inv_std = fc.batch_norm(x, None, None, np.full(2, 5.0, np.float32), np.zeros(2, np.float32),
+                                  training=False, eps=1e-300, layout=layout)
+    assert np.isfinite(inv_std).all()
+
+
+def test_strided_running_statistics_are_updated_in_place():
+    rng = np.random.default_rng(15)
+    x = rng.standard_normal((4, 3, 5, 5)).astype(np.float32)
+    store = np.zeros((2, 6), np.float32)
+    store[1] = 1.0
+    running_mean, running_var = store[0, ::2], store[1, ::2]
+    fc.batch_norm(x, None, None, running_mean, running_var, training=True, momentum=0.5)
+    want_mean, want_var = np.zeros(3, np.float32), np.ones(3, np.float32)
+    fc.batch_norm(x, None, None, want_mean, want_var, training=True, momentum=0.5)
+    assert np.array_equal(running_mean, want_mean) and np.array_equal(running_var, want_var)
+    assert not np.array_equal(want_mean, np.zeros(3))
+    assert np.array_equal(store[:, 1::2], [[0, 0, 0], [1, 1, 1]])   # the elements between untouched
+
+
+def test_layer_flags_and_slopes_name_their_argument():
+    with pytest.raises(TypeError, match="center must be True or False"):
+        BatchNormalization(center="no")
+    with pytest.raises(TypeError, match="scale must be True or False"):
+        BatchNormalization(scale=1)
+    with pytest.raises(ValueError, match="negative_slope must be a finite number >= 0, got -1"):
+        fc.layers.LeakyReLU(negative_slope=-1)

@@ -243,3 +243,14 @@ def test_course_update_rules_over_several_steps():
     np.testing.assert_allclose(w, Holder.params["w"], rtol=1e-12)
     with pytest.raises(TypeError, match="config must be a dict"):
         cs.adam(w, g, [1e-3])
+
+
+def test_update_rules_name_a_config_value_that_is_not_a_number():
+    from fastconv.compat.cs231n import optim as course_optim
+
+    w = np.ones(3)
+    for rule in (course_optim.sgd, course_optim.sgd_momentum, course_optim.rmsprop, course_optim.adam):
+        with pytest.raises(TypeError, match=r"config\['learning_rate'\] must be a number, got str 'a'"):
+            rule(w, w, {"learning_rate": "a"})
+        next_w, _ = rule(w, w, {"learning_rate": np.array(0.5)})   # a 0-d array, as the course allows
+        assert np.isfinite(next_w).all() and not np.array_equal(next_w, w)

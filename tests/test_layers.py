@@ -373,7 +373,7 @@ def test_leaky_relu_layer_keras_default_and_gradient(slope):
     y = layer.forward(x)
     close(y, ref.leaky_relu(x, slope), np.float32, "y")
     close(layer.backward(gy), ref.leaky_relu_backward(gy, y, slope), np.float32, "grad_x")
-    with pytest.raises(ValueError, match="alpha"):
+    with pytest.raises(ValueError, match="negative_slope"):
         LeakyReLU(-0.1)
 
 

@@ -229,6 +229,8 @@ class ImageDataGenerator:
         """A randomly augmented copy of the batch x (float images keep their dtype)."""
         x = _image_batch(x)
         n = x.shape[0]
+        if n == 0:
+            return x.copy()
         h, w = x.shape[1:3] if self.data_format == "channels_last" else x.shape[2:4]
         matrices = self.random_matrices(n, h, w) if self._geometry_active() else None
         flip_h = self.rng.random(n) < 0.5 if self.horizontal_flip else None

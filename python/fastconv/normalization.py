@@ -31,7 +31,8 @@ def _channels(x, layout):
 
 
 def _per_channel(name, a, C, dtype, required=True):
-    """a (C,) of x's dtype, C-contiguous (a strided view is copied), or None when not required."""
+    """a (C,) of x's dtype (a strided view as given: running statistics are updated in place;
+    _contiguous copies what a kernel reads), or None when not required."""
     if a is None:
         if required:
             raise TypeError(f"{name} must be an array of shape ({C},), got None")
@@ -40,7 +41,11 @@ def _per_channel(name, a, C, dtype, required=True):
         raise ValueError(f"{name} must have shape ({C},) (one per channel), got {tuple(a.shape)}")
     if a.dtype != dtype:
         raise TypeError(f"{name} has dtype {a.dtype} but x has {dtype}; cast them to one dtype")
-    return F._backend(**{name: a}).contiguous(a)
+    return a
+
+
+def _contiguous(be, a):
+    return None if a is None else be.contiguous(a)
 
 
 def _real(name, v, low, high, low_open=False):
@@ -75,8 +80,8 @@ def batch_statistics(x, gamma, beta, *, eps, layout, activation=None):
     relu = _relu_flag(activation)
     be = F._backend(x=x, gamma=gamma, beta=beta)
     C = _check_x(x, layout)
-    gamma = _per_channel("gamma", gamma, C, x.dtype, required=False)
-    beta = _per_channel("beta", beta, C, x.dtype, required=False)
+    gamma = _contiguous(be, _per_channel("gamma", gamma, C, x.dtype, required=False))
+    beta = _contiguous(be, _per_channel("beta", beta, C, x.dtype, required=False))
     return _train(be, x, gamma, beta, eps, layout, relu)
 
 
@@ -93,8 +98,8 @@ def batch_norm(x, gamma, beta, running_mean, running_var, *, training, momentum=
     momentum = _real("momentum", momentum, 0.0, 1.0)
     be = F._backend(x=x, gamma=gamma, beta=beta, running_mean=running_mean, running_var=running_var)
     C = _check_x(x, layout)
-    gamma = _per_channel("gamma", gamma, C, x.dtype, required=False)
-    beta = _per_channel("beta", beta, C, x.dtype, required=False)
+    gamma = _contiguous(be, _per_channel("gamma", gamma, C, x.dtype, required=False))
+    beta = _contiguous(be, _per_channel("beta", beta, C, x.dtype, required=False))
     tracked = running_mean is not None or running_var is not None or not training
     if tracked:
         running_mean = _per_channel("running_mean", running_mean, C, x.dtype)
@@ -116,7 +121,9 @@ def batch_norm(x, gamma, beta, running_mean, running_var, *, training, momentum=
     scale = inv_std * (1.0 if gamma is None else gamma.astype(np.float64))
     shift = xp.zeros(C) if beta is None else beta.astype(np.float64)
     y = be.batch_norm_normalize(be.contiguous(x), mean, scale, shift, layout, relu)
-    return y, running_mean.copy(), inv_std.astype(x.dtype)
+    # saturated like the training kernel's: the largest finite value where 1 / sqrt(var + eps)
+    # overflows x's dtype
+    return y, running_mean.copy(), xp.minimum(inv_std, np.finfo(x.dtype).max).astype(x.dtype)
 
 
 def batch_norm_backward(grad_y, x, gamma, saved_mean, saved_inv_std, *, training=True, layout="NCHW",
@@ -142,7 +149,7 @@ def batch_norm_backward(grad_y, x, gamma, saved_mean, saved_inv_std, *, training
             raise ValueError(f"y has shape {tuple(y.shape)} but x has {tuple(x.shape)}")
     elif y is not None:
         raise ValueError("y is the output of a fused ReLU: pass it with activation='relu'")
-    gamma = _per_channel("gamma", gamma, C, x.dtype, required=False)
+    gamma = _contiguous(be, _per_channel("gamma", gamma, C, x.dtype, required=False))
     mean = _per_channel("saved_mean", saved_mean, C, x.dtype)
     inv_std = _per_channel("saved_inv_std", saved_inv_std, C, x.dtype)
     return be.batch_norm_backward(be.contiguous(grad_y), be.contiguous(x), be.contiguous(mean),

@@ -21,6 +21,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <limits>
 
 #include "../runtime/loops.h"
 #include "../runtime/scratch.h"
@@ -343,7 +344,9 @@ void train_forward(const BatchNormShape& s, const T* x, const T* gamma, const T*
     coef[2 * s.C + c] = beta ? static_cast<double>(beta[c]) : 0.0;
     mean[c] = static_cast<T>(coef[c]);
     var[c] = static_cast<T>(v);
-    inv_std[c] = static_cast<T>(is);
+    // saturated, not inf, where 1 / sqrt(eps) overflows T (eps = 1e-300 on a constant float channel),
+    // so the backward pass gives the reference's 0 instead of 0 * inf
+    inv_std[c] = static_cast<T>(std::min(is, static_cast<double>(std::numeric_limits<T>::max())));
   }
   per_channel_affine<T>(s, x, coef, coef + s.C, coef + 2 * s.C, relu, y);
 }

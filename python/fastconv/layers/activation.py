@@ -58,7 +58,10 @@ class LeakyReLU(_Elementwise):
 
     def __init__(self, negative_slope=0.3, *, name=None, input_shape=None):
         super().__init__(name=name, input_shape=input_shape)
-        self.negative_slope = A._alpha(negative_slope)
+        try:
+            self.negative_slope = A._alpha(negative_slope)
+        except ValueError:
+            raise ValueError(f"negative_slope must be a finite number >= 0, got {negative_slope!r}") from None
 
     def _config(self):
         return {"negative_slope": self.negative_slope}

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import functional as F
 from .. import normalization as N
 from .._arrays import array_module
 from .base import Layer, _layout
@@ -31,7 +32,7 @@ class BatchNormalization(Layer):
         self.axis = axis
         self.momentum = N._real("momentum", momentum, 0.0, 1.0)
         self.epsilon = N._real("epsilon", epsilon, 0.0, np.inf, low_open=True)
-        self.center, self.scale = bool(center), bool(scale)
+        self.center, self.scale = F._flag("center", center), F._flag("scale", scale)
         self._saved = None
         self.relu_once = False
         if self.input_shape is not None:

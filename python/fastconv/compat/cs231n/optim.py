@@ -1,6 +1,10 @@
 """The course's optim.py update rules; the state lives in config, as the course's Solver expects."""
 from __future__ import annotations
 
+import numbers
+
+import numpy as np
+
 from ..._arrays import array_module
 
 __all__ = ["sgd", "sgd_momentum", "rmsprop", "adam"]
@@ -13,6 +17,10 @@ def _config(config, defaults):
         raise TypeError(f"config must be a dict or None, got {type(config).__name__}")
     for k, v in defaults.items():
         config.setdefault(k, v)
+        value = config[k]
+        scalar = isinstance(value, numbers.Real) or (isinstance(value, np.ndarray) and value.ndim == 0)
+        if isinstance(value, bool) or not scalar or np.asarray(value).dtype.kind not in "iuf":
+            raise TypeError(f"config['{k}'] must be a number, got {type(value).__name__} {value!r}")
     return config
 
 
