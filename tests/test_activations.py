@@ -1,4 +1,4 @@
-"""sigmoid, tanh and leaky_relu (fastconv.activations; CPU kernels csrc/cpu/activation_*.cpp, CUDA
+"""sigmoid, tanh and leaky_relu (fastconv.ops.eltwise; CPU kernels csrc/cpu/activation_*.cpp, CUDA
 kernels csrc/cuda/eltwise/activation.cu through their emulation) against the float64 reference.
 
 The SIMD paths evaluate exp with their own polynomial (simd/vector_math.h), so the bound is on
@@ -13,8 +13,9 @@ import numpy as np
 import pytest
 
 import fastconv as fc
-from fastconv import _backend_cpu, _cuda_emu
-from fastconv import _backend_cuda_emu as emu
+from fastconv import _cuda_emu
+from fastconv.backend import cpu as backend_cpu
+from fastconv.backend import cuda_emu as emu
 from fastconv import reference as ref
 from helpers import assert_close, check_op, numerical_grad, randn
 
@@ -201,7 +202,7 @@ def test_conv2d_epilogue_equals_the_separate_kernel_bit_for_bit(isa, poison, res
     fc.set_winograd(winograd)
     fc._cpu._set_winograd_forced(winograd)
     fused = fc.conv2d(x, w, b, activation=act, alpha=0.3, **kw)
-    separate = fc.activations.activate(act, fc.conv2d(x, w, b, **kw), 0.3)
+    separate = fc.ops.eltwise.activate(act, fc.conv2d(x, w, b, **kw), 0.3)
     assert np.array_equal(fused, separate, equal_nan=True), (
         f"fused {act} differs from the separate pass at {np.argwhere(~((fused == separate) | np.isnan(separate)))[:3]}")
     finite = np.isfinite(separate)
@@ -219,7 +220,7 @@ def test_linear_epilogue_equals_the_separate_kernel_bit_for_bit(isa, poison, act
     x, w, b = randn(rng, (M, K), dtype), randn(rng, (N, K), dtype) * 0.3, randn(rng, (N,), dtype)
     x[0, 0] = np.nan
     fused = fc.linear(x, w, b, activation=act, alpha=0.3)
-    separate = fc.activations.activate(act, fc.linear(x, w, b), 0.3)
+    separate = fc.ops.eltwise.activate(act, fc.linear(x, w, b), 0.3)
     assert np.array_equal(fused, separate, equal_nan=True)
     assert np.isnan(fused[0]).all() and not np.isnan(fused[1:]).any()
     assert_close(fused[1:], ref.linear(x[1:], w, b, activation=act, alpha=0.3), dtype=dtype, name=f"linear {act}")
@@ -269,7 +270,7 @@ def test_conv2d_and_linear_reject_bad_slopes(bad):
 
 @pytest.fixture
 def emu_backend(monkeypatch, poison):
-    monkeypatch.setattr(_backend_cpu, "CPU", emu.backend())
+    monkeypatch.setattr(backend_cpu, "CPU", emu.backend())
     return emu.backend()
 
 
@@ -300,7 +301,7 @@ def test_cuda_conv2d_epilogue_emulated(emu_backend, act, layout, dtype, version)
     with emu_backend.using(version=version):
         fused = check_op("conv2d", x, w, b, activation=act, alpha=0.3, **kw)
         assert "conv2d_fwd" in _cuda_emu.last_kernel(), _cuda_emu.last_kernel()
-        separate = fc.activations.activate(act, fc.conv2d(x, w, b, **kw), 0.3)
+        separate = fc.ops.eltwise.activate(act, fc.conv2d(x, w, b, **kw), 0.3)
     assert np.array_equal(fused, separate)
 
 

@@ -21,7 +21,7 @@ def test_identity_parameters_return_the_input_exactly():
     x = _images()
     assert np.array_equal(ImageDataGenerator().random_transform_batch(x), x)
     gen = ImageDataGenerator(rotation_range=30)
-    matrices = fc.augment._keras_matrices(*(np.zeros(5) for _ in range(4)), np.ones(5), np.ones(5), 9, 11)
+    matrices = fc.data.augment._keras_matrices(*(np.zeros(5) for _ in range(4)), np.ones(5), np.ones(5), 9, 11)
     assert np.array_equal(gen.apply_transform(x, matrices), x)
     u8 = (x * 255).astype(np.uint8)
     out = ImageDataGenerator(rescale=1 / 255).random_transform_batch(u8)
@@ -32,7 +32,7 @@ def test_a_known_shift_moves_known_pixels_and_fills_by_mode():
     x = _images(n=1)
     gen = ImageDataGenerator(fill_mode="constant", cval=-1.0)
     # Keras' convention: output (r, c) samples input (r + tx, c + ty)
-    m = fc.augment._keras_matrices(np.zeros(1), np.array([2.0]), np.array([-3.0]), np.zeros(1),
+    m = fc.data.augment._keras_matrices(np.zeros(1), np.array([2.0]), np.array([-3.0]), np.zeros(1),
                                    np.ones(1), np.ones(1), 9, 11)
     out = gen.apply_transform(x, m)
     assert np.array_equal(out[0, :7, 3:], x[0, 2:, :8])
@@ -54,7 +54,7 @@ def test_flips_rotation_by_90_degrees_and_channels_first():
     kept = [np.array_equal(out[i], x[i]) for i in range(4)]
     assert all(f or k for f, k in zip(flipped, kept)) and any(flipped)
     gen = ImageDataGenerator()
-    m = fc.augment._keras_matrices(np.full(4, np.pi / 2), np.zeros(4), np.zeros(4), np.zeros(4),
+    m = fc.data.augment._keras_matrices(np.full(4, np.pi / 2), np.zeros(4), np.zeros(4), np.zeros(4),
                                    np.ones(4), np.ones(4), 7, 7)
     rot = gen.apply_transform(x, m)
     np.testing.assert_allclose(rot, np.rot90(x, k=-1, axes=(1, 2)), atol=1e-5)

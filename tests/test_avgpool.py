@@ -1,4 +1,4 @@
-"""Average pooling and global average / max pooling (fastconv.pooling; CPU kernels
+"""Average pooling and global average / max pooling (fastconv.ops.pooling; CPU kernels
 csrc/cpu/pool2d/avgpool.inl compiled per ISA, CUDA kernels csrc/cuda/pool2d/avgpool.cu through their
 emulation) against the float64 reference: odd sizes, channels around the vector widths, batch 1,
 both layouts and dtypes, strides, paddings (asymmetric, Keras' 'same'), count_include_pad both
@@ -15,8 +15,9 @@ import numpy as np
 import pytest
 
 import fastconv as fc
-from fastconv import _backend_cpu, _cuda_emu
-from fastconv import _backend_cuda_emu as emu
+from fastconv import _cuda_emu
+from fastconv.backend import cpu as backend_cpu
+from fastconv.backend import cuda_emu as emu
 from fastconv import reference as ref
 from helpers import assert_close, check_op, numerical_grad, randn
 
@@ -243,7 +244,7 @@ def test_bad_arguments_raise():
 
 @pytest.fixture
 def emu_backend(monkeypatch, poison):
-    monkeypatch.setattr(_backend_cpu, "CPU", emu.backend())
+    monkeypatch.setattr(backend_cpu, "CPU", emu.backend())
     return emu.backend()
 
 

@@ -1,4 +1,4 @@
-"""Batch normalization (fastconv.normalization, CPU kernels csrc/cpu/batchnorm/ per ISA, CUDA
+"""Batch normalization (fastconv.ops.normalization, CPU kernels csrc/cpu/batchnorm/ per ISA, CUDA
 kernels csrc/cuda/batchnorm/ through the emulation) against the float64 reference:
 training and inference, both layouts and dtypes, channels around the vector widths, batch 1,
 a large mean (1e4 + N(0, 1): no cancellation), the running statistics against PyTorch's rule
@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 
 import fastconv as fc
-from fastconv import _backend_cpu, _cuda_emu
-from fastconv import _backend_cuda_emu as emu
+from fastconv import _cuda_emu
+from fastconv.backend import cpu as backend_cpu
+from fastconv.backend import cuda_emu as emu
 from fastconv import reference as ref
 from fastconv.layers import BatchNormalization, Conv2D, Dense, Flatten
 from helpers import assert_close, check_op, numerical_grad
@@ -457,7 +458,7 @@ CUDA_SHAPES = SHAPES[:4] + [(1, 2, 70, 70), (90, 2, 7, 7), (2, 40, 15, 13)]
 
 @pytest.fixture
 def emu_backend(monkeypatch, poison):
-    monkeypatch.setattr(_backend_cpu, "CPU", emu.backend())
+    monkeypatch.setattr(backend_cpu, "CPU", emu.backend())
     yield emu.backend()
     _cuda_emu.set_thread_order("forward", 0)
 

@@ -3,7 +3,7 @@
 The .cu sources are compiled a second time as host C++ (csrc/cuda/emu/cuda_emu.h): every thread
 block runs on a host thread with its GPU threads as fibers that meet at __syncthreads(). These
 tests route the public API to that build (the `emu` fixture swaps the CPU backend for
-fastconv._backend_cuda_emu, which drives the kernels through the same KernelRunner as CuPy does)
+fastconv.backend.cuda_emu, which drives the kernels through the same KernelRunner as CuPy does)
 and compare every kernel version with fastconv.reference on small odd shapes, both layouts,
 float32/float64, stride/padding/dilation, the fused ReLU, pooling ties/NaN/bad indices, with
 outputs poisoned (NaN) before each kernel. Nothing here needs a GPU.
@@ -17,8 +17,10 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 import fastconv as fc  # noqa: E402
-from fastconv import _backend_cuda_emu as emu  # noqa: E402
-from fastconv import _backend_cpu, _cuda_emu, _cuda_runner, functional  # noqa: E402
+from fastconv.backend import cuda_emu as emu  # noqa: E402
+from fastconv import _cuda_emu  # noqa: E402
+from fastconv.backend import cpu as backend_cpu  # noqa: E402
+from fastconv.backend import runner as backend_runner  # noqa: E402
 from fastconv import reference as ref  # noqa: E402
 
 from helpers import assert_close, check_op, noncontiguous, randn, small_ints  # noqa: E402
@@ -33,7 +35,7 @@ LAYOUTS = ("NCHW", "NHWC")
 @pytest.fixture
 def emu_backend(monkeypatch, poison):
     """fc.* on NumPy arrays runs the emulated CUDA kernels (with poisoned outputs)."""
-    monkeypatch.setattr(_backend_cpu, "CPU", emu.backend())
+    monkeypatch.setattr(backend_cpu, "CPU", emu.backend())
     return emu.backend()
 
 
@@ -126,7 +128,7 @@ def test_conv2d_backward_weight_splits_deterministic(emu_backend, layout, versio
 
 
 def test_conv2d_workspace_sizes():
-    spec = functional._conv_spec((2, 5, 9, 9), (7, 5, 3, 3), 1, 1, 1, "NCHW")
+    spec = fc.ops.conv.conv_spec((2, 5, 9, 9), (7, 5, 3, 3), 1, 1, 1, "NCHW")
     size = _cuda_emu.conv2d_backward_weight_workspace_bytes
     assert size(spec.native(_cuda_emu), False, True, 1, 0) == 0                      # naive: none
     assert size(spec.native(_cuda_emu), False, True, 3, 1) == 7 * (5 * 9 + 1) * 4    # one split, bias column
@@ -177,7 +179,7 @@ def test_conv2d_noncontiguous_inputs(emu_backend):
 
 
 def test_runner_rejects_noncontiguous_pointer_args():
-    spec = functional._conv_spec((1, 2, 5, 5), (3, 2, 3, 3), 1, 0, 1, "NCHW")
+    spec = fc.ops.conv.conv_spec((1, 2, 5, 5), (3, 2, 3, 3), 1, 0, 1, "NCHW")
     x = np.ones((1, 2, 10, 5), np.float32)[:, :, ::2]
     with pytest.raises(ValueError, match="C-contiguous"):
         emu.backend().conv2d_forward(spec, x, np.ones((3, 2, 3, 3), np.float32), None)
@@ -235,7 +237,7 @@ def test_max_pool2d_matches_cpu_kernels_bitwise(monkeypatch, layout, version):
     y_cpu, idx_cpu = fc.max_pool2d(x, 3, **kw)
     gy = randn(rng, y_cpu.shape)
     gx_cpu = fc.max_pool2d_backward(gy, idx_cpu, x.shape, 3, **kw)
-    monkeypatch.setattr(_backend_cpu, "CPU", emu.backend())
+    monkeypatch.setattr(backend_cpu, "CPU", emu.backend())
     with emu.backend().using(version=version):
         y, idx = fc.max_pool2d(x, 3, **kw)
         gx = fc.max_pool2d_backward(gy, idx, x.shape, 3, **kw)
@@ -322,7 +324,7 @@ def test_fast_divmod():
 
 
 def test_kernel_errors_name_the_kernel():
-    spec = functional._conv_spec((1, 1, 3, 3), (1, 1, 1, 1), 1, 0, 1, "NCHW")
+    spec = fc.ops.conv.conv_spec((1, 1, 3, 3), (1, 1, 1, 1), 1, 0, 1, "NCHW")
     a = np.ones(9, np.float32)
     with pytest.raises(RuntimeError, match=r"f32_conv2d_bwd_weight_nchw_kernel3_regtile|conv2d_backward_weight"):
         _cuda_emu.conv2d_backward_weight(spec.native(_cuda_emu), a.ctypes.data, a.ctypes.data, a.ctypes.data, 0,
@@ -337,7 +339,7 @@ class _StubDevice:
 
 
 class _StubCupyArray(np.ndarray):
-    """A NumPy array with the few CuPy attributes _backend_cuda.py reads (data.ptr, device, get)."""
+    """A NumPy array with the few CuPy attributes backend/cuda.py reads (data.ptr, device, get)."""
 
     class _Mem:
         def __init__(self, ptr):
@@ -379,65 +381,65 @@ def _stub_cupy():
 
 
 def test_cuda_backend_glue_with_a_stub_cupy(monkeypatch, poison):
-    """_backend_cuda.py end to end (pointers, stream handle, workspace, bad-index flag readback,
+    """backend/cuda.py end to end (pointers, stream handle, workspace, bad-index flag readback,
     device check) with CuPy stubbed by NumPy and fastconv._cuda replaced by its emulation."""
     import sys
 
-    from fastconv import _backend_cuda
+    from fastconv.backend import cuda as backend_cuda
 
     cupy, streams = _stub_cupy()
     monkeypatch.setitem(sys.modules, "cupy", cupy)
     monkeypatch.setitem(sys.modules, "fastconv._cuda", _cuda_emu)
-    monkeypatch.setattr(_backend_cuda, "_runner", None)
+    monkeypatch.setattr(backend_cuda, "_runner", None)
     rng = np.random.default_rng(8)
     x = randn(rng, (2, 9, 7, 5)).view(_StubCupyArray)     # NHWC
     w = randn(rng, (3, 3, 5, 6)).view(_StubCupyArray)
     b = randn(rng, (6,)).view(_StubCupyArray)
     kw = dict(stride=(2, 1), padding=1, dilation=1, layout="NHWC")
-    spec = functional._conv_spec(x.shape, w.shape, kw["stride"], kw["padding"], 1, "NHWC", "relu")
-    y = _backend_cuda.backend().conv2d_forward(spec, x, w, b)
+    spec = fc.ops.conv.conv_spec(x.shape, w.shape, kw["stride"], kw["padding"], 1, "NHWC", "relu")
+    y = backend_cuda.backend().conv2d_forward(spec, x, w, b)
     assert type(y) is _StubCupyArray
     assert_close(np.asarray(y), ref.conv2d(x, w, b, activation="relu", **kw), dtype=np.float32, name="y")
-    spec = functional._conv_spec(x.shape, w.shape, kw["stride"], kw["padding"], 1, "NHWC")
+    spec = fc.ops.conv.conv_spec(x.shape, w.shape, kw["stride"], kw["padding"], 1, "NHWC")
     gy = randn(rng, spec.y_shape).view(_StubCupyArray)
-    gx = _backend_cuda.backend().conv2d_backward_data(spec, gy, w)
-    gw, gb = _backend_cuda.backend().conv2d_backward_weight(spec, gy, x, True)
+    gx = backend_cuda.backend().conv2d_backward_data(spec, gy, w)
+    gw, gb = backend_cuda.backend().conv2d_backward_weight(spec, gy, x, True)
     want = ref.conv2d_backward(gy, x, w, **kw)
     for name, g, wnt in zip(("grad_x", "grad_weight", "grad_bias"), (gx, gw, gb), want):
         assert_close(np.asarray(g), wnt, dtype=np.float32, name=name)
-    pspec = functional._pool_spec(x.shape, 3, 2, 1, "NHWC")
-    py, idx = _backend_cuda.backend().max_pool2d_forward(pspec, x)
+    pspec = fc.ops.pooling.pool_spec(x.shape, 3, 2, 1, "NHWC")
+    py, idx = backend_cuda.backend().max_pool2d_forward(pspec, x)
     want_y, want_idx = ref.max_pool2d(x, 3, stride=2, padding=1, layout="NHWC")
     assert np.array_equal(py, want_y) and np.array_equal(idx, want_idx)
-    g = _backend_cuda.backend().max_pool2d_backward(pspec, py, idx)
+    g = backend_cuda.backend().max_pool2d_backward(pspec, py, idx)
     assert_close(np.asarray(g), ref.max_pool2d_backward(py, want_idx, x.shape, 3, stride=2, padding=1,
                                                         layout="NHWC"), dtype=np.float32, name="pool grad")
     bad = idx.copy()
     bad.flat[3] = -5
     with pytest.raises(ValueError, match="indices"):
-        _backend_cuda.backend().max_pool2d_backward(pspec, py, bad)
-    r = _backend_cuda.backend().relu_forward(x)
+        backend_cuda.backend().max_pool2d_backward(pspec, py, bad)
+    r = backend_cuda.backend().relu_forward(x)
     assert_close(np.asarray(r), ref.relu(x), dtype=np.float32, exact=True, name="relu")
-    assert_close(np.asarray(_backend_cuda.backend().relu_backward(gy[..., :1].copy(), gy[..., :1].copy())),
+    assert_close(np.asarray(backend_cuda.backend().relu_backward(gy[..., :1].copy(), gy[..., :1].copy())),
                  ref.relu_backward(gy[..., :1], gy[..., :1]), dtype=np.float32, exact=True, name="relu bwd")
     assert len(streams) >= 8  # every launch asked CuPy for its current stream
     other = x.copy()
     other._device_id = 1
     with pytest.raises(ValueError, match="current CuPy device"):
-        _backend_cuda.backend().relu_forward(other)
+        backend_cuda.backend().relu_forward(other)
 
 
 def test_the_three_backends_are_one_interface():
     """CPU, CUDA (KernelRunner over CuPy) and its emulation implement _backend.Backend; a call's
     arrays choose the object."""
-    from fastconv._backend import Backend
+    from fastconv.backend.base import Backend
 
-    assert isinstance(_backend_cpu.CPU, Backend) and isinstance(emu.backend(), Backend)
-    assert issubclass(_cuda_runner.KernelRunner, Backend)
-    assert functional._backend(x=np.ones(2), bias=None) is _backend_cpu.CPU
+    assert isinstance(backend_cpu.CPU, Backend) and isinstance(emu.backend(), Backend)
+    assert issubclass(backend_runner.KernelRunner, Backend)
+    assert fc.ops._checks.backend_for(x=np.ones(2), bias=None) is backend_cpu.CPU
     rng = np.random.default_rng(2)
     a, b = randn(rng, (5, 3)), randn(rng, (3, 4))
-    for be in (_backend_cpu.CPU, emu.backend()):
+    for be in (backend_cpu.CPU, emu.backend()):
         assert_close(be.matmul(a, b, np.ones(4, np.float32), "relu"), np.maximum(a @ b + 1, 0),
                      dtype=np.float32, name="matmul")
         assert_close(be.column_sums(a), a.sum(axis=0), dtype=np.float32, name="column sums")

@@ -20,8 +20,9 @@ import numpy as np
 import pytest
 
 import fastconv as fc
-from fastconv import _backend_cuda_emu as emu
-from fastconv import _backend_cpu, _cuda_emu
+from fastconv.backend import cuda_emu as emu
+from fastconv import _cuda_emu
+from fastconv.backend import cpu as backend_cpu
 
 from helpers import randn
 
@@ -30,7 +31,7 @@ ORDERS = [("reverse", 0), ("shuffled", 1), ("shuffled", 2)]
 
 @pytest.fixture
 def emu_backend(monkeypatch, poison):
-    monkeypatch.setattr(_backend_cpu, "CPU", emu.backend())
+    monkeypatch.setattr(backend_cpu, "CPU", emu.backend())
     yield emu.backend()
     _cuda_emu.set_thread_order("forward", 0)
 

@@ -35,9 +35,9 @@ def cp(poison):
 
 @pytest.fixture
 def runner():
-    from fastconv import _backend_cuda
+    from fastconv.backend import cuda as backend_cuda
 
-    return _backend_cuda.backend()
+    return backend_cuda.backend()
 
 
 def xs(layout, N, C, H, W):

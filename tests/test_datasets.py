@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 import fastconv as fc
-from fastconv import data, datasets
+from fastconv import data
+from fastconv.data import datasets
 
 
 def test_load_mnist_reads_the_keras_file(tmp_path):

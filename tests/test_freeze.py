@@ -73,9 +73,9 @@ def test_no_weight_gradient_kernel_runs_for_frozen_layers(monkeypatch):
     model.layers[2].trainable = model.layers[3].trainable = model.layers[5].trainable = False
     weight_calls, data_calls = [], []
     real_w, real_d = fc.functional.conv2d_backward_weight, fc.functional.conv2d_backward_data
-    monkeypatch.setattr(fc.functional, "conv2d_backward_weight",
+    monkeypatch.setattr(fc.layers.convolutional, "conv2d_backward_weight",
                         lambda gy, xx, w_shape, **k: weight_calls.append(tuple(w_shape)) or real_w(gy, xx, w_shape, **k))
-    monkeypatch.setattr(fc.functional, "conv2d_backward_data",
+    monkeypatch.setattr(fc.layers.convolutional, "conv2d_backward_data",
                         lambda gy, w, x_shape, **k: data_calls.append(tuple(w.shape)) or real_d(gy, w, x_shape, **k))
     train_step(model, x)
     assert weight_calls == [(3, 3, 2, 3)]                         # the trainable conv only
@@ -91,7 +91,7 @@ def test_backward_stops_at_the_lowest_trainable_layer(monkeypatch):
     calls = record_backward_calls(model)
     data_calls = []
     real_d = fc.functional.conv2d_backward_data
-    monkeypatch.setattr(fc.functional, "conv2d_backward_data",
+    monkeypatch.setattr(fc.layers.convolutional, "conv2d_backward_data",
                         lambda gy, w, *a, **k: data_calls.append(tuple(w.shape)) or real_d(gy, w, *a, **k))
     y = model.forward(x)
     assert model.layers[0]._x is None and model.layers[1]._indices is None   # nothing kept below

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import fastconv as fc
-from fastconv import _backend_cpu
+from fastconv.backend import cpu as backend_cpu
 from fastconv import reference as ref
 
 
@@ -72,7 +72,7 @@ def test_limit_zero_keeps_nothing_and_lower_limits_trim():
 def test_small_outputs_bypass_the_cache():
     y = fc.relu(np.ones((10, 10), np.float32))
     assert not isinstance(y.base, np.ndarray) or y.base.nbytes < (1 << 20)
-    assert _backend_cpu._CACHE_MIN_BYTES == 1 << 20
+    assert backend_cpu._CACHE_MIN_BYTES == 1 << 20
 
 
 @pytest.mark.parametrize("bad", [-1, "1", None, True])

@@ -6,7 +6,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 import fastconv as fc
-from fastconv._shapes import conv_output_size, pair, resolve_padding
+from fastconv.ops._shapes import conv_output_size, pair, resolve_padding
 from helpers import check_op, randn
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])

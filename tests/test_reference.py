@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from fastconv import reference as ref
-from fastconv._shapes import pair, resolve_padding
+from fastconv.ops._shapes import pair, resolve_padding
 from helpers import numerical_grad
 
 # ----------------------------------------------------------------------------- naive loops (NCHW)

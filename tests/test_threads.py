@@ -161,20 +161,20 @@ def test_blas_parking_on_and_off_give_identical_results(restore_parking):
 
 
 def test_blas_parking_stops_openblas_threads_and_they_restart(restore_parking, restore_threads):
-    from fastconv import _blas
+    from fastconv.backend import blas
 
-    if _blas.parkable_libraries() == 0:
+    if blas.parkable_libraries() == 0:
         pytest.skip("NumPy's BLAS is not an OpenBLAS with a pthreads server here")
     fc.set_blas_parking(True)
     fc.set_num_threads(2)
     rng = np.random.default_rng(10)
     a, b = randn(rng, (200, 800), np.float64), randn(rng, (800, 300), np.float64)
     want = a @ b
-    _blas.park()
-    assert all(running.value == 0 for _, running in _blas._find())
+    blas.park()
+    assert all(running.value == 0 for _, running in blas._find())
     assert np.array_equal(a @ b, want)               # the next BLAS call restarts its threads
     fc.set_blas_parking(False)
-    _blas.park()                                     # disabled: leaves them alone
+    blas.park()                                     # disabled: leaves them alone
     assert np.array_equal(a @ b, want)
 
 
@@ -182,9 +182,9 @@ def test_blas_parking_is_skipped_while_other_python_threads_run(restore_parking)
     """Another thread could be inside a BLAS call: parking must not pull its threads away."""
     import threading
 
-    from fastconv import _blas
+    from fastconv.backend import blas
 
-    if _blas.parkable_libraries() == 0:
+    if blas.parkable_libraries() == 0:
         pytest.skip("NumPy's BLAS is not an OpenBLAS with a pthreads server here")
     fc.set_blas_parking(True)
     rng = np.random.default_rng(11)
@@ -203,7 +203,7 @@ def test_blas_parking_is_skipped_while_other_python_threads_run(restore_parking)
     try:
         for _ in range(20):
             _matmul_then_conv(rng)
-            _blas.park()
+            blas.park()
     finally:
         stop.set()
         t.join(timeout=60)
@@ -231,10 +231,10 @@ def test_blas_parking_leaves_the_library_local():
     then interpose on every library loaded later): no new global symbol after a park."""
     import ctypes
 
-    from fastconv import _blas
+    from fastconv.backend import blas
 
-    if _blas.parkable_libraries() == 0:
+    if blas.parkable_libraries() == 0:
         pytest.skip("NumPy's BLAS is not an OpenBLAS with a pthreads server here")
-    _blas.park()
+    blas.park()
     main_program = ctypes.CDLL(None)               # the global lookup scope
     assert not hasattr(main_program, "blas_thread_shutdown_")

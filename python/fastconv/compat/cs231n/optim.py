@@ -1,7 +1,7 @@
 """The course's optim.py update rules; the state lives in config, as the course's Solver expects."""
 from __future__ import annotations
 
-from ..._arrays import array_module
+from ...backend.arrays import array_module
 
 __all__ = ["sgd", "sgd_momentum", "rmsprop", "adam"]
 
