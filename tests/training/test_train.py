@@ -13,7 +13,7 @@ import pytest
 import fastconv as fc
 from fastconv.layers import Conv2D, Dense, Dropout, Flatten, MaxPooling2D, ReLU, SoftmaxCrossEntropy
 
-EXAMPLES = os.path.join(os.path.dirname(__file__), os.pardir, "examples")
+EXAMPLES = os.path.join(os.path.dirname(__file__), os.pardir, os.pardir, "examples")
 
 
 def import_example(name):

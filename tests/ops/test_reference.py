@@ -1,7 +1,7 @@
 """The NumPy reference against naive Python loops, and its backward passes against finite differences.
 
 Needs only NumPy: run it before the compiled package exists with
-    PYTHONPATH=python python -m pytest tests/test_reference.py
+    PYTHONPATH=python python -m pytest tests/ops/test_reference.py
 """
 from __future__ import annotations
 

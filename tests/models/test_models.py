@@ -216,7 +216,7 @@ def test_optimizer_argument_errors():
 
 def test_convert_script_writes_a_loadable_file(tmp_path):
     import sys
-    examples = os.path.join(os.path.dirname(__file__), os.pardir, "examples")
+    examples = os.path.join(os.path.dirname(__file__), os.pardir, os.pardir, "examples")
     sys.path.insert(0, examples)
     try:
         import convert_vgg16_weights

@@ -1,5 +1,5 @@
 """fastconv.distributed: as a single process here, and with real ranks under `mpiexec -n 2`
-(tests/distributed_worker.py; skipped without mpi4py and an mpiexec, which the `mpi` extra installs)."""
+(tests/distributed/distributed_worker.py; skipped without mpi4py and an mpiexec, which the `mpi` extra installs)."""
 from __future__ import annotations
 
 import os
