@@ -12,9 +12,9 @@ import sys as _sys
 __version__ = "0.1.0"
 
 from . import _cpu  # noqa: F401 - the compiled kernels, fastconv._cpu
-from .backend import env
+from .backend import env as _env
 
-env.check()
+_env.check()
 from .ops import (  # noqa: E402
     avg_pool2d,
     avg_pool2d_backward,

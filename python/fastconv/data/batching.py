@@ -2,8 +2,6 @@
 `fit`)."""
 from __future__ import annotations
 
-import numpy as np
-
 from ..backend.arrays import array_module
 from ..ops._checks import flag
 from ..ops._shapes import positive_int

@@ -98,7 +98,7 @@ class Conv2D(Layer):
     def forward(self, x, training=True):
         x = self._ensure_built(x)
         y = conv2d(x, self.params["kernel"], self.params.get("bias"), activation=self.activation,
-                     alpha=KERAS_LEAKY_RELU_SLOPE, **self._kw())
+                   alpha=KERAS_LEAKY_RELU_SLOPE, **self._kw())
         if self._keeps_for_backward(training):
             self._x = x
             self._y = y if self.activation else None

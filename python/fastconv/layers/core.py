@@ -51,7 +51,7 @@ class Dense(Layer):
         fan_in = input_shape[0]
         rng = np.random.default_rng(self.seed)
         self.params = {"kernel": init_kernel(self.kernel_initializer, (fan_in, self.units), fan_in,
-                                              self.units, rng, self.dtype)}
+                                             self.units, rng, self.dtype)}
         if self.use_bias:
             self.params["bias"] = np.zeros(self.units, self.dtype)
 
@@ -69,7 +69,7 @@ class Dense(Layer):
         # the kernel (in, units) is the transposed PyTorch weight: read in place, no copy
         fused = None if self.activation == "softmax" else self.activation
         y = linear(x, self.params["kernel"].T, self.params["bias"] if self.use_bias else None,
-                     activation=fused, alpha=KERAS_LEAKY_RELU_SLOPE)
+                   activation=fused, alpha=KERAS_LEAKY_RELU_SLOPE)
         if self.activation == "softmax":
             y = softmax(y)
         if self._keeps_for_backward(training):

@@ -76,7 +76,7 @@ class BatchNormalization(Layer):
         activation = "relu" if relu else None
         if training and self.trainable:
             y, mean, var, inv_std = batch_statistics(x4, gamma, beta, eps=self.epsilon, layout=layout,
-                                                       activation=activation)
+                                                     activation=activation)
             m = self.momentum
             for key, batch in (("moving_mean", mean), ("moving_variance", var)):
                 moving = self.params[key]
@@ -84,8 +84,8 @@ class BatchNormalization(Layer):
                 moving += (1 - m) * batch.astype(moving.dtype)
         else:
             y, mean, inv_std = batch_norm(x4, gamma, beta, self.params["moving_mean"],
-                                            self.params["moving_variance"], training=False, eps=self.epsilon,
-                                            layout=layout, activation=activation)
+                                          self.params["moving_variance"], training=False, eps=self.epsilon,
+                                          layout=layout, activation=activation)
         if self._keeps_for_backward(training):
             self._saved = (x4, layout, mean, inv_std, training and self.trainable, x.shape, y if relu else None)
         return y.reshape(x.shape)
@@ -95,8 +95,8 @@ class BatchNormalization(Layer):
             raise RuntimeError(f"{self.name or 'BatchNormalization'}.backward called before forward(training=True)")
         x4, layout, mean, inv_std, batch_stats, shape, relu_y = self._saved
         gx, ggamma, gbeta = batch_norm_backward(grad_y.reshape(x4.shape), x4, self.params.get("gamma"), mean,
-                                                  inv_std, training=batch_stats, layout=layout,
-                                                  activation=None if relu_y is None else "relu", y=relu_y)
+                                                inv_std, training=batch_stats, layout=layout,
+                                                activation=None if relu_y is None else "relu", y=relu_y)
         self.grads = {}
         if self.trainable:
             if self.scale:
