@@ -49,10 +49,11 @@ def isa(request):
 def poison(monkeypatch):
     """Outputs of every backend start as NaN (indices as -1) in this test, whatever
     FASTCONV_POISON said when fastconv was imported."""
-    from fastconv import _backend_cpu, _cuda_runner
+    from fastconv.backend import cpu as backend_cpu
+    from fastconv.backend import runner as backend_runner
 
-    monkeypatch.setattr(_backend_cpu, "POISON", True)
-    monkeypatch.setattr(_cuda_runner, "POISON", True)
+    monkeypatch.setattr(backend_cpu, "POISON", True)
+    monkeypatch.setattr(backend_runner, "POISON", True)
 
 
 @pytest.fixture

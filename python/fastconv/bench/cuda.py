@@ -148,9 +148,9 @@ def _peak(name, override):
 
 
 def _bench_conv(cupy, fc, torch, args, peak, results):
-    from fastconv import _backend_cuda
+    from fastconv.backend import cuda as backend_cuda
 
-    runner = _backend_cuda.backend()
+    runner = backend_cuda.backend()
     versions = [int(v) for v in args.versions.split(",")]
     passes = args.passes.split(",")
     wanted = None if args.layers == "all" else set(args.layers.split(","))

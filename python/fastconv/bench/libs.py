@@ -146,14 +146,14 @@ def fastconv_op(problem, pass_, layout):
 def fastconv_kernel_op(problem, pass_, layout):
     """Pooling and activations: the CPU kernel through fastconv._cpu with outputs allocated up front."""
     from .. import _cpu  # noqa: PLC0415
-    from ..functional import _pool_spec  # noqa: PLC0415
+    from ..ops.pooling import pool_spec  # noqa: PLC0415
 
     L = problem.layer
     nhwc = layout == "NHWC"
     x = to_nhwc(problem.x) if nhwc else problem.x
     gy = to_nhwc(problem.gy) if nhwc and problem.gy.ndim == 4 else problem.gy
     if L.kind in ("avgpool", "gavgpool"):
-        spec = _pool_spec(x.shape, (L.R, L.S), L.stride if L.kind == "avgpool" else None, L.pad, layout)
+        spec = pool_spec(x.shape, (L.R, L.S), L.stride if L.kind == "avgpool" else None, L.pad, layout)
         params = spec.native(_cpu)
         y, gx = np.empty(spec.y_shape, x.dtype), np.empty_like(x)
         gy4 = gy.reshape(spec.y_shape)
@@ -171,7 +171,7 @@ def fastconv_kernel_op(problem, pass_, layout):
         if pass_ == "fwd":
             return lambda: _cpu.activation_forward(L.kind, alpha, x, out)
         return lambda: _cpu.activation_backward(L.kind, alpha, gy, y, out)
-    spec = _pool_spec(x.shape, L.R, L.stride, L.pad, layout)
+    spec = pool_spec(x.shape, L.R, L.stride, L.pad, layout)
     params = spec.native(_cpu)
     y, idx = fc.max_pool2d(x, L.R, stride=L.stride, padding=L.pad, layout=layout)
     if pass_ == "fwd":

@@ -10,7 +10,8 @@ import platform
 
 import numpy as np
 
-from .. import _blas, _cpu
+from .. import _cpu
+from ..backend import blas
 
 # Environment variables that change how NumPy's BLAS, PyTorch and fastconv use threads.
 THREAD_ENV_VARS = ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "OMP_PROC_BIND", "GOMP_SPINCOUNT",
@@ -99,7 +100,7 @@ def thread_settings(torch=None) -> dict:
             "torch_threads": torch.get_num_threads() if torch else None,
             "fastconv_threads": _cpu.get_num_threads(),
             "fastconv_worker_spin_us": _cpu.get_spin_us(),
-            "fastconv_blas_parking": _blas.enabled() and _blas.parkable_libraries() > 0,
+            "fastconv_blas_parking": blas.enabled() and blas.parkable_libraries() > 0,
             "thread_pools": pools}
 
 

@@ -1,4 +1,6 @@
-"""Keras-style layers for NumPy (or CuPy) training loops, built on the functional API.
+"""Keras-style layers for NumPy (or CuPy) training loops, built on the functional API (ops/), one
+module per kind: convolutional.py, pooling.py, activation.py, normalization.py, core.py (Dense,
+Dropout, Flatten); base.py has Layer. SoftmaxCrossEntropy lives with the losses (training/losses.py).
 
 Every layer has
     forward(x, training=True) -> y       keeps only what backward needs
@@ -15,7 +17,7 @@ Every layer has
 
 Weights follow the array layout the kernels use: `data_format="channels_last"` (default, NHWC)
 holds the kernel as (R, S, C, K) like Keras, `"channels_first"` (NCHW) as (K, C, R, S) like
-PyTorch. Files written by `Sequential.save_weights` always hold the Keras order (see models.py).
+PyTorch. Files written by `Sequential.save_weights` always hold the Keras order (see models/).
 
 `layer(x)` is the inference call (`training=False`: Dropout off), as in Keras; `forward(x)` trains.
 
@@ -25,13 +27,14 @@ created at the first call live where that input lives (`Layer.to("cupy")` moves 
 """
 from __future__ import annotations
 
-from .._arrays import array_module
-from .activation import Activation, LeakyReLU, ReLU
+from ..backend.arrays import array_module
+from ..training.losses import SoftmaxCrossEntropy
+from .activation import Activation, LeakyReLU, ReLU, Softmax
 from .base import Layer, ParamRef  # noqa: F401 - ParamRef: for custom layers and optimizers
-from .conv import Conv2D, Flatten, MaxPooling2D
-from .dense import Dense, Dropout, Softmax, SoftmaxCrossEntropy
+from .convolutional import Conv2D
+from .core import Dense, Dropout, Flatten
 from .normalization import BatchNormalization
-from .pooling import AveragePooling2D, GlobalAveragePooling2D, GlobalMaxPooling2D
+from .pooling import AveragePooling2D, GlobalAveragePooling2D, GlobalMaxPooling2D, MaxPooling2D
 
 __all__ = [
     "Layer", "Conv2D", "BatchNormalization", "MaxPooling2D", "AveragePooling2D", "GlobalAveragePooling2D", "GlobalMaxPooling2D", "ReLU", "LeakyReLU", "Activation", "Flatten", "Dense", "Dropout",

@@ -1,11 +1,11 @@
-"""Activation layers: ReLU, LeakyReLU and Activation(name), Keras' names and defaults, on fastconv's
-elementwise kernels (functional.relu, fastconv.activations)."""
+"""Activation layers: ReLU, LeakyReLU, Activation(name) and Softmax, Keras' names and defaults, on
+fastconv's elementwise kernels (ops/eltwise.py) and the softmax of ops/softmax.py."""
 from __future__ import annotations
 
-from .. import activations as A
-from .. import functional as F
-from .base import Layer
-from .dense import _softmax, _softmax_backward
+from ..ops._checks import check_activation, check_alpha
+from ..ops.eltwise import KERAS_LEAKY_RELU_SLOPE, activate, gradient, leaky_relu, leaky_relu_backward, relu, relu_backward
+from ..ops.softmax import softmax, softmax_backward
+from .base import Layer, check_backward
 
 
 class _Elementwise(Layer):
@@ -47,10 +47,10 @@ class ReLU(_Elementwise):
     """max(x, 0); the gradient is grad_y where y > 0."""
 
     def _apply(self, x):
-        return F.relu(x)
+        return relu(x)
 
     def _gradient(self, grad_y, y):
-        return F.relu_backward(grad_y, y)
+        return relu_backward(grad_y, y)
 
 
 class LeakyReLU(_Elementwise):
@@ -59,7 +59,7 @@ class LeakyReLU(_Elementwise):
     def __init__(self, negative_slope=0.3, *, name=None, input_shape=None):
         super().__init__(name=name, input_shape=input_shape)
         try:
-            self.negative_slope = A._alpha(negative_slope)
+            self.negative_slope = check_alpha(negative_slope)
         except ValueError:
             raise ValueError(f"negative_slope must be a finite number >= 0, got {negative_slope!r}") from None
 
@@ -67,10 +67,10 @@ class LeakyReLU(_Elementwise):
         return {"negative_slope": self.negative_slope}
 
     def _apply(self, x):
-        return A.leaky_relu(x, self.negative_slope)
+        return leaky_relu(x, self.negative_slope)
 
     def _gradient(self, grad_y, y):
-        return A.leaky_relu_backward(grad_y, y, self.negative_slope)
+        return leaky_relu_backward(grad_y, y, self.negative_slope)
 
 
 class Activation(_Elementwise):
@@ -80,7 +80,7 @@ class Activation(_Elementwise):
     def __init__(self, activation, *, name=None, input_shape=None):
         super().__init__(name=name, input_shape=input_shape)
         if activation != "softmax":
-            F.check_activation(activation, "Activation")
+            check_activation(activation, "Activation")
         self.activation = activation
 
     def _config(self):
@@ -88,12 +88,33 @@ class Activation(_Elementwise):
 
     def _apply(self, x):
         if self.activation == "softmax":
-            return _softmax(x)
+            return softmax(x)
         if self.activation == "linear":
             return x
-        return A.activate(self.activation, x, A.KERAS_LEAKY_RELU_SLOPE)
+        return activate(self.activation, x, KERAS_LEAKY_RELU_SLOPE)
 
     def _gradient(self, grad_y, y):
         if self.activation == "softmax":
-            return _softmax_backward(grad_y, y)
-        return A.gradient(F.check_activation(self.activation), grad_y, y, A.KERAS_LEAKY_RELU_SLOPE)
+            return softmax_backward(grad_y, y)
+        return gradient(check_activation(self.activation), grad_y, y, KERAS_LEAKY_RELU_SLOPE)
+
+
+# ----------------------------------------------------------------------------- Softmax
+
+class Softmax(Layer):
+    """Softmax over the last axis (numerically stable); keeps the output."""
+
+    def __init__(self, *, name=None, input_shape=None):
+        super().__init__(name=name, input_shape=input_shape)
+        self._s = None
+
+    def forward(self, x, training=True):
+        x = self._ensure_built(x)
+        s = softmax(x)
+        if training:
+            self._s = s
+        return s
+
+    def backward(self, grad_y):
+        check_backward(self, grad_y, None if self._s is None else tuple(self._s.shape))
+        return softmax_backward(grad_y, self._s) if self.needs_input_grad else None

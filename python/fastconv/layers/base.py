@@ -6,7 +6,7 @@ import re
 
 import numpy as np
 
-from .._arrays import array_module, module_named, to_numpy
+from ..backend.arrays import array_module, module_named, to_numpy
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -19,13 +19,13 @@ def _snake(name):
 _FORMATS = {"channels_last": "NHWC", "channels_first": "NCHW"}
 
 
-def _layout(data_format):
+def layout_for(data_format):
     if data_format not in _FORMATS:
         raise ValueError(f"data_format must be 'channels_last' or 'channels_first', got {data_format!r}")
     return _FORMATS[data_format]
 
 
-def _keras_padding(padding, name="padding"):
+def keras_padding(padding, name="padding"):
     """'valid'/'same' (any case) as in Keras; ints and pairs are passed to the functional API."""
     if isinstance(padding, str):
         if padding.lower() not in ("valid", "same"):
@@ -34,7 +34,7 @@ def _keras_padding(padding, name="padding"):
     return padding
 
 
-def _check_backward(layer, grad_y, y_shape):
+def check_backward(layer, grad_y, y_shape):
     """backward needs a forward(training=True) first and grad_y of the output's shape."""
     name = layer.name or type(layer).__name__
     if y_shape is None:
@@ -238,7 +238,7 @@ class Layer:
 
 # ----------------------------------------------------------------------------- initializers
 
-def _init_kernel(kind, shape, fan_in, fan_out, rng, dtype):
+def init_kernel(kind, shape, fan_in, fan_out, rng, dtype):
     if callable(kind):
         return np.asarray(kind(shape), dtype=dtype)
     if kind == "glorot_uniform":

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import functional as F
-from .. import normalization as N
-from .._arrays import array_module
-from .base import Layer, _layout
+from ..ops._checks import flag, real
+from ..ops.normalization import batch_norm, batch_norm_backward, batch_statistics, fold_batch_norm
+from ..backend.arrays import array_module
+from .base import Layer, layout_for
 
 
 class BatchNormalization(Layer):
@@ -30,9 +30,9 @@ class BatchNormalization(Layer):
         if axis not in (-1, 1, 3):
             raise ValueError(f"axis must be -1 (channels last), 3 or 1 (channels first), got {axis!r}")
         self.axis = axis
-        self.momentum = N._real("momentum", momentum, 0.0, 1.0)
-        self.epsilon = N._real("epsilon", epsilon, 0.0, np.inf, low_open=True)
-        self.center, self.scale = F._flag("center", center), F._flag("scale", scale)
+        self.momentum = real("momentum", momentum, 0.0, 1.0)
+        self.epsilon = real("epsilon", epsilon, 0.0, np.inf, low_open=True)
+        self.center, self.scale = flag("center", center), flag("scale", scale)
         self._saved = None
         self.relu_once = False
         if self.input_shape is not None:
@@ -66,7 +66,7 @@ class BatchNormalization(Layer):
         """x as a 4-D array and its layout: (N, F) is treated as (N, F, 1, 1)."""
         if x.ndim == 2:
             return x.reshape(*x.shape, 1, 1), "NCHW"
-        return x, "NCHW" if self.axis == 1 else _layout("channels_last")
+        return x, "NCHW" if self.axis == 1 else layout_for("channels_last")
 
     def forward(self, x, training=True):
         relu, self.relu_once = self.relu_once, False       # for this call only, even if it raises
@@ -75,17 +75,17 @@ class BatchNormalization(Layer):
         gamma, beta = self.params.get("gamma"), self.params.get("beta")
         activation = "relu" if relu else None
         if training and self.trainable:
-            y, mean, var, inv_std = N.batch_statistics(x4, gamma, beta, eps=self.epsilon, layout=layout,
-                                                       activation=activation)
+            y, mean, var, inv_std = batch_statistics(x4, gamma, beta, eps=self.epsilon, layout=layout,
+                                                     activation=activation)
             m = self.momentum
             for key, batch in (("moving_mean", mean), ("moving_variance", var)):
                 moving = self.params[key]
                 moving *= m
                 moving += (1 - m) * batch.astype(moving.dtype)
         else:
-            y, mean, inv_std = N.batch_norm(x4, gamma, beta, self.params["moving_mean"],
-                                            self.params["moving_variance"], training=False, eps=self.epsilon,
-                                            layout=layout, activation=activation)
+            y, mean, inv_std = batch_norm(x4, gamma, beta, self.params["moving_mean"],
+                                          self.params["moving_variance"], training=False, eps=self.epsilon,
+                                          layout=layout, activation=activation)
         if self._keeps_for_backward(training):
             self._saved = (x4, layout, mean, inv_std, training and self.trainable, x.shape, y if relu else None)
         return y.reshape(x.shape)
@@ -94,9 +94,9 @@ class BatchNormalization(Layer):
         if self._saved is None:
             raise RuntimeError(f"{self.name or 'BatchNormalization'}.backward called before forward(training=True)")
         x4, layout, mean, inv_std, batch_stats, shape, relu_y = self._saved
-        gx, ggamma, gbeta = N.batch_norm_backward(grad_y.reshape(x4.shape), x4, self.params.get("gamma"), mean,
-                                                  inv_std, training=batch_stats, layout=layout,
-                                                  activation=None if relu_y is None else "relu", y=relu_y)
+        gx, ggamma, gbeta = batch_norm_backward(grad_y.reshape(x4.shape), x4, self.params.get("gamma"), mean,
+                                                inv_std, training=batch_stats, layout=layout,
+                                                activation=None if relu_y is None else "relu", y=relu_y)
         self.grads = {}
         if self.trainable:
             if self.scale:
@@ -111,7 +111,7 @@ class BatchNormalization(Layer):
         normalization folded in: Sequential.fold_batch_norm uses it."""
         xp = array_module(conv.params["kernel"])
         bias = conv.params.get("bias")
-        return N.fold_batch_norm(conv.params["kernel"], bias if bias is not None else xp.zeros(
+        return fold_batch_norm(conv.params["kernel"], bias if bias is not None else xp.zeros(
             self.params["moving_mean"].shape, conv.params["kernel"].dtype), self.params.get("gamma"),
             self.params.get("beta"), self.params["moving_mean"], self.params["moving_variance"],
             eps=self.epsilon, layout=conv.layout)

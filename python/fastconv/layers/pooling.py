@@ -1,11 +1,13 @@
-"""Average and global pooling layers, Keras' names and defaults: AveragePooling2D,
-GlobalAveragePooling2D, GlobalMaxPooling2D, and Pooling2D, the base MaxPooling2D (layers/conv.py)
-shares."""
+"""Pooling layers, Keras' names and defaults: MaxPooling2D, AveragePooling2D,
+GlobalAveragePooling2D, GlobalMaxPooling2D, and Pooling2D, the base of the first two.
+"""
 from __future__ import annotations
 
-from .. import pooling as P
-from .._shapes import pair, window_output
-from .base import Layer, _keras_padding, _layout
+from ..ops._shapes import pair, window_output
+from ..ops.eltwise import relu_backward
+from ..ops.pooling import (avg_pool2d, avg_pool2d_backward, global_avg_pool2d, global_avg_pool2d_backward,
+                           global_max_pool2d, global_max_pool2d_backward, max_pool2d, max_pool2d_backward)
+from .base import Layer, keras_padding, layout_for
 
 
 class Pooling2D(Layer):
@@ -17,9 +19,9 @@ class Pooling2D(Layer):
         super().__init__(name=name, input_shape=input_shape)
         self.pool_size = pair(pool_size, "pool_size")
         self.strides = self.pool_size if strides is None else pair(strides, "strides")
-        self.padding = _keras_padding(padding)
+        self.padding = keras_padding(padding)
         self.data_format = data_format
-        self.layout = _layout(data_format)
+        self.layout = layout_for(data_format)
         self._x_shape = None
 
     def output_shape(self, input_shape):
@@ -50,14 +52,14 @@ class AveragePooling2D(Pooling2D):
         x = self._ensure_built(x)
         if self._keeps_for_backward(training):
             self._x_shape = tuple(x.shape)
-        return P.avg_pool2d(x, self.pool_size, **self._kw())
+        return avg_pool2d(x, self.pool_size, **self._kw())
 
     def backward(self, grad_y):
         if not self.needs_input_grad:
             return None
         if self._x_shape is None:
             raise RuntimeError(f"{self.name or 'AveragePooling2D'}.backward called before forward(training=True)")
-        gx = P.avg_pool2d_backward(grad_y, self._x_shape, self.pool_size, **self._kw())
+        gx = avg_pool2d_backward(grad_y, self._x_shape, self.pool_size, **self._kw())
         self._x_shape = None
         return gx
 
@@ -66,7 +68,7 @@ class _GlobalPooling(Layer):
     def __init__(self, data_format="channels_last", keepdims=False, *, name=None, input_shape=None):
         super().__init__(name=name, input_shape=input_shape)
         self.data_format = data_format
-        self.layout = _layout(data_format)
+        self.layout = layout_for(data_format)
         self.keepdims = bool(keepdims)
         self._x_shape = None
 
@@ -100,12 +102,12 @@ class GlobalAveragePooling2D(_GlobalPooling):
         x = self._ensure_built(x)
         if self._keeps_for_backward(training):
             self._x_shape = tuple(x.shape)
-        return self._shaped(P.global_avg_pool2d(x, layout=self.layout))
+        return self._shaped(global_avg_pool2d(x, layout=self.layout))
 
     def backward(self, grad_y):
         if not self.needs_input_grad:
             return None
-        gx = P.global_avg_pool2d_backward(self._grad_nc(grad_y), self._x_shape, layout=self.layout)
+        gx = global_avg_pool2d_backward(self._grad_nc(grad_y), self._x_shape, layout=self.layout)
         self._x_shape = None
         return gx
 
@@ -119,7 +121,7 @@ class GlobalMaxPooling2D(_GlobalPooling):
 
     def forward(self, x, training=True):
         x = self._ensure_built(x)
-        y, indices = P.global_max_pool2d(x, layout=self.layout)
+        y, indices = global_max_pool2d(x, layout=self.layout)
         if self._keeps_for_backward(training):
             self._x_shape, self._indices = tuple(x.shape), indices
         return self._shaped(y)
@@ -127,6 +129,48 @@ class GlobalMaxPooling2D(_GlobalPooling):
     def backward(self, grad_y):
         if not self.needs_input_grad:
             return None
-        gx = P.global_max_pool2d_backward(self._grad_nc(grad_y), self._indices, self._x_shape, layout=self.layout)
+        gx = global_max_pool2d_backward(self._grad_nc(grad_y), self._indices, self._x_shape, layout=self.layout)
         self._x_shape = self._indices = None
+        return gx
+
+
+# ----------------------------------------------------------------------------- MaxPooling2D
+
+class MaxPooling2D(Pooling2D):
+    """Max pooling; keeps the winners' indices and the input shape (not the input)."""
+
+    def __init__(self, pool_size=2, strides=None, padding="valid", data_format="channels_last",
+                 *, name=None, input_shape=None):
+        super().__init__(pool_size, strides, padding, data_format, name=name, input_shape=input_shape)
+        self._indices = self._y = None
+        self.keep_output = False           # set by Sequential when it fuses a ReLU mask (backward)
+        self.relu_mask_once = False
+
+    def _kw(self):
+        return dict(stride=self.strides, padding=self.padding, layout=self.layout)
+
+    def forward(self, x, training=True):
+        x = self._ensure_built(x)
+        y, indices = max_pool2d(x, self.pool_size, **self._kw())
+        if self._keeps_for_backward(training):
+            self._indices, self._x_shape = indices, tuple(x.shape)
+            self._y = y if self.keep_output else None
+        return y
+
+    def backward(self, grad_y):
+        """With relu_mask_once set (by Sequential, for this one call; needs keep_output): the layer
+        below ends in ReLU, and its gradient mask is applied here, on the pooled output, where it
+        is 4x smaller for 2x2 pooling and gives the same values (every window's winner holds the
+        pooled value), so that layer skips its own."""
+        relu_mask, self.relu_mask_once = self.relu_mask_once, False
+        if not self.needs_input_grad:
+            return None
+        if self._indices is None:
+            raise RuntimeError(f"{self.name or 'MaxPooling2D'}.backward called before forward(training=True)")
+        if relu_mask:
+            if self._y is None:
+                raise RuntimeError(f"{self.name or 'MaxPooling2D'}: relu_mask needs keep_output = True")
+            grad_y = relu_backward(grad_y, self._y)
+        gx = max_pool2d_backward(grad_y, self._indices, self._x_shape, self.pool_size, **self._kw())
+        self._indices = self._x_shape = self._y = None
         return gx

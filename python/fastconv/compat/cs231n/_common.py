@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..._arrays import array_module
+from ...backend.arrays import array_module
 
 INSTALL_HINT = "or call fastconv.compat.cs231n.install() so the course's modules all use fastconv"
 

@@ -14,8 +14,8 @@ import math
 import numbers
 
 from ... import functional as F
-from ... import normalization
-from ..._arrays import array_module
+from ...ops import normalization
+from ...backend.arrays import array_module
 from ._common import FastconvCache, as_dtype, check_cache, common_float, grad_dtype, kept_inputs, param_value
 
 __all__ = [

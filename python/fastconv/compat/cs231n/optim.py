@@ -5,7 +5,7 @@ import numbers
 
 import numpy as np
 
-from ..._arrays import array_module
+from ...backend.arrays import array_module
 
 __all__ = ["sgd", "sgd_momentum", "rmsprop", "adam"]
 

@@ -1,0 +1,269 @@
+"""Keras' training workflow for fastconv.Sequential: compile, fit, evaluate, train_on_batch.
+
+    model.compile(optimizer=fc.RMSprop(learning_rate=1e-3),
+                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    history = model.fit(x, y, batch_size=64, epochs=5, validation_split=0.1,
+                        callbacks=[fc.callbacks.EarlyStopping(patience=2)])
+    history.plot("curves.png")
+    model.evaluate(x_test, y_test)
+
+One step is exactly the hand-written loop: forward(training=True), the loss and its gradient,
+backward, optimizer.step; `fit` adds only the batch slicing, the metrics and the callbacks.
+"""
+from __future__ import annotations
+
+import contextlib
+import numbers
+import sys
+
+import numpy as np
+
+from .. import data, distributed
+from ..layers import Dense, Softmax
+from ..ops._checks import flag, real
+from ..ops._shapes import positive_int
+from . import callbacks as cb
+from . import losses
+from . import metrics as metrics_lib
+from . import optimizers as optim
+
+__all__ = ["TrainingMixin"]
+
+KERAS_BATCH_SIZE = 32     # what Keras' fit / evaluate / predict take for batch_size=None
+
+
+def _batch_size(value):
+    return KERAS_BATCH_SIZE if value is None else positive_int(value, "batch_size")
+
+
+def _count(name, value):
+    """An int >= 0 (epochs, initial_epoch): never a bool, a float or a string."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an int >= 0, got {type(value).__name__} {value!r}")
+    if value < 0:
+        raise ValueError(f"{name} must be an int >= 0, got {value}")
+    return int(value)
+
+
+def _verbose(value, auto):
+    """Keras' verbose: "auto" (then `auto`), 0 silent, 1 progress bar, 2 one line per epoch."""
+    if isinstance(value, str) and value == "auto":
+        return auto
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value not in (0, 1, 2):
+        raise ValueError(f"verbose must be 'auto', 0, 1 or 2, got {value!r}")
+    return int(value)
+
+
+def _callback_list(callbacks):
+    """None, one Callback or a list / tuple of them (Keras 3 flattens a single one into a list)."""
+    if callbacks is None:
+        return []
+    if isinstance(callbacks, cb.Callback):
+        return [callbacks]
+    if not isinstance(callbacks, (list, tuple)):
+        raise TypeError(f"callbacks must be a list of fastconv.callbacks.Callback, got {type(callbacks).__name__}")
+    for i, c in enumerate(callbacks):
+        if not isinstance(c, cb.Callback):
+            raise TypeError(f"callbacks must be a list of fastconv.callbacks.Callback, got {type(c).__name__} "
+                            f"{c!r} at index {i}")
+    return list(callbacks)
+
+
+def _require_labels(x, y, who):
+    """x an array with its labels y (an iterable of batches is handled by the caller)."""
+    if not hasattr(x, "shape") or not hasattr(x, "dtype"):
+        raise TypeError(f"{who}: x must be a NumPy or CuPy array (or, for fit, an iterable of (x, y) batches "
+                        f"with a len()), got {type(x).__name__}")
+    if y is None:
+        raise ValueError(f"{who}: y (the targets of the loss) is required when x is an array")
+
+
+def _ends_in(model, activation):
+    last = model.layers[-1] if model.layers else None
+    if activation == "softmax" and isinstance(last, Softmax):
+        return True
+    return isinstance(last, Dense) and last.activation == activation
+
+
+class TrainingMixin:
+    """compile / fit / evaluate / train_on_batch / test_on_batch for a model with forward,
+    backward, parameters, get_weights and set_weights."""
+
+    optimizer = None
+    loss = None
+    metrics = ()
+    stop_training = False
+
+    def compile(self, optimizer="rmsprop", loss=None, metrics=None):
+        """optimizer: an Optimizer or a Keras name; loss: a fastconv.losses.Loss or a Keras
+        name; metrics: names ("accuracy", ...) or functions fn(y_true, y_pred) -> float."""
+        if loss is None:
+            raise ValueError("compile needs a loss, e.g. loss='sparse_categorical_crossentropy'")
+        self.optimizer = optim.get(optimizer)
+        if isinstance(self.optimizer, distributed.DistributedOptimizer):   # averages inside backward
+            self.optimizer.attach(self)
+        self.loss = losses.get(loss)
+        head = "softmax" if isinstance(self.loss, losses.CategoricalCrossentropy) else "sigmoid"
+        if self.loss.from_logits and _ends_in(self, head):
+            raise ValueError(f"{type(self.loss).__name__}(from_logits=True) expects logits, but the last "
+                             f"layer applies {head}: apply it once, either drop the activation of the "
+                             "last layer or use from_logits=False")
+        self.metrics = [metrics_lib.get(m, self.loss) for m in metrics or []]
+        self.stop_training = False
+        return self
+
+    def _require_compiled(self):
+        if self.loss is None or self.optimizer is None:
+            raise RuntimeError("call model.compile(optimizer, loss, metrics) before fit / evaluate / train_on_batch")
+
+    def _log_keys(self):
+        """The names train_on_batch and test_on_batch log, in their order."""
+        return ["loss"] + [name for name, _ in self.metrics]
+
+    def regularization_loss(self):
+        """Sum of the layers' kernel penalties (kernel_regularizer)."""
+        return float(sum(layer.regularization_loss() for layer in self.layers))
+
+    # ------------------------------------------------------------------ one batch
+    def train_on_batch(self, x, y):
+        """One optimizer step on (x, y); returns {"loss": ..., metric: ...} of this batch."""
+        self._require_compiled()
+        pred = self.forward(x, training=True)
+        value = self.loss(y, pred) + self.regularization_loss()
+        self.backward(self.loss.backward())
+        self.optimizer.step(self)
+        logs = {"loss": value}
+        for name, fn in self.metrics:
+            logs[name] = fn(y, pred)
+        return logs
+
+    def test_on_batch(self, x, y):
+        self._require_compiled()
+        pred = self.forward(x, training=False)
+        logs = {"loss": self.loss(y, pred) + self.regularization_loss()}
+        for name, fn in self.metrics:
+            logs[name] = fn(y, pred)
+        return logs
+
+    # ------------------------------------------------------------------ epochs
+    def fit(self, x, y=None, batch_size=32, epochs=1, verbose="auto", callbacks=None, validation_split=0.0,
+            validation_data=None, shuffle=True, initial_epoch=0, seed=None):
+        """Train for `epochs` passes over (x, y) in batches (batch_size=None: Keras' 32); returns a
+        History. x may also be an iterable of (x, y) batches with a len() (ImageDataGenerator.flow);
+        callbacks: a list of fastconv.callbacks.Callback (or one, as Keras 3 takes). validation_split
+        holds out the last fraction of the samples (before shuffling, as Keras);
+        validation_data=(x_val, y_val) is evaluated after every epoch. verbose: 0 silent,
+        1 progress bar, 2 one line per epoch, "auto" 1 on a terminal and 2 otherwise. shuffle:
+        a new order every epoch (from `seed` when given)."""
+        self._require_compiled()
+        batch_size = _batch_size(batch_size)
+        epochs, initial_epoch = _count("epochs", epochs), _count("initial_epoch", initial_epoch)
+        verbose = _verbose(verbose, 1 if sys.stdout.isatty() else 2)
+        callbacks = _callback_list(callbacks)
+        shuffle = flag("shuffle", shuffle)
+        validation_split = real("validation_split", validation_split, 0.0, 1.0)
+        batches_given = not hasattr(x, "shape") and hasattr(x, "__iter__") and hasattr(x, "__len__")
+        if batches_given and (y is not None or validation_split):
+            raise ValueError("x is an iterable of (x, y) batches (e.g. ImageDataGenerator.flow): pass no y "
+                             "and no validation_split (use validation_data)")
+        if not batches_given:
+            _require_labels(x, y, "fit")
+        if validation_split and validation_data is not None:
+            raise ValueError("give validation_split or validation_data, not both")
+        if validation_split:
+            (x, y), validation_data = data.validation_split(x, y, validation_split)
+        if validation_data is not None:
+            try:
+                x_val, y_val = validation_data
+            except (TypeError, ValueError):
+                raise ValueError("validation_data must be a pair (x_val, y_val)") from None
+            _require_labels(x_val, y_val, "fit: validation_data")
+        steps = len(x) if batches_given else -(-x.shape[0] // batch_size)
+        if steps == 0:
+            raise ValueError("fit: x has no samples")
+        dist = distributed.fit_context(self.optimizer)
+        with contextlib.nullcontext() if dist is None else dist.quiet():
+            return self._fit(x, y, batch_size, epochs, verbose, callbacks, validation_data, shuffle,
+                             initial_epoch, seed, batches_given, steps, dist)
+
+    def _fit(self, x, y, batch_size, epochs, verbose, callbacks, validation_data, shuffle, initial_epoch,
+             seed, batches_given, steps, dist):
+        """fit's epochs; dist: the distributed.fit_context of a job of several ranks, or None."""
+        if validation_data is not None:
+            x_val, y_val = validation_data
+        history = cb.History()
+        hooks = ([cb.ProgressBar(verbose)] if verbose else []) + callbacks + [history]
+        if dist is not None:
+            hooks = dist.callbacks(hooks)
+            seed = dist.common_seed(seed)
+            dist.begin(self)
+        for c in hooks:
+            c.set_model(self)
+            c.params = {"epochs": epochs, "steps": steps, "verbose": verbose}
+        rng = np.random.default_rng(seed)
+        self.stop_training = False
+        for c in hooks:
+            c.on_train_begin()
+        for epoch in range(initial_epoch, epochs):
+            for c in hooks:
+                c.on_epoch_begin(epoch)
+            sums, seen = {}, 0
+            if dist is not None:
+                epoch_batches = dist.batches(x, y, batch_size, shuffle, rng, batches_given)
+            else:
+                epoch_batches = x if batches_given else data.batches(x, y, batch_size, shuffle=shuffle, seed=rng)
+            for step, (xb, yb) in enumerate(epoch_batches):
+                for c in hooks:
+                    c.on_train_batch_begin(step)
+                logs = self.train_on_batch(xb, yb)
+                n = xb.shape[0]
+                seen += n
+                for k, v in logs.items():
+                    sums[k] = sums.get(k, 0.0) + v * n
+                running = {k: v / seen for k, v in sums.items()}
+                for c in hooks:
+                    c.on_train_batch_end(step, running)
+            epoch_logs = dict(running) if dist is None else dist.reduce(self._log_keys(), sums, seen)
+            if validation_data is not None:
+                val = self.evaluate(x_val, y_val, batch_size=batch_size, verbose=0, return_dict=True)
+                epoch_logs.update({f"val_{k}": v for k, v in val.items()})
+            epoch_logs["learning_rate"] = self.optimizer.learning_rate
+            for c in hooks:
+                c.on_epoch_end(epoch, epoch_logs)
+            if self.stop_training:
+                break
+        for c in hooks:
+            c.on_train_end()
+        return history
+
+    def evaluate(self, x, y, batch_size=32, verbose="auto", return_dict=False):
+        """Loss and metrics in inference mode over (x, y), averaged over samples; a list
+        [loss, metric...] (just the loss without metrics) or a dict with return_dict.
+        batch_size=None: Keras' 32; verbose: "auto" (1 on a terminal, else 0), 0 or 1."""
+        self._require_compiled()
+        batch_size = _batch_size(batch_size)
+        verbose = _verbose(verbose, 1 if sys.stdout.isatty() else 0)
+        return_dict = flag("return_dict", return_dict)
+        _require_labels(x, y, "evaluate")
+        sums, seen = {}, 0
+        dist = distributed.fit_context(self.optimizer)
+        if dist is not None:                   # each rank its part; the sums over all ranks below
+            x, y = dist.evaluation_part(x, y)
+        for xb, yb in data.batches(x, y, batch_size, shuffle=False):
+            logs = self.test_on_batch(xb, yb)
+            n = xb.shape[0]
+            seen += n
+            for k, v in logs.items():
+                sums[k] = sums.get(k, 0.0) + v * n
+        if dist is not None:
+            result = dist.reduce(self._log_keys(), sums, seen)
+        elif seen == 0:
+            raise ValueError("evaluate: x has no samples")
+        else:
+            result = {k: v / seen for k, v in sums.items()}
+        if verbose and (dist is None or dist.is_root):
+            print(" - ".join(f"{k}: {v:.4f}" for k, v in result.items()))
+        if return_dict:
+            return result
+        values = list(result.values())
+        return values[0] if len(values) == 1 else values
