@@ -314,3 +314,10 @@ def test_distributed_benchmark_runs(tmp_path):
     assert proc.returncode == 0, proc.stderr
     text = (tmp_path / "distributed.md").read_text()
     assert "overlapped" in text and "after backward" in text and "Fitted to the 2-rank allreduce sweep" in text
+
+
+def test_model_arguments_are_named():
+    with pytest.raises(TypeError, match="model must be a fastconv model .* got int"):
+        dist.broadcast_parameters(5)
+    with pytest.raises(TypeError, match="model must be a fastconv.Sequential, got int"):
+        dist.DistributedOptimizer(fc.SGD(0.1), model=5)

@@ -117,3 +117,30 @@ def test_evaluate_and_predict_batch_size(value):
         model.evaluate(X, Y, batch_size=value, verbose=0)
     with pytest.raises(ValueError, match="batch_size must be a positive int"):
         model.predict(X, batch_size=value)
+
+
+@pytest.mark.parametrize("seed, error", [("a", TypeError), (2.5, TypeError), (True, TypeError), (-1, ValueError)])
+def test_fit_names_a_bad_seed(seed, error):
+    with pytest.raises(error, match="seed must be"):
+        compiled().fit(X, Y, seed=seed, verbose=0)
+
+
+def test_compile_wants_a_list_of_metrics():
+    with pytest.raises(TypeError, match=r"metrics must be a list .* got str 'accuracy'"):
+        fc.Sequential([Dense(3, input_shape=(4,))]).compile("sgd", "sparse_categorical_crossentropy",
+                                                            metrics="accuracy")
+
+
+def test_targets_of_another_length_are_named_with_their_argument():
+    with pytest.raises(ValueError, match=r"fit: validation_data: x has 4 samples but y has shape \(3,\)"):
+        compiled().fit(X, Y, validation_data=(X[:4], Y[:3]), verbose=0)
+    with pytest.raises(ValueError, match=r"evaluate: x has 10 samples but y has shape \(9,\)"):
+        compiled().evaluate(X, Y[:9], verbose=0)
+
+
+def test_a_weight_file_of_another_shape_is_named(tmp_path):
+    path = tmp_path / "w.npz"
+    fc.Sequential([Dense(9, seed=0, input_shape=(4,))]).save_weights(path)
+    model = fc.Sequential([Dense(8, seed=0, input_shape=(4,))])
+    with pytest.raises(ValueError, match=rf"{path.name}: layer .* the file holds shape"):
+        model.load_weights(path)

@@ -50,6 +50,8 @@ def broadcast(array, root=0, timeout=DEFAULT_TIMEOUT):
 def broadcast_parameters(model, root=0, timeout=DEFAULT_TIMEOUT):
     """Every rank takes root's parameters (trainable or not, frozen included: all the model's
     weights), so that training starts from the same point everywhere."""
+    if not hasattr(model, "layers"):
+        raise TypeError(f"model must be a fastconv model (Sequential), got {type(model).__name__}")
     timeout = check_timeout(timeout)
     w = current_world()
     root = rank_of("root", root, w.size, "the job size")

@@ -125,7 +125,7 @@ class DistributedOptimizer(optim.Optimizer):
         if self._model is model:
             return
         if not hasattr(model, "grad_hooks"):
-            raise TypeError(f"attach needs a fastconv.Sequential, got {type(model).__name__}")
+            raise TypeError(f"model must be a fastconv.Sequential, got {type(model).__name__}")
         model.grad_hooks[:] = [h for h in model.grad_hooks
                                if not isinstance(getattr(h, "__self__", None), DistributedOptimizer)]
         self._model = model

@@ -348,7 +348,7 @@ class Sequential(TrainingMixin):
         for key, (layer, k) in expected.items():
             want = tuple(layer._export(k, layer.params[k]).shape)
             if tuple(stored[key].shape) != want:
-                raise ValueError(f"layer {layer.name!r} parameter {k!r}: the file holds shape "
+                raise ValueError(f"{source}: layer {layer.name!r} parameter {k!r}: the file holds shape "
                                  f"{tuple(stored[key].shape)} but the model expects {want}")
         converted = {}                  # every entry converted before any parameter changes
         for key, (layer, k) in expected.items():

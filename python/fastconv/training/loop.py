@@ -19,6 +19,7 @@ import sys
 import numpy as np
 
 from .. import data, distributed
+from ..data.augment import rng_from_seed
 from ..layers import Dense, Softmax
 from ..ops._checks import flag, real
 from ..ops._shapes import positive_int
@@ -76,6 +77,9 @@ def _require_labels(x, y, who):
                         f"with a len()), got {type(x).__name__}")
     if y is None:
         raise ValueError(f"{who}: y (the targets of the loss) is required when x is an array")
+    if not hasattr(y, "shape") or tuple(y.shape[:1]) != tuple(x.shape[:1]):
+        raise ValueError(f"{who}: x has {x.shape[0]} samples but y has shape {getattr(y, 'shape', None)} "
+                         f"(one target per sample)")
 
 
 def _ends_in(model, activation):
@@ -108,6 +112,9 @@ class TrainingMixin:
             raise ValueError(f"{type(self.loss).__name__}(from_logits=True) expects logits, but the last "
                              f"layer applies {head}: apply it once, either drop the activation of the "
                              "last layer or use from_logits=False")
+        if metrics is not None and not isinstance(metrics, (list, tuple)):
+            raise TypeError(f"metrics must be a list of metric names or functions (e.g. ['accuracy']), "
+                            f"got {type(metrics).__name__} {metrics!r}")
         self.metrics = [metrics_lib.get(m, self.loss) for m in metrics or []]
         self.stop_training = False
         return self
@@ -162,6 +169,8 @@ class TrainingMixin:
         callbacks = _callback_list(callbacks)
         shuffle = flag("shuffle", shuffle)
         validation_split = real("validation_split", validation_split, 0.0, 1.0)
+        if seed is not None:
+            rng_from_seed(seed)   # a TypeError / ValueError naming seed before any work
         batches_given = not hasattr(x, "shape") and hasattr(x, "__iter__") and hasattr(x, "__len__")
         if batches_given and (y is not None or validation_split):
             raise ValueError("x is an iterable of (x, y) batches (e.g. ImageDataGenerator.flow): pass no y "
