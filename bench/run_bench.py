@@ -6,6 +6,7 @@ inside the package); `--list-shapes` prints where.
     python bench/run_bench.py --quick
     python bench/run_bench.py --threads 2 --batch 1,8
 """
+
 from __future__ import annotations
 
 import sys

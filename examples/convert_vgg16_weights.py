@@ -17,6 +17,7 @@ Preprocessing follows the source: torchvision weights expect RGB scaled to [0, 1
 by mean (0.485, 0.456, 0.406) / std (0.229, 0.224, 0.225); Keras weights expect BGR minus the
 ImageNet pixel mean (103.939, 116.779, 123.68).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,8 +33,9 @@ def load_source(args):
         try:
             import torch
         except ImportError:
-            sys.exit("--torch needs PyTorch (pip install torch); or save the state_dict with "
-                     "np.savez and use --torch-npz")
+            sys.exit(
+                "--torch needs PyTorch (pip install torch); or save the state_dict with np.savez and use --torch-npz"
+            )
         state = torch.load(args.torch, map_location="cpu", weights_only=True)
         if isinstance(state, dict) and "state_dict" in state:
             state = state["state_dict"]
@@ -42,7 +44,7 @@ def load_source(args):
         with np.load(args.torch_npz) as f:
             return fc.models.vgg16_weights_from_torch({k: f[k] for k in f.files})
     with np.load(args.keras_npz) as f:
-        names = sorted(f.files, key=lambda k: int(k.split("_")[1]))      # arr_0, arr_1, ..., arr_25
+        names = sorted(f.files, key=lambda k: int(k.split("_")[1]))  # arr_0, arr_1, ..., arr_25
         return fc.models.vgg16_weights_from_keras([f[k] for k in names])
 
 
@@ -56,7 +58,7 @@ def main(argv=None):
     args = ap.parse_args(argv)
     weights = load_source(args)
     np.savez(args.output, **weights)
-    model = fc.models.vgg16_base((32, 32, 3), weights=args.output)     # check: it loads
+    model = fc.models.vgg16_base((32, 32, 3), weights=args.output)  # check: it loads
     print(f"wrote {args.output}: {len(weights)} arrays, {model.count_params():,} parameters")
 
 

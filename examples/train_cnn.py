@@ -30,6 +30,7 @@ Prints Keras' progress bar per epoch (loss, accuracy, test loss and accuracy), t
 accuracy and the time per epoch; writes a PNG of the training curves (History.plot) when
 matplotlib is installed and, with --save, the whole model (fastconv.load_model reads it).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -43,16 +44,15 @@ import fastconv as fc
 from fastconv import distributed as dist
 from fastconv.layers import BatchNormalization, Conv2D, Dense, Flatten, MaxPooling2D, ReLU
 
-
 # ----------------------------------------------------------------------------- data
+
 
 def load_digits_split(seed=0):
     """scikit-learn's 8x8 digits -> (x_train, y_train, x_test, y_test), x (N, 8, 8, 1) in [0, 1]."""
     try:
         (x_train, y_train), (x_test, y_test) = fc.data.load_digits(seed=seed)
     except ImportError:
-        sys.exit("the default data set needs scikit-learn: pip install 'fastconv[examples]' "
-                 "(or pass --data mnist.npz)")
+        sys.exit("the default data set needs scikit-learn: pip install 'fastconv[examples]' (or pass --data mnist.npz)")
     return x_train, y_train, x_test, y_test
 
 
@@ -70,6 +70,7 @@ def load_28x28(path):
 
 # ----------------------------------------------------------------------------- model
 
+
 def course_model(input_shape, padding, seed, batch_norm=False):
     """The course CNN; batch_norm: each Conv2D without its ReLU, then BatchNormalization, then
     ReLU (the ResNet order), the same weights' seeds. The moving statistics use momentum 0.9, not
@@ -83,16 +84,19 @@ def course_model(input_shape, padding, seed, batch_norm=False):
             return [Conv2D(filters, 3, padding=padding, activation="relu", seed=seed, **kw)]
         return [Conv2D(filters, 3, padding=padding, seed=seed, **kw), BatchNormalization(momentum=0.9), ReLU()]
 
-    return fc.Sequential([
-        *conv_block(32, int(s[0]), input_shape=input_shape),
-        MaxPooling2D(2),
-        *conv_block(64, int(s[1])),
-        MaxPooling2D(2),
-        *conv_block(64, int(s[2])),
-        Flatten(),
-        Dense(64, activation="relu", seed=int(s[3])),
-        Dense(10, seed=int(s[4])),
-    ], name="course_cnn_bn" if batch_norm else "course_cnn")
+    return fc.Sequential(
+        [
+            *conv_block(32, int(s[0]), input_shape=input_shape),
+            MaxPooling2D(2),
+            *conv_block(64, int(s[1])),
+            MaxPooling2D(2),
+            *conv_block(64, int(s[2])),
+            Flatten(),
+            Dense(64, activation="relu", seed=int(s[3])),
+            Dense(10, seed=int(s[4])),
+        ],
+        name="course_cnn_bn" if batch_norm else "course_cnn",
+    )
 
 
 def first_epoch_reaching(accuracies, target):
@@ -101,6 +105,7 @@ def first_epoch_reaching(accuracies, target):
 
 
 # ----------------------------------------------------------------------------- training
+
 
 def train(args):
     if args.data:
@@ -115,27 +120,33 @@ def train(args):
     # saves (on a busy 2-core machine, many times more): one thread by default.
     threads = args.threads or (fc.get_num_threads() if args.data else 1)
     fc.set_num_threads(threads)
-    if args.distributed:              # under mpiexec: every rank runs this script
+    if args.distributed:  # under mpiexec: every rank runs this script
         dist.init()
     root = not args.distributed or dist.rank() == 0
     say = print if root else (lambda *a, **k: None)
-    say(f"data: {source}: train {x_train.shape}, test {x_test.shape}; fastconv isa={fc.cpu_isa()} "
-          f"threads={fc.get_num_threads()}" + (f" ranks={dist.size()}" if args.distributed else ""))
+    say(
+        f"data: {source}: train {x_train.shape}, test {x_test.shape}; fastconv isa={fc.cpu_isa()} "
+        f"threads={fc.get_num_threads()}" + (f" ranks={dist.size()}" if args.distributed else "")
+    )
 
     model = course_model(x_train.shape[1:], padding, args.seed, batch_norm=args.batch_norm)
     model.summary(print_fn=say)
     steps = -(-len(x_train) // args.batch_size)
     # cosine learning-rate decay over all steps: large steps first, a quiet finish
     lr = fc.optim.CosineDecay(args.lr, decay_steps=args.epochs * steps)
-    opt = (fc.Adam(learning_rate=lr) if args.optimizer == "adam"
-           else fc.SGD(learning_rate=lr, momentum=0.9, nesterov=True))
-    if args.distributed:              # gradients averaged over the ranks; batch_size is the global batch
+    opt = (
+        fc.Adam(learning_rate=lr) if args.optimizer == "adam" else fc.SGD(learning_rate=lr, momentum=0.9, nesterov=True)
+    )
+    if args.distributed:  # gradients averaged over the ranks; batch_size is the global batch
         opt = dist.DistributedOptimizer(opt)
-    model.compile(optimizer=opt, loss=fc.losses.SparseCategoricalCrossentropy(from_logits=True),
-                  metrics=["accuracy"])
-    if args.shift:        # augmentation: random shifts of up to args.shift pixels, zeros fill in
-        gen = fc.data.ImageDataGenerator(width_shift_range=float(args.shift), height_shift_range=float(args.shift),
-                                         fill_mode="constant", seed=args.seed)
+    model.compile(optimizer=opt, loss=fc.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+    if args.shift:  # augmentation: random shifts of up to args.shift pixels, zeros fill in
+        gen = fc.data.ImageDataGenerator(
+            width_shift_range=float(args.shift),
+            height_shift_range=float(args.shift),
+            fill_mode="constant",
+            seed=args.seed,
+        )
         train_data = dict(x=gen.flow(x_train, y_train, batch_size=args.batch_size, seed=args.seed))
     else:
         train_data = dict(x=x_train, y=y_train, batch_size=args.batch_size, seed=args.seed)
@@ -145,11 +156,15 @@ def train(args):
 
     if not root:
         return history.history
-    print(f"final test accuracy: {history.history['val_accuracy'][-1]:.4f} ({len(y_test)} images); "
-          f"{seconds / args.epochs:.2f} s/epoch, {seconds:.1f} s training")
+    print(
+        f"final test accuracy: {history.history['val_accuracy'][-1]:.4f} ({len(y_test)} images); "
+        f"{seconds / args.epochs:.2f} s/epoch, {seconds:.1f} s training"
+    )
     reached = first_epoch_reaching(history.history["val_accuracy"], args.target_accuracy)
-    print(f"test accuracy first >= {args.target_accuracy}: "
-          + (f"epoch {reached}" if reached else f"not within {args.epochs} epochs"))
+    print(
+        f"test accuracy first >= {args.target_accuracy}: "
+        + (f"epoch {reached}" if reached else f"not within {args.epochs} epochs")
+    )
     if args.save:
         model.save(args.save)
         print(f"model saved to {args.save} (fastconv.load_model reads it back)")
@@ -165,26 +180,40 @@ def train(args):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description="Train the course CNN with fastconv layers.")
-    ap.add_argument("--data", help="Keras mnist.npz or a Fashion-MNIST folder "
-                    "(default: scikit-learn's digits, offline)")
+    ap.add_argument(
+        "--data", help="Keras mnist.npz or a Fashion-MNIST folder (default: scikit-learn's digits, offline)"
+    )
     ap.add_argument("--epochs", type=int, default=None, help="default 40 (digits) / 5 (MNIST)")
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--optimizer", choices=["adam", "sgd"], default="adam")
     ap.add_argument("--lr", type=float, default=None, help="default 2e-3 (adam) / 0.02 (sgd)")
     ap.add_argument("--limit", type=int, default=0, help="use only the first N training images")
-    ap.add_argument("--threads", type=int, default=0,
-                    help="CPU threads for fastconv and BLAS (default: 1 on digits, all on MNIST)")
+    ap.add_argument(
+        "--threads", type=int, default=0, help="CPU threads for fastconv and BLAS (default: 1 on digits, all on MNIST)"
+    )
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--shift", type=int, default=None,
-                    help="random-shift augmentation in pixels (default 1 on digits, 0 on MNIST)")
-    ap.add_argument("--plot", default=os.path.join("runs", "train_cnn.png"),
-                    help="PNG of the curves (default runs/train_cnn.png; '' for none)")
-    ap.add_argument("--batch-norm", action="store_true",
-                    help="BatchNormalization after each convolution (Conv2D -> BN -> ReLU)")
-    ap.add_argument("--target-accuracy", type=float, default=0.97,
-                    help="report the first epoch whose test accuracy reaches this (default 0.97)")
-    ap.add_argument("--distributed", action="store_true",
-                    help="data-parallel over MPI ranks: mpiexec -n 2 python examples/train_cnn.py --distributed")
+    ap.add_argument(
+        "--shift", type=int, default=None, help="random-shift augmentation in pixels (default 1 on digits, 0 on MNIST)"
+    )
+    ap.add_argument(
+        "--plot",
+        default=os.path.join("runs", "train_cnn.png"),
+        help="PNG of the curves (default runs/train_cnn.png; '' for none)",
+    )
+    ap.add_argument(
+        "--batch-norm", action="store_true", help="BatchNormalization after each convolution (Conv2D -> BN -> ReLU)"
+    )
+    ap.add_argument(
+        "--target-accuracy",
+        type=float,
+        default=0.97,
+        help="report the first epoch whose test accuracy reaches this (default 0.97)",
+    )
+    ap.add_argument(
+        "--distributed",
+        action="store_true",
+        help="data-parallel over MPI ranks: mpiexec -n 2 python examples/train_cnn.py --distributed",
+    )
     ap.add_argument("--save", default="", help="write the trained model to this .npz (model.save)")
     args = ap.parse_args(argv)
     if args.epochs is None:

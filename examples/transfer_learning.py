@@ -18,6 +18,7 @@ Writes the loss/accuracy curves of both phases (History.plot) and saves the mode
 The recipe needs pretrained weights: a random base gives near-chance accuracy (the script says so),
 so without --weights it shows the workflow, not the result.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -48,19 +49,29 @@ def make_offline_set(workdir, size, per_class, seed):
                 left = int(rng.integers(0, photo.width - crop))
                 top = int(rng.integers(0, photo.height - crop))
                 photo.crop((left, top, left + crop, top + crop)).resize((size, size)).save(
-                    os.path.join(folder, f"{i:03d}.png"))
+                    os.path.join(folder, f"{i:03d}.png")
+                )
     return workdir
 
 
 def build_model(size, weights, seed):
     base = fc.models.vgg16_base((size, size, 3), weights=weights, seed=seed, trainable=False)
-    return fc.Sequential([base, Flatten(), Dense(256, activation="relu", seed=seed), Dropout(0.5, seed=seed),
-                          Dense(1, activation="sigmoid", seed=seed + 1)], name="vgg16_transfer")
+    return fc.Sequential(
+        [
+            base,
+            Flatten(),
+            Dense(256, activation="relu", seed=seed),
+            Dropout(0.5, seed=seed),
+            Dense(1, activation="sigmoid", seed=seed + 1),
+        ],
+        name="vgg16_transfer",
+    )
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description="VGG16 transfer learning with fastconv (feature extraction, "
-                                             "then fine-tuning block5).")
+    ap = argparse.ArgumentParser(
+        description="VGG16 transfer learning with fastconv (feature extraction, then fine-tuning block5)."
+    )
     ap.add_argument("--data", help="folder with train/ and validation/ class sub-folders (default: offline set)")
     ap.add_argument("--workdir", default="transfer_data", help="where the offline set is written")
     ap.add_argument("--weights", help="VGG16 base .npz (examples/convert_vgg16_weights.py); default: random")
@@ -70,26 +81,46 @@ def main(argv=None):
     ap.add_argument("--epochs", type=int, default=3, help="epochs of each phase")
     ap.add_argument("--lr", type=float, default=2e-5)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--plot", default=os.path.join("runs", "transfer_learning.png"),
-                    help="PNG of the curves (default runs/transfer_learning.png; '' for none)")
+    ap.add_argument(
+        "--plot",
+        default=os.path.join("runs", "transfer_learning.png"),
+        help="PNG of the curves (default runs/transfer_learning.png; '' for none)",
+    )
     ap.add_argument("--save", default="", help="write the trained model to this .npz")
     args = ap.parse_args(argv)
 
     data_dir = args.data or make_offline_set(args.workdir, args.size, args.per_class, args.seed)
-    train_gen = fc.data.ImageDataGenerator(rescale=1 / 255, rotation_range=40, width_shift_range=0.2,
-                                           height_shift_range=0.2, shear_range=20, zoom_range=0.2,
-                                           horizontal_flip=True, fill_mode="nearest", seed=args.seed)
-    train = train_gen.flow_from_directory(os.path.join(data_dir, "train"), target_size=(args.size, args.size),
-                                          class_mode="binary", batch_size=args.batch_size, seed=args.seed)
+    train_gen = fc.data.ImageDataGenerator(
+        rescale=1 / 255,
+        rotation_range=40,
+        width_shift_range=0.2,
+        height_shift_range=0.2,
+        shear_range=20,
+        zoom_range=0.2,
+        horizontal_flip=True,
+        fill_mode="nearest",
+        seed=args.seed,
+    )
+    train = train_gen.flow_from_directory(
+        os.path.join(data_dir, "train"),
+        target_size=(args.size, args.size),
+        class_mode="binary",
+        batch_size=args.batch_size,
+        seed=args.seed,
+    )
     x_val, y_val, names = fc.data.load_image_folder(os.path.join(data_dir, "validation"), (args.size, args.size))
     x_val = x_val.astype(np.float32) / 255
-    print(f"classes {train.class_indices}: {train.samples} training images, {len(x_val)} validation images, "
-          f"{args.size}x{args.size}")
+    print(
+        f"classes {train.class_indices}: {train.samples} training images, {len(x_val)} validation images, "
+        f"{args.size}x{args.size}"
+    )
 
     if args.weights is None:
-        print("no --weights: the VGG16 base is randomly initialized, so the frozen features carry little "
-              "signal and accuracy stays near chance; the recipe needs pretrained weights "
-              "(examples/convert_vgg16_weights.py writes them from torchvision or Keras)")
+        print(
+            "no --weights: the VGG16 base is randomly initialized, so the frozen features carry little "
+            "signal and accuracy stays near chance; the recipe needs pretrained weights "
+            "(examples/convert_vgg16_weights.py writes them from torchvision or Keras)"
+        )
     model = build_model(args.size, args.weights, args.seed)
     model.compile(optimizer=fc.RMSprop(learning_rate=args.lr), loss="binary_crossentropy", metrics=["accuracy"])
     model.summary()
@@ -97,9 +128,8 @@ def main(argv=None):
     phase1 = model.fit(train, epochs=args.epochs, validation_data=(x_val, y_val))
 
     for layer in [lyr for lyr in model.layers if lyr.name.startswith("block5")]:
-        layer.trainable = True          # fine-tune the last convolutional block
-    model.compile(optimizer=fc.RMSprop(learning_rate=args.lr / 10), loss="binary_crossentropy",
-                  metrics=["accuracy"])
+        layer.trainable = True  # fine-tune the last convolutional block
+    model.compile(optimizer=fc.RMSprop(learning_rate=args.lr / 10), loss="binary_crossentropy", metrics=["accuracy"])
     print(f"fine-tuning block5: {model.count_params(trainable=True):,} trainable parameters")
     phase2 = model.fit(train, epochs=args.epochs, validation_data=(x_val, y_val))
 
@@ -108,8 +138,10 @@ def main(argv=None):
             history.setdefault(k, []).extend(v)
     combined = fc.callbacks.History()
     combined.history, combined.epoch = history, list(range(len(history["loss"])))
-    print(f"validation accuracy: {history['val_accuracy'][args.epochs - 1]:.3f} after feature extraction, "
-          f"{history['val_accuracy'][-1]:.3f} after fine-tuning")
+    print(
+        f"validation accuracy: {history['val_accuracy'][args.epochs - 1]:.3f} after feature extraction, "
+        f"{history['val_accuracy'][-1]:.3f} after fine-tuning"
+    )
     if args.plot:
         try:
             os.makedirs(os.path.dirname(args.plot) or ".", exist_ok=True)

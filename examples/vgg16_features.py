@@ -8,6 +8,7 @@ images/s (median of --repeat runs after a warm-up) and the feature shape: e.g. (
 for 150x150 inputs, the features a small classifier is then trained on. Pretrained weights come
 from examples/convert_vgg16_weights.py; the images here are random (shapes and speed only).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,22 +31,33 @@ def main(argv=None):
     if args.threads:
         fc.set_num_threads(args.threads)
 
-    shape = ((args.size, args.size, 3) if args.data_format == "channels_last" else (3, args.size, args.size))
+    shape = (args.size, args.size, 3) if args.data_format == "channels_last" else (3, args.size, args.size)
     model = fc.models.vgg16_base(shape, data_format=args.data_format, weights=args.weights, seed=0)
     x = np.random.default_rng(0).uniform(0, 1, (args.batch, *shape)).astype(np.float32)
-    print(f"VGG16 conv base, {model.count_params():,} parameters, weights: {args.weights or 'random init'}; "
-          f"isa={fc.cpu_isa()} threads={fc.get_num_threads()}")
-    features = model.forward(x, training=False)                    # warm-up
+    print(
+        f"VGG16 conv base, {model.count_params():,} parameters, weights: {args.weights or 'random init'}; "
+        f"isa={fc.cpu_isa()} threads={fc.get_num_threads()}"
+    )
+    features = model.forward(x, training=False)  # warm-up
     times = []
     for _ in range(args.repeat):
         t0 = time.perf_counter()
         features = model.forward(x, training=False)
         times.append(time.perf_counter() - t0)
     t = float(np.median(times))
-    flops = 2 * sum(int(np.prod(model._shapes[i])) * (lyr.params["kernel"].size // lyr.filters)
-                    for i, lyr in enumerate(model.layers) if "kernel" in lyr.params) * args.batch
-    print(f"batch {x.shape} -> features {features.shape}: {t * 1e3:.1f} ms, "
-          f"{args.batch / t:.2f} images/s, {flops / t / 1e9:.1f} GFLOP/s")
+    flops = (
+        2
+        * sum(
+            int(np.prod(model._shapes[i])) * (lyr.params["kernel"].size // lyr.filters)
+            for i, lyr in enumerate(model.layers)
+            if "kernel" in lyr.params
+        )
+        * args.batch
+    )
+    print(
+        f"batch {x.shape} -> features {features.shape}: {t * 1e3:.1f} ms, "
+        f"{args.batch / t:.2f} images/s, {flops / t / 1e9:.1f} GFLOP/s"
+    )
     return features
 
 

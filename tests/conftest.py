@@ -1,5 +1,6 @@
 """pytest configuration: make tests/helpers.py importable; the shared fixtures `isa`, `poison`
 and `restore_cpu_state` (data makers and the finite-difference helper are in helpers.py)."""
+
 from __future__ import annotations
 
 import os
@@ -26,6 +27,7 @@ def pytest_configure(config):
 def _available_isas():
     try:
         import fastconv
+
         return list(fastconv.available_cpu_isas())
     except Exception:  # package not built: tests that need an ISA are skipped (empty parameter set)
         return []

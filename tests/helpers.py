@@ -1,7 +1,8 @@
 """Shared test helpers: data makers, the whole-op checker and a finite-difference gradient.
 
-    check_op("conv2d", x, w, b, stride=2, layout="NHWC")   # fastconv vs reference, every output
+check_op("conv2d", x, w, b, stride=2, layout="NHWC")   # fastconv vs reference, every output
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -39,6 +40,7 @@ OUTPUTS = {
 
 # ----------------------------------------------------------------------------- data
 
+
 def randn(rng, shape, dtype=np.float32):
     """Standard-normal data (never exactly zero in practice)."""
     return rng.standard_normal(shape).astype(dtype)
@@ -57,9 +59,9 @@ def noncontiguous(a, kind="slice"):
     """
     a = np.asarray(a)
     if kind == "fortran" and a.ndim < 2:
-        kind = "reversed"                      # a 1-D array is contiguous in both orders
+        kind = "reversed"  # a 1-D array is contiguous in both orders
     if kind == "slice":
-        poison = np.nan if np.issubdtype(a.dtype, np.floating) else -1   # the gaps must never be read
+        poison = np.nan if np.issubdtype(a.dtype, np.floating) else -1  # the gaps must never be read
         big = np.full(tuple(2 * d for d in a.shape), poison, a.dtype)
         view = big[tuple(slice(None, None, 2) for _ in a.shape)]
     elif kind == "fortran":
@@ -74,6 +76,7 @@ def noncontiguous(a, kind="slice"):
 
 
 # ----------------------------------------------------------------------------- comparison
+
 
 def _first_mismatch(bad):
     return tuple(int(i) for i in np.argwhere(bad)[0])
@@ -99,15 +102,16 @@ def assert_close(got, want, *, dtype, name="output", exact=False, rtol=None):
         finite = ~(nan_g | nan_w)
         scale = np.abs(w[finite]).max(initial=0.0)
         tol = 0.0 if exact else (RTOL[np.dtype(dtype)] if rtol is None else rtol) * max(scale, 1e-300)
-        bad = (nan_g != nan_w)
-        with np.errstate(invalid="ignore"):                    # inf - inf
+        bad = nan_g != nan_w
+        with np.errstate(invalid="ignore"):  # inf - inf
             diff = np.where(g[finite] == w[finite], 0.0, np.abs(g[finite] - w[finite]))
         bad[finite] = diff > tol
     if bad.any():
         i = _first_mismatch(bad)
         raise AssertionError(
             f"{name}: {int(bad.sum())} of {bad.size} elements differ (tol {tol:.3g}); "
-            f"first at index {i}: got {got[i]!r}, expected {want[i]!r}")
+            f"first at index {i}: got {got[i]!r}, expected {want[i]!r}"
+        )
 
 
 def check_op(op, *args, dtype=None, exact=False, rtol=None, **kwargs):
@@ -130,7 +134,8 @@ def check_op(op, *args, dtype=None, exact=False, rtol=None, **kwargs):
     if len(names) == 1:
         got, want = (got,), (want,)
     assert isinstance(got, tuple) and len(got) == len(names), (
-        f"{op}: expected a tuple of {len(names)} ({', '.join(names)}), got {type(got).__name__}")
+        f"{op}: expected a tuple of {len(names)} ({', '.join(names)}), got {type(got).__name__}"
+    )
     for name, g, w in zip(names, got, want):
         label = f"{op} {name}"
         if w is None:
@@ -145,6 +150,7 @@ def check_op(op, *args, dtype=None, exact=False, rtol=None, **kwargs):
 
 
 # ----------------------------------------------------------------------------- gradients
+
 
 def numerical_grad(f, a, g, eps=1e-6):
     """Central differences of loss(a) = sum(f(a) * g) with respect to every element of a."""

@@ -1,5 +1,6 @@
 """Inputs a hostile or careless user can pass: each must work or raise a clear exception (the
 crash cases run in a subprocess, so a regression fails the test instead of killing pytest)."""
+
 from __future__ import annotations
 
 import subprocess
@@ -17,7 +18,7 @@ def _misaligned(shape, dtype, offset=1):
     dtype = np.dtype(dtype)
     n = int(np.prod(shape))
     buf = np.zeros(n * dtype.itemsize + offset + 64, np.uint8)
-    a = buf[offset:offset + n * dtype.itemsize].view(dtype).reshape(shape)
+    a = buf[offset : offset + n * dtype.itemsize].view(dtype).reshape(shape)
     assert not a.flags.aligned
     return a
 
@@ -27,7 +28,7 @@ def test_relu_into_a_misaligned_out_of_streaming_size(dtype):
     """>= 16 MiB outputs use streaming stores, which need aligned addresses (was a segfault)."""
     code = f"""
 import numpy as np, fastconv as fc, sys
-sys.path.insert(0, {repr(str(__import__('pathlib').Path(__file__).parent))})
+sys.path.insert(0, {repr(str(__import__("pathlib").Path(__file__).parent))})
 from test_bad_inputs import _misaligned
 n = (17 << 20) // np.dtype(np.{np.dtype(dtype).name}).itemsize
 x = _misaligned((n,), np.{np.dtype(dtype).name})
@@ -88,10 +89,13 @@ def test_complex_inputs_raise_everywhere():
         fc.conv2d(x, np.ones((3, 3, 3, 4), np.complex64), layout="NHWC")
 
 
-@pytest.mark.parametrize("call", [
-    lambda gy, x, w: fc.conv2d_backward(gy, x, w, bias=np.ones(4)),
-    lambda gy, x, w: fc.conv2d_backward_weight(gy, x, w.shape, bias="yes"),
-])
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda gy, x, w: fc.conv2d_backward(gy, x, w, bias=np.ones(4)),
+        lambda gy, x, w: fc.conv2d_backward_weight(gy, x, w.shape, bias="yes"),
+    ],
+)
 def test_bias_flag_must_be_a_bool(call):
     rng = np.random.default_rng(1)
     x, w = rng.standard_normal((1, 3, 6, 6)).astype(np.float32), rng.standard_normal((4, 3, 3, 3)).astype(np.float32)
@@ -140,35 +144,40 @@ def test_load_weights_changes_nothing_when_an_entry_is_unusable(tmp_path):
         assert np.array_equal(r.value, before[r.name])
 
 
-@pytest.mark.parametrize("env, warned, check", [
-    ({"FASTCONV_ISA": "AVX2"}, False, "fc.cpu_isa() in ('avx2', 'scalar')"),
-    ({"FASTCONV_ISA": "bogus"}, True, "True"),
-    ({"FASTCONV_WINOGRAD": "off"}, False, "fc.get_winograd() is False"),
-    ({"FASTCONV_WINOGRAD": "OFF"}, False, "fc.get_winograd() is False"),
-    ({"FASTCONV_WINOGRAD": "maybe"}, True, "fc.get_winograd() is True"),
-    ({"FASTCONV_OUTPUT_CACHE_MB": "-1"}, True, "fc.output_cache_info()['limit_mib'] == 1024"),
-    ({"FASTCONV_OUTPUT_CACHE_MB": "64"}, False, "fc.output_cache_info()['limit_mib'] == 64"),
-    ({"FASTCONV_SPIN_US": "fast"}, True, "fc.get_worker_spin_us() == 100"),
-    ({"FASTCONV_SPIN_US": "0"}, False, "fc.get_worker_spin_us() == 0"),
-    ({"FASTCONV_PARK_BLAS": "no"}, False, "fc.get_blas_parking() is False"),
-])
+@pytest.mark.parametrize(
+    "env, warned, check",
+    [
+        ({"FASTCONV_ISA": "AVX2"}, False, "fc.cpu_isa() in ('avx2', 'scalar')"),
+        ({"FASTCONV_ISA": "bogus"}, True, "True"),
+        ({"FASTCONV_WINOGRAD": "off"}, False, "fc.get_winograd() is False"),
+        ({"FASTCONV_WINOGRAD": "OFF"}, False, "fc.get_winograd() is False"),
+        ({"FASTCONV_WINOGRAD": "maybe"}, True, "fc.get_winograd() is True"),
+        ({"FASTCONV_OUTPUT_CACHE_MB": "-1"}, True, "fc.output_cache_info()['limit_mib'] == 1024"),
+        ({"FASTCONV_OUTPUT_CACHE_MB": "64"}, False, "fc.output_cache_info()['limit_mib'] == 64"),
+        ({"FASTCONV_SPIN_US": "fast"}, True, "fc.get_worker_spin_us() == 100"),
+        ({"FASTCONV_SPIN_US": "0"}, False, "fc.get_worker_spin_us() == 0"),
+        ({"FASTCONV_PARK_BLAS": "no"}, False, "fc.get_blas_parking() is False"),
+    ],
+)
 def test_environment_variables_accept_obvious_spellings_and_warn_once_on_others(env, warned, check):
     import os
 
-    code = ("import warnings; warnings.simplefilter('always')\n"
-            "with warnings.catch_warnings(record=True) as w:\n"
-            "    import fastconv as fc\n"
-            "print(sum('is ignored' in str(x.message) for x in w))\n"
-            f"assert {check}, 'setting not applied'\n")
+    code = (
+        "import warnings; warnings.simplefilter('always')\n"
+        "with warnings.catch_warnings(record=True) as w:\n"
+        "    import fastconv as fc\n"
+        "print(sum('is ignored' in str(x.message) for x in w))\n"
+        f"assert {check}, 'setting not applied'\n"
+    )
     clean = {k: v for k, v in os.environ.items() if not k.startswith("FASTCONV_")}
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
-                       env={**clean, **env})
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env={**clean, **env})
     assert r.returncode == 0, r.stderr[-2000:]
     assert int(r.stdout.split()[-1]) == (1 if warned else 0), r.stdout
 
 
-@pytest.mark.parametrize("kw", [dict(stride=50000), dict(stride=2**40), dict(stride=2**63),
-                                dict(stride=(1, 2**40), padding=1)])
+@pytest.mark.parametrize(
+    "kw", [dict(stride=50000), dict(stride=2**40), dict(stride=2**63), dict(stride=(1, 2**40), padding=1)]
+)
 def test_huge_strides_on_valid_input_work(kw):
     """An output axis of one position ignores its stride: the result is stride 1's first row or
     column (was an abort from std::bad_alloc inside a parallel region, or a MemoryError)."""
@@ -184,7 +193,7 @@ def test_huge_strides_on_valid_input_work(kw):
     for got, want in zip(fc.conv2d_backward(gy, x, w, **kw), fc.conv2d_backward(gy1, x, w, **unit)):
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
     p, _ = fc.max_pool2d(x, 2, stride=kw["stride"])
-    assert np.array_equal(p, fc.max_pool2d(x, 2, stride=1)[0][:, :, :p.shape[2], :p.shape[3]])
+    assert np.array_equal(p, fc.max_pool2d(x, 2, stride=1)[0][:, :, : p.shape[2], : p.shape[3]])
 
 
 def test_dilation_of_a_one_tap_kernel_is_ignored():
@@ -193,11 +202,14 @@ def test_dilation_of_a_one_tap_kernel_is_ignored():
     assert np.array_equal(fc.conv2d(x, w, dilation=2**31), fc.conv2d(x, w))
 
 
-@pytest.mark.parametrize("kw, match", [
-    (dict(padding=2**62), "padding too large"),
-    (dict(padding=(2**40, 1)), "padding too large"),
-    (dict(padding=2**62, dilation=2**62), "padding too large|output size"),
-])
+@pytest.mark.parametrize(
+    "kw, match",
+    [
+        (dict(padding=2**62), "padding too large"),
+        (dict(padding=(2**40, 1)), "padding too large"),
+        (dict(padding=2**62, dilation=2**62), "padding too large|output size"),
+    ],
+)
 def test_absurd_padding_is_a_clear_error(kw, match):
     x, w = np.ones((1, 3, 8, 8), np.float32), np.ones((4, 3, 3, 3), np.float32)
     with pytest.raises(ValueError, match=match):
@@ -208,7 +220,7 @@ def test_misaligned_linear_operands_are_copied():
     rng = np.random.default_rng(4)
     x = _misaligned((5, 40), np.float32)
     x[...] = rng.standard_normal(x.shape)
-    w = _misaligned((40, 7), np.float32, offset=2).T          # a misaligned transposed view
+    w = _misaligned((40, 7), np.float32, offset=2).T  # a misaligned transposed view
     w[...] = rng.standard_normal(w.shape)
     want = fc.linear(np.ascontiguousarray(x), np.ascontiguousarray(w))
     assert np.array_equal(fc.linear(x, w), want)
@@ -244,21 +256,40 @@ def test_cs231n_relu_takes_a_list_like_the_course_code():
     assert np.array_equal(cs231n.relu_backward([1.0, 1.0, 1.0], cache), [1.0, 0.0, 0.0])
 
 
-@pytest.mark.parametrize("params, match", [
-    ((2**40, 2**40, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 1, 1, False), "input size overflows"),
-    ((1, 2**31, 1, 1, 2**31, 2**2, 1, 1, 1, 1, 1, 0, 0, 1, 1, False), "weight size overflows"),
-    ((1, 1, 1, 1, 1, 3, 1, 2**61, 1, 8, 1, 0, 0, 1, 1, False), "row extent exceeds"),
-    ((1, 1, 1, 1, 1, 1, 3, 1, 1, 1, 1, 0, 2**62, 1, 2**62, False), "column extent exceeds"),
-    # a stride whose padded input wraps to 2**62 rows (its buffer size product wrapped to 0: a segfault)
-    ((1, 1, 1, 1, 1, 1, 1, 4, 4, 1537228672809129301, 1, 0, 0, 1, 1, False), "row extent exceeds"),
-    ((1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 2**63 - 1, 0, 1, 1, False), "row extent exceeds"),
-    ((2**30, 2**12, 1, 1, 1, 1, 1, 2**15, 2**15, 1, 1, 0, 0, 1, 1, False), "multiply-add count"),
-])
+@pytest.mark.parametrize(
+    "params, match",
+    [
+        ((2**40, 2**40, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 1, 1, False), "input size overflows"),
+        ((1, 2**31, 1, 1, 2**31, 2**2, 1, 1, 1, 1, 1, 0, 0, 1, 1, False), "weight size overflows"),
+        ((1, 1, 1, 1, 1, 3, 1, 2**61, 1, 8, 1, 0, 0, 1, 1, False), "row extent exceeds"),
+        ((1, 1, 1, 1, 1, 1, 3, 1, 1, 1, 1, 0, 2**62, 1, 2**62, False), "column extent exceeds"),
+        # a stride whose padded input wraps to 2**62 rows (its buffer size product wrapped to 0: a segfault)
+        ((1, 1, 1, 1, 1, 1, 1, 4, 4, 1537228672809129301, 1, 0, 0, 1, 1, False), "row extent exceeds"),
+        ((1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 2**63 - 1, 0, 1, 1, False), "row extent exceeds"),
+        ((2**30, 2**12, 1, 1, 1, 1, 1, 2**15, 2**15, 1, 1, 0, 0, 1, 1, False), "multiply-add count"),
+    ],
+)
 def test_the_cpp_side_rejects_parameters_whose_sizes_overflow(params, match):
     """Python validates first; the bound parameter structs check every size product again on
     their own (a struct that would overflow is never built, so no kernel sees it)."""
-    conv_fields = ("N", "C", "H", "W", "K", "R", "S", "P", "Q", "stride_h", "stride_w", "pad_top",
-                   "pad_left", "dil_h", "dil_w", "nhwc")
+    conv_fields = (
+        "N",
+        "C",
+        "H",
+        "W",
+        "K",
+        "R",
+        "S",
+        "P",
+        "Q",
+        "stride_h",
+        "stride_w",
+        "pad_top",
+        "pad_left",
+        "dil_h",
+        "dil_w",
+        "nhwc",
+    )
     with pytest.raises(ValueError, match=match):
         fc._cpu.Conv2dParams(**dict(zip(conv_fields, params)))
     pool_fields = ("N", "C", "H", "W", "R", "S", "P", "Q", "stride_h", "stride_w", "pad_top", "pad_left", "nhwc")
@@ -269,11 +300,26 @@ def test_the_cpp_side_rejects_parameters_whose_sizes_overflow(params, match):
         fc._cpu.conv2d_forward(tuple(params), *[np.ones(1, np.float32)] * 2, None, np.ones(1, np.float32))
 
 
-
 def test_the_cpp_side_rejects_unknown_epilogues_and_bad_slopes():
     """The bound Conv2dParams and gemm check the activation name and leaky_relu's slope themselves."""
-    shape = dict(N=1, C=1, H=3, W=3, K=1, R=1, S=1, P=3, Q=3, stride_h=1, stride_w=1, pad_top=0,
-                 pad_left=0, dil_h=1, dil_w=1, nhwc=False)
+    shape = dict(
+        N=1,
+        C=1,
+        H=3,
+        W=3,
+        K=1,
+        R=1,
+        S=1,
+        P=3,
+        Q=3,
+        stride_h=1,
+        stride_w=1,
+        pad_top=0,
+        pad_left=0,
+        dil_h=1,
+        dil_w=1,
+        nhwc=False,
+    )
     with pytest.raises(ValueError, match="activation must be"):
         fc._cpu.Conv2dParams(**shape, activation="softmax")
     for alpha in (-0.1, float("nan"), float("inf")):
@@ -286,21 +332,26 @@ def test_the_cpp_side_rejects_unknown_epilogues_and_bad_slopes():
     with pytest.raises(ValueError, match="alpha"):
         fc._cpu.gemm(a, False, np.ones((3, 3), np.float32), False, 2, 3, 3, None, "leaky_relu", -1.0, c)
 
+
 # ----------------------------------------------------------------------------- second campaign
 # (557 hostile cases, 0 crashes; these were its silent acceptances and unclear messages)
 
-@pytest.mark.parametrize("call, name", [
-    (lambda x, w: fc.conv2d(None, w), "x"),
-    (lambda x, w: fc.conv2d(x, None), "weight"),
-    (lambda x, w: fc.conv2d_backward(x, None, w), "x"),
-    (lambda x, w: fc.conv2d_backward_data(None, w, x.shape), "grad_y"),
-    (lambda x, w: fc.max_pool2d(None), "x"),
-    (lambda x, w: fc.max_pool2d_backward(x, None, x.shape, 2), "indices"),
-    (lambda x, w: fc.relu(None), "x"),
-    (lambda x, w: fc.relu_backward(x, None), "y"),
-    (lambda x, w: fc.linear(x[0, 0], None), "weight"),
-    (lambda x, w: fc.linear_backward_data(None, x[0, 0]), "grad_y"),
-])
+
+@pytest.mark.parametrize(
+    "call, name",
+    [
+        (lambda x, w: fc.conv2d(None, w), "x"),
+        (lambda x, w: fc.conv2d(x, None), "weight"),
+        (lambda x, w: fc.conv2d_backward(x, None, w), "x"),
+        (lambda x, w: fc.conv2d_backward_data(None, w, x.shape), "grad_y"),
+        (lambda x, w: fc.max_pool2d(None), "x"),
+        (lambda x, w: fc.max_pool2d_backward(x, None, x.shape, 2), "indices"),
+        (lambda x, w: fc.relu(None), "x"),
+        (lambda x, w: fc.relu_backward(x, None), "y"),
+        (lambda x, w: fc.linear(x[0, 0], None), "weight"),
+        (lambda x, w: fc.linear_backward_data(None, x[0, 0]), "grad_y"),
+    ],
+)
 def test_none_for_a_required_array_is_named(call, name):
     x, w = np.ones((1, 2, 4, 4), np.float32), np.ones((3, 2, 3, 3), np.float32)
     with pytest.raises(TypeError, match=f"^{name} must be a NumPy or CuPy array, got None"):

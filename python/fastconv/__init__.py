@@ -5,6 +5,7 @@
 
 See README.md and docs/api.md for the contract.
 """
+
 from __future__ import annotations
 
 import sys as _sys
@@ -67,17 +68,53 @@ from .runtime import (  # noqa: E402
 )
 
 __all__ = [
-    "__version__", "conv2d", "conv2d_backward", "conv2d_backward_data", "conv2d_backward_weight",
-    "max_pool2d", "max_pool2d_backward", "relu", "relu_backward", "set_num_threads",
-    "sigmoid", "sigmoid_backward", "tanh", "tanh_backward", "leaky_relu", "leaky_relu_backward",
-    "batch_norm", "batch_norm_backward", "fold_batch_norm",
-    "avg_pool2d", "avg_pool2d_backward", "global_avg_pool2d", "global_avg_pool2d_backward",
-    "global_max_pool2d", "global_max_pool2d_backward",
-    "linear", "linear_backward", "linear_backward_data", "linear_backward_weight",
-    "set_worker_spin_us", "get_worker_spin_us", "set_blas_parking", "get_blas_parking",
-    "get_num_threads", "cpu_isa", "available_cpu_isas", "set_cpu_isa", "set_winograd", "get_winograd", "cuda_available", "cuda_built",
-    "set_output_cache_limit", "output_cache_info", "clear_output_cache",
-    "set_scratch_limit", "memory_info", "clear_caches",
+    "__version__",
+    "conv2d",
+    "conv2d_backward",
+    "conv2d_backward_data",
+    "conv2d_backward_weight",
+    "max_pool2d",
+    "max_pool2d_backward",
+    "relu",
+    "relu_backward",
+    "set_num_threads",
+    "sigmoid",
+    "sigmoid_backward",
+    "tanh",
+    "tanh_backward",
+    "leaky_relu",
+    "leaky_relu_backward",
+    "batch_norm",
+    "batch_norm_backward",
+    "fold_batch_norm",
+    "avg_pool2d",
+    "avg_pool2d_backward",
+    "global_avg_pool2d",
+    "global_avg_pool2d_backward",
+    "global_max_pool2d",
+    "global_max_pool2d_backward",
+    "linear",
+    "linear_backward",
+    "linear_backward_data",
+    "linear_backward_weight",
+    "set_worker_spin_us",
+    "get_worker_spin_us",
+    "set_blas_parking",
+    "get_blas_parking",
+    "get_num_threads",
+    "cpu_isa",
+    "available_cpu_isas",
+    "set_cpu_isa",
+    "set_winograd",
+    "get_winograd",
+    "cuda_available",
+    "cuda_built",
+    "set_output_cache_limit",
+    "output_cache_info",
+    "clear_output_cache",
+    "set_scratch_limit",
+    "memory_info",
+    "clear_caches",
 ]
 
 # ----------------------------------------------------------------------------- layers and training
@@ -90,13 +127,34 @@ from .training.optimizers import SGD, Adam, AdamW, RMSprop  # noqa: E402
 
 # The documented module names fastconv.callbacks, .losses, .metrics, .optim and .regularizers:
 # their modules live in training/, and `import fastconv.losses` finds them under these names too.
-for _name, _module in (("callbacks", callbacks), ("losses", losses), ("metrics", metrics), ("optim", optim),
-                       ("regularizers", regularizers)):
+for _name, _module in (
+    ("callbacks", callbacks),
+    ("losses", losses),
+    ("metrics", metrics),
+    ("optim", optim),
+    ("regularizers", regularizers),
+):
     _sys.modules[f"{__name__}.{_name}"] = _module
 del _name, _module
 
-__all__ += ["layers", "models", "optim", "losses", "metrics", "callbacks", "regularizers", "data",
-            "testing", "compat", "Sequential", "load_model", "SGD", "RMSprop", "Adam", "AdamW"]
+__all__ += [
+    "layers",
+    "models",
+    "optim",
+    "losses",
+    "metrics",
+    "callbacks",
+    "regularizers",
+    "data",
+    "testing",
+    "compat",
+    "Sequential",
+    "load_model",
+    "SGD",
+    "RMSprop",
+    "Adam",
+    "AdamW",
+]
 
 
 def __getattr__(name):  # fastconv.compat (the cs231n drop-in) loads on first use

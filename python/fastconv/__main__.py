@@ -1,5 +1,6 @@
 """`python -m fastconv`: what this installation runs on, and a self-check of every operation
 against the float64 NumPy reference (fastconv.reference)."""
+
 from __future__ import annotations
 
 import argparse
@@ -18,13 +19,22 @@ def _conv_cases(layout, dtype, x, w, b, gy, gpy, idx, kw, pool_kw):
     xd, wd, bd, gyd, gpyd = (a.astype(dtype) for a in (x, w, b, gy, gpy))
     tag = f"{layout} {np.dtype(dtype).name}"
     return [
-        (f"conv2d {tag}", lambda: fc.conv2d(xd, wd, bd, activation="relu", **kw),
-         lambda: ref.conv2d(x, w, b, activation="relu", **kw)),
-        (f"conv2d_backward {tag}", lambda: fc.conv2d_backward(gyd, xd, wd, **kw),
-         lambda: ref.conv2d_backward(gy, x, w, **kw)),
+        (
+            f"conv2d {tag}",
+            lambda: fc.conv2d(xd, wd, bd, activation="relu", **kw),
+            lambda: ref.conv2d(x, w, b, activation="relu", **kw),
+        ),
+        (
+            f"conv2d_backward {tag}",
+            lambda: fc.conv2d_backward(gyd, xd, wd, **kw),
+            lambda: ref.conv2d_backward(gy, x, w, **kw),
+        ),
         (f"max_pool2d {tag}", lambda: fc.max_pool2d(xd, **pool_kw), lambda: ref.max_pool2d(x, **pool_kw)),
-        (f"max_pool2d_backward {tag}", lambda: fc.max_pool2d_backward(gpyd, idx, x.shape, **pool_kw),
-         lambda: ref.max_pool2d_backward(gpy, idx, x.shape, **pool_kw)),
+        (
+            f"max_pool2d_backward {tag}",
+            lambda: fc.max_pool2d_backward(gpyd, idx, x.shape, **pool_kw),
+            lambda: ref.max_pool2d_backward(gpy, idx, x.shape, **pool_kw),
+        ),
         (f"relu {tag}", lambda: fc.relu(xd), lambda: ref.relu(x)),
         (f"relu_backward {tag}", lambda: fc.relu_backward(xd, xd), lambda: ref.relu_backward(x, x)),
     ]
@@ -34,8 +44,11 @@ def _linear_cases(dtype, x, w, b, gy):
     xd, wd, bd, gyd = (a.astype(dtype) for a in (x, w, b, gy))
     tag = np.dtype(dtype).name
     return [
-        (f"linear {tag}", lambda: fc.linear(xd, wd, bd, activation="relu"),
-         lambda: ref.linear(x, w, b, activation="relu")),
+        (
+            f"linear {tag}",
+            lambda: fc.linear(xd, wd, bd, activation="relu"),
+            lambda: ref.linear(x, w, b, activation="relu"),
+        ),
         (f"linear_backward {tag}", lambda: fc.linear_backward(gyd, xd, wd), lambda: ref.linear_backward(gy, x, w)),
     ]
 
@@ -103,8 +116,10 @@ def main(argv=None) -> int:
 
     print(f"fastconv {fc.__version__}")
     print(f"  CPU ISA in use : {fc.cpu_isa()} (this CPU supports: {', '.join(fc.available_cpu_isas())})")
-    print(f"  CPU threads    : {fc.get_num_threads()} (worker spin {fc.get_worker_spin_us()} us, "
-          f"NumPy BLAS parking {'on' if fc.get_blas_parking() else 'off'})")
+    print(
+        f"  CPU threads    : {fc.get_num_threads()} (worker spin {fc.get_worker_spin_us()} us, "
+        f"NumPy BLAS parking {'on' if fc.get_blas_parking() else 'off'})"
+    )
     print(f"  CUDA           : built={fc.cuda_built()} available={fc.cuda_available()}")
     start = time.perf_counter()
     ok = self_check(args.verbose)

@@ -2,6 +2,7 @@
 module per kernel family (ops/__init__.py says which), with their argument checks in
 ops/_checks.py. NumPy arrays run on the CPU kernels (fastconv._cpu), CuPy arrays on the CUDA kernels.
 """
+
 from __future__ import annotations
 
 from .ops import *  # noqa: F403 - the public functions, listed in ops.__all__

@@ -17,6 +17,7 @@ and results are converted back to the caller's layout. Every result is a new flo
 (with layout="NHWC": x (N,H,W,C), w (R,S,C,K), y (N,P,Q,K)). This module imports only NumPy
 and the shared shape helpers, never the compiled extension.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -25,17 +26,37 @@ from numpy.lib.stride_tricks import sliding_window_view
 from .ops._shapes import check_layout, pair, resolve_padding
 
 __all__ = [
-    "conv2d", "conv2d_backward", "conv2d_backward_data", "conv2d_backward_weight",
-    "max_pool2d", "max_pool2d_backward", "relu", "relu_backward",
-    "avg_pool2d", "avg_pool2d_backward", "global_avg_pool2d", "global_avg_pool2d_backward",
-    "global_max_pool2d", "global_max_pool2d_backward",
-    "batch_norm", "batch_norm_backward",
-    "sigmoid", "sigmoid_backward", "tanh", "tanh_backward", "leaky_relu", "leaky_relu_backward",
-    "linear", "linear_backward", "linear_backward_data", "linear_backward_weight",
+    "conv2d",
+    "conv2d_backward",
+    "conv2d_backward_data",
+    "conv2d_backward_weight",
+    "max_pool2d",
+    "max_pool2d_backward",
+    "relu",
+    "relu_backward",
+    "avg_pool2d",
+    "avg_pool2d_backward",
+    "global_avg_pool2d",
+    "global_avg_pool2d_backward",
+    "global_max_pool2d",
+    "global_max_pool2d_backward",
+    "batch_norm",
+    "batch_norm_backward",
+    "sigmoid",
+    "sigmoid_backward",
+    "tanh",
+    "tanh_backward",
+    "leaky_relu",
+    "leaky_relu_backward",
+    "linear",
+    "linear_backward",
+    "linear_backward_data",
+    "linear_backward_weight",
 ]
 
 
 # ----------------------------------------------------------------------------- layout helpers
+
 
 def _f64(a, name, ndim=4):
     a = np.asarray(a, dtype=np.float64)
@@ -44,19 +65,19 @@ def _f64(a, name, ndim=4):
     return a
 
 
-def _x_to_nchw(x, layout):                    # (N,H,W,C) -> (N,C,H,W)
+def _x_to_nchw(x, layout):  # (N,H,W,C) -> (N,C,H,W)
     return x if layout == "NCHW" else x.transpose(0, 3, 1, 2)
 
 
-def _x_from_nchw(x, layout):                  # (N,C,H,W) -> (N,H,W,C)
+def _x_from_nchw(x, layout):  # (N,C,H,W) -> (N,H,W,C)
     return np.ascontiguousarray(x if layout == "NCHW" else x.transpose(0, 2, 3, 1))
 
 
-def _w_to_kcrs(w, layout):                    # (R,S,C,K) -> (K,C,R,S)
+def _w_to_kcrs(w, layout):  # (R,S,C,K) -> (K,C,R,S)
     return w if layout == "NCHW" else w.transpose(3, 2, 0, 1)
 
 
-def _w_from_kcrs(w, layout):                  # (K,C,R,S) -> (R,S,C,K)
+def _w_from_kcrs(w, layout):  # (K,C,R,S) -> (R,S,C,K)
     return np.ascontiguousarray(w if layout == "NCHW" else w.transpose(2, 3, 1, 0))
 
 
@@ -76,6 +97,7 @@ def _kcrs_shape(shape, layout):
 
 # ----------------------------------------------------------------------------- conv geometry
 
+
 def _window_starts(size, pad_begin, pad_end, extent, stride):
     """Positions of a window of `extent` cells, `stride` apart, that fit in the padded size: the
     output size counted, not computed by the kernels' formula (the oracle keeps its own)."""
@@ -89,8 +111,9 @@ def _conv_geometry(hw, rs, stride, padding, dilation):
     P = _window_starts(hw[0], pads[0], pads[1], dilation[0] * (rs[0] - 1) + 1, stride[0])
     Q = _window_starts(hw[1], pads[2], pads[3], dilation[1] * (rs[1] - 1) + 1, stride[1])
     if P < 1 or Q < 1:
-        raise ValueError(f"output size {P}x{Q} < 1 for input {hw}, kernel {rs}, stride {stride}, "
-                         f"padding {pads}, dilation {dilation}")
+        raise ValueError(
+            f"output size {P}x{Q} < 1 for input {hw}, kernel {rs}, stride {stride}, padding {pads}, dilation {dilation}"
+        )
     return stride, dilation, pads, (P, Q)
 
 
@@ -108,11 +131,11 @@ def _pad(x, pads, value=0.0):
 
 # ----------------------------------------------------------------------------- convolution
 
-def conv2d(x, weight, bias=None, *, stride=1, padding=0, dilation=1, layout="NCHW",
-           activation=None, alpha=0.01):
+
+def conv2d(x, weight, bias=None, *, stride=1, padding=0, dilation=1, layout="NCHW", activation=None, alpha=0.01):
     """y[n,k,p,q] = b[k] + sum_{c,r,s} xpad[n,c,p*sh+r*dh,q*sw+s*dw] * w[k,c,r,s], then activation."""
     layout = check_layout(layout)
-    _activate(np.zeros(1), activation, alpha)   # validates the name before the work
+    _activate(np.zeros(1), activation, alpha)  # validates the name before the work
     x = _x_to_nchw(_f64(x, "x"), layout)
     w = _w_to_kcrs(_f64(weight, "weight"), layout)
     if x.shape[1] != w.shape[1]:
@@ -127,8 +150,7 @@ def conv2d(x, weight, bias=None, *, stride=1, padding=0, dilation=1, layout="NCH
     return _x_from_nchw(_activate(y, activation, alpha), layout)
 
 
-def conv2d_backward_data(grad_y, weight, x_shape, *, stride=1, padding=0, dilation=1,
-                         layout="NCHW"):
+def conv2d_backward_data(grad_y, weight, x_shape, *, stride=1, padding=0, dilation=1, layout="NCHW"):
     """The adjoint of conv2d in x: scatter-add gy[n,k,p,q]*w[k,c,r,s] into xpad, then crop."""
     layout = check_layout(layout)
     N, C, H, W = _nchw_shape(x_shape, layout)
@@ -142,14 +164,13 @@ def conv2d_backward_data(grad_y, weight, x_shape, *, stride=1, padding=0, dilati
     gxp = np.zeros((N, C, H + top + bottom, W + left + right))
     for r in range(R):
         for s in range(S):
-            rows = slice(r * dh, r * dh + sh * (P - 1) + 1, sh)      # p*sh + r*dh, p < P
-            cols = slice(s * dw, s * dw + sw * (Q - 1) + 1, sw)      # q*sw + s*dw, q < Q
+            rows = slice(r * dh, r * dh + sh * (P - 1) + 1, sh)  # p*sh + r*dh, p < P
+            cols = slice(s * dw, s * dw + sw * (Q - 1) + 1, sw)  # q*sw + s*dw, q < Q
             gxp[:, :, rows, cols] += np.einsum("nkpq,kc->ncpq", gy, w[:, :, r, s])
-    return _x_from_nchw(gxp[:, :, top:top + H, left:left + W], layout)
+    return _x_from_nchw(gxp[:, :, top : top + H, left : left + W], layout)
 
 
-def conv2d_backward_weight(grad_y, x, weight_shape, *, stride=1, padding=0, dilation=1,
-                           layout="NCHW", bias=True):
+def conv2d_backward_weight(grad_y, x, weight_shape, *, stride=1, padding=0, dilation=1, layout="NCHW", bias=True):
     """gw[k,c,r,s] = sum_{n,p,q} gy[n,k,p,q] * xpad[n,c,p*sh+r*dh,q*sw+s*dw]; gb[k] = sum gy."""
     layout = check_layout(layout)
     K, C, R, S = _kcrs_shape(weight_shape, layout)
@@ -165,8 +186,7 @@ def conv2d_backward_weight(grad_y, x, weight_shape, *, stride=1, padding=0, dila
     return gw, (gy.sum(axis=(0, 2, 3)) if bias else None)
 
 
-def conv2d_backward(grad_y, x, weight, *, stride=1, padding=0, dilation=1, layout="NCHW",
-                    bias=True):
+def conv2d_backward(grad_y, x, weight, *, stride=1, padding=0, dilation=1, layout="NCHW", bias=True):
     """-> (grad_x, grad_weight, grad_bias or None)."""
     weight = np.asarray(weight)
     kw = dict(stride=stride, padding=padding, dilation=dilation, layout=layout)
@@ -177,6 +197,7 @@ def conv2d_backward(grad_y, x, weight, *, stride=1, padding=0, dilation=1, layou
 
 # ----------------------------------------------------------------------------- max pooling
 
+
 def _pool_geometry(hw, kernel_size, stride, padding):
     kernel = pair(kernel_size, "kernel_size")
     stride = kernel if stride is None else pair(stride, "stride")
@@ -184,8 +205,9 @@ def _pool_geometry(hw, kernel_size, stride, padding):
     P = _window_starts(hw[0], pads[0], pads[1], kernel[0], stride[0])
     Q = _window_starts(hw[1], pads[2], pads[3], kernel[1], stride[1])
     if P < 1 or Q < 1:
-        raise ValueError(f"pooled size {P}x{Q} < 1 for input {hw}, kernel_size {kernel}, "
-                         f"stride {stride}, padding {pads}")
+        raise ValueError(
+            f"pooled size {P}x{Q} < 1 for input {hw}, kernel_size {kernel}, stride {stride}, padding {pads}"
+        )
     return kernel, stride, pads, (P, Q)
 
 
@@ -212,14 +234,13 @@ def max_pool2d(x, kernel_size=2, *, stride=None, padding=0, layout="NCHW"):
     j = np.where(picked_valid, j, np.argmax(valid, axis=-1))
     y = np.take_along_axis(vals, j[..., None], -1)[..., 0]
 
-    h = np.arange(P)[:, None] * stride[0] - top + j // kw          # (N,C,P,Q) input row
-    w = np.arange(Q)[None, :] * stride[1] - left + j % kw          # input column
+    h = np.arange(P)[:, None] * stride[0] - top + j // kw  # (N,C,P,Q) input row
+    w = np.arange(Q)[None, :] * stride[1] - left + j % kw  # input column
     indices = (h * W + w).astype(np.int64)
     return _x_from_nchw(y, layout), _x_from_nchw(indices, layout)
 
 
-def max_pool2d_backward(grad_y, indices, x_shape, kernel_size=2, *, stride=None, padding=0,
-                        layout="NCHW"):
+def max_pool2d_backward(grad_y, indices, x_shape, kernel_size=2, *, stride=None, padding=0, layout="NCHW"):
     """gx[n,c].flat[indices[n,c,p,q]] += gy[n,c,p,q] (overlapping windows accumulate)."""
     layout = check_layout(layout)
     N, C, H, W = _nchw_shape(x_shape, layout)
@@ -227,8 +248,7 @@ def max_pool2d_backward(grad_y, indices, x_shape, kernel_size=2, *, stride=None,
     gy = _x_to_nchw(_f64(grad_y, "grad_y"), layout)
     idx = _x_to_nchw(np.asarray(indices), layout)
     if gy.shape != (N, C, P, Q) or idx.shape != (N, C, P, Q):
-        raise ValueError(f"grad_y and indices must have shape {(N, C, P, Q)} (NCHW), "
-                         f"got {gy.shape} and {idx.shape}")
+        raise ValueError(f"grad_y and indices must have shape {(N, C, P, Q)} (NCHW), got {gy.shape} and {idx.shape}")
     if not np.issubdtype(idx.dtype, np.integer):
         raise TypeError(f"indices must be an integer array, got {idx.dtype}")
     if idx.size and (idx.min() < 0 or idx.max() >= H * W):
@@ -257,8 +277,9 @@ def _avg_counts(hw, khw, stride, pads, pq, count_include_pad):
     return _windows(ones, khw, stride, (1, 1), pq).sum(axis=(-2, -1))
 
 
-def avg_pool2d_backward(grad_y, x_shape, kernel_size=2, *, stride=None, padding=0, layout="NCHW",
-                        count_include_pad=True):
+def avg_pool2d_backward(
+    grad_y, x_shape, kernel_size=2, *, stride=None, padding=0, layout="NCHW", count_include_pad=True
+):
     """Each window's grad_y / count added to every cell of the window (padded cells dropped)."""
     layout = check_layout(layout)
     N, C, H, W = _nchw_shape(x_shape, layout)
@@ -271,8 +292,8 @@ def avg_pool2d_backward(grad_y, x_shape, kernel_size=2, *, stride=None, padding=
     gxp = np.zeros((N, C, H + top + bottom, W + left + right))
     for r in range(kh):
         for s in range(kw):
-            gxp[:, :, r:r + sh * (P - 1) + 1:sh, s:s + sw * (Q - 1) + 1:sw] += g
-    return _x_from_nchw(gxp[:, :, top:top + H, left:left + W], layout)
+            gxp[:, :, r : r + sh * (P - 1) + 1 : sh, s : s + sw * (Q - 1) + 1 : sw] += g
+    return _x_from_nchw(gxp[:, :, top : top + H, left : left + W], layout)
 
 
 def _nc(a, layout):
@@ -306,8 +327,9 @@ def global_max_pool2d_backward(grad_y, indices, x_shape, *, layout="NCHW"):
     layout = check_layout(layout)
     N, C, H, W = _nchw_shape(x_shape, layout)
     shape4 = (N, C, 1, 1) if layout == "NCHW" else (N, 1, 1, C)
-    return max_pool2d_backward(np.asarray(grad_y).reshape(shape4), np.asarray(indices).reshape(shape4),
-                               x_shape, (H, W), layout=layout)
+    return max_pool2d_backward(
+        np.asarray(grad_y).reshape(shape4), np.asarray(indices).reshape(shape4), x_shape, (H, W), layout=layout
+    )
 
 
 def _hw(x, layout):
@@ -316,6 +338,7 @@ def _hw(x, layout):
 
 
 # ----------------------------------------------------------------------------- relu
+
 
 def relu(x):
     """max(x, 0) elementwise; NaN stays NaN."""
@@ -333,6 +356,7 @@ def relu_backward(grad_y, y):
 
 # ----------------------------------------------------------------------------- batch normalization
 
+
 def _channels_last(x, layout):
     """x as (M, C) float64: every channel's N*H*W elements in a column."""
     x = _x_to_nchw(_f64(x, "x"), layout)
@@ -344,8 +368,9 @@ def _from_channels_last(a, nchw_shape, layout):
     return _x_from_nchw(a.reshape(N, H, W, C).transpose(0, 3, 1, 2), layout)
 
 
-def batch_norm(x, gamma, beta, running_mean, running_var, *, training, momentum=0.1, eps=1e-5,
-               layout="NCHW", activation=None):
+def batch_norm(
+    x, gamma, beta, running_mean, running_var, *, training, momentum=0.1, eps=1e-5, layout="NCHW", activation=None
+):
     """-> (y, saved_mean, saved_inv_std), PyTorch's convention. Training: the batch statistics
     (biased variance) normalize x, and running_mean / running_var (when given) are returned
     updated as (1 - momentum) * running + momentum * batch (unbiased variance) in a 4th and 5th
@@ -374,8 +399,9 @@ def batch_norm(x, gamma, beta, running_mean, running_var, *, training, momentum=
     return y, mean, inv_std, new_mean, new_var
 
 
-def batch_norm_backward(grad_y, x, gamma, saved_mean, saved_inv_std, *, training=True, layout="NCHW",
-                        activation=None, y=None):
+def batch_norm_backward(
+    grad_y, x, gamma, saved_mean, saved_inv_std, *, training=True, layout="NCHW", activation=None, y=None
+):
     """-> (grad_x, grad_gamma, grad_beta); training: through the batch statistics.
     activation="relu": grad_y is the gradient of the ReLU's output y, first taken through it."""
     layout = check_layout(layout)
@@ -396,6 +422,7 @@ def batch_norm_backward(grad_y, x, gamma, saved_mean, saved_inv_std, *, training
 
 
 # ----------------------------------------------------------------------------- sigmoid, tanh, leaky_relu
+
 
 def sigmoid(x):
     """1 / (1 + exp(-x)) in float64, from exp(-|x|) (no overflow)."""
@@ -451,6 +478,7 @@ def _activate(y, activation, alpha):
 
 
 # ----------------------------------------------------------------------------- linear
+
 
 def _dot(a, b):
     """a @ b in float64 with an explicit sum (not BLAS): the oracle must not share the kernel's

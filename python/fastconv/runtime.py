@@ -1,16 +1,32 @@
 """Process-wide switches of the kernels: threads, worker spin, OpenBLAS parking, the CPU ISA,
 Winograd, the output cache and scratch memory, and whether CUDA is there. The fastconv package
 re-exports every public name (fc.set_num_threads & co.)."""
+
 from __future__ import annotations
 
 from . import _cpu
 from .backend import blas
 
 __all__ = [
-    "set_num_threads", "get_num_threads", "set_worker_spin_us", "get_worker_spin_us", "set_blas_parking",
-    "get_blas_parking", "cpu_isa", "available_cpu_isas", "set_cpu_isa", "set_winograd", "get_winograd",
-    "set_output_cache_limit", "output_cache_info", "clear_output_cache", "set_scratch_limit", "memory_info",
-    "clear_caches", "cuda_available", "cuda_built",
+    "set_num_threads",
+    "get_num_threads",
+    "set_worker_spin_us",
+    "get_worker_spin_us",
+    "set_blas_parking",
+    "get_blas_parking",
+    "cpu_isa",
+    "available_cpu_isas",
+    "set_cpu_isa",
+    "set_winograd",
+    "get_winograd",
+    "set_output_cache_limit",
+    "output_cache_info",
+    "clear_output_cache",
+    "set_scratch_limit",
+    "memory_info",
+    "clear_caches",
+    "cuda_available",
+    "cuda_built",
 ]
 
 _ISAS = ("scalar", "avx2", "avx512")
@@ -22,8 +38,9 @@ _MAX_THREADS = _cpu.max_threads()
 def set_num_threads(n: int) -> None:
     """Threads used by the CPU kernels (process-wide), 1 to 1024."""
     if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= _MAX_THREADS:
-        raise ValueError(f"n must be an int in [1, {_MAX_THREADS}] (more threads than cores only "
-                         f"oversubscribe them), got {n!r}")
+        raise ValueError(
+            f"n must be an int in [1, {_MAX_THREADS}] (more threads than cores only oversubscribe them), got {n!r}"
+        )
     _cpu.set_num_threads(n)
 
 
@@ -102,20 +119,22 @@ def set_output_cache_limit(megabytes: float) -> None:
     fresh 100 MB array costs on its first write (more than the convolution itself on VGG16's
     first layers at batch 8). Default 1024 MiB, or FASTCONV_OUTPUT_CACHE_MB at import time.
     Memory of arrays still in use is not counted and never reclaimed early."""
-    if (isinstance(megabytes, bool) or not isinstance(megabytes, (int, float))
-            or not 0 <= megabytes <= _MAX_CACHE_MB):
+    if isinstance(megabytes, bool) or not isinstance(megabytes, (int, float)) or not 0 <= megabytes <= _MAX_CACHE_MB:
         raise ValueError(f"megabytes must be a number in [0, {_MAX_CACHE_MB}], got {megabytes!r}")
     _cpu.output_cache_set_limit(int(megabytes * (1 << 20)))
 
 
-_MAX_CACHE_MB = 1 << 20   # 1 TiB: more than any machine this runs on, and finite (NaN and inf fail)
+_MAX_CACHE_MB = 1 << 20  # 1 TiB: more than any machine this runs on, and finite (NaN and inf fail)
 
 
 def output_cache_info() -> dict:
     """{"limit_mib", "free_mib" (kept for reuse), "used_mib" (in arrays alive now)}."""
     mib = float(1 << 20)
-    return {"limit_mib": _cpu.output_cache_limit() / mib, "free_mib": _cpu.output_cache_free_bytes() / mib,
-            "used_mib": _cpu.output_cache_used_bytes() / mib}
+    return {
+        "limit_mib": _cpu.output_cache_limit() / mib,
+        "free_mib": _cpu.output_cache_free_bytes() / mib,
+        "used_mib": _cpu.output_cache_used_bytes() / mib,
+    }
 
 
 def clear_output_cache() -> None:
@@ -131,8 +150,7 @@ def set_scratch_limit(megabytes: float) -> None:
     A call that needs more than the limit still gets it and gives the excess back when it ends.
     Lowering the limit trims every thread's buffers at once. Default 64 MiB per thread, or
     FASTCONV_SCRATCH_MB at import time."""
-    if (isinstance(megabytes, bool) or not isinstance(megabytes, (int, float))
-            or not 0 <= megabytes <= _MAX_CACHE_MB):
+    if isinstance(megabytes, bool) or not isinstance(megabytes, (int, float)) or not 0 <= megabytes <= _MAX_CACHE_MB:
         raise ValueError(f"megabytes must be a number in [0, {_MAX_CACHE_MB}], got {megabytes!r}")
     _cpu.scratch_set_limit(int(megabytes * (1 << 20)))
 
@@ -145,10 +163,15 @@ def memory_info() -> dict:
     mib = float(1 << 20)
     scratch = _cpu.scratch_bytes_held() / mib
     cache = output_cache_info()
-    return {"scratch_mib": scratch, "scratch_threads": _cpu.scratch_threads(),
-            "scratch_limit_mib": _cpu.scratch_limit() / mib,
-            "output_cache_free_mib": cache["free_mib"], "output_cache_used_mib": cache["used_mib"],
-            "output_cache_limit_mib": cache["limit_mib"], "kept_mib": scratch + cache["free_mib"]}
+    return {
+        "scratch_mib": scratch,
+        "scratch_threads": _cpu.scratch_threads(),
+        "scratch_limit_mib": _cpu.scratch_limit() / mib,
+        "output_cache_free_mib": cache["free_mib"],
+        "output_cache_used_mib": cache["used_mib"],
+        "output_cache_limit_mib": cache["limit_mib"],
+        "kept_mib": scratch + cache["free_mib"],
+    }
 
 
 def clear_caches() -> None:

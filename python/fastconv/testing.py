@@ -7,6 +7,7 @@ Finite differences on float64: the layer (or Sequential) is copied and cast to f
 scalar L = sum(forward(x) * G) with a fixed random G is differentiated numerically by central
 differences, and compared with what backward(G) puts in grad_x and in .grads.
 """
+
 from __future__ import annotations
 
 import copy
@@ -30,8 +31,19 @@ def _mark_input_grad(model):
         model.needs_input_grad = True
 
 
-def check_layer_gradients(layer, x, *, training=True, eps=1e-6, rtol=1e-6, atol=1e-9,
-                          max_checks=64, seed=0, check_input=True, check_params=True):
+def check_layer_gradients(
+    layer,
+    x,
+    *,
+    training=True,
+    eps=1e-6,
+    rtol=1e-6,
+    atol=1e-9,
+    max_checks=64,
+    seed=0,
+    check_input=True,
+    check_params=True,
+):
     """Compare backward() of `layer` (a fastconv layer or Sequential) with central differences.
 
     x: an input batch (any float dtype; cast to float64). The layer is deep-copied and cast to
@@ -77,9 +89,11 @@ def check_layer_gradients(layer, x, *, training=True, eps=1e-6, rtol=1e-6, atol=
             diff = abs(a - numeric)
             scale = max(abs(a), abs(numeric))
             if diff > atol + rtol * scale:
-                raise AssertionError(f"gradient check failed for {name} at index {tuple(int(i) for i in idx)}: "
-                                     f"backward gives {a!r}, finite differences {numeric!r} "
-                                     f"(|diff| {diff:.3g}, eps {eps})")
+                raise AssertionError(
+                    f"gradient check failed for {name} at index {tuple(int(i) for i in idx)}: "
+                    f"backward gives {a!r}, finite differences {numeric!r} "
+                    f"(|diff| {diff:.3g}, eps {eps})"
+                )
             worst = max(worst, diff / scale if scale > 0 else diff)
         errors[name] = worst
 
@@ -103,8 +117,9 @@ def check_layer_gradients(layer, x, *, training=True, eps=1e-6, rtol=1e-6, atol=
             if g is None:
                 raise AssertionError(f"backward left no gradient for {ref.name}")
             if tuple(g.shape) != tuple(ref.value.shape):
-                raise AssertionError(f"{ref.name}: gradient shape {tuple(g.shape)} != parameter shape "
-                                     f"{tuple(ref.value.shape)}")
+                raise AssertionError(
+                    f"{ref.name}: gradient shape {tuple(g.shape)} != parameter shape {tuple(ref.value.shape)}"
+                )
 
             def perturb_p(idx, delta, name=ref.name):
                 trial = copy.deepcopy(base)

@@ -8,25 +8,24 @@ and compare every kernel version with fastconv.reference on small odd shapes, bo
 float32/float64, stride/padding/dilation, the fused ReLU, pooling ties/NaN/bad indices, with
 outputs poisoned (NaN) before each kernel. Nothing here needs a GPU.
 """
+
 from __future__ import annotations
 
 import zlib
 
-
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
-
-import fastconv as fc  # noqa: E402
-from fastconv.backend import cuda_emu as emu  # noqa: E402
-from fastconv import _cuda_emu  # noqa: E402
-from fastconv.backend import cpu as backend_cpu  # noqa: E402
-from fastconv.backend import runner as backend_runner  # noqa: E402
-from fastconv import reference as ref  # noqa: E402
-
 from helpers import assert_close, check_op, noncontiguous, randn, small_ints  # noqa: E402
 
-CONV_VERSIONS = (1, 2, 3)   # kernel1_naive, kernel2_smem_tiled, kernel3_regtile
-POOL_VERSIONS = (1, 2)      # kernel1_scalar, kernel2_vec
+import fastconv as fc  # noqa: E402
+from fastconv import _cuda_emu  # noqa: E402
+from fastconv import reference as ref  # noqa: E402
+from fastconv.backend import cpu as backend_cpu  # noqa: E402
+from fastconv.backend import cuda_emu as emu  # noqa: E402
+from fastconv.backend import runner as backend_runner  # noqa: E402
+
+CONV_VERSIONS = (1, 2, 3)  # kernel1_naive, kernel2_smem_tiled, kernel3_regtile
+POOL_VERSIONS = (1, 2)  # kernel1_scalar, kernel2_vec
 RELU_VERSIONS = (1, 2)
 DTYPES = (np.float32, np.float64)
 LAYOUTS = ("NCHW", "NHWC")
@@ -130,8 +129,8 @@ def test_conv2d_backward_weight_splits_deterministic(emu_backend, layout, versio
 def test_conv2d_workspace_sizes():
     spec = fc.ops.conv.conv_spec((2, 5, 9, 9), (7, 5, 3, 3), 1, 1, 1, "NCHW")
     size = _cuda_emu.conv2d_backward_weight_workspace_bytes
-    assert size(spec.native(_cuda_emu), False, True, 1, 0) == 0                      # naive: none
-    assert size(spec.native(_cuda_emu), False, True, 3, 1) == 7 * (5 * 9 + 1) * 4    # one split, bias column
+    assert size(spec.native(_cuda_emu), False, True, 1, 0) == 0  # naive: none
+    assert size(spec.native(_cuda_emu), False, True, 3, 1) == 7 * (5 * 9 + 1) * 4  # one split, bias column
     assert size(spec.native(_cuda_emu), True, False, 3, 1) == 7 * (5 * 9) * 8
     assert size(spec.native(_cuda_emu), False, True, 2, 3) == 3 * 7 * 46 * 4
     # too small a workspace is refused, naming the kernel family
@@ -139,8 +138,19 @@ def test_conv2d_workspace_sizes():
     gw, gb = np.empty((7, 5, 3, 3), np.float32), np.empty(7, np.float32)
     ws = np.empty(16, np.uint8)
     with pytest.raises(RuntimeError, match="conv2d_backward_weight"):
-        _cuda_emu.conv2d_backward_weight(spec.native(_cuda_emu), gy.ctypes.data, x.ctypes.data, gw.ctypes.data,
-                                         gb.ctypes.data, ws.ctypes.data, ws.nbytes, False, 3, 1, 0)
+        _cuda_emu.conv2d_backward_weight(
+            spec.native(_cuda_emu),
+            gy.ctypes.data,
+            x.ctypes.data,
+            gw.ctypes.data,
+            gb.ctypes.data,
+            ws.ctypes.data,
+            ws.nbytes,
+            False,
+            3,
+            1,
+            0,
+        )
 
 
 @pytest.mark.parametrize("layout", LAYOUTS)
@@ -160,10 +170,9 @@ def test_batch_split_paths(emu_backend, layout):
             gy = randn(rng, y.shape)
             check_op("conv2d_backward_data", gy, w, x.shape, **kw)
             check_op("conv2d_backward_weight", gy, x, w.shape, **kw)
-            assert "kernel1_naive" in _cuda_emu.last_kernel()   # N*P*Q = 210 > 200
+            assert "kernel1_naive" in _cuda_emu.last_kernel()  # N*P*Q = 210 > 200
             yp, idx = check_op("max_pool2d", x, 2, stride=1, padding=1, layout=layout)
-            check_op("max_pool2d_backward", randn(rng, yp.shape), idx, x.shape, 2, stride=1, padding=1,
-                     layout=layout)
+            check_op("max_pool2d_backward", randn(rng, yp.shape), idx, x.shape, 2, stride=1, padding=1, layout=layout)
     finally:
         _cuda_emu.set_max_launch_elements(old)
     assert _cuda_emu.max_launch_elements() == old
@@ -216,7 +225,7 @@ def test_max_pool2d(emu_backend, case, dtype, layout, version):
 def test_max_pool2d_ties_and_nan(emu_backend, layout, version):
     """Ties go to the first element in row-major order; the first NaN wins and propagates."""
     rng = np.random.default_rng(2)
-    x = small_ints(rng, x_shape(layout, 2, 4, 9, 8), low=0, high=2)   # many ties
+    x = small_ints(rng, x_shape(layout, 2, 4, 9, 8), low=0, high=2)  # many ties
     x[x == 2] = np.where(rng.random(int((x == 2).sum())) < 0.15, np.nan, 2)
     kw = dict(stride=(2, 1), padding=1, layout=layout)
     with emu_backend.using(version=version):
@@ -268,14 +277,15 @@ def test_max_pool2d_backward_bad_indices(emu_backend, layout, version):
 
 # ----------------------------------------------------------------------------- relu
 
+
 @pytest.mark.parametrize("version", RELU_VERSIONS)
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
 @pytest.mark.parametrize("n", (1, 7, 1001, 4096 + 3))
 def test_relu(emu_backend, n, dtype, version):
     rng = np.random.default_rng(n)
     x = randn(rng, (n,), dtype)
-    x[:: 7] = np.nan
-    x[1:: 11] = 0.0
+    x[::7] = np.nan
+    x[1::11] = 0.0
     with emu_backend.using(version=version):
         y = check_op("relu", x, exact=True)
         check_op("relu_backward", randn(rng, (n,), dtype), y, exact=True)
@@ -287,7 +297,7 @@ def test_relu(emu_backend, n, dtype, version):
 
 def test_relu_misaligned_falls_back_to_scalar(emu_backend):
     rng = np.random.default_rng(9)
-    x = np.empty(1001 + 1, np.float32)[1:]       # contiguous, 4 bytes past a 16-byte boundary
+    x = np.empty(1001 + 1, np.float32)[1:]  # contiguous, 4 bytes past a 16-byte boundary
     x[...] = randn(rng, (1001,))
     assert x.ctypes.data % 16 != 0
     with emu_backend.using(version=2):
@@ -296,6 +306,7 @@ def test_relu_misaligned_falls_back_to_scalar(emu_backend):
 
 
 # ----------------------------------------------------------------------------- the emulator
+
 
 def test_emulator_barrier_and_shared_memory():
     """A block reverses its slice through shared memory: wrong unless __syncthreads() is a real
@@ -327,11 +338,13 @@ def test_kernel_errors_name_the_kernel():
     spec = fc.ops.conv.conv_spec((1, 1, 3, 3), (1, 1, 1, 1), 1, 0, 1, "NCHW")
     a = np.ones(9, np.float32)
     with pytest.raises(RuntimeError, match=r"f32_conv2d_bwd_weight_nchw_kernel3_regtile|conv2d_backward_weight"):
-        _cuda_emu.conv2d_backward_weight(spec.native(_cuda_emu), a.ctypes.data, a.ctypes.data, a.ctypes.data, 0,
-                                         0, 0, False, 3, 0, 0)
+        _cuda_emu.conv2d_backward_weight(
+            spec.native(_cuda_emu), a.ctypes.data, a.ctypes.data, a.ctypes.data, 0, 0, 0, False, 3, 0, 0
+        )
 
 
 # ----------------------------------------------------------------------------- the CuPy glue
+
 
 class _StubDevice:
     def __init__(self, id=0):
@@ -392,7 +405,7 @@ def test_cuda_backend_glue_with_a_stub_cupy(monkeypatch, poison):
     monkeypatch.setitem(sys.modules, "fastconv._cuda", _cuda_emu)
     monkeypatch.setattr(backend_cuda, "_runner", None)
     rng = np.random.default_rng(8)
-    x = randn(rng, (2, 9, 7, 5)).view(_StubCupyArray)     # NHWC
+    x = randn(rng, (2, 9, 7, 5)).view(_StubCupyArray)  # NHWC
     w = randn(rng, (3, 3, 5, 6)).view(_StubCupyArray)
     b = randn(rng, (6,)).view(_StubCupyArray)
     kw = dict(stride=(2, 1), padding=1, dilation=1, layout="NHWC")
@@ -412,16 +425,25 @@ def test_cuda_backend_glue_with_a_stub_cupy(monkeypatch, poison):
     want_y, want_idx = ref.max_pool2d(x, 3, stride=2, padding=1, layout="NHWC")
     assert np.array_equal(py, want_y) and np.array_equal(idx, want_idx)
     g = backend_cuda.backend().max_pool2d_backward(pspec, py, idx)
-    assert_close(np.asarray(g), ref.max_pool2d_backward(py, want_idx, x.shape, 3, stride=2, padding=1,
-                                                        layout="NHWC"), dtype=np.float32, name="pool grad")
+    assert_close(
+        np.asarray(g),
+        ref.max_pool2d_backward(py, want_idx, x.shape, 3, stride=2, padding=1, layout="NHWC"),
+        dtype=np.float32,
+        name="pool grad",
+    )
     bad = idx.copy()
     bad.flat[3] = -5
     with pytest.raises(ValueError, match="indices"):
         backend_cuda.backend().max_pool2d_backward(pspec, py, bad)
     r = backend_cuda.backend().relu_forward(x)
     assert_close(np.asarray(r), ref.relu(x), dtype=np.float32, exact=True, name="relu")
-    assert_close(np.asarray(backend_cuda.backend().relu_backward(gy[..., :1].copy(), gy[..., :1].copy())),
-                 ref.relu_backward(gy[..., :1], gy[..., :1]), dtype=np.float32, exact=True, name="relu bwd")
+    assert_close(
+        np.asarray(backend_cuda.backend().relu_backward(gy[..., :1].copy(), gy[..., :1].copy())),
+        ref.relu_backward(gy[..., :1], gy[..., :1]),
+        dtype=np.float32,
+        exact=True,
+        name="relu bwd",
+    )
     assert len(streams) >= 8  # every launch asked CuPy for its current stream
     other = x.copy()
     other._device_id = 1
@@ -440,6 +462,7 @@ def test_the_three_backends_are_one_interface():
     rng = np.random.default_rng(2)
     a, b = randn(rng, (5, 3)), randn(rng, (3, 4))
     for be in (backend_cpu.CPU, emu.backend()):
-        assert_close(be.matmul(a, b, np.ones(4, np.float32), "relu"), np.maximum(a @ b + 1, 0),
-                     dtype=np.float32, name="matmul")
+        assert_close(
+            be.matmul(a, b, np.ones(4, np.float32), "relu"), np.maximum(a @ b + 1, 0), dtype=np.float32, name="matmul"
+        )
         assert_close(be.column_sums(a), a.sum(axis=0), dtype=np.float32, name="column sums")

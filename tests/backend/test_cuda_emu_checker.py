@@ -9,6 +9,7 @@ tests run under AddressSanitizer (global memory: every emulated device buffer is
 allocation of its exact size) and UBSan's bounds check (fixed-size __shared__ arrays); the toy
 kernels that read past a global buffer and write past a shared one must be reported there.
 """
+
 from __future__ import annotations
 
 import os
@@ -18,13 +19,12 @@ import zlib
 
 import numpy as np
 import pytest
+from helpers import randn
 
 import fastconv as fc
-from fastconv.backend import cuda_emu as emu
 from fastconv import _cuda_emu
 from fastconv.backend import cpu as backend_cpu
-
-from helpers import randn
+from fastconv.backend import cuda_emu as emu
 
 ORDERS = [("reverse", 0), ("shuffled", 1), ("shuffled", 2)]
 
@@ -73,6 +73,7 @@ def test_conv_kernels_do_not_depend_on_the_thread_order(emu_backend, case, layou
             gx = fc.conv2d_backward_data(gy, w, x.shape, **kw)
             gw, gb = fc.conv2d_backward_weight(gy, x, w.shape, **kw)
             return y, gx, gw, gb
+
         _in_every_order(run)
 
 
@@ -81,13 +82,15 @@ def test_conv_kernels_do_not_depend_on_the_thread_order(emu_backend, case, layou
 def test_pool_and_relu_kernels_do_not_depend_on_the_thread_order(emu_backend, layout, version):
     rng = np.random.default_rng(3)
     x = randn(rng, (2, 5, 9, 11) if layout == "NCHW" else (2, 9, 11, 5), np.float64)
-    x.flat[::7] = x.flat[3]                                   # ties
+    x.flat[::7] = x.flat[3]  # ties
     with emu_backend.using(version=version):
+
         def run():
             y, idx = fc.max_pool2d(x, 3, stride=2, padding=1, layout=layout)
             gx = fc.max_pool2d_backward(np.ones_like(y), idx, x.shape, 3, stride=2, padding=1, layout=layout)
             r = fc.relu(x)
             return y, idx, gx, r, fc.relu_backward(x, r)
+
         _in_every_order(run)
 
 
@@ -100,7 +103,7 @@ def test_the_order_check_finds_a_missing_barrier():
         kernel(a.ctypes.data, out.ctypes.data, blocks, threads)
         return (out,)
 
-    _in_every_order(lambda: run(_cuda_emu.selftest_reverse_in_block))      # with its barrier
+    _in_every_order(lambda: run(_cuda_emu.selftest_reverse_in_block))  # with its barrier
     with pytest.raises(AssertionError, match="differs in reverse order"):
         _in_every_order(lambda: run(_cuda_emu.selftest_racy_reverse_in_block))
     _cuda_emu.set_thread_order("forward", 0)
@@ -125,12 +128,15 @@ print("not caught")
 """
 
 
-@pytest.mark.skipif(not _cuda_emu.sanitized and os.environ.get("FASTCONV_REQUIRE_SANITIZED") != "1",
-                    reason="needs the -DFASTCONV_SANITIZE=ON build (.ci/run's sanitizer job)")
+@pytest.mark.skipif(
+    not _cuda_emu.sanitized and os.environ.get("FASTCONV_REQUIRE_SANITIZED") != "1",
+    reason="needs the -DFASTCONV_SANITIZE=ON build (.ci/run's sanitizer job)",
+)
 @pytest.mark.parametrize("kind, report", [("global", "heap-buffer-overflow"), ("shared", "out of bounds")])
 def test_out_of_bounds_toy_kernels_are_reported_by_the_sanitizers(kind, report):
     assert _cuda_emu.sanitized, "FASTCONV_REQUIRE_SANITIZED=1 but fastconv._cuda_emu is not sanitized"
-    r = subprocess.run([sys.executable, "-c", _OOB_SCRIPT.format(kind=kind)], capture_output=True,
-                       text=True, timeout=120)
+    r = subprocess.run(
+        [sys.executable, "-c", _OOB_SCRIPT.format(kind=kind)], capture_output=True, text=True, timeout=120
+    )
     assert r.returncode != 0 and "not caught" not in r.stdout, r.stdout + r.stderr[-3000:]
     assert report in r.stderr, r.stderr[-3000:]

@@ -5,17 +5,17 @@ Marked `gpu`: run with `pytest -m gpu`; skipped cleanly when fastconv.cuda_avail
 odd shapes, both layouts, float32/float64, every kernel version, and launches on a non-default
 CuPy stream.
 """
+
 from __future__ import annotations
 
 import zlib
 
 import numpy as np
 import pytest
+from helpers import RTOL, assert_close, randn, small_ints
 
 import fastconv as fc
 from fastconv import reference as ref
-
-from helpers import RTOL, assert_close, randn, small_ints
 
 pytestmark = [
     pytest.mark.gpu,
@@ -53,8 +53,9 @@ def check(cp, got, want, dtype, name, exact=False):
         assert got is None, name
         return
     assert isinstance(got, cp.ndarray), f"{name}: expected a CuPy array, got {type(got).__name__}"
-    assert_close(cp.asnumpy(got), want, dtype=dtype, name=name, exact=exact,
-                 rtol=None if exact else 10 * RTOL[np.dtype(dtype)])
+    assert_close(
+        cp.asnumpy(got), want, dtype=dtype, name=name, exact=exact, rtol=None if exact else 10 * RTOL[np.dtype(dtype)]
+    )
 
 
 CONV_CASES = {  # (N, C, H, W, K, R, S, stride, padding, dilation)
@@ -126,7 +127,7 @@ def test_noncontiguous_cupy_inputs(cp):
     rng = np.random.default_rng(2)
     x = randn(rng, (2, 3, 10, 9))
     w = randn(rng, (4, 3, 3, 3))
-    gxs = cp.asarray(np.ascontiguousarray(np.swapaxes(x, 2, 3))).swapaxes(2, 3)   # strided view
+    gxs = cp.asarray(np.ascontiguousarray(np.swapaxes(x, 2, 3))).swapaxes(2, 3)  # strided view
     assert not gxs.flags.c_contiguous
     gws = cp.asfortranarray(cp.asarray(w))
     assert not gws.flags.c_contiguous
@@ -160,8 +161,9 @@ def test_non_default_stream(cp):
     check(cp, gp, gp_ref, np.float32, "max_pool2d_backward", exact=True)
     gy_ref = ref.relu_backward(gp_ref, y_np)
     check(cp, gy, gy_ref, np.float32, "relu_backward", exact=True)
-    for name, g, wnt in zip(("grad_x", "grad_weight", "grad_bias"), grads,
-                            ref.conv2d_backward(gy_ref, x, w, padding=1)):
+    for name, g, wnt in zip(
+        ("grad_x", "grad_weight", "grad_bias"), grads, ref.conv2d_backward(gy_ref, x, w, padding=1)
+    ):
         check(cp, g, wnt, np.float32, name)
 
 
@@ -180,7 +182,7 @@ POOL_CASES = {
 def test_max_pool2d(cp, runner, case, dtype, layout, version):
     N, C, H, W, k, stride, padding = POOL_CASES[case]
     rng = np.random.default_rng(zlib.crc32(f"{case}{layout}".encode()))
-    x = small_ints(rng, xs(layout, N, C, H, W), dtype, low=-4, high=-1)   # ties, all negative
+    x = small_ints(rng, xs(layout, N, C, H, W), dtype, low=-4, high=-1)  # ties, all negative
     x.flat[::17] = np.nan
     kw = dict(stride=stride, padding=padding, layout=layout)
     with runner.using(version=version):
@@ -211,8 +213,14 @@ def test_relu(cp, runner, dtype, version):
         y = fc.relu(cp.asarray(x))
         check(cp, y, ref.relu(x), dtype, "relu", exact=True)
         gy = randn(rng, x.shape, dtype)
-        check(cp, fc.relu_backward(cp.asarray(gy), y), ref.relu_backward(gy, ref.relu(x)), dtype,
-              "relu_backward", exact=True)
+        check(
+            cp,
+            fc.relu_backward(cp.asarray(gy), y),
+            ref.relu_backward(gy, ref.relu(x)),
+            dtype,
+            "relu_backward",
+            exact=True,
+        )
         inplace = cp.asarray(x)
         assert fc.relu(inplace, out=inplace) is inplace
         check(cp, inplace, ref.relu(x), dtype, "relu in place", exact=True)

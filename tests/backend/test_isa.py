@@ -1,4 +1,5 @@
 """CPU instruction-set selection: fc.cpu_isa(), fc.set_cpu_isa() and FASTCONV_ISA."""
+
 from __future__ import annotations
 
 import os
@@ -9,12 +10,13 @@ import pytest
 
 import fastconv as fc
 
-ORDER = ("scalar", "avx2", "avx512")          # lowest to highest
+ORDER = ("scalar", "avx2", "avx512")  # lowest to highest
 
 
 def _run(code, **env):
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
-                            env={**os.environ, **env})
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env={**os.environ, **env}
+    )
     assert result.returncode == 0, result.stderr
     return result.stdout.strip()
 
@@ -36,9 +38,17 @@ def test_fastconv_isa_environment_variable(requested):
 
 def test_default_isa_is_the_best_available():
     env = {k: v for k, v in os.environ.items() if k != "FASTCONV_ISA"}
-    result = subprocess.run([sys.executable, "-c", "import fastconv as f; print(f.cpu_isa(), "
-                             "max(f.available_cpu_isas(), key=%r.index))" % (ORDER,)],
-                            capture_output=True, text=True, timeout=120, env=env)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import fastconv as f; print(f.cpu_isa(), max(f.available_cpu_isas(), key=%r.index))" % (ORDER,),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
     assert result.returncode == 0, result.stderr
     used, best = result.stdout.split()
     assert used == best

@@ -1,5 +1,6 @@
 """Memory fastconv keeps between calls: per-thread scratch bounded by set_scratch_limit, reported
 by memory_info, given back by clear_caches (also while other threads run kernels)."""
+
 from __future__ import annotations
 
 import os
@@ -52,8 +53,15 @@ def test_memory_info_reports_scratch_and_clear_caches_gives_everything_back():
     fc.set_scratch_limit(64)
     _all_passes(x, w, gy)
     info = fc.memory_info()
-    assert set(info) == {"scratch_mib", "scratch_threads", "scratch_limit_mib", "output_cache_free_mib",
-                         "output_cache_used_mib", "output_cache_limit_mib", "kept_mib"}
+    assert set(info) == {
+        "scratch_mib",
+        "scratch_threads",
+        "scratch_limit_mib",
+        "output_cache_free_mib",
+        "output_cache_used_mib",
+        "output_cache_limit_mib",
+        "kept_mib",
+    }
     assert info["scratch_mib"] > 1 and info["scratch_threads"] >= 1
     assert info["kept_mib"] == pytest.approx(info["scratch_mib"] + info["output_cache_free_mib"])
     fc.clear_caches()
@@ -73,11 +81,11 @@ def test_each_thread_keeps_at_most_the_limit_and_results_do_not_change(threads):
         want = _all_passes(x, w, gy)
         kept_unbounded = fc.memory_info()["scratch_mib"]
         fc.set_scratch_limit(1)
-        for _ in range(2):     # over the limit: each call gets its buffers and gives the excess back
+        for _ in range(2):  # over the limit: each call gets its buffers and gives the excess back
             got = _all_passes(x, w, gy)
             info = fc.memory_info()
             assert info["scratch_mib"] <= 1.0 * max(1, info["scratch_threads"])
-        fc.set_scratch_limit(0)              # trims every thread at once, busy or not since
+        fc.set_scratch_limit(0)  # trims every thread at once, busy or not since
         assert fc.memory_info()["scratch_mib"] == 0
         got0 = _all_passes(x, w, gy)
         assert fc.memory_info()["scratch_mib"] == 0
@@ -98,8 +106,9 @@ def test_linear_and_strided_kernels_use_the_bounded_scratch_too():
     ws = rng.standard_normal((6, 8, 3, 3), dtype=np.float32)
     gy = rng.standard_normal((2, 6, 10, 10), dtype=np.float32)
     got = fc.conv2d_backward_data(gy, ws, xs.shape, stride=2, padding=1)
-    np.testing.assert_allclose(got, ref.conv2d_backward_data(gy, ws, xs.shape, stride=2, padding=1),
-                               rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(
+        got, ref.conv2d_backward_data(gy, ws, xs.shape, stride=2, padding=1), rtol=1e-4, atol=1e-4
+    )
     assert fc.memory_info()["scratch_mib"] == 0
 
 

@@ -1,5 +1,6 @@
 """The CPU output-buffer cache (csrc/cpu/runtime/output_cache.h): outputs of 1 MiB or more reuse
 freed blocks of the same size, within a byte limit, and are ordinary writable NumPy arrays."""
+
 from __future__ import annotations
 
 import threading
@@ -8,8 +9,8 @@ import numpy as np
 import pytest
 
 import fastconv as fc
-from fastconv.backend import cpu as backend_cpu
 from fastconv import reference as ref
+from fastconv.backend import cpu as backend_cpu
 
 
 @pytest.fixture(autouse=True)
@@ -33,7 +34,7 @@ def test_freed_outputs_are_reused():
     assert fc.output_cache_info()["free_mib"] >= 4
     y2 = fc.relu(-x)
     assert y2.ctypes.data == ptr, "same size after a free: the block is reused"
-    np.testing.assert_array_equal(y2, np.maximum(-x, 0))   # fully rewritten, nothing stale
+    np.testing.assert_array_equal(y2, np.maximum(-x, 0))  # fully rewritten, nothing stale
 
 
 def test_outputs_are_ordinary_arrays():
@@ -45,7 +46,7 @@ def test_outputs_are_ordinary_arrays():
     y[0, 0, 0, 0] = 5.0
     view = y[1:]
     del y
-    assert view.shape == (3, 64, 64, 64)          # a view keeps the block alive
+    assert view.shape == (3, 64, 64, 64)  # a view keeps the block alive
     np.testing.assert_array_equal(view, np.maximum(x[1:], 0))
 
 
@@ -86,7 +87,7 @@ def test_threads_share_the_cache_safely():
     stays correct (no block is handed to two arrays at once)."""
     fc.set_output_cache_limit(64)
     rng = np.random.default_rng(3)
-    x = rng.standard_normal((4, 32, 40, 40)).astype(np.float32)   # outputs of 1.2 MiB
+    x = rng.standard_normal((4, 32, 40, 40)).astype(np.float32)  # outputs of 1.2 MiB
     w = rng.standard_normal((48, 32, 3, 3)).astype(np.float32)
     want = ref.conv2d(x.astype(np.float64), w.astype(np.float64), padding=1)
     errors = []

@@ -1,13 +1,14 @@
 """Concurrent calls from Python threads, and the thread-count controls."""
+
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
+from helpers import assert_close, randn
 
 import fastconv as fc
-from helpers import assert_close, randn
 
 
 def _work(seed):
@@ -23,7 +24,7 @@ def _work(seed):
     gx, gw, gb = fc.conv2d_backward(gy, x, w, **kw)
     p, idx = fc.max_pool2d(y, 3, stride=2, padding=1, layout=layout)
     gp = fc.max_pool2d_backward(p, idx, y.shape, 3, stride=2, padding=1, layout=layout)
-    big = randn(rng, (3, 17, 31, 29))                       # several relu work chunks
+    big = randn(rng, (3, 17, 31, 29))  # several relu work chunks
     return [y, gy, gx, gw, gb, p, idx, gp, fc.relu(x), fc.relu(big), fc.relu_backward(big, big)]
 
 
@@ -37,7 +38,8 @@ def test_concurrent_calls_match_serial():
                 for j, (got, want) in enumerate(zip(results, serial[i % len(seeds)])):
                     assert np.array_equal(got, want), (
                         f"seed {seeds[i % len(seeds)]}, output {j}: a threaded call differs from "
-                        f"the serial one (max diff {np.max(np.abs(got - want))})")
+                        f"the serial one (max diff {np.max(np.abs(got - want))})"
+                    )
 
 
 @pytest.fixture
@@ -121,9 +123,9 @@ def test_forked_child_runs_its_own_pool():
 
     if not hasattr(os, "fork"):
         pytest.skip("no fork on this platform")
-    want = _work(2)                                  # the parent's workers are running now
+    want = _work(2)  # the parent's workers are running now
     pid = os.fork()
-    if pid == 0:                                     # child: exit code says whether it matched
+    if pid == 0:  # child: exit code says whether it matched
         try:
             ok = all(np.array_equal(a, b) for a, b in zip(_work(2), want))
         finally:
@@ -134,13 +136,14 @@ def test_forked_child_runs_its_own_pool():
 
 # ----------------------------------------------------------------------------- NumPy's BLAS threads
 
+
 def _matmul_then_conv(rng):
     a, b = randn(rng, (50, 1024), np.float64), randn(rng, (1024, 100), np.float64)
     x, w = randn(rng, (4, 32, 20, 20)), randn(rng, (32, 32, 3, 3))
     out = []
     for _ in range(3):
-        out.append(a @ b)                            # wakes OpenBLAS's threads
-        out.append(fc.conv2d(x, w, padding=1))       # parks them first (when enabled and safe)
+        out.append(a @ b)  # wakes OpenBLAS's threads
+        out.append(fc.conv2d(x, w, padding=1))  # parks them first (when enabled and safe)
     return out
 
 
@@ -172,9 +175,9 @@ def test_blas_parking_stops_openblas_threads_and_they_restart(restore_parking, r
     want = a @ b
     blas.park()
     assert all(running.value == 0 for _, running in blas._find())
-    assert np.array_equal(a @ b, want)               # the next BLAS call restarts its threads
+    assert np.array_equal(a @ b, want)  # the next BLAS call restarts its threads
     fc.set_blas_parking(False)
-    blas.park()                                     # disabled: leaves them alone
+    blas.park()  # disabled: leaves them alone
     assert np.array_equal(a @ b, want)
 
 
@@ -223,7 +226,7 @@ def test_lowering_the_thread_count_limits_the_team(restore_threads):
         assert fc._cpu.pool_last_team_threads() <= 2
     fc.set_num_threads(1)
     fc.conv2d(x, w, padding=1)
-    assert fc._cpu.pool_last_team_threads() <= 2      # one thread: no team ran since
+    assert fc._cpu.pool_last_team_threads() <= 2  # one thread: no team ran since
 
 
 def test_blas_parking_leaves_the_library_local():
@@ -236,5 +239,5 @@ def test_blas_parking_leaves_the_library_local():
     if blas.parkable_libraries() == 0:
         pytest.skip("NumPy's BLAS is not an OpenBLAS with a pthreads server here")
     blas.park()
-    main_program = ctypes.CDLL(None)               # the global lookup scope
+    main_program = ctypes.CDLL(None)  # the global lookup scope
     assert not hasattr(main_program, "blas_thread_shutdown_")

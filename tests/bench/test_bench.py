@@ -2,6 +2,7 @@
 JSON/markdown it promises (training-loop rows first), runs in the environment it is started in
 (no re-exec), and its verification step catches a kernel that returns wrong values (the
 contender is then not timed and the exit status is 1)."""
+
 from __future__ import annotations
 
 import json
@@ -17,9 +18,30 @@ import fastconv as fc
 from fastconv import _cpu, bench
 from fastconv.bench import libs, loops, machine, shapes
 
-ROW_KEYS = {"network", "layer", "kind", "pass", "batch", "threads", "dtype", "shape", "flops", "bytes", "ms",
-            "gflops", "gbps", "pct_peak", "pct_copy", "torch_best_ms", "x_vs_torch_best", "x_vs_numpy",
-            "verified", "verify_error", "peak_gflops", "copy_gbps"}
+ROW_KEYS = {
+    "network",
+    "layer",
+    "kind",
+    "pass",
+    "batch",
+    "threads",
+    "dtype",
+    "shape",
+    "flops",
+    "bytes",
+    "ms",
+    "gflops",
+    "gbps",
+    "pct_peak",
+    "pct_copy",
+    "torch_best_ms",
+    "x_vs_torch_best",
+    "x_vs_numpy",
+    "verified",
+    "verify_error",
+    "peak_gflops",
+    "copy_gbps",
+}
 
 
 def run_smoke(tmp_path, *extra):
@@ -30,14 +52,34 @@ def run_smoke(tmp_path, *extra):
 def test_smoke_run_writes_json_and_markdown(tmp_path, capsys):
     code, res = run_smoke(tmp_path)
     assert code == 0 and res["ok"] is True
-    assert {"machine", "config", "results", "networks", "summary", "verification", "command",
-            "fastconv_version", "isa", "torch_version", "numpy_version", "loops", "thread_settings"} <= set(res)
+    assert {
+        "machine",
+        "config",
+        "results",
+        "networks",
+        "summary",
+        "verification",
+        "command",
+        "fastconv_version",
+        "isa",
+        "torch_version",
+        "numpy_version",
+        "loops",
+        "thread_settings",
+    } <= set(res)
     m = res["machine"]
     assert all(v > 0 for per in m["peak_gflops_f32"].values() for v in per.values())
     assert m["copy_gbps"]["1"] > 0 and m["copy_gbps_streaming"]["1"] > 0
     kinds = {(r["kind"], r["pass"]) for r in res["results"]}
-    assert kinds == {("conv", "fwd"), ("conv", "bwd_data"), ("conv", "bwd_weight"), ("pool", "fwd"),
-                     ("pool", "bwd"), ("relu", "fwd"), ("relu", "bwd")}
+    assert kinds == {
+        ("conv", "fwd"),
+        ("conv", "bwd_data"),
+        ("conv", "bwd_weight"),
+        ("pool", "fwd"),
+        ("pool", "bwd"),
+        ("relu", "fwd"),
+        ("relu", "bwd"),
+    }
     for r in res["results"]:
         assert ROW_KEYS <= set(r), ROW_KEYS - set(r)
         assert r["verified"] is True
@@ -52,17 +94,18 @@ def test_smoke_run_writes_json_and_markdown(tmp_path, capsys):
     assert res["verification"]["checked"] == 2 * len(res["results"]) + len(res["loops"])
     assert not res["verification"]["failed"]
     assert [n["name"] for n in res["networks"]] == ["mnist CNN training step"]
-    assert [r["key"] for r in res["loops"]] == ["a", "d"]            # --smoke: the two small rows
+    assert [r["key"] for r in res["loops"]] == ["a", "d"]  # --smoke: the two small rows
     for r in res["loops"]:
         check_loop_row(r, torch=bool(res["torch_version"]))
     assert res["loops"][1]["dtype"] == "float64" and res["loops"][1]["ms"]["numpy"] > 0
-    assert res["loops"][1]["kernels_ms_by_group"]["numpy"] > 0      # the course's affine layers
+    assert res["loops"][1]["kernels_ms_by_group"]["numpy"] > 0  # the course's affine layers
     md = (tmp_path / "bench.md").read_text()
     assert "## Convolution layers" in md and "## Max pooling and ReLU" in md and "FAIL" not in md
     assert md.index("## Training loops") < md.index("## Convolution summary")
     assert "| a | MNIST CNN training step" in md and "| d | cs231n ThreeLayerConvNet.loss" in md
-    if res["torch_version"]:     # the chart's speed-up panel has every kind of row of the run
+    if res["torch_version"]:  # the chart's speed-up panel has every kind of row of the run
         from fastconv.bench import report
+
         labels = [label for label, _ in report._ratios_vs_torch(res)]
         assert labels[0].startswith("loop a") and any(" relu" in lab for lab in labels)
         assert any(" conv" in lab or "conv" in lab.split()[1] for lab in labels[2:])
@@ -79,14 +122,18 @@ def check_loop_row(r, torch):
 
 def test_runs_in_its_environment_without_reexec(tmp_path, monkeypatch, capsys):
     """The entry point neither re-executes itself nor sets thread variables; it reports them."""
+
     def no_exec(*args):
         raise AssertionError(f"the benchmark re-executed itself: {args}")
 
     monkeypatch.delenv("OPENBLAS_THREAD_TIMEOUT", raising=False)
     monkeypatch.setenv("FASTCONV_BENCH_TEST", "1")
     monkeypatch.setattr(os, "execv", no_exec)
-    monkeypatch.setattr(sys, "argv", ["fastconv.bench", "--smoke", "--no-loops", "--no-networks", "--layers", "conv_a",
-                                      "--out", str(tmp_path)])
+    monkeypatch.setattr(
+        sys,
+        "argv",
+        ["fastconv.bench", "--smoke", "--no-loops", "--no-networks", "--layers", "conv_a", "--out", str(tmp_path)],
+    )
     with pytest.raises(SystemExit) as exit_:
         runpy.run_module("fastconv.bench", run_name="__main__")
     assert exit_.value.code == 0 and "OPENBLAS_THREAD_TIMEOUT" not in os.environ
@@ -113,7 +160,7 @@ def test_vgg16_loop_rows_in_smoke_form(key):
     torch = libs.torch_module() if key == "b" else None
     row = loops.run(key, torch, "smoke")
     if key == "b" and row["skipped"]:
-        assert "trainable=False" in row["skipped"]                  # freezing not in this build yet
+        assert "trainable=False" in row["skipped"]  # freezing not in this build yet
         return
     calls = row["kernel_calls"]
     if key == "b":
@@ -139,10 +186,10 @@ def test_batch_norm_loop_row_in_smoke_form():
     if torch is not None:
         model = loops.bn_cnn((8, 8, 1))
         x = np.random.default_rng(0).standard_normal((2, 8, 8, 1), dtype=np.float32)
-        model.forward(x, training=True)                            # built; moving statistics move
-        model.layers[1].epsilon = 0.5                              # the mirror copies this epsilon ...
+        model.forward(x, training=True)  # built; moving statistics move
+        model.layers[1].epsilon = 0.5  # the mirror copies this epsilon ...
         net = loops.torch_mirror(torch, model, torch.float32)
-        model.layers[1].epsilon = 1e-3                             # ... which the model no longer uses
+        model.layers[1].epsilon = 1e-3  # ... which the model no longer uses
         assert not loops._check_outputs(torch, model, net, x)["ok"]
 
 
@@ -195,7 +242,9 @@ def test_verification_catches_a_wrong_convolution(tmp_path, monkeypatch, capsys)
     code, res = run_smoke(tmp_path, "--no-networks", "--no-loops")
     assert code == 1
     assert {f.split(" fastconv")[0] for f in res["verification"]["failed"]} == {
-        "smoke conv_a bwd_weight", "smoke conv_b bwd_weight"}
+        "smoke conv_a bwd_weight",
+        "smoke conv_b bwd_weight",
+    }
     capsys.readouterr()
 
 
@@ -203,12 +252,17 @@ def test_shape_files_parse():
     vgg = shapes.load("vgg16")
     assert [L.kind for L in vgg].count("conv") == 13 and [L.kind for L in vgg].count("pool") == 5
     assert [L.kind for L in vgg].count("relu") == 13
-    assert all(L.P == L.H and L.Q == L.W for L in vgg if L.kind == "conv")       # 3x3 pad 1
+    assert all(L.P == L.H and L.Q == L.W for L in vgg if L.kind == "conv")  # 3x3 pad 1
     flops = sum(L.flops(1) for L in vgg)
-    assert 30.0e9 < flops < 31.5e9                                                 # VGG16: 15.5 GMAC
+    assert 30.0e9 < flops < 31.5e9  # VGG16: 15.5 GMAC
     mnist = shapes.load("mnist")
     assert [(L.name, L.P) for L in mnist if L.kind != "relu"] == [
-        ("conv1", 26), ("pool1", 13), ("conv2", 11), ("pool2", 5), ("conv3", 3)]
+        ("conv1", 26),
+        ("pool1", 13),
+        ("conv2", 11),
+        ("pool2", 5),
+        ("conv3", 3),
+    ]
     assert all(L.batch == 64 for L in mnist)
     assert {(L.batch, L.dtype) for L in shapes.load("cs231n")} == {(100, "float64"), (50, "float64")}
     with pytest.raises(ValueError, match="needs"):
@@ -237,11 +291,13 @@ def test_verification_catches_a_conv_whose_activation_is_not_applied(tmp_path, m
 
 def test_device_cuda_says_clearly_when_missing_or_delegates(monkeypatch, capsys):
     import importlib.util
+
     if importlib.util.find_spec("fastconv.bench.cuda") is None:
         assert bench.main(["--device", "cuda", "--quick"]) == 2
         assert "not part of this installation" in capsys.readouterr().err
     else:  # the CUDA engineer's module is installed: main() must receive the remaining argv
         import fastconv.bench.cuda as cuda_bench
+
         seen = []
         monkeypatch.setattr(cuda_bench, "main", lambda argv: seen.append(argv) or 0)
         assert bench.main(["--device", "cuda", "--quick"]) == 0
@@ -249,8 +305,7 @@ def test_device_cuda_says_clearly_when_missing_or_delegates(monkeypatch, capsys)
 
 
 def test_module_entry_point_help():
-    out = subprocess.run([sys.executable, "-m", "fastconv.bench", "--help"], capture_output=True, text=True,
-                         timeout=60)
+    out = subprocess.run([sys.executable, "-m", "fastconv.bench", "--help"], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0 and "--quick" in out.stdout and "--device" in out.stdout and "--loops" in out.stdout
 
 
@@ -293,7 +348,8 @@ def test_fold_command_times_the_three_models_and_checks_the_fold(tmp_path, monke
     rows = [line for line in out.read_text().splitlines() if line.startswith("| conv")]
     assert [r.split(" | ")[0] for r in rows] == ["| conv2_1", "| conv3_2", "| conv4_2", "| conv5_2"]
     assert all(" ok |" in r for r in rows)
-    monkeypatch.setattr(BatchNormalization, "folded_into",
-                        lambda self, conv: (conv.params["kernel"], self.params["beta"]))
+    monkeypatch.setattr(
+        BatchNormalization, "folded_into", lambda self, conv: (conv.params["kernel"], self.params["beta"])
+    )
     assert cli.main(["fold", "--batch", "1", "--repeats", "1", "--no-torch"]) == 1
     assert "FAILED" in capsys.readouterr().out

@@ -1,4 +1,5 @@
 """fastconv.bench.cuda (the GPU benchmark): imports everywhere, refuses clearly without a GPU."""
+
 from __future__ import annotations
 
 import pytest

@@ -1,8 +1,7 @@
 """fastconv.compat.cs231n against the course's contracts: shapes, conv_param/pool_param keys,
 dtype kept, values against a NumPy im2col implementation, and the course's numeric gradient check."""
+
 from __future__ import annotations
-
-
 
 import numpy as np
 import pytest
@@ -10,8 +9,8 @@ import pytest
 from fastconv import reference as ref
 from fastconv.compat import cs231n as cs
 
-
 # ----------------------------------------------------------------------------- NumPy oracles
+
 
 def im2col_conv_forward(x, w, b, stride, pad):
     """x (N,C,H,W), w (F,C,HH,WW) -> out (N,F,H',W') via explicit im2col columns and one GEMM."""
@@ -22,7 +21,7 @@ def im2col_conv_forward(x, w, b, stride, pad):
     cols = np.empty((C * HH * WW, N * Ho * Wo), x.dtype)
     for i in range(Ho):
         for j in range(Wo):
-            patch = xp[:, :, i * stride:i * stride + HH, j * stride:j * stride + WW]   # (N,C,HH,WW)
+            patch = xp[:, :, i * stride : i * stride + HH, j * stride : j * stride + WW]  # (N,C,HH,WW)
             cols[:, (np.arange(N) * Ho + i) * Wo + j] = patch.reshape(N, -1).T
     out = (w.reshape(F, -1) @ cols + b[:, None]).reshape(F, N, Ho, Wo)
     return out.transpose(1, 0, 2, 3)
@@ -34,7 +33,7 @@ def naive_max_pool(x, ph, pw, stride):
     out = np.empty((N, C, Ho, Wo), x.dtype)
     for i in range(Ho):
         for j in range(Wo):
-            out[:, :, i, j] = x[:, :, i * stride:i * stride + ph, j * stride:j * stride + pw].max(axis=(2, 3))
+            out[:, :, i, j] = x[:, :, i * stride : i * stride + ph, j * stride : j * stride + pw].max(axis=(2, 3))
     return out
 
 
@@ -61,12 +60,16 @@ def rel_error(x, y):
 
 # ----------------------------------------------------------------------------- convolution
 
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("N, C, H, W, F, HH, WW, stride, pad", [
-    (2, 3, 31, 31, 5, 3, 3, 2, 1),       # the course's FastLayers shape, smaller batch
-    (1, 4, 7, 6, 3, 3, 2, 1, 0),
-    (3, 2, 8, 9, 4, 5, 5, 3, 2),         # (H + 2 pad - HH) % stride != 0: floored like the naive code
-])
+@pytest.mark.parametrize(
+    "N, C, H, W, F, HH, WW, stride, pad",
+    [
+        (2, 3, 31, 31, 5, 3, 3, 2, 1),  # the course's FastLayers shape, smaller batch
+        (1, 4, 7, 6, 3, 3, 2, 1, 0),
+        (3, 2, 8, 9, 4, 5, 5, 3, 2),  # (H + 2 pad - HH) % stride != 0: floored like the naive code
+    ],
+)
 def test_conv_forward_backward_vs_im2col(N, C, H, W, F, HH, WW, stride, pad, dtype):
     rng = np.random.default_rng(0)
     x = rng.standard_normal((N, C, H, W)).astype(dtype)
@@ -88,7 +91,7 @@ def test_conv_forward_backward_vs_im2col(N, C, H, W, F, HH, WW, stride, pad, dty
     want_dx, want_dw, _ = ref.conv2d_backward(dout, x, w, stride=stride, padding=pad)
     np.testing.assert_allclose(dx, want_dx, rtol=tol, atol=tol * np.abs(want_dx).max())
     np.testing.assert_allclose(dw, want_dw, rtol=tol, atol=tol * np.abs(want_dw).max())
-    if dtype == np.float64 and x.size <= 1000:     # the course's check: one forward per element
+    if dtype == np.float64 and x.size <= 1000:  # the course's check: one forward per element
         dx_num = eval_numerical_gradient_array(lambda v: cs.conv_forward_fast(v, w, b, conv_param)[0], x.copy(), dout)
         dw_num = eval_numerical_gradient_array(lambda v: cs.conv_forward_fast(x, v, b, conv_param)[0], w.copy(), dout)
         assert rel_error(dx, dx_num) < 1e-7 and rel_error(dw, dw_num) < 1e-7
@@ -100,14 +103,18 @@ def test_float64_stays_float64_and_float32_stays_float32():
     w = rng.standard_normal((4, 3, 3, 3))
     b = rng.standard_normal(4)
     for dtype in (np.float64, np.float32):
-        out, cache = cs.conv_relu_pool_forward(x.astype(dtype), w.astype(dtype), b.astype(dtype),
-                                               {"stride": 1, "pad": 1},
-                                               {"pool_height": 2, "pool_width": 2, "stride": 2})
+        out, cache = cs.conv_relu_pool_forward(
+            x.astype(dtype),
+            w.astype(dtype),
+            b.astype(dtype),
+            {"stride": 1, "pad": 1},
+            {"pool_height": 2, "pool_width": 2, "stride": 2},
+        )
         grads = cs.conv_relu_pool_backward(np.ones_like(out), cache)
         assert out.dtype == dtype and all(g.dtype == dtype for g in grads)
     out, _ = cs.conv_forward_fast(x, w.astype(np.float32), b.astype(np.float32), {"stride": 1, "pad": 0})
-    assert out.dtype == np.float64                    # mixed inputs: the common type
-    out, _ = cs.relu_forward(np.arange(-3, 3).reshape(2, 3))   # integers are computed in float64
+    assert out.dtype == np.float64  # mixed inputs: the common type
+    out, _ = cs.relu_forward(np.arange(-3, 3).reshape(2, 3))  # integers are computed in float64
     assert out.dtype == np.float64 and out.tolist() == [[0, 0, 0], [0, 1, 2]]
 
 
@@ -129,21 +136,26 @@ def test_zero_d_array_params_work_as_the_course_code_takes_them():
     out, cache = cs.conv_relu_pool_forward(x, w, b, conv_0d, pool_0d)
     want, want_cache = cs.conv_relu_pool_forward(x, w, b, conv, pool)
     np.testing.assert_array_equal(out, want)
-    for g, wg in zip(cs.conv_relu_pool_backward(np.ones_like(out), cache),
-                     cs.conv_relu_pool_backward(np.ones_like(out), want_cache)):
+    for g, wg in zip(
+        cs.conv_relu_pool_backward(np.ones_like(out), cache), cs.conv_relu_pool_backward(np.ones_like(out), want_cache)
+    ):
         np.testing.assert_array_equal(g, wg)
     bn_0d = {"mode": "train", "eps": np.array(1e-5), "momentum": np.array(0.9)}
-    np.testing.assert_array_equal(cs.batchnorm_forward(x[:, :, 0, 0], b[:3], b[:3], bn_0d)[0],
-                                  cs.batchnorm_forward(x[:, :, 0, 0], b[:3], b[:3], {"mode": "train"})[0])
+    np.testing.assert_array_equal(
+        cs.batchnorm_forward(x[:, :, 0, 0], b[:3], b[:3], bn_0d)[0],
+        cs.batchnorm_forward(x[:, :, 0, 0], b[:3], b[:3], {"mode": "train"})[0],
+    )
     with pytest.raises(TypeError, match="padding must be 'valid', 'same', an int"):
         cs.conv_forward_fast(x, w, b, {"stride": 1, "pad": np.array(1.0)})
 
 
 # ----------------------------------------------------------------------------- pooling and relu
 
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("shape, ph, pw, stride", [((2, 3, 8, 8), 2, 2, 2), ((1, 2, 7, 9), 3, 2, 2),
-                                                   ((2, 1, 5, 5), 2, 2, 1)])
+@pytest.mark.parametrize(
+    "shape, ph, pw, stride", [((2, 3, 8, 8), 2, 2, 2), ((1, 2, 7, 9), 3, 2, 2), ((2, 1, 5, 5), 2, 2, 1)]
+)
 def test_max_pool_contract(shape, ph, pw, stride, dtype):
     rng = np.random.default_rng(2)
     # distinct values at least 0.01 apart: no near-ties for the numeric gradient to step across
@@ -171,6 +183,7 @@ def test_relu_contract():
 
 # ----------------------------------------------------------------------------- sandwich layers
 
+
 def test_sandwich_layers_match_their_parts_and_numeric_gradients():
     rng = np.random.default_rng(4)
     x = rng.standard_normal((2, 3, 8, 8))
@@ -192,14 +205,14 @@ def test_sandwich_layers_match_their_parts_and_numeric_gradients():
     np.testing.assert_allclose(out, naive_max_pool(np.maximum(a, 0), 2, 2, 2), rtol=1e-12, atol=1e-12)
     dout = rng.standard_normal(out.shape)
     dx, dw, db = cs.conv_relu_pool_backward(dout, cache)
-    f = lambda v: cs.conv_relu_pool_forward(x, v, b, conv_param, pool_param)[0]   # noqa: E731
+    f = lambda v: cs.conv_relu_pool_forward(x, v, b, conv_param, pool_param)[0]  # noqa: E731
     dw_num = eval_numerical_gradient_array(f, w.copy(), dout)
     assert rel_error(dw, dw_num) < 1e-7
 
 
 def test_noncontiguous_inputs():
     rng = np.random.default_rng(5)
-    x = rng.standard_normal((2, 8, 6, 3)).transpose(0, 3, 1, 2)       # a view, not C-contiguous
+    x = rng.standard_normal((2, 8, 6, 3)).transpose(0, 3, 1, 2)  # a view, not C-contiguous
     w = rng.standard_normal((4, 3, 3, 3))
     b = rng.standard_normal(4)
     out, _ = cs.conv_forward_fast(x, w, b, {"stride": 1, "pad": 1})
@@ -234,6 +247,7 @@ def test_course_update_rules_over_several_steps():
 
     class Holder:
         params, grads, trainable = {"w": w0.copy()}, {}, True
+
     opt, w, cfg = fc.Adam(learning_rate=1e-3), w0.copy(), None
     for g in grads:
         w, cfg = cs.adam(w, g, cfg)
@@ -252,5 +266,5 @@ def test_update_rules_name_a_config_value_that_is_not_a_number():
     for rule in (course_optim.sgd, course_optim.sgd_momentum, course_optim.rmsprop, course_optim.adam):
         with pytest.raises(TypeError, match=r"config\['learning_rate'\] must be a number, got str 'a'"):
             rule(w, w, {"learning_rate": "a"})
-        next_w, _ = rule(w, w, {"learning_rate": np.array(0.5)})   # a 0-d array, as the course allows
+        next_w, _ = rule(w, w, {"learning_rate": np.array(0.5)})  # a 0-d array, as the course allows
         assert np.isfinite(next_w).all() and not np.array_equal(next_w, w)

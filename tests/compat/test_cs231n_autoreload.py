@@ -4,6 +4,7 @@ module binds to that name, so that object must be install()'s stand-in, never fa
 function: fastconv keeps working, the edited function runs in the course module's globals, and
 uninstall() puts back the course's function with the edit. Runs a real IPython shell in a
 subprocess on the course-shaped package of test_cs231n_install."""
+
 from __future__ import annotations
 
 import json
@@ -13,7 +14,6 @@ import sys
 import textwrap
 
 import pytest
-
 from test_cs231n_install import COURSE
 
 pytest.importorskip("IPython")
@@ -112,8 +112,9 @@ def notebook(tmp_path_factory):
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(textwrap.dedent(text))
     env = dict(os.environ, IPYTHONDIR=str(root / "ipython"))
-    proc = subprocess.run([sys.executable, "-c", NOTEBOOK, str(root)], capture_output=True, text=True,
-                          timeout=180, env=env)
+    proc = subprocess.run(
+        [sys.executable, "-c", NOTEBOOK, str(root)], capture_output=True, text=True, timeout=180, env=env
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     return result["cells"], result["values"]
@@ -130,7 +131,7 @@ def test_editing_a_course_sandwich_leaves_fastconv_intact(notebook):
     their own code."""
     cells, values = notebook
     assert errors(cells, "setup", "loss_after_edit", "fastconv_after_edit") == {}
-    assert "autoreload of" not in cells["loss_after_edit"]["output"]          # no failed reload
+    assert "autoreload of" not in cells["loss_after_edit"]["output"]  # no failed reload
     assert "edited conv_relu_pool_forward" in cells["loss_after_edit"]["output"]
     assert values["loss_after_edit"] == pytest.approx(values["want_loss"], rel=1e-12)
     assert values["changed_after_edit"] == []

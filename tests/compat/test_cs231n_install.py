@@ -1,6 +1,7 @@
 """fastconv.compat.cs231n.install() on a course-shaped package: classifiers/cnn.py's star imports
 (the last one, layer_utils, rebinding the sandwiches) must end up calling fastconv, with the same
 loss and gradients, and uninstall() must put the course back."""
+
 from __future__ import annotations
 
 import sys
@@ -14,7 +15,7 @@ from fastconv.compat import cs231n as cs
 
 COURSE = {
     "__init__.py": "",
-    "fast_layers.py": '''
+    "fast_layers.py": """
         import numpy as np
 
         def conv_forward_strides(x, w, b, conv_param):
@@ -57,8 +58,8 @@ COURSE = {
                 raise ValueError('Unrecognized method "%s"' % method)
             mask = x_reshaped == out[:, :, :, None, :, None]
             return np.where(mask, dout[:, :, :, None, :, None], 0.0).reshape(x.shape)
-    ''',
-    "layers.py": '''
+    """,
+    "layers.py": """
         import numpy as np
 
         def affine_forward(x, w, b):
@@ -81,8 +82,8 @@ COURSE = {
             dx = p.copy()
             dx[np.arange(N), y] -= 1
             return -np.log(p[np.arange(N), y]).mean(), dx / N
-    ''',
-    "layer_utils.py": '''
+    """,
+    "layer_utils.py": """
         from .layers import *
         from .fast_layers import *
 
@@ -114,13 +115,13 @@ COURSE = {
             conv_cache, relu_cache, pool_cache = cache
             ds = max_pool_backward_fast(dout, pool_cache)
             return conv_backward_fast(relu_backward(ds, relu_cache), conv_cache)
-    ''',
-    "student_extras.py": '''
+    """,
+    "student_extras.py": """
         def conv_relu_forward(x, w, b, conv_param):
             return "the student's own", None
-    ''',
+    """,
     "classifiers/__init__.py": "",
-    "classifiers/cnn.py": '''
+    "classifiers/cnn.py": """
         import numpy as np
 
         from ..layers import *
@@ -146,7 +147,7 @@ COURSE = {
                 d, grads["W2"], grads["b2"] = affine_relu_backward(d, c2)
                 _, grads["W1"], grads["b1"] = conv_relu_pool_backward(d, c1)
                 return loss, grads
-    ''',
+    """,
 }
 
 
@@ -174,6 +175,7 @@ def fastconv_calls(monkeypatch):
         def counted(*a, _real=real, **k):
             calls["n"] += 1
             return _real(*a, **k)
+
         monkeypatch.setattr(fastconv.functional, name, counted)
     return calls
 
@@ -189,42 +191,44 @@ def _batch():
 
 
 def test_install_makes_the_course_model_run_on_fastconv(course, fastconv_calls):
-    from cs231n.classifiers import cnn   # noqa: PLC0415
-
-    import cs231n.layer_utils as course_utils   # noqa: PLC0415
+    import cs231n.layer_utils as course_utils  # noqa: PLC0415
+    from cs231n.classifiers import cnn  # noqa: PLC0415
 
     model, (X, y) = cnn.ThreeLayerConvNet(), _batch()
     want_loss, want_grads = model.loss(X, y)
-    assert fastconv_calls["n"] == 0                       # the course's own code: no fastconv
+    assert fastconv_calls["n"] == 0  # the course's own code: no fastconv
 
     # a cache of the course's sandwich, handed to fastconv's backward: the same gradients
     W1, b1 = model.params["W1"], model.params["b1"]
-    out, course_cache = course_utils.conv_relu_pool_forward(X, W1, b1, {"stride": 1, "pad": 1},
-                                                            {"pool_height": 2, "pool_width": 2, "stride": 2})
+    out, course_cache = course_utils.conv_relu_pool_forward(
+        X, W1, b1, {"stride": 1, "pad": 1}, {"pool_height": 2, "pool_width": 2, "stride": 2}
+    )
     dout = np.random.default_rng(2).standard_normal(out.shape)
-    for got, want in zip(cs.conv_relu_pool_backward(dout, course_cache),
-                         course_utils.conv_relu_pool_backward(dout, course_cache)):
+    for got, want in zip(
+        cs.conv_relu_pool_backward(dout, course_cache), course_utils.conv_relu_pool_backward(dout, course_cache)
+    ):
         np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12)
     fastconv_calls["n"] = 0
 
     done = cs.install()
     assert "conv_relu_pool_forward" in done["cs231n.classifiers.cnn"]
     assert "conv_forward_fast" in done["cs231n.fast_layers"] and "conv_forward_fast" in done["cs231n.layer_utils"]
-    assert "relu_forward" not in done.get("cs231n.layers", [])        # layers.py is the students' work
+    assert "relu_forward" not in done.get("cs231n.layers", [])  # layers.py is the students' work
     assert routes_to(cnn.conv_relu_pool_forward, cs.conv_relu_pool_forward)
-    assert cnn.conv_relu_pool_forward is course_utils.conv_relu_pool_forward      # one stand-in per function
+    assert cnn.conv_relu_pool_forward is course_utils.conv_relu_pool_forward  # one stand-in per function
     assert course_utils.affine_relu_forward is not None and "affine_relu_forward" not in done["cs231n.layer_utils"]
 
     loss, grads = model.loss(X, y)
-    assert fastconv_calls["n"] == 2                       # one conv forward, one conv backward
+    assert fastconv_calls["n"] == 2  # one conv forward, one conv backward
     np.testing.assert_allclose(loss, want_loss, rtol=1e-12)
     for k in want_grads:
         np.testing.assert_allclose(grads[k], want_grads[k], rtol=1e-9, atol=1e-12, err_msg=k)
 
-    import cs231n.student_extras as extras   # noqa: PLC0415
+    import cs231n.student_extras as extras  # noqa: PLC0415
+
     assert extras.conv_relu_forward(X, None, None, None)[0] == "the student's own"
 
-    assert cs.install() == {}                             # installing twice changes nothing
+    assert cs.install() == {}  # installing twice changes nothing
 
     assert cs.uninstall() > 0
     assert cnn.conv_relu_pool_forward is course_utils.conv_relu_pool_forward
@@ -235,7 +239,7 @@ def test_install_makes_the_course_model_run_on_fastconv(course, fastconv_calls):
 
 
 def test_install_with_layers_replaces_the_students_functions_too(course):
-    import cs231n.layers as course_layers   # noqa: PLC0415
+    import cs231n.layers as course_layers  # noqa: PLC0415
 
     done = cs.install(layers=True)
     assert done["cs231n.layers"] == ["relu_backward", "relu_forward"]
@@ -246,7 +250,8 @@ def test_install_with_layers_replaces_the_students_functions_too(course):
 def test_modules_imported_after_install_get_fastconv(course):
     cs.install()
     (course / "cs231n" / "classifiers" / "later.py").write_text("from ..layer_utils import *\n")
-    from cs231n.classifiers import later   # noqa: PLC0415
+    from cs231n.classifiers import later  # noqa: PLC0415
+
     assert routes_to(later.conv_relu_forward, cs.conv_relu_forward)
     assert routes_to(later.conv_forward_fast, cs.conv_forward_fast)
     cs.uninstall()
@@ -255,7 +260,8 @@ def test_modules_imported_after_install_get_fastconv(course):
 
 
 def test_each_install_binds_new_stand_ins(course):
-    import cs231n.fast_layers as course_fast   # noqa: PLC0415
+    import cs231n.fast_layers as course_fast  # noqa: PLC0415
+
     theirs = course_fast.conv_forward_fast
     cs.install()
     first = course_fast.conv_forward_fast

@@ -1,15 +1,15 @@
 """fastconv.compat.cs231n beyond conv and pooling: batch normalization with the course's bn_param
 contract, the fast_layers aliases, the dtype of gradients, caches that ignore later edits of x,
 and caches crossing between the course's functions and fastconv's."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
+from test_cs231n import eval_numerical_gradient_array, rel_error
 
 from fastconv import reference as ref
 from fastconv.compat import cs231n as cs
-
-from test_cs231n import eval_numerical_gradient_array, rel_error
 
 CONV = {"stride": 1, "pad": 1}
 POOL = {"pool_height": 2, "pool_width": 2, "stride": 2}
@@ -30,6 +30,7 @@ def course_batchnorm(x, gamma, beta, bn_param):
 
 
 # ----------------------------------------------------------------------------- batch normalization
+
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("N, D", [(2, 1), (7, 17), (33, 5)])
@@ -60,7 +61,7 @@ def test_batchnorm_backward_passes_the_course_gradient_check():
     x = 5 * rng.standard_normal((N, D)) + 12
     gamma, beta = rng.standard_normal(D), rng.standard_normal(D)
     dout = rng.standard_normal((N, D))
-    f = lambda a, g, b: cs.batchnorm_forward(a, g, b, {"mode": "train"})[0]   # noqa: E731
+    f = lambda a, g, b: cs.batchnorm_forward(a, g, b, {"mode": "train"})[0]  # noqa: E731
     _, cache = cs.batchnorm_forward(x, gamma, beta, {"mode": "train"})
     dx, dgamma, dbeta = cs.batchnorm_backward(dout, cache)
     # the finite differences lose digits to x's mean of 12; the closed form is the sharp check
@@ -82,7 +83,7 @@ def test_spatial_batchnorm_is_the_flat_one_over_n_h_w(dtype):
     N, C, H, W = 3, 17, 5, 7
     x = (rng.standard_normal((N, C, H, W)) * 2 - 1).astype(dtype)
     gamma, beta = rng.standard_normal(C).astype(dtype), rng.standard_normal(C).astype(dtype)
-    flat = lambda a: a.transpose(0, 2, 3, 1).reshape(-1, C)   # noqa: E731
+    flat = lambda a: a.transpose(0, 2, 3, 1).reshape(-1, C)  # noqa: E731
     p_spatial, p_flat = {"mode": "train"}, {"mode": "train"}
     out, cache = cs.spatial_batchnorm_forward(x, gamma, beta, p_spatial)
     out_flat, cache_flat = cs.batchnorm_forward(flat(x), gamma, beta, p_flat)
@@ -135,12 +136,13 @@ def test_bad_bn_param_and_shapes_are_named():
     _, cache = cs.batchnorm_forward(x + np.arange(4)[:, None], g, b, {"mode": "train"})
     with pytest.raises(ValueError, match=r"dout has shape \(4, 2\)"):
         cs.batchnorm_backward(np.ones((4, 2)), cache)
-    course_cache = (x, x, g, g, "train")                # a student's cache of 4 arrays and a string
+    course_cache = (x, x, g, g, "train")  # a student's cache of 4 arrays and a string
     with pytest.raises(TypeError, match="returned by fastconv's batchnorm_forward, got tuple; a cache of the course"):
         cs.batchnorm_backward(np.ones((4, 3)), course_cache)
 
 
 # ----------------------------------------------------------------------------- fast_layers aliases
+
 
 def test_fast_layers_aliases_are_the_fast_functions():
     assert cs.conv_forward_strides is cs.conv_forward_im2col is cs.conv_forward_fast
@@ -153,7 +155,7 @@ def test_max_pool_reshape_contract_and_cache():
     out, cache = cs.max_pool_forward_reshape(x, POOL)
     want, _ = ref.max_pool2d(x, 2)
     np.testing.assert_array_equal(out, want)
-    cx, x_reshaped, cout = cache                        # the course's (x, x_reshaped, out)
+    cx, x_reshaped, cout = cache  # the course's (x, x_reshaped, out)
     assert x_reshaped.shape == (2, 3, 4, 2, 3, 2) and cout is out
     np.testing.assert_array_equal(x_reshaped.max(axis=3).max(axis=4), out)
     dout = rng.standard_normal(out.shape)
@@ -222,12 +224,12 @@ def _mix_up_cases():
     rng = np.random.default_rng(5)
     x, w, b = rng.standard_normal((2, 3, 6, 6)), rng.standard_normal((4, 3, 3, 3)), rng.standard_normal(4)
     g = rng.standard_normal(3)
-    conv = lambda: cs.conv_forward_fast(x, w, b, CONV)                                 # noqa: E731
-    pool = lambda: cs.max_pool_forward_fast(x, POOL)                                   # noqa: E731
-    bn = lambda: cs.batchnorm_forward(x[:, :, 0, 0], g, g, {"mode": "train"})          # noqa: E731
-    sbn = lambda: cs.spatial_batchnorm_forward(x, g, g, {"mode": "train"})             # noqa: E731
-    sandwich = lambda: cs.conv_relu_pool_forward(x, w, b, CONV, POOL)                  # noqa: E731
-    return {   # forward, the course's backward, the forward and backward the message names
+    conv = lambda: cs.conv_forward_fast(x, w, b, CONV)  # noqa: E731
+    pool = lambda: cs.max_pool_forward_fast(x, POOL)  # noqa: E731
+    bn = lambda: cs.batchnorm_forward(x[:, :, 0, 0], g, g, {"mode": "train"})  # noqa: E731
+    sbn = lambda: cs.spatial_batchnorm_forward(x, g, g, {"mode": "train"})  # noqa: E731
+    sandwich = lambda: cs.conv_relu_pool_forward(x, w, b, CONV, POOL)  # noqa: E731
+    return {  # forward, the course's backward, the forward and backward the message names
         "conv_naive": (conv, course_conv_backward_naive, "conv_forward_fast", "conv_backward_fast"),
         "conv_strides": (conv, course_conv_backward_strides, "conv_forward_fast", "conv_backward_fast"),
         "pool_naive": (pool, course_max_pool_backward_naive, "max_pool_forward_fast", "max_pool_backward_fast"),
@@ -236,8 +238,7 @@ def _mix_up_cases():
         "bn_dict": (bn, course_batchnorm_backward_of_a_dict, "batchnorm_forward", "batchnorm_backward"),
         "bn_index": (bn, course_batchnorm_backward_by_index, "batchnorm_forward", "batchnorm_backward"),
         "spatial_bn": (sbn, course_batchnorm_backward, "spatial_batchnorm_forward", "spatial_batchnorm_backward"),
-        "conv_relu_pool": (sandwich, course_conv_relu_pool_backward, "max_pool_forward_fast",
-                           "max_pool_backward_fast"),
+        "conv_relu_pool": (sandwich, course_conv_relu_pool_backward, "max_pool_forward_fast", "max_pool_backward_fast"),
     }
 
 
@@ -245,8 +246,11 @@ def _mix_up_cases():
 def test_course_backward_functions_name_the_mix_up(case):
     forward, course_backward, forward_name, backward_name = _mix_up_cases()[case]
     out, cache = forward()
-    with pytest.raises(TypeError, match=rf"came from fastconv\.compat\.cs231n\.{forward_name}, .*"
-                                        rf"pass it to fastconv's {backward_name}\b.*install\(\)"):
+    with pytest.raises(
+        TypeError,
+        match=rf"came from fastconv\.compat\.cs231n\.{forward_name}, .*"
+        rf"pass it to fastconv's {backward_name}\b.*install\(\)",
+    ):
         course_backward(np.ones_like(out), cache)
 
 
@@ -259,7 +263,7 @@ def test_a_fastconv_cache_names_its_own_backward():
     out, cache = cs.max_pool_forward_fast(x, POOL)
     with pytest.raises(TypeError, match="cache came from max_pool_forward_fast; pass it to max_pool_backward_fast"):
         cs.conv_backward_fast(np.ones_like(out), cache)
-    assert type(cache[:]) is tuple and cache[:][3] == POOL           # the items, for a look
+    assert type(cache[:]) is tuple and cache[:][3] == POOL  # the items, for a look
 
 
 def test_fastconv_backward_takes_the_course_caches():
@@ -268,15 +272,17 @@ def test_fastconv_backward_takes_the_course_caches():
     out, cache = cs.conv_forward_fast(x, w, b, CONV)
     dout = rng.standard_normal(out.shape)
     want = cs.conv_backward_fast(dout, cache)
-    for course_cache in ((x, w, b, CONV, "x_cols"), (x, w, b, CONV)):      # conv_forward_strides / _naive
+    for course_cache in ((x, w, b, CONV, "x_cols"), (x, w, b, CONV)):  # conv_forward_strides / _naive
         for got, exp in zip(cs.conv_backward_fast(dout, course_cache), want):
             np.testing.assert_allclose(got, exp, rtol=1e-12)
     pool = {"pool_height": 3, "pool_width": 3, "stride": 2}
     out, cache = cs.max_pool_forward_fast(x, pool)
     dout = rng.standard_normal(out.shape)
     course_im2col = ("im2col", (x, "x_cols", "x_cols_argmax", pool))
-    np.testing.assert_array_equal(cs.max_pool_backward_fast(dout, course_im2col), cs.max_pool_backward_fast(dout, cache))
-    naive = (x, pool)                                                       # max_pool_forward_naive's
+    np.testing.assert_array_equal(
+        cs.max_pool_backward_fast(dout, course_im2col), cs.max_pool_backward_fast(dout, cache)
+    )
+    naive = (x, pool)  # max_pool_forward_naive's
     np.testing.assert_array_equal(cs.max_pool_backward_fast(dout, naive), cs.max_pool_backward_fast(dout, cache))
     with pytest.raises(TypeError, match="max_pool_forward_fast, got method 'strided'"):
         cs.max_pool_backward_fast(dout, ("strided", naive))
@@ -285,6 +291,7 @@ def test_fastconv_backward_takes_the_course_caches():
 
 
 # ----------------------------------------------------------------------------- dtypes and caches
+
 
 def _layers(x, w, b, gamma, beta):
     """(forward, backward, inputs) of every compat layer, for the dtype and cache tests."""
@@ -296,18 +303,32 @@ def _layers(x, w, b, gamma, beta):
         "relu": (lambda: cs.relu_forward(x), cs.relu_backward),
         "conv_relu": (lambda: cs.conv_relu_forward(x, w, b, CONV), cs.conv_relu_backward),
         "conv_relu_pool": (lambda: cs.conv_relu_pool_forward(x, w, b, CONV, POOL), cs.conv_relu_pool_backward),
-        "spatial_bn": (lambda: cs.spatial_batchnorm_forward(x, gamma, beta, {"mode": "train"}),
-                       cs.spatial_batchnorm_backward),
-        "bn": (lambda: cs.batchnorm_forward(xf, np.resize(gamma, xf.shape[1]), np.resize(beta, xf.shape[1]),
-                                            {"mode": "train"}), cs.batchnorm_backward),
+        "spatial_bn": (
+            lambda: cs.spatial_batchnorm_forward(x, gamma, beta, {"mode": "train"}),
+            cs.spatial_batchnorm_backward,
+        ),
+        "bn": (
+            lambda: cs.batchnorm_forward(
+                xf, np.resize(gamma, xf.shape[1]), np.resize(beta, xf.shape[1]), {"mode": "train"}
+            ),
+            cs.batchnorm_backward,
+        ),
     }
 
 
 def _inputs(dtype, seed=7):
     rng = np.random.default_rng(seed)
-    x = rng.permutation(2 * 3 * 6 * 6).reshape(2, 3, 6, 6) * 0.01 - 0.5       # no ties in pooling
-    return [a.astype(dtype) for a in (x, rng.standard_normal((4, 3, 3, 3)), rng.standard_normal(4),
-                                      rng.standard_normal(3), rng.standard_normal(3))]
+    x = rng.permutation(2 * 3 * 6 * 6).reshape(2, 3, 6, 6) * 0.01 - 0.5  # no ties in pooling
+    return [
+        a.astype(dtype)
+        for a in (
+            x,
+            rng.standard_normal((4, 3, 3, 3)),
+            rng.standard_normal(4),
+            rng.standard_normal(3),
+            rng.standard_normal(3),
+        )
+    ]
 
 
 def _as_tuple(g):
@@ -342,7 +363,7 @@ def test_cache_ignores_edits_of_x_after_forward(name):
     want = [g.copy() for g in _as_tuple(bwd(dout, cache))]
     out, cache = fwd()
     for a in inputs:
-        a *= -3.0                               # the caller reuses its buffers in place
+        a *= -3.0  # the caller reuses its buffers in place
         a += 1.0
     for g, w in zip(_as_tuple(bwd(dout, cache)), want):
         np.testing.assert_array_equal(g, w)

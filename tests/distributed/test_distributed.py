@@ -1,5 +1,6 @@
 """fastconv.distributed: as a single process here, and with real ranks under `mpiexec -n 2`
 (tests/distributed/distributed_worker.py; skipped without mpi4py and an mpiexec, which the `mpi` extra installs)."""
+
 from __future__ import annotations
 
 import os
@@ -24,6 +25,7 @@ def mpiexec():
     except ImportError:
         pytest.skip("mpi4py is not installed (pip install 'fastconv[mpi]')")
     from fastconv.bench.distributed import mpiexec as find_mpiexec
+
     found = find_mpiexec()
     if found is None:
         pytest.skip("no mpiexec found (pip install mpich)")
@@ -35,8 +37,11 @@ def run_worker(scenario, out_dir, ranks, timeout=120):
     cmd = [sys.executable, WORKER, scenario, str(out_dir)]
     if ranks is not None:
         cmd = [mpiexec(), "-n", str(ranks)] + cmd
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("PMI_SIZE", "PMI_RANK", "OMPI_COMM_WORLD_SIZE", "OMP_NUM_THREADS")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("PMI_SIZE", "PMI_RANK", "OMPI_COMM_WORLD_SIZE", "OMP_NUM_THREADS")
+    }
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
     return proc.returncode, proc.stdout + proc.stderr
 
@@ -61,18 +66,19 @@ def reference_and_ranks(tmp_path, scenario):
 
 # ----------------------------------------------------------------------------- real ranks
 
+
 def test_fit_on_two_ranks_equals_one_process_with_the_global_batch(tmp_path):
     (ref, ref_file), ranks, out = reference_and_ranks(tmp_path, "fit")
     for w0, w1 in zip(ranks[0][0], ranks[1][0]):
-        np.testing.assert_array_equal(w0, w1)                 # every rank holds the same bits
+        np.testing.assert_array_equal(w0, w1)  # every rank holds the same bits
     for a, b in zip(ref, ranks[0][0]):
         np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6)
-    for key in ("loss", "val_loss", "accuracy"):               # metrics reduced over the ranks
+    for key in ("loss", "val_loss", "accuracy"):  # metrics reduced over the ranks
         np.testing.assert_allclose(ranks[0][1][key], ref_file[key], rtol=1e-5)
         np.testing.assert_array_equal(ranks[1][1][key], ranks[0][1][key])
-    assert out.count("Epoch 1/2") == 1                         # only rank 0 prints
+    assert out.count("Epoch 1/2") == 1  # only rank 0 prints
     cores = len(os.sched_getaffinity(0))
-    assert int(ranks[0][1]["threads"]) == max(1, cores // 2)    # two ranks share this machine's cores
+    assert int(ranks[0][1]["threads"]) == max(1, cores // 2)  # two ranks share this machine's cores
     assert int(ref_file["threads"]) == cores
 
 
@@ -127,9 +133,17 @@ def test_a_stuck_rank_times_the_others_out(tmp_path):
 
 # ----------------------------------------------------------------------------- one process
 
+
 def small_model(frozen_first=False):
-    model = fc.Sequential([Conv2D(3, 3, input_shape=(6, 6, 2), seed=0, trainable=not frozen_first),
-                           BatchNormalization(), Conv2D(4, 3, seed=1), Flatten(), Dense(5, seed=2)])
+    model = fc.Sequential(
+        [
+            Conv2D(3, 3, input_shape=(6, 6, 2), seed=0, trainable=not frozen_first),
+            BatchNormalization(),
+            Conv2D(4, 3, seed=1),
+            Flatten(),
+            Dense(5, seed=2),
+        ]
+    )
     return model
 
 
@@ -181,22 +195,22 @@ def test_one_process_steps_like_the_wrapped_optimizer(tmp_path):
     assert len(runs[1].grad_hooks) == 1 and runs[1].grad_hooks[0].__self__ is runs[1].optimizer
     runs[1].optimizer = wrapped
     assert wrapped.iterations == 6 and wrapped.learning_rate == 0.01
-    wrapped.learning_rate = 0.005                                # callbacks set it through the wrapper
+    wrapped.learning_rate = 0.005  # callbacks set it through the wrapper
     assert wrapped.wrapped.learning_rate == 0.005
-    runs[1].save(tmp_path / "m.npz")                             # saved as the optimizer it wraps
+    runs[1].save(tmp_path / "m.npz")  # saved as the optimizer it wraps
     assert type(fc.load_model(tmp_path / "m.npz").optimizer) is fc.Adam
 
 
 def test_buckets_follow_backward_order_and_leave_frozen_layers_out():
     model = small_model(frozen_first=True)
     model.build()
-    opt = dist.DistributedOptimizer(fc.SGD(0.1), model, bucket_mib=100 / 2**20)   # 100 bytes
+    opt = dist.DistributedOptimizer(fc.SGD(0.1), model, bucket_mib=100 / 2**20)  # 100 bytes
     refs = model.parameters()
     plan = opt._make_plan(refs)
     sent = [r for b in plan for r in b.refs]
     assert [r.name for r in sent] == [r.name for r in reversed(refs)]
-    assert not any(r.layer is model.layers[0] for r in sent)     # frozen: not sent
-    assert not any("moving" in r.key for r in sent)              # non-trainable statistics: not sent
+    assert not any(r.layer is model.layers[0] for r in sent)  # frozen: not sent
+    assert not any("moving" in r.key for r in sent)  # non-trainable statistics: not sent
     for b in plan:
         assert len(b.refs) == 1 or sum(r.value.nbytes for r in b.refs) <= 100
     assert all(b.buffer.size == sum(r.value.size for r in b.refs) for b in plan)
@@ -213,22 +227,27 @@ def test_bad_arguments():
         dist.DistributedOptimizer(fc.SGD(0.1), model=object())
 
 
-@pytest.mark.parametrize("kwargs, error, message", [
-    ({"overlap": "no"}, TypeError, "overlap must be True or False"),
-    ({"overlap": 0}, TypeError, "overlap must be True or False"),
-    ({"bucket_mib": True}, ValueError, "bucket_mib must be a finite number"),
-    ({"bucket_mib": "25"}, ValueError, "bucket_mib must be a finite number"),
-    ({"timeout": True}, ValueError, "timeout must be a finite number"),
-    ({"timeout": "600"}, ValueError, "timeout must be a finite number"),
-    ({"timeout": None}, ValueError, "timeout must be a finite number")])
+@pytest.mark.parametrize(
+    "kwargs, error, message",
+    [
+        ({"overlap": "no"}, TypeError, "overlap must be True or False"),
+        ({"overlap": 0}, TypeError, "overlap must be True or False"),
+        ({"bucket_mib": True}, ValueError, "bucket_mib must be a finite number"),
+        ({"bucket_mib": "25"}, ValueError, "bucket_mib must be a finite number"),
+        ({"timeout": True}, ValueError, "timeout must be a finite number"),
+        ({"timeout": "600"}, ValueError, "timeout must be a finite number"),
+        ({"timeout": None}, ValueError, "timeout must be a finite number"),
+    ],
+)
 def test_optimizer_arguments_are_bools_and_numbers(kwargs, error, message):
     with pytest.raises(error, match=message):
         dist.DistributedOptimizer(fc.SGD(0.1), **kwargs)
 
 
 def test_optimizer_takes_numpy_numbers_and_bools():
-    opt = dist.DistributedOptimizer(fc.SGD(0.1), bucket_mib=np.float32(0.5), timeout=np.int64(30),
-                                    overlap=np.bool_(False))
+    opt = dist.DistributedOptimizer(
+        fc.SGD(0.1), bucket_mib=np.float32(0.5), timeout=np.int64(30), overlap=np.bool_(False)
+    )
     assert opt.bucket_bytes == 2**19 and opt.timeout == 30.0 and opt.overlap is False
 
 
@@ -269,9 +288,11 @@ def test_shard_range_checks_its_arguments():
 
 
 def test_launched_without_mpi4py_is_a_clear_error():
-    code = ("import sys; sys.modules['mpi4py'] = None\n"
-            "from fastconv import distributed\n"
-            "try:\n    distributed.init()\nexcept ImportError as e:\n    print('ImportError:', e)\n")
+    code = (
+        "import sys; sys.modules['mpi4py'] = None\n"
+        "from fastconv import distributed\n"
+        "try:\n    distributed.init()\nexcept ImportError as e:\n    print('ImportError:', e)\n"
+    )
     env = dict(os.environ, PMI_SIZE="2", PMI_RANK="0")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60).stdout
     assert "started by an MPI launcher (2 ranks)" in out and "fastconv[mpi]" in out, out
@@ -279,8 +300,10 @@ def test_launched_without_mpi4py_is_a_clear_error():
 
 # ----------------------------------------------------------------------------- the benchmark and its model
 
+
 def test_scaling_model_formulas():
     from fastconv.bench import distributed as bench
+
     assert bench.ring_allreduce_s(1e9, 1, 1e-5, 1e9) == 0.0
     # p = 4: 6 messages of latency, 1.5 x the bytes over the bandwidth
     assert bench.ring_allreduce_s(1e9, 4, 1e-5, 1e9) == pytest.approx(6e-5 + 1.5)
@@ -301,6 +324,7 @@ def test_scaling_model_formulas():
 def test_forward_flops_of_the_mnist_cnn():
     from fastconv.bench import distributed as bench
     from fastconv.bench.loops import mnist_cnn
+
     model = mnist_cnn((28, 28, 1))
     model.build()
     macs = 26 * 26 * 32 * 9 + 11 * 11 * 64 * 32 * 9 + 3 * 3 * 64 * 64 * 9 + 576 * 64 + 64 * 10
@@ -309,8 +333,23 @@ def test_forward_flops_of_the_mnist_cnn():
 
 def test_distributed_benchmark_runs(tmp_path):
     mpiexec()
-    proc = subprocess.run([sys.executable, "-m", "fastconv.bench", "distributed", "--workloads", "mnist",
-                           "--steps", "1", "--out", str(tmp_path)], capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "fastconv.bench",
+            "distributed",
+            "--workloads",
+            "mnist",
+            "--steps",
+            "1",
+            "--out",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     text = (tmp_path / "distributed.md").read_text()
     assert "overlapped" in text and "after backward" in text and "Fitted to the 2-rank allreduce sweep" in text

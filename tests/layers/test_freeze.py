@@ -1,5 +1,6 @@
 """Freezing (Keras' `trainable = False`): no weight gradient, no backward below the lowest trainable
 layer, optimizers leave frozen parameters alone, summary() counts, and the inference call."""
+
 from __future__ import annotations
 
 import copy
@@ -12,15 +13,18 @@ from fastconv.layers import Conv2D, Dense, Dropout, Flatten, MaxPooling2D, ReLU
 
 
 def small_model(dtype=np.float32):
-    return fc.Sequential([
-        Conv2D(3, 3, padding="same", activation="relu", seed=1, dtype=dtype),    # 0
-        MaxPooling2D(2),                                                         # 1
-        Conv2D(4, 3, activation="relu", seed=2, dtype=dtype),                    # 2
-        Conv2D(5, 1, seed=3, dtype=dtype),                                       # 3
-        Flatten(),                                                               # 4
-        Dense(6, activation="relu", seed=4, dtype=dtype),                        # 5
-        Dense(1, activation="sigmoid", seed=5, dtype=dtype),                     # 6
-    ], input_shape=(8, 8, 2))
+    return fc.Sequential(
+        [
+            Conv2D(3, 3, padding="same", activation="relu", seed=1, dtype=dtype),  # 0
+            MaxPooling2D(2),  # 1
+            Conv2D(4, 3, activation="relu", seed=2, dtype=dtype),  # 2
+            Conv2D(5, 1, seed=3, dtype=dtype),  # 3
+            Flatten(),  # 4
+            Dense(6, activation="relu", seed=4, dtype=dtype),  # 5
+            Dense(1, activation="sigmoid", seed=5, dtype=dtype),  # 6
+        ],
+        input_shape=(8, 8, 2),
+    )
 
 
 def batch(dtype=np.float32, n=2):
@@ -38,25 +42,28 @@ def record_backward_calls(model):
     """Replace each layer's backward by a wrapper that appends the layer's index to the list."""
     calls = []
     for i, layer in enumerate(model.layers):
+
         def wrapped(grad_y, real=layer.backward, i=i):
             calls.append(i)
             return real(grad_y)
+
         layer.backward = wrapped
     return calls
 
 
-@pytest.mark.parametrize("make_opt", [lambda: fc.SGD(lr=0.1, momentum=0.9, weight_decay=0.01),
-                                      lambda: fc.Adam(lr=0.1)], ids=["sgd", "adam"])
+@pytest.mark.parametrize(
+    "make_opt", [lambda: fc.SGD(lr=0.1, momentum=0.9, weight_decay=0.01), lambda: fc.Adam(lr=0.1)], ids=["sgd", "adam"]
+)
 def test_frozen_parameters_are_bit_identical_after_a_step(make_opt):
     model, opt, x = small_model(), make_opt(), batch()
     all_refs = model.parameters()
-    train_step(model, x, opt)                   # unfrozen step: grads and optimizer state exist
+    train_step(model, x, opt)  # unfrozen step: grads and optimizer state exist
     for i in (0, 3, 6):
         model.layers[i].trainable = False
     before = {r.name: r.value.copy() for r in all_refs}
     for _ in range(2):
         train_step(model, x)
-        opt.step(all_refs)                      # refs taken before freezing: frozen ones skipped
+        opt.step(all_refs)  # refs taken before freezing: frozen ones skipped
     frozen = {r.name for r in model.non_trainable_weights}
     assert frozen == {f"{model.layers[i].name}/{k}" for i in (0, 3, 6) for k in ("kernel", "bias")}
     for r in all_refs:
@@ -73,13 +80,19 @@ def test_no_weight_gradient_kernel_runs_for_frozen_layers(monkeypatch):
     model.layers[2].trainable = model.layers[3].trainable = model.layers[5].trainable = False
     weight_calls, data_calls = [], []
     real_w, real_d = fc.functional.conv2d_backward_weight, fc.functional.conv2d_backward_data
-    monkeypatch.setattr(fc.layers.convolutional, "conv2d_backward_weight",
-                        lambda gy, xx, w_shape, **k: weight_calls.append(tuple(w_shape)) or real_w(gy, xx, w_shape, **k))
-    monkeypatch.setattr(fc.layers.convolutional, "conv2d_backward_data",
-                        lambda gy, w, x_shape, **k: data_calls.append(tuple(w.shape)) or real_d(gy, w, x_shape, **k))
+    monkeypatch.setattr(
+        fc.layers.convolutional,
+        "conv2d_backward_weight",
+        lambda gy, xx, w_shape, **k: weight_calls.append(tuple(w_shape)) or real_w(gy, xx, w_shape, **k),
+    )
+    monkeypatch.setattr(
+        fc.layers.convolutional,
+        "conv2d_backward_data",
+        lambda gy, w, x_shape, **k: data_calls.append(tuple(w.shape)) or real_d(gy, w, x_shape, **k),
+    )
     train_step(model, x)
-    assert weight_calls == [(3, 3, 2, 3)]                         # the trainable conv only
-    assert data_calls == [(1, 1, 4, 5), (3, 3, 3, 4)]             # frozen convs above it pass grad_x on
+    assert weight_calls == [(3, 3, 2, 3)]  # the trainable conv only
+    assert data_calls == [(1, 1, 4, 5), (3, 3, 3, 4)]  # frozen convs above it pass grad_x on
     assert [bool(lyr.grads) for lyr in model.layers] == [True, False, False, False, False, False, True]
     assert model.layers[5].grads == {}
 
@@ -91,13 +104,16 @@ def test_backward_stops_at_the_lowest_trainable_layer(monkeypatch):
     calls = record_backward_calls(model)
     data_calls = []
     real_d = fc.functional.conv2d_backward_data
-    monkeypatch.setattr(fc.layers.convolutional, "conv2d_backward_data",
-                        lambda gy, w, *a, **k: data_calls.append(tuple(w.shape)) or real_d(gy, w, *a, **k))
+    monkeypatch.setattr(
+        fc.layers.convolutional,
+        "conv2d_backward_data",
+        lambda gy, w, *a, **k: data_calls.append(tuple(w.shape)) or real_d(gy, w, *a, **k),
+    )
     y = model.forward(x)
-    assert model.layers[0]._x is None and model.layers[1]._indices is None   # nothing kept below
+    assert model.layers[0]._x is None and model.layers[1]._indices is None  # nothing kept below
     assert model.backward(np.ones_like(y)) is None
     assert calls == [6, 5, 4, 3, 2]
-    assert data_calls == [(1, 1, 4, 5)]         # layer 2, the lowest trainable, skips its grad_x
+    assert data_calls == [(1, 1, 4, 5)]  # layer 2, the lowest trainable, skips its grad_x
     assert model.layers[2].grads and not model.layers[0].grads
 
 
@@ -121,40 +137,41 @@ def test_unfreezing_takes_effect_at_the_next_backward():
     calls = record_backward_calls(model)
     train_step(model, x)
     assert calls == [6] and not model.layers[0].grads
-    model.layers[0].trainable = True                       # fine-tune the whole stack
+    model.layers[0].trainable = True  # fine-tune the whole stack
     calls.clear()
     train_step(model, x)
     assert calls == [6, 5, 4, 3, 2, 1, 0]
     assert all(not lyr.count_params() or lyr.grads == {} for lyr in model.layers[2:6])
     assert set(model.layers[0].grads) == {"kernel", "bias"}
     assert [lyr.needs_input_grad for lyr in model.layers] == [False] + [True] * 6
-    assert {r.name for r in model.parameters()} == {f"{model.layers[i].name}/{k}" for i in (0, 6)
-                                                    for k in ("kernel", "bias")}
+    assert {r.name for r in model.parameters()} == {
+        f"{model.layers[i].name}/{k}" for i in (0, 6) for k in ("kernel", "bias")
+    }
     model.trainable = True
     assert len(model.parameters()) == 10 and model.non_trainable_weights == []
 
 
 def test_vgg16_transfer_head_summary_matches_keras():
     base = fc.models.vgg16_base(input_shape=(150, 150, 3), weights=None, seed=0, trainable=False)
-    model = fc.Sequential([base, Flatten(), Dense(256, activation="relu"), Dropout(0.5),
-                           Dense(1, activation="sigmoid")])
+    model = fc.Sequential(
+        [base, Flatten(), Dense(256, activation="relu"), Dropout(0.5), Dense(1, activation="sigmoid")]
+    )
     text = model.summary(print_fn=None)
     assert "Total params: 16,812,353" in text
     assert "Trainable params: 2,097,665" in text
     assert "Non-trainable params: 14,714,688" in text
     assert model.output_shape() == (1,) and model.layers[0] is base.layers[0]
-    assert [r.name for r in model.trainable_weights] == ["dense/kernel", "dense/bias", "dense_1/kernel",
-                                                         "dense_1/bias"]
+    assert [r.name for r in model.trainable_weights] == ["dense/kernel", "dense/bias", "dense_1/kernel", "dense_1/bias"]
     assert len(model.non_trainable_weights) == 26
 
 
 def test_call_and_predict_are_inference_while_forward_trains():
-    x = np.abs(np.random.default_rng(1).standard_normal((64, 30))) + 1.0     # ReLU keeps it
+    x = np.abs(np.random.default_rng(1).standard_normal((64, 30))) + 1.0  # ReLU keeps it
     model = fc.Sequential([Dropout(0.5, seed=0), ReLU()], input_shape=(30,))
     assert np.array_equal(model(x), x) and np.array_equal(model.predict(x, batch_size=16), x)
     assert np.array_equal(Dropout(0.5, seed=0)(x), x)
     y = model.forward(x)
-    assert (y == 0).mean() > 0.3                           # training=True: dropout on
+    assert (y == 0).mean() > 0.3  # training=True: dropout on
     assert not np.array_equal(model(x, training=True), x)
 
 
@@ -170,6 +187,6 @@ def test_trainable_gradients_equal_those_without_freezing(frozen):
         model.backward(gy)
     want = {r.name: r.grad for r in full.parameters()}
     got = part.parameters()
-    assert len(got) == 2 * (5 - len(frozen))          # 5 layers with kernel and bias
+    assert len(got) == 2 * (5 - len(frozen))  # 5 layers with kernel and bias
     for r in got:
         np.testing.assert_allclose(r.grad, want[r.name], rtol=1e-12, atol=0, err_msg=r.name)

@@ -1,16 +1,14 @@
 """fastconv.layers: every layer's forward/backward against fastconv.reference (or a NumPy formula)
 and against finite differences (fastconv.testing.check_layer_gradients)."""
+
 from __future__ import annotations
-
-
 
 import numpy as np
 import pytest
 
 import fastconv as fc
 from fastconv import reference as ref
-from fastconv.layers import (Conv2D, Dense, Dropout, Flatten, MaxPooling2D, ReLU, Softmax,
-                             SoftmaxCrossEntropy)
+from fastconv.layers import Conv2D, Dense, Dropout, Flatten, MaxPooling2D, ReLU, Softmax, SoftmaxCrossEntropy
 from fastconv.testing import check_layer_gradients
 
 TOL = {np.float32: 2e-4, np.float64: 1e-10}
@@ -65,8 +63,18 @@ KERAS_ACTIVATIONS = {
 def test_conv2d_forward_backward_vs_reference(case, dtype, data_format):
     filters, kernel, strides, padding, dilation, activation, use_bias, (N, C, H, W) = case
     rng = np.random.default_rng(1)
-    layer = Conv2D(filters, kernel, strides=strides, padding=padding, dilation_rate=dilation,
-                   activation=activation, use_bias=use_bias, data_format=data_format, seed=3, dtype=dtype)
+    layer = Conv2D(
+        filters,
+        kernel,
+        strides=strides,
+        padding=padding,
+        dilation_rate=dilation,
+        activation=activation,
+        use_bias=use_bias,
+        data_format=data_format,
+        seed=3,
+        dtype=dtype,
+    )
     x = rand(rng, nhwc_shape(data_format, N, C, H, W), dtype)
     layer.build(x.shape[1:])
     if use_bias:
@@ -94,8 +102,8 @@ def test_conv2d_forward_backward_vs_reference(case, dtype, data_format):
 def test_conv2d_weight_layout_and_param_count():
     last = Conv2D(8, (3, 5), input_shape=(10, 10, 3))
     first = Conv2D(8, (3, 5), data_format="channels_first", input_shape=(3, 10, 10))
-    assert last.params["kernel"].shape == (3, 5, 3, 8)           # (R, S, C, K), Keras
-    assert first.params["kernel"].shape == (8, 3, 3, 5)          # (K, C, R, S), PyTorch
+    assert last.params["kernel"].shape == (3, 5, 3, 8)  # (R, S, C, K), Keras
+    assert first.params["kernel"].shape == (8, 3, 3, 5)  # (K, C, R, S), PyTorch
     assert last.count_params() == first.count_params() == 3 * 5 * 3 * 8 + 8
     assert last.params["kernel"].dtype == np.float32
 
@@ -108,14 +116,15 @@ def test_first_conv_skips_the_data_gradient(monkeypatch):
     layer.needs_input_grad = False
     calls = []
     real = fc.functional.conv2d_backward_data
-    monkeypatch.setattr(fc.layers.convolutional, "conv2d_backward_data", lambda *a, **k: calls.append(1) or real(*a, **k))
+    monkeypatch.setattr(
+        fc.layers.convolutional, "conv2d_backward_data", lambda *a, **k: calls.append(1) or real(*a, **k)
+    )
     assert layer.backward(rand(rng, y.shape)) is None
     assert not calls and layer.grads["kernel"].shape == (3, 3, 3, 4)
 
 
 def test_sequential_marks_only_the_leading_layers():
-    model = fc.Sequential([ReLU(), Conv2D(2, 3), ReLU(), Conv2D(2, 3), Flatten(), Dense(3)],
-                          input_shape=(9, 9, 2))
+    model = fc.Sequential([ReLU(), Conv2D(2, 3), ReLU(), Conv2D(2, 3), Flatten(), Dense(3)], input_shape=(9, 9, 2))
     model.build()
     assert [lyr.needs_input_grad for lyr in model.layers] == [False, False, True, True, True, True]
     x = rand(np.random.default_rng(0), (2, 9, 9, 2))
@@ -131,17 +140,20 @@ def test_conv2d_initializers_are_seeded_and_scaled():
     limit = np.sqrt(6.0 / (9 * 32 + 9 * 64))
     assert np.abs(a).max() <= limit and np.abs(a).max() > 0.95 * limit
     he = Conv2D(64, 3, seed=7, kernel_initializer="he_normal", input_shape=(8, 8, 32)).params["kernel"]
-    assert abs(he.std() / np.sqrt(2.0 / (9 * 32)) - 1) < 0.05      # truncated-normal, corrected std
+    assert abs(he.std() / np.sqrt(2.0 / (9 * 32)) - 1) < 0.05  # truncated-normal, corrected std
     assert np.abs(he).max() <= 2 * np.sqrt(2.0 / (9 * 32)) / 0.87962566103423978 + 1e-6
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    (dict(filters=0, kernel_size=3), "filters"),
-    (dict(filters=2, kernel_size=3, activation="elu"), "activation"),
-    (dict(filters=2, kernel_size=3, padding="full"), "padding"),
-    (dict(filters=2, kernel_size=3, data_format="NHWC"), "data_format"),
-    (dict(filters=2, kernel_size=3, kernel_initializer="orthogonal", input_shape=(4, 4, 1)), "kernel_initializer"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(filters=0, kernel_size=3), "filters"),
+        (dict(filters=2, kernel_size=3, activation="elu"), "activation"),
+        (dict(filters=2, kernel_size=3, padding="full"), "padding"),
+        (dict(filters=2, kernel_size=3, data_format="NHWC"), "data_format"),
+        (dict(filters=2, kernel_size=3, kernel_initializer="orthogonal", input_shape=(4, 4, 1)), "kernel_initializer"),
+    ],
+)
 def test_conv2d_argument_errors(kwargs, match):
     with pytest.raises(ValueError, match=match):
         Conv2D(**kwargs)
@@ -154,13 +166,17 @@ def test_conv2d_too_small_input_names_the_layer():
 
 # ----------------------------------------------------------------------------- pooling, relu, flatten
 
+
 @pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
-@pytest.mark.parametrize("pool, strides, padding, shape", [
-    (2, None, "valid", (2, 3, 8, 6)),
-    (3, 2, "valid", (1, 5, 7, 9)),
-    ((2, 3), (1, 2), "same", (2, 17, 5, 7)),
-    (2, None, "same", (3, 2, 7, 5)),
-])
+@pytest.mark.parametrize(
+    "pool, strides, padding, shape",
+    [
+        (2, None, "valid", (2, 3, 8, 6)),
+        (3, 2, "valid", (1, 5, 7, 9)),
+        ((2, 3), (1, 2), "same", (2, 17, 5, 7)),
+        (2, None, "same", (3, 2, 7, 5)),
+    ],
+)
 def test_max_pooling_vs_reference(pool, strides, padding, shape, data_format):
     rng = np.random.default_rng(3)
     x = rand(rng, nhwc_shape(data_format, *shape))
@@ -189,6 +205,7 @@ def test_relu_and_flatten():
 
 
 # ----------------------------------------------------------------------------- dense, dropout, softmax
+
 
 @pytest.mark.parametrize("activation", ["sigmoid", "tanh", "leaky_relu"])
 def test_dense_activation_forward_backward_vs_reference(activation):
@@ -261,7 +278,7 @@ def test_softmax_cross_entropy_is_stable_and_matches_the_formula():
     assert abs(loss.forward(logits, labels) - want) < 1e-12
     onehot = np.eye(4)[labels]
     np.testing.assert_allclose(loss.backward(), (p - onehot) / 5, atol=1e-14)
-    assert abs(loss.forward(logits, onehot) - want) < 1e-12          # one-hot rows work too
+    assert abs(loss.forward(logits, onehot) - want) < 1e-12  # one-hot rows work too
     # finite differences of the loss itself
     eps, g = 1e-6, loss.forward(logits, labels) and loss.backward()
     for i, j in [(0, 0), (2, 3), (4, 1)]:
@@ -270,7 +287,7 @@ def test_softmax_cross_entropy_is_stable_and_matches_the_formula():
         lm[i, j] -= eps
         num = (SoftmaxCrossEntropy().forward(lp, labels) - SoftmaxCrossEntropy().forward(lm, labels)) / (2 * eps)
         assert abs(num - g[i, j]) < 1e-8
-    huge = np.array([[1000.0, 0.0], [-1000.0, 0.0]], np.float32)      # exp would overflow
+    huge = np.array([[1000.0, 0.0], [-1000.0, 0.0]], np.float32)  # exp would overflow
     value = loss.forward(huge, np.array([1, 0]))
     assert np.isfinite(value) and abs(value - 1000.0) < 1e-3
     assert np.all(np.isfinite(loss.backward()))
@@ -280,7 +297,7 @@ def test_softmax_cross_entropy_is_stable_and_matches_the_formula():
 
 def test_softmax_layer():
     rng = np.random.default_rng(8)
-    x = rng.standard_normal((3, 6)) + 500.0                           # shifted: still finite
+    x = rng.standard_normal((3, 6)) + 500.0  # shifted: still finite
     s = Softmax().forward(x)
     np.testing.assert_allclose(s.sum(1), 1.0, rtol=1e-12)
     np.testing.assert_allclose(s, Softmax().forward(x - 500.0), rtol=1e-9)
@@ -291,8 +308,10 @@ def test_softmax_layer():
 GRAD_LAYERS = {
     "conv_valid": (lambda: Conv2D(3, 3, seed=1), (2, 5, 6, 2)),
     "conv_same_relu_s2": (lambda: Conv2D(4, 3, strides=2, padding="same", activation="relu", seed=1), (2, 7, 6, 3)),
-    "conv_dilated_nchw": (lambda: Conv2D(2, 2, dilation_rate=2, data_format="channels_first",
-                                         kernel_initializer="he_normal", seed=1), (2, 3, 6, 5)),
+    "conv_dilated_nchw": (
+        lambda: Conv2D(2, 2, dilation_rate=2, data_format="channels_first", kernel_initializer="he_normal", seed=1),
+        (2, 3, 6, 5),
+    ),
     "conv_no_bias": (lambda: Conv2D(3, (1, 3), use_bias=False, seed=1), (1, 4, 5, 2)),
     "max_pool": (lambda: MaxPooling2D(2), (2, 6, 4, 3)),
     "max_pool_same_nchw": (lambda: MaxPooling2D(3, 2, "same", data_format="channels_first"), (1, 2, 7, 5)),
@@ -318,20 +337,23 @@ def test_layer_gradients_by_finite_differences(name):
 
 
 def test_whole_model_gradients_by_finite_differences():
-    model = fc.Sequential([
-        Conv2D(3, 3, padding="same", activation="relu", seed=1),
-        MaxPooling2D(2),
-        Conv2D(4, 3, seed=2),
-        ReLU(),
-        Flatten(),
-        Dropout(0.2, seed=0),
-        Dense(5, activation="relu", seed=3),
-        Dense(3, seed=4),
-    ], input_shape=(8, 8, 2))
+    model = fc.Sequential(
+        [
+            Conv2D(3, 3, padding="same", activation="relu", seed=1),
+            MaxPooling2D(2),
+            Conv2D(4, 3, seed=2),
+            ReLU(),
+            Flatten(),
+            Dropout(0.2, seed=0),
+            Dense(5, activation="relu", seed=3),
+            Dense(3, seed=4),
+        ],
+        input_shape=(8, 8, 2),
+    )
     x = np.random.default_rng(10).standard_normal((2, 8, 8, 2))
     errors = check_layer_gradients(model, x, max_checks=12)
     assert set(errors) == {"x"} | {r.name for r in model.parameters()}
-    assert model.layers[0].needs_input_grad is False      # the caller's model is left as it was
+    assert model.layers[0].needs_input_grad is False  # the caller's model is left as it was
     assert model.layers[0].params["kernel"].dtype == np.float32
 
 
@@ -350,10 +372,9 @@ def test_inputs_take_the_layer_dtype_like_keras():
     rng = np.random.default_rng(11)
     conv = Conv2D(2, 3, seed=0)
     x64 = rng.standard_normal((2, 5, 5, 1))
-    y = conv.forward(x64)                         # float32 layer: the float64 input is cast
+    y = conv.forward(x64)  # float32 layer: the float64 input is cast
     assert y.dtype == np.float32 and conv.params["kernel"].dtype == np.float32
-    close(y, ref.conv2d(x64.astype(np.float32), conv.params["kernel"], conv.params["bias"], layout="NHWC"),
-          np.float32)
+    close(y, ref.conv2d(x64.astype(np.float32), conv.params["kernel"], conv.params["bias"], layout="NHWC"), np.float32)
     assert conv.backward(np.ones_like(y)).dtype == np.float32
     u8 = rng.integers(0, 255, (2, 5, 5, 1), dtype=np.uint8)
     assert Conv2D(2, 3, seed=0).forward(u8).dtype == np.float32
@@ -361,6 +382,7 @@ def test_inputs_take_the_layer_dtype_like_keras():
 
 
 # ----------------------------------------------------------------------------- LeakyReLU, Activation
+
 
 @pytest.mark.parametrize("slope", [0.3, 0.0, 1.5])
 def test_leaky_relu_layer_keras_default_and_gradient(slope):
@@ -409,6 +431,7 @@ def test_activation_layer_rejects_unknown_names():
 
 # ----------------------------------------------------------------------------- average and global pooling
 
+
 @pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
 def test_average_pooling_layer_same_excludes_padding_like_keras(data_format):
     from fastconv.layers import AveragePooling2D
@@ -442,8 +465,9 @@ def test_global_pooling_layers(kind, keepdims):
     if kind == "avg":
         want_gx = ref.global_avg_pool2d_backward(gy.reshape(3, 6), x.shape, layout="NHWC")
     else:
-        want_gx = ref.global_max_pool2d_backward(gy.reshape(3, 6), ref.global_max_pool2d(x, layout="NHWC")[1],
-                                                 x.shape, layout="NHWC")
+        want_gx = ref.global_max_pool2d_backward(
+            gy.reshape(3, 6), ref.global_max_pool2d(x, layout="NHWC")[1], x.shape, layout="NHWC"
+        )
     close(gx, want_gx, np.float32, "grad_x")
 
 
@@ -453,8 +477,13 @@ def test_gap_head_model_trains_and_round_trips_its_config(tmp_path):
     rng = np.random.default_rng(12)
     x = rng.standard_normal((16, 8, 8, 3)).astype(np.float32)
     y = (x.mean(axis=(1, 2, 3)) > 0).astype(np.int64)
-    model = fc.Sequential([Conv2D(8, 3, padding="same", activation="relu", input_shape=(8, 8, 3), seed=1),
-                           GlobalAveragePooling2D(), Dense(2, seed=2)])
+    model = fc.Sequential(
+        [
+            Conv2D(8, 3, padding="same", activation="relu", input_shape=(8, 8, 3), seed=1),
+            GlobalAveragePooling2D(),
+            Dense(2, seed=2),
+        ]
+    )
     model.compile(fc.Adam(0.05), "sparse_categorical_crossentropy", metrics=["accuracy"])
     history = model.fit(x, y, epochs=15, batch_size=8, verbose=0, shuffle=False)
     assert history.history["loss"][-1] < history.history["loss"][0]

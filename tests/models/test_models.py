@@ -1,8 +1,8 @@
 """fastconv.Sequential (summary, weight files), the VGG16 base and its converters, optimizers."""
+
 from __future__ import annotations
 
 import os
-
 
 import numpy as np
 import pytest
@@ -13,19 +13,22 @@ from fastconv.layers import Conv2D, Dense, Flatten, MaxPooling2D
 
 def course_model(data_format="channels_last", input_shape=(28, 28, 1)):
     kw = dict(activation="relu", data_format=data_format)
-    return fc.Sequential([
-        Conv2D(32, 3, input_shape=input_shape, seed=0, **kw),
-        MaxPooling2D(2, data_format=data_format),
-        Conv2D(64, 3, seed=1, **kw),
-        MaxPooling2D(2, data_format=data_format),
-        Conv2D(64, 3, seed=2, **kw),
-        Flatten(),
-        Dense(64, activation="relu", seed=3),
-        Dense(10, seed=4),
-    ])
+    return fc.Sequential(
+        [
+            Conv2D(32, 3, input_shape=input_shape, seed=0, **kw),
+            MaxPooling2D(2, data_format=data_format),
+            Conv2D(64, 3, seed=1, **kw),
+            MaxPooling2D(2, data_format=data_format),
+            Conv2D(64, 3, seed=2, **kw),
+            Flatten(),
+            Dense(64, activation="relu", seed=3),
+            Dense(10, seed=4),
+        ]
+    )
 
 
 # ----------------------------------------------------------------------------- summary and shapes
+
 
 def test_course_model_matches_keras_counts_and_shapes():
     model = course_model()
@@ -69,17 +72,18 @@ def test_vgg16_base_counts_and_shapes():
 
 # ----------------------------------------------------------------------------- weight files
 
+
 def test_save_load_round_trip(tmp_path):
     rng = np.random.default_rng(1)
     x = rng.standard_normal((3, 28, 28, 1)).astype(np.float32)
     a = course_model()
-    for ref in a.parameters():                       # non-zero biases too
+    for ref in a.parameters():  # non-zero biases too
         ref.value[...] = rng.standard_normal(ref.value.shape) * 0.1
     a.save_weights(tmp_path / "w.npz")
     b = course_model()
     kernel = b.layers[0].params["kernel"]
     b.load_weights(tmp_path / "w.npz")
-    assert b.layers[0].params["kernel"] is kernel    # loaded in place (optimizer refs stay valid)
+    assert b.layers[0].params["kernel"] is kernel  # loaded in place (optimizer refs stay valid)
     np.testing.assert_array_equal(a.forward(x), b.forward(x))
     with np.load(tmp_path / "w.npz") as f:
         assert f["conv2d/kernel"].shape == (3, 3, 1, 32) and f["dense_1/bias"].shape == (10,)
@@ -91,29 +95,44 @@ def test_weights_move_between_data_formats(tmp_path):
     for ref in last.parameters():
         ref.value[...] = rng.standard_normal(ref.value.shape)
     last.save_weights(tmp_path / "w.npz")
-    first = fc.Sequential([Conv2D(4, 3, data_format="channels_first", input_shape=(3, 7, 8)),
-                           MaxPooling2D(2, data_format="channels_first"),
-                           Conv2D(2, 2, data_format="channels_first")])
+    first = fc.Sequential(
+        [
+            Conv2D(4, 3, data_format="channels_first", input_shape=(3, 7, 8)),
+            MaxPooling2D(2, data_format="channels_first"),
+            Conv2D(2, 2, data_format="channels_first"),
+        ]
+    )
     first.load_weights(tmp_path / "w.npz")
     x = rng.standard_normal((2, 7, 8, 3)).astype(np.float32)
-    np.testing.assert_allclose(first.forward(x.transpose(0, 3, 1, 2)), last.forward(x).transpose(0, 3, 1, 2),
-                               rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(
+        first.forward(x.transpose(0, 3, 1, 2)), last.forward(x).transpose(0, 3, 1, 2), rtol=1e-5, atol=1e-5
+    )
 
 
 def test_load_weights_shape_mismatch_names_layer_and_shapes(tmp_path):
     course_model().save_weights(tmp_path / "w.npz")
-    other = fc.Sequential([
-        Conv2D(32, 3, input_shape=(28, 28, 1)), MaxPooling2D(2), Conv2D(48, 3), MaxPooling2D(2),
-        Conv2D(64, 3), Flatten(), Dense(64), Dense(10)])
+    other = fc.Sequential(
+        [
+            Conv2D(32, 3, input_shape=(28, 28, 1)),
+            MaxPooling2D(2),
+            Conv2D(48, 3),
+            MaxPooling2D(2),
+            Conv2D(64, 3),
+            Flatten(),
+            Dense(64),
+            Dense(10),
+        ]
+    )
     before = other.layers[0].params["kernel"].copy()
     with pytest.raises(ValueError, match=r"'conv2d_1'.*'kernel'.*\(3, 3, 32, 64\).*\(3, 3, 32, 48\)"):
         other.load_weights(tmp_path / "w.npz")
-    np.testing.assert_array_equal(other.layers[0].params["kernel"], before)   # nothing half-loaded
+    np.testing.assert_array_equal(other.layers[0].params["kernel"], before)  # nothing half-loaded
     with pytest.raises(ValueError, match="missing"):
         fc.Sequential([Dense(3, input_shape=(4,), name="head")]).load_weights(tmp_path / "w.npz")
 
 
 # ----------------------------------------------------------------------------- VGG16 converters
+
 
 def _fake_vgg16_arrays(rng):
     """Small random stand-ins with VGG16's exact shapes (K, C, 3, 3) in torchvision naming."""
@@ -125,7 +144,7 @@ def _fake_vgg16_arrays(rng):
             state[f"features.{i}.weight"] = rng.standard_normal((k, c, 3, 3)).astype(np.float32) * 0.05
             state[f"features.{i}.bias"] = rng.standard_normal(k).astype(np.float32)
             c = k
-    state["classifier.0.weight"] = np.zeros((4, 4), np.float32)        # ignored
+    state["classifier.0.weight"] = np.zeros((4, 4), np.float32)  # ignored
     return state
 
 
@@ -136,8 +155,11 @@ def test_vgg16_weights_from_torch_and_keras(tmp_path):
     assert len(weights) == 26
     np.testing.assert_array_equal(weights["block3_conv2/kernel"], state["features.12.weight"].transpose(2, 3, 1, 0))
     np.testing.assert_array_equal(weights["block5_conv3/bias"], state["features.28.bias"])
-    keras_list = [weights[f"{n}/{p}"] for n in (lyr.name for lyr in fc.models.vgg16_base((32, 32, 3)).layers
-                                                 if isinstance(lyr, Conv2D)) for p in ("kernel", "bias")]
+    keras_list = [
+        weights[f"{n}/{p}"]
+        for n in (lyr.name for lyr in fc.models.vgg16_base((32, 32, 3)).layers if isinstance(lyr, Conv2D))
+        for p in ("kernel", "bias")
+    ]
     again = fc.models.vgg16_weights_from_keras(keras_list)
     assert all(np.array_equal(again[k], weights[k]) for k in weights)
     np.savez(tmp_path / "vgg.npz", **weights)
@@ -160,6 +182,7 @@ def test_vgg16_weights_from_torch_and_keras(tmp_path):
 
 
 # ----------------------------------------------------------------------------- optimizers
+
 
 def _param_layer(p, g):
     layer = Dense(p.shape[-1], input_shape=(p.shape[0],), use_bias=False, dtype=np.float64, name="d")
@@ -197,7 +220,7 @@ def test_adam_matches_hand_computed_steps():
         opt.step(layer)
         m = 0.8 * m + 0.2 * g
         v = 0.9 * v + 0.1 * g * g
-        p = p - 0.01 * (m / (1 - 0.8 ** t)) / (np.sqrt(v / (1 - 0.9 ** t)) + 1e-7)
+        p = p - 0.01 * (m / (1 - 0.8**t)) / (np.sqrt(v / (1 - 0.9**t)) + 1e-7)
         np.testing.assert_allclose(layer.params["kernel"], p, rtol=1e-12)
     # the first Adam step moves every weight by about lr, whatever the gradient's scale
     fresh = _param_layer(p0, 1e-3 * rng.standard_normal((4, 3)))
@@ -216,6 +239,7 @@ def test_optimizer_argument_errors():
 
 def test_convert_script_writes_a_loadable_file(tmp_path):
     import sys
+
     examples = os.path.join(os.path.dirname(__file__), os.pardir, os.pardir, "examples")
     sys.path.insert(0, examples)
     try:
@@ -239,11 +263,17 @@ def test_relu_mask_fused_into_the_pool_gives_the_same_gradients(data_format, poo
 
     rng = np.random.default_rng(7)
     shape = (10, 10, 3) if data_format == "channels_last" else (3, 10, 10)
-    model = fc.Sequential([
-        Conv2D(8, 3, activation="relu", padding="same", data_format=data_format, input_shape=shape, seed=1),
-        MaxPooling2D(data_format=data_format, **pool),
-        Conv2D(6, 3, activation="relu", data_format=data_format, seed=2),
-        MaxPooling2D(data_format=data_format, **pool), Flatten(), Dense(5, seed=3)], input_grad=True)
+    model = fc.Sequential(
+        [
+            Conv2D(8, 3, activation="relu", padding="same", data_format=data_format, input_shape=shape, seed=1),
+            MaxPooling2D(data_format=data_format, **pool),
+            Conv2D(6, 3, activation="relu", data_format=data_format, seed=2),
+            MaxPooling2D(data_format=data_format, **pool),
+            Flatten(),
+            Dense(5, seed=3),
+        ],
+        input_grad=True,
+    )
     model.build()
     assert model._relu_pools == {1, 3}
     x = rng.standard_normal((4, *shape)).astype(np.float32)
@@ -255,7 +285,7 @@ def test_relu_mask_fused_into_the_pool_gives_the_same_gradients(data_format, poo
 
     model.forward(x)
     g = gy
-    for layer in reversed(model.layers):          # plain chain: each layer does its own ReLU
+    for layer in reversed(model.layers):  # plain chain: each layer does its own ReLU
         g = layer.backward(g)
     for r in model.parameters():
         assert np.array_equal(r.grad, fused[r.name], equal_nan=True), r.name
@@ -264,14 +294,29 @@ def test_relu_mask_fused_into_the_pool_gives_the_same_gradients(data_format, poo
 
 # ----------------------------------------------------------------------------- batch-norm folding
 
-@pytest.mark.parametrize("data_format, axis, folds", [
-    ("channels_first", 1, True), ("channels_first", -1, False), ("channels_first", 3, False),
-    ("channels_last", -1, True), ("channels_last", 3, True), ("channels_last", 1, False)])
+
+@pytest.mark.parametrize(
+    "data_format, axis, folds",
+    [
+        ("channels_first", 1, True),
+        ("channels_first", -1, False),
+        ("channels_first", 3, False),
+        ("channels_last", -1, True),
+        ("channels_last", 3, True),
+        ("channels_last", 1, False),
+    ],
+)
 def test_fold_batch_norm_folds_only_a_batch_norm_over_the_conv_channels(data_format, axis, folds):
     # 4 filters on 6x6 'valid' 3x3: H = W = channels = 4, so a batch norm over H or W builds too
     shape = (2, 6, 6) if data_format == "channels_first" else (6, 6, 2)
-    model = fc.Sequential([Conv2D(4, 3, data_format=data_format, input_shape=shape, seed=0),
-                           fc.layers.BatchNormalization(axis=axis), Flatten(), Dense(3, seed=1)])
+    model = fc.Sequential(
+        [
+            Conv2D(4, 3, data_format=data_format, input_shape=shape, seed=0),
+            fc.layers.BatchNormalization(axis=axis),
+            Flatten(),
+            Dense(3, seed=1),
+        ]
+    )
     model.build()
     rng = np.random.default_rng(5)
     bn = model.layers[1].params

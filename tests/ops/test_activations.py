@@ -7,21 +7,22 @@ float64 value is a normal number of that dtype (measured: 1.4 eps for float32 si
 for float64 tanh), and within 1 subnormal step below. Backward passes are checked against the
 reference and by central differences through the forward pass.
 """
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers import assert_close, check_op, numerical_grad, randn
 
 import fastconv as fc
 from fastconv import _cuda_emu
+from fastconv import reference as ref
 from fastconv.backend import cpu as backend_cpu
 from fastconv.backend import cuda_emu as emu
-from fastconv import reference as ref
-from helpers import assert_close, check_op, numerical_grad, randn
 
 DTYPES = (np.float32, np.float64)
 ACTS = ("sigmoid", "tanh", "leaky_relu")
-SIZES = (1, 15, 16, 17, 33, 1000, 4096 + 3)   # around every vector width and the 4-vector body
+SIZES = (1, 15, 16, 17, 33, 1000, 4096 + 3)  # around every vector width and the 4-vector body
 
 
 def _rel_errors(got, want, dtype):
@@ -38,9 +39,15 @@ def _grid(dtype):
     """A dense sweep of the ranges where each formula changes: tiny, around the exp reduction
     points, saturation, and the subnormal range of sigmoid."""
     lo = -110 if dtype == np.float32 else -750
-    return np.concatenate([np.linspace(-30, 30, 60001), np.linspace(-1e-5, 1e-5, 2001),
-                           np.geomspace(1e-30, 1, 3001), -np.geomspace(1e-30, 1, 3001),
-                           np.linspace(lo, -80, 20001)]).astype(dtype)
+    return np.concatenate(
+        [
+            np.linspace(-30, 30, 60001),
+            np.linspace(-1e-5, 1e-5, 2001),
+            np.geomspace(1e-30, 1, 3001),
+            -np.geomspace(1e-30, 1, 3001),
+            np.linspace(lo, -80, 20001),
+        ]
+    ).astype(dtype)
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
@@ -63,8 +70,8 @@ def test_special_values(isa, poison, act, dtype):
     assert np.array_equal(np.isnan(y), np.isnan(want))
     ok = ~np.isnan(want)
     assert np.array_equal(np.isinf(y[ok]), np.isinf(want[ok]))
-    assert np.allclose(y[ok], want[ok], rtol=2 * np.finfo(dtype).eps, atol=0)   # alpha * x rounds in dtype
-    if act == "tanh":   # odd: the sign of zero is kept
+    assert np.allclose(y[ok], want[ok], rtol=2 * np.finfo(dtype).eps, atol=0)  # alpha * x rounds in dtype
+    if act == "tanh":  # odd: the sign of zero is kept
         assert np.signbit(y[1]) and not np.signbit(y[0])
 
 
@@ -91,7 +98,7 @@ def test_leaky_relu_slope(isa, poison, dtype):
 def test_backward_matches_finite_differences(act):
     rng = np.random.default_rng(7)
     x = rng.standard_normal((2, 3, 4, 5)) * 2
-    x[np.abs(x) < 1e-3] = 0.5                          # away from leaky_relu's kink
+    x[np.abs(x) < 1e-3] = 0.5  # away from leaky_relu's kink
     g = rng.standard_normal(x.shape)
     f = getattr(fc, act)
     gx = getattr(fc, f"{act}_backward")(g, f(x))
@@ -107,7 +114,7 @@ def test_in_place_and_overlapping_out(isa, act):
     assert getattr(fc, act)(a, out=a) is a
     assert np.array_equal(a, want)
     b = np.concatenate([x, np.zeros(5, np.float32)])
-    got = getattr(fc, act)(b[:1003], out=b[5:])      # out overlaps x shifted: NumPy semantics
+    got = getattr(fc, act)(b[:1003], out=b[5:])  # out overlaps x shifted: NumPy semantics
     assert np.array_equal(got, want)
 
 
@@ -117,9 +124,9 @@ def test_same_bits_for_any_alignment_and_thread_count(isa, act, restore_cpu_stat
     x = randn(rng, (70001,), np.float32)
     fc.set_num_threads(1)
     one = getattr(fc, act)(x)
-    fc.set_num_threads(2)          # conftest lets 4096 elements and more use the threads
+    fc.set_num_threads(2)  # conftest lets 4096 elements and more use the threads
     two = getattr(fc, act)(x)
-    shifted = np.empty(70001 + 3, np.float32)[3:]   # 12 bytes past the buffer's alignment
+    shifted = np.empty(70001 + 3, np.float32)[3:]  # 12 bytes past the buffer's alignment
     shifted[...] = x
     moved = getattr(fc, act)(shifted)
     assert np.array_equal(one, two) and np.array_equal(one, moved)
@@ -186,7 +193,7 @@ def _fused_conv_inputs(case, layout, dtype):
     winograd = kw.pop("winograd", False)
     rng = np.random.default_rng(len(case) * 7 + len(layout))
     x, w, b = randn(rng, xs, dtype), randn(rng, ws, dtype) * 0.3, randn(rng, (ws[0],), dtype)
-    x.flat[::29] = np.nan   # NaN must propagate through every epilogue
+    x.flat[::29] = np.nan  # NaN must propagate through every epilogue
     if layout == "NHWC":
         x, w = np.ascontiguousarray(x.transpose(0, 2, 3, 1)), np.ascontiguousarray(w.transpose(2, 3, 1, 0))
     return x, w, b, dict(kw, layout=layout), winograd
@@ -196,15 +203,17 @@ def _fused_conv_inputs(case, layout, dtype):
 @pytest.mark.parametrize("layout", ("NCHW", "NHWC"))
 @pytest.mark.parametrize("case", list(FUSED_CONVS))
 @pytest.mark.parametrize("act", ACTS + ("relu",))
-def test_conv2d_epilogue_equals_the_separate_kernel_bit_for_bit(isa, poison, restore_cpu_state, act, case,
-                                                                 layout, dtype):
+def test_conv2d_epilogue_equals_the_separate_kernel_bit_for_bit(
+    isa, poison, restore_cpu_state, act, case, layout, dtype
+):
     x, w, b, kw, winograd = _fused_conv_inputs(case, layout, dtype)
     fc.set_winograd(winograd)
     fc._cpu._set_winograd_forced(winograd)
     fused = fc.conv2d(x, w, b, activation=act, alpha=0.3, **kw)
     separate = fc.ops.eltwise.activate(act, fc.conv2d(x, w, b, **kw), 0.3)
     assert np.array_equal(fused, separate, equal_nan=True), (
-        f"fused {act} differs from the separate pass at {np.argwhere(~((fused == separate) | np.isnan(separate)))[:3]}")
+        f"fused {act} differs from the separate pass at {np.argwhere(~((fused == separate) | np.isnan(separate)))[:3]}"
+    )
     finite = np.isfinite(separate)
     want = ref.conv2d(np.nan_to_num(x), w, b, activation=act, alpha=0.3, **kw)
     assert np.array_equal(np.isnan(fused), ~np.isfinite(ref.conv2d(x, w, b, activation=act, alpha=0.3, **kw)))
@@ -225,12 +234,14 @@ def test_linear_epilogue_equals_the_separate_kernel_bit_for_bit(isa, poison, act
     assert np.isnan(fused[0]).all() and not np.isnan(fused[1:]).any()
     assert_close(fused[1:], ref.linear(x[1:], w, b, activation=act, alpha=0.3), dtype=dtype, name=f"linear {act}")
     # the transposed weight view (a Keras kernel) goes through the same epilogue
-    assert np.array_equal(fc.linear(x, np.ascontiguousarray(w.T).T, b, activation=act, alpha=0.3), fused,
-                          equal_nan=True)
+    assert np.array_equal(
+        fc.linear(x, np.ascontiguousarray(w.T).T, b, activation=act, alpha=0.3), fused, equal_nan=True
+    )
 
 
 def test_conv2d_and_linear_make_no_second_pass(monkeypatch):
     """The activation is in the kernel's epilogue: the elementwise kernels are never called."""
+
     def no_second_pass(*args):
         raise AssertionError("an activation kernel ran after the conv / GEMM")
 
@@ -260,13 +271,15 @@ def test_conv2d_and_linear_activation(poison, act, layout):
 @pytest.mark.parametrize("bad", (-0.5, float("nan"), float("inf"), True, "0.1"))
 def test_conv2d_and_linear_reject_bad_slopes(bad):
     with pytest.raises(ValueError, match="alpha"):
-        fc.conv2d(np.ones((1, 1, 3, 3), np.float32), np.ones((1, 1, 3, 3), np.float32), activation="leaky_relu",
-                  alpha=bad)
+        fc.conv2d(
+            np.ones((1, 1, 3, 3), np.float32), np.ones((1, 1, 3, 3), np.float32), activation="leaky_relu", alpha=bad
+        )
     with pytest.raises(ValueError, match="alpha"):
         fc.linear(np.ones((1, 3), np.float32), np.ones((2, 3), np.float32), activation="leaky_relu", alpha=bad)
 
 
 # ----------------------------------------------------------------------------- CUDA kernels (emulated)
+
 
 @pytest.fixture
 def emu_backend(monkeypatch, poison):
@@ -289,7 +302,7 @@ def test_cuda_kernels_emulated(emu_backend, act, dtype, n):
     assert_close(inplace, getattr(ref, act)(x), dtype=dtype, name=f"{act} in place")
 
 
-@pytest.mark.parametrize("version", (1, 2, 3))   # kernel1_naive, kernel2_smem_tiled, kernel3_regtile
+@pytest.mark.parametrize("version", (1, 2, 3))  # kernel1_naive, kernel2_smem_tiled, kernel3_regtile
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
 @pytest.mark.parametrize("layout", ("NCHW", "NHWC"))
 @pytest.mark.parametrize("act", ACTS)
@@ -312,12 +325,18 @@ def test_cuda_kernels_emulated_misaligned(emu_backend):
     assert _cuda_emu.last_kernel().endswith("_vec1")
 
 
-@pytest.mark.parametrize("call", [
-    lambda a, dt: fc.leaky_relu(np.zeros(3, dt), a),
-    lambda a, dt: fc.leaky_relu_backward(np.ones(3, dt), np.zeros(3, dt), a),
-    lambda a, dt: fc.conv2d(np.zeros((1, 1, 3, 3), dt), np.ones((1, 1, 1, 1), dt), activation="leaky_relu", alpha=a),
-    lambda a, dt: fc.linear(np.zeros((2, 3), dt), np.ones((4, 3), dt), activation="leaky_relu", alpha=a),
-], ids=["leaky_relu", "leaky_relu_backward", "conv2d", "linear"])
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda a, dt: fc.leaky_relu(np.zeros(3, dt), a),
+        lambda a, dt: fc.leaky_relu_backward(np.ones(3, dt), np.zeros(3, dt), a),
+        lambda a, dt: fc.conv2d(
+            np.zeros((1, 1, 3, 3), dt), np.ones((1, 1, 1, 1), dt), activation="leaky_relu", alpha=a
+        ),
+        lambda a, dt: fc.linear(np.zeros((2, 3), dt), np.ones((4, 3), dt), activation="leaky_relu", alpha=a),
+    ],
+    ids=["leaky_relu", "leaky_relu_backward", "conv2d", "linear"],
+)
 def test_a_slope_that_overflows_the_dtype_is_refused(call):
     """alpha = 1e300 is finite in float64 but inf in float32, where leaky_relu(0) became NaN."""
     with pytest.raises(ValueError, match=r"alpha .*1e\+300 overflows float32"):

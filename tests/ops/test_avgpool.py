@@ -5,6 +5,7 @@ both layouts and dtypes, strides, paddings (asymmetric, Keras' 'same'), count_in
 ways, poisoned outputs; every ISA computes the same sums in the same order (bit-identical), and
 the thread count does not change a bit; backward passes also by central differences.
 """
+
 from __future__ import annotations
 
 import os
@@ -13,13 +14,13 @@ import sys
 
 import numpy as np
 import pytest
+from helpers import assert_close, check_op, numerical_grad, randn
 
 import fastconv as fc
 from fastconv import _cuda_emu
+from fastconv import reference as ref
 from fastconv.backend import cpu as backend_cpu
 from fastconv.backend import cuda_emu as emu
-from fastconv import reference as ref
-from helpers import assert_close, check_op, numerical_grad, randn
 
 DTYPES = (np.float32, np.float64)
 LAYOUTS = ("NCHW", "NHWC")
@@ -27,14 +28,14 @@ LAYOUTS = ("NCHW", "NHWC")
 # (N, C, H, W, kernel, stride, padding)
 CASES = [
     (1, 1, 5, 7, 2, None, 0),
-    (2, 15, 9, 11, 2, None, 0),            # odd sizes: the last row / column dropped
-    (3, 17, 8, 6, 2, 2, 0),                # 2x2 windows tiling the plane
-    (2, 3, 5, 7, 2, 2, "same"),            # 2x2 'same' on odd sizes: windows reach the bottom / right padding
+    (2, 15, 9, 11, 2, None, 0),  # odd sizes: the last row / column dropped
+    (3, 17, 8, 6, 2, 2, 0),  # 2x2 windows tiling the plane
+    (2, 3, 5, 7, 2, 2, "same"),  # 2x2 'same' on odd sizes: windows reach the bottom / right padding
     (1, 16, 8, 8, 3, 2, 1),
     (3, 17, 10, 9, 3, 2, "same"),
     (1, 33, 7, 12, (3, 2), (2, 1), ((1, 0), (0, 1))),
-    (2, 5, 6, 6, 3, 1, 1),                 # overlapping windows, stride 1
-    (1, 4, 11, 13, 2, 3, 0),               # stride > kernel: rows no window covers
+    (2, 5, 6, 6, 3, 1, 1),  # overlapping windows, stride 1
+    (1, 4, 11, 13, 2, 3, 0),  # stride > kernel: rows no window covers
     (2, 3, 14, 14, 7, 7, 0),
 ]
 # Windows wider or taller than the plane: one output column whose stride becomes 1, windows
@@ -141,8 +142,9 @@ def test_windows_wider_than_the_plane_in_a_subprocess(isa_name):
     if isa_name not in fc.available_cpu_isas():
         pytest.skip(f"{isa_name} not available on this CPU")
     env = {**os.environ, "FASTCONV_ISA": isa_name, "MALLOC_PERTURB_": "165"}
-    r = subprocess.run([sys.executable, "-c", _WIDE_WINDOW_SCRIPT], capture_output=True, text=True, timeout=300,
-                       env=env)
+    r = subprocess.run(
+        [sys.executable, "-c", _WIDE_WINDOW_SCRIPT], capture_output=True, text=True, timeout=300, env=env
+    )
     assert r.returncode == 0 and "ok" in r.stdout, r.stderr[-3000:]
 
 
@@ -163,11 +165,17 @@ def test_global_pooling_against_reference(isa, poison, shape, layout, dtype):
     y = check_op("global_avg_pool2d", x, layout=layout)
     assert y.shape == (N, C)
     check_op("global_avg_pool2d_backward", randn(np.random.default_rng(5), (N, C), dtype), x.shape, layout=layout)
-    x.flat[::5] = x.flat[0]                 # ties: the first one wins
+    x.flat[::5] = x.flat[0]  # ties: the first one wins
     ym, idx = check_op("global_max_pool2d", x, layout=layout, exact=True)
     assert ym.shape == idx.shape == (N, C) and idx.dtype == np.int64
-    check_op("global_max_pool2d_backward", randn(np.random.default_rng(6), (N, C), dtype), idx, x.shape,
-             layout=layout, exact=True)
+    check_op(
+        "global_max_pool2d_backward",
+        randn(np.random.default_rng(6), (N, C), dtype),
+        idx,
+        x.shape,
+        layout=layout,
+        exact=True,
+    )
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
@@ -179,7 +187,7 @@ def test_global_average_of_nchw_planes_is_one_sum_whichever_block_a_plane_falls_
     H, W = hw
     x = randn(np.random.default_rng(H * W), (3, 61, H, W), dtype)
     threshold = fc._cpu.min_parallel_work()
-    fc._cpu.set_min_parallel_work(1)   # 183 planes in chunks of 22 (1 thread) or 11 (2 threads)
+    fc._cpu.set_min_parallel_work(1)  # 183 planes in chunks of 22 (1 thread) or 11 (2 threads)
     runs = []
     try:
         for isa in fc.available_cpu_isas():
@@ -219,7 +227,7 @@ def test_global_average_of_a_large_plane_is_accurate():
     x = (1e4 + rng.standard_normal((2, 2048, 7, 7))).astype(np.float32)
     got = fc.global_avg_pool2d(x)
     want = ref.global_avg_pool2d(x)
-    assert np.abs(got - want).max() <= 4e-3     # float32 spacing at 1e4 is 1e-3
+    assert np.abs(got - want).max() <= 4e-3  # float32 spacing at 1e4 is 1e-3
 
 
 def test_bad_arguments_raise():
@@ -242,6 +250,7 @@ def test_bad_arguments_raise():
 
 # ----------------------------------------------------------------------------- CUDA kernels (emulated)
 
+
 @pytest.fixture
 def emu_backend(monkeypatch, poison):
     monkeypatch.setattr(backend_cpu, "CPU", emu.backend())
@@ -251,7 +260,7 @@ def emu_backend(monkeypatch, poison):
 @pytest.mark.parametrize("count_include_pad", [True, False])
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
 @pytest.mark.parametrize("layout", LAYOUTS)
-@pytest.mark.parametrize("case", CASES[:6] + WIDE_CASES, ids=IDS[:6] + IDS[-len(WIDE_CASES):])
+@pytest.mark.parametrize("case", CASES[:6] + WIDE_CASES, ids=IDS[:6] + IDS[-len(WIDE_CASES) :])
 def test_cuda_kernels_emulated(emu_backend, case, layout, dtype, count_include_pad):
     k, s, p = case[4:]
     x = _x(case, layout, dtype)

@@ -5,22 +5,23 @@ a large mean (1e4 + N(0, 1): no cancellation), the running statistics against Py
 (and PyTorch itself when installed), the layer against Keras' rule, finite differences for the
 backward pass, thread-count independence, folding into a conv, and a model that trains.
 """
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers import assert_close, check_op, numerical_grad
 
 import fastconv as fc
 from fastconv import _cuda_emu
+from fastconv import reference as ref
 from fastconv.backend import cpu as backend_cpu
 from fastconv.backend import cuda_emu as emu
-from fastconv import reference as ref
 from fastconv.layers import BatchNormalization, Conv2D, Dense, Flatten
-from helpers import assert_close, check_op, numerical_grad
 
 DTYPES = (np.float32, np.float64)
 LAYOUTS = ("NCHW", "NHWC")
-SHAPES = [(1, 1, 3, 5), (2, 15, 7, 5), (1, 16, 4, 4), (3, 17, 5, 3), (2, 33, 1, 1)]   # (N, C, H, W)
+SHAPES = [(1, 1, 3, 5), (2, 15, 7, 5), (1, 16, 4, 4), (3, 17, 5, 3), (2, 33, 1, 1)]  # (N, C, H, W)
 
 
 def _data(shape, layout, dtype, seed=0, mean=0.0):
@@ -49,7 +50,16 @@ def test_training_forward_backward_and_running_statistics(isa, poison, shape, la
     assert_close(rm, want[3], dtype=dtype, rtol=_tol(dtype), name="running_mean")
     assert_close(rv, want[4], dtype=dtype, rtol=_tol(dtype), name="running_var")
     gy = np.random.default_rng(1).standard_normal(x.shape).astype(dtype)
-    check_op("batch_norm_backward", gy, x, g, saved_mean, saved_inv_std, layout=layout, rtol=2e-5 if dtype == np.float32 else 1e-9)
+    check_op(
+        "batch_norm_backward",
+        gy,
+        x,
+        g,
+        saved_mean,
+        saved_inv_std,
+        layout=layout,
+        rtol=2e-5 if dtype == np.float32 else 1e-9,
+    )
 
 
 @pytest.mark.parametrize("mean", [0.0, 1e4])
@@ -110,6 +120,7 @@ def test_backward_matches_finite_differences():
 
     def y_of(x_=x, g_=g, b_=b):
         return fc.batch_norm(x_, g_, b_, None, None, training=True, layout="NHWC")[0]
+
     assert_close(gx, numerical_grad(lambda a: y_of(x_=a), x, gy), dtype=np.float64, rtol=1e-6, name="grad_x")
     assert_close(gg, numerical_grad(lambda a: y_of(g_=a), g, gy), dtype=np.float64, rtol=1e-6, name="grad_gamma")
     assert_close(gb, numerical_grad(lambda a: y_of(b_=a), b, gy), dtype=np.float64, rtol=1e-6, name="grad_beta")
@@ -134,8 +145,16 @@ def test_running_statistics_match_pytorch():
     trm, trv = torch.zeros(6), torch.ones(6)
     for _ in range(3):
         y, _, _ = fc.batch_norm(x, g, b, rm, rv, training=True, momentum=0.1, eps=1e-5)
-        ty = torch.nn.functional.batch_norm(torch.from_numpy(x), trm, trv, torch.from_numpy(g), torch.from_numpy(b),
-                                            training=True, momentum=0.1, eps=1e-5)
+        ty = torch.nn.functional.batch_norm(
+            torch.from_numpy(x),
+            trm,
+            trv,
+            torch.from_numpy(g),
+            torch.from_numpy(b),
+            training=True,
+            momentum=0.1,
+            eps=1e-5,
+        )
     np.testing.assert_allclose(y, ty.numpy(), rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(rm, trm.numpy(), rtol=1e-5)
     np.testing.assert_allclose(rv, trv.numpy(), rtol=1e-5)
@@ -197,7 +216,7 @@ def test_a_tiny_eps_on_a_constant_float32_channel_is_not_nan(isa, poison, layout
     want = ref.batch_norm(x, gamma, beta, None, None, training=True, eps=1e-300, layout=layout)[0]
     assert_close(y, want, dtype=np.float32)
     running = np.array([1.5, 0.0, 1.5], np.float32), np.array([0.0, 1.0, 0.0], np.float32)
-    with np.errstate(over="ignore"):   # the returned inv_std is inf in float32
+    with np.errstate(over="ignore"):  # the returned inv_std is inf in float32
         y = fc.batch_norm(x, gamma, beta, *running, training=False, eps=1e-300, layout=layout)[0]
     want = ref.batch_norm(x, gamma, beta, *running, training=False, eps=1e-300, layout=layout)[0]
     assert_close(y, want, dtype=np.float32)
@@ -217,7 +236,7 @@ def test_float64_values_near_half_the_largest_double(isa, poison, layout):
             if layout == "NHWC":
                 x = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
             y, mean, _ = fc.batch_norm(x, None, beta, None, None, training=True, layout=layout)
-            with np.errstate(over="ignore"):   # the reference's sum of squares
+            with np.errstate(over="ignore"):  # the reference's sum of squares
                 want, want_mean = ref.batch_norm(x, None, beta, None, None, training=True, layout=layout)[:2]
             assert np.isfinite(want).all() and np.array_equal(y, want)
             assert_close(mean, want_mean, dtype=np.float64)
@@ -251,6 +270,7 @@ def test_fold_batch_norm_and_global_pooling_name_bad_arguments():
 
 # ----------------------------------------------------------------------------- folding and the layer
 
+
 @pytest.mark.parametrize("layout", LAYOUTS)
 def test_folded_conv_equals_conv_then_batch_norm(layout):
     rng = np.random.default_rng(9)
@@ -258,8 +278,9 @@ def test_folded_conv_equals_conv_then_batch_norm(layout):
     w = rng.standard_normal((7, 5, 3, 3) if layout == "NCHW" else (3, 3, 5, 7))
     b, g, beta = rng.standard_normal(7), rng.standard_normal(7), rng.standard_normal(7)
     rm, rv = rng.standard_normal(7), rng.uniform(0.5, 2, 7)
-    want = fc.batch_norm(fc.conv2d(x, w, b, padding=1, layout=layout), g, beta, rm, rv, training=False,
-                         layout=layout)[0]
+    want = fc.batch_norm(fc.conv2d(x, w, b, padding=1, layout=layout), g, beta, rm, rv, training=False, layout=layout)[
+        0
+    ]
     w2, b2 = fc.fold_batch_norm(w, b, g, beta, rm, rv, layout=layout)
     assert_close(fc.conv2d(x, w2, b2, padding=1, layout=layout), want, dtype=np.float64, rtol=1e-12)
 
@@ -275,28 +296,51 @@ def test_layer_uses_keras_momentum_rule_and_counts_moving_statistics_as_non_trai
     axes = (0, 1, 2) if layout == "NHWC" else (0, 2, 3)
     np.testing.assert_allclose(layer.params["moving_mean"], 0.01 * batch_mean, rtol=1e-5, atol=1e-7)
     np.testing.assert_allclose(layer.params["moving_variance"], 0.99 + 0.01 * x.var(axis=axes), rtol=1e-5)
-    assert_close(y, ref.batch_norm(x, np.ones(3), np.zeros(3), None, None, training=True, eps=1e-3,
-                                   layout=layout)[0], dtype=np.float32, rtol=3e-6)
+    assert_close(
+        y,
+        ref.batch_norm(x, np.ones(3), np.zeros(3), None, None, training=True, eps=1e-3, layout=layout)[0],
+        dtype=np.float32,
+        rtol=3e-6,
+    )
     assert {r.key for r in layer.parameters()} == {"gamma", "beta"}
     assert layer.count_params() == 12 and layer.count_params(trainable=False) == 6
-    inference = layer(x)    # moving statistics
-    assert_close(inference, ref.batch_norm(x, np.ones(3), np.zeros(3), layer.params["moving_mean"],
-                                           layer.params["moving_variance"], training=False, eps=1e-3,
-                                           layout=layout)[0], dtype=np.float32, rtol=3e-6)
+    inference = layer(x)  # moving statistics
+    assert_close(
+        inference,
+        ref.batch_norm(
+            x,
+            np.ones(3),
+            np.zeros(3),
+            layer.params["moving_mean"],
+            layer.params["moving_variance"],
+            training=False,
+            eps=1e-3,
+            layout=layout,
+        )[0],
+        dtype=np.float32,
+        rtol=3e-6,
+    )
 
 
 def test_model_with_batch_norm_trains_saves_and_folds(tmp_path):
     rng = np.random.default_rng(11)
     x = rng.standard_normal((64, 8, 8, 1)).astype(np.float32)
     labels = (x[:, :4].mean(axis=(1, 2, 3)) > x[:, 4:].mean(axis=(1, 2, 3))).astype(np.int64)
-    model = fc.Sequential([Conv2D(6, 3, padding="same", input_shape=(8, 8, 1), seed=1), BatchNormalization(),
-                           fc.layers.ReLU(), Flatten(), Dense(2, seed=2)])
+    model = fc.Sequential(
+        [
+            Conv2D(6, 3, padding="same", input_shape=(8, 8, 1), seed=1),
+            BatchNormalization(),
+            fc.layers.ReLU(),
+            Flatten(),
+            Dense(2, seed=2),
+        ]
+    )
     model.compile(fc.Adam(0.01), "sparse_categorical_crossentropy", metrics=["accuracy"])
     history = model.fit(x, labels, epochs=8, batch_size=16, verbose=0, shuffle=False)
     assert history.history["loss"][-1] < 0.7 * history.history["loss"][0]
     lines = []
     model.summary(print_fn=lines.append)
-    assert any("Non-trainable params: 12" in line for line in lines)       # moving mean + variance
+    assert any("Non-trainable params: 12" in line for line in lines)  # moving mean + variance
     path = tmp_path / "bn.npz"
     model.save(path)
     np.testing.assert_array_equal(fc.load_model(path).predict(x), model.predict(x))
@@ -309,6 +353,7 @@ def test_model_with_batch_norm_trains_saves_and_folds(tmp_path):
 # batch_norm(..., activation="relu") applies max(y, 0) in the normalizing pass, and
 # batch_norm_backward(..., activation="relu", y=y) counts grad_y where y > 0 in its sums and
 # grad_x: the same bits as the separate ReLU kernels around the unfused calls.
+
 
 @pytest.mark.parametrize("training", [True, False])
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
@@ -329,8 +374,19 @@ def test_fused_relu_equals_the_separate_relu_bit_for_bit(isa, poison, shape, lay
     separate = fc.batch_norm_backward(fc.relu_backward(gy, y), x, g, m, s, training=training, layout=layout)
     for a, w, name in zip(fused, separate, ("grad_x", "grad_gamma", "grad_beta")):
         assert np.array_equal(a, w), name
-    check_op("batch_norm_backward", gy, x, g, m, s, training=training, layout=layout, activation="relu", y=y,
-             rtol=2e-5 if dtype == np.float32 else 1e-9)
+    check_op(
+        "batch_norm_backward",
+        gy,
+        x,
+        g,
+        m,
+        s,
+        training=training,
+        layout=layout,
+        activation="relu",
+        y=y,
+        rtol=2e-5 if dtype == np.float32 else 1e-9,
+    )
 
 
 @pytest.mark.parametrize("layout", LAYOUTS)
@@ -393,10 +449,16 @@ def test_sequential_fuses_the_relu_above_a_batch_norm(monkeypatch, relu_layer):
     """Conv2D - BatchNormalization - ReLU in a Sequential: the ReLU runs inside the batch norm
     (no ReLU kernel call forward or backward) with the same output and gradients as the same
     layers called one by one, which Sequential does not fuse."""
+
     def layers():
         relu = fc.layers.ReLU() if relu_layer == "ReLU" else fc.layers.Activation("relu")
-        return [Conv2D(5, 3, padding="same", input_shape=(6, 7, 3), seed=1), BatchNormalization(), relu, Flatten(),
-                Dense(2, seed=2)]
+        return [
+            Conv2D(5, 3, padding="same", input_shape=(6, 7, 3), seed=1),
+            BatchNormalization(),
+            relu,
+            Flatten(),
+            Dense(2, seed=2),
+        ]
 
     rng = np.random.default_rng(13)
     x = rng.standard_normal((4, 6, 7, 3)).astype(np.float32)
@@ -414,7 +476,7 @@ def test_sequential_fuses_the_relu_above_a_batch_norm(monkeypatch, relu_layer):
         real = getattr(fc._cpu, name)
         monkeypatch.setattr(fc._cpu, name, lambda *args, real=real, name=name: (calls.append(name), real(*args))[1])
     loose_calls = []
-    loose[2].forward(np.ones((1, 2), np.float32))        # the loose ReLU does call the kernel
+    loose[2].forward(np.ones((1, 2), np.float32))  # the loose ReLU does call the kernel
     loose_calls, calls[:] = list(calls), []
     model = fc.Sequential(layers())
     y = model.forward(x, training=True)
@@ -445,8 +507,8 @@ def test_a_batch_norm_shared_with_a_model_without_the_relu_applies_none():
     relu = with_relu.layers[1]
     np.testing.assert_array_equal(relu.forward(x), np.maximum(x, 0))
     with pytest.raises(ValueError):
-        with_relu.forward(np.ones((2, 3, 3, 5), np.float32))   # 5 channels: its gamma has 2, it raises
-    assert (bn.forward(x) < 0).any()                           # and was asked for one call only
+        with_relu.forward(np.ones((2, 3, 3, 5), np.float32))  # 5 channels: its gamma has 2, it raises
+    assert (bn.forward(x) < 0).any()  # and was asked for one call only
 
 
 # ----------------------------------------------------------------------------- CUDA kernels (emulated)
@@ -470,8 +532,9 @@ def _bn_passes(x, g, b, layout, training=True):
         y, m, s = fc.batch_norm(x, g, b, None, None, training=True, layout=layout)
     else:
         C = g.shape[0]
-        y, m, s = fc.batch_norm(x, g, b, np.full(C, 3.0, x.dtype), np.full(C, 0.5, x.dtype), training=False,
-                                layout=layout)
+        y, m, s = fc.batch_norm(
+            x, g, b, np.full(C, 3.0, x.dtype), np.full(C, 0.5, x.dtype), training=False, layout=layout
+        )
     return (y, m, s, *fc.batch_norm_backward(gy, x, g, m, s, training=training, layout=layout))
 
 
@@ -500,8 +563,12 @@ def test_cuda_fused_relu_emulated(emu_backend, layout):
     """The CUDA batch norm runs the ReLU kernels around its own: the same results as the reference."""
     x, g, b = _data((2, 5, 4, 3), layout, np.float64, seed=9)
     y, m, s = fc.batch_norm(x, g, b, None, None, training=True, layout=layout, activation="relu")
-    assert_close(y, ref.batch_norm(x, g, b, None, None, training=True, layout=layout, activation="relu")[0],
-                 dtype=np.float64, rtol=_tol(np.float64))
+    assert_close(
+        y,
+        ref.batch_norm(x, g, b, None, None, training=True, layout=layout, activation="relu")[0],
+        dtype=np.float64,
+        rtol=_tol(np.float64),
+    )
     gy = np.random.default_rng(10).standard_normal(x.shape)
     check_op("batch_norm_backward", gy, x, g, m, s, layout=layout, activation="relu", y=y, rtol=1e-9)
     y, _, _ = fc.batch_norm(x, g, b, m, 1 / s**2, training=False, layout=layout, activation="relu")
@@ -544,7 +611,7 @@ def test_cuda_kernels_do_not_depend_on_thread_order_or_launch_splits(emu_backend
         _cuda_emu.set_thread_order("forward", 0)
         old = _cuda_emu.max_launch_elements()
         try:
-            for limit in (30, 4 * 30 + 3, 7 * 30):      # NCHW: 1, 4 and 7 planes of 30; NHWC: 4, 17, 30 pixels
+            for limit in (30, 4 * 30 + 3, 7 * 30):  # NCHW: 1, 4 and 7 planes of 30; NHWC: 4, 17, 30 pixels
                 _cuda_emu.set_max_launch_elements(limit)
                 got = _bn_passes(x, g, b, layout, training)
                 assert all(np.array_equal(a, w) for a, w in zip(got, want)), limit
@@ -568,8 +635,9 @@ def test_cuda_extreme_values_emulated(emu_backend, layout):
     assert np.isfinite(want).all() and np.array_equal(y, want)
     x = np.full((2, 3, 4, 5) if layout == "NCHW" else (2, 4, 5, 3), 1.5, np.float32)
     y = fc.batch_norm(x, None, beta.astype(np.float32), None, None, training=True, eps=1e-300, layout=layout)[0]
-    assert np.array_equal(y, np.broadcast_to(beta.astype(np.float32).reshape((1, 3, 1, 1) if layout == "NCHW" else 3),
-                                             x.shape))
+    assert np.array_equal(
+        y, np.broadcast_to(beta.astype(np.float32).reshape((1, 3, 1, 1) if layout == "NCHW" else 3), x.shape)
+    )
 
 
 @pytest.mark.parametrize("layout", LAYOUTS)
@@ -584,8 +652,9 @@ def test_a_tiny_eps_on_a_constant_float32_channel_has_a_finite_backward(isa, poi
     layer = BatchNormalization(axis=1 if layout == "NCHW" else -1, epsilon=1e-300)
     out = layer.forward(x, training=True)
     assert np.array_equal(layer.backward(np.ones_like(out)), np.zeros_like(x))
-    _, _, inv_std = fc.batch_norm(x, None, None, np.full(2, 5.0, np.float32), np.zeros(2, np.float32),
-                                  training=False, eps=1e-300, layout=layout)
+    _, _, inv_std = fc.batch_norm(
+        x, None, None, np.full(2, 5.0, np.float32), np.zeros(2, np.float32), training=False, eps=1e-300, layout=layout
+    )
     assert np.isfinite(inv_std).all()
 
 
@@ -600,7 +669,7 @@ def test_strided_running_statistics_are_updated_in_place():
     fc.batch_norm(x, None, None, want_mean, want_var, training=True, momentum=0.5)
     assert np.array_equal(running_mean, want_mean) and np.array_equal(running_var, want_var)
     assert not np.array_equal(want_mean, np.zeros(3))
-    assert np.array_equal(store[:, 1::2], [[0, 0, 0], [1, 1, 1]])   # the elements between untouched
+    assert np.array_equal(store[:, 1::2], [[0, 0, 0], [1, 1, 1]])  # the elements between untouched
 
 
 def test_layer_flags_and_slopes_name_their_argument():

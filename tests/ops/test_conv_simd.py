@@ -14,45 +14,48 @@ product: channel counts 1, 15, 16, 17, 33, 64, 65; output widths tile-1, tile, t
 - outputs are poisoned with NaN before each kernel (FASTCONV_POISON), so an unwritten element
   fails; the bias gradient and weight gradient must not depend on the thread count.
 """
+
 from __future__ import annotations
 
 import os
 
 import numpy as np
 import pytest
+from helpers import RTOL, assert_close
 
 import fastconv as fc
 from fastconv import reference as ref
-from helpers import RTOL, assert_close
 
 SIMD_ISAS = [i for i in fc.available_cpu_isas() if i != "scalar"]
 
 # (N, C, H, W, K, R, S, stride, padding, dilation, relu)
 CASES = [
-    (1, 3, 9, 16, 64, 3, 3, 1, 1, 1, True),              # first layer: C=3, Q=16
-    (3, 1, 7, 14, 1, 3, 3, 1, 1, 1, False),              # C=K=1, Q=14 (one AVX-512 tile)
-    (1, 15, 6, 13, 17, 3, 3, 1, 1, 1, True),             # Q=13, K=17 (one lane past a vector)
-    (1, 16, 5, 15, 16, 3, 3, 1, 1, 1, False),            # Q=15
-    (1, 17, 5, 29, 33, 3, 3, 2, 1, 1, True),             # stride 2, Q=15, K=33
-    (3, 33, 4, 7, 15, 1, 1, 1, 0, 1, False),             # 1x1, Q=7 (AVX2 tile+1), in-place NHWC
-    (1, 64, 4, 6, 64, 1, 1, 1, 0, 1, True),              # 1x1, Q=6 (AVX2 tile)
-    (1, 5, 11, 17, 7, 5, 5, 1, 2, 1, False),             # 5x5 pad 2
-    (1, 16, 10, 30, 16, 5, 5, 2, 2, 1, True),            # 5x5 stride 2
+    (1, 3, 9, 16, 64, 3, 3, 1, 1, 1, True),  # first layer: C=3, Q=16
+    (3, 1, 7, 14, 1, 3, 3, 1, 1, 1, False),  # C=K=1, Q=14 (one AVX-512 tile)
+    (1, 15, 6, 13, 17, 3, 3, 1, 1, 1, True),  # Q=13, K=17 (one lane past a vector)
+    (1, 16, 5, 15, 16, 3, 3, 1, 1, 1, False),  # Q=15
+    (1, 17, 5, 29, 33, 3, 3, 2, 1, 1, True),  # stride 2, Q=15, K=33
+    (3, 33, 4, 7, 15, 1, 1, 1, 0, 1, False),  # 1x1, Q=7 (AVX2 tile+1), in-place NHWC
+    (1, 64, 4, 6, 64, 1, 1, 1, 0, 1, True),  # 1x1, Q=6 (AVX2 tile)
+    (1, 5, 11, 17, 7, 5, 5, 1, 2, 1, False),  # 5x5 pad 2
+    (1, 16, 10, 30, 16, 5, 5, 2, 2, 1, True),  # 5x5 stride 2
     (2, 7, 9, 12, 9, 3, 3, 1, ((0, 2), (1, 0)), (2, 1), True),  # asymmetric padding, dilation
-    (1, 4, 12, 28, 5, 3, 3, 1, 0, (1, 2), False),        # dilation_w 2 (unfused weight-grad rows)
-    (2, 8, 6, 50, 9, 3, 3, 2, 1, 1, False),              # C=8 (pixel-vector grad_x tiles), stride 2
-    (1, 6, 8, 8, 6, 3, 3, 2, 0, 1, False),               # stride 2, no padding
-    (1, 8, 6, 9, 8, 2, 2, (1, 2), 1, 1, True),           # even kernel, unequal strides
-    (2, 33, 5, 5, 65, 3, 3, 1, 1, 1, False),             # K=65: a 1-lane last tile
-    (1, 2, 3, 40, 3, 1, 3, 1, (0, 1), 1, True),          # wide row: 3 AVX-512 tiles
-    (1, 9, 7, 7, 31, 3, 3, 3, 2, 1, False),              # stride 3
-    (1, 15, 6, 5, 16, 3, 3, 1, 2, 1, True),              # padding 2 on a 3x3
-    (1, 3, 4, 4, 4, 3, 3, 1, 3, 1, False),               # padding wider than the kernel
-    (1, 64, 3, 14, 32, 3, 3, 1, 1, 1, False),            # C=64
-    (1, 1900, 3, 4, 20, 3, 3, 1, 1, 1, True),            # several L2 reduction blocks (partial sums)
+    (1, 4, 12, 28, 5, 3, 3, 1, 0, (1, 2), False),  # dilation_w 2 (unfused weight-grad rows)
+    (2, 8, 6, 50, 9, 3, 3, 2, 1, 1, False),  # C=8 (pixel-vector grad_x tiles), stride 2
+    (1, 6, 8, 8, 6, 3, 3, 2, 0, 1, False),  # stride 2, no padding
+    (1, 8, 6, 9, 8, 2, 2, (1, 2), 1, 1, True),  # even kernel, unequal strides
+    (2, 33, 5, 5, 65, 3, 3, 1, 1, 1, False),  # K=65: a 1-lane last tile
+    (1, 2, 3, 40, 3, 1, 3, 1, (0, 1), 1, True),  # wide row: 3 AVX-512 tiles
+    (1, 9, 7, 7, 31, 3, 3, 3, 2, 1, False),  # stride 3
+    (1, 15, 6, 5, 16, 3, 3, 1, 2, 1, True),  # padding 2 on a 3x3
+    (1, 3, 4, 4, 4, 3, 3, 1, 3, 1, False),  # padding wider than the kernel
+    (1, 64, 3, 14, 32, 3, 3, 1, 1, 1, False),  # C=64
+    (1, 1900, 3, 4, 20, 3, 3, 1, 1, 1, True),  # several L2 reduction blocks (partial sums)
 ]
-IDS = [f"N{c[0]}C{c[1]}H{c[2]}W{c[3]}K{c[4]}R{c[5]}S{c[6]}st{c[7]}p{c[8]}d{c[9]}{'relu' if c[10] else ''}"
-       .replace(" ", "") for c in CASES]
+IDS = [
+    f"N{c[0]}C{c[1]}H{c[2]}W{c[3]}K{c[4]}R{c[5]}S{c[6]}st{c[7]}p{c[8]}d{c[9]}{'relu' if c[10] else ''}".replace(" ", "")
+    for c in CASES
+]
 
 
 pytestmark = pytest.mark.usefixtures("poison")
@@ -61,8 +64,11 @@ pytestmark = pytest.mark.usefixtures("poison")
 def make_data(case, layout, dtype, exact, seed):
     N, C, H, W, K, R, S, stride, padding, dilation, relu = case
     rng = np.random.default_rng(seed)
-    draw = ((lambda shape: rng.integers(-2, 3, size=shape).astype(dtype)) if exact
-            else (lambda shape: rng.standard_normal(shape).astype(dtype)))
+    draw = (
+        (lambda shape: rng.integers(-2, 3, size=shape).astype(dtype))
+        if exact
+        else (lambda shape: rng.standard_normal(shape).astype(dtype))
+    )
     x, w, b = draw((N, C, H, W)), draw((K, C, R, S)), draw((K,))
     kw = dict(stride=stride, padding=padding, dilation=dilation, layout=layout)
     if layout == "NHWC":
@@ -117,8 +123,7 @@ def test_random_normal(case, restore_cpu_state):
                 fc.set_cpu_isa(isa)
                 got = run_fastconv(*data)
                 for name, g in got.items():
-                    assert_close(g, want[name], dtype=dtype, name=f"{isa} {layout} {name}",
-                                 rtol=RTOL[np.dtype(dtype)])
+                    assert_close(g, want[name], dtype=dtype, name=f"{isa} {layout} {name}", rtol=RTOL[np.dtype(dtype)])
 
 
 @pytest.mark.skipif(not SIMD_ISAS, reason="this CPU has no AVX2/AVX-512 path")
@@ -179,12 +184,18 @@ def test_large_nhwc_output_written_with_streaming_stores(isa, dtype, monkeypatch
             x = rng.standard_normal((2, 3, 130, 128)).astype(dtype)
             w = rng.standard_normal((K, 3, 3, 3)).astype(dtype)
             b = rng.standard_normal(K).astype(dtype)
-            y = fc.conv2d(np.ascontiguousarray(x.transpose(0, 2, 3, 1)),
-                          np.ascontiguousarray(w.transpose(2, 3, 1, 0)), b, padding=1, layout="NHWC",
-                          activation="relu")
+            y = fc.conv2d(
+                np.ascontiguousarray(x.transpose(0, 2, 3, 1)),
+                np.ascontiguousarray(w.transpose(2, 3, 1, 0)),
+                b,
+                padding=1,
+                layout="NHWC",
+                activation="relu",
+            )
             assert y.nbytes >= 16 << 20
-            want = ref.conv2d(x.astype(np.float64), w.astype(np.float64), b.astype(np.float64),
-                              padding=1, activation="relu").transpose(0, 2, 3, 1)
+            want = ref.conv2d(
+                x.astype(np.float64), w.astype(np.float64), b.astype(np.float64), padding=1, activation="relu"
+            ).transpose(0, 2, 3, 1)
             assert_close(y, want, dtype=np.dtype(dtype))
     finally:
         fc.set_cpu_isa(old)
@@ -226,7 +237,7 @@ def test_dispatch_records_the_algorithm_it_ran(case, isa, restore_cpu_state):
     fc.set_winograd(True)
     _run_pass(pass_, x_shape, k, kw)
     assert fc._cpu.last_conv2d_algorithm(pass_) == want
-    if want == "winograd_f4x4_3x3":        # switched off, the next rule answers
+    if want == "winograd_f4x4_3x3":  # switched off, the next rule answers
         fc.set_winograd(False)
         _run_pass(pass_, x_shape, k, kw)
         assert fc._cpu.last_conv2d_algorithm(pass_) == "direct"
@@ -244,12 +255,16 @@ def test_the_portable_path_records_the_reference_and_bad_pass_names_raise(restor
 def test_verbose_output_names_the_algorithm():
     import subprocess
     import sys
-    code = ("import numpy as np, fastconv as fc;"
-            "fc.conv2d_backward_data(np.ones((1, 4, 5, 5), np.float32), np.ones((4, 3, 3, 3), np.float32),"
-            " (1, 3, 10, 10), stride=2, padding=1)")
+
+    code = (
+        "import numpy as np, fastconv as fc;"
+        "fc.conv2d_backward_data(np.ones((1, 4, 5, 5), np.float32), np.ones((4, 3, 3, 3), np.float32),"
+        " (1, 3, 10, 10), stride=2, padding=1)"
+    )
     env = {**os.environ, "FASTCONV_VERBOSE": "1"}
-    err = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                         check=True).stderr
+    err = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stderr
     want = "stride_phase" if SIMD_ISAS else "reference"
-    assert any(line.startswith("fastconv: conv2d_bwd_data f32 NCHW") and line.endswith(f"algorithm={want}")
-               for line in err.splitlines()), err
+    assert any(
+        line.startswith("fastconv: conv2d_bwd_data f32 NCHW") and line.endswith(f"algorithm={want}")
+        for line in err.splitlines()
+    ), err

@@ -1,11 +1,12 @@
 """Finite-difference checks of fastconv's backward ops in float64 (loss = sum(y * g))."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers import numerical_grad
 
 import fastconv as fc
-from helpers import numerical_grad
 
 # (N, C, K, H, W, R, S, stride, padding, dilation)
 CONV_CASES = {
@@ -72,7 +73,7 @@ def test_max_pool2d_backward_finite_differences(case, layout):
 def test_relu_backward_finite_differences():
     rng = np.random.default_rng(2)
     x = rng.standard_normal((2, 3, 4, 5))
-    x[np.abs(x) < 1e-2] = 0.5                      # stay away from the kink
+    x[np.abs(x) < 1e-2] = 0.5  # stay away from the kink
     g = rng.standard_normal(x.shape)
     num = numerical_grad(fc.relu, x, g)
     _close(fc.relu_backward(g, fc.relu(x)), num, "relu_backward")

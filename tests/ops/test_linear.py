@@ -1,19 +1,29 @@
 """fc.linear and its backward passes (the dense-layer GEMM) against the float64 reference, on
 every CPU path: an edge grid around the register tile and the reduction block, transposed and
 non-contiguous operands, small-integer exact checks, finite differences, errors, threads."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers import assert_close, check_op, noncontiguous, numerical_grad, randn, small_ints
 
 import fastconv as fc
-from helpers import assert_close, check_op, noncontiguous, numerical_grad, randn, small_ints
 
 # Rows around both register tiles (AVX2 6, AVX-512 14), columns around the panel widths (8, 16,
 # 32 lanes), reductions around the reduction block (256) and the 512-byte row groups.
 GRID = [
-    (1, 1, 1), (1, 7, 3), (5, 13, 17), (6, 16, 16), (7, 33, 31), (14, 256, 32), (15, 257, 33),
-    (29, 300, 129), (64, 576, 64), (8, 1030, 10), (3, 513, 200),
+    (1, 1, 1),
+    (1, 7, 3),
+    (5, 13, 17),
+    (6, 16, 16),
+    (7, 33, 31),
+    (14, 256, 32),
+    (15, 257, 33),
+    (29, 300, 129),
+    (64, 576, 64),
+    (8, 1030, 10),
+    (3, 513, 200),
 ]
 
 
@@ -49,13 +59,16 @@ def test_transposed_and_noncontiguous_operands(isa, kind):
     rng = np.random.default_rng(4)
     x, w, b, gy = randn(rng, (9, 70)), randn(rng, (21, 70)), randn(rng, (21,)), randn(rng, (9, 21))
     want = fc.linear(x, w, b)
-    assert_close(fc.linear(noncontiguous(x, kind), noncontiguous(w, kind), noncontiguous(b, kind)),
-                 want, dtype=np.float32, exact=True)
-    kernel = np.ascontiguousarray(w.T)                     # Keras layout (in, out)
+    assert_close(
+        fc.linear(noncontiguous(x, kind), noncontiguous(w, kind), noncontiguous(b, kind)),
+        want,
+        dtype=np.float32,
+        exact=True,
+    )
+    kernel = np.ascontiguousarray(w.T)  # Keras layout (in, out)
     assert_close(fc.linear(x, kernel.T, b), want, dtype=np.float32, exact=True)
     gx, gw, gb = fc.linear_backward(gy, x, w)
-    for got, ref in zip(fc.linear_backward(noncontiguous(gy, kind), noncontiguous(x, kind), kernel.T),
-                        (gx, gw, gb)):
+    for got, ref in zip(fc.linear_backward(noncontiguous(gy, kind), noncontiguous(x, kind), kernel.T), (gx, gw, gb)):
         assert_close(got, ref, dtype=np.float32, exact=True)
 
 
@@ -94,16 +107,28 @@ def test_same_result_for_any_thread_count():
             assert np.array_equal(a, b)
 
 
-@pytest.mark.parametrize("call, match", [
-    (lambda x, w, b, gy: fc.linear(x[0], w), r"x must be 2-D \(N, in_features\)"),
-    (lambda x, w, b, gy: fc.linear(x, w[:, :-1]), r"x has 6 features but weight expects 5"),
-    (lambda x, w, b, gy: fc.linear(x, w, b[:-1]), r"bias must have shape \(4,\)"),
-    (lambda x, w, b, gy: fc.linear(x, w, activation="elu"), r"activation must be None, 'linear' or one of"),
-    (lambda x, w, b, gy: fc.linear(x[:0], w), r"empty dimension"),
-    (lambda x, w, b, gy: fc.linear_backward(gy[:, :-1], x, w), r"grad_y has shape \(3, 3\) but the forward output is \(3, 4\)"),
-    (lambda x, w, b, gy: fc.linear_backward_data(gy, w[:-1]), r"grad_y has shape \(3, 4\) but the forward output is \(3, 3\)"),
-    (lambda x, w, b, gy: fc.linear_backward_weight(gy[:-1], x), r"grad_y has shape \(2, 4\) but the forward output is \(3, 4\)"),
-])
+@pytest.mark.parametrize(
+    "call, match",
+    [
+        (lambda x, w, b, gy: fc.linear(x[0], w), r"x must be 2-D \(N, in_features\)"),
+        (lambda x, w, b, gy: fc.linear(x, w[:, :-1]), r"x has 6 features but weight expects 5"),
+        (lambda x, w, b, gy: fc.linear(x, w, b[:-1]), r"bias must have shape \(4,\)"),
+        (lambda x, w, b, gy: fc.linear(x, w, activation="elu"), r"activation must be None, 'linear' or one of"),
+        (lambda x, w, b, gy: fc.linear(x[:0], w), r"empty dimension"),
+        (
+            lambda x, w, b, gy: fc.linear_backward(gy[:, :-1], x, w),
+            r"grad_y has shape \(3, 3\) but the forward output is \(3, 4\)",
+        ),
+        (
+            lambda x, w, b, gy: fc.linear_backward_data(gy, w[:-1]),
+            r"grad_y has shape \(3, 4\) but the forward output is \(3, 3\)",
+        ),
+        (
+            lambda x, w, b, gy: fc.linear_backward_weight(gy[:-1], x),
+            r"grad_y has shape \(2, 4\) but the forward output is \(3, 4\)",
+        ),
+    ],
+)
 def test_errors_name_the_argument_and_shapes(call, match):
     rng = np.random.default_rng(8)
     x, w, b, gy = randn(rng, (3, 6)), randn(rng, (4, 6)), randn(rng, (4,)), randn(rng, (3, 4))
@@ -127,10 +152,17 @@ def test_verbose_names_the_gemm_kernel(capfd):
     import subprocess
     import sys
 
-    code = ("import numpy as np, fastconv as fc; fc.set_cpu_isa('avx2'); "
-            "fc.linear(np.ones((8, 600), np.float32), np.ones((40, 600), np.float32))")
+    code = (
+        "import numpy as np, fastconv as fc; fc.set_cpu_isa('avx2'); "
+        "fc.linear(np.ones((8, 600), np.float32), np.ones((40, 600), np.float32))"
+    )
     if "avx2" not in fc.available_cpu_isas():
         pytest.skip("no AVX2 on this CPU")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         env={**os.environ, "FASTCONV_VERBOSE": "1"}, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "FASTCONV_VERBOSE": "1"},
+        check=True,
+    )
     assert "f32_gemm_6x16_avx2 M=8 N=40 K=600" in out.stderr, out.stderr

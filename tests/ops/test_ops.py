@@ -2,14 +2,15 @@
 
 Random-normal data for the tolerance tests, small integers for the exact ones (STYLE.md 9, 10).
 """
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers import assert_close, check_op, noncontiguous, randn, small_ints
 
 import fastconv as fc
 from fastconv import reference as ref
-from helpers import assert_close, check_op, noncontiguous, randn, small_ints
 
 DTYPES = [np.float32, np.float64]
 LAYOUTS = ["NCHW", "NHWC"]
@@ -131,10 +132,10 @@ def test_conv2d_noncontiguous(isa, kind, case, layout, dtype):
 def test_conv2d_transposed_views(isa):
     """NCHW data handed over as a transposed view of NHWC storage (and the weight likewise)."""
     rng = np.random.default_rng(4)
-    x = randn(rng, (2, 9, 8, 16)).transpose(0, 3, 1, 2)        # (N,C,H,W) view of NHWC storage
-    w = randn(rng, (3, 3, 16, 17)).transpose(3, 2, 0, 1)       # (K,C,R,S) view of RSCK storage
+    x = randn(rng, (2, 9, 8, 16)).transpose(0, 3, 1, 2)  # (N,C,H,W) view of NHWC storage
+    w = randn(rng, (3, 3, 16, 17)).transpose(3, 2, 0, 1)  # (K,C,R,S) view of RSCK storage
     check_op("conv2d", x, w, padding=1)
-    gy = randn(rng, (2, 8, 9, 17)).transpose(0, 3, 2, 1)         # (N,K,P,Q) view, odd strides
+    gy = randn(rng, (2, 8, 9, 17)).transpose(0, 3, 2, 1)  # (N,K,P,Q) view, odd strides
     check_op("conv2d_backward", gy, x, w, padding=1)
 
 
@@ -167,8 +168,9 @@ def test_conv2d_defaults_and_output_type(isa):
     y = fc.conv2d(x, w)
     assert type(y) is np.ndarray and y.shape == (2, 4, 4, 4) and y.dtype == np.float32
     assert_close(y, ref.conv2d(x, w), dtype=np.float32)
-    assert_close(fc.conv2d(x, w, None, stride=(1, 1), padding=[0, 0], dilation=(1, 1)),
-                 ref.conv2d(x, w), dtype=np.float32)
+    assert_close(
+        fc.conv2d(x, w, None, stride=(1, 1), padding=[0, 0], dilation=(1, 1)), ref.conv2d(x, w), dtype=np.float32
+    )
 
 
 def test_conv2d_batch_independence(isa):
@@ -177,7 +179,7 @@ def test_conv2d_batch_independence(isa):
     x, w, b = randn(rng, (5, 16, 9, 9)), randn(rng, (17, 16, 3, 3)), randn(rng, (17,))
     y = fc.conv2d(x, w, b, padding=1)
     for n in range(5):
-        assert_close(fc.conv2d(x[n:n + 1], w, b, padding=1), y[n:n + 1], dtype=np.float32, rtol=1e-5)
+        assert_close(fc.conv2d(x[n : n + 1], w, b, padding=1), y[n : n + 1], dtype=np.float32, rtol=1e-5)
 
 
 # ----------------------------------------------------------------------------- max pooling
@@ -189,7 +191,7 @@ def test_conv2d_batch_independence(isa):
 def test_max_pool2d(isa, case, layout, dtype):
     rng = np.random.default_rng(8)
     x, k, kw = _pool_inputs(POOL_CASES[case], layout, dtype, rng)
-    y, idx = check_op("max_pool2d", x, k, exact=True, **kw)        # a max is exact
+    y, idx = check_op("max_pool2d", x, k, exact=True, **kw)  # a max is exact
     gy = randn(rng, y.shape, dtype)
     check_op("max_pool2d_backward", gy, idx, x.shape, k, **kw)
     check_op("max_pool2d_backward", gy, idx.astype(np.int64), x.shape, k, **kw)
@@ -202,8 +204,7 @@ def test_max_pool2d(isa, case, layout, dtype):
 def test_max_pool2d_ties_small_integers(isa, case, layout):
     """Many ties: the first element in row-major order must win, exactly as in the reference."""
     rng = np.random.default_rng(9)
-    x, k, kw = _pool_inputs(POOL_CASES[case], layout, np.float32, rng,
-                            make=lambda r, s, d: small_ints(r, s, d, -1, 1))
+    x, k, kw = _pool_inputs(POOL_CASES[case], layout, np.float32, rng, make=lambda r, s, d: small_ints(r, s, d, -1, 1))
     y, idx = check_op("max_pool2d", x, k, exact=True, **kw)
     check_op("max_pool2d_backward", small_ints(rng, y.shape), idx, x.shape, k, exact=True, **kw)
 
@@ -229,8 +230,20 @@ def test_max_pool2d_default_stride(isa):
 
 
 # 1-D sizes around the SIMD widths (tails), and 4-D sizes spanning several 16K-element work chunks.
-RELU_SHAPES = [(1,), (7,), (15,), (16,), (17,), (31,), (33,), (2, 3, 5, 5), (3, 17, 9, 11),
-               (1, 33, 16, 16), (3, 17, 31, 29), (2, 16, 32, 32)]
+RELU_SHAPES = [
+    (1,),
+    (7,),
+    (15,),
+    (16,),
+    (17,),
+    (31,),
+    (33,),
+    (2, 3, 5, 5),
+    (3, 17, 9, 11),
+    (1, 33, 16, 16),
+    (3, 17, 31, 29),
+    (2, 16, 32, 32),
+]
 
 
 @pytest.mark.parametrize("shape", RELU_SHAPES)
@@ -241,7 +254,7 @@ def test_relu(isa, shape, dtype):
     y = check_op("relu", x, exact=True)
     g = randn(rng, shape, dtype)
     check_op("relu_backward", g, y, exact=True)
-    check_op("relu_backward", g, x, exact=True)                  # y may be any array: y > 0 decides
+    check_op("relu_backward", g, x, exact=True)  # y may be any array: y > 0 decides
     if len(shape) == 4:
         check_op("relu", noncontiguous(x, "fortran"), exact=True)
         check_op("relu_backward", noncontiguous(g), noncontiguous(x, "reversed"), exact=True)
@@ -284,5 +297,5 @@ def test_relu_and_pool_nan_propagation(isa, dtype):
     assert np.isnan(y[0, 0, 1, 1])
     y, idx = check_op("max_pool2d", x, 2, exact=True)
     assert np.isnan(y[0, 0, 0, 0]) and idx[0, 0, 0, 0] == 1 * 6 + 1
-    assert np.isnan(y[1, 2, 2, 2]) and idx[1, 2, 2, 2] == 4 * 6 + 5   # first NaN in row-major order
+    assert np.isnan(y[1, 2, 2, 2]) and idx[1, 2, 2, 2] == 4 * 6 + 5  # first NaN in row-major order
     check_op("max_pool2d", x, 3, stride=1, padding=1, exact=True)

@@ -7,9 +7,8 @@ are small integers so windows hold many ties (first element in row-major order m
 some cases add NaN. FASTCONV_POISON=1 fills every output with NaN / -1 first, so an element a
 kernel forgets to write cannot pass.
 """
+
 from __future__ import annotations
-
-
 
 import itertools  # noqa: E402
 
@@ -47,12 +46,13 @@ def assert_same(got, want, what, bitwise=False):
         same = got == want
     if not same.all():
         first = tuple(int(i) for i in np.argwhere(~same)[0])
-        raise AssertionError(f"{what}: {int((~same).sum())} elements differ, first at {first}: "
-                             f"got {got[first]!r}, want {want[first]!r}")
+        raise AssertionError(
+            f"{what}: {int((~same).sum())} elements differ, first at {first}: got {got[first]!r}, want {want[first]!r}"
+        )
 
 
 def make_x(rng, shape, dtype, nan=False):
-    x = rng.integers(-4, 5, size=shape).astype(dtype)          # many ties
+    x = rng.integers(-4, 5, size=shape).astype(dtype)  # many ties
     if nan:
         x.flat[rng.choice(x.size, size=max(1, x.size // 50), replace=False)] = np.nan
     return x
@@ -73,7 +73,7 @@ def check_pool(isa, rng, N, C, H, W, k, stride, padding, layout, dtype, nan=Fals
     assert_same(y, yr.astype(dtype), f"forward y vs reference, {tag}")
     assert_same(idx, idxr, f"forward indices vs reference, {tag}")
 
-    gy = rng.integers(-8, 9, size=y.shape).astype(dtype)     # small integers: sums are exact
+    gy = rng.integers(-8, 9, size=y.shape).astype(dtype)  # small integers: sums are exact
     gx = on_isa(isa, fc.max_pool2d_backward, gy, idx, shape, **kw)
     gx0 = on_isa("scalar", fc.max_pool2d_backward, gy, idx, shape, **kw)
     assert gx.dtype == dtype
@@ -110,9 +110,18 @@ def test_max_pool_windows_wider_than_the_plane(isa, layout, dtype):
     """Windows that overhang the plane on both sides, Keras 'same' with a kernel larger than the
     map, and huge kernels (one output position whose stride is ignored)."""
     rng = np.random.default_rng(5)
-    cases = [(4, 4, 5, None, 2), (4, 4, 5, 1, 4), (4, 4, 40, None, 19), (4, 4, 8, None, "same"),
-             (4, 5, 8, 1, "same"), (1, 1, 2, 1, 1), (1, 7, 5, 1, 4), (3, 3, (1, 100001), None, "same"),
-             (3, 4, (100001, 3), None, "same"), (5, 3, (3, 2001), 1, (1, 1000))]
+    cases = [
+        (4, 4, 5, None, 2),
+        (4, 4, 5, 1, 4),
+        (4, 4, 40, None, 19),
+        (4, 4, 8, None, "same"),
+        (4, 5, 8, 1, "same"),
+        (1, 1, 2, 1, 1),
+        (1, 7, 5, 1, 4),
+        (3, 3, (1, 100001), None, "same"),
+        (3, 4, (100001, 3), None, "same"),
+        (5, 3, (3, 2001), 1, (1, 1000)),
+    ]
     for H, W, k, stride, padding in cases:
         check_pool(isa, rng, 2, 3, H, W, k, stride, padding, layout, dtype)
 
@@ -182,7 +191,9 @@ def test_max_pool_backward_negative_zero_and_nan_gradients(isa, layout, dtype):
         _, idx = fc.max_pool2d(x, **kw)
         gy = np.where(rng.random(idx.shape) < 0.5, -0.0, np.nan).astype(dtype)
         gx = on_isa(isa, fc.max_pool2d_backward, gy, idx, shape, **kw)
-        assert_same(gx, on_isa("scalar", fc.max_pool2d_backward, gy, idx, shape, **kw), f"{isa} k{k} s{s}", bitwise=True)
+        assert_same(
+            gx, on_isa("scalar", fc.max_pool2d_backward, gy, idx, shape, **kw), f"{isa} k{k} s{s}", bitwise=True
+        )
         assert not np.signbit(gx).any()
 
 
@@ -219,7 +230,9 @@ def test_max_pool_threads_and_batch1_vgg_like(isa, layout):
             y, idx = on_isa(isa, fc.max_pool2d, x, 2, layout=layout)
             assert_same(y, yr.astype(np.float32), f"{threads} threads")
             assert_same(idx, idxr, f"{threads} threads")
-            assert_same(on_isa(isa, fc.max_pool2d_backward, gy, idx, shape, 2, layout=layout), gxr, f"{threads} threads")
+            assert_same(
+                on_isa(isa, fc.max_pool2d_backward, gy, idx, shape, 2, layout=layout), gxr, f"{threads} threads"
+            )
     finally:
         fc.set_num_threads(before)
 
@@ -255,15 +268,17 @@ def test_relu_unaligned_views_and_in_place(isa, dtype):
     rng = np.random.default_rng(8)
     base = rng.standard_normal((1 << 20) + 64).astype(dtype)
     for off in range(16):
-        x = base[off:off + (1 << 20) + off]
+        x = base[off : off + (1 << 20) + off]
         want = ref.relu(x).astype(dtype)
         assert_same(on_isa(isa, fc.relu, x), want, f"offset {off}")
         xc = x.copy()
         out = on_isa(isa, fc.relu, xc, out=xc)
         assert out is xc
         assert_same(xc, want, f"in place, offset {off}")
-        gy = base[16 - off:16 - off + x.size].copy()
-        assert_same(on_isa(isa, fc.relu_backward, gy, want), ref.relu_backward(gy, want).astype(dtype), f"bwd offset {off}")
+        gy = base[16 - off : 16 - off + x.size].copy()
+        assert_same(
+            on_isa(isa, fc.relu_backward, gy, want), ref.relu_backward(gy, want).astype(dtype), f"bwd offset {off}"
+        )
     x4 = rng.standard_normal((2, 64, 17, 19)).astype(dtype)
     assert_same(on_isa(isa, fc.relu, x4), ref.relu(x4).astype(dtype), "4-D")
 
@@ -291,12 +306,12 @@ def test_relu_large_streaming_stores(isa, dtype):
     base = rng.standard_normal(n + 8).astype(dtype)
     base[rng.choice(n, 100, replace=False)] = np.nan
     for off in (0, 3):
-        x = base[off:off + n]
+        x = base[off : off + n]
         want = ref.relu(x).astype(dtype)
         assert_same(on_isa(isa, fc.relu, x), want, f"offset {off}")
-        gy = base[8 - off:8 - off + n]
+        gy = base[8 - off : 8 - off + n]
         assert_same(on_isa(isa, fc.relu_backward, gy, want), ref.relu_backward(gy, want).astype(dtype), f"bwd {off}")
-    xc = base[1:1 + n].copy()
+    xc = base[1 : 1 + n].copy()
     want = ref.relu(xc).astype(dtype)
     fc.set_cpu_isa(isa)
     fc.relu(xc, out=xc)

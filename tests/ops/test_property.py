@@ -1,13 +1,14 @@
 """Hypothesis: random valid configurations, forward and every backward output against the reference."""
+
 from __future__ import annotations
 
 import numpy as np
+from helpers import check_op, randn
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 import fastconv as fc
 from fastconv.ops._shapes import conv_output_size, pair, resolve_padding
-from helpers import check_op, randn
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -17,15 +18,16 @@ padding_forms = st.one_of(
     st.sampled_from(["same", "valid"]),
     st.integers(0, 2),
     st.tuples(st.integers(0, 2), st.integers(0, 2)),
-    st.tuples(st.tuples(st.integers(0, 2), st.integers(0, 2)),
-              st.tuples(st.integers(0, 2), st.integers(0, 2))),
+    st.tuples(st.tuples(st.integers(0, 2), st.integers(0, 2)), st.tuples(st.integers(0, 2), st.integers(0, 2))),
 )
 
 
 def _output_hw(H, W, kernel, stride, padding, dilation=(1, 1)):
     pads = resolve_padding(padding, (H, W), kernel, stride, dilation)
-    return (conv_output_size(H, kernel[0], stride[0], pads[0], pads[1], dilation[0]),
-            conv_output_size(W, kernel[1], stride[1], pads[2], pads[3], dilation[1])), pads
+    return (
+        conv_output_size(H, kernel[0], stride[0], pads[0], pads[1], dilation[0]),
+        conv_output_size(W, kernel[1], stride[1], pads[2], pads[3], dilation[1]),
+    ), pads
 
 
 class _Isa:
@@ -43,15 +45,27 @@ class _Isa:
 
 
 @SETTINGS
-@given(N=st.integers(1, 2), C=st.integers(1, 18), K=st.integers(1, 18),
-       H=st.integers(1, 10), W=st.integers(1, 10), R=st.integers(1, 4), S=st.integers(1, 4),
-       stride=hw_pair, dilation=st.one_of(st.just(1), st.tuples(st.integers(1, 2), st.integers(1, 2))),
-       padding=padding_forms, layout=st.sampled_from(["NCHW", "NHWC"]),
-       dtype=st.sampled_from([np.float32, np.float64]), use_bias=st.booleans(),
-       activation=st.sampled_from([None, "relu"]), isa=st.sampled_from(fc.available_cpu_isas()),
-       seed=st.integers(0, 2**16))
-def test_conv2d_random_configurations(N, C, K, H, W, R, S, stride, dilation, padding, layout, dtype,
-                                      use_bias, activation, isa, seed):
+@given(
+    N=st.integers(1, 2),
+    C=st.integers(1, 18),
+    K=st.integers(1, 18),
+    H=st.integers(1, 10),
+    W=st.integers(1, 10),
+    R=st.integers(1, 4),
+    S=st.integers(1, 4),
+    stride=hw_pair,
+    dilation=st.one_of(st.just(1), st.tuples(st.integers(1, 2), st.integers(1, 2))),
+    padding=padding_forms,
+    layout=st.sampled_from(["NCHW", "NHWC"]),
+    dtype=st.sampled_from([np.float32, np.float64]),
+    use_bias=st.booleans(),
+    activation=st.sampled_from([None, "relu"]),
+    isa=st.sampled_from(fc.available_cpu_isas()),
+    seed=st.integers(0, 2**16),
+)
+def test_conv2d_random_configurations(
+    N, C, K, H, W, R, S, stride, dilation, padding, layout, dtype, use_bias, activation, isa, seed
+):
     (P, Q), _ = _output_hw(H, W, (R, S), pair(stride, "stride"), padding, pair(dilation, "dilation"))
     assume(P >= 1 and Q >= 1)
     rng = np.random.default_rng(seed)
@@ -68,12 +82,21 @@ def test_conv2d_random_configurations(N, C, K, H, W, R, S, stride, dilation, pad
 
 
 @SETTINGS
-@given(N=st.integers(1, 2), C=st.integers(1, 18), H=st.integers(1, 10), W=st.integers(1, 10),
-       kernel=hw_pair, stride=st.one_of(st.none(), hw_pair), padding=padding_forms,
-       layout=st.sampled_from(["NCHW", "NHWC"]), dtype=st.sampled_from([np.float32, np.float64]),
-       ties=st.booleans(), isa=st.sampled_from(fc.available_cpu_isas()), seed=st.integers(0, 2**16))
-def test_max_pool2d_random_configurations(N, C, H, W, kernel, stride, padding, layout, dtype, ties,
-                                          isa, seed):
+@given(
+    N=st.integers(1, 2),
+    C=st.integers(1, 18),
+    H=st.integers(1, 10),
+    W=st.integers(1, 10),
+    kernel=hw_pair,
+    stride=st.one_of(st.none(), hw_pair),
+    padding=padding_forms,
+    layout=st.sampled_from(["NCHW", "NHWC"]),
+    dtype=st.sampled_from([np.float32, np.float64]),
+    ties=st.booleans(),
+    isa=st.sampled_from(fc.available_cpu_isas()),
+    seed=st.integers(0, 2**16),
+)
+def test_max_pool2d_random_configurations(N, C, H, W, kernel, stride, padding, layout, dtype, ties, isa, seed):
     k = pair(kernel, "kernel_size")
     s = k if stride is None else pair(stride, "stride")
     (P, Q), pads = _output_hw(H, W, k, s, padding)

@@ -3,16 +3,17 @@
 Needs only NumPy: run it before the compiled package exists with
     PYTHONPATH=python python -m pytest tests/ops/test_reference.py
 """
+
 from __future__ import annotations
 
 import math
 
 import numpy as np
 import pytest
+from helpers import numerical_grad
 
 from fastconv import reference as ref
 from fastconv.ops._shapes import pair, resolve_padding
-from helpers import numerical_grad
 
 # ----------------------------------------------------------------------------- naive loops (NCHW)
 
@@ -150,8 +151,7 @@ def test_conv2d_matches_loops(case):
     assert y.dtype == np.float64
     np.testing.assert_allclose(y, want, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(ref.conv2d(x, w, **kw), want - b[None, :, None, None], atol=1e-12)
-    np.testing.assert_allclose(ref.conv2d(x, w, b, activation="relu", **kw), np.maximum(want, 0),
-                               atol=1e-12)
+    np.testing.assert_allclose(ref.conv2d(x, w, b, activation="relu", **kw), np.maximum(want, 0), atol=1e-12)
     y_nhwc = ref.conv2d(_nhwc(x), _rsck(w), b, layout="NHWC", **kw)
     np.testing.assert_allclose(y_nhwc, _nhwc(want), rtol=1e-12, atol=1e-12)
 
@@ -260,10 +260,9 @@ def test_relu_and_backward():
 def test_relu_backward_finite_differences():
     rng = np.random.default_rng(6)
     x = rng.standard_normal((2, 3, 4, 5))
-    x[np.abs(x) < 1e-2] = 0.5                      # stay away from the kink
+    x[np.abs(x) < 1e-2] = 0.5  # stay away from the kink
     g = rng.standard_normal(x.shape)
-    np.testing.assert_allclose(ref.relu_backward(g, ref.relu(x)), numerical_grad(ref.relu, x, g),
-                               atol=1e-8)
+    np.testing.assert_allclose(ref.relu_backward(g, ref.relu(x)), numerical_grad(ref.relu, x, g), atol=1e-8)
 
 
 # ----------------------------------------------------------------------------- misc

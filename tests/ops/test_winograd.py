@@ -9,6 +9,7 @@ Winograd; the small shapes here run it through the private forcing switch, and e
 which algorithm ran through fastconv._cpu.last_conv2d_algorithm("fwd") (or "bwd_data",
 "bwd_weight").
 """
+
 from __future__ import annotations
 
 import os
@@ -16,36 +17,48 @@ import zlib
 
 import numpy as np
 import pytest
+from winograd_helpers import (
+    FROB_TOL,
+    SIMD_ISAS,
+    WINO,
+    winograd_forced,
+)
+from winograd_helpers import (
+    backward_weight_nchw as _bwd_weight,
+)
+from winograd_helpers import (
+    check_winograd as _check,
+)
 
 import fastconv as fc
 from fastconv import reference as ref
-from winograd_helpers import (FROB_TOL, SIMD_ISAS, WINO, backward_weight_nchw as _bwd_weight,
-                              check_winograd as _check, winograd_forced)
 
 pytestmark = pytest.mark.skipif(not SIMD_ISAS, reason="the Winograd path needs AVX2 or AVX-512")
-FROB_TOL_F64 = 1e-13   # measured <= 1e-14 on these shapes
+FROB_TOL_F64 = 1e-13  # measured <= 1e-14 on these shapes
 
 # (N, C, H, W, K, padding, layout, relu, bias)
 CASES = [
-    (1, 17, 9, 11, 33, 1, "NCHW", False, True),          # odd H/W, C/K not multiples of 16
-    (1, 70, 9, 11, 100, 1, "NHWC", True, True),          # channels-outer: 2 c-chunks, 2 k-groups
+    (1, 17, 9, 11, 33, 1, "NCHW", False, True),  # odd H/W, C/K not multiples of 16
+    (1, 70, 9, 11, 100, 1, "NHWC", True, True),  # channels-outer: 2 c-chunks, 2 k-groups
     (1, 17, 9, 11, 33, 1, "NHWC", True, True),
-    (3, 33, 10, 7, 17, 0, "NHWC", False, True),          # batch 3, no padding: P=8, Q=5 (ragged)
+    (3, 33, 10, 7, 17, 0, "NHWC", False, True),  # batch 3, no padding: P=8, Q=5 (ragged)
     (3, 33, 10, 7, 17, 0, "NCHW", True, False),
-    (1, 64, 13, 13, 64, 2, "NHWC", True, True),          # padding 2: P=Q=15
+    (1, 64, 13, 13, 64, 2, "NHWC", True, True),  # padding 2: P=Q=15
     (1, 64, 13, 13, 64, 2, "NCHW", False, True),
-    (2, 20, 8, 9, 40, ((0, 2), (1, 0)), "NHWC", False, True),   # asymmetric padding
+    (2, 20, 8, 9, 40, ((0, 2), (1, 0)), "NHWC", False, True),  # asymmetric padding
     (2, 20, 8, 9, 40, ((2, 1), (0, 2)), "NCHW", True, True),
-    (1, 3, 6, 6, 5, 1, "NCHW", False, False),            # tiny: one tile row, K < 16
-    (1, 48, 30, 31, 70, 1, "NHWC", True, True),          # 64 tiles <= 80: channels-outer, K tail
-    (3, 16, 17, 15, 16, (1, 0), "NCHW", False, True),    # tile blocks spanning images
-    (1, 8, 5, 40, 96, 3, "NHWC", False, True),           # padding wider than the kernel
+    (1, 3, 6, 6, 5, 1, "NCHW", False, False),  # tiny: one tile row, K < 16
+    (1, 48, 30, 31, 70, 1, "NHWC", True, True),  # 64 tiles <= 80: channels-outer, K tail
+    (3, 16, 17, 15, 16, (1, 0), "NCHW", False, True),  # tile blocks spanning images
+    (1, 8, 5, 40, 96, 3, "NHWC", False, True),  # padding wider than the kernel
     # tiles > K: the tiles-outer driver (blocks of 112 tiles, weights transformed up front)
-    (3, 20, 40, 39, 40, 1, "NHWC", True, True),          # 3*10*10 = 300 tiles
-    (1, 17, 70, 65, 33, (0, 1), "NCHW", False, True),    # 17*16 = 272 tiles, ragged right edge
+    (3, 20, 40, 39, 40, 1, "NHWC", True, True),  # 3*10*10 = 300 tiles
+    (1, 17, 70, 65, 33, (0, 1), "NCHW", False, True),  # 17*16 = 272 tiles, ragged right edge
 ]
-IDS = [f"N{c[0]}C{c[1]}H{c[2]}W{c[3]}K{c[4]}p{c[5]}{c[6]}{'relu' if c[7] else ''}{'b' if c[8] else ''}"
-       .replace(" ", "") for c in CASES]
+IDS = [
+    f"N{c[0]}C{c[1]}H{c[2]}W{c[3]}K{c[4]}p{c[5]}{c[6]}{'relu' if c[7] else ''}{'b' if c[8] else ''}".replace(" ", "")
+    for c in CASES
+]
 
 
 @pytest.fixture(autouse=True, params=SIMD_ISAS)
@@ -83,8 +96,13 @@ def test_winograd_against_reference(case):
     act = "relu" if relu else None
     y = _conv(x, w, b, layout, padding=pad, activation=act)
     assert fc._cpu.last_conv2d_algorithm("fwd") == WINO
-    y_ref = ref.conv2d(x.astype(np.float64), w.astype(np.float64),
-                       None if b is None else b.astype(np.float64), padding=pad, activation=act)
+    y_ref = ref.conv2d(
+        x.astype(np.float64),
+        w.astype(np.float64),
+        None if b is None else b.astype(np.float64),
+        padding=pad,
+        activation=act,
+    )
     _check(y, y_ref)
 
 
@@ -96,8 +114,7 @@ def test_winograd_vgg_like_layer():
     for layout in ("NCHW", "NHWC"):
         y = _conv(x, w, b, layout, padding="same")
         assert fc._cpu.last_conv2d_algorithm("fwd") == WINO, layout
-        _check(y, ref.conv2d(x.astype(np.float64), w.astype(np.float64), b.astype(np.float64),
-                             padding=1))
+        _check(y, ref.conv2d(x.astype(np.float64), w.astype(np.float64), b.astype(np.float64), padding=1))
 
 
 @pytest.mark.parametrize("layout", ["NCHW", "NHWC"])
@@ -115,7 +132,7 @@ def test_switch_off_is_the_direct_kernel(layout):
     assert not np.array_equal(y_on, y_off), "Winograd rounds differently; equal means it did not run"
     # Switch on, but the size rule excludes C = 31 when not forced: the direct kernel again.
     fc._cpu._set_winograd_forced(False)
-    y_direct = _conv(x, w, b, layout, padding=1, activation="relu")   # C=31: below the rule
+    y_direct = _conv(x, w, b, layout, padding=1, activation="relu")  # C=31: below the rule
     assert fc._cpu.last_conv2d_algorithm("fwd") == "direct"
     assert np.array_equal(y_off, y_direct)
 
@@ -129,9 +146,11 @@ def test_set_winograd_validates():
     assert fc.get_winograd() is True
 
 
-@pytest.mark.parametrize("kw", [dict(stride=2, padding=1), dict(dilation=2, padding=2),
-                                dict(padding=2, ksize=5), dict(stride=(1, 2), padding=1)],
-                         ids=["stride2", "dilation2", "5x5", "stride1x2"])
+@pytest.mark.parametrize(
+    "kw",
+    [dict(stride=2, padding=1), dict(dilation=2, padding=2), dict(padding=2, ksize=5), dict(stride=(1, 2), padding=1)],
+    ids=["stride2", "dilation2", "5x5", "stride1x2"],
+)
 @pytest.mark.parametrize("layout", ["NCHW", "NHWC"])
 def test_ineligible_shapes_take_the_direct_kernel(kw, layout):
     kw = dict(kw)
@@ -169,7 +188,7 @@ def test_scalar_isa_never_takes_winograd():
     y_on = fc.conv2d(x, w, b, padding=1)
     fc.set_winograd(False)
     y_off = fc.conv2d(x, w, b, padding=1)
-    assert np.array_equal(y_on, y_off)   # the portable table has no Winograd entry
+    assert np.array_equal(y_on, y_off)  # the portable table has no Winograd entry
 
 
 def test_threads_do_not_change_the_result():
@@ -189,24 +208,28 @@ def test_threads_do_not_change_the_result():
 def test_environment_switch_is_read_at_import():
     import subprocess
     import sys
-    code = ("import fastconv as fc; print(fc.get_winograd(), fc._cpu._get_winograd_forced())")
+
+    code = "import fastconv as fc; print(fc.get_winograd(), fc._cpu._get_winograd_forced())"
     for value, want in (("0", "False False"), ("1", "True False"), ("force", "True True")):
         env = dict(os.environ, FASTCONV_WINOGRAD=value)
-        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                             check=True).stdout.strip()
+        out = subprocess.run(
+            [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+        ).stdout.strip()
         assert out == want, (value, out)
 
 
 def test_verbose_names_the_winograd_kernel():
     import subprocess
     import sys
-    code = ("import numpy as np, fastconv as fc; fc.set_cpu_isa('" + fc.cpu_isa() + "');"
-            "x = np.random.default_rng(0).standard_normal((1, 64, 20, 20)).astype(np.float32);"
-            "w = np.random.default_rng(1).standard_normal((64, 64, 3, 3)).astype(np.float32);"
-            "fc.conv2d(x, w, padding=1); fc.set_winograd(False); fc.conv2d(x, w, padding=1)")
+
+    code = (
+        "import numpy as np, fastconv as fc; fc.set_cpu_isa('" + fc.cpu_isa() + "');"
+        "x = np.random.default_rng(0).standard_normal((1, 64, 20, 20)).astype(np.float32);"
+        "w = np.random.default_rng(1).standard_normal((64, 64, 3, 3)).astype(np.float32);"
+        "fc.conv2d(x, w, padding=1); fc.set_winograd(False); fc.conv2d(x, w, padding=1)"
+    )
     env = dict(os.environ, FASTCONV_VERBOSE="1")
-    err = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                         check=True).stderr
+    err = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stderr
     kernels = [line for line in err.splitlines() if "kernel" in line]
     assert len(kernels) == 2, err
     assert "winograd F(4x4,3x3)" in kernels[0] and "winograd" not in kernels[1], err
@@ -219,12 +242,12 @@ def test_verbose_names_the_winograd_kernel():
 
 # (N, C, H, W, K, padding): C is grad_x's channel count (the Winograd output), K grad_y's.
 BWD_CASES = [
-    (1, 17, 9, 11, 33, 1),                 # C, K not multiples of 16, odd H, W
-    (2, 20, 8, 9, 40, ((0, 2), (1, 0))),   # asymmetric padding -> equivalent padding (2,0),(1,2)
-    (3, 33, 10, 7, 17, 0),                 # no padding: grad_y 8x5 padded by 2
-    (1, 70, 30, 31, 100, 2),               # padding 2: equivalent padding 0
-    (1, 100, 9, 11, 70, 1),                # channels-outer driver (few tiles), C tail
-    (3, 20, 40, 39, 40, 1),                # tiles-outer driver
+    (1, 17, 9, 11, 33, 1),  # C, K not multiples of 16, odd H, W
+    (2, 20, 8, 9, 40, ((0, 2), (1, 0))),  # asymmetric padding -> equivalent padding (2,0),(1,2)
+    (3, 33, 10, 7, 17, 0),  # no padding: grad_y 8x5 padded by 2
+    (1, 70, 30, 31, 100, 2),  # padding 2: equivalent padding 0
+    (1, 100, 9, 11, 70, 1),  # channels-outer driver (few tiles), C tail
+    (3, 20, 40, 39, 40, 1),  # tiles-outer driver
 ]
 BWD_IDS = [f"N{c[0]}C{c[1]}H{c[2]}W{c[3]}K{c[4]}p{c[5]}".replace(" ", "") for c in BWD_CASES]
 
@@ -234,9 +257,13 @@ def _bwd_data(gy, w, x_shape, layout, **kw):
     if layout == "NCHW":
         return fc.conv2d_backward_data(gy, w, x_shape, layout=layout, **kw)
     N, C, H, W = x_shape
-    gx = fc.conv2d_backward_data(np.ascontiguousarray(gy.transpose(0, 2, 3, 1)),
-                                 np.ascontiguousarray(w.transpose(2, 3, 1, 0)), (N, H, W, C),
-                                 layout=layout, **kw)
+    gx = fc.conv2d_backward_data(
+        np.ascontiguousarray(gy.transpose(0, 2, 3, 1)),
+        np.ascontiguousarray(w.transpose(2, 3, 1, 0)),
+        (N, H, W, C),
+        layout=layout,
+        **kw,
+    )
     return gx.transpose(0, 3, 1, 2)
 
 
@@ -255,8 +282,7 @@ def test_winograd_backward_data_against_reference(case, layout):
     gy, w = _bwd_data_case(N, C, H, W, K, pad)
     gx = _bwd_data(gy, w, (N, C, H, W), layout, padding=pad)
     assert fc._cpu.last_conv2d_algorithm("bwd_data") == WINO
-    _check(gx, ref.conv2d_backward_data(gy.astype(np.float64), w.astype(np.float64),
-                                        (N, C, H, W), padding=pad))
+    _check(gx, ref.conv2d_backward_data(gy.astype(np.float64), w.astype(np.float64), (N, C, H, W), padding=pad))
 
 
 @pytest.mark.parametrize("layout", ["NCHW", "NHWC"])
@@ -266,17 +292,18 @@ def test_winograd_backward_data_vgg_like_layer(layout):
     gy, w = _bwd_data_case(1, 64, 28, 28, 128, 1, seed=6)
     gx = _bwd_data(gy, w, (1, 64, 28, 28), layout, padding="same")
     assert fc._cpu.last_conv2d_algorithm("bwd_data") == WINO
-    _check(gx, ref.conv2d_backward_data(gy.astype(np.float64), w.astype(np.float64),
-                                        (1, 64, 28, 28), padding=1))
+    _check(gx, ref.conv2d_backward_data(gy.astype(np.float64), w.astype(np.float64), (1, 64, 28, 28), padding=1))
     fc.set_winograd(False)
     gx_direct = _bwd_data(gy, w, (1, 64, 28, 28), layout, padding="same")
     assert fc._cpu.last_conv2d_algorithm("bwd_data") == "direct"
     assert not np.array_equal(gx, gx_direct), "Winograd rounds differently; equal means it did not run"
 
 
-@pytest.mark.parametrize("kw", [dict(stride=2, padding=1), dict(dilation=2, padding=2),
-                                dict(padding=3), dict(padding=2, ksize=5)],
-                         ids=["stride2", "dilation2", "pad3", "5x5"])
+@pytest.mark.parametrize(
+    "kw",
+    [dict(stride=2, padding=1), dict(dilation=2, padding=2), dict(padding=3), dict(padding=2, ksize=5)],
+    ids=["stride2", "dilation2", "pad3", "5x5"],
+)
 def test_winograd_backward_data_ineligible_shapes(kw):
     """Stride, dilation, a padding wider than 2 (a negative equivalent padding) and other filter
     sizes keep the direct (stride: the stride-phase) kernel, even when forced."""
@@ -309,8 +336,12 @@ def test_winograd_backward_data_threads_do_not_change_the_result():
 # ----------------------------------------------------------------------------------- float64
 # The same kernels compiled for double (VecF64): cs231n-style float64 users get the 4x smaller
 # multiply count too. Bound: relative Frobenius error <= 1e-13 against the float64 reference.
-F64_CASES = [(1, 17, 9, 11, 33, 1), (2, 20, 8, 9, 40, ((0, 2), (1, 0))), (3, 20, 40, 39, 40, 1),
-             (1, 70, 30, 31, 100, 2)]
+F64_CASES = [
+    (1, 17, 9, 11, 33, 1),
+    (2, 20, 8, 9, 40, ((0, 2), (1, 0))),
+    (3, 20, 40, 39, 40, 1),
+    (1, 70, 30, 31, 100, 2),
+]
 F64_IDS = [f"N{c[0]}C{c[1]}H{c[2]}W{c[3]}K{c[4]}p{c[5]}".replace(" ", "") for c in F64_CASES]
 
 
@@ -367,20 +398,20 @@ def test_size_rule_wants_mostly_real_tile_outputs():
 # backward-data multiplies a non-finite weight by the zero padding of grad_y (0 * Inf = NaN),
 # so at the borders it can report NaN where the reference, which has no such products, does not.
 def _special(dtype, kind):
-    return {"nan": np.nan, "inf": -np.inf,
-            "huge": np.finfo(dtype).max / 10}[kind]
+    return {"nan": np.nan, "inf": -np.inf, "huge": np.finfo(dtype).max / 10}[kind]
 
 
 def _same_non_finite(got, want, border_nan=False):
-    if border_nan:              # a superset of the reference's; elsewhere the same values
+    if border_nan:  # a superset of the reference's; elsewhere the same values
         assert not np.any(np.isfinite(got) & ~np.isfinite(want))
         want = np.where(np.isfinite(got), want, got)
     assert np.array_equal(np.isnan(got), np.isnan(want)), (np.isnan(got).sum(), np.isnan(want).sum())
     assert np.array_equal(np.isposinf(got), np.isposinf(want))
     assert np.array_equal(np.isneginf(got), np.isneginf(want))
     finite = np.isfinite(want)
-    np.testing.assert_allclose(got[finite], want[finite], rtol=1e-4,
-                               atol=1e-5 * max(1.0, float(np.abs(want[finite]).max(initial=0))))
+    np.testing.assert_allclose(
+        got[finite], want[finite], rtol=1e-4, atol=1e-5 * max(1.0, float(np.abs(want[finite]).max(initial=0)))
+    )
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
@@ -395,20 +426,24 @@ def test_non_finite_and_huge_operands_propagate_like_the_reference(operand, kind
     kw = dict(padding=1, layout=layout)
     gy = rng.standard_normal(ref.conv2d(x, w, **kw).shape).astype(dtype)
     fc.conv2d(x, w, **kw)
-    assert fc._cpu.last_conv2d_algorithm("fwd") == WINO               # the clean operands
+    assert fc._cpu.last_conv2d_algorithm("fwd") == WINO  # the clean operands
     special = _special(dtype, kind)
     {"x": x, "w": w, "gy": gy}[operand].flat[137] = special
     if operand != "gy":
         _same_non_finite(fc.conv2d(x, w, **kw), ref.conv2d(x, w, **kw))
         assert fc._cpu.last_conv2d_algorithm("fwd") == "direct"
     if operand != "x":
-        _same_non_finite(fc.conv2d_backward_data(gy, w, x.shape, **kw),
-                         ref.conv2d_backward_data(gy, w, x.shape, **kw),
-                         border_nan=operand == "w" and kind != "huge")
+        _same_non_finite(
+            fc.conv2d_backward_data(gy, w, x.shape, **kw),
+            ref.conv2d_backward_data(gy, w, x.shape, **kw),
+            border_nan=operand == "w" and kind != "huge",
+        )
         assert fc._cpu.last_conv2d_algorithm("bwd_data") == "direct"
     if operand != "w":
-        _same_non_finite(fc.conv2d_backward_weight(gy, x, w.shape, bias=False, **kw)[0],
-                         ref.conv2d_backward_weight(gy, x, w.shape, bias=False, **kw)[0])
+        _same_non_finite(
+            fc.conv2d_backward_weight(gy, x, w.shape, bias=False, **kw)[0],
+            ref.conv2d_backward_weight(gy, x, w.shape, bias=False, **kw)[0],
+        )
         assert fc._cpu.last_conv2d_algorithm("bwd_weight") == "direct"
 
 

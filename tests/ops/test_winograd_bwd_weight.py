@@ -2,15 +2,25 @@
 and AVX2) against the float64 reference, the shapes it must leave to the direct kernel, and
 thread-count independence. Bounds and the forcing switch: winograd_helpers.py.
 """
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
+from winograd_helpers import (
+    SIMD_ISAS,
+    WINO,
+    winograd_forced,
+)
+from winograd_helpers import (
+    backward_weight_nchw as _bwd_weight,
+)
+from winograd_helpers import (
+    check_winograd as _check,
+)
 
 import fastconv as fc
 from fastconv import reference as ref
-from winograd_helpers import (SIMD_ISAS, WINO, backward_weight_nchw as _bwd_weight,
-                              check_winograd as _check, winograd_forced)
 
 pytestmark = pytest.mark.skipif(not SIMD_ISAS, reason="the Winograd path needs AVX2 or AVX-512")
 
@@ -29,13 +39,13 @@ def simd_isa_forced_winograd(request, poison):
 
 # (N, C, H, W, K, padding)
 BWW_CASES = [
-    (1, 17, 9, 11, 33, 1),                 # one channel block, C and K tails
-    (2, 20, 8, 9, 40, ((0, 2), (1, 0))),   # asymmetric padding
-    (3, 33, 10, 7, 17, 0),                 # no padding, ragged tiles (P=8, Q=5)
-    (1, 70, 30, 31, 100, 2),               # 2 x 2 channel blocks with tails
-    (1, 130, 12, 12, 70, 1),               # 3 input-channel blocks
-    (4, 64, 35, 33, 64, 1),                # one block, 16 tile splits added in order
-    (1, 8, 5, 40, 96, 3),                  # padding wider than the kernel
+    (1, 17, 9, 11, 33, 1),  # one channel block, C and K tails
+    (2, 20, 8, 9, 40, ((0, 2), (1, 0))),  # asymmetric padding
+    (3, 33, 10, 7, 17, 0),  # no padding, ragged tiles (P=8, Q=5)
+    (1, 70, 30, 31, 100, 2),  # 2 x 2 channel blocks with tails
+    (1, 130, 12, 12, 70, 1),  # 3 input-channel blocks
+    (4, 64, 35, 33, 64, 1),  # one block, 16 tile splits added in order
+    (1, 8, 5, 40, 96, 3),  # padding wider than the kernel
 ]
 BWW_IDS = [f"N{c[0]}C{c[1]}H{c[2]}W{c[3]}K{c[4]}p{c[5]}".replace(" ", "") for c in BWW_CASES]
 
@@ -55,8 +65,7 @@ def test_winograd_backward_weight_against_reference(case, layout):
     gy, x = _bwd_weight_case(N, C, H, W, K, pad)
     gw, gb = _bwd_weight(gy, x, (K, C, 3, 3), layout, padding=pad)
     assert fc._cpu.last_conv2d_algorithm("bwd_weight") == WINO
-    gw_ref, gb_ref = ref.conv2d_backward_weight(gy.astype(np.float64), x.astype(np.float64),
-                                                (K, C, 3, 3), padding=pad)
+    gw_ref, gb_ref = ref.conv2d_backward_weight(gy.astype(np.float64), x.astype(np.float64), (K, C, 3, 3), padding=pad)
     _check(gw, gw_ref)
     np.testing.assert_allclose(gb, gb_ref, rtol=1e-5, atol=1e-5 * np.abs(gb_ref).max())
 
@@ -69,8 +78,7 @@ def test_winograd_backward_weight_vgg_like_layer(layout):
     gy, x = _bwd_weight_case(2, 64, 28, 28, 128, 1, seed=9)
     gw, gb = _bwd_weight(gy, x, (128, 64, 3, 3), layout, padding="same")
     assert fc._cpu.last_conv2d_algorithm("bwd_weight") == WINO
-    gw_ref, _ = ref.conv2d_backward_weight(gy.astype(np.float64), x.astype(np.float64),
-                                           (128, 64, 3, 3), padding=1)
+    gw_ref, _ = ref.conv2d_backward_weight(gy.astype(np.float64), x.astype(np.float64), (128, 64, 3, 3), padding=1)
     _check(gw, gw_ref)
     fc.set_winograd(False)
     gw_direct, gb_direct = _bwd_weight(gy, x, (128, 64, 3, 3), layout, padding="same")
@@ -83,12 +91,14 @@ def test_winograd_backward_weight_without_bias():
     gy, x = _bwd_weight_case(1, 40, 13, 14, 24, 1, seed=10)
     gw, gb = _bwd_weight(gy, x, (24, 40, 3, 3), "NHWC", padding=1, bias=False)
     assert gb is None and fc._cpu.last_conv2d_algorithm("bwd_weight") == WINO
-    _check(gw, ref.conv2d_backward_weight(gy.astype(np.float64), x.astype(np.float64),
-                                          (24, 40, 3, 3), padding=1)[0])
+    _check(gw, ref.conv2d_backward_weight(gy.astype(np.float64), x.astype(np.float64), (24, 40, 3, 3), padding=1)[0])
 
 
-@pytest.mark.parametrize("kw", [dict(stride=2, padding=1), dict(dilation=2, padding=2),
-                                dict(padding=2, ksize=5)], ids=["stride2", "dilation2", "5x5"])
+@pytest.mark.parametrize(
+    "kw",
+    [dict(stride=2, padding=1), dict(dilation=2, padding=2), dict(padding=2, ksize=5)],
+    ids=["stride2", "dilation2", "5x5"],
+)
 def test_winograd_backward_weight_ineligible_shapes(kw):
     kw = dict(kw)
     ksize = kw.pop("ksize", 3)
@@ -98,13 +108,13 @@ def test_winograd_backward_weight_ineligible_shapes(kw):
     gy = rng.standard_normal(y_shape).astype(np.float32)
     gw, _ = fc.conv2d_backward_weight(gy, x, (64, 64, ksize, ksize), **kw)
     assert fc._cpu.last_conv2d_algorithm("bwd_weight") == "direct"
-    gw_ref, _ = ref.conv2d_backward_weight(gy.astype(np.float64), x.astype(np.float64),
-                                           (64, 64, ksize, ksize), **kw)
+    gw_ref, _ = ref.conv2d_backward_weight(gy.astype(np.float64), x.astype(np.float64), (64, 64, ksize, ksize), **kw)
     assert np.linalg.norm(gw - gw_ref) / np.linalg.norm(gw_ref) <= 1e-6
 
 
-@pytest.mark.parametrize("case", [(4, 64, 35, 33, 64, 1), (1, 130, 12, 12, 70, 1)],
-                         ids=["tile-splits", "channel-blocks"])
+@pytest.mark.parametrize(
+    "case", [(4, 64, 35, 33, 64, 1), (1, 130, 12, 12, 70, 1)], ids=["tile-splits", "channel-blocks"]
+)
 def test_winograd_backward_weight_threads_do_not_change_the_result(case):
     """Items own whole dU blocks and tile splits depend on the shape only: bit-identical
     results for 1 and 2 threads."""

@@ -6,6 +6,7 @@ relative Frobenius error ||y - y_ref||_F / ||y_ref||_F <= 1e-5 on random normal 
 on VGG16 layers: 3.5e-7 .. 4.5e-6; the direct kernel: 1.3e-7 .. 1.2e-6), plus an element-wise
 check against the reference scaled by max|y_ref| so a single wrong tile cannot hide in the norm.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -52,7 +53,11 @@ def backward_weight_nchw(gy, x, w_shape, layout, **kw):
     if layout == "NCHW":
         return fc.conv2d_backward_weight(gy, x, w_shape, layout=layout, **kw)
     K, C, R, S = w_shape
-    gw, gb = fc.conv2d_backward_weight(np.ascontiguousarray(gy.transpose(0, 2, 3, 1)),
-                                       np.ascontiguousarray(x.transpose(0, 2, 3, 1)), (R, S, C, K),
-                                       layout=layout, **kw)
+    gw, gb = fc.conv2d_backward_weight(
+        np.ascontiguousarray(gy.transpose(0, 2, 3, 1)),
+        np.ascontiguousarray(x.transpose(0, 2, 3, 1)),
+        (R, S, C, K),
+        layout=layout,
+        **kw,
+    )
     return gw.transpose(3, 2, 0, 1), gb

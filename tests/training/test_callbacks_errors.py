@@ -1,5 +1,6 @@
 """Callbacks given wrong arguments, or a path or schedule that does not fit the epoch's values,
 raise errors that name the argument (issue 26); Keras' one-argument schedule(epoch) works."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -29,8 +30,11 @@ def _epoch_end(callback, logs, epoch=0):
 
 def test_checkpoint_path_naming_a_value_the_logs_lack_says_which_and_what_there_is():
     cp = callbacks.ModelCheckpoint("ckpt-{epoch:02d}-{val_loss:.3f}.npz")
-    with pytest.raises(ValueError, match=r"'ckpt-\{epoch:02d\}-\{val_loss:.3f\}.npz' names 'val_loss'.*"
-                                         r"'epoch', 'accuracy', 'loss'.*validation data"):
+    with pytest.raises(
+        ValueError,
+        match=r"'ckpt-\{epoch:02d\}-\{val_loss:.3f\}.npz' names 'val_loss'.*"
+        r"'epoch', 'accuracy', 'loss'.*validation data",
+    ):
         _epoch_end(cp, {"loss": 0.5, "accuracy": 0.9})
     assert _epoch_end(cp, {"val_loss": 0.25}).saved == ["ckpt-01-0.250.npz"]
 
@@ -44,19 +48,22 @@ def test_checkpoint_path_with_a_positional_field_is_refused_at_construction(file
 def test_checkpoint_path_that_is_no_template_or_does_not_format_is_a_value_error():
     with pytest.raises(ValueError, match=r"'ckpt-\{epoch.npz' is not a valid template"):
         callbacks.ModelCheckpoint("ckpt-{epoch.npz")
-    cp = callbacks.ModelCheckpoint("ckpt-{loss:d}.npz")     # a float with an int format
+    cp = callbacks.ModelCheckpoint("ckpt-{loss:d}.npz")  # a float with an int format
     with pytest.raises(ValueError, match=r"'ckpt-\{loss:d\}.npz' cannot be filled in .* epoch 1"):
         _epoch_end(cp, {"loss": 0.5})
     with pytest.raises(TypeError, match="filepath must be a str or os.PathLike, got int"):
         callbacks.ModelCheckpoint(3)
 
 
-@pytest.mark.parametrize("schedule, want", [
-    (lambda epoch: 0.1 * (epoch + 1), 0.3),                 # Keras' one-argument form
-    (lambda epoch, lr: lr * 0.5, 0.0625),
-    (lambda epoch, lr=None: 0.01 * (epoch + 1), 0.03),
-    (lambda *args: 0.2, 0.2),
-])
+@pytest.mark.parametrize(
+    "schedule, want",
+    [
+        (lambda epoch: 0.1 * (epoch + 1), 0.3),  # Keras' one-argument form
+        (lambda epoch, lr: lr * 0.5, 0.0625),
+        (lambda epoch, lr=None: 0.01 * (epoch + 1), 0.03),
+        (lambda *args: 0.2, 0.2),
+    ],
+)
 def test_learning_rate_scheduler_takes_one_or_two_argument_schedules(schedule, want):
     sched = callbacks.LearningRateScheduler(schedule)
     model = _Model()
@@ -68,7 +75,7 @@ def test_learning_rate_scheduler_takes_one_or_two_argument_schedules(schedule, w
 
 def test_learning_rate_scheduler_keeps_a_type_error_raised_inside_a_two_argument_schedule():
     def schedule(epoch, lr):
-        return lr + "x"                                     # the user's bug stays visible
+        return lr + "x"  # the user's bug stays visible
 
     sched = callbacks.LearningRateScheduler(schedule)
     sched.set_model(_Model())
@@ -98,38 +105,47 @@ def test_learning_rate_scheduler_accepts_numpy_scalars_and_refuses_what_is_no_sc
         callbacks.LearningRateScheduler(lambda a, b, c: 0.1)
 
 
-@pytest.mark.parametrize("make, name", [
-    (lambda v: callbacks.EarlyStopping(patience=v), "patience"),
-    (lambda v: callbacks.EarlyStopping(start_from_epoch=v), "start_from_epoch"),
-    (lambda v: callbacks.EarlyStopping(verbose=v), "verbose"),
-    (lambda v: callbacks.ReduceLROnPlateau(patience=v), "patience"),
-    (lambda v: callbacks.ReduceLROnPlateau(cooldown=v), "cooldown"),
-    (lambda v: callbacks.ReduceLROnPlateau(verbose=v), "verbose"),
-    (lambda v: callbacks.ModelCheckpoint("w.npz", verbose=v), "verbose"),
-    (lambda v: callbacks.LearningRateScheduler(lambda e: 0.1, verbose=v), "verbose"),
-])
+@pytest.mark.parametrize(
+    "make, name",
+    [
+        (lambda v: callbacks.EarlyStopping(patience=v), "patience"),
+        (lambda v: callbacks.EarlyStopping(start_from_epoch=v), "start_from_epoch"),
+        (lambda v: callbacks.EarlyStopping(verbose=v), "verbose"),
+        (lambda v: callbacks.ReduceLROnPlateau(patience=v), "patience"),
+        (lambda v: callbacks.ReduceLROnPlateau(cooldown=v), "cooldown"),
+        (lambda v: callbacks.ReduceLROnPlateau(verbose=v), "verbose"),
+        (lambda v: callbacks.ModelCheckpoint("w.npz", verbose=v), "verbose"),
+        (lambda v: callbacks.LearningRateScheduler(lambda e: 0.1, verbose=v), "verbose"),
+    ],
+)
 @pytest.mark.parametrize("value", ["a", None, 2.5, True])
 def test_count_arguments_name_themselves(make, name, value):
     with pytest.raises(TypeError, match=f"{name} must be an int >= 0, got"):
         make(value)
 
 
-@pytest.mark.parametrize("make, name", [
-    (lambda v: callbacks.EarlyStopping(patience=v), "patience"),
-    (lambda v: callbacks.ReduceLROnPlateau(cooldown=v), "cooldown"),
-])
+@pytest.mark.parametrize(
+    "make, name",
+    [
+        (lambda v: callbacks.EarlyStopping(patience=v), "patience"),
+        (lambda v: callbacks.ReduceLROnPlateau(cooldown=v), "cooldown"),
+    ],
+)
 def test_negative_counts_are_refused(make, name):
     with pytest.raises(ValueError, match=f"{name} must be an int >= 0, got -1"):
         make(-1)
 
 
-@pytest.mark.parametrize("make, name", [
-    (lambda v: callbacks.EarlyStopping(min_delta=v), "min_delta"),
-    (lambda v: callbacks.EarlyStopping(baseline=v), "baseline"),
-    (lambda v: callbacks.ReduceLROnPlateau(min_delta=v), "min_delta"),
-    (lambda v: callbacks.ReduceLROnPlateau(factor=v), "factor"),
-    (lambda v: callbacks.ReduceLROnPlateau(min_lr=v), "min_lr"),
-])
+@pytest.mark.parametrize(
+    "make, name",
+    [
+        (lambda v: callbacks.EarlyStopping(min_delta=v), "min_delta"),
+        (lambda v: callbacks.EarlyStopping(baseline=v), "baseline"),
+        (lambda v: callbacks.ReduceLROnPlateau(min_delta=v), "min_delta"),
+        (lambda v: callbacks.ReduceLROnPlateau(factor=v), "factor"),
+        (lambda v: callbacks.ReduceLROnPlateau(min_lr=v), "min_lr"),
+    ],
+)
 @pytest.mark.parametrize("value", ["a", [0.1], True, float("nan")])
 def test_real_number_arguments_name_themselves(make, name, value):
     with pytest.raises(ValueError, match=f"{name} must be a finite number"):
@@ -152,9 +168,19 @@ def test_flags_and_names_must_be_what_they_say():
 
 
 def test_numpy_scalars_are_taken_wherever_numbers_are():
-    es = callbacks.EarlyStopping(patience=np.int64(2), min_delta=np.float32(0.5), baseline=np.float64(1.0),
-                                 restore_best_weights=np.bool_(True), start_from_epoch=np.int32(0))
+    es = callbacks.EarlyStopping(
+        patience=np.int64(2),
+        min_delta=np.float32(0.5),
+        baseline=np.float64(1.0),
+        restore_best_weights=np.bool_(True),
+        start_from_epoch=np.int32(0),
+    )
     assert (es.patience, es.min_delta, es.baseline, es.restore_best_weights) == (2, 0.5, 1.0, True)
-    rl = callbacks.ReduceLROnPlateau(factor=np.float32(0.5), patience=np.int64(1), cooldown=np.int8(1),
-                                     min_lr=np.float64(0.01), min_delta=np.float32(0.0))
+    rl = callbacks.ReduceLROnPlateau(
+        factor=np.float32(0.5),
+        patience=np.int64(1),
+        cooldown=np.int8(1),
+        min_lr=np.float64(0.01),
+        min_delta=np.float32(0.0),
+    )
     assert (rl.factor, rl.patience, rl.cooldown, rl.min_lr) == (0.5, 1, 1, 0.01)

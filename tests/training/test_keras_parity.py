@@ -1,6 +1,7 @@
 """Keras parity: the same model, initial weights and data trained by Keras 3 (PyTorch backend) and
 by fastconv give the same loss curve and the same final weights, for every optimizer and loss
 fastconv shares with Keras. Skipped where Keras or PyTorch is not installed (the `parity` extra)."""
+
 from __future__ import annotations
 
 import os
@@ -11,8 +12,10 @@ import pytest
 os.environ.setdefault("KERAS_BACKEND", "torch")
 keras = pytest.importorskip("keras", reason="Keras 3 not installed (pip install '.[parity]')")
 if keras.backend.backend() != "torch":
-    pytest.skip(f"the parity tests run Keras on its PyTorch backend, this process has {keras.backend.backend()!r}",
-                allow_module_level=True)
+    pytest.skip(
+        f"the parity tests run Keras on its PyTorch backend, this process has {keras.backend.backend()!r}",
+        allow_module_level=True,
+    )
 
 import fastconv as fc  # noqa: E402
 from fastconv import layers as L  # noqa: E402
@@ -42,22 +45,26 @@ def _models(head, l2):
     units, act = {"binary": (1, "sigmoid"), "regression": (3, None)}.get(head, (5, head_activation(head)))
     reg_k = keras.regularizers.L2(l2) if l2 else None
     keras.utils.set_random_seed(1)
-    km = keras.Sequential([
-        keras.Input((9, 9, 2)),
-        keras.layers.Conv2D(4, 3, padding="same", activation="relu", kernel_regularizer=reg_k),
-        keras.layers.MaxPooling2D(2),
-        keras.layers.Conv2D(6, (2, 3), strides=(1, 2), activation="relu"),
-        keras.layers.Flatten(),
-        keras.layers.Dense(units, activation=act, kernel_regularizer=reg_k),
-    ])
+    km = keras.Sequential(
+        [
+            keras.Input((9, 9, 2)),
+            keras.layers.Conv2D(4, 3, padding="same", activation="relu", kernel_regularizer=reg_k),
+            keras.layers.MaxPooling2D(2),
+            keras.layers.Conv2D(6, (2, 3), strides=(1, 2), activation="relu"),
+            keras.layers.Flatten(),
+            keras.layers.Dense(units, activation=act, kernel_regularizer=reg_k),
+        ]
+    )
     reg_f = fc.regularizers.l2(l2) if l2 else None
-    fm = fc.Sequential([
-        L.Conv2D(4, 3, padding="same", activation="relu", kernel_regularizer=reg_f, input_shape=(9, 9, 2)),
-        L.MaxPooling2D(2),
-        L.Conv2D(6, (2, 3), strides=(1, 2), activation="relu"),
-        L.Flatten(),
-        L.Dense(units, activation=act, kernel_regularizer=reg_f),
-    ])
+    fm = fc.Sequential(
+        [
+            L.Conv2D(4, 3, padding="same", activation="relu", kernel_regularizer=reg_f, input_shape=(9, 9, 2)),
+            L.MaxPooling2D(2),
+            L.Conv2D(6, (2, 3), strides=(1, 2), activation="relu"),
+            L.Flatten(),
+            L.Dense(units, activation=act, kernel_regularizer=reg_f),
+        ]
+    )
     fm.build()
     fm.set_weights(km.get_weights())
     return km, fm
@@ -68,10 +75,18 @@ def head_activation(head):
 
 
 LOSSES = {  # case -> (head, Keras loss, fastconv loss, metrics)
-    "sparse_ce_softmax": ("softmax", "sparse_categorical_crossentropy", "sparse_categorical_crossentropy",
-                          ["accuracy"]),
-    "sparse_ce_logits": ("logits", "sparse_ce_logits", fc.losses.SparseCategoricalCrossentropy(from_logits=True),
-                         ["accuracy"]),
+    "sparse_ce_softmax": (
+        "softmax",
+        "sparse_categorical_crossentropy",
+        "sparse_categorical_crossentropy",
+        ["accuracy"],
+    ),
+    "sparse_ce_logits": (
+        "logits",
+        "sparse_ce_logits",
+        fc.losses.SparseCategoricalCrossentropy(from_logits=True),
+        ["accuracy"],
+    ),
     "categorical_ce": ("onehot", "categorical_crossentropy", "categorical_crossentropy", ["accuracy"]),
     "binary_ce": ("binary", "binary_crossentropy", "binary_crossentropy", ["accuracy"]),
     "mse": ("regression", "mse", "mse", []),
@@ -79,17 +94,23 @@ LOSSES = {  # case -> (head, Keras loss, fastconv loss, metrics)
 
 OPTIMIZERS = {  # name -> (Keras optimizer, fastconv optimizer), both with Keras' argument names
     "sgd": (lambda: keras.optimizers.SGD(learning_rate=0.05), lambda: fc.SGD(learning_rate=0.05)),
-    "sgd_nesterov": (lambda: keras.optimizers.SGD(learning_rate=0.02, momentum=0.9, nesterov=True),
-                     lambda: fc.SGD(learning_rate=0.02, momentum=0.9, nesterov=True)),
-    "rmsprop": (lambda: keras.optimizers.RMSprop(learning_rate=3e-3),
-                lambda: fc.RMSprop(learning_rate=3e-3)),
+    "sgd_nesterov": (
+        lambda: keras.optimizers.SGD(learning_rate=0.02, momentum=0.9, nesterov=True),
+        lambda: fc.SGD(learning_rate=0.02, momentum=0.9, nesterov=True),
+    ),
+    "rmsprop": (lambda: keras.optimizers.RMSprop(learning_rate=3e-3), lambda: fc.RMSprop(learning_rate=3e-3)),
     "rmsprop_centered_momentum": (
         lambda: keras.optimizers.RMSprop(learning_rate=1e-3, rho=0.8, momentum=0.5, centered=True),
-        lambda: fc.RMSprop(learning_rate=1e-3, rho=0.8, momentum=0.5, centered=True)),
-    "adam": (lambda: keras.optimizers.Adam(learning_rate=3e-3, beta_1=0.8, beta_2=0.99),
-             lambda: fc.Adam(learning_rate=3e-3, beta_1=0.8, beta_2=0.99)),
-    "adamw": (lambda: keras.optimizers.AdamW(learning_rate=3e-3, weight_decay=0.2),
-              lambda: fc.AdamW(learning_rate=3e-3, weight_decay=0.2)),
+        lambda: fc.RMSprop(learning_rate=1e-3, rho=0.8, momentum=0.5, centered=True),
+    ),
+    "adam": (
+        lambda: keras.optimizers.Adam(learning_rate=3e-3, beta_1=0.8, beta_2=0.99),
+        lambda: fc.Adam(learning_rate=3e-3, beta_1=0.8, beta_2=0.99),
+    ),
+    "adamw": (
+        lambda: keras.optimizers.AdamW(learning_rate=3e-3, weight_decay=0.2),
+        lambda: fc.AdamW(learning_rate=3e-3, weight_decay=0.2),
+    ),
 }
 
 
@@ -144,24 +165,34 @@ def test_evaluate_and_predict_match_keras():
     km, fm = _models(head, 0.0)
     km.compile(optimizer="rmsprop", loss=k_loss, metrics=list(mets))
     fm.compile(optimizer="rmsprop", loss=f_loss, metrics=list(mets))
-    np.testing.assert_allclose(fm.predict(x, batch_size=16), km.predict(x, batch_size=16, verbose=0),
-                               rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(fm.evaluate(x, y, batch_size=16, verbose=0),
-                               km.evaluate(x, y, batch_size=16, verbose=0), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        fm.predict(x, batch_size=16), km.predict(x, batch_size=16, verbose=0), rtol=1e-5, atol=1e-6
+    )
+    np.testing.assert_allclose(
+        fm.evaluate(x, y, batch_size=16, verbose=0), km.evaluate(x, y, batch_size=16, verbose=0), rtol=1e-5, atol=1e-6
+    )
 
 
 # ----------------------------------------------------------------------------- the new layers, one call each
 
-@pytest.mark.parametrize("make", [
-    lambda k: (k.layers.AveragePooling2D(3, strides=2, padding="same"), L.AveragePooling2D(3, strides=2, padding="same")),
-    lambda k: (k.layers.AveragePooling2D(2), L.AveragePooling2D(2)),
-    lambda k: (k.layers.GlobalAveragePooling2D(), L.GlobalAveragePooling2D()),
-    lambda k: (k.layers.GlobalMaxPooling2D(), L.GlobalMaxPooling2D()),
-    lambda k: (k.layers.LeakyReLU(), L.LeakyReLU()),
-    lambda k: (k.layers.Activation("tanh"), L.Activation("tanh")),
-    lambda k: (k.layers.Activation("sigmoid"), L.Activation("sigmoid")),
-    lambda k: (k.layers.Activation("leaky_relu"), L.Activation("leaky_relu")),
-], ids=["avgpool_same", "avgpool_valid", "gap", "gmp", "leaky_relu", "tanh", "sigmoid", "leaky_relu_act"])
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda k: (
+            k.layers.AveragePooling2D(3, strides=2, padding="same"),
+            L.AveragePooling2D(3, strides=2, padding="same"),
+        ),
+        lambda k: (k.layers.AveragePooling2D(2), L.AveragePooling2D(2)),
+        lambda k: (k.layers.GlobalAveragePooling2D(), L.GlobalAveragePooling2D()),
+        lambda k: (k.layers.GlobalMaxPooling2D(), L.GlobalMaxPooling2D()),
+        lambda k: (k.layers.LeakyReLU(), L.LeakyReLU()),
+        lambda k: (k.layers.Activation("tanh"), L.Activation("tanh")),
+        lambda k: (k.layers.Activation("sigmoid"), L.Activation("sigmoid")),
+        lambda k: (k.layers.Activation("leaky_relu"), L.Activation("leaky_relu")),
+    ],
+    ids=["avgpool_same", "avgpool_valid", "gap", "gmp", "leaky_relu", "tanh", "sigmoid", "leaky_relu_act"],
+)
 def test_layers_match_keras(make):
     theirs, ours = make(keras)
     # 9 x 9: 'same' pads 1 on every side. (With uneven padding Keras' PyTorch backend pads by

@@ -1,5 +1,6 @@
 """fastconv.losses, the softmax cross-entropy layer, metrics and regularizers: masked (-inf)
 logits, the shapes y_true may have, and the types of their arguments."""
+
 from __future__ import annotations
 
 import re
@@ -53,7 +54,7 @@ CROSS_ENTROPIES = [sparse_loss, categorical_loss, layer_loss, layer_loss_one_hot
 @pytest.mark.parametrize("cross_entropy", CROSS_ENTROPIES, ids=lambda f: f.__name__)
 def test_a_masked_non_target_logit_gives_the_finite_loss_and_gradient(cross_entropy):
     with warnings.catch_warnings():
-        warnings.simplefilter("error")                 # no "invalid value" on the way either
+        warnings.simplefilter("error")  # no "invalid value" on the way either
         value, grad = cross_entropy(MASKED, LABELS)
     np.testing.assert_allclose(value, MASKED_LOSS, rtol=1e-6)
     np.testing.assert_allclose(grad, MASKED_GRAD, rtol=1e-6, atol=1e-7)
@@ -83,7 +84,7 @@ def test_masked_logits_match_pytorch():
     logits = rng.standard_normal((16, 7)).astype(np.float32)
     labels = rng.integers(0, 7, 16)
     mask = rng.random((16, 7)) < 0.4
-    mask[np.arange(16), labels] = False                      # the targets stay unmasked
+    mask[np.arange(16), labels] = False  # the targets stay unmasked
     logits[mask] = -INF
     z = torch.tensor(logits, requires_grad=True)
     expected = torch.nn.functional.cross_entropy(z, torch.tensor(labels))
@@ -99,8 +100,13 @@ def test_masked_logits_match_pytorch():
 # other; element-wise losses also take a y_true that broadcasts to y_pred; anything else is an
 # error naming both shapes (never a reshape of a y_true that merely has the same size).
 
-ALL_LOSSES = [losses.MeanSquaredError(), losses.BinaryCrossentropy(), losses.CategoricalCrossentropy(),
-              losses.BinaryCrossentropy(from_logits=True), losses.CategoricalCrossentropy(from_logits=True)]
+ALL_LOSSES = [
+    losses.MeanSquaredError(),
+    losses.BinaryCrossentropy(),
+    losses.CategoricalCrossentropy(),
+    losses.BinaryCrossentropy(from_logits=True),
+    losses.CategoricalCrossentropy(from_logits=True),
+]
 
 
 @pytest.mark.parametrize("loss", ALL_LOSSES, ids=repr)
@@ -119,8 +125,8 @@ def test_a_trailing_axis_of_one_may_differ(loss):
     y = rng.uniform(0.1, 0.9, (5, 1)).astype(np.float32)
     value = loss(t[:, None], y)
     grad = loss.backward()
-    assert loss(t, y) == value and np.array_equal(loss.backward(), grad)             # (5,) for (5, 1)
-    assert loss(t[:, None], y[:, 0]) == value                                       # (5, 1) for (5,)
+    assert loss(t, y) == value and np.array_equal(loss.backward(), grad)  # (5,) for (5, 1)
+    assert loss(t[:, None], y[:, 0]) == value  # (5, 1) for (5,)
     assert loss.backward().shape == (5,)
     with pytest.raises(ValueError, match=r"\(5, 1, 1\)"):
         loss(t[:, None, None], y[:, 0])
@@ -136,7 +142,7 @@ def test_mean_squared_error_broadcasts_y_true_as_keras():
     with pytest.raises(ValueError, match=r"y_true has shape \(6, 2, 1\) but y_pred has \(6,\)"):
         mse(np.ones((6, 2, 1), np.float32), np.ones(6, np.float32))
     with pytest.raises(ValueError, match=r"y_true has shape \(6, 2\) but y_pred has \(6, 1\)"):
-        mse(np.ones((6, 2), np.float32), np.ones((6, 1), np.float32))   # y_pred never broadcasts
+        mse(np.ones((6, 2), np.float32), np.ones((6, 1), np.float32))  # y_pred never broadcasts
 
 
 def test_cross_entropies_need_y_pred_shape():
@@ -169,8 +175,10 @@ def test_metrics_check_shapes_too():
 
 # ----------------------------------------------------------------------------- argument types
 
-@pytest.mark.parametrize("cls", [losses.BinaryCrossentropy, losses.CategoricalCrossentropy,
-                                 losses.SparseCategoricalCrossentropy])
+
+@pytest.mark.parametrize(
+    "cls", [losses.BinaryCrossentropy, losses.CategoricalCrossentropy, losses.SparseCategoricalCrossentropy]
+)
 @pytest.mark.parametrize("value", ["no", "False", 0, 1, None, np.array([True])])
 def test_from_logits_must_be_a_bool(cls, value):
     with pytest.raises(TypeError, match="from_logits must be True or False"):

@@ -1,4 +1,5 @@
 """Adam's fused CPU update (csrc/cpu/optim/) against its NumPy formula, bit for bit."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -23,13 +24,13 @@ def _numpy_adam(p, grads, lr, b1=0.9, b2=0.999, eps=1e-8):
         m += dt(1 - b1) * g
         v *= dt(b2)
         v += dt(1 - b2) * (g * g)
-        p -= dt(lr / (1 - b1 ** t)) * (m / ((v / dt(1 - b2 ** t)) ** 0.5 + dt(eps)))
+        p -= dt(lr / (1 - b1**t)) * (m / ((v / dt(1 - b2**t)) ** 0.5 + dt(eps)))
     return p
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("shape", [(7,), (3, 3, 5, 64), (700, 129)])
-@pytest.mark.parametrize("order", ["C", "F"])   # F: a non-contiguous parameter takes the NumPy code
+@pytest.mark.parametrize("order", ["C", "F"])  # F: a non-contiguous parameter takes the NumPy code
 def test_adam_matches_its_formula_bit_for_bit(dtype, shape, order):
     rng = np.random.default_rng(0)
     p0 = rng.standard_normal(shape).astype(dtype)
@@ -41,7 +42,7 @@ def test_adam_matches_its_formula_bit_for_bit(dtype, shape, order):
         holder.grads["w"] = g
         opt.step([ParamRef("w", holder, "w")])
     assert np.array_equal(p, _numpy_adam(p0, grads, 1e-2))
-    assert holder.params["w"] is p                   # updated in place
+    assert holder.params["w"] is p  # updated in place
 
 
 def test_adam_with_a_transposed_gradient_view():

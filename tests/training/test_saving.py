@@ -1,5 +1,6 @@
 """model.save / fastconv.load_model: architecture, weights, compile settings and optimizer state
 in one .npz; round trips are bit-identical, damaged files raise clear errors."""
+
 from __future__ import annotations
 
 import json
@@ -19,28 +20,50 @@ def _data(seed=0):
 
 def _model(data_format="channels_last", extra=()):
     shape = (7, 7, 2) if data_format == "channels_last" else (2, 7, 7)
-    return fc.Sequential([
-        L.Conv2D(5, 3, padding="same", activation="relu", data_format=data_format, input_shape=shape,
-                 seed=1, kernel_regularizer=fc.regularizers.l1_l2(1e-4, 1e-3)),
-        L.MaxPooling2D(2, data_format=data_format), L.Conv2D(4, (2, 3), strides=(1, 2), seed=2,
-                                                              data_format=data_format),
-        L.ReLU(), L.Flatten(), *extra, L.Dense(8, activation="relu", seed=3), L.Dense(3, seed=4)], name="net")
+    return fc.Sequential(
+        [
+            L.Conv2D(
+                5,
+                3,
+                padding="same",
+                activation="relu",
+                data_format=data_format,
+                input_shape=shape,
+                seed=1,
+                kernel_regularizer=fc.regularizers.l1_l2(1e-4, 1e-3),
+            ),
+            L.MaxPooling2D(2, data_format=data_format),
+            L.Conv2D(4, (2, 3), strides=(1, 2), seed=2, data_format=data_format),
+            L.ReLU(),
+            L.Flatten(),
+            *extra,
+            L.Dense(8, activation="relu", seed=3),
+            L.Dense(3, seed=4),
+        ],
+        name="net",
+    )
 
 
-@pytest.mark.parametrize("optimizer", [lambda: fc.Adam(learning_rate=0.01), lambda: fc.AdamW(weight_decay=0.1),
-                                       lambda: fc.RMSprop(momentum=0.5, centered=True),
-                                       lambda: fc.SGD(learning_rate=fc.optim.CosineDecay(0.1, 40), momentum=0.9,
-                                                      nesterov=True)],
-                         ids=["adam", "adamw", "rmsprop", "sgd_cosine"])
+@pytest.mark.parametrize(
+    "optimizer",
+    [
+        lambda: fc.Adam(learning_rate=0.01),
+        lambda: fc.AdamW(weight_decay=0.1),
+        lambda: fc.RMSprop(momentum=0.5, centered=True),
+        lambda: fc.SGD(learning_rate=fc.optim.CosineDecay(0.1, 40), momentum=0.9, nesterov=True),
+    ],
+    ids=["adam", "adamw", "rmsprop", "sgd_cosine"],
+)
 def test_round_trip_predicts_and_keeps_training_bit_identically(tmp_path, optimizer):
     x, y = _data()
     model = _model()
-    model.compile(optimizer=optimizer(), loss=losses.SparseCategoricalCrossentropy(from_logits=True),
-                  metrics=["accuracy"])
+    model.compile(
+        optimizer=optimizer(), loss=losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"]
+    )
     model.fit(x, y, batch_size=16, epochs=2, verbose=0, seed=0)
     path = tmp_path / "model.fastconv"
     model.save(path)
-    assert path.exists()                        # exactly the given name
+    assert path.exists()  # exactly the given name
     loaded = fc.load_model(path)
     assert loaded.name == "net" and [type(a) for a in loaded.layers] == [type(b) for b in model.layers]
     assert np.array_equal(loaded.predict(x), model.predict(x))
@@ -57,7 +80,7 @@ def test_channels_first_dropout_softmax_and_frozen_layers(tmp_path):
     model = _model("channels_first", extra=(L.Dropout(0.3, seed=7),))
     model.add(L.Softmax())
     model.layers[0].trainable = False
-    model.save(tmp_path / "m.npz")                 # not compiled: architecture and weights only
+    model.save(tmp_path / "m.npz")  # not compiled: architecture and weights only
     loaded = fc.load_model(tmp_path / "m.npz")
     xc = x.transpose(0, 3, 1, 2).copy()
     assert np.array_equal(loaded.predict(xc), model.predict(xc))
@@ -99,6 +122,7 @@ def test_damaged_or_wrong_files_raise_clear_errors(tmp_path):
 
     def damage_json(e):
         e["__fastconv_model__"] = np.array('{"format": "fastconv.Sequential/1", "layers": [')
+
     _rewrite(path, damage_json)
     with pytest.raises(ValueError, match="model description is damaged"):
         fc.load_model(path)
@@ -108,6 +132,7 @@ def test_damaged_or_wrong_files_raise_clear_errors(tmp_path):
         d = json.loads(str(e["__fastconv_model__"]))
         d["layers"][3]["class"] = "LSTM"
         e["__fastconv_model__"] = np.array(json.dumps(d))
+
     _rewrite(path, unknown_layer)
     with pytest.raises(ValueError, match="unknown layer class 'LSTM'"):
         fc.load_model(path)
@@ -115,6 +140,7 @@ def test_damaged_or_wrong_files_raise_clear_errors(tmp_path):
 
     def wrong_shape(e):
         e["dense_1/kernel"] = np.zeros((8, 4), np.float32)
+
     _rewrite(path, wrong_shape)
     with pytest.raises(ValueError, match="dense_1.*'kernel'.*shape"):
         fc.load_model(path)
@@ -160,12 +186,13 @@ def test_a_save_that_fails_on_a_full_disk_keeps_the_previous_file(tmp_path, kind
     import subprocess
     import sys
 
-    out = subprocess.run([sys.executable, "-c", _FULL_DISK, kind, str(tmp_path)], capture_output=True,
-                         text=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-c", _FULL_DISK, kind, str(tmp_path)], capture_output=True, text=True, timeout=120
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.startswith(f"OSError {errno.EFBIG} ") and "cannot write" in out.stdout
     assert str(tmp_path / "w.npz") in out.stdout and "left as it was" in out.stdout
-    assert [p.name for p in tmp_path.iterdir()] == ["w.npz"]          # no temporary file left
+    assert [p.name for p in tmp_path.iterdir()] == ["w.npz"]  # no temporary file left
     assert (tmp_path / "w.npz").stat().st_size > 100_000
     model = fc.Sequential([L.Flatten(input_shape=(16, 16, 3)), L.Dense(64, seed=0), L.Dense(10, seed=1)])
     old = model.get_weights()
@@ -192,17 +219,32 @@ def test_saves_replace_the_file_keep_its_mode_and_write_through_a_symlink(tmp_pa
 
 # ----------------------------------------------------------------------------- names
 
-@pytest.mark.parametrize("optimizer", [lambda: fc.Adam(learning_rate=0.01),
-                                       lambda: fc.RMSprop(momentum=0.5, centered=True),
-                                       lambda: fc.SGD(momentum=0.9)], ids=["adam", "rmsprop", "sgd"])
+
+@pytest.mark.parametrize(
+    "optimizer",
+    [
+        lambda: fc.Adam(learning_rate=0.01),
+        lambda: fc.RMSprop(momentum=0.5, centered=True),
+        lambda: fc.SGD(momentum=0.9),
+    ],
+    ids=["adam", "rmsprop", "sgd"],
+)
 def test_any_layer_name_round_trips_with_the_optimizer_state(tmp_path, optimizer):
     x, y = _data()
     names = ["dense@1", "head#2", "a/b@c#0", "__optimizer__", "x.npy", "名 前", "..", "@", "#1"]
-    model = fc.Sequential([
-        L.Conv2D(3, 3, input_shape=(7, 7, 2), seed=1, name=names[0]), L.BatchNormalization(name=names[1]),
-        L.Flatten(name=names[2]), L.Dense(8, seed=2, name=names[3]), L.Dense(6, seed=3, name=names[4]),
-        L.Dense(5, seed=4, name=names[5]), L.Dense(4, seed=5, name=names[6]), L.Dense(3, seed=6, name=names[7]),
-        L.Softmax(name=names[8])])
+    model = fc.Sequential(
+        [
+            L.Conv2D(3, 3, input_shape=(7, 7, 2), seed=1, name=names[0]),
+            L.BatchNormalization(name=names[1]),
+            L.Flatten(name=names[2]),
+            L.Dense(8, seed=2, name=names[3]),
+            L.Dense(6, seed=3, name=names[4]),
+            L.Dense(5, seed=4, name=names[5]),
+            L.Dense(4, seed=5, name=names[6]),
+            L.Dense(3, seed=6, name=names[7]),
+            L.Softmax(name=names[8]),
+        ]
+    )
     model.compile(optimizer=optimizer(), loss="sparse_categorical_crossentropy")
     model.fit(x, y, batch_size=16, epochs=1, verbose=0, seed=0)
     model.save(tmp_path / "m.npz")
@@ -228,12 +270,23 @@ def test_a_name_no_file_can_carry_is_refused_before_writing(tmp_path):
 
 # ----------------------------------------------------------------------------- damaged files
 
+
 def _compiled_file(tmp_path):
     x, y = _data()
-    model = fc.Sequential([L.Conv2D(3, 3, input_shape=(7, 7, 2), seed=1), L.BatchNormalization(), L.Flatten(),
-                           L.Dense(4, seed=2, kernel_regularizer=fc.regularizers.l2(1e-3)), L.Dense(3, seed=3)])
-    model.compile(optimizer=fc.Adam(learning_rate=fc.optim.StepDecay(0.01, 2)),
-                  loss=losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+    model = fc.Sequential(
+        [
+            L.Conv2D(3, 3, input_shape=(7, 7, 2), seed=1),
+            L.BatchNormalization(),
+            L.Flatten(),
+            L.Dense(4, seed=2, kernel_regularizer=fc.regularizers.l2(1e-3)),
+            L.Dense(3, seed=3),
+        ]
+    )
+    model.compile(
+        optimizer=fc.Adam(learning_rate=fc.optim.StepDecay(0.01, 2)),
+        loss=losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
     model.fit(x, y, batch_size=16, epochs=1, verbose=0, seed=0)
     path = tmp_path / "m.npz"
     model.save(path)
@@ -245,6 +298,7 @@ def _set(*keys, value):
         for k in keys[:-1]:
             d = d[k]
         d[keys[-1]] = value
+
     return change
 
 
@@ -253,6 +307,7 @@ def _delete(*keys):
         for k in keys[:-1]:
             d = d[k]
         del d[keys[-1]]
+
     return change
 
 
@@ -302,19 +357,27 @@ _DAMAGED_DESCRIPTIONS = [
     (_delete("compile", "optimizer", "config", "learning_rate"), r"\['config'\] has no 'learning_rate'"),
     (_set("compile", "optimizer", "config", "learning_rate", value="0.1"), r"\['learning_rate'\] must be int or"),
     (_set("compile", "optimizer", "config", "learning_rate", "schedule", value="eval"), r"unknown schedule 'eval'"),
-    (_set("compile", "optimizer", "config", "learning_rate", "config", "bogus", value=1),
-     r"\['learning_rate'\] cannot rebuild a StepDecay"),
-    (_set("compile", "optimizer", "config", "learning_rate", "config", value=None),
-     r"\['learning_rate'\]\['config'\] must be dict"),
+    (
+        _set("compile", "optimizer", "config", "learning_rate", "config", "bogus", value=1),
+        r"\['learning_rate'\] cannot rebuild a StepDecay",
+    ),
+    (
+        _set("compile", "optimizer", "config", "learning_rate", "config", value=None),
+        r"\['learning_rate'\]\['config'\] must be dict",
+    ),
     (_set("compile", "optimizer", "config", "beta_1", value=2.0), r"compile\['optimizer'\] cannot rebuild an? Adam"),
     (_set("compile", "optimizer", "config", "momentum", value=0.5), r"cannot rebuild an? Adam: .*momentum"),
     (_set("compile", "optimizer", "iterations", value=-1), r"\['iterations'\] must be >= 0"),
     (_set("compile", "optimizer", "iterations", value=1.5), r"\['iterations'\] must be int"),
     (_set("compile", "optimizer", "iterations", value=True), r"\['iterations'\] must be int"),
-    (_set("compile", "optimizer", value={"class": "SGD", "config": {"learning_rate": 0.1}, "iterations": 3}),
-     r"'__optimizer__/.*#0' does not fit a SGD with the saved arguments"),
-    (_set("compile", "optimizer", value={"class": "RMSprop", "config": {"learning_rate": 0.1}, "iterations": 3}),
-     r"'__optimizer__/.*#0' does not fit a RMSprop with the saved arguments"),
+    (
+        _set("compile", "optimizer", value={"class": "SGD", "config": {"learning_rate": 0.1}, "iterations": 3}),
+        r"'__optimizer__/.*#0' does not fit a SGD with the saved arguments",
+    ),
+    (
+        _set("compile", "optimizer", value={"class": "RMSprop", "config": {"learning_rate": 0.1}, "iterations": 3}),
+        r"'__optimizer__/.*#0' does not fit a RMSprop with the saved arguments",
+    ),
     (_delete("compile"), r"'compile' is missing, but the file holds optimizer state"),
 ]
 
@@ -327,6 +390,7 @@ def test_each_damaged_description_is_a_value_error_naming_the_part(tmp_path, cha
         desc = json.loads(str(entries["__fastconv_model__"]))
         change(desc)
         entries["__fastconv_model__"] = np.array(json.dumps(desc))
+
     _rewrite(path, damage)
     with pytest.raises(ValueError, match=message) as info:
         fc.load_model(path)
@@ -341,12 +405,26 @@ _DAMAGED_ENTRIES = [
     (_replace_entry("__fastconv_model__", np.arange(3)), r"'__fastconv_model__' must be JSON text, got a int64"),
     (_replace_entry("__fastconv_model__", np.array("[" * 100_000)), r"'__fastconv_model__' is not JSON"),
     (_replace_entry("__fastconv_model__", np.array("[1, 2]")), r"the description must be a JSON object"),
-    (_replace_entry("__optimizer__/dense/kernel#0", np.zeros((4, 75), np.float32)),
-     r"optimizer state of 'dense/kernel' is a float32 array of shape \(4, 75\), the parameter .*\(75, 4\)"),
-    (_replace_entry("__optimizer__/dense/kernel#0", np.array(["a"] * 4)), r"optimizer state of 'dense/kernel' is a <U1"),
-    (_replace_entry("__optimizer__/nothing/kernel#0", np.zeros(3)), r"'__optimizer__/nothing/kernel#0' names no parameter"),
-    (_replace_entry("__optimizer__/dense/kernel@v", np.zeros((75, 4))), r"'__optimizer__/dense/kernel@v' does not fit an? Adam"),
-    (_replace_entry("__optimizer__/dense/kernel#2", np.zeros((75, 4))), r"state of 'dense/kernel' holds \['0', '1', '2'\]"),
+    (
+        _replace_entry("__optimizer__/dense/kernel#0", np.zeros((4, 75), np.float32)),
+        r"optimizer state of 'dense/kernel' is a float32 array of shape \(4, 75\), the parameter .*\(75, 4\)",
+    ),
+    (
+        _replace_entry("__optimizer__/dense/kernel#0", np.array(["a"] * 4)),
+        r"optimizer state of 'dense/kernel' is a <U1",
+    ),
+    (
+        _replace_entry("__optimizer__/nothing/kernel#0", np.zeros(3)),
+        r"'__optimizer__/nothing/kernel#0' names no parameter",
+    ),
+    (
+        _replace_entry("__optimizer__/dense/kernel@v", np.zeros((75, 4))),
+        r"'__optimizer__/dense/kernel@v' does not fit an? Adam",
+    ),
+    (
+        _replace_entry("__optimizer__/dense/kernel#2", np.zeros((75, 4))),
+        r"state of 'dense/kernel' holds \['0', '1', '2'\]",
+    ),
     (lambda e: e.pop("__optimizer__/dense/kernel#1"), r"state of 'dense/kernel' holds \['0'\].*keeps \['0', '1'\]"),
     (_replace_entry("dense/kernel", np.zeros((75, 4), np.complex64)), r"'dense' parameter 'kernel'.*complex64"),
     (lambda e: e.pop("conv2d/bias"), r"'conv2d' parameter 'bias': the file holds no 'conv2d/bias' entry"),
@@ -369,12 +447,15 @@ def test_huge_sizes_in_a_description_are_refused_before_allocating(tmp_path):
 
     def damage(entries):
         desc = json.loads(str(entries["__fastconv_model__"]))
-        desc["layers"][3]["config"]["units"] = 10**9          # a 300 GB float32 kernel
+        desc["layers"][3]["config"]["units"] = 10**9  # a 300 GB float32 kernel
         entries["__fastconv_model__"] = np.array(json.dumps(desc))
+
     _rewrite(path, damage)
-    code = ("import resource, sys, fastconv as fc\n"
-            "resource.setrlimit(resource.RLIMIT_AS, (4 << 30, 4 << 30))\n"
-            "try:\n    fc.load_model(sys.argv[1])\nexcept ValueError as exc:\n    print('ValueError', exc)\n")
+    code = (
+        "import resource, sys, fastconv as fc\n"
+        "resource.setrlimit(resource.RLIMIT_AS, (4 << 30, 4 << 30))\n"
+        "try:\n    fc.load_model(sys.argv[1])\nexcept ValueError as exc:\n    print('ValueError', exc)\n"
+    )
     out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0 and out.stdout.startswith("ValueError") and "(75, 1000000000)" in out.stdout, out
 
@@ -387,9 +468,11 @@ def test_damaged_npy_headers_are_value_errors_naming_the_entry(tmp_path):
     with zipfile.ZipFile(path) as z:
         entries = {i.filename: z.read(i) for i in z.infolist()}
     data = np.zeros((75, 4), np.float32).tobytes()
-    cases = [({"descr": "<f4", "shape": (75_000_000_000_000, 4)}, r"needs 1200000000000000 bytes, the entry holds 1200"),
-             ({"descr": "|O", "shape": (75, 4)}, r"dtype object cannot be read without pickle"),
-             ({"descr": "<f5", "shape": (75, 4)}, r"not a valid dtype descriptor")]
+    cases = [
+        ({"descr": "<f4", "shape": (75_000_000_000_000, 4)}, r"needs 1200000000000000 bytes, the entry holds 1200"),
+        ({"descr": "|O", "shape": (75, 4)}, r"dtype object cannot be read without pickle"),
+        ({"descr": "<f5", "shape": (75, 4)}, r"not a valid dtype descriptor"),
+    ]
     for header, message in cases:
         npy = io.BytesIO()
         np.lib.format.write_array_header_1_0(npy, {**header, "fortran_order": False})

@@ -1,5 +1,6 @@
 """Short training runs with fastconv layers (the loss must go down), the example script, and the
 CuPy path (skipped without a CUDA device)."""
+
 from __future__ import annotations
 
 import gzip
@@ -41,16 +42,18 @@ def bars_dataset(rng, n):
 
 def small_cnn(data_format="channels_last"):
     shape = (8, 8, 1) if data_format == "channels_last" else (1, 8, 8)
-    return fc.Sequential([
-        Conv2D(8, 3, padding="same", activation="relu", input_shape=shape, data_format=data_format, seed=0),
-        MaxPooling2D(2, data_format=data_format),
-        Conv2D(16, 3, data_format=data_format, seed=1),
-        ReLU(),
-        Flatten(),
-        Dropout(0.1, seed=0),
-        Dense(16, activation="relu", seed=2),
-        Dense(3, seed=3),
-    ])
+    return fc.Sequential(
+        [
+            Conv2D(8, 3, padding="same", activation="relu", input_shape=shape, data_format=data_format, seed=0),
+            MaxPooling2D(2, data_format=data_format),
+            Conv2D(16, 3, data_format=data_format, seed=1),
+            ReLU(),
+            Flatten(),
+            Dropout(0.1, seed=0),
+            Dense(16, activation="relu", seed=2),
+            Dense(3, seed=3),
+        ]
+    )
 
 
 @pytest.mark.parametrize("optimizer", ["adam", "sgd"])
@@ -63,8 +66,8 @@ def test_training_reduces_the_loss(optimizer):
     first = loss_fn.forward(model.forward(x, training=False), y)
     for epoch in range(6):
         for i in range(0, len(x), 32):
-            logits = model.forward(x[i:i + 32])
-            loss_fn.forward(logits, y[i:i + 32])
+            logits = model.forward(x[i : i + 32])
+            loss_fn.forward(logits, y[i : i + 32])
             model.backward(loss_fn.backward())
             opt.step(model.parameters())
     last = loss_fn.forward(model.forward(x, training=False), y)
@@ -105,7 +108,8 @@ def test_example_trains_on_the_digits(tmp_path):
     threads = fc.get_num_threads()
     try:
         from threadpoolctl import threadpool_limits
-        with threadpool_limits(limits=None):            # restores the BLAS threads the example sets
+
+        with threadpool_limits(limits=None):  # restores the BLAS threads the example sets
             history = train_cnn.main(["--epochs", "8", "--plot", "", "--save", str(tmp_path / "w.npz")])
     finally:
         fc.set_num_threads(threads)
@@ -127,6 +131,7 @@ def test_example_with_batch_norm_reaches_the_accuracy_in_fewer_epochs():
     reached = {}
     try:
         from threadpoolctl import threadpool_limits
+
         with threadpool_limits(limits=None):
             for batch_norm in (False, True):
                 for seed in range(3):
@@ -138,7 +143,7 @@ def test_example_with_batch_norm_reaches_the_accuracy_in_fewer_epochs():
         fc.set_num_threads(threads)
     with_bn = [reached[True, s] for s in range(3)]
     plain = [reached[False, s] for s in range(3)]
-    assert max(with_bn) <= epochs, reached                     # batch norm always gets there
+    assert max(with_bn) <= epochs, reached  # batch norm always gets there
     assert sum(with_bn) < sum(plain), reached
 
 
@@ -147,9 +152,13 @@ def test_example_reads_the_keras_mnist_file_format(tmp_path, capsys):
     available offline)."""
     train_cnn = import_example("train_cnn")
     rng = np.random.default_rng(4)
-    np.savez(tmp_path / "mnist.npz", x_train=rng.integers(0, 256, (64, 28, 28), dtype=np.uint8),
-             y_train=rng.integers(0, 10, 64, dtype=np.uint8),
-             x_test=rng.integers(0, 256, (16, 28, 28), dtype=np.uint8), y_test=rng.integers(0, 10, 16, dtype=np.uint8))
+    np.savez(
+        tmp_path / "mnist.npz",
+        x_train=rng.integers(0, 256, (64, 28, 28), dtype=np.uint8),
+        y_train=rng.integers(0, 10, 64, dtype=np.uint8),
+        x_test=rng.integers(0, 256, (16, 28, 28), dtype=np.uint8),
+        y_test=rng.integers(0, 10, 16, dtype=np.uint8),
+    )
     threads = fc.get_num_threads()
     try:
         history = train_cnn.main(["--data", str(tmp_path / "mnist.npz"), "--epochs", "1", "--plot", ""])
@@ -191,10 +200,12 @@ def test_example_trains_on_a_fashion_mnist_folder(tmp_path, capsys):
 
 # ----------------------------------------------------------------------------- CuPy
 
+
 def _cupy_or_skip():
     if not fc.cuda_available():
         pytest.skip("needs the CUDA kernels, CuPy and a CUDA device")
     import cupy
+
     return cupy
 
 
@@ -214,8 +225,9 @@ def test_dense_stack_runs_on_cupy():
         fc.Adam(lr=0.01).step(m)
     assert isinstance(twin.layers[0].params["kernel"], cp.ndarray)
     assert abs(losses[0] - losses[1]) < 1e-5
-    np.testing.assert_allclose(cp.asnumpy(twin.layers[0].params["kernel"]), model.layers[0].params["kernel"],
-                               rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(
+        cp.asnumpy(twin.layers[0].params["kernel"]), model.layers[0].params["kernel"], rtol=1e-4, atol=1e-6
+    )
 
 
 @pytest.mark.gpu
@@ -229,7 +241,7 @@ def test_cnn_runs_on_cupy():
             layer.rate = 0.0
     try:
         out_gpu = gpu.forward(cp.asarray(x))
-    except NotImplementedError as exc:          # CUDA conv kernels not in this build yet
+    except NotImplementedError as exc:  # CUDA conv kernels not in this build yet
         pytest.skip(str(exc))
     np.testing.assert_allclose(cp.asnumpy(out_gpu), cpu.forward(x), rtol=1e-4, atol=1e-5)
     gy = rng.standard_normal(out_gpu.shape).astype(np.float32)
@@ -245,8 +257,22 @@ def test_transfer_learning_example_runs_both_phases(tmp_path):
     pytest.importorskip("sklearn")
     pytest.importorskip("PIL")
     transfer_learning = import_example("transfer_learning")
-    history = transfer_learning.main(["--workdir", str(tmp_path / "data"), "--size", "32", "--per-class", "4",
-                                      "--epochs", "1", "--plot", "", "--save", str(tmp_path / "m.npz")])
+    history = transfer_learning.main(
+        [
+            "--workdir",
+            str(tmp_path / "data"),
+            "--size",
+            "32",
+            "--per-class",
+            "4",
+            "--epochs",
+            "1",
+            "--plot",
+            "",
+            "--save",
+            str(tmp_path / "m.npz"),
+        ]
+    )
     assert len(history["loss"]) == 2 and all(np.isfinite(history["loss"]))
     model = fc.load_model(tmp_path / "m.npz")
     assert model.count_params(trainable=True) == 7_079_424 + 512 * 256 + 256 + 257

@@ -1,6 +1,7 @@
 """Keras' training toolbox: optimizers against their formulas (and PyTorch where the conventions
 agree), losses and metrics against NumPy, compile / fit / evaluate against the hand-written loop,
 callbacks, regularizers, get/set_weights, the batch iterator."""
+
 from __future__ import annotations
 
 import csv
@@ -40,6 +41,7 @@ def _grads(steps=6, shape=(7, 5), seed=0):
 
 # ----------------------------------------------------------------------------- optimizers
 
+
 @pytest.mark.parametrize("momentum, centered", [(0.0, False), (0.0, True), (0.9, False), (0.5, True)])
 def test_rmsprop_follows_keras_formula(momentum, centered):
     p0, grads = _grads()
@@ -66,7 +68,7 @@ def test_adamw_follows_the_decoupled_formula_and_pytorch():
         p = p * (1 - lr * wd)
         m = b1 * m + (1 - b1) * g
         v = b2 * v + (1 - b2) * g * g
-        p = p - lr * (m / (1 - b1 ** t)) / (np.sqrt(v / (1 - b2 ** t)) + eps)
+        p = p - lr * (m / (1 - b1**t)) / (np.sqrt(v / (1 - b2**t)) + eps)
     got = _run(fc.AdamW(learning_rate=lr, weight_decay=wd, beta_1=b1, beta_2=b2, epsilon=eps), grads, p0)
     np.testing.assert_allclose(got, p, rtol=1e-12, atol=1e-14)
     torch = pytest.importorskip("torch")
@@ -80,10 +82,14 @@ def test_adamw_follows_the_decoupled_formula_and_pytorch():
 
 def test_keras_argument_names_equal_pytorch_names():
     p0, grads = _grads()
-    pairs = [(fc.Adam(lr=0.01, betas=(0.8, 0.9), eps=1e-6),
-              fc.Adam(learning_rate=0.01, beta_1=0.8, beta_2=0.9, epsilon=1e-6)),
-             (fc.SGD(lr=0.05, momentum=0.9), fc.SGD(learning_rate=0.05, momentum=0.9)),
-             (fc.RMSprop(lr=0.01), fc.RMSprop(learning_rate=0.01))]
+    pairs = [
+        (
+            fc.Adam(lr=0.01, betas=(0.8, 0.9), eps=1e-6),
+            fc.Adam(learning_rate=0.01, beta_1=0.8, beta_2=0.9, epsilon=1e-6),
+        ),
+        (fc.SGD(lr=0.05, momentum=0.9), fc.SGD(learning_rate=0.05, momentum=0.9)),
+        (fc.RMSprop(lr=0.01), fc.RMSprop(learning_rate=0.01)),
+    ]
     for a, b in pairs:
         assert np.array_equal(_run(a, grads, p0), _run(b, grads, p0))
     assert fc.Adam(learning_rate=0.5).lr == 0.5 and fc.SGD(lr=0.5).learning_rate == 0.5
@@ -107,13 +113,18 @@ def test_rmsprop_matches_pytorch_when_epsilon_is_negligible():
     np.testing.assert_allclose(got, w.detach().numpy(), rtol=1e-10, atol=1e-12)
 
 
-@pytest.mark.parametrize("schedule, want", [
-    (optim.StepDecay(0.1, step_size=2, gamma=0.5), lambda s: 0.1 * 0.5 ** (s // 2)),
-    (optim.ExponentialDecay(0.1, decay_steps=3, decay_rate=0.5), lambda s: 0.1 * 0.5 ** (s / 3)),
-    (optim.ExponentialDecay(0.1, 3, 0.5, staircase=True), lambda s: 0.1 * 0.5 ** (s // 3)),
-    (optim.CosineDecay(0.1, decay_steps=4, alpha=0.1),
-     lambda s: 0.1 * (0.9 * 0.5 * (1 + math.cos(math.pi * min(s, 4) / 4)) + 0.1)),
-])
+@pytest.mark.parametrize(
+    "schedule, want",
+    [
+        (optim.StepDecay(0.1, step_size=2, gamma=0.5), lambda s: 0.1 * 0.5 ** (s // 2)),
+        (optim.ExponentialDecay(0.1, decay_steps=3, decay_rate=0.5), lambda s: 0.1 * 0.5 ** (s / 3)),
+        (optim.ExponentialDecay(0.1, 3, 0.5, staircase=True), lambda s: 0.1 * 0.5 ** (s // 3)),
+        (
+            optim.CosineDecay(0.1, decay_steps=4, alpha=0.1),
+            lambda s: 0.1 * (0.9 * 0.5 * (1 + math.cos(math.pi * min(s, 4) / 4)) + 0.1),
+        ),
+    ],
+)
 def test_schedules_drive_any_optimizer(schedule, want):
     p0, grads = _grads(steps=6)
     p = p0.copy()
@@ -130,6 +141,7 @@ def test_optimizer_from_a_keras_name():
 
 
 # ----------------------------------------------------------------------------- losses and metrics
+
 
 def _softmax(z):
     e = np.exp(z - z.max(axis=1, keepdims=True))
@@ -156,16 +168,35 @@ def _loss_cases():
     bt = (rng.random((6, 3)) > 0.5).astype(float)
     bp = 1 / (1 + np.exp(-bz))
     return [
-        ("sparse_logits", losses.SparseCategoricalCrossentropy(from_logits=True), labels, z,
-         -np.log(probs[np.arange(6), labels]).mean()),
-        ("sparse_probs", losses.SparseCategoricalCrossentropy(), labels, probs,
-         -np.log(probs[np.arange(6), labels]).mean()),
-        ("categorical_logits", losses.CategoricalCrossentropy(from_logits=True), onehot, z,
-         -(onehot * np.log(probs)).sum(axis=1).mean()),
-        ("binary_logits", losses.BinaryCrossentropy(from_logits=True), bt, bz,
-         -(bt * np.log(bp) + (1 - bt) * np.log(1 - bp)).mean()),
-        ("binary_probs", losses.BinaryCrossentropy(), bt, bp,
-         -(bt * np.log(bp) + (1 - bt) * np.log(1 - bp)).mean()),
+        (
+            "sparse_logits",
+            losses.SparseCategoricalCrossentropy(from_logits=True),
+            labels,
+            z,
+            -np.log(probs[np.arange(6), labels]).mean(),
+        ),
+        (
+            "sparse_probs",
+            losses.SparseCategoricalCrossentropy(),
+            labels,
+            probs,
+            -np.log(probs[np.arange(6), labels]).mean(),
+        ),
+        (
+            "categorical_logits",
+            losses.CategoricalCrossentropy(from_logits=True),
+            onehot,
+            z,
+            -(onehot * np.log(probs)).sum(axis=1).mean(),
+        ),
+        (
+            "binary_logits",
+            losses.BinaryCrossentropy(from_logits=True),
+            bt,
+            bz,
+            -(bt * np.log(bp) + (1 - bt) * np.log(1 - bp)).mean(),
+        ),
+        ("binary_probs", losses.BinaryCrossentropy(), bt, bp, -(bt * np.log(bp) + (1 - bt) * np.log(1 - bp)).mean()),
         ("mse", losses.get("mse"), bt, bz, ((bz - bt) ** 2).mean()),
     ]
 
@@ -197,15 +228,20 @@ def test_loss_errors_name_the_argument():
 
 def test_accuracy_resolves_from_the_loss():
     y_pred = np.array([[0.1, 0.9], [0.8, 0.2], [0.3, 0.7]])
-    assert metrics.get("accuracy", losses.get("sparse_categorical_crossentropy"))[1]([1, 0, 0], y_pred) == pytest.approx(2 / 3)
-    assert metrics.get("accuracy", losses.get("categorical_crossentropy"))[1](np.eye(2)[[1, 1, 1]], y_pred) == pytest.approx(2 / 3)
+    assert metrics.get("accuracy", losses.get("sparse_categorical_crossentropy"))[1](
+        [1, 0, 0], y_pred
+    ) == pytest.approx(2 / 3)
+    assert metrics.get("accuracy", losses.get("categorical_crossentropy"))[1](
+        np.eye(2)[[1, 1, 1]], y_pred
+    ) == pytest.approx(2 / 3)
     binary = metrics.get("acc", losses.BinaryCrossentropy())[1]
     assert binary(np.array([1, 0, 1]), np.array([0.9, 0.4, 0.2])) == pytest.approx(2 / 3)
     logits = metrics.get("accuracy", losses.BinaryCrossentropy(from_logits=True))[1]
-    assert logits(np.array([1, 0]), np.array([0.3, -0.2])) == 1.0       # threshold 0 on logits
+    assert logits(np.array([1, 0]), np.array([0.3, -0.2])) == 1.0  # threshold 0 on logits
 
 
 # ----------------------------------------------------------------------------- compile / fit
+
 
 def _problem(n=96, seed=0):
     rng = np.random.default_rng(seed)
@@ -215,10 +251,15 @@ def _problem(n=96, seed=0):
 
 
 def _model(head=None, reg=None):
-    return fc.Sequential([L.Conv2D(4, 3, padding="same", activation="relu", input_shape=(6, 6, 1), seed=1),
-                          L.MaxPooling2D(), L.Flatten(),
-                          L.Dense(16, activation="relu", seed=2, kernel_regularizer=reg),
-                          L.Dense(4, activation=head, seed=3)])
+    return fc.Sequential(
+        [
+            L.Conv2D(4, 3, padding="same", activation="relu", input_shape=(6, 6, 1), seed=1),
+            L.MaxPooling2D(),
+            L.Flatten(),
+            L.Dense(16, activation="relu", seed=2, kernel_regularizer=reg),
+            L.Dense(4, activation=head, seed=3),
+        ]
+    )
 
 
 def test_fit_is_the_hand_written_loop():
@@ -245,8 +286,11 @@ def test_fit_is_the_hand_written_loop():
 def test_fit_learns_with_validation_and_reports_metrics(capsys):
     x, y = _problem(192)
     model = _model()
-    model.compile(optimizer=fc.Adam(learning_rate=0.01), loss=losses.SparseCategoricalCrossentropy(from_logits=True),
-                  metrics=["accuracy"])
+    model.compile(
+        optimizer=fc.Adam(learning_rate=0.01),
+        loss=losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
     history = model.fit(x, y, batch_size=16, epochs=6, validation_split=0.25, verbose=2, seed=0)
     h = history.history
     assert set(h) == {"loss", "accuracy", "val_loss", "val_accuracy", "learning_rate"}
@@ -263,7 +307,7 @@ def test_compile_rejects_a_softmax_head_with_a_from_logits_loss():
         _model(head="softmax").compile(loss=losses.SparseCategoricalCrossentropy(from_logits=True))
     with pytest.raises(RuntimeError, match="call model.compile"):
         _model().fit(*_problem(), verbose=0)
-    _model(head="softmax").compile(loss="sparse_categorical_crossentropy")     # probabilities: fine
+    _model(head="softmax").compile(loss="sparse_categorical_crossentropy")  # probabilities: fine
 
 
 def test_regularizer_gradient_and_reported_loss():
@@ -275,8 +319,9 @@ def test_regularizer_gradient_and_reported_loss():
         loss(y, m.forward(x))
         m.backward(loss.backward())
     kernel = reg.layers[3].params["kernel"]
-    np.testing.assert_allclose(reg.layers[3].grads["kernel"], plain.layers[3].grads["kernel"] + 2 * lam * kernel,
-                               rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(
+        reg.layers[3].grads["kernel"], plain.layers[3].grads["kernel"] + 2 * lam * kernel, rtol=1e-5, atol=1e-7
+    )
     assert reg.regularization_loss() == pytest.approx(lam * float((kernel.astype(np.float64) ** 2).sum()), rel=1e-5)
     reg.compile(optimizer="sgd", loss=loss)
     assert reg.test_on_batch(x, y)["loss"] == pytest.approx(loss(y, reg(x)) + reg.regularization_loss())
@@ -285,6 +330,7 @@ def test_regularizer_gradient_and_reported_loss():
 
 
 # ----------------------------------------------------------------------------- callbacks
+
 
 class _Weights:
     """A stand-in model whose weights are the epoch they were set at."""
@@ -320,16 +366,16 @@ def test_early_stopping_stops_after_patience_and_restores_the_best_epoch():
     model, last = _drive(callbacks.EarlyStopping(patience=2, restore_best_weights=True), [3, 2, 1, 1.5, 1.2, 0.5])
     assert last == 4 and model.w == [2]
     model, last = _drive(callbacks.EarlyStopping(monitor="val_accuracy", patience=1), [3, 2, 2.5, 2.6, 1])
-    assert last == 2              # 'auto' maximizes accuracy: epoch 2 is worse than epoch 1
+    assert last == 2  # 'auto' maximizes accuracy: epoch 2 is worse than epoch 1
     with pytest.raises(KeyError, match="monitors 'val_auc'"):
         _drive(callbacks.EarlyStopping(monitor="val_auc"), [1])
 
 
 def test_reduce_lr_on_plateau_and_scheduler():
     model, _ = _drive(callbacks.ReduceLROnPlateau(factor=0.5, patience=2, min_lr=0.01), [1, 1, 1, 1, 1])
-    assert model.optimizer.learning_rate == pytest.approx(0.5 * 0.5)          # epochs 2 and 4
+    assert model.optimizer.learning_rate == pytest.approx(0.5 * 0.5)  # epochs 2 and 4
     model, _ = _drive(callbacks.ReduceLROnPlateau(factor=0.5, patience=2, min_lr=0.2), [1] * 7)
-    assert model.optimizer.learning_rate == pytest.approx(0.2)                # then floored at min_lr
+    assert model.optimizer.learning_rate == pytest.approx(0.2)  # then floored at min_lr
     sched = callbacks.LearningRateScheduler(lambda epoch, lr: 0.1 * (epoch + 1))
     model, _ = _drive(sched, [1, 1, 1])
     assert model.optimizer.learning_rate == pytest.approx(0.3)
@@ -344,12 +390,24 @@ def test_model_checkpoint_formats_the_path_and_saves_only_improvements(tmp_path)
 def test_csv_logger_history_plot_and_checkpoint_with_a_real_fit(tmp_path):
     x, y = _problem(64)
     model = _model()
-    model.compile(optimizer=fc.RMSprop(learning_rate=1e-3), loss=losses.SparseCategoricalCrossentropy(from_logits=True),
-                  metrics=["accuracy"])
+    model.compile(
+        optimizer=fc.RMSprop(learning_rate=1e-3),
+        loss=losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
     ckpt = tmp_path / "best.npz"
-    history = model.fit(x, y, epochs=3, batch_size=16, validation_data=(x[:16], y[:16]), verbose=0,
-                        callbacks=[callbacks.CSVLogger(tmp_path / "log.csv"),
-                                   callbacks.ModelCheckpoint(ckpt, monitor="val_loss", save_best_only=True)])
+    history = model.fit(
+        x,
+        y,
+        epochs=3,
+        batch_size=16,
+        validation_data=(x[:16], y[:16]),
+        verbose=0,
+        callbacks=[
+            callbacks.CSVLogger(tmp_path / "log.csv"),
+            callbacks.ModelCheckpoint(ckpt, monitor="val_loss", save_best_only=True),
+        ],
+    )
     rows = list(csv.reader(open(tmp_path / "log.csv")))
     assert rows[0] == ["epoch", "accuracy", "learning_rate", "loss", "val_accuracy", "val_loss"] and len(rows) == 4
     assert float(rows[3][3]) == pytest.approx(history.history["loss"][2])
@@ -361,13 +419,14 @@ def test_csv_logger_history_plot_and_checkpoint_with_a_real_fit(tmp_path):
 
 # ----------------------------------------------------------------------------- weights and batches
 
+
 def test_get_and_set_weights_round_trip_and_check_shapes():
     a, b = _model(), _model()
     b.layers[0].seed = 9
     x, _ = _problem(8)
     a.build(), b.build()
     weights = a.get_weights()
-    assert [w.shape for w in weights][:2] == [(3, 3, 1, 4), (4,)]       # Keras order and layout
+    assert [w.shape for w in weights][:2] == [(3, 3, 1, 4), (4,)]  # Keras order and layout
     b.set_weights(weights)
     assert np.array_equal(a.predict(x), b.predict(x))
     before = b.get_weights()
@@ -401,12 +460,27 @@ def test_a_pytorch_state_dict_loads_by_layer_order_into_channels_last():
     torch = pytest.importorskip("torch")
     nn = torch.nn
     torch.manual_seed(0)
-    net = nn.Sequential(nn.Conv2d(2, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-                        nn.Conv2d(4, 5, 3), nn.ReLU(), nn.Flatten(), nn.Linear(5 * 2 * 2, 6), nn.ReLU(),
-                        nn.Linear(6, 3))
-    model = fc.Sequential([L.Conv2D(4, 3, padding="same", activation="relu", input_shape=(8, 8, 2)),
-                           L.MaxPooling2D(), L.Conv2D(5, 3, activation="relu"), L.Flatten(),
-                           L.Dense(6, activation="relu"), L.Dense(3)])
+    net = nn.Sequential(
+        nn.Conv2d(2, 4, 3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(4, 5, 3),
+        nn.ReLU(),
+        nn.Flatten(),
+        nn.Linear(5 * 2 * 2, 6),
+        nn.ReLU(),
+        nn.Linear(6, 3),
+    )
+    model = fc.Sequential(
+        [
+            L.Conv2D(4, 3, padding="same", activation="relu", input_shape=(8, 8, 2)),
+            L.MaxPooling2D(),
+            L.Conv2D(5, 3, activation="relu"),
+            L.Flatten(),
+            L.Dense(6, activation="relu"),
+            L.Dense(3),
+        ]
+    )
     model.load_torch_state_dict(net.state_dict())
     x = np.random.default_rng(1).standard_normal((3, 2, 8, 8)).astype(np.float32)
     want = net(torch.from_numpy(x)).detach().numpy()
@@ -419,6 +493,7 @@ def test_a_pytorch_state_dict_loads_by_layer_order_into_channels_last():
 
 
 # ----------------------------------------------------------------------------- review findings
+
 
 def test_saved_optimizer_state_of_a_frozen_layer_loads(tmp_path):
     """Fine-tuning: train, freeze a layer, save with the optimizer: its state comes back too."""
@@ -435,9 +510,11 @@ def test_saved_optimizer_state_of_a_frozen_layer_loads(tmp_path):
 def test_a_custom_metric_is_not_saved_and_the_model_still_loads(tmp_path):
     def top1(y_true, y_pred):
         return float((y_pred.argmax(-1) == y_true).mean())
+
     model = _model()
-    model.compile(optimizer="sgd", loss=losses.SparseCategoricalCrossentropy(from_logits=True),
-                  metrics=["accuracy", top1])
+    model.compile(
+        optimizer="sgd", loss=losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy", top1]
+    )
     model.save(tmp_path / "m.npz")
     assert [name for name, _ in fc.load_model(tmp_path / "m.npz").metrics] == ["accuracy"]
 
@@ -456,9 +533,9 @@ def test_callbacks_refuse_to_overwrite_a_schedule():
 
 def test_accuracy_follows_the_shapes_when_the_loss_does_not_say():
     name, acc = metrics.get("accuracy", losses.MeanSquaredError())
-    assert acc(np.ones((4, 1)), np.array([[0.9], [0.2], [0.7], [0.6]])) == 0.75          # binary
-    assert acc(np.eye(3)[[0, 1, 2]], np.eye(3)[[0, 1, 1]]) == pytest.approx(2 / 3)       # categorical
-    assert acc(np.array([0, 2]), np.array([[0.9, 0.1, 0.0], [0.1, 0.2, 0.7]])) == 1.0     # sparse
+    assert acc(np.ones((4, 1)), np.array([[0.9], [0.2], [0.7], [0.6]])) == 0.75  # binary
+    assert acc(np.eye(3)[[0, 1, 2]], np.eye(3)[[0, 1, 1]]) == pytest.approx(2 / 3)  # categorical
+    assert acc(np.array([0, 2]), np.array([[0.9, 0.1, 0.0], [0.1, 0.2, 0.7]])) == 1.0  # sparse
 
 
 def test_validation_split_floors_the_training_part_like_keras():
@@ -474,6 +551,7 @@ def test_probabilities_given_as_logits_warn_like_keras():
     with pytest.warns(UserWarning, match="SparseCategoricalCrossentropy"):
         losses.SparseCategoricalCrossentropy(from_logits=True)([1, 0], probs)
     import warnings
+
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         L.SoftmaxCrossEntropy().forward(np.array([[2.0, -1.0], [0.3, 0.1]], np.float32), np.array([0, 1]))

@@ -1,5 +1,6 @@
 """The arguments of fit / evaluate / predict: errors that name the argument (never a
 ZeroDivisionError or an unpacking error from inside the loop), and Keras' defaults for None."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -19,8 +20,9 @@ X = np.random.default_rng(0).standard_normal((10, 4)).astype(np.float32)
 Y = np.arange(10) % 3
 
 
-@pytest.mark.parametrize("value, error", [(0, ValueError), (-1, ValueError), ("4", ValueError), (2.5, ValueError),
-                                          (True, ValueError)])
+@pytest.mark.parametrize(
+    "value, error", [(0, ValueError), (-1, ValueError), ("4", ValueError), (2.5, ValueError), (True, ValueError)]
+)
 def test_fit_batch_size(value, error):
     with pytest.raises(error, match="batch_size must be a positive int"):
         compiled().fit(X, Y, batch_size=value, verbose=0)
@@ -36,14 +38,15 @@ def test_batch_size_none_is_keras_32():
     x = np.random.default_rng(1).standard_normal((70, 4)).astype(np.float32)
     y = np.arange(70) % 3
     compiled().fit(x, y, batch_size=None, verbose=0, callbacks=[Count()])
-    assert len(batches) == 3                                       # 32 + 32 + 6
+    assert len(batches) == 3  # 32 + 32 + 6
     model = compiled()
     assert model.evaluate(x, y, batch_size=None, verbose=0) == model.evaluate(x, y, batch_size=32, verbose=0)
     np.testing.assert_array_equal(model.predict(x, batch_size=None), model.predict(x, batch_size=32))
 
 
-@pytest.mark.parametrize("value, error", [(2.5, TypeError), ("2", TypeError), (None, TypeError), (True, TypeError),
-                                          (-1, ValueError)])
+@pytest.mark.parametrize(
+    "value, error", [(2.5, TypeError), ("2", TypeError), (None, TypeError), (True, TypeError), (-1, ValueError)]
+)
 def test_fit_epochs(value, error):
     with pytest.raises(error, match="epochs must be an int >= 0"):
         compiled().fit(X, Y, epochs=value, verbose=0)
@@ -91,7 +94,7 @@ def test_fit_callbacks_must_be_callbacks(value):
 def test_fit_takes_a_single_callback_as_keras_3():
     stop = fc.callbacks.EarlyStopping(monitor="loss", patience=0, min_delta=1e9)
     history = compiled().fit(X, Y, epochs=5, callbacks=stop, verbose=0)
-    assert len(history.history["loss"]) == 2                # the second epoch improves by less than 1e9
+    assert len(history.history["loss"]) == 2  # the second epoch improves by less than 1e9
 
 
 @pytest.mark.parametrize("value", [3, -1, "1", None, True, 1.0])
@@ -127,8 +130,9 @@ def test_fit_names_a_bad_seed(seed, error):
 
 def test_compile_wants_a_list_of_metrics():
     with pytest.raises(TypeError, match=r"metrics must be a list .* got str 'accuracy'"):
-        fc.Sequential([Dense(3, input_shape=(4,))]).compile("sgd", "sparse_categorical_crossentropy",
-                                                            metrics="accuracy")
+        fc.Sequential([Dense(3, input_shape=(4,))]).compile(
+            "sgd", "sparse_categorical_crossentropy", metrics="accuracy"
+        )
 
 
 def test_targets_of_another_length_are_named_with_their_argument():

@@ -1,4 +1,5 @@
 """Which array library an array belongs to, without importing CuPy unless the caller uses it."""
+
 from __future__ import annotations
 
 import numpy as np

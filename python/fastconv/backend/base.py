@@ -11,6 +11,7 @@ Three backends implement it, one object each:
 Every method takes validated specs (ops/_spec.py) and arrays that `contiguous` returned, and returns
 new output arrays of the backend's array module.
 """
+
 from __future__ import annotations
 
 import abc

@@ -17,6 +17,7 @@ away); a Jupyter kernel always runs several, so there it never parks. The librar
 up at the first park(): an OpenBLAS loaded later (SciPy's) is left alone. Off with
 fc.set_blas_parking(False) or FASTCONV_PARK_BLAS=0.
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -52,20 +53,20 @@ def _parkable(path):
     """(shutdown function, server-running flag) of one OpenBLAS, or None when it is not safe."""
     if not hasattr(os, "RTLD_NOLOAD"):
         return None
-    try:      # the loaded library itself, kept local: RTLD_GLOBAL would let it interpose its
-        lib = ctypes.CDLL(path, mode=os.RTLD_NOLOAD)   # symbols on every library loaded later
+    try:  # the loaded library itself, kept local: RTLD_GLOBAL would let it interpose its
+        lib = ctypes.CDLL(path, mode=os.RTLD_NOLOAD)  # symbols on every library loaded later
     except OSError:
         return None
-    get_parallel = _symbol(lib, "openblas_get_parallel", "scipy_openblas_get_parallel64_",
-                           "scipy_openblas_get_parallel")
-    get_config = _symbol(lib, "openblas_get_config", "scipy_openblas_get_config64_",
-                         "scipy_openblas_get_config")
+    get_parallel = _symbol(
+        lib, "openblas_get_parallel", "scipy_openblas_get_parallel64_", "scipy_openblas_get_parallel"
+    )
+    get_config = _symbol(lib, "openblas_get_config", "scipy_openblas_get_config64_", "scipy_openblas_get_config")
     shutdown = _symbol(lib, "blas_thread_shutdown_")
     if get_parallel is None or get_config is None or shutdown is None:
         return None
     get_parallel.restype = ctypes.c_int
     get_config.restype = ctypes.c_char_p
-    if get_parallel() != 1:                      # 1: pthreads server; 2: OpenMP; 0: sequential
+    if get_parallel() != 1:  # 1: pthreads server; 2: OpenMP; 0: sequential
         return None
     version = re.search(rb"OpenBLAS (\d+)\.(\d+)\.(\d+)", get_config() or b"")
     # 0.3.14 fixed a race in blas_thread_shutdown_ (OpenBLAS PR #3111); later calls restart the

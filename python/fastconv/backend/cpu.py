@@ -1,5 +1,6 @@
 """CPU backend: NumPy arrays in, NumPy arrays out, kernels in fastconv._cpu (base.py has
 the interface)."""
+
 from __future__ import annotations
 
 import math
@@ -27,14 +28,15 @@ def empty(shape, dtype):
         else:
             a = np.empty(shape, dtype=dtype)
     except MemoryError:
-        raise MemoryError(f"cannot allocate the {dtype.name} output of shape {tuple(shape)} "
-                          f"({nbytes / 2**30:.1f} GiB)") from None
+        raise MemoryError(
+            f"cannot allocate the {dtype.name} output of shape {tuple(shape)} ({nbytes / 2**30:.1f} GiB)"
+        ) from None
     if POISON:
         a.fill(-1 if dtype.kind == "i" else np.nan)
     return a
 
 
-_CACHE_MIN_BYTES = _cpu.output_cache_min_bytes   # csrc/cpu/runtime/output_cache.h owns the threshold
+_CACHE_MIN_BYTES = _cpu.output_cache_min_bytes  # csrc/cpu/runtime/output_cache.h owns the threshold
 
 
 def contiguous(a):
@@ -55,8 +57,11 @@ def _before_parallel(work):
 
 def _same_memory(a, b):
     """a and b are the same elements in the same order (out=x)."""
-    return (a.__array_interface__["data"][0] == b.__array_interface__["data"][0]
-            and a.strides == b.strides and a.shape == b.shape)
+    return (
+        a.__array_interface__["data"][0] == b.__array_interface__["data"][0]
+        and a.strides == b.strides
+        and a.shape == b.shape
+    )
 
 
 def _stored(a):
@@ -149,8 +154,7 @@ class CpuBackend(Backend):
         """kernel(x, y) into `out` (or a new array). `out` is written by the kernel only when it is
         aligned and either x itself or disjoint from x; otherwise through a temporary (like NumPy,
         which buffers partially overlapping operands)."""
-        in_place = out is not None and out.flags.aligned and (
-            _same_memory(out, x) or not np.shares_memory(out, x))
+        in_place = out is not None and out.flags.aligned and (_same_memory(out, x) or not np.shares_memory(out, x))
         y = out if in_place else empty(x.shape, x.dtype)
         _before_parallel(x.size)
         kernel(x, y)

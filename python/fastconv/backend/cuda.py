@@ -6,6 +6,7 @@ by CuPy, every launch goes on CuPy's current stream, nothing synchronizes the de
 stream synchronization, reading max_pool2d_backward's bad-index flag, is explained in
 runner.py). The logic shared with the CPU emulation lives in runner.KernelRunner.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -37,11 +38,14 @@ def backend() -> KernelRunner:
         def device_check(name, a):
             current = cupy.cuda.Device().id
             if a.device.id != current:
-                raise ValueError(f"{name} lives on GPU {a.device.id} but the current CuPy device is "
-                                 f"GPU {current}; use `with cupy.cuda.Device({a.device.id}):`")
+                raise ValueError(
+                    f"{name} lives on GPU {a.device.id} but the current CuPy device is "
+                    f"GPU {current}; use `with cupy.cuda.Device({a.device.id}):`"
+                )
 
         _runner = KernelRunner(
-            cupy, cuda,
+            cupy,
+            cuda,
             ptr=lambda a: a.data.ptr,
             stream=lambda: cupy.cuda.get_current_stream().ptr,
             to_host=lambda a: a.get(),  # copies on the current stream and waits for that stream

@@ -8,6 +8,7 @@ the interface of base.py plus `using` to pick kernel versions:
     with emu.backend().using(version=2):
         y = emu.backend().conv2d_forward(spec, x, w, b)
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -32,7 +33,8 @@ class EmulatedCuda(KernelRunner):
 
 
 _EMULATION = EmulatedCuda(
-    np, _cuda_emu,
+    np,
+    _cuda_emu,
     ptr=lambda a: a.ctypes.data,
     stream=lambda: 0,  # emulated launches run synchronously
     to_host=np.asarray,

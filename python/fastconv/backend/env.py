@@ -1,6 +1,7 @@
 """The FASTCONV_* environment variables: what each accepts, and one warning at import for a value
 that is not accepted (the setting is then ignored; the C++ side reads them with the same rules,
 csrc/cpu/runtime/runtime.h env_switch / env_number)."""
+
 from __future__ import annotations
 
 import os
@@ -15,16 +16,18 @@ def _switch(v):
 
 def _int_in(lo, hi):
     """(accepts, description) of an integer setting in [lo, hi]."""
+
     def accepts(v):
         try:
             return lo <= int(v) <= hi and str(int(v)) == v.strip().lstrip("+")
         except ValueError:
             return False
+
     return accepts, f"an integer in [{lo}, {hi}]"
 
 
 _SWITCH_TEXT = "1/on/true/yes or 0/off/false/no"
-_RULES = {   # name -> (accepts(value), what is allowed)
+_RULES = {  # name -> (accepts(value), what is allowed)
     "FASTCONV_ISA": (lambda v: v.lower() in ("avx512", "avx2", "scalar"), "avx512, avx2 or scalar"),
     "FASTCONV_WINOGRAD": (lambda v: _switch(v) or v.lower() == "force", _SWITCH_TEXT + " or force"),
     "FASTCONV_VERBOSE": (_switch, _SWITCH_TEXT),

@@ -9,6 +9,7 @@ kernel module with the interface of csrc/bindings/cuda_module.cpp:
 
 so the tests run this exact code, pointer handling included, through the emulated kernels.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -90,18 +91,29 @@ class KernelRunner(Backend):
         dt = x.dtype
         y = self.empty(spec.y_shape, dt)
         self.module.conv2d_forward(
-            spec.native(self.module), self._arg("x", x, spec.x_shape, dt), self._arg("weight", w, spec.w_shape, dt),
-            0 if bias is None else self._arg("bias", bias, (spec.K,), dt), self.ptr(y),
-            self._f64(dt), self.version, self.stream())
+            spec.native(self.module),
+            self._arg("x", x, spec.x_shape, dt),
+            self._arg("weight", w, spec.w_shape, dt),
+            0 if bias is None else self._arg("bias", bias, (spec.K,), dt),
+            self.ptr(y),
+            self._f64(dt),
+            self.version,
+            self.stream(),
+        )
         return y
 
     def conv2d_backward_data(self, spec, gy, w):
         dt = gy.dtype
         gx = self.empty(spec.x_shape, dt)
         self.module.conv2d_backward_data(
-            spec.native(self.module), self._arg("grad_y", gy, spec.y_shape, dt),
-            self._arg("weight", w, spec.w_shape, dt), self.ptr(gx), self._f64(dt), self.version,
-            self.stream())
+            spec.native(self.module),
+            self._arg("grad_y", gy, spec.y_shape, dt),
+            self._arg("weight", w, spec.w_shape, dt),
+            self.ptr(gx),
+            self._f64(dt),
+            self.version,
+            self.stream(),
+        )
         return gx
 
     def conv2d_backward_weight(self, spec, gy, x, with_bias):
@@ -110,14 +122,24 @@ class KernelRunner(Backend):
         gb = self.empty((spec.K,), dt) if with_bias else None
         params, f64 = spec.native(self.module), self._f64(dt)
         nbytes = self.module.conv2d_backward_weight_workspace_bytes(
-            params, f64, bool(with_bias), self.version, self.bwd_weight_splits)
+            params, f64, bool(with_bias), self.version, self.bwd_weight_splits
+        )
         # Partial sums of the split reduction; freed (back to CuPy's pool) when this returns,
         # which is safe: the pool is stream-ordered and later users are queued behind the kernels.
         ws = self.xp.empty(nbytes, dtype=np.uint8) if nbytes else None
         self.module.conv2d_backward_weight(
-            params, self._arg("grad_y", gy, spec.y_shape, dt), self._arg("x", x, spec.x_shape, dt),
-            self.ptr(gw), 0 if gb is None else self.ptr(gb), 0 if ws is None else self.ptr(ws), nbytes,
-            f64, self.version, self.bwd_weight_splits, self.stream())
+            params,
+            self._arg("grad_y", gy, spec.y_shape, dt),
+            self._arg("x", x, spec.x_shape, dt),
+            self.ptr(gw),
+            0 if gb is None else self.ptr(gb),
+            0 if ws is None else self.ptr(ws),
+            nbytes,
+            f64,
+            self.version,
+            self.bwd_weight_splits,
+            self.stream(),
+        )
         return gw, gb
 
     # ------------------------------------------------------------------ pooling
@@ -125,8 +147,15 @@ class KernelRunner(Backend):
         dt = x.dtype
         y = self.empty(spec.y_shape, dt)
         indices = self.empty(spec.y_shape, np.int64)
-        self.module.maxpool2d_forward(spec.native(self.module), self._arg("x", x, spec.x_shape, dt), self.ptr(y),
-                                      self.ptr(indices), self._f64(dt), self.version, self.stream())
+        self.module.maxpool2d_forward(
+            spec.native(self.module),
+            self._arg("x", x, spec.x_shape, dt),
+            self.ptr(y),
+            self.ptr(indices),
+            self._f64(dt),
+            self.version,
+            self.stream(),
+        )
         return y, indices
 
     def max_pool2d_backward(self, spec, gy, indices):
@@ -134,31 +163,49 @@ class KernelRunner(Backend):
         gx = self.empty(spec.x_shape, dt)
         bad = self.xp.zeros(1, dtype=np.int32)
         self.module.maxpool2d_backward(
-            spec.native(self.module), self._arg("grad_y", gy, spec.y_shape, dt),
-            self._arg("indices", indices, spec.y_shape, np.int64), self.ptr(gx), self.ptr(bad),
-            self._f64(dt), self.version, self.stream())
+            spec.native(self.module),
+            self._arg("grad_y", gy, spec.y_shape, dt),
+            self._arg("indices", indices, spec.y_shape, np.int64),
+            self.ptr(gx),
+            self.ptr(bad),
+            self._f64(dt),
+            self.version,
+            self.stream(),
+        )
         # Reading the flag back waits for this stream only (not the device): the one synchronizing
         # step of the CUDA backend, accepted here so that a bad index is a ValueError, as on the CPU.
         if int(self.to_host(bad)[0]) != 0:
             plane = spec.H * spec.W
             raise ValueError(
                 f"indices: an index lies outside its pooling window (valid flat indices are in "
-                f"[0, H*W) = [0, {plane}) and inside the window of their output)")
+                f"[0, H*W) = [0, {plane}) and inside the window of their output)"
+            )
         return gx
 
     def avg_pool2d_forward(self, spec, x, include_pad):
         dt = x.dtype
         y = self.empty(spec.y_shape, dt)
-        self.module.avgpool2d_forward(spec.native(self.module), include_pad, self._arg("x", x, spec.x_shape, dt),
-                                      self.ptr(y), self._f64(dt), self.stream())
+        self.module.avgpool2d_forward(
+            spec.native(self.module),
+            include_pad,
+            self._arg("x", x, spec.x_shape, dt),
+            self.ptr(y),
+            self._f64(dt),
+            self.stream(),
+        )
         return y
 
     def avg_pool2d_backward(self, spec, gy, include_pad):
         dt = gy.dtype
         gx = self.empty(spec.x_shape, dt)
-        self.module.avgpool2d_backward(spec.native(self.module), include_pad,
-                                       self._arg("grad_y", gy, spec.y_shape, dt), self.ptr(gx), self._f64(dt),
-                                       self.stream())
+        self.module.avgpool2d_backward(
+            spec.native(self.module),
+            include_pad,
+            self._arg("grad_y", gy, spec.y_shape, dt),
+            self.ptr(gx),
+            self._f64(dt),
+            self.stream(),
+        )
         return gx
 
     # ------------------------------------------------------------------ batch normalization
@@ -189,17 +236,33 @@ class KernelRunner(Backend):
         mean, var, inv_std = (self.empty((C,), dt) for _ in range(3))
         ws = self._bn_workspace(shape)
         self.module.batchnorm_train_forward(
-            *shape, self._arg("x", x, x.shape, dt), self._optional("gamma", gamma, C, dt),
-            self._optional("beta", beta, C, dt), float(eps), self.ptr(y), self.ptr(mean), self.ptr(var),
-            self.ptr(inv_std), self.ptr(ws), self._f64(dt), self.stream())
+            *shape,
+            self._arg("x", x, x.shape, dt),
+            self._optional("gamma", gamma, C, dt),
+            self._optional("beta", beta, C, dt),
+            float(eps),
+            self.ptr(y),
+            self.ptr(mean),
+            self.ptr(var),
+            self.ptr(inv_std),
+            self.ptr(ws),
+            self._f64(dt),
+            self.stream(),
+        )
         return (self.relu_forward(y, out=y) if relu else y), mean, var, inv_std
 
     def batch_norm_normalize(self, x, mean, scale, shift, layout, relu=False):
         shape, dt = self._bn_shape(x, layout), x.dtype
         y = self.empty(x.shape, dt)
         coef = self.xp.concatenate([self.xp.asarray(a, dtype=np.float64).ravel() for a in (mean, scale, shift)])
-        self.module.batchnorm_normalize(*shape, self._arg("x", x, x.shape, dt), self._arg("coef", coef, (3 * shape[1],)),
-                                        self.ptr(y), self._f64(dt), self.stream())
+        self.module.batchnorm_normalize(
+            *shape,
+            self._arg("x", x, x.shape, dt),
+            self._arg("coef", coef, (3 * shape[1],)),
+            self.ptr(y),
+            self._f64(dt),
+            self.stream(),
+        )
         return self.relu_forward(y, out=y) if relu else y
 
     def batch_norm_backward(self, gy, x, mean, inv_std, gamma, training, layout, relu_y=None):
@@ -212,36 +275,74 @@ class KernelRunner(Backend):
         ggamma, gbeta = self.empty((C,), dt), self.empty((C,), dt)
         ws = self._bn_workspace(shape)
         self.module.batchnorm_backward(
-            *shape, bool(training), self._arg("grad_y", gy, x.shape, dt), self._arg("x", x, x.shape, dt),
-            self._arg("saved_mean", mean, (C,), dt), self._arg("saved_inv_std", inv_std, (C,), dt),
-            self._optional("gamma", gamma, C, dt), self.ptr(gx), self.ptr(ggamma), self.ptr(gbeta), self.ptr(ws),
-            self._f64(dt), self.stream())
+            *shape,
+            bool(training),
+            self._arg("grad_y", gy, x.shape, dt),
+            self._arg("x", x, x.shape, dt),
+            self._arg("saved_mean", mean, (C,), dt),
+            self._arg("saved_inv_std", inv_std, (C,), dt),
+            self._optional("gamma", gamma, C, dt),
+            self.ptr(gx),
+            self.ptr(ggamma),
+            self.ptr(gbeta),
+            self.ptr(ws),
+            self._f64(dt),
+            self.stream(),
+        )
         return gx, ggamma, gbeta
 
     # ------------------------------------------------------------------ relu
     def relu_forward(self, x, out=None):
         y = self.empty(x.shape, x.dtype) if out is None else out
-        self.module.relu_forward(self._arg("x", x), self._arg("out", y, x.shape, x.dtype), x.size,
-                                 self._f64(x.dtype), self.stream(), self.version)
+        self.module.relu_forward(
+            self._arg("x", x),
+            self._arg("out", y, x.shape, x.dtype),
+            x.size,
+            self._f64(x.dtype),
+            self.stream(),
+            self.version,
+        )
         return y
 
     def relu_backward(self, gy, y):
         gx = self.empty(gy.shape, gy.dtype)
-        self.module.relu_backward(self._arg("grad_y", gy), self._arg("y", y, gy.shape, gy.dtype),
-                                  self.ptr(gx), gy.size, self._f64(gy.dtype), self.stream(), self.version)
+        self.module.relu_backward(
+            self._arg("grad_y", gy),
+            self._arg("y", y, gy.shape, gy.dtype),
+            self.ptr(gx),
+            gy.size,
+            self._f64(gy.dtype),
+            self.stream(),
+            self.version,
+        )
         return gx
 
     # ------------------------------------------------------------------ sigmoid, tanh, leaky_relu
     def activation_forward(self, name, alpha, x, out=None):
         y = self.empty(x.shape, x.dtype) if out is None else out
-        self.module.activation_forward(name, alpha, self._arg("x", x), self._arg("out", y, x.shape, x.dtype),
-                                       x.size, self._f64(x.dtype), self.stream())
+        self.module.activation_forward(
+            name,
+            alpha,
+            self._arg("x", x),
+            self._arg("out", y, x.shape, x.dtype),
+            x.size,
+            self._f64(x.dtype),
+            self.stream(),
+        )
         return y
 
     def activation_backward(self, name, alpha, gy, y):
         gx = self.empty(gy.shape, gy.dtype)
-        self.module.activation_backward(name, alpha, self._arg("grad_y", gy), self._arg("y", y, gy.shape, gy.dtype),
-                                        self.ptr(gx), gy.size, self._f64(gy.dtype), self.stream())
+        self.module.activation_backward(
+            name,
+            alpha,
+            self._arg("grad_y", gy),
+            self._arg("y", y, gy.shape, gy.dtype),
+            self.ptr(gx),
+            gy.size,
+            self._f64(gy.dtype),
+            self.stream(),
+        )
         return gx
 
     # ------------------------------------------------------------------ dense layers
@@ -252,7 +353,7 @@ class KernelRunner(Backend):
         if bias is not None:
             c += bias
         if activation == "relu":
-            self.xp.maximum(c, 0, out=c)   # NaN propagates like the CPU kernels
+            self.xp.maximum(c, 0, out=c)  # NaN propagates like the CPU kernels
         elif activation is not None:
             self.activation_forward(activation, alpha, c, c)
         return c

@@ -27,11 +27,13 @@ loops first) and bench.png (chart, needs matplotlib) to --out.
     python -m fastconv.bench --loops a,b,c,d,e --no-networks --layers '^$'   # the training loops only
     python -m fastconv.bench --device cuda      # the CUDA benchmark, when installed
 """
+
 from __future__ import annotations
 
 
 def main(argv=None) -> int:
     from .cli import main as _main  # noqa: PLC0415
+
     return _main(argv)
 
 

@@ -1,5 +1,6 @@
 """`python -m fastconv.bench`: fastconv vs PyTorch vs plain NumPy on VGG16, the MNIST CNN and
 the cs231n shapes. See fastconv/bench/__init__.py for what it measures."""
+
 from __future__ import annotations
 
 import argparse
@@ -22,43 +23,67 @@ from .libs import FASTCONV, NUMPY, PASSES, TORCH, passes  # noqa: F401
 
 # --quick: layers whose float64 reference check is cheap, still covering C,K >= 64 (conv3_1,
 # conv5_1), the large memory-bound shapes (relu1_2, pool1, pool2) and every network file.
-QUICK_LAYERS = {"vgg16": {"conv3_1", "conv5_1", "relu1_2", "pool1", "pool2"},
-                "mnist": {"conv2", "relu1", "pool1"}, "cs231n": {"conv_naive_test"},
-                "activations": {"sigmoid2_1", "tanh2_1", "leaky_relu2_1"},
-                "pooling": {"avgpool2x2", "gap512", "bn1_2"}}
+QUICK_LAYERS = {
+    "vgg16": {"conv3_1", "conv5_1", "relu1_2", "pool1", "pool2"},
+    "mnist": {"conv2", "relu1", "pool1"},
+    "cs231n": {"conv_naive_test"},
+    "activations": {"sigmoid2_1", "tanh2_1", "leaky_relu2_1"},
+    "pooling": {"avgpool2x2", "gap512", "bn1_2"},
+}
 # --smoke: the training-loop rows that take well under a second in their tiny form.
 SMOKE_LOOPS = ["a", "d"]
 
 
 def parse_args(argv):
     p = argparse.ArgumentParser(
-        prog="python -m fastconv.bench [layers]", description=__doc__,
+        prog="python -m fastconv.bench [layers]",
+        description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="other commands: python -m fastconv.bench <command> --help\n" + "\n".join(
-            f"  {name:9s} {text}" for name, (_, text) in COMMANDS.items()))
-    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
-                   help="cuda hands over to fastconv.bench.cuda.main(argv) when it is installed")
-    p.add_argument("--quick", action="store_true",
-                   help="a subset: batch 1 at the current thread count, the layers " + "; ".join(
-                       f"{net} {', '.join(sorted(names))}" for net, names in QUICK_LAYERS.items())
-                   + " (training loops with fewer repeats)")
+        epilog="other commands: python -m fastconv.bench <command> --help\n"
+        + "\n".join(f"  {name:9s} {text}" for name, (_, text) in COMMANDS.items()),
+    )
+    p.add_argument(
+        "--device",
+        choices=("cpu", "cuda"),
+        default="cpu",
+        help="cuda hands over to fastconv.bench.cuda.main(argv) when it is installed",
+    )
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="a subset: batch 1 at the current thread count, the layers "
+        + "; ".join(f"{net} {', '.join(sorted(names))}" for net, names in QUICK_LAYERS.items())
+        + " (training loops with fewer repeats)",
+    )
     p.add_argument("--smoke", action="store_true", help="a tiny network in seconds (for tests)")
     p.add_argument("--threads", default=None, help="comma list of thread counts (default 1,2)")
     p.add_argument("--batch", default=None, help="comma list of VGG16 batch sizes (default 1,8)")
-    p.add_argument("--networks", default=None, help="comma list of shape files (default vgg16,mnist,cs231n,activations,pooling)")
+    p.add_argument(
+        "--networks", default=None, help="comma list of shape files (default vgg16,mnist,cs231n,activations,pooling)"
+    )
     p.add_argument("--layers", default=None, help="regular expression on layer names")
-    p.add_argument("--repeats", type=int, default=None,
-                   help="timed repeats per contender (default 5; quick 3; training loops: per row, see loops.SPECS)")
+    p.add_argument(
+        "--repeats",
+        type=int,
+        default=None,
+        help="timed repeats per contender (default 5; quick 3; training loops: per row, see loops.SPECS)",
+    )
     p.add_argument("--no-torch", action="store_true", help="leave PyTorch out even when installed")
     p.add_argument("--no-networks", action="store_true", help="skip the whole-network rows")
     p.add_argument("--no-loops", action="store_true", help="skip the whole training-loop rows")
-    p.add_argument("--loops", default=None,
-                   help="comma list of training-loop rows (default a,b,c,d,e; --smoke a,d): a MNIST CNN, "
-                        "b VGG16 transfer learning, c VGG16 full training, d cs231n three-layer convnet, "
-                        "e batch-norm CNN with a global-average-pooling head")
+    p.add_argument(
+        "--loops",
+        default=None,
+        help="comma list of training-loop rows (default a,b,c,d,e; --smoke a,d): a MNIST CNN, "
+        "b VGG16 transfer learning, c VGG16 full training, d cs231n three-layer convnet, "
+        "e batch-norm CNN with a global-average-pooling head",
+    )
     p.add_argument("--copy-mib", type=int, default=512, help="size of the copy-bandwidth probe (MiB)")
-    p.add_argument("--out", default="bench-results",
-                   help="directory for bench.json, bench.md, bench.png (default bench-results, git-ignored)")
+    p.add_argument(
+        "--out",
+        default="bench-results",
+        help="directory for bench.json, bench.md, bench.png (default bench-results, git-ignored)",
+    )
     args = p.parse_args(argv)
     if args.loops is not None:
         args.loops = [k.strip() for k in args.loops.split(",") if k.strip()]
@@ -85,8 +110,11 @@ def run_cuda(argv) -> int:
             continue
         rest.append(a)
     if importlib.util.find_spec("fastconv.bench.cuda") is None:
-        print("fastconv.bench: the CUDA benchmark (module fastconv.bench.cuda) is not part of this "
-              "installation; run without --device for the CPU benchmark.", file=sys.stderr)
+        print(
+            "fastconv.bench: the CUDA benchmark (module fastconv.bench.cuda) is not part of this "
+            "installation; run without --device for the CPU benchmark.",
+            file=sys.stderr,
+        )
         return 2
     return importlib.import_module("fastconv.bench.cuda").main(rest) or 0
 
@@ -97,14 +125,20 @@ def config(args):
     batches = _ints(args.batch, [1, 8])
     nets = args.networks.split(",") if args.networks else ["vgg16", "mnist", "cs231n", "activations", "pooling"]
     repeats = args.repeats or 5
-    layer_ok = (lambda net, name: True)
-    whole = [] if args.no_networks else [("vgg16 conv base forward", "vgg16", "forward", 1),
-                                         ("mnist CNN training step", "mnist", "train_step", 64)]
+    layer_ok = lambda net, name: True
+    whole = (
+        []
+        if args.no_networks
+        else [
+            ("vgg16 conv base forward", "vgg16", "forward", 1),
+            ("mnist CNN training step", "mnist", "train_step", 64),
+        ]
+    )
     if args.quick:
         threads = _ints(args.threads, [max(threads)])
         batches = _ints(args.batch, [1])
         repeats = args.repeats or 3
-        layer_ok = (lambda net, name: name in QUICK_LAYERS.get(net, ()))
+        layer_ok = lambda net, name: name in QUICK_LAYERS.get(net, ())
         whole = [w for w in whole if w[1] == "mnist"]
     if args.smoke:
         threads = _ints(args.threads, [1])
@@ -115,7 +149,7 @@ def config(args):
     if args.layers:
         rx = re.compile(args.layers)
         prev = layer_ok
-        layer_ok = (lambda net, name: prev(net, name) and bool(rx.search(name)))
+        layer_ok = lambda net, name: prev(net, name) and bool(rx.search(name))
     return threads, batches, nets, repeats, layer_ok, whole
 
 
@@ -150,7 +184,7 @@ def main(argv=None) -> int:
     if argv and argv[0] in COMMANDS:
         module = importlib.import_module(f"{__package__}.{COMMANDS[argv[0]][0]}")
         return module.main(argv[1:]) or 0
-    if argv and argv[0] == "layers":     # the default command, by name
+    if argv and argv[0] == "layers":  # the default command, by name
         argv = argv[1:]
     args = parse_args(argv)
     if args.device == "cuda":
@@ -164,18 +198,23 @@ def main(argv=None) -> int:
     say = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
 
     isas = [i for i in ("avx2", "avx512") if i in fc.available_cpu_isas()]
-    say(f"fastconv {fc.__version__}, ISA {fc.cpu_isa()}, threads {threads_list}, batches {batches}, "
-        f"repeats {repeats}; " + (f"PyTorch {torch.__version__}" if torch else "PyTorch not installed (pip install torch)"))
+    say(
+        f"fastconv {fc.__version__}, ISA {fc.cpu_isa()}, threads {threads_list}, batches {batches}, "
+        f"repeats {repeats}; "
+        + (f"PyTorch {torch.__version__}" if torch else "PyTorch not installed (pip install torch)")
+    )
     say("thread settings found: " + machine.describe_threads(threads_found))
     load_before = os.getloadavg() if hasattr(os, "getloadavg") else None
     say("measuring the FMA peak and the copy bandwidth ...")
-    mach = machine.measure(threads_list, isas, 64 << 20 if args.smoke else args.copy_mib << 20, args.quick or args.smoke)
+    mach = machine.measure(
+        threads_list, isas, 64 << 20 if args.smoke else args.copy_mib << 20, args.quick or args.smoke
+    )
     best_isa = isas[-1] if isas else None
 
     layers = [L for net in nets for L in shapes.load(net) if layer_ok(net, L.name)]
-    plan = []                                     # (layer, batch, pass, threads)
+    plan = []  # (layer, batch, pass, threads)
     for L in layers:
-        for N in ([L.batch] if L.batch else batches):
+        for N in [L.batch] if L.batch else batches:
             for pass_ in passes(L):
                 for t in threads_list:
                     plan.append((L, N, pass_, t))
@@ -238,8 +277,17 @@ def main(argv=None) -> int:
             med = harness.time_interleaved(fns, max(3, repeats - 2))
             ms = {k: v * 1e3 for k, v in med.items()}
             tb = [ms[k] for k in TORCH if k in ms]
-            nets_rows.append({"name": title, "network": net, "kind": kind, "batch": N, "threads": t,
-                              "ms": ms, "torch_best_ms": min(tb) if tb else None})
+            nets_rows.append(
+                {
+                    "name": title,
+                    "network": net,
+                    "kind": kind,
+                    "batch": N,
+                    "threads": t,
+                    "ms": ms,
+                    "torch_best_ms": min(tb) if tb else None,
+                }
+            )
     finally:
         fc.set_num_threads(saved_threads)
         if torch:
@@ -247,16 +295,33 @@ def main(argv=None) -> int:
     progress.close()
 
     result = {
-        "fastconv_version": fc.__version__, "isa": fc.cpu_isa(),
+        "fastconv_version": fc.__version__,
+        "isa": fc.cpu_isa(),
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "command": "python -m fastconv.bench " + " ".join(shlex.quote(a) for a in argv),
-        "torch_version": torch.__version__ if torch else None, "numpy_version": np.__version__,
-        "machine": {**mach, "loadavg_1min_before_after": [load_before[0] if load_before else None,
-                                                           os.getloadavg()[0] if load_before else None]},
+        "torch_version": torch.__version__ if torch else None,
+        "numpy_version": np.__version__,
+        "machine": {
+            **mach,
+            "loadavg_1min_before_after": [
+                load_before[0] if load_before else None,
+                os.getloadavg()[0] if load_before else None,
+            ],
+        },
         "thread_settings": threads_found,
-        "config": {"threads": threads_list, "batches": batches, "networks": nets, "repeats": repeats,
-                   "quick": args.quick, "smoke": args.smoke, "loops": loop_keys, "loop_threads": loop_threads},
-        "loops": loop_rows, "results": rows, "networks": nets_rows,
+        "config": {
+            "threads": threads_list,
+            "batches": batches,
+            "networks": nets,
+            "repeats": repeats,
+            "quick": args.quick,
+            "smoke": args.smoke,
+            "loops": loop_keys,
+            "loop_threads": loop_threads,
+        },
+        "loops": loop_rows,
+        "results": rows,
+        "networks": nets_rows,
         "verification": {"checked": checked, "failed": failed},
         "ok": not failed,
     }
@@ -296,6 +361,7 @@ def run_loop(key, threads, torch, mode, repeats, failed):
 
 def harness_verify(L, pass_, batch):
     from .verify import verify  # noqa: PLC0415  (imports the reference only when needed)
+
     return verify(L, pass_, ("NCHW", "NHWC"), batch)
 
 
@@ -310,11 +376,21 @@ def result_row(L, N, pass_, t, problem, med, skipped, vres, mach, best_isa):
     gbps = {k: nbytes / v / 1e6 for k, v in ms.items()} if nbytes else {}
     tb = [ms[k] for k in TORCH if k in ms]
     return {
-        "network": L.network, "layer": L.name, "kind": L.kind, "pass": pass_, "batch": N, "threads": t,
+        "network": L.network,
+        "layer": L.name,
+        "kind": L.kind,
+        "pass": pass_,
+        "batch": N,
+        "threads": t,
         "dtype": L.dtype,
         "shape": {"C": L.C, "H": L.H, "W": L.W, "K": L.K, "R": L.R, "S": L.S, "stride": L.stride, "pad": L.pad},
-        "flops": flops, "bytes": nbytes, "ms": ms, "gflops": gflops, "gbps": gbps,
-        "peak_gflops": peak, "copy_gbps": copy_ref,
+        "flops": flops,
+        "bytes": nbytes,
+        "ms": ms,
+        "gflops": gflops,
+        "gbps": gbps,
+        "peak_gflops": peak,
+        "copy_gbps": copy_ref,
         "pct_peak": {k: 100 * v / peak for k, v in gflops.items()} if peak else {},
         "pct_copy": {k: 100 * v / copy_ref for k, v in gbps.items()},
         "torch_best_ms": min(tb) if tb else None,

@@ -12,6 +12,7 @@
    (3,3,3,3), pad 1) with fastconv's default threads and with 1 thread, idle and busy.
 Medians; contenders interleaved within each condition. Prints one markdown table per part.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,8 +25,9 @@ import time
 import numpy as np
 
 import fastconv as fc
-from . import harness, loops, machine
 from fastconv.compat import cs231n
+
+from . import harness, loops, machine
 
 
 def median_ms(fn, repeats):
@@ -60,7 +62,7 @@ def alternation(repeats):
         for name, op in cases.items():
             for _ in range(3):
                 op(), matmul()
-            time.sleep(0.3)                  # let every spinning thread go to sleep
+            time.sleep(0.3)  # let every spinning thread go to sleep
             op_alone = median_ms(op, repeats)
             time.sleep(0.3)
             mm_alone = median_ms(matmul, repeats)
@@ -74,11 +76,16 @@ def alternation(repeats):
                 op_loop.append(t1 - t0)
                 mm_loop.append(t2 - t1)
             op_l, mm_l = statistics.median(op_loop) * 1e3, statistics.median(mm_loop) * 1e3
-            rows.append(f"| {name} | {'on' if parking else 'off'} | {op_alone:.3f} | {op_l:.3f} | "
-                        f"{op_l / op_alone:.2f} | {mm_alone:.3f} | {mm_l:.3f} | {mm_l / mm_alone:.2f} |")
+            rows.append(
+                f"| {name} | {'on' if parking else 'off'} | {op_alone:.3f} | {op_l:.3f} | "
+                f"{op_l / op_alone:.2f} | {mm_alone:.3f} | {mm_l:.3f} | {mm_l / mm_alone:.2f} |"
+            )
     fc.set_blas_parking(True)
-    return ["| conv | BLAS parking | conv alone ms | conv in loop ms | loop/alone | matmul alone ms | "
-            "matmul in loop ms | loop/alone |", "|---|---|---|---|---|---|---|---|"] + rows
+    return [
+        "| conv | BLAS parking | conv alone ms | conv in loop ms | loop/alone | matmul alone ms | "
+        "matmul in loop ms | loop/alone |",
+        "|---|---|---|---|---|---|---|---|",
+    ] + rows
 
 
 def gradient_check(threads):
@@ -91,7 +98,7 @@ def gradient_check(threads):
         previous = fc.get_num_threads()
         fc.set_num_threads(threads)
         try:
-            for i in range(flat.size):                 # eval_numerical_gradient_array: 2 calls per element
+            for i in range(flat.size):  # eval_numerical_gradient_array: 2 calls per element
                 old = flat[i]
                 flat[i] = old + 1e-5
                 cs231n.conv_forward_fast(x, w, b, param)
@@ -100,6 +107,7 @@ def gradient_check(threads):
                 flat[i] = old
         finally:
             fc.set_num_threads(previous)
+
     return run
 
 
@@ -108,9 +116,12 @@ def busy_neighbour(repeats):
 
     torch.set_num_threads(fc.get_num_threads())
     loop = loops.BUILDERS["a"](torch, 64, 28)
-    contenders = {"MNIST step fastconv": loop.steps["fastconv"], "MNIST step PyTorch": loop.steps["torch"],
-                  f"gradient check, {fc.get_num_threads()} threads": gradient_check(fc.get_num_threads()),
-                  "gradient check, 1 thread": gradient_check(1)}
+    contenders = {
+        "MNIST step fastconv": loop.steps["fastconv"],
+        "MNIST step PyTorch": loop.steps["torch"],
+        f"gradient check, {fc.get_num_threads()} threads": gradient_check(fc.get_num_threads()),
+        "gradient check, 1 thread": gradient_check(1),
+    }
     slow = {name for name in contenders if name.startswith("gradient")}
     idle = harness.time_interleaved({k: v for k, v in contenders.items() if k not in slow}, repeats)
     idle.update(harness.time_interleaved({k: contenders[k] for k in slow}, max(3, repeats // 5)))
@@ -134,10 +145,14 @@ def main(argv=None):
     p.add_argument("--out", default=None, help="also write the tables to this file")
     p.add_argument("--part", choices=("all", "blas", "busy"), default="all")
     args = p.parse_args(argv)
-    lines = [f"# fastconv next to NumPy's BLAS and a busy neighbour ({machine.cpu_model()}, "
-             f"{os.cpu_count()} CPUs, fastconv {fc.get_num_threads()} threads, ISA {fc.cpu_isa()}, "
-             f"worker spin {fc.get_worker_spin_us()} us, load average {os.getloadavg()[0]:.2f} at start)", "",
-             "Threads: " + machine.describe_threads(machine.thread_settings()), ""]
+    lines = [
+        f"# fastconv next to NumPy's BLAS and a busy neighbour ({machine.cpu_model()}, "
+        f"{os.cpu_count()} CPUs, fastconv {fc.get_num_threads()} threads, ISA {fc.cpu_isa()}, "
+        f"worker spin {fc.get_worker_spin_us()} us, load average {os.getloadavg()[0]:.2f} at start)",
+        "",
+        "Threads: " + machine.describe_threads(machine.thread_settings()),
+        "",
+    ]
     if args.part in ("all", "blas"):
         lines += ["## Alternating with a NumPy (50, 8192) @ (8192, 100) matmul", ""] + alternation(args.repeats) + [""]
     if args.part in ("all", "busy"):

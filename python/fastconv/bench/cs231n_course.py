@@ -8,6 +8,7 @@ The affine, ReLU and softmax-loss functions are the course's NumPy code (x.resha
 the course-style NumPy im2col one below (numpy_baseline's im2col; the columns are kept for the
 weight gradient as the course's conv_forward_fast does). Both compute dX like the course.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -18,18 +19,30 @@ from . import numpy_baseline as npb
 LAYER_FUNCTIONS = ("affine_forward", "affine_backward", "relu_forward", "relu_backward", "softmax_loss")
 
 
-def init_params(rng, input_dim=(3, 32, 32), num_filters=32, filter_size=7, hidden_dim=100, num_classes=10,
-                weight_scale=1e-3, dtype=np.float64):
+def init_params(
+    rng,
+    input_dim=(3, 32, 32),
+    num_filters=32,
+    filter_size=7,
+    hidden_dim=100,
+    num_classes=10,
+    weight_scale=1e-3,
+    dtype=np.float64,
+):
     """The course's initialization: weights weight_scale * randn, biases zero."""
     C, H, W = input_dim
-    shapes = {"W1": (num_filters, C, filter_size, filter_size), "W2": (num_filters * H * W // 4, hidden_dim),
-              "W3": (hidden_dim, num_classes)}
+    shapes = {
+        "W1": (num_filters, C, filter_size, filter_size),
+        "W2": (num_filters * H * W // 4, hidden_dim),
+        "W3": (hidden_dim, num_classes),
+    }
     params = {k: (weight_scale * rng.standard_normal(s)).astype(dtype) for k, s in shapes.items()}
     params.update(b1=np.zeros(num_filters, dtype), b2=np.zeros(hidden_dim, dtype), b3=np.zeros(num_classes, dtype))
     return params
 
 
 # ----------------------------------------------------------------------------- the course's NumPy layers
+
 
 def affine_forward(x, w, b):
     out = x.reshape(x.shape[0], -1).dot(w) + b
@@ -97,6 +110,7 @@ def three_layer_convnet_loss(params, X, y, conv_relu_pool_forward, conv_relu_poo
 
 
 # ----------------------------------------------------------------------------- NumPy im2col sandwich
+
 
 def numpy_conv_relu_pool_forward(x, w, b, conv_param, pool_param):
     """conv (im2col + one GEMM, columns kept) + bias, relu, 2x2 max pool (numpy_baseline)."""

@@ -11,6 +11,7 @@ The NumPy baseline below is written after the course's fast_layers.py:
 Every result is checked against the baseline before it is timed; medians of --repeat runs
 after one warm-up, the two sides interleaved. The ratio is NumPy time / fastconv time (> 1: fastconv is faster).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -22,8 +23,8 @@ from fastconv.compat import cs231n as fast
 
 from . import harness
 
-
 # ----------------------------------------------------------------------------- course baseline
+
 
 def np_conv_forward(x, w, b, conv_param):
     N, C, H, W = x.shape
@@ -51,9 +52,10 @@ def _col2im_6d(cols, N, C, H, W, HH, WW, pad, stride):
     x_padded = np.zeros((N, C, H + 2 * pad, W + 2 * pad), dtype=cols.dtype)
     for hh in range(HH):
         for ww in range(WW):
-            x_padded[:, :, hh:hh + stride * out_h:stride, ww:ww + stride * out_w:stride] += \
-                cols[:, hh, ww].transpose(1, 0, 2, 3)
-    return x_padded[:, :, pad:pad + H, pad:pad + W] if pad else x_padded
+            x_padded[:, :, hh : hh + stride * out_h : stride, ww : ww + stride * out_w : stride] += cols[
+                :, hh, ww
+            ].transpose(1, 0, 2, 3)
+    return x_padded[:, :, pad : pad + H, pad : pad + W] if pad else x_padded
 
 
 def np_conv_backward(dout, cache):
@@ -132,28 +134,74 @@ def cases(rng, dtype):
     pool = {"pool_height": 2, "pool_width": 2, "stride": 2}
     xp = rand(100, 3, 32, 32)
     return [
-        (f"conv fwd   x{x1.shape} w{w1.shape} s2 p1",
-         lambda: np_conv_forward(x1, w1, b1, p1)[:1], lambda: fast.conv_forward_fast(x1, w1, b1, p1)[:1]),
-        (f"conv bwd   x{x1.shape} w{w1.shape} s2 p1",
-         *_bwd(np_conv_forward, np_conv_backward, fast.conv_forward_fast, fast.conv_backward_fast,
-               (x1, w1, b1, p1), rng, dtype)),
-        (f"conv fwd   x{x2.shape} w{w2.shape} s1 p1",
-         lambda: np_conv_forward(x2, w2, b2, p2)[:1], lambda: fast.conv_forward_fast(x2, w2, b2, p2)[:1]),
-        (f"conv bwd   x{x2.shape} w{w2.shape} s1 p1",
-         *_bwd(np_conv_forward, np_conv_backward, fast.conv_forward_fast, fast.conv_backward_fast,
-               (x2, w2, b2, p2), rng, dtype)),
-        (f"pool fwd   x{xp.shape} 2x2 s2",
-         lambda: np_max_pool_forward(xp, pool)[:1], lambda: fast.max_pool_forward_fast(xp, pool)[:1]),
-        (f"pool bwd   x{xp.shape} 2x2 s2",
-         *_bwd(np_max_pool_forward, lambda d, c: (np_max_pool_backward(d, c),),
-               fast.max_pool_forward_fast, lambda d, c: (fast.max_pool_backward_fast(d, c),),
-               (xp, pool), rng, dtype)),
-        (f"relu fwd+bwd x{x2.shape}",
-         lambda: (np_relu_backward(x2, np_relu_forward(x2)[1]),),
-         lambda: (fast.relu_backward(x2, fast.relu_forward(x2)[1]),)),
-        (f"conv_relu_pool fwd+bwd x{x2.shape} w{w2.shape}",
-         *_fwd_bwd(np_conv_relu_pool_forward, np_conv_relu_pool_backward,
-                   fast.conv_relu_pool_forward, fast.conv_relu_pool_backward, (x2, w2, b2, p2, pool), rng, dtype)),
+        (
+            f"conv fwd   x{x1.shape} w{w1.shape} s2 p1",
+            lambda: np_conv_forward(x1, w1, b1, p1)[:1],
+            lambda: fast.conv_forward_fast(x1, w1, b1, p1)[:1],
+        ),
+        (
+            f"conv bwd   x{x1.shape} w{w1.shape} s2 p1",
+            *_bwd(
+                np_conv_forward,
+                np_conv_backward,
+                fast.conv_forward_fast,
+                fast.conv_backward_fast,
+                (x1, w1, b1, p1),
+                rng,
+                dtype,
+            ),
+        ),
+        (
+            f"conv fwd   x{x2.shape} w{w2.shape} s1 p1",
+            lambda: np_conv_forward(x2, w2, b2, p2)[:1],
+            lambda: fast.conv_forward_fast(x2, w2, b2, p2)[:1],
+        ),
+        (
+            f"conv bwd   x{x2.shape} w{w2.shape} s1 p1",
+            *_bwd(
+                np_conv_forward,
+                np_conv_backward,
+                fast.conv_forward_fast,
+                fast.conv_backward_fast,
+                (x2, w2, b2, p2),
+                rng,
+                dtype,
+            ),
+        ),
+        (
+            f"pool fwd   x{xp.shape} 2x2 s2",
+            lambda: np_max_pool_forward(xp, pool)[:1],
+            lambda: fast.max_pool_forward_fast(xp, pool)[:1],
+        ),
+        (
+            f"pool bwd   x{xp.shape} 2x2 s2",
+            *_bwd(
+                np_max_pool_forward,
+                lambda d, c: (np_max_pool_backward(d, c),),
+                fast.max_pool_forward_fast,
+                lambda d, c: (fast.max_pool_backward_fast(d, c),),
+                (xp, pool),
+                rng,
+                dtype,
+            ),
+        ),
+        (
+            f"relu fwd+bwd x{x2.shape}",
+            lambda: (np_relu_backward(x2, np_relu_forward(x2)[1]),),
+            lambda: (fast.relu_backward(x2, fast.relu_forward(x2)[1]),),
+        ),
+        (
+            f"conv_relu_pool fwd+bwd x{x2.shape} w{w2.shape}",
+            *_fwd_bwd(
+                np_conv_relu_pool_forward,
+                np_conv_relu_pool_backward,
+                fast.conv_relu_pool_forward,
+                fast.conv_relu_pool_backward,
+                (x2, w2, b2, p2, pool),
+                rng,
+                dtype,
+            ),
+        ),
     ]
 
 
@@ -184,16 +232,19 @@ def main(argv=None):
     args = ap.parse_args(argv)
     if args.threads:
         fc.set_num_threads(args.threads)
-    print(f"fastconv {fc.__version__}  isa={fc.cpu_isa()}  threads={fc.get_num_threads()}  "
-          f"numpy {np.__version__}  repeat={args.repeat} (median)")
+    print(
+        f"fastconv {fc.__version__}  isa={fc.cpu_isa()}  threads={fc.get_num_threads()}  "
+        f"numpy {np.__version__}  repeat={args.repeat} (median)"
+    )
     print(f"{'case':<58} {'dtype':<8} {'numpy ms':>10} {'fastconv ms':>12} {'ratio':>7}")
     for dtype_name in args.dtype:
         dtype = np.dtype(dtype_name)
         rng = np.random.default_rng(0)
         for name, np_fn, fc_fn in cases(rng, dtype):
             want = [np.asarray(a, dtype=np.float64) for a in np_fn()]
-            assert_close(name, fc_fn(), want, dtype)    # random data: no ties in max pooling
+            assert_close(name, fc_fn(), want, dtype)  # random data: no ties in max pooling
             t = harness.time_interleaved({"numpy": np_fn, "fastconv": fc_fn}, args.repeat, slow_s=float("inf"))
             t_np, t_fc = t["numpy"], t["fastconv"]
-            print(f"{name:<58} {dtype_name:<8} {t_np * 1e3:>10.2f} {t_fc * 1e3:>12.2f} {t_np / t_fc:>6.2f}x",
-                  flush=True)
+            print(
+                f"{name:<58} {dtype_name:<8} {t_np * 1e3:>10.2f} {t_fc * 1e3:>12.2f} {t_np / t_fc:>6.2f}x", flush=True
+            )

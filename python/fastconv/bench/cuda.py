@@ -14,6 +14,7 @@ bench/results/cuda-<gpu>.json) and a table on stdout.
 Needs fastconv built with nvcc, CuPy and a CUDA device; torch is optional (without it the cuDNN
 columns are empty). Without a GPU it exits with status 2 and says what is missing.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,19 +27,25 @@ import sys
 
 # VGG16 (Simonyan & Zisserman, configuration D) at 224x224: (name, C, K, H=W); all 3x3, pad 1.
 VGG16_CONV = [
-    ("conv1_1", 3, 64, 224), ("conv1_2", 64, 64, 224),
-    ("conv2_1", 64, 128, 112), ("conv2_2", 128, 128, 112),
-    ("conv3_1", 128, 256, 56), ("conv3_2", 256, 256, 56), ("conv3_3", 256, 256, 56),
-    ("conv4_1", 256, 512, 28), ("conv4_2", 512, 512, 28), ("conv4_3", 512, 512, 28),
-    ("conv5_1", 512, 512, 14), ("conv5_2", 512, 512, 14), ("conv5_3", 512, 512, 14),
+    ("conv1_1", 3, 64, 224),
+    ("conv1_2", 64, 64, 224),
+    ("conv2_1", 64, 128, 112),
+    ("conv2_2", 128, 128, 112),
+    ("conv3_1", 128, 256, 56),
+    ("conv3_2", 256, 256, 56),
+    ("conv3_3", 256, 256, 56),
+    ("conv4_1", 256, 512, 28),
+    ("conv4_2", 512, 512, 28),
+    ("conv4_3", 512, 512, 28),
+    ("conv5_1", 512, 512, 14),
+    ("conv5_2", 512, 512, 14),
+    ("conv5_3", 512, 512, 14),
 ]
 # 2x2 stride-2 max pooling after conv1_2, conv2_2, conv3_3, conv4_3, conv5_3: (name, C, H=W).
-VGG16_POOL = [("pool1", 64, 224), ("pool2", 128, 112), ("pool3", 256, 56), ("pool4", 512, 28),
-              ("pool5", 512, 14)]
+VGG16_POOL = [("pool1", 64, 224), ("pool2", 128, 112), ("pool3", 256, 56), ("pool4", 512, 28), ("pool5", 512, 14)]
 
 # FP32 (non-tensor-core) peak in TFLOP/s by device name, for "% of peak"; --peak-tflops overrides.
-FP32_PEAK_TFLOPS = {"H100 SXM": 66.9, "H100 80GB HBM3": 66.9, "H200": 66.9, "H100 PCIe": 51.2,
-                    "A100": 19.5}
+FP32_PEAK_TFLOPS = {"H100 SXM": 66.9, "H100 80GB HBM3": 66.9, "H200": 66.9, "H100 PCIe": 51.2, "A100": 19.5}
 
 
 class GpuUnavailable(RuntimeError):
@@ -46,8 +53,11 @@ class GpuUnavailable(RuntimeError):
 
 
 def _parse(argv):
-    p = argparse.ArgumentParser(prog="python -m fastconv.bench --device cuda", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m fastconv.bench --device cuda",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--device", default="cuda", choices=["cuda"], help=argparse.SUPPRESS)
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--layers", default="all", help="comma-separated layer names (default: all)")
@@ -67,16 +77,19 @@ def _require_gpu():
     import fastconv as fc
 
     if not fc.cuda_built():
-        raise GpuUnavailable("this fastconv was built without its CUDA kernels (no nvcc at build time); "
-                             "reinstall with nvcc on PATH")
+        raise GpuUnavailable(
+            "this fastconv was built without its CUDA kernels (no nvcc at build time); reinstall with nvcc on PATH"
+        )
     try:
         import cupy
     except ImportError as exc:
-        raise GpuUnavailable(f"CuPy is not installed ({exc}); pip install 'fastconv[cuda12]' or "
-                             "'fastconv[cuda13]'") from exc
+        raise GpuUnavailable(
+            f"CuPy is not installed ({exc}); pip install 'fastconv[cuda12]' or 'fastconv[cuda13]'"
+        ) from exc
     if not fc.cuda_available():
-        raise GpuUnavailable("no usable CUDA device (fastconv.cuda_available() is False); this benchmark "
-                             "needs an NVIDIA GPU")
+        raise GpuUnavailable(
+            "no usable CUDA device (fastconv.cuda_available() is False); this benchmark needs an NVIDIA GPU"
+        )
     return cupy, fc
 
 
@@ -164,22 +177,33 @@ def _bench_conv(cupy, fc, torch, args, peak, results):
         w = rs.standard_normal((K, C, 3, 3), dtype=cupy.float32) * (1.0 / (3 * C) ** 0.5)
         b = rs.standard_normal((K,), dtype=cupy.float32)
         gy = rs.standard_normal((N, K, HW, HW), dtype=cupy.float32)
-        data = {"NCHW": (x, w, gy), "NHWC": (cupy.ascontiguousarray(x.transpose(0, 2, 3, 1)),
-                                             cupy.ascontiguousarray(w.transpose(2, 3, 1, 0)),
-                                             cupy.ascontiguousarray(gy.transpose(0, 2, 3, 1)))}
+        data = {
+            "NCHW": (x, w, gy),
+            "NHWC": (
+                cupy.ascontiguousarray(x.transpose(0, 2, 3, 1)),
+                cupy.ascontiguousarray(w.transpose(2, 3, 1, 0)),
+                cupy.ascontiguousarray(gy.transpose(0, 2, 3, 1)),
+            ),
+        }
         # cuDNN references and timings (NCHW and channels_last)
         tref, tms = {}, {}
         if torch is not None:
             tx, tw, tb, tgy = (torch.as_tensor(a, device="cuda") for a in (x, w, b, gy))
             for fmt, mf in (("NCHW", torch.contiguous_format), ("NHWC", torch.channels_last)):
-                xx, ww, gg = tx.contiguous(memory_format=mf), tw.contiguous(memory_format=mf), tgy.contiguous(memory_format=mf)
+                xx, ww, gg = (
+                    tx.contiguous(memory_format=mf),
+                    tw.contiguous(memory_format=mf),
+                    tgy.contiguous(memory_format=mf),
+                )
                 conv = torch.ops.aten.convolution_backward
                 ops = {
                     "fwd": lambda: torch.nn.functional.conv2d(xx, ww, tb, padding=1),
-                    "bwd_data": lambda: conv(gg, xx, ww, None, [1, 1], [1, 1], [1, 1], False, [0, 0], 1,
-                                             [True, False, False])[0],
-                    "bwd_weight": lambda: conv(gg, xx, ww, [K], [1, 1], [1, 1], [1, 1], False, [0, 0], 1,
-                                               [False, True, True])[1],
+                    "bwd_data": lambda: conv(
+                        gg, xx, ww, None, [1, 1], [1, 1], [1, 1], False, [0, 0], 1, [True, False, False]
+                    )[0],
+                    "bwd_weight": lambda: conv(
+                        gg, xx, ww, [K], [1, 1], [1, 1], [1, 1], False, [0, 0], 1, [False, True, True]
+                    )[1],
                 }
                 for ps in passes:
                     tref[ps] = ops[ps]()
@@ -205,16 +229,29 @@ def _bench_conv(cupy, fc, torch, args, peak, results):
                         ms = _median_ms(cupy, ops[ps], args.warmup, args.repeats)
                     tflops = flops / (ms * 1e-3) / 1e12
                     t_ms = tms.get((layout, ps))
-                    row = {"layer": name, "layout": layout, "pass": ps, "version": v, "ms": ms,
-                           "tflops": tflops, "pct_fp32_peak": 100 * tflops / peak if peak else None,
-                           "cudnn_ms": t_ms, "speedup_vs_cudnn": t_ms / ms if t_ms else None,
-                           "max_rel_err_vs_cudnn": err, "kernel": runner.module.last_kernel()}
+                    row = {
+                        "layer": name,
+                        "layout": layout,
+                        "pass": ps,
+                        "version": v,
+                        "ms": ms,
+                        "tflops": tflops,
+                        "pct_fp32_peak": 100 * tflops / peak if peak else None,
+                        "cudnn_ms": t_ms,
+                        "speedup_vs_cudnn": t_ms / ms if t_ms else None,
+                        "max_rel_err_vs_cudnn": err,
+                        "kernel": runner.module.last_kernel(),
+                    }
                     results.append(row)
                     flag = "" if err is None or err < 1e-3 else "  MISMATCH"
-                    print(f"{name:8} {layout} {ps:10} v{v} {ms:8.3f} ms {tflops:6.2f} TFLOP/s"
-                          + (f" {row['pct_fp32_peak']:5.1f}% peak" if peak else "")
-                          + (f"  cuDNN {t_ms:8.3f} ms x{t_ms / ms:5.2f}" if t_ms else "")
-                          + (f"  err {err:.1e}" if err is not None else "") + flag, flush=True)
+                    print(
+                        f"{name:8} {layout} {ps:10} v{v} {ms:8.3f} ms {tflops:6.2f} TFLOP/s"
+                        + (f" {row['pct_fp32_peak']:5.1f}% peak" if peak else "")
+                        + (f"  cuDNN {t_ms:8.3f} ms x{t_ms / ms:5.2f}" if t_ms else "")
+                        + (f"  err {err:.1e}" if err is not None else "")
+                        + flag,
+                        flush=True,
+                    )
         del x, w, gy, data, tref
 
 
@@ -230,16 +267,29 @@ def _bench_memory_bound(cupy, fc, torch, args, copy_gbps, pool_rows, relu_rows):
             n_in, n_out = x.size, y.size
             cases = {
                 "fwd": (lambda: fc.max_pool2d(x, 2, layout=layout), 4 * n_in + 4 * n_out + 8 * n_out),
-                "bwd": (lambda: fc.max_pool2d_backward(gy, idx, x.shape, 2, layout=layout),
-                        4 * n_out + 8 * n_out + 4 * n_in),
+                "bwd": (
+                    lambda: fc.max_pool2d_backward(gy, idx, x.shape, 2, layout=layout),
+                    4 * n_out + 8 * n_out + 4 * n_in,
+                ),
             }
             for ps, (fn, nbytes) in cases.items():
                 ms = _median_ms(cupy, fn, args.warmup, args.repeats)
                 gbps = nbytes / (ms * 1e-3) / 1e9
-                pool_rows.append({"layer": name, "layout": layout, "pass": ps, "ms": ms, "GBps": gbps,
-                                  "pct_copy": 100 * gbps / copy_gbps})
-                print(f"{name:8} {layout} maxpool {ps:3} {ms:8.3f} ms {gbps:7.1f} GB/s "
-                      f"{100 * gbps / copy_gbps:5.1f}% of copy", flush=True)
+                pool_rows.append(
+                    {
+                        "layer": name,
+                        "layout": layout,
+                        "pass": ps,
+                        "ms": ms,
+                        "GBps": gbps,
+                        "pct_copy": 100 * gbps / copy_gbps,
+                    }
+                )
+                print(
+                    f"{name:8} {layout} maxpool {ps:3} {ms:8.3f} ms {gbps:7.1f} GB/s "
+                    f"{100 * gbps / copy_gbps:5.1f}% of copy",
+                    flush=True,
+                )
     seen = set()
     for name, C, K, HW in VGG16_CONV:
         n = N * K * HW * HW
@@ -252,10 +302,21 @@ def _bench_memory_bound(cupy, fc, torch, args, copy_gbps, pool_rows, relu_rows):
         for ps, (fn, nbytes) in cases.items():
             ms = _median_ms(cupy, fn, args.warmup, args.repeats)
             gbps = nbytes / (ms * 1e-3) / 1e9
-            relu_rows.append({"shape_of": name, "elements": n, "pass": ps, "ms": ms, "GBps": gbps,
-                              "pct_copy": 100 * gbps / copy_gbps})
-            print(f"relu ({name} output, {n} elements) {ps:3} {ms:8.3f} ms {gbps:7.1f} GB/s "
-                  f"{100 * gbps / copy_gbps:5.1f}% of copy", flush=True)
+            relu_rows.append(
+                {
+                    "shape_of": name,
+                    "elements": n,
+                    "pass": ps,
+                    "ms": ms,
+                    "GBps": gbps,
+                    "pct_copy": 100 * gbps / copy_gbps,
+                }
+            )
+            print(
+                f"relu ({name} output, {n} elements) {ps:3} {ms:8.3f} ms {gbps:7.1f} GB/s "
+                f"{100 * gbps / copy_gbps:5.1f}% of copy",
+                flush=True,
+            )
 
 
 def main(argv=None) -> int:
@@ -269,8 +330,10 @@ def main(argv=None) -> int:
     props = cupy.cuda.runtime.getDeviceProperties(cupy.cuda.Device().id)
     gpu = props["name"].decode() if isinstance(props["name"], bytes) else str(props["name"])
     peak = _peak(gpu, args.peak_tflops)
-    print(f"fastconv {fc.__version__} on {gpu}; {torch_info}; batch {args.batch}; "
-          f"FP32 peak {peak or 'unknown'} TFLOP/s", flush=True)
+    print(
+        f"fastconv {fc.__version__} on {gpu}; {torch_info}; batch {args.batch}; FP32 peak {peak or 'unknown'} TFLOP/s",
+        flush=True,
+    )
     copy_gbps = _copy_bandwidth(cupy, args.warmup, args.repeats)
     print(f"device-to-device copy: {copy_gbps:.1f} GB/s (read + write)", flush=True)
 
@@ -279,13 +342,24 @@ def main(argv=None) -> int:
     _bench_memory_bound(cupy, fc, torch, args, copy_gbps, pool_rows, relu_rows)
 
     result = {
-        "benchmark": "fastconv.bench.cuda", "date": datetime.datetime.now(datetime.timezone.utc).isoformat(),
-        "device": gpu, "cuda_runtime": cupy.cuda.runtime.runtimeGetVersion(), "torch": torch_info,
-        "batch": args.batch, "dtype": "float32", "warmup": args.warmup, "repeats": args.repeats,
-        "fp32_peak_tflops": peak, "copy_GBps": copy_gbps,
-        "conv": conv_rows, "maxpool": pool_rows, "relu": relu_rows,
+        "benchmark": "fastconv.bench.cuda",
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(),
+        "device": gpu,
+        "cuda_runtime": cupy.cuda.runtime.runtimeGetVersion(),
+        "torch": torch_info,
+        "batch": args.batch,
+        "dtype": "float32",
+        "warmup": args.warmup,
+        "repeats": args.repeats,
+        "fp32_peak_tflops": peak,
+        "copy_GBps": copy_gbps,
+        "conv": conv_rows,
+        "maxpool": pool_rows,
+        "relu": relu_rows,
     }
-    out = args.out or os.path.join("bench", "results", "cuda-" + re.sub(r"[^A-Za-z0-9]+", "-", gpu).strip("-") + ".json")
+    out = args.out or os.path.join(
+        "bench", "results", "cuda-" + re.sub(r"[^A-Za-z0-9]+", "-", gpu).strip("-") + ".json"
+    )
     os.makedirs(os.path.dirname(out) or ".", exist_ok=True)
     with open(out, "w") as f:
         json.dump(result, f, indent=1)

@@ -9,6 +9,7 @@ ImageDataGenerator's cost against the training step it feeds (the MNIST course C
 2. ImageDataGenerator(rotation 10, shifts 0.1, shear 10, zoom 0.1, horizontal flip) on a batch of
    64, and the training step on that batch, alternating 60 times: medians.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -46,17 +47,26 @@ def main(argv=None):
         order = list(times.items()) if r % 2 else list(reversed(times.items()))
         for name, samples in order:
             model = mnist_cnn((28, 28, 1), "same")
-            model.predict(x[:64])                          # built, pages touched
+            model.predict(x[:64])  # built, pages touched
             fn = hand_loop if name == "hand-written loop" else keras_fit
             t = time.perf_counter()
             fn(model, fc.Adam(learning_rate=1e-3), losses.SparseCategoricalCrossentropy(from_logits=True))
             samples.append(time.perf_counter() - t)
     a, b = (statistics.median(v) for v in times.values())
-    print(f"epoch of 60 steps, medians of {args.rounds}: hand-written loop {a:.3f} s, model.fit {b:.3f} s "
-          f"({100 * (b / a - 1):+.1f}%)")
+    print(
+        f"epoch of 60 steps, medians of {args.rounds}: hand-written loop {a:.3f} s, model.fit {b:.3f} s "
+        f"({100 * (b / a - 1):+.1f}%)"
+    )
 
-    gen = data.ImageDataGenerator(rotation_range=10, width_shift_range=0.1, height_shift_range=0.1,
-                                  shear_range=10, zoom_range=0.1, horizontal_flip=True, seed=0)
+    gen = data.ImageDataGenerator(
+        rotation_range=10,
+        width_shift_range=0.1,
+        height_shift_range=0.1,
+        shear_range=10,
+        zoom_range=0.1,
+        horizontal_flip=True,
+        seed=0,
+    )
     model = mnist_cnn((28, 28, 1), "same")
     model.compile(optimizer=fc.Adam(learning_rate=1e-3), loss=losses.SparseCategoricalCrossentropy(from_logits=True))
     aug, step = [], []
@@ -68,5 +78,7 @@ def main(argv=None):
         model.train_on_batch(xb, y[:64])
         step.append(time.perf_counter() - t)
     a, s = statistics.median(aug[10:]), statistics.median(step[10:])
-    print(f"ImageDataGenerator batch of 64: {a * 1e3:.2f} ms; the training step it feeds {s * 1e3:.2f} ms "
-          f"({100 * a / s:.0f}% of the step)")
+    print(
+        f"ImageDataGenerator batch of 64: {a * 1e3:.2f} ms; the training step it feeds {s * 1e3:.2f} ms "
+        f"({100 * a / s:.0f}% of the step)"
+    )

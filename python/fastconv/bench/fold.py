@@ -13,6 +13,7 @@ The folded model must cost what the conv alone costs (one convolution); its outp
 against the model as trained. With PyTorch installed, its conv + batch norm in eval mode and its
 torch.nn.utils.fusion.fuse_conv_bn_eval are timed beside them (same threads, channels_last).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,14 +26,14 @@ from fastconv.layers import BatchNormalization, Conv2D, ReLU
 from . import harness, libs
 
 # (name, C, K, H = W) of VGG16 convs, one per block after the first
-SHAPES = (("conv2_1", 64, 128, 112), ("conv3_2", 256, 256, 56), ("conv4_2", 512, 512, 28),
-          ("conv5_2", 512, 512, 14))
+SHAPES = (("conv2_1", 64, 128, 112), ("conv3_2", 256, 256, 56), ("conv4_2", 512, 512, 28), ("conv5_2", 512, 512, 14))
 
 
 def _models(C, K, H, rng):
     """(as trained, folded, conv alone), built for (H, H, C) inputs, moving statistics random."""
-    trained = fc.Sequential([Conv2D(K, 3, padding="same", use_bias=False), BatchNormalization(), ReLU()],
-                            input_shape=(H, H, C))
+    trained = fc.Sequential(
+        [Conv2D(K, 3, padding="same", use_bias=False), BatchNormalization(), ReLU()], input_shape=(H, H, C)
+    )
     trained.build()
     bn = trained.layers[1]
     bn.params["moving_mean"][...] = rng.standard_normal(K).astype(np.float32)
@@ -47,7 +48,7 @@ def _models(C, K, H, rng):
 def _torch_pair(torch, trained, x):
     """PyTorch's conv + batch norm in eval mode with the same parameters, unfused and fused."""
     conv_layer, bn_layer = trained.layers[0], trained.layers[1]
-    kernel = conv_layer.params["kernel"]                       # (R, S, C, K)
+    kernel = conv_layer.params["kernel"]  # (R, S, C, K)
     conv = torch.nn.Conv2d(kernel.shape[2], kernel.shape[3], 3, padding=1, bias=False)
     bn = torch.nn.BatchNorm2d(kernel.shape[3], eps=bn_layer.epsilon)
     with torch.no_grad():
@@ -58,7 +59,7 @@ def _torch_pair(torch, trained, x):
         bn.running_var.copy_(torch.from_numpy(bn_layer.params["moving_variance"]))
     conv, bn = conv.eval().to(memory_format=torch.channels_last), bn.eval()
     fused = torch.nn.utils.fusion.fuse_conv_bn_eval(conv, bn).to(memory_format=torch.channels_last)
-    xt = torch.from_numpy(x).permute(0, 3, 1, 2)               # NHWC memory: channels_last
+    xt = torch.from_numpy(x).permute(0, 3, 1, 2)  # NHWC memory: channels_last
 
     def unfused():
         with torch.no_grad():
@@ -67,6 +68,7 @@ def _torch_pair(torch, trained, x):
     def fused_run():
         with torch.no_grad():
             return torch.relu(fused(xt))
+
     return unfused, fused_run
 
 
@@ -84,9 +86,13 @@ def main(argv=None):
     head = ["layer", "as trained ms", "folded ms", "conv alone ms", "folded / conv alone", "folded vs trained"]
     if torch is not None:
         head += ["PyTorch conv+BN ms", "PyTorch fused ms"]
-    lines = [f"Conv2D + BatchNormalization + ReLU at inference, batch {args.batch}, NHWC, float32, "
-             f"{fc.get_num_threads()} threads, medians of {args.repeats} (interleaved)", "",
-             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines = [
+        f"Conv2D + BatchNormalization + ReLU at inference, batch {args.batch}, NHWC, float32, "
+        f"{fc.get_num_threads()} threads, medians of {args.repeats} (interleaved)",
+        "",
+        "| " + " | ".join(head) + " |",
+        "|" + "---|" * len(head),
+    ]
     print(lines[0])
     failed = False
     for name, C, K, H in SHAPES:
@@ -99,8 +105,14 @@ def main(argv=None):
         t = {k: v * 1e3 for k, v in harness.time_interleaved(fns, args.repeats).items()}
         ok = err <= 1e-4
         failed |= not ok
-        row = [name, f"{t['trained']:.2f}", f"{t['folded']:.2f}", f"{t['alone']:.2f}",
-               f"{t['folded'] / t['alone']:.3f}", f"max err {err:.1e} {'ok' if ok else 'FAILED'}"]
+        row = [
+            name,
+            f"{t['trained']:.2f}",
+            f"{t['folded']:.2f}",
+            f"{t['alone']:.2f}",
+            f"{t['folded'] / t['alone']:.3f}",
+            f"max err {err:.1e} {'ok' if ok else 'FAILED'}",
+        ]
         if torch is not None:
             row += [f"{t['torch']:.2f}", f"{t['torch fused']:.2f}"]
         lines.append("| " + " | ".join(row) + " |")

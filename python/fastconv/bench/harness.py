@@ -1,4 +1,5 @@
 """Timing hygiene: warm-up, interleaved (round-robin) repeats, medians; a small progress bar."""
+
 from __future__ import annotations
 
 import statistics
@@ -6,8 +7,9 @@ import sys
 import time
 
 
-def time_interleaved(fns: dict, repeats: int, warmup: int = 1, slow_s: float = 2.0,
-                     stat=statistics.median, clock=time.perf_counter) -> dict:
+def time_interleaved(
+    fns: dict, repeats: int, warmup: int = 1, slow_s: float = 2.0, stat=statistics.median, clock=time.perf_counter
+) -> dict:
     """`stat` (median) of the seconds of each callable in `fns`, every benchmark's one timing
     loop. Repeats go round-robin over the contenders, starting one further each round, so a
     slow spell of the machine hits all of them alike. When one warm-up call of any contender

@@ -12,6 +12,7 @@ direct-convolution FLOPs (2*N*K*C*9*H*W) per second, also for the Winograd path.
 the error ||got - want||_F / ||want||_F of both against the float64 reference
 (fastconv.reference, on the first image). --winograd force: Winograd on every 3x3 stride-1 layer.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,7 +25,6 @@ import fastconv as fc
 from fastconv.models import VGG16_LAYERS
 
 from . import harness
-
 
 
 def _vgg16_convs():
@@ -51,13 +51,24 @@ def main(argv=None):
     ap.add_argument("--isa", default=None)
     ap.add_argument("--dtype", default="float32")
     ap.add_argument("--no-torch", action="store_true")
-    ap.add_argument("--winograd", choices=["on", "off", "force", "both"], default="on",
-                    help="Winograd path: default rule (on), disabled, forced on every 3x3 "
-                         "stride-1 layer, or forced and direct side by side")
-    ap.add_argument("--stat", choices=["median", "min"], default="median",
-                    help="statistic over the rounds (min is more robust on a shared machine)")
-    ap.add_argument("--cpu-time", action="store_true",
-                    help="time with process CPU time (robust on a shared machine; use with --threads 1)")
+    ap.add_argument(
+        "--winograd",
+        choices=["on", "off", "force", "both"],
+        default="on",
+        help="Winograd path: default rule (on), disabled, forced on every 3x3 "
+        "stride-1 layer, or forced and direct side by side",
+    )
+    ap.add_argument(
+        "--stat",
+        choices=["median", "min"],
+        default="median",
+        help="statistic over the rounds (min is more robust on a shared machine)",
+    )
+    ap.add_argument(
+        "--cpu-time",
+        action="store_true",
+        help="time with process CPU time (robust on a shared machine; use with --threads 1)",
+    )
     args = ap.parse_args(argv)
 
     fc.set_num_threads(args.threads)
@@ -68,13 +79,16 @@ def main(argv=None):
     torch = None
     if not args.no_torch:
         import torch  # noqa: PLC0415
+
         torch.set_num_threads(args.threads)
     dt = np.dtype(args.dtype)
     layers = range(len(VGG16)) if args.layers is None else [int(i) for i in args.layers.split(",")]
     passes = args.passes.split(",")
-    print(f"fastconv isa={fc.cpu_isa()} threads={args.threads} batch={args.batch} dtype={dt}"
-          f" clock={'cpu' if args.cpu_time else 'wall'} stat={args.stat}"
-          + ("" if torch is None else f" torch={torch.__version__}"))
+    print(
+        f"fastconv isa={fc.cpu_isa()} threads={args.threads} batch={args.batch} dtype={dt}"
+        f" clock={'cpu' if args.cpu_time else 'wall'} stat={args.stat}"
+        + ("" if torch is None else f" torch={torch.__version__}")
+    )
     rng = np.random.default_rng(0)
     summary = {ps: [] for ps in passes}
     for li in layers:
@@ -84,8 +98,11 @@ def main(argv=None):
         w = (rng.standard_normal((K, C, 3, 3)) * 0.1).astype(dt)
         b = rng.standard_normal(K).astype(dt)
         gy = rng.standard_normal((N, K, H, H)).astype(dt)
-        xh, wh, gyh = (np.ascontiguousarray(x.transpose(0, 2, 3, 1)), np.ascontiguousarray(w.transpose(2, 3, 1, 0)),
-                       np.ascontiguousarray(gy.transpose(0, 2, 3, 1)))
+        xh, wh, gyh = (
+            np.ascontiguousarray(x.transpose(0, 2, 3, 1)),
+            np.ascontiguousarray(w.transpose(2, 3, 1, 0)),
+            np.ascontiguousarray(gy.transpose(0, 2, 3, 1)),
+        )
         flops = 2.0 * N * K * C * 9 * H * H
         for ps in passes:
             fns = {}
@@ -110,29 +127,35 @@ def main(argv=None):
                 conv_bwd = torch.ops.aten.convolution_backward
                 for name, (X, Wt, GY) in {"pt NCHW": (tx, tw, tgy), "pt CL": (tx2, tw2, tgy2)}.items():
                     if ps == "fwd":
-                        fns[name] = (lambda X=X, Wt=Wt: torch.nn.functional.conv2d(X, Wt, tb, padding=1))
+                        fns[name] = lambda X=X, Wt=Wt: torch.nn.functional.conv2d(X, Wt, tb, padding=1)
                     elif ps == "bwd_data":
-                        fns[name] = (lambda X=X, Wt=Wt, GY=GY: conv_bwd(GY, X, Wt, [K], [1, 1], [1, 1], [1, 1],
-                                                                     False, [0, 0], 1, [True, False, False]))
+                        fns[name] = lambda X=X, Wt=Wt, GY=GY: conv_bwd(
+                            GY, X, Wt, [K], [1, 1], [1, 1], [1, 1], False, [0, 0], 1, [True, False, False]
+                        )
                     else:
-                        fns[name] = (lambda X=X, Wt=Wt, GY=GY: conv_bwd(GY, X, Wt, [K], [1, 1], [1, 1], [1, 1],
-                                                                     False, [0, 0], 1, [False, True, True]))
+                        fns[name] = lambda X=X, Wt=Wt, GY=GY: conv_bwd(
+                            GY, X, Wt, [K], [1, 1], [1, 1], [1, 1], False, [0, 0], 1, [False, True, True]
+                        )
             reps = args.reps if flops * args.reps < 4e11 else max(3, args.reps // 2)
-            with (torch.no_grad() if torch is not None else _null()):
+            with torch.no_grad() if torch is not None else _null():
                 # one warm-up call each (scratch buffers, oneDNN primitives), then the rounds
                 med = harness.time_interleaved(
-                    fns, reps, slow_s=float("inf"), stat=statistics.median if args.stat == "median" else min,
-                    clock=time.process_time if args.cpu_time else time.perf_counter)
+                    fns,
+                    reps,
+                    slow_s=float("inf"),
+                    stat=statistics.median if args.stat == "median" else min,
+                    clock=time.process_time if args.cpu_time else time.perf_counter,
+                )
             gf = {k: flops / v / 1e9 for k, v in med.items()}
             fc_best = max(gf["fc NCHW"], gf["fc NHWC"])
             if "fcd NCHW" in gf:
                 summary.setdefault(f"{ps} direct", []).append(
-                    max(gf["fcd NCHW"], gf["fcd NHWC"]) / max(gf.get("pt NCHW", 1), gf.get("pt CL", 1)))
+                    max(gf["fcd NCHW"], gf["fcd NHWC"]) / max(gf.get("pt NCHW", 1), gf.get("pt CL", 1))
+                )
                 line_extra = f" wino/direct={fc_best / max(gf['fcd NCHW'], gf['fcd NHWC']):4.2f}"
             else:
                 line_extra = ""
-            line = f"{ps:10s} L{li:<2d} C={C:<3d} K={K:<3d} H={H:<3d} " + " ".join(
-                f"{k}={gf[k]:6.1f}" for k in gf)
+            line = f"{ps:10s} L{li:<2d} C={C:<3d} K={K:<3d} H={H:<3d} " + " ".join(f"{k}={gf[k]:6.1f}" for k in gf)
             if torch is not None:
                 pt_best = max(gf["pt NCHW"], gf["pt CL"])
                 ratio = fc_best / pt_best
@@ -142,7 +165,7 @@ def main(argv=None):
                 line += f"  best/best={ratio:5.2f} (NCHW {ratio_nchw:4.2f}, NHWC/CL {ratio_nhwc:4.2f})"
             else:
                 summary[ps].append((1.0, 1.0, 1.0, fc_best))
-            print(line + line_extra + f"  [{med['fc NHWC']*1e3:.2f} ms]", flush=True)
+            print(line + line_extra + f"  [{med['fc NHWC'] * 1e3:.2f} ms]", flush=True)
     if torch is not None:
         for ps, rows in summary.items():
             if ps.endswith(" direct"):
@@ -151,43 +174,56 @@ def main(argv=None):
                 continue
             if rows:
                 g = [float(np.exp(np.mean(np.log([r[i] for r in rows])))) for i in range(3)]
-                print(f"{ps:10s} geomean ratio fc-best/pt-best {g[0]:.3f}  NCHW/NCHW {g[1]:.3f}  "
-                      f"NHWC/CL {g[2]:.3f}  min {min(r[0] for r in rows):.3f}")
+                print(
+                    f"{ps:10s} geomean ratio fc-best/pt-best {g[0]:.3f}  NCHW/NCHW {g[1]:.3f}  "
+                    f"NHWC/CL {g[2]:.3f}  min {min(r[0] for r in rows):.3f}"
+                )
 
 
 def _print_errors(li, ps, x, w, b, gy):
     """||got - want||_F / ||want||_F of the default path (both layouts) and of the direct kernel
     against the float64 reference, on the first image."""
     import fastconv.reference as ref  # noqa: PLC0415
+
     x1, gy1, w64 = x[:1], gy[:1], w.astype(np.float64)
-    nhwc = (lambda a: np.ascontiguousarray(a.transpose(0, 2, 3, 1)))
+    nhwc = lambda a: np.ascontiguousarray(a.transpose(0, 2, 3, 1))
     if ps == "fwd":
         want = ref.conv2d(x1.astype(np.float64), w64, b.astype(np.float64), padding=1)
-        calls = [lambda: fc.conv2d(x1, w, b, padding=1),
-                 lambda: fc.conv2d(nhwc(x1), w.transpose(2, 3, 1, 0).copy(), b, padding=1,
-                                   layout="NHWC").transpose(0, 3, 1, 2)]
+        calls = [
+            lambda: fc.conv2d(x1, w, b, padding=1),
+            lambda: fc.conv2d(nhwc(x1), w.transpose(2, 3, 1, 0).copy(), b, padding=1, layout="NHWC").transpose(
+                0, 3, 1, 2
+            ),
+        ]
         path = fc._cpu._last_conv2d_fwd_path
     elif ps == "bwd_data":
         want = ref.conv2d_backward_data(gy1.astype(np.float64), w64, x1.shape, padding=1)
-        calls = [lambda: fc.conv2d_backward_data(gy1, w, x1.shape, padding=1),
-                 lambda: fc.conv2d_backward_data(nhwc(gy1), w.transpose(2, 3, 1, 0).copy(),
-                                                 nhwc(x1).shape, padding=1,
-                                                 layout="NHWC").transpose(0, 3, 1, 2)]
+        calls = [
+            lambda: fc.conv2d_backward_data(gy1, w, x1.shape, padding=1),
+            lambda: fc.conv2d_backward_data(
+                nhwc(gy1), w.transpose(2, 3, 1, 0).copy(), nhwc(x1).shape, padding=1, layout="NHWC"
+            ).transpose(0, 3, 1, 2),
+        ]
         path = fc._cpu._last_conv2d_bwd_data_path
     else:
-        want = ref.conv2d_backward_weight(gy1.astype(np.float64), x1.astype(np.float64), w.shape,
-                                          padding=1)[0]
-        calls = [lambda: fc.conv2d_backward_weight(gy1, x1, w.shape, padding=1)[0],
-                 lambda: fc.conv2d_backward_weight(nhwc(gy1), nhwc(x1), w.transpose(2, 3, 1, 0).shape,
-                                                   padding=1, layout="NHWC")[0].transpose(3, 2, 0, 1)]
+        want = ref.conv2d_backward_weight(gy1.astype(np.float64), x1.astype(np.float64), w.shape, padding=1)[0]
+        calls = [
+            lambda: fc.conv2d_backward_weight(gy1, x1, w.shape, padding=1)[0],
+            lambda: fc.conv2d_backward_weight(
+                nhwc(gy1), nhwc(x1), w.transpose(2, 3, 1, 0).shape, padding=1, layout="NHWC"
+            )[0].transpose(3, 2, 0, 1),
+        ]
         path = fc._cpu._last_conv2d_bwd_weight_path
     norm = np.linalg.norm(want)
     errs = [np.linalg.norm(f() - want) / norm for f in calls]
     calls[0]()
     name = path()
     err_direct = np.linalg.norm(_direct(calls[0]) - want) / norm
-    print(f"  {ps} L{li} error vs float64 (Frobenius, relative): {name} NCHW {errs[0]:.2e} "
-          f"NHWC {errs[1]:.2e}  direct {err_direct:.2e}", flush=True)
+    print(
+        f"  {ps} L{li} error vs float64 (Frobenius, relative): {name} NCHW {errs[0]:.2e} "
+        f"NHWC {errs[1]:.2e}  direct {err_direct:.2e}",
+        flush=True,
+    )
 
 
 def _direct(f):

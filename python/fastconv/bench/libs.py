@@ -3,6 +3,7 @@ NHWC), PyTorch (NCHW and channels_last, when installed) and the plain-NumPy base
 
 Every variant gets the same data (NCHW arrays made once per layer and batch, converted to its
 layout up front), so a timed call runs the operation and its output allocation only."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -15,12 +16,16 @@ from .shapes import ELEMENTWISE
 
 LEAKY_SLOPE = 0.01
 
-NUMPY_MAX_BYTES = 1 << 30   # skip the NumPy baseline when its im2col matrix would exceed this
+NUMPY_MAX_BYTES = 1 << 30  # skip the NumPy baseline when its im2col matrix would exceed this
 
-PASSES = {"conv": ("fwd", "bwd_data", "bwd_weight"), "pool": ("fwd", "bwd"), "avgpool": ("fwd", "bwd"),
-          "gavgpool": ("fwd", "bwd"), "bn": ("fwd", "bwd"),
-          **{kind: ("fwd", "bwd") for kind in ELEMENTWISE}}
-
+PASSES = {
+    "conv": ("fwd", "bwd_data", "bwd_weight"),
+    "pool": ("fwd", "bwd"),
+    "avgpool": ("fwd", "bwd"),
+    "gavgpool": ("fwd", "bwd"),
+    "bn": ("fwd", "bwd"),
+    **{kind: ("fwd", "bwd") for kind in ELEMENTWISE},
+}
 
 
 def passes(layer):
@@ -94,12 +99,13 @@ class Problem:
             return nx * isz + ny * isz + ny * 8
         if L.kind in ("avgpool", "gavgpool"):
             return (nx + self.gy.size) * isz
-        if L.kind == "bn":   # two passes: x for the statistics, then x -> y (backward: gy, x twice, gx)
+        if L.kind == "bn":  # two passes: x for the statistics, then x -> y (backward: gy, x twice, gx)
             return (3 if pass_ == "fwd" else 5) * nx * isz
         return 0
 
 
 # ----------------------------------------------------------------------------- fastconv
+
 
 def fastconv_op(problem, pass_, layout):
     """A callable running fastconv's pass on `problem` in `layout` (inputs converted once)."""
@@ -189,7 +195,7 @@ def fastconv_result_nchw(problem, pass_, layout):
     if L.kind == "pool" and pass_ == "fwd":
         return tuple(np.ascontiguousarray(a.transpose(0, 3, 1, 2)) for a in out)
     if L.kind == "gavgpool" and pass_ == "fwd":
-        return out                                      # (N, C) in both layouts
+        return out  # (N, C) in both layouts
     if L.kind == "conv" and pass_ == "bwd_weight":
         gw, _ = out
         return np.ascontiguousarray(gw.transpose(3, 2, 0, 1)), None
@@ -198,11 +204,16 @@ def fastconv_result_nchw(problem, pass_, layout):
 
 # ----------------------------------------------------------------------------- PyTorch
 
+
 def _torch_forward(torch, kind):
     """PyTorch's function for an activation (an ELEMENTWISE kind)."""
     F = torch.nn.functional
-    return {"relu": torch.relu, "sigmoid": torch.sigmoid, "tanh": torch.tanh,
-            "leaky_relu": lambda a: F.leaky_relu(a, LEAKY_SLOPE)}[kind]
+    return {
+        "relu": torch.relu,
+        "sigmoid": torch.sigmoid,
+        "tanh": torch.tanh,
+        "leaky_relu": lambda a: F.leaky_relu(a, LEAKY_SLOPE),
+    }[kind]
 
 
 def torch_op(torch, problem, pass_, channels_last):
@@ -219,26 +230,32 @@ def torch_op(torch, problem, pass_, channels_last):
     if L.kind == "avgpool":
         k, s, p = [L.R] * 2, [L.stride] * 2, [L.pad] * 2
         if pass_ == "fwd":
+
             def run():
                 with no_grad():
                     return F.avg_pool2d(x, k, s, p)
+
             return run
         return lambda: torch.ops.aten.avg_pool2d_backward(gy, x, k, s, p, False, True, None)
     if L.kind == "bn":
         g, b = torch.from_numpy(problem.gamma), torch.from_numpy(problem.beta)
         mean, inv_std = torch.from_numpy(problem.mean), torch.from_numpy(problem.inv_std)
         if pass_ == "fwd":
+
             def run():
                 with no_grad():
                     return F.batch_norm(x, None, None, g, b, training=True, eps=1e-5)
+
             return run
         bn_bwd = torch.ops.aten.native_batch_norm_backward
         return lambda: bn_bwd(gy, x, g, None, None, mean, inv_std, True, 1e-5, [True, True, True])
     if L.kind == "gavgpool":
         if pass_ == "fwd":
+
             def run():
                 with no_grad():
                     return F.adaptive_avg_pool2d(x, 1)
+
             return run
         return lambda: torch.ops.aten._adaptive_avg_pool2d_backward(gy, x)
     if L.kind == "conv":
@@ -250,6 +267,7 @@ def torch_op(torch, problem, pass_, channels_last):
             def run():
                 with no_grad():
                     return act(F.conv2d(x, w, None, L.stride, L.pad))
+
             return run
         mask = [True, False, False] if pass_ == "bwd_data" else [False, True, False]
         conv_bwd = torch.ops.aten.convolution_backward
@@ -257,13 +275,16 @@ def torch_op(torch, problem, pass_, channels_last):
         def run():
             with no_grad():
                 return conv_bwd(gy, x, w, None, s, p, [1, 1], False, [0, 0], 1, mask)
+
         return run
     if L.kind == "pool":
         k, s, p = [L.R] * 2, [L.stride] * 2, [L.pad] * 2
         if pass_ == "fwd":
+
             def run():
                 with no_grad():
                     return F.max_pool2d(x, k, s, p, return_indices=True)
+
             return run
         with no_grad():
             _, idx = F.max_pool2d(x, k, s, p, return_indices=True)
@@ -272,23 +293,29 @@ def torch_op(torch, problem, pass_, channels_last):
         def run():
             with no_grad():
                 return pool_bwd(gy, x, k, s, p, [1, 1], False, idx)
+
         return run
     aten = torch.ops.aten
     forward = _torch_forward(torch, L.kind)
     if pass_ == "fwd":
+
         def run():
             with no_grad():
                 return forward(x)
+
         return run
     y = t(problem.y)
     # the backward ops PyTorch's autograd calls for each (leaky_relu's reads the input x)
-    return {"relu": lambda: aten.threshold_backward(gy, y, 0),
-            "sigmoid": lambda: aten.sigmoid_backward(gy, y),
-            "tanh": lambda: aten.tanh_backward(gy, y),
-            "leaky_relu": lambda: aten.leaky_relu_backward(gy, x, LEAKY_SLOPE, False)}[L.kind]
+    return {
+        "relu": lambda: aten.threshold_backward(gy, y, 0),
+        "sigmoid": lambda: aten.sigmoid_backward(gy, y),
+        "tanh": lambda: aten.tanh_backward(gy, y),
+        "leaky_relu": lambda: aten.leaky_relu_backward(gy, x, LEAKY_SLOPE, False),
+    }[L.kind]
 
 
 # ----------------------------------------------------------------------------- NumPy
+
 
 def numpy_op(problem, pass_):
     """The NumPy baseline's callable, or a string saying why there is none."""

@@ -30,6 +30,7 @@ layout changes, NumPy calls: the loss, the optimizer, a Dense matmul where Dense
 is overhead. Row d counts the course's NumPy layer calls (affine, ReLU, softmax loss) as
 kernels too: they are the user's own code.
 """
+
 from __future__ import annotations
 
 import collections
@@ -40,9 +41,8 @@ import numpy as np
 
 import fastconv as fc
 
-from .. import _cpu
+from .. import _cpu, models
 from .. import layers as L
-from .. import models
 from . import cs231n_course as course
 from . import harness
 
@@ -51,10 +51,10 @@ from . import harness
 class Spec:
     title: str
     batch: int
-    size: int              # input height = width
-    repeats: int           # default run; --quick uses quick_repeats, --repeats overrides both
+    size: int  # input height = width
+    repeats: int  # default run; --quick uses quick_repeats, --repeats overrides both
     quick_repeats: int
-    smoke_batch: int       # --smoke: a tiny version, seconds
+    smoke_batch: int  # --smoke: a tiny version, seconds
     smoke_size: int
 
 
@@ -63,11 +63,10 @@ SPECS = {
     "b": Spec("VGG16 transfer learning step (frozen conv base + Dense head, SGD)", 8, 150, 5, 3, 1, 32),
     "c": Spec("VGG16 full training step (13 convs + Dense head, SGD)", 8, 224, 3, 2, 1, 32),
     "d": Spec("cs231n ThreeLayerConvNet.loss (compat.cs231n vs NumPy im2col)", 50, 32, 20, 10, 2, 32),
-    "e": Spec("batch-norm CNN training step (Conv2D-BN-ReLU x3, global average pooling, Adam)", 64, 28, 20, 10,
-              4, 28),
+    "e": Spec("batch-norm CNN training step (Conv2D-BN-ReLU x3, global average pooling, Adam)", 64, 28, 20, 10, 4, 28),
 }
 
-CHECK_TOLERANCE = {"float32": 1e-3, "float64": 1e-8}     # ||got - want||_F / ||want||_F
+CHECK_TOLERANCE = {"float32": 1e-3, "float64": 1e-8}  # ||got - want||_F / ||want||_F
 
 
 class Unsupported(Exception):
@@ -76,10 +75,10 @@ class Unsupported(Exception):
 
 @dataclass
 class Loop:
-    steps: dict                           # contender ("fastconv", "torch", "numpy") -> step()
-    check: dict                           # {"what", "error", "ok"}
-    info: dict                            # model, loss, optimizer, dtype, input
-    extra_kernels: list = field(default_factory=list)   # (module, names, group) recorded as kernels
+    steps: dict  # contender ("fastconv", "torch", "numpy") -> step()
+    check: dict  # {"what", "error", "ok"}
+    info: dict  # model, loss, optimizer, dtype, input
+    extra_kernels: list = field(default_factory=list)  # (module, names, group) recorded as kernels
 
 
 def _rel(got, want):
@@ -89,8 +88,21 @@ def _rel(got, want):
 
 # ----------------------------------------------------------------------------- kernel calls
 
-KERNEL_PREFIXES = ("conv", "maxpool", "avgpool", "batchnorm", "relu", "activation", "linear", "gemm", "dense",
-                   "matmul", "sigmoid", "softmax", "dropout")
+KERNEL_PREFIXES = (
+    "conv",
+    "maxpool",
+    "avgpool",
+    "batchnorm",
+    "relu",
+    "activation",
+    "linear",
+    "gemm",
+    "dense",
+    "matmul",
+    "sigmoid",
+    "softmax",
+    "dropout",
+)
 
 
 class KernelRecorder:
@@ -99,8 +111,9 @@ class KernelRecorder:
     (group, name, function, args, kwargs) in `calls`."""
 
     def __init__(self, extra=()):
-        self.targets = [(_cpu, n, "fastconv") for n in dir(_cpu)
-                        if n.startswith(KERNEL_PREFIXES) and callable(getattr(_cpu, n))]
+        self.targets = [
+            (_cpu, n, "fastconv") for n in dir(_cpu) if n.startswith(KERNEL_PREFIXES) and callable(getattr(_cpu, n))
+        ]
         self.targets += [(mod, n, group) for mod, names, group in extra for n in names]
         self.calls, self._saved = [], []
 
@@ -108,6 +121,7 @@ class KernelRecorder:
         def recorded(*args, **kwargs):
             self.calls.append((group, name, fn, args, kwargs))
             return fn(*args, **kwargs)
+
         return recorded
 
     def __enter__(self):
@@ -133,11 +147,13 @@ def kernel_times(step, repeats, extra=()):
     for group, name, fn, args, kwargs in rec.calls:
         call = {name: functools.partial(fn, *args, **kwargs)}
         timed.append((group, name, harness.time_interleaved(call, repeats, warmup=0)[name]))
-    return timed, dict(collections.Counter(name if group == "fastconv" else f"{group}.{name}"
-                                           for group, name, _ in timed))
+    return timed, dict(
+        collections.Counter(name if group == "fastconv" else f"{group}.{name}" for group, name, _ in timed)
+    )
 
 
 # ----------------------------------------------------------------------------- PyTorch mirror
+
 
 def _torch_padding(layer):
     if layer.padding == "valid":
@@ -173,7 +189,7 @@ def torch_mirror(torch, model, dtype):
             new, flat_from = [nn.Flatten()], shape
         elif isinstance(layer, L.Dense):
             k = layer.params["kernel"]
-            if flat_from is not None:      # rows in (H, W, C) order -> PyTorch's (C, H, W)
+            if flat_from is not None:  # rows in (H, W, C) order -> PyTorch's (C, H, W)
                 H, W, C = flat_from
                 k = k.reshape(H, W, C, -1).transpose(2, 0, 1, 3).reshape(k.shape)
                 flat_from = None
@@ -231,28 +247,34 @@ def _check_outputs(torch, model, net, x):
 
 # ----------------------------------------------------------------------------- steps
 
+
 def _softmax_ce(labels):
     ce = L.SoftmaxCrossEntropy()
 
     def loss(logits):
         return ce.forward(logits, labels), ce.backward()
+
     return loss
 
 
 def _binary_ce(targets):
     """Mean binary cross-entropy of probabilities p (N, 1) against 0/1 targets -> (loss, dL/dp)."""
+
     def loss(p):
         value = -float(np.mean(targets * np.log(p) + (1 - targets) * np.log1p(-p)))
         return value, (p - targets) / (p * (1 - p) * p.dtype.type(p.shape[0]))
+
     return loss
 
 
 def fastconv_step(model, x, loss_fn, opt):
     """forward, loss, backward, optimizer step: a Keras-style training step on the layers API."""
+
     def step():
         _, grad = loss_fn(model.forward(x, training=True))
         model.backward(grad)
         opt.step(model)
+
     return step
 
 
@@ -261,6 +283,7 @@ def torch_step(net, x, target, criterion, opt):
         opt.zero_grad()
         criterion(net(x), target).backward()
         opt.step()
+
     return step
 
 
@@ -273,19 +296,30 @@ def _keras_loop(torch, model, x, labels, head_loss, fc_opt, torch_opt, info):
     if torch is not None:
         net = torch_mirror(torch, model, torch.float32)
         params = [p for p in net.parameters() if p.requires_grad]
-        crit, target = ((torch.nn.CrossEntropyLoss(), torch.from_numpy(labels)) if head_loss == "softmax"
-                        else (torch.nn.BCELoss(), torch.from_numpy(labels)))
+        crit, target = (
+            (torch.nn.CrossEntropyLoss(), torch.from_numpy(labels))
+            if head_loss == "softmax"
+            else (torch.nn.BCELoss(), torch.from_numpy(labels))
+        )
         steps["torch"] = torch_step(net, _nchw(torch, x), target, crit, torch_opt(params))
     return Loop(steps, _check_outputs(torch, model, net, x), {**info, "dtype": "float32"})
 
 
 def mnist_cnn(input_shape, padding="valid"):
     """The Keras seeds' MNIST CNN (93,322 parameters at 28x28 'valid'), fixed seeds."""
-    return fc.Sequential([
-        L.Conv2D(32, 3, padding=padding, activation="relu", input_shape=input_shape, seed=1), L.MaxPooling2D(2),
-        L.Conv2D(64, 3, padding=padding, activation="relu", seed=2), L.MaxPooling2D(2),
-        L.Conv2D(64, 3, padding=padding, activation="relu", seed=3), L.Flatten(),
-        L.Dense(64, activation="relu", seed=4), L.Dense(10, seed=5)], name="mnist_cnn")
+    return fc.Sequential(
+        [
+            L.Conv2D(32, 3, padding=padding, activation="relu", input_shape=input_shape, seed=1),
+            L.MaxPooling2D(2),
+            L.Conv2D(64, 3, padding=padding, activation="relu", seed=2),
+            L.MaxPooling2D(2),
+            L.Conv2D(64, 3, padding=padding, activation="relu", seed=3),
+            L.Flatten(),
+            L.Dense(64, activation="relu", seed=4),
+            L.Dense(10, seed=5),
+        ],
+        name="mnist_cnn",
+    )
 
 
 def _digits_loop(torch, model, N, size):
@@ -293,9 +327,16 @@ def _digits_loop(torch, model, N, size):
     rng = np.random.default_rng(0)
     x = rng.standard_normal((N, size, size, 1), dtype=np.float32)
     labels = rng.integers(0, 10, N)
-    return _keras_loop(torch, model, x, labels, "softmax", fc.optim.Adam(lr=1e-3),
-                       lambda ps: torch.optim.Adam(ps, lr=1e-3),
-                       {"input": f"{size}x{size}x1", "loss": "SoftmaxCrossEntropy", "optimizer": "Adam(lr=1e-3)"})
+    return _keras_loop(
+        torch,
+        model,
+        x,
+        labels,
+        "softmax",
+        fc.optim.Adam(lr=1e-3),
+        lambda ps: torch.optim.Adam(ps, lr=1e-3),
+        {"input": f"{size}x{size}x1", "loss": "SoftmaxCrossEntropy", "optimizer": "Adam(lr=1e-3)"},
+    )
 
 
 def build_mnist(torch, N, size):
@@ -307,8 +348,11 @@ def bn_cnn(input_shape):
     blocks = []
     for i, filters in enumerate((32, 64, 128)):
         kw = {"input_shape": input_shape} if i == 0 else {}
-        blocks += [L.Conv2D(filters, 3, padding="same", use_bias=False, seed=i + 1, **kw), L.BatchNormalization(),
-                   L.ReLU()]
+        blocks += [
+            L.Conv2D(filters, 3, padding="same", use_bias=False, seed=i + 1, **kw),
+            L.BatchNormalization(),
+            L.ReLU(),
+        ]
         if i < 2:
             blocks.append(L.MaxPooling2D(2))
     return fc.Sequential([*blocks, L.GlobalAveragePooling2D(), L.Dense(10, seed=4)], name="bn_cnn")
@@ -340,21 +384,41 @@ def build_vgg16(torch, N, size, transfer):
     if not transfer:
         head, head_loss, n_out = [L.Dense(10, seed=2)], "softmax", "Dense(10)"
     elif _has_sigmoid():
-        head, head_loss, n_out = [L.Dropout(0.5, seed=3), L.Dense(1, activation="sigmoid", seed=2)], "sigmoid", \
-            "Dropout(0.5) - Dense(1, sigmoid)"
+        head, head_loss, n_out = (
+            [L.Dropout(0.5, seed=3), L.Dense(1, activation="sigmoid", seed=2)],
+            "sigmoid",
+            "Dropout(0.5) - Dense(1, sigmoid)",
+        )
     else:
         head, head_loss, n_out = [L.Dropout(0.5, seed=3), L.Dense(2, seed=2)], "softmax", "Dropout(0.5) - Dense(2)"
-    model = fc.Sequential([base, L.Flatten(), L.Dense(256, activation="relu", seed=1), *head],
-                          name="vgg16_transfer" if transfer else "vgg16_full")
+    model = fc.Sequential(
+        [base, L.Flatten(), L.Dense(256, activation="relu", seed=1), *head],
+        name="vgg16_transfer" if transfer else "vgg16_full",
+    )
     x = rng.standard_normal((N, size, size, 3), dtype=np.float32)
-    labels = (rng.integers(0, 2, (N, 1)).astype(np.float32) if head_loss == "sigmoid"
-              else rng.integers(0, 2 if transfer else 10, N))
+    labels = (
+        rng.integers(0, 2, (N, 1)).astype(np.float32)
+        if head_loss == "sigmoid"
+        else rng.integers(0, 2 if transfer else 10, N)
+    )
     frozen = sum(1 for lyr in model.layers if getattr(lyr, "trainable", True) is False and lyr.params)
-    info = {"input": f"{size}x{size}x3", "head": f"Flatten - Dense(256, relu) - {n_out}",
-            "loss": "binary cross-entropy" if head_loss == "sigmoid" else "SoftmaxCrossEntropy",
-            "optimizer": "SGD(lr=1e-4, momentum=0.9)", "frozen_layers_with_params": frozen}
-    return _keras_loop(torch, model, x, labels, head_loss, fc.optim.SGD(lr=1e-4, momentum=0.9),
-                       lambda ps: torch.optim.SGD(ps, lr=1e-4, momentum=0.9), info)
+    info = {
+        "input": f"{size}x{size}x3",
+        "head": f"Flatten - Dense(256, relu) - {n_out}",
+        "loss": "binary cross-entropy" if head_loss == "sigmoid" else "SoftmaxCrossEntropy",
+        "optimizer": "SGD(lr=1e-4, momentum=0.9)",
+        "frozen_layers_with_params": frozen,
+    }
+    return _keras_loop(
+        torch,
+        model,
+        x,
+        labels,
+        head_loss,
+        fc.optim.SGD(lr=1e-4, momentum=0.9),
+        lambda ps: torch.optim.SGD(ps, lr=1e-4, momentum=0.9),
+        info,
+    )
 
 
 def build_cs231n(torch, N, size):
@@ -368,17 +432,26 @@ def build_cs231n(torch, N, size):
     def loss(sandwich_fwd, sandwich_bwd):
         return lambda: course.three_layer_convnet_loss(params, X, y, sandwich_fwd, sandwich_bwd)
 
-    steps = {"fastconv": loss(fast.conv_relu_pool_forward, fast.conv_relu_pool_backward),
-             "numpy": loss(course.numpy_conv_relu_pool_forward, course.numpy_conv_relu_pool_backward)}
+    steps = {
+        "fastconv": loss(fast.conv_relu_pool_forward, fast.conv_relu_pool_backward),
+        "numpy": loss(course.numpy_conv_relu_pool_forward, course.numpy_conv_relu_pool_backward),
+    }
     (got, g_got), (want, g_want) = steps["fastconv"](), steps["numpy"]()
     err = max([_rel(got, want)] + [_rel(g_got[k], g_want[k]) for k in g_want])
     if torch is not None:
         steps["torch"] = _torch_cs231n(torch, params, X, y)
         err = max(err, _rel(got, steps["torch"]()))
-    check = {"what": "loss and gradients vs the NumPy im2col net" + (" and loss vs PyTorch" if torch else ""),
-             "error": err, "ok": err <= CHECK_TOLERANCE["float64"]}
-    info = {"input": f"3x{size}x{size}", "dtype": "float64", "loss": "softmax_loss (course)",
-            "optimizer": "none (loss and gradients only, as ThreeLayerConvNet.loss)"}
+    check = {
+        "what": "loss and gradients vs the NumPy im2col net" + (" and loss vs PyTorch" if torch else ""),
+        "error": err,
+        "ok": err <= CHECK_TOLERANCE["float64"],
+    }
+    info = {
+        "input": f"3x{size}x{size}",
+        "dtype": "float64",
+        "loss": "softmax_loss (course)",
+        "optimizer": "none (loss and gradients only, as ThreeLayerConvNet.loss)",
+    }
     return Loop(steps, check, info, [(course, course.LAYER_FUNCTIONS, "numpy")])
 
 
@@ -397,14 +470,21 @@ def _torch_cs231n(torch, params, X, y):
         loss = F.cross_entropy(h @ p["W3"] + p["b3"], yt)
         loss.backward()
         return loss.item()
+
     return step
 
 
-BUILDERS = {"a": build_mnist, "b": functools.partial(build_vgg16, transfer=True),
-            "c": functools.partial(build_vgg16, transfer=False), "d": build_cs231n, "e": build_bn_cnn}
+BUILDERS = {
+    "a": build_mnist,
+    "b": functools.partial(build_vgg16, transfer=True),
+    "c": functools.partial(build_vgg16, transfer=False),
+    "d": build_cs231n,
+    "e": build_bn_cnn,
+}
 
 
 # ----------------------------------------------------------------------------- one row
+
 
 def run(key, torch, mode="full", repeats=None) -> dict:
     """Build, check and time loop row `key` ("a".."e") at the current thread settings.
@@ -432,9 +512,14 @@ def run(key, torch, mode="full", repeats=None) -> dict:
         by_group[group] += seconds * 1e3
     kernels = sum(by_group.values())
     step = ms["fastconv"]
-    row.update(ms=ms, kernels_ms=kernels or None, kernels_ms_by_group=dict(by_group), kernel_calls=counts,
-               step_over_kernels=step / kernels if kernels else None,
-               overhead_pct=100 * (1 - kernels / step) if kernels else None,
-               x_vs_torch=ms["torch"] / step if "torch" in ms else None,
-               x_vs_numpy=ms["numpy"] / step if "numpy" in ms else None)
+    row.update(
+        ms=ms,
+        kernels_ms=kernels or None,
+        kernels_ms_by_group=dict(by_group),
+        kernel_calls=counts,
+        step_over_kernels=step / kernels if kernels else None,
+        overhead_pct=100 * (1 - kernels / step) if kernels else None,
+        x_vs_torch=ms["torch"] / step if "torch" in ms else None,
+        x_vs_numpy=ms["numpy"] / step if "numpy" in ms else None,
+    )
     return row

@@ -3,6 +3,7 @@ csrc/bench/peak_flops.cpp: independent FMA chains per thread, no memory traffic)
 (a C++ copy split over the same threads, with ordinary and with streaming stores); and the
 BLAS/OpenMP thread settings the run found (the benchmark runs in the environment it is started
 in, as users' training loops do, and says what that environment was)."""
+
 from __future__ import annotations
 
 import os
@@ -14,8 +15,15 @@ from .. import _cpu
 from ..backend import blas
 
 # Environment variables that change how NumPy's BLAS, PyTorch and fastconv use threads.
-THREAD_ENV_VARS = ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "OMP_PROC_BIND", "GOMP_SPINCOUNT",
-                   "OPENBLAS_NUM_THREADS", "OPENBLAS_THREAD_TIMEOUT", "MKL_NUM_THREADS")
+THREAD_ENV_VARS = (
+    "OMP_NUM_THREADS",
+    "OMP_WAIT_POLICY",
+    "OMP_PROC_BIND",
+    "GOMP_SPINCOUNT",
+    "OPENBLAS_NUM_THREADS",
+    "OPENBLAS_THREAD_TIMEOUT",
+    "MKL_NUM_THREADS",
+)
 
 
 def cpu_model() -> str:
@@ -51,8 +59,14 @@ def copy_gbps(threads: int, nbytes: int = 512 << 20, streaming: bool = False, re
 
 def measure(threads_list, isas, copy_bytes: int, quick: bool) -> dict:
     """Peak (per ISA, per thread count) and copy bandwidth (per thread count)."""
-    out = {"cpu": cpu_model(), "logical_cpus": os.cpu_count(), "peak_gflops_f32": {}, "copy_gbps": {},
-           "copy_gbps_streaming": {}, "copy_bytes": copy_bytes}
+    out = {
+        "cpu": cpu_model(),
+        "logical_cpus": os.cpu_count(),
+        "peak_gflops_f32": {},
+        "copy_gbps": {},
+        "copy_gbps_streaming": {},
+        "copy_bytes": copy_bytes,
+    }
     out["peak_detail"] = {}
     for isa in isas:
         detail = {str(t): fma_peak_gflops(isa, t, 0.1 if quick else 0.3) for t in threads_list}
@@ -80,8 +94,12 @@ def _numpy_blas(pools):
     mine = [p for p in blas if "numpy" in (p["filepath"] or "")] or blas
     if mine:
         p = mine[0]
-        return {"name": p["internal_api"], "version": p["version"], "threads": p["num_threads"],
-                "threading_layer": p["threading_layer"]}
+        return {
+            "name": p["internal_api"],
+            "version": p["version"],
+            "threads": p["num_threads"],
+            "threading_layer": p["threading_layer"],
+        }
     try:
         dep = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
         return {"name": dep.get("name"), "version": dep.get("version"), "threads": None, "threading_layer": None}
@@ -95,13 +113,15 @@ def thread_settings(torch=None) -> dict:
     threads, and every BLAS/OpenMP pool threadpoolctl sees (when it is installed)."""
     names = list(THREAD_ENV_VARS) + sorted(k for k in os.environ if k.startswith("FASTCONV_"))
     pools = _thread_pools()
-    return {"env": {k: os.environ.get(k) for k in names},
-            "numpy_blas": _numpy_blas(pools),
-            "torch_threads": torch.get_num_threads() if torch else None,
-            "fastconv_threads": _cpu.get_num_threads(),
-            "fastconv_worker_spin_us": _cpu.get_spin_us(),
-            "fastconv_blas_parking": blas.enabled() and blas.parkable_libraries() > 0,
-            "thread_pools": pools}
+    return {
+        "env": {k: os.environ.get(k) for k in names},
+        "numpy_blas": _numpy_blas(pools),
+        "torch_threads": torch.get_num_threads() if torch else None,
+        "fastconv_threads": _cpu.get_num_threads(),
+        "fastconv_worker_spin_us": _cpu.get_spin_us(),
+        "fastconv_blas_parking": blas.enabled() and blas.parkable_libraries() > 0,
+        "thread_pools": pools,
+    }
 
 
 def describe_threads(ts) -> str:
@@ -111,9 +131,11 @@ def describe_threads(ts) -> str:
     if b["threading_layer"]:
         blas += f" ({b['threading_layer']})"
     blas_threads = f"{b['threads']} threads" if b["threads"] else "threads unknown (no threadpoolctl)"
-    parts = [f"fastconv {ts['fastconv_threads']} threads (worker spin {ts['fastconv_worker_spin_us']} us, "
-             f"BLAS parking {'on' if ts['fastconv_blas_parking'] else 'off'})",
-             f"NumPy BLAS {blas} {blas_threads}"]
+    parts = [
+        f"fastconv {ts['fastconv_threads']} threads (worker spin {ts['fastconv_worker_spin_us']} us, "
+        f"BLAS parking {'on' if ts['fastconv_blas_parking'] else 'off'})",
+        f"NumPy BLAS {blas} {blas_threads}",
+    ]
     if ts["torch_threads"] is not None:
         parts.append(f"PyTorch {ts['torch_threads']} threads")
     env = ", ".join(f"{k}={v}" if v is not None else f"{k} unset" for k, v in ts["env"].items())

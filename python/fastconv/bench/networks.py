@@ -1,6 +1,7 @@
 """Whole-network rows: the VGG16 conv base forward (13 conv + bias + ReLU, 5 pools) and one
 training step of the small MNIST CNN (forward + backward through all three convs, both
 pools and the ReLUs), as callables for fastconv (each layout), PyTorch and NumPy."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -23,6 +24,7 @@ def _params(layers, rng, dtype=np.float32):
 
 # ----------------------------------------------------------------------------- forward pass
 
+
 def forward_fastconv(layers, params, x, layout):
     """fastconv forward (conv + fused bias/ReLU, pools); relu lines are fused into the convs."""
     nhwc = layout == "NHWC"
@@ -38,6 +40,7 @@ def forward_fastconv(layers, params, x, layout):
             elif L.kind == "pool":
                 a, _ = fc.max_pool2d(a, L.R, stride=L.stride, padding=L.pad, layout=layout)
         return a
+
     return run
 
 
@@ -57,6 +60,7 @@ def forward_torch(torch, layers, params, x, channels_last):
                 elif L.kind == "pool":
                     a = F.max_pool2d(a, L.R, L.stride, L.pad)
             return a
+
     return run
 
 
@@ -70,10 +74,12 @@ def forward_numpy(layers, params, x):
             elif L.kind == "pool":
                 a, _ = npb.max_pool2d(a, L.R)
         return a
+
     return run
 
 
 # ----------------------------------------------------------------------------- training step
+
 
 def train_step_fastconv(layers, params, x, g_top, layout):
     """Forward, then backward from g_top (dL/d output of the last layer); the first conv skips
@@ -98,7 +104,7 @@ def train_step_fastconv(layers, params, x, g_top, layout):
         g, grads = gtop, {}
         for L, a_in, saved in reversed(tape):
             if L.kind == "conv":
-                g = fc.relu_backward(g, saved)                      # through the fused ReLU
+                g = fc.relu_backward(g, saved)  # through the fused ReLU
                 kw = dict(stride=L.stride, padding=L.pad, layout=layout)
                 w = ps[L.name][0]
                 grads[L.name] = fc.conv2d_backward_weight(g, a_in, w.shape, **kw)
@@ -107,14 +113,20 @@ def train_step_fastconv(layers, params, x, g_top, layout):
             else:
                 g = fc.max_pool2d_backward(g, saved, a_in.shape, L.R, stride=L.stride, padding=L.pad, layout=layout)
         return grads
+
     return run
 
 
 def train_step_torch(torch, layers, params, x, g_top, channels_last):
     F = torch.nn.functional
     mf = torch.channels_last if channels_last else torch.contiguous_format
-    ps = {k: (torch.from_numpy(w).contiguous(memory_format=mf).requires_grad_(),
-              torch.from_numpy(b.copy()).requires_grad_()) for k, (w, b) in params.items()}
+    ps = {
+        k: (
+            torch.from_numpy(w).contiguous(memory_format=mf).requires_grad_(),
+            torch.from_numpy(b.copy()).requires_grad_(),
+        )
+        for k, (w, b) in params.items()
+    }
     xin = torch.from_numpy(x).contiguous(memory_format=mf)
     gtop = torch.from_numpy(g_top).contiguous(memory_format=mf)
 
@@ -130,6 +142,7 @@ def train_step_torch(torch, layers, params, x, g_top, channels_last):
                 a = F.max_pool2d(a, L.R, L.stride, L.pad)
         a.backward(gtop)
         return {k: w.grad for k, (w, _) in ps.items()}
+
     return run
 
 
@@ -159,6 +172,7 @@ def train_step_numpy(layers, params, x, g_top):
             else:
                 g = npb.max_pool2d_backward(g, saved, a_in.shape, L.R)
         return grads
+
     return run
 
 

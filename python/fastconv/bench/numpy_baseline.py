@@ -1,6 +1,7 @@
 """The plain-NumPy baseline users have today: cs231n-style convolution (im2col through
 np.lib.stride_tricks.as_strided, then one matrix multiply in BLAS; col2im as R*S strided adds)
 and reshape-based 2x2 max pooling. NCHW only. Timing baseline only; never used by fastconv."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -53,15 +54,15 @@ def conv2d_backward_data(gy, w, x_shape, stride, pad):
     dxp = np.zeros((N, C, H + 2 * pad, W + 2 * pad), gy.dtype)
     for r in range(R):
         for s in range(S):
-            dxp[:, :, r:r + stride * P:stride, s:s + stride * Q:stride] += dcols[:, r, s].transpose(1, 0, 2, 3)
-    return dxp[:, :, pad:pad + H, pad:pad + W]
+            dxp[:, :, r : r + stride * P : stride, s : s + stride * Q : stride] += dcols[:, r, s].transpose(1, 0, 2, 3)
+    return dxp[:, :, pad : pad + H, pad : pad + W]
 
 
 def max_pool2d(x, k):
     """Window k x k, stride k, no padding -> (y, position of the max inside each window)."""
     N, C, H, W = x.shape
     P, Q = H // k, W // k
-    win = x[:, :, :P * k, :Q * k].reshape(N, C, P, k, Q, k).transpose(0, 1, 2, 4, 3, 5).reshape(N, C, P, Q, k * k)
+    win = x[:, :, : P * k, : Q * k].reshape(N, C, P, k, Q, k).transpose(0, 1, 2, 4, 3, 5).reshape(N, C, P, Q, k * k)
     j = win.argmax(axis=-1)
     return np.take_along_axis(win, j[..., None], -1)[..., 0], j
 
@@ -71,7 +72,9 @@ def max_pool2d_backward(gy, j, x_shape, k):
     _, _, P, Q = gy.shape
     onehot = (np.arange(k * k) == j[..., None]) * gy[..., None]
     gx = np.zeros(x_shape, gy.dtype)
-    gx[:, :, :P * k, :Q * k] = onehot.reshape(N, C, P, Q, k, k).transpose(0, 1, 2, 4, 3, 5).reshape(N, C, P * k, Q * k)
+    gx[:, :, : P * k, : Q * k] = (
+        onehot.reshape(N, C, P, Q, k, k).transpose(0, 1, 2, 4, 3, 5).reshape(N, C, P * k, Q * k)
+    )
     return gx
 
 
@@ -87,13 +90,13 @@ def avg_pool2d(x, k):
     """k x k average pooling with stride k, no padding (the cs231n reshape trick)."""
     N, C, H, W = x.shape
     P, Q = H // k, W // k
-    return x[:, :, :P * k, :Q * k].reshape(N, C, P, k, Q, k).mean(axis=(3, 5))
+    return x[:, :, : P * k, : Q * k].reshape(N, C, P, k, Q, k).mean(axis=(3, 5))
 
 
 def avg_pool2d_backward(gy, x_shape, k):
     gx = np.zeros(x_shape, gy.dtype)
     P, Q = gy.shape[2:]
-    gx[:, :, :P * k, :Q * k] = np.repeat(np.repeat(gy / (k * k), k, axis=2), k, axis=3)
+    gx[:, :, : P * k, : Q * k] = np.repeat(np.repeat(gy / (k * k), k, axis=2), k, axis=3)
     return gx
 
 

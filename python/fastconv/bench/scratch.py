@@ -8,6 +8,7 @@ thread) and with no practical limit (100 GiB), alternating, twice: the best time
 scratch kept per thread after the call (fc.memory_info()). Ends with the totals, the largest
 amount kept per thread, and memory_info() after clear_caches().
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,9 +39,13 @@ def main(argv=None):
     args = ap.parse_args(argv)
     rng = np.random.default_rng(0)
     limit = fc.memory_info()["scratch_limit_mib"]
-    lines = [f"# Scratch kept after each VGG16 pass ({args.layout}, batch {args.batch}, {fc.get_num_threads()} "
-             f"threads, ISA {fc.cpu_isa()}): time with the {limit:.0f} MiB limit / without, kept MiB per thread",
-             "", "| layer | fwd ms | bwd_data ms | bwd_weight ms | kept per thread (MiB) |", "|---|---|---|---|---|"]
+    lines = [
+        f"# Scratch kept after each VGG16 pass ({args.layout}, batch {args.batch}, {fc.get_num_threads()} "
+        f"threads, ISA {fc.cpu_isa()}): time with the {limit:.0f} MiB limit / without, kept MiB per thread",
+        "",
+        "| layer | fwd ms | bwd_data ms | bwd_weight ms | kept per thread (MiB) |",
+        "|---|---|---|---|---|",
+    ]
     totals = {limit: 0.0, UNLIMITED_MIB: 0.0}
     worst = 0.0
     for name, C, K, S in vgg16_convs():
@@ -50,8 +55,11 @@ def main(argv=None):
         w = (0.05 * rng.standard_normal(ws)).astype(np.float32)
         kw = dict(padding=1, layout=args.layout)
         gy = rng.standard_normal(fc.conv2d(x, w, **kw).shape, dtype=np.float32)
-        passes = (lambda: fc.conv2d(x, w, **kw), lambda: fc.conv2d_backward_data(gy, w, x.shape, **kw),
-                  lambda: fc.conv2d_backward_weight(gy, x, w.shape, **kw))
+        passes = (
+            lambda: fc.conv2d(x, w, **kw),
+            lambda: fc.conv2d_backward_data(gy, w, x.shape, **kw),
+            lambda: fc.conv2d_backward_weight(gy, x, w.shape, **kw),
+        )
         cells, kept = [], 0.0
         for run in passes:
             best = {limit: float("inf"), UNLIMITED_MIB: float("inf")}
@@ -59,7 +67,7 @@ def main(argv=None):
                 for lim in (limit, UNLIMITED_MIB):
                     fc.set_scratch_limit(lim)
                     fc.clear_caches()
-                    run()                       # the first call after a clear allocates either way
+                    run()  # the first call after a clear allocates either way
                     t = time.perf_counter()
                     run()
                     best[lim] = min(best[lim], time.perf_counter() - t)
@@ -74,9 +82,12 @@ def main(argv=None):
         print(lines[-1], flush=True)
     fc.set_scratch_limit(limit)
     fc.clear_caches()
-    lines += ["", f"All passes: {totals[limit]:.3f} s with the limit, {totals[UNLIMITED_MIB]:.3f} s without; "
-              f"at most {worst:.1f} MiB kept per thread after a call.",
-              f"After clear_caches(): {fc.memory_info()}"]
+    lines += [
+        "",
+        f"All passes: {totals[limit]:.3f} s with the limit, {totals[UNLIMITED_MIB]:.3f} s without; "
+        f"at most {worst:.1f} MiB kept per thread after a call.",
+        f"After clear_caches(): {fc.memory_info()}",
+    ]
     print("\n".join(lines[-2:]))
     if args.out:
         with open(args.out, "w") as f:

@@ -9,6 +9,7 @@ with optional `batch=N` (a fixed batch, e.g. the MNIST CNN's 64), `dtype=float64
 lines, `act=relu|sigmoid|tanh|leaky_relu` (the activation fused into the forward's epilogue:
 only the forward pass is timed).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -17,24 +18,26 @@ from pathlib import Path
 SHAPES_DIR = Path(__file__).resolve().parent / "shapes"
 
 ELEMENTWISE = ("relu", "sigmoid", "tanh", "leaky_relu")
-_FIELDS = {"conv": ("C", "H", "W", "K", "R", "S", "stride", "pad"),
-           "pool": ("C", "H", "W", "kernel", "stride", "pad"),
-           "avgpool": ("C", "H", "W", "kernel", "stride", "pad"),
-           "gavgpool": ("C", "H", "W"),
-           "bn": ("C", "H", "W"),
-           **{kind: ("C", "H", "W") for kind in ELEMENTWISE}}
+_FIELDS = {
+    "conv": ("C", "H", "W", "K", "R", "S", "stride", "pad"),
+    "pool": ("C", "H", "W", "kernel", "stride", "pad"),
+    "avgpool": ("C", "H", "W", "kernel", "stride", "pad"),
+    "gavgpool": ("C", "H", "W"),
+    "bn": ("C", "H", "W"),
+    **{kind: ("C", "H", "W") for kind in ELEMENTWISE},
+}
 
 
 @dataclass(frozen=True)
 class Layer:
     network: str
-    kind: str                 # conv | pool | one of ELEMENTWISE
+    kind: str  # conv | pool | one of ELEMENTWISE
     name: str
     C: int
     H: int
     W: int
-    K: int = 0                # conv: filters
-    R: int = 1                # conv: kernel height / pool: window
+    K: int = 0  # conv: filters
+    R: int = 1  # conv: kernel height / pool: window
     S: int = 1
     stride: int = 1
     pad: int = 0
@@ -64,7 +67,9 @@ def parse(text: str, network: str) -> list[Layer]:
         tokens = line.split()
         kind, name = tokens[0], tokens[1] if len(tokens) > 1 else "?"
         if kind not in _FIELDS:
-            raise ValueError(f"{network}:{lineno}: unknown layer kind {kind!r} (conv, pool, avgpool, gavgpool, bn, {', '.join(ELEMENTWISE)})")
+            raise ValueError(
+                f"{network}:{lineno}: unknown layer kind {kind!r} (conv, pool, avgpool, gavgpool, bn, {', '.join(ELEMENTWISE)})"
+            )
         fields = _FIELDS[kind]
         values = [t for t in tokens[2:] if "=" not in t]
         options = dict(t.split("=", 1) for t in tokens[2:] if "=" in t)
@@ -73,7 +78,7 @@ def parse(text: str, network: str) -> list[Layer]:
         kw = dict(zip(fields, map(int, values)))
         if kind in ("pool", "avgpool"):
             kw["R"] = kw["S"] = kw.pop("kernel")
-        if kind == "gavgpool":          # one window covering the plane
+        if kind == "gavgpool":  # one window covering the plane
             kw["R"], kw["S"] = kw["H"], kw["W"]
         unknown = set(options) - {"batch", "dtype"} - ({"act"} if kind == "conv" else set())
         if unknown:
@@ -82,8 +87,17 @@ def parse(text: str, network: str) -> list[Layer]:
             raise ValueError(f"{network}:{lineno}: dtype must be float32 or float64")
         if options.get("act", "relu") not in ELEMENTWISE:
             raise ValueError(f"{network}:{lineno}: act must be one of {', '.join(ELEMENTWISE)}")
-        layers.append(Layer(network, kind, name, batch=int(options["batch"]) if "batch" in options else None,
-                            dtype=options.get("dtype", "float32"), activation=options.get("act"), **kw))
+        layers.append(
+            Layer(
+                network,
+                kind,
+                name,
+                batch=int(options["batch"]) if "batch" in options else None,
+                dtype=options.get("dtype", "float32"),
+                activation=options.get("act"),
+                **kw,
+            )
+        )
     return layers
 
 

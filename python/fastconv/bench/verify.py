@@ -1,6 +1,7 @@
 """Each fastconv result is checked against the float64 NumPy oracle (fastconv.reference)
 before it is timed: convolution within a relative Frobenius error, pooling and ReLU exactly,
 sigmoid, tanh and leaky ReLU within 4 units in the last place of each element."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -8,7 +9,7 @@ import numpy as np
 from .. import reference as ref
 from .libs import LEAKY_SLOPE, Problem, fastconv_result_nchw
 
-CONV_TOLERANCE = {"float32": 1e-4, "float64": 1e-10}   # ||got - want||_F / ||want||_F
+CONV_TOLERANCE = {"float32": 1e-4, "float64": 1e-10}  # ||got - want||_F / ||want||_F
 AVG_POOL_TOLERANCE = {"float32": 1e-6, "float64": 1e-14}  # sums of a few elements in the dtype
 
 

@@ -15,6 +15,7 @@ along the other axis: the distribution of augmented images is the same up to tha
 the image: "nearest" (edge pixel), "constant" (cval), "reflect" (d c b a | a b c d | d c b a),
 "wrap" (a b c d | a b c d | a b c d).
 """
+
 from __future__ import annotations
 
 import numbers
@@ -27,10 +28,10 @@ from ..ops._shapes import pair, positive_int
 __all__ = ["ImageDataGenerator", "ArrayIterator", "DirectoryIterator"]
 
 _FILL_MODES = ("nearest", "constant", "reflect", "wrap")
-_MAX_DEGREES = 360.0        # a range of a full turn each way already reaches every angle
-_MAX_PIXELS = 1e6           # shifts and zoom factors beyond this only show the fill
-_MAX_MATRIX_ENTRY = 1e30    # times an image size, far from float64's overflow
-_IMAGE_KINDS = "biuf"       # bool, int, uint and float images; complex or object ones have no pixels to blend
+_MAX_DEGREES = 360.0  # a range of a full turn each way already reaches every angle
+_MAX_PIXELS = 1e6  # shifts and zoom factors beyond this only show the fill
+_MAX_MATRIX_ENTRY = 1e30  # times an image size, far from float64's overflow
+_IMAGE_KINDS = "biuf"  # bool, int, uint and float images; complex or object ones have no pixels to blend
 
 
 def real_number(value, name):
@@ -57,13 +58,14 @@ def _zoom_range(value):
             raise ValueError(f"zoom_range must be a number or a [low, high] pair, got {value!r}")
         low, high = (real_number(v, "zoom_range") for v in value)
         if not 0 < low <= high <= _MAX_PIXELS:
-            raise ValueError(f"zoom_range [low, high] must satisfy 0 < low <= high <= {_MAX_PIXELS:g}, "
-                             f"got {value!r}")
+            raise ValueError(f"zoom_range [low, high] must satisfy 0 < low <= high <= {_MAX_PIXELS:g}, got {value!r}")
         return low, high
     z = real_number(value, "zoom_range")
     if not 0 <= z < 1:
-        raise ValueError(f"zoom_range must be a number in [0, 1) (zoom factors in [1 - z, 1 + z] stay "
-                         f"positive) or a [low, high] pair, got {value!r}")
+        raise ValueError(
+            f"zoom_range must be a number in [0, 1) (zoom factors in [1 - z, 1 + z] stay "
+            f"positive) or a [low, high] pair, got {value!r}"
+        )
     return 1.0 - z, 1.0 + z
 
 
@@ -73,8 +75,7 @@ def _shift_range(value, name):
     if isinstance(value, (list, tuple)):
         if not value:
             raise ValueError(f"{name} must be a number or a non-empty list of numbers, got {value!r}")
-        return tuple(_number_in(v, name, -_MAX_PIXELS, _MAX_PIXELS, f"a list of numbers {allowed}")
-                     for v in value)
+        return tuple(_number_in(v, name, -_MAX_PIXELS, _MAX_PIXELS, f"a list of numbers {allowed}") for v in value)
     v = _number_in(value, name, 0.0, _MAX_PIXELS, f"a number in [0, {_MAX_PIXELS:g}] or a list of numbers")
     is_int = isinstance(value, (numbers.Integral, np.integer))
     return int(v) if is_int and v >= 1 else v
@@ -150,15 +151,29 @@ class ImageDataGenerator:
     """Random augmentation of image batches with Keras' arguments (data_format channels_last:
     (N, H, W, C); channels_first: (N, C, H, W))."""
 
-    def __init__(self, rotation_range=0.0, width_shift_range=0.0, height_shift_range=0.0,
-                 shear_range=0.0, zoom_range=0.0, horizontal_flip=False, vertical_flip=False,
-                 fill_mode="nearest", cval=0.0, rescale=None, data_format="channels_last", seed=None):
-        self.rotation_range = _number_in(rotation_range, "rotation_range", 0.0, _MAX_DEGREES,
-                                         f"a number of degrees in [0, {_MAX_DEGREES:g}]")
+    def __init__(
+        self,
+        rotation_range=0.0,
+        width_shift_range=0.0,
+        height_shift_range=0.0,
+        shear_range=0.0,
+        zoom_range=0.0,
+        horizontal_flip=False,
+        vertical_flip=False,
+        fill_mode="nearest",
+        cval=0.0,
+        rescale=None,
+        data_format="channels_last",
+        seed=None,
+    ):
+        self.rotation_range = _number_in(
+            rotation_range, "rotation_range", 0.0, _MAX_DEGREES, f"a number of degrees in [0, {_MAX_DEGREES:g}]"
+        )
         self.width_shift_range = _shift_range(width_shift_range, "width_shift_range")
         self.height_shift_range = _shift_range(height_shift_range, "height_shift_range")
-        self.shear_range = _number_in(shear_range, "shear_range", 0.0, _MAX_DEGREES,
-                                      f"a number of degrees in [0, {_MAX_DEGREES:g}]")
+        self.shear_range = _number_in(
+            shear_range, "shear_range", 0.0, _MAX_DEGREES, f"a number of degrees in [0, {_MAX_DEGREES:g}]"
+        )
         self.zoom = _zoom_range(zoom_range)
         self.horizontal_flip = flag("horizontal_flip", horizontal_flip)
         self.vertical_flip = flag("vertical_flip", vertical_flip)
@@ -171,8 +186,13 @@ class ImageDataGenerator:
 
     # ------------------------------------------------------------------ parameters
     def _geometry_active(self):
-        return bool(self.rotation_range or np.any(self.width_shift_range) or np.any(self.height_shift_range)
-                     or self.shear_range or self.zoom != (1.0, 1.0))
+        return bool(
+            self.rotation_range
+            or np.any(self.width_shift_range)
+            or np.any(self.height_shift_range)
+            or self.shear_range
+            or self.zoom != (1.0, 1.0)
+        )
 
     def random_matrices(self, n, h, w):
         """(n, 2, 3) matrices mapping output (row, col, 1) to input positions, drawn as Keras does."""
@@ -209,13 +229,13 @@ class ImageDataGenerator:
         matrices = None if matrices is None else _matrices(matrices, n)
         flip_h, flip_v = _flips(flip_h, n, "flip_h"), _flips(flip_v, n, "flip_v")
         nhwc = x if self.data_format == "channels_last" else x.transpose(0, 2, 3, 1)
-        if nhwc.dtype.kind != "f":                  # integer images come out as float32, as in Keras
+        if nhwc.dtype.kind != "f":  # integer images come out as float32, as in Keras
             nhwc = nhwc.astype(np.float32)
         if self.rescale is not None and not _fits(self.rescale, nhwc.dtype):
             raise ValueError(f"rescale={self.rescale!r} overflows the {nhwc.dtype} images")
         out = nhwc if matrices is None else self._resample(nhwc, matrices)
         if out is nhwc and (flip_h is not None or flip_v is not None):
-            out = out.copy()                         # the flips below write into out
+            out = out.copy()  # the flips below write into out
         if flip_h is not None:
             out[flip_h] = out[flip_h][:, :, ::-1]
         if flip_v is not None:
@@ -276,7 +296,7 @@ class ImageDataGenerator:
         four neighbours after the fill mode (so the int32 casts cannot overflow): "wrap" and
         "reflect" repeat every n / 2n pixels; past one pixel outside, "nearest" and "constant"
         see only the edge / cval."""
-        if src.min() > -2.0**30 and src.max() < 2.0**30:
+        if src.min() > -(2.0**30) and src.max() < 2.0**30:
             return src
         if self.fill_mode == "wrap":
             return np.mod(src, n, out=src)
@@ -289,8 +309,16 @@ class ImageDataGenerator:
         batches, a new order each time when shuffle); next() goes on forever, like Keras'."""
         return ArrayIterator(self, x, y, batch_size, shuffle, seed)
 
-    def flow_from_directory(self, directory, target_size=(256, 256), color_mode="rgb",
-                            class_mode="categorical", batch_size=32, shuffle=True, seed=None):
+    def flow_from_directory(
+        self,
+        directory,
+        target_size=(256, 256),
+        color_mode="rgb",
+        class_mode="categorical",
+        batch_size=32,
+        shuffle=True,
+        seed=None,
+    ):
         """Batches from a class-per-folder image tree (Keras' arguments and labels: one-hot for
         "categorical", 0/1 floats for "binary", ints for "sparse", none for None); images are
         resized to target_size, augmented, then rescaled. Needs Pillow."""
@@ -303,7 +331,7 @@ def _keras_matrices(theta, tx, ty, shear, zx, zy, h, w):
     one, zero = np.ones(n), np.zeros(n)
 
     def stack(rows):
-        return np.stack([np.stack(r, axis=-1) for r in rows], axis=-2)     # (n, 3, 3)
+        return np.stack([np.stack(r, axis=-1) for r in rows], axis=-2)  # (n, 3, 3)
 
     rot = stack([[np.cos(theta), -np.sin(theta), zero], [np.sin(theta), np.cos(theta), zero], [zero, zero, one]])
     shift = stack([[one, zero, tx], [zero, one, ty], [zero, zero, one]])
@@ -332,7 +360,7 @@ class _BatchIterator:
     def __iter__(self):
         order = self.rng.permutation(self.n) if self.shuffle else np.arange(self.n)
         for i in range(0, self.n, self.batch_size):
-            yield self._batch(order[i:i + self.batch_size])
+            yield self._batch(order[i : i + self.batch_size])
 
     def __next__(self):
         while True:
@@ -352,12 +380,14 @@ class ArrayIterator(_BatchIterator):
 
     def __init__(self, generator, x, y, batch_size, shuffle, seed):
         x = _image_batch(x)
-        if len(x) == 0:     # next() would look for a first batch forever
+        if len(x) == 0:  # next() would look for a first batch forever
             raise ValueError(f"flow: x must hold at least one image, got shape {x.shape}")
         if y is not None:
             if np.ndim(y) == 0:
-                raise TypeError(f"flow: y must be None or an array with one row per image of x "
-                                f"({len(x)} rows), got {type(y).__name__} {y!r}")
+                raise TypeError(
+                    f"flow: y must be None or an array with one row per image of x "
+                    f"({len(x)} rows), got {type(y).__name__} {y!r}"
+                )
             y = np.asarray(y)
             if len(y) != len(x):
                 raise ValueError(f"flow: x has {len(x)} samples but y has {len(y)}")

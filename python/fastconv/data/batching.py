@@ -1,5 +1,6 @@
 """Batches with a seeded shuffle and Keras' validation split, for training loops (hand-written or
 `fit`)."""
+
 from __future__ import annotations
 
 from ..backend.arrays import array_module
@@ -31,7 +32,7 @@ def batches(x, y=None, batch_size=32, shuffle=True, seed=None, drop_last=False):
         order = array_module(x).asarray(rng.permutation(n))
     stop = n - n % batch_size if drop_last else n
     for i in range(0, stop, batch_size):
-        idx = slice(i, min(i + batch_size, n)) if order is None else order[i:i + batch_size]
+        idx = slice(i, min(i + batch_size, n)) if order is None else order[i : i + batch_size]
         xb = x[idx]
         yield xb if y is None else (xb, y[idx])
 
@@ -42,7 +43,7 @@ def validation_split(x, y, fraction):
     _check_pair(x, y)
     if not 0.0 < real_number(fraction, "validation_split") < 1.0:
         raise ValueError(f"validation_split must be in (0, 1), got {fraction!r}")
-    cut = int(x.shape[0] * (1.0 - float(fraction)))       # Keras: floor of the training part
+    cut = int(x.shape[0] * (1.0 - float(fraction)))  # Keras: floor of the training part
     if cut < 1 or cut >= x.shape[0]:
         raise ValueError(f"validation_split={fraction} of {x.shape[0]} samples leaves an empty part")
     return (x[:cut], y[:cut]), (x[cut:], y[cut:])

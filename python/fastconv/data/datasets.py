@@ -10,6 +10,7 @@ Keras' loaders return: uint8 images channels_last, integer labels.
 Image folders follow Keras' flow_from_directory layout: one sub-folder per class, classes in
 alphabetical order; decoding needs Pillow (`pip install fastconv[images]`).
 """
+
 from __future__ import annotations
 
 import gzip
@@ -21,8 +22,16 @@ import zlib
 
 import numpy as np
 
-__all__ = ["load_mnist", "load_fashion_mnist", "load_cifar10", "load_image_folder", "list_image_folder",
-           "load_images", "load_digits", "IMAGE_EXTENSIONS"]
+__all__ = [
+    "load_mnist",
+    "load_fashion_mnist",
+    "load_cifar10",
+    "load_image_folder",
+    "list_image_folder",
+    "load_images",
+    "load_digits",
+    "IMAGE_EXTENSIONS",
+]
 
 # Keras' color_mode -> (Pillow mode, channels)
 COLOR_MODES = {"rgb": ("RGB", 3), "grayscale": ("L", 1), "rgba": ("RGBA", 4)}
@@ -42,7 +51,7 @@ def load_mnist(path):
     path = _exists(path, "mnist.npz")
     keys = ("x_train", "y_train", "x_test", "y_test")
     try:
-        with open(path, "rb") as fh:        # np.load leaves its own handle open when the zip is damaged
+        with open(path, "rb") as fh:  # np.load leaves its own handle open when the zip is damaged
             start = fh.read(4)
             if not start.startswith(b"PK"):
                 raise ValueError(f"it starts with {start!r}, not with an .npz archive's zip signature b'PK'")
@@ -57,8 +66,9 @@ def load_mnist(path):
     for split in ("train", "test"):
         x, y = arrays[f"x_{split}"], arrays[f"y_{split}"]
         if x.ndim != 3 or y.ndim != 1 or len(x) != len(y):
-            raise ValueError(f"{path}: x_{split} must be images (N, H, W) and y_{split} N labels, got shapes "
-                             f"{x.shape} and {y.shape}")
+            raise ValueError(
+                f"{path}: x_{split} must be images (N, H, W) and y_{split} N labels, got shapes {x.shape} and {y.shape}"
+            )
     return (arrays["x_train"], arrays["y_train"]), (arrays["x_test"], arrays["y_test"])
 
 
@@ -89,20 +99,24 @@ def _idx(path):
     if raw[0] != 0 or raw[1] != 0:
         raise ValueError(f"{path}: bad magic number 0x{raw[:4].hex()}: an IDX file starts with two zero bytes")
     if raw[2] != 0x08:
-        raise ValueError(f"{path}: IDX type code 0x{raw[2]:02x}, fastconv reads only 0x08 (unsigned bytes, "
-                         "as in MNIST)")
+        raise ValueError(
+            f"{path}: IDX type code 0x{raw[2]:02x}, fastconv reads only 0x08 (unsigned bytes, as in MNIST)"
+        )
     ndim = raw[3]
     header = 4 + 4 * ndim
     if ndim == 0:
         raise ValueError(f"{path}: the IDX header declares 0 dimensions")
     if len(raw) < header:
-        raise ValueError(f"{path}: truncated IDX header: {ndim} dimensions need {header} bytes, the file "
-                         f"holds {len(raw)}")
-    dims = tuple(int.from_bytes(raw[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim))
-    expected = math.prod(dims)          # Python ints: a product past int64 cannot wrap around
+        raise ValueError(
+            f"{path}: truncated IDX header: {ndim} dimensions need {header} bytes, the file holds {len(raw)}"
+        )
+    dims = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
+    expected = math.prod(dims)  # Python ints: a product past int64 cannot wrap around
     if expected != len(raw) - header:
-        raise ValueError(f"{path}: the header says {dims} ({expected} bytes of data) but the file holds "
-                         f"{len(raw) - header} bytes after the header")
+        raise ValueError(
+            f"{path}: the header says {dims} ({expected} bytes of data) but the file holds "
+            f"{len(raw) - header} bytes after the header"
+        )
     return np.frombuffer(raw, np.uint8, offset=header).reshape(dims)
 
 
@@ -119,17 +133,25 @@ def load_fashion_mnist(directory):
                 return _idx(path)
         raise FileNotFoundError(f"{stem}(.gz) not found in {directory!r}")
 
-    return ((read("train-images-idx3-ubyte"), read("train-labels-idx1-ubyte")),
-            (read("t10k-images-idx3-ubyte"), read("t10k-labels-idx1-ubyte")))
+    return (
+        (read("train-images-idx3-ubyte"), read("train-labels-idx1-ubyte")),
+        (read("t10k-images-idx3-ubyte"), read("t10k-labels-idx1-ubyte")),
+    )
 
 
 class _CifarUnpickler(pickle.Unpickler):
     """Builds only what a CIFAR-10 batch holds (dicts, lists, bytes, numbers and NumPy arrays):
     any other class or function named in the file is refused, so a crafted file cannot run code."""
 
-    _ALLOWED = {("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode"),
-                ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-                ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar")}
+    _ALLOWED = {
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+        ("_codecs", "encode"),
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy.core.multiarray", "scalar"),
+        ("numpy._core.multiarray", "scalar"),
+    }
 
     def find_class(self, module, name):
         if (module, name) not in self._ALLOWED:
@@ -148,13 +170,15 @@ def _cifar_batch(path):
         raise ValueError(f"{path} is not a CIFAR-10 python batch: expected a dict with b'data' and b'labels'")
     data, labels = np.asarray(batch[b"data"]), np.asarray(batch[b"labels"])
     if data.dtype.kind not in "ui" or data.ndim != 2 or data.shape[1] != 3 * 32 * 32:
-        raise ValueError(f"{path}: b'data' must be integer rows of 3072 pixels (N, 3072), got "
-                         f"{data.dtype} {data.shape}")
+        raise ValueError(
+            f"{path}: b'data' must be integer rows of 3072 pixels (N, 3072), got {data.dtype} {data.shape}"
+        )
     if data.size and (data.min() < 0 or data.max() > 255):
         raise ValueError(f"{path}: b'data' holds values outside [0, 255]")
     if labels.dtype.kind not in "ui" or labels.shape != (len(data),):
-        raise ValueError(f"{path}: b'labels' must be {len(data)} integer labels (one per image), got "
-                         f"{labels.dtype} {labels.shape}")
+        raise ValueError(
+            f"{path}: b'labels' must be {len(data)} integer labels (one per image), got {labels.dtype} {labels.shape}"
+        )
     if labels.size and (labels.min() < 0 or labels.max() > 9):
         raise ValueError(f"{path}: b'labels' holds values outside CIFAR-10's classes 0..9")
     x = data.astype(np.uint8, copy=False).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
@@ -234,5 +258,5 @@ def load_digits(test_fraction=0.2, seed=0):
     test = np.zeros(len(y), bool)
     for c in np.unique(y):
         idx = rng.permutation(np.flatnonzero(y == c))
-        test[idx[:int(round(len(idx) * test_fraction))]] = True
+        test[idx[: int(round(len(idx) * test_fraction))]] = True
     return (x[~test], y[~test]), (x[test], y[test])

@@ -38,6 +38,7 @@ A rank that raises an uncaught exception ends the whole job (MPI_Abort after the
 than leaving the others waiting; a bucket not reduced within `timeout` seconds (a rank stuck or
 gone) aborts the job with a message naming the rank that waited.
 """
+
 from __future__ import annotations
 
 from .collectives import allreduce, barrier, broadcast, broadcast_parameters
@@ -47,6 +48,16 @@ from .sharding import shard_batches, shard_range
 from .world import DEFAULT_TIMEOUT, init, is_distributed, local_rank, rank, size
 
 __all__ = [
-    "init", "rank", "size", "local_rank", "is_distributed", "barrier", "allreduce", "broadcast",
-    "broadcast_parameters", "DistributedOptimizer", "shard_batches", "shard_range",
+    "init",
+    "rank",
+    "size",
+    "local_rank",
+    "is_distributed",
+    "barrier",
+    "allreduce",
+    "broadcast",
+    "broadcast_parameters",
+    "DistributedOptimizer",
+    "shard_batches",
+    "shard_range",
 ]

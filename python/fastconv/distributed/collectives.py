@@ -1,5 +1,6 @@
 """Collectives over the job's communicator: barrier, allreduce, broadcast, broadcast_parameters,
 and the in-place sums the gradient buckets use (MPI_SUM, NCCL for CuPy arrays, or host memory)."""
+
 from __future__ import annotations
 
 import time
@@ -85,6 +86,7 @@ def sum_in_place(world, buf, timeout=None):
         if nccl is not None:
             import cupy  # noqa: PLC0415
             from cupy.cuda import nccl as nc  # noqa: PLC0415
+
             kind = {np.dtype(np.float32): nc.NCCL_FLOAT32, np.dtype(np.float64): nc.NCCL_FLOAT64}[buf.dtype]
             stream = cupy.cuda.get_current_stream()
             nccl.allReduce(buf.data.ptr, buf.data.ptr, buf.size, kind, nc.NCCL_SUM, stream.ptr)
@@ -101,8 +103,12 @@ def sum_host(world, buf, timeout):
     if timeout is None:
         world.comm.Allreduce(world.mpi.IN_PLACE, buf, op=world.mpi.SUM)
         return
-    wait_for(world, world.comm.Iallreduce(world.mpi.IN_PLACE, buf, op=world.mpi.SUM),
-              f"an allreduce of {buf.nbytes} bytes", timeout)
+    wait_for(
+        world,
+        world.comm.Iallreduce(world.mpi.IN_PLACE, buf, op=world.mpi.SUM),
+        f"an allreduce of {buf.nbytes} bytes",
+        timeout,
+    )
 
 
 def _nccl(world):
@@ -111,10 +117,10 @@ def _nccl(world):
     all ranks together: creating the communicator is itself collective."""
     if world.nccl is None:
         try:
-            from cupy.cuda import nccl as nc  # noqa: PLC0415
             import cupy  # noqa: PLC0415
-            usable = bool(getattr(nc, "available", False)) and \
-                world.local_size <= cupy.cuda.runtime.getDeviceCount()
+            from cupy.cuda import nccl as nc  # noqa: PLC0415
+
+            usable = bool(getattr(nc, "available", False)) and world.local_size <= cupy.cuda.runtime.getDeviceCount()
         except ImportError:
             usable = False
         if not world.comm.allreduce(int(usable), op=world.mpi.MIN):

@@ -1,5 +1,6 @@
 """What Sequential.fit does differently under a DistributedOptimizer (fit_context): weights from
 rank 0, each rank's part of every batch, metrics and validation reduced over all ranks."""
+
 from __future__ import annotations
 
 import contextlib
@@ -9,8 +10,8 @@ import numpy as np
 
 from ..backend.arrays import array_module
 from .collectives import broadcast_parameters, sum_host
-from .sharding import common_seed, my_part, shard_batches, shard_range
 from .optimizer import DistributedOptimizer
+from .sharding import common_seed, my_part, shard_batches, shard_range
 
 
 class _FitContext:
@@ -24,7 +25,7 @@ class _FitContext:
         broadcast_parameters(model, timeout=self.timeout)
 
     def batches(self, x, y, batch_size, shuffle, rng, batches_given):
-        if batches_given:                    # every rank iterates the same batches; each keeps its part
+        if batches_given:  # every rank iterates the same batches; each keeps its part
             return self._parts(x)
         return shard_batches(x, y, batch_size, shuffle=shuffle, seed=rng)
 
@@ -42,14 +43,17 @@ class _FitContext:
         mine = (tuple(int(d) for d in xb.shape), float(array_module(xb).asarray(xb, dtype=np.float64).sum()))
         everyone = self.world.comm.allgather(mine)
         if any(other != everyone[0] for other in everyone):
-            raise ValueError("the batches of x differ between ranks (first batch: shape and sum per rank "
-                             f"{everyone}); give the generator a seed, e.g. gen.flow(x, y, seed=0)")
+            raise ValueError(
+                "the batches of x differ between ranks (first batch: shape and sum per rank "
+                f"{everyone}); give the generator a seed, e.g. gen.flow(x, y, seed=0)"
+            )
 
     def common_seed(self, seed):
         return common_seed(seed)
 
     def callbacks(self, hooks):
         from ..training.callbacks import CSVLogger, ModelCheckpoint  # noqa: PLC0415
+
         return hooks if self.is_root else [c for c in hooks if not isinstance(c, (ModelCheckpoint, CSVLogger))]
 
     @contextlib.contextmanager

@@ -1,5 +1,6 @@
 """DistributedOptimizer: averages the gradients across ranks in buckets reduced on a
 communication thread while backward runs, then steps the wrapped optimizer."""
+
 from __future__ import annotations
 
 import math
@@ -9,11 +10,11 @@ import time
 
 import numpy as np
 
-from ..training import optimizers as optim
 from ..backend.arrays import array_module, is_cupy
 from ..ops._checks import flag, real
-from .world import DEFAULT_TIMEOUT, abort, current_world
+from ..training import optimizers as optim
 from .collectives import sum_host, sum_in_place
+from .world import DEFAULT_TIMEOUT, abort, current_world
 
 
 class _Bucket:
@@ -28,7 +29,7 @@ class _Bucket:
         self.buffer = xp.empty(int(self.offsets[-1]), dtype=dtype)
         self.done = threading.Event()
         self.error = None
-        self.background = False        # sent by the communication thread
+        self.background = False  # sent by the communication thread
 
     @property
     def nbytes(self):
@@ -63,7 +64,7 @@ class _CommThread:
             t0 = time.perf_counter()
             try:
                 sum_in_place(self.world, bucket.buffer)
-            except BaseException as exc:       # handed to the compute thread by step()
+            except BaseException as exc:  # handed to the compute thread by step()
                 bucket.error = exc
             self.busy_seconds += time.perf_counter() - t0
             bucket.done.set()
@@ -97,24 +98,24 @@ class DistributedOptimizer(optim.Optimizer):
         self.world = current_world()
         self.last_step = {}
         self._model = None
-        self._plans = {}               # parameter list key -> buckets
-        self._plan = []                # this backward's buckets
-        self._launched = []            # of them, sent so far, in order
+        self._plans = {}  # parameter list key -> buckets
+        self._plan = []  # this backward's buckets
+        self._launched = []  # of them, sent so far, in order
         self._done_layers = set()
-        self._weight = 1.0             # this rank's share of the global batch, this step
-        self._averaged = False         # the grads of the last backward are averages already
-        self._sync_seconds = 0.0       # allreduce time spent on the compute thread
+        self._weight = 1.0  # this rank's share of the global batch, this step
+        self._averaged = False  # the grads of the last backward are averages already
+        self._sync_seconds = 0.0  # allreduce time spent on the compute thread
         self._busy_at_start = 0.0
         if model is not None:
             self.attach(model)
 
     # the wrapped optimizer's settings, as callbacks and saving read and write them
-    learning_rate = property(lambda self: self.wrapped.learning_rate,
-                             lambda self, v: setattr(self.wrapped, "learning_rate", v))
+    learning_rate = property(
+        lambda self: self.wrapped.learning_rate, lambda self, v: setattr(self.wrapped, "learning_rate", v)
+    )
     lr = learning_rate
     schedule = property(lambda self: self.wrapped.schedule)
-    iterations = property(lambda self: self.wrapped.iterations,
-                          lambda self, v: setattr(self.wrapped, "iterations", v))
+    iterations = property(lambda self: self.wrapped.iterations, lambda self, v: setattr(self.wrapped, "iterations", v))
     state = property(lambda self: self.wrapped.state, lambda self, v: setattr(self.wrapped, "state", v))
 
     def __repr__(self):
@@ -126,23 +127,25 @@ class DistributedOptimizer(optim.Optimizer):
             return
         if not hasattr(model, "grad_hooks"):
             raise TypeError(f"model must be a fastconv.Sequential, got {type(model).__name__}")
-        model.grad_hooks[:] = [h for h in model.grad_hooks
-                               if not isinstance(getattr(h, "__self__", None), DistributedOptimizer)]
+        model.grad_hooks[:] = [
+            h for h in model.grad_hooks if not isinstance(getattr(h, "__self__", None), DistributedOptimizer)
+        ]
         self._model = model
         model.grad_hooks.append(self._layer_done)
 
     # -- the plan: buckets over the trainable parameters in the order backward fills them
     def _buckets(self, refs):
-        key = tuple((id(r.layer), r.key, tuple(r.value.shape), r.value.dtype.str, type(r.value).__module__)
-                    for r in refs)
+        key = tuple(
+            (id(r.layer), r.key, tuple(r.value.shape), r.value.dtype.str, type(r.value).__module__) for r in refs
+        )
         if key not in self._plans:
-            if len(self._plans) >= 4:          # parameter sets come and go (freezing): keep a few
+            if len(self._plans) >= 4:  # parameter sets come and go (freezing): keep a few
                 self._plans.clear()
             self._plans[key] = self._make_plan(refs)
         return self._plans[key]
 
     def _make_plan(self, refs):
-        order = list(reversed(refs))            # backward: the last layer's gradients come first
+        order = list(reversed(refs))  # backward: the last layer's gradients come first
         plan, run, run_bytes = [], [], 0
 
         def close():
@@ -152,8 +155,11 @@ class DistributedOptimizer(optim.Optimizer):
 
         for ref in order:
             nbytes = ref.value.nbytes
-            if run and (run_bytes + nbytes > self.bucket_bytes or ref.value.dtype != run[0].value.dtype
-                        or array_module(ref.value) is not array_module(run[0].value)):
+            if run and (
+                run_bytes + nbytes > self.bucket_bytes
+                or ref.value.dtype != run[0].value.dtype
+                or array_module(ref.value) is not array_module(run[0].value)
+            ):
                 close()
                 run, run_bytes = [], 0
             run.append(ref)
@@ -174,7 +180,7 @@ class DistributedOptimizer(optim.Optimizer):
         return n / int(total[0])
 
     def _comm_thread(self):
-        if getattr(self.world, "comm_thread", None) is None:   # one per job: one order of collectives
+        if getattr(self.world, "comm_thread", None) is None:  # one per job: one order of collectives
             self.world.comm_thread = _CommThread(self.world)
         return self.world.comm_thread
 
@@ -189,13 +195,16 @@ class DistributedOptimizer(optim.Optimizer):
         if self.world.size == 1:
             return
         if is_top:
-            self._wait_in_flight()                  # a second backward before step(): buffers reused
+            self._wait_in_flight()  # a second backward before step(): buffers reused
             self._start(model.parameters())
         self._done_layers.add(id(layer))
         plan = self._plan
         # the last bucket is complete only when backward is: _finish sends it, without a thread handoff
-        while (self.overlap and len(self._launched) < len(plan) - 1
-               and plan[len(self._launched)].layers <= self._done_layers):
+        while (
+            self.overlap
+            and len(self._launched) < len(plan) - 1
+            and plan[len(self._launched)].layers <= self._done_layers
+        ):
             self._launch(plan[len(self._launched)], background=True)
         if is_bottom:
             self._finish()
@@ -216,7 +225,7 @@ class DistributedOptimizer(optim.Optimizer):
             self._comm_thread().jobs.put(bucket)
         else:
             t0 = time.perf_counter()
-            sum_in_place(self.world, bucket.buffer, self.timeout)   # NCCL: queued on the stream
+            sum_in_place(self.world, bucket.buffer, self.timeout)  # NCCL: queued on the stream
             self._sync_seconds += time.perf_counter() - t0
             bucket.done.set()
         self._launched.append(bucket)
@@ -227,8 +236,11 @@ class DistributedOptimizer(optim.Optimizer):
 
     def _wait(self, i, bucket):
         if not bucket.done.wait(self.timeout):
-            abort(self.world, f"the allreduce of gradient bucket {i} ({bucket.nbytes} bytes) did not "
-                               f"finish within {self.timeout:g} s: another rank failed or is stuck")
+            abort(
+                self.world,
+                f"the allreduce of gradient bucket {i} ({bucket.nbytes} bytes) did not "
+                f"finish within {self.timeout:g} s: another rank failed or is stuck",
+            )
         if bucket.error is not None:
             raise RuntimeError(f"allreduce of gradient bucket {i} failed") from bucket.error
 
@@ -239,23 +251,26 @@ class DistributedOptimizer(optim.Optimizer):
         overlapped = sum(b.background for b in self._launched)
         if len(self._launched) < len(self._plan):
             self._wait_in_flight()
-            for bucket in self._plan[len(self._launched):]:
+            for bucket in self._plan[len(self._launched) :]:
                 self._launch(bucket, background=False)
         for i, bucket in enumerate(self._plan):
             self._wait(i, bucket)
             bucket.hand_back()
-        self.last_step = {"buckets": len(self._plan), "overlapped": overlapped,
-                          "bytes": sum(b.nbytes for b in self._plan),
-                          "comm_s": self._busy() - self._busy_at_start + self._sync_seconds,
-                          "exposed_s": time.perf_counter() - t0}
+        self.last_step = {
+            "buckets": len(self._plan),
+            "overlapped": overlapped,
+            "bytes": sum(b.nbytes for b in self._plan),
+            "comm_s": self._busy() - self._busy_at_start + self._sync_seconds,
+            "exposed_s": time.perf_counter() - t0,
+        }
         self._launched = []
 
     # -- the step
     def step(self, params):
-        refs = self.wrapped._refs(params)       # a list: params may be a generator
+        refs = self.wrapped._refs(params)  # a list: params may be a generator
         if self.world.size > 1 and not self._averaged:
             if hasattr(params, "grad_hooks"):
-                self.attach(params)              # the next backwards average as they go
+                self.attach(params)  # the next backwards average as they go
             self._start([r for r in refs if r.trainable and r.grad is not None])
             self._finish()
         self._averaged = False

@@ -1,5 +1,6 @@
 """Each rank's part of the data: shard_range and shard_batches (the same shuffle on every rank,
 cut into contiguous parts)."""
+
 from __future__ import annotations
 
 import numbers

@@ -1,5 +1,6 @@
 """The job: init() (MPI when launched by mpiexec, else one process), rank, size, local_rank, the
 checks the collectives share, and what a rank does when it fails (abort the whole job)."""
+
 from __future__ import annotations
 
 import math
@@ -9,9 +10,7 @@ import sys
 import threading
 import time
 
-
 from ..ops._checks import real
-
 
 # Slurm's PMI: PMI_SIZE; Open MPI; MVAPICH). Without one, this is a plain single process and
 # mpi4py is not imported: importing it would start an MPI runtime nobody asked for.
@@ -28,9 +27,9 @@ class _World:
         self.rank = comm.Get_rank() if comm is not None else 0
         self.size = comm.Get_size() if comm is not None else 1
         self.local_rank, self.local_size = 0, 1
-        self.threads_ok = False          # MPI calls from the communication thread allowed
-        self.nccl = None                 # cupy.cuda.nccl.NcclCommunicator, made on first use
-        self.comm_thread = None          # _CommThread, made on first use
+        self.threads_ok = False  # MPI calls from the communication thread allowed
+        self.nccl = None  # cupy.cuda.nccl.NcclCommunicator, made on first use
+        self.comm_thread = None  # _CommThread, made on first use
         if comm is not None:
             local = comm.Split_type(mpi.COMM_TYPE_SHARED, key=self.rank)
             self.local_rank, self.local_size = local.Get_rank(), local.Get_size()
@@ -68,8 +67,10 @@ def init():
         try:
             from mpi4py import MPI  # noqa: PLC0415 - optional: the [mpi] extra
         except ImportError:
-            raise ImportError(f"this process was started by an MPI launcher ({launched or 'several'} ranks) "
-                              "but mpi4py is not installed: pip install 'fastconv[mpi]'") from None
+            raise ImportError(
+                f"this process was started by an MPI launcher ({launched or 'several'} ranks) "
+                "but mpi4py is not installed: pip install 'fastconv[mpi]'"
+            ) from None
         world = _World(MPI.COMM_WORLD.Dup(), MPI)
         if world.size > 1:
             _abort_on_uncaught_exceptions(world)
@@ -103,7 +104,7 @@ def is_distributed() -> bool:
     return current_world().size > 1
 
 
-DEFAULT_TIMEOUT = 600.0     # seconds a collective may take before the job is aborted
+DEFAULT_TIMEOUT = 600.0  # seconds a collective may take before the job is aborted
 
 
 def check_timeout(value):
@@ -144,10 +145,15 @@ def _share_cores(world):
     the user chose (OMP_NUM_THREADS, or set_num_threads before init) or the launcher bound the rank
     to part of the machine (its affinity mask, the default thread count, is then its share)."""
     from .. import _cpu  # noqa: PLC0415 - the compiled module, loaded with fastconv
+
     machine = os.cpu_count() or 1
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else machine
-    if (world.local_size > 1 and cores == machine and "OMP_NUM_THREADS" not in os.environ
-            and _cpu.get_num_threads() == cores):
+    if (
+        world.local_size > 1
+        and cores == machine
+        and "OMP_NUM_THREADS" not in os.environ
+        and _cpu.get_num_threads() == cores
+    ):
         _cpu.set_num_threads(max(1, cores // world.local_size))
 
 
@@ -160,7 +166,7 @@ def _select_gpu(world):
             return
     try:
         count = cupy.cuda.runtime.getDeviceCount()
-    except Exception:       # CuPy without a driver or device: the CPU path is all there is
+    except Exception:  # CuPy without a driver or device: the CPU path is all there is
         return
     if count:
         cupy.cuda.Device(world.local_rank % count).use()
@@ -169,5 +175,5 @@ def _select_gpu(world):
 def abort(world, message):
     sys.stderr.write(f"fastconv.distributed: rank {world.rank}: {message}; aborting the job\n")
     sys.stderr.flush()
-    time.sleep(0.5)          # the launcher forwards this rank's stderr through a pipe: let it drain
+    time.sleep(0.5)  # the launcher forwards this rank's stderr through a pipe: let it drain
     world.mpi.COMM_WORLD.Abort(1)

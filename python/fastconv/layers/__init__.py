@@ -25,6 +25,7 @@ Layers work unchanged on CuPy arrays: array operations go through the module of 
 (NumPy or CuPy, found without importing CuPy unless the input is a CuPy array) and parameters
 created at the first call live where that input lives (`Layer.to("cupy")` moves them).
 """
+
 from __future__ import annotations
 
 from ..backend.arrays import array_module
@@ -37,6 +38,20 @@ from .normalization import BatchNormalization
 from .pooling import AveragePooling2D, GlobalAveragePooling2D, GlobalMaxPooling2D, MaxPooling2D
 
 __all__ = [
-    "Layer", "Conv2D", "BatchNormalization", "MaxPooling2D", "AveragePooling2D", "GlobalAveragePooling2D", "GlobalMaxPooling2D", "ReLU", "LeakyReLU", "Activation", "Flatten", "Dense", "Dropout",
-    "Softmax", "SoftmaxCrossEntropy", "array_module",
+    "Layer",
+    "Conv2D",
+    "BatchNormalization",
+    "MaxPooling2D",
+    "AveragePooling2D",
+    "GlobalAveragePooling2D",
+    "GlobalMaxPooling2D",
+    "ReLU",
+    "LeakyReLU",
+    "Activation",
+    "Flatten",
+    "Dense",
+    "Dropout",
+    "Softmax",
+    "SoftmaxCrossEntropy",
+    "array_module",
 ]

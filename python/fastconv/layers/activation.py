@@ -1,9 +1,18 @@
 """Activation layers: ReLU, LeakyReLU, Activation(name) and Softmax, Keras' names and defaults, on
 fastconv's elementwise kernels (ops/eltwise.py) and the softmax of ops/softmax.py."""
+
 from __future__ import annotations
 
 from ..ops._checks import check_activation, check_alpha
-from ..ops.eltwise import KERAS_LEAKY_RELU_SLOPE, activate, gradient, leaky_relu, leaky_relu_backward, relu, relu_backward
+from ..ops.eltwise import (
+    KERAS_LEAKY_RELU_SLOPE,
+    activate,
+    gradient,
+    leaky_relu,
+    leaky_relu_backward,
+    relu,
+    relu_backward,
+)
 from ..ops.softmax import softmax, softmax_backward
 from .base import Layer, check_backward
 
@@ -22,7 +31,7 @@ class _Elementwise(Layer):
         self._passed = False
 
     def forward(self, x, training=True):
-        self._passed, self.passed_once = self.passed_once, False   # for this call only, even if it raises
+        self._passed, self.passed_once = self.passed_once, False  # for this call only, even if it raises
         x = self._ensure_built(x)
         if self._passed:
             return x
@@ -100,6 +109,7 @@ class Activation(_Elementwise):
 
 
 # ----------------------------------------------------------------------------- Softmax
+
 
 class Softmax(Layer):
     """Softmax over the last axis (numerically stable); keeps the output."""

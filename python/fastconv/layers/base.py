@@ -1,4 +1,5 @@
 """The Layer base class, ParamRef and the weight initializers shared by every layer."""
+
 from __future__ import annotations
 
 import math
@@ -8,8 +9,8 @@ import numpy as np
 
 from ..backend.arrays import array_module, module_named, to_numpy
 
-
 # ----------------------------------------------------------------------------- helpers
+
 
 def _snake(name):
     """Keras' automatic names: Conv2D -> conv2d, MaxPooling2D -> max_pooling2d, ReLU -> re_lu."""
@@ -40,8 +41,10 @@ def check_backward(layer, grad_y, y_shape):
     if y_shape is None:
         raise RuntimeError(f"{name}.backward called before forward(training=True)")
     if tuple(getattr(grad_y, "shape", ())) != tuple(y_shape):
-        raise ValueError(f"{name}.backward: grad_y must have the output's shape {tuple(y_shape)}, got "
-                         f"{tuple(getattr(grad_y, 'shape', ())) if hasattr(grad_y, 'shape') else type(grad_y).__name__}")
+        raise ValueError(
+            f"{name}.backward: grad_y must have the output's shape {tuple(y_shape)}, got "
+            f"{tuple(getattr(grad_y, 'shape', ())) if hasattr(grad_y, 'shape') else type(grad_y).__name__}"
+        )
 
 
 def _float_dtype(dtype):
@@ -77,6 +80,7 @@ class ParamRef:
 
 # ----------------------------------------------------------------------------- base class
 
+
 class Layer:
     """Base class: parameters, naming, device/dtype moves. Subclasses implement _build (create
     params from the input shape), output_shape, forward and backward."""
@@ -85,7 +89,7 @@ class Layer:
         self.name = name
         self.params: dict = {}
         self.grads: dict = {}
-        self.needs_input_grad = True       # Sequential clears it up to the first trainable layer
+        self.needs_input_grad = True  # Sequential clears it up to the first trainable layer
         self.trainable = trainable
         self.built = False
         self.input_shape = None if input_shape is None else tuple(int(d) for d in input_shape)
@@ -120,8 +124,10 @@ class Layer:
         """Create the parameters for inputs of shape (batch axis excluded) `input_shape`."""
         input_shape = tuple(int(d) for d in input_shape)
         if any(d < 1 for d in input_shape):
-            raise ValueError(f"{self.name or type(self).__name__}: input_shape {input_shape} (batch axis "
-                             "excluded) has an empty or negative dimension")
+            raise ValueError(
+                f"{self.name or type(self).__name__}: input_shape {input_shape} (batch axis "
+                "excluded) has an empty or negative dimension"
+            )
         self._build(input_shape)
         self.input_shape = input_shape
         self.built = True
@@ -138,8 +144,10 @@ class Layer:
         """Build at the first call; keep the parameters where x lives (NumPy or CuPy) and give x
         the parameters' dtype (like Keras, which casts inputs to the layer's dtype). Returns x."""
         if x.dtype.kind not in "fiub":
-            raise TypeError(f"{self.name or type(self).__name__}: x has dtype {x.dtype}; layers take real "
-                            "numbers (float32/float64, or integers and booleans, cast to the layer's dtype)")
+            raise TypeError(
+                f"{self.name or type(self).__name__}: x has dtype {x.dtype}; layers take real "
+                "numbers (float32/float64, or integers and booleans, cast to the layer's dtype)"
+            )
         if not self.built:
             self.build(x.shape[1:])
         if self.params:
@@ -238,6 +246,7 @@ class Layer:
 
 # ----------------------------------------------------------------------------- initializers
 
+
 def init_kernel(kind, shape, fan_in, fan_out, rng, dtype):
     if callable(kind):
         return np.asarray(kind(shape), dtype=dtype)
@@ -251,8 +260,10 @@ def init_kernel(kind, shape, fan_in, fan_out, rng, dtype):
     if kind == "he_uniform":
         limit = math.sqrt(6.0 / fan_in)
         return rng.uniform(-limit, limit, size=shape).astype(dtype)
-    raise ValueError("kernel_initializer must be 'glorot_uniform', 'glorot_normal', 'he_normal', "
-                     f"'he_uniform' or a callable(shape), got {kind!r}")
+    raise ValueError(
+        "kernel_initializer must be 'glorot_uniform', 'glorot_normal', 'he_normal', "
+        f"'he_uniform' or a callable(shape), got {kind!r}"
+    )
 
 
 def _truncated_normal(rng, shape, stddev):

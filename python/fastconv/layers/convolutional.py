@@ -1,4 +1,5 @@
 """The convolution layer: Conv2D (Keras' arguments and defaults) on fc.conv2d and its backward passes."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -10,8 +11,8 @@ from ..ops.eltwise import KERAS_LEAKY_RELU_SLOPE, gradient
 from ..training import regularizers
 from .base import Layer, init_kernel, keras_padding, layout_for
 
-
 # ----------------------------------------------------------------------------- Conv2D
+
 
 class Conv2D(Layer):
     """2-D convolution with Keras arguments; `activation="relu"` runs fused in the kernel,
@@ -24,10 +25,25 @@ class Conv2D(Layer):
     weight and bias gradients; when trainable is False, only the input gradient.
     """
 
-    def __init__(self, filters, kernel_size, strides=1, padding="valid", dilation_rate=1,
-                 activation=None, use_bias=True, data_format="channels_last", input_shape=None,
-                 kernel_initializer="glorot_uniform", seed=None, *, kernel_regularizer=None, name=None,
-                 dtype="float32", trainable=True):
+    def __init__(
+        self,
+        filters,
+        kernel_size,
+        strides=1,
+        padding="valid",
+        dilation_rate=1,
+        activation=None,
+        use_bias=True,
+        data_format="channels_last",
+        input_shape=None,
+        kernel_initializer="glorot_uniform",
+        seed=None,
+        *,
+        kernel_regularizer=None,
+        name=None,
+        dtype="float32",
+        trainable=True,
+    ):
         super().__init__(name=name, input_shape=input_shape, dtype=dtype, trainable=trainable)
         self.kernel_regularizer = regularizers.get(kernel_regularizer)
         if isinstance(filters, bool) or not isinstance(filters, (int, np.integer)) or filters < 1:
@@ -51,8 +67,9 @@ class Conv2D(Layer):
 
     def _channels_hw(self, input_shape):
         if len(input_shape) != 3:
-            raise ValueError(f"Conv2D expects inputs of rank 4 (batch + 3 axes), got input shape "
-                             f"{(None, *input_shape)}")
+            raise ValueError(
+                f"Conv2D expects inputs of rank 4 (batch + 3 axes), got input shape {(None, *input_shape)}"
+            )
         if self.layout == "NHWC":
             return input_shape[2], input_shape[:2]
         return input_shape[0], input_shape[1:]
@@ -72,33 +89,48 @@ class Conv2D(Layer):
         (R, S), (sh, sw), (dh, dw) = self.kernel_size, self.strides, self.dilation_rate
         (P, Q), _ = window_output((H, W), (R, S), (sh, sw), self.padding, (dh, dw))
         if P < 1 or Q < 1:
-            raise ValueError(f"{self.name or 'Conv2D'}: output size {P}x{Q} < 1 for input shape "
-                             f"{(None, *input_shape)} with kernel {(R, S)}, strides {(sh, sw)}, "
-                             f"padding {self.padding!r}, dilation {(dh, dw)}")
+            raise ValueError(
+                f"{self.name or 'Conv2D'}: output size {P}x{Q} < 1 for input shape "
+                f"{(None, *input_shape)} with kernel {(R, S)}, strides {(sh, sw)}, "
+                f"padding {self.padding!r}, dilation {(dh, dw)}"
+            )
         return (P, Q, self.filters) if self.layout == "NHWC" else (self.filters, P, Q)
 
-    def _export(self, key, array):            # (K, C, R, S) -> Keras (R, S, C, K)
+    def _export(self, key, array):  # (K, C, R, S) -> Keras (R, S, C, K)
         return array.transpose(2, 3, 1, 0) if key == "kernel" and self.layout == "NCHW" else array
 
-    def _import(self, key, array):            # Keras (R, S, C, K) -> (K, C, R, S)
+    def _import(self, key, array):  # Keras (R, S, C, K) -> (K, C, R, S)
         if key == "kernel" and self.layout == "NCHW":
             return np.ascontiguousarray(array.transpose(3, 2, 0, 1))
         return array
 
     def _kw(self):
-        return dict(stride=self.strides, padding=self.padding, dilation=self.dilation_rate,
-                    layout=self.layout)
+        return dict(stride=self.strides, padding=self.padding, dilation=self.dilation_rate, layout=self.layout)
 
     def _config(self):
-        return {"filters": self.filters, "kernel_size": self.kernel_size, "strides": self.strides,
-                "padding": self.padding, "dilation_rate": self.dilation_rate, "activation": self.activation,
-                "use_bias": self.use_bias, "data_format": self.data_format,
-                "kernel_regularizer": regularizers.serialize(self.kernel_regularizer), **self._common_config()}
+        return {
+            "filters": self.filters,
+            "kernel_size": self.kernel_size,
+            "strides": self.strides,
+            "padding": self.padding,
+            "dilation_rate": self.dilation_rate,
+            "activation": self.activation,
+            "use_bias": self.use_bias,
+            "data_format": self.data_format,
+            "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
+            **self._common_config(),
+        }
 
     def forward(self, x, training=True):
         x = self._ensure_built(x)
-        y = conv2d(x, self.params["kernel"], self.params.get("bias"), activation=self.activation,
-                   alpha=KERAS_LEAKY_RELU_SLOPE, **self._kw())
+        y = conv2d(
+            x,
+            self.params["kernel"],
+            self.params.get("bias"),
+            activation=self.activation,
+            alpha=KERAS_LEAKY_RELU_SLOPE,
+            **self._kw(),
+        )
         if self._keeps_for_backward(training):
             self._x = x
             self._y = y if self.activation else None

@@ -1,18 +1,19 @@
 """The core layers: Dense, Dropout and Flatten."""
+
 from __future__ import annotations
 
 import numpy as np
 
+from ..backend.arrays import array_module
 from ..ops._checks import check_activation
 from ..ops.eltwise import KERAS_LEAKY_RELU_SLOPE, gradient
 from ..ops.linear import column_sums, dense_kernel_grad, linear, linear_backward_data
 from ..ops.softmax import softmax, softmax_backward
 from ..training import regularizers
-from ..backend.arrays import array_module
 from .base import Layer, check_backward, init_kernel
 
-
 # ----------------------------------------------------------------------------- Dense
+
 
 class Dense(Layer):
     """y = x @ kernel + bias, kernel (in, units) like Keras; activation None, 'relu' (fused in the
@@ -22,9 +23,20 @@ class Dense(Layer):
     x (N, in) -> y (N, units). Keeps x (for the kernel gradient) and the activated output.
     """
 
-    def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
-                 seed=None, *, kernel_regularizer=None, name=None, input_shape=None, dtype="float32",
-                 trainable=True):
+    def __init__(
+        self,
+        units,
+        activation=None,
+        use_bias=True,
+        kernel_initializer="glorot_uniform",
+        seed=None,
+        *,
+        kernel_regularizer=None,
+        name=None,
+        input_shape=None,
+        dtype="float32",
+        trainable=True,
+    ):
         super().__init__(name=name, input_shape=input_shape, dtype=dtype, trainable=trainable)
         self.kernel_regularizer = regularizers.get(kernel_regularizer)
         if isinstance(units, bool) or not isinstance(units, (int, np.integer)) or units < 1:
@@ -41,35 +53,51 @@ class Dense(Layer):
             self.build(self.input_shape)
 
     def _config(self):
-        return {"units": self.units, "activation": self.activation, "use_bias": self.use_bias,
-                "kernel_regularizer": regularizers.serialize(self.kernel_regularizer), **self._common_config()}
+        return {
+            "units": self.units,
+            "activation": self.activation,
+            "use_bias": self.use_bias,
+            "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
+            **self._common_config(),
+        }
 
     def _build(self, input_shape):
         if len(input_shape) != 1:
-            raise ValueError(f"Dense expects inputs of shape (N, features), got {(None, *input_shape)}; "
-                             "put a Flatten layer before it")
+            raise ValueError(
+                f"Dense expects inputs of shape (N, features), got {(None, *input_shape)}; "
+                "put a Flatten layer before it"
+            )
         fan_in = input_shape[0]
         rng = np.random.default_rng(self.seed)
-        self.params = {"kernel": init_kernel(self.kernel_initializer, (fan_in, self.units), fan_in,
-                                             self.units, rng, self.dtype)}
+        self.params = {
+            "kernel": init_kernel(self.kernel_initializer, (fan_in, self.units), fan_in, self.units, rng, self.dtype)
+        }
         if self.use_bias:
             self.params["bias"] = np.zeros(self.units, self.dtype)
 
     def output_shape(self, input_shape):
         if len(input_shape) != 1:
-            raise ValueError(f"Dense expects inputs of shape (N, features), got {(None, *input_shape)}; "
-                             "put a Flatten layer before it")
+            raise ValueError(
+                f"Dense expects inputs of shape (N, features), got {(None, *input_shape)}; "
+                "put a Flatten layer before it"
+            )
         return (self.units,)
 
     def forward(self, x, training=True):
         x = self._ensure_built(x)
         if x.ndim != 2 or x.shape[1] != self.params["kernel"].shape[0]:
-            raise ValueError(f"{self.name or 'Dense'} expects x of shape (N, {self.params['kernel'].shape[0]}), "
-                             f"got {tuple(x.shape)}")
+            raise ValueError(
+                f"{self.name or 'Dense'} expects x of shape (N, {self.params['kernel'].shape[0]}), got {tuple(x.shape)}"
+            )
         # the kernel (in, units) is the transposed PyTorch weight: read in place, no copy
         fused = None if self.activation == "softmax" else self.activation
-        y = linear(x, self.params["kernel"].T, self.params["bias"] if self.use_bias else None,
-                   activation=fused, alpha=KERAS_LEAKY_RELU_SLOPE)
+        y = linear(
+            x,
+            self.params["kernel"].T,
+            self.params["bias"] if self.use_bias else None,
+            activation=fused,
+            alpha=KERAS_LEAKY_RELU_SLOPE,
+        )
         if self.activation == "softmax":
             y = softmax(y)
         if self._keeps_for_backward(training):
@@ -94,9 +122,8 @@ class Dense(Layer):
         return gx
 
 
-
-
 # ----------------------------------------------------------------------------- Dropout
+
 
 class Dropout(Layer):
     """Inverted dropout: in training zeroes each element with probability `rate` and scales the
@@ -104,17 +131,20 @@ class Dropout(Layer):
 
     def __init__(self, rate, seed=None, *, name=None, input_shape=None):
         super().__init__(name=name, input_shape=input_shape)
-        if (isinstance(rate, bool) or not isinstance(rate, (int, float, np.integer, np.floating))
-                or not 0.0 <= float(rate) < 1.0):
+        if (
+            isinstance(rate, bool)
+            or not isinstance(rate, (int, float, np.integer, np.floating))
+            or not 0.0 <= float(rate) < 1.0
+        ):
             raise ValueError(f"Dropout rate must be a number in [0, 1), got {rate!r}")
         self.rate = float(rate)
         self.seed = seed
         self._rng = np.random.default_rng(seed)
         self._mask = None
-        self._y_shape = None      # the shape of the last training output (backward checks grad_y)
+        self._y_shape = None  # the shape of the last training output (backward checks grad_y)
 
     def _config(self):
-        seed = int(self.seed) if isinstance(self.seed, (int, np.integer)) else None   # a Generator is not kept
+        seed = int(self.seed) if isinstance(self.seed, (int, np.integer)) else None  # a Generator is not kept
         return {"rate": self.rate, "seed": seed}
 
     def forward(self, x, training=True):
@@ -139,9 +169,8 @@ class Dropout(Layer):
         return grad_y if self._mask is None else grad_y * self._mask
 
 
-
-
 # ----------------------------------------------------------------------------- Flatten
+
 
 class Flatten(Layer):
     """(N, ...) -> (N, prod(...)) in the array's own order (channels_last: H, W, C like Keras)."""

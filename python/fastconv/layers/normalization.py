@@ -1,11 +1,12 @@
 """BatchNormalization with Keras' arguments and defaults, on fastconv.batch_norm."""
+
 from __future__ import annotations
 
 import numpy as np
 
+from ..backend.arrays import array_module
 from ..ops._checks import flag, real
 from ..ops.normalization import batch_norm, batch_norm_backward, batch_statistics, fold_batch_norm
-from ..backend.arrays import array_module
 from .base import Layer, layout_for
 
 
@@ -24,8 +25,19 @@ class BatchNormalization(Layer):
 
     non_trainable_keys = ("moving_mean", "moving_variance")
 
-    def __init__(self, axis=-1, momentum=0.99, epsilon=1e-3, center=True, scale=True, *, name=None,
-                 input_shape=None, dtype="float32", trainable=True):
+    def __init__(
+        self,
+        axis=-1,
+        momentum=0.99,
+        epsilon=1e-3,
+        center=True,
+        scale=True,
+        *,
+        name=None,
+        input_shape=None,
+        dtype="float32",
+        trainable=True,
+    ):
         super().__init__(name=name, input_shape=input_shape, dtype=dtype, trainable=trainable)
         if axis not in (-1, 1, 3):
             raise ValueError(f"axis must be -1 (channels last), 3 or 1 (channels first), got {axis!r}")
@@ -39,14 +51,22 @@ class BatchNormalization(Layer):
             self.build(self.input_shape)
 
     def _config(self):
-        return {"axis": self.axis, "momentum": self.momentum, "epsilon": self.epsilon, "center": self.center,
-                "scale": self.scale, **self._common_config()}
+        return {
+            "axis": self.axis,
+            "momentum": self.momentum,
+            "epsilon": self.epsilon,
+            "center": self.center,
+            "scale": self.scale,
+            **self._common_config(),
+        }
 
     def _channels(self, input_shape):
         if len(input_shape) == 1:
             return input_shape[0]
         if len(input_shape) != 3:
-            raise ValueError(f"BatchNormalization expects inputs of rank 2 or 4, got input shape {(None, *input_shape)}")
+            raise ValueError(
+                f"BatchNormalization expects inputs of rank 2 or 4, got input shape {(None, *input_shape)}"
+            )
         return input_shape[0] if self.axis == 1 else input_shape[2]
 
     def _build(self, input_shape):
@@ -69,23 +89,32 @@ class BatchNormalization(Layer):
         return x, "NCHW" if self.axis == 1 else layout_for("channels_last")
 
     def forward(self, x, training=True):
-        relu, self.relu_once = self.relu_once, False       # for this call only, even if it raises
+        relu, self.relu_once = self.relu_once, False  # for this call only, even if it raises
         x = self._ensure_built(x)
         x4, layout = self._as4d(x)
         gamma, beta = self.params.get("gamma"), self.params.get("beta")
         activation = "relu" if relu else None
         if training and self.trainable:
-            y, mean, var, inv_std = batch_statistics(x4, gamma, beta, eps=self.epsilon, layout=layout,
-                                                     activation=activation)
+            y, mean, var, inv_std = batch_statistics(
+                x4, gamma, beta, eps=self.epsilon, layout=layout, activation=activation
+            )
             m = self.momentum
             for key, batch in (("moving_mean", mean), ("moving_variance", var)):
                 moving = self.params[key]
                 moving *= m
                 moving += (1 - m) * batch.astype(moving.dtype)
         else:
-            y, mean, inv_std = batch_norm(x4, gamma, beta, self.params["moving_mean"],
-                                          self.params["moving_variance"], training=False, eps=self.epsilon,
-                                          layout=layout, activation=activation)
+            y, mean, inv_std = batch_norm(
+                x4,
+                gamma,
+                beta,
+                self.params["moving_mean"],
+                self.params["moving_variance"],
+                training=False,
+                eps=self.epsilon,
+                layout=layout,
+                activation=activation,
+            )
         if self._keeps_for_backward(training):
             self._saved = (x4, layout, mean, inv_std, training and self.trainable, x.shape, y if relu else None)
         return y.reshape(x.shape)
@@ -94,9 +123,17 @@ class BatchNormalization(Layer):
         if self._saved is None:
             raise RuntimeError(f"{self.name or 'BatchNormalization'}.backward called before forward(training=True)")
         x4, layout, mean, inv_std, batch_stats, shape, relu_y = self._saved
-        gx, ggamma, gbeta = batch_norm_backward(grad_y.reshape(x4.shape), x4, self.params.get("gamma"), mean,
-                                                inv_std, training=batch_stats, layout=layout,
-                                                activation=None if relu_y is None else "relu", y=relu_y)
+        gx, ggamma, gbeta = batch_norm_backward(
+            grad_y.reshape(x4.shape),
+            x4,
+            self.params.get("gamma"),
+            mean,
+            inv_std,
+            training=batch_stats,
+            layout=layout,
+            activation=None if relu_y is None else "relu",
+            y=relu_y,
+        )
         self.grads = {}
         if self.trainable:
             if self.scale:
@@ -111,7 +148,13 @@ class BatchNormalization(Layer):
         normalization folded in: Sequential.fold_batch_norm uses it."""
         xp = array_module(conv.params["kernel"])
         bias = conv.params.get("bias")
-        return fold_batch_norm(conv.params["kernel"], bias if bias is not None else xp.zeros(
-            self.params["moving_mean"].shape, conv.params["kernel"].dtype), self.params.get("gamma"),
-            self.params.get("beta"), self.params["moving_mean"], self.params["moving_variance"],
-            eps=self.epsilon, layout=conv.layout)
+        return fold_batch_norm(
+            conv.params["kernel"],
+            bias if bias is not None else xp.zeros(self.params["moving_mean"].shape, conv.params["kernel"].dtype),
+            self.params.get("gamma"),
+            self.params.get("beta"),
+            self.params["moving_mean"],
+            self.params["moving_variance"],
+            eps=self.epsilon,
+            layout=conv.layout,
+        )

@@ -1,12 +1,21 @@
 """Pooling layers, Keras' names and defaults: MaxPooling2D, AveragePooling2D,
 GlobalAveragePooling2D, GlobalMaxPooling2D, and Pooling2D, the base of the first two.
 """
+
 from __future__ import annotations
 
 from ..ops._shapes import pair, window_output
 from ..ops.eltwise import relu_backward
-from ..ops.pooling import (avg_pool2d, avg_pool2d_backward, global_avg_pool2d, global_avg_pool2d_backward,
-                           global_max_pool2d, global_max_pool2d_backward, max_pool2d, max_pool2d_backward)
+from ..ops.pooling import (
+    avg_pool2d,
+    avg_pool2d_backward,
+    global_avg_pool2d,
+    global_avg_pool2d_backward,
+    global_max_pool2d,
+    global_max_pool2d_backward,
+    max_pool2d,
+    max_pool2d_backward,
+)
 from .base import Layer, keras_padding, layout_for
 
 
@@ -14,8 +23,9 @@ class Pooling2D(Layer):
     """What windowed pooling layers share: Keras' pool_size / strides / padding / data_format, the
     output shape and the config."""
 
-    def __init__(self, pool_size=2, strides=None, padding="valid", data_format="channels_last",
-                 *, name=None, input_shape=None):
+    def __init__(
+        self, pool_size=2, strides=None, padding="valid", data_format="channels_last", *, name=None, input_shape=None
+    ):
         super().__init__(name=name, input_shape=input_shape)
         self.pool_size = pair(pool_size, "pool_size")
         self.strides = self.pool_size if strides is None else pair(strides, "strides")
@@ -32,13 +42,19 @@ class Pooling2D(Layer):
         C = input_shape[2] if self.layout == "NHWC" else input_shape[0]
         (Pp, Q), _ = window_output((H, W), self.pool_size, self.strides, self.padding)
         if Pp < 1 or Q < 1:
-            raise ValueError(f"{self.name or kind}: pooled size {Pp}x{Q} < 1 for input shape "
-                             f"{(None, *input_shape)}, pool_size {self.pool_size}, strides {self.strides}")
+            raise ValueError(
+                f"{self.name or kind}: pooled size {Pp}x{Q} < 1 for input shape "
+                f"{(None, *input_shape)}, pool_size {self.pool_size}, strides {self.strides}"
+            )
         return (Pp, Q, C) if self.layout == "NHWC" else (C, Pp, Q)
 
     def _config(self):
-        return {"pool_size": self.pool_size, "strides": self.strides, "padding": self.padding,
-                "data_format": self.data_format}
+        return {
+            "pool_size": self.pool_size,
+            "strides": self.strides,
+            "padding": self.padding,
+            "data_format": self.data_format,
+        }
 
 
 class AveragePooling2D(Pooling2D):
@@ -136,14 +152,16 @@ class GlobalMaxPooling2D(_GlobalPooling):
 
 # ----------------------------------------------------------------------------- MaxPooling2D
 
+
 class MaxPooling2D(Pooling2D):
     """Max pooling; keeps the winners' indices and the input shape (not the input)."""
 
-    def __init__(self, pool_size=2, strides=None, padding="valid", data_format="channels_last",
-                 *, name=None, input_shape=None):
+    def __init__(
+        self, pool_size=2, strides=None, padding="valid", data_format="channels_last", *, name=None, input_shape=None
+    ):
         super().__init__(pool_size, strides, padding, data_format, name=name, input_shape=input_shape)
         self._indices = self._y = None
-        self.keep_output = False           # set by Sequential when it fuses a ReLU mask (backward)
+        self.keep_output = False  # set by Sequential when it fuses a ReLU mask (backward)
         self.relu_mask_once = False
 
     def _kw(self):

@@ -2,10 +2,11 @@
 ReLU gradient of a Conv2D applied in the MaxPooling2D above it (fuse_relus, run whenever the
 marks of trainable layers change), and batch norms folded into the convolution below them for
 inference (fold_batch_norm)."""
+
 from __future__ import annotations
 
-from ..layers import Activation, BatchNormalization, Conv2D, MaxPooling2D, ReLU
 from ..backend.arrays import array_module
+from ..layers import Activation, BatchNormalization, Conv2D, MaxPooling2D, ReLU
 
 
 def fuse_relus(model):
@@ -22,12 +23,17 @@ def fuse_relus(model):
     for i, layer in enumerate(model.layers):
         above = model.layers[i + 1] if i + 1 < len(model.layers) else None
         if isinstance(layer, BatchNormalization) and (
-                isinstance(above, ReLU) or (isinstance(above, Activation) and above.activation == "relu")):
+            isinstance(above, ReLU) or (isinstance(above, Activation) and above.activation == "relu")
+        ):
             model._bn_relus.add(i)
         if isinstance(layer, MaxPooling2D):
             below = model.layers[i - 1] if i > 0 else None
-            fused = (isinstance(below, Conv2D) and below.activation == "relu"
-                     and below.layout == layer.layout and i - 1 >= model._first)
+            fused = (
+                isinstance(below, Conv2D)
+                and below.activation == "relu"
+                and below.layout == layer.layout
+                and i - 1 >= model._first
+            )
             layer.keep_output = fused
             if fused:
                 model._relu_pools.add(i)
@@ -45,8 +51,7 @@ def fold_batch_norm(model):
     while i < len(model.layers):
         layer = model.layers[i]
         above = model.layers[i + 1] if i + 1 < len(model.layers) else None
-        if (isinstance(layer, Conv2D) and layer.activation is None and layer.built
-                and normalizes_channels(above, layer)):
+        if isinstance(layer, Conv2D) and layer.activation is None and layer.built and normalizes_channels(above, layer):
             w2, b2 = model.layers[i + 1].folded_into(layer)
             config = {**layer.get_config(), "use_bias": True, "name": layer.name}
             conv = Conv2D(**config)

@@ -26,6 +26,7 @@ Weight files (`save_weights` / `load_weights`, and the VGG16 `weights=` argument
 So a file written by a channels_first model loads into a channels_last one and vice versa
 (Dense layers after a Flatten excepted: the flattened order differs between the two formats).
 """
+
 from __future__ import annotations
 
 import os
@@ -101,12 +102,14 @@ class Sequential(TrainingMixin):
         """Build every layer for inputs of shape `input_shape` (batch axis excluded)."""
         shape = self.input_shape if input_shape is None else tuple(int(d) for d in input_shape)
         if shape is None:
-            raise ValueError(f"model {self.name!r} has no input shape: pass input_shape to the first "
-                             "layer or to Sequential, call build(input_shape), or call forward once")
+            raise ValueError(
+                f"model {self.name!r} has no input shape: pass input_shape to the first "
+                "layer or to Sequential, call build(input_shape), or call forward once"
+            )
         self.input_shape = shape
         self._shapes = []
         for layer in self.layers:
-            if not layer.built:        # a built layer keeps its parameters (a conv takes any H, W)
+            if not layer.built:  # a built layer keeps its parameters (a conv takes any H, W)
                 layer.build(shape)
             shape = tuple(layer.output_shape(shape))
             self._shapes.append(shape)
@@ -130,8 +133,7 @@ class Sequential(TrainingMixin):
     def _mark_input_grads(self):
         """Layers up to and including the lowest trainable one with parameters need no input
         gradient, and backward starts no layer below it (self._first)."""
-        first = next((i for i, lyr in enumerate(self.layers) if lyr.trainable and lyr.count_params()),
-                     len(self.layers))
+        first = next((i for i, lyr in enumerate(self.layers) if lyr.trainable and lyr.count_params()), len(self.layers))
         for i, layer in enumerate(self.layers):
             layer.needs_input_grad = self.input_grad or i > first
         self._first = 0 if self.input_grad else first
@@ -149,7 +151,7 @@ class Sequential(TrainingMixin):
 
     def _ensure_built(self, x):
         if not self.built or tuple(x.shape[1:]) != self.input_shape:
-            self.build(x.shape[1:])       # layers move their parameters to x's device themselves
+            self.build(x.shape[1:])  # layers move their parameters to x's device themselves
 
     # ------------------------------------------------------------------ compute
     def forward(self, x, training=True):
@@ -159,7 +161,7 @@ class Sequential(TrainingMixin):
         self._ensure_built(x)
         self._refresh_marks()
         if training:
-            self.last_batch_size = int(x.shape[0])     # distributed training weights by it
+            self.last_batch_size = int(x.shape[0])  # distributed training weights by it
         for i, layer in enumerate(self.layers):
             if i in self._bn_relus:
                 layer.relu_once = True
@@ -189,7 +191,7 @@ class Sequential(TrainingMixin):
             elif i + 1 in self._relu_pools:
                 layer.relu_applied_once = True
             g = layer.backward(g)
-            for hook in self.grad_hooks:       # e.g. DistributedOptimizer starts an allreduce
+            for hook in self.grad_hooks:  # e.g. DistributedOptimizer starts an allreduce
                 hook(self, layer, i == top, i == self._first)
         return g if self.input_grad else None
 
@@ -202,7 +204,7 @@ class Sequential(TrainingMixin):
         if x.ndim < 1 or x.shape[0] == 0:
             raise ValueError(f"x must hold at least one sample, got shape {tuple(x.shape)}")
         xp = array_module(x)
-        outs = [self.forward(x[i:i + batch_size], training=False) for i in range(0, x.shape[0], batch_size)]
+        outs = [self.forward(x[i : i + batch_size], training=False) for i in range(0, x.shape[0], batch_size)]
         return xp.concatenate(outs, axis=0)
 
     # ------------------------------------------------------------------ parameters
@@ -269,9 +271,12 @@ class Sequential(TrainingMixin):
         for i, (layer, shape) in enumerate(zip(self.layers, self._shapes)):
             lines.append(row(names[i], str((None, *shape)), f"{layer.count_params():,}"))
             lines.append("" if i + 1 < len(self.layers) else "=" * line_length)
-        lines += [f"Total params: {self.count_params():,}",
-                  f"Trainable params: {self.count_params(trainable=True):,}",
-                  f"Non-trainable params: {self.count_params(trainable=False):,}", sep]
+        lines += [
+            f"Total params: {self.count_params():,}",
+            f"Trainable params: {self.count_params(trainable=True):,}",
+            f"Non-trainable params: {self.count_params(trainable=False):,}",
+            sep,
+        ]
         text = "\n".join(lines)
         if print_fn is not None:
             print_fn(text)
@@ -281,8 +286,7 @@ class Sequential(TrainingMixin):
     def get_weights(self):
         """Every parameter as a NumPy copy, layer by layer in Keras' order and layout (a Conv2D
         kernel (R, S, C, K), a Dense kernel (in, out)), frozen layers included."""
-        return [to_numpy(layer._export(k, v)).copy() for layer in self._built_layers()
-                for k, v in layer.params.items()]
+        return [to_numpy(layer._export(k, v)).copy() for layer in self._built_layers() for k, v in layer.params.items()]
 
     def set_weights(self, weights):
         """Set every parameter from a list in get_weights' order (e.g. a Keras model's
@@ -296,8 +300,9 @@ class Sequential(TrainingMixin):
             w = np.asarray(to_numpy(w) if not isinstance(w, np.ndarray) else w)
             want = tuple(layer._export(k, layer.params[k]).shape)
             if tuple(w.shape) != want:
-                raise ValueError(f"set_weights: layer {layer.name!r} parameter {k!r} expects shape {want}, "
-                                 f"got {tuple(w.shape)}")
+                raise ValueError(
+                    f"set_weights: layer {layer.name!r} parameter {k!r} expects shape {want}, got {tuple(w.shape)}"
+                )
             if w.dtype.kind not in "fiu":
                 raise TypeError(f"set_weights: layer {layer.name!r} parameter {k!r}: dtype {w.dtype} is not numeric")
             converted.append(layer._import(k, w).astype(layer.params[k].dtype))
@@ -324,8 +329,9 @@ class Sequential(TrainingMixin):
         """Write every parameter to an .npz ("<layer>/<param>", Keras order; see module doc)."""
         if not self.built:
             self.build()
-        arrays = {f"{layer.name}/{k}": to_numpy(layer._export(k, v))
-                  for layer in self.layers for k, v in layer.params.items()}
+        arrays = {
+            f"{layer.name}/{k}": to_numpy(layer._export(k, v)) for layer in self.layers for k, v in layer.params.items()
+        }
         write_npz(path, arrays, add_suffix=True)
 
     def load_weights(self, path):
@@ -343,23 +349,30 @@ class Sequential(TrainingMixin):
         missing = [k for k in expected if k not in stored]
         extra = [k for k in stored if k not in expected]
         if missing or extra:
-            raise ValueError(f"{source} does not match model {self.name!r}: "
-                             f"missing {missing or 'none'}, unexpected {extra or 'none'}")
+            raise ValueError(
+                f"{source} does not match model {self.name!r}: "
+                f"missing {missing or 'none'}, unexpected {extra or 'none'}"
+            )
         for key, (layer, k) in expected.items():
             want = tuple(layer._export(k, layer.params[k]).shape)
             if tuple(stored[key].shape) != want:
-                raise ValueError(f"{source}: layer {layer.name!r} parameter {k!r}: the file holds shape "
-                                 f"{tuple(stored[key].shape)} but the model expects {want}")
-        converted = {}                  # every entry converted before any parameter changes
+                raise ValueError(
+                    f"{source}: layer {layer.name!r} parameter {k!r}: the file holds shape "
+                    f"{tuple(stored[key].shape)} but the model expects {want}"
+                )
+        converted = {}  # every entry converted before any parameter changes
         for key, (layer, k) in expected.items():
             if stored[key].dtype.kind not in "fiu":
-                raise ValueError(f"layer {layer.name!r} parameter {k!r}: the file's {stored[key].dtype} "
-                                 "entry cannot be used (real numbers expected)")
+                raise ValueError(
+                    f"layer {layer.name!r} parameter {k!r}: the file's {stored[key].dtype} "
+                    "entry cannot be used (real numbers expected)"
+                )
             try:
                 converted[key] = layer._import(k, stored[key]).astype(layer.params[k].dtype)
             except (TypeError, ValueError) as exc:
-                raise ValueError(f"layer {layer.name!r} parameter {k!r}: the file's {stored[key].dtype} "
-                                 f"entry cannot be used ({exc})") from None
+                raise ValueError(
+                    f"layer {layer.name!r} parameter {k!r}: the file's {stored[key].dtype} entry cannot be used ({exc})"
+                ) from None
         for key, (layer, k) in expected.items():
             p = layer.params[k]
             p[...] = array_module(p).asarray(converted[key])

@@ -1,5 +1,6 @@
 """Ready-made models: the VGG16 convolutional base (Keras' VGG16(include_top=False)) and its
 weights from torchvision or Keras."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -14,8 +15,9 @@ __all__ = ["vgg16_base", "VGG16_LAYERS", "vgg16_weights_from_torch", "vgg16_weig
 VGG16_LAYERS = ((1, 64, 2), (2, 128, 2), (3, 256, 3), (4, 512, 3), (5, 512, 3))
 
 
-def vgg16_base(input_shape=(224, 224, 3), data_format="channels_last", weights=None, seed=None,
-               dtype="float32", trainable=True):
+def vgg16_base(
+    input_shape=(224, 224, 3), data_format="channels_last", weights=None, seed=None, dtype="float32", trainable=True
+):
     """The VGG16 convolutional base (Keras `VGG16(include_top=False)`): 13 conv 3x3 'same' + ReLU
     layers in 5 blocks, each block closed by a 2x2 max pooling; 14,714,688 parameters.
 
@@ -31,8 +33,18 @@ def vgg16_base(input_shape=(224, 224, 3), data_format="channels_last", weights=N
     rng = np.random.default_rng(seed)
     for block, filters, convs in VGG16_LAYERS:
         for i in range(1, convs + 1):
-            layers.append(Conv2D(filters, 3, padding="same", activation="relu", data_format=data_format,
-                                 seed=int(rng.integers(2**31)), name=f"block{block}_conv{i}", dtype=dtype))
+            layers.append(
+                Conv2D(
+                    filters,
+                    3,
+                    padding="same",
+                    activation="relu",
+                    data_format=data_format,
+                    seed=int(rng.integers(2**31)),
+                    name=f"block{block}_conv{i}",
+                    dtype=dtype,
+                )
+            )
         layers.append(MaxPooling2D(2, data_format=data_format, name=f"block{block}_pool"))
     model = Sequential(layers, input_shape=input_shape, name="vgg16")
     model.build()
@@ -58,8 +70,10 @@ def vgg16_weights_from_torch(state_dict):
         try:
             w, b = state_dict[f"features.{idx}.weight"], state_dict[f"features.{idx}.bias"]
         except KeyError as exc:
-            raise ValueError(f"state_dict has no {exc.args[0]!r}: expected torchvision vgg16 naming "
-                             "(features.0.weight, features.2.weight, ..., features.28.bias)") from None
+            raise ValueError(
+                f"state_dict has no {exc.args[0]!r}: expected torchvision vgg16 naming "
+                "(features.0.weight, features.2.weight, ..., features.28.bias)"
+            ) from None
         w, b = as_array(w), as_array(b)
         if w.ndim != 4 or w.shape[2:] != (3, 3):
             raise ValueError(f"features.{idx}.weight has shape {w.shape}, expected (K, C, 3, 3)")
@@ -79,8 +93,9 @@ def vgg16_weights_from_keras(weight_list):
     for i, name in enumerate(names):
         w, b = weight_list[2 * i], weight_list[2 * i + 1]
         if w.ndim != 4 or w.shape[:2] != (3, 3) or b.shape != (w.shape[3],):
-            raise ValueError(f"array {2 * i} / {2 * i + 1} ({name}) have shapes {w.shape} / {b.shape}, "
-                             "expected (3, 3, C, K) / (K,)")
+            raise ValueError(
+                f"array {2 * i} / {2 * i + 1} ({name}) have shapes {w.shape} / {b.shape}, expected (3, 3, C, K) / (K,)"
+            )
         out[f"{name}/kernel"] = w.astype(np.float32)
         out[f"{name}/bias"] = b.astype(np.float32)
     return out

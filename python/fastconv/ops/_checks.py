@@ -1,6 +1,7 @@
 """The argument checks the functional API shares (ops/*.py), and the few value checks the layers,
 training and data code reuse: every public function checks its arguments before any pointer
 reaches C++, raising TypeError/ValueError that names the argument and the shapes."""
+
 from __future__ import annotations
 
 import functools
@@ -72,8 +73,11 @@ def check_ndim(name, a, ndim, layout_axes):
 
 
 def shape4(name, shape):
-    if (not isinstance(shape, (tuple, list)) or len(shape) != 4
-            or not all(isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= 1 for v in shape)):
+    if (
+        not isinstance(shape, (tuple, list))
+        or len(shape) != 4
+        or not all(isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= 1 for v in shape)
+    ):
         raise ValueError(f"{name} must be a tuple of 4 positive ints, got {shape!r}")
     return tuple(int(v) for v in shape)
 
@@ -93,7 +97,7 @@ def axes(layout, what):
 
 # `activation=` of conv2d / linear (and of the layers) besides None and "linear" (= None).
 ACTIVATIONS = ("relu", "sigmoid", "tanh", "leaky_relu")
-LEAKY_RELU_SLOPE = 0.01   # PyTorch's default; the layers use Keras' slopes (ops/eltwise.py)
+LEAKY_RELU_SLOPE = 0.01  # PyTorch's default; the layers use Keras' slopes (ops/eltwise.py)
 
 
 def check_activation(activation, where="activation"):
@@ -101,8 +105,9 @@ def check_activation(activation, where="activation"):
     if activation is None or activation == "linear":
         return None
     if activation not in ACTIVATIONS:
-        raise ValueError(f"{where} must be None, 'linear' or one of {', '.join(map(repr, ACTIVATIONS))}, "
-                         f"got {activation!r}")
+        raise ValueError(
+            f"{where} must be None, 'linear' or one of {', '.join(map(repr, ACTIVATIONS))}, got {activation!r}"
+        )
     return activation
 
 
@@ -121,12 +126,14 @@ def check_alpha_fits(alpha, dtype):
     with np.errstate(over="ignore"):
         finite = np.isfinite(dtype.type(alpha))
     if not finite:
-        raise ValueError(f"alpha (leaky_relu's negative slope) {alpha!r} overflows {dtype.name} "
-                         f"(at most {float(np.finfo(dtype).max):.7g})")
-
+        raise ValueError(
+            f"alpha (leaky_relu's negative slope) {alpha!r} overflows {dtype.name} "
+            f"(at most {float(np.finfo(dtype).max):.7g})"
+        )
 
 
 # ----------------------------------------------------------------------------- specs
+
 
 def plain(v):
     """Exactly an int, str or None, or a tuple of those: values whose equality means the same
@@ -145,8 +152,8 @@ def cached(spec_fn):
         if all(plain(a) or type(a) in (bool, float) for a in args):
             return cached(*args)
         return spec_fn(*args)
-    return spec
 
+    return spec
 
 
 # Padded inputs and dilated kernels beyond this many rows or columns are rejected: no real
@@ -158,8 +165,7 @@ def check_extents(*extents):
     """(argument, what it sizes, rows or columns) triples, each at most MAX_EXTENT."""
     for name, what, extent in extents:
         if extent > MAX_EXTENT:
-            raise ValueError(f"{name} too large: the {what} would span {extent} rows or columns "
-                             f"(at most {MAX_EXTENT})")
+            raise ValueError(f"{name} too large: the {what} would span {extent} rows or columns (at most {MAX_EXTENT})")
 
 
 def canonical(size, step):
@@ -178,9 +184,8 @@ def flag(name, value):
 def check_grad_y(grad_y, expected_shape, axes):
     if tuple(grad_y.shape) != tuple(expected_shape):
         raise ValueError(
-            f"grad_y has shape {tuple(grad_y.shape)} but the forward output is {tuple(expected_shape)} {axes}")
-
-
+            f"grad_y has shape {tuple(grad_y.shape)} but the forward output is {tuple(expected_shape)} {axes}"
+        )
 
 
 def real(name, v, low, high, low_open=False):

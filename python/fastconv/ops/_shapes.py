@@ -2,6 +2,7 @@
 
 All functions raise ValueError/TypeError whose message names the offending argument.
 """
+
 from __future__ import annotations
 
 import numbers
@@ -32,8 +33,10 @@ def pair(value, name: str) -> tuple[int, int]:
         raise TypeError(f"{name} must be an int or a pair of ints, got {value!r}")
     if isinstance(value, numbers.Integral):
         h = w = int(value)
-    elif isinstance(value, (tuple, list)) and len(value) == 2 and all(
-        isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in value
+    elif (
+        isinstance(value, (tuple, list))
+        and len(value) == 2
+        and all(isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in value)
     ):
         h, w = int(value[0]), int(value[1])
     else:
@@ -91,8 +94,7 @@ def resolve_padding(padding, in_hw, kernel_hw, stride_hw, dilation_hw=(1, 1)):
     return p, p, p, p
 
 
-def conv_output_size(size: int, kernel: int, stride: int, pad_begin: int, pad_end: int,
-                     dilation: int = 1) -> int:
+def conv_output_size(size: int, kernel: int, stride: int, pad_begin: int, pad_end: int, dilation: int = 1) -> int:
     """floor((size + pads - dilation*(kernel-1) - 1) / stride) + 1 (may be < 1: caller checks)."""
     return (size + pad_begin + pad_end - dilation * (kernel - 1) - 1) // stride + 1
 

@@ -4,6 +4,7 @@
 pass `spec.native(module)` to C++: the module's bound Conv2dParams / Pool2dParams
 (csrc/bindings/params_binding.h), built with keyword arguments once per spec and module.
 """
+
 from __future__ import annotations
 
 import functools
@@ -25,8 +26,8 @@ class Conv2dSpec:
     padding: tuple[int, int, int, int]  # top, bottom, left, right
     dilation: tuple[int, int]
     layout: str
-    activation: str | None = None   # the forward's epilogue (functional.ACTIVATIONS)
-    alpha: float = 0.0              # leaky_relu's slope
+    activation: str | None = None  # the forward's epilogue (functional.ACTIVATIONS)
+    alpha: float = 0.0  # leaky_relu's slope
 
     @property
     def x_shape(self):
@@ -51,10 +52,25 @@ class Conv2dSpec:
 
     def _to(self, module):
         return module.Conv2dParams(
-            N=self.N, C=self.C, H=self.H, W=self.W, K=self.K, R=self.R, S=self.S, P=self.P, Q=self.Q,
-            stride_h=self.stride[0], stride_w=self.stride[1], pad_top=self.padding[0],
-            pad_left=self.padding[2], dil_h=self.dilation[0], dil_w=self.dilation[1],
-            nhwc=self.layout == "NHWC", activation=self.activation or "none", alpha=self.alpha)
+            N=self.N,
+            C=self.C,
+            H=self.H,
+            W=self.W,
+            K=self.K,
+            R=self.R,
+            S=self.S,
+            P=self.P,
+            Q=self.Q,
+            stride_h=self.stride[0],
+            stride_w=self.stride[1],
+            pad_top=self.padding[0],
+            pad_left=self.padding[2],
+            dil_h=self.dilation[0],
+            dil_w=self.dilation[1],
+            nhwc=self.layout == "NHWC",
+            activation=self.activation or "none",
+            alpha=self.alpha,
+        )
 
 
 @dataclass(frozen=True)
@@ -85,9 +101,20 @@ class Pool2dSpec:
 
     def _to(self, module):
         return module.Pool2dParams(
-            N=self.N, C=self.C, H=self.H, W=self.W, R=self.R, S=self.S, P=self.P, Q=self.Q,
-            stride_h=self.stride[0], stride_w=self.stride[1], pad_top=self.padding[0],
-            pad_left=self.padding[2], nhwc=self.layout == "NHWC")
+            N=self.N,
+            C=self.C,
+            H=self.H,
+            W=self.W,
+            R=self.R,
+            S=self.S,
+            P=self.P,
+            Q=self.Q,
+            stride_h=self.stride[0],
+            stride_w=self.stride[1],
+            pad_top=self.padding[0],
+            pad_left=self.padding[2],
+            nhwc=self.layout == "NHWC",
+        )
 
 
 @functools.lru_cache(maxsize=1024)

@@ -1,13 +1,29 @@
 """2-D convolution and its backward passes (docs/api.md): the arguments checked and turned into a
 cached Conv2dSpec, then the backend of the arrays (CPU kernels for NumPy, CUDA for CuPy) runs it.
 """
+
 from __future__ import annotations
 
-from ._checks import LEAKY_RELU_SLOPE, axes, backend_for, cached, canonical, check_activation, check_alpha, check_alpha_fits, check_extents, check_grad_y, check_ndim, flag, same_dtype, shape4
+from ._checks import (
+    LEAKY_RELU_SLOPE,
+    axes,
+    backend_for,
+    cached,
+    canonical,
+    check_activation,
+    check_alpha,
+    check_alpha_fits,
+    check_extents,
+    check_grad_y,
+    check_ndim,
+    flag,
+    same_dtype,
+    shape4,
+)
 from ._shapes import check_layout, pair, window_output
 from ._spec import Conv2dSpec
 
-__all__ = ['conv2d', 'conv2d_backward', 'conv2d_backward_data', 'conv2d_backward_weight']
+__all__ = ["conv2d", "conv2d_backward", "conv2d_backward_data", "conv2d_backward_weight"]
 
 
 @cached
@@ -23,26 +39,48 @@ def conv_spec(x_shape, w_shape, stride, padding, dilation, layout, activation=No
     if C != Cw:
         raise ValueError(
             f"x has {C} input channels but weight expects {Cw}: x {tuple(x_shape)} {axes(layout, 'x')}, "
-            f"weight {tuple(w_shape)} {axes(layout, 'w')}")
+            f"weight {tuple(w_shape)} {axes(layout, 'w')}"
+        )
     sh, sw = pair(stride, "stride")
     dh, dw = pair(dilation, "dilation")
     (P, Q), (pt, pb, pl, pr) = window_output((H, W), (R, S), (sh, sw), padding, (dh, dw))
     if P < 1 or Q < 1:
         raise ValueError(
             f"output size {P}x{Q} < 1: x {tuple(x_shape)}, weight {tuple(w_shape)}, stride {(sh, sw)}, "
-            f"padding {(pt, pb, pl, pr)}, dilation {(dh, dw)} (the dilated kernel is larger than the padded input)")
-    check_extents(("padding", "padded input", H + pt + pb), ("padding", "padded input", W + pl + pr),
-                  ("dilation", "dilated kernel", dh * (R - 1) + 1), ("dilation", "dilated kernel", dw * (S - 1) + 1))
+            f"padding {(pt, pb, pl, pr)}, dilation {(dh, dw)} (the dilated kernel is larger than the padded input)"
+        )
+    check_extents(
+        ("padding", "padded input", H + pt + pb),
+        ("padding", "padded input", W + pl + pr),
+        ("dilation", "dilated kernel", dh * (R - 1) + 1),
+        ("dilation", "dilated kernel", dw * (S - 1) + 1),
+    )
     sh, sw, dh, dw = canonical(P, sh), canonical(Q, sw), canonical(R, dh), canonical(S, dw)
-    return Conv2dSpec(N, C, H, W, K, R, S, P, Q, (sh, sw), (pt, pb, pl, pr), (dh, dw), layout, activation,
-                      alpha if activation == "leaky_relu" else 0.0)
-
+    return Conv2dSpec(
+        N,
+        C,
+        H,
+        W,
+        K,
+        R,
+        S,
+        P,
+        Q,
+        (sh, sw),
+        (pt, pb, pl, pr),
+        (dh, dw),
+        layout,
+        activation,
+        alpha if activation == "leaky_relu" else 0.0,
+    )
 
 
 # ----------------------------------------------------------------------------- convolution
 
-def conv2d(x, weight, bias=None, *, stride=1, padding=0, dilation=1, layout="NCHW", activation=None,
-           alpha=LEAKY_RELU_SLOPE):
+
+def conv2d(
+    x, weight, bias=None, *, stride=1, padding=0, dilation=1, layout="NCHW", activation=None, alpha=LEAKY_RELU_SLOPE
+):
     """2-D convolution (cross-correlation, like PyTorch and Keras).
 
     NCHW: x (N, C, H, W), weight (K, C, R, S) -> y (N, K, P, Q).
@@ -60,8 +98,9 @@ def conv2d(x, weight, bias=None, *, stride=1, padding=0, dilation=1, layout="NCH
     check_alpha_fits(spec.alpha, x.dtype)
     if bias is not None and tuple(bias.shape) != (spec.K,):
         raise ValueError(f"bias must have shape ({spec.K},) (one per output channel), got {tuple(bias.shape)}")
-    return be.conv2d_forward(spec, be.contiguous(x), be.contiguous(weight),
-                             None if bias is None else be.contiguous(bias))
+    return be.conv2d_forward(
+        spec, be.contiguous(x), be.contiguous(weight), None if bias is None else be.contiguous(bias)
+    )
 
 
 def conv2d_backward_data(grad_y, weight, x_shape, *, stride=1, padding=0, dilation=1, layout="NCHW"):
@@ -76,8 +115,7 @@ def conv2d_backward_data(grad_y, weight, x_shape, *, stride=1, padding=0, dilati
     return be.conv2d_backward_data(spec, be.contiguous(grad_y), be.contiguous(weight))
 
 
-def conv2d_backward_weight(grad_y, x, weight_shape, *, stride=1, padding=0, dilation=1, layout="NCHW",
-                           bias=True):
+def conv2d_backward_weight(grad_y, x, weight_shape, *, stride=1, padding=0, dilation=1, layout="NCHW", bias=True):
     """Gradient of conv2d with respect to weight (and bias): -> (grad_weight, grad_bias or None)."""
     layout = check_layout(layout)
     be = backend_for(grad_y=grad_y, x=x)

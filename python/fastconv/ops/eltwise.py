@@ -8,11 +8,21 @@ leaky_relu's slope `alpha` defaults to PyTorch's 0.01 (Keras' LeakyReLU layer us
 "leaky_relu" activation string 0.2: the layers follow Keras). alpha must be finite and >= 0,
 as in Keras, so y > 0 exactly where x > 0 and the gradient can be read from y.
 """
+
 from __future__ import annotations
 
 from ._checks import backend_for, check_alpha, check_alpha_fits, float_dtype, same_dtype
 
-__all__ = ['relu', 'relu_backward', 'sigmoid', 'sigmoid_backward', 'tanh', 'tanh_backward', 'leaky_relu', 'leaky_relu_backward']
+__all__ = [
+    "relu",
+    "relu_backward",
+    "sigmoid",
+    "sigmoid_backward",
+    "tanh",
+    "tanh_backward",
+    "leaky_relu",
+    "leaky_relu_backward",
+]
 
 
 def elementwise_args(x, out):
@@ -51,12 +61,8 @@ def relu_backward(grad_y, y):
     return be.relu_backward(be.contiguous(grad_y), be.contiguous(y))
 
 
-
-
 # Keras' slope for activation="leaky_relu" of Conv2D / Dense (keras.activations.leaky_relu).
 KERAS_LEAKY_RELU_SLOPE = 0.2
-
-
 
 
 def _forward(name, alpha, x, out):

@@ -1,11 +1,22 @@
 """Dense (fully connected) layers, PyTorch's convention, and their backward passes (docs/api.md):
 the product runs in the backend's matmul (CPU GEMM kernels for NumPy, cuBLAS for CuPy).
 """
+
 from __future__ import annotations
 
-from ._checks import LEAKY_RELU_SLOPE, backend_for, check_activation, check_alpha, check_alpha_fits, check_grad_y, check_ndim, flag, same_dtype
+from ._checks import (
+    LEAKY_RELU_SLOPE,
+    backend_for,
+    check_activation,
+    check_alpha,
+    check_alpha_fits,
+    check_grad_y,
+    check_ndim,
+    flag,
+    same_dtype,
+)
 
-__all__ = ['linear', 'linear_backward', 'linear_backward_data', 'linear_backward_weight']
+__all__ = ["linear", "linear_backward", "linear_backward_data", "linear_backward_weight"]
 
 
 _X2, _W2, _Y2 = "(N, in_features)", "(out_features, in_features)", "(N, out_features)"
@@ -15,8 +26,10 @@ def _check_linear(x, weight):
     check_ndim("x", x, 2, _X2)
     check_ndim("weight", weight, 2, _W2)
     if x.shape[1] != weight.shape[1]:
-        raise ValueError(f"x has {x.shape[1]} features but weight expects {weight.shape[1]}: "
-                         f"x {tuple(x.shape)} {_X2}, weight {tuple(weight.shape)} {_W2}")
+        raise ValueError(
+            f"x has {x.shape[1]} features but weight expects {weight.shape[1]}: "
+            f"x {tuple(x.shape)} {_X2}, weight {tuple(weight.shape)} {_W2}"
+        )
 
 
 def linear(x, weight, bias=None, *, activation=None, alpha=LEAKY_RELU_SLOPE):
@@ -33,8 +46,7 @@ def linear(x, weight, bias=None, *, activation=None, alpha=LEAKY_RELU_SLOPE):
     if activation == "leaky_relu":
         check_alpha_fits(alpha, x.dtype)
     if bias is not None and tuple(bias.shape) != (weight.shape[0],):
-        raise ValueError(f"bias must have shape ({weight.shape[0]},) (one per output feature), "
-                         f"got {tuple(bias.shape)}")
+        raise ValueError(f"bias must have shape ({weight.shape[0]},) (one per output feature), got {tuple(bias.shape)}")
     return be.matmul(x, weight.T, None if bias is None else be.contiguous(bias), activation, alpha)
 
 
@@ -66,8 +78,7 @@ def linear_backward(grad_y, x, weight, *, bias=True):
     _check_linear(x, weight)
     check_ndim("grad_y", grad_y, 2, _Y2)
     check_grad_y(grad_y, (x.shape[0], weight.shape[0]), _Y2)
-    return (be.matmul(grad_y, weight), be.matmul(grad_y.T, x),
-            be.column_sums(grad_y) if flag("bias", bias) else None)
+    return (be.matmul(grad_y, weight), be.matmul(grad_y.T, x), be.column_sums(grad_y) if flag("bias", bias) else None)
 
 
 def dense_kernel_grad(grad_y, x):

@@ -12,17 +12,18 @@ running_var in place as running = (1 - momentum) * running + momentum * batch, w
 batch variance. The BatchNormalization layer follows Keras (momentum=0.99, epsilon=1e-3,
 moving = momentum * moving + (1 - momentum) * batch, with the biased variance).
 """
+
 from __future__ import annotations
 
 import math
 
 import numpy as np
 
+from ..backend.arrays import array_module
 from ._checks import axes, backend_for, check_ndim, flag, float_dtype, real, same_dtype
 from ._shapes import check_layout
-from ..backend.arrays import array_module
 
-__all__ = ['batch_norm', 'batch_norm_backward', 'fold_batch_norm']
+__all__ = ["batch_norm", "batch_norm_backward", "fold_batch_norm"]
 
 
 def _channels(x, layout):
@@ -77,8 +78,9 @@ def batch_statistics(x, gamma, beta, *, eps, layout, activation=None):
     return _train(be, x, gamma, beta, eps, layout, relu)
 
 
-def batch_norm(x, gamma, beta, running_mean, running_var, *, training, momentum=0.1, eps=1e-5,
-               layout="NCHW", activation=None):
+def batch_norm(
+    x, gamma, beta, running_mean, running_var, *, training, momentum=0.1, eps=1e-5, layout="NCHW", activation=None
+):
     """Normalize x per channel over N, H, W -> (y, saved_mean, saved_inv_std) (the last two for
     batch_norm_backward). training=True: the batch statistics, and running_mean / running_var
     (None: not tracked) are updated in place; training=False: the running statistics.
@@ -118,8 +120,9 @@ def batch_norm(x, gamma, beta, running_mean, running_var, *, training, momentum=
     return y, running_mean.copy(), xp.minimum(inv_std, np.finfo(x.dtype).max).astype(x.dtype)
 
 
-def batch_norm_backward(grad_y, x, gamma, saved_mean, saved_inv_std, *, training=True, layout="NCHW",
-                        activation=None, y=None):
+def batch_norm_backward(
+    grad_y, x, gamma, saved_mean, saved_inv_std, *, training=True, layout="NCHW", activation=None, y=None
+):
     """-> (grad_x, grad_gamma, grad_beta) of batch_norm. training=True differentiates through the
     batch statistics; False through fixed statistics (a frozen BatchNormalization).
     activation="relu" with y, the output of batch_norm(..., activation="relu"): grad_y is the
@@ -127,8 +130,14 @@ def batch_norm_backward(grad_y, x, gamma, saved_mean, saved_inv_std, *, training
     layout = check_layout(layout)
     training = flag("training", training)
     relu = _relu_flag(activation)
-    be = backend_for(grad_y=grad_y, x=x, gamma=gamma, saved_mean=saved_mean, saved_inv_std=saved_inv_std,
-                     **({"y": y} if y is not None else {}))
+    be = backend_for(
+        grad_y=grad_y,
+        x=x,
+        gamma=gamma,
+        saved_mean=saved_mean,
+        saved_inv_std=saved_inv_std,
+        **({"y": y} if y is not None else {}),
+    )
     C = _check_x(x, layout)
     same_dtype(grad_y=grad_y, x=x)
     if tuple(grad_y.shape) != tuple(x.shape):
@@ -144,9 +153,16 @@ def batch_norm_backward(grad_y, x, gamma, saved_mean, saved_inv_std, *, training
     gamma = _contiguous(be, _per_channel("gamma", gamma, C, x.dtype, required=False))
     mean = _per_channel("saved_mean", saved_mean, C, x.dtype)
     inv_std = _per_channel("saved_inv_std", saved_inv_std, C, x.dtype)
-    return be.batch_norm_backward(be.contiguous(grad_y), be.contiguous(x), be.contiguous(mean),
-                                  be.contiguous(inv_std), gamma, training, layout,
-                                  be.contiguous(y) if relu else None)
+    return be.batch_norm_backward(
+        be.contiguous(grad_y),
+        be.contiguous(x),
+        be.contiguous(mean),
+        be.contiguous(inv_std),
+        gamma,
+        training,
+        layout,
+        be.contiguous(y) if relu else None,
+    )
 
 
 def fold_batch_norm(weight, bias, gamma, beta, running_mean, running_var, *, eps=1e-5, layout="NCHW"):
@@ -159,8 +175,14 @@ def fold_batch_norm(weight, bias, gamma, beta, running_mean, running_var, *, eps
     if weight.ndim != 4:
         raise ValueError(f"weight must be 4-D {axes(layout, 'w')}, got shape {tuple(weight.shape)}")
     K = weight.shape[0] if layout == "NCHW" else weight.shape[3]
-    arrays = {"weight": weight, "bias": bias, "gamma": gamma, "beta": beta, "running_mean": running_mean,
-              "running_var": running_var}
+    arrays = {
+        "weight": weight,
+        "bias": bias,
+        "gamma": gamma,
+        "beta": beta,
+        "running_mean": running_mean,
+        "running_var": running_var,
+    }
     for name, a in arrays.items():
         if a is None and name.startswith("running"):
             raise TypeError(f"{name} must be an array of shape ({K},), got None")

@@ -10,15 +10,37 @@ csrc/cuda/pool2d/ for CuPy arrays.
 count_include_pad=True (PyTorch's default) divides every window by R*S, padded cells counting as
 zeros; False divides by the cells of the window inside x (Keras' average pooling with 'same').
 """
+
 from __future__ import annotations
 
 import numpy as np
 
-from ._checks import INDEX_DTYPES, axes, backend_for, cached, canonical, check_extents, check_grad_y, check_ndim, flag, float_dtype, shape4
+from ._checks import (
+    INDEX_DTYPES,
+    axes,
+    backend_for,
+    cached,
+    canonical,
+    check_extents,
+    check_grad_y,
+    check_ndim,
+    flag,
+    float_dtype,
+    shape4,
+)
 from ._shapes import check_layout, pair, window_output
 from ._spec import Pool2dSpec
 
-__all__ = ['max_pool2d', 'max_pool2d_backward', 'avg_pool2d', 'avg_pool2d_backward', 'global_avg_pool2d', 'global_avg_pool2d_backward', 'global_max_pool2d', 'global_max_pool2d_backward']
+__all__ = [
+    "max_pool2d",
+    "max_pool2d_backward",
+    "avg_pool2d",
+    "avg_pool2d_backward",
+    "global_avg_pool2d",
+    "global_avg_pool2d_backward",
+    "global_max_pool2d",
+    "global_max_pool2d_backward",
+]
 
 
 @cached
@@ -33,18 +55,25 @@ def pool_spec(x_shape, kernel_size, stride, padding, layout) -> Pool2dSpec:
     if max(pt, pb) >= R or max(pl, pr) >= S:
         raise ValueError(
             f"padding {(pt, pb, pl, pr)} must be smaller than kernel_size {(R, S)} on every side "
-            f"(a window made only of padding has no input cell)")
-    check_extents(("padding", "padded input", H + pt + pb), ("padding", "padded input", W + pl + pr),
-                  ("kernel_size", "kernel", R), ("kernel_size", "kernel", S))
+            f"(a window made only of padding has no input cell)"
+        )
+    check_extents(
+        ("padding", "padded input", H + pt + pb),
+        ("padding", "padded input", W + pl + pr),
+        ("kernel_size", "kernel", R),
+        ("kernel_size", "kernel", S),
+    )
     if P < 1 or Q < 1:
         raise ValueError(
             f"output size {P}x{Q} < 1: x {tuple(x_shape)}, kernel_size {(R, S)}, stride {(sh, sw)}, "
-            f"padding {(pt, pb, pl, pr)}")
+            f"padding {(pt, pb, pl, pr)}"
+        )
     sh, sw = canonical(P, sh), canonical(Q, sw)
     return Pool2dSpec(N, C, H, W, R, S, P, Q, (sh, sw), (pt, pb, pl, pr), layout)
 
 
 # ----------------------------------------------------------------------------- pooling
+
 
 def max_pool2d(x, kernel_size=2, *, stride=None, padding=0, layout="NCHW"):
     """Max pooling -> (y, indices). indices (int64, y's shape) holds the flat h*W+w of each
@@ -74,8 +103,6 @@ def max_pool2d_backward(grad_y, indices, x_shape, kernel_size=2, *, stride=None,
     return be.max_pool2d_backward(spec, be.contiguous(grad_y), idx)
 
 
-
-
 def avg_pool2d(x, kernel_size=2, *, stride=None, padding=0, layout="NCHW", count_include_pad=True):
     """The mean of each window; stride=None means stride = kernel_size."""
     layout = check_layout(layout)
@@ -87,8 +114,9 @@ def avg_pool2d(x, kernel_size=2, *, stride=None, padding=0, layout="NCHW", count
     return be.avg_pool2d_forward(spec, be.contiguous(x), include_pad)
 
 
-def avg_pool2d_backward(grad_y, x_shape, kernel_size=2, *, stride=None, padding=0, layout="NCHW",
-                        count_include_pad=True):
+def avg_pool2d_backward(
+    grad_y, x_shape, kernel_size=2, *, stride=None, padding=0, layout="NCHW", count_include_pad=True
+):
     """Gradient of avg_pool2d: each window's grad_y / count spread over its cells."""
     layout = check_layout(layout)
     be = backend_for(grad_y=grad_y)
@@ -116,8 +144,10 @@ def _nc(a):
 def _check_nc_grad(grad_y, x_shape, layout):
     N, C = (x_shape[0], x_shape[1]) if layout == "NCHW" else (x_shape[0], x_shape[3])
     if grad_y.ndim != 2 or tuple(grad_y.shape) != (N, C):
-        raise ValueError(f"grad_y must have shape (N, C) = {(N, C)} for x_shape {tuple(x_shape)} ({layout}), "
-                         f"got {tuple(grad_y.shape)}")
+        raise ValueError(
+            f"grad_y must have shape (N, C) = {(N, C)} for x_shape {tuple(x_shape)} ({layout}), "
+            f"got {tuple(grad_y.shape)}"
+        )
 
 
 def global_avg_pool2d(x, *, layout="NCHW"):
@@ -134,8 +164,9 @@ def global_avg_pool2d_backward(grad_y, x_shape, *, layout="NCHW"):
     x_shape = shape4("x_shape", x_shape)
     backend_for(grad_y=grad_y)
     _check_nc_grad(grad_y, x_shape, layout)
-    return avg_pool2d_backward(grad_y.reshape(_pooled4(grad_y.shape, layout)), x_shape, _hw(x_shape, layout),
-                               layout=layout)
+    return avg_pool2d_backward(
+        grad_y.reshape(_pooled4(grad_y.shape, layout)), x_shape, _hw(x_shape, layout), layout=layout
+    )
 
 
 def global_max_pool2d(x, *, layout="NCHW"):
@@ -156,5 +187,6 @@ def global_max_pool2d_backward(grad_y, indices, x_shape, *, layout="NCHW"):
     if tuple(indices.shape) != tuple(grad_y.shape):
         raise ValueError(f"indices has shape {tuple(indices.shape)} but grad_y has {tuple(grad_y.shape)}")
     pooled = _pooled4(grad_y.shape, layout)
-    return max_pool2d_backward(grad_y.reshape(pooled), indices.reshape(pooled), x_shape, _hw(x_shape, layout),
-                               layout=layout)
+    return max_pool2d_backward(
+        grad_y.reshape(pooled), indices.reshape(pooled), x_shape, _hw(x_shape, layout), layout=layout
+    )

@@ -1,6 +1,7 @@
 """Softmax, log-softmax, the cross-entropy sum and an overflow-free sigmoid on NumPy or CuPy arrays
 (array operations of the input's module, no kernel): shared by the Softmax layer, Dense's softmax
 activation and the losses (training/losses.py)."""
+
 from __future__ import annotations
 
 import warnings
@@ -10,7 +11,7 @@ from ..backend.arrays import array_module
 
 def softmax(z, axis=-1):
     xp = array_module(z)
-    e = xp.exp(z - z.max(axis=axis, keepdims=True))      # shift by the max: no overflow
+    e = xp.exp(z - z.max(axis=axis, keepdims=True))  # shift by the max: no overflow
     return e / e.sum(axis=axis, keepdims=True)
 
 
@@ -48,6 +49,10 @@ def warn_if_probabilities(logits, who):
     xp = array_module(logits)
     row_sums = logits.sum(axis=1)
     if bool((logits.min() >= 0) & (logits.max() <= 1) & (xp.abs(row_sums - 1).max() < 1e-3)):
-        warnings.warn(f"{who} expects logits, but every row is a probability distribution (the output of a "
-                      "softmax?): the softmax would be applied twice. Drop the softmax activation of the "
-                      "last layer, or use a loss with from_logits=False.", UserWarning, stacklevel=3)
+        warnings.warn(
+            f"{who} expects logits, but every row is a probability distribution (the output of a "
+            "softmax?): the softmax would be applied twice. Drop the softmax activation of the "
+            "last layer, or use a loss with from_logits=False.",
+            UserWarning,
+            stacklevel=3,
+        )

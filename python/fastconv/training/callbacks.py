@@ -4,6 +4,7 @@ A callback gets `set_model(model)` and then the hooks below with `logs`, a dict 
 values ("loss", metric names, and at epoch end "val_..." and "learning_rate"). Setting
 `model.stop_training = True` ends `fit` after the current epoch.
 """
+
 from __future__ import annotations
 
 import csv
@@ -21,8 +22,16 @@ from ..ops._checks import flag
 from ..ops._shapes import non_negative_int
 from .optimizers import finite_number
 
-__all__ = ["Callback", "History", "ProgressBar", "EarlyStopping", "ModelCheckpoint",
-           "LearningRateScheduler", "ReduceLROnPlateau", "CSVLogger"]
+__all__ = [
+    "Callback",
+    "History",
+    "ProgressBar",
+    "EarlyStopping",
+    "ModelCheckpoint",
+    "LearningRateScheduler",
+    "ReduceLROnPlateau",
+    "CSVLogger",
+]
 
 
 class Callback:
@@ -31,12 +40,23 @@ class Callback:
     def set_model(self, model):
         self.model = model
 
-    def on_train_begin(self, logs=None): pass
-    def on_train_end(self, logs=None): pass
-    def on_epoch_begin(self, epoch, logs=None): pass
-    def on_epoch_end(self, epoch, logs=None): pass
-    def on_train_batch_begin(self, batch, logs=None): pass
-    def on_train_batch_end(self, batch, logs=None): pass
+    def on_train_begin(self, logs=None):
+        pass
+
+    def on_train_end(self, logs=None):
+        pass
+
+    def on_epoch_begin(self, epoch, logs=None):
+        pass
+
+    def on_epoch_end(self, epoch, logs=None):
+        pass
+
+    def on_train_batch_begin(self, batch, logs=None):
+        pass
+
+    def on_train_batch_end(self, batch, logs=None):
+        pass
 
 
 class History(Callback):
@@ -56,6 +76,7 @@ class History(Callback):
         validation value) beside it. Needs matplotlib (`pip install fastconv[bench]`)."""
         try:
             import matplotlib  # noqa: PLC0415 - optional dependency
+
             matplotlib.use("Agg")
             import matplotlib.pyplot as plt  # noqa: PLC0415
             from matplotlib.ticker import MaxNLocator  # noqa: PLC0415
@@ -119,7 +140,9 @@ class ProgressBar(Callback):
             return
         elapsed = time.perf_counter() - self.start
         per_step = elapsed / max(self.steps, 1) * 1e3
-        head = f"\r{self.steps}/{self.steps} [{'=' * self.width}]" if self.verbose == 1 else f"{self.steps}/{self.steps}"
+        head = (
+            f"\r{self.steps}/{self.steps} [{'=' * self.width}]" if self.verbose == 1 else f"{self.steps}/{self.steps}"
+        )
         self.stream.write(f"{head} - {elapsed:.0f}s {per_step:.0f}ms/step{self._values(logs or {})}\n")
         self.stream.flush()
 
@@ -146,8 +169,17 @@ class EarlyStopping(Callback):
     (counted from start_from_epoch). restore_best_weights: put back the weights of the best
     epoch when training stops (or ends after a later, worse epoch)."""
 
-    def __init__(self, monitor="val_loss", min_delta=0.0, patience=0, verbose=0, mode="auto",
-                 baseline=None, restore_best_weights=False, start_from_epoch=0):
+    def __init__(
+        self,
+        monitor="val_loss",
+        min_delta=0.0,
+        patience=0,
+        verbose=0,
+        mode="auto",
+        baseline=None,
+        restore_best_weights=False,
+        start_from_epoch=0,
+    ):
         self.monitor, self.patience = _monitor(monitor), non_negative_int(patience, "patience")
         self.verbose = non_negative_int(verbose, "verbose")
         self.min_delta = abs(finite_number(min_delta, "min_delta"))
@@ -164,8 +196,10 @@ class EarlyStopping(Callback):
     def on_epoch_end(self, epoch, logs=None):
         current = (logs or {}).get(self.monitor)
         if current is None:
-            raise KeyError(f"EarlyStopping monitors {self.monitor!r}, which the logs do not have "
-                           f"(they have {sorted(logs or {})}); pass validation data for 'val_' values")
+            raise KeyError(
+                f"EarlyStopping monitors {self.monitor!r}, which the logs do not have "
+                f"(they have {sorted(logs or {})}); pass validation data for 'val_' values"
+            )
         if epoch < self.start_from_epoch:
             return
         if self.restore_best_weights and self.best_weights is None:
@@ -211,13 +245,17 @@ class ModelCheckpoint(Callback):
         try:
             return self.filepath.format(epoch=epoch + 1, **logs)
         except KeyError as exc:
-            raise ValueError(f"ModelCheckpoint filepath {self.filepath!r} names {exc.args[0]!r}, which the "
-                             f"logs of epoch {epoch + 1} do not have (they have 'epoch', "
-                             f"{', '.join(map(repr, sorted(logs)))}); 'val_' values need validation "
-                             "data") from None
+            raise ValueError(
+                f"ModelCheckpoint filepath {self.filepath!r} names {exc.args[0]!r}, which the "
+                f"logs of epoch {epoch + 1} do not have (they have 'epoch', "
+                f"{', '.join(map(repr, sorted(logs)))}); 'val_' values need validation "
+                "data"
+            ) from None
         except (ValueError, TypeError, AttributeError, IndexError) as exc:
-            raise ValueError(f"ModelCheckpoint filepath {self.filepath!r} cannot be filled in with the "
-                             f"values of epoch {epoch + 1} ({exc})") from None
+            raise ValueError(
+                f"ModelCheckpoint filepath {self.filepath!r} cannot be filled in with the "
+                f"values of epoch {epoch + 1} ({exc})"
+            ) from None
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
@@ -225,13 +263,16 @@ class ModelCheckpoint(Callback):
         if self.save_best_only:
             current = logs.get(self.monitor)
             if current is None:
-                raise KeyError(f"ModelCheckpoint monitors {self.monitor!r}, which the logs do not have "
-                               f"(they have {sorted(logs)})")
+                raise KeyError(
+                    f"ModelCheckpoint monitors {self.monitor!r}, which the logs do not have (they have {sorted(logs)})"
+                )
             if not self._better(current, self.best):
                 return
             if self.verbose:
-                print(f"Epoch {epoch + 1}: {self.monitor} improved from {self.best:.5f} to {current:.5f}, "
-                      f"saving model to {path}")
+                print(
+                    f"Epoch {epoch + 1}: {self.monitor} improved from {self.best:.5f} to {current:.5f}, "
+                    f"saving model to {path}"
+                )
             self.best = current
         self.model.save_weights(path)
 
@@ -241,12 +282,16 @@ def _check_template(filepath):
     try:
         fields = [field for _, field, _, _ in string.Formatter().parse(filepath) if field is not None]
     except ValueError as exc:
-        raise ValueError(f"ModelCheckpoint filepath {filepath!r} is not a valid template ({exc}); "
-                         "write a literal brace as {{ or }}") from None
+        raise ValueError(
+            f"ModelCheckpoint filepath {filepath!r} is not a valid template ({exc}); "
+            "write a literal brace as {{ or }}"
+        ) from None
     positional = [f for f in fields if f == "" or f.split(".")[0].split("[")[0].isdigit()]
     if positional:
-        raise ValueError(f"ModelCheckpoint filepath {filepath!r} has a positional field "
-                         f"{{{positional[0]}}}; name the value, e.g. {{epoch:02d}} or {{val_loss:.3f}}")
+        raise ValueError(
+            f"ModelCheckpoint filepath {filepath!r} has a positional field "
+            f"{{{positional[0]}}}; name the value, e.g. {{epoch:02d}} or {{val_loss:.3f}}"
+        )
 
 
 def _constant_rate_optimizer(model, who):
@@ -254,8 +299,10 @@ def _constant_rate_optimizer(model, who):
     refuses to overwrite one)."""
     opt = model.optimizer
     if opt.schedule is not None:
-        raise TypeError(f"{who} sets the learning rate, but the optimizer's learning_rate is a schedule "
-                        f"({type(opt.schedule).__name__}); use one or the other")
+        raise TypeError(
+            f"{who} sets the learning rate, but the optimizer's learning_rate is a schedule "
+            f"({type(opt.schedule).__name__}); use one or the other"
+        )
     return opt
 
 
@@ -265,13 +312,15 @@ class LearningRateScheduler(Callback):
 
     def __init__(self, schedule, verbose=0):
         if not callable(schedule):
-            raise TypeError(f"schedule must be a function schedule(epoch, lr) or schedule(epoch), got "
-                            f"{type(schedule).__name__} {schedule!r}")
+            raise TypeError(
+                f"schedule must be a function schedule(epoch, lr) or schedule(epoch), got "
+                f"{type(schedule).__name__} {schedule!r}"
+            )
         self.schedule, self.verbose = schedule, non_negative_int(verbose, "verbose")
         self._takes_lr = _accepts_two(schedule)
 
     def _call(self, epoch, lr):
-        if self._takes_lr is None:      # no signature to read: Keras' try with (epoch, lr) first
+        if self._takes_lr is None:  # no signature to read: Keras' try with (epoch, lr) first
             try:
                 return self.schedule(epoch, lr)
             except TypeError:
@@ -282,8 +331,10 @@ class LearningRateScheduler(Callback):
         opt = _constant_rate_optimizer(self.model, "LearningRateScheduler")
         lr = self._call(epoch, opt.learning_rate)
         if isinstance(lr, bool) or not isinstance(lr, numbers.Real):
-            raise TypeError(f"LearningRateScheduler: the schedule must return a float (the learning rate), "
-                            f"got {type(lr).__name__} {lr!r} at epoch {epoch}")
+            raise TypeError(
+                f"LearningRateScheduler: the schedule must return a float (the learning rate), "
+                f"got {type(lr).__name__} {lr!r} at epoch {epoch}"
+            )
         lr = float(lr)
         if not (math.isfinite(lr) and lr > 0):
             raise ValueError(f"LearningRateScheduler: schedule({epoch}) gave {lr!r}; it must be a positive number")
@@ -312,8 +363,17 @@ class ReduceLROnPlateau(Callback):
     """Multiply the learning rate by `factor` when `monitor` has not improved by min_delta for
     `patience` epochs, then wait `cooldown` epochs; never below min_lr."""
 
-    def __init__(self, monitor="val_loss", factor=0.1, patience=10, verbose=0, mode="auto",
-                 min_delta=1e-4, cooldown=0, min_lr=0.0):
+    def __init__(
+        self,
+        monitor="val_loss",
+        factor=0.1,
+        patience=10,
+        verbose=0,
+        mode="auto",
+        min_delta=1e-4,
+        cooldown=0,
+        min_lr=0.0,
+    ):
         factor = finite_number(factor, "factor")
         if not 0.0 < factor < 1.0:
             raise ValueError(f"factor must be in (0, 1), got {factor!r}")
@@ -331,8 +391,10 @@ class ReduceLROnPlateau(Callback):
     def on_epoch_end(self, epoch, logs=None):
         current = (logs or {}).get(self.monitor)
         if current is None:
-            raise KeyError(f"ReduceLROnPlateau monitors {self.monitor!r}, which the logs do not have "
-                           f"(they have {sorted(logs or {})})")
+            raise KeyError(
+                f"ReduceLROnPlateau monitors {self.monitor!r}, which the logs do not have "
+                f"(they have {sorted(logs or {})})"
+            )
         if self.cooldown_counter > 0:
             self.cooldown_counter -= 1
             self.wait = 0

@@ -10,6 +10,7 @@
 One step is exactly the hand-written loop: forward(training=True), the loss and its gradient,
 backward, optimizer.step; `fit` adds only the batch slicing, the metrics and the callbacks.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -30,7 +31,7 @@ from . import optimizers as optim
 
 __all__ = ["TrainingMixin"]
 
-KERAS_BATCH_SIZE = 32     # what Keras' fit / evaluate / predict take for batch_size=None
+KERAS_BATCH_SIZE = 32  # what Keras' fit / evaluate / predict take for batch_size=None
 
 
 def _batch_size(value):
@@ -65,21 +66,25 @@ def _callback_list(callbacks):
         raise TypeError(f"callbacks must be a list of fastconv.callbacks.Callback, got {type(callbacks).__name__}")
     for i, c in enumerate(callbacks):
         if not isinstance(c, cb.Callback):
-            raise TypeError(f"callbacks must be a list of fastconv.callbacks.Callback, got {type(c).__name__} "
-                            f"{c!r} at index {i}")
+            raise TypeError(
+                f"callbacks must be a list of fastconv.callbacks.Callback, got {type(c).__name__} {c!r} at index {i}"
+            )
     return list(callbacks)
 
 
 def _require_labels(x, y, who):
     """x an array with its labels y (an iterable of batches is handled by the caller)."""
     if not hasattr(x, "shape") or not hasattr(x, "dtype"):
-        raise TypeError(f"{who}: x must be a NumPy or CuPy array (or, for fit, an iterable of (x, y) batches "
-                        f"with a len()), got {type(x).__name__}")
+        raise TypeError(
+            f"{who}: x must be a NumPy or CuPy array (or, for fit, an iterable of (x, y) batches "
+            f"with a len()), got {type(x).__name__}"
+        )
     if y is None:
         raise ValueError(f"{who}: y (the targets of the loss) is required when x is an array")
     if not hasattr(y, "shape") or tuple(y.shape[:1]) != tuple(x.shape[:1]):
-        raise ValueError(f"{who}: x has {x.shape[0]} samples but y has shape {getattr(y, 'shape', None)} "
-                         f"(one target per sample)")
+        raise ValueError(
+            f"{who}: x has {x.shape[0]} samples but y has shape {getattr(y, 'shape', None)} (one target per sample)"
+        )
 
 
 def _ends_in(model, activation):
@@ -104,17 +109,21 @@ class TrainingMixin:
         if loss is None:
             raise ValueError("compile needs a loss, e.g. loss='sparse_categorical_crossentropy'")
         self.optimizer = optim.get(optimizer)
-        if isinstance(self.optimizer, distributed.DistributedOptimizer):   # averages inside backward
+        if isinstance(self.optimizer, distributed.DistributedOptimizer):  # averages inside backward
             self.optimizer.attach(self)
         self.loss = losses.get(loss)
         head = "softmax" if isinstance(self.loss, losses.CategoricalCrossentropy) else "sigmoid"
         if self.loss.from_logits and _ends_in(self, head):
-            raise ValueError(f"{type(self.loss).__name__}(from_logits=True) expects logits, but the last "
-                             f"layer applies {head}: apply it once, either drop the activation of the "
-                             "last layer or use from_logits=False")
+            raise ValueError(
+                f"{type(self.loss).__name__}(from_logits=True) expects logits, but the last "
+                f"layer applies {head}: apply it once, either drop the activation of the "
+                "last layer or use from_logits=False"
+            )
         if metrics is not None and not isinstance(metrics, (list, tuple)):
-            raise TypeError(f"metrics must be a list of metric names or functions (e.g. ['accuracy']), "
-                            f"got {type(metrics).__name__} {metrics!r}")
+            raise TypeError(
+                f"metrics must be a list of metric names or functions (e.g. ['accuracy']), "
+                f"got {type(metrics).__name__} {metrics!r}"
+            )
         self.metrics = [metrics_lib.get(m, self.loss) for m in metrics or []]
         self.stop_training = False
         return self
@@ -153,8 +162,20 @@ class TrainingMixin:
         return logs
 
     # ------------------------------------------------------------------ epochs
-    def fit(self, x, y=None, batch_size=32, epochs=1, verbose="auto", callbacks=None, validation_split=0.0,
-            validation_data=None, shuffle=True, initial_epoch=0, seed=None):
+    def fit(
+        self,
+        x,
+        y=None,
+        batch_size=32,
+        epochs=1,
+        verbose="auto",
+        callbacks=None,
+        validation_split=0.0,
+        validation_data=None,
+        shuffle=True,
+        initial_epoch=0,
+        seed=None,
+    ):
         """Train for `epochs` passes over (x, y) in batches (batch_size=None: Keras' 32); returns a
         History. x may also be an iterable of (x, y) batches with a len() (ImageDataGenerator.flow);
         callbacks: a list of fastconv.callbacks.Callback (or one, as Keras 3 takes). validation_split
@@ -170,11 +191,13 @@ class TrainingMixin:
         shuffle = flag("shuffle", shuffle)
         validation_split = real("validation_split", validation_split, 0.0, 1.0)
         if seed is not None:
-            rng_from_seed(seed)   # a TypeError / ValueError naming seed before any work
+            rng_from_seed(seed)  # a TypeError / ValueError naming seed before any work
         batches_given = not hasattr(x, "shape") and hasattr(x, "__iter__") and hasattr(x, "__len__")
         if batches_given and (y is not None or validation_split):
-            raise ValueError("x is an iterable of (x, y) batches (e.g. ImageDataGenerator.flow): pass no y "
-                             "and no validation_split (use validation_data)")
+            raise ValueError(
+                "x is an iterable of (x, y) batches (e.g. ImageDataGenerator.flow): pass no y "
+                "and no validation_split (use validation_data)"
+            )
         if not batches_given:
             _require_labels(x, y, "fit")
         if validation_split and validation_data is not None:
@@ -192,11 +215,38 @@ class TrainingMixin:
             raise ValueError("fit: x has no samples")
         dist = distributed.fit_context(self.optimizer)
         with contextlib.nullcontext() if dist is None else dist.quiet():
-            return self._fit(x, y, batch_size, epochs, verbose, callbacks, validation_data, shuffle,
-                             initial_epoch, seed, batches_given, steps, dist)
+            return self._fit(
+                x,
+                y,
+                batch_size,
+                epochs,
+                verbose,
+                callbacks,
+                validation_data,
+                shuffle,
+                initial_epoch,
+                seed,
+                batches_given,
+                steps,
+                dist,
+            )
 
-    def _fit(self, x, y, batch_size, epochs, verbose, callbacks, validation_data, shuffle, initial_epoch,
-             seed, batches_given, steps, dist):
+    def _fit(
+        self,
+        x,
+        y,
+        batch_size,
+        epochs,
+        verbose,
+        callbacks,
+        validation_data,
+        shuffle,
+        initial_epoch,
+        seed,
+        batches_given,
+        steps,
+        dist,
+    ):
         """fit's epochs; dist: the distributed.fit_context of a job of several ranks, or None."""
         if validation_data is not None:
             x_val, y_val = validation_data
@@ -256,7 +306,7 @@ class TrainingMixin:
         _require_labels(x, y, "evaluate")
         sums, seen = {}, 0
         dist = distributed.fit_context(self.optimizer)
-        if dist is not None:                   # each rank its part; the sums over all ranks below
+        if dist is not None:  # each rank its part; the sums over all ranks below
             x, y = dist.evaluation_part(x, y)
         for xb, yb in data.batches(x, y, batch_size, shuffle=False):
             logs = self.test_on_batch(xb, yb)

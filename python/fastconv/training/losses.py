@@ -11,6 +11,7 @@ Keras does, and the gradient is that of the clipped formula (zero where clipping
 Strings: "sparse_categorical_crossentropy", "categorical_crossentropy", "binary_crossentropy",
 "mse" / "mean_squared_error".
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -19,10 +20,16 @@ from ..backend.arrays import array_module
 from ..ops._checks import flag
 from ..ops.softmax import cross_entropy_sum, log_softmax, stable_sigmoid, warn_if_probabilities
 
-__all__ = ["Loss", "SparseCategoricalCrossentropy", "CategoricalCrossentropy", "BinaryCrossentropy",
-           "MeanSquaredError", "get"]
+__all__ = [
+    "Loss",
+    "SparseCategoricalCrossentropy",
+    "CategoricalCrossentropy",
+    "BinaryCrossentropy",
+    "MeanSquaredError",
+    "get",
+]
 
-EPSILON = 1e-7   # Keras' backend epsilon
+EPSILON = 1e-7  # Keras' backend epsilon
 
 
 def same_rank(y_true, y_pred):
@@ -53,9 +60,11 @@ def target_like(y_true, y_pred, who, broadcast=False):
     if broadcast and _broadcasts_to(t.shape, y_pred.shape):
         return xp.broadcast_to(t, y_pred.shape)
     rule = "broadcasts to y_pred's" if broadcast else "equals y_pred's"
-    raise ValueError(f"y_true has shape {tuple(given.shape)} but y_pred has "
-                     f"{tuple(y_pred.shape)}: {who} needs a y_true shape that {rule} (as in Keras, a trailing "
-                     "axis of 1 may be present in one and missing in the other)")
+    raise ValueError(
+        f"y_true has shape {tuple(given.shape)} but y_pred has "
+        f"{tuple(y_pred.shape)}: {who} needs a y_true shape that {rule} (as in Keras, a trailing "
+        "axis of 1 may be present in one and missing in the other)"
+    )
 
 
 def class_labels(y_true, y_pred, who):
@@ -66,8 +75,10 @@ def class_labels(y_true, y_pred, who):
     if labels.ndim == y_pred.ndim and labels.ndim and labels.shape[-1] == 1:
         labels = labels[..., 0]
     if labels.shape != y_pred.shape[:-1]:
-        raise ValueError(f"{who}: y_true must hold one class label per row of y_pred, got y_true shape {given} "
-                         f"for y_pred shape {tuple(y_pred.shape)}")
+        raise ValueError(
+            f"{who}: y_true must hold one class label per row of y_pred, got y_true shape {given} "
+            f"for y_pred shape {tuple(y_pred.shape)}"
+        )
     return labels
 
 
@@ -76,7 +87,7 @@ class Loss:
 
     name = "loss"
     from_logits = False
-    broadcasts = False      # y_true may broadcast to y_pred's shape (Keras' element-wise losses)
+    broadcasts = False  # y_true may broadcast to y_pred's shape (Keras' element-wise losses)
 
     def __init__(self):
         self._grad = None
@@ -94,8 +105,7 @@ class Loss:
 
     def _check_pred(self, y_pred):
         if not hasattr(y_pred, "dtype") or y_pred.dtype.kind != "f":
-            raise TypeError(f"y_pred must be a float array, got {type(y_pred).__name__} "
-                            f"{getattr(y_pred, 'dtype', '')}")
+            raise TypeError(f"y_pred must be a float array, got {type(y_pred).__name__} {getattr(y_pred, 'dtype', '')}")
         if y_pred.ndim < 1 or y_pred.shape[0] == 0:
             raise ValueError(f"y_pred must have a non-empty batch axis, got shape {tuple(y_pred.shape)}")
         return y_pred
@@ -139,7 +149,7 @@ class CategoricalCrossentropy(Loss):
         inside = (q > EPSILON) & (q < 1 - EPSILON)
         qc = q.clip(EPSILON, 1 - EPSILON)
         value = -(t * array_module(y).log(qc)).sum() / n
-        gq = -t / qc * inside                                  # d value / d q (times n)
+        gq = -t / qc * inside  # d value / d q (times n)
         grad = (gq - (gq * q).sum(axis=-1, keepdims=True)) / s * dt(1.0 / n)
         return float(value), grad.astype(y.dtype, copy=False)
 
@@ -202,10 +212,13 @@ class MeanSquaredError(Loss):
         return float((d * d).mean()), d * y.dtype.type(2.0 / y.size)
 
 
-_BY_NAME = {"sparse_categorical_crossentropy": SparseCategoricalCrossentropy,
-            "categorical_crossentropy": CategoricalCrossentropy,
-            "binary_crossentropy": BinaryCrossentropy,
-            "mse": MeanSquaredError, "mean_squared_error": MeanSquaredError}
+_BY_NAME = {
+    "sparse_categorical_crossentropy": SparseCategoricalCrossentropy,
+    "categorical_crossentropy": CategoricalCrossentropy,
+    "binary_crossentropy": BinaryCrossentropy,
+    "mse": MeanSquaredError,
+    "mean_squared_error": MeanSquaredError,
+}
 
 
 class SoftmaxCrossEntropy:
@@ -243,8 +256,9 @@ class SoftmaxCrossEntropy:
         elif tuple(labels.shape) == tuple(logits.shape):
             target = labels.astype(logits.dtype)
         else:
-            raise ValueError(f"labels must be (N,) class indices or {tuple(logits.shape)} rows, "
-                             f"got shape {tuple(labels.shape)}")
+            raise ValueError(
+                f"labels must be (N,) class indices or {tuple(logits.shape)} rows, got shape {tuple(labels.shape)}"
+            )
         self._probs, self._target = xp.exp(log_probs), target
         return float(cross_entropy_sum(target, log_probs) / N)
 

@@ -7,6 +7,7 @@ binary_accuracy with threshold 0.5 on probabilities, or 0 on logits when the los
 from_logits=True, where Keras would still use 0.5), otherwise from the shapes of each batch
 (one output per sample -> binary, class indices -> sparse, else categorical).
 """
+
 from __future__ import annotations
 
 import functools
@@ -32,9 +33,11 @@ def binary_accuracy(y_true, y_pred, threshold=0.5):
     return float(((y_pred > threshold) == (t > 0.5)).mean())
 
 
-_BY_NAME = {"sparse_categorical_accuracy": sparse_categorical_accuracy,
-            "categorical_accuracy": categorical_accuracy,
-            "binary_accuracy": binary_accuracy}
+_BY_NAME = {
+    "sparse_categorical_accuracy": sparse_categorical_accuracy,
+    "categorical_accuracy": categorical_accuracy,
+    "binary_accuracy": binary_accuracy,
+}
 
 
 def _accuracy_by_shape(y_true, y_pred, binary_threshold=0.5):

@@ -3,6 +3,7 @@ target's folder and renamed over the target once complete, so a failed save (a f
 the previous file as it was; read without pickle (a file from elsewhere cannot run code), every
 entry's header and size checked before its data is read, any damage a ValueError naming the file.
 """
+
 from __future__ import annotations
 
 import os
@@ -17,9 +18,22 @@ import numpy as np
 
 __all__ = ["read_npz", "write_npz", "file_path"]
 
-_BAD_BYTES = (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, TypeError, EOFError, OSError,
-              struct.error, zlib.error, NotImplementedError, OverflowError, KeyError, IndexError,
-              SyntaxError, tokenize.TokenError)
+_BAD_BYTES = (
+    zipfile.BadZipFile,
+    zipfile.LargeZipFile,
+    ValueError,
+    TypeError,
+    EOFError,
+    OSError,
+    struct.error,
+    zlib.error,
+    NotImplementedError,
+    OverflowError,
+    KeyError,
+    IndexError,
+    SyntaxError,
+    tokenize.TokenError,
+)
 # Deflate cannot expand data more than ~1032 times: a larger declared size is a damaged header.
 _MAX_DEFLATE_RATIO = 1032
 
@@ -32,6 +46,7 @@ def file_path(path, what="path"):
 
 # ----------------------------------------------------------------------------- .npz files
 
+
 def write_npz(path, arrays, add_suffix=False):
     """Write `arrays` (name -> array) as an .npz at `path` (with add_suffix, ".npz" is appended
     when missing, as np.savez does), atomically: a temporary file in the same folder is flushed to
@@ -43,7 +58,7 @@ def write_npz(path, arrays, add_suffix=False):
     path = file_path(path)
     if add_suffix and not path.endswith(".npz"):
         path += ".npz"
-    target = os.path.realpath(path)         # through a symlink, as open() would write
+    target = os.path.realpath(path)  # through a symlink, as open() would write
     tmp = os.path.join(os.path.dirname(target), f".{os.path.basename(target)}.{uuid.uuid4().hex[:12]}.tmp")
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
@@ -52,7 +67,7 @@ def write_npz(path, arrays, add_suffix=False):
                 np.savez(f, **arrays)
                 f.flush()
                 os.fsync(f.fileno())
-            if os.path.exists(target):      # the replaced file's permissions, as writing in place keeps
+            if os.path.exists(target):  # the replaced file's permissions, as writing in place keeps
                 os.chmod(tmp, stat.S_IMODE(os.stat(target).st_mode))
             os.replace(tmp, target)
         except BaseException:
@@ -62,8 +77,9 @@ def write_npz(path, arrays, add_suffix=False):
     except OSError as exc:
         if exc.errno is None:
             raise
-        raise OSError(exc.errno, f"cannot write {path} ({exc.strerror}); a file already there is "
-                                 "left as it was", path) from exc
+        raise OSError(
+            exc.errno, f"cannot write {path} ({exc.strerror}); a file already there is left as it was", path
+        ) from exc
     return path
 
 
@@ -74,13 +90,15 @@ def read_npz(path):
     path = file_path(path)
     with open(path, "rb") as f:
         if f.read(6) == b"\x93NUMPY":
-            raise ValueError(f"{path} holds a single {_npy_summary(f)} (.npy); load_weights and load_model "
-                             "read the .npz archive written by save_weights / model.save")
+            raise ValueError(
+                f"{path} holds a single {_npy_summary(f)} (.npy); load_weights and load_model "
+                "read the .npz archive written by save_weights / model.save"
+            )
         f.seek(0)
         size = os.fstat(f.fileno()).st_size
         try:
             archive = zipfile.ZipFile(f)
-        except _BAD_BYTES as exc:           # a pickle, text, empty or cut file
+        except _BAD_BYTES as exc:  # a pickle, text, empty or cut file
             raise ValueError(f"{path} is not an .npz weight archive written by save_weights ({exc})") from None
         with archive:
             out = {}
@@ -128,8 +146,9 @@ def _read_entry(archive, info, archive_size):
             raise ValueError(f"dtype {dtype} cannot be read without pickle")
         nbytes = int(np.prod(shape, dtype=object)) * dtype.itemsize
         if nbytes != info.file_size - member.tell():
-            raise ValueError(f"shape {shape} of {dtype} needs {nbytes} bytes, the entry holds "
-                             f"{info.file_size - member.tell()}")
+            raise ValueError(
+                f"shape {shape} of {dtype} needs {nbytes} bytes, the entry holds {info.file_size - member.tell()}"
+            )
         buf = np.empty(nbytes, np.uint8)
         view, done = memoryview(buf), 0
         while done < nbytes:
@@ -137,7 +156,7 @@ def _read_entry(archive, info, archive_size):
             if not got:
                 raise EOFError(f"the data ends after {done} of {nbytes} bytes")
             done += got
-        if member.read(1):                  # reading to the end also checks the CRC
+        if member.read(1):  # reading to the end also checks the CRC
             raise ValueError("data beyond the size its header gives")
     arr = buf.view(dtype)
     return arr.reshape(shape[::-1]).T if fortran_order else arr.reshape(shape)

@@ -16,6 +16,7 @@ Keras' argument names are accepted beside PyTorch's: `learning_rate` (= `lr`), `
 `ExponentialDecay`, `CosineDecay`, or any callable of the step count): it is evaluated at every
 step with the number of steps taken before it (0 at the first), as Keras does.
 """
+
 from __future__ import annotations
 
 import math
@@ -26,11 +27,11 @@ from .. import _cpu
 from ..backend.arrays import array_module
 from ..ops._shapes import positive_int
 
-__all__ = ["Optimizer", "SGD", "RMSprop", "Adam", "AdamW", "StepDecay", "ExponentialDecay",
-           "CosineDecay", "get"]
+__all__ = ["Optimizer", "SGD", "RMSprop", "Adam", "AdamW", "StepDecay", "ExponentialDecay", "CosineDecay", "get"]
 
 
 # ----------------------------------------------------------------------------- schedules
+
 
 class Schedule:
     """A learning rate as a function of the step count (steps taken before this one)."""
@@ -109,6 +110,7 @@ def _either(name_a, a, name_b, b, default):
 
 # ----------------------------------------------------------------------------- optimizers
 
+
 class Optimizer:
     def __init__(self, learning_rate):
         self.learning_rate = learning_rate
@@ -128,7 +130,7 @@ class Optimizer:
         else:
             self._schedule, self._lr = None, _positive(value, "learning_rate (lr)")
 
-    lr = learning_rate   # PyTorch's name
+    lr = learning_rate  # PyTorch's name
 
     @property
     def schedule(self):
@@ -142,12 +144,15 @@ class Optimizer:
         try:
             refs = list(params)
         except TypeError:
-            raise TypeError("params must be a model, a layer or model.parameters(), got "
-                            f"{type(params).__name__}") from None
+            raise TypeError(
+                f"params must be a model, a layer or model.parameters(), got {type(params).__name__}"
+            ) from None
         for r in refs:
             if not hasattr(r, "grad") or not hasattr(r, "value"):
-                raise TypeError("params must be a model, a layer or model.parameters() (ParamRefs), "
-                                f"got an item of type {type(r).__name__}")
+                raise TypeError(
+                    "params must be a model, a layer or model.parameters() (ParamRefs), "
+                    f"got an item of type {type(r).__name__}"
+                )
         return refs
 
     def step(self, params):
@@ -223,8 +228,11 @@ class RMSprop(Optimizer):
         dt = p.dtype.type
         if name not in self.state:
             xp = array_module(p)
-            self.state[name] = {"v": xp.zeros_like(p), "a": xp.zeros_like(p) if self.centered else None,
-                                "m": xp.zeros_like(p) if self.momentum else None}
+            self.state[name] = {
+                "v": xp.zeros_like(p),
+                "a": xp.zeros_like(p) if self.centered else None,
+                "m": xp.zeros_like(p) if self.momentum else None,
+            }
         st = self.state[name]
         v = st["v"]
         v *= dt(self.rho)
@@ -236,7 +244,7 @@ class RMSprop(Optimizer):
             denom = v - a * a + dt(self.epsilon)
         else:
             denom = v + dt(self.epsilon)
-        u = dt(self._step_lr) * g / denom ** 0.5
+        u = dt(self._step_lr) * g / denom**0.5
         if self.momentum:
             m = st["m"]
             m *= dt(self.momentum)
@@ -255,8 +263,7 @@ class Adam(Optimizer):
     the moments have warmed up; `epsilon=` is accepted as a name for eps.
     """
 
-    def __init__(self, lr=None, betas=None, eps=None, *, learning_rate=None, beta_1=None, beta_2=None,
-                 epsilon=None):
+    def __init__(self, lr=None, betas=None, eps=None, *, learning_rate=None, beta_1=None, beta_2=None, epsilon=None):
         super().__init__(_either("learning_rate", learning_rate, "lr", lr, 0.001))
         if betas is not None and (beta_1 is not None or beta_2 is not None):
             raise TypeError("give betas or beta_1/beta_2, not both")
@@ -283,12 +290,18 @@ class Adam(Optimizer):
             self.state[name] = (xp.zeros_like(p), xp.zeros_like(p))
         m, v = self.state[name]
         dt = p.dtype.type
-        step, c2 = self._step_lr / (1 - b1 ** t), 1 - b2 ** t
-        if (isinstance(p, np.ndarray) and isinstance(g, np.ndarray) and p.flags.c_contiguous
-                and g.dtype == p.dtype and g.shape == p.shape):
+        step, c2 = self._step_lr / (1 - b1**t), 1 - b2**t
+        if (
+            isinstance(p, np.ndarray)
+            and isinstance(g, np.ndarray)
+            and p.flags.c_contiguous
+            and g.dtype == p.dtype
+            and g.shape == p.shape
+        ):
             # One fused pass on the CPU (csrc/cpu/optim/), the same operations as below.
-            _cpu.adam_update(p, np.ascontiguousarray(g), m, v,
-                             tuple(dt(c) for c in (b1, 1 - b1, b2, 1 - b2, c2, self.eps, step)))
+            _cpu.adam_update(
+                p, np.ascontiguousarray(g), m, v, tuple(dt(c) for c in (b1, 1 - b1, b2, 1 - b2, c2, self.eps, step))
+            )
             return
         m *= dt(b1)
         m += dt(1 - b1) * g
@@ -303,10 +316,19 @@ class AdamW(Adam):
     the Adam update of the step, p -= lr * weight_decay * p. Defaults as PyTorch (weight_decay
     0.01; Keras uses 0.004)."""
 
-    def __init__(self, lr=None, betas=None, eps=None, weight_decay=0.01, *, learning_rate=None,
-                 beta_1=None, beta_2=None, epsilon=None):
-        super().__init__(lr, betas, eps, learning_rate=learning_rate, beta_1=beta_1, beta_2=beta_2,
-                         epsilon=epsilon)
+    def __init__(
+        self,
+        lr=None,
+        betas=None,
+        eps=None,
+        weight_decay=0.01,
+        *,
+        learning_rate=None,
+        beta_1=None,
+        beta_2=None,
+        epsilon=None,
+    ):
+        super().__init__(lr, betas, eps, learning_rate=learning_rate, beta_1=beta_1, beta_2=beta_2, epsilon=epsilon)
         self.weight_decay = finite_number(weight_decay, "weight_decay")
         if self.weight_decay < 0:
             raise ValueError(f"weight_decay must be >= 0, got {weight_decay!r}")

@@ -7,6 +7,7 @@ The layer adds the gradient to its kernel gradient in backward (as Keras' tape d
 `model.losses`), and `model.regularization_loss()` gives the penalty that `fit` and `evaluate` add
 to the reported loss; a hand-written loop adds it itself to report the same number.
 """
+
 from __future__ import annotations
 
 import math
@@ -77,5 +78,7 @@ def get(identifier):
     factories = {"l1": l1, "l2": l2, "l1_l2": l1_l2}
     if isinstance(identifier, str) and identifier in factories:
         return factories[identifier]()
-    raise ValueError(f"kernel_regularizer must be None, a fastconv.regularizers.Regularizer or one of "
-                     f"{sorted(factories)}, got {identifier!r}")
+    raise ValueError(
+        f"kernel_regularizer must be None, a fastconv.regularizers.Regularizer or one of "
+        f"{sorted(factories)}, got {identifier!r}"
+    )

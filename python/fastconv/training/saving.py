@@ -18,6 +18,7 @@ nothing in the file: classes come from the registries below (never a module attr
 the file), every parameter shape is checked against the file's arrays before anything is
 allocated, and any damage is a ValueError that names the file and the damaged part.
 """
+
 from __future__ import annotations
 
 import json
@@ -43,12 +44,27 @@ def _registry(*classes):
 
 
 # The only classes a model file may name.
-_LAYERS = _registry(layers_lib.Conv2D, layers_lib.MaxPooling2D, layers_lib.ReLU, layers_lib.Flatten,
-                    layers_lib.Dense, layers_lib.Dropout, layers_lib.Softmax, layers_lib.LeakyReLU,
-                    layers_lib.Activation, layers_lib.AveragePooling2D, layers_lib.GlobalAveragePooling2D,
-                    layers_lib.GlobalMaxPooling2D, layers_lib.BatchNormalization)
-_LOSSES = _registry(losses.SparseCategoricalCrossentropy, losses.CategoricalCrossentropy,
-                    losses.BinaryCrossentropy, losses.MeanSquaredError)
+_LAYERS = _registry(
+    layers_lib.Conv2D,
+    layers_lib.MaxPooling2D,
+    layers_lib.ReLU,
+    layers_lib.Flatten,
+    layers_lib.Dense,
+    layers_lib.Dropout,
+    layers_lib.Softmax,
+    layers_lib.LeakyReLU,
+    layers_lib.Activation,
+    layers_lib.AveragePooling2D,
+    layers_lib.GlobalAveragePooling2D,
+    layers_lib.GlobalMaxPooling2D,
+    layers_lib.BatchNormalization,
+)
+_LOSSES = _registry(
+    losses.SparseCategoricalCrossentropy,
+    losses.CategoricalCrossentropy,
+    losses.BinaryCrossentropy,
+    losses.MeanSquaredError,
+)
 _OPTIMIZERS = _registry(optim.SGD, optim.RMSprop, optim.Adam, optim.AdamW)
 _SCHEDULES = _registry(optim.StepDecay, optim.ExponentialDecay, optim.CosineDecay)
 # Metrics saved by name; a custom metric function is not saved (compile the loaded model again
@@ -58,6 +74,8 @@ _BUILTIN_METRICS = ("accuracy", "sparse_categorical_accuracy", "categorical_accu
 # What a constructor or a shape computation raises when a damaged description hands it a wrong
 # value; each becomes a ValueError naming the part of the file.
 _BAD_ARGUMENT = (TypeError, ValueError, AttributeError, KeyError, IndexError, OverflowError)
+
+
 # What zipfile and NumPy's .npy header parser raise on damaged bytes.
 def _damaged(part, problem):
     return ValueError(f"the model description is damaged: {part} {problem}")
@@ -95,8 +113,7 @@ def _tuples(v):
 def _registered(registry, name, part, what):
     """The class `name` of a registry, else a ValueError listing what a file may name."""
     if name not in registry:
-        raise _damaged(part, f"names an unknown {what} {name!r} (a model file may name "
-                             f"{', '.join(sorted(registry))})")
+        raise _damaged(part, f"names an unknown {what} {name!r} (a model file may name {', '.join(sorted(registry))})")
     return registry[name]
 
 
@@ -175,11 +192,14 @@ def _check_weight_shapes(model, stored):
             if key not in stored:
                 raise ValueError(f"layer {layer.name!r} parameter {k!r}: the file holds no {key!r} entry")
             if tuple(stored[key].shape) != want:
-                raise ValueError(f"layer {layer.name!r} parameter {k!r}: the file holds shape "
-                                 f"{tuple(stored[key].shape)} but the model expects {want}")
+                raise ValueError(
+                    f"layer {layer.name!r} parameter {k!r}: the file holds shape "
+                    f"{tuple(stored[key].shape)} but the model expects {want}"
+                )
 
 
 # ----------------------------------------------------------------------------- optimizer
+
 
 def _optimizer_config(opt):
     cls = type(opt).__name__
@@ -236,7 +256,7 @@ def _state_arrays(opt):
 def _state_layout(opt):
     """The per-parameter state `opt` keeps: (separator, item keys); ("", ()) for one array and
     None for no state."""
-    if isinstance(opt, optim.Adam):                 # Adam, AdamW: (m, v)
+    if isinstance(opt, optim.Adam):  # Adam, AdamW: (m, v)
         return "#", ("0", "1")
     if isinstance(opt, optim.RMSprop):
         return "@", ("v",) + ("a",) * opt.centered + ("m",) * bool(opt.momentum)
@@ -253,25 +273,30 @@ def _restore_state(opt, stored, params):
     layout = _state_layout(opt)
     groups: dict = {}
     for key, arr in stored.items():
-        layer_name, slash, tail = key[len(_OPT_PREFIX):].rpartition("/")
+        layer_name, slash, tail = key[len(_OPT_PREFIX) :].rpartition("/")
         cut = min((tail.index(s) for s in "@#" if s in tail), default=len(tail))
-        name, sep, item = f"{layer_name}/{tail[:cut]}", tail[cut:cut + 1], tail[cut + 1:]
+        name, sep, item = f"{layer_name}/{tail[:cut]}", tail[cut : cut + 1], tail[cut + 1 :]
         if not slash or name not in by_name:
             raise ValueError(f"the optimizer state entry {key!r} names no parameter of the model")
         if layout is None or sep != layout[0]:
-            raise ValueError(f"the optimizer state entry {key!r} does not fit a {type(opt).__name__} "
-                             "with the saved arguments")
+            raise ValueError(
+                f"the optimizer state entry {key!r} does not fit a {type(opt).__name__} with the saved arguments"
+            )
         groups.setdefault(name, {})[item] = arr
     for name, items in groups.items():
         if sorted(items) != sorted(layout[1] or ("",)):
-            raise ValueError(f"the optimizer state of {name!r} holds {sorted(items)}; a {type(opt).__name__} "
-                             f"with the saved arguments keeps {list(layout[1] or ('',))}")
+            raise ValueError(
+                f"the optimizer state of {name!r} holds {sorted(items)}; a {type(opt).__name__} "
+                f"with the saved arguments keeps {list(layout[1] or ('',))}"
+            )
         p = by_name[name]
         xp = array_module(p)
         for item, a in items.items():
             if a.dtype.kind not in "fiu" or tuple(a.shape) != tuple(p.shape):
-                raise ValueError(f"the optimizer state of {name!r} is a {a.dtype} array of shape {a.shape}, "
-                                 f"the parameter a {p.dtype} array of shape {p.shape}")
+                raise ValueError(
+                    f"the optimizer state of {name!r} is a {a.dtype} array of shape {a.shape}, "
+                    f"the parameter a {p.dtype} array of shape {p.shape}"
+                )
         state = {item: xp.asarray(a.astype(p.dtype)) for item, a in items.items()}
         if layout[0] == "@":
             opt.state[name] = {k: state.get(k) for k in ("v", "a", "m")}
@@ -284,8 +309,12 @@ def _restore_state(opt, stored, params):
 def _compile_from(model, comp, opt_entries):
     part = "compile"
     loss_desc = _field(comp, "loss", (dict,), part)
-    loss_cls = _registered(_LOSSES, _field(loss_desc, "class", (str,), f"{part}['loss']"), f"{part}['loss']",
-                           "loss (load_model(path, compile=False) reads the model without it)")
+    loss_cls = _registered(
+        _LOSSES,
+        _field(loss_desc, "class", (str,), f"{part}['loss']"),
+        f"{part}['loss']",
+        "loss (load_model(path, compile=False) reads the model without it)",
+    )
     from_logits = _field(loss_desc, "from_logits", (bool,), f"{part}['loss']")
     loss = loss_cls() if loss_cls is losses.MeanSquaredError else loss_cls(from_logits=from_logits)
     metrics = _field(comp, "metrics", (list,), part)
@@ -295,11 +324,12 @@ def _compile_from(model, comp, opt_entries):
     opt_desc = _field(comp, "optimizer", (dict,), part, optional=True)
     opt = _optimizer_from(opt_desc) if opt_desc is not None else "rmsprop"
     model.compile(optimizer=opt, loss=loss, metrics=metrics)
-    if opt_entries:     # frozen layers' state too: they may be unfrozen again (fine-tuning)
+    if opt_entries:  # frozen layers' state too: they may be unfrozen again (fine-tuning)
         _restore_state(model.optimizer, opt_entries, [r for layer in model.layers for r in layer._refs()])
 
 
 # ----------------------------------------------------------------------------- model
+
 
 def _storable(name):
     """Whether an .npz entry can carry this name (a zip entry name ends at NUL and is UTF-8)."""
@@ -320,23 +350,34 @@ def save_model(model, path, include_optimizer=True):
         if type(layer).__name__ not in _LAYERS:
             raise ValueError(f"cannot save layer {layer.name!r} of class {type(layer).__name__}")
         if not isinstance(layer.name, str) or not _storable(layer.name):
-            raise ValueError(f"cannot save layer {layer.name!r}: a layer name in a file must be a str "
-                             "without NUL characters or lone surrogates, under 65,000 bytes in UTF-8")
-    desc = {"format": FORMAT, "name": model.name, "input_shape": list(model.input_shape),
-            "input_grad": model.input_grad,
-            "layers": [{"class": type(layer).__name__, "config": {k: _json_ready(v) for k, v in layer.get_config().items()}}
-                       for layer in model.layers]}
-    arrays = {f"{layer.name}/{k}": to_numpy(layer._export(k, v))
-              for layer in model.layers for k, v in layer.params.items()}
+            raise ValueError(
+                f"cannot save layer {layer.name!r}: a layer name in a file must be a str "
+                "without NUL characters or lone surrogates, under 65,000 bytes in UTF-8"
+            )
+    desc = {
+        "format": FORMAT,
+        "name": model.name,
+        "input_shape": list(model.input_shape),
+        "input_grad": model.input_grad,
+        "layers": [
+            {"class": type(layer).__name__, "config": {k: _json_ready(v) for k, v in layer.get_config().items()}}
+            for layer in model.layers
+        ],
+    }
+    arrays = {
+        f"{layer.name}/{k}": to_numpy(layer._export(k, v)) for layer in model.layers for k, v in layer.params.items()
+    }
     if model.loss is not None:
-        desc["compile"] = {"loss": {"class": type(model.loss).__name__, "from_logits": model.loss.from_logits},
-                           "metrics": [name for name, _ in model.metrics if name in _BUILTIN_METRICS]}
+        desc["compile"] = {
+            "loss": {"class": type(model.loss).__name__, "from_logits": model.loss.from_logits},
+            "metrics": [name for name, _ in model.metrics if name in _BUILTIN_METRICS],
+        }
         if include_optimizer and model.optimizer is not None:
             opt = getattr(model.optimizer, "wrapped", model.optimizer)  # a DistributedOptimizer's own
             desc["compile"]["optimizer"] = _optimizer_config(opt)
             arrays.update(_state_arrays(opt))
     arrays[_MODEL_KEY] = np.array(json.dumps(desc))
-    write_npz(path, arrays)                          # exactly this name (np.savez would add .npz)
+    write_npz(path, arrays)  # exactly this name (np.savez would add .npz)
 
 
 def restore_model(path, model_class, compile=True):
@@ -347,8 +388,10 @@ def restore_model(path, model_class, compile=True):
     compile = flag("compile", compile)
     stored = read_npz(path)
     if _MODEL_KEY not in stored:
-        raise ValueError(f"{path} is not a model file written by model.save (no {_MODEL_KEY!r} entry; "
-                         "a weights file goes to model.load_weights)")
+        raise ValueError(
+            f"{path} is not a model file written by model.save (no {_MODEL_KEY!r} entry; "
+            "a weights file goes to model.load_weights)"
+        )
     try:
         desc = _description(stored.pop(_MODEL_KEY))
         model_layers = [_layer_from(entry, i) for i, entry in enumerate(desc["layers"])]

@@ -47,6 +47,7 @@ Differences from the course code, none of which changes a gradient check:
   as PyTorch does; the course's code would return beta.
 - CuPy arrays work as well (on the CUDA kernels).
 """
+
 from __future__ import annotations
 
 from .fast_layers import *  # noqa: F403

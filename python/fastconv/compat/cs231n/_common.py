@@ -1,5 +1,6 @@
 """What every compat function shares: the course's loose array inputs turned into one float dtype,
 caches that keep their own copy of the inputs, and cache checks that name the mix-up."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -22,8 +23,10 @@ def common_float(**named):
             except (TypeError, ValueError) as e:
                 raise TypeError(f"{name} must be an array or array-like of numbers: {e}") from None
         if a.dtype.kind not in "fiub":
-            raise TypeError(f"{name} must be real-valued (float32/float64), got dtype {a.dtype}"
-                            + ("; complex values would be truncated" if a.dtype.kind == "c" else ""))
+            raise TypeError(
+                f"{name} must be real-valued (float32/float64), got dtype {a.dtype}"
+                + ("; complex values would be truncated" if a.dtype.kind == "c" else "")
+            )
         arrays.append(a)
     xp = array_module(arrays[0])
     dtype = np.result_type(*[a.dtype for a in arrays])
@@ -77,8 +80,10 @@ class FastconvCache(tuple):
         return cache
 
     def _refuse(self):
-        raise TypeError(f"this cache came from fastconv.compat.cs231n.{self.forward}, which the course's backward "
-                        f"functions cannot read; pass it to fastconv's {self.backward}, {INSTALL_HINT}")
+        raise TypeError(
+            f"this cache came from fastconv.compat.cs231n.{self.forward}, which the course's backward "
+            f"functions cannot read; pass it to fastconv's {self.backward}, {INSTALL_HINT}"
+        )
 
     def __iter__(self):
         self._refuse()
@@ -94,8 +99,13 @@ def check_cache(cache, size, producer, arrays=0):
     checked well enough to name the mistake; a FastconvCache must come from `producer`."""
     if isinstance(cache, FastconvCache) and cache.forward != producer:
         raise TypeError(f"cache came from {cache.forward}; pass it to {cache.backward}")
-    if (not isinstance(cache, tuple) or len(cache) != size
-            or not all(hasattr(a, "dtype") and hasattr(a, "shape") for a in cache[:arrays])):
-        raise TypeError(f"cache must be the cache returned by {producer}, got {type(cache).__name__}"
-                        + (f" of {len(cache)} items" if isinstance(cache, tuple) else ""))
-    return cache[:]     # a plain tuple, which unpacks
+    if (
+        not isinstance(cache, tuple)
+        or len(cache) != size
+        or not all(hasattr(a, "dtype") and hasattr(a, "shape") for a in cache[:arrays])
+    ):
+        raise TypeError(
+            f"cache must be the cache returned by {producer}, got {type(cache).__name__}"
+            + (f" of {len(cache)} items" if isinstance(cache, tuple) else "")
+        )
+    return cache[:]  # a plain tuple, which unpacks

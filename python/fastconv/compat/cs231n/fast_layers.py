@@ -5,19 +5,28 @@ does there: conv_forward_strides / conv_forward_im2col are conv_forward_fast, an
 functions conv_backward_fast. max_pool_forward_reshape keeps the course's reshape contract
 (square windows that tile the input) and its cache.
 """
+
 from __future__ import annotations
 
 from ... import functional as F
 from ._common import FastconvCache, as_dtype, check_cache, grad_dtype, kept_inputs, param_value
 
 __all__ = [
-    "conv_forward_fast", "conv_backward_fast", "conv_forward_strides", "conv_backward_strides",
-    "conv_forward_im2col", "conv_backward_im2col", "max_pool_forward_fast", "max_pool_backward_fast",
-    "max_pool_forward_reshape", "max_pool_backward_reshape",
+    "conv_forward_fast",
+    "conv_backward_fast",
+    "conv_forward_strides",
+    "conv_backward_strides",
+    "conv_forward_im2col",
+    "conv_backward_im2col",
+    "max_pool_forward_fast",
+    "max_pool_backward_fast",
+    "max_pool_forward_reshape",
+    "max_pool_backward_reshape",
 ]
 
-CONV_BACKWARD = ("conv_backward_fast (a whole conv_relu / conv_relu_pool cache: conv_relu_backward / "
-                 "conv_relu_pool_backward)")
+CONV_BACKWARD = (
+    "conv_backward_fast (a whole conv_relu / conv_relu_pool cache: conv_relu_backward / conv_relu_pool_backward)"
+)
 
 
 def conv_args(conv_param):
@@ -32,8 +41,9 @@ def _pool_args(pool_param):
     try:
         ph, pw, stride = pool_param["pool_height"], pool_param["pool_width"], pool_param["stride"]
     except (KeyError, TypeError):
-        raise ValueError("pool_param must be a dict with keys 'pool_height', 'pool_width' and 'stride', "
-                         f"got {pool_param!r}") from None
+        raise ValueError(
+            f"pool_param must be a dict with keys 'pool_height', 'pool_width' and 'stride', got {pool_param!r}"
+        ) from None
     return (param_value(ph), param_value(pw)), dict(stride=param_value(stride), padding=0, layout="NCHW")
 
 
@@ -43,6 +53,7 @@ def conv_cache(x, w, b, conv_param):
 
 
 # ----------------------------------------------------------------------------- convolution
+
 
 def conv_forward_fast(x, w, b, conv_param):
     """Convolution: x (N, C, H, W), w (F, C, HH, WW), b (F,), conv_param {'stride', 'pad'}
@@ -59,7 +70,7 @@ def conv_backward_fast(dout, cache):
     """Backward of conv_forward_fast: dout (N, F, H', W') -> dx (N, C, H, W), dw (F, C, HH, WW), db (F,).
     Also takes the caches of the course's conv_forward_naive (4 items) and conv_forward_* (5)."""
     if isinstance(cache, tuple) and not isinstance(cache, FastconvCache) and len(cache) == 5:
-        cache = cache[:4]       # the course's columns: not needed
+        cache = cache[:4]  # the course's columns: not needed
     x, w, _, conv_param = check_cache(cache, 4, "conv_forward_fast", arrays=3)
     dout, dtype = grad_dtype(dout, x, w)
     dout, x, w = as_dtype(dtype, dout, x, w)
@@ -72,6 +83,7 @@ conv_backward_strides = conv_backward_im2col = conv_backward_fast
 
 # ----------------------------------------------------------------------------- max pooling
 
+
 def max_pool_forward_fast(x, pool_param):
     """Max pooling: x (N, C, H, W), pool_param {'pool_height', 'pool_width', 'stride'}
     -> out (N, C, H', W') with H' = 1 + (H - pool_height) // stride, and a cache for backward.
@@ -80,8 +92,9 @@ def max_pool_forward_fast(x, pool_param):
     (x,) = kept_inputs(x=x)
     kernel, kw = _pool_args(pool_param)
     out, indices = F.max_pool2d(x, kernel, **kw)
-    return out, FastconvCache((x.shape, x.dtype, indices, dict(pool_param)), "max_pool_forward_fast",
-                              "max_pool_backward_fast")
+    return out, FastconvCache(
+        (x.shape, x.dtype, indices, dict(pool_param)), "max_pool_forward_fast", "max_pool_backward_fast"
+    )
 
 
 def max_pool_backward_fast(dout, cache):
@@ -103,9 +116,11 @@ def max_pool_backward_fast(dout, cache):
         raise TypeError(f"cache must be the cache returned by max_pool_forward_fast, got method {first!r}")
     if hasattr(first, "shape") and isinstance(second, dict):
         return _recomputed_pool_backward(dout, first, *_pool_args(second))
-    raise TypeError("cache must be the cache returned by max_pool_forward_fast (or the course's "
-                    f"max_pool_forward_naive: (x, pool_param)), got a tuple of {type(first).__name__} "
-                    f"and {type(second).__name__}")
+    raise TypeError(
+        "cache must be the cache returned by max_pool_forward_fast (or the course's "
+        f"max_pool_forward_naive: (x, pool_param)), got a tuple of {type(first).__name__} "
+        f"and {type(second).__name__}"
+    )
 
 
 def _recomputed_pool_backward(dout, x, kernel, kw):
@@ -128,8 +143,10 @@ def max_pool_forward_reshape(x, pool_param):
         raise ValueError(f"x must be 4-D (N, C, H, W), got shape {tuple(x.shape)}")
     N, C, H, W = x.shape
     if not (ph == pw == kw["stride"] and H % ph == 0 and W % pw == 0):
-        raise ValueError("max_pool_forward_reshape needs pool_height == pool_width == stride dividing H and W, "
-                         f"got pool_param {pool_param!r} for x {tuple(x.shape)}; use max_pool_forward_fast")
+        raise ValueError(
+            "max_pool_forward_reshape needs pool_height == pool_width == stride dividing H and W, "
+            f"got pool_param {pool_param!r} for x {tuple(x.shape)}; use max_pool_forward_fast"
+        )
     out, _ = F.max_pool2d(x, kernel, **kw)
     return out, (x, x.reshape(N, C, H // ph, ph, W // pw, pw), out)
 

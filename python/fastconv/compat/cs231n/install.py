@@ -13,6 +13,7 @@ which, when a course file is edited, writes the edited function's code into the 
 binds to that name. The stand-in takes that code and runs it as the course's function would (the
 edit finds the module's np and other names), and fastconv's own functions are never touched.
 """
+
 from __future__ import annotations
 
 import functools
@@ -26,20 +27,20 @@ from . import layers as layers_py
 
 __all__ = ["install", "uninstall"]
 
-_COURSE_SHIPS = {"fast_layers": fast_layers, "layer_utils": layer_utils}   # the code the course gives
-_STUDENT_WRITES = {"layers": layers_py}                                    # the assignment's exercises
+_COURSE_SHIPS = {"fast_layers": fast_layers, "layer_utils": layer_utils}  # the code the course gives
+_STUDENT_WRITES = {"layers": layers_py}  # the assignment's exercises
 _MODELS = ("classifiers.cnn", "classifiers.fc_net")
 
 
 @dataclass
 class _Route:
     package: str
-    theirs: types.FunctionType      # the course's function
-    stand_in: types.FunctionType    # bound in the course's modules in its place
-    code: types.CodeType            # the stand-in's own code: another one is an edit %autoreload wrote
+    theirs: types.FunctionType  # the course's function
+    stand_in: types.FunctionType  # bound in the course's modules in its place
+    code: types.CodeType  # the stand-in's own code: another one is an edit %autoreload wrote
 
 
-_routes: dict[int, _Route] = {}     # id(the course's function) -> its route
+_routes: dict[int, _Route] = {}  # id(the course's function) -> its route
 
 
 def _import(name, required):
@@ -47,16 +48,20 @@ def _import(name, required):
         return importlib.import_module(name)
     except ModuleNotFoundError as e:
         if required or e.name != name:
-            raise ImportError(f"install() could not import {name!r} ({e}); run it where `import {name}` "
-                              "works (from the assignment folder, or with it on sys.path)") from None
+            raise ImportError(
+                f"install() could not import {name!r} ({e}); run it where `import {name}` "
+                "works (from the assignment folder, or with it on sys.path)"
+            ) from None
         return None
 
 
 def _stand_in(ours, theirs):
     """A new function that calls fastconv's `ours`, in the globals of the course's `theirs`. Its
     __module__ stays fastconv's, so autoreload's full-module reload never rewrites it in place."""
+
     def call(*args, **kwargs):
         return ours(*args, **kwargs)
+
     stand_in = types.FunctionType(call.__code__, theirs.__globals__, ours.__name__, None, call.__closure__)
     return functools.update_wrapper(stand_in, ours)
 
@@ -78,7 +83,7 @@ def install(package="cs231n", *, layers=False):
     own. Returns {module: [names replaced]}; uninstall() puts the course's functions back."""
     _import(package, required=True)
     sources = dict(_COURSE_SHIPS, **(_STUDENT_WRITES if layers else {}))
-    originals = {}                       # name -> (course's function, fastconv's)
+    originals = {}  # name -> (course's function, fastconv's)
     for sub, ours in sources.items():
         course = _import(f"{package}.{sub}", required=False)
         for name in ours.__all__ if course is not None else ():
@@ -111,8 +116,11 @@ def _course_function(route):
             setattr(theirs, attr, getattr(stand_in, attr))
         return theirs
     defined = getattr(sys.modules.get(theirs.__module__), theirs.__name__, None)
-    if (isinstance(defined, types.FunctionType) and not _is_stand_in(defined)
-            and (defined.__module__, defined.__qualname__) == (theirs.__module__, theirs.__qualname__)):
+    if (
+        isinstance(defined, types.FunctionType)
+        and not _is_stand_in(defined)
+        and (defined.__module__, defined.__qualname__) == (theirs.__module__, theirs.__qualname__)
+    ):
         return defined
     return theirs
 

@@ -1,5 +1,6 @@
 """The course's layer_utils.py sandwich layers that involve a convolution, with the conv and
 the ReLU fused in one kernel."""
+
 from __future__ import annotations
 
 from ... import functional as F

@@ -8,23 +8,30 @@
 running = momentum * running + (1 - momentum) * batch, with the biased batch variance (the
 course's rule, not PyTorch's); 'test' normalizes with the running statistics.
 """
+
 from __future__ import annotations
 
 import math
 import numbers
 
 from ... import functional as F
-from ...ops import normalization
 from ...backend.arrays import array_module
+from ...ops import normalization
 from ._common import FastconvCache, as_dtype, check_cache, common_float, grad_dtype, kept_inputs, param_value
 
 __all__ = [
-    "relu_forward", "relu_backward", "batchnorm_forward", "batchnorm_backward", "batchnorm_backward_alt",
-    "spatial_batchnorm_forward", "spatial_batchnorm_backward",
+    "relu_forward",
+    "relu_backward",
+    "batchnorm_forward",
+    "batchnorm_backward",
+    "batchnorm_backward_alt",
+    "spatial_batchnorm_forward",
+    "spatial_batchnorm_backward",
 ]
 
 
 # ----------------------------------------------------------------------------- relu
+
 
 def relu_forward(x):
     """ReLU: x (any shape) -> out = max(x, 0), cache. The cache is out itself, not the caller's x
@@ -45,15 +52,19 @@ def relu_backward(dout, cache):
 
 # ----------------------------------------------------------------------------- batch normalization
 
+
 def _bn_param(bn_param):
     if not isinstance(bn_param, dict) or bn_param.get("mode") not in ("train", "test"):
-        raise ValueError("bn_param must be a dict with 'mode' set to 'train' or 'test' "
-                         f"(and optionally 'eps', 'momentum', 'running_mean', 'running_var'), got {bn_param!r}")
+        raise ValueError(
+            "bn_param must be a dict with 'mode' set to 'train' or 'test' "
+            f"(and optionally 'eps', 'momentum', 'running_mean', 'running_var'), got {bn_param!r}"
+        )
     eps, momentum = param_value(bn_param.get("eps", 1e-5)), param_value(bn_param.get("momentum", 0.9))
     for name, v, ok in (("eps", eps, lambda v: v > 0), ("momentum", momentum, lambda v: 0 <= v <= 1)):
         if not (isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v) and ok(v)):
-            raise ValueError(f"bn_param['{name}'] must be a finite number "
-                             f"{'> 0' if name == 'eps' else 'in [0, 1]'}, got {v!r}")
+            raise ValueError(
+                f"bn_param['{name}'] must be a finite number {'> 0' if name == 'eps' else 'in [0, 1]'}, got {v!r}"
+            )
     return bn_param["mode"], float(eps), float(momentum)
 
 
@@ -64,8 +75,9 @@ def _bn_forward(x, gamma, beta, bn_param, spatial):
     name = "spatial_batchnorm_forward" if spatial else "batchnorm_forward"
     x, gamma, beta = kept_inputs(x=x, gamma=gamma, beta=beta)
     if x.ndim != (4 if spatial else 2):
-        raise ValueError(f"{name}: x must be {'4-D (N, C, H, W)' if spatial else '2-D (N, D)'}, "
-                         f"got shape {tuple(x.shape)}")
+        raise ValueError(
+            f"{name}: x must be {'4-D (N, C, H, W)' if spatial else '2-D (N, D)'}, got shape {tuple(x.shape)}"
+        )
     D = x.shape[1]
     layout = "NCHW" if spatial else "NHWC"
     x4 = x if spatial else x.reshape(x.shape[0], 1, 1, D)
@@ -76,8 +88,10 @@ def _bn_forward(x, gamma, beta, bn_param, spatial):
     running_var = xp.zeros(D, x.dtype) if running_var is None else running_var
     for key, a in (("running_mean", running_mean), ("running_var", running_var)):
         if tuple(getattr(a, "shape", ())) != (D,):
-            raise ValueError(f"bn_param['{key}'] must have shape ({D},) (one per feature of x {tuple(x.shape)}), "
-                             f"got {tuple(getattr(a, 'shape', ()))}")
+            raise ValueError(
+                f"bn_param['{key}'] must have shape ({D},) (one per feature of x {tuple(x.shape)}), "
+                f"got {tuple(getattr(a, 'shape', ()))}"
+            )
     if mode == "train":
         if x.size // D < 2:
             raise ValueError(f"{name} in 'train' mode needs more than one value per feature, got x {tuple(x.shape)}")
@@ -93,9 +107,11 @@ def _bn_forward(x, gamma, beta, bn_param, spatial):
 
 def _bn_backward(dout, cache, spatial):
     name = "spatial_batchnorm_forward" if spatial else "batchnorm_forward"
-    if not isinstance(cache, FastconvCache):     # the course's caches are whatever its student chose
-        raise TypeError(f"cache must be the cache returned by fastconv's {name}, got {type(cache).__name__}; "
-                        f"a cache of the course's {name} goes to the course's {name.replace('forward', 'backward')}")
+    if not isinstance(cache, FastconvCache):  # the course's caches are whatever its student chose
+        raise TypeError(
+            f"cache must be the cache returned by fastconv's {name}, got {type(cache).__name__}; "
+            f"a cache of the course's {name} goes to the course's {name.replace('forward', 'backward')}"
+        )
     x, gamma, mean, inv_std, mode = check_cache(cache, 5, name, arrays=4)
     dout, dtype = grad_dtype(dout, x)
     if tuple(dout.shape) != tuple(x.shape):
@@ -103,8 +119,9 @@ def _bn_backward(dout, cache, spatial):
     dout, x, gamma, mean, inv_std = as_dtype(dtype, dout, x, gamma, mean, inv_std)
     layout = "NCHW" if spatial else "NHWC"
     as4 = (lambda a: a) if spatial else (lambda a: a.reshape(a.shape[0], 1, 1, a.shape[1]))
-    dx, dgamma, dbeta = normalization.batch_norm_backward(as4(dout), as4(x), gamma, mean, inv_std,
-                                                          training=mode == "train", layout=layout)
+    dx, dgamma, dbeta = normalization.batch_norm_backward(
+        as4(dout), as4(x), gamma, mean, inv_std, training=mode == "train", layout=layout
+    )
     return dx.reshape(x.shape), dgamma, dbeta
 
 

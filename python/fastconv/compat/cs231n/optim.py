@@ -1,4 +1,5 @@
 """The course's optim.py update rules; the state lives in config, as the course's Solver expects."""
+
 from __future__ import annotations
 
 import numbers
@@ -63,5 +64,5 @@ def adam(w, dw, config=None):
     m = b1 * m + (1 - b1) * dw
     v = b2 * v + (1 - b2) * dw * dw
     config.update(m=m, v=v, t=t)
-    m_hat, v_hat = m / (1 - b1 ** t), v / (1 - b2 ** t)
+    m_hat, v_hat = m / (1 - b1**t), v / (1 - b2**t)
     return w - config["learning_rate"] * m_hat / (xp.sqrt(v_hat) + config["epsilon"]), config
