@@ -1,7 +1,7 @@
 """Thin wrapper around `python -m fastconv.bench` (all options pass through), writing a full run
 to bench/results/ (the committed results) by default and a --quick or --smoke run to the
-git-ignored bench-quick/, so a quick look never overwrites the committed numbers. The layer lists are in python/fastconv/bench/shapes/ (shipped
-inside the package); `--list-shapes` prints where.
+git-ignored bench-quick/, so a quick look never overwrites the committed numbers. The layer lists
+are in python/fastconv/bench/shapes/ (shipped inside the package); `--list-shapes` prints where.
 
     python bench/run_bench.py --quick
     python bench/run_bench.py --threads 2 --batch 1,8

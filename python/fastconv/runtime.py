@@ -98,9 +98,10 @@ def set_cpu_isa(name: str) -> str:
 
 
 def set_winograd(enabled: bool) -> None:
-    """Turn the Winograd F(4x4,3x3) path (AVX-512 and AVX2, float32 and float64, forward, backward-data and
-    backward-weight of 3x3 stride-1 layers where it is faster than the direct kernel) on or off,
-    process-wide. FASTCONV_WINOGRAD=0 turns it off at import time. Winograd is not bit-exact: its error vs float64 stays within ~1e-5 relative."""
+    """Turn the Winograd F(4x4,3x3) path (AVX-512 and AVX2, float32 and float64, forward,
+    backward-data and backward-weight of 3x3 stride-1 layers where it is faster than the direct
+    kernel) on or off, process-wide. FASTCONV_WINOGRAD=0 turns it off at import time. Winograd is
+    not bit-exact: its error vs float64 stays within ~1e-5 relative."""
     if not isinstance(enabled, bool):
         raise ValueError(f"enabled must be a bool, got {enabled!r}")
     _cpu.set_winograd(enabled)

@@ -42,7 +42,7 @@ def test_default_isa_is_the_best_available():
         [
             sys.executable,
             "-c",
-            "import fastconv as f; print(f.cpu_isa(), max(f.available_cpu_isas(), key=%r.index))" % (ORDER,),
+            f"import fastconv as f; print(f.cpu_isa(), max(f.available_cpu_isas(), key={ORDER!r}.index))",
         ],
         capture_output=True,
         text=True,

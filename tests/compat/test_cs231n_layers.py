@@ -40,7 +40,7 @@ def test_batchnorm_matches_the_course_over_train_and_test_steps(N, D, dtype):
     beta = rng.standard_normal(D).astype(dtype)
     ours, want = {"mode": "train", "momentum": 0.8}, {"mode": "train", "momentum": 0.8}
     tol = 2e-5 if dtype == np.float32 else 1e-12
-    for step in range(3):
+    for _ in range(3):
         x = (5 + 3 * rng.standard_normal((N, D))).astype(dtype)
         out, _ = cs.batchnorm_forward(x, gamma, beta, ours)
         y, want["running_mean"], want["running_var"] = course_batchnorm(x.astype(np.float64), gamma, beta, want)
@@ -197,7 +197,7 @@ def course_max_pool_backward_fast(dout, cache):
     method, real_cache = cache
     if method in ("reshape", "im2col"):
         return None
-    raise ValueError('Unrecognized method "%s"' % method)
+    raise ValueError(f'Unrecognized method "{method}"')
 
 
 def course_batchnorm_backward(dout, cache):

@@ -4,8 +4,8 @@ csrc/cpu/conv2d/bwd_data_strided.inl) against the float64 reference and the port
 
 Grid: strides 2, 3, (2, 3), (3, 2), (2, 1), (1, 2); dilation 1/2; padding 0/1/2 and asymmetric; kernels 1x1,
 2x2, 3x3, 5x5 (including stride > kernel, where some grad_x pixels receive no tap and must be
-written as zeros); C in {1, 3, 5, 8, 9, 17, 64} (channel blocks of 8 and a tail); K in {1, 16, 25, 33}; odd H/W; batch 1/3;
-both layouts, float32/float64, every SIMD ISA this CPU has.
+written as zeros); C in {1, 3, 5, 8, 9, 17, 64} (channel blocks of 8 and a tail); K in {1, 16, 25, 33};
+odd H/W; batch 1/3; both layouts, float32/float64, every SIMD ISA this CPU has.
 - exact: integers in -2..2 make every partial sum exact, so results are bit-identical to the
   reference and to the portable kernel;
 - random: standard-normal data within the tolerances of tests/helpers.py;

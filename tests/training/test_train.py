@@ -64,7 +64,7 @@ def test_training_reduces_the_loss(optimizer):
     loss_fn = SoftmaxCrossEntropy()
     opt = fc.Adam(lr=0.01) if optimizer == "adam" else fc.SGD(lr=0.1, momentum=0.9, nesterov=True)
     first = loss_fn.forward(model.forward(x, training=False), y)
-    for epoch in range(6):
+    for _ in range(6):
         for i in range(0, len(x), 32):
             logits = model.forward(x[i : i + 32])
             loss_fn.forward(logits, y[i : i + 32])

@@ -99,7 +99,7 @@ def _ints(text, default):
 
 def run_cuda(argv) -> int:
     rest, skip = [], False
-    for i, a in enumerate(argv):
+    for a in argv:
         if skip:
             skip = False
             continue
@@ -125,7 +125,10 @@ def config(args):
     batches = _ints(args.batch, [1, 8])
     nets = args.networks.split(",") if args.networks else ["vgg16", "mnist", "cs231n", "activations", "pooling"]
     repeats = args.repeats or 5
-    layer_ok = lambda net, name: True
+
+    def layer_ok(net, name):
+        return True
+
     whole = (
         []
         if args.no_networks
@@ -138,7 +141,10 @@ def config(args):
         threads = _ints(args.threads, [max(threads)])
         batches = _ints(args.batch, [1])
         repeats = args.repeats or 3
-        layer_ok = lambda net, name: name in QUICK_LAYERS.get(net, ())
+
+        def layer_ok(net, name):
+            return name in QUICK_LAYERS.get(net, ())
+
         whole = [w for w in whole if w[1] == "mnist"]
     if args.smoke:
         threads = _ints(args.threads, [1])
@@ -149,7 +155,10 @@ def config(args):
     if args.layers:
         rx = re.compile(args.layers)
         prev = layer_ok
-        layer_ok = lambda net, name: prev(net, name) and bool(rx.search(name))
+
+        def layer_ok(net, name):
+            return prev(net, name) and bool(rx.search(name))
+
     return threads, batches, nets, repeats, layer_ok, whole
 
 

@@ -291,7 +291,7 @@ def _bench_memory_bound(cupy, fc, torch, args, copy_gbps, pool_rows, relu_rows):
                     flush=True,
                 )
     seen = set()
-    for name, C, K, HW in VGG16_CONV:
+    for name, _, K, HW in VGG16_CONV:
         n = N * K * HW * HW
         if n in seen:
             continue

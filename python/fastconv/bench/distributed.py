@@ -141,7 +141,7 @@ def worker(args):
 
     model.grad_hooks.insert(0, mark)  # before the optimizer's: its own waits come after
     rows = []
-    for step in range(args.steps + 1):
+    for _ in range(args.steps + 1):
         dist.barrier()
         t0 = time.perf_counter()
         loss(yb, model.forward(xb))

@@ -70,7 +70,7 @@ def main(argv=None):
     model = mnist_cnn((28, 28, 1), "same")
     model.compile(optimizer=fc.Adam(learning_rate=1e-3), loss=losses.SparseCategoricalCrossentropy(from_logits=True))
     aug, step = [], []
-    for i in range(70):
+    for _ in range(70):
         t = time.perf_counter()
         xb = gen.random_transform_batch(x[:64])
         aug.append(time.perf_counter() - t)

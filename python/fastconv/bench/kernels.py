@@ -186,7 +186,10 @@ def _print_errors(li, ps, x, w, b, gy):
     import fastconv.reference as ref  # noqa: PLC0415
 
     x1, gy1, w64 = x[:1], gy[:1], w.astype(np.float64)
-    nhwc = lambda a: np.ascontiguousarray(a.transpose(0, 2, 3, 1))
+
+    def nhwc(a):
+        return np.ascontiguousarray(a.transpose(0, 2, 3, 1))
+
     if ps == "fwd":
         want = ref.conv2d(x1.astype(np.float64), w64, b.astype(np.float64), padding=1)
         calls = [

@@ -143,7 +143,8 @@ def markdown(result) -> str:
         lines += [
             "## Convolution summary (× = PyTorch best layout ms / fastconv best layout ms; > 1 is faster)",
             "",
-            "| network | pass | batch | threads | dtype | geomean × vs PyTorch | min × (layer) | mean % peak (C,K ≥ 64) | geomean × vs NumPy |",
+            "| network | pass | batch | threads | dtype | geomean × vs PyTorch | min × (layer) "
+            "| mean % peak (C,K ≥ 64) | geomean × vs NumPy |",
             "|---|---|---|---|---|---|---|---|---|",
         ]
         for e in s["conv_vs_torch"]:
@@ -182,8 +183,9 @@ def markdown(result) -> str:
             lines.append(
                 f"| {r['network']} | {r['layer']} | {r['pass']} | {r['batch']} | {r['threads']} | "
                 f"{_f(ms_.get('fastconv NCHW'))} | {_f(ms_.get('fastconv NHWC'))} | {_f(ms_.get('torch NCHW'))} | "
-                f"{_f(ms_.get('torch channels_last'))} | {_f(ms_.get('numpy'))} | {_f(r['gflops'].get(lay), '{:.0f}')} | "
-                f"{_f(r['pct_peak'].get(lay), '{:.0f}')} | {_f(r['torch_best_ms'] / ms if ms and r.get('torch_best_ms') else None)} | "
+                f"{_f(ms_.get('torch channels_last'))} | {_f(ms_.get('numpy'))} | "
+                f"{_f(r['gflops'].get(lay), '{:.0f}')} | {_f(r['pct_peak'].get(lay), '{:.0f}')} | "
+                f"{_f(r['torch_best_ms'] / ms if ms and r.get('torch_best_ms') else None)} | "
                 f"{_f(ms_['numpy'] / ms if ms and ms_.get('numpy') else None)} | {'ok' if r['verified'] else 'FAIL'} |"
             )
         lines.append("")
@@ -207,13 +209,15 @@ def markdown(result) -> str:
             lay, ms = best_fastconv(r)
             g, pc = r["gbps"], r["pct_copy"]
             lines.append(
-                f"| {r['network']} | {r['layer']} | {r['pass']} | {r['batch']} | {r['threads']} | {r['bytes'] / 1e6:.1f} | "
+                f"| {r['network']} | {r['layer']} | {r['pass']} | {r['batch']} | {r['threads']} | "
+                f"{r['bytes'] / 1e6:.1f} | "
                 f"{_f(g.get('fastconv NCHW'), '{:.1f}')} ({_f(pc.get('fastconv NCHW'), '{:.0f}')}%) "
                 f"[{_f(g.get('fastconv NCHW kernel'), '{:.1f}')} ({_f(pc.get('fastconv NCHW kernel'), '{:.0f}')}%)] | "
                 f"{_f(g.get('fastconv NHWC'), '{:.1f}')} ({_f(pc.get('fastconv NHWC'), '{:.0f}')}%) "
                 f"[{_f(g.get('fastconv NHWC kernel'), '{:.1f}')} ({_f(pc.get('fastconv NHWC kernel'), '{:.0f}')}%)] | "
                 f"{_f(g.get('torch NCHW'), '{:.1f}')} | {_f(g.get('torch channels_last'), '{:.1f}')} | "
-                f"{_f(g.get('numpy'), '{:.1f}')} | {_f(r['torch_best_ms'] / ms if ms and r.get('torch_best_ms') else None)} | "
+                f"{_f(g.get('numpy'), '{:.1f}')} | "
+                f"{_f(r['torch_best_ms'] / ms if ms and r.get('torch_best_ms') else None)} | "
                 f"{'ok' if r['verified'] else 'FAIL'} |"
             )
         lines.append("")

@@ -68,7 +68,8 @@ def parse(text: str, network: str) -> list[Layer]:
         kind, name = tokens[0], tokens[1] if len(tokens) > 1 else "?"
         if kind not in _FIELDS:
             raise ValueError(
-                f"{network}:{lineno}: unknown layer kind {kind!r} (conv, pool, avgpool, gavgpool, bn, {', '.join(ELEMENTWISE)})"
+                f"{network}:{lineno}: unknown layer kind {kind!r} "
+                f"(conv, pool, avgpool, gavgpool, bn, {', '.join(ELEMENTWISE)})"
             )
         fields = _FIELDS[kind]
         values = [t for t in tokens[2:] if "=" not in t]

@@ -27,8 +27,9 @@ when size does not divide the batch). Frozen layers are not sent. After step() t
 are views into the buckets (no copy back), overwritten by the next step.
 
 CPU threads: ranks on one machine share its cores (init() gives each cores / local ranks kernel
-threads unless OMP_NUM_THREADS or set_num_threads chose). CuPy arrays: one GPU per rank (the local rank modulo the devices, chosen by init()), the sums by
-NCCL on the current stream (cupy.cuda.nccl), or through host memory when CuPy has no NCCL.
+threads unless OMP_NUM_THREADS or set_num_threads chose). CuPy arrays: one GPU per rank (the local
+rank modulo the devices, chosen by init()), the sums by NCCL on the current stream
+(cupy.cuda.nccl), or through host memory when CuPy has no NCCL.
 
 The modules: world.py (init, rank, size), collectives.py (barrier, allreduce, broadcast),
 sharding.py (each rank's part of the data), optimizer.py (DistributedOptimizer and its gradient
@@ -42,10 +43,11 @@ gone) aborts the job with a message naming the rank that waited.
 from __future__ import annotations
 
 from .collectives import allreduce, barrier, broadcast, broadcast_parameters
-from .fit import fit_context
+from .fit import fit_context as fit_context  # for training.loop, not a user API
 from .optimizer import DistributedOptimizer
 from .sharding import shard_batches, shard_range
-from .world import DEFAULT_TIMEOUT, init, is_distributed, local_rank, rank, size
+from .world import DEFAULT_TIMEOUT as DEFAULT_TIMEOUT
+from .world import init, is_distributed, local_rank, rank, size
 
 __all__ = [
     "init",

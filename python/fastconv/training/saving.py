@@ -291,7 +291,7 @@ def _restore_state(opt, stored, params):
             )
         p = by_name[name]
         xp = array_module(p)
-        for item, a in items.items():
+        for a in items.values():
             if a.dtype.kind not in "fiu" or tuple(a.shape) != tuple(p.shape):
                 raise ValueError(
                     f"the optimizer state of {name!r} is a {a.dtype} array of shape {a.shape}, "
