@@ -39,13 +39,14 @@ def train_step(model, x, opt=None):
 
 
 def record_backward_calls(model):
-    """Replace each layer's backward by a wrapper that appends the layer's index to the list."""
+    """Replace each layer's backward by a wrapper that appends the layer's index to the list (the
+    fusion plan's per-call arguments pass on)."""
     calls = []
     for i, layer in enumerate(model.layers):
 
-        def wrapped(grad_y, real=layer.backward, i=i):
+        def wrapped(grad_y, real=layer.backward, i=i, **fused):
             calls.append(i)
-            return real(grad_y)
+            return real(grad_y, **fused)
 
         layer.backward = wrapped
     return calls

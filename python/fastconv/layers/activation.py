@@ -20,21 +20,15 @@ from .base import Layer, check_backward
 class _Elementwise(Layer):
     """y = f(x), whose gradient is computed from y: keeps the output for backward.
 
-    Sequential sets passed_once, for one forward call, on a ReLU right above a
-    BatchNormalization that applied it in its own pass (relu_once): x then is the output, and
-    the batch norm's backward applies the gradient too, so this layer passes both through."""
+    A model's fusion pass (models/fusion.py) may run a ReLU inside the BatchNormalization below
+    it: the model then calls neither forward nor backward of this layer for that call."""
 
     def __init__(self, *, name=None, input_shape=None):
         super().__init__(name=name, input_shape=input_shape)
         self._y = None
-        self.passed_once = False
-        self._passed = False
 
     def forward(self, x, training=True):
-        self._passed, self.passed_once = self.passed_once, False  # for this call only, even if it raises
         x = self._ensure_built(x)
-        if self._passed:
-            return x
         y = self._apply(x)
         if self._keeps_for_backward(training):
             self._y = y
@@ -43,8 +37,6 @@ class _Elementwise(Layer):
     def backward(self, grad_y):
         if not self.needs_input_grad:
             return None
-        if self._passed:
-            return grad_y
         if self._y is None:
             raise RuntimeError(f"{self.name or type(self).__name__}.backward called before forward(training=True)")
         gx = self._gradient(grad_y, self._y)

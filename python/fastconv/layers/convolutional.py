@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..ops._checks import check_activation
+from ..ops._checks import check_activation, flag
 from ..ops._shapes import pair, window_output
 from ..ops.conv import conv2d, conv2d_backward_data, conv2d_backward_weight
 from ..ops.eltwise import KERAS_LEAKY_RELU_SLOPE, gradient
@@ -23,6 +23,8 @@ class Conv2D(Layer):
     bias (K,). Keeps x (for the weight gradient) and, with an activation, y (for its gradient).
     When needs_input_grad is False (the first layer of a Sequential) backward computes only the
     weight and bias gradients; when trainable is False, only the input gradient.
+    backward(grad_y, relu_applied=True) (activation "relu" only) skips the ReLU gradient: the
+    MaxPooling2D reading this output applied it (MaxPooling2D.backward's relu_mask).
     """
 
     def __init__(
@@ -61,7 +63,6 @@ class Conv2D(Layer):
         self.kernel_initializer = kernel_initializer
         self.seed = seed
         self._x = self._y = None
-        self.relu_applied_once = False
         if self.input_shape is not None:
             self.build(self.input_shape)
 
@@ -136,12 +137,13 @@ class Conv2D(Layer):
             self._y = y if self.activation else None
         return y
 
-    def backward(self, grad_y):
+    def backward(self, grad_y, *, relu_applied=False):
+        if flag("relu_applied", relu_applied) and self.activation != "relu":
+            raise ValueError(
+                f"relu_applied=True needs activation 'relu', {self.name or 'Conv2D'} has {self.activation!r}"
+            )
         if self._x is None:
             raise RuntimeError(f"{self.name or 'Conv2D'}.backward called before forward(training=True)")
-        # Sequential sets relu_applied_once when the pool above already applied the ReLU mask
-        # (MaxPooling2D.backward); it holds for this one call.
-        relu_applied, self.relu_applied_once = self.relu_applied_once, False
         if self._y is not None and not relu_applied:
             grad_y = gradient(self.activation, grad_y, self._y, KERAS_LEAKY_RELU_SLOPE)
         kernel = self.params["kernel"]

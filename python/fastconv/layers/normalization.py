@@ -19,9 +19,9 @@ class BatchNormalization(Layer):
     statistics normalize, in inference (layer(x), predict) the moving ones, and a frozen layer
     (trainable=False) always uses the moving ones, as in Keras.
 
-    Sequential sets relu_once, for one forward call, when a ReLU layer follows: this layer then
-    applies the ReLU in its own pass (and its gradient in the matching backward), and that layer
-    passes this output through."""
+    forward(x, training, fused_relu=True) applies a ReLU to the output in the same pass, and its
+    gradient in the matching backward: the fusion pass (models/fusion.py) asks for it, for one
+    call, when the only reader of this output is a ReLU layer, which that model then skips."""
 
     non_trainable_keys = ("moving_mean", "moving_variance")
 
@@ -46,7 +46,6 @@ class BatchNormalization(Layer):
         self.epsilon = real("epsilon", epsilon, 0.0, np.inf, low_open=True)
         self.center, self.scale = flag("center", center), flag("scale", scale)
         self._saved = None
-        self.relu_once = False
         if self.input_shape is not None:
             self.build(self.input_shape)
 
@@ -88,8 +87,8 @@ class BatchNormalization(Layer):
             return x.reshape(*x.shape, 1, 1), "NCHW"
         return x, "NCHW" if self.axis == 1 else layout_for("channels_last")
 
-    def forward(self, x, training=True):
-        relu, self.relu_once = self.relu_once, False  # for this call only, even if it raises
+    def forward(self, x, training=True, *, fused_relu=False):
+        relu = flag("fused_relu", fused_relu)
         x = self._ensure_built(x)
         x4, layout = self._as4d(x)
         gamma, beta = self.params.get("gamma"), self.params.get("beta")

@@ -4,6 +4,7 @@ GlobalAveragePooling2D, GlobalMaxPooling2D, and Pooling2D, the base of the first
 
 from __future__ import annotations
 
+from ..ops._checks import flag
 from ..ops._shapes import pair, window_output
 from ..ops.eltwise import relu_backward
 from ..ops.pooling import (
@@ -154,40 +155,46 @@ class GlobalMaxPooling2D(_GlobalPooling):
 
 
 class MaxPooling2D(Pooling2D):
-    """Max pooling; keeps the winners' indices and the input shape (not the input)."""
+    """Max pooling; keeps the winners' indices and the input shape (not the input).
+
+    relu_mask=True, in forward and then in backward, applies the ReLU gradient mask of the
+    Conv2D(activation="relu") below (whose output is this layer's input) here, on the pooled
+    output: 4x smaller for 2x2 pooling and the same values (every window's winner holds the pooled
+    value), so that conv skips its own (Conv2D.backward's relu_applied). The fusion pass
+    (models/fusion.py) asks for both."""
 
     def __init__(
         self, pool_size=2, strides=None, padding="valid", data_format="channels_last", *, name=None, input_shape=None
     ):
         super().__init__(pool_size, strides, padding, data_format, name=name, input_shape=input_shape)
         self._indices = self._y = None
-        self.keep_output = False  # set by Sequential when it fuses a ReLU mask (backward)
-        self.relu_mask_once = False
 
     def _kw(self):
         return dict(stride=self.strides, padding=self.padding, layout=self.layout)
 
-    def forward(self, x, training=True):
+    def forward(self, x, training=True, *, relu_mask=False):
+        """relu_mask=True keeps the output too, for backward(relu_mask=True)."""
+        keep_output = flag("relu_mask", relu_mask)
         x = self._ensure_built(x)
         y, indices = max_pool2d(x, self.pool_size, **self._kw())
         if self._keeps_for_backward(training):
             self._indices, self._x_shape = indices, tuple(x.shape)
-            self._y = y if self.keep_output else None
+            self._y = y if keep_output else None
         return y
 
-    def backward(self, grad_y):
-        """With relu_mask_once set (by Sequential, for this one call; needs keep_output): the layer
-        below ends in ReLU, and its gradient mask is applied here, on the pooled output, where it
-        is 4x smaller for 2x2 pooling and gives the same values (every window's winner holds the
-        pooled value), so that layer skips its own."""
-        relu_mask, self.relu_mask_once = self.relu_mask_once, False
+    def backward(self, grad_y, *, relu_mask=False):
+        """relu_mask=True: grad_y passes the ReLU mask of the layer below first (needs a
+        forward(relu_mask=True))."""
+        relu_mask = flag("relu_mask", relu_mask)
         if not self.needs_input_grad:
             return None
         if self._indices is None:
             raise RuntimeError(f"{self.name or 'MaxPooling2D'}.backward called before forward(training=True)")
         if relu_mask:
             if self._y is None:
-                raise RuntimeError(f"{self.name or 'MaxPooling2D'}: relu_mask needs keep_output = True")
+                raise RuntimeError(
+                    f"{self.name or 'MaxPooling2D'}: backward(relu_mask=True) needs forward(relu_mask=True) first"
+                )
             grad_y = relu_backward(grad_y, self._y)
         gx = max_pool2d_backward(grad_y, self._indices, self._x_shape, self.pool_size, **self._kw())
         self._indices = self._x_shape = self._y = None

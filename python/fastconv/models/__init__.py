@@ -1,5 +1,5 @@
 """Models: Sequential (sequential.py: a stack of fastconv.layers with Keras' compile / fit /
-evaluate), the layer fusions it decides (fusion.py), the VGG16 convolutional base (zoo.py) and
+evaluate), the fusion pass a model runs over its layer calls (fusion.py), the VGG16 convolutional base (zoo.py) and
 weights converted from other frameworks (converters.py, zoo.py)."""
 
 from __future__ import annotations

@@ -40,7 +40,7 @@ from ..training.loop import KERAS_BATCH_SIZE, TrainingMixin
 from ..training.npz import read_npz, write_npz
 from ..training.saving import restore_model, save_model
 from .converters import torch_state_dict_to_keras
-from .fusion import fold_batch_norm, fuse_relus
+from .fusion import FusionPlan, chain, fold_batch_norm, plan_fusion
 
 __all__ = ["Sequential", "load_model"]
 
@@ -63,6 +63,7 @@ class Sequential(TrainingMixin):
         self.input_shape = None if input_shape is None else tuple(int(d) for d in input_shape)
         self.built = False
         self._marked, self._first = None, 0
+        self._plan, self._planned_layers = FusionPlan(), ()
         # fn(model, layer, is_top, is_bottom) after each layer's backward (top: the first one
         # called, bottom: the last); the layer's .grads are final then
         self.grad_hooks: list = []
@@ -137,12 +138,16 @@ class Sequential(TrainingMixin):
         for i, layer in enumerate(self.layers):
             layer.needs_input_grad = self.input_grad or i > first
         self._first = 0 if self.input_grad else first
-        self._fuse_relus()
         self._marked = self._marks_key()
 
-    def _fuse_relus(self):
-        """The fusions of this model's layers (fusion.fuse_relus): self._bn_relus, self._relu_pools."""
-        fuse_relus(self)
+    def _fusion_plan(self):
+        """The fusion pass's plan for this stack (fusion.plan_fusion over chain(layers)), made
+        again only when the list of layers changed: it depends on nothing else."""
+        if len(self._planned_layers) != len(self.layers) or any(
+            a is not b for a, b in zip(self._planned_layers, self.layers)
+        ):
+            self._plan, self._planned_layers = plan_fusion(chain(self.layers)), tuple(self.layers)
+        return self._plan
 
     def _refresh_marks(self):
         """Re-mark when a trainable flag or input_grad changed since the last marks."""
@@ -162,12 +167,9 @@ class Sequential(TrainingMixin):
         self._refresh_marks()
         if training:
             self.last_batch_size = int(x.shape[0])  # distributed training weights by it
+        plan = self._fusion_plan()
         for i, layer in enumerate(self.layers):
-            if i in self._bn_relus:
-                layer.relu_once = True
-            elif i - 1 in self._bn_relus:
-                layer.passed_once = True
-            x = layer.forward(x, training=training)
+            x = plan.forward(i, layer, x, training)
         if training:
             self._trained_forward = True
         return x
@@ -182,15 +184,12 @@ class Sequential(TrainingMixin):
         if not getattr(self, "_trained_forward", False):
             raise RuntimeError(f"model {self.name!r}: backward called before forward(x, training=True)")
         self._refresh_marks()
+        plan = self._fusion_plan()
         g = grad_y
         top = len(self.layers) - 1
         for i in range(top, self._first - 1, -1):
             layer = self.layers[i]
-            if i in self._relu_pools:
-                layer.relu_mask_once = True
-            elif i + 1 in self._relu_pools:
-                layer.relu_applied_once = True
-            g = layer.backward(g)
+            g = plan.backward(i, layer, g)
             for hook in self.grad_hooks:  # e.g. DistributedOptimizer starts an allreduce
                 hook(self, layer, i == top, i == self._first)
         return g if self.input_grad else None
