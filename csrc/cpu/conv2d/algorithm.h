@@ -1,7 +1,7 @@
 // Which conv2d algorithm a pass runs: the algorithms, the shape rules that choose between them
 // (with the measurements behind each, in algorithm.cpp) and the record of the last choice.
 //
-// Each SIMD ISA's dispatch (conv2d/dispatch.inl) asks, in this order:
+// Each SIMD ISA's dispatch (conv2d/conv2d.inl) asks, in this order:
 //   forward          Winograd?                                   else direct
 //   backward-data    Winograd? -> stride > 1? -> few channels?   else direct
 //   backward-weight  Winograd?                                   else direct

@@ -1,11 +1,11 @@
 // 2-D convolution, the three passes (the conv2d family's entry points; conv2d/algorithm.h says
-// which algorithm each pass runs on a SIMD ISA, dispatch.inl runs it).
+// which algorithm each pass runs on a SIMD ISA, conv2d.inl runs it).
 //   fwd         x (N,C,H,W)|(N,H,W,C), w (K,C,R,S)|(R,S,C,K), bias (K) or null -> y (N,K,P,Q)|(N,P,Q,K);
 //               applies p.epilogue
 //   bwd_data    grad_y, w -> grad_x (overwritten)
 //   bwd_weight  grad_y, x -> grad_w (overwritten), grad_bias (nullable, overwritten)
 // Portable reference: ref.cpp (the `scalar` path); SIMD builds: avx2.cpp and avx512.cpp compile
-// dispatch.inl, which includes every algorithm.
+// conv2d.inl, which includes every algorithm.
 #pragma once
 #include <cstdint>
 

@@ -249,7 +249,7 @@ FASTCONV_INSTANTIATE(double)
 #undef FASTCONV_INSTANTIATE
 
 namespace {
-// The table's entries record their algorithm like the SIMD dispatch (dispatch.inl).
+// The table's entries record their algorithm like the SIMD dispatch (conv2d.inl).
 template <typename T>
 void recorded_fwd(const Conv2dParams& p, const T* x, const T* w, const T* bias, T* y) {
   record_algorithm(ConvPass::fwd, ConvAlgorithm::reference);

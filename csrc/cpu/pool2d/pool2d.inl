@@ -1,5 +1,5 @@
 // Max and average pooling (contracts in pool2d.h), compiled once per ISA by avx2.cpp and
-// avx512.cpp: maxpool.inl on the ISA's argmax lanes (simd/<isa>_argmax.h), avgpool.inl's loops for
+// avx512.cpp: maxpool.inl and maxpool_bwd.inl on the ISA's argmax lanes (simd/<isa>_argmax.h), avgpool.inl's loops for
 // the compiler to vectorize. Reference: ref.cpp.
 #pragma once  // once per translation unit: each ISA file includes it for its own ISA
 #ifndef FASTCONV_SIMD_NS
@@ -22,6 +22,7 @@ namespace {
 
 #include "avgpool.inl"
 #include "maxpool.inl"
+#include "maxpool_bwd.inl"
 
 }  // namespace
 

@@ -9,8 +9,8 @@
 //               coefficients of the elementwise pass, in double.
 //   apply       out = a[c] (u - m[c]) + b[c] [+ k[c] v], one thread per element, 32-bit indices
 //               (FastDivmod); launches split over rows beyond max_launch_elements().
+#include <cfloat>
 #include <cmath>
-#include <limits>
 
 #include "../common.cuh"
 #include "../kernels.h"
@@ -157,7 +157,7 @@ __global__ void finalize_fwd_kernel(BatchNormShape s, int64_t chunks, const T* x
   coef[2 * s.C + c] = beta ? double(beta[c]) : 0.0;
   mean[c] = T(coef[c]);
   var[c] = T(v);
-  inv_std[c] = T(fmin(is, double(std::numeric_limits<T>::max())));   // saturated, as the CPU kernel
+  inv_std[c] = T(fmin(is, sizeof(T) == 4 ? double(FLT_MAX) : DBL_MAX));  // saturated, as the CPU kernel
 }
 
 template <typename T>

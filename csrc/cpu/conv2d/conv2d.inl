@@ -4,7 +4,7 @@
 // entries (conv2d.h).
 #pragma once  // once per translation unit: each ISA file includes it for its own ISA
 #ifndef FASTCONV_SIMD_NS
-#error "include simd/avx512.h or simd/avx2.h before conv2d/dispatch.inl"
+#error "include simd/avx512.h or simd/avx2.h before conv2d/conv2d.inl"
 #endif
 
 #include <atomic>
