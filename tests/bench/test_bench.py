@@ -16,7 +16,7 @@ import pytest
 
 import fastconv as fc
 from fastconv import _cpu, bench
-from fastconv.bench import libs, loops, machine, shapes
+from fastconv.bench import kernel_calls, libs, loops, machine, shapes, torch_mirror
 
 ROW_KEYS = {
     "network",
@@ -188,16 +188,16 @@ def test_batch_norm_loop_row_in_smoke_form():
         x = np.random.default_rng(0).standard_normal((2, 8, 8, 1), dtype=np.float32)
         model.forward(x, training=True)  # built; moving statistics move
         model.layers[1].epsilon = 0.5  # the mirror copies this epsilon ...
-        net = loops.torch_mirror(torch, model, torch.float32)
+        net = torch_mirror.torch_mirror(torch, model, torch.float32)
         model.layers[1].epsilon = 1e-3  # ... which the model no longer uses
-        assert not loops._check_outputs(torch, model, net, x)["ok"]
+        assert not torch_mirror.check_outputs(torch, model, net, x)["ok"]
 
 
 def test_kernel_recorder_restores_the_kernels():
     before = _cpu.conv2d_forward
     x, w = np.ones((1, 1, 4, 4), np.float32), np.ones((1, 1, 3, 3), np.float32)
     with pytest.raises(RuntimeError):
-        with loops.KernelRecorder() as rec:
+        with kernel_calls.KernelRecorder() as rec:
             fc.conv2d(x, w)
             raise RuntimeError
     assert _cpu.conv2d_forward is before

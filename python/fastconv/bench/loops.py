@@ -41,10 +41,12 @@ import numpy as np
 
 import fastconv as fc
 
-from .. import _cpu, models
 from .. import layers as L
+from .. import models
 from . import cs231n_course as course
 from . import harness
+from .kernel_calls import kernel_times
+from .torch_mirror import CHECK_TOLERANCE, check_outputs, nchw, relative_error, torch_mirror
 
 
 @dataclass(frozen=True)
@@ -66,8 +68,6 @@ SPECS = {
     "e": Spec("batch-norm CNN training step (Conv2D-BN-ReLU x3, global average pooling, Adam)", 64, 28, 20, 10, 4, 28),
 }
 
-CHECK_TOLERANCE = {"float32": 1e-3, "float64": 1e-8}  # ||got - want||_F / ||want||_F
-
 
 class Unsupported(Exception):
     """The installed fastconv lacks what a row needs; the row is skipped with this reason."""
@@ -79,170 +79,6 @@ class Loop:
     check: dict  # {"what", "error", "ok"}
     info: dict  # model, loss, optimizer, dtype, input
     extra_kernels: list = field(default_factory=list)  # (module, names, group) recorded as kernels
-
-
-def _rel(got, want):
-    got, want = np.asarray(got, np.float64), np.asarray(want, np.float64)
-    return float(np.linalg.norm(got - want) / max(np.linalg.norm(want), 1e-300))
-
-
-# ----------------------------------------------------------------------------- kernel calls
-
-KERNEL_PREFIXES = (
-    "conv",
-    "maxpool",
-    "avgpool",
-    "batchnorm",
-    "relu",
-    "activation",
-    "linear",
-    "gemm",
-    "dense",
-    "matmul",
-    "sigmoid",
-    "softmax",
-    "dropout",
-)
-
-
-class KernelRecorder:
-    """While active, records every call of a compiled kernel (the fastconv._cpu functions named
-    KERNEL_PREFIXES*) and of the `extra` Python functions ((module, names, group) triples) as
-    (group, name, function, args, kwargs) in `calls`."""
-
-    def __init__(self, extra=()):
-        self.targets = [
-            (_cpu, n, "fastconv") for n in dir(_cpu) if n.startswith(KERNEL_PREFIXES) and callable(getattr(_cpu, n))
-        ]
-        self.targets += [(mod, n, group) for mod, names, group in extra for n in names]
-        self.calls, self._saved = [], []
-
-    def _wrap(self, fn, name, group):
-        def recorded(*args, **kwargs):
-            self.calls.append((group, name, fn, args, kwargs))
-            return fn(*args, **kwargs)
-
-        return recorded
-
-    def __enter__(self):
-        for mod, name, group in self.targets:
-            fn = getattr(mod, name)
-            self._saved.append((mod, name, fn))
-            setattr(mod, name, self._wrap(fn, name, group))
-        return self
-
-    def __exit__(self, *exc):
-        for mod, name, fn in reversed(self._saved):
-            setattr(mod, name, fn)
-        self._saved = []
-
-
-def kernel_times(step, repeats, extra=()):
-    """Run `step` once recording its kernel calls, then time each call alone (median of
-    `repeats`; the recording run was each call's warm-up, with the same arguments and outputs).
-    -> (calls [(group, name, seconds)], {name: count}; names outside fastconv as "group.name")."""
-    with KernelRecorder(extra) as rec:
-        step()
-    timed = []
-    for group, name, fn, args, kwargs in rec.calls:
-        call = {name: functools.partial(fn, *args, **kwargs)}
-        timed.append((group, name, harness.time_interleaved(call, repeats, warmup=0)[name]))
-    return timed, dict(
-        collections.Counter(name if group == "fastconv" else f"{group}.{name}" for group, name, _ in timed)
-    )
-
-
-# ----------------------------------------------------------------------------- PyTorch mirror
-
-
-def _torch_padding(layer):
-    if layer.padding == "valid":
-        return 0
-    if layer.padding == "same" and layer.strides == (1, 1) and all(k % 2 for k in layer.kernel_size):
-        return tuple(k // 2 for k in layer.kernel_size)
-    raise NotImplementedError(f"{layer.name}: padding {layer.padding!r} with strides {layer.strides}")
-
-
-def torch_mirror(torch, model, dtype):
-    """nn.Sequential computing what the channels_last fastconv `model` computes, NCHW, with its
-    weights; parameters of layers with trainable False get requires_grad=False."""
-    nn = torch.nn
-
-    def copy(param, array):
-        with torch.no_grad():
-            param.copy_(torch.from_numpy(np.ascontiguousarray(array)))
-
-    mods, shape, flat_from = [], model.input_shape, None
-    for layer in model.layers:
-        if getattr(layer, "layout", "NHWC") != "NHWC":
-            raise NotImplementedError(f"{layer.name}: only channels_last models are mirrored")
-        if isinstance(layer, L.Conv2D):
-            R, S, C, K = layer.params["kernel"].shape
-            m = nn.Conv2d(C, K, (R, S), stride=layer.strides, padding=_torch_padding(layer), bias=layer.use_bias)
-            copy(m.weight, layer.params["kernel"].transpose(3, 2, 0, 1))
-            new = [m]
-        elif isinstance(layer, L.MaxPooling2D):
-            if layer.padding != "valid":
-                raise NotImplementedError(f"{layer.name}: padding {layer.padding!r}")
-            new = [nn.MaxPool2d(layer.pool_size, layer.strides)]
-        elif isinstance(layer, L.Flatten):
-            new, flat_from = [nn.Flatten()], shape
-        elif isinstance(layer, L.Dense):
-            k = layer.params["kernel"]
-            if flat_from is not None:  # rows in (H, W, C) order -> PyTorch's (C, H, W)
-                H, W, C = flat_from
-                k = k.reshape(H, W, C, -1).transpose(2, 0, 1, 3).reshape(k.shape)
-                flat_from = None
-            m = nn.Linear(k.shape[0], k.shape[1], bias=layer.use_bias)
-            copy(m.weight, k.T)
-            new = [m]
-        elif isinstance(layer, L.Dropout):
-            new = [nn.Dropout(layer.rate)]
-        elif isinstance(layer, L.ReLU):
-            new = [nn.ReLU()]
-        elif isinstance(layer, L.BatchNormalization):
-            if layer.center != layer.scale:
-                raise NotImplementedError(f"{layer.name}: BatchNorm2d has gamma and beta together or neither")
-            C = layer.params["moving_mean"].shape[0]
-            m = nn.BatchNorm2d(C, eps=layer.epsilon, momentum=1 - layer.momentum, affine=layer.center)
-            with torch.no_grad():
-                m.running_mean.copy_(torch.from_numpy(layer.params["moving_mean"]))
-                m.running_var.copy_(torch.from_numpy(layer.params["moving_variance"]))
-            if m.affine:
-                copy(m.weight, layer.params["gamma"])
-                copy(m.bias, layer.params["beta"])
-            new = [m]
-        elif isinstance(layer, L.GlobalAveragePooling2D) and not layer.keepdims:
-            new = [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
-        else:
-            raise NotImplementedError(f"no PyTorch mirror for {type(layer).__name__}")
-        if "bias" in layer.params:
-            copy(new[0].bias, layer.params["bias"])
-        act = getattr(layer, "activation", None)
-        if act:
-            new.append({"relu": nn.ReLU, "sigmoid": nn.Sigmoid, "softmax": lambda: nn.Softmax(1)}[act]())
-        for m in new:
-            m.requires_grad_(getattr(layer, "trainable", True) is not False)
-        mods += new
-        shape = tuple(layer.output_shape(shape))
-    return nn.Sequential(*mods).to(dtype)
-
-
-def _nchw(torch, x):
-    return torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
-
-
-def _check_outputs(torch, model, net, x):
-    """The fastconv model's inference output against the PyTorch mirror's."""
-    got = model.forward(x, training=False)
-    if torch is None:
-        return {"what": "inference output vs PyTorch", "error": None, "ok": True}
-    net.eval()
-    with torch.no_grad():
-        want = net(_nchw(torch, x)).numpy()
-    net.train()
-    err = _rel(got, want)
-    return {"what": "inference output vs PyTorch", "error": err, "ok": err <= CHECK_TOLERANCE[str(got.dtype)]}
 
 
 # ----------------------------------------------------------------------------- steps
@@ -301,8 +137,8 @@ def _keras_loop(torch, model, x, labels, head_loss, fc_opt, torch_opt, info):
             if head_loss == "softmax"
             else (torch.nn.BCELoss(), torch.from_numpy(labels))
         )
-        steps["torch"] = torch_step(net, _nchw(torch, x), target, crit, torch_opt(params))
-    return Loop(steps, _check_outputs(torch, model, net, x), {**info, "dtype": "float32"})
+        steps["torch"] = torch_step(net, nchw(torch, x), target, crit, torch_opt(params))
+    return Loop(steps, check_outputs(torch, model, net, x), {**info, "dtype": "float32"})
 
 
 def mnist_cnn(input_shape, padding="valid"):
@@ -437,10 +273,10 @@ def build_cs231n(torch, N, size):
         "numpy": loss(course.numpy_conv_relu_pool_forward, course.numpy_conv_relu_pool_backward),
     }
     (got, g_got), (want, g_want) = steps["fastconv"](), steps["numpy"]()
-    err = max([_rel(got, want)] + [_rel(g_got[k], g_want[k]) for k in g_want])
+    err = max([relative_error(got, want)] + [relative_error(g_got[k], g_want[k]) for k in g_want])
     if torch is not None:
         steps["torch"] = _torch_cs231n(torch, params, X, y)
-        err = max(err, _rel(got, steps["torch"]()))
+        err = max(err, relative_error(got, steps["torch"]()))
     check = {
         "what": "loss and gradients vs the NumPy im2col net" + (" and loss vs PyTorch" if torch else ""),
         "error": err,
