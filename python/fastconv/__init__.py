@@ -9,6 +9,7 @@ See README.md and docs/api.md for the contract.
 from __future__ import annotations
 
 import sys as _sys
+from types import ModuleType as _ModuleType
 
 __version__ = "0.1.0"
 
@@ -157,7 +158,7 @@ __all__ += [
 ]
 
 
-def __getattr__(name):  # fastconv.compat (the cs231n drop-in) loads on first use
+def __getattr__(name: str) -> _ModuleType:  # fastconv.compat (the cs231n drop-in) loads on first use
     if name == "compat":
         import importlib  # noqa: PLC0415
 

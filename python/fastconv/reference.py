@@ -20,10 +20,18 @@ and the shared shape helpers, never the compiled extension.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from typing import Any, TypeAlias
+
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
+from numpy.typing import ArrayLike, NDArray
 
+from ._typing import IntPair, Padding, Shape
 from .ops._shapes import check_layout, pair, resolve_padding
+
+F64: TypeAlias = NDArray[np.float64]
+Pairs: TypeAlias = tuple[int, int]
 
 __all__ = [
     "conv2d",
@@ -58,73 +66,77 @@ __all__ = [
 # ----------------------------------------------------------------------------- layout helpers
 
 
-def _f64(a, name, ndim=4):
+def _f64(a: ArrayLike, name: str, ndim: int = 4) -> F64:
     a = np.asarray(a, dtype=np.float64)
     if a.ndim != ndim:
         raise ValueError(f"{name} must be {ndim}-D, got shape {a.shape}")
     return a
 
 
-def _x_to_nchw(x, layout):  # (N,H,W,C) -> (N,C,H,W)
+def _x_to_nchw(x: NDArray[Any], layout: str) -> NDArray[Any]:  # (N,H,W,C) -> (N,C,H,W)
     return x if layout == "NCHW" else x.transpose(0, 3, 1, 2)
 
 
-def _x_from_nchw(x, layout):  # (N,C,H,W) -> (N,H,W,C)
+def _x_from_nchw(x: NDArray[Any], layout: str) -> NDArray[Any]:  # (N,C,H,W) -> (N,H,W,C)
     return np.ascontiguousarray(x if layout == "NCHW" else x.transpose(0, 2, 3, 1))
 
 
-def _w_to_kcrs(w, layout):  # (R,S,C,K) -> (K,C,R,S)
+def _w_to_kcrs(w: F64, layout: str) -> F64:  # (R,S,C,K) -> (K,C,R,S)
     return w if layout == "NCHW" else w.transpose(3, 2, 0, 1)
 
 
-def _w_from_kcrs(w, layout):  # (K,C,R,S) -> (R,S,C,K)
+def _w_from_kcrs(w: F64, layout: str) -> F64:  # (K,C,R,S) -> (R,S,C,K)
     return np.ascontiguousarray(w if layout == "NCHW" else w.transpose(2, 3, 1, 0))
 
 
-def _nchw_shape(shape, layout):
-    shape = tuple(int(d) for d in shape)
-    if len(shape) != 4:
-        raise ValueError(f"x_shape must have 4 entries, got {shape}")
-    return shape if layout == "NCHW" else (shape[0], shape[3], shape[1], shape[2])
+def _nchw_shape(shape: Sequence[int], layout: str) -> tuple[int, int, int, int]:
+    dims = tuple(int(d) for d in shape)
+    if len(dims) != 4:
+        raise ValueError(f"x_shape must have 4 entries, got {dims}")
+    return (dims[0], dims[1], dims[2], dims[3]) if layout == "NCHW" else (dims[0], dims[3], dims[1], dims[2])
 
 
-def _kcrs_shape(shape, layout):
-    shape = tuple(int(d) for d in shape)
-    if len(shape) != 4:
-        raise ValueError(f"weight_shape must have 4 entries, got {shape}")
-    return shape if layout == "NCHW" else (shape[3], shape[2], shape[0], shape[1])
+def _kcrs_shape(shape: Sequence[int], layout: str) -> tuple[int, int, int, int]:
+    dims = tuple(int(d) for d in shape)
+    if len(dims) != 4:
+        raise ValueError(f"weight_shape must have 4 entries, got {dims}")
+    return (dims[0], dims[1], dims[2], dims[3]) if layout == "NCHW" else (dims[3], dims[2], dims[0], dims[1])
 
 
 # ----------------------------------------------------------------------------- conv geometry
 
 
-def _window_starts(size, pad_begin, pad_end, extent, stride):
+def _window_starts(size: int, pad_begin: int, pad_end: int, extent: int, stride: int) -> int:
     """Positions of a window of `extent` cells, `stride` apart, that fit in the padded size: the
     output size counted, not computed by the kernels' formula (the oracle keeps its own)."""
     return len(range(0, size + pad_begin + pad_end - extent + 1, stride))
 
 
-def _conv_geometry(hw, rs, stride, padding, dilation):
+def _conv_geometry(
+    hw: Sequence[int], rs: Sequence[int], stride: IntPair, padding: Padding, dilation: IntPair
+) -> tuple[Pairs, Pairs, tuple[int, int, int, int], Pairs]:
     """-> (stride, dilation, (top, bottom, left, right), (P, Q)); ValueError when P or Q < 1."""
-    stride, dilation = pair(stride, "stride"), pair(dilation, "dilation")
-    pads = resolve_padding(padding, hw, rs, stride, dilation)
-    P = _window_starts(hw[0], pads[0], pads[1], dilation[0] * (rs[0] - 1) + 1, stride[0])
-    Q = _window_starts(hw[1], pads[2], pads[3], dilation[1] * (rs[1] - 1) + 1, stride[1])
+    sh_sw, dh_dw = pair(stride, "stride"), pair(dilation, "dilation")
+    pads = resolve_padding(padding, hw, rs, sh_sw, dh_dw)
+    P = _window_starts(hw[0], pads[0], pads[1], dh_dw[0] * (rs[0] - 1) + 1, sh_sw[0])
+    Q = _window_starts(hw[1], pads[2], pads[3], dh_dw[1] * (rs[1] - 1) + 1, sh_sw[1])
     if P < 1 or Q < 1:
         raise ValueError(
-            f"output size {P}x{Q} < 1 for input {hw}, kernel {rs}, stride {stride}, padding {pads}, dilation {dilation}"
+            f"output size {P}x{Q} < 1 for input {hw}, kernel {rs}, stride {sh_sw}, padding {pads}, dilation {dh_dw}"
         )
-    return stride, dilation, pads, (P, Q)
+    return sh_sw, dh_dw, pads, (P, Q)
 
 
-def _windows(xp, rs, stride, dilation, pq):
+def _windows(
+    xp: NDArray[Any], rs: Sequence[int], stride: Sequence[int], dilation: Sequence[int], pq: Sequence[int]
+) -> NDArray[Any]:
     """padded (N,C,Hp,Wp) -> view (N,C,P,Q,R,S): [n,c,p,q,r,s] = xp[n,c,p*sh+r*dh,q*sw+s*dw]."""
     (R, S), (sh, sw), (dh, dw), (P, Q) = rs, stride, dilation, pq
     win = sliding_window_view(xp, (dh * (R - 1) + 1, dw * (S - 1) + 1), axis=(2, 3))
     return win[:, :, ::sh, ::sw, ::dh, ::dw][:, :, :P, :Q]
 
 
-def _pad(x, pads, value=0.0):
+def _pad(x: NDArray[Any], pads: Sequence[int], value: float = 0.0) -> NDArray[Any]:
     top, bottom, left, right = pads
     return np.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)), constant_values=value)
 
@@ -132,7 +144,18 @@ def _pad(x, pads, value=0.0):
 # ----------------------------------------------------------------------------- convolution
 
 
-def conv2d(x, weight, bias=None, *, stride=1, padding=0, dilation=1, layout="NCHW", activation=None, alpha=0.01):
+def conv2d(
+    x: ArrayLike,
+    weight: ArrayLike,
+    bias: ArrayLike | None = None,
+    *,
+    stride: IntPair = 1,
+    padding: Padding = 0,
+    dilation: IntPair = 1,
+    layout: str = "NCHW",
+    activation: str | None = None,
+    alpha: float = 0.01,
+) -> F64:
     """y[n,k,p,q] = b[k] + sum_{c,r,s} xpad[n,c,p*sh+r*dh,q*sw+s*dw] * w[k,c,r,s], then activation."""
     layout = check_layout(layout)
     _activate(np.zeros(1), activation, alpha)  # validates the name before the work
@@ -150,7 +173,16 @@ def conv2d(x, weight, bias=None, *, stride=1, padding=0, dilation=1, layout="NCH
     return _x_from_nchw(_activate(y, activation, alpha), layout)
 
 
-def conv2d_backward_data(grad_y, weight, x_shape, *, stride=1, padding=0, dilation=1, layout="NCHW"):
+def conv2d_backward_data(
+    grad_y: ArrayLike,
+    weight: ArrayLike,
+    x_shape: Shape,
+    *,
+    stride: IntPair = 1,
+    padding: Padding = 0,
+    dilation: IntPair = 1,
+    layout: str = "NCHW",
+) -> F64:
     """The adjoint of conv2d in x: scatter-add gy[n,k,p,q]*w[k,c,r,s] into xpad, then crop."""
     layout = check_layout(layout)
     N, C, H, W = _nchw_shape(x_shape, layout)
@@ -170,7 +202,17 @@ def conv2d_backward_data(grad_y, weight, x_shape, *, stride=1, padding=0, dilati
     return _x_from_nchw(gxp[:, :, top : top + H, left : left + W], layout)
 
 
-def conv2d_backward_weight(grad_y, x, weight_shape, *, stride=1, padding=0, dilation=1, layout="NCHW", bias=True):
+def conv2d_backward_weight(
+    grad_y: ArrayLike,
+    x: ArrayLike,
+    weight_shape: Shape,
+    *,
+    stride: IntPair = 1,
+    padding: Padding = 0,
+    dilation: IntPair = 1,
+    layout: str = "NCHW",
+    bias: bool = True,
+) -> tuple[F64, F64 | None]:
     """gw[k,c,r,s] = sum_{n,p,q} gy[n,k,p,q] * xpad[n,c,p*sh+r*dh,q*sw+s*dw]; gb[k] = sum gy."""
     layout = check_layout(layout)
     K, C, R, S = _kcrs_shape(weight_shape, layout)
@@ -186,10 +228,20 @@ def conv2d_backward_weight(grad_y, x, weight_shape, *, stride=1, padding=0, dila
     return gw, (gy.sum(axis=(0, 2, 3)) if bias else None)
 
 
-def conv2d_backward(grad_y, x, weight, *, stride=1, padding=0, dilation=1, layout="NCHW", bias=True):
+def conv2d_backward(
+    grad_y: ArrayLike,
+    x: ArrayLike,
+    weight: ArrayLike,
+    *,
+    stride: IntPair = 1,
+    padding: Padding = 0,
+    dilation: IntPair = 1,
+    layout: str = "NCHW",
+    bias: bool = True,
+) -> tuple[F64, F64, F64 | None]:
     """-> (grad_x, grad_weight, grad_bias or None)."""
     weight = np.asarray(weight)
-    kw = dict(stride=stride, padding=padding, dilation=dilation, layout=layout)
+    kw: dict[str, Any] = dict(stride=stride, padding=padding, dilation=dilation, layout=layout)
     gx = conv2d_backward_data(grad_y, weight, np.shape(x), **kw)
     gw, gb = conv2d_backward_weight(grad_y, x, weight.shape, bias=bias, **kw)
     return gx, gw, gb
@@ -198,20 +250,22 @@ def conv2d_backward(grad_y, x, weight, *, stride=1, padding=0, dilation=1, layou
 # ----------------------------------------------------------------------------- max pooling
 
 
-def _pool_geometry(hw, kernel_size, stride, padding):
+def _pool_geometry(
+    hw: Sequence[int], kernel_size: IntPair, stride: IntPair | None, padding: Padding
+) -> tuple[Pairs, Pairs, tuple[int, int, int, int], Pairs]:
     kernel = pair(kernel_size, "kernel_size")
-    stride = kernel if stride is None else pair(stride, "stride")
-    pads = resolve_padding(padding, hw, kernel, stride)
-    P = _window_starts(hw[0], pads[0], pads[1], kernel[0], stride[0])
-    Q = _window_starts(hw[1], pads[2], pads[3], kernel[1], stride[1])
+    step = kernel if stride is None else pair(stride, "stride")
+    pads = resolve_padding(padding, hw, kernel, step)
+    P = _window_starts(hw[0], pads[0], pads[1], kernel[0], step[0])
+    Q = _window_starts(hw[1], pads[2], pads[3], kernel[1], step[1])
     if P < 1 or Q < 1:
-        raise ValueError(
-            f"pooled size {P}x{Q} < 1 for input {hw}, kernel_size {kernel}, stride {stride}, padding {pads}"
-        )
-    return kernel, stride, pads, (P, Q)
+        raise ValueError(f"pooled size {P}x{Q} < 1 for input {hw}, kernel_size {kernel}, stride {step}, padding {pads}")
+    return kernel, step, pads, (P, Q)
 
 
-def max_pool2d(x, kernel_size=2, *, stride=None, padding=0, layout="NCHW"):
+def max_pool2d(
+    x: ArrayLike, kernel_size: IntPair = 2, *, stride: IntPair | None = None, padding: Padding = 0, layout: str = "NCHW"
+) -> tuple[F64, NDArray[np.int64]]:
     """-> (y, indices int64): max over each window (NaN wins, first max in row-major order wins,
     padded cells never win); indices[n,c,p,q] = h*W + w of the winner in the (n,c) plane."""
     layout = check_layout(layout)
@@ -240,7 +294,16 @@ def max_pool2d(x, kernel_size=2, *, stride=None, padding=0, layout="NCHW"):
     return _x_from_nchw(y, layout), _x_from_nchw(indices, layout)
 
 
-def max_pool2d_backward(grad_y, indices, x_shape, kernel_size=2, *, stride=None, padding=0, layout="NCHW"):
+def max_pool2d_backward(
+    grad_y: ArrayLike,
+    indices: ArrayLike,
+    x_shape: Shape,
+    kernel_size: IntPair = 2,
+    *,
+    stride: IntPair | None = None,
+    padding: Padding = 0,
+    layout: str = "NCHW",
+) -> F64:
     """gx[n,c].flat[indices[n,c,p,q]] += gy[n,c,p,q] (overlapping windows accumulate)."""
     layout = check_layout(layout)
     N, C, H, W = _nchw_shape(x_shape, layout)
@@ -259,7 +322,15 @@ def max_pool2d_backward(grad_y, indices, x_shape, kernel_size=2, *, stride=None,
     return _x_from_nchw(gx.reshape(N, C, H, W), layout)
 
 
-def avg_pool2d(x, kernel_size=2, *, stride=None, padding=0, layout="NCHW", count_include_pad=True):
+def avg_pool2d(
+    x: ArrayLike,
+    kernel_size: IntPair = 2,
+    *,
+    stride: IntPair | None = None,
+    padding: Padding = 0,
+    layout: str = "NCHW",
+    count_include_pad: bool = True,
+) -> F64:
     """The mean of each window: sum / (R*S) with count_include_pad (padded cells count as 0),
     else sum / (cells of the window inside x)."""
     layout = check_layout(layout)
@@ -270,7 +341,14 @@ def avg_pool2d(x, kernel_size=2, *, stride=None, padding=0, layout="NCHW", count
     return _x_from_nchw(sums / _avg_counts((H, W), (kh, kw), stride, pads, (P, Q), count_include_pad), layout)
 
 
-def _avg_counts(hw, khw, stride, pads, pq, count_include_pad):
+def _avg_counts(
+    hw: Sequence[int],
+    khw: Sequence[int],
+    stride: Sequence[int],
+    pads: Sequence[int],
+    pq: Sequence[int],
+    count_include_pad: bool,
+) -> float | F64:
     if count_include_pad:
         return float(khw[0] * khw[1])
     ones = _pad(np.ones((1, 1, *hw)), pads)
@@ -278,8 +356,15 @@ def _avg_counts(hw, khw, stride, pads, pq, count_include_pad):
 
 
 def avg_pool2d_backward(
-    grad_y, x_shape, kernel_size=2, *, stride=None, padding=0, layout="NCHW", count_include_pad=True
-):
+    grad_y: ArrayLike,
+    x_shape: Shape,
+    kernel_size: IntPair = 2,
+    *,
+    stride: IntPair | None = None,
+    padding: Padding = 0,
+    layout: str = "NCHW",
+    count_include_pad: bool = True,
+) -> F64:
     """Each window's grad_y / count added to every cell of the window (padded cells dropped)."""
     layout = check_layout(layout)
     N, C, H, W = _nchw_shape(x_shape, layout)
@@ -296,18 +381,18 @@ def avg_pool2d_backward(
     return _x_from_nchw(gxp[:, :, top : top + H, left : left + W], layout)
 
 
-def _nc(a, layout):
+def _nc(a: NDArray[Any], layout: str) -> NDArray[Any]:
     """(N, C, 1, 1) or (N, 1, 1, C) -> (N, C)."""
     return a.reshape(a.shape[0], -1)
 
 
-def global_avg_pool2d(x, *, layout="NCHW"):
+def global_avg_pool2d(x: ArrayLike, *, layout: str = "NCHW") -> F64:
     """The mean over H and W of each (n, c): (N, C)."""
     layout = check_layout(layout)
     return _nc(avg_pool2d(x, _hw(x, layout), layout=layout), layout)
 
 
-def global_avg_pool2d_backward(grad_y, x_shape, *, layout="NCHW"):
+def global_avg_pool2d_backward(grad_y: ArrayLike, x_shape: Shape, *, layout: str = "NCHW") -> F64:
     N, C, H, W = _nchw_shape(x_shape, layout)
     gy = np.asarray(grad_y, dtype=np.float64)
     if gy.shape != (N, C):
@@ -316,14 +401,14 @@ def global_avg_pool2d_backward(grad_y, x_shape, *, layout="NCHW"):
     return _x_from_nchw(np.ascontiguousarray(gx), check_layout(layout))
 
 
-def global_max_pool2d(x, *, layout="NCHW"):
+def global_max_pool2d(x: ArrayLike, *, layout: str = "NCHW") -> tuple[F64, NDArray[np.int64]]:
     """(max over H and W of each (n, c), its flat index h * W + w): both (N, C)."""
     layout = check_layout(layout)
     y, idx = max_pool2d(x, _hw(x, layout), layout=layout)
     return _nc(y, layout), _nc(idx, layout)
 
 
-def global_max_pool2d_backward(grad_y, indices, x_shape, *, layout="NCHW"):
+def global_max_pool2d_backward(grad_y: ArrayLike, indices: ArrayLike, x_shape: Shape, *, layout: str = "NCHW") -> F64:
     layout = check_layout(layout)
     N, C, H, W = _nchw_shape(x_shape, layout)
     shape4 = (N, C, 1, 1) if layout == "NCHW" else (N, 1, 1, C)
@@ -332,21 +417,21 @@ def global_max_pool2d_backward(grad_y, indices, x_shape, *, layout="NCHW"):
     )
 
 
-def _hw(x, layout):
+def _hw(x: ArrayLike, layout: str) -> Pairs:
     shape = np.shape(x)
-    return tuple(shape[2:4]) if layout == "NCHW" else tuple(shape[1:3])
+    return (shape[2], shape[3]) if layout == "NCHW" else (shape[1], shape[2])
 
 
 # ----------------------------------------------------------------------------- relu
 
 
-def relu(x):
+def relu(x: ArrayLike) -> F64:
     """max(x, 0) elementwise; NaN stays NaN."""
     x = np.asarray(x, dtype=np.float64)
     return np.where(x > 0, x, np.where(np.isnan(x), x, 0.0))
 
 
-def relu_backward(grad_y, y):
+def relu_backward(grad_y: ArrayLike, y: ArrayLike) -> F64:
     """grad_y where y > 0, else 0 (NaN in y gives 0: NaN > 0 is False)."""
     grad_y, y = np.asarray(grad_y, dtype=np.float64), np.asarray(y, dtype=np.float64)
     if grad_y.shape != y.shape:
@@ -357,20 +442,30 @@ def relu_backward(grad_y, y):
 # ----------------------------------------------------------------------------- batch normalization
 
 
-def _channels_last(x, layout):
+def _channels_last(x: ArrayLike, layout: str) -> tuple[F64, Shape]:
     """x as (M, C) float64: every channel's N*H*W elements in a column."""
     x = _x_to_nchw(_f64(x, "x"), layout)
     return x.transpose(0, 2, 3, 1).reshape(-1, x.shape[1]), x.shape
 
 
-def _from_channels_last(a, nchw_shape, layout):
+def _from_channels_last(a: F64, nchw_shape: Shape, layout: str) -> F64:
     N, C, H, W = nchw_shape
     return _x_from_nchw(a.reshape(N, H, W, C).transpose(0, 3, 1, 2), layout)
 
 
 def batch_norm(
-    x, gamma, beta, running_mean, running_var, *, training, momentum=0.1, eps=1e-5, layout="NCHW", activation=None
-):
+    x: ArrayLike,
+    gamma: ArrayLike | None,
+    beta: ArrayLike | None,
+    running_mean: ArrayLike | None,
+    running_var: ArrayLike | None,
+    *,
+    training: bool,
+    momentum: float = 0.1,
+    eps: float = 1e-5,
+    layout: str = "NCHW",
+    activation: str | None = None,
+) -> tuple[F64 | None, ...]:
     """-> (y, saved_mean, saved_inv_std), PyTorch's convention. Training: the batch statistics
     (biased variance) normalize x, and running_mean / running_var (when given) are returned
     updated as (1 - momentum) * running + momentum * batch (unbiased variance) in a 4th and 5th
@@ -400,12 +495,23 @@ def batch_norm(
 
 
 def batch_norm_backward(
-    grad_y, x, gamma, saved_mean, saved_inv_std, *, training=True, layout="NCHW", activation=None, y=None
-):
+    grad_y: ArrayLike,
+    x: ArrayLike,
+    gamma: ArrayLike | None,
+    saved_mean: ArrayLike,
+    saved_inv_std: ArrayLike,
+    *,
+    training: bool = True,
+    layout: str = "NCHW",
+    activation: str | None = None,
+    y: ArrayLike | None = None,
+) -> tuple[F64, F64, F64]:
     """-> (grad_x, grad_gamma, grad_beta); training: through the batch statistics.
     activation="relu": grad_y is the gradient of the ReLU's output y, first taken through it."""
     layout = check_layout(layout)
     if activation == "relu":
+        if y is None:
+            raise TypeError("batch_norm_backward(activation='relu') needs y, the forward's output")
         grad_y = relu_backward(grad_y, y)
     a, shape = _channels_last(x, layout)
     g_, _ = _channels_last(grad_y, layout)
@@ -424,51 +530,56 @@ def batch_norm_backward(
 # ----------------------------------------------------------------------------- sigmoid, tanh, leaky_relu
 
 
-def sigmoid(x):
+def sigmoid(x: ArrayLike) -> F64:
     """1 / (1 + exp(-x)) in float64, from exp(-|x|) (no overflow)."""
     x = np.asarray(x, dtype=np.float64)
     e = np.exp(-np.abs(x))
     return np.where(x >= 0, 1.0, e) / (1.0 + e)
 
 
-def tanh(x):
+def tanh(x: ArrayLike) -> F64:
     return np.tanh(np.asarray(x, dtype=np.float64))
 
 
-def leaky_relu(x, alpha=0.01):
+def leaky_relu(x: ArrayLike, alpha: float = 0.01) -> F64:
     x = np.asarray(x, dtype=np.float64)
     return np.where(x > 0, x, alpha * x)
 
 
-def _grad_and_output(grad_y, y):
+def _grad_and_output(grad_y: ArrayLike, y: ArrayLike) -> tuple[F64, F64]:
     grad_y, y = np.asarray(grad_y, dtype=np.float64), np.asarray(y, dtype=np.float64)
     if grad_y.shape != y.shape:
         raise ValueError(f"grad_y shape {grad_y.shape} does not match y shape {y.shape}")
     return grad_y, y
 
 
-def sigmoid_backward(grad_y, y):
+def sigmoid_backward(grad_y: ArrayLike, y: ArrayLike) -> F64:
     """From the forward's output y: sigmoid'(x) = y (1 - y)."""
     grad_y, y = _grad_and_output(grad_y, y)
     return grad_y * y * (1.0 - y)
 
 
-def tanh_backward(grad_y, y):
+def tanh_backward(grad_y: ArrayLike, y: ArrayLike) -> F64:
     """From the forward's output y: tanh'(x) = 1 - y^2."""
     grad_y, y = _grad_and_output(grad_y, y)
     return grad_y * (1.0 - y * y)
 
 
-def leaky_relu_backward(grad_y, y, alpha=0.01):
+def leaky_relu_backward(grad_y: ArrayLike, y: ArrayLike, alpha: float = 0.01) -> F64:
     """From the forward's output y (alpha >= 0: y > 0 exactly where x > 0)."""
     grad_y, y = _grad_and_output(grad_y, y)
     return np.where(y > 0, grad_y, alpha * grad_y)
 
 
-_ACTIVATIONS = {"relu": relu, "sigmoid": sigmoid, "tanh": tanh, "leaky_relu": leaky_relu}
+_ACTIVATIONS: dict[str, Callable[[ArrayLike], F64]] = {
+    "relu": relu,
+    "sigmoid": sigmoid,
+    "tanh": tanh,
+    "leaky_relu": leaky_relu,
+}
 
 
-def _activate(y, activation, alpha):
+def _activate(y: F64, activation: str | None, alpha: float) -> F64:
     """conv2d / linear's activation= (leaky_relu with slope alpha)."""
     if activation in (None, "linear"):
         return y
@@ -480,13 +591,20 @@ def _activate(y, activation, alpha):
 # ----------------------------------------------------------------------------- linear
 
 
-def _dot(a, b):
+def _dot(a: F64, b: F64) -> F64:
     """a @ b in float64 with an explicit sum (not BLAS): the oracle must not share the kernel's
     blocking, and rows of products summed by NumPy are exact enough for these sizes."""
     return np.einsum("ik,kj->ij", a, b, optimize=False)
 
 
-def linear(x, weight, bias=None, *, activation=None, alpha=0.01):
+def linear(
+    x: ArrayLike,
+    weight: ArrayLike,
+    bias: ArrayLike | None = None,
+    *,
+    activation: str | None = None,
+    alpha: float = 0.01,
+) -> F64:
     """x (N, in), weight (out, in) -> x @ weight.T + bias (N, out), then activation."""
     y = _dot(_f64(x, "x", 2), _f64(weight, "weight", 2).T)
     if bias is not None:
@@ -494,14 +612,16 @@ def linear(x, weight, bias=None, *, activation=None, alpha=0.01):
     return _activate(y, activation, alpha)
 
 
-def linear_backward_data(grad_y, weight):
+def linear_backward_data(grad_y: ArrayLike, weight: ArrayLike) -> F64:
     return _dot(_f64(grad_y, "grad_y", 2), _f64(weight, "weight", 2))
 
 
-def linear_backward_weight(grad_y, x, *, bias=True):
+def linear_backward_weight(grad_y: ArrayLike, x: ArrayLike, *, bias: bool = True) -> tuple[F64, F64 | None]:
     grad_y = _f64(grad_y, "grad_y", 2)
     return _dot(grad_y.T, _f64(x, "x", 2)), (grad_y.sum(axis=0) if bias else None)
 
 
-def linear_backward(grad_y, x, weight, *, bias=True):
+def linear_backward(
+    grad_y: ArrayLike, x: ArrayLike, weight: ArrayLike, *, bias: bool = True
+) -> tuple[F64, F64, F64 | None]:
     return (linear_backward_data(grad_y, weight), *linear_backward_weight(grad_y, x, bias=bias))

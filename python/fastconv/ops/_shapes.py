@@ -6,18 +6,21 @@ All functions raise ValueError/TypeError whose message names the offending argum
 from __future__ import annotations
 
 import numbers
+from collections.abc import Sequence
+
+from .._typing import Padding
 
 LAYOUTS = ("NCHW", "NHWC")
 
 
-def positive_int(value, name: str) -> int:
+def positive_int(value: object, name: str) -> int:
     """value as an int >= 1 (bools and non-integers rejected), else ValueError naming it."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
         raise ValueError(f"{name} must be a positive int, got {value!r}")
     return int(value)
 
 
-def non_negative_int(value, name: str) -> int:
+def non_negative_int(value: object, name: str) -> int:
     """value as an int >= 0 (a NumPy integer too; bools and non-integers rejected), else an
     error naming it."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
@@ -27,7 +30,7 @@ def non_negative_int(value, name: str) -> int:
     return int(value)
 
 
-def pair(value, name: str) -> tuple[int, int]:
+def pair(value: object, name: str) -> tuple[int, int]:
     """int or (h, w) pair of positive ints -> (h, w)."""
     if isinstance(value, bool):
         raise TypeError(f"{name} must be an int or a pair of ints, got {value!r}")
@@ -46,7 +49,7 @@ def pair(value, name: str) -> tuple[int, int]:
     return h, w
 
 
-def check_layout(layout) -> str:
+def check_layout(layout: object) -> str:
     if layout not in LAYOUTS:
         raise ValueError(f"layout must be 'NCHW' or 'NHWC', got {layout!r}")
     return layout
@@ -60,7 +63,13 @@ def _same_padding(size: int, kernel: int, stride: int, dilation: int) -> tuple[i
     return total // 2, total - total // 2
 
 
-def resolve_padding(padding, in_hw, kernel_hw, stride_hw, dilation_hw=(1, 1)):
+def resolve_padding(
+    padding: Padding,
+    in_hw: Sequence[int],
+    kernel_hw: Sequence[int],
+    stride_hw: Sequence[int],
+    dilation_hw: Sequence[int] = (1, 1),
+) -> tuple[int, int, int, int]:
     """Any padding form of the API -> (top, bottom, left, right) of non-negative ints.
 
     Accepts int, (ph, pw), ((top, bottom), (left, right)), "valid" or "same".
@@ -75,7 +84,7 @@ def resolve_padding(padding, in_hw, kernel_hw, stride_hw, dilation_hw=(1, 1)):
             return top, bottom, left, right
         raise ValueError(f"padding must be 'valid', 'same', an int or pairs, got {padding!r}")
 
-    def _int(v):
+    def _int(v: object) -> int:
         if isinstance(v, bool) or not isinstance(v, numbers.Integral):
             raise TypeError(f"padding must be 'valid', 'same', an int or pairs of ints, got {padding!r}")
         if v < 0:
@@ -99,7 +108,13 @@ def conv_output_size(size: int, kernel: int, stride: int, pad_begin: int, pad_en
     return (size + pad_begin + pad_end - dilation * (kernel - 1) - 1) // stride + 1
 
 
-def window_output(in_hw, kernel_hw, stride_hw, padding, dilation_hw=(1, 1)):
+def window_output(
+    in_hw: Sequence[int],
+    kernel_hw: Sequence[int],
+    stride_hw: Sequence[int],
+    padding: Padding,
+    dilation_hw: Sequence[int] = (1, 1),
+) -> tuple[tuple[int, int], tuple[int, int, int, int]]:
     """The geometry of a sliding window (convolution or pooling) over an (H, W) input:
     ((P, Q), (top, bottom, left, right)) for any padding form. P or Q may be < 1: callers name
     the arguments in their error."""

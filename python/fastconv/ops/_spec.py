@@ -9,6 +9,10 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
+
+from .._typing import Shape
 
 
 @dataclass(frozen=True)
@@ -30,15 +34,15 @@ class Conv2dSpec:
     alpha: float = 0.0  # leaky_relu's slope
 
     @property
-    def x_shape(self):
+    def x_shape(self) -> Shape:
         return (self.N, self.C, self.H, self.W) if self.layout == "NCHW" else (self.N, self.H, self.W, self.C)
 
     @property
-    def w_shape(self):
+    def w_shape(self) -> Shape:
         return (self.K, self.C, self.R, self.S) if self.layout == "NCHW" else (self.R, self.S, self.C, self.K)
 
     @property
-    def y_shape(self):
+    def y_shape(self) -> Shape:
         return (self.N, self.K, self.P, self.Q) if self.layout == "NCHW" else (self.N, self.P, self.Q, self.K)
 
     @property
@@ -46,11 +50,11 @@ class Conv2dSpec:
         """Multiply-adds x 2 of one pass (forward, backward-data and backward-weight alike)."""
         return 2 * self.N * self.K * self.P * self.Q * self.C * self.R * self.S
 
-    def native(self, module):
+    def native(self, module: ModuleType) -> Any:
         """This spec as `module`'s Conv2dParams (module: fastconv._cpu, _cuda or _cuda_emu)."""
         return _native(self, module)
 
-    def _to(self, module):
+    def _to(self, module: ModuleType) -> Any:
         return module.Conv2dParams(
             N=self.N,
             C=self.C,
@@ -88,18 +92,18 @@ class Pool2dSpec:
     layout: str
 
     @property
-    def x_shape(self):
+    def x_shape(self) -> Shape:
         return (self.N, self.C, self.H, self.W) if self.layout == "NCHW" else (self.N, self.H, self.W, self.C)
 
     @property
-    def y_shape(self):
+    def y_shape(self) -> Shape:
         return (self.N, self.C, self.P, self.Q) if self.layout == "NCHW" else (self.N, self.P, self.Q, self.C)
 
-    def native(self, module):
+    def native(self, module: ModuleType) -> Any:
         """This spec as `module`'s Pool2dParams."""
         return _native(self, module)
 
-    def _to(self, module):
+    def _to(self, module: ModuleType) -> Any:
         return module.Pool2dParams(
             N=self.N,
             C=self.C,
@@ -118,6 +122,6 @@ class Pool2dSpec:
 
 
 @functools.lru_cache(maxsize=1024)
-def _native(spec, module):
+def _native(spec: Conv2dSpec | Pool2dSpec, module: ModuleType) -> Any:
     """The bound struct of (spec, module), built once: a training loop repeats a few shapes."""
     return spec._to(module)

@@ -4,6 +4,7 @@ cached Conv2dSpec, then the backend of the arrays (CPU kernels for NumPy, CUDA f
 
 from __future__ import annotations
 
+from .._typing import Array, IntPair, Padding, Shape
 from ._checks import (
     LEAKY_RELU_SLOPE,
     axes,
@@ -27,7 +28,16 @@ __all__ = ["conv2d", "conv2d_backward", "conv2d_backward_data", "conv2d_backward
 
 
 @cached
-def conv_spec(x_shape, w_shape, stride, padding, dilation, layout, activation=None, alpha=0.0) -> Conv2dSpec:
+def conv_spec(
+    x_shape: Shape,
+    w_shape: Shape,
+    stride: IntPair,
+    padding: Padding,
+    dilation: IntPair,
+    layout: str,
+    activation: str | None = None,
+    alpha: float = 0.0,
+) -> Conv2dSpec:
     """Shapes as given (in `layout`) + hyper-parameters -> a validated Conv2dSpec. activation
     (check_activation's result) and alpha (check_alpha's) are the epilogue of the forward pass."""
     if layout == "NCHW":
@@ -79,8 +89,17 @@ def conv_spec(x_shape, w_shape, stride, padding, dilation, layout, activation=No
 
 
 def conv2d(
-    x, weight, bias=None, *, stride=1, padding=0, dilation=1, layout="NCHW", activation=None, alpha=LEAKY_RELU_SLOPE
-):
+    x: Array,
+    weight: Array,
+    bias: Array | None = None,
+    *,
+    stride: IntPair = 1,
+    padding: Padding = 0,
+    dilation: IntPair = 1,
+    layout: str = "NCHW",
+    activation: str | None = None,
+    alpha: float = LEAKY_RELU_SLOPE,
+) -> Array:
     """2-D convolution (cross-correlation, like PyTorch and Keras).
 
     NCHW: x (N, C, H, W), weight (K, C, R, S) -> y (N, K, P, Q).
@@ -103,7 +122,16 @@ def conv2d(
     )
 
 
-def conv2d_backward_data(grad_y, weight, x_shape, *, stride=1, padding=0, dilation=1, layout="NCHW"):
+def conv2d_backward_data(
+    grad_y: Array,
+    weight: Array,
+    x_shape: Shape,
+    *,
+    stride: IntPair = 1,
+    padding: Padding = 0,
+    dilation: IntPair = 1,
+    layout: str = "NCHW",
+) -> Array:
     """Gradient of conv2d with respect to its input: grad_y, weight -> grad_x of shape x_shape."""
     layout = check_layout(layout)
     be = backend_for(grad_y=grad_y, weight=weight)
@@ -115,7 +143,17 @@ def conv2d_backward_data(grad_y, weight, x_shape, *, stride=1, padding=0, dilati
     return be.conv2d_backward_data(spec, be.contiguous(grad_y), be.contiguous(weight))
 
 
-def conv2d_backward_weight(grad_y, x, weight_shape, *, stride=1, padding=0, dilation=1, layout="NCHW", bias=True):
+def conv2d_backward_weight(
+    grad_y: Array,
+    x: Array,
+    weight_shape: Shape,
+    *,
+    stride: IntPair = 1,
+    padding: Padding = 0,
+    dilation: IntPair = 1,
+    layout: str = "NCHW",
+    bias: bool = True,
+) -> tuple[Array, Array | None]:
     """Gradient of conv2d with respect to weight (and bias): -> (grad_weight, grad_bias or None)."""
     layout = check_layout(layout)
     be = backend_for(grad_y=grad_y, x=x)
@@ -127,7 +165,17 @@ def conv2d_backward_weight(grad_y, x, weight_shape, *, stride=1, padding=0, dila
     return be.conv2d_backward_weight(spec, be.contiguous(grad_y), be.contiguous(x), flag("bias", bias))
 
 
-def conv2d_backward(grad_y, x, weight, *, stride=1, padding=0, dilation=1, layout="NCHW", bias=True):
+def conv2d_backward(
+    grad_y: Array,
+    x: Array,
+    weight: Array,
+    *,
+    stride: IntPair = 1,
+    padding: Padding = 0,
+    dilation: IntPair = 1,
+    layout: str = "NCHW",
+    bias: bool = True,
+) -> tuple[Array, Array, Array | None]:
     """All gradients of conv2d: -> (grad_x, grad_weight, grad_bias or None)."""
     layout = check_layout(layout)
     be = backend_for(grad_y=grad_y, x=x, weight=weight)

@@ -4,6 +4,7 @@ the product runs in the backend's matmul (CPU GEMM kernels for NumPy, cuBLAS for
 
 from __future__ import annotations
 
+from .._typing import Array
 from ._checks import (
     LEAKY_RELU_SLOPE,
     backend_for,
@@ -22,7 +23,7 @@ __all__ = ["linear", "linear_backward", "linear_backward_data", "linear_backward
 _X2, _W2, _Y2 = "(N, in_features)", "(out_features, in_features)", "(N, out_features)"
 
 
-def _check_linear(x, weight):
+def _check_linear(x: Array, weight: Array) -> None:
     check_ndim("x", x, 2, _X2)
     check_ndim("weight", weight, 2, _W2)
     if x.shape[1] != weight.shape[1]:
@@ -32,7 +33,14 @@ def _check_linear(x, weight):
         )
 
 
-def linear(x, weight, bias=None, *, activation=None, alpha=LEAKY_RELU_SLOPE):
+def linear(
+    x: Array,
+    weight: Array,
+    bias: Array | None = None,
+    *,
+    activation: str | None = None,
+    alpha: float = LEAKY_RELU_SLOPE,
+) -> Array:
     """Dense layer, PyTorch's convention: x (N, in), weight (out, in), bias (out,) ->
     y = x @ weight.T + bias, (N, out). `activation` ("relu", "sigmoid", "tanh", "leaky_relu" with
     slope `alpha`) is fused into the CPU kernel's epilogue (on CuPy arrays it runs in place on y
@@ -50,7 +58,7 @@ def linear(x, weight, bias=None, *, activation=None, alpha=LEAKY_RELU_SLOPE):
     return be.matmul(x, weight.T, None if bias is None else be.contiguous(bias), activation, alpha)
 
 
-def linear_backward_data(grad_y, weight):
+def linear_backward_data(grad_y: Array, weight: Array) -> Array:
     """Gradient of linear with respect to x: grad_y (N, out), weight (out, in) -> grad_x (N, in)."""
     be = backend_for(grad_y=grad_y, weight=weight)
     same_dtype(grad_y=grad_y, weight=weight)
@@ -60,7 +68,7 @@ def linear_backward_data(grad_y, weight):
     return be.matmul(grad_y, weight)
 
 
-def linear_backward_weight(grad_y, x, *, bias=True):
+def linear_backward_weight(grad_y: Array, x: Array, *, bias: bool = True) -> tuple[Array, Array | None]:
     """Gradient of linear with respect to weight (and bias): grad_y (N, out), x (N, in) ->
     (grad_weight (out, in), grad_bias (out,) or None)."""
     be = backend_for(grad_y=grad_y, x=x)
@@ -71,7 +79,7 @@ def linear_backward_weight(grad_y, x, *, bias=True):
     return be.matmul(grad_y.T, x), (be.column_sums(grad_y) if flag("bias", bias) else None)
 
 
-def linear_backward(grad_y, x, weight, *, bias=True):
+def linear_backward(grad_y: Array, x: Array, weight: Array, *, bias: bool = True) -> tuple[Array, Array, Array | None]:
     """All gradients of linear: -> (grad_x, grad_weight, grad_bias or None)."""
     be = backend_for(grad_y=grad_y, x=x, weight=weight)
     same_dtype(grad_y=grad_y, x=x, weight=weight)
@@ -81,10 +89,10 @@ def linear_backward(grad_y, x, weight, *, bias=True):
     return (be.matmul(grad_y, weight), be.matmul(grad_y.T, x), be.column_sums(grad_y) if flag("bias", bias) else None)
 
 
-def dense_kernel_grad(grad_y, x):
+def dense_kernel_grad(grad_y: Array, x: Array) -> Array:
     """x.T @ grad_y: the gradient of a Keras Dense kernel (in, out), in that layout (layers.Dense)."""
     return backend_for(grad_y=grad_y, x=x).matmul(x.T, grad_y)
 
 
-def column_sums(g):
+def column_sums(g: Array) -> Array:
     return backend_for(g=g).column_sums(g)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._typing import Array, IntPair, Padding, Shape
 from ._checks import (
     INDEX_DTYPES,
     axes,
@@ -44,7 +45,9 @@ __all__ = [
 
 
 @cached
-def pool_spec(x_shape, kernel_size, stride, padding, layout) -> Pool2dSpec:
+def pool_spec(
+    x_shape: Shape, kernel_size: IntPair, stride: IntPair | None, padding: Padding, layout: str
+) -> Pool2dSpec:
     if layout == "NCHW":
         N, C, H, W = x_shape
     else:
@@ -75,7 +78,9 @@ def pool_spec(x_shape, kernel_size, stride, padding, layout) -> Pool2dSpec:
 # ----------------------------------------------------------------------------- pooling
 
 
-def max_pool2d(x, kernel_size=2, *, stride=None, padding=0, layout="NCHW"):
+def max_pool2d(
+    x: Array, kernel_size: IntPair = 2, *, stride: IntPair | None = None, padding: Padding = 0, layout: str = "NCHW"
+) -> tuple[Array, Array]:
     """Max pooling -> (y, indices). indices (int64, y's shape) holds the flat h*W+w of each
     winner inside its (n, c) plane; ties go to the first element, padded cells never win."""
     layout = check_layout(layout)
@@ -86,7 +91,16 @@ def max_pool2d(x, kernel_size=2, *, stride=None, padding=0, layout="NCHW"):
     return be.max_pool2d_forward(spec, be.contiguous(x))
 
 
-def max_pool2d_backward(grad_y, indices, x_shape, kernel_size=2, *, stride=None, padding=0, layout="NCHW"):
+def max_pool2d_backward(
+    grad_y: Array,
+    indices: Array,
+    x_shape: Shape,
+    kernel_size: IntPair = 2,
+    *,
+    stride: IntPair | None = None,
+    padding: Padding = 0,
+    layout: str = "NCHW",
+) -> Array:
     """Gradient of max_pool2d: scatters grad_y to the winners recorded in indices."""
     layout = check_layout(layout)
     be = backend_for(grad_y=grad_y, indices=indices)
@@ -103,7 +117,15 @@ def max_pool2d_backward(grad_y, indices, x_shape, kernel_size=2, *, stride=None,
     return be.max_pool2d_backward(spec, be.contiguous(grad_y), idx)
 
 
-def avg_pool2d(x, kernel_size=2, *, stride=None, padding=0, layout="NCHW", count_include_pad=True):
+def avg_pool2d(
+    x: Array,
+    kernel_size: IntPair = 2,
+    *,
+    stride: IntPair | None = None,
+    padding: Padding = 0,
+    layout: str = "NCHW",
+    count_include_pad: bool = True,
+) -> Array:
     """The mean of each window; stride=None means stride = kernel_size."""
     layout = check_layout(layout)
     be = backend_for(x=x)
@@ -115,8 +137,15 @@ def avg_pool2d(x, kernel_size=2, *, stride=None, padding=0, layout="NCHW", count
 
 
 def avg_pool2d_backward(
-    grad_y, x_shape, kernel_size=2, *, stride=None, padding=0, layout="NCHW", count_include_pad=True
-):
+    grad_y: Array,
+    x_shape: Shape,
+    kernel_size: IntPair = 2,
+    *,
+    stride: IntPair | None = None,
+    padding: Padding = 0,
+    layout: str = "NCHW",
+    count_include_pad: bool = True,
+) -> Array:
     """Gradient of avg_pool2d: each window's grad_y / count spread over its cells."""
     layout = check_layout(layout)
     be = backend_for(grad_y=grad_y)
@@ -127,21 +156,21 @@ def avg_pool2d_backward(
     return be.avg_pool2d_backward(spec, be.contiguous(grad_y), include_pad)
 
 
-def _hw(shape, layout):
+def _hw(shape: Shape, layout: str) -> tuple[int, int]:
     return (shape[2], shape[3]) if layout == "NCHW" else (shape[1], shape[2])
 
 
-def _pooled4(shape, layout):
+def _pooled4(shape: Shape, layout: str) -> Shape:
     """The (N, C) result's 4-D shape as pooling returns it: (N, C, 1, 1) or (N, 1, 1, C)."""
     N, C = shape
     return (N, C, 1, 1) if layout == "NCHW" else (N, 1, 1, C)
 
 
-def _nc(a):
+def _nc(a: Array) -> Array:
     return a.reshape(a.shape[0], -1)
 
 
-def _check_nc_grad(grad_y, x_shape, layout):
+def _check_nc_grad(grad_y: Array, x_shape: Shape, layout: str) -> None:
     N, C = (x_shape[0], x_shape[1]) if layout == "NCHW" else (x_shape[0], x_shape[3])
     if grad_y.ndim != 2 or tuple(grad_y.shape) != (N, C):
         raise ValueError(
@@ -150,7 +179,7 @@ def _check_nc_grad(grad_y, x_shape, layout):
         )
 
 
-def global_avg_pool2d(x, *, layout="NCHW"):
+def global_avg_pool2d(x: Array, *, layout: str = "NCHW") -> Array:
     """The mean over H and W of every (n, c): x (N, C, H, W) or (N, H, W, C) -> (N, C)."""
     layout = check_layout(layout)
     backend_for(x=x)
@@ -158,7 +187,7 @@ def global_avg_pool2d(x, *, layout="NCHW"):
     return _nc(avg_pool2d(x, _hw(x.shape, layout), layout=layout))
 
 
-def global_avg_pool2d_backward(grad_y, x_shape, *, layout="NCHW"):
+def global_avg_pool2d_backward(grad_y: Array, x_shape: Shape, *, layout: str = "NCHW") -> Array:
     """grad_y (N, C) / (H W) on every cell of its plane."""
     layout = check_layout(layout)
     x_shape = shape4("x_shape", x_shape)
@@ -169,7 +198,7 @@ def global_avg_pool2d_backward(grad_y, x_shape, *, layout="NCHW"):
     )
 
 
-def global_max_pool2d(x, *, layout="NCHW"):
+def global_max_pool2d(x: Array, *, layout: str = "NCHW") -> tuple[Array, Array]:
     """(max over H and W of every (n, c), the flat index h * W + w of the first maximum): (N, C) each."""
     layout = check_layout(layout)
     backend_for(x=x)
@@ -178,7 +207,7 @@ def global_max_pool2d(x, *, layout="NCHW"):
     return _nc(y), _nc(indices)
 
 
-def global_max_pool2d_backward(grad_y, indices, x_shape, *, layout="NCHW"):
+def global_max_pool2d_backward(grad_y: Array, indices: Array, x_shape: Shape, *, layout: str = "NCHW") -> Array:
     """grad_y (N, C) to the cell of each plane that indices names."""
     layout = check_layout(layout)
     x_shape = shape4("x_shape", x_shape)
