@@ -128,7 +128,7 @@ def set_output_cache_limit(megabytes: float) -> None:
 _MAX_CACHE_MB = 1 << 20  # 1 TiB: more than any machine this runs on, and finite (NaN and inf fail)
 
 
-def output_cache_info() -> dict:
+def output_cache_info() -> dict[str, float]:
     """{"limit_mib", "free_mib" (kept for reuse), "used_mib" (in arrays alive now)}."""
     mib = float(1 << 20)
     return {
@@ -156,7 +156,7 @@ def set_scratch_limit(megabytes: float) -> None:
     _cpu.scratch_set_limit(int(megabytes * (1 << 20)))
 
 
-def memory_info() -> dict:
+def memory_info() -> dict[str, float]:
     """Memory fastconv keeps between calls, in MiB: {"scratch_mib" (all threads),
     "scratch_threads" (threads holding some), "scratch_limit_mib" (per thread),
     "output_cache_free_mib", "output_cache_used_mib", "output_cache_limit_mib",

@@ -15,12 +15,14 @@ import os
 import string
 import sys
 import time
+from collections.abc import Callable
+from typing import IO, Any
 
 import numpy as np
 
 from ..ops._checks import flag
 from ..ops._shapes import non_negative_int
-from .optimizers import finite_number
+from .optimizers import Optimizer, finite_number
 
 __all__ = [
     "Callback",
@@ -34,44 +36,49 @@ __all__ = [
 ]
 
 
-class Callback:
-    model = None
+# The running values a hook gets: "loss", metric names, "val_...", "learning_rate"
+Logs = dict[str, float]
 
-    def set_model(self, model):
+
+class Callback:
+    model: Any = None  # the model fit trains (a fastconv.Sequential)
+    params: dict[str, Any]  # {"epochs", "steps", "verbose"}, set by fit before on_train_begin
+
+    def set_model(self, model: Any) -> None:
         self.model = model
 
-    def on_train_begin(self, logs=None):
+    def on_train_begin(self, logs: Logs | None = None) -> None:
         pass
 
-    def on_train_end(self, logs=None):
+    def on_train_end(self, logs: Logs | None = None) -> None:
         pass
 
-    def on_epoch_begin(self, epoch, logs=None):
+    def on_epoch_begin(self, epoch: int, logs: Logs | None = None) -> None:
         pass
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: Logs | None = None) -> None:
         pass
 
-    def on_train_batch_begin(self, batch, logs=None):
+    def on_train_batch_begin(self, batch: int, logs: Logs | None = None) -> None:
         pass
 
-    def on_train_batch_end(self, batch, logs=None):
+    def on_train_batch_end(self, batch: int, logs: Logs | None = None) -> None:
         pass
 
 
 class History(Callback):
     """Per-epoch values: `history["loss"]`, `history["val_accuracy"]`, ... and `epoch`."""
 
-    def __init__(self):
-        self.history: dict[str, list] = {}
+    def __init__(self) -> None:
+        self.history: dict[str, list[float]] = {}
         self.epoch: list[int] = []
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: Logs | None = None) -> None:
         self.epoch.append(epoch)
         for k, v in (logs or {}).items():
             self.history.setdefault(k, []).append(v)
 
-    def plot(self, path, title=None):
+    def plot(self, path: str | os.PathLike[str], title: str | None = None) -> str | os.PathLike[str]:
         """Write a PNG of the curves: loss (and val_loss) on the left, each metric (and its
         validation value) beside it. Needs matplotlib (`pip install fastconv[bench]`)."""
         try:
@@ -108,23 +115,23 @@ class ProgressBar(Callback):
     """Keras' progress output. verbose=1: a bar per epoch, redrawn as batches finish, with the
     running loss and metrics and the time per step; verbose=2: one line per epoch."""
 
-    def __init__(self, verbose=1, stream=None, width=30):
+    def __init__(self, verbose: int = 1, stream: IO[str] | None = None, width: int = 30) -> None:
         self.verbose, self.stream, self.width = verbose, stream or sys.stdout, width
 
-    def on_train_begin(self, logs=None):
+    def on_train_begin(self, logs: Logs | None = None) -> None:
         self.epochs = self.params["epochs"]
 
-    def on_epoch_begin(self, epoch, logs=None):
+    def on_epoch_begin(self, epoch: int, logs: Logs | None = None) -> None:
         self.steps = self.params["steps"]
         self.start = time.perf_counter()
         if self.verbose:
             self.stream.write(f"Epoch {epoch + 1}/{self.epochs}\n")
             self.stream.flush()
 
-    def _values(self, logs):
+    def _values(self, logs: Logs) -> str:
         return "".join(f" - {k}: {v:.4f}" for k, v in logs.items() if k != "learning_rate")
 
-    def on_train_batch_end(self, batch, logs=None):
+    def on_train_batch_end(self, batch: int, logs: Logs | None = None) -> None:
         if self.verbose != 1:
             return
         done = batch + 1
@@ -135,7 +142,7 @@ class ProgressBar(Callback):
         self.stream.write(f"\r{done}/{self.steps} [{bar}] - ETA: {eta:.0f}s{self._values(logs or {})}")
         self.stream.flush()
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: Logs | None = None) -> None:
         if not self.verbose:
             return
         elapsed = time.perf_counter() - self.start
@@ -147,13 +154,13 @@ class ProgressBar(Callback):
         self.stream.flush()
 
 
-def _monitor(value):
+def _monitor(value: object) -> str:
     if not isinstance(value, str):
         raise TypeError(f"monitor must be the name of a logged value (a str), got {type(value).__name__} {value!r}")
     return value
 
 
-def _mode_better(mode, monitor, min_delta):
+def _mode_better(mode: str, monitor: str, min_delta: float) -> tuple[str, Callable[[float, float], bool]]:
     """compare(current, best) for mode 'min' / 'max' / 'auto' (max for accuracy-like names)."""
     if mode not in ("auto", "min", "max"):
         raise ValueError(f"mode must be 'auto', 'min' or 'max', got {mode!r}")
@@ -171,15 +178,15 @@ class EarlyStopping(Callback):
 
     def __init__(
         self,
-        monitor="val_loss",
-        min_delta=0.0,
-        patience=0,
-        verbose=0,
-        mode="auto",
-        baseline=None,
-        restore_best_weights=False,
-        start_from_epoch=0,
-    ):
+        monitor: str = "val_loss",
+        min_delta: float = 0.0,
+        patience: int = 0,
+        verbose: int = 0,
+        mode: str = "auto",
+        baseline: float | None = None,
+        restore_best_weights: bool = False,
+        start_from_epoch: int = 0,
+    ) -> None:
         self.monitor, self.patience = _monitor(monitor), non_negative_int(patience, "patience")
         self.verbose = non_negative_int(verbose, "verbose")
         self.min_delta = abs(finite_number(min_delta, "min_delta"))
@@ -188,12 +195,12 @@ class EarlyStopping(Callback):
         self.restore_best_weights = flag("restore_best_weights", restore_best_weights)
         self.start_from_epoch = non_negative_int(start_from_epoch, "start_from_epoch")
 
-    def on_train_begin(self, logs=None):
+    def on_train_begin(self, logs: Logs | None = None) -> None:
         self.wait, self.stopped_epoch, self.best_epoch = 0, 0, 0
         self.best = math.inf if self.mode == "min" else -math.inf
-        self.best_weights = None
+        self.best_weights: list[Any] | None = None
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: Logs | None = None) -> None:
         current = (logs or {}).get(self.monitor)
         if current is None:
             raise KeyError(
@@ -216,7 +223,7 @@ class EarlyStopping(Callback):
             self.stopped_epoch = epoch
             self.model.stop_training = True
 
-    def on_train_end(self, logs=None):
+    def on_train_end(self, logs: Logs | None = None) -> None:
         if self.stopped_epoch and self.verbose:
             print(f"Epoch {self.stopped_epoch + 1}: early stopping")
         if self.restore_best_weights and self.best_weights is not None:
@@ -230,7 +237,14 @@ class ModelCheckpoint(Callback):
     improved (save_best_only). The path may hold Keras-style fields: "ckpt-{epoch:02d}-
     {val_loss:.3f}.weights.npz"."""
 
-    def __init__(self, filepath, monitor="val_loss", verbose=0, save_best_only=False, mode="auto"):
+    def __init__(
+        self,
+        filepath: str | os.PathLike[str],
+        monitor: str = "val_loss",
+        verbose: int = 0,
+        save_best_only: bool = False,
+        mode: str = "auto",
+    ) -> None:
         if not isinstance(filepath, (str, os.PathLike)):
             raise TypeError(f"filepath must be a str or os.PathLike, got {type(filepath).__name__}")
         self.filepath = os.fspath(filepath)
@@ -240,7 +254,7 @@ class ModelCheckpoint(Callback):
         self.mode, self._better = _mode_better(mode, monitor, 0.0)
         self.best = math.inf if self.mode == "min" else -math.inf
 
-    def _path(self, epoch, logs):
+    def _path(self, epoch: int, logs: Logs) -> str:
         """The filepath with its fields filled from this epoch's values (as Keras formats it)."""
         try:
             return self.filepath.format(epoch=epoch + 1, **logs)
@@ -257,7 +271,7 @@ class ModelCheckpoint(Callback):
                 f"values of epoch {epoch + 1} ({exc})"
             ) from None
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: Logs | None = None) -> None:
         logs = logs or {}
         path = self._path(epoch, logs)
         if self.save_best_only:
@@ -277,7 +291,7 @@ class ModelCheckpoint(Callback):
         self.model.save_weights(path)
 
 
-def _check_template(filepath):
+def _check_template(filepath: str) -> None:
     """A ModelCheckpoint path: named fields only ({epoch}, {val_loss:.3f}), braces balanced."""
     try:
         fields = [field for _, field, _, _ in string.Formatter().parse(filepath) if field is not None]
@@ -294,7 +308,7 @@ def _check_template(filepath):
         )
 
 
-def _constant_rate_optimizer(model, who):
+def _constant_rate_optimizer(model: Any, who: str) -> Optimizer:
     """The model's optimizer, whose learning rate a callback may set (not a schedule: Keras too
     refuses to overwrite one)."""
     opt = model.optimizer
@@ -310,7 +324,7 @@ class LearningRateScheduler(Callback):
     """Set the optimizer's learning rate at the start of each epoch to schedule(epoch, lr), or
     schedule(epoch) for a function of one argument (Keras takes both)."""
 
-    def __init__(self, schedule, verbose=0):
+    def __init__(self, schedule: Callable[..., float], verbose: int = 0) -> None:
         if not callable(schedule):
             raise TypeError(
                 f"schedule must be a function schedule(epoch, lr) or schedule(epoch), got "
@@ -319,7 +333,7 @@ class LearningRateScheduler(Callback):
         self.schedule, self.verbose = schedule, non_negative_int(verbose, "verbose")
         self._takes_lr = _accepts_two(schedule)
 
-    def _call(self, epoch, lr):
+    def _call(self, epoch: int, lr: float) -> object:
         if self._takes_lr is None:  # no signature to read: Keras' try with (epoch, lr) first
             try:
                 return self.schedule(epoch, lr)
@@ -327,7 +341,7 @@ class LearningRateScheduler(Callback):
                 return self.schedule(epoch)
         return self.schedule(epoch, lr) if self._takes_lr else self.schedule(epoch)
 
-    def on_epoch_begin(self, epoch, logs=None):
+    def on_epoch_begin(self, epoch: int, logs: Logs | None = None) -> None:
         opt = _constant_rate_optimizer(self.model, "LearningRateScheduler")
         lr = self._call(epoch, opt.learning_rate)
         if isinstance(lr, bool) or not isinstance(lr, numbers.Real):
@@ -343,7 +357,7 @@ class LearningRateScheduler(Callback):
             print(f"Epoch {epoch + 1}: LearningRateScheduler setting learning rate to {lr}.")
 
 
-def _accepts_two(fn):
+def _accepts_two(fn: Callable[..., Any]) -> bool | None:
     """Whether fn takes (epoch, lr): True, or only (epoch): False; None when its signature
     cannot be read (some builtins)."""
     try:
@@ -365,15 +379,15 @@ class ReduceLROnPlateau(Callback):
 
     def __init__(
         self,
-        monitor="val_loss",
-        factor=0.1,
-        patience=10,
-        verbose=0,
-        mode="auto",
-        min_delta=1e-4,
-        cooldown=0,
-        min_lr=0.0,
-    ):
+        monitor: str = "val_loss",
+        factor: float = 0.1,
+        patience: int = 10,
+        verbose: int = 0,
+        mode: str = "auto",
+        min_delta: float = 1e-4,
+        cooldown: int = 0,
+        min_lr: float = 0.0,
+    ) -> None:
         factor = finite_number(factor, "factor")
         if not 0.0 < factor < 1.0:
             raise ValueError(f"factor must be in (0, 1), got {factor!r}")
@@ -384,11 +398,11 @@ class ReduceLROnPlateau(Callback):
         if self.min_lr < 0:
             raise ValueError(f"min_lr must be >= 0, got {min_lr!r}")
 
-    def on_train_begin(self, logs=None):
+    def on_train_begin(self, logs: Logs | None = None) -> None:
         self.wait = self.cooldown_counter = 0
         self.best = math.inf if self.mode == "min" else -math.inf
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: Logs | None = None) -> None:
         current = (logs or {}).get(self.monitor)
         if current is None:
             raise KeyError(
@@ -417,34 +431,34 @@ class ReduceLROnPlateau(Callback):
 class CSVLogger(Callback):
     """Append one row per epoch ("epoch" then the logs, sorted by name) to a CSV file."""
 
-    def __init__(self, filename, separator=",", append=False):
+    def __init__(self, filename: str | os.PathLike[str], separator: str = ",", append: bool = False) -> None:
         if not isinstance(filename, (str, os.PathLike)):
             raise TypeError(f"filename must be a str or os.PathLike, got {type(filename).__name__}")
         if not (isinstance(separator, str) and len(separator) == 1):
             raise ValueError(f"separator must be a one-character string, got {separator!r}")
         self.filename, self.separator = os.fspath(filename), separator
         self.append = flag("append", append)
-        self.keys = None
+        self.keys: list[str] | None = None
 
-    def on_train_begin(self, logs=None):
+    def on_train_begin(self, logs: Logs | None = None) -> None:
         exists = self.append and os.path.exists(self.filename) and os.path.getsize(self.filename) > 0
         self._file = open(self.filename, "a" if self.append else "w", newline="")  # noqa: SIM115
-        self._writer = None
+        self._writer: Any = None  # a csv writer once the first epoch's keys are known
         self._header_written = exists
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: Logs | None = None) -> None:
         logs = logs or {}
         if self._writer is None:
             self.keys = sorted(logs)
             self._writer = csv.writer(self._file, delimiter=self.separator)
             if not self._header_written:
                 self._writer.writerow(["epoch", *self.keys])
-        self._writer.writerow([epoch, *[_plain(logs.get(k, "NA")) for k in self.keys]])
+        self._writer.writerow([epoch, *[_plain(logs.get(k, "NA")) for k in self.keys or ()]])
         self._file.flush()
 
-    def on_train_end(self, logs=None):
+    def on_train_end(self, logs: Logs | None = None) -> None:
         self._file.close()
 
 
-def _plain(v):
+def _plain(v: object) -> object:
     return float(v) if isinstance(v, (float, np.floating)) else v

@@ -16,8 +16,11 @@ from __future__ import annotations
 import contextlib
 import numbers
 import sys
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from .. import data, distributed
 from ..data.augment import rng_from_seed
@@ -29,16 +32,21 @@ from . import losses
 from . import metrics as metrics_lib
 from . import optimizers as optim
 
+if TYPE_CHECKING:
+    from .._typing import Array
+    from ..distributed.fit import _FitContext
+    from ..layers.base import Layer
+
 __all__ = ["TrainingMixin"]
 
 KERAS_BATCH_SIZE = 32  # what Keras' fit / evaluate / predict take for batch_size=None
 
 
-def _batch_size(value):
+def _batch_size(value: object) -> int:
     return KERAS_BATCH_SIZE if value is None else positive_int(value, "batch_size")
 
 
-def _count(name, value):
+def _count(name: str, value: object) -> int:
     """An int >= 0 (epochs, initial_epoch): never a bool, a float or a string."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be an int >= 0, got {type(value).__name__} {value!r}")
@@ -47,7 +55,7 @@ def _count(name, value):
     return int(value)
 
 
-def _verbose(value, auto):
+def _verbose(value: object, auto: int) -> int:
     """Keras' verbose: "auto" (then `auto`), 0 silent, 1 progress bar, 2 one line per epoch."""
     if isinstance(value, str) and value == "auto":
         return auto
@@ -56,7 +64,7 @@ def _verbose(value, auto):
     return int(value)
 
 
-def _callback_list(callbacks):
+def _callback_list(callbacks: object) -> list[cb.Callback]:
     """None, one Callback or a list / tuple of them (Keras 3 flattens a single one into a list)."""
     if callbacks is None:
         return []
@@ -72,7 +80,7 @@ def _callback_list(callbacks):
     return list(callbacks)
 
 
-def _require_labels(x, y, who):
+def _require_labels(x: Any, y: Any, who: str) -> None:
     """x an array with its labels y (an iterable of batches is handled by the caller)."""
     if not hasattr(x, "shape") or not hasattr(x, "dtype"):
         raise TypeError(
@@ -87,7 +95,7 @@ def _require_labels(x, y, who):
         )
 
 
-def _ends_in(model, activation):
+def _ends_in(model: TrainingMixin, activation: str) -> bool:
     last = model.layers[-1] if model.layers else None
     if activation == "softmax" and isinstance(last, Softmax):
         return True
@@ -98,24 +106,36 @@ class TrainingMixin:
     """compile / fit / evaluate / train_on_batch / test_on_batch for a model with forward,
     backward, parameters, get_weights and set_weights."""
 
-    optimizer = None
-    loss = None
-    metrics = ()
+    optimizer: optim.Optimizer | None = None
+    loss: losses.Loss | None = None
+    metrics: Sequence[tuple[str, metrics_lib.Metric]] = ()
     stop_training = False
 
-    def compile(self, optimizer="rmsprop", loss=None, metrics=None):
+    if TYPE_CHECKING:  # what the model class (fastconv.Sequential) provides
+        layers: list[Layer]
+
+        def forward(self, x: Array, training: bool = True) -> Array: ...
+
+        def backward(self, grad_y: Array) -> Array | None: ...
+
+    def compile(
+        self,
+        optimizer: optim.Optimizer | str = "rmsprop",
+        loss: losses.Loss | str | None = None,
+        metrics: Sequence[str | metrics_lib.Metric] | None = None,
+    ) -> TrainingMixin:
         """optimizer: an Optimizer or a Keras name; loss: a fastconv.losses.Loss or a Keras
         name; metrics: names ("accuracy", ...) or functions fn(y_true, y_pred) -> float."""
         if loss is None:
             raise ValueError("compile needs a loss, e.g. loss='sparse_categorical_crossentropy'")
-        self.optimizer = optim.get(optimizer)
-        if isinstance(self.optimizer, distributed.DistributedOptimizer):  # averages inside backward
-            self.optimizer.attach(self)
-        self.loss = losses.get(loss)
-        head = "softmax" if isinstance(self.loss, losses.CategoricalCrossentropy) else "sigmoid"
-        if self.loss.from_logits and _ends_in(self, head):
+        self.optimizer = opt = optim.get(optimizer)
+        if isinstance(opt, distributed.DistributedOptimizer):  # averages inside backward
+            opt.attach(self)
+        self.loss = loss_fn = losses.get(loss)
+        head = "softmax" if isinstance(loss_fn, losses.CategoricalCrossentropy) else "sigmoid"
+        if loss_fn.from_logits and _ends_in(self, head):
             raise ValueError(
-                f"{type(self.loss).__name__}(from_logits=True) expects logits, but the last "
+                f"{type(loss_fn).__name__}(from_logits=True) expects logits, but the last "
                 f"layer applies {head}: apply it once, either drop the activation of the "
                 "last layer or use from_logits=False"
             )
@@ -124,39 +144,41 @@ class TrainingMixin:
                 f"metrics must be a list of metric names or functions (e.g. ['accuracy']), "
                 f"got {type(metrics).__name__} {metrics!r}"
             )
-        self.metrics = [metrics_lib.get(m, self.loss) for m in metrics or []]
+        self.metrics = [metrics_lib.get(m, loss_fn) for m in metrics or []]
         self.stop_training = False
         return self
 
-    def _require_compiled(self):
+    def _require_compiled(self) -> tuple[losses.Loss, optim.Optimizer]:
+        """(loss, optimizer) of compile, else RuntimeError."""
         if self.loss is None or self.optimizer is None:
             raise RuntimeError("call model.compile(optimizer, loss, metrics) before fit / evaluate / train_on_batch")
+        return self.loss, self.optimizer
 
-    def _log_keys(self):
+    def _log_keys(self) -> list[str]:
         """The names train_on_batch and test_on_batch log, in their order."""
         return ["loss"] + [name for name, _ in self.metrics]
 
-    def regularization_loss(self):
+    def regularization_loss(self) -> float:
         """Sum of the layers' kernel penalties (kernel_regularizer)."""
         return float(sum(layer.regularization_loss() for layer in self.layers))
 
     # ------------------------------------------------------------------ one batch
-    def train_on_batch(self, x, y):
+    def train_on_batch(self, x: Array, y: ArrayLike) -> dict[str, float]:
         """One optimizer step on (x, y); returns {"loss": ..., metric: ...} of this batch."""
-        self._require_compiled()
+        loss, optimizer = self._require_compiled()
         pred = self.forward(x, training=True)
-        value = self.loss(y, pred) + self.regularization_loss()
-        self.backward(self.loss.backward())
-        self.optimizer.step(self)
+        value = loss(y, pred) + self.regularization_loss()
+        self.backward(loss.backward())
+        optimizer.step(self)
         logs = {"loss": value}
         for name, fn in self.metrics:
             logs[name] = fn(y, pred)
         return logs
 
-    def test_on_batch(self, x, y):
-        self._require_compiled()
+    def test_on_batch(self, x: Array, y: ArrayLike) -> dict[str, float]:
+        loss, _ = self._require_compiled()
         pred = self.forward(x, training=False)
-        logs = {"loss": self.loss(y, pred) + self.regularization_loss()}
+        logs = {"loss": loss(y, pred) + self.regularization_loss()}
         for name, fn in self.metrics:
             logs[name] = fn(y, pred)
         return logs
@@ -164,18 +186,18 @@ class TrainingMixin:
     # ------------------------------------------------------------------ epochs
     def fit(
         self,
-        x,
-        y=None,
-        batch_size=32,
-        epochs=1,
-        verbose="auto",
-        callbacks=None,
-        validation_split=0.0,
-        validation_data=None,
-        shuffle=True,
-        initial_epoch=0,
-        seed=None,
-    ):
+        x: Any,
+        y: Any = None,
+        batch_size: int | None = 32,
+        epochs: int = 1,
+        verbose: int | str = "auto",
+        callbacks: cb.Callback | Sequence[cb.Callback] | None = None,
+        validation_split: float = 0.0,
+        validation_data: tuple[Any, Any] | None = None,
+        shuffle: bool = True,
+        initial_epoch: int = 0,
+        seed: int | np.random.Generator | None = None,
+    ) -> cb.History:
         """Train for `epochs` passes over (x, y) in batches (batch_size=None: Keras' 32); returns a
         History. x may also be an iterable of (x, y) batches with a len() (ImageDataGenerator.flow);
         callbacks: a list of fastconv.callbacks.Callback (or one, as Keras 3 takes). validation_split
@@ -183,11 +205,11 @@ class TrainingMixin:
         validation_data=(x_val, y_val) is evaluated after every epoch. verbose: 0 silent,
         1 progress bar, 2 one line per epoch, "auto" 1 on a terminal and 2 otherwise. shuffle:
         a new order every epoch (from `seed` when given)."""
-        self._require_compiled()
+        _, optimizer = self._require_compiled()
         batch_size = _batch_size(batch_size)
         epochs, initial_epoch = _count("epochs", epochs), _count("initial_epoch", initial_epoch)
         verbose = _verbose(verbose, 1 if sys.stdout.isatty() else 2)
-        callbacks = _callback_list(callbacks)
+        callback_list = _callback_list(callbacks)
         shuffle = flag("shuffle", shuffle)
         validation_split = real("validation_split", validation_split, 0.0, 1.0)
         if seed is not None:
@@ -213,7 +235,7 @@ class TrainingMixin:
         steps = len(x) if batches_given else -(-x.shape[0] // batch_size)
         if steps == 0:
             raise ValueError("fit: x has no samples")
-        dist = distributed.fit_context(self.optimizer)
+        dist = distributed.fit_context(optimizer)
         with contextlib.nullcontext() if dist is None else dist.quiet():
             return self._fit(
                 x,
@@ -221,7 +243,7 @@ class TrainingMixin:
                 batch_size,
                 epochs,
                 verbose,
-                callbacks,
+                callback_list,
                 validation_data,
                 shuffle,
                 initial_epoch,
@@ -233,25 +255,27 @@ class TrainingMixin:
 
     def _fit(
         self,
-        x,
-        y,
-        batch_size,
-        epochs,
-        verbose,
-        callbacks,
-        validation_data,
-        shuffle,
-        initial_epoch,
-        seed,
-        batches_given,
-        steps,
-        dist,
-    ):
+        x: Any,
+        y: Any,
+        batch_size: int,
+        epochs: int,
+        verbose: int,
+        callbacks: list[cb.Callback],
+        validation_data: tuple[Any, Any] | None,
+        shuffle: bool,
+        initial_epoch: int,
+        seed: int | np.random.Generator | None,
+        batches_given: bool,
+        steps: int,
+        dist: _FitContext | None,
+    ) -> cb.History:
         """fit's epochs; dist: the distributed.fit_context of a job of several ranks, or None."""
+        _, optimizer = self._require_compiled()
         if validation_data is not None:
             x_val, y_val = validation_data
         history = cb.History()
-        hooks = ([cb.ProgressBar(verbose)] if verbose else []) + callbacks + [history]
+        hooks: list[cb.Callback] = [cb.ProgressBar(verbose)] if verbose else []
+        hooks += [*callbacks, history]
         if dist is not None:
             hooks = dist.callbacks(hooks)
             seed = dist.common_seed(seed)
@@ -266,7 +290,8 @@ class TrainingMixin:
         for epoch in range(initial_epoch, epochs):
             for c in hooks:
                 c.on_epoch_begin(epoch)
-            sums, seen = {}, 0
+            sums: dict[str, float] = {}
+            seen = 0
             if dist is not None:
                 epoch_batches = dist.batches(x, y, batch_size, shuffle, rng, batches_given)
             else:
@@ -286,7 +311,7 @@ class TrainingMixin:
             if validation_data is not None:
                 val = self.evaluate(x_val, y_val, batch_size=batch_size, verbose=0, return_dict=True)
                 epoch_logs.update({f"val_{k}": v for k, v in val.items()})
-            epoch_logs["learning_rate"] = self.optimizer.learning_rate
+            epoch_logs["learning_rate"] = optimizer.learning_rate
             for c in hooks:
                 c.on_epoch_end(epoch, epoch_logs)
             if self.stop_training:
@@ -295,17 +320,20 @@ class TrainingMixin:
             c.on_train_end()
         return history
 
-    def evaluate(self, x, y, batch_size=32, verbose="auto", return_dict=False):
+    def evaluate(
+        self, x: Any, y: Any, batch_size: int | None = 32, verbose: int | str = "auto", return_dict: bool = False
+    ) -> Any:
         """Loss and metrics in inference mode over (x, y), averaged over samples; a list
         [loss, metric...] (just the loss without metrics) or a dict with return_dict.
         batch_size=None: Keras' 32; verbose: "auto" (1 on a terminal, else 0), 0 or 1."""
-        self._require_compiled()
+        _, optimizer = self._require_compiled()
         batch_size = _batch_size(batch_size)
         verbose = _verbose(verbose, 1 if sys.stdout.isatty() else 0)
         return_dict = flag("return_dict", return_dict)
         _require_labels(x, y, "evaluate")
-        sums, seen = {}, 0
-        dist = distributed.fit_context(self.optimizer)
+        sums: dict[str, float] = {}
+        seen = 0
+        dist = distributed.fit_context(optimizer)
         if dist is not None:  # each rank its part; the sums over all ranks below
             x, y = dist.evaluation_part(x, y)
         for xb, yb in data.batches(x, y, batch_size, shuffle=False):

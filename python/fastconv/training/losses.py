@@ -14,8 +14,13 @@ Strings: "sparse_categorical_crossentropy", "categorical_crossentropy", "binary_
 
 from __future__ import annotations
 
-import numpy as np
+from collections.abc import Sequence
+from typing import Any
 
+import numpy as np
+from numpy.typing import ArrayLike
+
+from .._typing import Array
 from ..backend.arrays import array_module
 from ..ops._checks import flag
 from ..ops.softmax import cross_entropy_sum, log_softmax, stable_sigmoid, warn_if_probabilities
@@ -32,7 +37,7 @@ __all__ = [
 EPSILON = 1e-7  # Keras' backend epsilon
 
 
-def same_rank(y_true, y_pred):
+def same_rank(y_true: Array, y_pred: Array) -> Array:
     """y_true with a trailing axis of 1 dropped or added when its rank is y_pred's +- 1, as Keras'
     squeeze_or_expand_to_same_rank: (N,) labels for an (N, 1) head, (N, 1) for an (N,) one."""
     if y_true.ndim == y_pred.ndim + 1 and y_true.shape[-1] == 1:
@@ -42,14 +47,14 @@ def same_rank(y_true, y_pred):
     return y_true
 
 
-def _broadcasts_to(shape, target):
+def _broadcasts_to(shape: Sequence[int], target: Sequence[int]) -> bool:
     try:
-        return np.broadcast_shapes(shape, target) == tuple(target)
+        return np.broadcast_shapes(tuple(shape), tuple(target)) == tuple(target)
     except ValueError:
         return False
 
 
-def target_like(y_true, y_pred, who, broadcast=False):
+def target_like(y_true: ArrayLike, y_pred: Array, who: str, broadcast: bool = False) -> Array:
     """y_true (an array of y_pred's module) with y_pred's shape, after same_rank; with broadcast,
     any shape that broadcasts to y_pred's is taken too. ValueError naming both shapes otherwise."""
     xp = array_module(y_pred)
@@ -67,7 +72,7 @@ def target_like(y_true, y_pred, who, broadcast=False):
     )
 
 
-def class_labels(y_true, y_pred, who):
+def class_labels(y_true: ArrayLike, y_pred: Array, who: str) -> Array:
     """Integer class labels of y_pred's shape without its class axis (a trailing axis of 1 on
     y_true dropped, as Keras does); ValueError naming both shapes otherwise."""
     labels = array_module(y_pred).asarray(y_true)
@@ -89,38 +94,38 @@ class Loss:
     from_logits = False
     broadcasts = False  # y_true may broadcast to y_pred's shape (Keras' element-wise losses)
 
-    def __init__(self):
-        self._grad = None
+    def __init__(self) -> None:
+        self._grad: Array | None = None
 
-    def __call__(self, y_true, y_pred):
+    def __call__(self, y_true: ArrayLike, y_pred: Array) -> float:
         y_pred = self._check_pred(y_pred)
         value, self._grad = self._value_and_grad(self._target(y_true, y_pred), y_pred)
         return value
 
-    def backward(self, grad=1.0):
+    def backward(self, grad: float = 1.0) -> Array:
         """Gradient of the last value with respect to y_pred (times `grad`)."""
         if self._grad is None:
             raise RuntimeError(f"{type(self).__name__}.backward called before the loss was computed")
         return self._grad if grad == 1.0 else self._grad * self._grad.dtype.type(grad)
 
-    def _check_pred(self, y_pred):
+    def _check_pred(self, y_pred: Any) -> Array:
         if not hasattr(y_pred, "dtype") or y_pred.dtype.kind != "f":
             raise TypeError(f"y_pred must be a float array, got {type(y_pred).__name__} {getattr(y_pred, 'dtype', '')}")
         if y_pred.ndim < 1 or y_pred.shape[0] == 0:
             raise ValueError(f"y_pred must have a non-empty batch axis, got shape {tuple(y_pred.shape)}")
         return y_pred
 
-    def _target(self, y_true, y_pred):
+    def _target(self, y_true: ArrayLike, y_pred: Array) -> Array:
         xp = array_module(y_pred)
         t = xp.asarray(y_true)
         if t.dtype.kind not in "fiub":
             raise TypeError(f"y_true must be real numbers, got dtype {t.dtype}")
         return target_like(t, y_pred, type(self).__name__, self.broadcasts).astype(y_pred.dtype)
 
-    def _value_and_grad(self, t, y):
+    def _value_and_grad(self, t: Array, y: Array) -> tuple[float, Array]:
         raise NotImplementedError
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"{type(self).__name__}(from_logits={self.from_logits})"
 
 
@@ -131,11 +136,11 @@ class CategoricalCrossentropy(Loss):
 
     name = "categorical_crossentropy"
 
-    def __init__(self, from_logits=False):
+    def __init__(self, from_logits: bool = False) -> None:
         super().__init__()
         self.from_logits = flag("from_logits", from_logits)
 
-    def _value_and_grad(self, t, y):
+    def _value_and_grad(self, t: Array, y: Array) -> tuple[float, Array]:
         n = y.shape[0]
         dt = y.dtype.type
         if self.from_logits:
@@ -159,7 +164,7 @@ class SparseCategoricalCrossentropy(CategoricalCrossentropy):
 
     name = "sparse_categorical_crossentropy"
 
-    def _target(self, y_true, y_pred):
+    def _target(self, y_true: ArrayLike, y_pred: Array) -> Array:
         xp = array_module(y_pred)
         n, classes = y_pred.shape[0], y_pred.shape[-1]
         if y_pred.ndim != 2:
@@ -182,11 +187,11 @@ class BinaryCrossentropy(Loss):
 
     name = "binary_crossentropy"
 
-    def __init__(self, from_logits=False):
+    def __init__(self, from_logits: bool = False) -> None:
         super().__init__()
         self.from_logits = flag("from_logits", from_logits)
 
-    def _value_and_grad(self, t, y):
+    def _value_and_grad(self, t: Array, y: Array) -> tuple[float, Array]:
         xp = array_module(y)
         dt = y.dtype.type
         scale = dt(1.0 / y.size)
@@ -207,12 +212,12 @@ class MeanSquaredError(Loss):
     name = "mean_squared_error"
     broadcasts = True
 
-    def _value_and_grad(self, t, y):
+    def _value_and_grad(self, t: Array, y: Array) -> tuple[float, Array]:
         d = y - t
         return float((d * d).mean()), d * y.dtype.type(2.0 / y.size)
 
 
-_BY_NAME = {
+_BY_NAME: dict[str, type[Loss]] = {
     "sparse_categorical_crossentropy": SparseCategoricalCrossentropy,
     "categorical_crossentropy": CategoricalCrossentropy,
     "binary_crossentropy": BinaryCrossentropy,
@@ -231,10 +236,11 @@ class SoftmaxCrossEntropy:
         grad_logits = loss.backward()             # (softmax(logits) - onehot(labels)) / N
     """
 
-    def __init__(self):
-        self._probs = self._target = None
+    def __init__(self) -> None:
+        self._probs: Array | None = None
+        self._target: Array | None = None
 
-    def forward(self, logits, labels):
+    def forward(self, logits: Array, labels: ArrayLike) -> float:
         xp = array_module(logits)
         if logits.ndim != 2:
             raise ValueError(f"logits must be (N, classes), got shape {tuple(logits.shape)}")
@@ -243,28 +249,28 @@ class SoftmaxCrossEntropy:
             raise ValueError(f"logits must have at least one row and one class, got shape {tuple(logits.shape)}")
         warn_if_probabilities(logits, "SoftmaxCrossEntropy")
         log_probs = log_softmax(logits)
-        labels = xp.asarray(labels)
-        if labels.ndim == 1:
-            if labels.shape[0] != N:
-                raise ValueError(f"labels has {labels.shape[0]} entries for {N} rows of logits")
-            if labels.dtype.kind not in "iu":
-                raise TypeError(f"integer labels expected, got dtype {labels.dtype}")
-            if N and (int(labels.min()) < 0 or int(labels.max()) >= classes):
-                raise ValueError(f"labels must lie in [0, {classes}), got [{int(labels.min())}, {int(labels.max())}]")
+        given = xp.asarray(labels)
+        if given.ndim == 1:
+            if given.shape[0] != N:
+                raise ValueError(f"labels has {given.shape[0]} entries for {N} rows of logits")
+            if given.dtype.kind not in "iu":
+                raise TypeError(f"integer labels expected, got dtype {given.dtype}")
+            if N and (int(given.min()) < 0 or int(given.max()) >= classes):
+                raise ValueError(f"labels must lie in [0, {classes}), got [{int(given.min())}, {int(given.max())}]")
             target = xp.zeros_like(logits)
-            target[xp.arange(N), labels] = 1
-        elif tuple(labels.shape) == tuple(logits.shape):
-            target = labels.astype(logits.dtype)
+            target[xp.arange(N), given] = 1
+        elif tuple(given.shape) == tuple(logits.shape):
+            target = given.astype(logits.dtype)
         else:
             raise ValueError(
-                f"labels must be (N,) class indices or {tuple(logits.shape)} rows, got shape {tuple(labels.shape)}"
+                f"labels must be (N,) class indices or {tuple(logits.shape)} rows, got shape {tuple(given.shape)}"
             )
         self._probs, self._target = xp.exp(log_probs), target
         return float(cross_entropy_sum(target, log_probs) / N)
 
     __call__ = forward
 
-    def backward(self, grad=1.0):
+    def backward(self, grad: float = 1.0) -> Array:
         """Gradient of the mean loss with respect to the logits (times `grad`)."""
         if self._probs is None:
             raise RuntimeError("SoftmaxCrossEntropy.backward called before forward")
@@ -273,7 +279,7 @@ class SoftmaxCrossEntropy:
         return g
 
 
-def get(identifier):
+def get(identifier: Loss | str) -> Loss:
     """A loss from a Keras string (probabilities, from_logits=False, as in Keras) or the loss."""
     if isinstance(identifier, Loss):
         return identifier

@@ -6,6 +6,7 @@ entry's header and size checked before its data is read, any damage a ValueError
 
 from __future__ import annotations
 
+import io
 import os
 import stat
 import struct
@@ -13,8 +14,11 @@ import tokenize
 import uuid
 import zipfile
 import zlib
+from collections.abc import Mapping
+from typing import Any, cast
 
 import numpy as np
+from numpy.typing import NDArray
 
 __all__ = ["read_npz", "write_npz", "file_path"]
 
@@ -38,7 +42,7 @@ _BAD_BYTES = (
 _MAX_DEFLATE_RATIO = 1032
 
 
-def file_path(path, what="path"):
+def file_path(path: object, what: str = "path") -> str:
     if isinstance(path, (str, bytes, os.PathLike)):
         return os.fsdecode(os.fspath(path))
     raise TypeError(f"{what} must be a str or os.PathLike, got {type(path).__name__}")
@@ -47,7 +51,7 @@ def file_path(path, what="path"):
 # ----------------------------------------------------------------------------- .npz files
 
 
-def write_npz(path, arrays, add_suffix=False):
+def write_npz(path: Any, arrays: Mapping[str, Any], add_suffix: bool = False) -> Any:
     """Write `arrays` (name -> array) as an .npz at `path` (with add_suffix, ".npz" is appended
     when missing, as np.savez does), atomically: a temporary file in the same folder is flushed to
     disk and renamed over the target, so a failure (a full disk) leaves any earlier file intact.
@@ -83,7 +87,7 @@ def write_npz(path, arrays, add_suffix=False):
     return path
 
 
-def read_npz(path):
+def read_npz(path: str | os.PathLike[str]) -> dict[str, NDArray[Any]]:
     """The arrays of an .npz archive by name, read without pickle. ValueError naming the file
     (and the entry) when it is not an archive of arrays or is damaged; OSError when it cannot be
     opened."""
@@ -115,7 +119,7 @@ def read_npz(path):
     return out
 
 
-def _npy_summary(f):
+def _npy_summary(f: io.BufferedIOBase) -> str:
     """'<dtype> array of shape <shape>' from an .npy header, or 'array' when it is unreadable."""
     f.seek(0)
     try:
@@ -125,7 +129,7 @@ def _npy_summary(f):
     return f"{dtype} array of shape {shape}"
 
 
-def _npy_header(f):
+def _npy_header(f: io.BufferedIOBase) -> tuple[tuple[int, ...], bool, np.dtype[Any]]:
     """(shape, fortran_order, dtype) of the .npy stream f, read up to its data."""
     version = np.lib.format.read_magic(f)
     if version == (1, 0):
@@ -135,12 +139,12 @@ def _npy_header(f):
     raise ValueError(f".npy format version {version} is not read")
 
 
-def _read_entry(archive, info, archive_size):
+def _read_entry(archive: zipfile.ZipFile, info: zipfile.ZipInfo, archive_size: int) -> NDArray[Any]:
     """One .npy entry, its size checked against its header and the archive before allocating."""
     limit = archive_size * (_MAX_DEFLATE_RATIO if info.compress_type == zipfile.ZIP_DEFLATED else 1)
     if info.file_size > limit:
         raise ValueError(f"its header claims {info.file_size} bytes in an archive of {archive_size}")
-    with archive.open(info) as member:
+    with cast(zipfile.ZipExtFile, archive.open(info)) as member:
         shape, fortran_order, dtype = _npy_header(member)
         if dtype.hasobject or dtype.itemsize == 0:
             raise ValueError(f"dtype {dtype} cannot be read without pickle")
@@ -150,7 +154,7 @@ def _read_entry(archive, info, archive_size):
                 f"shape {shape} of {dtype} needs {nbytes} bytes, the entry holds {info.file_size - member.tell()}"
             )
         buf = np.empty(nbytes, np.uint8)
-        view, done = memoryview(buf), 0
+        view, done = buf.data, 0
         while done < nbytes:
             got = member.readinto(view[done:])
             if not got:

@@ -20,10 +20,13 @@ step with the number of steps taken before it (0 at the first), as Keras does.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
 from .. import _cpu
+from .._typing import Array
 from ..backend.arrays import array_module
 from ..ops._shapes import positive_int
 
@@ -36,19 +39,19 @@ __all__ = ["Optimizer", "SGD", "RMSprop", "Adam", "AdamW", "StepDecay", "Exponen
 class Schedule:
     """A learning rate as a function of the step count (steps taken before this one)."""
 
-    def __call__(self, step):
+    def __call__(self, step: int) -> float:
         raise NotImplementedError
 
 
 class StepDecay(Schedule):
     """initial_learning_rate * gamma ** (step // step_size)  (PyTorch's StepLR, counted in steps)."""
 
-    def __init__(self, initial_learning_rate, step_size, gamma=0.1):
+    def __init__(self, initial_learning_rate: float, step_size: int, gamma: float = 0.1) -> None:
         self.initial_learning_rate = _positive(initial_learning_rate, "initial_learning_rate")
         self.step_size = positive_int(step_size, "step_size")
         self.gamma = _in_range(gamma, "gamma", 0.0, 1.0, high_open=False)
 
-    def __call__(self, step):
+    def __call__(self, step: int) -> float:
         return self.initial_learning_rate * self.gamma ** (step // self.step_size)
 
 
@@ -56,13 +59,15 @@ class ExponentialDecay(Schedule):
     """initial_learning_rate * decay_rate ** (step / decay_steps), the exponent floored when
     staircase (Keras' ExponentialDecay)."""
 
-    def __init__(self, initial_learning_rate, decay_steps, decay_rate, staircase=False):
+    def __init__(
+        self, initial_learning_rate: float, decay_steps: int, decay_rate: float, staircase: bool = False
+    ) -> None:
         self.initial_learning_rate = _positive(initial_learning_rate, "initial_learning_rate")
         self.decay_steps = positive_int(decay_steps, "decay_steps")
         self.decay_rate = _positive(decay_rate, "decay_rate")
         self.staircase = bool(staircase)
 
-    def __call__(self, step):
+    def __call__(self, step: int) -> float:
         e = step / self.decay_steps
         return self.initial_learning_rate * self.decay_rate ** (math.floor(e) if self.staircase else e)
 
@@ -71,37 +76,37 @@ class CosineDecay(Schedule):
     """Keras' CosineDecay: initial_learning_rate * ((1 - alpha) * c + alpha) with
     c = (1 + cos(pi * min(step, decay_steps) / decay_steps)) / 2."""
 
-    def __init__(self, initial_learning_rate, decay_steps, alpha=0.0):
+    def __init__(self, initial_learning_rate: float, decay_steps: int, alpha: float = 0.0) -> None:
         self.initial_learning_rate = _positive(initial_learning_rate, "initial_learning_rate")
         self.decay_steps = positive_int(decay_steps, "decay_steps")
         self.alpha = _in_range(alpha, "alpha", 0.0, 1.0, high_open=False)
 
-    def __call__(self, step):
+    def __call__(self, step: int) -> float:
         c = 0.5 * (1 + math.cos(math.pi * min(step, self.decay_steps) / self.decay_steps))
         return self.initial_learning_rate * ((1 - self.alpha) * c + self.alpha)
 
 
-def finite_number(v, name):
+def finite_number(v: object, name: str) -> float:
     if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) or not math.isfinite(v):
         raise ValueError(f"{name} must be a finite number, got {v!r}")
     return float(v)
 
 
-def _positive(v, name):
-    v = finite_number(v, name)
-    if not v > 0:
-        raise ValueError(f"{name} must be positive, got {v!r}")
-    return v
+def _positive(v: object, name: str) -> float:
+    number = finite_number(v, name)
+    if not number > 0:
+        raise ValueError(f"{name} must be positive, got {number!r}")
+    return number
 
 
-def _in_range(v, name, low, high, high_open=True):
-    v = finite_number(v, name)
-    if not (low <= v < high if high_open else low <= v <= high):
-        raise ValueError(f"{name} must be in [{low}, {high}{')' if high_open else ']'}, got {v!r}")
-    return v
+def _in_range(v: object, name: str, low: float, high: float, high_open: bool = True) -> float:
+    number = finite_number(v, name)
+    if not (low <= number < high if high_open else low <= number <= high):
+        raise ValueError(f"{name} must be in [{low}, {high}{')' if high_open else ']'}, got {number!r}")
+    return number
 
 
-def _either(name_a, a, name_b, b, default):
+def _either(name_a: str, a: Any, name_b: str, b: Any, default: Any) -> Any:
     """One value given under either of two names (Keras' and PyTorch's)."""
     if a is not None and b is not None:
         raise TypeError(f"give {name_a} or {name_b}, not both")
@@ -111,20 +116,30 @@ def _either(name_a, a, name_b, b, default):
 # ----------------------------------------------------------------------------- optimizers
 
 
+LearningRate = float | Callable[[int], float]
+
+
 class Optimizer:
-    def __init__(self, learning_rate):
+    _schedule: Callable[[int], float] | None
+    _lr: float | None
+    _step_lr: float
+
+    def __init__(self, learning_rate: LearningRate) -> None:
         self.learning_rate = learning_rate
-        self.state: dict = {}
+        self.state: dict[str, Any] = {}
         self.iterations = 0
 
     @property
-    def learning_rate(self):
+    def learning_rate(self) -> float:
         """The learning rate of the next step (a schedule evaluated at `iterations`)."""
         s = self._schedule
-        return float(s(self.iterations)) if s is not None else self._lr
+        if s is not None:
+            return float(s(self.iterations))
+        assert self._lr is not None  # the setter sets one of the two
+        return self._lr
 
     @learning_rate.setter
-    def learning_rate(self, value):
+    def learning_rate(self, value: LearningRate) -> None:
         if callable(value):
             self._schedule, self._lr = value, None
         else:
@@ -133,12 +148,12 @@ class Optimizer:
     lr = learning_rate  # PyTorch's name
 
     @property
-    def schedule(self):
+    def schedule(self) -> Callable[[int], float] | None:
         """The learning-rate schedule, or None for a constant rate."""
         return self._schedule
 
     @staticmethod
-    def _refs(params):
+    def _refs(params: Any) -> list[Any]:
         if hasattr(params, "parameters"):
             params = params.parameters()
         try:
@@ -155,7 +170,7 @@ class Optimizer:
                 )
         return refs
 
-    def step(self, params):
+    def step(self, params: Any) -> None:
         """Apply one update to every trainable parameter that has a gradient."""
         self._step_lr = self.learning_rate
         if not (math.isfinite(self._step_lr) and self._step_lr >= 0):
@@ -170,7 +185,7 @@ class Optimizer:
                 raise ValueError(f"{ref.name}: gradient shape {tuple(g.shape)} != parameter shape {tuple(p.shape)}")
             self._update(ref.name, p, g.astype(p.dtype, copy=False))
 
-    def _update(self, name, p, g):
+    def _update(self, name: str, p: Array, g: Array) -> None:
         raise NotImplementedError
 
 
@@ -183,7 +198,15 @@ class SGD(Optimizer):
     (with momentum = 0: p -= lr * g). Equivalent to Keras' SGD for a constant learning rate.
     """
 
-    def __init__(self, lr=None, momentum=0.0, nesterov=False, weight_decay=0.0, *, learning_rate=None):
+    def __init__(
+        self,
+        lr: LearningRate | None = None,
+        momentum: float = 0.0,
+        nesterov: bool = False,
+        weight_decay: float = 0.0,
+        *,
+        learning_rate: LearningRate | None = None,
+    ) -> None:
         super().__init__(_either("learning_rate", learning_rate, "lr", lr, 0.01))
         momentum = _in_range(momentum, "momentum", 0.0, 1.0)
         if nesterov and momentum == 0.0:
@@ -193,7 +216,7 @@ class SGD(Optimizer):
             raise ValueError(f"weight_decay must be >= 0, got {weight_decay!r}")
         self.momentum, self.nesterov, self.weight_decay = momentum, bool(nesterov), weight_decay
 
-    def _update(self, name, p, g):
+    def _update(self, name: str, p: Array, g: Array) -> None:
         if self.weight_decay:
             g = g + p.dtype.type(self.weight_decay) * p
         if self.momentum:
@@ -217,14 +240,23 @@ class RMSprop(Optimizer):
     (PyTorch's RMSprop has alpha=0.99, eps=1e-8 outside the root: pass rho=0.99 for its decay.)
     """
 
-    def __init__(self, learning_rate=None, rho=0.9, momentum=0.0, epsilon=1e-7, centered=False, *, lr=None):
+    def __init__(
+        self,
+        learning_rate: LearningRate | None = None,
+        rho: float = 0.9,
+        momentum: float = 0.0,
+        epsilon: float = 1e-7,
+        centered: bool = False,
+        *,
+        lr: LearningRate | None = None,
+    ) -> None:
         super().__init__(_either("learning_rate", learning_rate, "lr", lr, 0.001))
         self.rho = _in_range(rho, "rho", 0.0, 1.0)
         self.momentum = _in_range(momentum, "momentum", 0.0, 1.0)
         self.epsilon = _positive(epsilon, "epsilon")
         self.centered = bool(centered)
 
-    def _update(self, name, p, g):
+    def _update(self, name: str, p: Array, g: Array) -> None:
         dt = p.dtype.type
         if name not in self.state:
             xp = array_module(p)
@@ -263,12 +295,22 @@ class Adam(Optimizer):
     the moments have warmed up; `epsilon=` is accepted as a name for eps.
     """
 
-    def __init__(self, lr=None, betas=None, eps=None, *, learning_rate=None, beta_1=None, beta_2=None, epsilon=None):
+    def __init__(
+        self,
+        lr: LearningRate | None = None,
+        betas: tuple[float, float] | None = None,
+        eps: float | None = None,
+        *,
+        learning_rate: LearningRate | None = None,
+        beta_1: float | None = None,
+        beta_2: float | None = None,
+        epsilon: float | None = None,
+    ) -> None:
         super().__init__(_either("learning_rate", learning_rate, "lr", lr, 0.001))
         if betas is not None and (beta_1 is not None or beta_2 is not None):
             raise TypeError("give betas or beta_1/beta_2, not both")
         keras_names = betas is None
-        if keras_names:
+        if betas is None:
             betas = (0.9 if beta_1 is None else beta_1, 0.999 if beta_2 is None else beta_2)
         try:
             b1, b2 = betas
@@ -282,7 +324,7 @@ class Adam(Optimizer):
         self.betas = (float(b1), float(b2))
         self.eps = _positive(_either("epsilon", epsilon, "eps", eps, 1e-8), "eps")
 
-    def _update(self, name, p, g):
+    def _update(self, name: str, p: Array, g: Array) -> None:
         b1, b2 = self.betas
         t = self.iterations
         if name not in self.state:
@@ -318,31 +360,31 @@ class AdamW(Adam):
 
     def __init__(
         self,
-        lr=None,
-        betas=None,
-        eps=None,
-        weight_decay=0.01,
+        lr: LearningRate | None = None,
+        betas: tuple[float, float] | None = None,
+        eps: float | None = None,
+        weight_decay: float = 0.01,
         *,
-        learning_rate=None,
-        beta_1=None,
-        beta_2=None,
-        epsilon=None,
-    ):
+        learning_rate: LearningRate | None = None,
+        beta_1: float | None = None,
+        beta_2: float | None = None,
+        epsilon: float | None = None,
+    ) -> None:
         super().__init__(lr, betas, eps, learning_rate=learning_rate, beta_1=beta_1, beta_2=beta_2, epsilon=epsilon)
         self.weight_decay = finite_number(weight_decay, "weight_decay")
         if self.weight_decay < 0:
             raise ValueError(f"weight_decay must be >= 0, got {weight_decay!r}")
 
-    def _update(self, name, p, g):
+    def _update(self, name: str, p: Array, g: Array) -> None:
         if self.weight_decay:
             p *= p.dtype.type(1 - self._step_lr * self.weight_decay)
         super()._update(name, p, g)
 
 
-_BY_NAME = {"sgd": SGD, "rmsprop": RMSprop, "adam": Adam, "adamw": AdamW}
+_BY_NAME: dict[str, Callable[[], Optimizer]] = {"sgd": SGD, "rmsprop": RMSprop, "adam": Adam, "adamw": AdamW}
 
 
-def get(identifier):
+def get(identifier: Optimizer | str) -> Optimizer:
     """An optimizer from a Keras name ("sgd", "rmsprop", "adam", "adamw": default arguments) or
     the optimizer itself."""
     if isinstance(identifier, Optimizer):

@@ -11,25 +11,27 @@ to the reported loss; a hand-written loop adds it itself to report the same numb
 from __future__ import annotations
 
 import math
+from typing import Any
 
+from .._typing import Array
 from ..ops._checks import real
 
 __all__ = ["Regularizer", "L1L2", "l1", "l2", "l1_l2", "get", "serialize"]
 
 
 class Regularizer:
-    def __call__(self, w):
+    def __call__(self, w: Array) -> float:
         raise NotImplementedError
 
-    def gradient(self, w):
+    def gradient(self, w: Array) -> Array:
         raise NotImplementedError
 
 
 class L1L2(Regularizer):
-    def __init__(self, l1=0.0, l2=0.0):
+    def __init__(self, l1: float = 0.0, l2: float = 0.0) -> None:
         self.l1, self.l2 = real("l1", l1, 0.0, math.inf), real("l2", l2, 0.0, math.inf)
 
-    def __call__(self, w):
+    def __call__(self, w: Array) -> float:
         value = 0.0
         if self.l1:
             value += self.l1 * float(abs(w).sum())
@@ -37,30 +39,30 @@ class L1L2(Regularizer):
             value += self.l2 * float((w * w).sum())
         return value
 
-    def gradient(self, w):
+    def gradient(self, w: Array) -> Array:
         dt = w.dtype.type
         g = dt(2 * self.l2) * w if self.l2 else 0
         if self.l1:
             g = g + dt(self.l1) * (w > 0) - dt(self.l1) * (w < 0)
         return g
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"L1L2(l1={self.l1}, l2={self.l2})"
 
 
-def l1(l1=0.01):
+def l1(l1: float = 0.01) -> L1L2:
     return L1L2(l1=l1)
 
 
-def l2(l2=0.01):
+def l2(l2: float = 0.01) -> L1L2:
     return L1L2(l2=l2)
 
 
-def l1_l2(l1=0.01, l2=0.01):
+def l1_l2(l1: float = 0.01, l2: float = 0.01) -> L1L2:
     return L1L2(l1=l1, l2=l2)
 
 
-def serialize(regularizer):
+def serialize(regularizer: Regularizer | None) -> dict[str, float] | None:
     """JSON form of a regularizer ({"l1": .., "l2": ..}) or None."""
     if regularizer is None:
         return None
@@ -69,7 +71,7 @@ def serialize(regularizer):
     return {"l1": regularizer.l1, "l2": regularizer.l2}
 
 
-def get(identifier):
+def get(identifier: Regularizer | str | dict[str, Any] | None) -> Regularizer | None:
     """None, a Regularizer, or "l1" / "l2" / "l1_l2" (Keras' default factors 0.01)."""
     if identifier is None or isinstance(identifier, Regularizer):
         return identifier

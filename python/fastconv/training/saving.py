@@ -22,10 +22,14 @@ allocated, and any damage is a ValueError that names the file and the damaged pa
 from __future__ import annotations
 
 import json
+import os
+from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from .. import layers as layers_lib
+from .._typing import Shape
 from ..backend.arrays import array_module, to_numpy
 from ..ops._checks import flag
 from . import losses
@@ -39,7 +43,7 @@ _MODEL_KEY = "__fastconv_model__"
 _OPT_PREFIX = "__optimizer__/"
 
 
-def _registry(*classes):
+def _registry(*classes: type) -> dict[str, type]:
     return {cls.__name__: cls for cls in classes}
 
 
@@ -77,11 +81,11 @@ _BAD_ARGUMENT = (TypeError, ValueError, AttributeError, KeyError, IndexError, Ov
 
 
 # What zipfile and NumPy's .npy header parser raise on damaged bytes.
-def _damaged(part, problem):
+def _damaged(part: str, problem: str) -> ValueError:
     return ValueError(f"the model description is damaged: {part} {problem}")
 
 
-def _field(obj, key, kinds, part, optional=False):
+def _field(obj: Any, key: str, kinds: tuple[type, ...], part: str, optional: bool = False) -> Any:
     """obj[key] of one of the JSON types `kinds` (a bool is not a number); None when optional
     and absent."""
     if not isinstance(obj, dict):
@@ -97,7 +101,7 @@ def _field(obj, key, kinds, part, optional=False):
     return value
 
 
-def _json_ready(v):
+def _json_ready(v: Any) -> Any:
     if isinstance(v, tuple):
         return [_json_ready(x) for x in v]
     if isinstance(v, np.generic):
@@ -105,19 +109,19 @@ def _json_ready(v):
     return v
 
 
-def _tuples(v):
+def _tuples(v: Any) -> Any:
     """JSON lists back to the tuples the constructors were given."""
     return tuple(_tuples(x) for x in v) if isinstance(v, list) else v
 
 
-def _registered(registry, name, part, what):
+def _registered(registry: dict[str, type], name: str, part: str, what: str) -> type:
     """The class `name` of a registry, else a ValueError listing what a file may name."""
     if name not in registry:
         raise _damaged(part, f"names an unknown {what} {name!r} (a model file may name {', '.join(sorted(registry))})")
     return registry[name]
 
 
-def _construct(cls, config, part):
+def _construct(cls: type, config: dict[str, Any], part: str) -> Any:
     """cls(**config) from the file, its errors as a ValueError naming the part."""
     try:
         return cls(**{k: _tuples(v) for k, v in config.items()})
@@ -125,7 +129,7 @@ def _construct(cls, config, part):
         raise _damaged(part, f"cannot rebuild a {cls.__name__}: {exc}") from None
 
 
-def _description(entry):
+def _description(entry: NDArray[Any]) -> dict[str, Any]:
     """The JSON description, its top-level structure checked."""
     if not (isinstance(entry, np.ndarray) and entry.dtype.kind == "U" and entry.ndim == 0):
         raise _damaged(repr(_MODEL_KEY), f"must be JSON text, got a {entry.dtype} array of shape {entry.shape}")
@@ -147,7 +151,7 @@ def _description(entry):
     return desc
 
 
-def _layer_from(entry, i):
+def _layer_from(entry: Any, i: int) -> Any:
     part = f"layers[{i}]"
     cls = _registered(_LAYERS, _field(entry, "class", (str,), part), part, "layer class")
     config = _field(entry, "config", (dict,), part)
@@ -155,9 +159,10 @@ def _layer_from(entry, i):
     return _construct(cls, config, f"{part} ({cls.__name__})")
 
 
-def _param_shapes(layer, input_shape):
+def _param_shapes(layer: Any, input_shape: Shape) -> dict[str, Shape]:
     """The shapes in the file (Keras' layout) of the parameters `layer` creates for inputs of
     `input_shape`, known before anything is allocated."""
+    shapes: dict[str, Shape]
     if isinstance(layer, layers_lib.Conv2D):
         channels, _ = layer._channels_hw(input_shape)
         shapes, bias = {"kernel": (*layer.kernel_size, channels, layer.filters)}, layer.filters
@@ -176,7 +181,7 @@ def _param_shapes(layer, input_shape):
     return shapes
 
 
-def _check_weight_shapes(model, stored):
+def _check_weight_shapes(model: Any, stored: dict[str, NDArray[Any]]) -> None:
     """Every parameter the description creates, checked against the file's array before the
     model is built, so a damaged size cannot allocate more than the file holds."""
     shape = tuple(model.input_shape)
@@ -201,10 +206,10 @@ def _check_weight_shapes(model, stored):
 # ----------------------------------------------------------------------------- optimizer
 
 
-def _optimizer_config(opt):
+def _optimizer_config(opt: Any) -> dict[str, Any]:
     cls = type(opt).__name__
     if cls == "SGD":
-        cfg = {"momentum": opt.momentum, "nesterov": opt.nesterov, "weight_decay": opt.weight_decay}
+        cfg: dict[str, Any] = {"momentum": opt.momentum, "nesterov": opt.nesterov, "weight_decay": opt.weight_decay}
     elif cls == "RMSprop":
         cfg = {"rho": opt.rho, "momentum": opt.momentum, "epsilon": opt.epsilon, "centered": opt.centered}
     elif cls in ("Adam", "AdamW"):
@@ -223,7 +228,7 @@ def _optimizer_config(opt):
     return {"class": cls, "config": cfg, "iterations": opt.iterations}
 
 
-def _optimizer_from(desc):
+def _optimizer_from(desc: Any) -> optim.Optimizer:
     part = "compile['optimizer']"
     cls = _registered(_OPTIMIZERS, _field(desc, "class", (str,), part), part, "optimizer")
     cfg = dict(_field(desc, "config", (dict,), part))
@@ -240,7 +245,7 @@ def _optimizer_from(desc):
     return opt
 
 
-def _state_arrays(opt):
+def _state_arrays(opt: optim.Optimizer) -> dict[str, NDArray[Any]]:
     """Optimizer state as flat entries: name -> array, name#i -> tuple item, name@k -> dict item."""
     out = {}
     for name, st in opt.state.items():
@@ -253,7 +258,7 @@ def _state_arrays(opt):
     return out
 
 
-def _state_layout(opt):
+def _state_layout(opt: optim.Optimizer) -> tuple[str, tuple[str, ...]] | None:
     """The per-parameter state `opt` keeps: (separator, item keys); ("", ()) for one array and
     None for no state."""
     if isinstance(opt, optim.Adam):  # Adam, AdamW: (m, v)
@@ -265,13 +270,13 @@ def _state_layout(opt):
     return None
 
 
-def _restore_state(opt, stored, params):
+def _restore_state(opt: optim.Optimizer, stored: dict[str, NDArray[Any]], params: list[Any]) -> None:
     """Rebuild opt.state from the entries of _state_arrays, on the parameters' device and dtype.
     Parameter names end at the last "/" plus the parameter key (which holds no "@" or "#"), so a
     layer name with any character reads back."""
     by_name = {ref.name: ref.value for ref in params}
     layout = _state_layout(opt)
-    groups: dict = {}
+    groups: dict[str, dict[str, NDArray[Any]]] = {}
     for key, arr in stored.items():
         layer_name, slash, tail = key[len(_OPT_PREFIX) :].rpartition("/")
         cut = min((tail.index(s) for s in "@#" if s in tail), default=len(tail))
@@ -283,6 +288,8 @@ def _restore_state(opt, stored, params):
                 f"the optimizer state entry {key!r} does not fit a {type(opt).__name__} with the saved arguments"
             )
         groups.setdefault(name, {})[item] = arr
+    if layout is None:  # no state to keep, and no entry (each was refused above)
+        return
     for name, items in groups.items():
         if sorted(items) != sorted(layout[1] or ("",)):
             raise ValueError(
@@ -306,7 +313,7 @@ def _restore_state(opt, stored, params):
             opt.state[name] = state[""]
 
 
-def _compile_from(model, comp, opt_entries):
+def _compile_from(model: Any, comp: Any, opt_entries: dict[str, NDArray[Any]]) -> None:
     part = "compile"
     loss_desc = _field(comp, "loss", (dict,), part)
     loss_cls = _registered(
@@ -331,7 +338,7 @@ def _compile_from(model, comp, opt_entries):
 # ----------------------------------------------------------------------------- model
 
 
-def _storable(name):
+def _storable(name: str) -> bool:
     """Whether an .npz entry can carry this name (a zip entry name ends at NUL and is UTF-8)."""
     try:
         return "\0" not in name and len(name.encode("utf-8")) < 65000
@@ -339,7 +346,7 @@ def _storable(name):
         return False
 
 
-def save_model(model, path, include_optimizer=True):
+def save_model(model: Any, path: str | os.PathLike[str], include_optimizer: bool = True) -> None:
     path = file_path(path)
     include_optimizer = flag("include_optimizer", include_optimizer)
     if not isinstance(model.name, str):
@@ -380,7 +387,7 @@ def save_model(model, path, include_optimizer=True):
     write_npz(path, arrays)  # exactly this name (np.savez would add .npz)
 
 
-def restore_model(path, model_class, compile=True):
+def restore_model(path: str | os.PathLike[str], model_class: type, compile: bool = True) -> Any:
     """Rebuild a model written by Sequential.save as a `model_class` (fastconv.load_model passes
     Sequential): its layers, weights and (with compile=True) loss, metrics and optimizer state,
     so training continues where it stopped."""
