@@ -3,6 +3,8 @@ fastconv's elementwise kernels (ops/eltwise.py) and the softmax of ops/softmax.p
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ..ops._checks import check_activation, check_alpha
 from ..ops.eltwise import (
     KERAS_LEAKY_RELU_SLOPE,
@@ -16,6 +18,9 @@ from ..ops.eltwise import (
 from ..ops.softmax import softmax, softmax_backward
 from .base import Layer, check_backward
 
+if TYPE_CHECKING:
+    from .._typing import Array
+
 
 class _Elementwise(Layer):
     """y = f(x), whose gradient is computed from y: keeps the output for backward.
@@ -27,14 +32,20 @@ class _Elementwise(Layer):
         super().__init__(name=name, input_shape=input_shape)
         self._y = None
 
-    def forward(self, x, training=True):
+    def forward(self, x: Array, training: bool = True) -> Array:
         x = self._ensure_built(x)
         y = self._apply(x)
         if self._keeps_for_backward(training):
             self._y = y
         return y
 
-    def backward(self, grad_y):
+    def _apply(self, x):
+        raise NotImplementedError(f"{type(self).__name__} does not implement _apply")
+
+    def _gradient(self, grad_y, y):
+        raise NotImplementedError(f"{type(self).__name__} does not implement _gradient")
+
+    def backward(self, grad_y: Array) -> Array | None:
         if not self.needs_input_grad:
             return None
         if self._y is None:
@@ -110,13 +121,13 @@ class Softmax(Layer):
         super().__init__(name=name, input_shape=input_shape)
         self._s = None
 
-    def forward(self, x, training=True):
+    def forward(self, x: Array, training: bool = True) -> Array:
         x = self._ensure_built(x)
         s = softmax(x)
         if training:
             self._s = s
         return s
 
-    def backward(self, grad_y):
+    def backward(self, grad_y: Array) -> Array | None:
         check_backward(self, grad_y, None if self._s is None else tuple(self._s.shape))
         return softmax_backward(grad_y, self._s) if self.needs_input_grad else None

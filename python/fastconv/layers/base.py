@@ -4,10 +4,20 @@ from __future__ import annotations
 
 import math
 import re
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..backend.arrays import array_module, module_named, to_numpy
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Sequence
+    from types import ModuleType
+
+    from numpy.typing import DTypeLike
+
+    from .._typing import Array, Padding, Shape
+    from ..training.regularizers import Regularizer
 
 # ----------------------------------------------------------------------------- helpers
 
@@ -20,13 +30,13 @@ def _snake(name):
 _FORMATS = {"channels_last": "NHWC", "channels_first": "NCHW"}
 
 
-def layout_for(data_format):
+def layout_for(data_format: str) -> str:
     if data_format not in _FORMATS:
         raise ValueError(f"data_format must be 'channels_last' or 'channels_first', got {data_format!r}")
     return _FORMATS[data_format]
 
 
-def keras_padding(padding, name="padding"):
+def keras_padding(padding: Padding, name: str = "padding") -> Padding:
     """'valid'/'same' (any case) as in Keras; ints and pairs are passed to the functional API."""
     if isinstance(padding, str):
         if padding.lower() not in ("valid", "same"):
@@ -35,7 +45,7 @@ def keras_padding(padding, name="padding"):
     return padding
 
 
-def check_backward(layer, grad_y, y_shape):
+def check_backward(layer: Layer, grad_y: Array, y_shape: Shape | None) -> None:
     """backward needs a forward(training=True) first and grad_y of the output's shape."""
     name = layer.name or type(layer).__name__
     if y_shape is None:
@@ -59,22 +69,22 @@ class ParamRef:
 
     __slots__ = ("name", "layer", "key")
 
-    def __init__(self, name, layer, key):
+    def __init__(self, name: str, layer: Layer, key: str) -> None:
         self.name, self.layer, self.key = name, layer, key
 
     @property
-    def value(self):
+    def value(self) -> Array:
         return self.layer.params[self.key]
 
     @property
-    def grad(self):
+    def grad(self) -> Array | None:
         return self.layer.grads.get(self.key)
 
     @property
-    def trainable(self):
+    def trainable(self) -> bool:
         return self.layer.trainable
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"ParamRef({self.name!r}, shape={tuple(self.value.shape)})"
 
 
@@ -85,10 +95,17 @@ class Layer:
     """Base class: parameters, naming, device/dtype moves. Subclasses implement _build (create
     params from the input shape), output_shape, forward and backward."""
 
-    def __init__(self, *, name=None, input_shape=None, dtype="float32", trainable=True):
+    def __init__(
+        self,
+        *,
+        name: str | None = None,
+        input_shape: Sequence[int] | None = None,
+        dtype: DTypeLike = "float32",
+        trainable: bool = True,
+    ) -> None:
         self.name = name
-        self.params: dict = {}
-        self.grads: dict = {}
+        self.params: dict[str, Array] = {}
+        self.grads: dict[str, Array] = {}
         self.needs_input_grad = True  # Sequential clears it up to the first trainable layer
         self.trainable = trainable
         self.built = False
@@ -96,14 +113,14 @@ class Layer:
         self.dtype = _float_dtype(dtype)
 
     @property
-    def trainable(self):
+    def trainable(self) -> bool:
         """Keras' flag. A frozen layer (False) computes no weight gradient (its .grads stay
         empty), is left out of parameters() so optimizers skip it, and counts as non-trainable
         in summary(); it still passes the input gradient on when a layer below it trains."""
         return self._trainable
 
     @trainable.setter
-    def trainable(self, value):
+    def trainable(self, value: bool) -> None:
         if not isinstance(value, (bool, np.bool_)):
             raise TypeError(f"trainable must be True or False, got {value!r}")
         self._trainable = bool(value)
@@ -117,10 +134,10 @@ class Layer:
 
     # -- naming and shapes
     @property
-    def default_name(self):
+    def default_name(self) -> str:
         return _snake(type(self).__name__)
 
-    def build(self, input_shape):
+    def build(self, input_shape: Sequence[int]) -> Layer:
         """Create the parameters for inputs of shape (batch axis excluded) `input_shape`."""
         input_shape = tuple(int(d) for d in input_shape)
         if any(d < 1 for d in input_shape):
@@ -136,7 +153,7 @@ class Layer:
     def _build(self, input_shape):
         pass
 
-    def output_shape(self, input_shape):
+    def output_shape(self, input_shape: Shape) -> Shape:
         """Output shape (batch axis excluded) for an input of shape `input_shape`."""
         return tuple(input_shape)
 
@@ -161,35 +178,36 @@ class Layer:
     # -- parameters
     # Keys of params that no optimizer updates even when the layer trains (BatchNormalization's
     # moving statistics): saved with the weights, counted as non-trainable like Keras does.
-    non_trainable_keys = ()
+    non_trainable_keys: tuple[str, ...] = ()
 
-    def count_params(self, trainable=None):
+    def count_params(self, trainable: bool | None = None) -> int:
         """All parameters, or only the (non-)trainable ones."""
+        keys: Iterable[str]
         if trainable is None:
             keys = self.params
         else:
             keys = [r.key for r in (self.parameters() if trainable else self.non_trainable_weights)]
         return int(sum(int(np.prod(self.params[k].shape)) for k in keys))
 
-    def parameters(self, prefix=None):
+    def parameters(self, prefix: str | None = None) -> list[ParamRef]:
         """ParamRefs of the parameters optimizers update: all but non_trainable_keys, none when frozen."""
         if not self.trainable:
             return []
         return [r for r in self._refs(prefix) if r.key not in self.non_trainable_keys]
 
     @property
-    def trainable_weights(self):
+    def trainable_weights(self) -> list[ParamRef]:
         return self.parameters()
 
     @property
-    def non_trainable_weights(self):
+    def non_trainable_weights(self) -> list[ParamRef]:
         return [r for r in self._refs() if not self.trainable or r.key in self.non_trainable_keys]
 
     def _refs(self, prefix=None):
         prefix = self.name or self.default_name if prefix is None else prefix
         return [ParamRef(f"{prefix}/{k}", self, k) for k in self.params]
 
-    def to(self, device):
+    def to(self, device: str | ModuleType) -> Layer:
         """Move the parameters to 'numpy'/'cpu' or 'cupy'/'gpu' (new arrays: rebuild optimizers'
         state afterwards). Returns self."""
         xp = module_named(device)
@@ -198,7 +216,7 @@ class Layer:
         self.grads = {}
         return self
 
-    def astype(self, dtype):
+    def astype(self, dtype: DTypeLike) -> Layer:
         """Cast the parameters (and future initializations) to float32 or float64. Returns self."""
         self.dtype = _float_dtype(dtype)
         for k, p in self.params.items():
@@ -207,9 +225,9 @@ class Layer:
         return self
 
     # -- weight penalty (Conv2D, Dense: kernel_regularizer)
-    kernel_regularizer = None
+    kernel_regularizer: Regularizer | None = None
 
-    def regularization_loss(self):
+    def regularization_loss(self) -> float:
         """The kernel penalty (0.0 without a regularizer or when frozen)."""
         r = self.kernel_regularizer
         return r(self.params["kernel"]) if r is not None and self.trainable and self.params else 0.0
@@ -225,11 +243,21 @@ class Layer:
     def _import(self, key, array):
         return array
 
-    def __call__(self, x, training=False):
+    def __call__(self, x: Array, training: bool = False) -> Array:
         """layer(x) is inference, as in Keras (Dropout off); forward(x) is the training call."""
         return self.forward(x, training=training)
 
-    def get_config(self):
+    def forward(self, x: Array, training: bool = True) -> Array:
+        """The output for x; training=True is the training call (Dropout on), which keeps what
+        backward needs. Every layer implements it."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement forward")
+
+    def backward(self, grad_y: Array) -> Array | None:
+        """dL/dx for grad_y = dL/d(output) of the last forward(training=True), None when
+        needs_input_grad is False; fills .grads. Every layer implements it."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement backward")
+
+    def get_config(self) -> dict[str, Any]:
         """The constructor arguments that rebuild this layer (JSON types; Keras' get_config).
         Weights are not part of it; initializers and seeds are not kept."""
         return {"name": self.name, **self._config()}
@@ -240,14 +268,21 @@ class Layer:
     def _common_config(self):
         return {"dtype": self.dtype.name, "trainable": self.trainable}
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r})"
 
 
 # ----------------------------------------------------------------------------- initializers
 
 
-def init_kernel(kind, shape, fan_in, fan_out, rng, dtype):
+def init_kernel(
+    kind: str | Callable[[tuple[int, ...]], Any],
+    shape: tuple[int, ...],
+    fan_in: int,
+    fan_out: int,
+    rng: np.random.Generator,
+    dtype: DTypeLike,
+) -> np.ndarray:
     if callable(kind):
         return np.asarray(kind(shape), dtype=dtype)
     if kind == "glorot_uniform":

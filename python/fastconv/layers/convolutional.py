@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from ..ops._checks import check_activation, flag
@@ -10,6 +12,9 @@ from ..ops.conv import conv2d, conv2d_backward_data, conv2d_backward_weight
 from ..ops.eltwise import KERAS_LEAKY_RELU_SLOPE, gradient
 from ..training import regularizers
 from .base import Layer, init_kernel, keras_padding, layout_for
+
+if TYPE_CHECKING:
+    from .._typing import Array, Shape
 
 # ----------------------------------------------------------------------------- Conv2D
 
@@ -85,7 +90,7 @@ class Conv2D(Layer):
         if self.use_bias:
             self.params["bias"] = np.zeros(K, self.dtype)
 
-    def output_shape(self, input_shape):
+    def output_shape(self, input_shape: Shape) -> Shape:
         _, (H, W) = self._channels_hw(tuple(input_shape))
         (R, S), (sh, sw), (dh, dw) = self.kernel_size, self.strides, self.dilation_rate
         (P, Q), _ = window_output((H, W), (R, S), (sh, sw), self.padding, (dh, dw))
@@ -122,7 +127,7 @@ class Conv2D(Layer):
             **self._common_config(),
         }
 
-    def forward(self, x, training=True):
+    def forward(self, x: Array, training: bool = True) -> Array:
         x = self._ensure_built(x)
         y = conv2d(
             x,
@@ -137,7 +142,7 @@ class Conv2D(Layer):
             self._y = y if self.activation else None
         return y
 
-    def backward(self, grad_y, *, relu_applied=False):
+    def backward(self, grad_y: Array, *, relu_applied: bool = False) -> Array | None:
         if flag("relu_applied", relu_applied) and self.activation != "relu":
             raise ValueError(
                 f"relu_applied=True needs activation 'relu', {self.name or 'Conv2D'} has {self.activation!r}"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from ..backend.arrays import array_module
@@ -11,6 +13,9 @@ from ..ops.linear import column_sums, dense_kernel_grad, linear, linear_backward
 from ..ops.softmax import softmax, softmax_backward
 from ..training import regularizers
 from .base import Layer, check_backward, init_kernel
+
+if TYPE_CHECKING:
+    from .._typing import Array, Shape
 
 # ----------------------------------------------------------------------------- Dense
 
@@ -75,7 +80,7 @@ class Dense(Layer):
         if self.use_bias:
             self.params["bias"] = np.zeros(self.units, self.dtype)
 
-    def output_shape(self, input_shape):
+    def output_shape(self, input_shape: Shape) -> Shape:
         if len(input_shape) != 1:
             raise ValueError(
                 f"Dense expects inputs of shape (N, features), got {(None, *input_shape)}; "
@@ -83,7 +88,7 @@ class Dense(Layer):
             )
         return (self.units,)
 
-    def forward(self, x, training=True):
+    def forward(self, x: Array, training: bool = True) -> Array:
         x = self._ensure_built(x)
         if x.ndim != 2 or x.shape[1] != self.params["kernel"].shape[0]:
             raise ValueError(
@@ -105,7 +110,7 @@ class Dense(Layer):
             self._y = y if self.activation else None
         return y
 
-    def backward(self, grad_y):
+    def backward(self, grad_y: Array) -> Array | None:
         if self._x is None:
             raise RuntimeError(f"{self.name or 'Dense'}.backward called before forward(training=True)")
         if self.activation == "softmax":
@@ -147,7 +152,7 @@ class Dropout(Layer):
         seed = int(self.seed) if isinstance(self.seed, (int, np.integer)) else None  # a Generator is not kept
         return {"rate": self.rate, "seed": seed}
 
-    def forward(self, x, training=True):
+    def forward(self, x: Array, training: bool = True) -> Array:
         x = self._ensure_built(x)
         if training:
             self._y_shape = tuple(x.shape)
@@ -162,7 +167,7 @@ class Dropout(Layer):
         self._mask = keep.astype(x.dtype) * x.dtype.type(1.0 / (1.0 - self.rate))
         return x * self._mask
 
-    def backward(self, grad_y):
+    def backward(self, grad_y: Array) -> Array | None:
         check_backward(self, grad_y, self._y_shape)
         if not self.needs_input_grad:
             return None
@@ -179,15 +184,15 @@ class Flatten(Layer):
         super().__init__(name=name, input_shape=input_shape)
         self._x_shape = None
 
-    def output_shape(self, input_shape):
+    def output_shape(self, input_shape: Shape) -> Shape:
         return (int(np.prod(input_shape)),)
 
-    def forward(self, x, training=True):
+    def forward(self, x: Array, training: bool = True) -> Array:
         x = self._ensure_built(x)
         self._x_shape = tuple(x.shape)
         return x.reshape(x.shape[0], -1)
 
-    def backward(self, grad_y):
+    def backward(self, grad_y: Array) -> Array | None:
         if self._x_shape is None:
             raise RuntimeError(f"{self.name or 'Flatten'}.backward called before forward")
         check_backward(self, grad_y, (self._x_shape[0], int(np.prod(self._x_shape[1:]))))

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from ..backend.arrays import array_module
 from ..ops._checks import flag, real
 from ..ops.normalization import batch_norm, batch_norm_backward, batch_statistics, fold_batch_norm
 from .base import Layer, layout_for
+
+if TYPE_CHECKING:
+    from .._typing import Array, Shape
 
 
 class BatchNormalization(Layer):
@@ -77,7 +82,7 @@ class BatchNormalization(Layer):
         self.params["moving_mean"] = np.zeros(C, self.dtype)
         self.params["moving_variance"] = np.ones(C, self.dtype)
 
-    def output_shape(self, input_shape):
+    def output_shape(self, input_shape: Shape) -> Shape:
         self._channels(input_shape)
         return tuple(input_shape)
 
@@ -87,7 +92,7 @@ class BatchNormalization(Layer):
             return x.reshape(*x.shape, 1, 1), "NCHW"
         return x, "NCHW" if self.axis == 1 else layout_for("channels_last")
 
-    def forward(self, x, training=True, *, fused_relu=False):
+    def forward(self, x: Array, training: bool = True, *, fused_relu: bool = False) -> Array:
         relu = flag("fused_relu", fused_relu)
         x = self._ensure_built(x)
         x4, layout = self._as4d(x)
@@ -118,7 +123,7 @@ class BatchNormalization(Layer):
             self._saved = (x4, layout, mean, inv_std, training and self.trainable, x.shape, y if relu else None)
         return y.reshape(x.shape)
 
-    def backward(self, grad_y):
+    def backward(self, grad_y: Array) -> Array | None:
         if self._saved is None:
             raise RuntimeError(f"{self.name or 'BatchNormalization'}.backward called before forward(training=True)")
         x4, layout, mean, inv_std, batch_stats, shape, relu_y = self._saved

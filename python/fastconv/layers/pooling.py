@@ -4,6 +4,8 @@ GlobalAveragePooling2D, GlobalMaxPooling2D, and Pooling2D, the base of the first
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ..ops._checks import flag
 from ..ops._shapes import pair, window_output
 from ..ops.eltwise import relu_backward
@@ -19,6 +21,9 @@ from ..ops.pooling import (
 )
 from .base import Layer, keras_padding, layout_for
 
+if TYPE_CHECKING:
+    from .._typing import Array, Shape
+
 
 class Pooling2D(Layer):
     """What windowed pooling layers share: Keras' pool_size / strides / padding / data_format, the
@@ -33,9 +38,9 @@ class Pooling2D(Layer):
         self.padding = keras_padding(padding)
         self.data_format = data_format
         self.layout = layout_for(data_format)
-        self._x_shape = None
+        self._x_shape: Shape | None = None
 
-    def output_shape(self, input_shape):
+    def output_shape(self, input_shape: Shape) -> Shape:
         kind = type(self).__name__
         if len(input_shape) != 3:
             raise ValueError(f"{kind} expects inputs of rank 4, got input shape {(None, *input_shape)}")
@@ -65,13 +70,13 @@ class AveragePooling2D(Pooling2D):
     def _kw(self):
         return dict(stride=self.strides, padding=self.padding, layout=self.layout, count_include_pad=False)
 
-    def forward(self, x, training=True):
+    def forward(self, x: Array, training: bool = True) -> Array:
         x = self._ensure_built(x)
         if self._keeps_for_backward(training):
             self._x_shape = tuple(x.shape)
         return avg_pool2d(x, self.pool_size, **self._kw())
 
-    def backward(self, grad_y):
+    def backward(self, grad_y: Array) -> Array | None:
         if not self.needs_input_grad:
             return None
         if self._x_shape is None:
@@ -87,9 +92,9 @@ class _GlobalPooling(Layer):
         self.data_format = data_format
         self.layout = layout_for(data_format)
         self.keepdims = bool(keepdims)
-        self._x_shape = None
+        self._x_shape: Shape | None = None
 
-    def output_shape(self, input_shape):
+    def output_shape(self, input_shape: Shape) -> Shape:
         if len(input_shape) != 3:
             raise ValueError(f"{type(self).__name__} expects inputs of rank 4, got input shape {(None, *input_shape)}")
         C = input_shape[2] if self.layout == "NHWC" else input_shape[0]
@@ -107,24 +112,26 @@ class _GlobalPooling(Layer):
         return y.reshape((N, 1, 1, C) if self.layout == "NHWC" else (N, C, 1, 1))
 
     def _grad_nc(self, grad_y):
+        """grad_y as (N, C) and the input shape kept by forward."""
         if self._x_shape is None:
             raise RuntimeError(f"{self.name or type(self).__name__}.backward called before forward(training=True)")
-        return grad_y.reshape(grad_y.shape[0], -1) if self.keepdims else grad_y
+        return (grad_y.reshape(grad_y.shape[0], -1) if self.keepdims else grad_y), self._x_shape
 
 
 class GlobalAveragePooling2D(_GlobalPooling):
     """The mean over H and W: (N, H, W, C) -> (N, C) (keepdims: (N, 1, 1, C))."""
 
-    def forward(self, x, training=True):
+    def forward(self, x: Array, training: bool = True) -> Array:
         x = self._ensure_built(x)
         if self._keeps_for_backward(training):
             self._x_shape = tuple(x.shape)
         return self._shaped(global_avg_pool2d(x, layout=self.layout))
 
-    def backward(self, grad_y):
+    def backward(self, grad_y: Array) -> Array | None:
         if not self.needs_input_grad:
             return None
-        gx = global_avg_pool2d_backward(self._grad_nc(grad_y), self._x_shape, layout=self.layout)
+        grad_nc, x_shape = self._grad_nc(grad_y)
+        gx = global_avg_pool2d_backward(grad_nc, x_shape, layout=self.layout)
         self._x_shape = None
         return gx
 
@@ -136,17 +143,18 @@ class GlobalMaxPooling2D(_GlobalPooling):
         super().__init__(data_format, keepdims, name=name, input_shape=input_shape)
         self._indices = None
 
-    def forward(self, x, training=True):
+    def forward(self, x: Array, training: bool = True) -> Array:
         x = self._ensure_built(x)
         y, indices = global_max_pool2d(x, layout=self.layout)
         if self._keeps_for_backward(training):
             self._x_shape, self._indices = tuple(x.shape), indices
         return self._shaped(y)
 
-    def backward(self, grad_y):
+    def backward(self, grad_y: Array) -> Array | None:
         if not self.needs_input_grad:
             return None
-        gx = global_max_pool2d_backward(self._grad_nc(grad_y), self._indices, self._x_shape, layout=self.layout)
+        grad_nc, x_shape = self._grad_nc(grad_y)
+        gx = global_max_pool2d_backward(grad_nc, self._indices, x_shape, layout=self.layout)
         self._x_shape = self._indices = None
         return gx
 
@@ -172,7 +180,7 @@ class MaxPooling2D(Pooling2D):
     def _kw(self):
         return dict(stride=self.strides, padding=self.padding, layout=self.layout)
 
-    def forward(self, x, training=True, *, relu_mask=False):
+    def forward(self, x: Array, training: bool = True, *, relu_mask: bool = False) -> Array:
         """relu_mask=True keeps the output too, for backward(relu_mask=True)."""
         keep_output = flag("relu_mask", relu_mask)
         x = self._ensure_built(x)
@@ -182,13 +190,13 @@ class MaxPooling2D(Pooling2D):
             self._y = y if keep_output else None
         return y
 
-    def backward(self, grad_y, *, relu_mask=False):
+    def backward(self, grad_y: Array, *, relu_mask: bool = False) -> Array | None:
         """relu_mask=True: grad_y passes the ReLU mask of the layer below first (needs a
         forward(relu_mask=True))."""
         relu_mask = flag("relu_mask", relu_mask)
         if not self.needs_input_grad:
             return None
-        if self._indices is None:
+        if self._indices is None or self._x_shape is None:
             raise RuntimeError(f"{self.name or 'MaxPooling2D'}.backward called before forward(training=True)")
         if relu_mask:
             if self._y is None:

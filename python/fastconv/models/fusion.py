@@ -155,7 +155,13 @@ def fold_batch_norm(model):
     while i < len(model.layers):
         layer = model.layers[i]
         above = model.layers[i + 1] if i + 1 < len(model.layers) else None
-        if isinstance(layer, Conv2D) and layer.activation is None and layer.built and normalizes_channels(above, layer):
+        if (
+            isinstance(layer, Conv2D)
+            and layer.activation is None
+            and layer.built
+            and layer.input_shape is not None
+            and normalizes_channels(above, layer)
+        ):
             w2, b2 = model.layers[i + 1].folded_into(layer)
             config = {**layer.get_config(), "use_bias": True, "name": layer.name}
             conv = Conv2D(**config)

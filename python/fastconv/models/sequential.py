@@ -30,17 +30,26 @@ So a file written by a channels_first model loads into a channels_last one and v
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..backend.arrays import array_module, to_numpy
-from ..layers import Layer
+from ..layers import Layer, ParamRef
 from ..ops._shapes import positive_int
 from ..training.loop import KERAS_BATCH_SIZE, TrainingMixin
 from ..training.npz import read_npz, write_npz
 from ..training.saving import restore_model, save_model
 from .converters import torch_state_dict_to_keras
 from .fusion import FusionPlan, chain, fold_batch_norm, plan_fusion
+
+if TYPE_CHECKING:
+    from types import ModuleType
+
+    from numpy.typing import DTypeLike
+
+    from .._typing import Array, Shape
 
 __all__ = ["Sequential", "load_model"]
 
@@ -63,7 +72,8 @@ class Sequential(TrainingMixin):
         self.input_shape = None if input_shape is None else tuple(int(d) for d in input_shape)
         self.built = False
         self._marked, self._first = None, 0
-        self._plan, self._planned_layers = FusionPlan(), ()
+        self._plan = FusionPlan()
+        self._planned_layers: tuple[Layer, ...] = ()
         # fn(model, layer, is_top, is_bottom) after each layer's backward (top: the first one
         # called, bottom: the last); the layer's .grads are final then
         self.grad_hooks: list = []
@@ -74,7 +84,7 @@ class Sequential(TrainingMixin):
             self.build()
 
     # ------------------------------------------------------------------ construction
-    def add(self, layer):
+    def add(self, layer: Layer | Sequential) -> Sequential:
         """Append a layer, or the layers of a Sequential (shared: its `trainable` still reaches them)."""
         if isinstance(layer, Sequential):
             if not self.layers and self.input_shape is None:
@@ -99,7 +109,7 @@ class Sequential(TrainingMixin):
         self.built = False
         return self
 
-    def build(self, input_shape=None):
+    def build(self, input_shape: Sequence[int] | None = None) -> Sequential:
         """Build every layer for inputs of shape `input_shape` (batch axis excluded)."""
         shape = self.input_shape if input_shape is None else tuple(int(d) for d in input_shape)
         if shape is None:
@@ -119,12 +129,12 @@ class Sequential(TrainingMixin):
         return self
 
     @property
-    def trainable(self):
+    def trainable(self) -> bool:
         """True when any layer is trainable; setting it sets every layer's flag (Keras)."""
         return any(layer.trainable for layer in self.layers)
 
     @trainable.setter
-    def trainable(self, value):
+    def trainable(self, value: bool) -> None:
         for layer in self.layers:
             layer.trainable = value
 
@@ -159,7 +169,7 @@ class Sequential(TrainingMixin):
             self.build(x.shape[1:])  # layers move their parameters to x's device themselves
 
     # ------------------------------------------------------------------ compute
-    def forward(self, x, training=True):
+    def forward(self, x: Array, training: bool = True) -> Array:
         """The training call by default (Dropout on, layers keep what backward needs)."""
         if not hasattr(x, "shape") or not hasattr(x, "dtype"):
             raise TypeError(f"x must be a NumPy or CuPy array, got {type(x).__name__}")
@@ -174,11 +184,11 @@ class Sequential(TrainingMixin):
             self._trained_forward = True
         return x
 
-    def __call__(self, x, training=False):
+    def __call__(self, x: Array, training: bool = False) -> Array:
         """model(x) is inference, as in Keras (Dropout off); forward(x) is the training call."""
         return self.forward(x, training=training)
 
-    def backward(self, grad_y):
+    def backward(self, grad_y: Array) -> Array | None:
         """Back-propagate dL/d(output) down to the lowest trainable layer; fills each trainable
         layer's .grads. Returns dL/dx when input_grad=True, else None."""
         if not getattr(self, "_trained_forward", False):
@@ -194,7 +204,7 @@ class Sequential(TrainingMixin):
                 hook(self, layer, i == top, i == self._first)
         return g if self.input_grad else None
 
-    def predict(self, x, batch_size=256):
+    def predict(self, x: Any, batch_size: int | None = 256) -> Array:
         """forward(training=False) in batches; returns the concatenated outputs (batch_size=None:
         Keras' 32)."""
         if not hasattr(x, "shape"):
@@ -207,17 +217,17 @@ class Sequential(TrainingMixin):
         return xp.concatenate(outs, axis=0)
 
     # ------------------------------------------------------------------ parameters
-    def parameters(self):
+    def parameters(self) -> list[ParamRef]:
         """ParamRefs (name "<layer>/<param>", .value, .grad) of the trainable layers: what the
         optimizers update (Keras' trainable_weights)."""
         return [ref for layer in self._built_layers() for ref in layer.parameters()]
 
     @property
-    def trainable_weights(self):
+    def trainable_weights(self) -> list[ParamRef]:
         return self.parameters()
 
     @property
-    def non_trainable_weights(self):
+    def non_trainable_weights(self) -> list[ParamRef]:
         return [ref for layer in self._built_layers() for ref in layer.non_trainable_weights]
 
     def _built_layers(self):
@@ -225,26 +235,26 @@ class Sequential(TrainingMixin):
             self.build()
         return self.layers
 
-    def count_params(self, trainable=None):
+    def count_params(self, trainable: bool | None = None) -> int:
         """Number of parameters: all, or only the (non-)trainable ones (Keras' summary counts)."""
         return sum(layer.count_params(trainable) for layer in self.layers)
 
-    def output_shape(self):
+    def output_shape(self) -> Shape:
         if not self.built:
             self.build()
         return self._shapes[-1]
 
-    def to(self, device):
+    def to(self, device: str | ModuleType) -> Sequential:
         for layer in self.layers:
             layer.to(device)
         return self
 
-    def astype(self, dtype):
+    def astype(self, dtype: DTypeLike) -> Sequential:
         for layer in self.layers:
             layer.astype(dtype)
         return self
 
-    def fold_batch_norm(self):
+    def fold_batch_norm(self) -> Sequential:
         """An inference model in which every Conv2D (without activation) followed by a
         BatchNormalization over its channel axis is one Conv2D with the normalization folded into
         its kernel and bias (fc.fold_batch_norm): the pair then costs one convolution. A batch
@@ -254,7 +264,7 @@ class Sequential(TrainingMixin):
         return Sequential(fold_batch_norm(self), input_shape=self.input_shape, name=f"{self.name}_folded")
 
     # ------------------------------------------------------------------ summary
-    def summary(self, print_fn=print, line_length=65):
+    def summary(self, print_fn: Callable[[str], Any] | None = print, line_length: int = 65) -> str:
         """Print a Keras-style table (layer (type), output shape, param #, totals); returns it."""
         if not self.built:
             self.build()
@@ -282,12 +292,12 @@ class Sequential(TrainingMixin):
         return text
 
     # ------------------------------------------------------------------ weights
-    def get_weights(self):
+    def get_weights(self) -> list[np.ndarray]:
         """Every parameter as a NumPy copy, layer by layer in Keras' order and layout (a Conv2D
         kernel (R, S, C, K), a Dense kernel (in, out)), frozen layers included."""
         return [to_numpy(layer._export(k, v)).copy() for layer in self._built_layers() for k, v in layer.params.items()]
 
-    def set_weights(self, weights):
+    def set_weights(self, weights: Iterable[Any]) -> None:
         """Set every parameter from a list in get_weights' order (e.g. a Keras model's
         get_weights()). The count and every shape are checked before anything changes."""
         slots = [(layer, k) for layer in self._built_layers() for k in layer.params]
@@ -309,7 +319,7 @@ class Sequential(TrainingMixin):
             p = layer.params[k]
             p[...] = array_module(p).asarray(w)
 
-    def load_torch_state_dict(self, state_dict):
+    def load_torch_state_dict(self, state_dict: Mapping[str, Any]) -> None:
         """Set every parameter from a PyTorch model's state_dict, matched by order: the i-th
         weight / bias tensors of the state_dict go to the i-th Conv2D / Dense layer (nn.Conv2d
         (K, C, R, S), nn.Linear (out, in) are converted to this model's layouts; BatchNorm
@@ -319,12 +329,12 @@ class Sequential(TrainingMixin):
         self.set_weights(torch_state_dict_to_keras(self, state_dict))
 
     # ------------------------------------------------------------------ files
-    def save(self, path, include_optimizer=True):
+    def save(self, path: str | os.PathLike[str], include_optimizer: bool = True) -> None:
         """Write the architecture, the weights and (after compile) the loss, metrics and
         optimizer with its state to one .npz file; fastconv.load_model(path) rebuilds the model."""
         save_model(self, path, include_optimizer=include_optimizer)
 
-    def save_weights(self, path):
+    def save_weights(self, path: str | os.PathLike[str]) -> None:
         """Write every parameter to an .npz ("<layer>/<param>", Keras order; see module doc)."""
         if not self.built:
             self.build()
@@ -333,7 +343,7 @@ class Sequential(TrainingMixin):
         }
         write_npz(path, arrays, add_suffix=True)
 
-    def load_weights(self, path):
+    def load_weights(self, path: str | os.PathLike[str]) -> Sequential:
         """Load an .npz written by save_weights (or the converters) into the parameters, in place.
 
         Every entry is checked before any is copied: a missing or unexpected entry, or a shape
@@ -378,7 +388,7 @@ class Sequential(TrainingMixin):
         return self
 
 
-def load_model(path, compile=True):
+def load_model(path: str | os.PathLike[str], compile: bool = True) -> Sequential:
     """Rebuild a model written by Sequential.save: its layers, weights and (with compile=True)
     loss, metrics and optimizer state, so training continues where it stopped."""
     return restore_model(path, Sequential, compile=compile)

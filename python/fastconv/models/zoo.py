@@ -3,11 +3,18 @@ weights from torchvision or Keras."""
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
 
-from ..layers import Conv2D, MaxPooling2D
+from ..layers import Conv2D, Layer, MaxPooling2D
 from .converters import as_array
 from .sequential import Sequential
+
+if TYPE_CHECKING:
+    from numpy.typing import DTypeLike
 
 __all__ = ["vgg16_base", "VGG16_LAYERS", "vgg16_weights_from_torch", "vgg16_weights_from_keras"]
 
@@ -16,8 +23,13 @@ VGG16_LAYERS = ((1, 64, 2), (2, 128, 2), (3, 256, 3), (4, 512, 3), (5, 512, 3))
 
 
 def vgg16_base(
-    input_shape=(224, 224, 3), data_format="channels_last", weights=None, seed=None, dtype="float32", trainable=True
-):
+    input_shape: Sequence[int] = (224, 224, 3),
+    data_format: str = "channels_last",
+    weights: str | os.PathLike[str] | None = None,
+    seed: int | None = None,
+    dtype: DTypeLike = "float32",
+    trainable: bool = True,
+) -> Sequential:
     """The VGG16 convolutional base (Keras `VGG16(include_top=False)`): 13 conv 3x3 'same' + ReLU
     layers in 5 blocks, each block closed by a 2x2 max pooling; 14,714,688 parameters.
 
@@ -29,7 +41,7 @@ def vgg16_base(
     normalized by the ImageNet mean/std; Keras: BGR minus the ImageNet pixel mean).
     trainable=False freezes every layer (the transfer-learning base: forward-pass cost only).
     """
-    layers = []
+    layers: list[Layer] = []
     rng = np.random.default_rng(seed)
     for block, filters, convs in VGG16_LAYERS:
         for i in range(1, convs + 1):
@@ -62,7 +74,7 @@ def _vgg16_conv_names():
 _TORCH_FEATURE_INDICES = (0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28)
 
 
-def vgg16_weights_from_torch(state_dict):
+def vgg16_weights_from_torch(state_dict: Mapping[str, Any]) -> dict[str, np.ndarray]:
     """torchvision vgg16 state_dict ("features.{i}.weight" (K, C, 3, 3), "features.{i}.bias")
     -> {"block1_conv1/kernel": (3, 3, C, K) float32, ...}. Tensors or arrays; classifier.* is ignored."""
     out = {}
@@ -82,7 +94,7 @@ def vgg16_weights_from_torch(state_dict):
     return out
 
 
-def vgg16_weights_from_keras(weight_list):
+def vgg16_weights_from_keras(weight_list: Iterable[Any]) -> dict[str, np.ndarray]:
     """Keras `VGG16(include_top=False).get_weights()` (26 arrays: kernel (3, 3, C, K), bias (K,)
     per conv layer, in order) -> {"block1_conv1/kernel": ..., "block1_conv1/bias": ..., ...}."""
     weight_list = [as_array(a) for a in weight_list]
