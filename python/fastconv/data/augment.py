@@ -19,11 +19,18 @@ the image: "nearest" (edge pixel), "constant" (cval), "reflect" (d c b a | a b c
 from __future__ import annotations
 
 import numbers
+import os
+from collections.abc import Iterator, Sequence
+from typing import Any, TypeAlias
 
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 
 from ..ops._checks import flag
 from ..ops._shapes import pair, positive_int
+
+# A shift range after _shift_range: a fraction or pixel count, whole pixels, or values to pick from
+ShiftRange: TypeAlias = float | int | tuple[float, ...]
 
 __all__ = ["ImageDataGenerator", "ArrayIterator", "DirectoryIterator"]
 
@@ -34,7 +41,7 @@ _MAX_MATRIX_ENTRY = 1e30  # times an image size, far from float64's overflow
 _IMAGE_KINDS = "biuf"  # bool, int, uint and float images; complex or object ones have no pixels to blend
 
 
-def real_number(value, name):
+def real_number(value: object, name: str) -> float:
     """value as a float: a Python or NumPy real number, finite, never a bool."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (numbers.Real, np.integer, np.floating)):
         raise TypeError(f"{name} must be a number, got {type(value).__name__} {value!r}")
@@ -44,14 +51,14 @@ def real_number(value, name):
     return v
 
 
-def _number_in(value, name, low, high, allowed):
+def _number_in(value: object, name: str, low: float, high: float, allowed: str) -> float:
     v = real_number(value, name)
     if not low <= v <= high:
         raise ValueError(f"{name} must be {allowed}, got {value!r}")
     return v
 
 
-def _zoom_range(value):
+def _zoom_range(value: object) -> tuple[float, float]:
     """Keras' zoom_range: a number z -> factors in [1 - z, 1 + z], or a [low, high] pair."""
     if isinstance(value, (list, tuple)):
         if len(value) != 2:
@@ -69,7 +76,7 @@ def _zoom_range(value):
     return 1.0 - z, 1.0 + z
 
 
-def _shift_range(value, name):
+def _shift_range(value: object, name: str) -> ShiftRange:
     """A shift range as Keras takes it: a float, an int (whole pixels) or a list of values."""
     allowed = f"in [-{_MAX_PIXELS:g}, {_MAX_PIXELS:g}]"
     if isinstance(value, (list, tuple)):
@@ -81,13 +88,13 @@ def _shift_range(value, name):
     return int(v) if is_int and v >= 1 else v
 
 
-def _choice(value, name, options):
+def _choice(value: object, name: str, options: tuple[Any, ...]) -> Any:
     if not isinstance(value, str) or value not in options:
         raise ValueError(f"{name} must be one of {options}, got {value!r}")
     return value
 
 
-def rng_from_seed(seed, name="seed"):
+def rng_from_seed(seed: object, name: str = "seed") -> np.random.Generator:
     """A random generator from None, a non-negative int or a np.random.Generator."""
     if seed is None or isinstance(seed, np.random.Generator):
         return np.random.default_rng(seed)
@@ -98,7 +105,7 @@ def rng_from_seed(seed, name="seed"):
     return np.random.default_rng(int(seed))
 
 
-def _image_batch(x):
+def _image_batch(x: ArrayLike) -> NDArray[Any]:
     x = np.asarray(x)
     if x.dtype.kind not in _IMAGE_KINDS:
         raise TypeError(f"x must hold real pixel values (bool, int or float), got dtype {x.dtype}")
@@ -107,7 +114,7 @@ def _image_batch(x):
     return x
 
 
-def _matrices(matrices, n):
+def _matrices(matrices: ArrayLike, n: int) -> NDArray[np.float64]:
     m = np.asarray(matrices, np.float64)
     if m.shape != (n, 2, 3):
         raise ValueError(f"matrices must have shape ({n}, 2, 3) for {n} images, got {m.shape}")
@@ -117,7 +124,7 @@ def _matrices(matrices, n):
     return m
 
 
-def _flips(flags, n, name):
+def _flips(flags: ArrayLike | None, n: int, name: str) -> NDArray[np.bool_] | None:
     """A boolean (N,) flip mask, or None when no image flips."""
     if flags is None:
         return None
@@ -127,13 +134,13 @@ def _flips(flags, n, name):
     return flags if flags.any() else None
 
 
-def _fits(value, dtype):
+def _fits(value: float, dtype: np.dtype[Any]) -> bool:
     """Whether the number value stays finite in the float dtype."""
     with np.errstate(over="ignore"):
         return bool(np.isfinite(dtype.type(value)))
 
 
-def _indices(i, n, mode):
+def _indices(i: NDArray[np.integer[Any]], n: int, mode: str) -> tuple[NDArray[Any], NDArray[np.bool_] | None]:
     """Integer sample positions i (any ints) mapped into [0, n) by the fill mode; for "constant",
     also the mask of positions inside."""
     if mode == "nearest":
@@ -153,19 +160,19 @@ class ImageDataGenerator:
 
     def __init__(
         self,
-        rotation_range=0.0,
-        width_shift_range=0.0,
-        height_shift_range=0.0,
-        shear_range=0.0,
-        zoom_range=0.0,
-        horizontal_flip=False,
-        vertical_flip=False,
-        fill_mode="nearest",
-        cval=0.0,
-        rescale=None,
-        data_format="channels_last",
-        seed=None,
-    ):
+        rotation_range: float = 0.0,
+        width_shift_range: float | Sequence[float] = 0.0,
+        height_shift_range: float | Sequence[float] = 0.0,
+        shear_range: float = 0.0,
+        zoom_range: float | Sequence[float] = 0.0,
+        horizontal_flip: bool = False,
+        vertical_flip: bool = False,
+        fill_mode: str = "nearest",
+        cval: float = 0.0,
+        rescale: float | None = None,
+        data_format: str = "channels_last",
+        seed: int | np.random.Generator | None = None,
+    ) -> None:
         self.rotation_range = _number_in(
             rotation_range, "rotation_range", 0.0, _MAX_DEGREES, f"a number of degrees in [0, {_MAX_DEGREES:g}]"
         )
@@ -185,7 +192,7 @@ class ImageDataGenerator:
         self.rng = rng_from_seed(seed)
 
     # ------------------------------------------------------------------ parameters
-    def _geometry_active(self):
+    def _geometry_active(self) -> bool:
         return bool(
             self.rotation_range
             or np.any(self.width_shift_range)
@@ -194,7 +201,7 @@ class ImageDataGenerator:
             or self.zoom != (1.0, 1.0)
         )
 
-    def random_matrices(self, n, h, w):
+    def random_matrices(self, n: int, h: int, w: int) -> NDArray[np.float64]:
         """(n, 2, 3) matrices mapping output (row, col, 1) to input positions, drawn as Keras does."""
         u = self.rng.uniform
         theta = np.deg2rad(u(-self.rotation_range, self.rotation_range, n)) if self.rotation_range else np.zeros(n)
@@ -207,7 +214,7 @@ class ImageDataGenerator:
             zx = zy = np.ones(n)
         return _keras_matrices(theta, tx, ty, shear, zx, zy, h, w)
 
-    def _shifts(self, spec, n, size):
+    def _shifts(self, spec: ShiftRange, n: int, size: int) -> NDArray[np.float64]:
         """Keras' draw: an int k -> whole pixels in [-(k - 1), k - 1]; a list -> one of its values
         with a random sign; a float r -> uniform in [-r, r]; fractions (< 1) scaled by the size."""
         if isinstance(spec, tuple):
@@ -221,7 +228,13 @@ class ImageDataGenerator:
         return t * size if np.max(np.abs(spec)) < 1 else t
 
     # ------------------------------------------------------------------ transforms
-    def apply_transform(self, x, matrices=None, flip_h=None, flip_v=None):
+    def apply_transform(
+        self,
+        x: ArrayLike,
+        matrices: ArrayLike | None = None,
+        flip_h: ArrayLike | None = None,
+        flip_v: ArrayLike | None = None,
+    ) -> NDArray[Any]:
         """x transformed by per-image matrices (from random_matrices) and flips (boolean (N,)),
         then rescaled. None: no geometric transform / no flips."""
         x = _image_batch(x)
@@ -245,7 +258,7 @@ class ImageDataGenerator:
         out = np.ascontiguousarray(out if self.data_format == "channels_last" else out.transpose(0, 3, 1, 2))
         return out if out is not x else out.copy()
 
-    def random_transform_batch(self, x):
+    def random_transform_batch(self, x: ArrayLike) -> NDArray[Any]:
         """A randomly augmented copy of the batch x (float images keep their dtype)."""
         x = _image_batch(x)
         n = x.shape[0]
@@ -257,7 +270,7 @@ class ImageDataGenerator:
         flip_v = self.rng.random(n) < 0.5 if self.vertical_flip else None
         return self.apply_transform(x, matrices, flip_h, flip_v)
 
-    def _resample(self, x, matrices):
+    def _resample(self, x: NDArray[Any], matrices: NDArray[np.float64]) -> NDArray[Any]:
         """Bilinear samples of x (N, H, W, C) at A_n (r, c, 1) for every output pixel: the four
         neighbours gathered by flat index from the (N*H*W, C) view, weights in x's precision."""
         n, h, w, c = x.shape
@@ -285,13 +298,14 @@ class ImageDataGenerator:
             for (ci, cin), wc in col_taps:
                 weight = wr * wc
                 v = np.take(flat, (row_base + ci).reshape(-1), axis=0).reshape(n, h, w, c)
-                if rin is not None:
+                if rin is not None and cin is not None:  # "constant": both masks, else neither
                     v = np.where((rin & cin)[..., None], v, dt.type(self.cval))
                 term = weight[..., None] * v
                 out = term if out is None else out + term
+        assert out is not None  # the four taps above
         return out
 
-    def _in_int_range(self, src, n):
+    def _in_int_range(self, src: NDArray[np.float64], n: int) -> NDArray[np.float64]:
         """Sample positions src, where any lies past +-2**30, moved into [-2, 2n] with the same
         four neighbours after the fill mode (so the int32 casts cannot overflow): "wrap" and
         "reflect" repeat every n / 2n pixels; past one pixel outside, "nearest" and "constant"
@@ -304,33 +318,49 @@ class ImageDataGenerator:
             return np.mod(src, 2 * n, out=src)
         return np.clip(src, -2, n + 1, out=src)
 
-    def flow(self, x, y=None, batch_size=32, shuffle=True, seed=None):
+    def flow(
+        self,
+        x: ArrayLike,
+        y: ArrayLike | None = None,
+        batch_size: int = 32,
+        shuffle: bool = True,
+        seed: int | np.random.Generator | None = None,
+    ) -> ArrayIterator:
         """Batches of augmented x (with y) for fit or a hand loop: iterating gives one epoch (len()
         batches, a new order each time when shuffle); next() goes on forever, like Keras'."""
         return ArrayIterator(self, x, y, batch_size, shuffle, seed)
 
     def flow_from_directory(
         self,
-        directory,
-        target_size=(256, 256),
-        color_mode="rgb",
-        class_mode="categorical",
-        batch_size=32,
-        shuffle=True,
-        seed=None,
-    ):
+        directory: str | os.PathLike[str],
+        target_size: int | tuple[int, int] = (256, 256),
+        color_mode: str = "rgb",
+        class_mode: str | None = "categorical",
+        batch_size: int = 32,
+        shuffle: bool = True,
+        seed: int | np.random.Generator | None = None,
+    ) -> DirectoryIterator:
         """Batches from a class-per-folder image tree (Keras' arguments and labels: one-hot for
         "categorical", 0/1 floats for "binary", ints for "sparse", none for None); images are
         resized to target_size, augmented, then rescaled. Needs Pillow."""
         return DirectoryIterator(self, directory, target_size, color_mode, class_mode, batch_size, shuffle, seed)
 
 
-def _keras_matrices(theta, tx, ty, shear, zx, zy, h, w):
+def _keras_matrices(
+    theta: NDArray[np.float64],
+    tx: NDArray[np.float64],
+    ty: NDArray[np.float64],
+    shear: NDArray[np.float64],
+    zx: NDArray[np.float64],
+    zy: NDArray[np.float64],
+    h: int,
+    w: int,
+) -> NDArray[np.float64]:
     """Keras' transform_matrix (rotation @ shift @ shear @ zoom) about the centre, per image."""
     n = theta.shape[0]
     one, zero = np.ones(n), np.zeros(n)
 
-    def stack(rows):
+    def stack(rows: list[list[NDArray[np.float64]]]) -> NDArray[np.float64]:
         return np.stack([np.stack(r, axis=-1) for r in rows], axis=-2)  # (n, 3, 3)
 
     rot = stack([[np.cos(theta), -np.sin(theta), zero], [np.sin(theta), np.cos(theta), zero], [zero, zero, one]])
@@ -348,21 +378,28 @@ class _BatchIterator:
     """Augmented batches over n samples: iterating gives one epoch (len() batches, a new order
     each time when shuffle); next() goes on forever, like Keras' iterators."""
 
-    def __init__(self, generator, n, batch_size, shuffle, seed):
+    def __init__(
+        self,
+        generator: ImageDataGenerator,
+        n: int,
+        batch_size: int,
+        shuffle: bool,
+        seed: int | np.random.Generator | None,
+    ) -> None:
         self.generator, self.n = generator, n
         self.batch_size, self.shuffle = positive_int(batch_size, "batch_size"), flag("shuffle", shuffle)
         self.rng = rng_from_seed(seed)
-        self._stream = None
+        self._stream: Iterator[Any] | None = None
 
-    def __len__(self):
+    def __len__(self) -> int:
         return -(-self.n // self.batch_size)
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Any]:
         order = self.rng.permutation(self.n) if self.shuffle else np.arange(self.n)
         for i in range(0, self.n, self.batch_size):
             yield self._batch(order[i : i + self.batch_size])
 
-    def __next__(self):
+    def __next__(self) -> Any:
         while True:
             if self._stream is None:
                 self._stream = iter(self)
@@ -371,14 +408,22 @@ class _BatchIterator:
             except StopIteration:
                 self._stream = None
 
-    def _batch(self, idx):
+    def _batch(self, idx: NDArray[np.integer[Any]]) -> Any:
         raise NotImplementedError
 
 
 class ArrayIterator(_BatchIterator):
     """Augmented batches of (x, y) from an ImageDataGenerator (see ImageDataGenerator.flow)."""
 
-    def __init__(self, generator, x, y, batch_size, shuffle, seed):
+    def __init__(
+        self,
+        generator: ImageDataGenerator,
+        x: ArrayLike,
+        y: ArrayLike | None,
+        batch_size: int,
+        shuffle: bool,
+        seed: int | np.random.Generator | None,
+    ) -> None:
         x = _image_batch(x)
         if len(x) == 0:  # next() would look for a first batch forever
             raise ValueError(f"flow: x must hold at least one image, got shape {x.shape}")
@@ -394,7 +439,7 @@ class ArrayIterator(_BatchIterator):
         super().__init__(generator, len(x), batch_size, shuffle, seed)
         self.x, self.y = x, y
 
-    def _batch(self, idx):
+    def _batch(self, idx: NDArray[np.integer[Any]]) -> Any:
         xb = self.generator.random_transform_batch(self.x[idx])
         return xb if self.y is None else (xb, self.y[idx])
 
@@ -406,7 +451,17 @@ class DirectoryIterator(_BatchIterator):
 
     _CLASS_MODES = ("categorical", "binary", "sparse", None)
 
-    def __init__(self, generator, directory, target_size, color_mode, class_mode, batch_size, shuffle, seed):
+    def __init__(
+        self,
+        generator: ImageDataGenerator,
+        directory: str | os.PathLike[str],
+        target_size: int | tuple[int, int],
+        color_mode: str,
+        class_mode: str | None,
+        batch_size: int,
+        shuffle: bool,
+        seed: int | np.random.Generator | None,
+    ) -> None:
         from . import datasets  # noqa: PLC0415 - keeps Pillow and the loaders out of the import
 
         if class_mode not in self._CLASS_MODES:
@@ -422,7 +477,7 @@ class DirectoryIterator(_BatchIterator):
         self.samples = len(self.filenames)
         self._load = datasets.load_images
 
-    def _batch(self, idx):
+    def _batch(self, idx: NDArray[np.integer[Any]]) -> Any:
         images = self._load([self.filenames[i] for i in idx], self.target_size, self.color_mode)
         xb = self.generator.random_transform_batch(images)
         labels = self.classes[idx]

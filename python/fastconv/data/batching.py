@@ -3,6 +3,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+
+from .._typing import Array
 from ..backend.arrays import array_module
 from ..ops._checks import flag
 from ..ops._shapes import positive_int
@@ -11,14 +17,21 @@ from .augment import real_number, rng_from_seed
 __all__ = ["batches", "validation_split"]
 
 
-def _check_pair(x, y):
+def _check_pair(x: Any, y: Any) -> None:
     if not hasattr(x, "shape") or x.ndim < 1:
         raise TypeError(f"x must be an array with a batch axis, got {type(x).__name__}")
     if y is not None and (not hasattr(y, "shape") or y.shape[:1] != x.shape[:1]):
         raise ValueError(f"x has {x.shape[0]} samples but y has shape {getattr(y, 'shape', None)}")
 
 
-def batches(x, y=None, batch_size=32, shuffle=True, seed=None, drop_last=False):
+def batches(
+    x: Array,
+    y: Array | None = None,
+    batch_size: int = 32,
+    shuffle: bool = True,
+    seed: int | np.random.Generator | None = None,
+    drop_last: bool = False,
+) -> Iterator[Any]:
     """Yield (x_batch, y_batch) (or x_batch when y is None) over one epoch: in a random order
     from `seed` when shuffle (a new order per call with seed=None, a Generator also works), the
     last batch smaller unless drop_last. Works for NumPy and CuPy arrays (indices on x's device)."""
@@ -37,7 +50,7 @@ def batches(x, y=None, batch_size=32, shuffle=True, seed=None, drop_last=False):
         yield xb if y is None else (xb, y[idx])
 
 
-def validation_split(x, y, fraction):
+def validation_split(x: Array, y: Array, fraction: float) -> tuple[tuple[Array, Array], tuple[Array, Array]]:
     """(x_train, y_train), (x_val, y_val) with the last `fraction` of the samples held out,
     before any shuffling, as Keras' fit(validation_split=...) does."""
     _check_pair(x, y)

@@ -19,8 +19,11 @@ import os
 import pickle
 import zipfile
 import zlib
+from collections.abc import Sequence
+from typing import Any, TypeAlias
 
 import numpy as np
+from numpy.typing import NDArray
 
 __all__ = [
     "load_mnist",
@@ -35,17 +38,21 @@ __all__ = [
 
 # Keras' color_mode -> (Pillow mode, channels)
 COLOR_MODES = {"rgb": ("RGB", 3), "grayscale": ("L", 1), "rgba": ("RGBA", 4)}
+PathLike: TypeAlias = str | os.PathLike[str]
+# ((x_train, y_train), (x_test, y_test)), as Keras' load_data() returns them
+Splits: TypeAlias = tuple[tuple[NDArray[np.uint8], NDArray[np.uint8]], tuple[NDArray[np.uint8], NDArray[np.uint8]]]
+
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".ppm", ".tif", ".tiff", ".webp")
 
 
-def _exists(path, what):
+def _exists(path: PathLike, what: str) -> str:
     path = os.fspath(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"{what} not found at {path!r} (fastconv never downloads data)")
     return path
 
 
-def load_mnist(path):
+def load_mnist(path: PathLike) -> Splits:
     """Keras' mnist.npz (x_train (60000, 28, 28) uint8, y_train, x_test, y_test) ->
     ((x_train, y_train), (x_test, y_test)), as keras.datasets.mnist.load_data()."""
     path = _exists(path, "mnist.npz")
@@ -72,7 +79,7 @@ def load_mnist(path):
     return (arrays["x_train"], arrays["y_train"]), (arrays["x_test"], arrays["y_test"])
 
 
-def _read_maybe_gzipped(path):
+def _read_maybe_gzipped(path: str) -> bytes:
     if not path.endswith(".gz"):
         with open(path, "rb") as f:
             return f.read()
@@ -87,7 +94,7 @@ def _read_maybe_gzipped(path):
         raise ValueError(f"{path} holds corrupt gzip data: {exc}") from exc
 
 
-def _idx(path):
+def _idx(path: str) -> NDArray[np.uint8]:
     """An IDX file (optionally gzipped) of unsigned bytes: the format of MNIST's and Fashion-MNIST's
     original files. Header: 0, 0, type code 0x08, the number of dimensions, then each dimension as
     a big-endian uint32; the data follows."""
@@ -120,13 +127,13 @@ def _idx(path):
     return np.frombuffer(raw, np.uint8, offset=header).reshape(dims)
 
 
-def load_fashion_mnist(directory):
+def load_fashion_mnist(directory: PathLike) -> Splits:
     """The four Fashion-MNIST files Keras caches (train-images-idx3-ubyte.gz,
     train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz; plain or
     gzipped) -> ((x_train, y_train), (x_test, y_test)), as keras.datasets.fashion_mnist."""
     directory = _exists(directory, "the Fashion-MNIST folder")
 
-    def read(stem):
+    def read(stem: str) -> NDArray[np.uint8]:
         for name in (stem + ".gz", stem):
             path = os.path.join(directory, name)
             if os.path.exists(path):
@@ -153,13 +160,13 @@ class _CifarUnpickler(pickle.Unpickler):
         ("numpy._core.multiarray", "scalar"),
     }
 
-    def find_class(self, module, name):
+    def find_class(self, module: str, name: str) -> Any:
         if (module, name) not in self._ALLOWED:
             raise pickle.UnpicklingError(f"it names {module}.{name}, which a CIFAR-10 batch never holds")
         return super().find_class(module, name)
 
 
-def _cifar_batch(path):
+def _cifar_batch(path: str) -> tuple[NDArray[np.uint8], NDArray[np.uint8]]:
     """(x (N, 32, 32, 3) uint8, y (N, 1) uint8) of one CIFAR-10 python batch."""
     try:
         with open(path, "rb") as f:
@@ -185,14 +192,14 @@ def _cifar_batch(path):
     return np.ascontiguousarray(x), labels.astype(np.uint8).reshape(-1, 1)
 
 
-def load_cifar10(directory):
+def load_cifar10(directory: PathLike) -> Splits:
     """The CIFAR-10 python batches (cifar-10-batches-py: data_batch_1..5, test_batch) ->
     ((x_train (50000, 32, 32, 3) uint8, y_train (50000, 1)), (x_test, y_test)), as
     keras.datasets.cifar10. The batches are Python pickles, read with an unpickler that builds
     only arrays, lists, bytes and numbers."""
     directory = _exists(directory, "the cifar-10-batches-py folder")
 
-    def read(name):
+    def read(name: str) -> tuple[NDArray[np.uint8], NDArray[np.uint8]]:
         return _cifar_batch(_exists(os.path.join(directory, name), f"CIFAR-10 batch {name}"))
 
     train = [read(f"data_batch_{i}") for i in range(1, 6)]
@@ -200,7 +207,7 @@ def load_cifar10(directory):
     return (np.concatenate([t[0] for t in train]), np.concatenate([t[1] for t in train])), (x_test, y_test)
 
 
-def list_image_folder(directory):
+def list_image_folder(directory: PathLike) -> tuple[list[str], NDArray[np.int64], list[str]]:
     """(paths, labels, class_names) of an image folder: one sub-folder per class (alphabetical)."""
     directory = _exists(directory, "the image folder")
     class_names = sorted(d for d in os.listdir(directory) if os.path.isdir(os.path.join(directory, d)))
@@ -218,7 +225,7 @@ def list_image_folder(directory):
     return paths, np.asarray(labels, np.int64), class_names
 
 
-def load_images(paths, target_size, color_mode="rgb"):
+def load_images(paths: Sequence[PathLike], target_size: tuple[int, int], color_mode: str = "rgb") -> NDArray[np.uint8]:
     """Decode and resize (bilinear) image files -> uint8 (N, H, W, 3 | 1 | 4)."""
     try:
         from PIL import Image  # noqa: PLC0415 - optional dependency
@@ -233,18 +240,22 @@ def load_images(paths, target_size, color_mode="rgb"):
         with Image.open(path) as img:
             img = img.convert(mode)
             if img.size != (w, h):
-                img = img.resize((w, h), Image.BILINEAR)
+                img = img.resize((w, h), Image.BILINEAR)  # type: ignore[attr-defined]  # set at run time
             out[i] = np.asarray(img, np.uint8).reshape(h, w, channels)
     return out
 
 
-def load_image_folder(directory, target_size=(256, 256), color_mode="rgb"):
+def load_image_folder(
+    directory: PathLike, target_size: tuple[int, int] = (256, 256), color_mode: str = "rgb"
+) -> tuple[NDArray[np.uint8], NDArray[np.int64], list[str]]:
     """Every image of a class-per-folder tree, resized -> (x uint8 (N, H, W, C), y, class_names)."""
     paths, labels, class_names = list_image_folder(directory)
     return load_images(paths, target_size, color_mode), labels, class_names
 
 
-def load_digits(test_fraction=0.2, seed=0):
+def load_digits(
+    test_fraction: float = 0.2, seed: int = 0
+) -> tuple[tuple[NDArray[Any], NDArray[Any]], tuple[NDArray[Any], NDArray[Any]]]:
     """scikit-learn's 8x8 digits (shipped inside its wheel: nothing downloaded), a stratified split
     -> ((x_train (N, 8, 8, 1) float32 in [0, 1], y_train), (x_test, y_test))."""
     try:
