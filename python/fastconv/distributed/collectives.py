@@ -4,14 +4,16 @@ and the in-place sums the gradient buckets use (MPI_SUM, NCCL for CuPy arrays, o
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import numpy as np
 
+from .._typing import Array
 from ..backend.arrays import array_module, is_cupy
-from .world import DEFAULT_TIMEOUT, abort, check_array, check_timeout, current_world, rank_of
+from .world import DEFAULT_TIMEOUT, _World, abort, check_array, check_timeout, current_world, rank_of
 
 
-def barrier(timeout=DEFAULT_TIMEOUT):
+def barrier(timeout: float | None = DEFAULT_TIMEOUT) -> None:
     """Wait until every rank has called barrier (timeout: seconds, or None for no limit)."""
     timeout = check_timeout(timeout)
     w = current_world()
@@ -19,7 +21,7 @@ def barrier(timeout=DEFAULT_TIMEOUT):
         wait_for(w, w.comm.Ibarrier(), "a barrier", timeout)
 
 
-def allreduce(array, timeout=DEFAULT_TIMEOUT):
+def allreduce(array: Array, timeout: float | None = DEFAULT_TIMEOUT) -> Array:
     """The elementwise sum of `array` over all ranks, as a new array (NumPy or CuPy)."""
     check_array(array, "allreduce")
     timeout = check_timeout(timeout)
@@ -30,7 +32,7 @@ def allreduce(array, timeout=DEFAULT_TIMEOUT):
     return out
 
 
-def broadcast(array, root=0, timeout=DEFAULT_TIMEOUT):
+def broadcast(array: Array, root: int = 0, timeout: float | None = DEFAULT_TIMEOUT) -> Array:
     """Overwrite `array` on every rank with root's, in place; returns it."""
     check_array(array, "broadcast")
     timeout = check_timeout(timeout)
@@ -48,7 +50,7 @@ def broadcast(array, root=0, timeout=DEFAULT_TIMEOUT):
     return array
 
 
-def broadcast_parameters(model, root=0, timeout=DEFAULT_TIMEOUT):
+def broadcast_parameters(model: Any, root: int = 0, timeout: float | None = DEFAULT_TIMEOUT) -> None:
     """Every rank takes root's parameters (trainable or not, frozen included: all the model's
     weights), so that training starts from the same point everywhere."""
     if not hasattr(model, "layers"):
@@ -65,7 +67,7 @@ def broadcast_parameters(model, root=0, timeout=DEFAULT_TIMEOUT):
             broadcast(value, root, timeout)
 
 
-def wait_for(world, request, what, timeout):
+def wait_for(world: _World, request: Any, what: str, timeout: float | None) -> None:
     """Poll a non-blocking MPI request: a rank that never joins ends the job instead of hanging
     this one. Polls back off to 0.1 ms sleeps after the first millisecond (a waiting rank leaves
     its core to the others)."""
@@ -78,7 +80,7 @@ def wait_for(world, request, what, timeout):
             time.sleep(1e-4)
 
 
-def sum_in_place(world, buf, timeout=None):
+def sum_in_place(world: _World, buf: Any, timeout: float | None = None) -> None:
     """MPI_SUM of a contiguous buffer over all ranks, in place (NCCL for CuPy when available);
     with a timeout (seconds), the job is aborted when it has not finished by then."""
     if is_cupy(buf):
@@ -99,7 +101,7 @@ def sum_in_place(world, buf, timeout=None):
     sum_host(world, buf, timeout)
 
 
-def sum_host(world, buf, timeout):
+def sum_host(world: _World, buf: Array, timeout: float | None) -> None:
     if timeout is None:
         world.comm.Allreduce(world.mpi.IN_PLACE, buf, op=world.mpi.SUM)
         return
@@ -111,7 +113,7 @@ def sum_host(world, buf, timeout):
     )
 
 
-def _nccl(world):
+def _nccl(world: _World) -> Any:
     """The NCCL communicator, or None (then the sums go through host memory): CuPy built without
     NCCL, or more ranks on a machine than GPUs (NCCL refuses two ranks on one device). Decided by
     all ranks together: creating the communicator is itself collective."""

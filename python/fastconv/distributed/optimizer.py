@@ -7,6 +7,7 @@ import math
 import queue
 import threading
 import time
+from typing import Any
 
 import numpy as np
 
@@ -14,7 +15,7 @@ from ..backend.arrays import array_module, is_cupy
 from ..ops._checks import flag, real
 from ..training import optimizers as optim
 from .collectives import sum_host, sum_in_place
-from .world import DEFAULT_TIMEOUT, abort, current_world
+from .world import DEFAULT_TIMEOUT, _World, abort, current_world
 
 
 class _Bucket:
@@ -22,26 +23,26 @@ class _Bucket:
     layers' grads are views into the buffer (no copy back): the next step's pack overwrites them,
     as the next backward would."""
 
-    def __init__(self, refs, layers, xp, dtype):
+    def __init__(self, refs: list[Any], layers: set[int], xp: Any, dtype: np.dtype[Any]) -> None:
         self.refs, self.layers = refs, layers
         sizes = [int(np.prod(r.value.shape)) for r in refs]
         self.offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
         self.buffer = xp.empty(int(self.offsets[-1]), dtype=dtype)
         self.done = threading.Event()
-        self.error = None
+        self.error: BaseException | None = None
         self.background = False  # sent by the communication thread
 
     @property
-    def nbytes(self):
+    def nbytes(self) -> int:
         return self.buffer.nbytes
 
-    def pack(self, weight):
+    def pack(self, weight: float) -> None:
         """Gradients times this rank's weight (its share of the global batch) into the buffer."""
         xp = array_module(self.buffer)
         for ref, b, e in zip(self.refs, self.offsets[:-1], self.offsets[1:]):
             xp.multiply(ref.grad.reshape(-1), self.buffer.dtype.type(weight), out=self.buffer[b:e])
 
-    def hand_back(self):
+    def hand_back(self) -> None:
         """The summed gradients become the layers' grads."""
         for ref, b, e in zip(self.refs, self.offsets[:-1], self.offsets[1:]):
             ref.layer.grads[ref.key] = self.buffer[b:e].reshape(ref.value.shape)
@@ -51,14 +52,14 @@ class _CommThread:
     """One thread that runs the allreduces in the order they are queued, so the compute thread
     goes on with backward (the kernels release the GIL, and so does MPI)."""
 
-    def __init__(self, world):
+    def __init__(self, world: _World) -> None:
         self.world = world
-        self.jobs = queue.Queue()
+        self.jobs: queue.Queue[_Bucket] = queue.Queue()
         self.busy_seconds = 0.0
         self.thread = threading.Thread(target=self._run, name="fastconv-allreduce", daemon=True)
         self.thread.start()
 
-    def _run(self):
+    def _run(self) -> None:
         while True:
             bucket = self.jobs.get()
             t0 = time.perf_counter()
@@ -88,7 +89,15 @@ class DistributedOptimizer(optim.Optimizer):
     last_step: after each averaging, {"buckets", "overlapped" (of them sent while backward ran),
     "bytes", "comm_s" (time in allreduce), "exposed_s" (time waited for it after backward)}."""
 
-    def __init__(self, optimizer, model=None, *, bucket_mib=25.0, timeout=DEFAULT_TIMEOUT, overlap=True):
+    def __init__(
+        self,
+        optimizer: optim.Optimizer | str,
+        model: Any = None,
+        *,
+        bucket_mib: float = 25.0,
+        timeout: float = DEFAULT_TIMEOUT,
+        overlap: bool = True,
+    ) -> None:
         self.wrapped = optim.get(optimizer)
         if isinstance(self.wrapped, DistributedOptimizer):
             raise TypeError("optimizer is already a DistributedOptimizer")
@@ -96,12 +105,12 @@ class DistributedOptimizer(optim.Optimizer):
         self.timeout = real("timeout", timeout, 0.0, math.inf, low_open=True)
         self.overlap = flag("overlap", overlap)
         self.world = current_world()
-        self.last_step = {}
-        self._model = None
-        self._plans = {}  # parameter list key -> buckets
-        self._plan = []  # this backward's buckets
-        self._launched = []  # of them, sent so far, in order
-        self._done_layers = set()
+        self.last_step: dict[str, float] = {}
+        self._model: Any = None
+        self._plans: dict[tuple[Any, ...], list[_Bucket]] = {}  # parameter list key -> buckets
+        self._plan: list[_Bucket] = []  # this backward's buckets
+        self._launched: list[_Bucket] = []  # of them, sent so far, in order
+        self._done_layers: set[int] = set()
         self._weight = 1.0  # this rank's share of the global batch, this step
         self._averaged = False  # the grads of the last backward are averages already
         self._sync_seconds = 0.0  # allreduce time spent on the compute thread
@@ -118,10 +127,10 @@ class DistributedOptimizer(optim.Optimizer):
     iterations = property(lambda self: self.wrapped.iterations, lambda self, v: setattr(self.wrapped, "iterations", v))
     state = property(lambda self: self.wrapped.state, lambda self, v: setattr(self.wrapped, "state", v))
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"DistributedOptimizer({self.wrapped!r}, ranks={self.world.size})"
 
-    def attach(self, model):
+    def attach(self, model: Any) -> None:
         """Average the gradients inside model.backward (see the class docstring)."""
         if self._model is model:
             return
@@ -134,7 +143,7 @@ class DistributedOptimizer(optim.Optimizer):
         model.grad_hooks.append(self._layer_done)
 
     # -- the plan: buckets over the trainable parameters in the order backward fills them
-    def _buckets(self, refs):
+    def _buckets(self, refs: list[Any]) -> list[_Bucket]:
         key = tuple(
             (id(r.layer), r.key, tuple(r.value.shape), r.value.dtype.str, type(r.value).__module__) for r in refs
         )
@@ -144,11 +153,13 @@ class DistributedOptimizer(optim.Optimizer):
             self._plans[key] = self._make_plan(refs)
         return self._plans[key]
 
-    def _make_plan(self, refs):
+    def _make_plan(self, refs: list[Any]) -> list[_Bucket]:
         order = list(reversed(refs))  # backward: the last layer's gradients come first
-        plan, run, run_bytes = [], [], 0
+        plan: list[_Bucket] = []
+        run: list[Any] = []
+        run_bytes = 0
 
-        def close():
+        def close() -> None:
             if run:
                 xp = array_module(run[0].value)
                 plan.append(_Bucket(list(run), {id(r.layer) for r in run}, xp, run[0].value.dtype))
@@ -167,7 +178,7 @@ class DistributedOptimizer(optim.Optimizer):
         close()
         return plan
 
-    def _share_of_batch(self):
+    def _share_of_batch(self) -> float:
         """This rank's samples / the global batch (one small allreduce, on every rank alike), or
         1 / size without an attached model (the samples are not known)."""
         if self._model is None:
@@ -179,17 +190,17 @@ class DistributedOptimizer(optim.Optimizer):
             raise ValueError("no rank had samples in this step")
         return n / int(total[0])
 
-    def _comm_thread(self):
+    def _comm_thread(self) -> _CommThread:
         if getattr(self.world, "comm_thread", None) is None:  # one per job: one order of collectives
             self.world.comm_thread = _CommThread(self.world)
         return self.world.comm_thread
 
-    def _busy(self):
+    def _busy(self) -> float:
         thread = getattr(self.world, "comm_thread", None)
         return thread.busy_seconds if thread is not None else 0.0
 
     # -- during backward
-    def _layer_done(self, model, layer, is_top, is_bottom):
+    def _layer_done(self, model: Any, layer: Any, is_top: bool, is_bottom: bool) -> None:
         """Sequential.backward's report: `layer` has its gradients (is_top: the first reported,
         is_bottom: the last)."""
         if self.world.size == 1:
@@ -210,13 +221,13 @@ class DistributedOptimizer(optim.Optimizer):
             self._finish()
             self._averaged = True
 
-    def _start(self, refs):
+    def _start(self, refs: list[Any]) -> None:
         self._busy_at_start, self._sync_seconds = self._busy(), 0.0
         self._done_layers, self._launched, self._averaged = set(), [], False
         self._plan = self._buckets(refs)
         self._weight = self._share_of_batch()
 
-    def _launch(self, bucket, background):
+    def _launch(self, bucket: _Bucket, background: bool) -> None:
         bucket.done.clear()
         bucket.error = None
         bucket.pack(self._weight)
@@ -230,11 +241,11 @@ class DistributedOptimizer(optim.Optimizer):
             bucket.done.set()
         self._launched.append(bucket)
 
-    def _wait_in_flight(self):
+    def _wait_in_flight(self) -> None:
         for i, bucket in enumerate(self._launched):
             self._wait(i, bucket)
 
-    def _wait(self, i, bucket):
+    def _wait(self, i: int, bucket: _Bucket) -> None:
         if not bucket.done.wait(self.timeout):
             abort(
                 self.world,
@@ -244,7 +255,7 @@ class DistributedOptimizer(optim.Optimizer):
         if bucket.error is not None:
             raise RuntimeError(f"allreduce of gradient bucket {i} failed") from bucket.error
 
-    def _finish(self):
+    def _finish(self) -> None:
         """Send the buckets not sent yet (after the queued ones: one channel, so every rank issues
         the collectives in one order), wait for all, and make the sums the layers' grads."""
         t0 = time.perf_counter()
@@ -266,7 +277,7 @@ class DistributedOptimizer(optim.Optimizer):
         self._launched = []
 
     # -- the step
-    def step(self, params):
+    def step(self, params: Any) -> None:
         refs = self.wrapped._refs(params)  # a list: params may be a generator
         if self.world.size > 1 and not self._averaged:
             if hasattr(params, "grad_hooks"):

@@ -4,15 +4,18 @@ cut into contiguous parts)."""
 from __future__ import annotations
 
 import numbers
+from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 
 from .. import data
+from .._typing import Array
 from ..ops._shapes import positive_int
 from .world import current_world, rank_of
 
 
-def shard_range(n, rank_=None, size_=None):
+def shard_range(n: int, rank_: int | None = None, size_: int | None = None) -> tuple[int, int]:
     """(begin, end) of this rank's contiguous part of n items: the parts differ by at most one.
     rank_ / size_ (default: this process's) ask for another rank's part or another job size."""
     if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 0:
@@ -23,7 +26,14 @@ def shard_range(n, rank_=None, size_=None):
     return r * int(n) // p, (r + 1) * int(n) // p
 
 
-def shard_batches(x, y=None, batch_size=32, shuffle=True, seed=None, drop_last=False):
+def shard_batches(
+    x: Array,
+    y: Array | None = None,
+    batch_size: int = 32,
+    shuffle: bool = True,
+    seed: int | np.random.Generator | None = None,
+    drop_last: bool = False,
+) -> Iterator[Any]:
     """This rank's part of every global batch that data.batches(x, y, batch_size, shuffle, seed,
     drop_last) gives: every rank shuffles alike (`seed` must be the same on all ranks; None takes
     rank 0's random seed) and takes its contiguous slice of each batch. A final batch with fewer
@@ -36,7 +46,7 @@ def shard_batches(x, y=None, batch_size=32, shuffle=True, seed=None, drop_last=F
             yield part[0] if y is None else part
 
 
-def my_part(xb, yb):
+def my_part(xb: Array, yb: Array | None) -> tuple[Array, Array | None] | None:
     """(xb, yb) cut to this rank's contiguous slice, or None when the batch has fewer samples than
     there are ranks (some rank would get none)."""
     n = xb.shape[0]
@@ -46,7 +56,7 @@ def my_part(xb, yb):
     return xb[b:e], None if yb is None else yb[b:e]
 
 
-def common_seed(seed):
+def common_seed(seed: int | np.random.Generator | None) -> int | np.random.Generator | None:
     """seed, or (None) a random seed drawn on rank 0 and sent to all."""
     w = current_world()
     if seed is not None or w.size == 1:
