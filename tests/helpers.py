@@ -22,6 +22,7 @@ OUTPUTS = {
     "max_pool2d_backward": ("grad_x",),
     "relu": ("y",),
     "relu_backward": ("grad_x",),
+    "batch_norm": ("y", "saved_mean", "saved_inv_std"),
     "batch_norm_backward": ("grad_x", "grad_gamma", "grad_beta"),
     "avg_pool2d": ("y",),
     "avg_pool2d_backward": ("grad_x",),

@@ -6,7 +6,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
-from helpers import assert_close, randn
+from helpers import OUTPUTS, assert_close, randn
+from ops.families import DTYPES, ROWS
 
 import fastconv as fc
 
@@ -26,6 +27,33 @@ def _work(seed):
     gp = fc.max_pool2d_backward(p, idx, y.shape, 3, stride=2, padding=1, layout=layout)
     big = randn(rng, (3, 17, 31, 29))  # several relu work chunks
     return [y, gy, gx, gw, gb, p, idx, gp, fc.relu(x), fc.relu(big), fc.relu_backward(big, big)]
+
+
+def _run(call):
+    row, _, _, args = call
+    result = getattr(fc, row.op)(*args.args, **args.kwargs)
+    return result if isinstance(result, tuple) else (result,)
+
+
+def test_every_row_called_from_several_threads_gives_the_serial_bits():
+    """Every case of every row of tests/ops/families (float32 and float64), all ops mixed, from
+    four Python threads at once: each result has the bits of the same call made alone."""
+    calls = [
+        (row, case, dtype, row.draw(cfg, np.random.default_rng(0), dtype, randn))
+        for row in ROWS
+        for case, cfg in row.cases.items()
+        for dtype in DTYPES
+    ]
+    serial = [_run(c) for c in calls]
+    order = np.random.default_rng(0).permutation(len(calls))  # neighbours run different ops
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        for _ in range(2):
+            for i, got in zip(order, pool.map(_run, [calls[i] for i in order])):
+                row, case, dtype = calls[i][:3]
+                for name, g, w in zip(OUTPUTS[row.op], got, serial[i]):
+                    assert (g is None and w is None) or np.array_equal(g, w, equal_nan=True), (
+                        f"{row.name} {case} {np.dtype(dtype).name} {name}: a threaded call differs from the serial one"
+                    )
 
 
 def test_concurrent_calls_match_serial():

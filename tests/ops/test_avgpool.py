@@ -1,9 +1,10 @@
 """Average pooling and global average / max pooling (fastconv.ops.pooling; CPU kernels
 csrc/cpu/pool2d/avgpool.inl compiled per ISA, CUDA kernels csrc/cuda/pool2d/avgpool.cu through their
-emulation) against the float64 reference: odd sizes, channels around the vector widths, batch 1,
-both layouts and dtypes, strides, paddings (asymmetric, Keras' 'same'), count_include_pad both
-ways, poisoned outputs; every ISA computes the same sums in the same order (bit-identical), and
-the thread count does not change a bit; backward passes also by central differences.
+emulation). The reference agreement on the edge grid (tests/ops/families/pool2d.py: odd sizes,
+channels around the vector widths, windows wider than the plane, count_include_pad both ways),
+finite differences, bad inputs and threads are rows; here what only these kernels promise: every
+ISA and thread count computes the same sums in the same order (bit-identical), the wide-window
+crashes in a subprocess, the PyTorch / Keras conventions, accuracy, NaN, the CUDA emulation.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import sys
 
 import numpy as np
 import pytest
-from helpers import assert_close, check_op, numerical_grad, randn
+from helpers import check_op, randn
 
 import fastconv as fc
 from fastconv import _cuda_emu
@@ -59,19 +60,6 @@ def _x(case, layout, dtype, seed=0):
     return randn(np.random.default_rng(seed), shape, dtype)
 
 
-@pytest.mark.parametrize("count_include_pad", [True, False])
-@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
-@pytest.mark.parametrize("layout", LAYOUTS)
-@pytest.mark.parametrize("case", CASES, ids=IDS)
-def test_avg_pool2d_against_reference(isa, poison, case, layout, dtype, count_include_pad):
-    k, s, p = case[4:]
-    x = _x(case, layout, dtype)
-    kw = dict(stride=s, padding=p, layout=layout, count_include_pad=count_include_pad)
-    y = check_op("avg_pool2d", x, k, **kw)
-    gy = randn(np.random.default_rng(1), y.shape, dtype)
-    check_op("avg_pool2d_backward", gy, x.shape, k, **kw)
-
-
 @pytest.mark.parametrize("layout", LAYOUTS)
 @pytest.mark.parametrize("case", CASES, ids=IDS)
 def test_every_isa_and_thread_count_gives_the_same_bits(case, layout, restore_cpu_state):
@@ -87,16 +75,6 @@ def test_every_isa_and_thread_count_gives_the_same_bits(case, layout, restore_cp
             runs.append((isa, threads, y, fc.avg_pool2d_backward(y, x.shape, k, **kw)))
     for isa, threads, y, gx in runs[1:]:
         assert np.array_equal(y, runs[0][2]) and np.array_equal(gx, runs[0][3]), (isa, threads)
-
-
-@pytest.mark.parametrize("count_include_pad", [True, False])
-def test_backward_matches_finite_differences(count_include_pad):
-    rng = np.random.default_rng(3)
-    x = rng.standard_normal((1, 2, 7, 6))
-    kw = dict(stride=2, padding=1, count_include_pad=count_include_pad)
-    gy = rng.standard_normal(fc.avg_pool2d(x, 3, **kw).shape)
-    gx = fc.avg_pool2d_backward(gy, x.shape, 3, **kw)
-    assert_close(gx, numerical_grad(lambda a: fc.avg_pool2d(a, 3, **kw), x, gy), dtype=np.float64, rtol=1e-7)
 
 
 _WIDE_WINDOW_SCRIPT = """
@@ -157,28 +135,6 @@ def test_count_include_pad_matches_pytorch_and_keras_conventions():
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
-@pytest.mark.parametrize("layout", LAYOUTS)
-@pytest.mark.parametrize("shape", [(1, 1, 1, 1), (2, 17, 7, 7), (3, 33, 5, 9), (1, 64, 1, 13)])
-def test_global_pooling_against_reference(isa, poison, shape, layout, dtype):
-    N, C, H, W = shape
-    x = randn(np.random.default_rng(4), (N, C, H, W) if layout == "NCHW" else (N, H, W, C), dtype)
-    y = check_op("global_avg_pool2d", x, layout=layout)
-    assert y.shape == (N, C)
-    check_op("global_avg_pool2d_backward", randn(np.random.default_rng(5), (N, C), dtype), x.shape, layout=layout)
-    x.flat[::5] = x.flat[0]  # ties: the first one wins
-    ym, idx = check_op("global_max_pool2d", x, layout=layout, exact=True)
-    assert ym.shape == idx.shape == (N, C) and idx.dtype == np.int64
-    check_op(
-        "global_max_pool2d_backward",
-        randn(np.random.default_rng(6), (N, C), dtype),
-        idx,
-        x.shape,
-        layout=layout,
-        exact=True,
-    )
-
-
-@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
 @pytest.mark.parametrize("hw", [(1, 1), (1, 7), (2, 4), (3, 3), (7, 7), (4, 5)])
 def test_global_average_of_nchw_planes_is_one_sum_whichever_block_a_plane_falls_in(hw, dtype, restore_cpu_state):
     """NCHW planes are summed eight at a time where a thread's chunk has eight left, else one by
@@ -217,6 +173,7 @@ def test_global_max_pool_propagates_nan():
     x = np.random.default_rng(7).standard_normal((2, 3, 4, 5))
     x[1, 2, 3, 1] = np.nan
     y, idx = fc.global_max_pool2d(x)
+    assert idx.dtype == np.int64 and idx.shape == (2, 3)
     assert np.isnan(y[1, 2]) and idx[1, 2] == 3 * 5 + 1
     assert np.isfinite(np.delete(y.ravel(), 5)).all()
 
@@ -228,24 +185,6 @@ def test_global_average_of_a_large_plane_is_accurate():
     got = fc.global_avg_pool2d(x)
     want = ref.global_avg_pool2d(x)
     assert np.abs(got - want).max() <= 4e-3  # float32 spacing at 1e4 is 1e-3
-
-
-def test_bad_arguments_raise():
-    x = np.ones((1, 2, 4, 4), np.float32)
-    with pytest.raises(ValueError, match="padding"):
-        fc.avg_pool2d(x, 2, padding=2)
-    with pytest.raises(TypeError, match="count_include_pad"):
-        fc.avg_pool2d(x, 2, count_include_pad="yes")
-    with pytest.raises(ValueError, match="grad_y"):
-        fc.avg_pool2d_backward(np.ones((1, 2, 3, 3), np.float32), x.shape, 2)
-    with pytest.raises(ValueError, match=r"grad_y must have shape \(N, C\)"):
-        fc.global_avg_pool2d_backward(np.ones((1, 3), np.float32), x.shape)
-    with pytest.raises(ValueError, match="4-D"):
-        fc.global_avg_pool2d(np.ones((2, 3), np.float32))
-    with pytest.raises(ValueError, match="indices has shape"):
-        fc.global_max_pool2d_backward(np.ones((1, 2), np.float32), np.zeros((1, 3), np.int64), x.shape)
-    with pytest.raises(ValueError, match="x_shape"):
-        fc.avg_pool2d_backward(np.ones((1, 2, 2, 2), np.float32), (1, 2, 4), 2)
 
 
 # ----------------------------------------------------------------------------- CUDA kernels (emulated)
