@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from typing import Any
 
 import numpy as np
 
@@ -62,9 +63,9 @@ def _cases(rng):
         b = rng.standard_normal(7)
         if layout == "NHWC":
             x, w = x.transpose(0, 2, 3, 1).copy(), w.transpose(2, 3, 1, 0).copy()
-        kw = dict(stride=(1, 2), padding=((1, 0), (2, 1)), dilation=(2, 1), layout=layout)
+        kw: dict[str, Any] = dict(stride=(1, 2), padding=((1, 0), (2, 1)), dilation=(2, 1), layout=layout)
         gy = rng.standard_normal(ref.conv2d(x, w, b, **kw).shape)
-        pool_kw = dict(kernel_size=3, stride=2, padding=1, layout=layout)
+        pool_kw: dict[str, Any] = dict(kernel_size=3, stride=2, padding=1, layout=layout)
         py, idx = ref.max_pool2d(x, **pool_kw)
         gpy = rng.standard_normal(py.shape)
         for dtype in (np.float32, np.float64):
