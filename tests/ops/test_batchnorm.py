@@ -11,29 +11,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from helpers import assert_close, check_op
+from batchnorm_data import DTYPES, LAYOUTS, SHAPES, bn_data, bn_tol
+from helpers import assert_close
 
 import fastconv as fc
-from fastconv import _cuda_emu
 from fastconv import reference as ref
-from fastconv.backend import cpu as backend_cpu
-from fastconv.backend import cuda_emu as emu
 from fastconv.layers import BatchNormalization, Conv2D, Dense, Flatten
-
-DTYPES = (np.float32, np.float64)
-LAYOUTS = ("NCHW", "NHWC")
-SHAPES = [(1, 1, 3, 5), (2, 15, 7, 5), (1, 16, 4, 4), (3, 17, 5, 3), (2, 33, 1, 1)]  # (N, C, H, W)
-
-
-def _data(shape, layout, dtype, seed=0, mean=0.0):
-    N, C, H, W = shape
-    rng = np.random.default_rng(seed)
-    x = (mean + rng.standard_normal((N, C, H, W) if layout == "NCHW" else (N, H, W, C))).astype(dtype)
-    return x, rng.standard_normal(C).astype(dtype), rng.standard_normal(C).astype(dtype)
-
-
-def _tol(dtype):
-    return 3e-6 if dtype == np.float32 else 1e-10
 
 
 @pytest.mark.parametrize("mean", [0.0, 1e4])
@@ -41,13 +24,13 @@ def _tol(dtype):
 @pytest.mark.parametrize("layout", LAYOUTS)
 @pytest.mark.parametrize("shape", SHAPES, ids=[str(s) for s in SHAPES])
 def test_running_statistics_are_updated_in_place_like_the_reference(isa, poison, shape, layout, dtype, mean):
-    x, g, b = _data(shape, layout, dtype, mean=mean)
+    x, g, b = bn_data(shape, layout, dtype, mean=mean)
     C = shape[1]
     rm, rv = np.full(C, 0.5, dtype), np.full(C, 2.0, dtype)
     fc.batch_norm(x, g, b, rm, rv, training=True, momentum=0.2, layout=layout)
     want = ref.batch_norm(x, g, b, np.full(C, 0.5), np.full(C, 2.0), training=True, momentum=0.2, layout=layout)
-    assert_close(rm, want[3], dtype=dtype, rtol=_tol(dtype), name="running_mean")
-    assert_close(rv, want[4], dtype=dtype, rtol=_tol(dtype), name="running_var")
+    assert_close(rm, want[3], dtype=dtype, rtol=bn_tol(dtype), name="running_mean")
+    assert_close(rv, want[4], dtype=dtype, rtol=bn_tol(dtype), name="running_var")
 
 
 @pytest.mark.parametrize("layout", LAYOUTS)
@@ -63,12 +46,12 @@ def test_statistics_when_the_first_values_are_far_from_the_mean(layout):
     y, m, s = fc.batch_norm(x, None, None, None, None, training=True, layout=layout)
     want = ref.batch_norm(x, None, None, None, None, training=True, layout=layout)
     assert_close(s, want[2], dtype=np.float32, rtol=1e-6, name="inv_std")
-    assert_close(y, want[0], dtype=np.float32, rtol=_tol(np.float32), name="y")
+    assert_close(y, want[0], dtype=np.float32, rtol=bn_tol(np.float32), name="y")
 
 
 @pytest.mark.parametrize("layout", LAYOUTS)
 def test_thread_count_does_not_change_a_bit(layout, restore_cpu_state):
-    x, g, b = _data((4, 40, 17, 19), layout, np.float32)
+    x, g, b = bn_data((4, 40, 17, 19), layout, np.float32)
     gy = np.random.default_rng(7).standard_normal(x.shape).astype(np.float32)
     runs = []
     for t in (1, 2):
@@ -80,7 +63,7 @@ def test_thread_count_does_not_change_a_bit(layout, restore_cpu_state):
 
 def test_running_statistics_match_pytorch():
     torch = pytest.importorskip("torch")
-    x, g, b = _data((4, 6, 5, 5), "NCHW", np.float32, seed=8, mean=3.0)
+    x, g, b = bn_data((4, 6, 5, 5), "NCHW", np.float32, seed=8, mean=3.0)
     rm, rv = np.zeros(6, np.float32), np.ones(6, np.float32)
     trm, trv = torch.zeros(6), torch.ones(6)
     for _ in range(3):
@@ -255,7 +238,7 @@ def test_model_with_batch_norm_trains_saves_and_folds(tmp_path):
 @pytest.mark.parametrize("layout", LAYOUTS)
 @pytest.mark.parametrize("shape", SHAPES + [(3, 17, 37, 29)], ids=[str(s) for s in SHAPES + [(3, 17, 37, 29)]])
 def test_fused_relu_equals_the_separate_relu_bit_for_bit(isa, poison, shape, layout, dtype, training):
-    x, g, b = _data(shape, layout, dtype, seed=5)
+    x, g, b = bn_data(shape, layout, dtype, seed=5)
     C = shape[1]
     stats = (None, None) if training else (np.full(C, 0.2, dtype), np.full(C, 1.5, dtype))
     y, m, s = fc.batch_norm(x, g, b, *stats, training=training, layout=layout, activation="relu")
@@ -272,7 +255,7 @@ def test_fused_relu_equals_the_separate_relu_bit_for_bit(isa, poison, shape, lay
 @pytest.mark.parametrize("layout", LAYOUTS)
 def test_fused_relu_backward_drops_non_finite_gradients_where_the_relu_is_off(layout):
     """As relu_backward: an infinite or NaN grad_y where y == 0 contributes nothing."""
-    x, g, b = _data((2, 5, 6, 7), layout, np.float32, seed=11)
+    x, g, b = bn_data((2, 5, 6, 7), layout, np.float32, seed=11)
     y, m, s = fc.batch_norm(x, g, b, None, None, training=True, layout=layout, activation="relu")
     gy = np.random.default_rng(12).standard_normal(x.shape).astype(np.float32)
     off = np.flatnonzero(y == 0)
@@ -287,7 +270,7 @@ def test_fused_relu_backward_drops_non_finite_gradients_where_the_relu_is_off(la
 def test_fused_relu_gives_plus_zero_like_relu(layout):
     """gamma 0 and beta -0.0 make y a mix of -0.0 and +0.0: the fused ReLU returns +0.0 for
     both, as relu does."""
-    x, _, _ = _data((2, 3, 4, 5), layout, np.float32, seed=16)
+    x, _, _ = bn_data((2, 3, 4, 5), layout, np.float32, seed=16)
     g, b = np.zeros(3, np.float32), np.full(3, -0.0, np.float32)
     y = fc.batch_norm(x, g, b, None, None, training=True, layout=layout, activation="relu")[0]
     plain = fc.batch_norm(x, g, b, None, None, training=True, layout=layout)[0]
@@ -360,135 +343,6 @@ def test_a_batch_norm_shared_with_a_model_without_the_relu_applies_none():
     with pytest.raises(ValueError):
         with_relu.forward(np.ones((2, 3, 3, 5), np.float32))  # 5 channels: its gamma has 2, it raises
     assert (bn.forward(x) < 0).any()  # and was asked for one call only
-
-
-# ----------------------------------------------------------------------------- CUDA kernels (emulated)
-
-# SHAPES plus the statistics chunking of csrc/cuda/batchnorm/batchnorm.cu: a plane longer than one chunk
-# (HW > 4096), many planes over several chunks, NHWC channel tiles and row chunks beyond one.
-CUDA_SHAPES = SHAPES[:4] + [(1, 2, 70, 70), (90, 2, 7, 7), (2, 40, 15, 13)]
-
-
-@pytest.fixture
-def emu_backend(monkeypatch, poison):
-    monkeypatch.setattr(backend_cpu, "CPU", emu.backend())
-    yield emu.backend()
-    _cuda_emu.set_thread_order("forward", 0)
-
-
-def _bn_passes(x, g, b, layout, training=True):
-    """Training forward and backward (or inference and the frozen backward) -> every output."""
-    gy = np.random.default_rng(1).standard_normal(x.shape).astype(x.dtype)
-    if training:
-        y, m, s = fc.batch_norm(x, g, b, None, None, training=True, layout=layout)
-    else:
-        C = g.shape[0]
-        y, m, s = fc.batch_norm(
-            x, g, b, np.full(C, 3.0, x.dtype), np.full(C, 0.5, x.dtype), training=False, layout=layout
-        )
-    return (y, m, s, *fc.batch_norm_backward(gy, x, g, m, s, training=training, layout=layout))
-
-
-@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
-@pytest.mark.parametrize("layout", LAYOUTS)
-@pytest.mark.parametrize("shape", CUDA_SHAPES, ids=[str(s) for s in CUDA_SHAPES])
-def test_cuda_kernels_emulated(emu_backend, shape, layout, dtype):
-    x, g, b = _data(shape, layout, dtype, mean=1e4)
-    y, m, s = fc.batch_norm(x, g, b, None, None, training=True, layout=layout)
-    assert f"batchnorm_fwd_{layout.lower()}" in _cuda_emu.last_kernel()
-    want = ref.batch_norm(x, g, b, None, None, training=True, layout=layout)
-    assert_close(y, want[0], dtype=dtype, rtol=_tol(dtype), name="y")
-    assert_close(s, want[2], dtype=dtype, rtol=_tol(dtype), name="inv_std")
-    gy = np.random.default_rng(1).standard_normal(x.shape).astype(dtype)
-    check_op("batch_norm_backward", gy, x, g, m, s, layout=layout, rtol=2e-5 if dtype == np.float32 else 1e-9)
-    assert f"batchnorm_bwd_{layout.lower()}" in _cuda_emu.last_kernel()
-    rm, rv = (1e4 + np.arange(shape[1])).astype(dtype), np.linspace(0.5, 2, shape[1]).astype(dtype)
-    y, m, s = fc.batch_norm(x, g, b, rm, rv, training=False, layout=layout)
-    assert "batchnorm_normalize" in _cuda_emu.last_kernel()
-    assert_close(y, ref.batch_norm(x, g, b, rm, rv, training=False, layout=layout)[0], dtype=dtype, rtol=_tol(dtype))
-    check_op("batch_norm_backward", gy, x, g, m, s, training=False, layout=layout, rtol=_tol(dtype))
-
-
-@pytest.mark.parametrize("layout", LAYOUTS)
-def test_cuda_fused_relu_emulated(emu_backend, layout):
-    """The CUDA batch norm runs the ReLU kernels around its own: the same results as the reference."""
-    x, g, b = _data((2, 5, 4, 3), layout, np.float64, seed=9)
-    y, m, s = fc.batch_norm(x, g, b, None, None, training=True, layout=layout, activation="relu")
-    assert_close(
-        y,
-        ref.batch_norm(x, g, b, None, None, training=True, layout=layout, activation="relu")[0],
-        dtype=np.float64,
-        rtol=_tol(np.float64),
-    )
-    gy = np.random.default_rng(10).standard_normal(x.shape)
-    check_op("batch_norm_backward", gy, x, g, m, s, layout=layout, activation="relu", y=y, rtol=1e-9)
-    y, _, _ = fc.batch_norm(x, g, b, m, 1 / s**2, training=False, layout=layout, activation="relu")
-    assert (y >= 0).all() and (y == 0).any()
-
-
-def test_cuda_kernels_without_affine_emulated(emu_backend):
-    x, _, _ = _data((2, 3, 4, 5), "NHWC", np.float64)
-    y, m, s = fc.batch_norm(x, None, None, None, None, training=True, layout="NHWC")
-    assert_close(y, ref.batch_norm(x, None, None, None, None, training=True, layout="NHWC")[0], dtype=np.float64)
-    check_op("batch_norm_backward", np.random.default_rng(1).standard_normal(x.shape), x, None, m, s, layout="NHWC")
-
-
-def test_cuda_kernels_with_strided_gamma_and_beta_emulated(emu_backend):
-    """gamma and beta as strided views: the runner's contiguous copies must live through the launch."""
-    x, _, _ = _data((2, 5, 3, 4), "NCHW", np.float64)
-    rng = np.random.default_rng(4)
-    g, b = rng.standard_normal(10)[::2], 3.0 + rng.standard_normal(10)[::2]
-    y, m, s = fc.batch_norm(x, g, b, None, None, training=True)
-    assert_close(y, ref.batch_norm(x, g, b, None, None, training=True)[0], dtype=np.float64, rtol=_tol(np.float64))
-    gy = rng.standard_normal(x.shape)
-    got = fc.batch_norm_backward(gy, x, g, m, s)
-    want = ref.batch_norm_backward(gy, x, g, m, s)
-    for a, w, name in zip(got, want, ("grad_x", "grad_gamma", "grad_beta")):
-        assert_close(a, w, dtype=np.float64, rtol=_tol(np.float64), name=name)
-
-
-@pytest.mark.parametrize("layout", LAYOUTS)
-def test_cuda_kernels_do_not_depend_on_thread_order_or_launch_splits(emu_backend, layout):
-    """Fixed-order sums: the same bits in every emulated thread order, and when the elementwise
-    passes are split into many launches (32-bit launch limit lowered; NCHW then starts launches
-    part-way through the channels)."""
-    x, g, b = _data((3, 7, 5, 6), layout, np.float32, mean=50.0)
-    for training in (True, False):
-        _cuda_emu.set_thread_order("forward", 0)
-        want = _bn_passes(x, g, b, layout, training)
-        for order, seed in (("reverse", 0), ("shuffled", 1)):
-            _cuda_emu.set_thread_order(order, seed)
-            assert all(np.array_equal(a, w) for a, w in zip(_bn_passes(x, g, b, layout, training), want)), order
-        _cuda_emu.set_thread_order("forward", 0)
-        old = _cuda_emu.max_launch_elements()
-        try:
-            for limit in (30, 4 * 30 + 3, 7 * 30):  # NCHW: 1, 4 and 7 planes of 30; NHWC: 4, 17, 30 pixels
-                _cuda_emu.set_max_launch_elements(limit)
-                got = _bn_passes(x, g, b, layout, training)
-                assert all(np.array_equal(a, w) for a, w in zip(got, want)), limit
-        finally:
-            _cuda_emu.set_max_launch_elements(old)
-
-
-@pytest.mark.parametrize("layout", LAYOUTS)
-def test_cuda_extreme_values_emulated(emu_backend, layout):
-    """The CUDA statistics: values near +-max/2 give an inf variance and y = beta (not NaN), and
-    eps = 1e-300 on a constant float32 channel gives beta."""
-    half = np.finfo(np.float64).max / 2
-    rng = np.random.default_rng(14)
-    beta = np.array([0.5, -1.0, 0.0])
-    x = np.where(rng.random((1, 3, 1, 2)) < 0.5, -1.0, 1.0) * half * rng.uniform(0.9, 1.0, (1, 3, 1, 2))
-    if layout == "NHWC":
-        x = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
-    y = fc.batch_norm(x, None, beta, None, None, training=True, layout=layout)[0]
-    with np.errstate(over="ignore"):
-        want = ref.batch_norm(x, None, beta, None, None, training=True, layout=layout)[0]
-    assert np.isfinite(want).all() and np.array_equal(y, want)
-    x = np.full((2, 3, 4, 5) if layout == "NCHW" else (2, 4, 5, 3), 1.5, np.float32)
-    y = fc.batch_norm(x, None, beta.astype(np.float32), None, None, training=True, eps=1e-300, layout=layout)[0]
-    assert np.array_equal(
-        y, np.broadcast_to(beta.astype(np.float32).reshape((1, 3, 1, 1) if layout == "NCHW" else 3), x.shape)
-    )
 
 
 @pytest.mark.parametrize("layout", LAYOUTS)
