@@ -46,8 +46,8 @@ AVG_GEOMETRY = {
     "wide_k40p19": (2, 3, 4, 4, 40, None, 19),
     "wide_k8_same": (2, 5, 4, 4, 8, None, "same"),
     "wide_k8s1_same": (1, 2, 4, 5, 8, 1, "same"),
-    "wide_k1x100001_same": (1, 2, 3, 3, (1, 100001), None, "same"),
-    "wide_k100001x3_same": (1, 2, 3, 4, (100001, 3), None, "same"),
+    "wide_k1x20001_same": (1, 2, 3, 3, (1, 20001), None, "same"),
+    "wide_k20001x3_same": (1, 2, 3, 4, (20001, 3), None, "same"),
     "wide_k3x2001_p1x1000": (2, 3, 5, 3, (3, 2001), 1, (1, 1000)),
 }
 GLOBAL_SHAPES = {
