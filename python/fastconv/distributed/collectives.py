@@ -10,7 +10,7 @@ import numpy as np
 
 from .._typing import Array
 from ..backend.arrays import array_module, is_cupy
-from .world import DEFAULT_TIMEOUT, _World, abort, check_array, check_timeout, current_world, rank_of
+from .world import DEFAULT_TIMEOUT, World, abort, check_array, check_timeout, current_world, rank_of
 
 
 def barrier(timeout: float | None = DEFAULT_TIMEOUT) -> None:
@@ -67,7 +67,7 @@ def broadcast_parameters(model: Any, root: int = 0, timeout: float | None = DEFA
             broadcast(value, root, timeout)
 
 
-def wait_for(world: _World, request: Any, what: str, timeout: float | None) -> None:
+def wait_for(world: World, request: Any, what: str, timeout: float | None) -> None:
     """Poll a non-blocking MPI request: a rank that never joins ends the job instead of hanging
     this one. Polls back off to 0.1 ms sleeps after the first millisecond (a waiting rank leaves
     its core to the others)."""
@@ -80,7 +80,7 @@ def wait_for(world: _World, request: Any, what: str, timeout: float | None) -> N
             time.sleep(1e-4)
 
 
-def sum_in_place(world: _World, buf: Any, timeout: float | None = None) -> None:
+def sum_in_place(world: World, buf: Any, timeout: float | None = None) -> None:
     """MPI_SUM of a contiguous buffer over all ranks, in place (NCCL for CuPy when available);
     with a timeout (seconds), the job is aborted when it has not finished by then."""
     if is_cupy(buf):
@@ -101,7 +101,7 @@ def sum_in_place(world: _World, buf: Any, timeout: float | None = None) -> None:
     sum_host(world, buf, timeout)
 
 
-def sum_host(world: _World, buf: Array, timeout: float | None) -> None:
+def sum_host(world: World, buf: Array, timeout: float | None) -> None:
     if timeout is None:
         world.comm.Allreduce(world.mpi.IN_PLACE, buf, op=world.mpi.SUM)
         return
@@ -113,7 +113,7 @@ def sum_host(world: _World, buf: Array, timeout: float | None) -> None:
     )
 
 
-def _nccl(world: _World) -> Any:
+def _nccl(world: World) -> Any:
     """The NCCL communicator, or None (then the sums go through host memory): CuPy built without
     NCCL, or more ranks on a machine than GPUs (NCCL refuses two ranks on one device). Decided by
     all ranks together: creating the communicator is itself collective."""

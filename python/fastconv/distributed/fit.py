@@ -15,7 +15,7 @@ from ..backend.arrays import array_module
 from .collectives import broadcast_parameters, sum_host
 from .optimizer import DistributedOptimizer
 from .sharding import common_seed, my_part, shard_batches, shard_range
-from .world import _World
+from .world import World
 
 if TYPE_CHECKING:
     from ..training.callbacks import Callback
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 class _FitContext:
     """What TrainingMixin.fit and evaluate do differently under a DistributedOptimizer."""
 
-    def __init__(self, world: _World, timeout: float | None) -> None:
+    def __init__(self, world: World, timeout: float | None) -> None:
         self.world, self.timeout = world, timeout
         self.is_root = world.rank == 0
 

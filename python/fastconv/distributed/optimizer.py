@@ -15,7 +15,7 @@ from ..backend.arrays import array_module, is_cupy
 from ..ops._checks import flag, real
 from ..training import optimizers as optim
 from .collectives import sum_host, sum_in_place
-from .world import DEFAULT_TIMEOUT, _World, abort, current_world
+from .world import DEFAULT_TIMEOUT, World, abort, current_world
 
 
 class _Bucket:
@@ -52,7 +52,7 @@ class _CommThread:
     """One thread that runs the allreduces in the order they are queued, so the compute thread
     goes on with backward (the kernels release the GIL, and so does MPI)."""
 
-    def __init__(self, world: _World) -> None:
+    def __init__(self, world: World) -> None:
         self.world = world
         self.jobs: queue.Queue[_Bucket] = queue.Queue()
         self.busy_seconds = 0.0

@@ -21,7 +21,7 @@ _LAUNCHER_SIZE_VARS = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE"
 _LAUNCHER_PRESENCE_VARS = ("PMIX_RANK",)
 
 
-class _World:
+class World:
     """The communicator of this job: MPI's (a duplicate of COMM_WORLD, so that fastconv's traffic
     never matches the user's own messages) or the single process's."""
 
@@ -40,7 +40,7 @@ class _World:
             self.threads_ok = mpi.Query_thread() >= mpi.THREAD_MULTIPLE
 
 
-_world: _World | None = None
+_world: World | None = None
 _init_lock = threading.Lock()
 
 
@@ -65,7 +65,7 @@ def init() -> None:
             return
         launched = _launcher_size()
         if launched is None or launched == 1:
-            _world = _World()
+            _world = World()
             return
         try:
             from mpi4py import MPI  # noqa: PLC0415 - optional: the [mpi] extra
@@ -74,7 +74,7 @@ def init() -> None:
                 f"this process was started by an MPI launcher ({launched or 'several'} ranks) "
                 "but mpi4py is not installed: pip install 'fastconv[mpi]'"
             ) from None
-        world = _World(MPI.COMM_WORLD.Dup(), MPI)
+        world = World(MPI.COMM_WORLD.Dup(), MPI)
         if world.size > 1:
             _abort_on_uncaught_exceptions(world)
             _share_cores(world)
@@ -82,7 +82,7 @@ def init() -> None:
         _world = world
 
 
-def current_world() -> _World:
+def current_world() -> World:
     if _world is None:
         init()
     assert _world is not None  # init() sets it
@@ -132,7 +132,7 @@ def rank_of(name: str, value: object, size: int, size_name: str) -> int:
     return int(value)
 
 
-def _abort_on_uncaught_exceptions(world: _World) -> None:
+def _abort_on_uncaught_exceptions(world: World) -> None:
     """An uncaught exception on one rank would leave the others blocked in their next collective;
     print it, then end every rank (what `python -m mpi4py` does)."""
     previous = sys.excepthook
@@ -144,7 +144,7 @@ def _abort_on_uncaught_exceptions(world: _World) -> None:
     sys.excepthook = hook
 
 
-def _share_cores(world: _World) -> None:
+def _share_cores(world: World) -> None:
     """Ranks on one machine split its cores: each takes cores / local ranks kernel threads, unless
     the user chose (OMP_NUM_THREADS, or set_num_threads before init) or the launcher bound the rank
     to part of the machine (its affinity mask, the default thread count, is then its share)."""
@@ -161,7 +161,7 @@ def _share_cores(world: _World) -> None:
         _cpu.set_num_threads(max(1, cores // world.local_size))
 
 
-def _select_gpu(world: _World) -> None:
+def _select_gpu(world: World) -> None:
     try:
         import cupy  # noqa: PLC0415 - only to pick this rank's GPU when CuPy is installed
     except ImportError:
@@ -174,7 +174,7 @@ def _select_gpu(world: _World) -> None:
         cupy.cuda.Device(world.local_rank % count).use()
 
 
-def abort(world: _World, message: str) -> None:
+def abort(world: World, message: str) -> None:
     sys.stderr.write(f"fastconv.distributed: rank {world.rank}: {message}; aborting the job\n")
     sys.stderr.flush()
     time.sleep(0.5)  # the launcher forwards this rank's stderr through a pipe: let it drain
