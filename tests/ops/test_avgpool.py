@@ -1,4 +1,4 @@
-"""Average pooling and global average / max pooling (fastconv.ops.pooling; CPU kernels
+"""Average pooling and global average / max pooling (fastconv.ops.pool2d; CPU kernels
 csrc/cpu/pool2d/avgpool.inl compiled per ISA, CUDA kernels csrc/cuda/pool2d/avgpool.cu through their
 emulation). The reference agreement on the edge grid (tests/ops/families/pool2d.py: odd sizes,
 channels around the vector widths, windows wider than the plane, count_include_pad both ways),

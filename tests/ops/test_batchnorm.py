@@ -1,4 +1,4 @@
-"""Batch normalization (fastconv.ops.normalization, CPU kernels csrc/cpu/batchnorm/ per ISA, CUDA
+"""Batch normalization (fastconv.ops.batchnorm, CPU kernels csrc/cpu/batchnorm/ per ISA, CUDA
 kernels csrc/cuda/batchnorm/ through the emulation). The reference agreement (training and
 inference, fused relu, no affine, a large mean), finite differences, bad inputs and threads
 are rows of tests/ops/families/batchnorm.py; here what only batch norm promises: the running

@@ -19,14 +19,14 @@ namespace {
 template <class F>
 void relu_forward(int64_t n, const Elem<F>* x, Elem<F>* y) {
   using V = Reg<F>;
-  elementwise<F>(n, x, x, y, [](V v, V) { return F::keep(F::positive_or_nan(v), v); });
+  elementwise<F, false>(n, x, x, y, [](V v, V) { return F::keep(F::positive_or_nan(v), v); });
 }
 
 // grad_y, y -> grad_x = grad_y where y > 0, else +0; grad_x may be grad_y
 template <class F>
 void relu_backward(int64_t n, const Elem<F>* gy, const Elem<F>* y, Elem<F>* gx) {
   using V = Reg<F>;
-  elementwise<F>(n, gy, y, gx, [](V g, V v) { return F::keep(F::positive(v), g); });
+  elementwise<F, false>(n, gy, y, gx, [](V g, V v) { return F::keep(F::positive(v), g); });
 }
 
 template <class F>

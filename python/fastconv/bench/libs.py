@@ -152,7 +152,7 @@ def fastconv_op(problem, pass_, layout):
 def fastconv_kernel_op(problem, pass_, layout):
     """Pooling and activations: the CPU kernel through fastconv._cpu with outputs allocated up front."""
     from .. import _cpu  # noqa: PLC0415
-    from ..ops.pooling import pool_spec  # noqa: PLC0415
+    from ..ops.pool2d import pool_spec  # noqa: PLC0415
 
     L = problem.layer
     nhwc = layout == "NHWC"

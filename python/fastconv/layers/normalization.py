@@ -8,7 +8,7 @@ import numpy as np
 
 from ..backend.arrays import array_module
 from ..ops._checks import flag, real
-from ..ops.normalization import batch_norm, batch_norm_backward, batch_statistics, fold_batch_norm
+from ..ops.batchnorm import batch_norm, batch_norm_backward, batch_statistics, fold_batch_norm
 from .base import Layer, layout_for
 
 if TYPE_CHECKING:

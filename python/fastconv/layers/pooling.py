@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from ..ops._checks import flag
 from ..ops._shapes import pair, window_output
 from ..ops.eltwise import relu_backward
-from ..ops.pooling import (
+from ..ops.pool2d import (
     avg_pool2d,
     avg_pool2d_backward,
     global_avg_pool2d,

@@ -20,7 +20,7 @@ and the shared shape helpers, never the compiled extension; one module per kerne
 
 from __future__ import annotations
 
-from .conv import conv2d, conv2d_backward, conv2d_backward_data, conv2d_backward_weight
+from .conv2d import conv2d, conv2d_backward, conv2d_backward_data, conv2d_backward_weight
 from .eltwise import (
     leaky_relu,
     leaky_relu_backward,
@@ -32,8 +32,8 @@ from .eltwise import (
     tanh_backward,
 )
 from .linear import linear, linear_backward, linear_backward_data, linear_backward_weight
-from .normalization import batch_norm, batch_norm_backward
-from .pooling import (
+from .batchnorm import batch_norm, batch_norm_backward
+from .pool2d import (
     avg_pool2d,
     avg_pool2d_backward,
     global_avg_pool2d,

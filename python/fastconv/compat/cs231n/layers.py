@@ -16,7 +16,7 @@ import numbers
 
 from ... import functional as F
 from ...backend.arrays import array_module
-from ...ops import normalization
+from ...ops import batchnorm
 from ._common import FastconvCache, as_dtype, check_cache, common_float, grad_dtype, kept_inputs, param_value
 
 __all__ = [
@@ -95,12 +95,12 @@ def _bn_forward(x, gamma, beta, bn_param, spatial):
     if mode == "train":
         if x.size // D < 2:
             raise ValueError(f"{name} in 'train' mode needs more than one value per feature, got x {tuple(x.shape)}")
-        y, mean, var, inv_std = normalization.batch_statistics(x4, gamma, beta, eps=eps, layout=layout)
+        y, mean, var, inv_std = batchnorm.batch_statistics(x4, gamma, beta, eps=eps, layout=layout)
         bn_param["running_mean"] = momentum * running_mean + (1 - momentum) * mean
         bn_param["running_var"] = momentum * running_var + (1 - momentum) * var
     else:
         rm, rv = as_dtype(x.dtype, running_mean, running_var)
-        y, mean, inv_std = normalization.batch_norm(x4, gamma, beta, rm, rv, training=False, eps=eps, layout=layout)
+        y, mean, inv_std = batchnorm.batch_norm(x4, gamma, beta, rm, rv, training=False, eps=eps, layout=layout)
         bn_param["running_mean"], bn_param["running_var"] = running_mean, running_var
     return y.reshape(x.shape), FastconvCache((x, gamma, mean, inv_std, mode), name, name.replace("forward", "backward"))
 
@@ -119,7 +119,7 @@ def _bn_backward(dout, cache, spatial):
     dout, x, gamma, mean, inv_std = as_dtype(dtype, dout, x, gamma, mean, inv_std)
     layout = "NCHW" if spatial else "NHWC"
     as4 = (lambda a: a) if spatial else (lambda a: a.reshape(a.shape[0], 1, 1, a.shape[1]))
-    dx, dgamma, dbeta = normalization.batch_norm_backward(
+    dx, dgamma, dbeta = batchnorm.batch_norm_backward(
         as4(dout), as4(x), gamma, mean, inv_std, training=mode == "train", layout=layout
     )
     return dx.reshape(x.shape), dgamma, dbeta
