@@ -127,7 +127,7 @@ def test_conv2d_backward_weight_splits_deterministic(emu_backend, layout, versio
 
 
 def test_conv2d_workspace_sizes():
-    spec = fc.ops.conv2d.conv_spec((2, 5, 9, 9), (7, 5, 3, 3), 1, 1, 1, "NCHW")
+    spec = fc.ops.conv.conv_spec((2, 5, 9, 9), (7, 5, 3, 3), 1, 1, 1, "NCHW")
     size = _cuda_emu.conv2d_backward_weight_workspace_bytes
     assert size(spec.native(_cuda_emu), False, True, 1, 0) == 0  # naive: none
     assert size(spec.native(_cuda_emu), False, True, 3, 1) == 7 * (5 * 9 + 1) * 4  # one split, bias column
@@ -188,7 +188,7 @@ def test_conv2d_noncontiguous_inputs(emu_backend):
 
 
 def test_runner_rejects_noncontiguous_pointer_args():
-    spec = fc.ops.conv2d.conv_spec((1, 2, 5, 5), (3, 2, 3, 3), 1, 0, 1, "NCHW")
+    spec = fc.ops.conv.conv_spec((1, 2, 5, 5), (3, 2, 3, 3), 1, 0, 1, "NCHW")
     x = np.ones((1, 2, 10, 5), np.float32)[:, :, ::2]
     with pytest.raises(ValueError, match="C-contiguous"):
         emu.backend().conv2d_forward(spec, x, np.ones((3, 2, 3, 3), np.float32), None)
@@ -335,7 +335,7 @@ def test_fast_divmod():
 
 
 def test_kernel_errors_name_the_kernel():
-    spec = fc.ops.conv2d.conv_spec((1, 1, 3, 3), (1, 1, 1, 1), 1, 0, 1, "NCHW")
+    spec = fc.ops.conv.conv_spec((1, 1, 3, 3), (1, 1, 1, 1), 1, 0, 1, "NCHW")
     a = np.ones(9, np.float32)
     with pytest.raises(RuntimeError, match=r"f32_conv2d_bwd_weight_nchw_kernel3_regtile|conv2d_backward_weight"):
         _cuda_emu.conv2d_backward_weight(
@@ -409,11 +409,11 @@ def test_cuda_backend_glue_with_a_stub_cupy(monkeypatch, poison):
     w = randn(rng, (3, 3, 5, 6)).view(_StubCupyArray)
     b = randn(rng, (6,)).view(_StubCupyArray)
     kw = dict(stride=(2, 1), padding=1, dilation=1, layout="NHWC")
-    spec = fc.ops.conv2d.conv_spec(x.shape, w.shape, kw["stride"], kw["padding"], 1, "NHWC", "relu")
+    spec = fc.ops.conv.conv_spec(x.shape, w.shape, kw["stride"], kw["padding"], 1, "NHWC", "relu")
     y = backend_cuda.backend().conv2d_forward(spec, x, w, b)
     assert type(y) is _StubCupyArray
     assert_close(np.asarray(y), ref.conv2d(x, w, b, activation="relu", **kw), dtype=np.float32, name="y")
-    spec = fc.ops.conv2d.conv_spec(x.shape, w.shape, kw["stride"], kw["padding"], 1, "NHWC")
+    spec = fc.ops.conv.conv_spec(x.shape, w.shape, kw["stride"], kw["padding"], 1, "NHWC")
     gy = randn(rng, spec.y_shape).view(_StubCupyArray)
     gx = backend_cuda.backend().conv2d_backward_data(spec, gy, w)
     gw, gb = backend_cuda.backend().conv2d_backward_weight(spec, gy, x, True)

@@ -8,7 +8,7 @@ import numpy as np
 
 from ..ops._checks import check_activation, flag
 from ..ops._shapes import pair, window_output
-from ..ops.conv2d import conv2d, conv2d_backward_data, conv2d_backward_weight
+from ..ops.conv import conv2d, conv2d_backward_data, conv2d_backward_weight
 from ..ops.eltwise import KERAS_LEAKY_RELU_SLOPE, gradient
 from ..training import regularizers
 from .base import Layer, init_kernel, keras_padding, layout_for

@@ -20,7 +20,8 @@ and the shared shape helpers, never the compiled extension; one module per kerne
 
 from __future__ import annotations
 
-from .conv2d import conv2d, conv2d_backward, conv2d_backward_data, conv2d_backward_weight
+from .batchnorm import batch_norm, batch_norm_backward
+from .conv import conv2d, conv2d_backward, conv2d_backward_data, conv2d_backward_weight
 from .eltwise import (
     leaky_relu,
     leaky_relu_backward,
@@ -32,7 +33,6 @@ from .eltwise import (
     tanh_backward,
 )
 from .linear import linear, linear_backward, linear_backward_data, linear_backward_weight
-from .batchnorm import batch_norm, batch_norm_backward
 from .pool2d import (
     avg_pool2d,
     avg_pool2d_backward,
