@@ -205,3 +205,20 @@ def test_regularizers_refuse_bools_and_non_numbers_naming_the_argument(factor):
         regularizers.l2(factor)
     with pytest.raises((TypeError, ValueError), match=r"^l1 must be a finite number"):
         regularizers.l1_l2(l1=factor)
+
+
+def test_binary_cross_entropy_from_infinite_logits_takes_its_limits():
+    """max(z, 0) - z t + log(1 + exp(-|z|)) at z = +-inf: inf where the logit is infinitely wrong
+    (PyTorch's BCEWithLogits gives inf for +inf against 0), 0 where it is infinitely right (PyTorch
+    gives NaN there); never inf - inf = NaN."""
+    loss = losses.BinaryCrossentropy(from_logits=True)
+    z = np.array([[np.inf], [-np.inf], [np.inf], [-np.inf]])
+    t = np.array([[0.0], [1.0], [1.0], [0.0]])
+    for i, want in enumerate([np.inf, np.inf, 0.0, 0.0]):
+        assert loss(t[i : i + 1], z[i : i + 1]) == want, i
+    assert loss(np.array([[0.5]]), np.array([[np.inf]])) == np.inf
+    assert np.isnan(loss(np.array([[0.0]]), np.array([[np.nan]])))
+    finite = np.array([[-3.0], [0.5], [2.0]])
+    targets = np.array([[0.0], [1.0], [0.3]])
+    want = np.mean(np.maximum(finite, 0) - finite * targets + np.log1p(np.exp(-np.abs(finite))))
+    assert loss(targets, finite) == pytest.approx(want, rel=1e-15)

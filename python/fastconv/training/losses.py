@@ -196,14 +196,23 @@ class BinaryCrossentropy(Loss):
         dt = y.dtype.type
         scale = dt(1.0 / y.size)
         if self.from_logits:
-            # max(z, 0) - z t + log(1 + exp(-|z|)): no overflow for any z
-            value = (xp.maximum(y, 0) - y * t + xp.log1p(xp.exp(-xp.abs(y)))).mean()
+            # max(z, 0) - z t + log(1 + exp(-|z|)) = z (1 - t) or -z t (by the sign of z) + log(1 + exp(-|z|)):
+            # no overflow for any z, and a product with a zero target weight is 0 even for an
+            # infinite logit (inf - inf would be NaN where the loss is inf or 0)
+            linear = xp.where(y >= 0, _times_nonzero(y, 1 - t, xp), _times_nonzero(-y, t, xp))
+            value = (linear + xp.log1p(xp.exp(-xp.abs(y)))).mean()
             return float(value), (stable_sigmoid(y) - t) * scale
         inside = (y > EPSILON) & (y < 1 - EPSILON)
         p = y.clip(EPSILON, 1 - EPSILON)
         value = -(t * xp.log(p) + (1 - t) * xp.log(1 - p)).mean()
         grad = ((p - t) / (p * (1 - p)) * inside) * scale
         return float(value), grad.astype(y.dtype, copy=False)
+
+
+def _times_nonzero(a: Array, w: Array, xp: Any) -> Array:
+    """a * w, with 0 where the weight w is 0 (whatever a is, inf included)."""
+    with np.errstate(invalid="ignore"):
+        return xp.where(w == 0, 0, a * w)
 
 
 class MeanSquaredError(Loss):
