@@ -26,7 +26,7 @@ from .. import data, distributed
 from ..data.augment import rng_from_seed
 from ..layers import Dense, Softmax
 from ..ops._checks import flag, real
-from ..ops._shapes import positive_int
+from ..ops._shapes import non_negative_int, positive_int
 from . import callbacks as cb
 from . import losses
 from . import metrics as metrics_lib
@@ -44,15 +44,6 @@ KERAS_BATCH_SIZE = 32  # what Keras' fit / evaluate / predict take for batch_siz
 
 def _batch_size(value: object) -> int:
     return KERAS_BATCH_SIZE if value is None else positive_int(value, "batch_size")
-
-
-def _count(name: str, value: object) -> int:
-    """An int >= 0 (epochs, initial_epoch): never a bool, a float or a string."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an int >= 0, got {type(value).__name__} {value!r}")
-    if value < 0:
-        raise ValueError(f"{name} must be an int >= 0, got {value}")
-    return int(value)
 
 
 def _verbose(value: object, auto: int) -> int:
@@ -207,7 +198,7 @@ class TrainingMixin:
         a new order every epoch (from `seed` when given)."""
         _, optimizer = self._require_compiled()
         batch_size = _batch_size(batch_size)
-        epochs, initial_epoch = _count("epochs", epochs), _count("initial_epoch", initial_epoch)
+        epochs, initial_epoch = non_negative_int(epochs, "epochs"), non_negative_int(initial_epoch, "initial_epoch")
         verbose = _verbose(verbose, 1 if sys.stdout.isatty() else 2)
         callback_list = _callback_list(callbacks)
         shuffle = flag("shuffle", shuffle)
