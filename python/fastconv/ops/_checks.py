@@ -126,9 +126,14 @@ def check_alpha(alpha: object) -> float:
     return float(alpha)
 
 
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
 def check_alpha_fits(alpha: float, dtype: npt.DTypeLike) -> None:
     """alpha (check_alpha's float) must stay finite in the arrays' dtype: 1e300 becomes inf in
     float32, and 0 * inf would make leaky_relu(0) NaN."""
+    if alpha <= _FLOAT32_MAX:  # every usual slope: no NumPy call on the elementwise ops' hot path
+        return
     dtype = np.dtype(dtype)
     with np.errstate(over="ignore"):
         finite = np.isfinite(np.asarray(alpha, dtype=dtype))
